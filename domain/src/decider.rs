@@ -1,0 +1,106 @@
+//! The decider pattern: `decide(state, command) -> events`, `evolve(state, event) -> state`.
+//!
+//! Storage calls these and nothing else; a decider never performs I/O, so the same code runs in
+//! the request path, in replays and in audits.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A past-tense fact recorded by an aggregate.
+///
+/// Event enums use `#[serde(tag = "type", content = "data")]`: the tag is the stored event type
+/// and the content is the stored payload, so [`encode`] and [`decode`] can split and join them.
+pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// Stable type name stored beside the payload, e.g. `"PaymentSucceeded"`.
+    fn event_type(&self) -> &'static str;
+
+    /// Version of this event type's payload shape; bump it when the shape changes.
+    fn schema_version(&self) -> u16 {
+        1
+    }
+
+    /// Rewrites a stored payload of an older `schema_version` into the current shape.
+    ///
+    /// Stored events are never rewritten; old shapes are upcast on read. The default accepts
+    /// every payload as it is.
+    fn upcast(
+        event_type: &str,
+        schema_version: u16,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, UpcastError> {
+        let _ = (event_type, schema_version);
+        Ok(payload)
+    }
+}
+
+/// A stored payload that cannot be turned into the current event shape.
+#[derive(Debug, thiserror::Error)]
+pub enum UpcastError {
+    /// No upcaster knows this version of this event type.
+    #[error("no upcaster for {event_type} schema version {schema_version}")]
+    UnknownVersion {
+        /// The stored event type.
+        event_type: String,
+        /// The stored schema version.
+        schema_version: u16,
+    },
+    /// The payload does not match the shape its type and version promise.
+    #[error("malformed {event_type} payload: {source}")]
+    Malformed {
+        /// The stored event type.
+        event_type: String,
+        /// What serde reported.
+        source: serde_json::Error,
+    },
+}
+
+/// The business rules of one aggregate (one kind of event stream).
+pub trait Decider {
+    /// Stream category, a NATS subject token (`[a-z][a-z0-9_]*`), e.g. `"payment"`.
+    const CATEGORY: &'static str;
+    /// What the rules need to remember about one stream; `Default` is the state of a new stream.
+    type State: Default + Clone + Send + Sync + 'static;
+    /// What a caller asks for.
+    type Command: Send + Sync;
+    /// What the stream records.
+    type Event: DomainEvent;
+    /// Why a command is refused.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Decides which events a command produces in a given state, or why it is refused.
+    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Applies one recorded event to the state.
+    fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
+
+    /// Folds a sequence of events over the initial state.
+    fn fold<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State {
+        events
+            .into_iter()
+            .fold(Self::State::default(), |state, event| Self::evolve(state, event))
+    }
+}
+
+/// Splits an event into its stored type name, schema version and payload.
+pub fn encode<E: DomainEvent>(event: &E) -> Result<(&'static str, u16, serde_json::Value), serde_json::Error> {
+    let mut tagged = serde_json::to_value(event)?;
+    let payload = tagged
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or(serde_json::Value::Null);
+    Ok((event.event_type(), event.schema_version(), payload))
+}
+
+/// Joins a stored type name, schema version and payload back into an event, upcasting old shapes.
+pub fn decode<E: DomainEvent>(
+    event_type: &str,
+    schema_version: u16,
+    payload: serde_json::Value,
+) -> Result<E, UpcastError> {
+    let payload = E::upcast(event_type, schema_version, payload)?;
+    let tagged = serde_json::json!({ "type": event_type, "data": payload });
+    serde_json::from_value(tagged).map_err(|source| UpcastError::Malformed {
+        event_type: event_type.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,3 @@
+//! The `lightspeed` binary: configuration and subcommands; wiring only.
+
+fn main() {}
