@@ -1,1 +1,37 @@
-//! The event log.
+//! The LightSpeed event log on PostgreSQL.
+//!
+//! - [`PgEventStore`]: append with expected version (atomically over several streams),
+//!   idempotent by event id, reads by stream, by category and of the whole log, gap-safe.
+//! - [`CommandHandler`]: load, fold, decide, append, retry on conflict, over any [`Decider`].
+//! - [`relay`]: publishes every committed event, in log order, to NATS JetStream.
+//! - [`subscription`]: catch up from PostgreSQL, then follow JetStream live.
+//! - [`seal`]: seals contiguous ranges of the log into a hash chain, in the background.
+//!
+//! [`Decider`]: lightspeed_domain::Decider
+
+pub mod cache;
+pub mod error;
+pub mod handler;
+pub mod hash;
+mod hex32;
+pub mod limits;
+pub mod migrate;
+pub mod model;
+pub mod nats;
+pub mod postgres;
+pub mod relay;
+pub mod seal;
+pub mod store;
+pub mod subscription;
+pub mod verify;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{AppendError, InvalidInput, ReadError};
+pub use handler::{CommandContext, CommandError, CommandHandler, Executed, Loaded};
+pub use model::{
+    AppendResult, ExpectedVersion, LogPosition, Metadata, NewEvent, RecordedEvent, StreamAppend,
+    StreamId,
+};
+pub use postgres::PgEventStore;
+pub use store::EventStore;

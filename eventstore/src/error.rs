@@ -1,0 +1,113 @@
+//! Typed errors of the event log.
+
+use crate::model::StreamId;
+
+/// Input the log refuses before touching the database.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    /// A stream id that does not match `<category>-<id>`.
+    #[error("invalid stream id {stream_id:?}: {why}")]
+    StreamId {
+        /// The offending id (truncated).
+        stream_id: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A category that is not a lowercase subject token.
+    #[error("invalid category {0:?}: expected [a-z][a-z0-9_]{{0,39}}")]
+    Category(String),
+    /// An event type that is not a subject token.
+    #[error("invalid event type {0:?}: expected [A-Za-z][A-Za-z0-9_]{{0,99}}")]
+    EventType(String),
+    /// A payload that cannot be stored.
+    #[error("invalid payload: {0}")]
+    Payload(String),
+    /// A payload over the size limit.
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Its canonical size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Metadata over the size limit.
+    #[error("metadata of {size} bytes exceeds the limit of {limit} bytes")]
+    MetadataTooLarge {
+        /// Its canonical size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Too many events in one append.
+    #[error("{count} events in one append exceed the limit of {limit}")]
+    TooManyEvents {
+        /// How many were given.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Too many streams in one atomic append, or the same stream twice.
+    #[error("invalid set of streams: {0}")]
+    Streams(String),
+    /// The same event id twice in one append.
+    #[error("event id {0} appears twice in one append")]
+    DuplicateEventId(uuid::Uuid),
+    /// An append with no events.
+    #[error("an append needs at least one event")]
+    Empty,
+    /// A log position that is not `<transaction id>:<position>`.
+    #[error("invalid log position {0:?}: expected <transaction id>:<position>")]
+    LogPosition(String),
+}
+
+/// Why an append stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The input was refused before touching the database.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// Optimistic concurrency: the stream is not at the version the writer expected.
+    #[error("stream {stream_id} is at version {actual}, expected {expected:?}")]
+    WrongExpectedVersion {
+        /// The stream.
+        stream_id: StreamId,
+        /// What the writer expected.
+        expected: crate::model::ExpectedVersion,
+        /// What the stream holds.
+        actual: u64,
+    },
+    /// Concurrent writers kept winning a race this append could only win by retrying.
+    #[error("append gave up after {attempts} attempts against concurrent writers")]
+    Contended {
+        /// How many times it tried.
+        attempts: usize,
+    },
+    /// An event id already stored with different content.
+    #[error("event {event_id} was already stored with different content")]
+    IdempotencyConflict {
+        /// The reused id.
+        event_id: uuid::Uuid,
+    },
+    /// The database failed.
+    #[error("event store database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The input was refused before touching the database.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// A stored row does not decode (a bug or tampering).
+    #[error("stored event at position {position} is unreadable: {why}")]
+    Corrupt {
+        /// Its global position.
+        position: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// The database failed.
+    #[error("event store database error: {0}")]
+    Database(#[from] sqlx::Error),
+}

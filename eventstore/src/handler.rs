@@ -1,0 +1,301 @@
+//! The generic command handler: load the stream, fold, decide, append with the expected
+//! version, and retry a bounded number of times when another writer got there first.
+//!
+//! Recent stream states are kept in memory, so a command on a hot stream reads only what is
+//! new, and only when its optimistic append was refused: the expected-version check in the
+//! database is what keeps a stale cache from ever deciding on old facts.
+
+use std::sync::{Arc, Mutex};
+
+use lightspeed_domain::{Decider, UpcastError};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::cache::BoundedCache;
+use crate::error::{AppendError, InvalidInput, ReadError};
+use crate::limits::MAX_READ_BATCH;
+use crate::model::{ExpectedVersion, Metadata, NewEvent, StreamId};
+use crate::store::EventStore;
+
+/// How many times one command is decided again after losing a race.
+pub const MAX_COMMAND_ATTEMPTS: usize = 8;
+/// Most events one command may append to one stream (bounds the idempotent-replay lookup).
+pub const MAX_EVENTS_PER_COMMAND: usize = 32;
+/// How many stream states one handler keeps (about twice this, at most).
+pub const STATE_CACHE_CAPACITY: usize = 8_192;
+
+/// A stream's state as of a version.
+#[derive(Debug, Clone)]
+pub struct Loaded<S> {
+    /// How many events were folded.
+    pub version: u64,
+    /// The folded state.
+    pub state: S,
+}
+
+impl<S: Default> Default for Loaded<S> {
+    fn default() -> Self {
+        Self { version: 0, state: S::default() }
+    }
+}
+
+/// Who asks and why, carried into every event's metadata.
+#[derive(Debug, Clone, Default)]
+pub struct CommandContext {
+    /// Makes the command idempotent: its events get ids derived from it, so a retry stores
+    /// nothing new. Without it, events get fresh ids.
+    pub command_id: Option<Uuid>,
+    /// Correlation, causation, actor, request id.
+    pub metadata: Metadata,
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Executed<D: Decider> {
+    /// The events the command recorded (or had recorded, for a retry).
+    pub events: Vec<D::Event>,
+    /// The stream's state after them.
+    pub state: D::State,
+    /// The stream's version after them.
+    pub version: u64,
+    /// True when the command had already been applied and nothing new was stored.
+    pub idempotent_replay: bool,
+}
+
+/// Why a command recorded nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The business rules refused it, on the stream's current state.
+    #[error(transparent)]
+    Rejected(E),
+    /// Other writers kept winning the race for the stream.
+    #[error("stream {stream_id} stayed contended after {attempts} attempts")]
+    Contended {
+        /// The stream.
+        stream_id: StreamId,
+        /// How many times the command was decided.
+        attempts: usize,
+    },
+    /// The log refused the append.
+    #[error(transparent)]
+    Append(AppendError),
+    /// The log could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A stored event does not decode into the current event type.
+    #[error(transparent)]
+    Decode(#[from] UpcastError),
+}
+
+/// Id of the `index`-th event a command appends to a stream: the same inputs give the same id.
+pub fn derived_event_id(command_id: Uuid, stream_id: &StreamId, index: usize) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(command_id.as_bytes())
+        .chain_update(stream_id.as_str().as_bytes())
+        .chain_update((index as u64).to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Encodes domain events for one stream with ids derived from the command (or fresh ones).
+pub fn new_events<E: lightspeed_domain::DomainEvent>(
+    stream_id: &StreamId,
+    events: &[E],
+    context: &CommandContext,
+) -> Result<Vec<NewEvent>, InvalidInput> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let event_id = match context.command_id {
+                Some(command_id) => derived_event_id(command_id, stream_id, index),
+                None => Uuid::now_v7(),
+            };
+            NewEvent::from_domain(event_id, event, context.metadata.clone())
+        })
+        .collect()
+}
+
+/// Runs commands of one decider against the log.
+pub struct CommandHandler<D: Decider, S: EventStore> {
+    store: S,
+    cache: Arc<Mutex<BoundedCache<StreamId, Loaded<D::State>>>>,
+}
+
+impl<D: Decider, S: EventStore> Clone for CommandHandler<D, S> {
+    fn clone(&self) -> Self {
+        Self { store: self.store.clone(), cache: Arc::clone(&self.cache) }
+    }
+}
+
+impl<D: Decider, S: EventStore> std::fmt::Debug for CommandHandler<D, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandHandler").field("category", &D::CATEGORY).finish_non_exhaustive()
+    }
+}
+
+impl<D: Decider, S: EventStore> CommandHandler<D, S> {
+    /// A handler appending to `store`.
+    pub fn new(store: S) -> Self {
+        Self { store, cache: Arc::new(Mutex::new(BoundedCache::new(STATE_CACHE_CAPACITY))) }
+    }
+
+    /// The store it appends to.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The stream of the aggregate with this id.
+    pub fn stream_id(id: impl std::fmt::Display) -> Result<StreamId, InvalidInput> {
+        StreamId::of(D::CATEGORY, id)
+    }
+
+    /// The remembered state of a stream, which may be behind the log; the default when unknown.
+    pub fn cached(&self, stream_id: &StreamId) -> Loaded<D::State> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(stream_id)
+            .unwrap_or_default()
+    }
+
+    /// Remembers a stream's state after an append made outside this handler.
+    pub fn remember(&self, stream_id: &StreamId, loaded: Loaded<D::State>) {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let newer = cache.get(stream_id).is_none_or(|known| known.version <= loaded.version);
+        if newer {
+            cache.insert(stream_id.clone(), loaded);
+        }
+    }
+
+    /// Brings a state up to date with the log, folding only the events it has not seen.
+    pub async fn catch_up(
+        &self,
+        stream_id: &StreamId,
+        mut loaded: Loaded<D::State>,
+    ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
+        loop {
+            let batch = self.store.read_stream(stream_id, loaded.version, MAX_READ_BATCH).await?;
+            let full = batch.len() == MAX_READ_BATCH;
+            for recorded in &batch {
+                let event: D::Event = recorded.decode()?;
+                loaded.state = D::evolve(loaded.state, &event);
+                loaded.version = recorded.stream_version;
+            }
+            if !full {
+                self.remember(stream_id, loaded.clone());
+                return Ok(loaded);
+            }
+        }
+    }
+
+    /// The current state of a stream, read from the log where the cache is behind.
+    pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<D::State>, CommandError<D::Error>> {
+        self.catch_up(stream_id, self.cached(stream_id)).await
+    }
+
+    /// Decides `command` on the stream's state and appends the events.
+    ///
+    /// Starts from the remembered state and lets the database's expected-version check catch a
+    /// stale one; a refusal is only final once decided on state just read from the log.
+    pub async fn execute(
+        &self,
+        stream_id: &StreamId,
+        command: &D::Command,
+        context: &CommandContext,
+    ) -> Result<Executed<D>, CommandError<D::Error>> {
+        let mut loaded = self.cached(stream_id);
+        let mut fresh = false;
+        for _ in 0..MAX_COMMAND_ATTEMPTS {
+            let events = match D::decide(&loaded.state, command) {
+                Ok(events) => events,
+                Err(_) if !fresh => {
+                    loaded = self.catch_up(stream_id, loaded).await?;
+                    fresh = true;
+                    continue;
+                }
+                Err(rejection) => {
+                    return match self.replay_of(stream_id, context).await? {
+                        Some(executed) => Ok(executed),
+                        None => Err(CommandError::Rejected(rejection)),
+                    };
+                }
+            };
+            if events.len() > MAX_EVENTS_PER_COMMAND {
+                return Err(CommandError::Append(AppendError::Invalid(InvalidInput::TooManyEvents {
+                    count: events.len(),
+                    limit: MAX_EVENTS_PER_COMMAND,
+                })));
+            }
+            if events.is_empty() {
+                return Ok(Executed {
+                    events,
+                    state: loaded.state,
+                    version: loaded.version,
+                    idempotent_replay: false,
+                });
+            }
+            let expected = match loaded.version {
+                0 => ExpectedVersion::NoStream,
+                v => ExpectedVersion::Exact(v),
+            };
+            let encoded = new_events(stream_id, &events, context).map_err(AppendError::from);
+            let appended = match encoded {
+                Ok(encoded) => self.store.append(stream_id.clone(), expected, encoded).await,
+                Err(e) => Err(e),
+            };
+            match appended {
+                Ok(result) if result.idempotent_replay => {
+                    let loaded = self.load(stream_id).await?;
+                    return Ok(Executed {
+                        events,
+                        state: loaded.state,
+                        version: loaded.version,
+                        idempotent_replay: true,
+                    });
+                }
+                Ok(result) => {
+                    let version = result.version_of(stream_id).unwrap_or(loaded.version);
+                    let state = events.iter().fold(loaded.state, |s, e| D::evolve(s, e));
+                    self.remember(stream_id, Loaded { version, state: state.clone() });
+                    return Ok(Executed { events, state, version, idempotent_replay: false });
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => {
+                    loaded = self.catch_up(stream_id, loaded).await?;
+                    fresh = true;
+                }
+                Err(e) => return Err(CommandError::Append(e)),
+            }
+        }
+        Err(CommandError::Contended { stream_id: stream_id.clone(), attempts: MAX_COMMAND_ATTEMPTS })
+    }
+
+    /// The events an idempotent command already appended to this stream, if any.
+    async fn replay_of(
+        &self,
+        stream_id: &StreamId,
+        context: &CommandContext,
+    ) -> Result<Option<Executed<D>>, CommandError<D::Error>> {
+        let Some(command_id) = context.command_id else {
+            return Ok(None);
+        };
+        let ids: Vec<Uuid> = (0..MAX_EVENTS_PER_COMMAND)
+            .map(|index| derived_event_id(command_id, stream_id, index))
+            .collect();
+        let stored = self.store.read_events(&ids).await?;
+        let mut events = Vec::new();
+        for id in &ids {
+            match stored.iter().find(|e| e.event_id == *id && e.stream_id == *stream_id) {
+                Some(recorded) => events.push(recorded.decode()?),
+                None => break,
+            }
+        }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let loaded = self.load(stream_id).await?;
+        Ok(Some(Executed { events, state: loaded.state, version: loaded.version, idempotent_replay: true }))
+    }
+}

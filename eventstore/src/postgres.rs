@@ -1,0 +1,468 @@
+//! The event log on PostgreSQL.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lightspeed_domain::Clock;
+use sqlx::postgres::{PgDatabaseError, PgPool, PgRow};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::error::{AppendError, InvalidInput, ReadError};
+use crate::hash::{RowContent, canonical_json, row_hash};
+use crate::limits::{
+    MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_READ_BATCH,
+    MAX_STREAMS_PER_APPEND,
+};
+use crate::model::{
+    AppendResult, ExpectedVersion, LogPosition, RecordedEvent, StreamAppend, StreamId,
+    check_event_type,
+};
+use crate::store::EventStore;
+
+/// The columns [`decode_row`] reads, as one SQL fragment.
+macro_rules! event_columns {
+    () => {
+        "transaction_id::text AS tx, position, event_id, stream_id, stream_version, event_type,
+         schema_version, payload, metadata, recorded_at, row_hash"
+    };
+}
+pub(crate) use event_columns;
+
+/// How many times an append is retried after losing a race it can win by trying again (an
+/// `Any` append against an exact one, or a retried event id whose first try rolled back).
+const RACE_RETRIES: usize = 8;
+
+/// SQL state raised by `ledger.append_events` when a stream is not at the expected version.
+const WRONG_VERSION_STATE: &str = "LS409";
+const UNIQUE_VIOLATION_STATE: &str = "23505";
+
+/// The event log stored in PostgreSQL (`ledger.events`).
+#[derive(Clone, Debug)]
+pub struct PgEventStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+}
+
+/// One event ready for the database: validated, canonical, hashed (except for its version).
+struct PreparedEvent {
+    event_id: Uuid,
+    event_type: String,
+    schema_version: u16,
+    payload: String,
+    metadata: String,
+}
+
+struct PreparedStream {
+    stream_id: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<PreparedEvent>,
+}
+
+enum Attempt {
+    Stored(Vec<(Uuid, i64, i64)>),
+    WrongVersion { stream_id: StreamId, actual: u64 },
+    DuplicateEventId,
+    VersionTaken,
+}
+
+impl PgEventStore {
+    /// A store over `pool` that stamps events with `clock`.
+    pub fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, clock }
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The clock events are stamped with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The number of events `stream_id` holds.
+    pub async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, sqlx::Error> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT stream_version FROM ledger.events WHERE stream_id = $1
+             ORDER BY stream_version DESC LIMIT 1",
+        )
+        .bind(stream_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(version.map_or(0, to_u64))
+    }
+
+    async fn try_append(
+        &self,
+        streams: &[PreparedStream],
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Attempt, sqlx::Error> {
+        let total: usize = streams.iter().map(|s| s.events.len()).sum();
+        let mut event_streams = Vec::with_capacity(total);
+        let mut event_ids = Vec::with_capacity(total);
+        let mut event_types = Vec::with_capacity(total);
+        let mut schema_versions = Vec::with_capacity(total);
+        let mut payloads = Vec::with_capacity(total);
+        let mut metadatas = Vec::with_capacity(total);
+        let mut hashes = Vec::with_capacity(total);
+        for (index, stream) in (1i32..).zip(streams) {
+            for event in &stream.events {
+                let hash = row_hash(&RowContent {
+                    event_id: event.event_id,
+                    stream_id: stream.stream_id.as_str(),
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    payload: event.payload.as_bytes(),
+                    metadata: event.metadata.as_bytes(),
+                    recorded_at,
+                });
+                event_streams.push(index);
+                event_ids.push(event.event_id);
+                event_types.push(event.event_type.as_str());
+                schema_versions.push(i16::try_from(event.schema_version).unwrap_or(i16::MAX));
+                payloads.push(event.payload.as_str());
+                metadatas.push(event.metadata.as_str());
+                hashes.push(hash.to_vec());
+            }
+        }
+        let stream_ids: Vec<&str> = streams.iter().map(|s| s.stream_id.as_str()).collect();
+        let categories: Vec<&str> = streams.iter().map(|s| s.stream_id.category()).collect();
+        let expected: Vec<i64> = streams
+            .iter()
+            .map(|s| match s.expected {
+                ExpectedVersion::Any => -1,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Exact(v) => to_i64(v),
+            })
+            .collect();
+        let recorded_ats = vec![recorded_at; total];
+        let result: Result<Vec<(Uuid, i64, i64)>, sqlx::Error> = sqlx::query_as(
+            "SELECT appended_event_id, appended_position, appended_version
+               FROM ledger.append_events($1, $2, $3, $4, $5, $6, $7,
+                                         $8::text[]::jsonb[], $9::text[]::jsonb[], $10, $11)",
+        )
+        .bind(&stream_ids)
+        .bind(&categories)
+        .bind(&expected)
+        .bind(&event_streams)
+        .bind(&event_ids)
+        .bind(&event_types)
+        .bind(&schema_versions)
+        .bind(&payloads)
+        .bind(&metadatas)
+        .bind(&recorded_ats)
+        .bind(&hashes)
+        .fetch_all(&self.pool)
+        .await;
+        match result {
+            Ok(rows) => Ok(Attempt::Stored(rows)),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(WRONG_VERSION_STATE) => {
+                let pg = db.try_downcast_ref::<PgDatabaseError>();
+                let stream = pg.and_then(|e| e.detail()).unwrap_or_default();
+                let actual = pg.and_then(|e| e.hint()).and_then(|h| h.parse().ok()).unwrap_or(0);
+                let stream_id = streams
+                    .iter()
+                    .find(|s| s.stream_id.as_str() == stream)
+                    .map(|s| s.stream_id.clone())
+                    .ok_or(sqlx::Error::Database(db))?;
+                Ok(Attempt::WrongVersion { stream_id, actual })
+            }
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNIQUE_VIOLATION_STATE) => {
+                match db.constraint() {
+                    Some("events_event_id_key") => Ok(Attempt::DuplicateEventId),
+                    Some("events_stream_version_key") => Ok(Attempt::VersionTaken),
+                    _ => Err(sqlx::Error::Database(db)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Answers a retried append from what is stored, if its events are all already there.
+    async fn find_replay(
+        &self,
+        streams: &[PreparedStream],
+    ) -> Result<Option<AppendResult>, AppendError> {
+        let ids: Vec<Uuid> = streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)).collect();
+        let rows = sqlx::query(
+            "SELECT event_id, stream_id, stream_version, event_type, schema_version,
+                    payload, position
+               FROM ledger.events WHERE event_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut stored = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let event_id: Uuid = row.try_get("event_id")?;
+            stored.insert(event_id, row);
+        }
+        let mut positions = Vec::with_capacity(ids.len());
+        let mut versions = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let mut last_version = 0;
+            for event in &stream.events {
+                let Some(row) = stored.get(&event.event_id) else {
+                    return Err(AppendError::IdempotencyConflict { event_id: event.event_id });
+                };
+                let same_stream = row.try_get::<String, _>("stream_id")? == stream.stream_id.as_str();
+                let same_type = row.try_get::<String, _>("event_type")? == event.event_type;
+                let same_schema = row.try_get::<i16, _>("schema_version")?
+                    == i16::try_from(event.schema_version).unwrap_or(i16::MAX);
+                let payload: serde_json::Value = row.try_get("payload")?;
+                let same_payload = canonical_json(&payload).is_ok_and(|p| p == event.payload.as_bytes());
+                if !(same_stream && same_type && same_schema && same_payload) {
+                    return Err(AppendError::IdempotencyConflict { event_id: event.event_id });
+                }
+                positions.push(to_u64(row.try_get("position")?));
+                last_version = last_version.max(to_u64(row.try_get("stream_version")?));
+            }
+            versions.push((stream.stream_id.clone(), last_version));
+        }
+        Ok(Some(AppendResult { streams: versions, positions, idempotent_replay: true }))
+    }
+}
+
+/// The result of a successful append, in the order the events were given.
+fn stored_result(streams: &[PreparedStream], rows: &[(Uuid, i64, i64)]) -> AppendResult {
+    let by_id: std::collections::HashMap<Uuid, (i64, i64)> =
+        rows.iter().map(|(id, position, version)| (*id, (*position, *version))).collect();
+    let mut positions = Vec::with_capacity(rows.len());
+    let mut versions = Vec::with_capacity(streams.len());
+    for stream in streams {
+        let mut last = 0;
+        for event in &stream.events {
+            let (position, version) = by_id.get(&event.event_id).copied().unwrap_or_default();
+            positions.push(to_u64(position));
+            last = last.max(to_u64(version));
+        }
+        versions.push((stream.stream_id.clone(), last));
+    }
+    AppendResult { streams: versions, positions, idempotent_replay: false }
+}
+
+fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInput> {
+    if appends.len() > MAX_STREAMS_PER_APPEND {
+        return Err(InvalidInput::Streams(format!(
+            "{} streams exceed the limit of {MAX_STREAMS_PER_APPEND}",
+            appends.len()
+        )));
+    }
+    let total: usize = appends.iter().map(|a| a.events.len()).sum();
+    if total == 0 || appends.iter().any(|a| a.events.is_empty()) {
+        return Err(InvalidInput::Empty);
+    }
+    if total > MAX_EVENTS_PER_APPEND {
+        return Err(InvalidInput::TooManyEvents { count: total, limit: MAX_EVENTS_PER_APPEND });
+    }
+    let mut seen_streams = HashSet::with_capacity(appends.len());
+    let mut seen_ids = HashSet::with_capacity(total);
+    let mut prepared = Vec::with_capacity(appends.len());
+    for append in appends {
+        if !seen_streams.insert(append.stream_id.clone()) {
+            return Err(InvalidInput::Streams(format!(
+                "stream {} appears twice in one append",
+                append.stream_id
+            )));
+        }
+        let mut events = Vec::with_capacity(append.events.len());
+        for event in append.events {
+            check_event_type(&event.event_type)?;
+            if !seen_ids.insert(event.event_id) {
+                return Err(InvalidInput::DuplicateEventId(event.event_id));
+            }
+            let payload = canonical_text(&event.payload)?;
+            if payload.len() > MAX_PAYLOAD_BYTES {
+                return Err(InvalidInput::PayloadTooLarge {
+                    size: payload.len(),
+                    limit: MAX_PAYLOAD_BYTES,
+                });
+            }
+            let metadata_value = serde_json::to_value(&event.metadata)
+                .map_err(|e| InvalidInput::Payload(e.to_string()))?;
+            let metadata = canonical_text(&metadata_value)?;
+            if metadata.len() > MAX_METADATA_BYTES {
+                return Err(InvalidInput::MetadataTooLarge {
+                    size: metadata.len(),
+                    limit: MAX_METADATA_BYTES,
+                });
+            }
+            events.push(PreparedEvent {
+                event_id: event.event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload,
+                metadata,
+            });
+        }
+        prepared.push(PreparedStream { stream_id: append.stream_id, expected: append.expected, events });
+    }
+    Ok(prepared)
+}
+
+impl EventStore for PgEventStore {
+    async fn append_many(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, AppendError> {
+        let streams = prepare(appends)?;
+        let recorded_at = truncate_to_micros(self.clock.now());
+        for _ in 0..=RACE_RETRIES {
+            let wrong_version = match self.try_append(&streams, recorded_at).await? {
+                Attempt::Stored(rows) => return Ok(stored_result(&streams, &rows)),
+                Attempt::WrongVersion { stream_id, actual } => Some((stream_id, actual)),
+                Attempt::DuplicateEventId | Attempt::VersionTaken => None,
+            };
+            if let Some(replay) = self.find_replay(&streams).await? {
+                return Ok(replay);
+            }
+            if let Some((stream_id, actual)) = wrong_version {
+                let expected = streams
+                    .iter()
+                    .find(|s| s.stream_id == stream_id)
+                    .map_or(ExpectedVersion::Any, |s| s.expected);
+                return Err(AppendError::WrongExpectedVersion { stream_id, expected, actual });
+            }
+            // A version taken by a concurrent writer: exact expectations are now wrong.
+            for stream in &streams {
+                let actual = self.stream_version(&stream.stream_id).await?;
+                let holds = match stream.expected {
+                    ExpectedVersion::Any => true,
+                    ExpectedVersion::NoStream => actual == 0,
+                    ExpectedVersion::Exact(v) => actual == v,
+                };
+                if !holds {
+                    return Err(AppendError::WrongExpectedVersion {
+                        stream_id: stream.stream_id.clone(),
+                        expected: stream.expected,
+                        actual,
+                    });
+                }
+            }
+        }
+        Err(AppendError::Contended { attempts: RACE_RETRIES + 1 })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", event_columns!(), " FROM ledger.events
+              WHERE stream_id = $1 AND stream_version > $2
+              ORDER BY stream_version LIMIT $3"
+        ))
+        .bind(stream_id.as_str())
+        .bind(to_i64(after_version))
+        .bind(read_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn read_events(&self, event_ids: &[Uuid]) -> Result<Vec<RecordedEvent>, ReadError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", event_columns!(), " FROM ledger.events WHERE event_id = ANY($1)"
+        ))
+        .bind(event_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn read_log(
+        &self,
+        after: LogPosition,
+        categories: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", event_columns!(), " FROM ledger.events
+              WHERE (transaction_id, position) > ($1::text::xid8, $2)
+                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                AND ($3::text[] IS NULL OR category = ANY($3))
+              ORDER BY transaction_id, position
+              LIMIT $4"
+        ))
+        .bind(after.transaction_id.to_string())
+        .bind(to_i64(after.position))
+        .bind(categories)
+        .bind(read_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn head(&self) -> Result<LogPosition, ReadError> {
+        let row = sqlx::query(
+            "SELECT transaction_id::text AS tx, position FROM ledger.events
+              WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(LogPosition::START),
+            Some(row) => Ok(read_position(&row, "tx", "position")?),
+        }
+    }
+}
+
+fn read_limit(limit: usize) -> i64 {
+    to_i64(limit.clamp(1, MAX_READ_BATCH) as u64)
+}
+
+/// Reads a [`LogPosition`] from a transaction id selected as text and a position.
+pub(crate) fn read_position(
+    row: &PgRow,
+    tx_column: &str,
+    position_column: &str,
+) -> Result<LogPosition, sqlx::Error> {
+    let tx: String = row.try_get(tx_column)?;
+    let transaction_id = tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(LogPosition { transaction_id, position: to_u64(row.try_get(position_column)?) })
+}
+
+/// Decodes one `ledger.events` row selected with the columns the reads above use.
+pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
+    let log_position = read_position(row, "tx", "position")?;
+    let corrupt = |why: String| ReadError::Corrupt { position: log_position.position, why };
+    let stream_id: String = row.try_get("stream_id")?;
+    let hash: Vec<u8> = row.try_get("row_hash")?;
+    let metadata: serde_json::Value = row.try_get("metadata")?;
+    Ok(RecordedEvent {
+        log_position,
+        event_id: row.try_get("event_id")?,
+        stream_id: StreamId::parse(stream_id).map_err(|e| corrupt(e.to_string()))?,
+        stream_version: to_u64(row.try_get("stream_version")?),
+        event_type: row.try_get("event_type")?,
+        schema_version: u16::try_from(row.try_get::<i16, _>("schema_version")?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        payload: row.try_get("payload")?,
+        metadata: serde_json::from_value(metadata).map_err(|e| corrupt(e.to_string()))?,
+        recorded_at: row.try_get("recorded_at")?,
+        row_hash: hash.try_into().map_err(|_| corrupt("row hash is not 32 bytes".into()))?,
+    })
+}
+
+/// PostgreSQL keeps microseconds; the hash must cover exactly what is stored.
+pub(crate) fn truncate_to_micros(instant: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(instant.timestamp_micros()).unwrap_or(instant)
+}
+
+fn canonical_text(value: &serde_json::Value) -> Result<String, InvalidInput> {
+    String::from_utf8(canonical_json(value)?).map_err(|e| InvalidInput::Payload(e.to_string()))
+}
+
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}

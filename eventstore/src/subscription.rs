@@ -1,0 +1,202 @@
+//! Subscriptions: catch up from a position by reading PostgreSQL, then follow live events from
+//! JetStream, without gaps or duplicates at the hand-over.
+//!
+//! The hand-over works because the JetStream stream is an exact ordered copy of the log (see
+//! [`crate::relay`]) and the relay records which stream sequence holds which log position.
+//! Having caught up to position P, the subscription starts JetStream delivery just after the
+//! relay's last recorded mark M ≤ P and skips everything at or before P. If the mark cannot be
+//! trusted (stream recreated, relay not started), it keeps polling PostgreSQL instead.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use futures::StreamExt;
+
+use crate::error::ReadError;
+use crate::model::{LogPosition, RecordedEvent};
+use crate::nats::{LogStreamConfig, NatsError, decode, position_of};
+use crate::postgres::PgEventStore;
+use crate::relay::load_mark;
+use crate::store::EventStore;
+
+/// How long to wait between PostgreSQL polls when there is nothing new.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Why a subscription could not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The database failed.
+    #[error("subscription database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+enum Source {
+    Postgres,
+    JetStream(Box<jetstream::consumer::pull::Ordered>),
+}
+
+/// Delivers the log's events in read order from a starting position.
+pub struct Subscription {
+    store: PgEventStore,
+    live: Option<(jetstream::Context, LogStreamConfig)>,
+    categories: Option<Vec<String>>,
+    position: LogPosition,
+    source: Source,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("position", &self.position)
+            .field("categories", &self.categories)
+            .field("live", &matches!(self.source, Source::JetStream(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Events after `position`, optionally only of some categories; live from JetStream when
+    /// `live` is given, by polling PostgreSQL otherwise.
+    pub fn new(
+        store: PgEventStore,
+        live: Option<(jetstream::Context, LogStreamConfig)>,
+        categories: Option<Vec<String>>,
+        position: LogPosition,
+    ) -> Self {
+        Self { store, live, categories, position, source: Source::Postgres }
+    }
+
+    /// The position of the last event delivered (or the start).
+    pub fn position(&self) -> LogPosition {
+        self.position
+    }
+
+    /// True while following JetStream rather than reading PostgreSQL.
+    pub fn is_live(&self) -> bool {
+        matches!(self.source, Source::JetStream(_))
+    }
+
+    /// The next events in order, at most `max`, waiting until there is at least one.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<RecordedEvent>, SubscriptionError> {
+        loop {
+            let batch = match &mut self.source {
+                Source::Postgres => {
+                    let batch =
+                        self.store.read_log(self.position, self.categories.as_deref(), max).await?;
+                    if batch.is_empty() {
+                        if !self.go_live().await {
+                            tokio::time::sleep(POLL_INTERVAL).await;
+                        }
+                        continue;
+                    }
+                    batch
+                }
+                Source::JetStream(messages) => {
+                    match receive(messages, max, self.position, self.categories.as_deref()).await {
+                        Ok(batch) => batch,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "live delivery failed; reading PostgreSQL");
+                            self.source = Source::Postgres;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some(last) = batch.last() {
+                self.position = last.log_position;
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// Switches to JetStream if the relay's mark lets the hand-over be exact.
+    async fn go_live(&mut self) -> bool {
+        let Some((js, config)) = &self.live else {
+            return false;
+        };
+        match start_live(&self.store, js, config, self.position, self.categories.as_deref()).await {
+            Ok(Some(messages)) => {
+                self.source = Source::JetStream(Box::new(messages));
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot follow JetStream yet");
+                false
+            }
+        }
+    }
+}
+
+async fn start_live(
+    store: &PgEventStore,
+    js: &jetstream::Context,
+    config: &LogStreamConfig,
+    position: LogPosition,
+    categories: Option<&[String]>,
+) -> Result<Option<jetstream::consumer::pull::Ordered>, NatsError> {
+    let mark = load_mark(store.pool(), &config.stream_name).await.map_err(NatsError::jetstream)?;
+    let Some(mark) = mark.filter(|m| m.position <= position && m.jetstream_seq > 0) else {
+        return Ok(None);
+    };
+    let stream = js.get_stream(&config.stream_name).await.map_err(NatsError::jetstream)?;
+    let at_mark = stream.get_raw_message(mark.jetstream_seq).await.map_err(NatsError::jetstream)?;
+    let (marked_position, _) = position_of(mark.jetstream_seq, &at_mark.headers)?;
+    if marked_position != mark.position {
+        tracing::warn!(seq = mark.jetstream_seq, "relay mark does not match the stream; polling");
+        return Ok(None);
+    }
+    let filter_subject = match categories {
+        Some([only]) => config.category_subjects(only),
+        _ => config.all_subjects(),
+    };
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject,
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: mark.jetstream_seq + 1 },
+            ..Default::default()
+        })
+        .await
+        .map_err(NatsError::jetstream)?;
+    let messages = consumer.messages().await.map_err(NatsError::jetstream)?;
+    Ok(Some(messages))
+}
+
+/// Waits for one message, then takes whatever else is already there, up to `max`.
+async fn receive(
+    messages: &mut jetstream::consumer::pull::Ordered,
+    max: usize,
+    after: LogPosition,
+    categories: Option<&[String]>,
+) -> Result<Vec<RecordedEvent>, NatsError> {
+    let mut batch = Vec::new();
+    let mut last = after;
+    while batch.len() < max {
+        let next = if batch.is_empty() {
+            messages.next().await
+        } else {
+            match futures::FutureExt::now_or_never(messages.next()) {
+                Some(next) => next,
+                None => break,
+            }
+        };
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(e)) => return Err(NatsError::jetstream(e)),
+            None => return Err(NatsError::JetStream("live delivery ended".into())),
+        };
+        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let event = decode(sequence, &message.payload)?;
+        let wanted = categories.is_none_or(|c| c.iter().any(|c| c == event.stream_id.category()));
+        if event.log_position > last {
+            last = event.log_position;
+            if wanted {
+                batch.push(event);
+            }
+        }
+    }
+    Ok(batch)
+}
