@@ -6,6 +6,7 @@
 //! database is what keeps a stale cache from ever deciding on old facts.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lightspeed_domain::{Decider, UpcastError};
 use sha2::{Digest, Sha256};
@@ -18,7 +19,12 @@ use crate::model::{ExpectedVersion, Metadata, NewEvent, StreamId};
 use crate::store::EventStore;
 
 /// How many times one command is decided again after losing a race.
-pub const MAX_COMMAND_ATTEMPTS: usize = 8;
+pub const MAX_COMMAND_ATTEMPTS: usize = 12;
+/// Commands on one stream queue behind each other within a process, on one of this many locks,
+/// so only other processes can make an append lose its race.
+const STREAM_LOCK_STRIPES: usize = 1_024;
+/// Longest pause before retrying a command that lost a race to another process.
+const MAX_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 /// Most events one command may append to one stream (bounds the idempotent-replay lookup).
 pub const MAX_EVENTS_PER_COMMAND: usize = 32;
 /// How many stream states one handler keeps (about twice this, at most).
@@ -50,7 +56,6 @@ pub struct CommandContext {
 }
 
 /// What a command did.
-#[derive(Debug, Clone)]
 pub struct Executed<D: Decider> {
     /// The events the command recorded (or had recorded, for a retry).
     pub events: Vec<D::Event>,
@@ -60,6 +65,32 @@ pub struct Executed<D: Decider> {
     pub version: u64,
     /// True when the command had already been applied and nothing new was stored.
     pub idempotent_replay: bool,
+}
+
+impl<D: Decider> Clone for Executed<D> {
+    fn clone(&self) -> Self {
+        Self {
+            events: self.events.clone(),
+            state: self.state.clone(),
+            version: self.version,
+            idempotent_replay: self.idempotent_replay,
+        }
+    }
+}
+
+impl<D: Decider> std::fmt::Debug for Executed<D>
+where
+    D::State: std::fmt::Debug,
+    D::Event: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executed")
+            .field("events", &self.events)
+            .field("state", &self.state)
+            .field("version", &self.version)
+            .field("idempotent_replay", &self.idempotent_replay)
+            .finish()
+    }
 }
 
 /// Why a command recorded nothing.
@@ -118,15 +149,25 @@ pub fn new_events<E: lightspeed_domain::DomainEvent>(
         .collect()
 }
 
+/// The stream of the aggregate of decider `D` with this id: `<D::CATEGORY>-<id>`.
+pub fn stream_of<D: Decider>(id: impl std::fmt::Display) -> Result<StreamId, InvalidInput> {
+    StreamId::of(D::CATEGORY, id)
+}
+
 /// Runs commands of one decider against the log.
 pub struct CommandHandler<D: Decider, S: EventStore> {
     store: S,
     cache: Arc<Mutex<BoundedCache<StreamId, Loaded<D::State>>>>,
+    stream_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl<D: Decider, S: EventStore> Clone for CommandHandler<D, S> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), cache: Arc::clone(&self.cache) }
+        Self {
+            store: self.store.clone(),
+            cache: Arc::clone(&self.cache),
+            stream_locks: Arc::clone(&self.stream_locks),
+        }
     }
 }
 
@@ -139,17 +180,16 @@ impl<D: Decider, S: EventStore> std::fmt::Debug for CommandHandler<D, S> {
 impl<D: Decider, S: EventStore> CommandHandler<D, S> {
     /// A handler appending to `store`.
     pub fn new(store: S) -> Self {
-        Self { store, cache: Arc::new(Mutex::new(BoundedCache::new(STATE_CACHE_CAPACITY))) }
+        Self {
+            store,
+            cache: Arc::new(Mutex::new(BoundedCache::new(STATE_CACHE_CAPACITY))),
+            stream_locks: (0..STREAM_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
     }
 
     /// The store it appends to.
     pub fn store(&self) -> &S {
         &self.store
-    }
-
-    /// The stream of the aggregate with this id.
-    pub fn stream_id(id: impl std::fmt::Display) -> Result<StreamId, InvalidInput> {
-        StreamId::of(D::CATEGORY, id)
     }
 
     /// The remembered state of a stream, which may be behind the log; the default when unknown.
@@ -206,9 +246,16 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         command: &D::Command,
         context: &CommandContext,
     ) -> Result<Executed<D>, CommandError<D::Error>> {
+        let _queued = self.stream_lock(stream_id).lock().await;
         let mut loaded = self.cached(stream_id);
         let mut fresh = false;
+        let mut lost_race = false;
         for _ in 0..MAX_COMMAND_ATTEMPTS {
+            if lost_race {
+                // Another process appended between our read and our write: step aside a random
+                // moment so the two stop colliding.
+                tokio::time::sleep(rand::random_range(Duration::ZERO..=MAX_RETRY_PAUSE)).await;
+            }
             let events = match D::decide(&loaded.state, command) {
                 Ok(events) => events,
                 Err(_) if !fresh => {
@@ -263,6 +310,9 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
                     return Ok(Executed { events, state, version, idempotent_replay: false });
                 }
                 Err(AppendError::WrongExpectedVersion { .. }) => {
+                    // On a remembered state the conflict only means it was stale; on a state just
+                    // read, another writer is racing us right now.
+                    lost_race = fresh;
                     loaded = self.catch_up(stream_id, loaded).await?;
                     fresh = true;
                 }
@@ -270,6 +320,13 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             }
         }
         Err(CommandError::Contended { stream_id: stream_id.clone(), attempts: MAX_COMMAND_ATTEMPTS })
+    }
+
+    fn stream_lock(&self, stream_id: &StreamId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(stream_id);
+        &self.stream_locks[(hash as usize) % self.stream_locks.len()]
     }
 
     /// The events an idempotent command already appended to this stream, if any.

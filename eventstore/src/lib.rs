@@ -28,7 +28,7 @@ pub mod verify;
 pub mod testing;
 
 pub use error::{AppendError, InvalidInput, ReadError};
-pub use handler::{CommandContext, CommandError, CommandHandler, Executed, Loaded};
+pub use handler::{CommandContext, CommandError, CommandHandler, Executed, Loaded, stream_of};
 pub use model::{
     AppendResult, ExpectedVersion, LogPosition, Metadata, NewEvent, RecordedEvent, StreamAppend,
     StreamId,

@@ -45,8 +45,10 @@ impl TestDatabase {
             .connect(&url)
             .await
             .expect("connect to test database");
-        MIGRATOR.run(&pool).await.expect("migrate test database");
-        Self { pool, url, name }
+        // Built before migrating, so a failed migration still drops the database.
+        let db = Self { pool, url, name };
+        MIGRATOR.run(&db.pool).await.expect("migrate test database");
+        db
     }
 
     /// A second pool on the same database, e.g. for a concurrent writer.
@@ -78,5 +80,124 @@ impl Drop for TestDatabase {
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+/// A private JetStream stream and subject prefix on the shared NATS server, deleted on drop.
+#[derive(Debug)]
+pub struct TestNats {
+    /// The connection.
+    pub client: async_nats::Client,
+    /// JetStream on it.
+    pub jetstream: async_nats::jetstream::Context,
+    /// The stream and prefix only this test uses.
+    pub config: crate::nats::LogStreamConfig,
+    url: String,
+}
+
+impl TestNats {
+    /// Connects to `NATS_URL` and picks a unique stream name and subject prefix.
+    pub async fn new() -> Self {
+        Self::on(&nats_url()).await
+    }
+
+    /// The same, on a given server.
+    pub async fn on(url: &str) -> Self {
+        let suffix = unique_suffix();
+        let client = async_nats::connect(url).await.expect("connect to NATS");
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let config = crate::nats::LogStreamConfig {
+            stream_name: format!("T_{suffix}"),
+            subject_prefix: format!("t{suffix}"),
+        };
+        Self { client, jetstream, config, url: url.to_owned() }
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let stream = self.config.stream_name.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Ok(client) = async_nats::connect(&url).await else { return };
+                let jetstream = async_nats::jetstream::new(client);
+                let _ = jetstream.delete_stream(&stream).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A NATS server of the test's own, on a free loopback port, so a test can kill and restart it
+/// without disturbing other tests. Stopped and its storage removed on drop.
+#[derive(Debug)]
+pub struct PrivateNatsServer {
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+    port: u16,
+    store_dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNatsServer {
+    /// Starts `nats-server -js` with its own storage directory.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let store_dir = std::env::temp_dir().join(format!("ls-nats-{}", unique_suffix()));
+        let mut server = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store_dir,
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Kills the server abruptly (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same storage.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let child = std::process::Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for PrivateNatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store_dir);
     }
 }
