@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// An amount of Indian rupees in paise (1 rupee = 100 paise).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Paise(pub i64);
 

@@ -16,7 +16,11 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
     /// A cache holding at most about `2 × capacity` entries.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self { young: HashMap::new(), old: HashMap::new(), capacity }
+        Self {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            capacity,
+        }
     }
 
     /// The entry for `key`, if still remembered.

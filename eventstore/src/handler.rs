@@ -41,7 +41,10 @@ pub struct Loaded<S> {
 
 impl<S: Default> Default for Loaded<S> {
     fn default() -> Self {
-        Self { version: 0, state: S::default() }
+        Self {
+            version: 0,
+            state: S::default(),
+        }
     }
 }
 
@@ -173,7 +176,9 @@ impl<D: Decider, S: EventStore> Clone for CommandHandler<D, S> {
 
 impl<D: Decider, S: EventStore> std::fmt::Debug for CommandHandler<D, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CommandHandler").field("category", &D::CATEGORY).finish_non_exhaustive()
+        f.debug_struct("CommandHandler")
+            .field("category", &D::CATEGORY)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +188,9 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         Self {
             store,
             cache: Arc::new(Mutex::new(BoundedCache::new(STATE_CACHE_CAPACITY))),
-            stream_locks: (0..STREAM_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            stream_locks: (0..STREAM_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -203,8 +210,13 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
 
     /// Remembers a stream's state after an append made outside this handler.
     pub fn remember(&self, stream_id: &StreamId, loaded: Loaded<D::State>) {
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let newer = cache.get(stream_id).is_none_or(|known| known.version <= loaded.version);
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let newer = cache
+            .get(stream_id)
+            .is_none_or(|known| known.version <= loaded.version);
         if newer {
             cache.insert(stream_id.clone(), loaded);
         }
@@ -217,7 +229,10 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         mut loaded: Loaded<D::State>,
     ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
         loop {
-            let batch = self.store.read_stream(stream_id, loaded.version, MAX_READ_BATCH).await?;
+            let batch = self
+                .store
+                .read_stream(stream_id, loaded.version, MAX_READ_BATCH)
+                .await?;
             let full = batch.len() == MAX_READ_BATCH;
             for recorded in &batch {
                 let event: D::Event = recorded.decode()?;
@@ -232,7 +247,10 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
     }
 
     /// The current state of a stream, read from the log where the cache is behind.
-    pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<D::State>, CommandError<D::Error>> {
+    pub async fn load(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
         self.catch_up(stream_id, self.cached(stream_id)).await
     }
 
@@ -271,10 +289,12 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
                 }
             };
             if events.len() > MAX_EVENTS_PER_COMMAND {
-                return Err(CommandError::Append(AppendError::Invalid(InvalidInput::TooManyEvents {
-                    count: events.len(),
-                    limit: MAX_EVENTS_PER_COMMAND,
-                })));
+                return Err(CommandError::Append(AppendError::Invalid(
+                    InvalidInput::TooManyEvents {
+                        count: events.len(),
+                        limit: MAX_EVENTS_PER_COMMAND,
+                    },
+                )));
             }
             if events.is_empty() {
                 return Ok(Executed {
@@ -290,7 +310,11 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             };
             let encoded = new_events(stream_id, &events, context).map_err(AppendError::from);
             let appended = match encoded {
-                Ok(encoded) => self.store.append(stream_id.clone(), expected, encoded).await,
+                Ok(encoded) => {
+                    self.store
+                        .append(stream_id.clone(), expected, encoded)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match appended {
@@ -306,8 +330,19 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
                 Ok(result) => {
                     let version = result.version_of(stream_id).unwrap_or(loaded.version);
                     let state = events.iter().fold(loaded.state, |s, e| D::evolve(s, e));
-                    self.remember(stream_id, Loaded { version, state: state.clone() });
-                    return Ok(Executed { events, state, version, idempotent_replay: false });
+                    self.remember(
+                        stream_id,
+                        Loaded {
+                            version,
+                            state: state.clone(),
+                        },
+                    );
+                    return Ok(Executed {
+                        events,
+                        state,
+                        version,
+                        idempotent_replay: false,
+                    });
                 }
                 Err(AppendError::WrongExpectedVersion { .. }) => {
                     // On a remembered state the conflict only means it was stale; on a state just
@@ -319,7 +354,10 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
                 Err(e) => return Err(CommandError::Append(e)),
             }
         }
-        Err(CommandError::Contended { stream_id: stream_id.clone(), attempts: MAX_COMMAND_ATTEMPTS })
+        Err(CommandError::Contended {
+            stream_id: stream_id.clone(),
+            attempts: MAX_COMMAND_ATTEMPTS,
+        })
     }
 
     fn stream_lock(&self, stream_id: &StreamId) -> &tokio::sync::Mutex<()> {
@@ -344,7 +382,10 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         let stored = self.store.read_events(&ids).await?;
         let mut events = Vec::new();
         for id in &ids {
-            match stored.iter().find(|e| e.event_id == *id && e.stream_id == *stream_id) {
+            match stored
+                .iter()
+                .find(|e| e.event_id == *id && e.stream_id == *stream_id)
+            {
                 Some(recorded) => events.push(recorded.decode()?),
                 None => break,
             }
@@ -353,6 +394,11 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             return Ok(None);
         }
         let loaded = self.load(stream_id).await?;
-        Ok(Some(Executed { events, state: loaded.state, version: loaded.version, idempotent_replay: true }))
+        Ok(Some(Executed {
+            events,
+            state: loaded.state,
+            version: loaded.version,
+            idempotent_replay: true,
+        }))
     }
 }

@@ -70,7 +70,9 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), InvalidInput>
 
 fn write_string(s: &str, out: &mut Vec<u8>) -> Result<(), InvalidInput> {
     if s.contains('\0') {
-        return Err(InvalidInput::Payload("strings cannot contain U+0000".into()));
+        return Err(InvalidInput::Payload(
+            "strings cannot contain U+0000".into(),
+        ));
     }
     // serde_json's string escaping is deterministic; reuse it.
     serde_json::to_writer(&mut *out, s).map_err(|e| InvalidInput::Payload(e.to_string()))
@@ -110,7 +112,10 @@ pub fn row_hash(row: &RowContent<'_>) -> [u8; 32] {
     put(&mut hasher, &row.schema_version.to_be_bytes());
     put(&mut hasher, row.payload);
     put(&mut hasher, row.metadata);
-    put(&mut hasher, &row.recorded_at.timestamp_micros().to_be_bytes());
+    put(
+        &mut hasher,
+        &row.recorded_at.timestamp_micros().to_be_bytes(),
+    );
     hasher.finalize().into()
 }
 

@@ -23,9 +23,9 @@ pub mod relay;
 pub mod seal;
 pub mod store;
 pub mod subscription;
-pub mod verify;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod verify;
 
 pub use error::{AppendError, InvalidInput, ReadError};
 pub use handler::{CommandContext, CommandError, CommandHandler, Executed, Loaded, stream_of};

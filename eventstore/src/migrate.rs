@@ -44,7 +44,10 @@ pub async fn ensure_database(url: &str) -> Result<(), MigrationError> {
             .await?;
     if !exists {
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another process created it between the check and the create.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
@@ -64,7 +67,10 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrationError> {
 /// Refuses a database whose schema is not exactly what this binary was built with.
 pub async fn check_migrated(pool: &PgPool) -> Result<(), MigrationError> {
     let applied: Vec<(i64, bool)> =
-        match sqlx::query_as("SELECT version, success FROM _sqlx_migrations").fetch_all(pool).await {
+        match sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+            .fetch_all(pool)
+            .await
+        {
             Ok(rows) => rows,
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
                 return Err(MigrationError::NotMigrated("no migrations applied".into()));
@@ -72,7 +78,10 @@ pub async fn check_migrated(pool: &PgPool) -> Result<(), MigrationError> {
             Err(e) => return Err(e.into()),
         };
     for migration in MIGRATOR.iter() {
-        if !applied.iter().any(|(version, success)| *version == migration.version && *success) {
+        if !applied
+            .iter()
+            .any(|(version, success)| *version == migration.version && *success)
+        {
             return Err(MigrationError::NotMigrated(format!(
                 "migration {} {} is missing",
                 migration.version, migration.description

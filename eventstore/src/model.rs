@@ -92,7 +92,9 @@ pub fn check_category(category: &str) -> Result<(), InvalidInput> {
     if ok {
         Ok(())
     } else {
-        Err(InvalidInput::Category(category.chars().take(MAX_CATEGORY_LEN).collect()))
+        Err(InvalidInput::Category(
+            category.chars().take(MAX_CATEGORY_LEN).collect(),
+        ))
     }
 }
 
@@ -105,7 +107,9 @@ pub fn check_event_type(event_type: &str) -> Result<(), InvalidInput> {
     if ok {
         Ok(())
     } else {
-        Err(InvalidInput::EventType(event_type.chars().take(MAX_EVENT_TYPE_LEN).collect()))
+        Err(InvalidInput::EventType(
+            event_type.chars().take(MAX_EVENT_TYPE_LEN).collect(),
+        ))
     }
 }
 
@@ -188,7 +192,10 @@ pub struct LogPosition {
 
 impl LogPosition {
     /// Before the first event.
-    pub const START: LogPosition = LogPosition { transaction_id: 0, position: 0 };
+    pub const START: LogPosition = LogPosition {
+        transaction_id: 0,
+        position: 0,
+    };
 }
 
 impl std::fmt::Display for LogPosition {
@@ -258,7 +265,10 @@ pub struct AppendResult {
 impl AppendResult {
     /// The version of `stream` after the append, if it was part of it.
     pub fn version_of(&self, stream: &StreamId) -> Option<u64> {
-        self.streams.iter().find(|(s, _)| s == stream).map(|(_, v)| *v)
+        self.streams
+            .iter()
+            .find(|(s, _)| s == stream)
+            .map(|(_, v)| *v)
     }
 }
 

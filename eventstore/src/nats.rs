@@ -26,7 +26,10 @@ pub struct LogStreamConfig {
 
 impl Default for LogStreamConfig {
     fn default() -> Self {
-        Self { stream_name: "LEDGER".into(), subject_prefix: "ledger".into() }
+        Self {
+            stream_name: "LEDGER".into(),
+            subject_prefix: "ledger".into(),
+        }
     }
 }
 
@@ -56,7 +59,12 @@ impl NatsError {
 impl LogStreamConfig {
     /// The subject an event is published on.
     pub fn subject(&self, event: &RecordedEvent) -> String {
-        format!("{}.{}.{}", self.subject_prefix, event.stream_id.category(), event.event_type)
+        format!(
+            "{}.{}.{}",
+            self.subject_prefix,
+            event.stream_id.category(),
+            event.event_type
+        )
     }
 
     /// Subjects of one category's events.
@@ -103,8 +111,10 @@ pub fn encode(event: &RecordedEvent) -> Result<bytes::Bytes, serde_json::Error> 
 
 /// The event in a message body.
 pub fn decode(sequence: u64, payload: &[u8]) -> Result<RecordedEvent, NatsError> {
-    serde_json::from_slice(payload)
-        .map_err(|e| NatsError::Foreign { sequence, why: e.to_string() })
+    serde_json::from_slice(payload).map_err(|e| NatsError::Foreign {
+        sequence,
+        why: e.to_string(),
+    })
 }
 
 /// The headers of an event's message.
@@ -117,7 +127,10 @@ pub fn headers(event: &RecordedEvent) -> HeaderMap {
 
 /// The position and event id a stored message's headers carry.
 pub fn position_of(sequence: u64, headers: &HeaderMap) -> Result<(LogPosition, String), NatsError> {
-    let foreign = |why: &str| NatsError::Foreign { sequence, why: why.to_owned() };
+    let foreign = |why: &str| NatsError::Foreign {
+        sequence,
+        why: why.to_owned(),
+    };
     let position = headers
         .get(POSITION_HEADER)
         .ok_or_else(|| foreign("no Ledger-Position header"))?

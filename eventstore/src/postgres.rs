@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Clock;
-use sqlx::postgres::{PgDatabaseError, PgPool, PgRow};
 use sqlx::Row;
+use sqlx::postgres::{PgDatabaseError, PgPool, PgRow};
 use uuid::Uuid;
 
 use crate::error::{AppendError, InvalidInput, ReadError};
@@ -162,7 +162,10 @@ impl PgEventStore {
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(WRONG_VERSION_STATE) => {
                 let pg = db.try_downcast_ref::<PgDatabaseError>();
                 let stream = pg.and_then(|e| e.detail()).unwrap_or_default();
-                let actual = pg.and_then(|e| e.hint()).and_then(|h| h.parse().ok()).unwrap_or(0);
+                let actual = pg
+                    .and_then(|e| e.hint())
+                    .and_then(|h| h.parse().ok())
+                    .unwrap_or(0);
                 let stream_id = streams
                     .iter()
                     .find(|s| s.stream_id.as_str() == stream)
@@ -170,7 +173,9 @@ impl PgEventStore {
                     .ok_or(sqlx::Error::Database(db))?;
                 Ok(Attempt::WrongVersion { stream_id, actual })
             }
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNIQUE_VIOLATION_STATE) => {
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some(UNIQUE_VIOLATION_STATE) =>
+            {
                 match db.constraint() {
                     Some("events_event_id_key") => Ok(Attempt::DuplicateEventId),
                     Some("events_stream_version_key") => Ok(Attempt::VersionTaken),
@@ -186,7 +191,10 @@ impl PgEventStore {
         &self,
         streams: &[PreparedStream],
     ) -> Result<Option<AppendResult>, AppendError> {
-        let ids: Vec<Uuid> = streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)).collect();
+        let ids: Vec<Uuid> = streams
+            .iter()
+            .flat_map(|s| s.events.iter().map(|e| e.event_id))
+            .collect();
         let rows = sqlx::query(
             "SELECT event_id, stream_id, stream_version, event_type, schema_version,
                     payload, position
@@ -209,30 +217,42 @@ impl PgEventStore {
             let mut last_version = 0;
             for event in &stream.events {
                 let Some(row) = stored.get(&event.event_id) else {
-                    return Err(AppendError::IdempotencyConflict { event_id: event.event_id });
+                    return Err(AppendError::IdempotencyConflict {
+                        event_id: event.event_id,
+                    });
                 };
-                let same_stream = row.try_get::<String, _>("stream_id")? == stream.stream_id.as_str();
+                let same_stream =
+                    row.try_get::<String, _>("stream_id")? == stream.stream_id.as_str();
                 let same_type = row.try_get::<String, _>("event_type")? == event.event_type;
                 let same_schema = row.try_get::<i16, _>("schema_version")?
                     == i16::try_from(event.schema_version).unwrap_or(i16::MAX);
                 let payload: serde_json::Value = row.try_get("payload")?;
-                let same_payload = canonical_json(&payload).is_ok_and(|p| p == event.payload.as_bytes());
+                let same_payload =
+                    canonical_json(&payload).is_ok_and(|p| p == event.payload.as_bytes());
                 if !(same_stream && same_type && same_schema && same_payload) {
-                    return Err(AppendError::IdempotencyConflict { event_id: event.event_id });
+                    return Err(AppendError::IdempotencyConflict {
+                        event_id: event.event_id,
+                    });
                 }
                 positions.push(to_u64(row.try_get("position")?));
                 last_version = last_version.max(to_u64(row.try_get("stream_version")?));
             }
             versions.push((stream.stream_id.clone(), last_version));
         }
-        Ok(Some(AppendResult { streams: versions, positions, idempotent_replay: true }))
+        Ok(Some(AppendResult {
+            streams: versions,
+            positions,
+            idempotent_replay: true,
+        }))
     }
 }
 
 /// The result of a successful append, in the order the events were given.
 fn stored_result(streams: &[PreparedStream], rows: &[(Uuid, i64, i64)]) -> AppendResult {
-    let by_id: std::collections::HashMap<Uuid, (i64, i64)> =
-        rows.iter().map(|(id, position, version)| (*id, (*position, *version))).collect();
+    let by_id: std::collections::HashMap<Uuid, (i64, i64)> = rows
+        .iter()
+        .map(|(id, position, version)| (*id, (*position, *version)))
+        .collect();
     let mut positions = Vec::with_capacity(rows.len());
     let mut versions = Vec::with_capacity(streams.len());
     for stream in streams {
@@ -244,7 +264,11 @@ fn stored_result(streams: &[PreparedStream], rows: &[(Uuid, i64, i64)]) -> Appen
         }
         versions.push((stream.stream_id.clone(), last));
     }
-    AppendResult { streams: versions, positions, idempotent_replay: false }
+    AppendResult {
+        streams: versions,
+        positions,
+        idempotent_replay: false,
+    }
 }
 
 fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInput> {
@@ -259,7 +283,10 @@ fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInp
         return Err(InvalidInput::Empty);
     }
     if total > MAX_EVENTS_PER_APPEND {
-        return Err(InvalidInput::TooManyEvents { count: total, limit: MAX_EVENTS_PER_APPEND });
+        return Err(InvalidInput::TooManyEvents {
+            count: total,
+            limit: MAX_EVENTS_PER_APPEND,
+        });
     }
     let mut seen_streams = HashSet::with_capacity(appends.len());
     let mut seen_ids = HashSet::with_capacity(total);
@@ -301,7 +328,11 @@ fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInp
                 metadata,
             });
         }
-        prepared.push(PreparedStream { stream_id: append.stream_id, expected: append.expected, events });
+        prepared.push(PreparedStream {
+            stream_id: append.stream_id,
+            expected: append.expected,
+            events,
+        });
     }
     Ok(prepared)
 }
@@ -324,7 +355,11 @@ impl EventStore for PgEventStore {
                     .iter()
                     .find(|s| s.stream_id == stream_id)
                     .map_or(ExpectedVersion::Any, |s| s.expected);
-                return Err(AppendError::WrongExpectedVersion { stream_id, expected, actual });
+                return Err(AppendError::WrongExpectedVersion {
+                    stream_id,
+                    expected,
+                    actual,
+                });
             }
             // A version taken by a concurrent writer: exact expectations are now wrong.
             for stream in &streams {
@@ -343,7 +378,9 @@ impl EventStore for PgEventStore {
                 }
             }
         }
-        Err(AppendError::Contended { attempts: RACE_RETRIES + 1 })
+        Err(AppendError::Contended {
+            attempts: RACE_RETRIES + 1,
+        })
     }
 
     async fn read_stream(
@@ -353,7 +390,9 @@ impl EventStore for PgEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
         let rows = sqlx::query(concat!(
-            "SELECT ", event_columns!(), " FROM ledger.events
+            "SELECT ",
+            event_columns!(),
+            " FROM ledger.events
               WHERE stream_id = $1 AND stream_version > $2
               ORDER BY stream_version LIMIT $3"
         ))
@@ -367,7 +406,9 @@ impl EventStore for PgEventStore {
 
     async fn read_events(&self, event_ids: &[Uuid]) -> Result<Vec<RecordedEvent>, ReadError> {
         let rows = sqlx::query(concat!(
-            "SELECT ", event_columns!(), " FROM ledger.events WHERE event_id = ANY($1)"
+            "SELECT ",
+            event_columns!(),
+            " FROM ledger.events WHERE event_id = ANY($1)"
         ))
         .bind(event_ids)
         .fetch_all(&self.pool)
@@ -382,7 +423,9 @@ impl EventStore for PgEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
         let rows = sqlx::query(concat!(
-            "SELECT ", event_columns!(), " FROM ledger.events
+            "SELECT ",
+            event_columns!(),
+            " FROM ledger.events
               WHERE (transaction_id, position) > ($1::text::xid8, $2)
                 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                 AND ($3::text[] IS NULL OR category = ANY($3))
@@ -425,13 +468,19 @@ pub(crate) fn read_position(
 ) -> Result<LogPosition, sqlx::Error> {
     let tx: String = row.try_get(tx_column)?;
     let transaction_id = tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(LogPosition { transaction_id, position: to_u64(row.try_get(position_column)?) })
+    Ok(LogPosition {
+        transaction_id,
+        position: to_u64(row.try_get(position_column)?),
+    })
 }
 
 /// Decodes one `ledger.events` row selected with the columns the reads above use.
 pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
     let log_position = read_position(row, "tx", "position")?;
-    let corrupt = |why: String| ReadError::Corrupt { position: log_position.position, why };
+    let corrupt = |why: String| ReadError::Corrupt {
+        position: log_position.position,
+        why,
+    };
     let stream_id: String = row.try_get("stream_id")?;
     let hash: Vec<u8> = row.try_get("row_hash")?;
     let metadata: serde_json::Value = row.try_get("metadata")?;
@@ -446,7 +495,9 @@ pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
         payload: row.try_get("payload")?,
         metadata: serde_json::from_value(metadata).map_err(|e| corrupt(e.to_string()))?,
         recorded_at: row.try_get("recorded_at")?,
-        row_hash: hash.try_into().map_err(|_| corrupt("row hash is not 32 bytes".into()))?,
+        row_hash: hash
+            .try_into()
+            .map_err(|_| corrupt("row hash is not 32 bytes".into()))?,
     })
 }
 

@@ -95,7 +95,12 @@ impl Relay {
         stream: LogStreamConfig,
         config: RelayConfig,
     ) -> Self {
-        Self { store, jetstream, stream, config }
+        Self {
+            store,
+            jetstream,
+            stream,
+            config,
+        }
     }
 
     /// Runs forever: stands by until it holds the lock, then publishes; after any failure it
@@ -146,7 +151,8 @@ impl Relay {
                 last_lock_check = Instant::now();
             }
             if last_progress.elapsed() >= self.config.progress_log {
-                let elapsed_ms = u64::try_from(last_progress.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let elapsed_ms =
+                    u64::try_from(last_progress.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tracing::info!(
                     %position,
                     jetstream_seq = last_seq,
@@ -157,17 +163,24 @@ impl Relay {
                 published_since = 0;
                 last_progress = Instant::now();
             }
-            let events = self.store.read_log(position, None, self.config.batch_size).await?;
+            let events = self
+                .store
+                .read_log(position, None, self.config.batch_size)
+                .await?;
             let (Some(first), Some(last)) = (events.first(), events.last()) else {
                 metrics::gauge!("relay_lag_seconds").set(0.0);
                 tokio::time::sleep(self.config.idle_poll).await;
                 continue;
             };
-            let lag = (Utc::now() - first.recorded_at).to_std().unwrap_or_default();
+            let lag = (Utc::now() - first.recorded_at)
+                .to_std()
+                .unwrap_or_default();
             metrics::gauge!("relay_lag_seconds").set(lag.as_secs_f64());
             let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
             for event in &events {
-                let mut message = PublishMessage::build().payload(encode(event)?).headers(headers(event));
+                let mut message = PublishMessage::build()
+                    .payload(encode(event)?)
+                    .headers(headers(event));
                 if let Some(previous) = &last_id {
                     message = message.expected_last_message_id(previous);
                 }
@@ -188,7 +201,11 @@ impl Relay {
             save_mark(
                 self.store.pool(),
                 &self.stream.stream_name,
-                &RelayMark { position, event_id: Some(last.event_id), jetstream_seq: last_seq },
+                &RelayMark {
+                    position,
+                    event_id: Some(last.event_id),
+                    jetstream_seq: last_seq,
+                },
             )
             .await?;
         }
@@ -204,7 +221,10 @@ async fn resume_point(
     if info.state.messages == 0 {
         return Ok((LogPosition::START, None, last_seq));
     }
-    let message = stream.get_raw_message(last_seq).await.map_err(NatsError::jetstream)?;
+    let message = stream
+        .get_raw_message(last_seq)
+        .await
+        .map_err(NatsError::jetstream)?;
     let (position, event_id) = position_of(last_seq, &message.headers)?;
     Ok((position, Some(event_id), last_seq))
 }
@@ -235,7 +255,10 @@ async fn save_mark(
 }
 
 /// Where the relay of `stream_name` last stood, if it ever published.
-pub async fn load_mark(pool: &sqlx::PgPool, stream_name: &str) -> Result<Option<RelayMark>, sqlx::Error> {
+pub async fn load_mark(
+    pool: &sqlx::PgPool,
+    stream_name: &str,
+) -> Result<Option<RelayMark>, sqlx::Error> {
     let row: Option<(String, i64, Option<uuid::Uuid>, i64)> = sqlx::query_as(
         "SELECT transaction_id::text, position, event_id, jetstream_seq
            FROM ledger.relay_state WHERE jetstream_stream = $1",

@@ -23,7 +23,10 @@ pub struct SealerConfig {
 
 impl Default for SealerConfig {
     fn default() -> Self {
-        Self { max_events_per_seal: 10_000, interval: Duration::from_secs(1) }
+        Self {
+            max_events_per_seal: 10_000,
+            interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -67,7 +70,10 @@ impl SealEntry {
     pub fn of(position: u64, row_hash: &[u8; 32]) -> Self {
         let mut prefix = [0u8; 8];
         prefix.copy_from_slice(&row_hash[..8]);
-        Self { position, hash_prefix: u64::from_be_bytes(prefix) }
+        Self {
+            position,
+            hash_prefix: u64::from_be_bytes(prefix),
+        }
     }
 
     fn encode_all(entries: &[SealEntry]) -> Vec<u8> {
@@ -168,8 +174,9 @@ impl Sealer {
         for row in &rows {
             let position = read_position(row, "tx", "position")?;
             let hash: Vec<u8> = row.try_get("row_hash")?;
-            let hash: [u8; 32] =
-                hash.try_into().map_err(|_| SealError::Malformed(format!("row hash at {position}")))?;
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| SealError::Malformed(format!("row hash at {position}")))?;
             hasher.push(position.position, &hash);
             entries.push(SealEntry::of(position.position, &hash));
             first.get_or_insert(position);
@@ -217,7 +224,9 @@ const SEAL_COLUMNS: &str = "seal_number, first_transaction_id::text AS first_tx,
 fn decode_seal(row: &sqlx::postgres::PgRow) -> Result<Seal, SealError> {
     let hash = |column: &str| -> Result<[u8; 32], SealError> {
         let bytes: Vec<u8> = row.try_get(column)?;
-        bytes.try_into().map_err(|_| SealError::Malformed(format!("{column} is not 32 bytes")))
+        bytes
+            .try_into()
+            .map_err(|_| SealError::Malformed(format!("{column} is not 32 bytes")))
     };
     Ok(Seal {
         seal_number: to_u64(row.try_get("seal_number")?),
@@ -235,13 +244,17 @@ fn decode_seal(row: &sqlx::postgres::PgRow) -> Result<Seal, SealError> {
 /// The newest seal, if any.
 pub async fn last_seal(pool: &PgPool) -> Result<Option<Seal>, SealError> {
     let sql = format!("SELECT {SEAL_COLUMNS} FROM ledger.seals ORDER BY seal_number DESC LIMIT 1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(pool).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(decode_seal).transpose()
 }
 
 /// Every seal, in chain order.
 pub async fn load_seals(pool: &PgPool) -> Result<Vec<Seal>, SealError> {
     let sql = format!("SELECT {SEAL_COLUMNS} FROM ledger.seals ORDER BY seal_number");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(decode_seal).collect()
 }

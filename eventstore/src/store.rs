@@ -27,7 +27,11 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendResult, AppendError>> + Send {
-        self.append_many(vec![StreamAppend { stream_id, expected, events }])
+        self.append_many(vec![StreamAppend {
+            stream_id,
+            expected,
+            events,
+        }])
     }
 
     /// Up to `limit` events of one stream with a version above `after_version`, in order.

@@ -66,7 +66,13 @@ impl Subscription {
         categories: Option<Vec<String>>,
         position: LogPosition,
     ) -> Self {
-        Self { store, live, categories, position, source: Source::Postgres }
+        Self {
+            store,
+            live,
+            categories,
+            position,
+            source: Source::Postgres,
+        }
     }
 
     /// The position of the last event delivered (or the start).
@@ -80,12 +86,17 @@ impl Subscription {
     }
 
     /// The next events in order, at most `max`, waiting until there is at least one.
-    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<RecordedEvent>, SubscriptionError> {
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, SubscriptionError> {
         loop {
             let batch = match &mut self.source {
                 Source::Postgres => {
-                    let batch =
-                        self.store.read_log(self.position, self.categories.as_deref(), max).await?;
+                    let batch = self
+                        .store
+                        .read_log(self.position, self.categories.as_deref(), max)
+                        .await?;
                     if batch.is_empty() {
                         if !self.go_live().await {
                             tokio::time::sleep(POLL_INTERVAL).await;
@@ -117,7 +128,15 @@ impl Subscription {
         let Some((js, config)) = &self.live else {
             return false;
         };
-        match start_live(&self.store, js, config, self.position, self.categories.as_deref()).await {
+        match start_live(
+            &self.store,
+            js,
+            config,
+            self.position,
+            self.categories.as_deref(),
+        )
+        .await
+        {
             Ok(Some(messages)) => {
                 self.source = Source::JetStream(Box::new(messages));
                 true
@@ -138,15 +157,26 @@ async fn start_live(
     position: LogPosition,
     categories: Option<&[String]>,
 ) -> Result<Option<jetstream::consumer::pull::Ordered>, NatsError> {
-    let mark = load_mark(store.pool(), &config.stream_name).await.map_err(NatsError::jetstream)?;
+    let mark = load_mark(store.pool(), &config.stream_name)
+        .await
+        .map_err(NatsError::jetstream)?;
     let Some(mark) = mark.filter(|m| m.position <= position && m.jetstream_seq > 0) else {
         return Ok(None);
     };
-    let stream = js.get_stream(&config.stream_name).await.map_err(NatsError::jetstream)?;
-    let at_mark = stream.get_raw_message(mark.jetstream_seq).await.map_err(NatsError::jetstream)?;
+    let stream = js
+        .get_stream(&config.stream_name)
+        .await
+        .map_err(NatsError::jetstream)?;
+    let at_mark = stream
+        .get_raw_message(mark.jetstream_seq)
+        .await
+        .map_err(NatsError::jetstream)?;
     let (marked_position, _) = position_of(mark.jetstream_seq, &at_mark.headers)?;
     if marked_position != mark.position {
-        tracing::warn!(seq = mark.jetstream_seq, "relay mark does not match the stream; polling");
+        tracing::warn!(
+            seq = mark.jetstream_seq,
+            "relay mark does not match the stream; polling"
+        );
         return Ok(None);
     }
     let filter_subject = match categories {
@@ -156,7 +186,9 @@ async fn start_live(
     let consumer = stream
         .create_consumer(OrderedConfig {
             filter_subject,
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: mark.jetstream_seq + 1 },
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: mark.jetstream_seq + 1,
+            },
             ..Default::default()
         })
         .await

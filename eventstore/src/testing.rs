@@ -66,16 +66,24 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop has no runtime to await on; a short-lived one on its own thread does the clean-up.
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
             else {
                 return;
             };
             // FORCE ends the test's own connections too.
             runtime.block_on(async move {
-                let Ok(admin) = PgConnectOptions::from_str(&admin_url()) else { return };
-                let Ok(mut conn) = admin.connect().await else { return };
+                let Ok(admin) = PgConnectOptions::from_str(&admin_url()) else {
+                    return;
+                };
+                let Ok(mut conn) = admin.connect().await else {
+                    return;
+                };
                 let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
                 let _ = conn.close().await;
             });
         });
@@ -110,7 +118,12 @@ impl TestNats {
             stream_name: format!("T_{suffix}"),
             subject_prefix: format!("t{suffix}"),
         };
-        Self { client, jetstream, config, url: url.to_owned() }
+        Self {
+            client,
+            jetstream,
+            config,
+            url: url.to_owned(),
+        }
     }
 }
 
@@ -119,12 +132,16 @@ impl Drop for TestNats {
         let url = self.url.clone();
         let stream = self.config.stream_name.clone();
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
             else {
                 return;
             };
             runtime.block_on(async move {
-                let Ok(client) = async_nats::connect(&url).await else { return };
+                let Ok(client) = async_nats::connect(&url).await else {
+                    return;
+                };
                 let jetstream = async_nats::jetstream::new(client);
                 let _ = jetstream.delete_stream(&stream).await;
             });
@@ -173,12 +190,23 @@ impl PrivateNatsServer {
     /// Starts it again on the same port with the same storage.
     pub async fn restart(&mut self) {
         self.kill();
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("nats-server");
+        let binary = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nats-server");
         let child = std::process::Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store_dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -186,7 +214,10 @@ impl PrivateNatsServer {
             .expect("start nats-server");
         self.child = Some(child);
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -51,7 +51,11 @@ pub struct EventRef {
 
 impl std::fmt::Display for EventRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} version {} at position {}", self.stream_id, self.stream_version, self.log_position)
+        write!(
+            f,
+            "{} version {} at position {}",
+            self.stream_id, self.stream_version, self.log_position
+        )
     }
 }
 
@@ -70,7 +74,9 @@ pub enum Tampering {
         seal_number: u64,
     },
     /// A sealed event is missing.
-    #[error("event removed: position {position} sealed by seal {seal_number} is missing (noticed before {noticed_at:?})")]
+    #[error(
+        "event removed: position {position} sealed by seal {seal_number} is missing (noticed before {noticed_at:?})"
+    )]
     Removed {
         /// Its global position.
         position: u64,
@@ -153,7 +159,10 @@ impl LogVerifier {
         let mut sealed = HashMap::with_capacity(seals.iter().map(|s| s.entries.len()).sum());
         let mut previous_hash = [0u8; 32];
         for (seal_index, seal) in seals.iter().enumerate() {
-            let altered = |why: String| Tampering::SealAltered { seal_number: seal.seal_number, why };
+            let altered = |why: String| Tampering::SealAltered {
+                seal_number: seal.seal_number,
+                why,
+            };
             if seal.seal_number != seal_index as u64 + 1 {
                 return Err(altered(format!("expected seal number {}", seal_index + 1)));
             }
@@ -167,7 +176,11 @@ impl LogVerifier {
                 return Err(altered("its entries do not match its range".into()));
             }
             for (entry_index, entry) in seal.entries.iter().enumerate() {
-                let expected = Expected { seal_index, entry_index, hash_prefix: entry.hash_prefix };
+                let expected = Expected {
+                    seal_index,
+                    entry_index,
+                    hash_prefix: entry.hash_prefix,
+                };
                 if sealed.insert(entry.position, expected).is_some() {
                     return Err(altered(format!("position {} sealed twice", entry.position)));
                 }
@@ -175,7 +188,10 @@ impl LogVerifier {
             previous_hash = seal.seal_hash;
         }
         let last_sealed = seals.last().map(|s| s.last);
-        let report = VerifyReport { seals: seals.len() as u64, ..VerifyReport::default() };
+        let report = VerifyReport {
+            seals: seals.len() as u64,
+            ..VerifyReport::default()
+        };
         Ok(Self {
             seals,
             sealed,
@@ -198,7 +214,10 @@ impl LogVerifier {
         if let Some(previous) = self.previous
             && row.log_position <= previous
         {
-            return Err(Tampering::Reordered { event: event(), after: previous });
+            return Err(Tampering::Reordered {
+                event: event(),
+                after: previous,
+            });
         }
         let computed = row_hash(&RowContent {
             event_id: row.event_id,
@@ -213,29 +232,50 @@ impl LogVerifier {
             return Err(Tampering::Changed(event()));
         }
         self.check_seal(row, &event)?;
-        let previous_version = self.stream_versions.get(row.stream_id).copied().unwrap_or(0);
+        let previous_version = self
+            .stream_versions
+            .get(row.stream_id)
+            .copied()
+            .unwrap_or(0);
         if row.stream_version != previous_version + 1 {
-            return Err(Tampering::VersionGap { event: event(), previous: previous_version });
+            return Err(Tampering::VersionGap {
+                event: event(),
+                previous: previous_version,
+            });
         }
         match self.stream_versions.get_mut(row.stream_id) {
             Some(version) => *version = row.stream_version,
             None => {
-                self.stream_versions.insert(row.stream_id.to_owned(), row.stream_version);
+                self.stream_versions
+                    .insert(row.stream_id.to_owned(), row.stream_version);
             }
         }
         self.previous = Some(row.log_position);
         self.report.events += 1;
-        self.report.first_recorded_at =
-            Some(self.report.first_recorded_at.map_or(row.recorded_at, |t| t.min(row.recorded_at)));
-        self.report.last_recorded_at =
-            Some(self.report.last_recorded_at.map_or(row.recorded_at, |t| t.max(row.recorded_at)));
+        self.report.first_recorded_at = Some(
+            self.report
+                .first_recorded_at
+                .map_or(row.recorded_at, |t| t.min(row.recorded_at)),
+        );
+        self.report.last_recorded_at = Some(
+            self.report
+                .last_recorded_at
+                .map_or(row.recorded_at, |t| t.max(row.recorded_at)),
+        );
         Ok(())
     }
 
-    fn check_seal(&mut self, row: &AuditRow<'_>, event: &dyn Fn() -> EventRef) -> Result<(), Tampering> {
+    fn check_seal(
+        &mut self,
+        row: &AuditRow<'_>,
+        event: &dyn Fn() -> EventRef,
+    ) -> Result<(), Tampering> {
         let position = row.log_position.position;
         let Some(expected) = self.sealed.get(&position).copied() else {
-            if self.last_sealed.is_some_and(|last| row.log_position <= last) {
+            if self
+                .last_sealed
+                .is_some_and(|last| row.log_position <= last)
+            {
                 return Err(Tampering::Inserted(event()));
             }
             if let Some(missing) = self.next_expected() {
@@ -249,12 +289,18 @@ impl LogVerifier {
                 Some(missing) if (expected.seal_index, expected.entry_index) > self.cursor => {
                     self.removed(missing, Some(event()))
                 }
-                _ => Tampering::Reordered { event: event(), after: self.previous.unwrap_or_default() },
+                _ => Tampering::Reordered {
+                    event: event(),
+                    after: self.previous.unwrap_or_default(),
+                },
             });
         }
         let seal_number = self.seals[expected.seal_index].seal_number;
         if SealEntry::of(position, &row.row_hash).hash_prefix != expected.hash_prefix {
-            return Err(Tampering::Replaced { event: event(), seal_number });
+            return Err(Tampering::Replaced {
+                event: event(),
+                seal_number,
+            });
         }
         let seal = &self.seals[expected.seal_index];
         let mut hasher = self
@@ -279,7 +325,10 @@ impl LogVerifier {
 
     /// The sealed entry the verifier waits for next, if the sealed part is not finished.
     fn next_expected(&self) -> Option<SealEntry> {
-        self.seals.get(self.cursor.0).and_then(|seal| seal.entries.get(self.cursor.1)).copied()
+        self.seals
+            .get(self.cursor.0)
+            .and_then(|seal| seal.entries.get(self.cursor.1))
+            .copied()
     }
 
     fn removed(&self, missing: SealEntry, noticed_at: Option<EventRef>) -> Tampering {

@@ -18,7 +18,10 @@ async fn two_writers_expecting_the_same_version_one_wins_the_other_gets_a_confli
     let db = TestDatabase::new().await;
     let store = store(&db);
     let id = stream("counter-1");
-    store.append(id.clone(), ExpectedVersion::NoStream, vec![event(1)]).await.expect("first");
+    store
+        .append(id.clone(), ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .expect("first");
 
     let (a, b) = tokio::join!(
         store.append(id.clone(), ExpectedVersion::Exact(1), vec![event(2)]),
@@ -30,7 +33,11 @@ async fn two_writers_expecting_the_same_version_one_wins_the_other_gets_a_confli
     };
     assert_eq!(won.version_of(&id), Some(2));
     match lost {
-        AppendError::WrongExpectedVersion { stream_id, expected, actual } => {
+        AppendError::WrongExpectedVersion {
+            stream_id,
+            expected,
+            actual,
+        } => {
             assert_eq!(stream_id, id);
             assert_eq!(expected, ExpectedVersion::Exact(1));
             assert_eq!(actual, 2);
@@ -45,17 +52,47 @@ async fn expected_versions_are_checked_exactly() {
     let db = TestDatabase::new().await;
     let store = store(&db);
     let id = stream("counter-2");
-    let refused = store.append(id.clone(), ExpectedVersion::Exact(3), vec![event(1)]).await;
-    assert!(matches!(refused, Err(AppendError::WrongExpectedVersion { actual: 0, .. })));
-    store.append(id.clone(), ExpectedVersion::NoStream, vec![event(1), event(2)]).await.expect("new");
-    let refused = store.append(id.clone(), ExpectedVersion::NoStream, vec![event(3)]).await;
-    assert!(matches!(refused, Err(AppendError::WrongExpectedVersion { actual: 2, .. })));
-    let refused = store.append(id.clone(), ExpectedVersion::Exact(1), vec![event(3)]).await;
-    assert!(matches!(refused, Err(AppendError::WrongExpectedVersion { actual: 2, .. })));
-    let any = store.append(id.clone(), ExpectedVersion::Any, vec![event(3)]).await.expect("any");
+    let refused = store
+        .append(id.clone(), ExpectedVersion::Exact(3), vec![event(1)])
+        .await;
+    assert!(matches!(
+        refused,
+        Err(AppendError::WrongExpectedVersion { actual: 0, .. })
+    ));
+    store
+        .append(
+            id.clone(),
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        )
+        .await
+        .expect("new");
+    let refused = store
+        .append(id.clone(), ExpectedVersion::NoStream, vec![event(3)])
+        .await;
+    assert!(matches!(
+        refused,
+        Err(AppendError::WrongExpectedVersion { actual: 2, .. })
+    ));
+    let refused = store
+        .append(id.clone(), ExpectedVersion::Exact(1), vec![event(3)])
+        .await;
+    assert!(matches!(
+        refused,
+        Err(AppendError::WrongExpectedVersion { actual: 2, .. })
+    ));
+    let any = store
+        .append(id.clone(), ExpectedVersion::Any, vec![event(3)])
+        .await
+        .expect("any");
     assert_eq!(any.version_of(&id), Some(3));
-    let versions: Vec<u64> =
-        store.read_stream(&id, 0, 100).await.expect("read").iter().map(|e| e.stream_version).collect();
+    let versions: Vec<u64> = store
+        .read_stream(&id, 0, 100)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
     assert_eq!(versions, vec![1, 2, 3]);
 }
 
@@ -70,7 +107,10 @@ async fn concurrent_appends_with_any_version_all_land_without_gaps() {
             let id = id.clone();
             tokio::spawn(async move {
                 for j in 0..10 {
-                    store.append(id.clone(), ExpectedVersion::Any, vec![event(i * 100 + j)]).await.expect("any");
+                    store
+                        .append(id.clone(), ExpectedVersion::Any, vec![event(i * 100 + j)])
+                        .await
+                        .expect("any");
                 }
             })
         })
@@ -78,8 +118,13 @@ async fn concurrent_appends_with_any_version_all_land_without_gaps() {
     for writer in writers {
         writer.await.expect("writer");
     }
-    let versions: Vec<u64> =
-        store.read_stream(&id, 0, 1000).await.expect("read").iter().map(|e| e.stream_version).collect();
+    let versions: Vec<u64> = store
+        .read_stream(&id, 0, 1000)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
     assert_eq!(versions, (1..=160).collect::<Vec<_>>());
 }
 
@@ -89,11 +134,17 @@ async fn retrying_the_same_events_stores_nothing_new_and_answers_the_original_re
     let store = store(&db);
     let id = stream("payment-1");
     let events = vec![event(1), event(2)];
-    let first = store.append(id.clone(), ExpectedVersion::NoStream, events.clone()).await.expect("first");
+    let first = store
+        .append(id.clone(), ExpectedVersion::NoStream, events.clone())
+        .await
+        .expect("first");
     assert!(!first.idempotent_replay);
 
     // The retry carries the same expected version, which no longer holds: still answered.
-    let retry = store.append(id.clone(), ExpectedVersion::NoStream, events.clone()).await.expect("retry");
+    let retry = store
+        .append(id.clone(), ExpectedVersion::NoStream, events.clone())
+        .await
+        .expect("retry");
     assert!(retry.idempotent_replay);
     assert_eq!(retry.positions, first.positions);
     assert_eq!(retry.version_of(&id), Some(2));
@@ -102,7 +153,9 @@ async fn retrying_the_same_events_stores_nothing_new_and_answers_the_original_re
     // Same ids, other content: refused, nothing stored.
     let mut altered = events.clone();
     altered[1].payload = serde_json::json!({ "by": 99 });
-    let conflict = store.append(id.clone(), ExpectedVersion::Any, altered).await;
+    let conflict = store
+        .append(id.clone(), ExpectedVersion::Any, altered)
+        .await;
     assert!(
         matches!(conflict, Err(AppendError::IdempotencyConflict { event_id }) if event_id == events[1].event_id),
         "{conflict:?}"
@@ -116,21 +169,49 @@ async fn a_multi_stream_append_is_all_or_nothing() {
     let store = store(&db);
     let payment = stream("payment-7");
     let wallet = stream("wallet-7");
-    store.append(wallet.clone(), ExpectedVersion::NoStream, vec![event(1)]).await.expect("wallet");
+    store
+        .append(wallet.clone(), ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .expect("wallet");
 
     let refused = store
         .append_many(vec![
-            StreamAppend { stream_id: payment.clone(), expected: ExpectedVersion::NoStream, events: vec![event(2)] },
-            StreamAppend { stream_id: wallet.clone(), expected: ExpectedVersion::Exact(5), events: vec![event(3)] },
+            StreamAppend {
+                stream_id: payment.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![event(2)],
+            },
+            StreamAppend {
+                stream_id: wallet.clone(),
+                expected: ExpectedVersion::Exact(5),
+                events: vec![event(3)],
+            },
         ])
         .await;
-    assert!(matches!(refused, Err(AppendError::WrongExpectedVersion { ref stream_id, actual: 1, .. }) if *stream_id == wallet));
-    assert!(store.read_stream(&payment, 0, 10).await.expect("read").is_empty(), "nothing stored");
+    assert!(
+        matches!(refused, Err(AppendError::WrongExpectedVersion { ref stream_id, actual: 1, .. }) if *stream_id == wallet)
+    );
+    assert!(
+        store
+            .read_stream(&payment, 0, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "nothing stored"
+    );
 
     let stored = store
         .append_many(vec![
-            StreamAppend { stream_id: payment.clone(), expected: ExpectedVersion::NoStream, events: vec![event(2)] },
-            StreamAppend { stream_id: wallet.clone(), expected: ExpectedVersion::Any, events: vec![event(3)] },
+            StreamAppend {
+                stream_id: payment.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![event(2)],
+            },
+            StreamAppend {
+                stream_id: wallet.clone(),
+                expected: ExpectedVersion::Any,
+                events: vec![event(3)],
+            },
         ])
         .await
         .expect("both");
@@ -142,7 +223,15 @@ async fn a_multi_stream_append_is_all_or_nothing() {
 async fn bad_input_is_refused_with_a_typed_error_and_stores_nothing() {
     let db = TestDatabase::new().await;
     let store = store(&db);
-    for bad in ["", "nocategory", "Upper-1", "9lives-1", "payment-", "payment-a b", "payment-x/y"] {
+    for bad in [
+        "",
+        "nocategory",
+        "Upper-1",
+        "9lives-1",
+        "payment-",
+        "payment-a b",
+        "payment-x/y",
+    ] {
         assert!(
             matches!(StreamId::parse(bad), Err(InvalidInput::StreamId { .. })),
             "{bad:?} must be refused"
@@ -153,29 +242,66 @@ async fn bad_input_is_refused_with_a_typed_error_and_stores_nothing() {
     let id = stream("payment-limits");
     let mut huge = event(1);
     huge.payload = serde_json::json!({ "blob": "x".repeat(70 * 1024) });
-    let refused = store.append(id.clone(), ExpectedVersion::Any, vec![huge]).await;
-    assert!(matches!(refused, Err(AppendError::Invalid(InvalidInput::PayloadTooLarge { .. }))), "{refused:?}");
+    let refused = store
+        .append(id.clone(), ExpectedVersion::Any, vec![huge])
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppendError::Invalid(InvalidInput::PayloadTooLarge { .. }))
+        ),
+        "{refused:?}"
+    );
 
     let mut float = event(1);
     float.payload = serde_json::json!({ "amount": 10.5 });
-    let refused = store.append(id.clone(), ExpectedVersion::Any, vec![float]).await;
-    assert!(matches!(refused, Err(AppendError::Invalid(InvalidInput::Payload(_)))), "{refused:?}");
+    let refused = store
+        .append(id.clone(), ExpectedVersion::Any, vec![float])
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Invalid(InvalidInput::Payload(_)))),
+        "{refused:?}"
+    );
 
     let mut bad_type = event(1);
     bad_type.event_type = "payment.succeeded".into();
-    let refused = store.append(id.clone(), ExpectedVersion::Any, vec![bad_type]).await;
-    assert!(matches!(refused, Err(AppendError::Invalid(InvalidInput::EventType(_)))), "{refused:?}");
+    let refused = store
+        .append(id.clone(), ExpectedVersion::Any, vec![bad_type])
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppendError::Invalid(InvalidInput::EventType(_)))
+        ),
+        "{refused:?}"
+    );
 
     let too_many: Vec<_> = (0..1_001).map(event).collect();
-    let refused = store.append(id.clone(), ExpectedVersion::Any, too_many).await;
-    assert!(matches!(refused, Err(AppendError::Invalid(InvalidInput::TooManyEvents { .. }))), "{refused:?}");
+    let refused = store
+        .append(id.clone(), ExpectedVersion::Any, too_many)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppendError::Invalid(InvalidInput::TooManyEvents { .. }))
+        ),
+        "{refused:?}"
+    );
 
     let refused = store.append(id.clone(), ExpectedVersion::Any, vec![]).await;
-    assert!(matches!(refused, Err(AppendError::Invalid(InvalidInput::Empty))));
+    assert!(matches!(
+        refused,
+        Err(AppendError::Invalid(InvalidInput::Empty))
+    ));
 
     let twice = event(1);
-    let refused = store.append(id.clone(), ExpectedVersion::Any, vec![twice.clone(), twice]).await;
-    assert!(matches!(refused, Err(AppendError::Invalid(InvalidInput::DuplicateEventId(_)))));
+    let refused = store
+        .append(id.clone(), ExpectedVersion::Any, vec![twice.clone(), twice])
+        .await;
+    assert!(matches!(
+        refused,
+        Err(AppendError::Invalid(InvalidInput::DuplicateEventId(_)))
+    ));
 
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.events")
         .fetch_one(&db.pool)
@@ -188,7 +314,14 @@ async fn bad_input_is_refused_with_a_typed_error_and_stores_nothing() {
 async fn the_log_refuses_updates_deletes_and_truncation_even_from_the_owner() {
     let db = TestDatabase::new().await;
     let store = store(&db);
-    store.append(stream("payment-9"), ExpectedVersion::NoStream, vec![event(1)]).await.expect("append");
+    store
+        .append(
+            stream("payment-9"),
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        )
+        .await
+        .expect("append");
     for sql in [
         "UPDATE ledger.events SET payload = '{}'",
         "DELETE FROM ledger.events",
@@ -207,12 +340,21 @@ async fn stored_events_read_back_exactly_with_verifiable_hashes() {
     let id = stream("merchant-abc");
     let mut original = event(1);
     original.payload = serde_json::json!({ "z": 1, "a": { "nested": [1, "two", null, true] }, "name": "Asha \"A\" ✓" });
-    store.append(id.clone(), ExpectedVersion::NoStream, vec![original.clone()]).await.expect("append");
+    store
+        .append(
+            id.clone(),
+            ExpectedVersion::NoStream,
+            vec![original.clone()],
+        )
+        .await
+        .expect("append");
     let read = store.read_stream(&id, 0, 10).await.expect("read");
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].payload, original.payload);
     assert_eq!(read[0].metadata, original.metadata);
     assert_eq!(read[0].event_id, original.event_id);
-    let report = lightspeed_eventstore::verify::verify_database(&db.pool).await.expect("verifies");
+    let report = lightspeed_eventstore::verify::verify_database(&db.pool)
+        .await
+        .expect("verifies");
     assert_eq!(report.events, 1);
 }

@@ -14,11 +14,7 @@ use lightspeed_eventstore::{EventStore, LogPosition};
 use uuid::Uuid;
 
 /// Inserts one row inside an open transaction; the hash is irrelevant to reading.
-async fn insert_row(
-    conn: &mut sqlx::PgConnection,
-    stream: &str,
-    version: i64,
-) -> (Uuid, i64) {
+async fn insert_row(conn: &mut sqlx::PgConnection, stream: &str, version: i64) -> (Uuid, i64) {
     let event_id = Uuid::now_v7();
     let position: i64 = sqlx::query_scalar(
         "INSERT INTO ledger.events (event_id, stream_id, category, stream_version, event_type,
@@ -38,11 +34,13 @@ async fn insert_row(
 
 /// The reader a naive implementation would write: by position only.
 async fn naive_read(pool: &sqlx::PgPool, after: i64) -> Vec<(Uuid, i64)> {
-    sqlx::query_as("SELECT event_id, position FROM ledger.events WHERE position > $1 ORDER BY position")
-        .bind(after)
-        .fetch_all(pool)
-        .await
-        .expect("naive read")
+    sqlx::query_as(
+        "SELECT event_id, position FROM ledger.events WHERE position > $1 ORDER BY position",
+    )
+    .bind(after)
+    .fetch_all(pool)
+    .await
+    .expect("naive read")
 }
 
 #[tokio::test]
@@ -59,14 +57,27 @@ async fn an_earlier_position_committing_later_is_still_read_and_the_naive_reader
     assert!(a_position < b_position);
 
     let naive = naive_read(&db.pool, 0).await;
-    assert_eq!(naive, vec![(b_id, b_position)], "the naive reader sees B and moves past A");
+    assert_eq!(
+        naive,
+        vec![(b_id, b_position)],
+        "the naive reader sees B and moves past A"
+    );
     let naive_mark = naive[0].1;
 
-    let safe = store.read_log(LogPosition::START, None, 100).await.expect("read");
-    assert!(safe.is_empty(), "the gap-safe reader waits while A is open: {safe:?}");
+    let safe = store
+        .read_log(LogPosition::START, None, 100)
+        .await
+        .expect("read");
+    assert!(
+        safe.is_empty(),
+        "the gap-safe reader waits while A is open: {safe:?}"
+    );
 
     a.commit().await.expect("commit a");
-    assert!(naive_read(&db.pool, naive_mark).await.is_empty(), "A is lost to the naive reader");
+    assert!(
+        naive_read(&db.pool, naive_mark).await.is_empty(),
+        "A is lost to the naive reader"
+    );
     let safe: Vec<Uuid> = store
         .read_log(LogPosition::START, None, 100)
         .await
@@ -152,6 +163,14 @@ async fn a_follower_sees_every_committed_event_exactly_once_under_concurrent_del
     assert_eq!(unique.len(), seen.len(), "no event delivered twice");
     let missed = committed.difference(&unique).count();
     let extra = unique.difference(&committed).count();
-    assert_eq!((missed, extra), (0, 0), "every committed event delivered, nothing else");
-    assert!(committed.len() > 500, "the writers committed {} events", committed.len());
+    assert_eq!(
+        (missed, extra),
+        (0, 0),
+        "every committed event delivered, nothing else"
+    );
+    assert!(
+        committed.len() > 500,
+        "the writers committed {} events",
+        committed.len()
+    );
 }

@@ -20,7 +20,10 @@ pub fn event(n: i64) -> NewEvent {
         event_type: "Counted".into(),
         schema_version: 1,
         payload: serde_json::json!({ "by": n }),
-        metadata: Metadata { actor: Some("test".into()), ..Metadata::default() },
+        metadata: Metadata {
+            actor: Some("test".into()),
+            ..Metadata::default()
+        },
     }
 }
 
