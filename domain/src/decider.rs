@@ -68,7 +68,10 @@ pub trait Decider {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Decides which events a command produces in a given state, or why it is refused.
-    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+    fn decide(
+        state: &Self::State,
+        command: &Self::Command,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// Applies one recorded event to the state.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
@@ -77,12 +80,16 @@ pub trait Decider {
     fn fold<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State {
         events
             .into_iter()
-            .fold(Self::State::default(), |state, event| Self::evolve(state, event))
+            .fold(Self::State::default(), |state, event| {
+                Self::evolve(state, event)
+            })
     }
 }
 
 /// Splits an event into its stored type name, schema version and payload.
-pub fn encode<E: DomainEvent>(event: &E) -> Result<(&'static str, u16, serde_json::Value), serde_json::Error> {
+pub fn encode<E: DomainEvent>(
+    event: &E,
+) -> Result<(&'static str, u16, serde_json::Value), serde_json::Error> {
     let mut tagged = serde_json::to_value(event)?;
     let payload = tagged
         .get_mut("data")

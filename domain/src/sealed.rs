@@ -17,6 +17,8 @@ pub struct SealedSecret {
 /// Never prints the blob, so a sealed secret cannot leak through a log line either.
 impl std::fmt::Debug for SealedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedSecret").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("SealedSecret")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
