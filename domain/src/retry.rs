@@ -127,6 +127,9 @@ pub const WEBHOOK_WAITS: [Duration; 7] = [
     Duration::from_secs(10 * 3600),
 ];
 
+// The schedule alone decides when a delivery is given up: one slot per retry.
+const _: () = assert!(WEBHOOK_WAITS.len() + 1 == WEBHOOK_MAX_ATTEMPTS as usize);
+
 /// The wait before the next merchant webhook attempt after `failed_attempt` (1-based) failed,
 /// jittered; `None` after the eighth.
 pub fn webhook_wait_after(failed_attempt: u32, jitter: Jitter) -> Option<Duration> {

@@ -14,7 +14,7 @@
 use crate::calendar;
 use crate::decider::Decider;
 use crate::ids::{MerchantId, PaymentId, WebhookDeliveryId};
-use crate::retry::{Jitter, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_WAITS, webhook_wait_after};
+use crate::retry::{Jitter, WEBHOOK_WAITS, webhook_wait_after};
 use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -512,26 +512,25 @@ fn record_attempt(
         response_excerpt,
         at,
     }];
-    let next = match (&attempt.outcome, status_code) {
-        (outcome, Some(status_code)) if outcome.is_success() => {
-            WebhookDeliveryEvent::WebhookDelivered {
-                attempt: number,
-                status_code,
-                at,
-            }
-        }
-        _ => match next_wait(number, attempt.retry_after_secs, attempt.jitter)
-            .filter(|_| number < WEBHOOK_MAX_ATTEMPTS)
-        {
-            Some(wait) => WebhookDeliveryEvent::WebhookRetryScheduled {
-                next_attempt: number.saturating_add(1),
-                next_attempt_at: calendar::plus(at, wait),
-                at,
-            },
-            None => WebhookDeliveryEvent::WebhookDeliveryGivenUp {
-                attempts: number,
-                at,
-            },
+    let delivered = status_code.filter(|_| attempt.outcome.is_success());
+    let next = match (
+        delivered,
+        next_wait(number, attempt.retry_after_secs, attempt.jitter),
+    ) {
+        (Some(status_code), _) => WebhookDeliveryEvent::WebhookDelivered {
+            attempt: number,
+            status_code,
+            at,
+        },
+        (None, Some(wait)) => WebhookDeliveryEvent::WebhookRetryScheduled {
+            next_attempt: number.saturating_add(1),
+            next_attempt_at: calendar::plus(at, wait),
+            at,
+        },
+        // The schedule has no slot after the last attempt.
+        (None, None) => WebhookDeliveryEvent::WebhookDeliveryGivenUp {
+            attempts: number,
+            at,
         },
     };
     events.push(next);
