@@ -13,9 +13,10 @@ impl Paise {
     /// Zero paise.
     pub const ZERO: Paise = Paise(0);
 
-    /// Whole rupees as paise, e.g. `Paise::rupees(10_000)` for ₹10,000.
+    /// Whole rupees as paise, e.g. `Paise::rupees(10_000)` for ₹10,000 (saturating, never
+    /// overflowing).
     pub const fn rupees(rupees: i64) -> Paise {
-        Paise(rupees * 100)
+        Paise(rupees.saturating_mul(100))
     }
 
     /// Sum, or `None` on overflow.
@@ -187,6 +188,13 @@ mod tests {
         assert_eq!(BasisPoints(350).of(Paise(1)), Paise(0));
         assert_eq!(BasisPoints(350).of(Paise(14_286)), Paise(500));
         assert_eq!(BasisPoints(10_000).of(Paise(i64::MAX)), Paise(i64::MAX));
+    }
+
+    #[test]
+    fn rupees_saturate_instead_of_overflowing() {
+        assert_eq!(Paise::rupees(10_000), Paise(1_000_000));
+        assert_eq!(Paise::rupees(i64::MAX), Paise(i64::MAX));
+        assert_eq!(Paise(i64::MAX).saturating_add(Paise(1)), Paise(i64::MAX));
     }
 
     #[test]
