@@ -1,0 +1,984 @@
+//! Merchant (the seeds call it client): the business that calls the payment API.
+//!
+//! Stream `merchant-<MerchantId>`. Holds the merchant's public key (`client_key`) and sealed
+//! salt, company name, webhook URL and sealed webhook secret, fee, thresholds, checkout settings,
+//! WhatsApp contact and opt-ins, status, whether the webhook endpoint is disabled, and which
+//! gateways are active (attached and not retired), at most [`MAX_ACTIVE_GATEWAYS`].
+//!
+//! Rules:
+//! - Key rotation replaces the key and salt: the state keeps only the current pair, so old
+//!   credentials are invalid from the rotation event on.
+//! - A fee or threshold change applies to what happens after it: each payment carries the fee in
+//!   force at its initiation and its commission is decided once, so history is never rewritten.
+//! - Webhook secret rotation keeps the previous secret valid for a grace period (default 24 h,
+//!   at most 7 days); only one previous secret is kept, so a second rotation within the grace
+//!   period ends the first one's grace at once.
+//! - Suspension here is the manual status set by ops. Suspension for unpaid commission is not
+//!   recorded: it is derived from the wallet's balance due at the moment of each payment
+//!   ([`crate::wallet::standing`]), so it lifts by itself once the balance is paid.
+//! - Closed is terminal: only detaching gateways is still accepted.
+
+use crate::calendar;
+use crate::decider::Decider;
+use crate::ids::{GatewayId, MerchantId};
+use crate::money::{BasisPoints, Paise};
+use crate::notification::NotificationType;
+use crate::payment::MerchantSnapshot;
+use crate::routing::CheckoutSettings;
+use crate::sealed::SealedSecret;
+use crate::validation::{self, FieldError, Problem};
+use crate::webhook_delivery::{EndpointHealth, endpoint_health};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Most gateways a merchant may have active (registered and not retired) at once.
+pub const MAX_ACTIVE_GATEWAYS: usize = 50;
+
+/// Default grace period during which the previous webhook secret still verifies: 24 hours.
+pub const DEFAULT_WEBHOOK_SECRET_GRACE_SECS: u64 = 24 * 3600;
+
+/// Longest grace period for a previous webhook secret: 7 days.
+pub const MAX_WEBHOOK_SECRET_GRACE_SECS: u64 = 7 * 24 * 3600;
+
+/// Longest company name, in characters.
+pub const MAX_COMPANY_NAME_CHARS: usize = 200;
+
+/// Longest suspension or closure reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A merchant's public API key id: `ck_` then 16 to 64 ASCII letters or digits.
+///
+/// Public (it names the merchant in signed requests); the matching salt is a [`SealedSecret`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    /// The prefix every client key starts with.
+    pub const PREFIX: &'static str = "ck_";
+
+    /// Accepts `ck_` followed by 16 to 64 ASCII letters or digits.
+    pub fn parse(value: &str) -> Result<ClientKey, FieldError> {
+        let body = value.strip_prefix(Self::PREFIX).ok_or(
+            Problem::BadCharacters {
+                allowed: "ck_ then letters and digits",
+            }
+            .at("client_key"),
+        )?;
+        if !(16..=64).contains(&body.len()) {
+            return Err(Problem::OutOfRange { min: 16, max: 64 }.at("client_key"));
+        }
+        validation::token(
+            "client_key",
+            body,
+            64,
+            |c| c.is_ascii_alphanumeric(),
+            "ck_ then letters and digits",
+        )?;
+        Ok(ClientKey(value.to_owned()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a merchant may take payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MerchantStatus {
+    /// Takes payments (subject to the balance-due rule).
+    Active,
+    /// Suspended by ops; new payments are refused until reactivated.
+    Suspended,
+    /// Closed for good.
+    Closed,
+}
+
+/// A merchant's money thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Balance due at or above which new payments are refused (default ₹10,000).
+    pub suspend_at: Paise,
+    /// Balance due at or above which the merchant is warned (default ₹5,000).
+    pub warn_at: Paise,
+    /// Smallest balance the automatic payout collects (default ₹1,000).
+    pub auto_payout_minimum: Paise,
+}
+
+impl Default for Thresholds {
+    /// Suspend at ₹10,000, warn at ₹5,000, automatic payout from ₹1,000.
+    fn default() -> Self {
+        Thresholds {
+            suspend_at: Paise::rupees(10_000),
+            warn_at: Paise::rupees(5_000),
+            auto_payout_minimum: Paise::rupees(1_000),
+        }
+    }
+}
+
+impl Thresholds {
+    /// Refuses non-positive thresholds and a warn threshold above the suspend threshold.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let max = Paise(i64::MAX);
+        validation::amount("suspend_at", self.suspend_at, max)?;
+        validation::amount("warn_at", self.warn_at, max)?;
+        validation::amount("auto_payout_minimum", self.auto_payout_minimum, max)?;
+        if self.warn_at > self.suspend_at {
+            return Err(Problem::Exceeds {
+                other: "suspend_at",
+            }
+            .at("warn_at"));
+        }
+        Ok(())
+    }
+}
+
+/// Which WhatsApp notifications a merchant agreed to receive. Consent is explicit: all off by
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WhatsappOptIns {
+    /// `LOW_BALANCE` alerts.
+    pub low_balance: bool,
+    /// `TXN_UPDATE` messages.
+    pub transaction_updates: bool,
+    /// `PAYOUT_UPDATE` messages.
+    pub payout_updates: bool,
+    /// `ACCOUNT_STATUS` messages (suspension, reactivation, endpoint disabled).
+    pub account_status: bool,
+}
+
+impl WhatsappOptIns {
+    /// Whether the merchant agreed to this kind of notification.
+    pub fn allows(&self, kind: NotificationType) -> bool {
+        match kind {
+            NotificationType::LowBalance => self.low_balance,
+            NotificationType::TxnUpdate => self.transaction_updates,
+            NotificationType::PayoutUpdate => self.payout_updates,
+            NotificationType::AccountStatus => self.account_status,
+        }
+    }
+}
+
+/// Where and what a merchant receives on WhatsApp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatsappContact {
+    /// International format, digits only, e.g. `919867800451` (a leading `+` is accepted and dropped).
+    pub number: String,
+    /// What they agreed to receive.
+    pub opt_ins: WhatsappOptIns,
+}
+
+impl WhatsappContact {
+    fn normalised(&self) -> Result<WhatsappContact, FieldError> {
+        Ok(WhatsappContact {
+            number: validation::phone("whatsapp_number", &self.number)?,
+            opt_ins: self.opt_ins,
+        })
+    }
+}
+
+/// A webhook secret that stays valid for a while after rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousWebhookSecret {
+    /// The replaced secret.
+    pub secret: SealedSecret,
+    /// The end of its grace period (exclusive).
+    pub valid_until: DateTime<Utc>,
+}
+
+/// A merchant as its events describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    id: MerchantId,
+    company_name: String,
+    webhook_url: Option<String>,
+    whatsapp: Option<WhatsappContact>,
+    status: MerchantStatus,
+    client_key: ClientKey,
+    client_salt: SealedSecret,
+    keys_rotated_at: Option<DateTime<Utc>>,
+    fee: BasisPoints,
+    thresholds: Thresholds,
+    checkout: CheckoutSettings,
+    webhook_secret: SealedSecret,
+    previous_webhook_secret: Option<PreviousWebhookSecret>,
+    webhook_endpoint_disabled_at: Option<DateTime<Utc>>,
+    active_gateways: BTreeSet<GatewayId>,
+    onboarded_at: DateTime<Utc>,
+}
+
+impl Merchant {
+    /// The merchant's id.
+    pub fn id(&self) -> MerchantId {
+        self.id
+    }
+
+    /// Registered company name.
+    pub fn company_name(&self) -> &str {
+        &self.company_name
+    }
+
+    /// Where payment webhooks are delivered, if configured.
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.webhook_url.as_deref()
+    }
+
+    /// WhatsApp contact and opt-ins, if given.
+    pub fn whatsapp(&self) -> Option<&WhatsappContact> {
+        self.whatsapp.as_ref()
+    }
+
+    /// The number to send a notification of `kind` to, if the merchant opted in to it.
+    pub fn whatsapp_recipient_for(&self, kind: NotificationType) -> Option<&str> {
+        self.whatsapp
+            .as_ref()
+            .filter(|contact| contact.opt_ins.allows(kind))
+            .map(|contact| contact.number.as_str())
+    }
+
+    /// Active, suspended or closed.
+    pub fn status(&self) -> MerchantStatus {
+        self.status
+    }
+
+    /// The current public key; any other key is invalid.
+    pub fn client_key(&self) -> &ClientKey {
+        &self.client_key
+    }
+
+    /// The current sealed salt for request signatures.
+    pub fn client_salt(&self) -> &SealedSecret {
+        &self.client_salt
+    }
+
+    /// When the keys were last rotated (`None` if never).
+    pub fn keys_rotated_at(&self) -> Option<DateTime<Utc>> {
+        self.keys_rotated_at
+    }
+
+    /// Whether `key` is the merchant's current public key.
+    pub fn accepts_client_key(&self, key: &str) -> bool {
+        self.client_key.as_str() == key
+    }
+
+    /// The fee for payments initiated from now on.
+    pub fn fee(&self) -> BasisPoints {
+        self.fee
+    }
+
+    /// Suspend, warn and automatic payout thresholds.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// Routing mode, skipping of failed gateways, default RPM cap, rest after failure.
+    pub fn checkout(&self) -> &CheckoutSettings {
+        &self.checkout
+    }
+
+    /// The current sealed webhook secret (sign with this one).
+    pub fn webhook_secret(&self) -> &SealedSecret {
+        &self.webhook_secret
+    }
+
+    /// The replaced webhook secret and its grace deadline, if one was ever rotated out.
+    pub fn previous_webhook_secret(&self) -> Option<&PreviousWebhookSecret> {
+        self.previous_webhook_secret.as_ref()
+    }
+
+    /// The webhook secrets valid at `at`: the current one first, then the previous one while its
+    /// grace period lasts.
+    pub fn webhook_secrets_valid_at(&self, at: DateTime<Utc>) -> Vec<&SealedSecret> {
+        let previous = self
+            .previous_webhook_secret
+            .as_ref()
+            .filter(|previous| at < previous.valid_until);
+        std::iter::once(&self.webhook_secret)
+            .chain(previous.map(|previous| &previous.secret))
+            .collect()
+    }
+
+    /// Whether webhooks are currently delivered (a URL is set and the endpoint is not disabled).
+    pub fn webhook_endpoint_enabled(&self) -> bool {
+        self.webhook_url.is_some() && self.webhook_endpoint_disabled_at.is_none()
+    }
+
+    /// When the endpoint was disabled for failing, if it is.
+    pub fn webhook_endpoint_disabled_at(&self) -> Option<DateTime<Utc>> {
+        self.webhook_endpoint_disabled_at
+    }
+
+    /// Gateways attached and not retired.
+    pub fn active_gateways(&self) -> &BTreeSet<GatewayId> {
+        &self.active_gateways
+    }
+
+    /// When the merchant was onboarded.
+    pub fn onboarded_at(&self) -> DateTime<Utc> {
+        self.onboarded_at
+    }
+
+    /// What the payment decider needs to know about the merchant, with its wallet's balance due.
+    pub fn snapshot(&self, balance_due: Paise) -> MerchantSnapshot {
+        MerchantSnapshot {
+            merchant_id: self.id,
+            status: self.status,
+            fee: self.fee,
+            thresholds: self.thresholds,
+            balance_due,
+        }
+    }
+
+    /// Whether a new payment would be accepted given the wallet's balance due: the merchant is
+    /// active and the balance due is below the suspend threshold.
+    pub fn is_accepting_payments(&self, balance_due: Paise) -> bool {
+        crate::payment::admit(&self.snapshot(balance_due)).is_ok()
+    }
+}
+
+/// Everything needed to onboard a merchant. Keys and secrets are generated (and sealed) by the
+/// caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardMerchant {
+    /// The new merchant's id.
+    pub merchant_id: MerchantId,
+    /// Registered company name.
+    pub company_name: String,
+    /// Where payment webhooks go, if the merchant wants them.
+    pub webhook_url: Option<String>,
+    /// WhatsApp contact and opt-ins, if given.
+    pub whatsapp: Option<WhatsappContact>,
+    /// Generated public key.
+    pub client_key: ClientKey,
+    /// Generated salt, sealed.
+    pub client_salt: SealedSecret,
+    /// Generated `whsec_…` webhook secret, sealed.
+    pub webhook_secret: SealedSecret,
+    /// Fee (default [`BasisPoints::DEFAULT_FEE`]).
+    pub fee: BasisPoints,
+    /// Thresholds (default [`Thresholds::default`]).
+    pub thresholds: Thresholds,
+    /// Checkout settings (default [`CheckoutSettings::default`]).
+    pub checkout: CheckoutSettings,
+    /// When it is decided.
+    pub at: DateTime<Utc>,
+}
+
+/// What can be asked of a merchant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MerchantCommand {
+    /// Onboards a new merchant.
+    Onboard(OnboardMerchant),
+    /// Changes company name and webhook URL; a new URL re-enables a disabled endpoint.
+    UpdateProfile {
+        /// Company name.
+        company_name: String,
+        /// Webhook URL, or `None` to stop webhooks.
+        webhook_url: Option<String>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Sets or removes the WhatsApp contact and opt-ins.
+    ChangeWhatsappContact {
+        /// The contact, or `None` to stop all WhatsApp messages.
+        contact: Option<WhatsappContact>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Replaces the public key and salt; the old pair is invalid from this event on.
+    RotateKeys {
+        /// New public key.
+        client_key: ClientKey,
+        /// New salt, sealed.
+        client_salt: SealedSecret,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Changes the fee for payments initiated from now on.
+    ChangeFee {
+        /// The new fee (at most 100 %).
+        fee: BasisPoints,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Changes the suspend, warn and automatic payout thresholds.
+    ChangeThresholds {
+        /// The new thresholds.
+        thresholds: Thresholds,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Changes routing mode, skipping of failed gateways, default RPM cap and rest after failure.
+    ChangeCheckoutSettings {
+        /// The new settings.
+        settings: CheckoutSettings,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Replaces the webhook secret; the old one stays valid for `grace_secs`.
+    RotateWebhookSecret {
+        /// New `whsec_…` secret, sealed.
+        secret: SealedSecret,
+        /// Grace period of the old secret, in seconds (see [`DEFAULT_WEBHOOK_SECRET_GRACE_SECS`]).
+        grace_secs: u64,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Disables the webhook endpoint after it failed continuously for 5 days.
+    DisableWebhookEndpoint {
+        /// Since when every delivery attempt has failed.
+        failing_since: DateTime<Utc>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Re-enables a disabled webhook endpoint.
+    EnableWebhookEndpoint {
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Counts a newly registered gateway as active (appended atomically with `GatewayRegistered`).
+    AttachGateway {
+        /// The gateway.
+        gateway_id: GatewayId,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Stops counting a retired gateway (appended atomically with `GatewayRetired`).
+    DetachGateway {
+        /// The gateway.
+        gateway_id: GatewayId,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Suspends the merchant (ops).
+    Suspend {
+        /// Why.
+        reason: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Lifts a suspension.
+    Reactivate {
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Closes the merchant for good.
+    Close {
+        /// Why.
+        reason: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+}
+
+event_enum! {
+    /// What a merchant stream records.
+    pub enum MerchantEvent {
+        /// A merchant was onboarded.
+        MerchantOnboarded {
+            /// The merchant's id.
+            merchant_id: MerchantId,
+            /// Company name.
+            company_name: String,
+            /// Webhook URL.
+            webhook_url: Option<String>,
+            /// WhatsApp contact and opt-ins.
+            whatsapp: Option<WhatsappContact>,
+            /// Public key.
+            client_key: ClientKey,
+            /// Sealed salt.
+            client_salt: SealedSecret,
+            /// Sealed webhook secret.
+            webhook_secret: SealedSecret,
+            /// Fee.
+            fee: BasisPoints,
+            /// Thresholds.
+            thresholds: Thresholds,
+            /// Checkout settings.
+            checkout: CheckoutSettings,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// Company name or webhook URL changed.
+        MerchantProfileUpdated {
+            /// Company name.
+            company_name: String,
+            /// Webhook URL.
+            webhook_url: Option<String>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The WhatsApp contact or opt-ins changed.
+        MerchantWhatsappContactChanged {
+            /// The new contact, or none.
+            contact: Option<WhatsappContact>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// Public key and salt replaced; the old pair is invalid from here on.
+        MerchantKeysRotated {
+            /// New public key.
+            client_key: ClientKey,
+            /// New sealed salt.
+            client_salt: SealedSecret,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The fee for future payments changed.
+        MerchantFeeChanged {
+            /// Fee before.
+            from: BasisPoints,
+            /// Fee from now on.
+            to: BasisPoints,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// Thresholds changed.
+        MerchantThresholdsChanged {
+            /// The new thresholds.
+            thresholds: Thresholds,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// Checkout settings changed.
+        MerchantCheckoutSettingsChanged {
+            /// The new settings.
+            settings: CheckoutSettings,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The webhook secret was replaced; the previous one verifies until `previous_valid_until`.
+        MerchantWebhookSecretRotated {
+            /// New sealed secret.
+            secret: SealedSecret,
+            /// End of the previous secret's grace period.
+            previous_valid_until: DateTime<Utc>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The webhook endpoint was disabled after failing continuously.
+        MerchantWebhookEndpointDisabled {
+            /// Since when it failed.
+            failing_since: DateTime<Utc>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The webhook endpoint was re-enabled.
+        MerchantWebhookEndpointEnabled {
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A gateway became active for the merchant.
+        MerchantGatewayAttached {
+            /// The gateway.
+            gateway_id: GatewayId,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A gateway stopped being active (retired).
+        MerchantGatewayDetached {
+            /// The gateway.
+            gateway_id: GatewayId,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// Ops suspended the merchant.
+        MerchantSuspended {
+            /// Why.
+            reason: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A suspension was lifted.
+        MerchantReactivated {
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The merchant was closed for good.
+        MerchantClosed {
+            /// Why.
+            reason: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+/// Why a merchant command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MerchantError {
+    /// The stream has no `MerchantOnboarded` yet.
+    #[error("merchant not onboarded")]
+    NotOnboarded,
+    /// `Onboard` on an existing merchant.
+    #[error("merchant already onboarded")]
+    AlreadyOnboarded,
+    /// The merchant is closed.
+    #[error("merchant is closed")]
+    Closed,
+    /// A field breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The merchant already has [`MAX_ACTIVE_GATEWAYS`] active gateways.
+    #[error("merchant already has {limit} active gateways")]
+    TooManyGateways {
+        /// The limit.
+        limit: usize,
+    },
+    /// A key rotation must issue a new key; the current one was given again.
+    #[error("the new client key equals the current one")]
+    ClientKeyNotNew,
+    /// The endpoint has not failed long enough to be disabled.
+    #[error("webhook endpoint has not failed long enough to be disabled (from {disable_from})")]
+    EndpointNotFailingLongEnough {
+        /// When it may be disabled if it keeps failing.
+        disable_from: DateTime<Utc>,
+    },
+}
+
+impl Decider for Merchant {
+    const CATEGORY: &'static str = "merchant";
+    type State = Option<Merchant>;
+    type Command = MerchantCommand;
+    type Event = MerchantEvent;
+    type Error = MerchantError;
+
+    fn decide(
+        state: &Option<Merchant>,
+        command: &MerchantCommand,
+    ) -> Result<Vec<MerchantEvent>, MerchantError> {
+        let merchant = match (state, command) {
+            (None, MerchantCommand::Onboard(onboard)) => return onboard_merchant(onboard),
+            (Some(_), MerchantCommand::Onboard(_)) => return Err(MerchantError::AlreadyOnboarded),
+            (None, _) => return Err(MerchantError::NotOnboarded),
+            (Some(merchant), _) => merchant,
+        };
+        if merchant.status == MerchantStatus::Closed
+            && !matches!(command, MerchantCommand::DetachGateway { .. })
+        {
+            return Err(MerchantError::Closed);
+        }
+        decide_for(merchant, command)
+    }
+
+    fn evolve(state: Option<Merchant>, event: &MerchantEvent) -> Option<Merchant> {
+        if let MerchantEvent::MerchantOnboarded {
+            merchant_id,
+            company_name,
+            webhook_url,
+            whatsapp,
+            client_key,
+            client_salt,
+            webhook_secret,
+            fee,
+            thresholds,
+            checkout,
+            at,
+        } = event
+        {
+            return Some(Merchant {
+                id: *merchant_id,
+                company_name: company_name.clone(),
+                webhook_url: webhook_url.clone(),
+                whatsapp: whatsapp.clone(),
+                status: MerchantStatus::Active,
+                client_key: client_key.clone(),
+                client_salt: client_salt.clone(),
+                keys_rotated_at: None,
+                fee: *fee,
+                thresholds: *thresholds,
+                checkout: *checkout,
+                webhook_secret: webhook_secret.clone(),
+                previous_webhook_secret: None,
+                webhook_endpoint_disabled_at: None,
+                active_gateways: BTreeSet::new(),
+                onboarded_at: *at,
+            });
+        }
+        let mut merchant = state?;
+        match event {
+            MerchantEvent::MerchantOnboarded { .. } => {}
+            MerchantEvent::MerchantProfileUpdated {
+                company_name,
+                webhook_url,
+                ..
+            } => {
+                merchant.company_name = company_name.clone();
+                merchant.webhook_url = webhook_url.clone();
+            }
+            MerchantEvent::MerchantWhatsappContactChanged { contact, .. } => {
+                merchant.whatsapp = contact.clone()
+            }
+            MerchantEvent::MerchantKeysRotated {
+                client_key,
+                client_salt,
+                at,
+            } => {
+                merchant.client_key = client_key.clone();
+                merchant.client_salt = client_salt.clone();
+                merchant.keys_rotated_at = Some(*at);
+            }
+            MerchantEvent::MerchantFeeChanged { to, .. } => merchant.fee = *to,
+            MerchantEvent::MerchantThresholdsChanged { thresholds, .. } => {
+                merchant.thresholds = *thresholds
+            }
+            MerchantEvent::MerchantCheckoutSettingsChanged { settings, .. } => {
+                merchant.checkout = *settings
+            }
+            MerchantEvent::MerchantWebhookSecretRotated {
+                secret,
+                previous_valid_until,
+                ..
+            } => {
+                let previous = std::mem::replace(&mut merchant.webhook_secret, secret.clone());
+                merchant.previous_webhook_secret = Some(PreviousWebhookSecret {
+                    secret: previous,
+                    valid_until: *previous_valid_until,
+                });
+            }
+            MerchantEvent::MerchantWebhookEndpointDisabled { at, .. } => {
+                merchant.webhook_endpoint_disabled_at = Some(*at);
+            }
+            MerchantEvent::MerchantWebhookEndpointEnabled { .. } => {
+                merchant.webhook_endpoint_disabled_at = None
+            }
+            MerchantEvent::MerchantGatewayAttached { gateway_id, .. } => {
+                merchant.active_gateways.insert(*gateway_id);
+            }
+            MerchantEvent::MerchantGatewayDetached { gateway_id, .. } => {
+                merchant.active_gateways.remove(gateway_id);
+            }
+            MerchantEvent::MerchantSuspended { .. } => merchant.status = MerchantStatus::Suspended,
+            MerchantEvent::MerchantReactivated { .. } => merchant.status = MerchantStatus::Active,
+            MerchantEvent::MerchantClosed { .. } => merchant.status = MerchantStatus::Closed,
+        }
+        Some(merchant)
+    }
+}
+
+fn onboard_merchant(onboard: &OnboardMerchant) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let company_name = validation::text(
+        "company_name",
+        &onboard.company_name,
+        MAX_COMPANY_NAME_CHARS,
+    )?;
+    if let Some(url) = &onboard.webhook_url {
+        validation::http_url("webhook_url", url)?;
+    }
+    let whatsapp = onboard
+        .whatsapp
+        .as_ref()
+        .map(WhatsappContact::normalised)
+        .transpose()?;
+    validate_fee(onboard.fee)?;
+    onboard.thresholds.validate()?;
+    onboard.checkout.validate()?;
+    Ok(vec![MerchantEvent::MerchantOnboarded {
+        merchant_id: onboard.merchant_id,
+        company_name,
+        webhook_url: onboard.webhook_url.clone(),
+        whatsapp,
+        client_key: onboard.client_key.clone(),
+        client_salt: onboard.client_salt.clone(),
+        webhook_secret: onboard.webhook_secret.clone(),
+        fee: onboard.fee,
+        thresholds: onboard.thresholds,
+        checkout: onboard.checkout,
+        at: onboard.at,
+    }])
+}
+
+fn validate_fee(fee: BasisPoints) -> Result<(), FieldError> {
+    BasisPoints::new(fee.bps()).map(|_| ()).map_err(|_| {
+        Problem::OutOfRange {
+            min: 0,
+            max: i64::from(BasisPoints::WHOLE),
+        }
+        .at("fee")
+    })
+}
+
+/// Decides a command for an onboarded merchant that is not closed (or a detach on a closed one).
+fn decide_for(
+    merchant: &Merchant,
+    command: &MerchantCommand,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let events = match command {
+        MerchantCommand::Onboard(_) => return Err(MerchantError::AlreadyOnboarded),
+        MerchantCommand::UpdateProfile {
+            company_name,
+            webhook_url,
+            at,
+        } => {
+            let company_name =
+                validation::text("company_name", company_name, MAX_COMPANY_NAME_CHARS)?;
+            if let Some(url) = webhook_url {
+                validation::http_url("webhook_url", url)?;
+            }
+            if company_name == merchant.company_name && *webhook_url == merchant.webhook_url {
+                return Ok(vec![]);
+            }
+            let mut events = vec![MerchantEvent::MerchantProfileUpdated {
+                company_name,
+                webhook_url: webhook_url.clone(),
+                at: *at,
+            }];
+            // A merchant who fixes the URL of a disabled endpoint wants webhooks again.
+            if webhook_url.is_some()
+                && *webhook_url != merchant.webhook_url
+                && merchant.webhook_endpoint_disabled_at.is_some()
+            {
+                events.push(MerchantEvent::MerchantWebhookEndpointEnabled { at: *at });
+            }
+            events
+        }
+        MerchantCommand::ChangeWhatsappContact { contact, at } => {
+            let contact = contact
+                .as_ref()
+                .map(WhatsappContact::normalised)
+                .transpose()?;
+            if contact == merchant.whatsapp {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantWhatsappContactChanged { contact, at: *at }]
+        }
+        MerchantCommand::RotateKeys {
+            client_key,
+            client_salt,
+            at,
+        } => {
+            if *client_key == merchant.client_key {
+                return Err(MerchantError::ClientKeyNotNew);
+            }
+            vec![MerchantEvent::MerchantKeysRotated {
+                client_key: client_key.clone(),
+                client_salt: client_salt.clone(),
+                at: *at,
+            }]
+        }
+        MerchantCommand::ChangeFee { fee, at } => {
+            validate_fee(*fee)?;
+            if *fee == merchant.fee {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantFeeChanged {
+                from: merchant.fee,
+                to: *fee,
+                at: *at,
+            }]
+        }
+        MerchantCommand::ChangeThresholds { thresholds, at } => {
+            thresholds.validate()?;
+            if *thresholds == merchant.thresholds {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantThresholdsChanged {
+                thresholds: *thresholds,
+                at: *at,
+            }]
+        }
+        MerchantCommand::ChangeCheckoutSettings { settings, at } => {
+            settings.validate()?;
+            if *settings == merchant.checkout {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantCheckoutSettingsChanged {
+                settings: *settings,
+                at: *at,
+            }]
+        }
+        MerchantCommand::RotateWebhookSecret {
+            secret,
+            grace_secs,
+            at,
+        } => {
+            validation::range("grace_secs", *grace_secs, 0, MAX_WEBHOOK_SECRET_GRACE_SECS)?;
+            if *secret == merchant.webhook_secret {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantWebhookSecretRotated {
+                secret: secret.clone(),
+                previous_valid_until: calendar::plus_secs(*at, *grace_secs),
+                at: *at,
+            }]
+        }
+        MerchantCommand::DisableWebhookEndpoint { failing_since, at } => {
+            if merchant.webhook_endpoint_disabled_at.is_some() {
+                return Ok(vec![]);
+            }
+            match endpoint_health(Some(*failing_since), *at) {
+                EndpointHealth::Disable { .. } => {
+                    vec![MerchantEvent::MerchantWebhookEndpointDisabled {
+                        failing_since: *failing_since,
+                        at: *at,
+                    }]
+                }
+                EndpointHealth::Failing { disable_at, .. } => {
+                    return Err(MerchantError::EndpointNotFailingLongEnough {
+                        disable_from: disable_at,
+                    });
+                }
+                EndpointHealth::Healthy => return Ok(vec![]),
+            }
+        }
+        MerchantCommand::EnableWebhookEndpoint { at } => {
+            if merchant.webhook_endpoint_disabled_at.is_none() {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantWebhookEndpointEnabled { at: *at }]
+        }
+        MerchantCommand::AttachGateway { gateway_id, at } => {
+            if merchant.active_gateways.contains(gateway_id) {
+                return Ok(vec![]);
+            }
+            if merchant.active_gateways.len() >= MAX_ACTIVE_GATEWAYS {
+                return Err(MerchantError::TooManyGateways {
+                    limit: MAX_ACTIVE_GATEWAYS,
+                });
+            }
+            vec![MerchantEvent::MerchantGatewayAttached {
+                gateway_id: *gateway_id,
+                at: *at,
+            }]
+        }
+        MerchantCommand::DetachGateway { gateway_id, at } => {
+            if !merchant.active_gateways.contains(gateway_id) {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantGatewayDetached {
+                gateway_id: *gateway_id,
+                at: *at,
+            }]
+        }
+        MerchantCommand::Suspend { reason, at } => {
+            let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
+            if merchant.status == MerchantStatus::Suspended {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantSuspended { reason, at: *at }]
+        }
+        MerchantCommand::Reactivate { at } => {
+            if merchant.status == MerchantStatus::Active {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantReactivated { at: *at }]
+        }
+        MerchantCommand::Close { reason, at } => {
+            let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
+            vec![MerchantEvent::MerchantClosed { reason, at: *at }]
+        }
+    };
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests;

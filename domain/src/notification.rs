@@ -1,0 +1,525 @@
+//! Notification: one WhatsApp message to a merchant, through its attempts.
+//!
+//! Stream `notification-<NotificationId>`. Lifecycle: queued (merchant, type, template,
+//! recipient, parameters, attempt limit 4) → each failed attempt is recorded with its error and,
+//! if another attempt is allowed, when to make it ([`crate::retry::whatsapp_wait_after`]; rate
+//! limits back off longer) → sent (provider message id) or failed for good (attempts exhausted or
+//! a permanent error). Ops may resend a failed notification, which queues it again with a fresh
+//! attempt budget.
+//!
+//! Whether a `LOW_BALANCE` notification may be queued at all is decided on the merchant's
+//! alerts stream ([`crate::merchant_alerts`]), which enforces the 6-hour cool-down.
+
+use crate::calendar;
+use crate::decider::Decider;
+use crate::ids::{MerchantId, NotificationId};
+use crate::retry::{Jitter, WHATSAPP, whatsapp_wait_after};
+use crate::validation::{self, FieldError, Problem};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest template name, in characters (WhatsApp's own limit).
+pub const MAX_TEMPLATE_CHARS: usize = 512;
+
+/// Most template parameters.
+pub const MAX_PARAMS: usize = 20;
+
+/// Longest template parameter, in characters.
+pub const MAX_PARAM_CHARS: usize = 1_024;
+
+/// Longest error code or message kept, in characters.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// What a notification is about; merchants opt in per type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationType {
+    /// The balance due reached the warn threshold.
+    LowBalance,
+    /// A payment changed status.
+    TxnUpdate,
+    /// A payout changed status.
+    PayoutUpdate,
+    /// The merchant's account changed (suspended, reactivated, webhook endpoint disabled).
+    AccountStatus,
+}
+
+/// Where a notification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationStatus {
+    /// Waiting for its next attempt.
+    Queued,
+    /// Accepted by the provider.
+    Sent,
+    /// Given up on.
+    Failed,
+}
+
+/// The last error a provider answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// Provider error code, e.g. `130429`.
+    pub code: String,
+    /// Provider error message.
+    pub message: String,
+}
+
+/// A notification as its events describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    id: NotificationId,
+    merchant_id: MerchantId,
+    kind: NotificationType,
+    template: String,
+    recipient: String,
+    params: Vec<String>,
+    attempt_limit: u32,
+    attempts: u32,
+    status: NotificationStatus,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_error: Option<AttemptError>,
+    provider_message_id: Option<String>,
+    queued_at: DateTime<Utc>,
+}
+
+impl Notification {
+    /// The notification's id.
+    pub fn id(&self) -> NotificationId {
+        self.id
+    }
+
+    /// The merchant it is for.
+    pub fn merchant_id(&self) -> MerchantId {
+        self.merchant_id
+    }
+
+    /// What it is about.
+    pub fn kind(&self) -> NotificationType {
+        self.kind
+    }
+
+    /// The WhatsApp template name.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// The recipient's number (international format, digits only).
+    pub fn recipient(&self) -> &str {
+        &self.recipient
+    }
+
+    /// Template parameters, in order.
+    pub fn params(&self) -> &[String] {
+        &self.params
+    }
+
+    /// Attempts allowed since it was (re)queued.
+    pub fn attempt_limit(&self) -> u32 {
+        self.attempt_limit
+    }
+
+    /// Attempts made since it was (re)queued.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Queued, sent or failed.
+    pub fn status(&self) -> NotificationStatus {
+        self.status
+    }
+
+    /// When the next attempt is due, while queued.
+    pub fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        self.next_attempt_at
+    }
+
+    /// Whether an attempt is due at `now`.
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.next_attempt_at.is_some_and(|due| due <= now)
+    }
+
+    /// The last provider error.
+    pub fn last_error(&self) -> Option<&AttemptError> {
+        self.last_error.as_ref()
+    }
+
+    /// The provider's message id, once sent.
+    pub fn provider_message_id(&self) -> Option<&str> {
+        self.provider_message_id.as_deref()
+    }
+
+    /// When it was first queued.
+    pub fn queued_at(&self) -> DateTime<Utc> {
+        self.queued_at
+    }
+}
+
+/// Everything needed to queue a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueNotification {
+    /// The new notification's id.
+    pub notification_id: NotificationId,
+    /// The merchant it is for.
+    pub merchant_id: MerchantId,
+    /// What it is about.
+    pub kind: NotificationType,
+    /// WhatsApp template name (lowercase letters, digits and `_`).
+    pub template: String,
+    /// Recipient's number (international format; a leading `+` is dropped).
+    pub recipient: String,
+    /// Template parameters.
+    pub params: Vec<String>,
+    /// When it is decided.
+    pub at: DateTime<Utc>,
+}
+
+/// What can be asked of a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotificationCommand {
+    /// Queues a notification for immediate sending.
+    Queue(QueueNotification),
+    /// Records a failed attempt.
+    RecordAttemptFailed {
+        /// Provider error code.
+        error_code: String,
+        /// Provider error message.
+        error_message: String,
+        /// Whether trying again may help (false for e.g. an invalid number).
+        retryable: bool,
+        /// Whether the provider refused for rate limiting (backs off longer).
+        rate_limited: bool,
+        /// Jitter for the next wait, drawn by the caller.
+        jitter: Jitter,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records that the provider accepted the message.
+    RecordSent {
+        /// The provider's message id.
+        provider_message_id: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Queues a failed notification again, with a fresh attempt budget (ops).
+    Resend {
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+}
+
+event_enum! {
+    /// What a notification stream records.
+    pub enum NotificationEvent {
+        /// A notification was queued.
+        NotificationQueued {
+            /// The notification's id.
+            notification_id: NotificationId,
+            /// The merchant.
+            merchant_id: MerchantId,
+            /// What it is about.
+            kind: NotificationType,
+            /// Template name.
+            template: String,
+            /// Recipient's number.
+            recipient: String,
+            /// Template parameters.
+            params: Vec<String>,
+            /// Attempts allowed.
+            attempt_limit: u32,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// An attempt failed.
+        NotificationAttemptFailed {
+            /// Which attempt (1-based).
+            attempt: u32,
+            /// Provider error code.
+            error_code: String,
+            /// Provider error message.
+            error_message: String,
+            /// Whether trying again may help.
+            retryable: bool,
+            /// When the next attempt is due, if there is one.
+            next_attempt_at: Option<DateTime<Utc>>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The provider accepted the message.
+        NotificationSent {
+            /// Which attempt succeeded.
+            attempt: u32,
+            /// The provider's message id.
+            provider_message_id: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The notification was given up on.
+        NotificationFailed {
+            /// Attempts made.
+            attempts: u32,
+            /// The last error code.
+            error_code: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A failed notification was queued again.
+        NotificationRequeued {
+            /// Attempts allowed from now.
+            attempt_limit: u32,
+            /// When.
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+/// Why a notification command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotificationError {
+    /// The stream has no `NotificationQueued` yet.
+    #[error("notification not queued")]
+    NotQueued,
+    /// `Queue` on an existing notification.
+    #[error("notification already queued")]
+    AlreadyQueued,
+    /// A field breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The notification was already sent.
+    #[error("notification already sent")]
+    AlreadySent,
+    /// The notification was given up on; resend it to try again.
+    #[error("notification already failed")]
+    AlreadyFailed,
+    /// Only a failed notification can be resent.
+    #[error("notification is {status:?}; only a failed one can be resent")]
+    NotFailed {
+        /// Its status.
+        status: NotificationStatus,
+    },
+}
+
+impl NotificationError {
+    /// True for a repeated or late report about an attempt: callers acknowledge it without effect.
+    pub fn is_already_recorded(&self) -> bool {
+        matches!(
+            self,
+            NotificationError::AlreadySent | NotificationError::AlreadyFailed
+        )
+    }
+}
+
+fn is_template_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+}
+
+impl Decider for Notification {
+    const CATEGORY: &'static str = "notification";
+    type State = Option<Notification>;
+    type Command = NotificationCommand;
+    type Event = NotificationEvent;
+    type Error = NotificationError;
+
+    fn decide(
+        state: &Option<Notification>,
+        command: &NotificationCommand,
+    ) -> Result<Vec<NotificationEvent>, NotificationError> {
+        let notification = match (state, command) {
+            (None, NotificationCommand::Queue(queue)) => return queue_notification(queue),
+            (Some(_), NotificationCommand::Queue(_)) => {
+                return Err(NotificationError::AlreadyQueued);
+            }
+            (None, _) => return Err(NotificationError::NotQueued),
+            (Some(notification), _) => notification,
+        };
+        match command {
+            NotificationCommand::Queue(_) => Err(NotificationError::AlreadyQueued),
+            NotificationCommand::RecordAttemptFailed {
+                error_code,
+                error_message,
+                retryable,
+                rate_limited,
+                jitter,
+                at,
+            } => {
+                ensure_queued(notification)?;
+                let attempt = notification.attempts.saturating_add(1);
+                let error_code = validation::excerpt(error_code, MAX_ERROR_CHARS);
+                let next_attempt_at = if *retryable || *rate_limited {
+                    let wait = whatsapp_wait_after(attempt, *rate_limited, *jitter)
+                        .filter(|_| attempt < notification.attempt_limit);
+                    wait.map(|wait| calendar::plus(*at, wait))
+                } else {
+                    None
+                };
+                let mut events = vec![NotificationEvent::NotificationAttemptFailed {
+                    attempt,
+                    error_code: error_code.clone(),
+                    error_message: validation::excerpt(error_message, MAX_ERROR_CHARS),
+                    retryable: *retryable || *rate_limited,
+                    next_attempt_at,
+                    at: *at,
+                }];
+                if next_attempt_at.is_none() {
+                    events.push(NotificationEvent::NotificationFailed {
+                        attempts: attempt,
+                        error_code,
+                        at: *at,
+                    });
+                }
+                Ok(events)
+            }
+            NotificationCommand::RecordSent {
+                provider_message_id,
+                at,
+            } => {
+                ensure_queued(notification)?;
+                validation::token(
+                    "provider_message_id",
+                    provider_message_id,
+                    200,
+                    |c| c.is_ascii_graphic(),
+                    "printable ASCII",
+                )?;
+                Ok(vec![NotificationEvent::NotificationSent {
+                    attempt: notification.attempts.saturating_add(1),
+                    provider_message_id: provider_message_id.clone(),
+                    at: *at,
+                }])
+            }
+            NotificationCommand::Resend { at } => {
+                if notification.status != NotificationStatus::Failed {
+                    return Err(NotificationError::NotFailed {
+                        status: notification.status,
+                    });
+                }
+                Ok(vec![NotificationEvent::NotificationRequeued {
+                    attempt_limit: WHATSAPP.max_attempts,
+                    at: *at,
+                }])
+            }
+        }
+    }
+
+    fn evolve(state: Option<Notification>, event: &NotificationEvent) -> Option<Notification> {
+        if let NotificationEvent::NotificationQueued {
+            notification_id,
+            merchant_id,
+            kind,
+            template,
+            recipient,
+            params,
+            attempt_limit,
+            at,
+        } = event
+        {
+            return Some(Notification {
+                id: *notification_id,
+                merchant_id: *merchant_id,
+                kind: *kind,
+                template: template.clone(),
+                recipient: recipient.clone(),
+                params: params.clone(),
+                attempt_limit: *attempt_limit,
+                attempts: 0,
+                status: NotificationStatus::Queued,
+                next_attempt_at: Some(*at),
+                last_error: None,
+                provider_message_id: None,
+                queued_at: *at,
+            });
+        }
+        let mut notification = state?;
+        match event {
+            NotificationEvent::NotificationQueued { .. } => {}
+            NotificationEvent::NotificationAttemptFailed {
+                attempt,
+                error_code,
+                error_message,
+                next_attempt_at,
+                ..
+            } => {
+                notification.attempts = *attempt;
+                notification.last_error = Some(AttemptError {
+                    code: error_code.clone(),
+                    message: error_message.clone(),
+                });
+                notification.next_attempt_at = *next_attempt_at;
+            }
+            NotificationEvent::NotificationSent {
+                attempt,
+                provider_message_id,
+                ..
+            } => {
+                notification.attempts = *attempt;
+                notification.status = NotificationStatus::Sent;
+                notification.provider_message_id = Some(provider_message_id.clone());
+                notification.next_attempt_at = None;
+            }
+            NotificationEvent::NotificationFailed { .. } => {
+                notification.status = NotificationStatus::Failed;
+                notification.next_attempt_at = None;
+            }
+            NotificationEvent::NotificationRequeued { attempt_limit, at } => {
+                notification.status = NotificationStatus::Queued;
+                notification.attempt_limit = *attempt_limit;
+                notification.attempts = 0;
+                notification.next_attempt_at = Some(*at);
+            }
+        }
+        Some(notification)
+    }
+}
+
+fn queue_notification(
+    queue: &QueueNotification,
+) -> Result<Vec<NotificationEvent>, NotificationError> {
+    validation::token(
+        "template",
+        &queue.template,
+        MAX_TEMPLATE_CHARS,
+        is_template_char,
+        "lowercase letters, digits and '_'",
+    )?;
+    let recipient = validation::phone("recipient", &queue.recipient)?;
+    if queue.params.len() > MAX_PARAMS {
+        return Err(Problem::OutOfRange {
+            min: 0,
+            max: MAX_PARAMS as i64,
+        }
+        .at("params")
+        .into());
+    }
+    if queue
+        .params
+        .iter()
+        .any(|param| param.chars().count() > MAX_PARAM_CHARS)
+    {
+        return Err(Problem::TooLong {
+            max: MAX_PARAM_CHARS,
+        }
+        .at("params")
+        .into());
+    }
+    Ok(vec![NotificationEvent::NotificationQueued {
+        notification_id: queue.notification_id,
+        merchant_id: queue.merchant_id,
+        kind: queue.kind,
+        template: queue.template.clone(),
+        recipient,
+        params: queue.params.clone(),
+        attempt_limit: WHATSAPP.max_attempts,
+        at: queue.at,
+    }])
+}
+
+fn ensure_queued(notification: &Notification) -> Result<(), NotificationError> {
+    match notification.status {
+        NotificationStatus::Queued => Ok(()),
+        NotificationStatus::Sent => Err(NotificationError::AlreadySent),
+        NotificationStatus::Failed => Err(NotificationError::AlreadyFailed),
+    }
+}
+
+#[cfg(test)]
+mod tests;

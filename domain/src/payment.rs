@@ -1,0 +1,908 @@
+//! Payment (the API calls it transaction): from initiation to a verified outcome.
+//!
+//! Stream `payment-<PaymentId>`. Lifecycle: initiated (routed to a gateway, which was booked in
+//! the same atomic append) → PSP order created (checkout handed out) → succeeded or failed. While
+//! no PSP order exists a gateway failure may reroute the payment: at most [`MAX_ATTEMPTS`]
+//! gateways per payment (the first and two reroutes). A success after a failure is a late
+//! success (Razorpay may send `payment.failed` and then `payment.captured`) and is accepted once.
+//!
+//! Rules:
+//! - Admission ([`admit`]): the merchant must be active and its balance due below the suspend
+//!   threshold, else a dedicated refusal carries the amount due.
+//! - Commission is decided once, at success: `amount × fee / 10 000` rounded half-up, with the
+//!   fee in force at initiation (carried in `PaymentInitiated`), and recorded in
+//!   `PaymentSucceeded` (appended atomically with the wallet's `CommissionAccrued`). A second
+//!   success is refused with [`PaymentError::AlreadySucceeded`], so there is exactly one
+//!   commission per successful payment.
+//! - Refunds (full or partial, each PSP refund id once) are recorded for reporting; commission is
+//!   retained because the service was rendered, and the gateway booking is not released.
+//! - Duplicate or stale facts from PSPs are refused with errors whose
+//!   [`PaymentError::is_already_recorded`] is true; callers treat them as idempotent no-ops.
+
+use crate::decider::Decider;
+use crate::gateway::GatewayCommand;
+use crate::ids::{GatewayId, MerchantId, PaymentId};
+use crate::merchant::{MerchantStatus, Thresholds};
+use crate::money::{BasisPoints, Currency, Paise};
+use crate::validation::{self, FieldError, Problem};
+use crate::wallet::{Standing, standing};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Gateways a payment may try in total: the first one and two reroutes.
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// Largest payment accepted: ₹1,00,00,000 (one crore).
+pub const MAX_PAYMENT_AMOUNT: Paise = Paise::rupees(10_000_000);
+
+/// Longest merchant order id, in characters.
+pub const MAX_ORDER_ID_CHARS: usize = 40;
+
+/// Longest PSP identifier (order, payment or refund id) accepted, in characters.
+pub const MAX_PSP_ID_CHARS: usize = 100;
+
+/// Longest failure code or description kept, in characters.
+pub const MAX_FAILURE_TEXT_CHARS: usize = 500;
+
+/// The characters a merchant order id may use.
+pub fn is_order_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// What payment initiation needs to know about the merchant, taken when the command is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantSnapshot {
+    /// The merchant.
+    pub merchant_id: MerchantId,
+    /// Its status.
+    pub status: MerchantStatus,
+    /// The fee in force now; carried into the payment.
+    pub fee: BasisPoints,
+    /// Its thresholds.
+    pub thresholds: Thresholds,
+    /// Its wallet's balance due now.
+    pub balance_due: Paise,
+}
+
+/// Whether the merchant may start a new payment: active, and balance due below the suspend
+/// threshold.
+pub fn admit(merchant: &MerchantSnapshot) -> Result<(), PaymentError> {
+    if merchant.status != MerchantStatus::Active {
+        return Err(PaymentError::MerchantNotActive {
+            status: merchant.status,
+        });
+    }
+    if standing(merchant.balance_due, &merchant.thresholds) == Standing::Suspended {
+        return Err(PaymentError::BalanceDueOverLimit {
+            balance_due: merchant.balance_due,
+            suspend_at: merchant.thresholds.suspend_at,
+        });
+    }
+    Ok(())
+}
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Routed and booked; no PSP order yet.
+    Initiated,
+    /// PSP order created; waiting for the customer and the PSP's outcome.
+    AwaitingPayment,
+    /// Paid; commission decided.
+    Succeeded,
+    /// Failed (a late success may still follow).
+    Failed,
+    /// Paid, then refunded in full.
+    Refunded,
+}
+
+/// Capacity booked on a gateway for this payment and not released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Booking {
+    /// The booked gateway.
+    pub gateway_id: GatewayId,
+    /// The booked amount.
+    pub amount: Paise,
+    /// When it was booked.
+    pub booked_at: DateTime<Utc>,
+}
+
+impl Booking {
+    /// The gateway command that releases this booking (append it with the failure or reroute).
+    pub fn release(&self, payment_id: PaymentId, at: DateTime<Utc>) -> GatewayCommand {
+        GatewayCommand::ReleaseBooking {
+            payment_id,
+            amount: self.amount,
+            booked_at: self.booked_at,
+            at,
+        }
+    }
+}
+
+/// The order created at the PSP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PspOrder {
+    /// The PSP's order id.
+    pub psp_order_id: String,
+    /// Provider-specific checkout data handed to the customer (URL, form fields).
+    pub checkout: serde_json::Value,
+}
+
+/// The verified success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Success {
+    /// The PSP's payment id.
+    pub psp_payment_id: String,
+    /// Commission decided at success.
+    pub commission: Paise,
+    /// Whether it came after a failure.
+    pub late: bool,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// Why the payment failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// PSP or internal error code.
+    pub code: String,
+    /// Human description.
+    pub description: String,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// One recorded refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// The PSP's refund id.
+    pub refund_id: String,
+    /// Amount refunded.
+    pub amount: Paise,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// A payment as its events describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    id: PaymentId,
+    merchant_id: MerchantId,
+    amount: Paise,
+    currency: Currency,
+    merchant_order_id: String,
+    fee: BasisPoints,
+    gateway_id: GatewayId,
+    tried_gateways: Vec<GatewayId>,
+    booked_at: Option<DateTime<Utc>>,
+    psp_order: Option<PspOrder>,
+    status: PaymentStatus,
+    success: Option<Success>,
+    failure: Option<Failure>,
+    refunds: Vec<Refund>,
+    initiated_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// The payment's id.
+    pub fn id(&self) -> PaymentId {
+        self.id
+    }
+
+    /// The merchant it is for.
+    pub fn merchant_id(&self) -> MerchantId {
+        self.merchant_id
+    }
+
+    /// Amount in paise.
+    pub fn amount(&self) -> Paise {
+        self.amount
+    }
+
+    /// Currency (INR).
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// The merchant's order id.
+    pub fn merchant_order_id(&self) -> &str {
+        &self.merchant_order_id
+    }
+
+    /// The fee in force at initiation; the commission uses this one.
+    pub fn fee(&self) -> BasisPoints {
+        self.fee
+    }
+
+    /// The gateway currently (or last) routed to.
+    pub fn gateway_id(&self) -> GatewayId {
+        self.gateway_id
+    }
+
+    /// Every gateway tried, in order.
+    pub fn tried_gateways(&self) -> &[GatewayId] {
+        &self.tried_gateways
+    }
+
+    /// How many gateways were tried.
+    pub fn attempts(&self) -> usize {
+        self.tried_gateways.len()
+    }
+
+    /// The booking held on the current gateway, if not released.
+    pub fn live_booking(&self) -> Option<Booking> {
+        self.booked_at.map(|booked_at| Booking {
+            gateway_id: self.gateway_id,
+            amount: self.amount,
+            booked_at,
+        })
+    }
+
+    /// The PSP order, once created.
+    pub fn psp_order(&self) -> Option<&PspOrder> {
+        self.psp_order.as_ref()
+    }
+
+    /// Where the payment stands.
+    pub fn status(&self) -> PaymentStatus {
+        self.status
+    }
+
+    /// The success, if any.
+    pub fn success(&self) -> Option<&Success> {
+        self.success.as_ref()
+    }
+
+    /// The commission, once succeeded.
+    pub fn commission(&self) -> Option<Paise> {
+        self.success.as_ref().map(|success| success.commission)
+    }
+
+    /// The last failure, if any (kept after a late success, for the record).
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    /// Refunds recorded.
+    pub fn refunds(&self) -> &[Refund] {
+        &self.refunds
+    }
+
+    /// Total refunded.
+    pub fn refunded(&self) -> Paise {
+        self.refunds.iter().fold(Paise::ZERO, |total, refund| {
+            total.saturating_add(refund.amount)
+        })
+    }
+
+    /// When it was initiated.
+    pub fn initiated_at(&self) -> DateTime<Utc> {
+        self.initiated_at
+    }
+}
+
+/// Everything needed to initiate a payment. Routing already chose `gateway_id`; the same append
+/// books it (`GatewayCommand::Book`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitiatePayment {
+    /// The new payment's id.
+    pub payment_id: PaymentId,
+    /// The merchant's standing and fee, with its balance due.
+    pub merchant: MerchantSnapshot,
+    /// Amount in paise (positive, at most [`MAX_PAYMENT_AMOUNT`]).
+    pub amount: Paise,
+    /// Currency code as sent; only `INR`.
+    pub currency: String,
+    /// The merchant's order id (1 to 40 of `A-Z a-z 0-9 - _ .`).
+    pub merchant_order_id: String,
+    /// The gateway routing chose.
+    pub gateway_id: GatewayId,
+    /// When it is decided.
+    pub at: DateTime<Utc>,
+}
+
+/// What can be asked of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentCommand {
+    /// Starts a payment.
+    Initiate(InitiatePayment),
+    /// Records the order the PSP created.
+    RecordPspOrder {
+        /// The gateway the order was created on (must be the current one).
+        gateway_id: GatewayId,
+        /// The PSP's order id.
+        psp_order_id: String,
+        /// Checkout data for the customer.
+        checkout: serde_json::Value,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Moves the payment to another gateway after the current one failed to create an order.
+    /// Appended with the old booking's release and the new gateway's booking.
+    Reroute {
+        /// The gateway routing chose next.
+        to_gateway: GatewayId,
+        /// Why the current gateway failed.
+        reason: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records a verified PSP success. Appended with the wallet's commission accrual (and, when
+    /// late, a new booking on the gateway).
+    RecordSuccess {
+        /// The PSP's payment id.
+        psp_payment_id: String,
+        /// The amount the PSP reports as paid; must equal the payment's amount.
+        amount: Paise,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records a verified PSP failure (or an expiry). Appended with the booking's release.
+    RecordFailure {
+        /// PSP or internal error code.
+        code: String,
+        /// Human description.
+        description: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records a refund reported by the PSP.
+    RecordRefund {
+        /// The PSP's refund id.
+        refund_id: String,
+        /// Amount refunded.
+        amount: Paise,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+}
+
+event_enum! {
+    /// What a payment stream records.
+    pub enum PaymentEvent {
+        /// A payment was initiated and routed.
+        PaymentInitiated {
+            /// The payment's id.
+            payment_id: PaymentId,
+            /// The merchant.
+            merchant_id: MerchantId,
+            /// Amount in paise.
+            amount: Paise,
+            /// Currency.
+            currency: Currency,
+            /// The merchant's order id.
+            merchant_order_id: String,
+            /// The gateway routed to (and booked).
+            gateway_id: GatewayId,
+            /// The merchant's fee in force now; the commission will use it.
+            fee: BasisPoints,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The PSP created an order.
+        PspOrderCreated {
+            /// The gateway.
+            gateway_id: GatewayId,
+            /// The PSP's order id.
+            psp_order_id: String,
+            /// Checkout data for the customer.
+            checkout: serde_json::Value,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The payment moved to another gateway.
+        PaymentRerouted {
+            /// The gateway that failed (its booking released).
+            from_gateway: GatewayId,
+            /// The gateway now booked.
+            to_gateway: GatewayId,
+            /// Which attempt this starts (2 or 3).
+            attempt: u32,
+            /// Why the previous gateway failed.
+            reason: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The PSP confirmed payment; commission decided.
+        PaymentSucceeded {
+            /// The gateway that took the money.
+            gateway_id: GatewayId,
+            /// Amount paid.
+            amount: Paise,
+            /// Fee in force at initiation.
+            fee: BasisPoints,
+            /// `amount × fee / 10 000`, rounded half-up.
+            commission: Paise,
+            /// The PSP's payment id.
+            psp_payment_id: String,
+            /// True when it followed a failure.
+            late_success: bool,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The payment failed.
+        PaymentFailed {
+            /// The gateway it failed on.
+            gateway_id: GatewayId,
+            /// PSP or internal error code.
+            code: String,
+            /// Human description.
+            description: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// Money was refunded to the customer; the commission stays.
+        PaymentRefunded {
+            /// The PSP's refund id.
+            refund_id: String,
+            /// Amount of this refund.
+            amount: Paise,
+            /// Total refunded so far, this one included.
+            refunded_total: Paise,
+            /// When.
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+/// Why a payment command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The stream has no `PaymentInitiated` yet.
+    #[error("payment not initiated")]
+    NotInitiated,
+    /// `Initiate` on an existing payment.
+    #[error("payment already initiated")]
+    AlreadyInitiated,
+    /// A field breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The merchant is suspended or closed.
+    #[error("merchant is {status:?}")]
+    MerchantNotActive {
+        /// The merchant's status.
+        status: MerchantStatus,
+    },
+    /// The merchant owes at least its suspend threshold in commission.
+    #[error("merchant owes {balance_due} in commission (suspended from {suspend_at})")]
+    BalanceDueOverLimit {
+        /// What the merchant owes.
+        balance_due: Paise,
+        /// The suspend threshold.
+        suspend_at: Paise,
+    },
+    /// The payment already succeeded: a duplicate success, or a stale failure.
+    #[error("payment already succeeded")]
+    AlreadySucceeded,
+    /// The payment already failed: a duplicate failure.
+    #[error("payment already failed")]
+    AlreadyFailed,
+    /// A PSP order was already recorded with another id.
+    #[error("PSP order {psp_order_id} already created")]
+    PspOrderAlreadyCreated {
+        /// The recorded order id.
+        psp_order_id: String,
+    },
+    /// The command names a gateway the payment is no longer routed to.
+    #[error("payment is routed to {current}, not {reported}")]
+    StaleGateway {
+        /// The current gateway.
+        current: GatewayId,
+        /// The gateway named.
+        reported: GatewayId,
+    },
+    /// Rerouting is only possible before a PSP order exists.
+    #[error("payment cannot be rerouted once its PSP order exists")]
+    PspOrderExists,
+    /// The payment tried [`MAX_ATTEMPTS`] gateways already.
+    #[error("payment already tried {attempts} gateways")]
+    RerouteLimitReached {
+        /// Gateways tried.
+        attempts: usize,
+    },
+    /// The payment already tried this gateway.
+    #[error("payment already tried gateway {0}")]
+    GatewayAlreadyTried(GatewayId),
+    /// The PSP reports a different amount than the payment's.
+    #[error("PSP reports {reported} but the payment is for {expected}")]
+    AmountMismatch {
+        /// The payment's amount.
+        expected: Paise,
+        /// The PSP's amount.
+        reported: Paise,
+    },
+    /// Only a succeeded payment can be refunded.
+    #[error("payment is {status:?}; only a succeeded payment can be refunded")]
+    NotRefundable {
+        /// Current status.
+        status: PaymentStatus,
+    },
+    /// The refund would take the total refunded past the amount.
+    #[error("refund of {requested} exceeds the refundable {refundable}")]
+    RefundExceedsAmount {
+        /// Still refundable.
+        refundable: Paise,
+        /// Asked for.
+        requested: Paise,
+    },
+    /// This PSP refund id was already recorded.
+    #[error("refund {refund_id} already recorded")]
+    RefundAlreadyRecorded {
+        /// The refund id.
+        refund_id: String,
+    },
+}
+
+impl PaymentError {
+    /// True when the fact is already reflected in the payment (duplicate or stale PSP report):
+    /// callers acknowledge it without effect instead of reporting an error.
+    pub fn is_already_recorded(&self) -> bool {
+        matches!(
+            self,
+            PaymentError::AlreadySucceeded
+                | PaymentError::AlreadyFailed
+                | PaymentError::RefundAlreadyRecorded { .. }
+        )
+    }
+
+    /// The command field at fault, for validation errors.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            PaymentError::Invalid(error) => Some(error.field),
+            _ => None,
+        }
+    }
+}
+
+impl Decider for Payment {
+    const CATEGORY: &'static str = "payment";
+    type State = Option<Payment>;
+    type Command = PaymentCommand;
+    type Event = PaymentEvent;
+    type Error = PaymentError;
+
+    fn decide(
+        state: &Option<Payment>,
+        command: &PaymentCommand,
+    ) -> Result<Vec<PaymentEvent>, PaymentError> {
+        match (state, command) {
+            (None, PaymentCommand::Initiate(initiate)) => initiate_payment(initiate),
+            (Some(_), PaymentCommand::Initiate(_)) => Err(PaymentError::AlreadyInitiated),
+            (None, _) => Err(PaymentError::NotInitiated),
+            (
+                Some(payment),
+                PaymentCommand::RecordPspOrder {
+                    gateway_id,
+                    psp_order_id,
+                    checkout,
+                    at,
+                },
+            ) => record_psp_order(payment, *gateway_id, psp_order_id, checkout, *at),
+            (
+                Some(payment),
+                PaymentCommand::Reroute {
+                    to_gateway,
+                    reason,
+                    at,
+                },
+            ) => reroute(payment, *to_gateway, reason, *at),
+            (
+                Some(payment),
+                PaymentCommand::RecordSuccess {
+                    psp_payment_id,
+                    amount,
+                    at,
+                },
+            ) => record_success(payment, psp_payment_id, *amount, *at),
+            (
+                Some(payment),
+                PaymentCommand::RecordFailure {
+                    code,
+                    description,
+                    at,
+                },
+            ) => record_failure(payment, code, description, *at),
+            (
+                Some(payment),
+                PaymentCommand::RecordRefund {
+                    refund_id,
+                    amount,
+                    at,
+                },
+            ) => record_refund(payment, refund_id, *amount, *at),
+        }
+    }
+
+    fn evolve(state: Option<Payment>, event: &PaymentEvent) -> Option<Payment> {
+        if let PaymentEvent::PaymentInitiated {
+            payment_id,
+            merchant_id,
+            amount,
+            currency,
+            merchant_order_id,
+            gateway_id,
+            fee,
+            at,
+        } = event
+        {
+            return Some(Payment {
+                id: *payment_id,
+                merchant_id: *merchant_id,
+                amount: *amount,
+                currency: *currency,
+                merchant_order_id: merchant_order_id.clone(),
+                fee: *fee,
+                gateway_id: *gateway_id,
+                tried_gateways: vec![*gateway_id],
+                booked_at: Some(*at),
+                psp_order: None,
+                status: PaymentStatus::Initiated,
+                success: None,
+                failure: None,
+                refunds: Vec::new(),
+                initiated_at: *at,
+            });
+        }
+        let mut payment = state?;
+        match event {
+            PaymentEvent::PaymentInitiated { .. } => {}
+            PaymentEvent::PspOrderCreated {
+                psp_order_id,
+                checkout,
+                ..
+            } => {
+                payment.psp_order = Some(PspOrder {
+                    psp_order_id: psp_order_id.clone(),
+                    checkout: checkout.clone(),
+                });
+                payment.status = PaymentStatus::AwaitingPayment;
+            }
+            PaymentEvent::PaymentRerouted { to_gateway, at, .. } => {
+                payment.gateway_id = *to_gateway;
+                payment.tried_gateways.push(*to_gateway);
+                payment.booked_at = Some(*at);
+            }
+            PaymentEvent::PaymentSucceeded {
+                commission,
+                psp_payment_id,
+                late_success,
+                at,
+                ..
+            } => {
+                payment.success = Some(Success {
+                    psp_payment_id: psp_payment_id.clone(),
+                    commission: *commission,
+                    late: *late_success,
+                    at: *at,
+                });
+                payment.status = PaymentStatus::Succeeded;
+                // A late success books the gateway again (GatewayBooked with late_success).
+                if *late_success {
+                    payment.booked_at = Some(*at);
+                }
+            }
+            PaymentEvent::PaymentFailed {
+                code,
+                description,
+                at,
+                ..
+            } => {
+                payment.failure = Some(Failure {
+                    code: code.clone(),
+                    description: description.clone(),
+                    at: *at,
+                });
+                payment.status = PaymentStatus::Failed;
+                payment.booked_at = None;
+            }
+            PaymentEvent::PaymentRefunded {
+                refund_id,
+                amount,
+                refunded_total,
+                at,
+            } => {
+                payment.refunds.push(Refund {
+                    refund_id: refund_id.clone(),
+                    amount: *amount,
+                    at: *at,
+                });
+                if *refunded_total >= payment.amount {
+                    payment.status = PaymentStatus::Refunded;
+                }
+            }
+        }
+        Some(payment)
+    }
+}
+
+fn initiate_payment(initiate: &InitiatePayment) -> Result<Vec<PaymentEvent>, PaymentError> {
+    validation::amount("amount", initiate.amount, MAX_PAYMENT_AMOUNT)?;
+    let currency: Currency = initiate
+        .currency
+        .parse()
+        .map_err(|_| Problem::Unsupported.at("currency"))?;
+    validation::token(
+        "merchant_order_id",
+        &initiate.merchant_order_id,
+        MAX_ORDER_ID_CHARS,
+        is_order_id_char,
+        "letters, digits, '-', '_' and '.'",
+    )?;
+    admit(&initiate.merchant)?;
+    Ok(vec![PaymentEvent::PaymentInitiated {
+        payment_id: initiate.payment_id,
+        merchant_id: initiate.merchant.merchant_id,
+        amount: initiate.amount,
+        currency,
+        merchant_order_id: initiate.merchant_order_id.clone(),
+        gateway_id: initiate.gateway_id,
+        fee: initiate.merchant.fee,
+        at: initiate.at,
+    }])
+}
+
+/// Refuses when the payment already reached an outcome.
+fn ensure_open(payment: &Payment) -> Result<(), PaymentError> {
+    match payment.status {
+        PaymentStatus::Initiated | PaymentStatus::AwaitingPayment => Ok(()),
+        PaymentStatus::Succeeded | PaymentStatus::Refunded => Err(PaymentError::AlreadySucceeded),
+        PaymentStatus::Failed => Err(PaymentError::AlreadyFailed),
+    }
+}
+
+fn psp_id(field: &'static str, value: &str) -> Result<(), FieldError> {
+    validation::token(
+        field,
+        value,
+        MAX_PSP_ID_CHARS,
+        |c| c.is_ascii_graphic(),
+        "printable ASCII",
+    )
+}
+
+fn record_psp_order(
+    payment: &Payment,
+    gateway_id: GatewayId,
+    psp_order_id: &str,
+    checkout: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<Vec<PaymentEvent>, PaymentError> {
+    ensure_open(payment)?;
+    psp_id("psp_order_id", psp_order_id)?;
+    if gateway_id != payment.gateway_id {
+        return Err(PaymentError::StaleGateway {
+            current: payment.gateway_id,
+            reported: gateway_id,
+        });
+    }
+    if let Some(order) = &payment.psp_order {
+        return if order.psp_order_id == psp_order_id {
+            Ok(vec![])
+        } else {
+            Err(PaymentError::PspOrderAlreadyCreated {
+                psp_order_id: order.psp_order_id.clone(),
+            })
+        };
+    }
+    Ok(vec![PaymentEvent::PspOrderCreated {
+        gateway_id,
+        psp_order_id: psp_order_id.to_owned(),
+        checkout: checkout.clone(),
+        at,
+    }])
+}
+
+fn reroute(
+    payment: &Payment,
+    to_gateway: GatewayId,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<PaymentEvent>, PaymentError> {
+    ensure_open(payment)?;
+    if payment.psp_order.is_some() {
+        return Err(PaymentError::PspOrderExists);
+    }
+    if payment.tried_gateways.len() >= MAX_ATTEMPTS {
+        return Err(PaymentError::RerouteLimitReached {
+            attempts: payment.tried_gateways.len(),
+        });
+    }
+    if payment.tried_gateways.contains(&to_gateway) {
+        return Err(PaymentError::GatewayAlreadyTried(to_gateway));
+    }
+    Ok(vec![PaymentEvent::PaymentRerouted {
+        from_gateway: payment.gateway_id,
+        to_gateway,
+        attempt: u32::try_from(payment.tried_gateways.len() + 1).unwrap_or(u32::MAX),
+        reason: validation::excerpt(reason, MAX_FAILURE_TEXT_CHARS),
+        at,
+    }])
+}
+
+fn record_success(
+    payment: &Payment,
+    psp_payment_id: &str,
+    amount: Paise,
+    at: DateTime<Utc>,
+) -> Result<Vec<PaymentEvent>, PaymentError> {
+    let late_success = match payment.status {
+        PaymentStatus::Initiated | PaymentStatus::AwaitingPayment => false,
+        PaymentStatus::Failed => true,
+        PaymentStatus::Succeeded | PaymentStatus::Refunded => {
+            return Err(PaymentError::AlreadySucceeded);
+        }
+    };
+    psp_id("psp_payment_id", psp_payment_id)?;
+    if amount != payment.amount {
+        return Err(PaymentError::AmountMismatch {
+            expected: payment.amount,
+            reported: amount,
+        });
+    }
+    Ok(vec![PaymentEvent::PaymentSucceeded {
+        gateway_id: payment.gateway_id,
+        amount: payment.amount,
+        fee: payment.fee,
+        commission: payment.fee.of(payment.amount),
+        psp_payment_id: psp_payment_id.to_owned(),
+        late_success,
+        at,
+    }])
+}
+
+fn record_failure(
+    payment: &Payment,
+    code: &str,
+    description: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<PaymentEvent>, PaymentError> {
+    ensure_open(payment)?;
+    let code = validation::text("code", code, MAX_FAILURE_TEXT_CHARS)?;
+    Ok(vec![PaymentEvent::PaymentFailed {
+        gateway_id: payment.gateway_id,
+        code,
+        description: validation::excerpt(description, MAX_FAILURE_TEXT_CHARS),
+        at,
+    }])
+}
+
+fn record_refund(
+    payment: &Payment,
+    refund_id: &str,
+    amount: Paise,
+    at: DateTime<Utc>,
+) -> Result<Vec<PaymentEvent>, PaymentError> {
+    if payment
+        .refunds
+        .iter()
+        .any(|refund| refund.refund_id == refund_id)
+    {
+        return Err(PaymentError::RefundAlreadyRecorded {
+            refund_id: refund_id.to_owned(),
+        });
+    }
+    if payment.status != PaymentStatus::Succeeded {
+        return Err(PaymentError::NotRefundable {
+            status: payment.status,
+        });
+    }
+    psp_id("refund_id", refund_id)?;
+    validation::amount("amount", amount, MAX_PAYMENT_AMOUNT)?;
+    let refundable = payment.amount.saturating_sub(payment.refunded());
+    if amount > refundable {
+        return Err(PaymentError::RefundExceedsAmount {
+            refundable,
+            requested: amount,
+        });
+    }
+    Ok(vec![PaymentEvent::PaymentRefunded {
+        refund_id: refund_id.to_owned(),
+        amount,
+        refunded_total: payment.refunded().saturating_add(amount),
+        at,
+    }])
+}
+
+#[cfg(test)]
+mod tests;

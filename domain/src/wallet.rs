@@ -1,0 +1,545 @@
+//! Wallet: the commission a merchant owes, per merchant.
+//!
+//! Stream `wallet-<MerchantId>`. Commission accrues once per successful payment (appended
+//! atomically with `PaymentSucceeded`; the payment decider guarantees exactly once, so accrual
+//! never refuses and may be appended with expected version "any"). What the merchant owes is
+//! collected by payouts: requested (pending, reserving the amount), then paid out (reduces the
+//! balance due) or reversed (failed, rejected, cancelled or reversed by the bank: releases the
+//! reservation, or restores the balance due if it had been paid out). Ops may record a manual
+//! settlement (reduces the balance due).
+//!
+//! **Balance due = accrued − paid out + reversed − settled**, where "reversed" totals only the
+//! reversals of payouts that had been paid out (a reversal of a pending payout only releases its
+//! reservation). A payout or a settlement can never exceed the balance due minus the pending
+//! payouts, so the balance due never goes below zero.
+//!
+//! Payout updates after a terminal state (reversed) or repeated ones are refused with errors
+//! whose [`WalletError::is_already_recorded`] is true; callers treat them as idempotent no-ops.
+
+use crate::decider::Decider;
+use crate::ids::{PaymentId, PayoutId};
+use crate::merchant::Thresholds;
+use crate::money::{BasisPoints, Paise};
+use crate::validation::{self, FieldError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Longest payout reference, settlement reference or note kept, in characters.
+pub const MAX_REFERENCE_CHARS: usize = 200;
+
+/// Where a merchant stands given what it owes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Below the warn threshold.
+    Good,
+    /// At or above the warn threshold, below the suspend threshold: warn the merchant.
+    Warn,
+    /// At or above the suspend threshold: new payments are refused.
+    Suspended,
+}
+
+/// The suspension and warn rules: balance due ≥ suspend threshold → suspended; ≥ warn threshold
+/// → warn; else good.
+pub fn standing(balance_due: Paise, thresholds: &Thresholds) -> Standing {
+    if balance_due >= thresholds.suspend_at {
+        Standing::Suspended
+    } else if balance_due >= thresholds.warn_at {
+        Standing::Warn
+    } else {
+        Standing::Good
+    }
+}
+
+/// Where a payout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    /// Requested; its amount is reserved.
+    Pending,
+    /// Paid out; the balance due was reduced. May still be reversed.
+    PaidOut,
+    /// Reversed (terminal).
+    Reversed,
+}
+
+/// Why a payout did not (or no longer) count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutReversalReason {
+    /// The transfer failed.
+    Failed,
+    /// The provider rejected it.
+    Rejected,
+    /// It was cancelled before processing.
+    Cancelled,
+    /// The bank reversed a processed transfer.
+    Reversed,
+}
+
+/// One payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    /// Amount.
+    pub amount: Paise,
+    /// Where it stands.
+    pub status: PayoutStatus,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A merchant's wallet as its events describe it. A new stream is an empty wallet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wallet {
+    accrued: Paise,
+    paid_out: Paise,
+    reversed: Paise,
+    settled: Paise,
+    pending: Paise,
+    accruals: u64,
+    payouts: BTreeMap<PayoutId, Payout>,
+    last_payout_requested_at: Option<DateTime<Utc>>,
+    last_paid_out_at: Option<DateTime<Utc>>,
+}
+
+impl Wallet {
+    /// What the merchant owes: accrued − paid out + reversed − settled.
+    pub fn balance_due(&self) -> Paise {
+        self.accrued
+            .saturating_sub(self.paid_out)
+            .saturating_add(self.reversed)
+            .saturating_sub(self.settled)
+    }
+
+    /// Balance due not reserved by pending payouts: the most a new payout or settlement may take.
+    pub fn available(&self) -> Paise {
+        self.balance_due().saturating_sub(self.pending)
+    }
+
+    /// Total commission accrued.
+    pub fn accrued(&self) -> Paise {
+        self.accrued
+    }
+
+    /// Total paid out.
+    pub fn paid_out(&self) -> Paise {
+        self.paid_out
+    }
+
+    /// Total restored by reversals of paid-out payouts.
+    pub fn reversed(&self) -> Paise {
+        self.reversed
+    }
+
+    /// Total settled manually.
+    pub fn settled(&self) -> Paise {
+        self.settled
+    }
+
+    /// Total reserved by pending payouts.
+    pub fn pending(&self) -> Paise {
+        self.pending
+    }
+
+    /// Number of commissions accrued (one per successful payment).
+    pub fn accruals(&self) -> u64 {
+        self.accruals
+    }
+
+    /// A payout by id.
+    pub fn payout(&self, payout_id: PayoutId) -> Option<&Payout> {
+        self.payouts.get(&payout_id)
+    }
+
+    /// When a payout was last requested.
+    pub fn last_payout_requested_at(&self) -> Option<DateTime<Utc>> {
+        self.last_payout_requested_at
+    }
+
+    /// When a payout was last paid out.
+    pub fn last_paid_out_at(&self) -> Option<DateTime<Utc>> {
+        self.last_paid_out_at
+    }
+
+    /// Standing under `thresholds`.
+    pub fn standing(&self, thresholds: &Thresholds) -> Standing {
+        standing(self.balance_due(), thresholds)
+    }
+
+    /// The automatic payout policy: everything available, once it reaches the merchant's
+    /// automatic payout minimum (default ₹1,000); `None` below it.
+    pub fn automatic_payout_amount(&self, thresholds: &Thresholds) -> Option<Paise> {
+        let available = self.available();
+        (available.is_positive() && available >= thresholds.auto_payout_minimum)
+            .then_some(available)
+    }
+}
+
+/// What can be asked of a wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WalletCommand {
+    /// Records the commission of a successful payment (never refused).
+    AccrueCommission {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Its amount.
+        amount: Paise,
+        /// The fee applied.
+        fee: BasisPoints,
+        /// The commission decided by the payment.
+        commission: Paise,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Requests a payout of `amount`, reserving it.
+    RequestPayout {
+        /// The new payout's id.
+        payout_id: PayoutId,
+        /// Amount (at most what is available).
+        amount: Paise,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records that a pending payout was paid out.
+    RecordPayoutPaid {
+        /// The payout.
+        payout_id: PayoutId,
+        /// The provider's reference (UTR, payout id).
+        reference: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records that a payout failed, was rejected or cancelled, or was reversed after payment.
+    RecordPayoutReversed {
+        /// The payout.
+        payout_id: PayoutId,
+        /// Why.
+        reason: PayoutReversalReason,
+        /// The provider's detail.
+        detail: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records a settlement made outside the payout system.
+    RecordManualSettlement {
+        /// Reference of the settlement (bank transfer, receipt).
+        reference: String,
+        /// Amount (at most what is available).
+        amount: Paise,
+        /// Note from ops.
+        note: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+}
+
+impl WalletCommand {
+    /// The accrual to append with a payment's `PaymentSucceeded` event; `None` for other events.
+    pub fn accrual_for(
+        payment_id: PaymentId,
+        event: &crate::payment::PaymentEvent,
+    ) -> Option<WalletCommand> {
+        match event {
+            crate::payment::PaymentEvent::PaymentSucceeded {
+                amount,
+                fee,
+                commission,
+                at,
+                ..
+            } => Some(WalletCommand::AccrueCommission {
+                payment_id,
+                amount: *amount,
+                fee: *fee,
+                commission: *commission,
+                at: *at,
+            }),
+            _ => None,
+        }
+    }
+}
+
+event_enum! {
+    /// What a wallet stream records.
+    pub enum WalletEvent {
+        /// Commission of a successful payment accrued.
+        CommissionAccrued {
+            /// The payment.
+            payment_id: PaymentId,
+            /// Its amount.
+            amount: Paise,
+            /// The fee applied.
+            fee: BasisPoints,
+            /// The commission.
+            commission: Paise,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A payout was requested; its amount is reserved.
+        PayoutRequested {
+            /// The payout.
+            payout_id: PayoutId,
+            /// Amount.
+            amount: Paise,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A payout was paid out; the balance due went down.
+        CommissionPaidOut {
+            /// The payout.
+            payout_id: PayoutId,
+            /// Amount.
+            amount: Paise,
+            /// The provider's reference.
+            reference: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A payout was reversed; if it had been paid out, the balance due is restored.
+        PayoutReversed {
+            /// The payout.
+            payout_id: PayoutId,
+            /// Amount.
+            amount: Paise,
+            /// Whether it had been paid out (and so the balance due goes back up).
+            was_paid_out: bool,
+            /// Why.
+            reason: PayoutReversalReason,
+            /// The provider's detail.
+            detail: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A settlement outside the payout system was recorded.
+        ManualSettlementRecorded {
+            /// Reference.
+            reference: String,
+            /// Amount.
+            amount: Paise,
+            /// Note from ops.
+            note: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+/// Why a wallet command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalletError {
+    /// A field breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The payout would exceed the balance due not already reserved.
+    #[error("payout of {requested} exceeds the available {available}")]
+    PayoutExceedsBalance {
+        /// Asked for.
+        requested: Paise,
+        /// Balance due minus pending payouts.
+        available: Paise,
+    },
+    /// The settlement would exceed the balance due not already reserved.
+    #[error("settlement of {requested} exceeds the available {available}")]
+    SettlementExceedsBalance {
+        /// Asked for.
+        requested: Paise,
+        /// Balance due minus pending payouts.
+        available: Paise,
+    },
+    /// A payout with this id was already requested.
+    #[error("payout {0} already requested")]
+    PayoutAlreadyRequested(PayoutId),
+    /// No payout with this id.
+    #[error("payout {0} unknown")]
+    UnknownPayout(PayoutId),
+    /// The payout was already paid out.
+    #[error("payout {0} already paid out")]
+    PayoutAlreadyPaidOut(PayoutId),
+    /// The payout was already reversed (terminal).
+    #[error("payout {0} already reversed")]
+    PayoutAlreadyReversed(PayoutId),
+}
+
+impl WalletError {
+    /// True for a repeated or late payout update: the fact is already reflected, or the payout
+    /// reached its terminal state. Callers acknowledge it without effect.
+    pub fn is_already_recorded(&self) -> bool {
+        matches!(
+            self,
+            WalletError::PayoutAlreadyRequested(_)
+                | WalletError::PayoutAlreadyPaidOut(_)
+                | WalletError::PayoutAlreadyReversed(_)
+        )
+    }
+}
+
+impl Decider for Wallet {
+    const CATEGORY: &'static str = "wallet";
+    type State = Wallet;
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+    type Error = WalletError;
+
+    fn decide(wallet: &Wallet, command: &WalletCommand) -> Result<Vec<WalletEvent>, WalletError> {
+        match command {
+            WalletCommand::AccrueCommission {
+                payment_id,
+                amount,
+                fee,
+                commission,
+                at,
+            } => Ok(vec![WalletEvent::CommissionAccrued {
+                payment_id: *payment_id,
+                amount: *amount,
+                fee: *fee,
+                commission: *commission,
+                at: *at,
+            }]),
+            WalletCommand::RequestPayout {
+                payout_id,
+                amount,
+                at,
+            } => {
+                if wallet.payouts.contains_key(payout_id) {
+                    return Err(WalletError::PayoutAlreadyRequested(*payout_id));
+                }
+                validation::amount("amount", *amount, Paise(i64::MAX))?;
+                if *amount > wallet.available() {
+                    return Err(WalletError::PayoutExceedsBalance {
+                        requested: *amount,
+                        available: wallet.available(),
+                    });
+                }
+                Ok(vec![WalletEvent::PayoutRequested {
+                    payout_id: *payout_id,
+                    amount: *amount,
+                    at: *at,
+                }])
+            }
+            WalletCommand::RecordPayoutPaid {
+                payout_id,
+                reference,
+                at,
+            } => {
+                let payout = open_payout(wallet, *payout_id)?;
+                if payout.status == PayoutStatus::PaidOut {
+                    return Err(WalletError::PayoutAlreadyPaidOut(*payout_id));
+                }
+                Ok(vec![WalletEvent::CommissionPaidOut {
+                    payout_id: *payout_id,
+                    amount: payout.amount,
+                    reference: validation::text("reference", reference, MAX_REFERENCE_CHARS)?,
+                    at: *at,
+                }])
+            }
+            WalletCommand::RecordPayoutReversed {
+                payout_id,
+                reason,
+                detail,
+                at,
+            } => {
+                let payout = open_payout(wallet, *payout_id)?;
+                Ok(vec![WalletEvent::PayoutReversed {
+                    payout_id: *payout_id,
+                    amount: payout.amount,
+                    was_paid_out: payout.status == PayoutStatus::PaidOut,
+                    reason: *reason,
+                    detail: validation::excerpt(detail, MAX_REFERENCE_CHARS),
+                    at: *at,
+                }])
+            }
+            WalletCommand::RecordManualSettlement {
+                reference,
+                amount,
+                note,
+                at,
+            } => {
+                let reference = validation::text("reference", reference, MAX_REFERENCE_CHARS)?;
+                validation::amount("amount", *amount, Paise(i64::MAX))?;
+                if *amount > wallet.available() {
+                    return Err(WalletError::SettlementExceedsBalance {
+                        requested: *amount,
+                        available: wallet.available(),
+                    });
+                }
+                Ok(vec![WalletEvent::ManualSettlementRecorded {
+                    reference,
+                    amount: *amount,
+                    note: validation::excerpt(note, MAX_REFERENCE_CHARS),
+                    at: *at,
+                }])
+            }
+        }
+    }
+
+    fn evolve(mut wallet: Wallet, event: &WalletEvent) -> Wallet {
+        match event {
+            WalletEvent::CommissionAccrued { commission, .. } => {
+                wallet.accrued = wallet.accrued.saturating_add(*commission);
+                wallet.accruals = wallet.accruals.saturating_add(1);
+            }
+            WalletEvent::PayoutRequested {
+                payout_id,
+                amount,
+                at,
+            } => {
+                wallet.payouts.insert(
+                    *payout_id,
+                    Payout {
+                        amount: *amount,
+                        status: PayoutStatus::Pending,
+                        requested_at: *at,
+                    },
+                );
+                wallet.pending = wallet.pending.saturating_add(*amount);
+                wallet.last_payout_requested_at = Some(*at);
+            }
+            WalletEvent::CommissionPaidOut {
+                payout_id,
+                amount,
+                at,
+                ..
+            } => {
+                if let Some(payout) = wallet.payouts.get_mut(payout_id) {
+                    payout.status = PayoutStatus::PaidOut;
+                }
+                wallet.pending = wallet.pending.saturating_sub(*amount);
+                wallet.paid_out = wallet.paid_out.saturating_add(*amount);
+                wallet.last_paid_out_at = Some(*at);
+            }
+            WalletEvent::PayoutReversed {
+                payout_id,
+                amount,
+                was_paid_out,
+                ..
+            } => {
+                if let Some(payout) = wallet.payouts.get_mut(payout_id) {
+                    payout.status = PayoutStatus::Reversed;
+                }
+                if *was_paid_out {
+                    wallet.reversed = wallet.reversed.saturating_add(*amount);
+                } else {
+                    wallet.pending = wallet.pending.saturating_sub(*amount);
+                }
+            }
+            WalletEvent::ManualSettlementRecorded { amount, .. } => {
+                wallet.settled = wallet.settled.saturating_add(*amount);
+            }
+        }
+        wallet
+    }
+}
+
+/// The payout, unless unknown or already reversed.
+fn open_payout(wallet: &Wallet, payout_id: PayoutId) -> Result<Payout, WalletError> {
+    match wallet.payouts.get(&payout_id) {
+        None => Err(WalletError::UnknownPayout(payout_id)),
+        Some(payout) if payout.status == PayoutStatus::Reversed => {
+            Err(WalletError::PayoutAlreadyReversed(payout_id))
+        }
+        Some(payout) => Ok(*payout),
+    }
+}
+
+#[cfg(test)]
+mod tests;
