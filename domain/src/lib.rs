@@ -7,7 +7,7 @@
 //! # Units
 //!
 //! - Money: [`Paise`] (`i64`, 1 rupee = 100 paise). Never a float: the workspace lints warn on
-//!   float arithmetic, and rates are compared as integer fractions.
+//!   float arithmetic in this crate, and rates are compared as integer fractions.
 //! - Fees: [`BasisPoints`] (350 = 3.50 %, at most 10 000).
 //! - Instants: `DateTime<Utc>`; durations in events and settings are whole seconds (`*_secs`),
 //!   schedules are `std::time::Duration`.
@@ -82,6 +82,8 @@
 //!   typed error whose `is_already_recorded()` is true; callers acknowledge it as a no-op.
 //! - **Secrets** are only ever [`SealedSecret`]s (client salt, webhook secrets, gateway
 //!   credentials); `client_key` is a public identifier.
+
+#![warn(clippy::float_arithmetic)]
 
 #[macro_use]
 mod macros;
