@@ -1,0 +1,99 @@
+//! Configuration shared by the subcommands: environment variables with developer defaults.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lightspeed_eventstore::migrate::{check_migrated, ensure_database, migrate};
+use lightspeed_eventstore::nats::LogStreamConfig;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// Where the log and the broker are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Infra {
+    /// PostgreSQL holding the event log and the read models.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/lightspeed"
+    )]
+    pub database_url: String,
+    /// Most connections this process opens to PostgreSQL.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+    /// NATS server with JetStream.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// JetStream stream that carries the log.
+    #[arg(long, env = "NATS_STREAM", default_value = "LEDGER")]
+    pub nats_stream: String,
+    /// First token of every subject the log is published on.
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ledger")]
+    pub nats_subject_prefix: String,
+}
+
+impl Infra {
+    /// The JetStream stream and subjects of the log.
+    pub fn log_stream(&self) -> LogStreamConfig {
+        LogStreamConfig {
+            stream_name: self.nats_stream.clone(),
+            subject_prefix: self.nats_subject_prefix.clone(),
+        }
+    }
+
+    /// A pool on a database whose schema matches this binary; refuses an unmigrated one.
+    pub async fn database(&self) -> anyhow::Result<PgPool> {
+        let pool = self.pool().await?;
+        check_migrated(&pool).await?;
+        Ok(pool)
+    }
+
+    /// Creates the database if needed and applies every pending migration.
+    pub async fn migrate(&self) -> anyhow::Result<PgPool> {
+        ensure_database(&self.database_url).await?;
+        let pool = self.pool().await?;
+        migrate(&pool).await?;
+        Ok(pool)
+    }
+
+    async fn pool(&self) -> anyhow::Result<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(self.database_max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&self.database_url)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(&self.database_url)))
+    }
+
+    /// JetStream on the configured NATS server.
+    pub async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
+        let client = async_nats::connect(&self.nats_url)
+            .await
+            .with_context(|| format!("cannot connect to NATS at {}", self.nats_url))?;
+        Ok(async_nats::jetstream::new(client))
+    }
+}
+
+/// A connection URL without its password, fit for a log line.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_a_log_line() {
+        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+    }
+}
