@@ -17,7 +17,11 @@
 //! and classify failures so callers can decide.
 
 pub mod amount;
+pub mod checkout;
 mod crypto;
+pub mod http;
 pub mod merchant_auth;
 pub mod merchant_webhook;
+pub mod psp;
+pub mod sandbox;
 pub mod secrets;
