@@ -22,6 +22,8 @@ mod crypto;
 pub mod http;
 pub mod merchant_auth;
 pub mod merchant_webhook;
+pub mod payouts;
 pub mod psp;
 pub mod sandbox;
 pub mod secrets;
+pub mod whatsapp;
