@@ -407,6 +407,7 @@ impl GupshupClient {
 
     async fn login(&self) -> Result<(Secret, DateTime<Utc>), WhatsAppError> {
         self.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(app_id = %self.config.app_id, "logging in to the WhatsApp BSP for a fresh token");
         let issued_at = self.clock.now();
         let secret = self
             .config

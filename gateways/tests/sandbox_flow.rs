@@ -37,11 +37,9 @@ async fn start_sandbox() -> Running {
     Running { base_url }
 }
 
+/// A client that, like a browser under test, shows redirects instead of following them.
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser client")
+    lightspeed_gateways::http::build_client(&HttpConfig::default()).expect("browser client")
 }
 
 fn order(callback_url: String) -> OrderRequest {

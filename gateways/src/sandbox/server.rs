@@ -417,7 +417,7 @@ async fn deliver(
         }
         let result = request.send().await;
         let delivered = matches!(&result, Ok(r) if r.status().is_success());
-        attempts.push(match result {
+        let outcome = match result {
             Ok(response) => DeliveryAttempt {
                 status: Some(response.status().as_u16()),
                 error: None,
@@ -433,7 +433,17 @@ async fn deliver(
                     .to_owned(),
                 ),
             },
-        });
+        };
+        if !delivered {
+            tracing::warn!(
+                order_id = %event.order_id,
+                attempt = attempt + 1,
+                status = ?outcome.status,
+                error = ?outcome.error,
+                "sandbox webhook delivery failed"
+            );
+        }
+        attempts.push(outcome);
         if delivered {
             break;
         }
