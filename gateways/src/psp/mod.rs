@@ -733,25 +733,20 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&answer.body).map_err(|e| {
         PspError::protocol(format!(
             "{what}: {} at line {} column {}",
-            e.classify_kind(),
+            json_error_kind(&e),
             e.line(),
             e.column()
         ))
     })
 }
 
-trait ClassifyKind {
-    fn classify_kind(&self) -> &'static str;
-}
-
-impl ClassifyKind for serde_json::Error {
-    fn classify_kind(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "read error",
-            serde_json::error::Category::Syntax => "invalid JSON",
-            serde_json::error::Category::Data => "unexpected shape",
-            serde_json::error::Category::Eof => "truncated JSON",
-        }
+/// The kind of a JSON error, without serde's message (which may quote the offending value).
+fn json_error_kind(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Eof => "truncated JSON",
     }
 }
 
@@ -779,7 +774,7 @@ pub(crate) fn parse_webhook_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(raw_body).map_err(|e| {
         WebhookError::Malformed(format!(
             "{} at line {} column {}",
-            e.classify_kind(),
+            json_error_kind(&e),
             e.line(),
             e.column()
         ))
