@@ -1,0 +1,559 @@
+//! Cashfree PG (API version 2023-08-01): orders, payment sessions, signed webhooks.
+//!
+//! Idempotency: our reference is the Cashfree `order_id`; creating it twice answers 409, and the
+//! adapter then fetches the existing order and reuses its `payment_session_id`. Amounts travel
+//! as decimal rupees and are converted from the literal JSON text, never through a float.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::json::{RupeeText, opt_string_or_int, rupee_number};
+use super::{
+    CashfreeMode, CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus,
+    VerifiedWebhook, WebhookError, body_digest, exchange, parse_json, parse_psp_reference,
+    parse_webhook_json, psp_reference, required_header,
+};
+use crate::crypto::{hmac_sha256, hmac_sha256_verify};
+use crate::http::{Answer, excerpt, join};
+use crate::secrets::Secret;
+
+/// Sandbox API base.
+pub const TEST_BASE_URL: &str = "https://sandbox.cashfree.com/pg";
+/// Production API base.
+pub const LIVE_BASE_URL: &str = "https://api.cashfree.com/pg";
+/// The API version the adapter speaks.
+pub const API_VERSION: &str = "2023-08-01";
+/// Header with base64 HMAC-SHA256 of `timestamp + raw body` under the client secret.
+pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
+/// Header with the webhook's timestamp (epoch milliseconds), part of the signed message.
+pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";
+/// Header with the event's idempotency key (API version 2025-01-01 webhooks).
+pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
+
+pub(crate) struct Auth<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a Secret,
+}
+
+impl Auth<'_> {
+    fn apply(&self, request: RequestBuilder) -> Result<RequestBuilder, PspError> {
+        let mut secret = reqwest::header::HeaderValue::from_str(self.client_secret.expose_str()?)
+            .map_err(|_| {
+            PspError::local(
+                "invalid_credentials",
+                "client secret is not a valid header value",
+            )
+        })?;
+        secret.set_sensitive(true);
+        Ok(request
+            .header("x-client-id", self.client_id)
+            .header("x-client-secret", secret)
+            .header("x-api-version", API_VERSION))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Order {
+    order_id: String,
+    order_amount: RupeeText,
+    #[serde(default)]
+    order_status: String,
+    #[serde(default)]
+    payment_session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Payment {
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    cf_payment_id: Option<String>,
+    #[serde(default)]
+    payment_status: String,
+    #[serde(default)]
+    payment_amount: Option<RupeeText>,
+    #[serde(default)]
+    payment_message: Option<String>,
+    #[serde(default)]
+    error_details: Option<ErrorDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorDetails {
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn rejected(answer: &Answer) -> PspError {
+    let body: Option<ErrorBody> = serde_json::from_slice(&answer.body).ok();
+    let code = body
+        .as_ref()
+        .and_then(|b| b.code.clone().or_else(|| b.kind.clone()))
+        .unwrap_or_else(|| answer.status.as_u16().to_string());
+    let message = body
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| "Cashfree refused the request".to_owned());
+    PspError::Rejected {
+        code,
+        message: excerpt(&message),
+    }
+}
+
+fn ok_or_rejected(answer: Answer) -> Result<Answer, PspError> {
+    if answer.status.is_success() {
+        Ok(answer)
+    } else {
+        Err(rejected(&answer))
+    }
+}
+
+#[derive(serde::Serialize)]
+struct CreateOrder<'a> {
+    order_id: &'a str,
+    order_amount: Box<RawValue>,
+    order_currency: &'a str,
+    customer_details: CustomerDetails<'a>,
+    order_meta: OrderMeta<'a>,
+    order_note: String,
+    order_tags: OrderTags,
+}
+
+#[derive(serde::Serialize)]
+struct CustomerDetails<'a> {
+    customer_id: &'a str,
+    customer_phone: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_name: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct OrderMeta<'a> {
+    return_url: &'a str,
+    notify_url: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct OrderTags {
+    lightspeed_payment_id: String,
+}
+
+async fn get_order(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &Auth<'_>,
+    reference: &str,
+) -> Result<Option<Order>, PspError> {
+    let answer =
+        exchange(auth.apply(http.get(join(base, &format!("/orders/{reference}"))))?).await?;
+    if answer.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let answer = ok_or_rejected(answer)?;
+    parse_json(&answer, "Cashfree order").map(Some)
+}
+
+pub(crate) async fn create_order(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &Auth<'_>,
+    mode: CashfreeMode,
+    order: &OrderRequest,
+) -> Result<PspOrder, PspError> {
+    let phone = order
+        .customer
+        .phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| {
+            PspError::local(
+                "customer_phone_required",
+                "Cashfree orders need the customer's phone",
+            )
+        })?;
+    let reference = psp_reference(order.payment_id);
+    let body = CreateOrder {
+        order_id: &reference,
+        order_amount: rupee_number(order.amount)
+            .map_err(|_| PspError::local("invalid_amount", "amount cannot be written as rupees"))?,
+        order_currency: &order.currency,
+        customer_details: CustomerDetails {
+            // Guests have no id of their own at the merchant; the payment's reference is unique.
+            customer_id: &reference,
+            customer_phone: phone,
+            customer_email: order.customer.email.as_deref(),
+            customer_name: order.customer.name.as_deref(),
+        },
+        order_meta: OrderMeta {
+            return_url: &order.return_url,
+            notify_url: &order.callback_url,
+        },
+        order_note: super::truncate_chars(&order.description, 200),
+        order_tags: OrderTags {
+            lightspeed_payment_id: order.payment_id.to_string(),
+        },
+    };
+    let request = auth.apply(http.post(join(base, "/orders")))?.json(&body);
+    let answer = exchange(request).await?;
+    let (existing, reused) = if answer.status == StatusCode::CONFLICT {
+        let found = get_order(http, base, auth, &reference)
+            .await?
+            .ok_or_else(|| {
+                PspError::protocol("Cashfree said the order exists but does not return it")
+            })?;
+        (found, true)
+    } else {
+        (
+            parse_json::<Order>(&ok_or_rejected(answer)?, "Cashfree order")?,
+            false,
+        )
+    };
+    let amount = existing
+        .order_amount
+        .paise()
+        .map_err(|e| PspError::protocol(format!("Cashfree order_amount: {e}")))?;
+    if amount != order.amount {
+        return Err(PspError::local(
+            "order_amount_mismatch",
+            format!(
+                "existing Cashfree order {} is for another amount",
+                existing.order_id
+            ),
+        ));
+    }
+    let payment_session_id = existing
+        .payment_session_id
+        .ok_or_else(|| PspError::protocol("Cashfree order without payment_session_id"))?;
+    Ok(PspOrder {
+        psp_order_id: existing.order_id,
+        checkout: CheckoutData::Cashfree {
+            payment_session_id,
+            mode,
+        },
+        reused,
+    })
+}
+
+pub(crate) async fn fetch_status(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &Auth<'_>,
+    reference: &str,
+) -> Result<PspStatus, PspError> {
+    let Some(order) = get_order(http, base, auth, reference).await? else {
+        return Ok(PspStatus {
+            psp_order_id: None,
+            psp_payment_id: None,
+            outcome: PaymentOutcome::Pending,
+        });
+    };
+    let url = join(base, &format!("/orders/{reference}/payments"));
+    let answer = ok_or_rejected(exchange(auth.apply(http.get(url))?).await?)?;
+    let payments: Vec<Payment> = parse_json(&answer, "Cashfree payments")?;
+    let (psp_payment_id, outcome) = summarise(&order, payments)?;
+    Ok(PspStatus {
+        psp_order_id: Some(order.order_id),
+        psp_payment_id,
+        outcome,
+    })
+}
+
+/// A success wins; then an attempt in flight; then an order that can take no more attempts;
+/// then the latest failed attempt; an order with no attempt is pending.
+fn summarise(
+    order: &Order,
+    payments: Vec<Payment>,
+) -> Result<(Option<String>, PaymentOutcome), PspError> {
+    if let Some(p) = payments.iter().find(|p| p.payment_status == "SUCCESS") {
+        let amount = p
+            .payment_amount
+            .as_ref()
+            .ok_or_else(|| PspError::protocol("Cashfree success without payment_amount"))?
+            .paise()
+            .map_err(|e| PspError::protocol(format!("Cashfree payment_amount: {e}")))?;
+        return Ok((
+            p.cf_payment_id.clone(),
+            PaymentOutcome::Succeeded { amount },
+        ));
+    }
+    if let Some(p) = payments.iter().find(|p| p.payment_status == "PENDING") {
+        return Ok((p.cf_payment_id.clone(), PaymentOutcome::Pending));
+    }
+    if matches!(order.order_status.as_str(), "EXPIRED" | "TERMINATED") {
+        let outcome = PaymentOutcome::Failed {
+            code: order.order_status.clone(),
+            reason: "order closed without a successful payment".to_owned(),
+        };
+        return Ok((
+            payments.into_iter().next().and_then(|p| p.cf_payment_id),
+            outcome,
+        ));
+    }
+    // Cashfree lists the latest attempt first.
+    Ok(match payments.into_iter().next() {
+        Some(p) if p.payment_status != "NOT_ATTEMPTED" => {
+            let outcome = failed(&p);
+            (p.cf_payment_id, outcome)
+        }
+        _ => (None, PaymentOutcome::Pending),
+    })
+}
+
+fn failed(payment: &Payment) -> PaymentOutcome {
+    let details = payment.error_details.as_ref();
+    PaymentOutcome::Failed {
+        code: details
+            .and_then(|d| d.error_code.clone())
+            .unwrap_or_else(|| payment.payment_status.clone()),
+        reason: details
+            .and_then(|d| d.error_description.clone())
+            .or_else(|| payment.payment_message.clone())
+            .unwrap_or_default(),
+    }
+}
+
+pub(crate) async fn probe(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &Auth<'_>,
+) -> Result<(u16, bool), PspError> {
+    // An order id that never exists: good credentials get 404, bad ones 401.
+    let url = join(base, "/orders/lightspeed-credential-check");
+    let answer = exchange(auth.apply(http.get(url))?).await?;
+    let accepted = answer.status.is_success() || answer.status == StatusCode::NOT_FOUND;
+    Ok((answer.status.as_u16(), accepted))
+}
+
+#[derive(Debug, Deserialize)]
+struct Webhook {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: WebhookData,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WebhookData {
+    #[serde(default)]
+    order: Option<WebhookOrder>,
+    #[serde(default)]
+    payment: Option<Payment>,
+    #[serde(default)]
+    error_details: Option<ErrorDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WebhookOrder {
+    order_id: String,
+}
+
+/// The signature Cashfree puts on a webhook: base64 HMAC-SHA256 of `timestamp + raw body`.
+pub fn sign_webhook(client_secret: &Secret, timestamp: &str, raw_body: &[u8]) -> String {
+    BASE64.encode(hmac_sha256(
+        client_secret.expose(),
+        &[timestamp.as_bytes(), raw_body],
+    ))
+}
+
+pub(crate) fn verify_webhook(
+    client_secret: &Secret,
+    headers: &HeaderMap,
+    raw_body: &[u8],
+) -> Result<VerifiedWebhook, WebhookError> {
+    let signature = required_header(headers, SIGNATURE_HEADER)?;
+    let timestamp = required_header(headers, TIMESTAMP_HEADER)?;
+    let tag = BASE64
+        .decode(signature)
+        .map_err(|_| WebhookError::BadSignature)?;
+    if !hmac_sha256_verify(
+        client_secret.expose(),
+        &[timestamp.as_bytes(), raw_body],
+        &tag,
+    ) {
+        return Err(WebhookError::BadSignature);
+    }
+    let hook: Webhook = parse_webhook_json(raw_body)?;
+    let mut payment = hook.data.payment;
+    if let Some(p) = payment.as_mut()
+        && p.error_details.is_none()
+    {
+        p.error_details = hook.data.error_details;
+    }
+    let order_id = hook.data.order.map(|o| o.order_id);
+    let outcome = match (hook.kind.as_str(), &payment) {
+        ("PAYMENT_SUCCESS_WEBHOOK", Some(p)) if p.payment_status == "SUCCESS" => {
+            let amount = p
+                .payment_amount
+                .as_ref()
+                .ok_or(WebhookError::Missing("payment_amount"))?
+                .paise()
+                .map_err(|e| WebhookError::Malformed(format!("payment_amount: {e}")))?;
+            PaymentOutcome::Succeeded { amount }
+        }
+        ("PAYMENT_FAILED_WEBHOOK" | "PAYMENT_USER_DROPPED_WEBHOOK", Some(p)) => failed(p),
+        (kind, _) => PaymentOutcome::Ignored {
+            why: format!("{} carries no payment outcome", excerpt(kind)),
+        },
+    };
+    let dedupe_key = match headers
+        .get(IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(key) if !key.trim().is_empty() => format!("cashfree:{}", key.trim()),
+        _ => match &payment {
+            Some(Payment {
+                cf_payment_id: Some(id),
+                payment_status,
+                ..
+            }) => {
+                format!("cashfree:{id}:{payment_status}")
+            }
+            _ => format!("cashfree:body:{}", body_digest(raw_body)),
+        },
+    };
+    Ok(VerifiedWebhook {
+        dedupe_key,
+        payment_reference: order_id.as_deref().and_then(parse_psp_reference),
+        psp_order_id: order_id,
+        psp_payment_id: payment.and_then(|p| p.cf_payment_id),
+        outcome,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lightspeed_domain::Paise;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../fixtures/psp/cashfree/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn secret() -> Secret {
+        Secret::from("cf_test_secret")
+    }
+
+    fn headers(signature: &str, timestamp: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(SIGNATURE_HEADER, signature.parse().unwrap());
+        h.insert(TIMESTAMP_HEADER, timestamp.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn webhook_vector() {
+        // ✔calc from the reference.
+        let body = fixture("payment_success.json");
+        assert_eq!(
+            sign_webhook(&secret(), "1746426425612", &body),
+            "RJawMNZqIPuas1FQP2ncgzf2lOw3aeCSKFvx0Vh07Go="
+        );
+    }
+
+    #[test]
+    fn accepts_the_fixture_with_exact_amount() {
+        let body = fixture("payment_success.json");
+        let ts = String::from_utf8(fixture("payment_success.timestamp")).unwrap();
+        let sig = String::from_utf8(fixture("payment_success.sig")).unwrap();
+        let hook = verify_webhook(&secret(), &headers(&sig, &ts), &body).unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Succeeded { amount: Paise(200) }
+        );
+        assert_eq!(hook.dedupe_key, "cashfree:1453002795:SUCCESS");
+        assert_eq!(hook.psp_order_id.as_deref(), Some("order_OFR_2"));
+        assert_eq!(hook.psp_payment_id.as_deref(), Some("1453002795"));
+
+        let mut h = headers(&sig, &ts);
+        h.insert(IDEMPOTENCY_HEADER, "idem-1".parse().unwrap());
+        assert_eq!(
+            verify_webhook(&secret(), &h, &body).unwrap().dedupe_key,
+            "cashfree:idem-1"
+        );
+    }
+
+    #[test]
+    fn rejects_tampering_reserialising_wrong_secret_and_missing_headers() {
+        let body = fixture("payment_success.json");
+        let ts = String::from_utf8(fixture("payment_success.timestamp")).unwrap();
+        let sig = String::from_utf8(fixture("payment_success.sig")).unwrap();
+        let mut tampered = body.clone();
+        tampered[10] ^= 1;
+        assert_eq!(
+            verify_webhook(&secret(), &headers(&sig, &ts), &tampered),
+            Err(WebhookError::BadSignature)
+        );
+        // Re-serialising turns 2.00 into 2.0 and breaks the signature, as Cashfree warns.
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let reserialised = serde_json::to_vec(&value).unwrap();
+        assert_ne!(reserialised, body);
+        assert_eq!(
+            verify_webhook(&secret(), &headers(&sig, &ts), &reserialised),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&Secret::from("other"), &headers(&sig, &ts), &body),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&secret(), &headers(&sig, "1746426425613"), &body),
+            Err(WebhookError::BadSignature)
+        );
+        let mut h = headers(&sig, &ts);
+        h.remove(TIMESTAMP_HEADER);
+        assert_eq!(
+            verify_webhook(&secret(), &h, &body),
+            Err(WebhookError::Missing(TIMESTAMP_HEADER))
+        );
+        assert_eq!(
+            verify_webhook(&secret(), &HeaderMap::new(), &body),
+            Err(WebhookError::Missing(SIGNATURE_HEADER))
+        );
+    }
+
+    #[test]
+    fn integer_ids_and_failures_parse() {
+        let body = br#"{"data":{"order":{"order_id":"o1","order_amount":10.34},"payment":{"cf_payment_id":1453002795,"payment_status":"FAILED","payment_amount":10.34,"payment_message":"declined"},"error_details":{"error_code":"TRANSACTION_DECLINED","error_description":"issuer declined"}},"type":"PAYMENT_FAILED_WEBHOOK"}"#;
+        let sig = sign_webhook(&secret(), "1", body);
+        let hook = verify_webhook(&secret(), &headers(&sig, "1"), body).unwrap();
+        assert_eq!(hook.psp_payment_id.as_deref(), Some("1453002795"));
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Failed {
+                code: "TRANSACTION_DECLINED".into(),
+                reason: "issuer declined".into()
+            }
+        );
+        let settlement = br#"{"data":{},"type":"SETTLEMENT_WEBHOOK"}"#;
+        let sig = sign_webhook(&secret(), "2", settlement);
+        let hook = verify_webhook(&secret(), &headers(&sig, "2"), settlement).unwrap();
+        assert!(matches!(hook.outcome, PaymentOutcome::Ignored { .. }));
+        assert!(hook.dedupe_key.starts_with("cashfree:body:"));
+    }
+
+    #[test]
+    fn order_sample_parses_with_string_or_integer_ids() {
+        let order: Order = serde_json::from_slice(&fixture("order_created.json")).unwrap();
+        assert_eq!(order.order_amount.paise(), Ok(Paise(2200)));
+        assert!(order.payment_session_id.unwrap().starts_with("session_"));
+    }
+}

@@ -1,0 +1,572 @@
+//! PayU India: hosted checkout form, reverse-hash callbacks, `verify_payment`.
+//!
+//! PayU has no server-side order: "creating" one signs a form locally, with our reference as
+//! `txnid`, so it is idempotent by construction. Payment webhooks are form-encoded and
+//! authenticated only by the reverse hash over the posted values.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::json::{RupeeText, opt_string_or_int};
+use super::{
+    CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus, VerifiedWebhook,
+    WebhookError, exchange, parse_json, parse_psp_reference, psp_reference, truncate_chars,
+};
+use crate::amount::{format_rupees, parse_rupees};
+use crate::crypto::{hex_digest_eq, sha512_hex};
+use crate::http::{excerpt, join};
+use crate::secrets::Secret;
+
+/// Test host (checkout and `verify_payment`).
+pub const TEST_BASE_URL: &str = "https://test.payu.in";
+/// Live checkout host.
+pub const LIVE_CHECKOUT_BASE_URL: &str = "https://secure.payu.in";
+/// Live host of `postservice.php` (`verify_payment`).
+pub const LIVE_INFO_BASE_URL: &str = "https://info.payu.in";
+const PRODUCTINFO_MAX: usize = 100;
+const FIRSTNAME_MAX: usize = 60;
+const EMAIL_MAX: usize = 50;
+
+/// The fields the request hash covers, in PayU's order.
+#[derive(Debug, Clone, Copy)]
+pub struct HashFields<'a> {
+    /// Merchant key.
+    pub key: &'a str,
+    /// Transaction id (our reference).
+    pub txnid: &'a str,
+    /// Amount as posted, e.g. `499.00`.
+    pub amount: &'a str,
+    /// Product description.
+    pub productinfo: &'a str,
+    /// Payer's first name.
+    pub firstname: &'a str,
+    /// Payer's email.
+    pub email: &'a str,
+    /// `udf1`..`udf5`.
+    pub udf: [&'a str; 5],
+}
+
+/// `sha512(key|txnid|amount|productinfo|firstname|email|udf1|…|udf5||||||SALT)`, lowercase hex.
+pub fn request_hash(fields: &HashFields<'_>, salt: &str) -> String {
+    let [u1, u2, u3, u4, u5] = fields.udf;
+    let f = fields;
+    sha512_hex(&format!(
+        "{}|{}|{}|{}|{}|{}|{u1}|{u2}|{u3}|{u4}|{u5}||||||{salt}",
+        f.key, f.txnid, f.amount, f.productinfo, f.firstname, f.email
+    ))
+}
+
+/// The reverse hash PayU puts on callbacks:
+/// `sha512([additionalCharges|]SALT|status||||||udf5|…|udf1|email|firstname|productinfo|amount|txnid|key)`.
+pub fn reverse_hash(
+    fields: &HashFields<'_>,
+    status: &str,
+    additional_charges: Option<&str>,
+    salt: &str,
+) -> String {
+    let [u1, u2, u3, u4, u5] = fields.udf;
+    let f = fields;
+    let base = format!(
+        "{salt}|{status}||||||{u5}|{u4}|{u3}|{u2}|{u1}|{}|{}|{}|{}|{}|{}",
+        f.email, f.firstname, f.productinfo, f.amount, f.txnid, f.key
+    );
+    match additional_charges {
+        Some(charges) => sha512_hex(&format!("{charges}|{base}")),
+        None => sha512_hex(&base),
+    }
+}
+
+/// `sha512(key|command|var1|SALT)`, the hash of `postservice.php` calls.
+pub fn api_hash(key: &str, command: &str, var1: &str, salt: &str) -> String {
+    sha512_hex(&format!("{key}|{command}|{var1}|{salt}"))
+}
+
+/// Keeps a value inside PayU's limits and out of the hash's `|` separators.
+fn form_value(text: &str, max: usize) -> String {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| *c != '|' && !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    truncate_chars(&cleaned, max)
+}
+
+pub(crate) fn create_order(
+    base: &str,
+    key: &str,
+    salt: &Secret,
+    order: &OrderRequest,
+) -> Result<PspOrder, PspError> {
+    let salt = salt.expose_str()?;
+    let txnid = psp_reference(order.payment_id);
+    let amount = format_rupees(order.amount);
+    let productinfo = match form_value(&order.description, PRODUCTINFO_MAX) {
+        text if text.is_empty() => "Payment".to_owned(),
+        text => text,
+    };
+    let firstname = match form_value(
+        order.customer.name.as_deref().unwrap_or_default(),
+        FIRSTNAME_MAX,
+    ) {
+        text if text.is_empty() => "Customer".to_owned(),
+        text => text,
+    };
+    // A truncated email would be a wrong address; leave it out instead.
+    let email = order
+        .customer
+        .email
+        .as_deref()
+        .map(|e| form_value(e, usize::MAX))
+        .filter(|e| e.chars().count() <= EMAIL_MAX)
+        .unwrap_or_default();
+    let phone = form_value(order.customer.phone.as_deref().unwrap_or_default(), 20);
+    let hash = request_hash(
+        &HashFields {
+            key,
+            txnid: &txnid,
+            amount: &amount,
+            productinfo: &productinfo,
+            firstname: &firstname,
+            email: &email,
+            udf: [""; 5],
+        },
+        salt,
+    );
+    let fields = vec![
+        ("key".to_owned(), key.to_owned()),
+        ("txnid".to_owned(), txnid.clone()),
+        ("amount".to_owned(), amount),
+        ("productinfo".to_owned(), productinfo),
+        ("firstname".to_owned(), firstname),
+        ("email".to_owned(), email),
+        ("phone".to_owned(), phone),
+        ("surl".to_owned(), order.return_url.clone()),
+        ("furl".to_owned(), order.return_url.clone()),
+        ("hash".to_owned(), hash),
+    ];
+    Ok(PspOrder {
+        psp_order_id: txnid,
+        checkout: CheckoutData::Payu {
+            action_url: join(base, "/_payment"),
+            fields,
+        },
+        reused: false,
+    })
+}
+
+/// Parses a form body; duplicate names are refused so no field can be read two ways.
+fn parse_form(raw_body: &[u8]) -> Result<BTreeMap<String, String>, WebhookError> {
+    let mut fields = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(raw_body) {
+        if fields
+            .insert(name.to_string(), value.into_owned())
+            .is_some()
+        {
+            return Err(WebhookError::Malformed(format!(
+                "field {name} appears twice"
+            )));
+        }
+    }
+    Ok(fields)
+}
+
+pub(crate) fn verify_webhook(
+    key: &str,
+    salt: &Secret,
+    raw_body: &[u8],
+) -> Result<VerifiedWebhook, WebhookError> {
+    let salt = salt.expose_str().map_err(|_| WebhookError::BadSignature)?;
+    let form = parse_form(raw_body)?;
+    let field = |name: &'static str| form.get(name).map(String::as_str).unwrap_or_default();
+    let required = |name: &'static str| {
+        form.get(name)
+            .map(String::as_str)
+            .ok_or(WebhookError::Missing(name))
+    };
+    let received = required("hash")?;
+    let status = required("status")?;
+    let txnid = required("txnid")?;
+    let amount = required("amount")?;
+    let posted_key = required("key")?;
+    let fields = HashFields {
+        key: posted_key,
+        txnid,
+        amount,
+        productinfo: field("productinfo"),
+        firstname: field("firstname"),
+        email: field("email"),
+        udf: [
+            field("udf1"),
+            field("udf2"),
+            field("udf3"),
+            field("udf4"),
+            field("udf5"),
+        ],
+    };
+    let expected = reverse_hash(
+        &fields,
+        status,
+        form.get("additionalCharges").map(String::as_str),
+        salt,
+    );
+    // A callback for another merchant key is not ours even if someone knows that key's salt.
+    if posted_key != key || !hex_digest_eq(&expected, received) {
+        return Err(WebhookError::BadSignature);
+    }
+    let mihpayid = form.get("mihpayid").filter(|id| !id.is_empty()).cloned();
+    let outcome = match status {
+        "success" => PaymentOutcome::Succeeded {
+            amount: parse_rupees(amount)
+                .map_err(|e| WebhookError::Malformed(format!("amount: {e}")))?,
+        },
+        "failure" | "failed" => PaymentOutcome::Failed {
+            code: Some(field("error"))
+                .filter(|c| !c.is_empty())
+                .unwrap_or(field("unmappedstatus"))
+                .to_owned(),
+            reason: field("error_Message").to_owned(),
+        },
+        "pending" => PaymentOutcome::Pending,
+        other => PaymentOutcome::Ignored {
+            why: format!("unknown PayU status {}", excerpt(other)),
+        },
+    };
+    Ok(VerifiedWebhook {
+        dedupe_key: format!("payu:{}:{status}", mihpayid.as_deref().unwrap_or(txnid)),
+        payment_reference: parse_psp_reference(txnid),
+        psp_order_id: Some(txnid.to_owned()),
+        psp_payment_id: mihpayid,
+        outcome,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct VerifyResponse {
+    #[serde(default)]
+    transaction_details: Option<BTreeMap<String, Transaction>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Transaction {
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    mihpayid: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    amt: Option<RupeeText>,
+    #[serde(default)]
+    transaction_amount: Option<RupeeText>,
+    // Sometimes a number, sometimes a string: read only so its shape cannot break the parse.
+    #[serde(default, rename = "net_amount_debit")]
+    _net_amount_debit: Option<RupeeText>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default, rename = "error_Message")]
+    error_message: Option<String>,
+    #[serde(default)]
+    unmappedstatus: Option<String>,
+}
+
+async fn verify_payment(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    salt: &str,
+    txnid: &str,
+) -> Result<crate::http::Answer, PspError> {
+    const COMMAND: &str = "verify_payment";
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("key", key)
+        .append_pair("command", COMMAND)
+        .append_pair("var1", txnid)
+        .append_pair("hash", &api_hash(key, COMMAND, txnid, salt))
+        .finish();
+    let request = http
+        .post(join(base, "/merchant/postservice.php?form=2"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body);
+    exchange(request).await
+}
+
+pub(crate) async fn fetch_status(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    salt: &Secret,
+    reference: &str,
+) -> Result<PspStatus, PspError> {
+    let answer = verify_payment(http, base, key, salt.expose_str()?, reference).await?;
+    if !answer.status.is_success() {
+        return Err(PspError::Rejected {
+            code: answer.status.as_u16().to_string(),
+            message: "PayU refused verify_payment".to_owned(),
+        });
+    }
+    let response: VerifyResponse = parse_json(&answer, "PayU verify_payment")?;
+    let transaction = response
+        .transaction_details
+        .and_then(|mut details| details.remove(reference));
+    let pending = PspStatus {
+        psp_order_id: Some(reference.to_owned()),
+        psp_payment_id: None,
+        outcome: PaymentOutcome::Pending,
+    };
+    let Some(tx) = transaction else {
+        return Ok(pending);
+    };
+    let outcome = match tx.status.as_str() {
+        "success" => {
+            let amount = tx
+                .transaction_amount
+                .as_ref()
+                .or(tx.amt.as_ref())
+                .ok_or_else(|| PspError::protocol("PayU success without an amount"))?
+                .paise()
+                .map_err(|e| PspError::protocol(format!("PayU amount: {e}")))?;
+            PaymentOutcome::Succeeded { amount }
+        }
+        "failure" | "failed" => PaymentOutcome::Failed {
+            code: tx
+                .error_code
+                .or(tx.unmappedstatus)
+                .unwrap_or_else(|| "failure".to_owned()),
+            reason: tx.error_message.unwrap_or_default(),
+        },
+        // "pending", and "Not Found" for a txnid the payer never submitted.
+        _ => PaymentOutcome::Pending,
+    };
+    Ok(PspStatus {
+        psp_payment_id: tx.mihpayid,
+        outcome,
+        ..pending
+    })
+}
+
+pub(crate) async fn probe(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    salt: &Secret,
+) -> Result<(u16, bool), PspError> {
+    let answer = verify_payment(
+        http,
+        base,
+        key,
+        salt.expose_str()?,
+        "lightspeed-credential-check",
+    )
+    .await?;
+    // PayU answers 200 even to a bad hash; the body's `status` is 0 with an error `msg` then,
+    // while an unknown txnid under good credentials still gets `transaction_details`.
+    let accepted = answer.status.is_success()
+        && serde_json::from_slice::<VerifyResponse>(&answer.body)
+            .is_ok_and(|r| r.transaction_details.is_some());
+    Ok((answer.status.as_u16(), accepted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lightspeed_domain::Paise;
+
+    const KEY: &str = "TESTKEY1";
+    const SALT: &str = "TESTSALT";
+
+    fn vector_fields() -> HashFields<'static> {
+        HashFields {
+            key: KEY,
+            txnid: "txn_20260101_0001",
+            amount: "499.00",
+            productinfo: "Premium Plan",
+            firstname: "Asha",
+            email: "asha@example.com",
+            udf: ["tenant_42", "", "", "", ""],
+        }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../fixtures/psp/payu/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn request_hash_vector() {
+        // ✔calc from the reference.
+        assert_eq!(
+            request_hash(&vector_fields(), SALT),
+            "d6d4894205a752d7e8ed20df92eb0eff7a2a8dff4761688d5b77a1af7f34bc39f59e085ee817f5d069fc1eeaedb87b7d00c55d1f31a5d298e1896fccd8599586"
+        );
+    }
+
+    #[test]
+    fn reverse_hash_vector() {
+        // ✔calc from the reference.
+        assert_eq!(
+            reverse_hash(&vector_fields(), "success", None, SALT),
+            "c84e6d732d40509cce53375cd5e4285bfb3e23aa25078d488b3b5bc9ec4e5e2696de9b7f761fbd521683dfc9cef757b5b52c3673779e56db5cca2ce3bb8e0989"
+        );
+    }
+
+    #[test]
+    fn verify_payment_hash_vector() {
+        // ✔calc from the reference.
+        assert_eq!(
+            api_hash(KEY, "verify_payment", "txn_20260101_0001", SALT),
+            "69a06ee245d18b4241f0b9085fec5b38a608862a8435725fffd73e9a0e3d54170a94386ff07f611a7ad94a1dfd95b5f7d8db005998ae4d14ee8ab0118caa3eae"
+        );
+    }
+
+    #[test]
+    fn accepts_the_success_fixture() {
+        let hook =
+            verify_webhook(KEY, &Secret::from(SALT), &fixture("webhook_success.form")).unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Succeeded {
+                amount: Paise(49900)
+            }
+        );
+        assert_eq!(hook.dedupe_key, "payu:403993715521889530:success");
+        assert_eq!(hook.psp_order_id.as_deref(), Some("txn_20260101_0001"));
+        assert_eq!(
+            hook.payment_reference, None,
+            "the vector's txnid is not one of our references"
+        );
+    }
+
+    #[test]
+    fn accepts_the_additional_charges_variant() {
+        let body = fixture("webhook_failure_additional_charges.form");
+        let hook = verify_webhook(KEY, &Secret::from(SALT), &body).unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Failed {
+                code: "E325".into(),
+                reason: "Bank denied transaction on the card.".into()
+            }
+        );
+        assert_eq!(hook.dedupe_key, "payu:27553387529:failure");
+        assert!(
+            hook.payment_reference.is_some(),
+            "its txnid is a 22-char reference"
+        );
+        // Dropping additionalCharges changes what the hash covers.
+        let text = String::from_utf8(body)
+            .unwrap()
+            .replace("&additionalCharges=0.10", "");
+        assert_eq!(
+            verify_webhook(KEY, &Secret::from(SALT), text.as_bytes()),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn rejects_tampering_wrong_salt_and_missing_fields() {
+        let body = fixture("webhook_success.form");
+        let text = String::from_utf8(body.clone()).unwrap();
+        let tampered = text.replace("amount=499.00", "amount=499.01");
+        assert_eq!(
+            verify_webhook(KEY, &Secret::from(SALT), tampered.as_bytes()),
+            Err(WebhookError::BadSignature)
+        );
+        let mut one_byte = body.clone();
+        let at = text.find("Asha").unwrap();
+        one_byte[at] = b'B';
+        assert_eq!(
+            verify_webhook(KEY, &Secret::from(SALT), &one_byte),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(KEY, &Secret::from("OTHERSALT"), &body),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook("OTHERKEY", &Secret::from(SALT), &body),
+            Err(WebhookError::BadSignature)
+        );
+        let no_hash = text
+            .split('&')
+            .filter(|kv| !kv.starts_with("hash="))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(
+            verify_webhook(KEY, &Secret::from(SALT), no_hash.as_bytes()),
+            Err(WebhookError::Missing("hash"))
+        );
+        let doubled = format!("{text}&status=failure");
+        assert!(matches!(
+            verify_webhook(KEY, &Secret::from(SALT), doubled.as_bytes()),
+            Err(WebhookError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_checkout_form_is_signed_and_sanitised() {
+        let order = OrderRequest {
+            payment_id: lightspeed_domain::PaymentId::new(),
+            amount: Paise(49900),
+            currency: "INR".into(),
+            customer: super::super::Customer {
+                name: Some("Asha|Admin".into()),
+                email: Some("asha@example.com".into()),
+                phone: Some("9999999999".into()),
+            },
+            callback_url: "https://api.example/psp/payu".into(),
+            return_url: "https://api.example/return".into(),
+            description: "Premium Plan".into(),
+        };
+        let created = create_order(TEST_BASE_URL, KEY, &Secret::from(SALT), &order).unwrap();
+        let CheckoutData::Payu { action_url, fields } = created.checkout else {
+            panic!("not payu")
+        };
+        assert_eq!(action_url, "https://test.payu.in/_payment");
+        let get = |n: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(get("txnid"), psp_reference(order.payment_id));
+        assert_eq!(get("amount"), "499.00");
+        assert_eq!(get("firstname"), "AshaAdmin");
+        let expected = request_hash(
+            &HashFields {
+                key: KEY,
+                txnid: &get("txnid"),
+                amount: "499.00",
+                productinfo: "Premium Plan",
+                firstname: "AshaAdmin",
+                email: "asha@example.com",
+                udf: [""; 5],
+            },
+            SALT,
+        );
+        assert_eq!(get("hash"), expected);
+    }
+
+    #[test]
+    fn parses_verify_payment_quirks() {
+        let body = fixture("verify_payment_response.json");
+        let response: VerifyResponse = serde_json::from_slice(&body).unwrap();
+        let tx = response
+            .transaction_details
+            .unwrap()
+            .remove("7fa6c4783a363b3da573")
+            .unwrap();
+        assert_eq!(tx.transaction_amount.unwrap().paise(), Ok(Paise(1000)));
+        assert_eq!(tx.mihpayid.as_deref(), Some("403993715521889530"));
+        let as_string = String::from_utf8(body)
+            .unwrap()
+            .replace(r#""net_amount_debit":10"#, r#""net_amount_debit":"10.00""#);
+        assert!(serde_json::from_str::<VerifyResponse>(&as_string).is_ok());
+    }
+}

@@ -1,0 +1,553 @@
+//! Razorpay: Orders API, Standard Checkout, payment webhooks.
+//!
+//! Idempotency: the order's `receipt` is our reference; before creating, the adapter lists orders
+//! with that receipt (`GET /v1/orders?receipt=`) and reuses one it finds. Two deliveries racing
+//! between the look-up and the create could still both create; job delivery is sequential per
+//! payment, and the `notes` of both orders carry the reference, so reconciliation would see it.
+
+use std::collections::BTreeMap;
+
+use lightspeed_domain::Paise;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+
+use super::json::{non_empty_string, notes};
+use super::{
+    CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus, VerifiedWebhook,
+    WebhookError, body_digest, exchange, parse_json, parse_psp_reference, parse_webhook_json,
+    psp_reference, required_header,
+};
+use crate::crypto::{hmac_sha256, hmac_sha256_verify};
+use crate::http::{Answer, excerpt, join};
+use crate::secrets::Secret;
+
+/// API host (test and live are told apart by the key, not the host).
+pub const BASE_URL: &str = "https://api.razorpay.com";
+/// Header with the hex HMAC-SHA256 of the raw body under the webhook secret.
+pub const SIGNATURE_HEADER: &str = "x-razorpay-signature";
+/// Header with the event's unique id.
+pub const EVENT_ID_HEADER: &str = "x-razorpay-event-id";
+/// The `notes` key (on orders and in checkout options) that carries our reference.
+pub const REFERENCE_NOTE: &str = "lightspeed_reference";
+
+#[derive(Debug, Deserialize)]
+struct Collection<T> {
+    #[serde(default = "Vec::new")]
+    items: Vec<T>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Order {
+    id: String,
+    amount: i64,
+    #[serde(default)]
+    receipt: Option<String>,
+    #[serde(default, deserialize_with = "notes")]
+    notes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Payment {
+    id: String,
+    amount: i64,
+    status: String,
+    #[serde(default)]
+    order_id: Option<String>,
+    #[serde(default, deserialize_with = "notes")]
+    notes: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "non_empty_string")]
+    error_code: Option<String>,
+    #[serde(default, deserialize_with = "non_empty_string")]
+    error_description: Option<String>,
+    #[serde(default, deserialize_with = "non_empty_string")]
+    error_reason: Option<String>,
+    #[serde(default)]
+    created_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn rejected(answer: &Answer) -> PspError {
+    match serde_json::from_slice::<ErrorEnvelope>(&answer.body) {
+        Ok(ErrorEnvelope { error }) => PspError::Rejected {
+            code: error
+                .code
+                .unwrap_or_else(|| answer.status.as_u16().to_string()),
+            message: excerpt(&error.description.unwrap_or_default()),
+        },
+        Err(_) => PspError::Rejected {
+            code: answer.status.as_u16().to_string(),
+            message: "Razorpay refused the request".to_owned(),
+        },
+    }
+}
+
+fn ok_or_rejected(answer: Answer) -> Result<Answer, PspError> {
+    if answer.status.is_success() {
+        Ok(answer)
+    } else {
+        Err(rejected(&answer))
+    }
+}
+
+async fn find_by_receipt(
+    http: &reqwest::Client,
+    base: &str,
+    key_id: &str,
+    key_secret: &str,
+    reference: &str,
+) -> Result<Option<Order>, PspError> {
+    // The reference is base62, so it needs no escaping in a query string.
+    let url = join(base, &format!("/v1/orders?receipt={reference}"));
+    let answer =
+        ok_or_rejected(exchange(http.get(url).basic_auth(key_id, Some(key_secret))).await?)?;
+    let orders: Collection<Order> = parse_json(&answer, "Razorpay order list")?;
+    Ok(orders
+        .items
+        .into_iter()
+        .find(|o| o.receipt.as_deref() == Some(reference)))
+}
+
+pub(crate) async fn create_order(
+    http: &reqwest::Client,
+    base: &str,
+    key_id: &str,
+    key_secret: &Secret,
+    order: &OrderRequest,
+) -> Result<PspOrder, PspError> {
+    if order.amount < Paise(100) {
+        return Err(PspError::local(
+            "amount_too_small",
+            "Razorpay orders must be at least INR 1.00",
+        ));
+    }
+    let secret = key_secret.expose_str()?;
+    let reference = psp_reference(order.payment_id);
+    let checkout = |order_id: &str| CheckoutData::Razorpay {
+        key_id: key_id.to_owned(),
+        order_id: order_id.to_owned(),
+        amount: order.amount,
+        currency: order.currency.clone(),
+        description: order.description.clone(),
+        reference: reference.clone(),
+        prefill: order.customer.clone(),
+        callback_url: order.return_url.clone(),
+    };
+
+    if let Some(existing) = find_by_receipt(http, base, key_id, secret, &reference).await? {
+        if existing.amount != order.amount.0 {
+            return Err(PspError::local(
+                "order_amount_mismatch",
+                format!(
+                    "existing Razorpay order {} is for another amount",
+                    existing.id
+                ),
+            ));
+        }
+        return Ok(PspOrder {
+            checkout: checkout(&existing.id),
+            psp_order_id: existing.id,
+            reused: true,
+        });
+    }
+
+    let body = serde_json::json!({
+        "amount": order.amount.0,
+        "currency": order.currency,
+        "receipt": reference,
+        "partial_payment": false,
+        "notes": {
+            REFERENCE_NOTE: reference,
+            "lightspeed_payment_id": order.payment_id.to_string(),
+        },
+    });
+    let request = http
+        .post(join(base, "/v1/orders"))
+        .basic_auth(key_id, Some(secret))
+        .json(&body);
+    let answer = ok_or_rejected(exchange(request).await?)?;
+    let created: Order = parse_json(&answer, "Razorpay order")?;
+    Ok(PspOrder {
+        checkout: checkout(&created.id),
+        psp_order_id: created.id,
+        reused: false,
+    })
+}
+
+pub(crate) async fn fetch_status(
+    http: &reqwest::Client,
+    base: &str,
+    key_id: &str,
+    key_secret: &Secret,
+    reference: &str,
+    psp_order_id: Option<&str>,
+) -> Result<PspStatus, PspError> {
+    let secret = key_secret.expose_str()?;
+    let order_id = match psp_order_id {
+        Some(id) => id.to_owned(),
+        None => match find_by_receipt(http, base, key_id, secret, reference).await? {
+            Some(order) => order.id,
+            None => {
+                return Ok(PspStatus {
+                    psp_order_id: None,
+                    psp_payment_id: None,
+                    outcome: PaymentOutcome::Pending,
+                });
+            }
+        },
+    };
+    if !order_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(PspError::local(
+            "invalid_order_id",
+            "not a Razorpay order id",
+        ));
+    }
+    let url = join(base, &format!("/v1/orders/{order_id}/payments"));
+    let answer = ok_or_rejected(exchange(http.get(url).basic_auth(key_id, Some(secret))).await?)?;
+    let payments: Collection<Payment> = parse_json(&answer, "Razorpay payment list")?;
+    let (psp_payment_id, outcome) = summarise(payments.items);
+    Ok(PspStatus {
+        psp_order_id: Some(order_id),
+        psp_payment_id,
+        outcome,
+    })
+}
+
+/// One order's attempts, summarised: a capture wins; then an authorisation still to be captured;
+/// then the latest failure; no attempt is pending.
+fn summarise(mut payments: Vec<Payment>) -> (Option<String>, PaymentOutcome) {
+    payments.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+    if let Some(p) = payments
+        .iter()
+        .find(|p| p.status == "captured" || p.status == "refunded")
+    {
+        return (
+            Some(p.id.clone()),
+            PaymentOutcome::Succeeded {
+                amount: Paise(p.amount),
+            },
+        );
+    }
+    if let Some(p) = payments
+        .iter()
+        .find(|p| p.status == "authorized" || p.status == "created")
+    {
+        return (Some(p.id.clone()), PaymentOutcome::Pending);
+    }
+    match payments.into_iter().find(|p| p.status == "failed") {
+        Some(p) => {
+            let outcome = failed(&p);
+            (Some(p.id), outcome)
+        }
+        None => (None, PaymentOutcome::Pending),
+    }
+}
+
+fn failed(payment: &Payment) -> PaymentOutcome {
+    PaymentOutcome::Failed {
+        code: payment
+            .error_code
+            .clone()
+            .unwrap_or_else(|| "payment_failed".to_owned()),
+        reason: payment
+            .error_description
+            .clone()
+            .or_else(|| payment.error_reason.clone())
+            .unwrap_or_default(),
+    }
+}
+
+pub(crate) async fn probe(
+    http: &reqwest::Client,
+    base: &str,
+    key_id: &str,
+    key_secret: &Secret,
+) -> Result<(u16, bool), PspError> {
+    let request = http
+        .get(join(base, "/v1/orders?count=1"))
+        .basic_auth(key_id, Some(key_secret.expose_str()?));
+    let answer = exchange(request).await?;
+    Ok((answer.status.as_u16(), answer.status.is_success()))
+}
+
+/// Checks the `razorpay_signature` that Standard Checkout hands back after a payment:
+/// hex HMAC-SHA256 of `"{order_id}|{payment_id}"` under the key secret. Use the order id we
+/// stored, not the one the browser sent.
+pub fn verify_checkout_signature(
+    key_secret: &Secret,
+    order_id: &str,
+    payment_id: &str,
+    signature: &str,
+) -> bool {
+    let Ok(tag) = hex::decode(signature.trim()) else {
+        return false;
+    };
+    hmac_sha256_verify(
+        key_secret.expose(),
+        &[order_id.as_bytes(), b"|", payment_id.as_bytes()],
+        &tag,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    event: String,
+    payload: EventPayload,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventPayload {
+    #[serde(default)]
+    payment: Option<Wrapped<Payment>>,
+    #[serde(default)]
+    order: Option<Wrapped<Order>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Wrapped<T> {
+    entity: T,
+}
+
+pub(crate) fn verify_webhook(
+    webhook_secret: &Secret,
+    headers: &HeaderMap,
+    raw_body: &[u8],
+) -> Result<VerifiedWebhook, WebhookError> {
+    let signature = required_header(headers, SIGNATURE_HEADER)?;
+    let tag = hex::decode(signature).map_err(|_| WebhookError::BadSignature)?;
+    if !hmac_sha256_verify(webhook_secret.expose(), &[raw_body], &tag) {
+        return Err(WebhookError::BadSignature);
+    }
+    let event: Event = parse_webhook_json(raw_body)?;
+    let dedupe_key = match headers.get(EVENT_ID_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(id) if !id.trim().is_empty() => format!("razorpay:{}", id.trim()),
+        _ => format!("razorpay:body:{}", body_digest(raw_body)),
+    };
+    let payment = event.payload.payment.map(|w| w.entity);
+    let order = event.payload.order.map(|w| w.entity);
+    let reference = payment
+        .as_ref()
+        .and_then(|p| p.notes.get(REFERENCE_NOTE))
+        .or_else(|| order.as_ref().and_then(|o| o.notes.get(REFERENCE_NOTE)))
+        .or_else(|| order.as_ref().and_then(|o| o.receipt.as_ref()))
+        .and_then(|r| parse_psp_reference(r));
+    let outcome = match (event.event.as_str(), &payment) {
+        ("payment.captured" | "order.paid", Some(p)) => PaymentOutcome::Succeeded {
+            amount: Paise(p.amount),
+        },
+        ("payment.failed", Some(p)) => failed(p),
+        ("payment.authorized" | "payment.pending", Some(_)) => PaymentOutcome::Pending,
+        (other, _) => PaymentOutcome::Ignored {
+            why: format!("event {other} carries no payment outcome"),
+        },
+    };
+    Ok(VerifiedWebhook {
+        dedupe_key,
+        payment_reference: reference,
+        psp_order_id: payment
+            .as_ref()
+            .and_then(|p| p.order_id.clone())
+            .or_else(|| order.map(|o| o.id)),
+        psp_payment_id: payment.map(|p| p.id),
+        outcome,
+    })
+}
+
+/// Signs a body as Razorpay does; for tests and the fixtures' cross-checks.
+pub fn sign_webhook_body(webhook_secret: &Secret, raw_body: &[u8]) -> String {
+    hex::encode(hmac_sha256(webhook_secret.expose(), &[raw_body]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../fixtures/psp/razorpay/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn headers(signature: &str, event_id: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("X-Razorpay-Signature", signature.parse().unwrap());
+        if let Some(id) = event_id {
+            h.insert("x-razorpay-event-id", id.parse().unwrap());
+        }
+        h
+    }
+
+    fn secret() -> Secret {
+        Secret::from("whsec_test_123")
+    }
+
+    #[test]
+    fn checkout_signature_vector() {
+        // ✔calc from the reference.
+        let sig = "de01e8011b2f9ec96b1d913a1e2ee63c0ad724cd5fe973a2e166e6bd6c94e0a0";
+        let key = Secret::from("key_secret");
+        assert!(verify_checkout_signature(
+            &key,
+            "order_RB58MiP5SPFYyM",
+            "pay_29QQoUBi66xm2f",
+            sig
+        ));
+        assert!(!verify_checkout_signature(
+            &key,
+            "order_RB58MiP5SPFYyN",
+            "pay_29QQoUBi66xm2f",
+            sig
+        ));
+        assert!(!verify_checkout_signature(
+            &key,
+            "order_RB58MiP5SPFYyM",
+            "pay_29QQoUBi66xm2f",
+            "zz"
+        ));
+    }
+
+    #[test]
+    fn webhook_vector() {
+        // ✔calc from the reference: the payment.captured body under `whsec_test_123`.
+        let body = fixture("payment_captured.json");
+        assert_eq!(
+            sign_webhook_body(&secret(), &body),
+            "1a2fc5512af448e1a355fb41838ec7fddb7f96565ec81719556e272235ce8b71"
+        );
+    }
+
+    #[test]
+    fn accepts_the_fixtures() {
+        let body = fixture("payment_captured.json");
+        let sig = String::from_utf8(fixture("payment_captured.sig")).unwrap();
+        let hook = verify_webhook(&secret(), &headers(&sig, Some("evt_1")), &body).unwrap();
+        assert_eq!(hook.dedupe_key, "razorpay:evt_1");
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Succeeded {
+                amount: Paise(49900)
+            }
+        );
+        assert_eq!(hook.psp_order_id.as_deref(), Some("order_DESlLckIVRkHWj"));
+        assert_eq!(hook.psp_payment_id.as_deref(), Some("pay_DESlfW9H8K9uqM"));
+        assert_eq!(
+            hook.payment_reference, None,
+            "the sample's notes carry no reference of ours"
+        );
+
+        // order.paid: `notes` is `[]` and `error_code` is null.
+        let body = fixture("order_paid.json");
+        let sig = String::from_utf8(fixture("order_paid.sig")).unwrap();
+        let hook = verify_webhook(&secret(), &headers(&sig, None), &body).unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Succeeded { amount: Paise(100) }
+        );
+        assert!(hook.dedupe_key.starts_with("razorpay:body:"));
+
+        let body = fixture("payment_failed.json");
+        let sig = String::from_utf8(fixture("payment_failed.sig")).unwrap();
+        let hook = verify_webhook(&secret(), &headers(&sig, Some("evt_2")), &body).unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Failed {
+                code: "BAD_REQUEST_ERROR".into(),
+                reason: "Payment failed".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_tampering_wrong_secret_and_missing_header() {
+        let body = fixture("payment_captured.json");
+        let sig = String::from_utf8(fixture("payment_captured.sig")).unwrap();
+        let mut tampered = body.clone();
+        tampered[100] ^= 1;
+        assert_eq!(
+            verify_webhook(&secret(), &headers(&sig, None), &tampered),
+            Err(WebhookError::BadSignature)
+        );
+        let other = Secret::from("whsec_test_124");
+        assert_eq!(
+            verify_webhook(&other, &headers(&sig, None), &body),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&secret(), &HeaderMap::new(), &body),
+            Err(WebhookError::Missing(SIGNATURE_HEADER))
+        );
+        assert_eq!(
+            verify_webhook(&secret(), &headers("not-hex", None), &body),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn carries_our_reference_and_tolerates_quirks() {
+        let id = lightspeed_domain::PaymentId::new();
+        let reference = psp_reference(id);
+        let body = format!(
+            r#"{{"entity":"event","event":"payment.failed","payload":{{"payment":{{"entity":{{"id":"pay_1","amount":100,"status":"failed","order_id":"order_1","notes":{{"{REFERENCE_NOTE}":"{reference}"}},"error_code":"","error_description":null,"error_reason":"payment_cancelled"}}}}}}}}"#
+        );
+        let sig = sign_webhook_body(&secret(), body.as_bytes());
+        let hook = verify_webhook(&secret(), &headers(&sig, Some("e")), body.as_bytes()).unwrap();
+        assert_eq!(hook.payment_reference, Some(id));
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Failed {
+                code: "payment_failed".into(),
+                reason: "payment_cancelled".into()
+            }
+        );
+
+        let refund = r#"{"event":"refund.processed","payload":{}}"#;
+        let sig = sign_webhook_body(&secret(), refund.as_bytes());
+        let hook =
+            verify_webhook(&secret(), &headers(&sig, Some("e2")), refund.as_bytes()).unwrap();
+        assert!(matches!(hook.outcome, PaymentOutcome::Ignored { .. }));
+    }
+
+    #[test]
+    fn status_summary_prefers_a_capture_over_a_later_failure() {
+        let p = |id: &str, status: &str, at: i64| Payment {
+            id: id.into(),
+            amount: 500,
+            status: status.into(),
+            order_id: None,
+            notes: BTreeMap::new(),
+            error_code: None,
+            error_description: None,
+            error_reason: None,
+            created_at: at,
+        };
+        let (id, outcome) = summarise(vec![
+            p("a", "failed", 1),
+            p("b", "captured", 2),
+            p("c", "failed", 3),
+        ]);
+        assert_eq!(
+            (id.as_deref(), outcome),
+            (Some("b"), PaymentOutcome::Succeeded { amount: Paise(500) })
+        );
+        let (id, outcome) = summarise(vec![p("a", "failed", 1), p("c", "failed", 3)]);
+        assert_eq!(id.as_deref(), Some("c"));
+        assert!(matches!(outcome, PaymentOutcome::Failed { .. }));
+        assert_eq!(summarise(vec![]), (None, PaymentOutcome::Pending));
+    }
+}

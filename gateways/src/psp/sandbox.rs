@@ -1,0 +1,203 @@
+//! The adapter for the built-in sandbox PSP ([`crate::sandbox`]), called over HTTP like any PSP.
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+
+use super::{
+    CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus, VerifiedWebhook,
+    WebhookError, exchange, parse_json, parse_psp_reference, parse_webhook_json, psp_reference,
+};
+use crate::http::{Answer, excerpt, join};
+use crate::merchant_webhook::{WebhookSecret, WebhookSignError, verify};
+use crate::sandbox::{
+    CreateOrder, EVENT_FAILED, EVENT_SUCCEEDED, KEY_HEADER, OrderStatus, OrderView, SandboxEvent,
+    order_id_for,
+};
+use crate::secrets::Secret;
+
+/// Where the app serves the sandbox on a developer machine (`lightspeed serve` on port 8080).
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080/sandbox";
+
+fn key_header(webhook_secret: &Secret) -> Result<HeaderValue, PspError> {
+    let mut value = HeaderValue::from_str(webhook_secret.expose_str()?).map_err(|_| {
+        PspError::local(
+            "invalid_credentials",
+            "sandbox key is not a valid header value",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+fn rejected(answer: &Answer) -> PspError {
+    match serde_json::from_slice::<ErrorEnvelope>(&answer.body) {
+        Ok(ErrorEnvelope { error }) => PspError::Rejected {
+            code: error.code,
+            message: excerpt(&error.message),
+        },
+        Err(_) => PspError::Rejected {
+            code: answer.status.as_u16().to_string(),
+            message: "sandbox refused the request".to_owned(),
+        },
+    }
+}
+
+pub(crate) async fn create_order(
+    http: &reqwest::Client,
+    base: &str,
+    webhook_secret: &Secret,
+    order: &OrderRequest,
+) -> Result<PspOrder, PspError> {
+    let body = CreateOrder {
+        reference: psp_reference(order.payment_id),
+        amount: order.amount,
+        currency: order.currency.clone(),
+        description: order.description.clone(),
+        callback_url: order.callback_url.clone(),
+        return_url: order.return_url.clone(),
+    };
+    let request = http
+        .post(join(base, "/v1/orders"))
+        .header(KEY_HEADER, key_header(webhook_secret)?)
+        .json(&body);
+    let answer = exchange(request).await?;
+    if !answer.status.is_success() {
+        return Err(rejected(&answer));
+    }
+    let view: OrderView = parse_json(&answer, "sandbox order")?;
+    Ok(PspOrder {
+        psp_order_id: view.id,
+        checkout: CheckoutData::Sandbox {
+            checkout_url: view.checkout_url,
+        },
+        reused: answer.status == StatusCode::OK,
+    })
+}
+
+async fn get_order(
+    http: &reqwest::Client,
+    base: &str,
+    webhook_secret: &Secret,
+    order_id: &str,
+) -> Result<Answer, PspError> {
+    let url = join(base, &format!("/v1/orders/{order_id}"));
+    exchange(
+        http.get(url)
+            .header(KEY_HEADER, key_header(webhook_secret)?),
+    )
+    .await
+}
+
+pub(crate) async fn fetch_status(
+    http: &reqwest::Client,
+    base: &str,
+    webhook_secret: &Secret,
+    reference: &str,
+) -> Result<PspStatus, PspError> {
+    let answer = get_order(http, base, webhook_secret, &order_id_for(reference)).await?;
+    if answer.status == StatusCode::NOT_FOUND {
+        return Ok(PspStatus {
+            psp_order_id: None,
+            psp_payment_id: None,
+            outcome: PaymentOutcome::Pending,
+        });
+    }
+    if !answer.status.is_success() {
+        return Err(rejected(&answer));
+    }
+    let view: OrderView = parse_json(&answer, "sandbox order")?;
+    let outcome = match view.status {
+        OrderStatus::Created => PaymentOutcome::Pending,
+        OrderStatus::Paid => PaymentOutcome::Succeeded {
+            amount: view.amount,
+        },
+        OrderStatus::Failed => {
+            let failure = view.failure.unwrap_or_else(|| crate::sandbox::FailureInfo {
+                code: "FAILED".to_owned(),
+                reason: String::new(),
+            });
+            PaymentOutcome::Failed {
+                code: failure.code,
+                reason: failure.reason,
+            }
+        }
+    };
+    Ok(PspStatus {
+        psp_order_id: Some(view.id),
+        psp_payment_id: view.payment_id,
+        outcome,
+    })
+}
+
+pub(crate) async fn probe(
+    http: &reqwest::Client,
+    base: &str,
+    webhook_secret: &Secret,
+) -> Result<(u16, bool), PspError> {
+    let answer = get_order(
+        http,
+        base,
+        webhook_secret,
+        &order_id_for("credential-check"),
+    )
+    .await?;
+    let accepted = answer.status.is_success() || answer.status == StatusCode::NOT_FOUND;
+    Ok((answer.status.as_u16(), accepted))
+}
+
+pub(crate) fn verify_webhook(
+    webhook_secret: &Secret,
+    headers: &HeaderMap,
+    raw_body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<VerifiedWebhook, WebhookError> {
+    let secret =
+        WebhookSecret::from_secret(webhook_secret).map_err(|_| WebhookError::BadSignature)?;
+    let message = verify(&secret, headers, raw_body, now).map_err(|e| match e {
+        WebhookSignError::MissingHeader(name) => WebhookError::Missing(name),
+        WebhookSignError::MalformedHeader(name) => {
+            WebhookError::Malformed(format!("header {name}"))
+        }
+        WebhookSignError::TooOld | WebhookSignError::TooNew => WebhookError::Stale,
+        WebhookSignError::BadSignature | WebhookSignError::InvalidSecret => {
+            WebhookError::BadSignature
+        }
+    })?;
+    let event: SandboxEvent = parse_webhook_json(raw_body)?;
+    let outcome = match (event.kind.as_str(), event.failure) {
+        (EVENT_SUCCEEDED, _) => PaymentOutcome::Succeeded {
+            amount: event.amount,
+        },
+        (EVENT_FAILED, Some(failure)) => PaymentOutcome::Failed {
+            code: failure.code,
+            reason: failure.reason,
+        },
+        (EVENT_FAILED, None) => PaymentOutcome::Failed {
+            code: "FAILED".to_owned(),
+            reason: String::new(),
+        },
+        (other, _) => PaymentOutcome::Ignored {
+            why: format!("sandbox event {}", excerpt(other)),
+        },
+    };
+    Ok(VerifiedWebhook {
+        dedupe_key: format!("sandbox:{}", message.id),
+        payment_reference: parse_psp_reference(&event.reference),
+        psp_order_id: Some(event.order_id),
+        psp_payment_id: Some(event.payment_id),
+        outcome,
+    })
+}
