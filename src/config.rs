@@ -61,7 +61,12 @@ impl Infra {
             .acquire_timeout(Duration::from_secs(10))
             .connect(&self.database_url)
             .await
-            .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(&self.database_url)))
+            .with_context(|| {
+                format!(
+                    "cannot connect to PostgreSQL at {}",
+                    redact(&self.database_url)
+                )
+            })
     }
 
     /// JetStream on the configured NATS server.
@@ -93,7 +98,13 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_a_log_line() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
-        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
     }
 }

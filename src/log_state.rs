@@ -28,14 +28,24 @@ impl LogState {
         .fetch_all(pool)
         .await?;
         let relay = load_mark(pool, jetstream_stream).await?.map(|mark| {
-            format!("position {} (JetStream sequence {})", mark.position, mark.jetstream_seq)
+            format!(
+                "position {} (JetStream sequence {})",
+                mark.position, mark.jetstream_seq
+            )
         });
         let sealed_events: i64 =
             sqlx::query_scalar("SELECT coalesce(sum(event_count), 0)::bigint FROM ledger.seals")
                 .fetch_one(pool)
                 .await?;
         let seals = last_seal(pool).await?.map_or(0, |s| s.seal_number);
-        Ok(Self { events, streams, categories, relay, sealed_events, seals })
+        Ok(Self {
+            events,
+            streams,
+            categories,
+            relay,
+            sealed_events,
+            seals,
+        })
     }
 }
 
@@ -45,7 +55,15 @@ impl std::fmt::Display for LogState {
         for (category, count) in &self.categories {
             writeln!(f, "  {category:<18} {count}")?;
         }
-        writeln!(f, "relay:    {}", self.relay.as_deref().unwrap_or("has not published yet"))?;
-        write!(f, "seals:    {} covering {} events", self.seals, self.sealed_events)
+        writeln!(
+            f,
+            "relay:    {}",
+            self.relay.as_deref().unwrap_or("has not published yet")
+        )?;
+        write!(
+            f,
+            "seals:    {} covering {} events",
+            self.seals, self.sealed_events
+        )
     }
 }

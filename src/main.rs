@@ -5,9 +5,9 @@ mod log_state;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
+use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::seal::{Sealer, SealerConfig};
-use lightspeed_eventstore::PgEventStore;
 
 use crate::config::Infra;
 
@@ -43,8 +43,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Relay => {
             let pool = cli.infra.database().await?;
-            let store = PgEventStore::new(pool.clone(), std::sync::Arc::new(lightspeed_domain::SystemClock));
-            let relay = Relay::new(store, cli.infra.jetstream().await?, cli.infra.log_stream(), RelayConfig::default());
+            let store = PgEventStore::new(
+                pool.clone(),
+                std::sync::Arc::new(lightspeed_domain::SystemClock),
+            );
+            let relay = Relay::new(
+                store,
+                cli.infra.jetstream().await?,
+                cli.infra.log_stream(),
+                RelayConfig::default(),
+            );
             let sealer = Sealer::new(pool, SealerConfig::default());
             tokio::select! {
                 () = relay.run() => {}
@@ -54,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Status => {
             let pool = cli.infra.database().await?;
-            println!("{}", log_state::LogState::read(&pool, &cli.infra.log_stream().stream_name).await?);
+            println!(
+                "{}",
+                log_state::LogState::read(&pool, &cli.infra.log_stream().stream_name).await?
+            );
         }
     }
     Ok(())
