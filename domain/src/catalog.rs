@@ -3,12 +3,14 @@
 //! Event type names are unique across the whole crate: the relay publishes each event on the
 //! NATS subject `ledger.<category>.<EventType>`, so both are subject tokens (`[A-Za-z0-9_]`).
 
+use crate::claims::{ClientKeyClaim, ClientKeyEvent, MerchantOrderClaim, MerchantOrderEvent};
 use crate::decider::Decider;
 use crate::gateway::{Gateway, GatewayEvent};
 use crate::merchant::{Merchant, MerchantEvent};
 use crate::merchant_alerts::{MerchantAlerts, MerchantAlertsEvent};
 use crate::notification::{Notification, NotificationEvent};
 use crate::payment::{Payment, PaymentEvent};
+use crate::psp_outcome::{PspOutcomeEvent, PspOutcomeRecord};
 use crate::wallet::{Wallet, WalletEvent};
 use crate::webhook_delivery::{WebhookDelivery, WebhookDeliveryEvent};
 
@@ -50,6 +52,18 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: <WebhookDelivery as Decider>::CATEGORY,
         event_types: WebhookDeliveryEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <ClientKeyClaim as Decider>::CATEGORY,
+        event_types: ClientKeyEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <MerchantOrderClaim as Decider>::CATEGORY,
+        event_types: MerchantOrderEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <PspOutcomeRecord as Decider>::CATEGORY,
+        event_types: PspOutcomeEvent::EVENT_TYPES,
     },
 ];
 

@@ -90,6 +90,7 @@ mod macros;
 
 pub mod calendar;
 pub mod catalog;
+pub mod claims;
 pub mod clock;
 pub mod decider;
 pub mod gateway;
@@ -100,6 +101,7 @@ pub mod money;
 pub mod notification;
 pub mod payment;
 pub mod provider;
+pub mod psp_outcome;
 pub mod retry;
 pub mod routing;
 pub mod sealed;
