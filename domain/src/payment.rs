@@ -172,6 +172,7 @@ pub struct Payment {
     amount: Paise,
     currency: Currency,
     merchant_order_id: String,
+    details: PaymentDetails,
     fee: BasisPoints,
     gateway_id: GatewayId,
     tried_gateways: Vec<GatewayId>,
@@ -203,6 +204,11 @@ impl Payment {
     /// Currency (INR).
     pub fn currency(&self) -> Currency {
         self.currency
+    }
+
+    /// Payer, redirect and notes.
+    pub fn details(&self) -> &PaymentDetails {
+        &self.details
     }
 
     /// The merchant's order id.
@@ -282,6 +288,110 @@ impl Payment {
     }
 }
 
+/// Most notes a payment may carry (Razorpay's limit, the strictest of the PSPs).
+pub const MAX_NOTES: usize = 15;
+/// Longest note key, in characters.
+pub const MAX_NOTE_KEY_CHARS: usize = 40;
+/// Longest note value, in characters.
+pub const MAX_NOTE_VALUE_CHARS: usize = 256;
+/// Longest customer name, in characters.
+pub const MAX_CUSTOMER_NAME_CHARS: usize = 100;
+/// Longest customer email, in characters.
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// What the merchant told us about the payer and the payment, beyond the amount: passed to the
+/// PSP (some require a phone) and used to send the payer back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentDetails {
+    /// The payer's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    /// The payer's email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<String>,
+    /// The payer's phone, digits in international format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_phone: Option<String>,
+    /// Where the payer's browser goes after paying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
+    /// The merchant's own key/value notes.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub notes: std::collections::BTreeMap<String, String>,
+}
+
+impl PaymentDetails {
+    /// Checks every field; answers the details normalised (trimmed name, phone digits).
+    pub fn validated(&self) -> Result<PaymentDetails, FieldError> {
+        let customer_name = self
+            .customer_name
+            .as_deref()
+            .map(|name| validation::text("customer.name", name, MAX_CUSTOMER_NAME_CHARS))
+            .transpose()?;
+        let customer_email = self
+            .customer_email
+            .as_deref()
+            .map(|email| {
+                let email = email.trim();
+                let well_formed = email.split_once('@').is_some_and(|(user, host)| {
+                    !user.is_empty() && host.contains('.') && !host.starts_with('.')
+                });
+                if email.chars().count() > MAX_EMAIL_CHARS {
+                    Err(Problem::TooLong {
+                        max: MAX_EMAIL_CHARS,
+                    }
+                    .at("customer.email"))
+                } else if !well_formed || email.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    Err(Problem::BadCharacters {
+                        allowed: "an email address",
+                    }
+                    .at("customer.email"))
+                } else {
+                    Ok(email.to_owned())
+                }
+            })
+            .transpose()?;
+        let customer_phone = self
+            .customer_phone
+            .as_deref()
+            .map(|phone| validation::phone("customer.phone", phone))
+            .transpose()?;
+        if let Some(url) = &self.redirect_url {
+            validation::http_url("redirect_url", url)?;
+        }
+        if self.notes.len() > MAX_NOTES {
+            return Err(Problem::OutOfRange {
+                min: 0,
+                max: MAX_NOTES as i64,
+            }
+            .at("notes"));
+        }
+        for (key, value) in &self.notes {
+            validation::text("notes", key, MAX_NOTE_KEY_CHARS)?;
+            if value.chars().count() > MAX_NOTE_VALUE_CHARS {
+                return Err(Problem::TooLong {
+                    max: MAX_NOTE_VALUE_CHARS,
+                }
+                .at("notes"));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(Problem::BadCharacters {
+                    allowed: "printable characters",
+                }
+                .at("notes"));
+            }
+        }
+        Ok(PaymentDetails {
+            customer_name,
+            customer_email,
+            customer_phone,
+            redirect_url: self.redirect_url.clone(),
+            notes: self.notes.clone(),
+        })
+    }
+}
+
 /// Everything needed to initiate a payment. Routing already chose `gateway_id`; the same append
 /// books it (`GatewayCommand::Book`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,6 +406,8 @@ pub struct InitiatePayment {
     pub currency: String,
     /// The merchant's order id (1 to 40 of `A-Z a-z 0-9 - _ .`).
     pub merchant_order_id: String,
+    /// Payer, redirect and notes.
+    pub details: PaymentDetails,
     /// The gateway routing chose.
     pub gateway_id: GatewayId,
     /// When it is decided.
@@ -373,6 +485,9 @@ event_enum! {
             currency: Currency,
             /// The merchant's order id.
             merchant_order_id: String,
+            /// Payer, redirect and notes.
+            #[serde(default)]
+            details: PaymentDetails,
             /// The gateway routed to (and booked).
             gateway_id: GatewayId,
             /// The merchant's fee in force now; the commission will use it.
@@ -621,6 +736,7 @@ impl Decider for Payment {
             amount,
             currency,
             merchant_order_id,
+            details,
             gateway_id,
             fee,
             at,
@@ -632,6 +748,7 @@ impl Decider for Payment {
                 amount: *amount,
                 currency: *currency,
                 merchant_order_id: merchant_order_id.clone(),
+                details: details.clone(),
                 fee: *fee,
                 gateway_id: *gateway_id,
                 tried_gateways: vec![*gateway_id],
@@ -729,6 +846,7 @@ fn initiate_payment(initiate: &InitiatePayment) -> Result<Vec<PaymentEvent>, Pay
         is_order_id_char,
         "letters, digits, '-', '_' and '.'",
     )?;
+    let details = initiate.details.validated()?;
     admit(&initiate.merchant)?;
     Ok(vec![PaymentEvent::PaymentInitiated {
         payment_id: initiate.payment_id,
@@ -736,6 +854,7 @@ fn initiate_payment(initiate: &InitiatePayment) -> Result<Vec<PaymentEvent>, Pay
         amount: initiate.amount,
         currency,
         merchant_order_id: initiate.merchant_order_id.clone(),
+        details,
         gateway_id: initiate.gateway_id,
         fee: initiate.merchant.fee,
         at: initiate.at,

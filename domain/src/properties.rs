@@ -418,6 +418,7 @@ fn initiate(amount: Paise, fee: BasisPoints) -> InitiatePayment {
         amount,
         currency: "INR".to_owned(),
         merchant_order_id: "ORD-1".to_owned(),
+        details: crate::payment::PaymentDetails::default(),
         gateway_id: gateway_id(0),
         at: t(0),
     }

@@ -185,6 +185,7 @@ fn payment_events_round_trip() {
                 amount: Paise(49_900),
                 currency: Currency::Inr,
                 merchant_order_id: "ORD-1".to_owned(),
+                details: crate::payment::PaymentDetails::default(),
                 gateway_id: gateway_id(1),
                 fee: BasisPoints(350),
                 at: t(0),

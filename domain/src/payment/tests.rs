@@ -19,6 +19,7 @@ fn initiate() -> InitiatePayment {
         amount: Paise(49_900),
         currency: "INR".to_owned(),
         merchant_order_id: "ORD-9271".to_owned(),
+        details: PaymentDetails::default(),
         gateway_id: gateway_id(1),
         at: t(0),
     }
@@ -31,6 +32,7 @@ fn initiated() -> PaymentEvent {
         amount: Paise(49_900),
         currency: Currency::Inr,
         merchant_order_id: "ORD-9271".to_owned(),
+        details: PaymentDetails::default(),
         gateway_id: gateway_id(1),
         fee: BasisPoints(350),
         at: t(0),
@@ -228,6 +230,7 @@ fn initiation_refuses_bad_fields_naming_them() {
     refuse(
         InitiatePayment {
             merchant_order_id: String::new(),
+            details: PaymentDetails::default(),
             ..initiate()
         },
         "merchant_order_id",
@@ -236,6 +239,7 @@ fn initiation_refuses_bad_fields_naming_them() {
     refuse(
         InitiatePayment {
             merchant_order_id: "A".repeat(41),
+            details: PaymentDetails::default(),
             ..initiate()
         },
         "merchant_order_id",
@@ -244,6 +248,7 @@ fn initiation_refuses_bad_fields_naming_them() {
     refuse(
         InitiatePayment {
             merchant_order_id: "ORD 1;DROP".to_owned(),
+            details: PaymentDetails::default(),
             ..initiate()
         },
         "merchant_order_id",
@@ -260,6 +265,7 @@ fn the_largest_payment_and_a_forty_character_order_id_are_accepted() {
     let command = InitiatePayment {
         amount: MAX_PAYMENT_AMOUNT,
         merchant_order_id: "A".repeat(40),
+        details: PaymentDetails::default(),
         ..initiate()
     };
     let events = Payment::decide(&None, &PaymentCommand::Initiate(command)).expect("accepted");
@@ -517,4 +523,62 @@ fn a_booking_knows_how_to_release_itself() {
             at: t(5),
         }
     );
+}
+
+#[test]
+fn payment_details_are_checked_and_normalised() {
+    let mut command = initiate();
+    command.details = PaymentDetails {
+        customer_name: Some("  Asha  ".into()),
+        customer_email: Some("asha@example.com".into()),
+        customer_phone: Some("+919867800451".into()),
+        redirect_url: Some("https://shop.example/return".into()),
+        notes: [("booking".to_owned(), "bk_1".to_owned())].into(),
+    };
+    let payment = Payment::decide(&None, &PaymentCommand::Initiate(command))
+        .expect("valid details")
+        .iter()
+        .fold(None, Payment::evolve)
+        .expect("initiated");
+    assert_eq!(payment.details().customer_name.as_deref(), Some("Asha"));
+    assert_eq!(
+        payment.details().customer_phone.as_deref(),
+        Some("919867800451")
+    );
+
+    for (bad, field) in [
+        (
+            PaymentDetails {
+                customer_email: Some("not-an-email".into()),
+                ..PaymentDetails::default()
+            },
+            "customer.email",
+        ),
+        (
+            PaymentDetails {
+                customer_phone: Some("12".into()),
+                ..PaymentDetails::default()
+            },
+            "customer.phone",
+        ),
+        (
+            PaymentDetails {
+                redirect_url: Some("javascript:alert(1)".into()),
+                ..PaymentDetails::default()
+            },
+            "redirect_url",
+        ),
+        (
+            PaymentDetails {
+                notes: (0..16).map(|i| (format!("k{i}"), "v".to_owned())).collect(),
+                ..PaymentDetails::default()
+            },
+            "notes",
+        ),
+    ] {
+        let mut command = initiate();
+        command.details = bad;
+        let refused = Payment::decide(&None, &PaymentCommand::Initiate(command));
+        assert_eq!(refused.map_err(|e| e.field()), Err(Some(field)));
+    }
 }
