@@ -179,6 +179,20 @@ fn follow_relay(nats: &TestNats, stop: Arc<AtomicBool>) -> tokio::task::JoinHand
     })
 }
 
+/// Waits until the relay has published everything committed so far.
+async fn wait_for_relay(store: &PgEventStore, pool: &sqlx::PgPool, stream_name: &str) {
+    let head = store.head().await.expect("head");
+    let started = Instant::now();
+    loop {
+        let mark = lightspeed_eventstore::relay::load_mark(pool, stream_name).await.expect("mark");
+        if mark.is_some_and(|m| m.position >= head) || head == lightspeed_eventstore::LogPosition::START {
+            eprintln!("relay caught up in {:.1} s", started.elapsed().as_secs_f64());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let db = TestDatabase::new().await;
@@ -235,6 +249,8 @@ async fn main() {
             .await,
         );
 
+        // The batch cases of the previous round leave a backlog; measure lag from a steady state.
+        wait_for_relay(&store, &pool, &nats.config.stream_name).await;
         let stop = Arc::new(AtomicBool::new(false));
         let reader = follow_log(store.clone(), Arc::clone(&stop));
         let relay_follower = follow_relay(&nats, Arc::clone(&stop));
