@@ -184,9 +184,16 @@ async fn wait_for_relay(store: &PgEventStore, pool: &sqlx::PgPool, stream_name: 
     let head = store.head().await.expect("head");
     let started = Instant::now();
     loop {
-        let mark = lightspeed_eventstore::relay::load_mark(pool, stream_name).await.expect("mark");
-        if mark.is_some_and(|m| m.position >= head) || head == lightspeed_eventstore::LogPosition::START {
-            eprintln!("relay caught up in {:.1} s", started.elapsed().as_secs_f64());
+        let mark = lightspeed_eventstore::relay::load_mark(pool, stream_name)
+            .await
+            .expect("mark");
+        if mark.is_some_and(|m| m.position >= head)
+            || head == lightspeed_eventstore::LogPosition::START
+        {
+            eprintln!(
+                "relay caught up in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

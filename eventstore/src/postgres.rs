@@ -404,6 +404,30 @@ impl EventStore for PgEventStore {
         rows.iter().map(decode_row).collect()
     }
 
+    async fn read_streams(
+        &self,
+        after: &[(StreamId, u64)],
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        if after.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = after.iter().map(|(id, _)| id.as_str()).collect();
+        let versions: Vec<i64> = after.iter().map(|(_, v)| to_i64(*v)).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM ledger.events
+               JOIN unnest($1::text[], $2::bigint[]) AS wanted(id, after_version)
+                 ON stream_id = wanted.id AND stream_version > wanted.after_version
+              ORDER BY stream_id, stream_version"
+        ))
+        .bind(&ids)
+        .bind(&versions)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
     async fn read_events(&self, event_ids: &[Uuid]) -> Result<Vec<RecordedEvent>, ReadError> {
         let rows = sqlx::query(concat!(
             "SELECT ",

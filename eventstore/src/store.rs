@@ -42,6 +42,12 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, ReadError>> + Send;
 
+    /// The events of several streams, each after its own version, in stream then version order.
+    fn read_streams(
+        &self,
+        after: &[(StreamId, u64)],
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, ReadError>> + Send;
+
     /// The stored events with these ids (in no particular order); unknown ids are left out.
     fn read_events(
         &self,

@@ -1,0 +1,99 @@
+//! Why an operation did nothing.
+
+use lightspeed_domain::claims::ClaimError;
+use lightspeed_domain::gateway::GatewayError;
+use lightspeed_domain::merchant::MerchantError;
+use lightspeed_domain::payment::PaymentError;
+use lightspeed_domain::routing::NoGatewayAvailable;
+use lightspeed_domain::wallet::WalletError;
+use lightspeed_domain::{GatewayId, MerchantId, PaymentId};
+use lightspeed_eventstore::{AppendError, CommandError, InvalidInput, ReadError};
+
+/// Why an operation did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No merchant with this id (or client key).
+    #[error("unknown merchant")]
+    UnknownMerchant,
+    /// No gateway with this id (for this merchant).
+    #[error("unknown gateway {0}")]
+    UnknownGateway(GatewayId),
+    /// No payment with this id (for this merchant).
+    #[error("unknown payment {0}")]
+    UnknownPayment(PaymentId),
+    /// The merchant's order id already started another payment with a different request.
+    #[error("order id already used for payment {payment_id} with a different request")]
+    OrderIdReused {
+        /// The payment the order id started.
+        payment_id: PaymentId,
+    },
+    /// No gateway of the merchant can take the payment now.
+    #[error(transparent)]
+    NoGatewayAvailable(#[from] NoGatewayAvailable),
+    /// The payment rules refused.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    /// The gateway rules refused.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// The merchant rules refused.
+    #[error(transparent)]
+    Merchant(#[from] MerchantError),
+    /// The wallet rules refused.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// A unique claim refused.
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    /// Other writers kept winning the race for the same streams.
+    #[error("the merchant's streams stayed contended; try again")]
+    Contended,
+    /// Input the log refuses (ids, sizes).
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// The log failed.
+    #[error("event log: {0}")]
+    Store(String),
+    /// A merchant the log says was onboarded cannot be found in the log (a bug).
+    #[error("merchant {0} has no state")]
+    Inconsistent(MerchantId),
+}
+
+impl From<AppendError> for ServiceError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Invalid(invalid) => Self::Invalid(invalid),
+            other => Self::Store(other.to_string()),
+        }
+    }
+}
+
+impl From<ReadError> for ServiceError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Invalid(invalid) => Self::Invalid(invalid),
+            other => Self::Store(other.to_string()),
+        }
+    }
+}
+
+impl<E> From<CommandError<E>> for ServiceError
+where
+    E: std::error::Error + Into<ServiceError> + 'static,
+{
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(rejection) => rejection.into(),
+            CommandError::Contended { .. } => Self::Contended,
+            CommandError::Append(append) => append.into(),
+            CommandError::Read(read) => read.into(),
+            CommandError::Decode(decode) => Self::Store(decode.to_string()),
+        }
+    }
+}
+
+impl From<lightspeed_domain::psp_outcome::PspOutcomeError> for ServiceError {
+    fn from(error: lightspeed_domain::psp_outcome::PspOutcomeError) -> Self {
+        Self::Store(error.to_string())
+    }
+}

@@ -1,0 +1,93 @@
+//! The handlers of every aggregate, shared by the operations.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lightspeed_domain::claims::{ClientKeyClaim, MerchantOrderClaim};
+use lightspeed_domain::gateway::Gateway;
+use lightspeed_domain::merchant::Merchant;
+use lightspeed_domain::payment::Payment;
+use lightspeed_domain::psp_outcome::PspOutcomeRecord;
+use lightspeed_domain::routing::SuccessRate;
+use lightspeed_domain::wallet::Wallet;
+use lightspeed_domain::{Clock, GatewayId};
+use lightspeed_eventstore::{CommandHandler, PgEventStore};
+
+/// Where routing learns each gateway's recent success rate (the read side); gateways it does
+/// not know rank as having no history.
+pub trait SuccessRates: Send + Sync + std::fmt::Debug {
+    /// The success rate of `gateway`, if known.
+    fn success_rate(&self, gateway: GatewayId) -> Option<SuccessRate>;
+}
+
+/// The ledger's operations over the event log.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pub(crate) store: PgEventStore,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) merchants: CommandHandler<Merchant, PgEventStore>,
+    pub(crate) gateways: CommandHandler<Gateway, PgEventStore>,
+    pub(crate) payments: CommandHandler<Payment, PgEventStore>,
+    pub(crate) wallets: CommandHandler<Wallet, PgEventStore>,
+    pub(crate) client_keys: CommandHandler<ClientKeyClaim, PgEventStore>,
+    pub(crate) orders: CommandHandler<MerchantOrderClaim, PgEventStore>,
+    pub(crate) outcomes: CommandHandler<PspOutcomeRecord, PgEventStore>,
+    pub(crate) success_rates: Option<Arc<dyn SuccessRates>>,
+}
+
+/// How many times an operation is decided again after another writer got there first.
+pub(crate) const MAX_ATTEMPTS: usize = 8;
+
+impl Ledger {
+    /// Operations over `store`, reading time from the store's clock.
+    pub fn new(store: PgEventStore) -> Self {
+        Self {
+            clock: Arc::clone(store.clock()),
+            merchants: CommandHandler::new(store.clone()),
+            gateways: CommandHandler::new(store.clone()),
+            payments: CommandHandler::new(store.clone()),
+            wallets: CommandHandler::new(store.clone()),
+            client_keys: CommandHandler::new(store.clone()),
+            orders: CommandHandler::new(store.clone()),
+            outcomes: CommandHandler::new(store.clone()),
+            success_rates: None,
+            store,
+        }
+    }
+
+    /// Lets routing rank gateways by the success rates `rates` knows.
+    pub fn with_success_rates(mut self, rates: Arc<dyn SuccessRates>) -> Self {
+        self.success_rates = Some(rates);
+        self
+    }
+
+    /// The event log.
+    pub fn store(&self) -> &PgEventStore {
+        &self.store
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The merchant handler, for single-stream merchant commands.
+    pub fn merchants(&self) -> &CommandHandler<Merchant, PgEventStore> {
+        &self.merchants
+    }
+
+    /// The gateway handler, for single-stream gateway commands.
+    pub fn gateways(&self) -> &CommandHandler<Gateway, PgEventStore> {
+        &self.gateways
+    }
+
+    /// The payment handler, for single-stream payment commands and reads.
+    pub fn payments(&self) -> &CommandHandler<Payment, PgEventStore> {
+        &self.payments
+    }
+
+    /// The wallet handler, for single-stream wallet commands and reads.
+    pub fn wallets(&self) -> &CommandHandler<Wallet, PgEventStore> {
+        &self.wallets
+    }
+}

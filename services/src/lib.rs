@@ -1,0 +1,22 @@
+//! The ledger's operations: commands that span several streams.
+//!
+//! The domain decides one aggregate at a time; an operation such as "initiate a payment" needs
+//! the merchant, its wallet and its gateways, decides on the payment, the gateway booking and
+//! the order-id claim, and appends all of it atomically. [`Ledger`] holds one command handler
+//! (with its state cache) per aggregate and does exactly that, retrying when another writer got
+//! to a stream first. It performs no I/O other than the event log: the API and the workers call
+//! it after (or before) talking to the outside world.
+
+mod error;
+mod gateways;
+mod ledger;
+mod merchants;
+mod payments;
+mod unit_of_work;
+
+pub use error::ServiceError;
+pub use gateways::NewGateway;
+pub use ledger::{Ledger, SuccessRates};
+pub use merchants::{AuthenticatedMerchant, NewMerchant};
+pub use payments::{Initiated, PaymentRequest, Settled};
+pub use unit_of_work::UnitOfWork;

@@ -1,0 +1,129 @@
+//! Merchant operations that touch more than the merchant's own stream.
+
+use lightspeed_domain::claims::{AssignClientKey, ClientKeyClaim};
+use lightspeed_domain::merchant::{ClientKey, Merchant, MerchantCommand, OnboardMerchant};
+use lightspeed_domain::{Decider, MerchantId, SealedSecret};
+use lightspeed_eventstore::{AppendError, CommandContext, Loaded, stream_of};
+
+use crate::error::ServiceError;
+use crate::ledger::{Ledger, MAX_ATTEMPTS};
+use crate::unit_of_work::UnitOfWork;
+
+/// A merchant to onboard: the domain command, with its generated keys already sealed.
+pub type NewMerchant = OnboardMerchant;
+
+/// A merchant found by its client key, with the key still current.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedMerchant {
+    /// Its state as of the log's latest event (key rotations included).
+    pub merchant: Merchant,
+    /// The stream version that state is at.
+    pub version: u64,
+}
+
+impl Ledger {
+    /// Onboards a merchant and claims its client key, atomically.
+    pub async fn onboard_merchant(
+        &self,
+        command: NewMerchant,
+        context: &CommandContext,
+    ) -> Result<Merchant, ServiceError> {
+        let merchant_stream = stream_of::<Merchant>(command.merchant_id)?;
+        let key_stream = stream_of::<ClientKeyClaim>(command.client_key.as_str())?;
+        let mut unit = UnitOfWork::new(context.clone());
+        let claim = AssignClientKey {
+            merchant_id: command.merchant_id,
+            at: command.at,
+        };
+        unit.decide(&self.client_keys, &key_stream, &Loaded::default(), &claim)?;
+        let events = unit.decide(
+            &self.merchants,
+            &merchant_stream,
+            &Loaded::default(),
+            &MerchantCommand::Onboard(command),
+        )?;
+        unit.commit(&self.store).await?;
+        Merchant::fold(&events).ok_or(ServiceError::UnknownMerchant)
+    }
+
+    /// Replaces a merchant's client key and salt; the old ones stop working from this event on.
+    pub async fn rotate_merchant_keys(
+        &self,
+        merchant_id: MerchantId,
+        client_key: ClientKey,
+        client_salt: SealedSecret,
+        context: &CommandContext,
+    ) -> Result<Merchant, ServiceError> {
+        let merchant_stream = stream_of::<Merchant>(merchant_id)?;
+        let key_stream = stream_of::<ClientKeyClaim>(client_key.as_str())?;
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = self.merchants.load(&merchant_stream).await?;
+            let at = self.now();
+            let mut unit = UnitOfWork::new(context.clone());
+            let claim = AssignClientKey { merchant_id, at };
+            unit.decide(&self.client_keys, &key_stream, &Loaded::default(), &claim)?;
+            let command = MerchantCommand::RotateKeys {
+                client_key: client_key.clone(),
+                client_salt: client_salt.clone(),
+                at,
+            };
+            let events = unit.decide(&self.merchants, &merchant_stream, &loaded, &command)?;
+            match unit.commit(&self.store).await {
+                Ok(_) => {
+                    let state = events.iter().fold(loaded.state, Merchant::evolve);
+                    return state.ok_or(ServiceError::UnknownMerchant);
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Contended)
+    }
+
+    /// The merchant a client key identifies, if the key is its current one.
+    ///
+    /// Reads whatever the merchant's stream recorded since the last request, so a key rotated
+    /// on any replica is refused here from the next request on.
+    pub async fn merchant_by_client_key(
+        &self,
+        client_key: &str,
+    ) -> Result<Option<AuthenticatedMerchant>, ServiceError> {
+        let Ok(key) = ClientKey::parse(client_key) else {
+            return Ok(None);
+        };
+        let key_stream = stream_of::<ClientKeyClaim>(key.as_str())?;
+        // A claim never changes once made: the cache answers without a read when it knows it.
+        let claim = match self.client_keys.cached(&key_stream).state.merchant_id() {
+            Some(id) => Some(id),
+            None => self
+                .client_keys
+                .load(&key_stream)
+                .await?
+                .state
+                .merchant_id(),
+        };
+        let Some(merchant_id) = claim else {
+            return Ok(None);
+        };
+        let loaded = self
+            .merchants
+            .load(&stream_of::<Merchant>(merchant_id)?)
+            .await?;
+        Ok(loaded
+            .state
+            .filter(|merchant| merchant.accepts_client_key(key.as_str()))
+            .map(|merchant| AuthenticatedMerchant {
+                merchant,
+                version: loaded.version,
+            }))
+    }
+
+    /// A merchant's current state.
+    pub async fn merchant(&self, merchant_id: MerchantId) -> Result<Merchant, ServiceError> {
+        self.merchants
+            .load(&stream_of::<Merchant>(merchant_id)?)
+            .await?
+            .state
+            .ok_or(ServiceError::UnknownMerchant)
+    }
+}

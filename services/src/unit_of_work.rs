@@ -1,0 +1,149 @@
+//! Events decided for several streams, appended together or not at all.
+
+use lightspeed_domain::Decider;
+use lightspeed_eventstore::handler::new_events;
+use lightspeed_eventstore::{
+    AppendError, AppendResult, CommandContext, CommandHandler, EventStore, ExpectedVersion,
+    InvalidInput, Loaded, PgEventStore, StreamAppend, StreamId,
+};
+
+/// One stream's share of a unit of work.
+trait Part: Send {
+    fn stream_append(&self, context: &CommandContext) -> Result<StreamAppend, InvalidInput>;
+    fn remember(self: Box<Self>, version: u64);
+    fn stream_id(&self) -> &StreamId;
+}
+
+struct Decided<D: Decider> {
+    handler: CommandHandler<D, PgEventStore>,
+    stream_id: StreamId,
+    base: Loaded<D::State>,
+    events: Vec<D::Event>,
+    /// Appended whatever the stream holds (a decision that does not depend on its state).
+    any_version: bool,
+}
+
+impl<D: Decider> Part for Decided<D> {
+    fn stream_append(&self, context: &CommandContext) -> Result<StreamAppend, InvalidInput> {
+        Ok(StreamAppend {
+            stream_id: self.stream_id.clone(),
+            expected: match (self.any_version, self.base.version) {
+                (true, _) => ExpectedVersion::Any,
+                (false, 0) => ExpectedVersion::NoStream,
+                (false, v) => ExpectedVersion::Exact(v),
+            },
+            events: new_events(&self.stream_id, &self.events, context)?,
+        })
+    }
+
+    fn remember(self: Box<Self>, version: u64) {
+        if self.any_version {
+            // The base may be behind the stream; the next load reads what it missed.
+            return;
+        }
+        let state = self
+            .events
+            .iter()
+            .fold(self.base.state, |s, e| D::evolve(s, e));
+        self.handler
+            .remember(&self.stream_id, Loaded { version, state });
+    }
+
+    fn stream_id(&self) -> &StreamId {
+        &self.stream_id
+    }
+}
+
+/// Collects decisions on several streams, each against the version it was decided on, and
+/// appends them atomically; the handlers' caches learn the new states afterwards.
+pub struct UnitOfWork {
+    context: CommandContext,
+    parts: Vec<Box<dyn Part>>,
+}
+
+impl std::fmt::Debug for UnitOfWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let streams: Vec<&StreamId> = self.parts.iter().map(|p| p.stream_id()).collect();
+        f.debug_struct("UnitOfWork")
+            .field("streams", &streams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnitOfWork {
+    /// An empty unit; its events carry `context`'s metadata (and ids derived from its command id).
+    pub fn new(context: CommandContext) -> Self {
+        Self {
+            context,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Decides `command` on `loaded` (the state of `stream_id` at its version) and keeps the
+    /// events for the append. Answers the events decided.
+    pub fn decide<D: Decider + 'static>(
+        &mut self,
+        handler: &CommandHandler<D, PgEventStore>,
+        stream_id: &StreamId,
+        loaded: &Loaded<D::State>,
+        command: &D::Command,
+    ) -> Result<Vec<D::Event>, D::Error> {
+        self.push(handler, stream_id, loaded, command, false)
+    }
+
+    /// Like [`UnitOfWork::decide`], for a decision that holds whatever else the stream
+    /// recorded meanwhile (e.g. a commission accrual, which the wallet never refuses): it is
+    /// appended with expected version `Any`, so it never conflicts.
+    pub fn decide_any_version<D: Decider + 'static>(
+        &mut self,
+        handler: &CommandHandler<D, PgEventStore>,
+        stream_id: &StreamId,
+        loaded: &Loaded<D::State>,
+        command: &D::Command,
+    ) -> Result<Vec<D::Event>, D::Error> {
+        self.push(handler, stream_id, loaded, command, true)
+    }
+
+    fn push<D: Decider + 'static>(
+        &mut self,
+        handler: &CommandHandler<D, PgEventStore>,
+        stream_id: &StreamId,
+        loaded: &Loaded<D::State>,
+        command: &D::Command,
+        any_version: bool,
+    ) -> Result<Vec<D::Event>, D::Error> {
+        let events = D::decide(&loaded.state, command)?;
+        if !events.is_empty() {
+            self.parts.push(Box::new(Decided::<D> {
+                handler: handler.clone(),
+                stream_id: stream_id.clone(),
+                base: loaded.clone(),
+                events: events.clone(),
+                any_version,
+            }));
+        }
+        Ok(events)
+    }
+
+    /// True when nothing was decided.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Appends everything decided, atomically.
+    pub async fn commit(self, store: &PgEventStore) -> Result<AppendResult, AppendError> {
+        let appends = self
+            .parts
+            .iter()
+            .map(|part| part.stream_append(&self.context))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = store.append_many(appends).await?;
+        if !result.idempotent_replay {
+            for part in self.parts {
+                let version = result.version_of(part.stream_id()).unwrap_or_default();
+                part.remember(version);
+            }
+        }
+        Ok(result)
+    }
+}
