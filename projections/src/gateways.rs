@@ -23,7 +23,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
-use crate::projection::{Projection, decode, load_rows, replace_rows, stream_uuid};
+use crate::projection::{Projection, decode, load_rows, stream_uuid, upsert_rows};
 
 /// How many recent payment outcomes the success rate is computed over.
 pub const RECENT_OUTCOMES: u32 = 50;
@@ -282,9 +282,8 @@ async fn apply(
             }
         }
     }
-    let keys: Vec<Uuid> = keys.into_iter().filter(|k| rows.contains_key(k)).collect();
     let changed: Vec<&GatewayRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    replace_rows(conn, schema, "gateways", "gateway_id", &keys, &changed).await
+    upsert_rows(conn, schema, "gateways", "gateway_id", &changed).await
 }
 
 fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {

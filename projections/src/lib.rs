@@ -57,6 +57,8 @@ pub mod progress;
 pub mod projection;
 pub mod rebuild;
 pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod scenario;
 pub mod status;
 pub mod transactions;
 pub mod versions;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{Projection, decode, load_rows, replace_rows, serde_name, stream_uuid};
+use crate::projection::{Projection, decode, load_rows, serde_name, stream_uuid, upsert_rows};
 
 /// The merchants projection (`merchants`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -283,9 +283,8 @@ async fn apply(
             }
         }
     }
-    let keys: Vec<Uuid> = keys.into_iter().filter(|k| rows.contains_key(k)).collect();
     let changed: Vec<&MerchantRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    replace_rows(conn, schema, "merchants", "merchant_id", &keys, &changed).await
+    upsert_rows(conn, schema, "merchants", "merchant_id", &changed).await
 }
 
 /// Which merchants to list.

@@ -97,24 +97,44 @@ pub(crate) async fn load_rows<T: DeserializeOwned + Send + Unpin + 'static>(
     Ok(rows)
 }
 
-/// Replaces the rows of `table` whose `key` is one of `keys` by `rows`.
-pub(crate) async fn replace_rows<T: Serialize>(
+/// The columns a row struct writes: its serde field names.
+fn columns<T: Serialize>(row: &T) -> Result<Vec<String>, ProjectionError> {
+    match serde_json::to_value(row)? {
+        serde_json::Value::Object(fields) => Ok(fields.keys().cloned().collect()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Writes `rows` into `table`, replacing the rows with the same `key`. Only the struct's columns
+/// are written: a column it does not know keeps its value (or its default on a new row).
+pub(crate) async fn upsert_rows<T: Serialize>(
     conn: &mut PgConnection,
     schema: &str,
     table: &str,
     key: &str,
-    keys: &[Uuid],
     rows: &[T],
 ) -> Result<(), ProjectionError> {
-    if keys.is_empty() {
+    let Some(first) = rows.first() else {
         return Ok(());
-    }
-    let delete = format!("DELETE FROM {schema}.{table} WHERE {key} = ANY($1)");
-    sqlx::query(AssertSqlSafe(delete))
-        .bind(keys)
-        .execute(&mut *conn)
+    };
+    let columns = columns(first)?;
+    let list = columns.join(", ");
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| c.as_str() != key)
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {schema}.{table} ({list})
+         SELECT {list} FROM jsonb_populate_recordset(NULL::{schema}.{table}, $1)
+         ON CONFLICT ({key}) DO UPDATE SET {}",
+        updates.join(", ")
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(Json(rows))
+        .execute(conn)
         .await?;
-    insert_rows(conn, schema, table, rows).await
+    Ok(())
 }
 
 /// Inserts `rows` into `table`; a row that is already there is an error (a fact twice).
@@ -124,12 +144,13 @@ pub(crate) async fn insert_rows<T: Serialize>(
     table: &str,
     rows: &[T],
 ) -> Result<(), ProjectionError> {
-    if rows.is_empty() {
+    let Some(first) = rows.first() else {
         return Ok(());
-    }
+    };
+    let list = columns(first)?.join(", ");
     let insert = format!(
-        "INSERT INTO {schema}.{table}
-         SELECT * FROM jsonb_populate_recordset(NULL::{schema}.{table}, $1)"
+        "INSERT INTO {schema}.{table} ({list})
+         SELECT {list} FROM jsonb_populate_recordset(NULL::{schema}.{table}, $1)"
     );
     sqlx::query(AssertSqlSafe(insert))
         .bind(Json(rows))

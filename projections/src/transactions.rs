@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{Projection, decode, load_rows, replace_rows, stream_uuid};
+use crate::projection::{Projection, decode, load_rows, stream_uuid, upsert_rows};
 
 /// The transactions projection (`transactions`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -247,9 +247,8 @@ async fn apply(
             }
         }
     }
-    let keys: Vec<Uuid> = keys.into_iter().filter(|k| rows.contains_key(k)).collect();
     let changed: Vec<&TransactionRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    replace_rows(conn, schema, "transactions", "payment_id", &keys, &changed).await
+    upsert_rows(conn, schema, "transactions", "payment_id", &changed).await
 }
 
 /// Which transactions to find.

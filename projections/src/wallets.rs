@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
 use crate::projection::{
-    Projection, decode, insert_rows, load_rows, position_i64, replace_rows, serde_name, stream_uuid,
+    Projection, decode, insert_rows, load_rows, position_i64, serde_name, stream_uuid, upsert_rows,
 };
 
 /// The wallets projection (`wallet_balances`, `wallet_entries`).
@@ -226,7 +226,7 @@ async fn apply(
         }
     }
     let rows: Vec<&WalletBalance> = keys.iter().filter_map(|k| balances.get(k)).collect();
-    replace_rows(conn, schema, "wallet_balances", "merchant_id", &keys, &rows).await?;
+    upsert_rows(conn, schema, "wallet_balances", "merchant_id", &rows).await?;
     insert_rows(conn, schema, "wallet_entries", &entries).await
 }
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, into_page};
 use crate::projection::{
-    Projection, decode, insert_rows, load_rows, position_i64, replace_rows, stream_uuid,
+    Projection, decode, insert_rows, load_rows, position_i64, stream_uuid, upsert_rows,
 };
 
 /// The webhook deliveries projection (`webhook_deliveries`, `webhook_delivery_attempts`).
@@ -265,17 +265,8 @@ async fn apply(
             }
         }
     }
-    let keys: Vec<Uuid> = keys.into_iter().filter(|k| rows.contains_key(k)).collect();
     let changed: Vec<&DeliveryRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    replace_rows(
-        conn,
-        schema,
-        "webhook_deliveries",
-        "delivery_id",
-        &keys,
-        &changed,
-    )
-    .await?;
+    upsert_rows(conn, schema, "webhook_deliveries", "delivery_id", &changed).await?;
     insert_rows(conn, schema, "webhook_delivery_attempts", &attempts).await
 }
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
 use crate::projection::{
-    Projection, decode, ist_day, load_rows, replace_rows, serde_name, stream_uuid,
+    Projection, decode, ist_day, load_rows, serde_name, stream_uuid, upsert_rows,
 };
 
 /// Longest usage report, in days.
@@ -262,17 +262,8 @@ async fn apply(
             }
         }
     }
-    let keys: Vec<Uuid> = keys.into_iter().filter(|k| rows.contains_key(k)).collect();
     let changed: Vec<&WhatsappMessage> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    replace_rows(
-        conn,
-        schema,
-        "whatsapp_log",
-        "notification_id",
-        &keys,
-        &changed,
-    )
-    .await?;
+    upsert_rows(conn, schema, "whatsapp_log", "notification_id", &changed).await?;
     if usage.is_empty() {
         return Ok(());
     }
