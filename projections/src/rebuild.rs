@@ -106,10 +106,7 @@ pub async fn rebuild_projection(
         batch_size,
     )
     .await?;
-    loop {
-        let Some(last) = batch.last().map(|e| e.log_position) else {
-            break;
-        };
+    while let Some(last) = batch.last().map(|e| e.log_position) {
         let caught_up = batch.len() < batch_size;
         // Read the next batch while this one is written.
         let next = (!caught_up).then(|| {

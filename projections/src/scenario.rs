@@ -233,7 +233,7 @@ impl Scenario {
                 number: format!("9198{:08}", m),
                 opt_ins: WhatsappOptIns {
                     low_balance: true,
-                    transaction_updates: m % 2 == 0,
+                    transaction_updates: m.is_multiple_of(2),
                     payout_updates: true,
                     account_status: true,
                 },

@@ -186,7 +186,7 @@ impl Projection for Wallets {
 
 /// A wallet-relevant fact, decoded.
 enum Fact {
-    Merchant(MerchantEvent),
+    Merchant(Box<MerchantEvent>),
     Wallet(WalletEvent),
 }
 
@@ -199,7 +199,9 @@ async fn apply(
     for event in events {
         let fact = match event.stream_id.category() {
             "wallet" => Fact::Wallet(decode(event)?),
-            "merchant" if is_wallet_relevant(&event.event_type) => Fact::Merchant(decode(event)?),
+            "merchant" if is_wallet_relevant(&event.event_type) => {
+                Fact::Merchant(Box::new(decode(event)?))
+            }
             _ => continue,
         };
         facts.push((stream_uuid(event)?, event, fact));
