@@ -120,13 +120,18 @@ pub async fn run_projection(
                     projection = name,
                     "no active version; building the first one"
                 );
-                rebuild_projection(
+                match rebuild_projection(
                     projection.clone(),
                     &deps,
                     &RebuildOptions::default(),
                     &LogLines::default(),
                 )
-                .await?;
+                .await
+                {
+                    // Another replica finished the same first build and switched first.
+                    Ok(_) | Err(ProjectionError::WrongState { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Some(active) if active.layout == projection.layout() => {
                 told_to_wait = false;
