@@ -1,0 +1,169 @@
+//! What a read model is to the runtime: a name, a table layout, the categories it reads, and a
+//! batch `apply` that writes its rows on the runtime's transaction.
+//!
+//! Rows are moved between Rust and PostgreSQL as JSON arrays (`jsonb_populate_recordset` to
+//! write, `to_jsonb` to read): one statement per table per batch whatever the batch size, and
+//! the row structs double as the typed answers of the read functions.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::BoxFuture;
+use lightspeed_domain::DomainEvent;
+use lightspeed_domain::calendar::IST;
+use lightspeed_eventstore::RecordedEvent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, PgConnection};
+use uuid::Uuid;
+
+use crate::error::ProjectionError;
+
+/// A read model: how to lay out its tables and how to apply a batch of events to them.
+///
+/// Applying has no side effect outside the given transaction: no notification, webhook or call
+/// out ever starts from a projection, so a rebuild replays the whole log safely.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name, e.g. `"wallets"`; versions live in schemas `proj_<name>_v<version>`.
+    fn name(&self) -> &'static str;
+
+    /// The table layout this code writes; bump it when the tables change, then rebuild.
+    fn layout(&self) -> i32;
+
+    /// The stream categories it reads; `None` for the whole log.
+    fn categories(&self) -> Option<&'static [&'static str]>;
+
+    /// Its tables; each is exposed to readers as the view `read.<table>`.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// The DDL that creates its tables (and indexes) in `schema`.
+    fn create_tables(&self, schema: &str) -> String;
+
+    /// Applies events (in log order, none applied before) to the tables in `schema`.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        schema: &'a str,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+}
+
+/// Decodes an event into its domain type, upcasting older shapes.
+pub(crate) fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, ProjectionError> {
+    event.decode::<E>().map_err(|e| ProjectionError::Decode {
+        event_id: event.event_id,
+        position: event.log_position,
+        why: e.to_string(),
+    })
+}
+
+/// The aggregate id in an event's stream name (`wallet-<merchant id>` gives the merchant id).
+pub(crate) fn stream_uuid(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
+    Uuid::parse_str(event.stream_id.id()).map_err(|e| ProjectionError::Decode {
+        event_id: event.event_id,
+        position: event.log_position,
+        why: format!("stream {} does not name a uuid: {e}", event.stream_id),
+    })
+}
+
+/// The calendar day in India Standard Time an instant falls on.
+pub(crate) fn ist_day(at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&IST).date_naive()
+}
+
+/// The global log position as a `bigint`.
+pub(crate) fn position_i64(event: &RecordedEvent) -> i64 {
+    i64::try_from(event.log_position.position).unwrap_or(i64::MAX)
+}
+
+/// The rows of `table` whose `key` is one of `keys`.
+pub(crate) async fn load_rows<T: DeserializeOwned + Send + Unpin + 'static>(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    key: &str,
+    keys: &[Uuid],
+) -> Result<Vec<T>, ProjectionError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]'::jsonb) FROM {schema}.{table} t
+          WHERE {key} = ANY($1)"
+    );
+    let Json(rows): Json<Vec<T>> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(keys)
+        .fetch_one(conn)
+        .await?;
+    Ok(rows)
+}
+
+/// The columns a row struct writes: its serde field names.
+fn columns<T: Serialize>(row: &T) -> Result<Vec<String>, ProjectionError> {
+    match serde_json::to_value(row)? {
+        serde_json::Value::Object(fields) => Ok(fields.keys().cloned().collect()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Writes `rows` into `table`, replacing the rows with the same `key`. Only the struct's columns
+/// are written: a column it does not know keeps its value (or its default on a new row).
+pub(crate) async fn upsert_rows<T: Serialize>(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    key: &str,
+    rows: &[T],
+) -> Result<(), ProjectionError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let columns = columns(first)?;
+    let list = columns.join(", ");
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| c.as_str() != key)
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {schema}.{table} ({list})
+         SELECT {list} FROM jsonb_populate_recordset(NULL::{schema}.{table}, $1)
+         ON CONFLICT ({key}) DO UPDATE SET {}",
+        updates.join(", ")
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(Json(rows))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts `rows` into `table`; a row that is already there is an error (a fact twice).
+pub(crate) async fn insert_rows<T: Serialize>(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    rows: &[T],
+) -> Result<(), ProjectionError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let list = columns(first)?.join(", ");
+    let insert = format!(
+        "INSERT INTO {schema}.{table} ({list})
+         SELECT {list} FROM jsonb_populate_recordset(NULL::{schema}.{table}, $1)"
+    );
+    sqlx::query(AssertSqlSafe(insert))
+        .bind(Json(rows))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The name serde gives a unit enum variant, e.g. `"round_robin"` for `RoutingMode::RoundRobin`.
+pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}

@@ -1,0 +1,275 @@
+//! Versioned rebuilds ("blue/green"): build a projection's new version beside the one readers
+//! see, straight from PostgreSQL in large batches, catch up to the head of the log, then switch
+//! readers in one transaction. The old version serves throughout and is dropped only on request.
+//!
+//! Nothing here calls out: projections have no side effects, so replaying the whole log never
+//! sends a notification or a webhook again.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore, RecordedEvent};
+
+use crate::catalog;
+use crate::error::ProjectionError;
+use crate::progress::{Progress, ProgressUpdate};
+use crate::projection::Projection;
+use crate::runtime::{ProjectorDeps, apply_locked};
+use crate::versions::{self, VersionRecord, VersionState};
+
+/// Most events read (and applied in one transaction) per rebuild batch: the log's read limit.
+pub const MAX_REBUILD_BATCH: usize = lightspeed_eventstore::limits::MAX_READ_BATCH;
+
+/// Most batches applied inside the switch transaction before giving up on catching up (the log
+/// grows faster than the rebuild applies it); the build is kept and can be switched later.
+pub const MAX_SWITCH_BATCHES: usize = 20;
+
+/// How a rebuild runs.
+#[derive(Debug, Clone)]
+pub struct RebuildOptions {
+    /// Events per batch (at most [`MAX_REBUILD_BATCH`]).
+    pub batch_size: usize,
+    /// Drop a version of this layout that is already building and start from the beginning.
+    pub restart: bool,
+    /// Activate the new version once caught up (otherwise leave it building, to switch later).
+    pub switch: bool,
+    /// After switching, drop the version that was active before (its tables are gone for good).
+    pub drop_previous: bool,
+}
+
+impl Default for RebuildOptions {
+    /// Batches of 10 000, resume a build in progress, switch, keep the previous version.
+    fn default() -> Self {
+        Self {
+            batch_size: MAX_REBUILD_BATCH,
+            restart: false,
+            switch: true,
+            drop_previous: false,
+        }
+    }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RebuildReport {
+    /// The projection.
+    pub projection: String,
+    /// The version built.
+    pub version: i32,
+    /// Events applied by this run.
+    pub events_applied: u64,
+    /// How long it took, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Whether readers now see the new version.
+    pub switched: bool,
+    /// The version readers saw before, if any.
+    pub previous_version: Option<i32>,
+    /// Whether that previous version was dropped.
+    pub dropped_previous: bool,
+}
+
+/// Rebuilds the projection named `name`. See [`rebuild_projection`].
+pub async fn rebuild(
+    name: &str,
+    deps: &ProjectorDeps,
+    options: &RebuildOptions,
+    progress: &dyn Progress,
+) -> Result<RebuildReport, ProjectionError> {
+    let projection =
+        catalog::by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.into()))?;
+    rebuild_projection(projection, deps, options, progress).await
+}
+
+/// Builds this code's layout of `projection` as a new version (or resumes the one building),
+/// catches up with the log and, with `options.switch`, activates it atomically.
+pub async fn rebuild_projection(
+    projection: Arc<dyn Projection>,
+    deps: &ProjectorDeps,
+    options: &RebuildOptions,
+    progress: &dyn Progress,
+) -> Result<RebuildReport, ProjectionError> {
+    let started = Instant::now();
+    let pool = deps.pool();
+    let batch_size = options.batch_size.clamp(1, MAX_REBUILD_BATCH);
+    let version = versions::building_version(pool, projection.as_ref(), options.restart).await?;
+    let categories = categories(projection.as_ref());
+    let total = remaining(&deps.store, version.checkpoint, categories.as_deref()).await?;
+    let mut update = ProgressUpdate::new(projection.name(), version.version, total);
+    progress.report(&update);
+
+    let mut applied = 0u64;
+    let mut checkpoint = version.checkpoint;
+    let mut batch = read(
+        deps.store.clone(),
+        checkpoint,
+        categories.clone(),
+        batch_size,
+    )
+    .await?;
+    while let Some(last) = batch.last().map(|e| e.log_position) {
+        let caught_up = batch.len() < batch_size;
+        // Read the next batch while this one is written.
+        let next = (!caught_up).then(|| {
+            tokio::spawn(read(
+                deps.store.clone(),
+                last,
+                categories.clone(),
+                batch_size,
+            ))
+        });
+        applied += apply_one(pool, projection.as_ref(), version.version, &batch).await? as u64;
+        checkpoint = last;
+        update.advance(applied, started.elapsed());
+        progress.report(&update);
+        match next {
+            Some(next) => {
+                batch = next
+                    .await
+                    .map_err(|e| ProjectionError::InvalidQuery(e.to_string()))??
+            }
+            None => break,
+        }
+    }
+
+    let mut report = RebuildReport {
+        projection: projection.name().to_owned(),
+        version: version.version,
+        events_applied: applied,
+        elapsed_ms: 0,
+        switched: false,
+        previous_version: None,
+        dropped_previous: false,
+    };
+    if options.switch {
+        let (previous, drained) = switch(projection.as_ref(), deps, &version, batch_size).await?;
+        report.switched = true;
+        report.previous_version = previous;
+        report.events_applied += drained;
+        if options.drop_previous
+            && let Some(previous) = previous
+        {
+            versions::drop_version(pool, projection.name(), previous).await?;
+            report.dropped_previous = true;
+        }
+    }
+    tracing::debug!(%checkpoint, "rebuild read up to");
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    update.finish(report.events_applied, started.elapsed());
+    progress.report(&update);
+    Ok(report)
+}
+
+/// Activates a caught-up version in one transaction: it locks the active version (so its
+/// projector pauses between batches), applies what the log gained since the build's last batch,
+/// then replaces the views and the registry rows. Answers the previous version and how many
+/// events were applied here.
+async fn switch(
+    projection: &dyn Projection,
+    deps: &ProjectorDeps,
+    version: &VersionRecord,
+    batch_size: usize,
+) -> Result<(Option<i32>, u64), ProjectionError> {
+    let pool = deps.pool();
+    let mut tx = pool.begin().await?;
+    // The registry lock first, as every change to the set of versions takes it first.
+    versions::lock_projection(&mut tx, projection.name()).await?;
+    if let Some(active) = versions::active(pool, projection.name()).await?
+        && active.version != version.version
+    {
+        versions::lock(&mut tx, projection.name(), active.version).await?;
+    }
+    let mut record = versions::lock(&mut tx, projection.name(), version.version).await?;
+    if record.state != VersionState::Building {
+        return Err(ProjectionError::WrongState {
+            projection: projection.name().into(),
+            version: version.version,
+            state: record.state.as_str().into(),
+            why: "only a version being built can be switched to",
+        });
+    }
+    let categories = categories(projection);
+    let mut drained = 0u64;
+    for round in 0.. {
+        if round == MAX_SWITCH_BATCHES {
+            return Err(ProjectionError::WrongState {
+                projection: projection.name().into(),
+                version: version.version,
+                state: record.state.as_str().into(),
+                why: "the log grows faster than the build catches up; switch again later",
+            });
+        }
+        let batch = deps
+            .store
+            .read_log(record.checkpoint, categories.as_deref(), batch_size)
+            .await?;
+        let Some(last) = batch.last().map(|e| e.log_position) else {
+            break;
+        };
+        drained += apply_locked(&mut tx, projection, &record, &batch).await? as u64;
+        record.checkpoint = last;
+    }
+    let previous = versions::activate(&mut tx, projection, &record).await?;
+    tx.commit().await?;
+    tracing::info!(
+        projection = projection.name(),
+        version = version.version,
+        previous = ?previous,
+        "readers switched to the rebuilt version"
+    );
+    Ok((previous, drained))
+}
+
+async fn apply_one(
+    pool: &sqlx::PgPool,
+    projection: &dyn Projection,
+    version: i32,
+    events: &[RecordedEvent],
+) -> Result<usize, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    let record = versions::lock(&mut tx, projection.name(), version).await?;
+    if record.state != VersionState::Building {
+        return Err(ProjectionError::WrongState {
+            projection: projection.name().into(),
+            version,
+            state: record.state.as_str().into(),
+            why: "a rebuild writes only a version being built",
+        });
+    }
+    let applied = apply_locked(&mut tx, projection, &record, events).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+fn categories(projection: &dyn Projection) -> Option<Vec<String>> {
+    projection
+        .categories()
+        .map(|c| c.iter().map(|c| (*c).to_owned()).collect())
+}
+
+async fn read(
+    store: PgEventStore,
+    after: LogPosition,
+    categories: Option<Vec<String>>,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, ProjectionError> {
+    Ok(store.read_log(after, categories.as_deref(), limit).await?)
+}
+
+/// How many events of `categories` the log holds after `after` (for progress and ETA).
+async fn remaining(
+    store: &PgEventStore,
+    after: LogPosition,
+    categories: Option<&[String]>,
+) -> Result<u64, ProjectionError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ledger.events
+          WHERE (transaction_id, position) > ($1::text::xid8, $2)
+            AND ($3::text[] IS NULL OR category = ANY($3))",
+    )
+    .bind(after.transaction_id.to_string())
+    .bind(i64::try_from(after.position).unwrap_or(i64::MAX))
+    .bind(categories)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}

@@ -1,0 +1,276 @@
+//! The projector runtime: follows the log and applies it to one projection's active version,
+//! batch by batch, each batch's rows and checkpoint in one transaction.
+//!
+//! A projector reads from its checkpoint: from PostgreSQL while catching up, then live from
+//! JetStream through [`Subscription`], which hands over without gap or repeat. Whatever the
+//! source delivers twice (a JetStream redelivery, a restart from an older position) is skipped,
+//! because each batch first locks the version's checkpoint and applies only what lies after it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use lightspeed_eventstore::nats::LogStreamConfig;
+use lightspeed_eventstore::subscription::Subscription;
+use lightspeed_eventstore::{LogPosition, PgEventStore, RecordedEvent};
+use sqlx::{PgConnection, PgPool};
+
+use crate::catalog;
+use crate::error::ProjectionError;
+use crate::progress::LogLines;
+use crate::projection::Projection;
+use crate::rebuild::{RebuildOptions, rebuild_projection};
+use crate::status;
+use crate::versions::{self, VersionRecord, VersionState};
+
+/// What a projector needs from the outside.
+#[derive(Clone, Debug)]
+pub struct ProjectorDeps {
+    /// The event log (and its pool, which also holds the read models).
+    pub store: PgEventStore,
+    /// JetStream and the log's stream, to follow live events; `None` polls PostgreSQL instead.
+    pub live: Option<(jetstream::Context, LogStreamConfig)>,
+}
+
+impl ProjectorDeps {
+    /// The database pool.
+    pub fn pool(&self) -> &PgPool {
+        self.store.pool()
+    }
+}
+
+/// How a projector paces itself.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Most events applied in one transaction.
+    pub batch_size: usize,
+    /// How often lag is measured, stored and exported.
+    pub lag_interval: Duration,
+    /// How often a projector whose layout is not active yet checks whether a rebuild switched.
+    pub rebuild_poll: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            lag_interval: Duration::from_secs(1),
+            rebuild_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// This many events were applied (those at or before the checkpoint were skipped).
+    Applied(usize),
+    /// The version is no longer maintained by this projector (it was retired or dropped).
+    NotMaintained(VersionState),
+}
+
+/// Runs the projector named `name` until it fails. See [`run_projection`].
+pub async fn run_projector(name: &str, deps: ProjectorDeps) -> Result<(), ProjectionError> {
+    let projection =
+        catalog::by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.into()))?;
+    run_projection(projection, deps, RunConfig::default()).await
+}
+
+/// Runs every projector of the catalogue in this process (the all-in-one mode) until one fails.
+pub async fn run_all(deps: ProjectorDeps) -> Result<(), ProjectionError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for projection in catalog::all() {
+        let deps = deps.clone();
+        tasks.spawn(async move { run_projection(projection, deps, RunConfig::default()).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(join) => {
+                tracing::error!(error = %join, "a projector task ended abnormally");
+                return Err(ProjectionError::InvalidQuery(join.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a projection's active version up to date with the log, forever.
+///
+/// - No version active yet (first install): builds one from the log and activates it.
+/// - The active version has this code's layout: follows it.
+/// - The active version has an older layout: waits for `lightspeed rebuild <name>` to build and
+///   activate this layout (the old layout's projectors keep the old version fresh meanwhile).
+/// - The active version has a newer layout: this binary is out of date; fails with
+///   [`ProjectionError::Superseded`].
+///
+/// When another version is activated while following, it moves over to it.
+pub async fn run_projection(
+    projection: Arc<dyn Projection>,
+    deps: ProjectorDeps,
+    config: RunConfig,
+) -> Result<(), ProjectionError> {
+    let name = projection.name();
+    let mut told_to_wait = false;
+    loop {
+        match versions::active(deps.pool(), name).await? {
+            None => {
+                tracing::info!(
+                    projection = name,
+                    "no active version; building the first one"
+                );
+                match rebuild_projection(
+                    projection.clone(),
+                    &deps,
+                    &RebuildOptions::default(),
+                    &LogLines::default(),
+                )
+                .await
+                {
+                    // Another replica finished the same first build and switched first.
+                    Ok(_) | Err(ProjectionError::WrongState { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(active) if active.layout == projection.layout() => {
+                told_to_wait = false;
+                follow(projection.as_ref(), &deps, &config, &active).await?;
+            }
+            Some(active) if active.layout < projection.layout() => {
+                if !told_to_wait {
+                    tracing::warn!(
+                        projection = name,
+                        active_layout = active.layout,
+                        code_layout = projection.layout(),
+                        "the active version has an older layout; run `lightspeed rebuild {name}`"
+                    );
+                    told_to_wait = true;
+                }
+                tokio::time::sleep(config.rebuild_poll).await;
+            }
+            Some(active) => {
+                return Err(ProjectionError::Superseded {
+                    projection: name,
+                    active_layout: active.layout,
+                    code_layout: projection.layout(),
+                });
+            }
+        }
+    }
+}
+
+/// Follows the log into `version` until it stops being active.
+async fn follow(
+    projection: &dyn Projection,
+    deps: &ProjectorDeps,
+    config: &RunConfig,
+    version: &VersionRecord,
+) -> Result<(), ProjectionError> {
+    let mut subscription = Subscription::new(
+        deps.store.clone(),
+        deps.live.clone(),
+        subscription_categories(projection),
+        version.checkpoint,
+    );
+    tracing::info!(
+        projection = projection.name(),
+        version = version.version,
+        checkpoint = %version.checkpoint,
+        "projector follows the log"
+    );
+    let mut last_lag = Instant::now()
+        .checked_sub(config.lag_interval)
+        .unwrap_or_else(Instant::now);
+    loop {
+        if last_lag.elapsed() >= config.lag_interval {
+            let state = status::measure_lag(deps.pool(), projection, version.version).await?;
+            if state != VersionState::Active {
+                return Ok(());
+            }
+            last_lag = Instant::now();
+        }
+        // The wait is bounded so lag keeps being measured (and a switch noticed) while idle.
+        // Dropping a pending wait loses nothing: the next subscription resumes from the
+        // checkpoint, which only a committed batch moves.
+        let next = tokio::time::timeout(
+            config.lag_interval,
+            subscription.next_batch(config.batch_size),
+        );
+        let batch = match next.await {
+            Ok(batch) => batch?,
+            Err(_) => {
+                subscription = Subscription::new(
+                    deps.store.clone(),
+                    deps.live.clone(),
+                    subscription_categories(projection),
+                    subscription.position(),
+                );
+                continue;
+            }
+        };
+        match apply_batch(deps.pool(), projection, version.version, &batch).await? {
+            BatchOutcome::Applied(_) => {}
+            BatchOutcome::NotMaintained(_) => return Ok(()),
+        }
+    }
+}
+
+fn subscription_categories(projection: &dyn Projection) -> Option<Vec<String>> {
+    projection
+        .categories()
+        .map(|c| c.iter().map(|c| (*c).to_owned()).collect())
+}
+
+/// Applies `events` to one version in one transaction with its checkpoint. Events at or before
+/// the checkpoint are skipped, so a batch delivered twice changes nothing the second time.
+pub async fn apply_batch(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    version: i32,
+    events: &[RecordedEvent],
+) -> Result<BatchOutcome, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    let record = versions::lock(&mut tx, projection.name(), version).await?;
+    if !matches!(record.state, VersionState::Active | VersionState::Building) {
+        return Ok(BatchOutcome::NotMaintained(record.state));
+    }
+    let applied = apply_locked(&mut tx, projection, &record, events).await?;
+    tx.commit().await?;
+    Ok(BatchOutcome::Applied(applied))
+}
+
+/// Applies what in `events` lies after the checkpoint of a version locked by the caller's
+/// transaction, and moves the checkpoint; answers how many events were applied.
+pub(crate) async fn apply_locked(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    record: &VersionRecord,
+    events: &[RecordedEvent],
+) -> Result<usize, ProjectionError> {
+    if events
+        .windows(2)
+        .any(|pair| pair[0].log_position >= pair[1].log_position)
+    {
+        return Err(ProjectionError::InvalidQuery(
+            "a batch must be in log order without repeats".into(),
+        ));
+    }
+    let fresh = after(events, record.checkpoint);
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    projection
+        .apply(&mut *conn, &record.schema_name, fresh)
+        .await?;
+    versions::advance(conn, projection.name(), record.version, fresh).await?;
+    metrics::counter!("projection_events_applied_total", "projection" => projection.name())
+        .increment(fresh.len() as u64);
+    Ok(fresh.len())
+}
+
+/// The suffix of `events` (in log order) after `checkpoint`.
+fn after(events: &[RecordedEvent], checkpoint: LogPosition) -> &[RecordedEvent] {
+    let first_new = events.partition_point(|event| event.log_position <= checkpoint);
+    &events[first_new..]
+}

@@ -1,0 +1,355 @@
+//! Transactions (payments), one row per payment (`read.transactions`), searchable by merchant,
+//! status, merchant order id and initiation date, newest first, by cursor.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use lightspeed_domain::payment::{PaymentEvent, PaymentStatus};
+use lightspeed_domain::{Decider, Payment};
+use lightspeed_eventstore::RecordedEvent;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::ProjectionError;
+use crate::pagination::{CursorPage, checked_limit};
+use crate::projection::{Projection, decode, load_rows, stream_uuid, upsert_rows};
+
+/// The transactions projection (`transactions`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transactions;
+
+/// One payment, as `read.transactions` holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionRow {
+    /// The payment.
+    pub payment_id: Uuid,
+    /// The merchant.
+    pub merchant_id: Uuid,
+    /// The merchant's order id.
+    pub merchant_order_id: String,
+    /// Amount.
+    pub amount_paise: i64,
+    /// Currency code (`INR`).
+    pub currency: String,
+    /// `initiated`, `awaiting_payment`, `succeeded`, `failed` or `refunded`.
+    pub status: String,
+    /// The gateway currently (or last) routed to.
+    pub gateway_id: Uuid,
+    /// Gateways tried.
+    pub attempts: i32,
+    /// Fee in force at initiation, in basis points.
+    pub fee_bps: i32,
+    /// Commission decided at success.
+    pub commission_paise: Option<i64>,
+    /// The PSP's order id.
+    pub psp_order_id: Option<String>,
+    /// The PSP's payment id.
+    pub psp_payment_id: Option<String>,
+    /// The last failure's code.
+    pub failure_code: Option<String>,
+    /// The last failure's description.
+    pub failure_description: Option<String>,
+    /// Whether the success followed a failure.
+    pub late_success: bool,
+    /// Total refunded.
+    pub refunded_paise: i64,
+    /// Refunds recorded.
+    pub refunds: i32,
+    /// When it was initiated.
+    pub initiated_at: DateTime<Utc>,
+    /// When it succeeded.
+    pub succeeded_at: Option<DateTime<Utc>>,
+    /// When it (last) failed.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// When the last event changing this row happened.
+    pub updated_at: DateTime<Utc>,
+}
+
+const DDL: &str = "
+CREATE TABLE {s}.transactions (
+    payment_id           uuid PRIMARY KEY,
+    merchant_id          uuid NOT NULL,
+    merchant_order_id    text NOT NULL,
+    amount_paise         bigint NOT NULL,
+    currency             text NOT NULL,
+    status               text NOT NULL,
+    gateway_id           uuid NOT NULL,
+    attempts             integer NOT NULL,
+    fee_bps              integer NOT NULL,
+    commission_paise     bigint,
+    psp_order_id         text,
+    psp_payment_id       text,
+    failure_code         text,
+    failure_description  text,
+    late_success         boolean NOT NULL,
+    refunded_paise       bigint NOT NULL,
+    refunds              integer NOT NULL,
+    initiated_at         timestamptz NOT NULL,
+    succeeded_at         timestamptz,
+    failed_at            timestamptz,
+    updated_at           timestamptz NOT NULL
+);
+CREATE INDEX ON {s}.transactions (initiated_at DESC, payment_id DESC);
+CREATE INDEX ON {s}.transactions (merchant_id, initiated_at DESC, payment_id DESC);
+CREATE INDEX ON {s}.transactions (status, initiated_at DESC, payment_id DESC);
+CREATE INDEX ON {s}.transactions (merchant_order_id);
+";
+
+impl Projection for Transactions {
+    fn name(&self) -> &'static str {
+        "transactions"
+    }
+
+    fn layout(&self) -> i32 {
+        1
+    }
+
+    fn categories(&self) -> Option<&'static [&'static str]> {
+        Some(&[<Payment as Decider>::CATEGORY])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["transactions"]
+    }
+
+    fn create_tables(&self, schema: &str) -> String {
+        DDL.replace("{s}", schema)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        schema: &'a str,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(apply(conn, schema, events))
+    }
+}
+
+fn status_name(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::Initiated => "initiated",
+        PaymentStatus::AwaitingPayment => "awaiting_payment",
+        PaymentStatus::Succeeded => "succeeded",
+        PaymentStatus::Failed => "failed",
+        PaymentStatus::Refunded => "refunded",
+    }
+}
+
+async fn apply(
+    conn: &mut PgConnection,
+    schema: &str,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectionError> {
+    let mut facts = Vec::with_capacity(events.len());
+    for event in events {
+        if event.stream_id.category() == <Payment as Decider>::CATEGORY {
+            facts.push((stream_uuid(event)?, decode::<PaymentEvent>(event)?));
+        }
+    }
+    let mut keys: Vec<Uuid> = facts.iter().map(|(payment, _)| *payment).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut rows: HashMap<Uuid, TransactionRow> =
+        load_rows::<TransactionRow>(conn, schema, "transactions", "payment_id", &keys)
+            .await?
+            .into_iter()
+            .map(|row| (row.payment_id, row))
+            .collect();
+    for (payment_id, event) in facts {
+        if let PaymentEvent::PaymentInitiated {
+            payment_id,
+            merchant_id,
+            amount,
+            currency,
+            merchant_order_id,
+            gateway_id,
+            fee,
+            at,
+        } = event
+        {
+            rows.insert(
+                payment_id.0,
+                TransactionRow {
+                    payment_id: payment_id.0,
+                    merchant_id: merchant_id.0,
+                    merchant_order_id,
+                    amount_paise: amount.0,
+                    currency: currency.code().into(),
+                    status: status_name(PaymentStatus::Initiated).into(),
+                    gateway_id: gateway_id.0,
+                    attempts: 1,
+                    fee_bps: i32::try_from(fee.bps()).unwrap_or(i32::MAX),
+                    commission_paise: None,
+                    psp_order_id: None,
+                    psp_payment_id: None,
+                    failure_code: None,
+                    failure_description: None,
+                    late_success: false,
+                    refunded_paise: 0,
+                    refunds: 0,
+                    initiated_at: at,
+                    succeeded_at: None,
+                    failed_at: None,
+                    updated_at: at,
+                },
+            );
+            continue;
+        }
+        // Events of a payment never initiated cannot be placed; the log never has them.
+        let Some(row) = rows.get_mut(&payment_id) else {
+            continue;
+        };
+        row.updated_at = event.at();
+        match event {
+            PaymentEvent::PaymentInitiated { .. } => {}
+            PaymentEvent::PspOrderCreated { psp_order_id, .. } => {
+                row.psp_order_id = Some(psp_order_id);
+                row.status = status_name(PaymentStatus::AwaitingPayment).into();
+            }
+            PaymentEvent::PaymentRerouted { to_gateway, .. } => {
+                row.gateway_id = to_gateway.0;
+                row.attempts = row.attempts.saturating_add(1);
+            }
+            PaymentEvent::PaymentSucceeded {
+                commission,
+                psp_payment_id,
+                late_success,
+                at,
+                ..
+            } => {
+                row.status = status_name(PaymentStatus::Succeeded).into();
+                row.commission_paise = Some(commission.0);
+                row.psp_payment_id = Some(psp_payment_id);
+                row.late_success = late_success;
+                row.succeeded_at = Some(at);
+            }
+            PaymentEvent::PaymentFailed {
+                code,
+                description,
+                at,
+                ..
+            } => {
+                row.status = status_name(PaymentStatus::Failed).into();
+                row.failure_code = Some(code);
+                row.failure_description = Some(description);
+                row.failed_at = Some(at);
+            }
+            PaymentEvent::PaymentRefunded { refunded_total, .. } => {
+                row.refunded_paise = refunded_total.0;
+                row.refunds = row.refunds.saturating_add(1);
+                if refunded_total.0 >= row.amount_paise {
+                    row.status = status_name(PaymentStatus::Refunded).into();
+                }
+            }
+        }
+    }
+    let changed: Vec<&TransactionRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
+    upsert_rows(conn, schema, "transactions", "payment_id", &changed).await
+}
+
+/// Which transactions to find.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionSearch {
+    /// Only this merchant's.
+    pub merchant_id: Option<Uuid>,
+    /// Only this status (`initiated`, `awaiting_payment`, `succeeded`, `failed`, `refunded`).
+    pub status: Option<String>,
+    /// Only this merchant order id (exact).
+    pub merchant_order_id: Option<String>,
+    /// Initiated at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Initiated before this instant.
+    pub to: Option<DateTime<Utc>>,
+    /// Rows per step (1 to 200).
+    pub limit: u32,
+}
+
+const STATUSES: [&str; 5] = [
+    "initiated",
+    "awaiting_payment",
+    "succeeded",
+    "failed",
+    "refunded",
+];
+
+/// Transactions matching `search`, newest first; `cursor` is a previous step's `next_cursor`.
+pub async fn search(
+    pool: &PgPool,
+    search: &TransactionSearch,
+    cursor: Option<&str>,
+) -> Result<CursorPage<TransactionRow>, ProjectionError> {
+    let limit = checked_limit(search.limit)?;
+    if let Some(status) = &search.status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ProjectionError::InvalidQuery(format!(
+            "unknown status {status:?}"
+        )));
+    }
+    let (before_at, before_id) = match cursor {
+        Some(cursor) => {
+            let (at, id) = parse_cursor(cursor)?;
+            (Some(at), Some(id))
+        }
+        None => (None, None),
+    };
+    let rows: Vec<Json<TransactionRow>> = sqlx::query_scalar(
+        "SELECT to_jsonb(t) FROM read.transactions t
+          WHERE ($1::uuid IS NULL OR merchant_id = $1)
+            AND ($2::text IS NULL OR status = $2)
+            AND ($3::text IS NULL OR merchant_order_id = $3)
+            AND ($4::timestamptz IS NULL OR initiated_at >= $4)
+            AND ($5::timestamptz IS NULL OR initiated_at < $5)
+            AND ($6::timestamptz IS NULL OR (initiated_at, payment_id) < ($6, $7::uuid))
+          ORDER BY initiated_at DESC, payment_id DESC
+          LIMIT $8",
+    )
+    .bind(search.merchant_id)
+    .bind(&search.status)
+    .bind(&search.merchant_order_id)
+    .bind(search.from)
+    .bind(search.to)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("transactions", e))?;
+    let rows = rows.into_iter().map(|Json(row)| row).collect();
+    Ok(CursorPage::from_fetch(
+        rows,
+        limit,
+        |row: &TransactionRow| {
+            format!("{}_{}", row.initiated_at.timestamp_micros(), row.payment_id)
+        },
+    ))
+}
+
+fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ProjectionError> {
+    let bad = || ProjectionError::InvalidQuery(format!("bad transactions cursor {cursor:?}"));
+    let (micros, id) = cursor.split_once('_').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// One transaction.
+pub async fn get(
+    pool: &PgPool,
+    payment_id: Uuid,
+) -> Result<Option<TransactionRow>, ProjectionError> {
+    let row: Option<Json<TransactionRow>> =
+        sqlx::query_scalar("SELECT to_jsonb(t) FROM read.transactions t WHERE payment_id = $1")
+            .bind(payment_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| ProjectionError::from_read("transactions", e))?;
+    Ok(row.map(|Json(row)| row))
+}

@@ -1,0 +1,324 @@
+//! Merchant webhook deliveries and their attempts.
+//!
+//! - `read.webhook_deliveries`: one row per delivery: merchant, payment, event type, body,
+//!   endpoint, status, attempts, next attempt, last status code and error.
+//! - `read.webhook_delivery_attempts`: one row per attempt (status code or transport error,
+//!   duration, response excerpt), keyed by the attempt event's log position, since attempt
+//!   numbers start again after a requeue.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use lightspeed_domain::webhook_delivery::WebhookDeliveryEvent;
+use lightspeed_domain::{Decider, WebhookDelivery};
+use lightspeed_eventstore::RecordedEvent;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::ProjectionError;
+use crate::pagination::{Page, PageRequest, into_page};
+use crate::projection::{
+    Projection, decode, insert_rows, load_rows, position_i64, stream_uuid, upsert_rows,
+};
+
+/// The webhook deliveries projection (`webhook_deliveries`, `webhook_delivery_attempts`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebhookDeliveries;
+
+/// One delivery, as `read.webhook_deliveries` holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// The merchant.
+    pub merchant_id: Uuid,
+    /// The payment reported on.
+    pub payment_id: Uuid,
+    /// The event type sent, e.g. `payment.succeeded`.
+    pub event_type: String,
+    /// The JSON body sent.
+    pub payload: serde_json::Value,
+    /// The merchant's endpoint.
+    pub endpoint_url: String,
+    /// `pending`, `delivered` or `given_up`.
+    pub status: String,
+    /// Attempts since it was (re)queued.
+    pub attempts: i32,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last status code the endpoint answered.
+    pub last_status_code: Option<i32>,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
+    /// When it was first queued.
+    pub queued_at: DateTime<Utc>,
+    /// When it was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was given up.
+    pub given_up_at: Option<DateTime<Utc>>,
+    /// When the last event changing this row happened.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One attempt, as `read.webhook_delivery_attempts` holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRow {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// The merchant.
+    pub merchant_id: Uuid,
+    /// Which attempt since the delivery was (re)queued, from 1.
+    pub attempt: i32,
+    /// The status code, if the endpoint answered.
+    pub status_code: Option<i32>,
+    /// The transport error, if it did not.
+    pub error: Option<String>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: i64,
+    /// The start of the response body.
+    pub response_excerpt: Option<String>,
+    /// When it was made.
+    pub attempted_at: DateTime<Utc>,
+    /// The attempt event's global log position.
+    pub log_position: i64,
+}
+
+const DDL: &str = "
+CREATE TABLE {s}.webhook_deliveries (
+    delivery_id       uuid PRIMARY KEY,
+    merchant_id       uuid NOT NULL,
+    payment_id        uuid NOT NULL,
+    event_type        text NOT NULL,
+    payload           jsonb NOT NULL,
+    endpoint_url      text NOT NULL,
+    status            text NOT NULL,
+    attempts          integer NOT NULL,
+    next_attempt_at   timestamptz,
+    last_status_code  integer,
+    last_error        text,
+    queued_at         timestamptz NOT NULL,
+    delivered_at      timestamptz,
+    given_up_at       timestamptz,
+    updated_at        timestamptz NOT NULL
+);
+CREATE INDEX ON {s}.webhook_deliveries (merchant_id, queued_at DESC);
+CREATE INDEX ON {s}.webhook_deliveries (payment_id);
+CREATE INDEX ON {s}.webhook_deliveries (status, queued_at DESC);
+CREATE TABLE {s}.webhook_delivery_attempts (
+    delivery_id       uuid NOT NULL,
+    merchant_id       uuid NOT NULL,
+    attempt           integer NOT NULL,
+    status_code       integer,
+    error             text,
+    duration_ms       bigint NOT NULL,
+    response_excerpt  text,
+    attempted_at      timestamptz NOT NULL,
+    log_position      bigint PRIMARY KEY
+);
+CREATE INDEX ON {s}.webhook_delivery_attempts (delivery_id, log_position);
+";
+
+impl Projection for WebhookDeliveries {
+    fn name(&self) -> &'static str {
+        "webhook_deliveries"
+    }
+
+    fn layout(&self) -> i32 {
+        1
+    }
+
+    fn categories(&self) -> Option<&'static [&'static str]> {
+        Some(&[<WebhookDelivery as Decider>::CATEGORY])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["webhook_deliveries", "webhook_delivery_attempts"]
+    }
+
+    fn create_tables(&self, schema: &str) -> String {
+        DDL.replace("{s}", schema)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        schema: &'a str,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(apply(conn, schema, events))
+    }
+}
+
+async fn apply(
+    conn: &mut PgConnection,
+    schema: &str,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectionError> {
+    let mut facts = Vec::with_capacity(events.len());
+    for event in events {
+        if event.stream_id.category() == <WebhookDelivery as Decider>::CATEGORY {
+            facts.push((
+                stream_uuid(event)?,
+                position_i64(event),
+                decode::<WebhookDeliveryEvent>(event)?,
+            ));
+        }
+    }
+    let mut keys: Vec<Uuid> = facts.iter().map(|(id, _, _)| *id).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut rows: HashMap<Uuid, DeliveryRow> =
+        load_rows::<DeliveryRow>(conn, schema, "webhook_deliveries", "delivery_id", &keys)
+            .await?
+            .into_iter()
+            .map(|row| (row.delivery_id, row))
+            .collect();
+    let mut attempts = Vec::new();
+    for (delivery_id, log_position, event) in facts {
+        if let WebhookDeliveryEvent::WebhookDeliveryQueued {
+            delivery_id,
+            merchant_id,
+            payment_id,
+            event_type,
+            payload,
+            endpoint_url,
+            at,
+        } = event
+        {
+            rows.insert(
+                delivery_id.0,
+                DeliveryRow {
+                    delivery_id: delivery_id.0,
+                    merchant_id: merchant_id.0,
+                    payment_id: payment_id.0,
+                    event_type,
+                    payload,
+                    endpoint_url,
+                    status: "pending".into(),
+                    attempts: 0,
+                    next_attempt_at: Some(at),
+                    last_status_code: None,
+                    last_error: None,
+                    queued_at: at,
+                    delivered_at: None,
+                    given_up_at: None,
+                    updated_at: at,
+                },
+            );
+            continue;
+        }
+        // Events of a delivery never queued cannot be placed; the log never has them.
+        let Some(row) = rows.get_mut(&delivery_id) else {
+            continue;
+        };
+        let at = event.at();
+        row.updated_at = at;
+        match event {
+            WebhookDeliveryEvent::WebhookDeliveryQueued { .. } => {}
+            WebhookDeliveryEvent::WebhookDeliveryAttempted {
+                attempt,
+                status_code,
+                error,
+                duration_ms,
+                response_excerpt,
+                ..
+            } => {
+                let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+                let status_code = status_code.map(i32::from);
+                row.attempts = attempt;
+                row.last_status_code = status_code.or(row.last_status_code);
+                row.last_error = error
+                    .clone()
+                    .or_else(|| status_code.map(|code| format!("HTTP {code}")));
+                row.next_attempt_at = None;
+                attempts.push(AttemptRow {
+                    delivery_id,
+                    merchant_id: row.merchant_id,
+                    attempt,
+                    status_code,
+                    error,
+                    duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
+                    response_excerpt,
+                    attempted_at: at,
+                    log_position,
+                });
+            }
+            WebhookDeliveryEvent::WebhookDelivered { .. } => {
+                row.status = "delivered".into();
+                row.last_error = None;
+                row.delivered_at = Some(at);
+            }
+            WebhookDeliveryEvent::WebhookRetryScheduled {
+                next_attempt_at, ..
+            } => row.next_attempt_at = Some(next_attempt_at),
+            WebhookDeliveryEvent::WebhookDeliveryGivenUp { .. } => {
+                row.status = "given_up".into();
+                row.given_up_at = Some(at);
+            }
+            WebhookDeliveryEvent::WebhookDeliveryRequeued { .. } => {
+                row.status = "pending".into();
+                row.attempts = 0;
+                row.next_attempt_at = Some(at);
+            }
+        }
+    }
+    let changed: Vec<&DeliveryRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
+    upsert_rows(conn, schema, "webhook_deliveries", "delivery_id", &changed).await?;
+    insert_rows(conn, schema, "webhook_delivery_attempts", &attempts).await
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryFilter {
+    /// Only this merchant's.
+    pub merchant_id: Option<Uuid>,
+    /// Only about this payment.
+    pub payment_id: Option<Uuid>,
+    /// Only this status (`pending`, `delivered`, `given_up`).
+    pub status: Option<String>,
+}
+
+/// Deliveries matching `filter`, newest first.
+pub async fn deliveries(
+    pool: &PgPool,
+    filter: &DeliveryFilter,
+    page: PageRequest,
+) -> Result<Page<DeliveryRow>, ProjectionError> {
+    let (limit, offset) = page.limit_offset()?;
+    let rows: Vec<(Json<DeliveryRow>, i64)> = sqlx::query_as(
+        "SELECT to_jsonb(d), count(*) OVER () FROM read.webhook_deliveries d
+          WHERE ($1::uuid IS NULL OR merchant_id = $1)
+            AND ($2::uuid IS NULL OR payment_id = $2)
+            AND ($3::text IS NULL OR status = $3)
+          ORDER BY queued_at DESC, delivery_id DESC
+          LIMIT $4 OFFSET $5",
+    )
+    .bind(filter.merchant_id)
+    .bind(filter.payment_id)
+    .bind(&filter.status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("webhook_deliveries", e))?;
+    Ok(into_page(rows, page))
+}
+
+/// Every attempt of one delivery, oldest first.
+pub async fn attempts(
+    pool: &PgPool,
+    delivery_id: Uuid,
+) -> Result<Vec<AttemptRow>, ProjectionError> {
+    let rows: Vec<Json<AttemptRow>> = sqlx::query_scalar(
+        "SELECT to_jsonb(a) FROM read.webhook_delivery_attempts a
+          WHERE delivery_id = $1 ORDER BY log_position",
+    )
+    .bind(delivery_id)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("webhook_deliveries", e))?;
+    Ok(rows.into_iter().map(|Json(row)| row).collect())
+}

@@ -1,0 +1,378 @@
+//! The WhatsApp log and usage.
+//!
+//! - `read.whatsapp_log`: every notification: merchant, type, template, recipient, template
+//!   parameters (`payload`), status, attempts, last error, provider message id, timestamps.
+//! - `read.whatsapp_usage`: per merchant, IST day and template: notifications queued (and
+//!   requeued), sent and given up, each counted on the IST day it happened.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use futures::future::BoxFuture;
+use lightspeed_domain::notification::NotificationEvent;
+use lightspeed_domain::{Decider, Notification};
+use lightspeed_eventstore::RecordedEvent;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::ProjectionError;
+use crate::pagination::{Page, PageRequest, escape_like, into_page};
+use crate::projection::{
+    Projection, decode, ist_day, load_rows, serde_name, stream_uuid, upsert_rows,
+};
+
+/// Longest usage report, in days.
+pub const MAX_USAGE_DAYS: u32 = 366;
+
+/// The WhatsApp projection (`whatsapp_log`, `whatsapp_usage`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Whatsapp;
+
+/// One notification, as `read.whatsapp_log` holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatsappMessage {
+    /// The notification.
+    pub notification_id: Uuid,
+    /// The merchant (client) it is for.
+    pub merchant_id: Uuid,
+    /// `LOW_BALANCE`, `TXN_UPDATE`, `PAYOUT_UPDATE` or `ACCOUNT_STATUS`.
+    pub notification_type: String,
+    /// The WhatsApp template.
+    pub template: String,
+    /// The recipient's number.
+    pub recipient: String,
+    /// The template parameters, as a JSON array.
+    pub payload: serde_json::Value,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+    /// Attempts since it was (re)queued.
+    pub attempts: i32,
+    /// Attempts allowed since it was (re)queued.
+    pub attempt_limit: i32,
+    /// The last provider error code.
+    pub last_error_code: Option<String>,
+    /// The last provider error message.
+    pub last_error_message: Option<String>,
+    /// The provider's message id, once sent.
+    pub provider_message_id: Option<String>,
+    /// When the next attempt is due, while queued.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was first queued.
+    pub queued_at: DateTime<Utc>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When it was given up on.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// When the last event changing this row happened.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One merchant's messages of one template on one IST day, as `read.whatsapp_usage` holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatsappUsageDay {
+    /// The merchant.
+    pub merchant_id: Uuid,
+    /// The IST day.
+    pub day: NaiveDate,
+    /// The template.
+    pub template: String,
+    /// Notifications queued or requeued.
+    pub queued: i64,
+    /// Notifications sent.
+    pub sent: i64,
+    /// Notifications given up on.
+    pub failed: i64,
+}
+
+const DDL: &str = "
+CREATE TABLE {s}.whatsapp_log (
+    notification_id      uuid PRIMARY KEY,
+    merchant_id          uuid NOT NULL,
+    notification_type    text NOT NULL,
+    template             text NOT NULL,
+    recipient            text NOT NULL,
+    payload              jsonb NOT NULL,
+    status               text NOT NULL,
+    attempts             integer NOT NULL,
+    attempt_limit        integer NOT NULL,
+    last_error_code      text,
+    last_error_message   text,
+    provider_message_id  text,
+    next_attempt_at      timestamptz,
+    queued_at            timestamptz NOT NULL,
+    sent_at              timestamptz,
+    failed_at            timestamptz,
+    updated_at           timestamptz NOT NULL
+);
+CREATE INDEX ON {s}.whatsapp_log (merchant_id, queued_at DESC);
+CREATE INDEX ON {s}.whatsapp_log (status, queued_at DESC);
+CREATE INDEX ON {s}.whatsapp_log (queued_at DESC, notification_id);
+CREATE TABLE {s}.whatsapp_usage (
+    merchant_id  uuid NOT NULL,
+    day          date NOT NULL,
+    template     text NOT NULL,
+    queued       bigint NOT NULL,
+    sent         bigint NOT NULL,
+    failed       bigint NOT NULL,
+    PRIMARY KEY (merchant_id, day, template)
+);
+";
+
+impl Projection for Whatsapp {
+    fn name(&self) -> &'static str {
+        "whatsapp"
+    }
+
+    fn layout(&self) -> i32 {
+        1
+    }
+
+    fn categories(&self) -> Option<&'static [&'static str]> {
+        Some(&[<Notification as Decider>::CATEGORY])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["whatsapp_log", "whatsapp_usage"]
+    }
+
+    fn create_tables(&self, schema: &str) -> String {
+        DDL.replace("{s}", schema)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        schema: &'a str,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(apply(conn, schema, events))
+    }
+}
+
+fn count(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+async fn apply(
+    conn: &mut PgConnection,
+    schema: &str,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectionError> {
+    let mut facts = Vec::with_capacity(events.len());
+    for event in events {
+        if event.stream_id.category() == <Notification as Decider>::CATEGORY {
+            facts.push((stream_uuid(event)?, decode::<NotificationEvent>(event)?));
+        }
+    }
+    let mut keys: Vec<Uuid> = facts.iter().map(|(id, _)| *id).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut rows: HashMap<Uuid, WhatsappMessage> =
+        load_rows::<WhatsappMessage>(conn, schema, "whatsapp_log", "notification_id", &keys)
+            .await?
+            .into_iter()
+            .map(|row| (row.notification_id, row))
+            .collect();
+    let mut usage: BTreeMap<(Uuid, NaiveDate, String), WhatsappUsageDay> = BTreeMap::new();
+    for (notification_id, event) in facts {
+        if let NotificationEvent::NotificationQueued {
+            notification_id,
+            merchant_id,
+            kind,
+            template,
+            recipient,
+            params,
+            attempt_limit,
+            at,
+        } = event
+        {
+            rows.insert(
+                notification_id.0,
+                WhatsappMessage {
+                    notification_id: notification_id.0,
+                    merchant_id: merchant_id.0,
+                    notification_type: serde_name(&kind),
+                    template,
+                    recipient,
+                    payload: serde_json::Value::from(params),
+                    status: "queued".into(),
+                    attempts: 0,
+                    attempt_limit: count(attempt_limit),
+                    last_error_code: None,
+                    last_error_message: None,
+                    provider_message_id: None,
+                    next_attempt_at: Some(at),
+                    queued_at: at,
+                    sent_at: None,
+                    failed_at: None,
+                    updated_at: at,
+                },
+            );
+            if let Some(row) = rows.get(&notification_id.0) {
+                tally(&mut usage, row, at).queued += 1;
+            }
+            continue;
+        }
+        // Events of a notification never queued cannot be placed; the log never has them.
+        let Some(row) = rows.get_mut(&notification_id) else {
+            continue;
+        };
+        let at = event.at();
+        row.updated_at = at;
+        match event {
+            NotificationEvent::NotificationQueued { .. } => {}
+            NotificationEvent::NotificationAttemptFailed {
+                attempt,
+                error_code,
+                error_message,
+                next_attempt_at,
+                ..
+            } => {
+                row.attempts = count(attempt);
+                row.last_error_code = Some(error_code);
+                row.last_error_message = Some(error_message);
+                row.next_attempt_at = next_attempt_at;
+            }
+            NotificationEvent::NotificationSent {
+                attempt,
+                provider_message_id,
+                ..
+            } => {
+                row.attempts = count(attempt);
+                row.status = "sent".into();
+                row.provider_message_id = Some(provider_message_id);
+                row.next_attempt_at = None;
+                row.sent_at = Some(at);
+                tally(&mut usage, row, at).sent += 1;
+            }
+            NotificationEvent::NotificationFailed { .. } => {
+                row.status = "failed".into();
+                row.next_attempt_at = None;
+                row.failed_at = Some(at);
+                tally(&mut usage, row, at).failed += 1;
+            }
+            NotificationEvent::NotificationRequeued { attempt_limit, .. } => {
+                row.status = "queued".into();
+                row.attempt_limit = count(attempt_limit);
+                row.attempts = 0;
+                row.next_attempt_at = Some(at);
+                tally(&mut usage, row, at).queued += 1;
+            }
+        }
+    }
+    let changed: Vec<&WhatsappMessage> = keys.iter().filter_map(|k| rows.get(k)).collect();
+    upsert_rows(conn, schema, "whatsapp_log", "notification_id", &changed).await?;
+    if usage.is_empty() {
+        return Ok(());
+    }
+    let usage: Vec<&WhatsappUsageDay> = usage.values().collect();
+    let sql = format!(
+        "INSERT INTO {schema}.whatsapp_usage AS t
+         SELECT * FROM jsonb_populate_recordset(NULL::{schema}.whatsapp_usage, $1)
+         ON CONFLICT (merchant_id, day, template) DO UPDATE SET
+             queued = t.queued + EXCLUDED.queued,
+             sent = t.sent + EXCLUDED.sent,
+             failed = t.failed + EXCLUDED.failed"
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(Json(&usage))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn tally<'a>(
+    usage: &'a mut BTreeMap<(Uuid, NaiveDate, String), WhatsappUsageDay>,
+    message: &WhatsappMessage,
+    at: DateTime<Utc>,
+) -> &'a mut WhatsappUsageDay {
+    let day = ist_day(at);
+    usage
+        .entry((message.merchant_id, day, message.template.clone()))
+        .or_insert_with(|| WhatsappUsageDay {
+            merchant_id: message.merchant_id,
+            day,
+            template: message.template.clone(),
+            ..WhatsappUsageDay::default()
+        })
+}
+
+/// Which notifications to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatsappFilter {
+    /// Only this merchant's (client's).
+    pub merchant_id: Option<Uuid>,
+    /// Only this status (`queued`, `sent`, `failed`).
+    pub status: Option<String>,
+    /// Only this template.
+    pub template: Option<String>,
+    /// Recipient, template, parameters or error contain this (case-insensitive).
+    pub q: Option<String>,
+}
+
+/// Notifications matching `filter`, newest first.
+pub async fn log(
+    pool: &PgPool,
+    filter: &WhatsappFilter,
+    page: PageRequest,
+) -> Result<Page<WhatsappMessage>, ProjectionError> {
+    let (limit, offset) = page.limit_offset()?;
+    if let Some(status) = &filter.status
+        && !["queued", "sent", "failed"].contains(&status.as_str())
+    {
+        return Err(ProjectionError::InvalidQuery(format!(
+            "status must be queued, sent or failed, not {status:?}"
+        )));
+    }
+    let rows: Vec<(Json<WhatsappMessage>, i64)> = sqlx::query_as(
+        "SELECT to_jsonb(w), count(*) OVER () FROM read.whatsapp_log w
+          WHERE ($1::uuid IS NULL OR merchant_id = $1)
+            AND ($2::text IS NULL OR status = $2)
+            AND ($3::text IS NULL OR template = $3)
+            AND ($4::text IS NULL OR recipient ILIKE '%' || $4 || '%'
+                                  OR template ILIKE '%' || $4 || '%'
+                                  OR payload::text ILIKE '%' || $4 || '%'
+                                  OR coalesce(last_error_message, '') ILIKE '%' || $4 || '%')
+          ORDER BY queued_at DESC, notification_id DESC
+          LIMIT $5 OFFSET $6",
+    )
+    .bind(filter.merchant_id)
+    .bind(&filter.status)
+    .bind(&filter.template)
+    .bind(filter.q.as_deref().map(escape_like))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
+    Ok(into_page(rows, page))
+}
+
+/// A merchant's usage over the `days` IST days ending with `today`, newest day first.
+pub async fn usage(
+    pool: &PgPool,
+    merchant_id: Uuid,
+    days: u32,
+    today: NaiveDate,
+) -> Result<Vec<WhatsappUsageDay>, ProjectionError> {
+    if days == 0 || days > MAX_USAGE_DAYS {
+        return Err(ProjectionError::InvalidQuery(format!(
+            "days must be between 1 and {MAX_USAGE_DAYS}"
+        )));
+    }
+    let from = today - TimeDelta::days(i64::from(days) - 1);
+    let rows: Vec<Json<WhatsappUsageDay>> = sqlx::query_scalar(
+        "SELECT to_jsonb(u) FROM read.whatsapp_usage u
+          WHERE merchant_id = $1 AND day BETWEEN $2 AND $3
+          ORDER BY day DESC, template",
+    )
+    .bind(merchant_id)
+    .bind(from)
+    .bind(today)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
+    Ok(rows.into_iter().map(|Json(row)| row).collect())
+}
