@@ -339,6 +339,7 @@ impl Scenario {
             amount,
             currency: "INR".into(),
             merchant_order_id: format!("order-{n}"),
+            details: lightspeed_domain::payment::PaymentDetails::default(),
             gateway_id,
             at,
         });

@@ -169,6 +169,7 @@ async fn apply(
             gateway_id,
             fee,
             at,
+            ..
         } = event
         {
             rows.insert(
