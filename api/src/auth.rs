@@ -1,0 +1,116 @@
+//! Merchant request signatures: `x-client-key`, `x-timestamp` (unix seconds) and `x-signature`,
+//! a hex HMAC-SHA256 keyed with the merchant's client salt over
+//! `"{timestamp}\n{METHOD}\n{path and query}\n{raw body}"`. The salt never travels.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::HeaderMap;
+use lightspeed_gateways::merchant_auth::{
+    HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, RequestAuthError, verify_request,
+};
+use lightspeed_services::AuthenticatedMerchant;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A request whose signature verified, with its merchant and raw body.
+#[derive(Debug)]
+pub struct SignedRequest {
+    /// The merchant, as of the latest event of its stream.
+    pub merchant: AuthenticatedMerchant,
+    /// The raw body the signature covers.
+    pub body: Bytes,
+}
+
+/// Reads a body of at most `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::MalformedJson(e.to_string())
+        }
+    })
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, ApiError> {
+    let value = headers
+        .get(name)
+        .ok_or(ApiError::MissingCredentials(name))?;
+    value.to_str().map_err(|_| ApiError::MalformedHeader(name))
+}
+
+impl FromRequest<AppState> for SignedRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let client_key = header(&parts.headers, HEADER_CLIENT_KEY)?.to_owned();
+        let timestamp = header(&parts.headers, HEADER_TIMESTAMP)?.to_owned();
+        let signature = header(&parts.headers, HEADER_SIGNATURE)?.to_owned();
+        let body = read_body(body, state.config.body_limit_bytes).await?;
+        let merchant = state
+            .ledger
+            .merchant_by_client_key(&client_key)
+            .await?
+            .ok_or(ApiError::UnknownClientKey)?;
+        let salt = state
+            .keyring
+            .open(merchant.merchant.client_salt())
+            .map_err(|e| ApiError::Internal(format!("cannot open a client salt: {e}")))?;
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or(parts.uri.path(), |p| p.as_str());
+        verify_request(
+            salt.expose(),
+            &timestamp,
+            &signature,
+            parts.method.as_str(),
+            path,
+            &body,
+            state.ledger.now(),
+        )
+        .map_err(|e| match e {
+            RequestAuthError::Malformed(name) => ApiError::MalformedHeader(name),
+            RequestAuthError::Stale { skew_secs } => ApiError::StaleTimestamp(skew_secs),
+            RequestAuthError::BadSignature => ApiError::BadSignature,
+        })?;
+        Ok(SignedRequest { merchant, body })
+    }
+}
+
+/// Parses a JSON body, naming the field at fault when it is well-formed JSON of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let value = parsed.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::InvalidField {
+                field: if path == "." {
+                    missing_field(&inner).unwrap_or(path)
+                } else {
+                    path
+                },
+                detail: inner.to_string(),
+            },
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// serde reports a missing field at the parent's path; the message names the field.
+fn missing_field(error: &serde_json::Error) -> Option<String> {
+    let message = error.to_string();
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}

@@ -1,0 +1,219 @@
+//! Errors as `application/problem+json` (RFC 9457) with a stable machine `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lightspeed_domain::payment::PaymentError;
+use lightspeed_domain::{Paise, PaymentId};
+use lightspeed_services::ServiceError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`about:blank` when the code says it all).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short human title.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Stable machine-readable code, e.g. `INVALID_FIELD`.
+    pub code: String,
+    /// Human explanation of this occurrence.
+    pub detail: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What the merchant owes, for `MERCHANT_SUSPENDED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_due_paise: Option<i64>,
+    /// The payment an order id already started, for `ORDER_ID_REUSED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+}
+
+/// Everything the API refuses or fails with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Signature headers missing.
+    #[error("missing {0} header")]
+    MissingCredentials(&'static str),
+    /// No merchant with this client key (or the key was rotated away).
+    #[error("unknown client key")]
+    UnknownClientKey,
+    /// The signature does not match the request.
+    #[error("signature does not match the request")]
+    BadSignature,
+    /// The timestamp is outside the ±5 minute window.
+    #[error("timestamp is {0} s away from the server clock; the window is 300 s")]
+    StaleTimestamp(i64),
+    /// A header is malformed.
+    #[error("malformed {0} header")]
+    MalformedHeader(&'static str),
+    /// The body is not JSON.
+    #[error("body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// A field breaks a rule.
+    #[error("{field}: {detail}")]
+    InvalidField {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The body is larger than allowed.
+    #[error("body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body is not `application/json`.
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// The merchant owes too much commission to start payments.
+    #[error("merchant is suspended until the commission due is paid")]
+    MerchantSuspended {
+        /// Balance due.
+        amount_due: Paise,
+    },
+    /// The merchant is suspended by ops or closed.
+    #[error("merchant is not active")]
+    MerchantNotActive,
+    /// The order id already started another payment with a different request.
+    #[error("order id already used with a different request")]
+    OrderIdReused(PaymentId),
+    /// No such transaction for this merchant.
+    #[error("transaction not found")]
+    TransactionNotFound,
+    /// No such gateway for this merchant.
+    #[error("gateway not found")]
+    GatewayNotFound,
+    /// No gateway of the merchant can take a payment now.
+    #[error("no gateway is available for this payment right now")]
+    NoGatewayAvailable,
+    /// Over the merchant's request rate.
+    #[error("rate limit exceeded; retry after {0} s")]
+    RateLimited(u64),
+    /// A PSP webhook URL naming no merchant or gateway of ours.
+    #[error("no merchant or gateway at this webhook URL")]
+    UnknownWebhookUrl,
+    /// A PSP webhook whose signature does not verify.
+    #[error("webhook signature does not verify")]
+    WebhookNotVerified,
+    /// No route here.
+    #[error("no such route")]
+    NotFound,
+    /// Something failed on our side.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            MissingCredentials(_) => (StatusCode::UNAUTHORIZED, "MISSING_CREDENTIALS"),
+            UnknownClientKey => (StatusCode::UNAUTHORIZED, "UNKNOWN_CLIENT_KEY"),
+            BadSignature => (StatusCode::UNAUTHORIZED, "BAD_SIGNATURE"),
+            StaleTimestamp(_) => (StatusCode::UNAUTHORIZED, "STALE_TIMESTAMP"),
+            MalformedHeader(_) => (StatusCode::UNAUTHORIZED, "MALFORMED_CREDENTIALS"),
+            MalformedJson(_) => (StatusCode::BAD_REQUEST, "MALFORMED_JSON"),
+            InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD"),
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
+            MerchantSuspended { .. } => (StatusCode::PAYMENT_REQUIRED, "MERCHANT_SUSPENDED"),
+            MerchantNotActive => (StatusCode::FORBIDDEN, "MERCHANT_NOT_ACTIVE"),
+            OrderIdReused(_) => (StatusCode::CONFLICT, "ORDER_ID_REUSED"),
+            TransactionNotFound => (StatusCode::NOT_FOUND, "TRANSACTION_NOT_FOUND"),
+            GatewayNotFound => (StatusCode::NOT_FOUND, "GATEWAY_NOT_FOUND"),
+            NoGatewayAvailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+            RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+            UnknownWebhookUrl => (StatusCode::NOT_FOUND, "UNKNOWN_WEBHOOK_URL"),
+            WebhookNotVerified => (StatusCode::UNAUTHORIZED, "WEBHOOK_NOT_VERIFIED"),
+            NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, code) = self.status_and_code();
+        let detail = match self {
+            // Never echo internals to a caller; the log line has them.
+            ApiError::Internal(_) => "something failed on our side; it was logged".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            problem_type: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            code: code.into(),
+            detail,
+            field: match self {
+                ApiError::InvalidField { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+            amount_due_paise: match self {
+                ApiError::MerchantSuspended { amount_due } => Some(amount_due.0),
+                _ => None,
+            },
+            transaction_id: match self {
+                ApiError::OrderIdReused(id) => Some(id.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(why) = &self {
+            tracing::error!(error = %why, "request failed");
+        }
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let ApiError::RateLimited(seconds) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::UnknownMerchant => ApiError::UnknownClientKey,
+            ServiceError::UnknownPayment(_) => ApiError::TransactionNotFound,
+            ServiceError::UnknownGateway(_) => ApiError::GatewayNotFound,
+            ServiceError::OrderIdReused { payment_id } => ApiError::OrderIdReused(payment_id),
+            ServiceError::NoGatewayAvailable(_) => ApiError::NoGatewayAvailable,
+            ServiceError::Payment(PaymentError::BalanceDueOverLimit { balance_due, .. }) => {
+                ApiError::MerchantSuspended {
+                    amount_due: balance_due,
+                }
+            }
+            ServiceError::Payment(PaymentError::MerchantNotActive { .. }) => {
+                ApiError::MerchantNotActive
+            }
+            ServiceError::Payment(PaymentError::Invalid(field)) => ApiError::InvalidField {
+                field: api_field(field.field).into(),
+                detail: field.problem.to_string(),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The domain names a few fields after its own model; the API's body names them differently.
+fn api_field(domain_field: &str) -> &str {
+    match domain_field {
+        "merchant_order_id" => "order_id",
+        other => other,
+    }
+}

@@ -1,0 +1,341 @@
+//! The merchant payment API: initiate, read, and follow a payment's status.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use governor::clock::{Clock, DefaultClock};
+use lightspeed_domain::payment::{Payment, PaymentDetails, PaymentStatus};
+use lightspeed_domain::{Paise, PaymentId};
+use lightspeed_eventstore::{CommandContext, Metadata};
+use lightspeed_services::{Initiated, PaymentRequest};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::auth::{SignedRequest, parse_json};
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// The payer, as far as the merchant knows them.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct CustomerBody {
+    /// Full name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone in international format, e.g. `919867800451`.
+    pub phone: Option<String>,
+}
+
+/// A request to collect a payment.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct InitiateBody {
+    /// Amount in paise (₹499.00 is `49900`).
+    pub amount: i64,
+    /// `INR`.
+    pub currency: String,
+    /// Your order id: 1 to 40 letters, digits, `-`, `_` or `.`; your idempotency key.
+    pub order_id: String,
+    /// The payer.
+    #[serde(default)]
+    pub customer: Option<CustomerBody>,
+    /// Where the payer returns after paying.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Up to 15 key/value notes, kept with the payment.
+    #[serde(default)]
+    pub notes: Option<BTreeMap<String, String>>,
+}
+
+/// The answer to an initiation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InitiatedBody {
+    /// Our id for the payment.
+    pub transaction_id: String,
+    /// Always `created`.
+    pub status: String,
+    /// Send the payer here.
+    pub checkout_url: String,
+}
+
+/// A payment as the merchant sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TransactionBody {
+    /// Our id for the payment.
+    pub transaction_id: String,
+    /// Your order id.
+    pub order_id: String,
+    /// Amount in paise.
+    pub amount: i64,
+    /// Currency.
+    pub currency: String,
+    /// `created`, `pending`, `succeeded`, `failed` or `refunded`.
+    pub status: String,
+    /// The gateway (PSP account) it is routed to.
+    pub gateway_id: String,
+    /// The PSP's order id, once created.
+    pub psp_order_id: Option<String>,
+    /// The PSP's payment id, once paid.
+    pub psp_payment_id: Option<String>,
+    /// Our commission in paise, once paid.
+    pub commission: Option<i64>,
+    /// Why it failed.
+    pub failure_code: Option<String>,
+    /// The failure, in words.
+    pub failure_reason: Option<String>,
+    /// Refunded so far, in paise.
+    pub refunded: i64,
+    /// When it was initiated.
+    pub created_at: String,
+    /// Where the payer pays.
+    pub checkout_url: String,
+}
+
+/// The wire name of a payment status.
+pub fn status_name(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::Initiated => "created",
+        PaymentStatus::AwaitingPayment => "pending",
+        PaymentStatus::Succeeded => "succeeded",
+        PaymentStatus::Failed => "failed",
+        PaymentStatus::Refunded => "refunded",
+    }
+}
+
+/// True once a status will not change by itself any more.
+pub fn is_final(status: PaymentStatus) -> bool {
+    matches!(
+        status,
+        PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Refunded
+    )
+}
+
+fn transaction_body(state: &AppState, payment: &Payment) -> TransactionBody {
+    TransactionBody {
+        transaction_id: payment.id().to_string(),
+        order_id: payment.merchant_order_id().to_owned(),
+        amount: payment.amount().0,
+        currency: "INR".into(),
+        status: status_name(payment.status()).into(),
+        gateway_id: payment.gateway_id().to_string(),
+        psp_order_id: payment.psp_order().map(|o| o.psp_order_id.clone()),
+        psp_payment_id: payment.success().map(|s| s.psp_payment_id.clone()),
+        commission: payment.commission().map(|c| c.0),
+        failure_code: payment.failure().map(|f| f.code.clone()),
+        failure_reason: payment.failure().map(|f| f.description.clone()),
+        refunded: payment.refunded().0,
+        created_at: payment.initiated_at().to_rfc3339(),
+        checkout_url: state.checkout_url(payment.id()),
+    }
+}
+
+/// The metadata every command of a merchant request carries.
+pub fn merchant_context(
+    merchant: &lightspeed_domain::merchant::Merchant,
+    headers: &HeaderMap,
+) -> CommandContext {
+    CommandContext {
+        command_id: None,
+        metadata: Metadata {
+            correlation_id: Some(uuid::Uuid::now_v7()),
+            causation_id: None,
+            actor: Some(format!("merchant:{}", merchant.id())),
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        },
+    }
+}
+
+/// A digest that is the same for the same request content, whatever its key order or spacing.
+fn request_digest(body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| lightspeed_eventstore::hash::canonical_json(&value).ok());
+    hex::encode(Sha256::digest(canonical.as_deref().unwrap_or(body)))
+}
+
+/// Starts a payment and answers where to send the payer.
+#[utoipa::path(
+    post,
+    path = "/payment/initiate",
+    tag = "payments",
+    request_body = InitiateBody,
+    security(("merchant_signature" = [])),
+    responses(
+        (status = 201, description = "Payment created (or the same request answered again)", body = InitiatedBody),
+        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, stale or wrong signature, or unknown client key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Merchant suspended until the commission due is paid", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Order id already used with a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the merchant's rate; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No gateway can take the payment now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn initiate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: SignedRequest,
+) -> Result<(StatusCode, Json<InitiatedBody>), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let merchant = &request.merchant.merchant;
+    if let Err(not_until) = state
+        .initiate_limiter
+        .check_key(&merchant.client_key().as_str().to_owned())
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Err(ApiError::RateLimited(
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        ));
+    }
+    let body: InitiateBody = parse_json(&request.body)?;
+    let customer = body.customer.unwrap_or_default();
+    let payment = PaymentRequest {
+        amount: Paise(body.amount),
+        currency: body.currency,
+        order_id: body.order_id,
+        details: PaymentDetails {
+            customer_name: customer.name,
+            customer_email: customer.email,
+            customer_phone: customer.phone,
+            redirect_url: body.redirect_url,
+            notes: body.notes.unwrap_or_default(),
+        },
+        request_digest: request_digest(&request.body),
+    };
+    let context = merchant_context(merchant, &headers);
+    let initiated = state
+        .ledger
+        .initiate_payment(merchant.id(), &payment, &context)
+        .await?;
+    let payment_id = initiated.payment_id();
+    if let Initiated::Created(_) = initiated {
+        tracing::info!(%payment_id, merchant_id = %merchant.id(), amount = body.amount, "payment initiated");
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(InitiatedBody {
+            transaction_id: payment_id.to_string(),
+            status: "created".into(),
+            checkout_url: state.checkout_url(payment_id),
+        }),
+    ))
+}
+
+fn parse_payment_id(id: &str) -> Result<PaymentId, ApiError> {
+    id.parse().map_err(|_| ApiError::TransactionNotFound)
+}
+
+/// A payment of the signing merchant.
+#[utoipa::path(
+    get,
+    path = "/transaction/{id}",
+    tag = "payments",
+    params(("id" = String, Path, description = "The transaction id")),
+    security(("merchant_signature" = [])),
+    responses(
+        (status = 200, description = "The payment", body = TransactionBody),
+        (status = 401, description = "Missing, stale or wrong signature", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such transaction for this merchant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn transaction(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Json<TransactionBody>, ApiError> {
+    let payment_id = parse_payment_id(&id)?;
+    let payment = state
+        .ledger
+        .payment_of(request.merchant.merchant.id(), payment_id)
+        .await?;
+    Ok(Json(transaction_body(&state, &payment)))
+}
+
+/// One status change, as sent on the stream.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatusEvent {
+    /// Our id for the payment.
+    pub transaction_id: String,
+    /// `created`, `pending`, `succeeded`, `failed` or `refunded`.
+    pub status: String,
+}
+
+/// How often the status stream looks for a change.
+const STATUS_POLL: Duration = Duration::from_millis(300);
+
+/// Server-Sent Events with a payment's status, sent on every change until it is final. Needs
+/// only the transaction id (what the payer's browser holds) and says nothing but the status.
+#[utoipa::path(
+    get,
+    path = "/status/{id}/stream",
+    tag = "payments",
+    params(("id" = String, Path, description = "The transaction id")),
+    responses(
+        (status = 200, description = "`text/event-stream` of `status` events carrying StatusEvent", body = StatusEvent, content_type = "text/event-stream"),
+        (status = 404, description = "No such transaction", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn status_stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let payment_id = parse_payment_id(&id)?;
+    let first = state
+        .ledger
+        .payment(payment_id)
+        .await?
+        .ok_or(ApiError::TransactionNotFound)?;
+    let deadline = tokio::time::Instant::now() + state.config.status_stream_limit;
+    let stream = futures::stream::unfold(
+        (state, Some(first.status()), None::<PaymentStatus>),
+        move |(state, mut next, mut sent)| async move {
+            loop {
+                if let Some(status) = next.take().filter(|s| Some(*s) != sent) {
+                    sent = Some(status);
+                    let event = StatusEvent {
+                        transaction_id: payment_id.to_string(),
+                        status: status_name(status).into(),
+                    };
+                    let event = Event::default()
+                        .event("status")
+                        .json_data(&event)
+                        .unwrap_or_default();
+                    return Some((Ok(event), (state, None, sent)));
+                }
+                if sent.is_some_and(is_final) || tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                tokio::time::sleep(STATUS_POLL).await;
+                next = match state.ledger.payment(payment_id).await {
+                    Ok(payment) => payment.map(|p| p.status()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, %payment_id, "status stream cannot read the payment");
+                        None
+                    }
+                };
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,214 @@
+//! PSP webhook intake: verify against the raw bytes, record the outcome once, answer at once.
+//! Acting on the outcome happens from the log (the `webhook-processing` queue).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use lightspeed_domain::gateway::Gateway;
+use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
+use lightspeed_domain::{GatewayId, PaymentId, Provider};
+use lightspeed_eventstore::{CommandContext, Metadata};
+use lightspeed_gateways::psp::{
+    PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, verify_webhook,
+};
+use lightspeed_services::AuthenticatedMerchant;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// The answer to a verified webhook.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookReceived {
+    /// Always true: the message verified and is recorded.
+    pub received: bool,
+    /// True when the same message was recorded before (a redelivery).
+    pub duplicate: bool,
+}
+
+/// A webhook from one of the merchant's PSP accounts, named in the path.
+#[utoipa::path(
+    post,
+    path = "/webhook/{client_key}/{gateway_id}",
+    tag = "psp-webhooks",
+    params(
+        ("client_key" = String, Path, description = "The merchant's client key"),
+        ("gateway_id" = String, Path, description = "The gateway (PSP account) the webhook is configured on"),
+    ),
+    request_body(content = String, description = "The PSP's payload, exactly as sent (JSON or form)"),
+    responses(
+        (status = 200, description = "Verified and recorded", body = WebhookReceived),
+        (status = 401, description = "Signature does not verify; nothing recorded, the payment's status is queried instead", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown client key or gateway", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn gateway_webhook(
+    State(state): State<AppState>,
+    Path((client_key, gateway_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookReceived>, ApiError> {
+    let merchant = merchant(&state, &client_key).await?;
+    let gateway_id: GatewayId = gateway_id
+        .parse()
+        .map_err(|_| ApiError::UnknownWebhookUrl)?;
+    let gateway = state
+        .ledger
+        .gateway_of(merchant.merchant.id(), gateway_id)
+        .await
+        .map_err(|_| ApiError::UnknownWebhookUrl)?;
+    receive(&state, &merchant, &[gateway], &headers, &body).await
+}
+
+/// A webhook from one of the merchant's PSP accounts, found by trying those whose provider
+/// matches the message (for PSP dashboards that take one URL per merchant).
+#[utoipa::path(
+    post,
+    path = "/webhook/{client_key}",
+    tag = "psp-webhooks",
+    params(("client_key" = String, Path, description = "The merchant's client key")),
+    request_body(content = String, description = "The PSP's payload, exactly as sent (JSON or form)"),
+    responses(
+        (status = 200, description = "Verified and recorded", body = WebhookReceived),
+        (status = 401, description = "Signature does not verify with any of the merchant's gateways", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown client key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn merchant_webhook(
+    State(state): State<AppState>,
+    Path(client_key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookReceived>, ApiError> {
+    let merchant = merchant(&state, &client_key).await?;
+    let providers = likely_providers(&headers, &body);
+    let mut gateways = Vec::new();
+    for gateway_id in merchant.merchant.active_gateways() {
+        let gateway = state
+            .ledger
+            .gateway_of(merchant.merchant.id(), *gateway_id)
+            .await?;
+        if providers.contains(&gateway.provider()) {
+            gateways.push(gateway);
+        }
+    }
+    receive(&state, &merchant, &gateways, &headers, &body).await
+}
+
+async fn merchant(state: &AppState, client_key: &str) -> Result<AuthenticatedMerchant, ApiError> {
+    // A PSP cannot fix a wrong URL by retrying: say plainly that nothing is there.
+    state
+        .ledger
+        .merchant_by_client_key(client_key)
+        .await?
+        .ok_or(ApiError::UnknownWebhookUrl)
+}
+
+/// Which providers could have sent this message, from the headers each one sets.
+fn likely_providers(headers: &HeaderMap, body: &[u8]) -> Vec<Provider> {
+    let has = |name: &str| headers.contains_key(name);
+    let mut providers = Vec::new();
+    if has("x-razorpay-signature") {
+        providers.push(Provider::Razorpay);
+    }
+    if has("x-webhook-signature") {
+        providers.push(Provider::Cashfree);
+    }
+    if has("x-verify") {
+        providers.push(Provider::Phonepe);
+    }
+    if has("webhook-signature") {
+        providers.push(Provider::Sandbox);
+    }
+    if body.windows(9).any(|w| w == b"mihpayid=") {
+        providers.push(Provider::Payu);
+    }
+    providers
+}
+
+async fn receive(
+    state: &AppState,
+    merchant: &AuthenticatedMerchant,
+    gateways: &[Gateway],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Json<WebhookReceived>, ApiError> {
+    let now = state.ledger.now();
+    for gateway in gateways {
+        let account = PspAccount::open(&state.keyring, gateway.credentials()).map_err(|e| {
+            ApiError::Internal(format!(
+                "cannot open gateway {} credentials: {e}",
+                gateway.id()
+            ))
+        })?;
+        let Ok(verified) = verify_webhook(&account.credentials, headers, body, now) else {
+            continue;
+        };
+        let report = report(merchant, gateway, verified, now);
+        let context = CommandContext {
+            command_id: None,
+            metadata: Metadata {
+                correlation_id: Some(uuid::Uuid::now_v7()),
+                actor: Some(format!("psp:{}", gateway.provider())),
+                request_id: headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                ..Metadata::default()
+            },
+        };
+        let recorded = state.ledger.report_outcome(report, &context).await?;
+        return Ok(Json(WebhookReceived {
+            received: true,
+            duplicate: !recorded,
+        }));
+    }
+    // Not trusted: nothing is recorded, but the PSP is asked what really happened.
+    if let (Some(checks), Some(gateway)) = (&state.status_checks, gateways.first()) {
+        checks
+            .enqueue(
+                gateway.id(),
+                payment_hint(body),
+                "webhook signature did not verify",
+            )
+            .await;
+    }
+    tracing::warn!(merchant_id = %merchant.merchant.id(), candidates = gateways.len(), "PSP webhook did not verify");
+    Err(ApiError::WebhookNotVerified)
+}
+
+fn report(
+    merchant: &AuthenticatedMerchant,
+    gateway: &Gateway,
+    verified: VerifiedWebhook,
+    at: chrono::DateTime<chrono::Utc>,
+) -> ReportOutcome {
+    ReportOutcome {
+        merchant_id: merchant.merchant.id(),
+        gateway_id: gateway.id(),
+        provider: gateway.provider(),
+        dedupe_key: verified.dedupe_key,
+        payment_id: verified.payment_reference,
+        psp_order_id: verified.psp_order_id,
+        psp_payment_id: verified.psp_payment_id,
+        outcome: match verified.outcome {
+            PaymentOutcome::Succeeded { amount } => PspOutcome::Succeeded { amount },
+            PaymentOutcome::Failed { code, reason } => PspOutcome::Failed { code, reason },
+            PaymentOutcome::Pending => PspOutcome::Pending,
+            PaymentOutcome::Ignored { why } => PspOutcome::Ignored { why },
+        },
+        source: OutcomeSource::Webhook,
+        at,
+    }
+}
+
+/// Our payment reference, if an untrusted body contains one (only to aim a status check).
+fn payment_hint(body: &[u8]) -> Option<PaymentId> {
+    let text = String::from_utf8_lossy(body);
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|token| token.len() == 22)
+        .find_map(parse_psp_reference)
+}

@@ -1,0 +1,240 @@
+//! A real API on a loopback port over a fresh database, with typed helpers so tests read like
+//! what merchants and PSPs do.
+
+#![allow(dead_code, missing_docs)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use chrono::Utc;
+use lightspeed_api::{ApiConfig, AppState, app};
+use lightspeed_domain::gateway::GatewaySettings;
+use lightspeed_domain::merchant::{ClientKey, Thresholds};
+use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::{BasisPoints, GatewayId, ManualClock, MerchantId, Provider};
+use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::{CommandContext, PgEventStore};
+use lightspeed_gateways::merchant_auth::{
+    HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request,
+};
+use lightspeed_gateways::psp::{PspAccount, PspCredentials};
+use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
+use lightspeed_gateways::secrets::{
+    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
+};
+use lightspeed_services::{Ledger, NewGateway, NewMerchant};
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub url: String,
+    pub clock: ManualClock,
+    pub ledger: Ledger,
+    pub keyring: Arc<Keyring>,
+    pub http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub struct TestMerchant {
+    pub id: MerchantId,
+    pub client_key: String,
+    pub client_salt: Secret,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(|config| config).await
+}
+
+pub async fn spawn_with(configure: impl FnOnce(ApiConfig) -> ApiConfig) -> TestApp {
+    lightspeed_gateways::http::install_crypto_provider();
+    let db = TestDatabase::new().await;
+    let clock = ManualClock::new(Utc::now());
+    let store = PgEventStore::new(db.pool.clone(), Arc::new(clock.clone()));
+    let ledger = Ledger::new(store);
+    let keyring = Arc::new(Keyring::random("test-key").expect("keyring"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let config = configure(ApiConfig::new(url.clone()));
+    let sandbox = Sandbox::new(
+        SandboxConfig::new(format!("{url}/sandbox")),
+        Arc::new(clock.clone()),
+    )
+    .expect("sandbox");
+    let state = AppState::new(ledger.clone(), Arc::clone(&keyring), config, None);
+    let router = app(
+        state,
+        Router::new().nest("/sandbox", sandbox_router(sandbox)),
+    );
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("serve");
+    });
+    TestApp {
+        db,
+        url,
+        clock,
+        ledger,
+        keyring,
+        http: reqwest::Client::new(),
+        server,
+    }
+}
+
+impl TestApp {
+    pub async fn merchant(&self) -> TestMerchant {
+        self.merchant_with(Thresholds::default(), CheckoutSettings::default())
+            .await
+    }
+
+    pub async fn merchant_with(
+        &self,
+        thresholds: Thresholds,
+        checkout: CheckoutSettings,
+    ) -> TestMerchant {
+        let id = MerchantId::new();
+        let client_key = generate_client_key();
+        let client_salt = generate_client_salt();
+        let webhook_secret = generate_webhook_secret();
+        self.ledger
+            .onboard_merchant(
+                NewMerchant {
+                    merchant_id: id,
+                    company_name: "Acme Retail".into(),
+                    webhook_url: None,
+                    whatsapp: None,
+                    client_key: ClientKey::parse(&client_key).expect("client key"),
+                    client_salt: self.keyring.seal(client_salt.expose()),
+                    webhook_secret: self.keyring.seal(webhook_secret.expose()),
+                    fee: BasisPoints::DEFAULT_FEE,
+                    thresholds,
+                    checkout,
+                    at: self.ledger.now(),
+                },
+                &CommandContext::default(),
+            )
+            .await
+            .expect("onboard");
+        TestMerchant {
+            id,
+            client_key,
+            client_salt,
+        }
+    }
+
+    /// Registers a sandbox gateway whose account talks to this app's sandbox PSP.
+    pub async fn sandbox_gateway(
+        &self,
+        merchant: &TestMerchant,
+        priority: u16,
+        rpm_cap: Option<u32>,
+    ) -> (GatewayId, Secret) {
+        let secret = generate_webhook_secret();
+        let account = PspAccount::test(PspCredentials::Sandbox {
+            webhook_secret: secret.clone(),
+        })
+        .with_base_url(format!("{}/sandbox", self.url));
+        let gateway_id = GatewayId::new();
+        self.ledger
+            .register_gateway(
+                NewGateway {
+                    gateway_id,
+                    merchant_id: merchant.id,
+                    provider: Provider::Sandbox,
+                    label: format!("sandbox {priority}"),
+                    credentials: account.seal(&self.keyring).expect("seal"),
+                    settings: GatewaySettings {
+                        priority,
+                        monthly_limit: None,
+                        rpm_cap,
+                    },
+                    enabled: true,
+                    at: self.ledger.now(),
+                },
+                &CommandContext::default(),
+            )
+            .await
+            .expect("register gateway");
+        (gateway_id, secret)
+    }
+
+    /// A merchant-signed request.
+    pub fn signed(
+        &self,
+        merchant: &TestMerchant,
+        method: reqwest::Method,
+        path: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        let timestamp = self.ledger.now().timestamp();
+        let signature = sign_request(
+            merchant.client_salt.expose(),
+            timestamp,
+            method.as_str(),
+            path,
+            body,
+        );
+        self.request(
+            method,
+            path,
+            &merchant.client_key,
+            timestamp,
+            &signature,
+            body,
+        )
+        .header("content-type", "application/json")
+    }
+
+    /// A request with the given credentials, signed or not.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        client_key: &str,
+        timestamp: i64,
+        signature: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header(HEADER_CLIENT_KEY, client_key)
+            .header(HEADER_TIMESTAMP, timestamp.to_string())
+            .header(HEADER_SIGNATURE, signature)
+            .body(body.to_vec())
+    }
+
+    pub async fn initiate(
+        &self,
+        merchant: &TestMerchant,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.signed(merchant, reqwest::Method::POST, "/payment/initiate", &bytes)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM ledger.events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+    }
+}
+
+pub fn payment(order_id: &str, amount: i64) -> serde_json::Value {
+    serde_json::json!({
+        "amount": amount,
+        "currency": "INR",
+        "order_id": order_id,
+        "customer": { "name": "Asha", "email": "asha@example.com", "phone": "919867800451" },
+        "redirect_url": "https://shop.example/return",
+        "notes": { "cart": "c-42" },
+    })
+}
