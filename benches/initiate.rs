@@ -1,0 +1,230 @@
+//! `POST /payment/initiate` under concurrent load, beside the log's raw single-insert ceiling
+//! measured in the same run: `cargo bench --bench initiate`.
+//!
+//! The API runs in this process on a loopback port; 64 client tasks (each its own connection)
+//! send signed requests with distinct order ids. Settings (environment): `BENCH_SECONDS` (60),
+//! `BENCH_CONNECTIONS` (64), `BENCH_MERCHANTS` (10), `BENCH_GATEWAYS` (20).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use lightspeed_api::{ApiConfig, AppState, app};
+use lightspeed_domain::gateway::GatewaySettings;
+use lightspeed_domain::merchant::{ClientKey, Thresholds};
+use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Paise, Provider, SystemClock};
+use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::{CommandContext, PgEventStore};
+use lightspeed_gateways::merchant_auth::sign_request;
+use lightspeed_gateways::psp::{PspAccount, PspCredentials};
+use lightspeed_gateways::secrets::{Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret};
+use lightspeed_services::{Ledger, NewGateway, NewMerchant};
+
+struct Merchant {
+    key: String,
+    salt: Secret,
+}
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn onboard(ledger: &Ledger, keyring: &Keyring, gateways: usize, url: &str) -> Merchant {
+    let id = MerchantId::new();
+    let key = generate_client_key();
+    let salt = generate_client_salt();
+    let context = CommandContext::default();
+    let thresholds = Thresholds {
+        suspend_at: Paise::rupees(1_000_000_000),
+        warn_at: Paise::rupees(1_000_000_000),
+        auto_payout_minimum: Paise::rupees(1_000),
+    };
+    ledger
+        .onboard_merchant(
+            NewMerchant {
+                merchant_id: id,
+                company_name: "Bench Retail".into(),
+                webhook_url: None,
+                whatsapp: None,
+                client_key: ClientKey::parse(&key).expect("key"),
+                client_salt: keyring.seal(salt.expose()),
+                webhook_secret: keyring.seal(generate_webhook_secret().expose()),
+                fee: BasisPoints::DEFAULT_FEE,
+                thresholds,
+                checkout: CheckoutSettings::default(),
+                at: ledger.now(),
+            },
+            &context,
+        )
+        .await
+        .expect("onboard");
+    for priority in 0..gateways {
+        let account = PspAccount::test(PspCredentials::Sandbox { webhook_secret: generate_webhook_secret() })
+            .with_base_url(format!("{url}/sandbox"));
+        ledger
+            .register_gateway(
+                NewGateway {
+                    gateway_id: GatewayId::new(),
+                    merchant_id: id,
+                    provider: Provider::Sandbox,
+                    label: format!("sandbox {priority}"),
+                    credentials: account.seal(keyring).expect("seal"),
+                    settings: GatewaySettings { priority: priority as u16, monthly_limit: None, rpm_cap: None },
+                    enabled: true,
+                    at: ledger.now(),
+                },
+                &context,
+            )
+            .await
+            .expect("gateway");
+    }
+    Merchant { key, salt }
+}
+
+struct Outcome {
+    requests_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    errors: u64,
+}
+
+async fn load(url: &str, merchants: &[Merchant], connections: usize, seconds: u64, run: &str) -> Outcome {
+    let merchants = Arc::new(merchants.iter().map(|m| (m.key.clone(), m.salt.expose().to_vec())).collect::<Vec<_>>());
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let warmup = Duration::from_secs(3);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|task| {
+            let (merchants, stop, errors) = (Arc::clone(&merchants), Arc::clone(&stop), Arc::clone(&errors));
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+            let url = format!("{url}/payment/initiate");
+            let run = run.to_owned();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (key, salt) = &merchants[(task + n as usize) % merchants.len()];
+                    let body = format!(
+                        r#"{{"amount":49900,"currency":"INR","order_id":"{run}-{task}-{n}","customer":{{"name":"Asha"}}}}"#
+                    );
+                    let timestamp = chrono::Utc::now().timestamp();
+                    let signature = sign_request(salt, timestamp, "POST", "/payment/initiate", body.as_bytes());
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("x-client-key", key)
+                        .header("x-timestamp", timestamp.to_string())
+                        .header("x-signature", signature)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = matches!(&response, Ok(r) if r.status().as_u16() == 201);
+                    if sent.duration_since(started) >= warmup {
+                        if ok {
+                            latencies.push(sent.elapsed());
+                        } else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(warmup + Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("task"));
+    }
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |p: f64| latencies.get(((latencies.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or_default();
+    Outcome {
+        requests_per_s: latencies.len() as f64 / seconds as f64,
+        p50_ms: ms(at(0.5)),
+        p99_ms: ms(at(0.99)),
+        max_ms: ms(latencies.last().copied().unwrap_or_default()),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// Single-row INSERTs, one per transaction, from `writers` connections for `seconds`.
+async fn raw_ceiling(db: &TestDatabase, writers: usize, seconds: u64) -> f64 {
+    let pool = db.another_pool(writers as u32).await;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY, stream_id text NOT NULL, payload jsonb NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (pool, stop, done) = (pool.clone(), Arc::clone(&stop), Arc::clone(&done));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    sqlx::query("INSERT INTO bench_raw (stream_id, payload) VALUES ($1, '{\"amount\":49900}')")
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .execute(&pool)
+                        .await
+                        .expect("insert");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    done.load(Ordering::Relaxed) as f64 / seconds as f64
+}
+
+#[tokio::main]
+async fn main() {
+    lightspeed_gateways::http::install_crypto_provider();
+    let seconds = setting("BENCH_SECONDS", 60);
+    let connections = setting("BENCH_CONNECTIONS", 64) as usize;
+    let merchant_count = setting("BENCH_MERCHANTS", 10) as usize;
+    let gateway_count = setting("BENCH_GATEWAYS", 20) as usize;
+
+    let db = TestDatabase::new().await;
+    let pool = db.another_pool(32).await;
+    let store = PgEventStore::new(pool, Arc::new(SystemClock));
+    let ledger = Ledger::new(store);
+    let keyring = Arc::new(Keyring::random("bench").expect("keyring"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut config = ApiConfig::new(url.clone());
+    config.initiate_per_minute = std::num::NonZeroU32::new(100_000_000).expect("non-zero");
+    let state = AppState::new(ledger.clone(), Arc::clone(&keyring), config, None);
+    let router = app(state, Router::new());
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+
+    let mut merchants = Vec::new();
+    for _ in 0..merchant_count {
+        merchants.push(onboard(&ledger, &keyring, gateway_count, &url).await);
+    }
+    eprintln!("{merchant_count} merchants with {gateway_count} gateways each; {connections} connections, {seconds} s per case");
+
+    let ceiling = raw_ceiling(&db, connections, 10).await;
+    let many = load(&url, &merchants, connections, seconds, "many").await;
+    let one = load(&url, &merchants[..1], connections, seconds, "one").await;
+
+    println!("| case | requests/s | p50 ms | p99 ms | max ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| raw single-row INSERT per transaction ({connections} writers) | {ceiling:.0} | | | | |");
+    for (name, o) in [(format!("{merchant_count} merchants × {gateway_count} gateways"), &many), (format!("1 merchant × {gateway_count} gateways"), &one)] {
+        println!(
+            "| initiate, {name} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            o.requests_per_s, o.p50_ms, o.p99_ms, o.max_ms, o.errors
+        );
+    }
+}
