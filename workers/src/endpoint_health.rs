@@ -8,7 +8,7 @@
 //! `MerchantWebhookEndpointDisabled` with its `failing_since`. Losing the bucket only restarts
 //! the five-day clock.
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::{self, kv, stream};
 use chrono::{DateTime, Utc};
 use lightspeed_domain::MerchantId;
 use lightspeed_eventstore::nats::LogStreamConfig;
@@ -76,17 +76,26 @@ impl EndpointHealthBook {
         log_stream: &LogStreamConfig,
     ) -> Result<Self, HealthError> {
         let bucket = Self::bucket_name(log_stream);
-        if let Ok(kv) = jetstream.get_key_value(&bucket).await {
-            return Ok(Self { kv });
-        }
-        let kv = jetstream
-            .create_key_value(kv::Config {
-                bucket,
-                description: "Since when each merchant's webhook endpoint has failed".into(),
-                history: 1,
-                storage: jetstream::stream::StorageType::File,
+        // The bucket's stream is created by hand, in the key-value layout: async-nats's
+        // `create_key_value` first asks for the account's limits, whose answer from
+        // nats-server 2.9 it cannot decode.
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: format!("KV_{bucket}"),
+                description: Some("Since when each merchant's webhook endpoint has failed".into()),
+                subjects: vec![format!("$KV.{bucket}.>")],
+                max_messages_per_subject: 1,
+                storage: stream::StorageType::File,
+                discard: stream::DiscardPolicy::New,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
                 ..Default::default()
             })
+            .await
+            .map_err(|e| HealthError(e.to_string()))?;
+        let kv = jetstream
+            .get_key_value(&bucket)
             .await
             .map_err(|e| HealthError(e.to_string()))?;
         Ok(Self { kv })

@@ -226,6 +226,9 @@ pub enum WorkerError {
     /// A queue could not start.
     #[error(transparent)]
     Queue(#[from] queue::QueueError),
+    /// The log's stream could not be created.
+    #[error("log stream: {0}")]
+    LogStream(String),
     /// The jobs stream could not be created.
     #[error(transparent)]
     Jobs(#[from] jobs::JobError),
@@ -298,6 +301,13 @@ async fn run_queue(
 ) -> Result<(), WorkerError> {
     let spec = queue.spec(&deps.log_stream, deps.concurrency);
     let js = &deps.jetstream;
+    // A worker may start before the relay first leads; both create the log stream the same way.
+    if queue != QueueName::SettlementProcessing {
+        deps.log_stream
+            .ensure_stream(js)
+            .await
+            .map_err(|e| WorkerError::LogStream(e.to_string()))?;
+    }
     match queue {
         QueueName::TransactionProcessing => {
             let handler = transactions::TransactionProcessor {
