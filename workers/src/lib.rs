@@ -46,6 +46,9 @@ pub use status::{StatusChecked, StatusChecker};
 /// changed schedule is noticed): one hour.
 pub const DEFAULT_DUE_RECHECK: Duration = Duration::from_secs(3600);
 
+/// The shortest due re-check used, so a waiting job never spins.
+pub const MIN_DUE_RECHECK: Duration = Duration::from_millis(10);
+
 /// The queues, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueName {
@@ -170,7 +173,9 @@ pub struct Deps {
     pub public_url: String,
     /// Jobs each queue runs at once (1 to [`queue::MAX_CONCURRENCY`]).
     pub concurrency: usize,
-    /// How often, at least, a job waiting for its due time looks again.
+    /// How often, at least, a job waiting for its due time looks again. Every look is a delivery
+    /// of the message, so keep the longest wait (12 h for a webhook retry) divided by this well
+    /// under [`queue::MAX_DELIVER`]; at least [`MIN_DUE_RECHECK`] is used.
     pub due_recheck: Duration,
 }
 
@@ -315,7 +320,7 @@ async fn run_queue(
                 keyring: Arc::clone(&deps.keyring),
                 psp: deps.psp_client.clone(),
                 public_url: deps.public_url.clone(),
-                due_recheck: deps.due_recheck,
+                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
             };
             queue::run(js, &spec, Arc::new(handler), stopped).await?;
         }
@@ -334,7 +339,7 @@ async fn run_queue(
                 health: endpoint_health::EndpointHealthBook::open(js, &deps.log_stream)
                     .await
                     .map_err(|e| WorkerError::EndpointHealth(e.to_string()))?,
-                due_recheck: deps.due_recheck,
+                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
             };
             queue::run(js, &spec, Arc::new(handler), stopped).await?;
         }

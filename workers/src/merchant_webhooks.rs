@@ -119,12 +119,16 @@ impl MerchantWebhooks {
         };
         let payment_event: PaymentEvent = domain_event(event)?;
         let payment_id: PaymentId = stream_key(event)?;
-        let payment = self
-            .payment_as_of(job, payment_id, event.stream_version)
-            .await?;
+        let merchant_id = self
+            .ledger
+            .payment(payment_id)
+            .await
+            .map_err(|e| ledger_failure(job, "load the payment", &e))?
+            .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))?
+            .merchant_id();
         let merchant = self
             .ledger
-            .merchant(payment.merchant_id())
+            .merchant(merchant_id)
             .await
             .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
         let Some(endpoint_url) = merchant
@@ -133,6 +137,9 @@ impl MerchantWebhooks {
         else {
             return Ok(JobOutcome::Done);
         };
+        let payment = self
+            .payment_as_of(job, payment_id, event.stream_version)
+            .await?;
         let provider = self
             .ledger
             .gateway_of(merchant.id(), payment.gateway_id())

@@ -31,6 +31,7 @@ use futures::StreamExt;
 use lightspeed_domain::retry::{Backoff, Jitter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// Jobs a queue runs at once unless configured otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 25;
@@ -393,15 +394,23 @@ async fn fetch_loop<H: JobHandler>(
                 () = stopped(&mut shutdown) => return,
             };
             match next {
-                Some(Ok(message)) => {
-                    let Some(permit) = held.pop() else { break };
-                    tokio::spawn(process(
-                        Arc::clone(&queue),
-                        Arc::clone(&handler),
-                        message,
-                        permit,
-                    ));
-                }
+                Some(Ok(message)) => match held.pop() {
+                    Some(permit) => {
+                        tokio::spawn(process(
+                            Arc::clone(&queue),
+                            Arc::clone(&handler),
+                            message,
+                            permit,
+                        ));
+                    }
+                    // More messages than asked for: hand this one back at once rather than
+                    // leave it waiting out the ack wait.
+                    None => {
+                        if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+                            tracing::warn!(queue = %queue, %error, "could not hand back a message");
+                        }
+                    }
+                },
                 Some(Err(error)) => {
                     tracing::warn!(queue = %queue, %error, "pull request ended with an error");
                     break;
@@ -448,7 +457,9 @@ async fn process<H: JobHandler>(
         stream_sequence,
         delivered,
     };
-    let outcome = match tokio::time::timeout(JOB_TIMEOUT, handler.handle(job.clone())).await {
+    let span = tracing::info_span!("job", queue = %queue, subject = %job.subject, stream_sequence, delivered);
+    let handled = tokio::time::timeout(JOB_TIMEOUT, handler.handle(job.clone())).instrument(span);
+    let outcome = match handled.await {
         Ok(outcome) => outcome,
         Err(_) => {
             tracing::warn!(queue = %queue, subject = %job.subject, stream_sequence, "job timed out");
