@@ -3,7 +3,9 @@
 //!
 //! A status check asks the payment's PSP what happened ([`PspClient::fetch_status`]) and records
 //! a final answer as a PSP outcome with source `status_check` and de-duplication key
-//! `status:<PSP payment id, else PSP order id, else our reference>:<succeeded|failed>`. The
+//! `status:<succeeded|failed>:<PSP payment id, else PSP order id, else our reference>` (the
+//! verdict first, because the outcome stream keeps only the key's first 80 bytes: a long PSP id
+//! must not make a failure and a later success look like the same report). The
 //! outcome processor then settles it exactly like a verified webhook; a webhook that reports the
 //! same success later records its own outcome, which the payment refuses as already succeeded.
 
@@ -145,7 +147,7 @@ impl StatusChecker {
             merchant_id: payment.merchant_id(),
             gateway_id,
             provider,
-            dedupe_key: format!("status:{subject}:{verdict}"),
+            dedupe_key: format!("status:{verdict}:{subject}"),
             payment_id: Some(payment_id),
             psp_order_id,
             psp_payment_id: status.psp_payment_id,

@@ -78,7 +78,7 @@ async fn a_status_check_settles_a_payment_whose_webhook_never_came_with_one_comm
     let PspOutcomeEvent::PspOutcomeReported {
         report: recorded, ..
     } = w
-        .outcome_event(gateway, "status:sbp_1:succeeded")
+        .outcome_event(gateway, "status:succeeded:sbp_1")
         .await
         .decode()
         .expect("outcome");
