@@ -1,0 +1,125 @@
+//! Ids derived from what a job is about, so a redelivered job issues the same commands (and the
+//! log stores their effects once).
+
+use lightspeed_domain::{GatewayId, PaymentId, WebhookDeliveryId};
+use lightspeed_eventstore::RecordedEvent;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// SHA-256 over a purpose and length-prefixed parts, so distinct inputs never collide by
+/// concatenation.
+fn digest(purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(purpose.as_bytes());
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// A command id (UUID v8) derived from a purpose and the ids it is about.
+fn command_id(purpose: &str, parts: &[&[u8]]) -> Uuid {
+    let digest = digest(purpose, parts);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The command that records the PSP order of `payment` on `gateway`: one per payment and gateway.
+pub(crate) fn record_order_command(payment: PaymentId, gateway: GatewayId) -> Uuid {
+    command_id(
+        "record-psp-order",
+        &[payment.as_uuid().as_bytes(), gateway.as_uuid().as_bytes()],
+    )
+}
+
+/// The command that settles the outcome recorded by `event_id`: one per reported outcome.
+pub(crate) fn settle_command(event_id: Uuid) -> Uuid {
+    command_id("settle-psp-outcome", &[event_id.as_bytes()])
+}
+
+/// The command that queues `delivery`.
+pub(crate) fn queue_delivery_command(delivery: WebhookDeliveryId) -> Uuid {
+    command_id("queue-webhook-delivery", &[delivery.as_uuid().as_bytes()])
+}
+
+/// The command that records the attempt owed after the delivery stream's `version`-th event: one
+/// attempt record per scheduled attempt, however often its job is delivered.
+pub(crate) fn record_attempt_command(delivery: WebhookDeliveryId, version: u64) -> Uuid {
+    command_id(
+        "record-webhook-attempt",
+        &[delivery.as_uuid().as_bytes(), &version.to_be_bytes()],
+    )
+}
+
+/// The webhook delivery of a payment event: a UUID v7 whose time is the event's and whose other
+/// bits come from its id, so the same event always maps to the same delivery (and deliveries
+/// still sort by time).
+pub fn delivery_id_for(event: &RecordedEvent) -> WebhookDeliveryId {
+    let digest = digest("webhook-delivery", &[event.event_id.as_bytes()]);
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(event.recorded_at.timestamp_millis()).unwrap_or_default();
+    WebhookDeliveryId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lightspeed_eventstore::{LogPosition, Metadata, StreamId};
+
+    fn event(id: u128) -> RecordedEvent {
+        RecordedEvent {
+            log_position: LogPosition::START,
+            event_id: Uuid::from_u128(id),
+            stream_id: StreamId::parse("payment-1").expect("stream id"),
+            stream_version: 1,
+            event_type: "PaymentInitiated".into(),
+            schema_version: 1,
+            payload: serde_json::json!({}),
+            metadata: Metadata::default(),
+            recorded_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_123)
+                .expect("instant"),
+            row_hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn a_delivery_id_is_a_time_ordered_function_of_its_event() {
+        let id = delivery_id_for(&event(7));
+        assert_eq!(id, delivery_id_for(&event(7)));
+        assert_ne!(id, delivery_id_for(&event(8)));
+        assert_eq!(id.as_uuid().get_version_num(), 7);
+        let (secs, nanos) = id
+            .as_uuid()
+            .get_timestamp()
+            .expect("v7 timestamp")
+            .to_unix();
+        assert_eq!((secs, nanos / 1_000_000), (1_795_000_000, 123));
+    }
+
+    #[test]
+    fn command_ids_depend_on_every_input() {
+        let payment = PaymentId(Uuid::from_u128(1));
+        let gateway = GatewayId(Uuid::from_u128(2));
+        let other = GatewayId(Uuid::from_u128(3));
+        assert_eq!(
+            record_order_command(payment, gateway),
+            record_order_command(payment, gateway)
+        );
+        assert_ne!(
+            record_order_command(payment, gateway),
+            record_order_command(payment, other)
+        );
+        let delivery = WebhookDeliveryId(Uuid::from_u128(4));
+        assert_ne!(
+            record_attempt_command(delivery, 1),
+            record_attempt_command(delivery, 3)
+        );
+        assert_ne!(
+            settle_command(Uuid::from_u128(4)),
+            queue_delivery_command(delivery)
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! LightSpeed's process managers: they react to the event log (and to a few jobs that are not
+//! events), call PSPs and merchant endpoints, and record what happened as commands on the
+//! ledger.
+//!
+//! | queue | consumes | does |
+//! |---|---|---|
+//! | `transaction-processing` | `payment.PaymentInitiated`, `payment.PaymentRerouted` | creates the PSP order, or reroutes after a gateway failure ([`transactions`]) |
+//! | `webhook-processing` | `psp_outcome.PspOutcomeReported` | settles the outcome: success with one commission, or failure ([`outcomes`]) |
+//! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
+//! | `settlement-processing` | `<prefix>_jobs.status_check` on the jobs stream | asks the PSP for a payment's status and records the answer ([`status`]) |
+//!
+//! Log subjects are `<prefix>.<category>.<EventType>` on the log's JetStream stream (the relay
+//! publishes them); each subject is one durable consumer named `<queue>--<subject>` (see
+//! [`queue::durable_name`]), shared by every replica. [`run`] runs one queue, [`run_all`] all
+//! of them; both stop when the `shutdown` future completes, after the jobs in flight.
+
+mod endpoint_health;
+mod ids;
+pub mod jobs;
+pub mod merchant_webhooks;
+pub mod outcomes;
+pub mod queue;
+pub mod status;
+mod support;
+pub mod transactions;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use lightspeed_eventstore::nats::LogStreamConfig;
+use lightspeed_eventstore::{CommandHandler, PgEventStore};
+use lightspeed_gateways::psp::PspClient;
+use lightspeed_gateways::secrets::Keyring;
+use lightspeed_services::Ledger;
+use tokio::sync::watch;
+
+pub use ids::delivery_id_for;
+pub use jobs::{JobStreamConfig, StatusCheck, publish_status_check};
+pub use merchant_webhooks::resend_delivery;
+pub use queue::{DEFAULT_CONCURRENCY, QueueDepth};
+pub use status::{StatusChecked, StatusChecker};
+
+/// How often, at least, a job waiting for its due time looks again (so a moved clock or a
+/// changed schedule is noticed): one hour.
+pub const DEFAULT_DUE_RECHECK: Duration = Duration::from_secs(3600);
+
+/// The shortest due re-check used, so a waiting job never spins.
+pub const MIN_DUE_RECHECK: Duration = Duration::from_millis(10);
+
+/// The queues, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueName {
+    /// Creates PSP orders (`transaction-processing`).
+    TransactionProcessing,
+    /// Settles PSP outcomes (`webhook-processing`).
+    WebhookProcessing,
+    /// Delivers merchant webhooks (`merchant-webhooks`).
+    MerchantWebhooks,
+    /// Checks PSP statuses (`settlement-processing`).
+    SettlementProcessing,
+}
+
+impl QueueName {
+    /// Every queue, in a stable order.
+    pub const ALL: [QueueName; 4] = [
+        QueueName::TransactionProcessing,
+        QueueName::WebhookProcessing,
+        QueueName::MerchantWebhooks,
+        QueueName::SettlementProcessing,
+    ];
+
+    /// The queue's name, as used on the command line, in consumer names and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::TransactionProcessing => transactions::QUEUE,
+            QueueName::WebhookProcessing => outcomes::QUEUE,
+            QueueName::MerchantWebhooks => merchant_webhooks::QUEUE,
+            QueueName::SettlementProcessing => status::QUEUE,
+        }
+    }
+
+    /// What the queue consumes, given the log stream and how many jobs run at once.
+    pub fn spec(self, log_stream: &LogStreamConfig, concurrency: usize) -> queue::QueueSpec {
+        let on_log = |subjects: Vec<(&str, &str)>| {
+            subjects
+                .into_iter()
+                .map(|(category, event_type)| log_stream.event_type_subject(category, event_type))
+                .collect()
+        };
+        let (stream, filters) = match self {
+            QueueName::TransactionProcessing => (
+                log_stream.stream_name.clone(),
+                on_log(
+                    transactions::EVENT_TYPES
+                        .iter()
+                        .map(|event_type| ("payment", *event_type))
+                        .collect(),
+                ),
+            ),
+            QueueName::WebhookProcessing => (
+                log_stream.stream_name.clone(),
+                on_log(vec![("psp_outcome", outcomes::EVENT_TYPE)]),
+            ),
+            QueueName::MerchantWebhooks => (
+                log_stream.stream_name.clone(),
+                on_log(
+                    merchant_webhooks::PAYMENT_EVENTS
+                        .iter()
+                        .map(|(event_type, _)| ("payment", *event_type))
+                        .chain(
+                            merchant_webhooks::DELIVERY_EVENTS
+                                .iter()
+                                .map(|event_type| ("webhook_delivery", *event_type)),
+                        )
+                        .collect(),
+                ),
+            ),
+            QueueName::SettlementProcessing => {
+                let jobs = JobStreamConfig::for_log(log_stream);
+                (jobs.stream_name.clone(), vec![jobs.status_check_subject()])
+            }
+        };
+        queue::QueueSpec {
+            name: self.as_str().to_owned(),
+            stream,
+            filters,
+            concurrency,
+        }
+    }
+}
+
+impl std::fmt::Display for QueueName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for QueueName {
+    type Err = UnknownQueue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        QueueName::ALL
+            .into_iter()
+            .find(|queue| queue.as_str() == s)
+            .ok_or_else(|| UnknownQueue(s.chars().take(64).collect()))
+    }
+}
+
+/// A queue name that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks or settlement-processing"
+)]
+pub struct UnknownQueue(pub String);
+
+/// What the workers need from the rest of the process.
+#[derive(Clone)]
+pub struct Deps {
+    /// The ledger's operations (and its clock).
+    pub ledger: Ledger,
+    /// Opens gateway credentials and merchant webhook secrets, only in the call that uses them.
+    pub keyring: Arc<Keyring>,
+    /// Calls PSPs.
+    pub psp_client: PspClient,
+    /// Calls merchant endpoints (built with `gateways::http::build_client`: no redirects).
+    pub http_client: reqwest::Client,
+    /// JetStream, where the log is relayed and jobs are queued.
+    pub jetstream: jetstream::Context,
+    /// The log's stream and subject prefix.
+    pub log_stream: LogStreamConfig,
+    /// Our public base URL, e.g. `https://pay.example.com` (PSP callbacks and return pages).
+    pub public_url: String,
+    /// Jobs each queue runs at once (1 to [`queue::MAX_CONCURRENCY`]).
+    pub concurrency: usize,
+    /// How often, at least, a job waiting for its due time looks again. Every look is a delivery
+    /// of the message, so keep the longest wait (12 h for a webhook retry) divided by this well
+    /// under [`queue::MAX_DELIVER`]; at least [`MIN_DUE_RECHECK`] is used.
+    pub due_recheck: Duration,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("log_stream", &self.log_stream)
+            .field("public_url", &self.public_url)
+            .field("concurrency", &self.concurrency)
+            .field("due_recheck", &self.due_recheck)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// Dependencies with the default concurrency ([`DEFAULT_CONCURRENCY`]) and due re-check
+    /// ([`DEFAULT_DUE_RECHECK`]).
+    pub fn new(
+        ledger: Ledger,
+        keyring: Arc<Keyring>,
+        psp_client: PspClient,
+        http_client: reqwest::Client,
+        jetstream: jetstream::Context,
+        log_stream: LogStreamConfig,
+        public_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            ledger,
+            keyring,
+            psp_client,
+            http_client,
+            jetstream,
+            log_stream,
+            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            concurrency: DEFAULT_CONCURRENCY,
+            due_recheck: DEFAULT_DUE_RECHECK,
+        }
+    }
+
+    /// A status checker over these dependencies (what reconciliation calls).
+    pub fn status_checker(&self) -> StatusChecker {
+        StatusChecker::new(
+            self.ledger.clone(),
+            Arc::clone(&self.keyring),
+            self.psp_client.clone(),
+        )
+    }
+}
+
+/// Why a worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A queue could not start.
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    /// The log's stream could not be created.
+    #[error("log stream: {0}")]
+    LogStream(String),
+    /// The jobs stream could not be created.
+    #[error(transparent)]
+    Jobs(#[from] jobs::JobError),
+    /// The endpoint-health bucket could not be opened.
+    #[error("{0}")]
+    EndpointHealth(String),
+}
+
+/// Runs one queue until `shutdown` completes, then lets the jobs in flight finish.
+pub async fn run(
+    queue: QueueName,
+    deps: Deps,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), WorkerError> {
+    let (stop, stopped) = watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        // The sender stays alive while the queue drains; dropping it would also mean "stop".
+        std::future::pending::<Result<(), WorkerError>>().await
+    };
+    tokio::select! {
+        result = run_queue(queue, &deps, stopped) => result,
+        never = signal => never,
+    }
+}
+
+/// Runs every queue until `shutdown` completes (the all-in-one mode); stops all of them if one
+/// fails to start.
+pub async fn run_all(
+    deps: Deps,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), WorkerError> {
+    let (stop, stopped) = watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        std::future::pending::<Result<(), WorkerError>>().await
+    };
+    let all = futures::future::try_join_all(
+        QueueName::ALL.map(|queue| run_queue(queue, &deps, stopped.clone())),
+    );
+    tokio::select! {
+        result = all => result.map(|_| ()),
+        never = signal => never,
+    }
+}
+
+/// The JetStream key-value bucket where the health of merchant webhook endpoints is kept:
+/// `<LOG STREAM>_webhook_endpoints`.
+pub fn endpoint_health_bucket(log_stream: &LogStreamConfig) -> String {
+    endpoint_health::EndpointHealthBook::bucket_name(log_stream)
+}
+
+/// How many jobs of a queue wait and how many are in progress, from its consumers on the
+/// server (for the admin API).
+pub async fn queue_depth(
+    queue: QueueName,
+    jetstream: &jetstream::Context,
+    log_stream: &LogStreamConfig,
+) -> Result<QueueDepth, WorkerError> {
+    let spec = queue.spec(log_stream, DEFAULT_CONCURRENCY);
+    Ok(queue::depth(jetstream, &spec).await?)
+}
+
+async fn run_queue(
+    queue: QueueName,
+    deps: &Deps,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let spec = queue.spec(&deps.log_stream, deps.concurrency);
+    let js = &deps.jetstream;
+    // A worker may start before the relay first leads; both create the log stream the same way.
+    if queue != QueueName::SettlementProcessing {
+        deps.log_stream
+            .ensure_stream(js)
+            .await
+            .map_err(|e| WorkerError::LogStream(e.to_string()))?;
+    }
+    match queue {
+        QueueName::TransactionProcessing => {
+            let handler = transactions::TransactionProcessor {
+                ledger: deps.ledger.clone(),
+                keyring: Arc::clone(&deps.keyring),
+                psp: deps.psp_client.clone(),
+                public_url: deps.public_url.clone(),
+                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
+            };
+            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+        }
+        QueueName::WebhookProcessing => {
+            let handler = outcomes::OutcomeProcessor {
+                ledger: deps.ledger.clone(),
+            };
+            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+        }
+        QueueName::MerchantWebhooks => {
+            let handler = merchant_webhooks::MerchantWebhooks {
+                ledger: deps.ledger.clone(),
+                deliveries: CommandHandler::<_, PgEventStore>::new(deps.ledger.store().clone()),
+                keyring: Arc::clone(&deps.keyring),
+                http: deps.http_client.clone(),
+                health: endpoint_health::EndpointHealthBook::open(js, &deps.log_stream)
+                    .await
+                    .map_err(|e| WorkerError::EndpointHealth(e.to_string()))?,
+                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
+            };
+            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+        }
+        QueueName::SettlementProcessing => {
+            JobStreamConfig::for_log(&deps.log_stream)
+                .ensure_stream(js)
+                .await?;
+            queue::run(js, &spec, Arc::new(deps.status_checker()), stopped).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_round_trip() {
+        for queue in QueueName::ALL {
+            assert_eq!(queue.as_str().parse::<QueueName>(), Ok(queue));
+        }
+        assert!("payouts".parse::<QueueName>().is_err());
+    }
+
+    #[test]
+    fn every_queue_consumes_named_subjects() {
+        let log = LogStreamConfig::default();
+        let spec = QueueName::TransactionProcessing.spec(&log, 25);
+        assert_eq!(
+            spec.filters,
+            [
+                "ledger.payment.PaymentInitiated",
+                "ledger.payment.PaymentRerouted"
+            ]
+        );
+        assert_eq!(spec.stream, "LEDGER");
+        assert_eq!(
+            QueueName::MerchantWebhooks.spec(&log, 25).filters.len(),
+            merchant_webhooks::PAYMENT_EVENTS.len() + merchant_webhooks::DELIVERY_EVENTS.len()
+        );
+        let status = QueueName::SettlementProcessing.spec(&log, 25);
+        assert_eq!(status.stream, "LEDGER_JOBS");
+        assert_eq!(status.filters, ["ledger_jobs.status_check"]);
+        assert_eq!(
+            status.durable_names(),
+            ["settlement-processing--ledger_jobs_status_check"]
+        );
+    }
+}

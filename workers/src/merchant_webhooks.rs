@@ -1,0 +1,615 @@
+//! The merchant webhook sender (`merchant-webhooks`): tells merchants about their payments, in
+//! the Standard Webhooks format, at least once.
+//!
+//! Two kinds of jobs share the queue:
+//!
+//! - **Queueing**, on payment status changes: `PaymentInitiated` → `payment.created`,
+//!   `PaymentSucceeded` → `payment.succeeded`, `PaymentFailed` → `payment.failed`,
+//!   `PaymentRefunded` → `payment.refunded`. If the merchant has a webhook URL and its endpoint is
+//!   enabled, a `WebhookDelivery` is queued with an id derived from the event's, so a redelivered
+//!   event queues nothing new. The body is fixed then, from the payment as of that event.
+//!   Reroutes are not sent: they happen before the payer sees a checkout and change nothing the
+//!   merchant acts on.
+//! - **Delivering**, on `WebhookDeliveryQueued`, `WebhookRetryScheduled` and
+//!   `WebhookDeliveryRequeued`: such an event owes one attempt while it is still the delivery's
+//!   latest event. The job waits (a delayed `nak`, re-checked at least every `due_recheck`) until
+//!   the attempt is due on the ledger's clock, POSTs the body signed with the merchant's current
+//!   webhook secret (and the previous one during its grace period), and records the attempt; the
+//!   domain decides whether it was delivered, when to retry (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+//!   10 h, ±20 % jitter drawn here, `Retry-After` honoured) or that it gives up.
+//!
+//! After every attempt the endpoint's health is updated; an endpoint failing continuously for 5
+//! days is disabled on the merchant's stream (the domain's policy decides), and its pending
+//! deliveries are no longer attempted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use lightspeed_domain::merchant::MerchantCommand;
+use lightspeed_domain::payment::PaymentEvent;
+use lightspeed_domain::retry::Jitter;
+use lightspeed_domain::webhook_delivery::{
+    AttemptOutcome, EndpointHealth, QueueWebhookDelivery, WebhookAttempt, WebhookDeliveryCommand,
+    WebhookDeliveryError, WebhookDeliveryStatus, endpoint_health,
+};
+use lightspeed_domain::{
+    Decider, Merchant, Payment, PaymentId, Provider, WebhookDelivery, WebhookDeliveryId,
+};
+use lightspeed_eventstore::limits::MAX_READ_BATCH;
+use lightspeed_eventstore::{
+    AppendError, CommandContext, CommandError, CommandHandler, EventStore, PgEventStore,
+    RecordedEvent, stream_of,
+};
+use lightspeed_gateways::merchant_webhook::{WebhookSecret, sign};
+use lightspeed_gateways::secrets::Keyring;
+use lightspeed_services::Ledger;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+
+use crate::endpoint_health::{EndpointHealthBook, Observation};
+use crate::ids::{self, delivery_id_for};
+use crate::queue::{JOB_TIMEOUT, Job, JobHandler, JobOutcome};
+use crate::support::{caused_by, domain_event, ledger_failure, recorded_event, stream_key};
+use crate::transactions::remaining;
+
+/// The queue's name.
+pub const QUEUE: &str = "merchant-webhooks";
+/// The payment events merchants hear about, with the event type they receive.
+pub const PAYMENT_EVENTS: [(&str, &str); 4] = [
+    ("PaymentInitiated", "payment.created"),
+    ("PaymentSucceeded", "payment.succeeded"),
+    ("PaymentFailed", "payment.failed"),
+    ("PaymentRefunded", "payment.refunded"),
+];
+/// The delivery events that owe an attempt.
+pub const DELIVERY_EVENTS: [&str; 3] = [
+    "WebhookDeliveryQueued",
+    "WebhookRetryScheduled",
+    "WebhookDeliveryRequeued",
+];
+/// Longest wait for a merchant endpoint's answer.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+// An attempt and its recording fit in one job.
+const _: () = assert!(WEBHOOK_TIMEOUT.as_secs() * 2 < JOB_TIMEOUT.as_secs());
+/// Most bytes of an endpoint's answer read for the attempt's excerpt.
+const MAX_RESPONSE_READ_BYTES: usize = 4 * 1024;
+
+/// Queues and delivers merchant webhooks.
+#[derive(Debug, Clone)]
+pub(crate) struct MerchantWebhooks {
+    pub(crate) ledger: Ledger,
+    pub(crate) deliveries: CommandHandler<WebhookDelivery, PgEventStore>,
+    pub(crate) keyring: Arc<Keyring>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) health: EndpointHealthBook,
+    pub(crate) due_recheck: Duration,
+}
+
+impl JobHandler for MerchantWebhooks {
+    async fn handle(&self, job: Job) -> JobOutcome {
+        let event = match recorded_event(&job) {
+            Ok(event) => event,
+            Err(outcome) => return outcome,
+        };
+        let handled = match event.stream_id.category() {
+            Payment::CATEGORY => self.queue_delivery(&job, &event).await,
+            WebhookDelivery::CATEGORY => self.attempt(&job, &event).await,
+            _ => Ok(JobOutcome::Done),
+        };
+        handled.unwrap_or_else(|outcome| outcome)
+    }
+}
+
+/// The webhook event type merchants receive for a payment event type, if they receive one.
+pub fn merchant_event_type(payment_event_type: &str) -> Option<&'static str> {
+    PAYMENT_EVENTS
+        .iter()
+        .find(|(ours, _)| *ours == payment_event_type)
+        .map(|(_, theirs)| *theirs)
+}
+
+impl MerchantWebhooks {
+    async fn queue_delivery(
+        &self,
+        job: &Job,
+        event: &RecordedEvent,
+    ) -> Result<JobOutcome, JobOutcome> {
+        let Some(event_type) = merchant_event_type(&event.event_type) else {
+            return Ok(JobOutcome::Done);
+        };
+        let payment_event: PaymentEvent = domain_event(event)?;
+        let payment_id: PaymentId = stream_key(event)?;
+        let merchant_id = self
+            .ledger
+            .payment(payment_id)
+            .await
+            .map_err(|e| ledger_failure(job, "load the payment", &e))?
+            .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))?
+            .merchant_id();
+        let merchant = self
+            .ledger
+            .merchant(merchant_id)
+            .await
+            .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
+        let Some(endpoint_url) = merchant
+            .webhook_url()
+            .filter(|_| merchant.webhook_endpoint_enabled())
+        else {
+            return Ok(JobOutcome::Done);
+        };
+        let payment = self
+            .payment_as_of(job, payment_id, event.stream_version)
+            .await?;
+        let provider = self
+            .ledger
+            .gateway_of(merchant.id(), payment.gateway_id())
+            .await
+            .map_err(|e| ledger_failure(job, "load the gateway", &e))?
+            .provider();
+        let delivery_id = delivery_id_for(event);
+        let queue = WebhookDeliveryCommand::Queue(QueueWebhookDelivery {
+            delivery_id,
+            merchant_id: merchant.id(),
+            payment_id,
+            event_type: event_type.to_owned(),
+            payload: webhook_body(event_type, &payment, provider, &payment_event),
+            endpoint_url: endpoint_url.to_owned(),
+            at: self.ledger.now(),
+        });
+        let stream = stream_of::<WebhookDelivery>(delivery_id)
+            .map_err(|e| JobOutcome::GiveUp(e.to_string()))?;
+        let context = caused_by(event, QUEUE, Some(ids::queue_delivery_command(delivery_id)));
+        match self.deliveries.execute(&stream, &queue, &context).await {
+            Ok(_) | Err(CommandError::Rejected(WebhookDeliveryError::AlreadyQueued)) => {
+                Ok(JobOutcome::Done)
+            }
+            Err(CommandError::Rejected(refusal)) => Err(JobOutcome::GiveUp(format!(
+                "queue delivery {delivery_id}: {refusal}"
+            ))),
+            Err(error) => {
+                tracing::warn!(%delivery_id, %error, "could not queue the delivery; retrying");
+                Err(job.retry_transient())
+            }
+        }
+    }
+
+    /// The payment as of the `version`-th event of its stream.
+    async fn payment_as_of(
+        &self,
+        job: &Job,
+        payment_id: PaymentId,
+        version: u64,
+    ) -> Result<Payment, JobOutcome> {
+        let stream =
+            stream_of::<Payment>(payment_id).map_err(|e| JobOutcome::GiveUp(e.to_string()))?;
+        let mut state: Option<Payment> = None;
+        let mut seen = 0;
+        while seen < version {
+            let batch = self
+                .ledger
+                .store()
+                .read_stream(&stream, seen, MAX_READ_BATCH)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%payment_id, %error, "could not read the payment; retrying");
+                    job.retry_transient()
+                })?;
+            if batch.is_empty() {
+                break;
+            }
+            for recorded in batch.iter().take_while(|e| e.stream_version <= version) {
+                let event: PaymentEvent = domain_event(recorded)?;
+                state = Payment::evolve(state, &event);
+                seen = recorded.stream_version;
+            }
+            if batch.last().is_some_and(|e| e.stream_version >= version) {
+                break;
+            }
+        }
+        state.ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))
+    }
+
+    async fn attempt(&self, job: &Job, event: &RecordedEvent) -> Result<JobOutcome, JobOutcome> {
+        if !DELIVERY_EVENTS.contains(&event.event_type.as_str()) {
+            return Ok(JobOutcome::Done);
+        }
+        let delivery_id: WebhookDeliveryId = stream_key(event)?;
+        let loaded = self
+            .deliveries
+            .load(&event.stream_id)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%delivery_id, %error, "could not load the delivery; retrying");
+                job.retry_transient()
+            })?;
+        // Only the delivery's latest event owes an attempt; anything later already made it.
+        if loaded.version != event.stream_version {
+            return Ok(JobOutcome::Done);
+        }
+        let Some(delivery) = loaded.state else {
+            return Err(JobOutcome::GiveUp(format!(
+                "unknown delivery {delivery_id}"
+            )));
+        };
+        if delivery.status() != WebhookDeliveryStatus::Pending {
+            return Ok(JobOutcome::Done);
+        }
+        let now = self.ledger.now();
+        if let Some(wait) = delivery
+            .next_attempt_at()
+            .and_then(|due| remaining(due, now))
+        {
+            return Ok(JobOutcome::RetryAfter(wait.min(self.due_recheck)));
+        }
+        let merchant = self
+            .ledger
+            .merchant(delivery.merchant_id())
+            .await
+            .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
+        if !merchant.webhook_endpoint_enabled() {
+            tracing::info!(%delivery_id, merchant_id = %merchant.id(), "webhook endpoint disabled; delivery not attempted");
+            return Ok(JobOutcome::Done);
+        }
+        let (current, previous) = self.signing_secrets(&merchant, now).map_err(|why| {
+            tracing::error!(%delivery_id, merchant_id = %merchant.id(), %why, "cannot sign the webhook; retrying");
+            job.retry_transient()
+        })?;
+        let attempt = post(&self.http, &delivery, &current, &previous, now).await;
+        let observation = if attempt.outcome.is_success() {
+            Observation::Succeeded(now)
+        } else {
+            Observation::Failed(now)
+        };
+        let context = caused_by(
+            event,
+            QUEUE,
+            Some(ids::record_attempt_command(delivery_id, loaded.version)),
+        );
+        let record = WebhookDeliveryCommand::RecordAttempt(attempt);
+        match self
+            .deliveries
+            .execute(&event.stream_id, &record, &context)
+            .await
+        {
+            Ok(_) => {}
+            // Another delivery of this job recorded this attempt first.
+            Err(CommandError::Rejected(refusal)) if refusal.is_already_recorded() => {
+                return Ok(JobOutcome::Done);
+            }
+            Err(CommandError::Append(AppendError::IdempotencyConflict { .. })) => {
+                return Ok(JobOutcome::Done);
+            }
+            Err(CommandError::Rejected(refusal)) => {
+                return Err(JobOutcome::GiveUp(format!(
+                    "record attempt of {delivery_id}: {refusal}"
+                )));
+            }
+            Err(error) => {
+                tracing::warn!(%delivery_id, %error, "could not record the attempt; retrying");
+                return Err(job.retry_transient());
+            }
+        }
+        self.track_health(event, &merchant, observation).await;
+        Ok(JobOutcome::Done)
+    }
+
+    /// The merchant's current webhook secret and the previous one while its grace period lasts,
+    /// opened for this attempt only.
+    fn signing_secrets(
+        &self,
+        merchant: &Merchant,
+        at: DateTime<Utc>,
+    ) -> Result<(WebhookSecret, Vec<WebhookSecret>), String> {
+        let mut opened = merchant
+            .webhook_secrets_valid_at(at)
+            .into_iter()
+            .map(|sealed| {
+                let clear = self.keyring.open(sealed).map_err(|e| e.to_string())?;
+                WebhookSecret::from_secret(&clear).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?
+            .into_iter();
+        let current = opened
+            .next()
+            .ok_or_else(|| "the merchant has no webhook secret".to_owned())?;
+        Ok((current, opened.collect()))
+    }
+
+    /// Records what the attempt says about the endpoint and disables an endpoint the domain's
+    /// policy says has failed for too long. Failures here are logged: the attempt itself is
+    /// already recorded, and the next attempt observes the endpoint again.
+    async fn track_health(
+        &self,
+        event: &RecordedEvent,
+        merchant: &Merchant,
+        observation: Observation,
+    ) {
+        let failing_since = match self.health.observe(merchant.id(), observation).await {
+            Ok(failing_since) => failing_since,
+            Err(error) => {
+                tracing::warn!(merchant_id = %merchant.id(), %error, "endpoint health not updated");
+                return;
+            }
+        };
+        let now = self.ledger.now();
+        let EndpointHealth::Disable { since } = endpoint_health(failing_since, now) else {
+            return;
+        };
+        let disable = MerchantCommand::DisableWebhookEndpoint {
+            failing_since: since,
+            at: now,
+        };
+        let disabled = match stream_of::<Merchant>(merchant.id()) {
+            Ok(stream) => self
+                .ledger
+                .merchants()
+                .execute(&stream, &disable, &caused_by(event, QUEUE, None))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match disabled {
+            Ok(_) => {
+                tracing::warn!(merchant_id = %merchant.id(), %since, "webhook endpoint disabled after failing continuously");
+                if let Err(error) = self.health.reset(merchant.id()).await {
+                    tracing::warn!(merchant_id = %merchant.id(), %error, "endpoint health not reset");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(merchant_id = %merchant.id(), %error, "could not disable the webhook endpoint")
+            }
+        }
+    }
+}
+
+/// Sends one signed attempt and observes the answer.
+async fn post(
+    http: &reqwest::Client,
+    delivery: &WebhookDelivery,
+    current: &WebhookSecret,
+    previous: &[WebhookSecret],
+    at: DateTime<Utc>,
+) -> WebhookAttempt {
+    let body = delivery.payload().to_string().into_bytes();
+    let signed = sign(
+        current,
+        previous,
+        &delivery.id().to_string(),
+        at.timestamp(),
+        &body,
+    );
+    let mut request = http
+        .post(delivery.endpoint_url())
+        .timeout(WEBHOOK_TIMEOUT)
+        .header(CONTENT_TYPE, "application/json");
+    for (name, value) in signed.pairs() {
+        request = request.header(name, value);
+    }
+    let started = Instant::now();
+    let (outcome, retry_after_secs) = match request.body(body).send().await {
+        Ok(response) => {
+            let status_code = response.status().as_u16();
+            let retry_after_secs = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok());
+            let body_excerpt = read_excerpt(response).await;
+            (
+                AttemptOutcome::Response {
+                    status_code,
+                    body_excerpt,
+                },
+                retry_after_secs,
+            )
+        }
+        Err(error) => (
+            AttemptOutcome::TransportError {
+                error: transport_kind(&error).to_owned(),
+            },
+            None,
+        ),
+    };
+    WebhookAttempt {
+        outcome,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        retry_after_secs,
+        jitter: Jitter::from_bps(rand::random_range(-Jitter::MAX_BPS..=Jitter::MAX_BPS)),
+        at,
+    }
+}
+
+/// The start of the answer's body, as text; what cannot be read in time is left out.
+async fn read_excerpt(mut response: reqwest::Response) -> String {
+    let mut read = Vec::new();
+    while read.len() < MAX_RESPONSE_READ_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    read.truncate(MAX_RESPONSE_READ_BYTES);
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+/// The kind of a transport failure, without reqwest's message (which quotes the URL, and a
+/// merchant's URL may carry a token).
+fn transport_kind(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_redirect() {
+        "redirect not followed"
+    } else if error.is_body() || error.is_decode() {
+        "response could not be read"
+    } else {
+        "transport error"
+    }
+}
+
+/// The Standard Webhooks body of a payment event: `{"type", "timestamp", "data"}`. Amounts are
+/// integer paise; `data.status` is the payment's status once this event happened.
+fn webhook_body(
+    event_type: &str,
+    payment: &Payment,
+    provider: Provider,
+    event: &PaymentEvent,
+) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "transaction_id": payment.id(),
+        "order_id": payment.merchant_order_id(),
+        "amount": payment.amount(),
+        "currency": payment.currency(),
+        "status": payment.status(),
+        "gateway_id": payment.gateway_id(),
+        "provider": provider,
+        "initiated_at": payment.initiated_at(),
+    });
+    if !payment.details().notes.is_empty() {
+        data["notes"] = serde_json::json!(payment.details().notes);
+    }
+    match event {
+        PaymentEvent::PaymentSucceeded {
+            commission,
+            psp_payment_id,
+            late_success,
+            ..
+        } => {
+            data["commission"] = serde_json::json!(commission);
+            data["psp_payment_id"] = serde_json::json!(psp_payment_id);
+            data["late_success"] = serde_json::json!(late_success);
+        }
+        PaymentEvent::PaymentFailed {
+            code, description, ..
+        } => {
+            data["error"] = serde_json::json!({ "code": code, "description": description });
+        }
+        PaymentEvent::PaymentRefunded {
+            refund_id,
+            amount,
+            refunded_total,
+            ..
+        } => {
+            data["refund"] = serde_json::json!({
+                "refund_id": refund_id,
+                "amount": amount,
+                "refunded_total": refunded_total,
+            });
+        }
+        _ => {}
+    }
+    serde_json::json!({ "type": event_type, "timestamp": event.at(), "data": data })
+}
+
+/// Why a delivery could not be sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    /// No delivery with this id.
+    #[error("unknown webhook delivery {0}")]
+    UnknownDelivery(WebhookDeliveryId),
+    /// Only a delivery that was given up can be sent again.
+    #[error("webhook delivery is {status:?}; only a given-up delivery can be resent")]
+    NotGivenUp {
+        /// Its status.
+        status: WebhookDeliveryStatus,
+    },
+    /// The log failed.
+    #[error("event log: {0}")]
+    Store(String),
+}
+
+/// Sends a given-up delivery again from its first attempt (the domain's `Requeue`); the
+/// merchant-webhooks queue makes the attempts.
+pub async fn resend_delivery(
+    ledger: &Ledger,
+    delivery_id: WebhookDeliveryId,
+    context: &CommandContext,
+) -> Result<WebhookDelivery, ResendError> {
+    let deliveries = CommandHandler::<WebhookDelivery, PgEventStore>::new(ledger.store().clone());
+    let stream =
+        stream_of::<WebhookDelivery>(delivery_id).map_err(|e| ResendError::Store(e.to_string()))?;
+    let requeue = WebhookDeliveryCommand::Requeue { at: ledger.now() };
+    match deliveries.execute(&stream, &requeue, context).await {
+        Ok(executed) => executed
+            .state
+            .ok_or(ResendError::UnknownDelivery(delivery_id)),
+        Err(CommandError::Rejected(WebhookDeliveryError::NotQueued)) => {
+            Err(ResendError::UnknownDelivery(delivery_id))
+        }
+        Err(CommandError::Rejected(WebhookDeliveryError::NotGivenUp { status })) => {
+            Err(ResendError::NotGivenUp { status })
+        }
+        Err(other) => Err(ResendError::Store(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lightspeed_domain::webhook_delivery::WebhookDeliveryEvent;
+    use lightspeed_domain::{BasisPoints, Currency, GatewayId, MerchantId, Paise};
+
+    fn paid() -> (Payment, PaymentEvent) {
+        let at = DateTime::from_timestamp(1_795_000_000, 0).expect("instant");
+        let gateway_id = GatewayId(uuid::Uuid::from_u128(2));
+        let initiated = PaymentEvent::PaymentInitiated {
+            payment_id: PaymentId(uuid::Uuid::from_u128(1)),
+            merchant_id: MerchantId(uuid::Uuid::from_u128(3)),
+            amount: Paise(49_900),
+            currency: Currency::Inr,
+            merchant_order_id: "ORD-1".into(),
+            details: Default::default(),
+            gateway_id,
+            fee: BasisPoints::DEFAULT_FEE,
+            at,
+        };
+        let succeeded = PaymentEvent::PaymentSucceeded {
+            gateway_id,
+            amount: Paise(49_900),
+            fee: BasisPoints::DEFAULT_FEE,
+            commission: Paise(1_747),
+            psp_payment_id: "pay_1".into(),
+            late_success: false,
+            at,
+        };
+        let payment = Payment::fold([&initiated, &succeeded]).expect("payment");
+        (payment, succeeded)
+    }
+
+    #[test]
+    fn a_success_body_carries_amounts_in_paise_and_the_commission() {
+        let (payment, succeeded) = paid();
+        let body = webhook_body("payment.succeeded", &payment, Provider::Sandbox, &succeeded);
+        assert_eq!(body["type"], "payment.succeeded");
+        assert_eq!(body["timestamp"], "2026-11-18T11:06:40Z");
+        let data = &body["data"];
+        assert_eq!(
+            data["transaction_id"],
+            "00000000-0000-0000-0000-000000000001"
+        );
+        assert_eq!(data["order_id"], "ORD-1");
+        assert_eq!(data["amount"], 49_900);
+        assert_eq!(data["currency"], "INR");
+        assert_eq!(data["status"], "succeeded");
+        assert_eq!(data["provider"], "sandbox");
+        assert_eq!(data["commission"], 1_747);
+        assert_eq!(data["psp_payment_id"], "pay_1");
+        assert!(data.get("notes").is_none());
+    }
+
+    #[test]
+    fn event_type_names_exist_in_the_domain() {
+        for (ours, _) in PAYMENT_EVENTS {
+            assert!(PaymentEvent::EVENT_TYPES.contains(&ours), "{ours}");
+        }
+        for ours in DELIVERY_EVENTS {
+            assert!(WebhookDeliveryEvent::EVENT_TYPES.contains(&ours), "{ours}");
+        }
+        assert_eq!(merchant_event_type("PaymentRerouted"), None);
+        assert_eq!(
+            merchant_event_type("PaymentRefunded"),
+            Some("payment.refunded")
+        );
+    }
+}

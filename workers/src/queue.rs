@@ -1,0 +1,548 @@
+//! The work-queue runtime: a named queue is one or more durable JetStream pull consumers (one
+//! filter subject each, as nats-server 2.9 allows), whose messages are handled as jobs, at most
+//! `concurrency` at a time across all of the queue's consumers.
+//!
+//! A [`JobHandler`] answers each job with a [`JobOutcome`]:
+//!
+//! | outcome | acknowledgement | counted as |
+//! |---|---|---|
+//! | `Done` | `+ACK`, confirmed by the server (double ack) | `done` |
+//! | `RetryAfter(d)` | `-NAK` with delay `d` | `retried` |
+//! | `GiveUp(reason)` | `+TERM`, reason logged | `failed` |
+//!
+//! Consumers are durable and named from the queue and the filter subject, so every replica of a
+//! worker binds to the same consumers and they compete for its messages. Delivery is at least
+//! once: handlers make every effect idempotent.
+//!
+//! Bounds, all named below: jobs in flight per queue ([`DEFAULT_CONCURRENCY`], at most
+//! [`MAX_CONCURRENCY`]), time per job ([`JOB_TIMEOUT`], below the consumers' [`ACK_WAIT`]),
+//! messages delivered and not yet acknowledged per consumer ([`MAX_ACK_PENDING`], which includes
+//! jobs waiting out a delayed `nak`), deliveries per message ([`MAX_DELIVER`]), and the wait of one
+//! pull request ([`FETCH_WAIT`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use lightspeed_domain::retry::{Backoff, Jitter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// Jobs a queue runs at once unless configured otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 25;
+/// Most jobs a queue may run at once.
+pub const MAX_CONCURRENCY: usize = 1_000;
+/// How long the server waits for an acknowledgement before delivering a message again.
+pub const ACK_WAIT: Duration = Duration::from_secs(120);
+/// Longest a job may run; a job still running then is abandoned and retried.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+// A job must end before the server hands its message to someone else.
+const _: () = assert!(JOB_TIMEOUT.as_secs() < ACK_WAIT.as_secs());
+/// Most messages one consumer has delivered and not yet seen acknowledged. Messages waiting out a
+/// delayed `nak` count here too (the server keeps them pending), so this is far above the
+/// concurrency: it bounds how many scheduled retries a consumer can hold.
+pub const MAX_ACK_PENDING: i64 = 10_000;
+/// Most times one message is delivered; a job still asking to be retried then is given up.
+pub const MAX_DELIVER: i64 = 1_000;
+/// How long one pull request waits for messages before it is renewed.
+pub const FETCH_WAIT: Duration = Duration::from_secs(2);
+/// Most messages one pull request asks for.
+pub const MAX_BATCH: usize = 64;
+/// Pauses between failed pull requests (a NATS outage): 100 ms doubling to 5 s.
+const FETCH_ERROR_BACKOFF: Backoff = Backoff {
+    max_attempts: u32::MAX,
+    base: Duration::from_millis(100),
+    max_wait: Duration::from_secs(5),
+};
+/// Retries of a job that failed for a passing reason (database or NATS hiccup): 1 s doubling to
+/// one minute, for as long as the message may be delivered.
+pub const TRANSIENT_RETRY: Backoff = Backoff {
+    max_attempts: MAX_DELIVER as u32,
+    base: Duration::from_secs(1),
+    max_wait: Duration::from_secs(60),
+};
+
+/// What a queue consumes: its name, the JetStream stream, the filter subjects (one durable
+/// consumer each) and how many jobs run at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// The queue's name, e.g. `transaction-processing`; used in consumer names and metrics.
+    pub name: String,
+    /// The JetStream stream the consumers read.
+    pub stream: String,
+    /// One subject per consumer.
+    pub filters: Vec<String>,
+    /// Jobs run at once, shared by all the queue's consumers.
+    pub concurrency: usize,
+}
+
+impl QueueSpec {
+    /// The durable consumer names, one per filter subject, in the order of the filters.
+    pub fn durable_names(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .map(|filter| durable_name(&self.name, filter))
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), QueueError> {
+        if self.filters.is_empty() {
+            return Err(QueueError::NoFilter {
+                queue: self.name.clone(),
+            });
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(QueueError::Concurrency {
+                queue: self.name.clone(),
+                concurrency: self.concurrency,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The durable consumer name of one filter of a queue: `<queue>--<filter>`, with every character
+/// a consumer name may not hold (`.`, `*`, `>`, whitespace, …) replaced by `_`. The same inputs
+/// give the same name on every replica and after every restart.
+pub fn durable_name(queue: &str, filter: &str) -> String {
+    let safe = |c: char| {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    };
+    format!(
+        "{}--{}",
+        queue.chars().map(safe).collect::<String>(),
+        filter.chars().map(safe).collect::<String>()
+    )
+}
+
+/// One message to handle.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The subject it was published on.
+    pub subject: String,
+    /// Its body.
+    pub payload: bytes::Bytes,
+    /// Its sequence in the stream.
+    pub stream_sequence: u64,
+    /// How many times it has been delivered, this time included (1 the first time).
+    pub delivered: u64,
+}
+
+impl Job {
+    /// The answer for a passing failure: retry after [`TRANSIENT_RETRY`]'s wait for this
+    /// delivery.
+    pub fn retry_transient(&self) -> JobOutcome {
+        let attempt = u32::try_from(self.delivered).unwrap_or(u32::MAX);
+        JobOutcome::RetryAfter(
+            TRANSIENT_RETRY
+                .wait_after(attempt, Jitter::NONE)
+                .unwrap_or(TRANSIENT_RETRY.max_wait),
+        )
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Handled (or nothing to do): acknowledge it.
+    Done,
+    /// Deliver it again after this long.
+    RetryAfter(Duration),
+    /// It can never succeed: drop it and count it as failed.
+    GiveUp(String),
+}
+
+impl JobOutcome {
+    /// The metrics label of the outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            JobOutcome::Done => "done",
+            JobOutcome::RetryAfter(_) => "retried",
+            JobOutcome::GiveUp(_) => "failed",
+        }
+    }
+}
+
+/// Handles the jobs of one queue.
+pub trait JobHandler: Send + Sync + 'static {
+    /// Handles one job; must be safe to run again for the same message (delivery is at least
+    /// once).
+    fn handle(&self, job: Job) -> impl Future<Output = JobOutcome> + Send;
+}
+
+/// Why a queue could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// A JetStream call failed.
+    #[error("queue {queue}: {action}: {reason}")]
+    JetStream {
+        /// The queue.
+        queue: String,
+        /// What was being done.
+        action: &'static str,
+        /// What JetStream said.
+        reason: String,
+    },
+    /// The queue names no subject.
+    #[error("queue {queue} has no filter subject")]
+    NoFilter {
+        /// The queue.
+        queue: String,
+    },
+    /// The concurrency is out of range.
+    #[error("queue {queue}: concurrency must be 1 to {MAX_CONCURRENCY}, not {concurrency}")]
+    Concurrency {
+        /// The queue.
+        queue: String,
+        /// What was asked for.
+        concurrency: usize,
+    },
+}
+
+/// Jobs of a queue waiting and in progress, from its consumers' state on the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Messages not yet delivered (`num_pending`, summed over the queue's consumers).
+    pub waiting: u64,
+    /// Messages delivered and not yet acknowledged: running, or waiting out a retry delay
+    /// (`num_ack_pending`, summed).
+    pub active: u64,
+}
+
+/// The queue's depth as its consumers report it; a consumer not created yet counts as empty.
+pub async fn depth(
+    jetstream: &jetstream::Context,
+    spec: &QueueSpec,
+) -> Result<QueueDepth, QueueError> {
+    let failed = |action: &'static str, e: &dyn std::fmt::Display| QueueError::JetStream {
+        queue: spec.name.clone(),
+        action,
+        reason: e.to_string(),
+    };
+    let stream = jetstream
+        .get_stream(&spec.stream)
+        .await
+        .map_err(|e| failed("find the stream", &e))?;
+    let mut depth = QueueDepth::default();
+    for name in spec.durable_names() {
+        match stream.consumer_info(&name).await {
+            Ok(info) => {
+                depth.waiting = depth.waiting.saturating_add(info.num_pending);
+                depth.active = depth
+                    .active
+                    .saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX));
+            }
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
+            Err(e) => return Err(failed("read consumer info", &e)),
+        }
+    }
+    Ok(depth)
+}
+
+/// Runs a queue until `shutdown` turns true (or its sender is dropped): binds (creating if
+/// needed) one durable consumer per filter, fetches jobs while there is capacity, and after the
+/// stop waits up to [`JOB_TIMEOUT`] for the jobs in flight.
+pub async fn run<H: JobHandler>(
+    jetstream: &jetstream::Context,
+    spec: &QueueSpec,
+    handler: Arc<H>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), QueueError> {
+    spec.validate()?;
+    let failed = |action: &'static str, e: &dyn std::fmt::Display| QueueError::JetStream {
+        queue: spec.name.clone(),
+        action,
+        reason: e.to_string(),
+    };
+    let stream = jetstream
+        .get_stream(&spec.stream)
+        .await
+        .map_err(|e| failed("find the stream", &e))?;
+    let mut consumers = Vec::with_capacity(spec.filters.len());
+    for (filter, durable) in spec.filters.iter().zip(spec.durable_names()) {
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(&durable, consumer_config(&durable, filter))
+            .await
+            .map_err(|e| failed("bind the consumer", &e))?;
+        consumers.push(consumer);
+    }
+
+    let queue: Arc<str> = Arc::from(spec.name.as_str());
+    let permits = Arc::new(Semaphore::new(spec.concurrency));
+    // Each pull asks for at most an even share of the capacity, so a consumer waiting on an idle
+    // subject never holds all of it while another consumer has messages.
+    let share = (spec.concurrency / consumers.len()).clamp(1, MAX_BATCH);
+    tracing::info!(queue = %queue, consumers = consumers.len(), concurrency = spec.concurrency, "queue started");
+    let mut loops = JoinSet::new();
+    for consumer in consumers {
+        loops.spawn(fetch_loop(
+            Arc::clone(&queue),
+            consumer,
+            Arc::clone(&handler),
+            Arc::clone(&permits),
+            share,
+            shutdown.clone(),
+        ));
+    }
+    while loops.join_next().await.is_some() {}
+
+    let all = u32::try_from(spec.concurrency).unwrap_or(u32::MAX);
+    if tokio::time::timeout(JOB_TIMEOUT, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(queue = %queue, "stopped with jobs still running; they will be redelivered");
+    }
+    tracing::info!(queue = %queue, "queue stopped");
+    Ok(())
+}
+
+fn consumer_config(durable: &str, filter: &str) -> pull::Config {
+    pull::Config {
+        durable_name: Some(durable.to_owned()),
+        filter_subject: filter.to_owned(),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        max_deliver: MAX_DELIVER,
+        max_ack_pending: MAX_ACK_PENDING,
+        ..Default::default()
+    }
+}
+
+fn is_stopped(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow()
+}
+
+/// Resolves once `shutdown` turns true or its sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Waits for one free job slot, then takes up to `share` in all without waiting; `None` once
+/// the queue is stopping.
+async fn reserve(
+    permits: &Arc<Semaphore>,
+    share: usize,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Vec<OwnedSemaphorePermit>> {
+    if is_stopped(shutdown) {
+        return None;
+    }
+    let first = tokio::select! {
+        permit = Arc::clone(permits).acquire_owned() => permit.ok()?,
+        () = stopped(shutdown) => return None,
+    };
+    let mut held = vec![first];
+    while held.len() < share {
+        match Arc::clone(permits).try_acquire_owned() {
+            Ok(permit) => held.push(permit),
+            Err(_) => break,
+        }
+    }
+    Some(held)
+}
+
+async fn fetch_loop<H: JobHandler>(
+    queue: Arc<str>,
+    consumer: PullConsumer,
+    handler: Arc<H>,
+    permits: Arc<Semaphore>,
+    share: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures: u32 = 0;
+    // Jobs are fetched only here, and only for free slots: a pause check belongs just before
+    // `reserve`.
+    while let Some(mut held) = reserve(&permits, share, &mut shutdown).await {
+        let batch = consumer
+            .batch()
+            .max_messages(held.len())
+            .expires(FETCH_WAIT)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => {
+                failures = 0;
+                batch
+            }
+            Err(error) => {
+                drop(held);
+                failures = failures.saturating_add(1);
+                tracing::warn!(queue = %queue, %error, "pull request failed");
+                let pause = FETCH_ERROR_BACKOFF
+                    .wait_after(failures, Jitter::NONE)
+                    .unwrap_or(FETCH_ERROR_BACKOFF.max_wait);
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue,
+                    () = stopped(&mut shutdown) => return,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = batch.next() => next,
+                () = stopped(&mut shutdown) => return,
+            };
+            match next {
+                Some(Ok(message)) => match held.pop() {
+                    Some(permit) => {
+                        tokio::spawn(process(
+                            Arc::clone(&queue),
+                            Arc::clone(&handler),
+                            message,
+                            permit,
+                        ));
+                    }
+                    // More messages than asked for: hand this one back at once rather than
+                    // leave it waiting out the ack wait.
+                    None => {
+                        if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+                            tracing::warn!(queue = %queue, %error, "could not hand back a message");
+                        }
+                    }
+                },
+                Some(Err(error)) => {
+                    tracing::warn!(queue = %queue, %error, "pull request ended with an error");
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// Counts a job as active for as long as it lives, even if its handler panics.
+struct Active(Arc<str>);
+
+impl Active {
+    fn enter(queue: &Arc<str>) -> Self {
+        metrics::gauge!("queue_active", "queue" => queue.to_string()).increment(1.0);
+        Self(Arc::clone(queue))
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        metrics::gauge!("queue_active", "queue" => self.0.to_string()).decrement(1.0);
+    }
+}
+
+async fn process<H: JobHandler>(
+    queue: Arc<str>,
+    handler: Arc<H>,
+    message: jetstream::Message,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _active = Active::enter(&queue);
+    let (stream_sequence, delivered) = match message.info() {
+        Ok(info) => (
+            info.stream_sequence,
+            u64::try_from(info.delivered).unwrap_or(1),
+        ),
+        Err(_) => (0, 1),
+    };
+    let job = Job {
+        subject: message.subject.to_string(),
+        payload: message.payload.clone(),
+        stream_sequence,
+        delivered,
+    };
+    let span = tracing::info_span!("job", queue = %queue, subject = %job.subject, stream_sequence, delivered);
+    let handled = tokio::time::timeout(JOB_TIMEOUT, handler.handle(job.clone())).instrument(span);
+    let outcome = match handled.await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::warn!(queue = %queue, subject = %job.subject, stream_sequence, "job timed out");
+            job.retry_transient()
+        }
+    };
+    let outcome = match outcome {
+        JobOutcome::RetryAfter(_) if delivered >= MAX_DELIVER.unsigned_abs() => {
+            JobOutcome::GiveUp(format!("still not done after {delivered} deliveries"))
+        }
+        other => other,
+    };
+    metrics::counter!("queue_jobs_total", "queue" => queue.to_string(), "outcome" => outcome.label())
+        .increment(1);
+    let acknowledged = match &outcome {
+        JobOutcome::Done => message.double_ack().await,
+        JobOutcome::RetryAfter(delay) => message.ack_with(AckKind::Nak(Some(*delay))).await,
+        JobOutcome::GiveUp(reason) => {
+            tracing::error!(queue = %queue, subject = %job.subject, stream_sequence, delivered, %reason, "job given up");
+            message.ack_with(AckKind::Term).await
+        }
+    };
+    if let Err(error) = acknowledged {
+        // The message comes back after the ack wait; handlers are idempotent.
+        tracing::warn!(queue = %queue, stream_sequence, %error, "acknowledgement failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durable_names_are_stable_and_valid() {
+        let name = durable_name("transaction-processing", "ledger.payment.PaymentInitiated");
+        assert_eq!(
+            name,
+            "transaction-processing--ledger_payment_PaymentInitiated"
+        );
+        assert_eq!(
+            durable_name("settlement-processing", "ledger_jobs.status_check >*"),
+            "settlement-processing--ledger_jobs_status_check___"
+        );
+    }
+
+    #[test]
+    fn transient_retries_back_off_and_stay_bounded() {
+        let job = |delivered| Job {
+            subject: "s".into(),
+            payload: bytes::Bytes::new(),
+            stream_sequence: 1,
+            delivered,
+        };
+        assert_eq!(
+            job(1).retry_transient(),
+            JobOutcome::RetryAfter(Duration::from_secs(1))
+        );
+        assert_eq!(
+            job(3).retry_transient(),
+            JobOutcome::RetryAfter(Duration::from_secs(4))
+        );
+        assert_eq!(
+            job(u64::MAX).retry_transient(),
+            JobOutcome::RetryAfter(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn a_spec_needs_a_filter_and_a_sane_concurrency() {
+        let spec = |filters: Vec<String>, concurrency| QueueSpec {
+            name: "q".into(),
+            stream: "S".into(),
+            filters,
+            concurrency,
+        };
+        assert!(matches!(
+            spec(vec![], 1).validate(),
+            Err(QueueError::NoFilter { .. })
+        ));
+        assert!(matches!(
+            spec(vec!["a".into()], 0).validate(),
+            Err(QueueError::Concurrency { .. })
+        ));
+        assert!(spec(vec!["a".into()], MAX_CONCURRENCY).validate().is_ok());
+    }
+}

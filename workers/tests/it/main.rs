@@ -1,0 +1,9 @@
+//! The workers end to end on their side: real PostgreSQL, real NATS JetStream, a real relay
+//! publishing the log, fake PSPs and merchant endpoints on loopback. One test binary, so the
+//! workspace links it once.
+
+mod common;
+mod merchant_webhooks;
+mod outcomes;
+mod status_checks;
+mod transactions;
