@@ -19,7 +19,9 @@ use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{CommandContext, PgEventStore};
 use lightspeed_gateways::merchant_auth::sign_request;
 use lightspeed_gateways::psp::{PspAccount, PspCredentials};
-use lightspeed_gateways::secrets::{Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret};
+use lightspeed_gateways::secrets::{
+    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
+};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 
 struct Merchant {
@@ -28,7 +30,10 @@ struct Merchant {
 }
 
 fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn onboard(ledger: &Ledger, keyring: &Keyring, gateways: usize, url: &str) -> Merchant {
@@ -61,8 +66,10 @@ async fn onboard(ledger: &Ledger, keyring: &Keyring, gateways: usize, url: &str)
         .await
         .expect("onboard");
     for priority in 0..gateways {
-        let account = PspAccount::test(PspCredentials::Sandbox { webhook_secret: generate_webhook_secret() })
-            .with_base_url(format!("{url}/sandbox"));
+        let account = PspAccount::test(PspCredentials::Sandbox {
+            webhook_secret: generate_webhook_secret(),
+        })
+        .with_base_url(format!("{url}/sandbox"));
         ledger
             .register_gateway(
                 NewGateway {
@@ -71,7 +78,11 @@ async fn onboard(ledger: &Ledger, keyring: &Keyring, gateways: usize, url: &str)
                     provider: Provider::Sandbox,
                     label: format!("sandbox {priority}"),
                     credentials: account.seal(keyring).expect("seal"),
-                    settings: GatewaySettings { priority: priority as u16, monthly_limit: None, rpm_cap: None },
+                    settings: GatewaySettings {
+                        priority: priority as u16,
+                        monthly_limit: None,
+                        rpm_cap: None,
+                    },
                     enabled: true,
                     at: ledger.now(),
                 },
@@ -91,8 +102,19 @@ struct Outcome {
     errors: u64,
 }
 
-async fn load(url: &str, merchants: &[Merchant], connections: usize, seconds: u64, run: &str) -> Outcome {
-    let merchants = Arc::new(merchants.iter().map(|m| (m.key.clone(), m.salt.expose().to_vec())).collect::<Vec<_>>());
+async fn load(
+    url: &str,
+    merchants: &[Merchant],
+    connections: usize,
+    seconds: u64,
+    run: &str,
+) -> Outcome {
+    let merchants = Arc::new(
+        merchants
+            .iter()
+            .map(|m| (m.key.clone(), m.salt.expose().to_vec()))
+            .collect::<Vec<_>>(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let warmup = Duration::from_secs(3);
@@ -145,7 +167,12 @@ async fn load(url: &str, merchants: &[Merchant], connections: usize, seconds: u6
     }
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |p: f64| latencies.get(((latencies.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or_default();
+    let at = |p: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     Outcome {
         requests_per_s: latencies.len() as f64 / seconds as f64,
         p50_ms: ms(at(0.5)),
@@ -200,7 +227,9 @@ async fn main() {
     let store = PgEventStore::new(pool, Arc::new(SystemClock));
     let ledger = Ledger::new(store);
     let keyring = Arc::new(Keyring::random("bench").expect("keyring"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut config = ApiConfig::new(url.clone());
     config.initiate_per_minute = std::num::NonZeroU32::new(100_000_000).expect("non-zero");
@@ -212,7 +241,9 @@ async fn main() {
     for _ in 0..merchant_count {
         merchants.push(onboard(&ledger, &keyring, gateway_count, &url).await);
     }
-    eprintln!("{merchant_count} merchants with {gateway_count} gateways each; {connections} connections, {seconds} s per case");
+    eprintln!(
+        "{merchant_count} merchants with {gateway_count} gateways each; {connections} connections, {seconds} s per case"
+    );
 
     let ceiling = raw_ceiling(&db, connections, 10).await;
     let many = load(&url, &merchants, connections, seconds, "many").await;
@@ -220,8 +251,16 @@ async fn main() {
 
     println!("| case | requests/s | p50 ms | p99 ms | max ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
-    println!("| raw single-row INSERT per transaction ({connections} writers) | {ceiling:.0} | | | | |");
-    for (name, o) in [(format!("{merchant_count} merchants × {gateway_count} gateways"), &many), (format!("1 merchant × {gateway_count} gateways"), &one)] {
+    println!(
+        "| raw single-row INSERT per transaction ({connections} writers) | {ceiling:.0} | | | | |"
+    );
+    for (name, o) in [
+        (
+            format!("{merchant_count} merchants × {gateway_count} gateways"),
+            &many,
+        ),
+        (format!("1 merchant × {gateway_count} gateways"), &one),
+    ] {
         println!(
             "| initiate, {name} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
             o.requests_per_s, o.p50_ms, o.p99_ms, o.max_ms, o.errors

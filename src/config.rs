@@ -29,6 +29,13 @@ pub struct Infra {
     /// First token of every subject the log is published on.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ledger")]
     pub nats_subject_prefix: String,
+    /// Where payers, merchants and PSPs reach the API (checkout, return and webhook URLs).
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    /// Secret keys sealing credentials: `key_id:base64(32 bytes)[,…]`, the first one seals.
+    /// Without it an insecure development key is used, and a warning says so.
+    #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
 }
 
 impl Infra {
@@ -67,6 +74,19 @@ impl Infra {
                     redact(&self.database_url)
                 )
             })
+    }
+
+    /// The keyring from `ENCRYPTION_KEY`, or the development key with a warning.
+    pub fn keyring(&self) -> anyhow::Result<lightspeed_gateways::secrets::Keyring> {
+        match &self.encryption_key {
+            Some(spec) => Ok(lightspeed_gateways::secrets::Keyring::parse(spec)?),
+            None => {
+                tracing::warn!(
+                    "ENCRYPTION_KEY is not set: sealing secrets with the insecure development key"
+                );
+                Ok(lightspeed_gateways::secrets::Keyring::dev_insecure())
+            }
+        }
     }
 
     /// JetStream on the configured NATS server.
@@ -115,45 +135,10 @@ pub struct Server {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Where payers, merchants and PSPs reach the API (checkout and webhook URLs).
-    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
-    pub public_url: String,
     /// `POST /payment/initiate` requests per minute per client key.
     #[arg(long, env = "INITIATE_RATE_PER_MINUTE", default_value_t = 100)]
     pub initiate_per_minute: u32,
     /// Largest request body, in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     pub body_limit_bytes: usize,
-    /// Secret keys sealing credentials: `key_id:base64(32 bytes)[,…]`, the first one seals.
-    /// Without it an insecure development key is used, and a warning says so.
-    #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
-    pub encryption_key: Option<String>,
-}
-
-impl Server {
-    /// The keyring from `ENCRYPTION_KEY`, or the development key with a warning.
-    pub fn keyring(&self) -> anyhow::Result<lightspeed_gateways::secrets::Keyring> {
-        match &self.encryption_key {
-            Some(spec) => Ok(lightspeed_gateways::secrets::Keyring::parse(spec)?),
-            None => {
-                tracing::warn!("ENCRYPTION_KEY is not set: sealing secrets with the insecure development key");
-                Ok(lightspeed_gateways::secrets::Keyring::dev_insecure())
-            }
-        }
-    }
-
-    /// The API's router over `store`, with the sandbox PSP mounted under `/sandbox`.
-    pub fn app(&self, store: lightspeed_eventstore::PgEventStore) -> anyhow::Result<axum::Router> {
-        use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig, router};
-        let rates = crate::success_rates::ReadModelSuccessRates::spawn(store.pool().clone());
-        let clock = std::sync::Arc::clone(store.clock());
-        let ledger = lightspeed_services::Ledger::new(store).with_success_rates(rates);
-        let mut config = lightspeed_api::ApiConfig::new(self.public_url.clone());
-        config.initiate_per_minute = std::num::NonZeroU32::new(self.initiate_per_minute)
-            .ok_or_else(|| anyhow::anyhow!("INITIATE_RATE_PER_MINUTE must be at least 1"))?;
-        config.body_limit_bytes = self.body_limit_bytes;
-        let sandbox = Sandbox::new(SandboxConfig::new(format!("{}/sandbox", config.public_url)), clock)?;
-        let state = lightspeed_api::AppState::new(ledger, std::sync::Arc::new(self.keyring()?), config, None);
-        Ok(lightspeed_api::app(state, axum::Router::new().nest("/sandbox", router(sandbox))))
-    }
 }

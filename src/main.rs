@@ -1,21 +1,19 @@
 //! The `lightspeed` binary: configuration and subcommands; wiring only.
 
 mod config;
+mod demo;
 mod log_state;
+mod roles;
 mod success_rates;
 mod telemetry;
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use lightspeed_eventstore::PgEventStore;
-use lightspeed_eventstore::relay::{Relay, RelayConfig};
-use lightspeed_eventstore::seal::{Sealer, SealerConfig};
 use lightspeed_projections::ProjectorDeps;
 use lightspeed_projections::rebuild::RebuildOptions;
+use lightspeed_workers::QueueName;
 
 use crate::config::{Infra, Server};
+use crate::roles::Roles;
 
 /// LightSpeed ledger: an event-sourced payment aggregator core.
 #[derive(Debug, Parser)]
@@ -35,6 +33,12 @@ enum Command {
     Relay,
     /// Serves the HTTP API (merchant API, checkout, PSP webhooks, sandbox PSP).
     Serve(Server),
+    /// Runs a worker queue (`transaction-processing`, `webhook-processing`,
+    /// `merchant-webhooks`, `settlement-processing`), or `all`.
+    Work {
+        /// The queue, or `all`.
+        queue: String,
+    },
     /// Runs one projector (`all` for every one) that keeps a read model up to date.
     Project {
         /// The projection, or `all`.
@@ -42,6 +46,11 @@ enum Command {
     },
     /// Rebuilds a projection's current layout beside the one serving, then switches readers.
     Rebuild(RebuildArgs),
+    /// Runs every role in one process: relay, API, workers and projectors.
+    Run(Server),
+    /// Migrates, runs everything, seeds a demo merchant with three sandbox gateways, drives one
+    /// payment to success, prints it with a signed `curl` for the next one, and keeps serving.
+    Demo(Server),
     /// Prints the log's state: events, streams, head, relay position, seals.
     Status,
 }
@@ -64,6 +73,10 @@ struct RebuildArgs {
     drop_previous: bool,
 }
 
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lightspeed_gateways::http::install_crypto_provider();
@@ -76,29 +89,29 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(database = %config::redact(&infra.database_url), "migrated");
         }
         Command::Relay => {
-            let store = infra.store().await?;
-            let relay = Relay::new(store.clone(), infra.jetstream().await?, infra.log_stream(), RelayConfig::default());
-            let sealer = Sealer::new(store.pool().clone(), SealerConfig::default());
+            let context = Roles::connect(infra).await?;
             tokio::select! {
-                () = relay.run() => {}
-                () = sealer.run() => {}
-                _ = tokio::signal::ctrl_c() => tracing::info!("relay stopping"),
+                () = context.relay() => {}
+                () = ctrl_c() => tracing::info!("relay stopping"),
             }
         }
         Command::Serve(server) => {
-            let store = infra.store().await?;
-            let listener = tokio::net::TcpListener::bind(&server.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", server.listen))?;
-            tracing::info!(listen = %server.listen, public_url = %server.public_url, "serving the API");
-            axum::serve(listener, server.app(store)?)
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            Roles::connect(infra)
+                .await?
+                .serve(&server, ctrl_c())
+                .await?
+        }
+        Command::Work { queue } => {
+            let deps = Roles::connect(infra).await?.worker_deps()?;
+            if queue == "all" {
+                lightspeed_workers::run_all(deps, ctrl_c()).await?;
+            } else {
+                let queue: QueueName = queue.parse()?;
+                lightspeed_workers::run(queue, deps, ctrl_c()).await?;
+            }
         }
         Command::Project { name } => {
-            let deps = projector_deps(infra).await?;
+            let deps = Roles::connect(infra).await?.projector_deps();
             let run = async {
                 if name == "all" {
                     lightspeed_projections::run_all(deps).await
@@ -108,11 +121,12 @@ async fn main() -> anyhow::Result<()> {
             };
             tokio::select! {
                 result = run => result?,
-                _ = tokio::signal::ctrl_c() => tracing::info!("projector stopping"),
+                () = ctrl_c() => tracing::info!("projector stopping"),
             }
         }
         Command::Rebuild(args) => {
-            let deps = ProjectorDeps { store: infra.store().await?, live: None };
+            let store = Roles::connect(infra).await?.store;
+            let deps = ProjectorDeps { store, live: None };
             let options = RebuildOptions {
                 batch_size: args.batch_size,
                 restart: args.restart,
@@ -120,32 +134,66 @@ async fn main() -> anyhow::Result<()> {
                 drop_previous: args.drop_previous,
             };
             let progress = lightspeed_projections::progress::for_stderr();
-            let report = lightspeed_projections::rebuild::rebuild(&args.name, &deps, &options, progress.as_ref()).await?;
+            let report = lightspeed_projections::rebuild::rebuild(
+                &args.name,
+                &deps,
+                &options,
+                progress.as_ref(),
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Run(server) => {
+            let context = Roles::connect(infra).await?;
+            run_all_roles(&context, &server, ctrl_c()).await?;
+        }
+        Command::Demo(server) => demo::run(infra, &server).await?,
         Command::Status => {
             let pool = infra.database().await?;
-            println!("{}", log_state::LogState::read(&pool, &infra.log_stream().stream_name).await?);
+            println!(
+                "{}",
+                log_state::LogState::read(&pool, &infra.log_stream().stream_name).await?
+            );
         }
     }
     Ok(())
 }
 
-async fn projector_deps(infra: &Infra) -> anyhow::Result<ProjectorDeps> {
-    Ok(ProjectorDeps {
-        store: infra.store().await?,
-        live: Some((infra.jetstream().await?, infra.log_stream())),
-    })
-}
-
-/// The clock every process reads time from.
-fn clock() -> Arc<dyn lightspeed_domain::Clock> {
-    Arc::new(lightspeed_domain::SystemClock)
-}
-
-impl Infra {
-    /// The event log on a migrated database.
-    async fn store(&self) -> anyhow::Result<PgEventStore> {
-        Ok(PgEventStore::new(self.database().await?, clock()))
-    }
+/// Every role in this process until `shutdown`: relay and sealer, API, workers, projectors.
+pub async fn run_all_roles(
+    context: &Roles,
+    server: &Server,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let deps = context.worker_deps()?;
+    let relay = async {
+        tokio::select! {
+            () = context.relay() => {}
+            () = signal(stopped.clone()) => {}
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let api = context.serve(server, signal(stopped.clone()));
+    let workers = async {
+        Ok::<_, anyhow::Error>(lightspeed_workers::run_all(deps, signal(stopped.clone())).await?)
+    };
+    let projectors = async {
+        tokio::select! {
+            result = lightspeed_projections::run_all(context.projector_deps()) => result?,
+            () = signal(stopped.clone()) => {}
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let stopper = async {
+        shutdown.await;
+        tracing::info!("stopping every role");
+        let _ = stop.send(true);
+        Ok::<_, anyhow::Error>(())
+    };
+    tokio::try_join!(relay, api, workers, projectors, stopper)?;
+    Ok(())
 }

@@ -1,0 +1,268 @@
+//! `lightspeed demo`: everything in one process, a demo merchant with three sandbox gateways,
+//! one payment driven through the sandbox PSP to success, and a signed `curl` for the next.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use lightspeed_domain::gateway::GatewaySettings;
+use lightspeed_domain::merchant::{ClientKey, Thresholds};
+use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::wallet::Wallet;
+use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Provider};
+use lightspeed_eventstore::{CommandContext, Metadata, stream_of};
+use lightspeed_gateways::merchant_auth::sign_request;
+use lightspeed_gateways::psp::{PspAccount, PspCredentials};
+use lightspeed_gateways::secrets::{Secret, generate_client_salt, generate_webhook_secret};
+use lightspeed_services::{NewGateway, NewMerchant};
+use serde_json::Value;
+
+use crate::config::{Infra, Server};
+use crate::roles::Roles;
+
+/// The demo merchant's client key: fixed, so running the demo again reuses the merchant.
+const DEMO_CLIENT_KEY: &str = "ck_LightSpeedDemoStore0001";
+/// How long the demo waits for each step of the payment.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct DemoMerchant {
+    id: MerchantId,
+    salt: Secret,
+}
+
+/// Runs the demo; returns only if a role fails or on Ctrl-C.
+pub async fn run(infra: &Infra, server: &Server) -> anyhow::Result<()> {
+    infra.migrate().await?;
+    let context = Roles::connect(infra).await?;
+    let local = format!("http://{}", server.listen);
+    let merchant = seed(&context, &local).await?;
+    let roles = {
+        let (context, server) = (context.clone(), server.clone());
+        tokio::spawn(async move {
+            crate::run_all_roles(&context, &server, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        })
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    wait_for(|| async {
+        let up = http.get(format!("{local}/openapi.json")).send().await;
+        up.is_ok_and(|r| r.status().is_success()).then_some(())
+    })
+    .await
+    .context("the API did not come up")?;
+
+    let transaction = drive_payment(&http, &local, &merchant).await?;
+    let wallet = context
+        .ledger
+        .wallets()
+        .load(&stream_of::<Wallet>(merchant.id)?)
+        .await?
+        .state;
+    println!(
+        "\nA payment went through the sandbox PSP:\n{}",
+        serde_json::to_string_pretty(&transaction)?
+    );
+    println!(
+        "\nCommission recorded: {} paise (₹{}); the merchant's balance due is ₹{}.",
+        transaction["commission"],
+        lightspeed_domain::Paise(transaction["commission"].as_i64().unwrap_or_default()),
+        wallet.balance_due()
+    );
+    println!(
+        "\nThe next payment, signed (needs bash, openssl and curl):\n\n{}",
+        curl(&infra.public_url, &merchant)
+    );
+    println!(
+        "\nOpen its checkout_url in a browser and press Pay or Fail. The API keeps serving on {local} \
+         (OpenAPI at {local}/docs); Ctrl-C stops everything."
+    );
+    roles.await??;
+    Ok(())
+}
+
+/// Polls `check` until it answers something, for at most [`STEP_TIMEOUT`].
+async fn wait_for<T, F, Fut>(mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(found) = check().await {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("gave up after {} s", STEP_TIMEOUT.as_secs())
+}
+
+/// The demo merchant and its three sandbox gateways, created on the first run.
+async fn seed(context: &Roles, local: &str) -> anyhow::Result<DemoMerchant> {
+    let ledger = &context.ledger;
+    let demo = CommandContext {
+        command_id: None,
+        metadata: Metadata {
+            actor: Some("system:demo".into()),
+            ..Metadata::default()
+        },
+    };
+    if let Some(existing) = ledger.merchant_by_client_key(DEMO_CLIENT_KEY).await? {
+        let salt = context.keyring.open(existing.merchant.client_salt()).context(
+            "the demo merchant was sealed under another ENCRYPTION_KEY; use a fresh DATABASE_URL",
+        )?;
+        return Ok(DemoMerchant {
+            id: existing.merchant.id(),
+            salt,
+        });
+    }
+    let id = MerchantId::new();
+    let salt = generate_client_salt();
+    ledger
+        .onboard_merchant(
+            NewMerchant {
+                merchant_id: id,
+                company_name: "LightSpeed Demo Store".into(),
+                webhook_url: None,
+                whatsapp: None,
+                client_key: ClientKey::parse(DEMO_CLIENT_KEY)?,
+                client_salt: context.keyring.seal(salt.expose()),
+                webhook_secret: context.keyring.seal(generate_webhook_secret().expose()),
+                fee: BasisPoints::DEFAULT_FEE,
+                thresholds: Thresholds::default(),
+                checkout: CheckoutSettings::default(),
+                at: ledger.now(),
+            },
+            &demo,
+        )
+        .await?;
+    for (n, priority) in [30u16, 20, 10].into_iter().enumerate() {
+        let account = PspAccount::test(PspCredentials::Sandbox {
+            webhook_secret: generate_webhook_secret(),
+        })
+        .with_base_url(format!("{local}/sandbox"));
+        ledger
+            .register_gateway(
+                NewGateway {
+                    gateway_id: GatewayId::new(),
+                    merchant_id: id,
+                    provider: Provider::Sandbox,
+                    label: format!("Sandbox account {}", n + 1),
+                    credentials: account.seal(&context.keyring)?,
+                    settings: GatewaySettings {
+                        priority,
+                        monthly_limit: None,
+                        rpm_cap: None,
+                    },
+                    enabled: true,
+                    at: ledger.now(),
+                },
+                &demo,
+            )
+            .await?;
+    }
+    tracing::info!(merchant_id = %id, "seeded the demo merchant with three sandbox gateways");
+    Ok(DemoMerchant { id, salt })
+}
+
+fn signed(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    body: &str,
+    merchant: &DemoMerchant,
+) -> reqwest::RequestBuilder {
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = sign_request(
+        merchant.salt.expose(),
+        timestamp,
+        method.as_str(),
+        path,
+        body.as_bytes(),
+    );
+    http.request(method, format!("{base}{path}"))
+        .header("x-client-key", DEMO_CLIENT_KEY)
+        .header("x-timestamp", timestamp.to_string())
+        .header("x-signature", signature)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+}
+
+/// Initiates a payment, waits for its sandbox order, presses Pay, waits for the commission.
+async fn drive_payment(
+    http: &reqwest::Client,
+    local: &str,
+    merchant: &DemoMerchant,
+) -> anyhow::Result<Value> {
+    let order_id = format!("DEMO-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let body = serde_json::json!({
+        "amount": 49_900,
+        "currency": "INR",
+        "order_id": order_id,
+        "customer": { "name": "Asha Verma", "email": "asha@example.com", "phone": "919867800451" },
+        "notes": { "source": "lightspeed demo" },
+    })
+    .to_string();
+    let created: Value = signed(
+        http,
+        reqwest::Method::POST,
+        local,
+        "/payment/initiate",
+        &body,
+        merchant,
+    )
+    .send()
+    .await?
+    .error_for_status()?
+    .json()
+    .await?;
+    let id = created["transaction_id"]
+        .as_str()
+        .context("no transaction id")?
+        .to_owned();
+    println!("Initiated {id}: {}", created["checkout_url"]);
+
+    let read = |id: String| async move {
+        let path = format!("/transaction/{id}");
+        let response = signed(http, reqwest::Method::GET, local, &path, "", merchant)
+            .send()
+            .await
+            .ok()?;
+        response.json::<Value>().await.ok()
+    };
+    let psp_order = wait_for(|| async {
+        read(id.clone())
+            .await
+            .and_then(|t| t["psp_order_id"].as_str().map(str::to_owned))
+    })
+    .await
+    .context("the transaction processor did not create the sandbox order")?;
+    println!("The sandbox PSP created order {psp_order}; pressing Pay on its checkout page.");
+    http.post(format!("{local}/sandbox/checkout/{psp_order}/pay"))
+        .send()
+        .await?;
+
+    wait_for(|| async {
+        read(id.clone())
+            .await
+            .filter(|t| t["status"] == "succeeded")
+    })
+    .await
+    .context("the payment did not succeed")
+}
+
+/// A shell snippet that signs and sends the next payment.
+fn curl(public_url: &str, merchant: &DemoMerchant) -> String {
+    let salt = merchant.salt.expose_str().unwrap_or_default();
+    format!(
+        "SALT='{salt}'  # the demo merchant's client salt: a secret, shown here only for the demo\n\
+         BODY='{{\"amount\":49900,\"currency\":\"INR\",\"order_id\":\"ORD-'$(date +%s)'\",\"customer\":{{\"name\":\"Asha\"}}}}'\n\
+         TS=$(date +%s)\n\
+         SIG=$(printf '%s\\nPOST\\n/payment/initiate\\n%s' \"$TS\" \"$BODY\" | openssl dgst -sha256 -hmac \"$SALT\" -hex | sed 's/^.* //')\n\
+         curl -s -X POST {public_url}/payment/initiate -H 'content-type: application/json' \\\n  \
+         -H 'x-client-key: {DEMO_CLIENT_KEY}' -H \"x-timestamp: $TS\" -H \"x-signature: $SIG\" -d \"$BODY\""
+    )
+}

@@ -1,0 +1,159 @@
+//! The roles a process can play — relay, API, workers, projectors — built from configuration,
+//! alone (`lightspeed relay|serve|work|project`) or all in one process (`run`, `demo`).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use lightspeed_api::{ApiConfig, AppState, StatusChecks};
+use lightspeed_domain::{GatewayId, PaymentId};
+use lightspeed_eventstore::PgEventStore;
+use lightspeed_eventstore::relay::{Relay, RelayConfig};
+use lightspeed_eventstore::seal::{Sealer, SealerConfig};
+use lightspeed_gateways::http::{HttpConfig, build_client};
+use lightspeed_gateways::psp::PspClient;
+use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig};
+use lightspeed_gateways::secrets::Keyring;
+use lightspeed_projections::ProjectorDeps;
+use lightspeed_services::Ledger;
+use lightspeed_workers::Deps;
+use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
+
+use crate::config::{Infra, Server};
+use crate::success_rates::ReadModelSuccessRates;
+
+/// What every role shares, connected once.
+#[derive(Clone)]
+pub struct Roles {
+    /// The event log on a migrated database.
+    pub store: PgEventStore,
+    /// JetStream.
+    pub jetstream: async_nats::jetstream::Context,
+    /// Opens sealed secrets.
+    pub keyring: Arc<Keyring>,
+    /// The ledger's operations, ranking gateways by the read model's success rates.
+    pub ledger: Ledger,
+    /// Configuration.
+    pub infra: Infra,
+}
+
+impl Roles {
+    /// Connects to PostgreSQL (refusing an unmigrated database) and NATS.
+    pub async fn connect(infra: &Infra) -> anyhow::Result<Self> {
+        let store = PgEventStore::new(
+            infra.database().await?,
+            Arc::new(lightspeed_domain::SystemClock),
+        );
+        let rates = ReadModelSuccessRates::spawn(store.pool().clone());
+        Ok(Self {
+            ledger: Ledger::new(store.clone()).with_success_rates(rates),
+            jetstream: infra.jetstream().await?,
+            keyring: Arc::new(infra.keyring()?),
+            store,
+            infra: infra.clone(),
+        })
+    }
+
+    /// Publishes the log to JetStream and seals it, forever.
+    pub async fn relay(&self) {
+        let relay = Relay::new(
+            self.store.clone(),
+            self.jetstream.clone(),
+            self.infra.log_stream(),
+            RelayConfig::default(),
+        );
+        let sealer = Sealer::new(self.store.pool().clone(), SealerConfig::default());
+        tokio::join!(relay.run(), sealer.run());
+    }
+
+    /// Serves the API (with the sandbox PSP under `/sandbox`) until `shutdown`.
+    pub async fn serve(
+        &self,
+        server: &Server,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut config = ApiConfig::new(self.infra.public_url.clone());
+        config.initiate_per_minute = std::num::NonZeroU32::new(server.initiate_per_minute)
+            .context("INITIATE_RATE_PER_MINUTE must be at least 1")?;
+        config.body_limit_bytes = server.body_limit_bytes;
+        let sandbox = Sandbox::new(
+            SandboxConfig::new(format!("{}/sandbox", config.public_url)),
+            Arc::clone(self.store.clock()),
+        )?;
+        let checks: Arc<dyn StatusChecks> = Arc::new(JetStreamStatusChecks {
+            jetstream: self.jetstream.clone(),
+            log_stream: self.infra.log_stream(),
+        });
+        let state = AppState::new(
+            self.ledger.clone(),
+            Arc::clone(&self.keyring),
+            config,
+            Some(checks),
+        );
+        let router = lightspeed_api::app(
+            state,
+            axum::Router::new().nest("/sandbox", lightspeed_gateways::sandbox::router(sandbox)),
+        );
+        let listener = tokio::net::TcpListener::bind(&server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", server.listen))?;
+        tracing::info!(listen = %server.listen, public_url = %self.infra.public_url, "serving the API");
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// What the workers need.
+    pub fn worker_deps(&self) -> anyhow::Result<Deps> {
+        let http = HttpConfig::default();
+        Ok(Deps::new(
+            self.ledger.clone(),
+            Arc::clone(&self.keyring),
+            PspClient::new(&http)?,
+            build_client(&http)?,
+            self.jetstream.clone(),
+            self.infra.log_stream(),
+            self.infra.public_url.clone(),
+        ))
+    }
+
+    /// What the projectors need (live from JetStream).
+    pub fn projector_deps(&self) -> ProjectorDeps {
+        ProjectorDeps {
+            store: self.store.clone(),
+            live: Some((self.jetstream.clone(), self.infra.log_stream())),
+        }
+    }
+}
+
+/// Unverified PSP messages become status-check jobs for the `settlement-processing` queue.
+struct JetStreamStatusChecks {
+    jetstream: async_nats::jetstream::Context,
+    log_stream: lightspeed_eventstore::nats::LogStreamConfig,
+}
+
+impl StatusChecks for JetStreamStatusChecks {
+    fn enqueue(
+        &self,
+        gateway_id: GatewayId,
+        payment_id: Option<PaymentId>,
+        reason: &'static str,
+    ) -> BoxFuture<'static, ()> {
+        let (jetstream, log_stream) = (self.jetstream.clone(), self.log_stream.clone());
+        Box::pin(async move {
+            // A status check needs the payment; without one the hourly reconciliation covers it.
+            let Some(payment_id) = payment_id else { return };
+            let check = StatusCheck {
+                gateway_id,
+                payment_id,
+                psp_order_id: None,
+                reason: reason.to_owned(),
+            };
+            if let Err(e) = publish_status_check(&jetstream, &log_stream, &check).await {
+                tracing::warn!(error = %e, %payment_id, "could not queue a status check");
+            }
+        })
+    }
+}
