@@ -87,7 +87,7 @@ async fn razorpay_gateway(
             ResponseTemplate::new(200)
                 .set_body_json(json!({"entity": "collection", "count": 0, "items": []})),
         )
-        .mount(&psp)
+        .mount(psp)
         .await;
     Mock::given(method("POST")).and(path("/v1/orders"))
         .respond_with(|request: &Request| {
@@ -99,7 +99,7 @@ async fn razorpay_gateway(
             }))
         })
         .expect(1)
-        .mount(&psp).await;
+        .mount(psp).await;
     let credentials = PspCredentials::Razorpay {
         key_id: "rzp_test_e2e".into(),
         key_secret: Secret::from("rzp_key_secret"),
