@@ -2,7 +2,7 @@
 CREATE SCHEMA IF NOT EXISTS ledger;
 
 CREATE TABLE ledger.events (
-    position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    position        bigint GENERATED ALWAYS AS IDENTITY,
     -- The writing transaction; readers stay below the oldest one still running (gap safety).
     transaction_id  xid8 NOT NULL DEFAULT pg_current_xact_id(),
     event_id        uuid NOT NULL,
@@ -15,6 +15,8 @@ CREATE TABLE ledger.events (
     metadata        jsonb NOT NULL,
     recorded_at     timestamptz NOT NULL,
     row_hash        bytea NOT NULL,
+    -- The read order; also what the gap-safe reader, the relay and the sealer scan.
+    CONSTRAINT events_pkey PRIMARY KEY (transaction_id, position),
     CONSTRAINT events_event_id_key UNIQUE (event_id),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version),
     CONSTRAINT events_stream_version_positive CHECK (stream_version >= 1),
@@ -22,8 +24,8 @@ CREATE TABLE ledger.events (
     CONSTRAINT events_category_prefix CHECK (starts_with(stream_id, category || '-'))
 );
 
-CREATE INDEX events_log_order ON ledger.events (transaction_id, position);
-CREATE INDEX events_category_order ON ledger.events (category, transaction_id, position);
+-- Three indexes only (read order, event id, stream version): each one costs every append.
+-- Category reads walk the read order and filter.
 
 -- Seals chain contiguous ranges of the log (in read order) for tamper evidence.
 CREATE TABLE ledger.seals (

@@ -128,35 +128,82 @@ impl PgEventStore {
                 hashes.push(hash.to_vec());
             }
         }
-        let stream_ids: Vec<&str> = streams.iter().map(|s| s.stream_id.as_str()).collect();
-        let categories: Vec<&str> = streams.iter().map(|s| s.stream_id.category()).collect();
-        let expected: Vec<i64> = streams
-            .iter()
-            .map(|s| match s.expected {
-                ExpectedVersion::Any => -1,
-                ExpectedVersion::NoStream => 0,
-                ExpectedVersion::Exact(v) => to_i64(v),
-            })
-            .collect();
-        let recorded_ats = vec![recorded_at; total];
-        let result: Result<Vec<(Uuid, i64, i64)>, sqlx::Error> = sqlx::query_as(
-            "SELECT appended_event_id, appended_position, appended_version
-               FROM ledger.append_events($1, $2, $3, $4, $5, $6, $7,
-                                         $8::text[]::jsonb[], $9::text[]::jsonb[], $10, $11)",
-        )
-        .bind(&stream_ids)
-        .bind(&categories)
-        .bind(&expected)
-        .bind(&event_streams)
-        .bind(&event_ids)
-        .bind(&event_types)
-        .bind(&schema_versions)
-        .bind(&payloads)
-        .bind(&metadatas)
-        .bind(&recorded_ats)
-        .bind(&hashes)
-        .fetch_all(&self.pool)
-        .await;
+        let result: Result<Vec<(Uuid, i64, i64)>, sqlx::Error> = match streams {
+            // The common case, one stream with a known version, is one plain INSERT: versions
+            // are assigned here, the unique (stream, version) key refuses a stream that moved on,
+            // and the EXISTS refuses one that is not there yet.
+            [single] if single.expected != ExpectedVersion::Any => {
+                let base = match single.expected {
+                    ExpectedVersion::Exact(v) => to_i64(v),
+                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                };
+                let rows = sqlx::query_as(
+                    "INSERT INTO ledger.events (event_id, stream_id, category, stream_version,
+                         event_type, schema_version, payload, metadata, recorded_at, row_hash)
+                     SELECT n.event_id, $1, $2, $3 + n.ord, n.event_type, n.schema_version,
+                            n.payload::jsonb, n.metadata::jsonb, $4, n.row_hash
+                       FROM unnest($5::uuid[], $6::text[], $7::smallint[], $8::text[], $9::text[],
+                                   $10::bytea[])
+                            WITH ORDINALITY AS n(event_id, event_type, schema_version, payload,
+                                                 metadata, row_hash, ord)
+                      WHERE $3 = 0 OR EXISTS (SELECT 1 FROM ledger.events
+                                               WHERE stream_id = $1 AND stream_version = $3)
+                     RETURNING event_id, position, stream_version",
+                )
+                .bind(single.stream_id.as_str())
+                .bind(single.stream_id.category())
+                .bind(base)
+                .bind(recorded_at)
+                .bind(&event_ids)
+                .bind(&event_types)
+                .bind(&schema_versions)
+                .bind(&payloads)
+                .bind(&metadatas)
+                .bind(&hashes)
+                .fetch_all(&self.pool)
+                .await;
+                if matches!(&rows, Ok(rows) if rows.is_empty()) {
+                    let actual = self.stream_version(&single.stream_id).await?;
+                    return Ok(Attempt::WrongVersion {
+                        stream_id: single.stream_id.clone(),
+                        actual,
+                    });
+                }
+                rows
+            }
+            _ => {
+                let stream_ids: Vec<&str> = streams.iter().map(|s| s.stream_id.as_str()).collect();
+                let categories: Vec<&str> =
+                    streams.iter().map(|s| s.stream_id.category()).collect();
+                let expected: Vec<i64> = streams
+                    .iter()
+                    .map(|s| match s.expected {
+                        ExpectedVersion::Any => -1,
+                        ExpectedVersion::NoStream => 0,
+                        ExpectedVersion::Exact(v) => to_i64(v),
+                    })
+                    .collect();
+                let recorded_ats = vec![recorded_at; total];
+                sqlx::query_as(
+                    "SELECT appended_event_id, appended_position, appended_version
+                       FROM ledger.append_events($1, $2, $3, $4, $5, $6, $7,
+                                                 $8::text[]::jsonb[], $9::text[]::jsonb[], $10, $11)",
+                )
+                .bind(&stream_ids)
+                .bind(&categories)
+                .bind(&expected)
+                .bind(&event_streams)
+                .bind(&event_ids)
+                .bind(&event_types)
+                .bind(&schema_versions)
+                .bind(&payloads)
+                .bind(&metadatas)
+                .bind(&recorded_ats)
+                .bind(&hashes)
+                .fetch_all(&self.pool)
+                .await
+            }
+        };
         match result {
             Ok(rows) => Ok(Attempt::Stored(rows)),
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(WRONG_VERSION_STATE) => {

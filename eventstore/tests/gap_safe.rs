@@ -4,8 +4,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::store;
@@ -125,21 +123,27 @@ async fn a_follower_sees_every_committed_event_exactly_once_under_concurrent_del
         })
         .collect();
 
-    let writers_done = Arc::new(AtomicBool::new(false));
+    // The reader stops once it has seen as many events as were committed (it learns the count
+    // when the writers finish), or after a generous deadline: a reader that skipped an event
+    // never gets there and the comparison below names what it missed. An empty read proves
+    // nothing on its own: another test's open transaction can hold the watermark back.
+    let (committed_count, mut expected) = tokio::sync::watch::channel(None::<usize>);
     let reader = {
         let store = store.clone();
-        let writers_done = Arc::clone(&writers_done);
         tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut after = LogPosition::START;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
-                // Read the flag before reading the log: once set, an empty read means the end.
-                let done = writers_done.load(Ordering::SeqCst);
+                if expected
+                    .borrow_and_update()
+                    .is_some_and(|n| seen.len() >= n)
+                    || tokio::time::Instant::now() > deadline
+                {
+                    break;
+                }
                 let batch = store.read_log(after, None, 37).await.expect("read");
                 if batch.is_empty() {
-                    if done {
-                        break;
-                    }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                     continue;
                 }
@@ -157,7 +161,7 @@ async fn a_follower_sees_every_committed_event_exactly_once_under_concurrent_del
     for writer in writers {
         committed.extend(writer.await.expect("writer"));
     }
-    writers_done.store(true, Ordering::SeqCst);
+    committed_count.send_replace(Some(committed.len()));
     let seen = reader.await.expect("reader");
     let unique: HashSet<_> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "no event delivered twice");
