@@ -60,17 +60,22 @@ CREATE TRIGGER seals_append_only BEFORE UPDATE OR DELETE ON ledger.seals
 CREATE TRIGGER seals_no_truncate BEFORE TRUNCATE ON ledger.seals
     FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change();
 
--- Appends events to one or more streams atomically, in one round trip, and answers each
--- event's position and stream version.
--- expected_versions[i] is the number of events stream i must hold, or -1 for "any": such
--- appends queue on a per-stream advisory lock instead of failing against each other. A
--- concurrent exact writer that wins the race makes this insert fail on
--- events_stream_version_key instead.
-CREATE FUNCTION ledger.append_events(
+-- Appends the events of a batch of independent requests in one transaction (group commit):
+-- one round trip and one commit for many writers. Each request appends to one or more streams
+-- atomically; a request whose expected versions do not hold is left out (answered with the
+-- stream at fault and its actual version) while the others are stored.
+--
+-- Per stream part: the request it belongs to (parts of a request are consecutive), the stream,
+-- and the expected version: the number of events the stream must hold, or -1 for "any", which
+-- queues on a per-stream advisory lock instead of failing. Requests of one batch that touch the
+-- same stream see each other in order. A concurrent writer outside the batch that wins a race
+-- makes the whole batch fail on events_stream_version_key; callers then append one by one.
+CREATE FUNCTION ledger.append_batch(
+    part_requests     int[],
     stream_ids        text[],
     categories        text[],
     expected_versions bigint[],
-    event_streams     int[],
+    event_parts       int[],
     event_ids         uuid[],
     event_types       text[],
     schema_versions   smallint[],
@@ -78,42 +83,92 @@ CREATE FUNCTION ledger.append_events(
     metadatas         jsonb[],
     recorded_ats      timestamptz[],
     row_hashes        bytea[]
-) RETURNS TABLE (appended_event_id uuid, appended_position bigint, appended_version bigint)
+) RETURNS TABLE (failed_request int, failed_stream text, actual_version bigint,
+                 appended_event_id uuid, appended_position bigint, appended_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
+    parts int := coalesce(array_length(stream_ids, 1), 0);
+    bases bigint[] := array_fill(NULL::bigint, ARRAY[parts]);
+    event_counts int[] := array_fill(0, ARRAY[parts]);
+    -- Versions of the streams this batch touched, as of the requests accepted so far.
+    seen_streams text[] := '{}';
+    seen_versions bigint[] := '{}';
+    tentative_streams text[];
+    tentative_versions bigint[];
     current_version bigint;
-    bases bigint[] := '{}';
+    first_part int := 1;
+    last_part int;
+    failed boolean;
+    at int;
 BEGIN
-    FOR i IN 1 .. coalesce(array_length(stream_ids, 1), 0) LOOP
-        IF expected_versions[i] < 0 THEN
-            PERFORM pg_advisory_xact_lock(hashtextextended(stream_ids[i], 0));
-        END IF;
-        SELECT e.stream_version INTO current_version
-          FROM ledger.events e
-         WHERE e.stream_id = stream_ids[i]
-         ORDER BY e.stream_version DESC
-         LIMIT 1;
-        current_version := coalesce(current_version, 0);
-        IF expected_versions[i] >= 0 AND current_version <> expected_versions[i] THEN
-            RAISE EXCEPTION 'wrong expected version'
-                USING ERRCODE = 'LS409',
-                      DETAIL = stream_ids[i],
-                      HINT = current_version::text;
-        END IF;
-        bases := bases || current_version;
+    FOR e IN 1 .. coalesce(array_length(event_parts, 1), 0) LOOP
+        event_counts[event_parts[e]] := event_counts[event_parts[e]] + 1;
     END LOOP;
+    WHILE first_part <= parts LOOP
+        last_part := first_part;
+        WHILE last_part < parts AND part_requests[last_part + 1] = part_requests[first_part] LOOP
+            last_part := last_part + 1;
+        END LOOP;
+        failed := false;
+        tentative_streams := seen_streams;
+        tentative_versions := seen_versions;
+        FOR i IN first_part .. last_part LOOP
+            at := array_position(tentative_streams, stream_ids[i]);
+            IF at IS NOT NULL THEN
+                current_version := tentative_versions[at];
+            ELSE
+                IF expected_versions[i] < 0 THEN
+                    PERFORM pg_advisory_xact_lock(hashtextextended(stream_ids[i], 0));
+                END IF;
+                SELECT ev.stream_version INTO current_version
+                  FROM ledger.events ev
+                 WHERE ev.stream_id = stream_ids[i]
+                 ORDER BY ev.stream_version DESC
+                 LIMIT 1;
+                current_version := coalesce(current_version, 0);
+            END IF;
+            IF expected_versions[i] >= 0 AND current_version <> expected_versions[i] THEN
+                failed := true;
+                failed_request := part_requests[i];
+                failed_stream := stream_ids[i];
+                actual_version := current_version;
+                RETURN NEXT;
+                EXIT;
+            END IF;
+            bases[i] := current_version;
+            IF at IS NOT NULL THEN
+                tentative_versions[at] := current_version + event_counts[i];
+            ELSE
+                tentative_streams := tentative_streams || stream_ids[i];
+                tentative_versions := tentative_versions || (current_version + event_counts[i]);
+            END IF;
+        END LOOP;
+        IF failed THEN
+            FOR i IN first_part .. last_part LOOP
+                bases[i] := NULL;
+            END LOOP;
+        ELSE
+            seen_streams := tentative_streams;
+            seen_versions := tentative_versions;
+        END IF;
+        first_part := last_part + 1;
+    END LOOP;
+    failed_request := NULL;
+    failed_stream := NULL;
+    actual_version := NULL;
     RETURN QUERY
-        INSERT INTO ledger.events AS e (event_id, stream_id, category, stream_version, event_type,
-                                        schema_version, payload, metadata, recorded_at, row_hash)
-        SELECT n.event_id, stream_ids[n.stream], categories[n.stream],
-               bases[n.stream] + row_number() OVER (PARTITION BY n.stream ORDER BY n.ord),
+        INSERT INTO ledger.events AS ev (event_id, stream_id, category, stream_version, event_type,
+                                         schema_version, payload, metadata, recorded_at, row_hash)
+        SELECT n.event_id, stream_ids[n.part], categories[n.part],
+               bases[n.part] + row_number() OVER (PARTITION BY n.part ORDER BY n.ord),
                n.event_type, n.schema_version, n.payload, n.metadata, n.recorded_at, n.row_hash
-          FROM unnest(event_streams, event_ids, event_types, schema_versions, payloads, metadatas,
+          FROM unnest(event_parts, event_ids, event_types, schema_versions, payloads, metadatas,
                       recorded_ats, row_hashes)
-               WITH ORDINALITY AS n(stream, event_id, event_type, schema_version, payload,
+               WITH ORDINALITY AS n(part, event_id, event_type, schema_version, payload,
                                     metadata, recorded_at, row_hash, ord)
+         WHERE bases[n.part] IS NOT NULL
          ORDER BY n.ord
-        RETURNING e.event_id, e.position, e.stream_version;
+        RETURNING NULL::int, NULL::text, NULL::bigint, ev.event_id, ev.position, ev.stream_version;
 END
 $$;
 

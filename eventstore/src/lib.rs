@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod error;
+mod group_commit;
 pub mod handler;
 pub mod hash;
 mod hex32;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Clock;
 use sqlx::Row;
-use sqlx::postgres::{PgDatabaseError, PgPool, PgRow};
+use sqlx::postgres::{PgPool, PgRow};
 use uuid::Uuid;
 
 use crate::error::{AppendError, InvalidInput, ReadError};
-use crate::hash::{RowContent, canonical_json, row_hash};
+use crate::group_commit::{self, GroupCommit, RequestOutcome};
+use crate::hash::canonical_json;
 use crate::limits::{
     MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_READ_BATCH,
     MAX_STREAMS_PER_APPEND,
@@ -34,8 +35,6 @@ pub(crate) use event_columns;
 /// `Any` append against an exact one, or a retried event id whose first try rolled back).
 const RACE_RETRIES: usize = 8;
 
-/// SQL state raised by `ledger.append_events` when a stream is not at the expected version.
-const WRONG_VERSION_STATE: &str = "LS409";
 const UNIQUE_VIOLATION_STATE: &str = "23505";
 
 /// The event log stored in PostgreSQL (`ledger.events`).
@@ -43,21 +42,25 @@ const UNIQUE_VIOLATION_STATE: &str = "23505";
 pub struct PgEventStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
+    group_commit: Arc<GroupCommit>,
 }
 
-/// One event ready for the database: validated, canonical, hashed (except for its version).
-struct PreparedEvent {
-    event_id: Uuid,
-    event_type: String,
-    schema_version: u16,
-    payload: String,
-    metadata: String,
+/// One event ready for the database: validated, canonical JSON.
+#[derive(Debug)]
+pub(crate) struct PreparedEvent {
+    pub(crate) event_id: Uuid,
+    pub(crate) event_type: String,
+    pub(crate) schema_version: u16,
+    pub(crate) payload: String,
+    pub(crate) metadata: String,
 }
 
-struct PreparedStream {
-    stream_id: StreamId,
-    expected: ExpectedVersion,
-    events: Vec<PreparedEvent>,
+/// One stream's part of an append, validated.
+#[derive(Debug)]
+pub(crate) struct PreparedStream {
+    pub(crate) stream_id: StreamId,
+    pub(crate) expected: ExpectedVersion,
+    pub(crate) events: Vec<PreparedEvent>,
 }
 
 enum Attempt {
@@ -70,7 +73,11 @@ enum Attempt {
 impl PgEventStore {
     /// A store over `pool` that stamps events with `clock`.
     pub fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, clock }
+        Self {
+            pool,
+            clock,
+            group_commit: Arc::new(GroupCommit::default()),
+        }
     }
 
     /// The connection pool.
@@ -95,131 +102,20 @@ impl PgEventStore {
         Ok(version.map_or(0, to_u64))
     }
 
+    /// Appends on its own (outside group commit), telling the races apart.
     async fn try_append(
         &self,
         streams: &[PreparedStream],
         recorded_at: DateTime<Utc>,
     ) -> Result<Attempt, sqlx::Error> {
-        let total: usize = streams.iter().map(|s| s.events.len()).sum();
-        let mut event_streams = Vec::with_capacity(total);
-        let mut event_ids = Vec::with_capacity(total);
-        let mut event_types = Vec::with_capacity(total);
-        let mut schema_versions = Vec::with_capacity(total);
-        let mut payloads = Vec::with_capacity(total);
-        let mut metadatas = Vec::with_capacity(total);
-        let mut hashes = Vec::with_capacity(total);
-        for (index, stream) in (1i32..).zip(streams) {
-            for event in &stream.events {
-                let hash = row_hash(&RowContent {
-                    event_id: event.event_id,
-                    stream_id: stream.stream_id.as_str(),
-                    event_type: &event.event_type,
-                    schema_version: event.schema_version,
-                    payload: event.payload.as_bytes(),
-                    metadata: event.metadata.as_bytes(),
-                    recorded_at,
-                });
-                event_streams.push(index);
-                event_ids.push(event.event_id);
-                event_types.push(event.event_type.as_str());
-                schema_versions.push(i16::try_from(event.schema_version).unwrap_or(i16::MAX));
-                payloads.push(event.payload.as_str());
-                metadatas.push(event.metadata.as_str());
-                hashes.push(hash.to_vec());
-            }
-        }
-        let result: Result<Vec<(Uuid, i64, i64)>, sqlx::Error> = match streams {
-            // The common case, one stream with a known version, is one plain INSERT: versions
-            // are assigned here, the unique (stream, version) key refuses a stream that moved on,
-            // and the EXISTS refuses one that is not there yet.
-            [single] if single.expected != ExpectedVersion::Any => {
-                let base = match single.expected {
-                    ExpectedVersion::Exact(v) => to_i64(v),
-                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
-                };
-                let rows = sqlx::query_as(
-                    "INSERT INTO ledger.events (event_id, stream_id, category, stream_version,
-                         event_type, schema_version, payload, metadata, recorded_at, row_hash)
-                     SELECT n.event_id, $1, $2, $3 + n.ord, n.event_type, n.schema_version,
-                            n.payload::jsonb, n.metadata::jsonb, $4, n.row_hash
-                       FROM unnest($5::uuid[], $6::text[], $7::smallint[], $8::text[], $9::text[],
-                                   $10::bytea[])
-                            WITH ORDINALITY AS n(event_id, event_type, schema_version, payload,
-                                                 metadata, row_hash, ord)
-                      WHERE $3 = 0 OR EXISTS (SELECT 1 FROM ledger.events
-                                               WHERE stream_id = $1 AND stream_version = $3)
-                     RETURNING event_id, position, stream_version",
-                )
-                .bind(single.stream_id.as_str())
-                .bind(single.stream_id.category())
-                .bind(base)
-                .bind(recorded_at)
-                .bind(&event_ids)
-                .bind(&event_types)
-                .bind(&schema_versions)
-                .bind(&payloads)
-                .bind(&metadatas)
-                .bind(&hashes)
-                .fetch_all(&self.pool)
-                .await;
-                if matches!(&rows, Ok(rows) if rows.is_empty()) {
-                    let actual = self.stream_version(&single.stream_id).await?;
-                    return Ok(Attempt::WrongVersion {
-                        stream_id: single.stream_id.clone(),
-                        actual,
-                    });
+        match group_commit::execute(&self.pool, &[(streams, recorded_at)]).await {
+            Ok(outcomes) => Ok(match outcomes.into_iter().next() {
+                Some(RequestOutcome::Stored(rows)) => Attempt::Stored(rows),
+                Some(RequestOutcome::WrongVersion { stream_id, actual }) => {
+                    Attempt::WrongVersion { stream_id, actual }
                 }
-                rows
-            }
-            _ => {
-                let stream_ids: Vec<&str> = streams.iter().map(|s| s.stream_id.as_str()).collect();
-                let categories: Vec<&str> =
-                    streams.iter().map(|s| s.stream_id.category()).collect();
-                let expected: Vec<i64> = streams
-                    .iter()
-                    .map(|s| match s.expected {
-                        ExpectedVersion::Any => -1,
-                        ExpectedVersion::NoStream => 0,
-                        ExpectedVersion::Exact(v) => to_i64(v),
-                    })
-                    .collect();
-                let recorded_ats = vec![recorded_at; total];
-                sqlx::query_as(
-                    "SELECT appended_event_id, appended_position, appended_version
-                       FROM ledger.append_events($1, $2, $3, $4, $5, $6, $7,
-                                                 $8::text[]::jsonb[], $9::text[]::jsonb[], $10, $11)",
-                )
-                .bind(&stream_ids)
-                .bind(&categories)
-                .bind(&expected)
-                .bind(&event_streams)
-                .bind(&event_ids)
-                .bind(&event_types)
-                .bind(&schema_versions)
-                .bind(&payloads)
-                .bind(&metadatas)
-                .bind(&recorded_ats)
-                .bind(&hashes)
-                .fetch_all(&self.pool)
-                .await
-            }
-        };
-        match result {
-            Ok(rows) => Ok(Attempt::Stored(rows)),
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(WRONG_VERSION_STATE) => {
-                let pg = db.try_downcast_ref::<PgDatabaseError>();
-                let stream = pg.and_then(|e| e.detail()).unwrap_or_default();
-                let actual = pg
-                    .and_then(|e| e.hint())
-                    .and_then(|h| h.parse().ok())
-                    .unwrap_or(0);
-                let stream_id = streams
-                    .iter()
-                    .find(|s| s.stream_id.as_str() == stream)
-                    .map(|s| s.stream_id.clone())
-                    .ok_or(sqlx::Error::Database(db))?;
-                Ok(Attempt::WrongVersion { stream_id, actual })
-            }
+                None => Attempt::VersionTaken,
+            }),
             Err(sqlx::Error::Database(db))
                 if db.code().as_deref() == Some(UNIQUE_VIOLATION_STATE) =>
             {
@@ -386,8 +282,31 @@ fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInp
 
 impl EventStore for PgEventStore {
     async fn append_many(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, AppendError> {
-        let streams = prepare(appends)?;
+        let streams = Arc::new(prepare(appends)?);
         let recorded_at = truncate_to_micros(self.clock.now());
+        match self
+            .group_commit
+            .submit(&self.pool, Arc::clone(&streams), recorded_at)
+            .await
+        {
+            Some(RequestOutcome::Stored(rows)) => return Ok(stored_result(&streams, &rows)),
+            Some(RequestOutcome::WrongVersion { stream_id, actual }) => {
+                if let Some(replay) = self.find_replay(&streams).await? {
+                    return Ok(replay);
+                }
+                let expected = streams
+                    .iter()
+                    .find(|s| s.stream_id == stream_id)
+                    .map_or(ExpectedVersion::Any, |s| s.expected);
+                return Err(AppendError::WrongExpectedVersion {
+                    stream_id,
+                    expected,
+                    actual,
+                });
+            }
+            // The batch failed as a whole: append alone, where each race can be told apart.
+            None => {}
+        }
         for _ in 0..=RACE_RETRIES {
             let wrong_version = match self.try_append(&streams, recorded_at).await? {
                 Attempt::Stored(rows) => return Ok(stored_result(&streams, &rows)),
@@ -409,7 +328,7 @@ impl EventStore for PgEventStore {
                 });
             }
             // A version taken by a concurrent writer: exact expectations are now wrong.
-            for stream in &streams {
+            for stream in streams.iter() {
                 let actual = self.stream_version(&stream.stream_id).await?;
                 let holds = match stream.expected {
                     ExpectedVersion::Any => true,

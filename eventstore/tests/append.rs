@@ -366,3 +366,49 @@ async fn stored_events_read_back_exactly_with_verifiable_hashes() {
     }
     panic!("the appended event never became visible to the verifier");
 }
+
+#[tokio::test]
+async fn concurrent_writers_share_commits_and_each_keeps_its_own_outcome() {
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    // 40 writers at once: 20 on streams of their own, and 10 pairs racing for the same new stream.
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name = if n < 20 {
+                    format!("solo-{n}")
+                } else {
+                    format!("pair-{}", n % 10)
+                };
+                let id = StreamId::parse(name).expect("id");
+                (
+                    n,
+                    store
+                        .append(id, ExpectedVersion::NoStream, vec![event(n)])
+                        .await,
+                )
+            })
+        })
+        .collect();
+    let mut solo_ok = 0;
+    let mut pair_ok = 0;
+    let mut pair_conflicts = 0;
+    for task in tasks {
+        let (n, result) = task.await.expect("task");
+        match (n < 20, result) {
+            (true, Ok(_)) => solo_ok += 1,
+            (false, Ok(_)) => pair_ok += 1,
+            (false, Err(AppendError::WrongExpectedVersion { actual: 1, .. })) => {
+                pair_conflicts += 1
+            }
+            (_, other) => panic!("writer {n}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!((solo_ok, pair_ok, pair_conflicts), (20, 10, 10));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.events")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 30);
+}

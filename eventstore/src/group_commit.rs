@@ -1,0 +1,337 @@
+//! Group commit: appends from many concurrent writers share one transaction, so one commit (one
+//! WAL flush) stores them all. Each request keeps its own all-or-nothing and expected-version
+//! semantics (`ledger.append_batch` leaves out a request whose versions do not hold).
+//!
+//! Batching is natural, not timed: a committer takes whatever is waiting when it is free, so a
+//! lone writer pays no delay and many writers share commits.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::hash::{RowContent, row_hash};
+use crate::model::{ExpectedVersion, StreamId};
+use crate::postgres::{PreparedStream, to_i64, to_u64};
+
+/// Most requests one batch carries.
+const MAX_BATCH_REQUESTS: usize = 256;
+/// Most events one batch carries (a request bigger than this goes alone).
+const MAX_BATCH_EVENTS: usize = 5_000;
+/// Batches in flight at once: one being built while another waits for its commit.
+const COMMITTERS: usize = 2;
+/// Requests waiting for a committer; writers wait for room beyond this.
+const QUEUE_CAPACITY: usize = 4_096;
+
+/// What one request of a batch got.
+#[derive(Debug)]
+pub(crate) enum RequestOutcome {
+    /// Stored: each event's id, position and stream version.
+    Stored(Vec<(Uuid, i64, i64)>),
+    /// Left out: this stream is not at the expected version.
+    WrongVersion {
+        /// The stream at fault.
+        stream_id: StreamId,
+        /// What it holds.
+        actual: u64,
+    },
+}
+
+struct Pending {
+    streams: Arc<Vec<PreparedStream>>,
+    recorded_at: DateTime<Utc>,
+    reply: oneshot::Sender<Option<RequestOutcome>>,
+}
+
+/// The queue in front of the committers, started on first use (inside the caller's runtime).
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    queue: OnceLock<mpsc::Sender<Pending>>,
+}
+
+impl GroupCommit {
+    /// Appends `streams` together with whatever else is waiting. `None` when the batch as a
+    /// whole failed (a race with a writer outside it, a duplicate event id, a database error):
+    /// the caller then appends on its own, which sorts out which one it was.
+    pub(crate) async fn submit(
+        &self,
+        pool: &PgPool,
+        streams: Arc<Vec<PreparedStream>>,
+        recorded_at: DateTime<Utc>,
+    ) -> Option<RequestOutcome> {
+        let queue = self.queue.get_or_init(|| start(pool.clone()));
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Pending {
+                streams,
+                recorded_at,
+                reply,
+            })
+            .await
+            .ok()?;
+        answer.await.ok().flatten()
+    }
+}
+
+fn start(pool: PgPool) -> mpsc::Sender<Pending> {
+    let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    let receiver = Arc::new(Mutex::new(receiver));
+    for _ in 0..COMMITTERS {
+        let (pool, receiver) = (pool.clone(), Arc::clone(&receiver));
+        tokio::spawn(async move {
+            while let Some(batch) = next_batch(&receiver).await {
+                commit(&pool, batch).await;
+            }
+        });
+    }
+    sender
+}
+
+/// Waits for one request, then takes what else is already waiting, within the batch bounds.
+async fn next_batch(receiver: &Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pending>> {
+    let mut receiver = receiver.lock().await;
+    let first = receiver.recv().await?;
+    let mut events = event_count(&first);
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH_REQUESTS && events < MAX_BATCH_EVENTS {
+        let Ok(next) = receiver.try_recv() else { break };
+        events += event_count(&next);
+        batch.push(next);
+    }
+    Some(batch)
+}
+
+fn event_count(pending: &Pending) -> usize {
+    pending.streams.iter().map(|s| s.events.len()).sum()
+}
+
+async fn commit(pool: &PgPool, batch: Vec<Pending>) {
+    let requests: Vec<(&[PreparedStream], DateTime<Utc>)> = batch
+        .iter()
+        .map(|p| (p.streams.as_slice(), p.recorded_at))
+        .collect();
+    match execute(pool, &requests).await {
+        Ok(outcomes) => {
+            for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = pending.reply.send(Some(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, requests = batch.len(), "batch failed; appending one by one");
+            for pending in batch {
+                let _ = pending.reply.send(None);
+            }
+        }
+    }
+}
+
+/// One stream with a known version, alone: one plain INSERT. Versions are assigned here, the
+/// unique (stream, version) key refuses a stream that moved on, and the EXISTS refuses one that
+/// is not there yet.
+async fn insert_one_stream(
+    pool: &PgPool,
+    stream: &PreparedStream,
+    recorded_at: DateTime<Utc>,
+) -> Result<RequestOutcome, sqlx::Error> {
+    let base = match stream.expected {
+        ExpectedVersion::Exact(v) => to_i64(v),
+        ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+    };
+    let count = stream.events.len();
+    let mut event_ids = Vec::with_capacity(count);
+    let mut event_types = Vec::with_capacity(count);
+    let mut schema_versions = Vec::with_capacity(count);
+    let mut payloads = Vec::with_capacity(count);
+    let mut metadatas = Vec::with_capacity(count);
+    let mut hashes = Vec::with_capacity(count);
+    for event in &stream.events {
+        event_ids.push(event.event_id);
+        event_types.push(event.event_type.as_str());
+        schema_versions.push(i16::try_from(event.schema_version).unwrap_or(i16::MAX));
+        payloads.push(event.payload.as_str());
+        metadatas.push(event.metadata.as_str());
+        hashes.push(hash_of(stream, event, recorded_at).to_vec());
+    }
+    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        "INSERT INTO ledger.events (event_id, stream_id, category, stream_version,
+             event_type, schema_version, payload, metadata, recorded_at, row_hash)
+         SELECT n.event_id, $1, $2, $3 + n.ord, n.event_type, n.schema_version,
+                n.payload::jsonb, n.metadata::jsonb, $4, n.row_hash
+           FROM unnest($5::uuid[], $6::text[], $7::smallint[], $8::text[], $9::text[],
+                       $10::bytea[])
+                WITH ORDINALITY AS n(event_id, event_type, schema_version, payload,
+                                     metadata, row_hash, ord)
+          WHERE $3 = 0 OR EXISTS (SELECT 1 FROM ledger.events
+                                   WHERE stream_id = $1 AND stream_version = $3)
+         RETURNING event_id, position, stream_version",
+    )
+    .bind(stream.stream_id.as_str())
+    .bind(stream.stream_id.category())
+    .bind(base)
+    .bind(recorded_at)
+    .bind(&event_ids)
+    .bind(&event_types)
+    .bind(&schema_versions)
+    .bind(&payloads)
+    .bind(&metadatas)
+    .bind(&hashes)
+    .fetch_all(pool)
+    .await?;
+    if !rows.is_empty() {
+        return Ok(RequestOutcome::Stored(rows));
+    }
+    let actual: Option<i64> = sqlx::query_scalar(
+        "SELECT stream_version FROM ledger.events WHERE stream_id = $1
+          ORDER BY stream_version DESC LIMIT 1",
+    )
+    .bind(stream.stream_id.as_str())
+    .fetch_optional(pool)
+    .await?;
+    Ok(RequestOutcome::WrongVersion {
+        stream_id: stream.stream_id.clone(),
+        actual: actual.map_or(0, to_u64),
+    })
+}
+
+fn hash_of(
+    stream: &PreparedStream,
+    event: &crate::postgres::PreparedEvent,
+    recorded_at: DateTime<Utc>,
+) -> [u8; 32] {
+    row_hash(&RowContent {
+        event_id: event.event_id,
+        stream_id: stream.stream_id.as_str(),
+        event_type: &event.event_type,
+        schema_version: event.schema_version,
+        payload: event.payload.as_bytes(),
+        metadata: event.metadata.as_bytes(),
+        recorded_at,
+    })
+}
+
+/// Appends the requests in one transaction (one call to `ledger.append_batch`) and answers
+/// each one's outcome, in order.
+pub(crate) async fn execute(
+    pool: &PgPool,
+    requests: &[(&[PreparedStream], DateTime<Utc>)],
+) -> Result<Vec<RequestOutcome>, sqlx::Error> {
+    if let [([single], recorded_at)] = requests
+        && single.expected != ExpectedVersion::Any
+    {
+        return Ok(vec![insert_one_stream(pool, single, *recorded_at).await?]);
+    }
+    let total: usize = requests
+        .iter()
+        .flat_map(|(streams, _)| streams.iter())
+        .map(|s| s.events.len())
+        .sum();
+    let parts: usize = requests.iter().map(|(streams, _)| streams.len()).sum();
+    let mut part_requests = Vec::with_capacity(parts);
+    let mut stream_ids = Vec::with_capacity(parts);
+    let mut categories = Vec::with_capacity(parts);
+    let mut expected = Vec::with_capacity(parts);
+    let mut event_parts = Vec::with_capacity(total);
+    let mut event_ids = Vec::with_capacity(total);
+    let mut event_types = Vec::with_capacity(total);
+    let mut schema_versions = Vec::with_capacity(total);
+    let mut payloads = Vec::with_capacity(total);
+    let mut metadatas = Vec::with_capacity(total);
+    let mut recorded_ats = Vec::with_capacity(total);
+    let mut hashes = Vec::with_capacity(total);
+    let mut part = 0i32;
+    for (request, (streams, recorded_at)) in (1i32..).zip(requests) {
+        for stream in *streams {
+            part += 1;
+            part_requests.push(request);
+            stream_ids.push(stream.stream_id.as_str());
+            categories.push(stream.stream_id.category());
+            expected.push(match stream.expected {
+                ExpectedVersion::Any => -1,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Exact(v) => to_i64(v),
+            });
+            for event in &stream.events {
+                let hash = hash_of(stream, event, *recorded_at);
+                event_parts.push(part);
+                event_ids.push(event.event_id);
+                event_types.push(event.event_type.as_str());
+                schema_versions.push(i16::try_from(event.schema_version).unwrap_or(i16::MAX));
+                payloads.push(event.payload.as_str());
+                metadatas.push(event.metadata.as_str());
+                recorded_ats.push(*recorded_at);
+                hashes.push(hash.to_vec());
+            }
+        }
+    }
+    type Row = (
+        Option<i32>,
+        Option<String>,
+        Option<i64>,
+        Option<Uuid>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT failed_request, failed_stream, actual_version,
+                appended_event_id, appended_position, appended_version
+           FROM ledger.append_batch($1, $2, $3, $4, $5, $6, $7, $8,
+                                    $9::text[]::jsonb[], $10::text[]::jsonb[], $11, $12)",
+    )
+    .bind(&part_requests)
+    .bind(&stream_ids)
+    .bind(&categories)
+    .bind(&expected)
+    .bind(&event_parts)
+    .bind(&event_ids)
+    .bind(&event_types)
+    .bind(&schema_versions)
+    .bind(&payloads)
+    .bind(&metadatas)
+    .bind(&recorded_ats)
+    .bind(&hashes)
+    .fetch_all(pool)
+    .await?;
+
+    let mut outcomes: Vec<Option<RequestOutcome>> = (0..requests.len()).map(|_| None).collect();
+    let mut stored = std::collections::HashMap::with_capacity(total);
+    for (failed_request, failed_stream, actual, event_id, position, version) in rows {
+        if let (Some(request), Some(stream)) = (failed_request, failed_stream) {
+            let index = usize::try_from(request - 1).unwrap_or(usize::MAX);
+            let stream_id = requests
+                .get(index)
+                .and_then(|(streams, _)| streams.iter().find(|s| s.stream_id.as_str() == stream))
+                .map(|s| s.stream_id.clone());
+            if let (Some(slot), Some(stream_id)) = (outcomes.get_mut(index), stream_id) {
+                *slot = Some(RequestOutcome::WrongVersion {
+                    stream_id,
+                    actual: to_u64(actual.unwrap_or(0)),
+                });
+            }
+        } else if let (Some(event_id), Some(position), Some(version)) =
+            (event_id, position, version)
+        {
+            stored.insert(event_id, (position, version));
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .zip(requests)
+        .map(|(outcome, (streams, _))| {
+            outcome.unwrap_or_else(|| {
+                RequestOutcome::Stored(
+                    streams
+                        .iter()
+                        .flat_map(|s| s.events.iter())
+                        .map(|e| {
+                            let (position, version) =
+                                stored.get(&e.event_id).copied().unwrap_or_default();
+                            (e.event_id, position, version)
+                        })
+                        .collect(),
+                )
+            })
+        })
+        .collect())
+}
