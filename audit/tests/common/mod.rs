@@ -90,6 +90,7 @@ impl Log {
 
     /// Seals everything sealable.
     pub async fn seal(&self) {
+        self.settle().await;
         let sealer = Sealer::new(
             self.pool().clone(),
             SealerConfig {
@@ -100,8 +101,39 @@ impl Log {
         while sealer.seal_once().await.expect("seal").is_some() {}
     }
 
+    /// Waits (up to 30 s) until a gap-safe reader sees every committed event: transactions
+    /// left open elsewhere on the cluster (other tests) hold it back for a while.
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let head = self.store.head().await.expect("head");
+            let last: Option<(String, i64)> = sqlx::query_as(
+                "SELECT transaction_id::text, position FROM ledger.events
+                  ORDER BY transaction_id DESC, position DESC LIMIT 1",
+            )
+            .fetch_optional(self.pool())
+            .await
+            .expect("last");
+            let last = last.map_or(lightspeed_eventstore::LogPosition::START, |(tx, p)| {
+                lightspeed_eventstore::LogPosition {
+                    transaction_id: tx.parse().expect("xid8"),
+                    position: u64::try_from(p).expect("position"),
+                }
+            });
+            if head == last {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the log never settled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Applies everything new to the wallets read model, as its projector would.
     pub async fn project(&self) {
+        self.settle().await;
         let active = versions::active(self.pool(), Wallets.name())
             .await
             .expect("active")
@@ -153,6 +185,7 @@ impl Log {
 
     /// Exports the log to `path`.
     pub async fn export(&self, path: &Path, until: Option<DateTime<Utc>>) -> ExportSummary {
+        self.settle().await;
         let file = std::fs::File::create(path).expect("create export");
         let (summary, _) = export_log(self.pool(), until, file, &ProgressBar::hidden())
             .await
