@@ -298,8 +298,8 @@ pub async fn replay_database(
     })
 }
 
-/// One row of `read.wallet_balances`: the merchant and its figures by column name.
-type ReadModelRow = (MerchantId, BTreeMap<String, i64>);
+/// One row of `read.wallet_balances`: the merchant and its [`COMPARED_COLUMNS`].
+type ReadModelRow = (MerchantId, [i64; 8]);
 
 /// The columns of `read.wallet_balances` the replay is compared on.
 const COMPARED_COLUMNS: [&str; 8] = [
@@ -340,9 +340,9 @@ async fn live_read_model(
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let mut figures = BTreeMap::new();
-        for column in COMPARED_COLUMNS {
-            figures.insert(column.to_owned(), row.try_get::<i64, _>(column)?);
+        let mut figures = [0i64; 8];
+        for (figure, column) in figures.iter_mut().zip(COMPARED_COLUMNS) {
+            *figure = row.try_get::<i64, _>(column)?;
         }
         out.push((MerchantId(row.try_get("merchant_id")?), figures));
     }
@@ -357,30 +357,22 @@ fn compare(
     checkpoint: LogPosition,
     version: i32,
 ) -> ReadModelComparison {
-    let mut merchants: BTreeMap<MerchantId, (BTreeMap<String, i64>, BTreeMap<String, i64>)> =
-        BTreeMap::new();
+    let mut merchants: BTreeMap<MerchantId, ([i64; 8], [i64; 8])> = BTreeMap::new();
     for m in replayed {
-        let figures = m
-            .figures()
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect();
-        merchants.entry(m.merchant_id).or_default().0 = figures;
+        merchants.entry(m.merchant_id).or_default().0 = m.figures().map(|(_, value)| value);
     }
     for (merchant, figures) in rows {
-        merchants.entry(*merchant).or_default().1 = figures.clone();
+        merchants.entry(*merchant).or_default().1 = *figures;
     }
     let mut differences = Vec::new();
     for (merchant, (replay, read_model)) in &merchants {
-        for column in COMPARED_COLUMNS {
-            let ours = replay.get(column).copied().unwrap_or(0);
-            let theirs = read_model.get(column).copied().unwrap_or(0);
+        for (column, (ours, theirs)) in COMPARED_COLUMNS.iter().zip(replay.iter().zip(read_model)) {
             if ours != theirs {
                 differences.push(Difference {
                     merchant_id: *merchant,
-                    field: column.to_owned(),
-                    replay: ours,
-                    read_model: theirs,
+                    field: (*column).to_owned(),
+                    replay: *ours,
+                    read_model: *theirs,
                 });
             }
         }

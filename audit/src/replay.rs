@@ -65,7 +65,8 @@ impl MerchantCommission {
         }
     }
 
-    /// The money figures by column name (as in `read.wallet_balances`), for comparisons.
+    /// The figures by column name of `read.wallet_balances`, in the order `audit commission`
+    /// compares them.
     pub fn figures(&self) -> [(&'static str, i64); 8] {
         [
             (

@@ -182,11 +182,14 @@ pub fn verify_file(file: &mut AuditFile) -> Result<FileVerification, AuditError>
         match check.push(line, line_number) {
             Ok(()) => {}
             Err(Stop::Error(error)) => return Err(error),
-            Err(Stop::Tampering {
-                tampering,
-                event,
-                row_hash,
-            }) => return Err(check.sharpen(tampering, event, row_hash, file).into()),
+            Err(Stop::Tampering(finding)) => {
+                let Finding {
+                    tampering,
+                    event,
+                    row_hash,
+                } = *finding;
+                return Err(check.sharpen(tampering, event, row_hash, file).into());
+            }
         }
     }
 }
@@ -208,11 +211,14 @@ enum Stop {
     /// A finding that needs no reading on.
     Error(AuditError),
     /// The verifier's finding, to sharpen by reading on.
-    Tampering {
-        tampering: Tampering,
-        event: lightspeed_eventstore::verify::EventRef,
-        row_hash: [u8; 32],
-    },
+    Tampering(Box<Finding>),
+}
+
+/// A finding of the event store's verifier and the row it was made on.
+struct Finding {
+    tampering: Tampering,
+    event: lightspeed_eventstore::verify::EventRef,
+    row_hash: [u8; 32],
 }
 
 /// The event store's verifier and what it takes to sharpen its findings.
@@ -279,11 +285,11 @@ impl Checker {
             .audit_row()
             .map_err(|why| Stop::Error(unreadable(line, line_number, &why)))?;
         if let Err(tampering) = self.verifier.push(&row) {
-            return Err(Stop::Tampering {
+            return Err(Stop::Tampering(Box::new(Finding {
                 tampering,
                 event: event.event_ref(),
                 row_hash: row.row_hash,
-            });
+            })));
         }
         self.pushed += 1;
         self.last = Some(row.log_position);
