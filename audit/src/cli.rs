@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::commission::{CommissionReport, replay_database, replay_file};
 use crate::error::AuditError;
 use crate::export::export_log;
-use crate::file::AuditFile;
+use crate::file::{AuditFile, Prepare};
 use crate::format::format_instant;
 use crate::progress::{Unit, bar};
 use crate::render::{OutputFormat, write_commission, write_verified};
@@ -201,7 +201,7 @@ pub async fn run_verify(
 /// Verifies the audit file at `path` (see [`verify_file`]).
 pub fn verify_path(path: &std::path::Path, progress: bool) -> Result<Report, AuditError> {
     let bar = bar(progress, 0, Unit::Bytes);
-    let mut file = AuditFile::open(path, &bar)?;
+    let mut file = AuditFile::open(path, Prepare::Rows, &bar)?;
     let verified = verify_file(&mut file)?;
     bar.finish_and_clear();
     Ok(verified.report)
@@ -214,7 +214,7 @@ pub fn replay_path(
     progress: bool,
 ) -> Result<CommissionReport, AuditError> {
     let bar = bar(progress, 0, Unit::Bytes);
-    let mut file = AuditFile::open(path, &bar)?;
+    let mut file = AuditFile::open(path, Prepare::Lines, &bar)?;
     let report = replay_file(&mut file, filter)?;
     bar.finish_and_clear();
     Ok(report)

@@ -1,13 +1,19 @@
 //! Reading an audit file line by line: a second thread reads and decompresses it into large
-//! chunks cut at line ends, while the caller parses the lines of the previous chunk.
+//! chunks cut at line ends, splits them into lines and, as asked ([`Prepare`]), works out ahead
+//! what it can about each line, while the caller goes through the lines of the previous chunk.
 
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 
 use indicatif::ProgressBar;
+use lightspeed_eventstore::LogPosition;
+use lightspeed_eventstore::verify::AuditRow;
+use uuid::Uuid;
 
 use crate::error::AuditError;
+use crate::format::{EVENT_PREFIX, EventLine, LaidOut, parse_hash, parse_instant};
 
 /// Bytes of decompressed text handed over at a time.
 const CHUNK_BYTES: usize = 4 << 20;
@@ -18,33 +24,134 @@ pub const MAX_LINE_BYTES: usize = 64 << 20;
 /// The first bytes of a zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
+/// What the reader thread works out about each line before handing it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepare {
+    /// Nothing: lines only.
+    Lines,
+    /// The event lines' fields, parsed (what the verifier needs).
+    Rows,
+}
+
+/// What the reader thread found out about a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// Nothing: the caller parses the line itself.
+    Unprepared,
+    /// An event line, parsed: the index of its fields in the chunk.
+    Row(usize),
+}
+
+/// An event line's fields, parsed by the reader thread; strings are ranges of the line. The
+/// recording instant and the row hash are decoded by the caller, which has time to spare.
+#[derive(Debug, Clone)]
+pub struct RowFields {
+    log_position: LogPosition,
+    event_id: Uuid,
+    stream_version: u64,
+    schema_version: u16,
+    recorded_at: Range<usize>,
+    row_hash: Range<usize>,
+    stream_id: Range<usize>,
+    event_type: Range<usize>,
+    payload: Range<usize>,
+    metadata: Range<usize>,
+}
+
+impl RowFields {
+    /// Parses an event line whose strings need no unescaping; `None` otherwise.
+    fn of(line: &[u8]) -> Option<Self> {
+        let range = |text: &[u8]| -> Option<Range<usize>> {
+            let start = (text.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+            (start + text.len() <= line.len()).then_some(start..start + text.len())
+        };
+        if let Some(laid_out) = LaidOut::read(line) {
+            return Some(Self {
+                log_position: laid_out.log_position,
+                event_id: laid_out.event_id,
+                stream_version: laid_out.stream_version,
+                schema_version: laid_out.schema_version,
+                recorded_at: range(laid_out.recorded_at.as_bytes())?,
+                row_hash: range(laid_out.row_hash.as_bytes())?,
+                stream_id: range(laid_out.stream_id.as_bytes())?,
+                event_type: range(laid_out.event_type.as_bytes())?,
+                payload: range(laid_out.payload)?,
+                metadata: range(laid_out.metadata)?,
+            });
+        }
+        let event = EventLine::parse(line).ok()?;
+        let borrowed = |text: &std::borrow::Cow<'_, str>| match text {
+            std::borrow::Cow::Borrowed(text) => range(text.as_bytes()),
+            std::borrow::Cow::Owned(_) => None,
+        };
+        Some(Self {
+            log_position: event.log_position(),
+            event_id: event.event_id,
+            stream_version: event.stream_version,
+            schema_version: event.schema_version,
+            recorded_at: borrowed(event.recorded_at_text())?,
+            row_hash: borrowed(event.row_hash_text())?,
+            stream_id: borrowed(&event.stream_id)?,
+            event_type: borrowed(&event.event_type)?,
+            payload: range(event.payload.get().as_bytes())?,
+            metadata: range(event.metadata.get().as_bytes())?,
+        })
+    }
+
+    /// The row, its strings taken from `line` (the line these fields were parsed from).
+    pub fn audit_row<'a>(&self, line: &'a [u8]) -> Option<AuditRow<'a>> {
+        let text = |range: &Range<usize>| std::str::from_utf8(line.get(range.clone())?).ok();
+        Some(AuditRow {
+            log_position: self.log_position,
+            event_id: self.event_id,
+            stream_id: text(&self.stream_id)?,
+            stream_version: self.stream_version,
+            event_type: text(&self.event_type)?,
+            schema_version: self.schema_version,
+            payload: line.get(self.payload.clone())?,
+            metadata: line.get(self.metadata.clone())?,
+            recorded_at: parse_instant(text(&self.recorded_at)?).ok()?,
+            row_hash: parse_hash(text(&self.row_hash)?)?,
+        })
+    }
+}
+
+/// Decompressed lines and what was found out about each.
+#[derive(Debug, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    lines: Vec<(Range<usize>, Prepared)>,
+    rows: Vec<RowFields>,
+}
+
 /// An audit file opened for reading, zstd-compressed or plain NDJSON.
 #[derive(Debug)]
 pub struct AuditFile {
     path: PathBuf,
-    chunks: Receiver<Result<Vec<u8>, std::io::Error>>,
-    recycle: SyncSender<Vec<u8>>,
-    chunk: Vec<u8>,
-    offset: usize,
+    chunks: Receiver<Result<Chunk, std::io::Error>>,
+    recycle: SyncSender<Chunk>,
+    chunk: Chunk,
+    next: usize,
     line_number: u64,
 }
 
 impl AuditFile {
-    /// Opens `path`; with `progress`, advances it by the compressed bytes read.
-    pub fn open(path: &Path, progress: &ProgressBar) -> Result<Self, AuditError> {
+    /// Opens `path`; advances `progress` by the compressed bytes read.
+    pub fn open(path: &Path, prepare: Prepare, progress: &ProgressBar) -> Result<Self, AuditError> {
         let io = |source| AuditError::Io {
             path: path.to_owned(),
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
         progress.set_length(file.metadata().map_err(io)?.len());
-        Self::from_reader(path, file, progress).map_err(io)
+        Self::from_reader(path, file, prepare, progress).map_err(io)
     }
 
     /// Reads an audit file from any source (`name` is used in messages).
     pub fn from_reader(
         name: &Path,
         mut input: impl Read + Send + 'static,
+        prepare: Prepare,
         progress: &ProgressBar,
     ) -> Result<Self, std::io::Error> {
         let mut magic = Vec::with_capacity(ZSTD_MAGIC.len());
@@ -65,38 +172,49 @@ impl AuditFile {
         let (recycle, recycled) = sync_channel(CHUNKS_AHEAD + 2);
         std::thread::Builder::new()
             .name("audit-file-reader".into())
-            .spawn(move || produce(source, &chunk_tx, &recycled))?;
+            .spawn(move || produce(source, prepare, &chunk_tx, &recycled))?;
         Ok(Self {
             path: name.to_owned(),
             chunks,
             recycle,
-            chunk: Vec::new(),
-            offset: 0,
+            chunk: Chunk::default(),
+            next: 0,
             line_number: 0,
         })
     }
 
     /// The next line without its newline, or `None` at the end of the file.
     pub fn next_line(&mut self) -> Result<Option<&[u8]>, AuditError> {
+        Ok(self.next_prepared()?.map(|(line, _)| line))
+    }
+
+    /// The next line without its newline and, if the reader thread parsed it, its fields.
+    pub fn next_prepared(&mut self) -> Result<Option<(&[u8], Option<&RowFields>)>, AuditError> {
         loop {
-            if self.offset < self.chunk.len() {
-                let start = self.offset;
-                let Some(len) = memchr::memchr(b'\n', &self.chunk[start..]) else {
-                    return Err(AuditError::Truncated(format!(
-                        "line {} has no line end: the file stops in the middle of it",
-                        self.line_number + 1
-                    )));
-                };
-                self.offset = start + len + 1;
+            if self.next < self.chunk.lines.len() {
+                let index = self.next;
+                self.next += 1;
                 self.line_number += 1;
-                return Ok(Some(&self.chunk[start..start + len]));
+                let (range, prepared) = &self.chunk.lines[index];
+                let line = &self.chunk.bytes[range.clone()];
+                let fields = match prepared {
+                    Prepared::Unprepared => None,
+                    Prepared::Row(row) => self.chunk.rows.get(*row),
+                };
+                return Ok(Some((line, fields)));
+            }
+            if self.chunk.bytes.len() > self.chunk.lines.last().map_or(0, |(r, _)| r.end + 1) {
+                return Err(AuditError::Truncated(format!(
+                    "line {} has no line end: the file stops in the middle of it",
+                    self.line_number + 1
+                )));
             }
             match self.chunks.recv() {
                 Ok(Ok(next)) => {
                     let used = std::mem::replace(&mut self.chunk, next);
-                    // The reader makes a new buffer when none comes back.
+                    // The reader makes a new chunk when none comes back.
                     let _ = self.recycle.try_send(used);
-                    self.offset = 0;
+                    self.next = 0;
                 }
                 Ok(Err(source)) => {
                     return Err(AuditError::Io {
@@ -129,25 +247,29 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// The reader thread: fills chunks, cuts them after their last line end, and hands them over.
-/// Stops at the end of the input, at an error, or when the parser hangs up.
+/// The reader thread: fills chunks, cuts them after their last line end, splits and prepares
+/// their lines, and hands them over. Stops at the end of the input, at an error, or when the
+/// parser hangs up.
 fn produce(
     mut source: Box<dyn Read + Send>,
-    chunks: &SyncSender<Result<Vec<u8>, std::io::Error>>,
-    recycled: &Receiver<Vec<u8>>,
+    prepare: Prepare,
+    chunks: &SyncSender<Result<Chunk, std::io::Error>>,
+    recycled: &Receiver<Chunk>,
 ) {
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let mut buf = match recycled.try_recv() {
-            Ok(buf) => buf,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
-                Vec::with_capacity(CHUNK_BYTES + (64 << 10))
-            }
+        let mut chunk = match recycled.try_recv() {
+            Ok(chunk) => chunk,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk {
+                bytes: Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
+                ..Chunk::default()
+            },
         };
+        let buf = &mut chunk.bytes;
         buf.clear();
         buf.append(&mut carry);
         let want = CHUNK_BYTES.saturating_sub(buf.len()).max(64 << 10);
-        let read = match (&mut source).take(want as u64).read_to_end(&mut buf) {
+        let read = match (&mut source).take(want as u64).read_to_end(buf) {
             Ok(read) => read,
             Err(e) => {
                 let _ = chunks.send(Err(e));
@@ -156,7 +278,7 @@ fn produce(
         };
         let at_end = read < want;
         if !at_end {
-            match memchr::memrchr(b'\n', &buf) {
+            match memchr::memrchr(b'\n', buf) {
                 Some(last) => carry.extend_from_slice(&buf[last + 1..]),
                 None if buf.len() > MAX_LINE_BYTES => {
                     let _ = chunks.send(Err(std::io::Error::new(
@@ -166,19 +288,42 @@ fn produce(
                     return;
                 }
                 None => {
-                    carry = buf;
+                    carry = std::mem::take(buf);
                     continue;
                 }
             }
             let keep = buf.len() - carry.len();
             buf.truncate(keep);
         }
-        if !buf.is_empty() && chunks.send(Ok(buf)).is_err() {
+        split(&mut chunk, prepare);
+        if !chunk.bytes.is_empty() && chunks.send(Ok(chunk)).is_err() {
             return;
         }
         if at_end {
             return;
         }
+    }
+}
+
+/// Finds the chunk's complete lines and prepares each.
+fn split(chunk: &mut Chunk, prepare: Prepare) {
+    chunk.lines.clear();
+    chunk.rows.clear();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &chunk.bytes) {
+        let line = &chunk.bytes[start..end];
+        let prepared = match prepare {
+            Prepare::Rows if line.starts_with(EVENT_PREFIX) => match RowFields::of(line) {
+                Some(fields) => {
+                    chunk.rows.push(fields);
+                    Prepared::Row(chunk.rows.len() - 1)
+                }
+                None => Prepared::Unprepared,
+            },
+            Prepare::Rows | Prepare::Lines => Prepared::Unprepared,
+        };
+        chunk.lines.push((start..end, prepared));
+        start = end + 1;
     }
 }
 
@@ -190,6 +335,7 @@ mod tests {
         let mut file = AuditFile::from_reader(
             Path::new("test"),
             std::io::Cursor::new(input),
+            Prepare::Lines,
             &ProgressBar::hidden(),
         )
         .map_err(|source| AuditError::Io {

@@ -145,8 +145,20 @@ fn read_u64(bytes: &[u8]) -> u64 {
 
 /// 64 hex digits as 32 bytes.
 pub(crate) fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
     let mut out = [0u8; 32];
-    hex::decode_to_slice(text.as_bytes(), &mut out).ok()?;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
     Some(out)
 }
 
@@ -227,7 +239,9 @@ pub(crate) struct EventLine<'a> {
 impl<'a> EventLine<'a> {
     /// Parses an event line; `Err` says what is wrong with it.
     pub fn parse(line: &'a [u8]) -> Result<Self, String> {
-        let event: EventLine<'a> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        // One UTF-8 check of the whole line, instead of one per string and raw value.
+        let line = std::str::from_utf8(line).map_err(|e| e.to_string())?;
+        let event: EventLine<'a> = serde_json::from_str(line).map_err(|e| e.to_string())?;
         if event.record != "event" {
             return Err(format!("expected an event line, found {:?}", event.record));
         }
@@ -245,6 +259,16 @@ impl<'a> EventLine<'a> {
     /// When it was recorded.
     pub fn recorded_at(&self) -> Result<DateTime<Utc>, String> {
         parse_instant(&self.recorded_at)
+    }
+
+    /// `recorded_at` as written.
+    pub fn recorded_at_text(&self) -> &Cow<'a, str> {
+        &self.recorded_at
+    }
+
+    /// `row_hash` as written.
+    pub fn row_hash_text(&self) -> &Cow<'a, str> {
+        &self.row_hash
     }
 
     /// The row as the verifier sees it.
@@ -273,11 +297,135 @@ impl<'a> EventLine<'a> {
     }
 }
 
+/// An event line read by its exact layout, without a JSON parser: what the exporter writes,
+/// strings without escapes. Anything else is `None`, and is then parsed as JSON.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaidOut<'a> {
+    pub event_type: &'a str,
+    pub log_position: LogPosition,
+    pub stream_id: &'a str,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub schema_version: u16,
+    pub recorded_at: &'a str,
+    pub row_hash: &'a str,
+    /// The bytes between `"payload":` and `,"metadata":`; the row hash tells whether they are
+    /// the canonical payload.
+    pub payload: &'a [u8],
+    /// The bytes between `,"metadata":` and the closing brace.
+    pub metadata: &'a [u8],
+}
+
+impl<'a> LaidOut<'a> {
+    /// Reads `line` by the exporter's layout.
+    pub fn read(line: &'a [u8]) -> Option<Self> {
+        let mut rest = line.strip_prefix(EVENT_PREFIX)?;
+        let event_type = string(&mut rest)?;
+        let transaction_id = number(&mut rest, br#","transaction_id":"#)?;
+        let position = number(&mut rest, br#","position":"#)?;
+        rest = rest.strip_prefix(br#","stream_id":""#)?;
+        let stream_id = string(&mut rest)?;
+        let stream_version = number(&mut rest, br#","stream_version":"#)?;
+        rest = rest.strip_prefix(br#","event_id":""#)?;
+        let event_id = Uuid::try_parse(string(&mut rest)?).ok()?;
+        let schema_version = u16::try_from(number(&mut rest, br#","schema_version":"#)?).ok()?;
+        rest = rest.strip_prefix(br#","recorded_at":""#)?;
+        let recorded_at = string(&mut rest)?;
+        rest = rest.strip_prefix(br#","row_hash":""#)?;
+        let row_hash = string(&mut rest)?;
+        let rest = rest.strip_prefix(br#","payload":"#)?.strip_suffix(b"}")?;
+        let split = memchr::memmem::rfind(rest, br#","metadata":"#)?;
+        let (payload, metadata) = (&rest[..split], &rest[split + 12..]);
+        (!payload.is_empty() && !metadata.is_empty()).then_some(Self {
+            event_type,
+            log_position: LogPosition {
+                transaction_id,
+                position,
+            },
+            stream_id,
+            stream_version,
+            event_id,
+            schema_version,
+            recorded_at,
+            row_hash,
+            payload,
+            metadata,
+        })
+    }
+}
+
+/// A string's text up to its closing quote (consumed); `None` if it has escapes.
+fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    let text = std::str::from_utf8(&rest[..end]).ok()?;
+    *rest = &rest[end + 1..];
+    Some(text)
+}
+
+/// `key` then an unsigned integer as JSON writes it (no leading zeros), consumed.
+fn number(rest: &mut &[u8], key: &[u8]) -> Option<u64> {
+    let digits_from = rest.strip_prefix(key)?;
+    let len = digits_from
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if len == 0 || (len > 1 && digits_from[0] == b'0') {
+        return None;
+    }
+    let value = digits_from[..len].iter().try_fold(0u64, |n, b| {
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })?;
+    *rest = &digits_from[len..];
+    Some(value)
+}
+
 /// Parses an instant written by [`format_instant`] (any RFC 3339 instant is accepted).
 pub(crate) fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Some(instant) = parse_micros_utc(text.as_bytes()) {
+        return Ok(instant);
+    }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("recorded_at {text:?}: {e}"))
+}
+
+/// The exporter's own form, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, read without a general parser.
+fn parse_micros_utc(text: &[u8]) -> Option<DateTime<Utc>> {
+    if text.len() != 27
+        || [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ]
+        .iter()
+        .any(|(at, byte)| text[*at] != *byte)
+    {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        text[from..to].iter().try_fold(0u32, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(number(0, 4)?).ok()?,
+        number(5, 7)?,
+        number(8, 10)?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+        number(20, 26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// The event type of an event line as the exporter lays it out, without parsing the line;
@@ -359,6 +507,11 @@ mod tests {
         assert_eq!(event.stream_version, 3);
         let row = event.audit_row().expect("row");
         assert_eq!(row.recorded_at.timestamp_micros(), 1_790_000_000_123_456);
+        assert_eq!(
+            parse_instant("2026-09-21T14:13:20.123456+00:00"),
+            Ok(row.recorded_at)
+        );
+        assert!(parse_instant("2026-02-30T14:13:20.123456Z").is_err());
         assert_eq!(row.row_hash, [7; 32]);
         assert_eq!(
             scan_event_type(&line),
@@ -366,6 +519,17 @@ mod tests {
         );
         let located = locate_event(&line).expect("located");
         assert_eq!(located, event.event_ref());
+        let laid_out = LaidOut::read(&line[..line.len() - 1]).expect("laid out");
+        assert_eq!(laid_out.payload, event.payload.get().as_bytes());
+        assert_eq!(laid_out.metadata, event.metadata.get().as_bytes());
+        assert_eq!(laid_out.log_position, event.log_position());
+        assert_eq!(laid_out.stream_id, event.stream_id);
+        assert_eq!(laid_out.event_id, event.event_id);
+        // Anything not laid out exactly so is left to the JSON parser.
+        let spaced =
+            String::from_utf8_lossy(&line).replace(r#""position":42"#, r#""position": 42"#);
+        assert!(LaidOut::read(spaced.trim_end().as_bytes()).is_none());
+        assert!(EventLine::parse(spaced.trim_end().as_bytes()).is_ok());
     }
 
     #[test]

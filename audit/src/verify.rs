@@ -15,11 +15,11 @@
 use chrono::{DateTime, Utc};
 use lightspeed_eventstore::hash::SealHasher;
 use lightspeed_eventstore::seal::Seal;
-use lightspeed_eventstore::verify::{LogVerifier, Tampering, VerifyReport};
+use lightspeed_eventstore::verify::{AuditRow, EventRef, LogVerifier, Tampering, VerifyReport};
 use serde::Serialize;
 
 use crate::error::AuditError;
-use crate::file::AuditFile;
+use crate::file::{AuditFile, RowFields};
 use crate::format::{
     EventLine, FORMAT_NAME, FORMAT_VERSION, Header, MetaLine, is_end_line, locate_event,
 };
@@ -156,7 +156,7 @@ pub fn verify_file(file: &mut AuditFile) -> Result<FileVerification, AuditError>
     let mut check = Checker::new(seals)?;
     loop {
         let line_number = file.line_number() + 1;
-        let Some(line) = file.next_line()? else {
+        let Some((line, fields)) = file.next_prepared()? else {
             return Err(AuditError::Truncated(format!(
                 "no trailer after {} events",
                 check.pushed
@@ -179,7 +179,7 @@ pub fn verify_file(file: &mut AuditFile) -> Result<FileVerification, AuditError>
                 report: report.into_report(),
             });
         }
-        match check.push(line, line_number) {
+        match check.push(line, fields, line_number) {
             Ok(()) => {}
             Err(Stop::Error(error)) => return Err(error),
             Err(Stop::Tampering(finding)) => {
@@ -217,7 +217,7 @@ enum Stop {
 /// A finding of the event store's verifier and the row it was made on.
 struct Finding {
     tampering: Tampering,
-    event: lightspeed_eventstore::verify::EventRef,
+    event: EventRef,
     row_hash: [u8; 32],
 }
 
@@ -276,7 +276,15 @@ impl Checker {
         })
     }
 
-    fn push(&mut self, line: &[u8], line_number: u64) -> Result<(), Stop> {
+    fn push(
+        &mut self,
+        line: &[u8],
+        fields: Option<&RowFields>,
+        line_number: u64,
+    ) -> Result<(), Stop> {
+        if let Some(row) = fields.and_then(|fields| fields.audit_row(line)) {
+            return self.push_row(&row);
+        }
         let event = match EventLine::parse(line) {
             Ok(event) => event,
             Err(why) => return Err(Stop::Error(unreadable(line, line_number, &why))),
@@ -284,10 +292,18 @@ impl Checker {
         let row = event
             .audit_row()
             .map_err(|why| Stop::Error(unreadable(line, line_number, &why)))?;
-        if let Err(tampering) = self.verifier.push(&row) {
+        self.push_row(&row)
+    }
+
+    fn push_row(&mut self, row: &AuditRow<'_>) -> Result<(), Stop> {
+        if let Err(tampering) = self.verifier.push(row) {
             return Err(Stop::Tampering(Box::new(Finding {
                 tampering,
-                event: event.event_ref(),
+                event: EventRef {
+                    stream_id: row.stream_id.to_owned(),
+                    stream_version: row.stream_version,
+                    log_position: row.log_position,
+                },
                 row_hash: row.row_hash,
             })));
         }
@@ -322,7 +338,7 @@ impl Checker {
     fn sharpen(
         &mut self,
         tampering: Tampering,
-        event: lightspeed_eventstore::verify::EventRef,
+        event: EventRef,
         row_hash: [u8; 32],
         file: &mut AuditFile,
     ) -> Tampering {
@@ -425,10 +441,7 @@ fn unreadable(line: &[u8], line_number: u64, why: &str) -> AuditError {
 }
 
 /// The event at `position` further on in the file, if there is one.
-fn find_later(
-    file: &mut AuditFile,
-    position: u64,
-) -> Option<lightspeed_eventstore::verify::EventRef> {
+fn find_later(file: &mut AuditFile, position: u64) -> Option<EventRef> {
     while let Ok(Some(line)) = file.next_line() {
         if is_end_line(line) {
             return None;
