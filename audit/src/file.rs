@@ -116,6 +116,9 @@ impl RowFields {
     }
 }
 
+/// A line without its newline, and its fields if the reader thread parsed them.
+pub type PreparedLine<'a> = (&'a [u8], Option<&'a RowFields>);
+
 /// Decompressed lines and what was found out about each.
 #[derive(Debug, Default)]
 struct Chunk {
@@ -189,7 +192,7 @@ impl AuditFile {
     }
 
     /// The next line without its newline and, if the reader thread parsed it, its fields.
-    pub fn next_prepared(&mut self) -> Result<Option<(&[u8], Option<&RowFields>)>, AuditError> {
+    pub fn next_prepared(&mut self) -> Result<Option<PreparedLine<'_>>, AuditError> {
         loop {
             if self.next < self.chunk.lines.len() {
                 let index = self.next;
