@@ -25,7 +25,7 @@ pub enum ExitStatus {
     Clean,
     /// 1: the log was altered; the first altered event or seal is named.
     Tampered,
-    /// 2: the options ask for something impossible (e.g. `--as-of` after the export's `--until`).
+    /// 2: the options ask for what the source cannot answer (`--as-of` after the export's `--until`).
     Usage,
     /// 3: the replay and the live read model differ; every difference is listed.
     Mismatch,

@@ -54,9 +54,9 @@ pub enum AuditError {
         /// What the decoder said.
         why: String,
     },
-    /// The options ask for something the source cannot answer.
-    #[error("invalid request: {0}")]
-    Invalid(String),
+    /// A stored row of the database's log cannot be read (a bug or tampering).
+    #[error("cannot read the log: {0}")]
+    Unreadable(String),
     /// `--as-of` lies after the instant the export was cut at, where the file is incomplete.
     #[error(
         "--as-of {as_of} is after the export's --until {until}: the file does not hold what came later"
@@ -82,10 +82,11 @@ impl AuditError {
     pub fn exit_status(&self) -> crate::ExitStatus {
         match self {
             Self::Tampering(_) | Self::Counts(_) => crate::ExitStatus::Tampered,
-            Self::Format { .. } | Self::Truncated(_) | Self::Undecodable { .. } => {
-                crate::ExitStatus::BadInput
-            }
-            Self::Invalid(_) | Self::AsOfAfterUntil { .. } => crate::ExitStatus::Usage,
+            Self::Format { .. }
+            | Self::Truncated(_)
+            | Self::Undecodable { .. }
+            | Self::Unreadable(_) => crate::ExitStatus::BadInput,
+            Self::AsOfAfterUntil { .. } => crate::ExitStatus::Usage,
             Self::Io { .. }
             | Self::Output(_)
             | Self::Seals(_)

@@ -250,9 +250,9 @@ pub(crate) fn read_position(row: &PgRow) -> Result<LogPosition, AuditError> {
     Ok(LogPosition {
         transaction_id: tx
             .parse()
-            .map_err(|_| AuditError::Invalid(format!("transaction id {tx:?}")))?,
+            .map_err(|_| AuditError::Unreadable(format!("transaction id {tx:?}")))?,
         position: u64::try_from(position)
-            .map_err(|_| AuditError::Invalid(format!("position {position}")))?,
+            .map_err(|_| AuditError::Unreadable(format!("position {position}")))?,
     })
 }
 

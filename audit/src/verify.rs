@@ -72,7 +72,7 @@ pub async fn verify_database(pool: &sqlx::PgPool) -> Result<Report, AuditError> 
         Err(VerifyError::Tampering(t)) => Err(AuditError::Tampering(t)),
         Err(VerifyError::Seal(e)) => Err(AuditError::Seals(e)),
         Err(VerifyError::Database(e)) => Err(AuditError::Database(e)),
-        Err(VerifyError::Read(why)) => Err(AuditError::Invalid(why)),
+        Err(VerifyError::Read(why)) => Err(AuditError::Unreadable(why)),
     }
 }
 
