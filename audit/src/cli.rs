@@ -178,7 +178,12 @@ pub async fn run_verify(
     err: &mut dyn Write,
 ) -> ExitStatus {
     let (result, source) = match &options.source {
-        Source::Database(pool) => (verify_database(pool).await, "the database's log".to_owned()),
+        Source::Database(pool) => {
+            let progress = bar(options.progress, 0, Unit::Events);
+            let result = verify_database(pool, &progress).await;
+            progress.finish_and_clear();
+            (result, "the database's log".to_owned())
+        }
         Source::File(path) => {
             let path = path.clone();
             let progress = options.progress;

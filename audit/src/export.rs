@@ -51,6 +51,20 @@ pub async fn export_log<W: Write>(
     out: W,
     progress: &ProgressBar,
 ) -> Result<(ExportSummary, W), AuditError> {
+    let mut out =
+        zstd::stream::write::Encoder::new(out, COMPRESSION_LEVEL).map_err(AuditError::Output)?;
+    let summary = export_lines(pool, until, &mut out, progress).await?;
+    let out = out.finish().map_err(AuditError::Output)?;
+    Ok((summary, out))
+}
+
+/// Writes the lines of an audit file, uncompressed, to `out` (see [`export_log`]).
+pub(crate) async fn export_lines(
+    pool: &PgPool,
+    until: Option<DateTime<Utc>>,
+    out: &mut impl Write,
+    progress: &ProgressBar,
+) -> Result<ExportSummary, AuditError> {
     let exported_at = Utc::now();
     let seals = load_seals(pool).await?;
     let end = cut(pool, until, &seals).await?;
@@ -73,8 +87,6 @@ pub async fn export_log<W: Write>(
     };
     progress.set_length(events);
 
-    let mut out =
-        zstd::stream::write::Encoder::new(out, COMPRESSION_LEVEL).map_err(AuditError::Output)?;
     let mut buf = Vec::with_capacity(8 << 20);
     write_meta(&mut buf, &MetaLine::Header(header.clone()))?;
     for seal in &seals {
@@ -131,9 +143,8 @@ pub async fn export_log<W: Write>(
         }),
     )?;
     out.write_all(&buf).map_err(AuditError::Output)?;
-    let out = out.finish().map_err(AuditError::Output)?;
     progress.finish();
-    Ok((summary, out))
+    Ok(summary)
 }
 
 fn write_meta(buf: &mut Vec<u8>, line: &MetaLine) -> Result<(), AuditError> {

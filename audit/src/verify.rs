@@ -12,14 +12,21 @@
 //! - a broken link between two seals is blamed on the later seal only once the earlier one has
 //!   been checked against its events.
 
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
+
 use chrono::{DateTime, Utc};
+use indicatif::ProgressBar;
 use lightspeed_eventstore::hash::SealHasher;
 use lightspeed_eventstore::seal::Seal;
 use lightspeed_eventstore::verify::{AuditRow, EventRef, LogVerifier, Tampering, VerifyReport};
 use serde::Serialize;
+use sqlx::PgPool;
 
 use crate::error::AuditError;
-use crate::file::{AuditFile, RowFields};
+use crate::export::export_lines;
+use crate::file::{AuditFile, Prepare, RowFields};
 use crate::format::{
     EventLine, FORMAT_NAME, FORMAT_VERSION, Header, MetaLine, is_end_line, locate_event,
 };
@@ -64,15 +71,82 @@ impl From<VerifyReport> for Report {
     }
 }
 
-/// Verifies the log stored in the database (the event store's own verifier).
-pub async fn verify_database(pool: &sqlx::PgPool) -> Result<Report, AuditError> {
-    use lightspeed_eventstore::verify::VerifyError;
-    match lightspeed_eventstore::verify::verify_database(pool).await {
-        Ok(report) => Ok(report.into()),
-        Err(VerifyError::Tampering(t)) => Err(AuditError::Tampering(t)),
-        Err(VerifyError::Seal(e)) => Err(AuditError::Seals(e)),
-        Err(VerifyError::Database(e)) => Err(AuditError::Database(e)),
-        Err(VerifyError::Read(why)) => Err(AuditError::Unreadable(why)),
+/// Verifies the log stored in the database: it is exported, uncompressed, straight into the
+/// file verifier on another thread, so both are checked by the same code and name what was
+/// altered the same way. `progress` counts the events read.
+pub async fn verify_database(pool: &PgPool, progress: &ProgressBar) -> Result<Report, AuditError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(PIPE_BATCHES);
+    let verifier = tokio::task::spawn_blocking(move || {
+        let name = Path::new("the database's log");
+        let reader = PipeReader {
+            batches: rx,
+            batch: Vec::new(),
+            offset: 0,
+        };
+        let mut file = AuditFile::from_reader(name, reader, Prepare::Rows, &ProgressBar::hidden())
+            .map_err(|source| AuditError::Io {
+                path: name.to_owned(),
+                source,
+            })?;
+        verify_file(&mut file)
+    });
+    let mut writer = PipeWriter(tx);
+    let exported = export_lines(pool, None, &mut writer, progress).await;
+    drop(writer);
+    let verified = verifier
+        .await
+        .map_err(|e| AuditError::Interrupted(format!("the verifier: {e}")))?;
+    match (exported, verified) {
+        (Ok(_), Ok(verified)) => Ok(verified.report),
+        (_, Err(found @ (AuditError::Tampering(_) | AuditError::Counts(_)))) => Err(found),
+        (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+    }
+}
+
+/// Batches of lines in flight between the database reader and the verifier.
+const PIPE_BATCHES: usize = 4;
+
+/// Hands what is written to the verifier's thread.
+struct PipeWriter(SyncSender<Vec<u8>>);
+
+impl Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf.to_vec()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the verifier stopped reading",
+            )
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads what the [`PipeWriter`] sent; the end of input once it is dropped.
+struct PipeReader {
+    batches: Receiver<Vec<u8>>,
+    batch: Vec<u8>,
+    offset: usize,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.offset == self.batch.len() {
+            match self.batches.recv() {
+                Ok(batch) => {
+                    self.batch = batch;
+                    self.offset = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.batch.len() - self.offset);
+        buf[..n].copy_from_slice(&self.batch[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
     }
 }
 

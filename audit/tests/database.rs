@@ -54,7 +54,7 @@ async fn tamper(log: &Log, sql: &str) {
 }
 
 async fn found(log: &Log) -> Tampering {
-    match verify_database(log.pool()).await {
+    match verify_database(log.pool(), &indicatif::ProgressBar::hidden()).await {
         Err(AuditError::Tampering(t)) => t,
         other => panic!("expected tampering, got {other:?}"),
     }
@@ -118,6 +118,29 @@ async fn a_seal_altered_in_the_table_is_named() {
         .fetch_one(log.pool())
         .await
         .expect("seals");
+    assert!(last > 4, "{last} seals");
+    // In the middle of the chain: the next seal's link breaks, but this one is to blame.
+    tamper(
+        &log,
+        "UPDATE ledger.seals SET seal_hash = sha256(seal_hash) WHERE seal_number = 3",
+    )
+    .await;
+    match found(&log).await {
+        Tampering::SealAltered { seal_number, .. } => assert_eq!(seal_number, 3),
+        other => panic!("{other:?}"),
+    }
+    let (status, err) = run(&log).await;
+    assert_eq!(status, ExitStatus::Tampered);
+    assert!(err.contains("seal 3 altered"), "{err}");
+    // Put back, then the last seal.
+    tamper(
+        &log,
+        "UPDATE ledger.seals s SET seal_hash = n.previous_hash
+           FROM ledger.seals n WHERE s.seal_number = 3 AND n.seal_number = 4",
+    )
+    .await;
+    let (status, err) = run(&log).await;
+    assert_eq!(status, ExitStatus::Clean, "{err}");
     tamper(
         &log,
         &format!(
@@ -131,7 +154,34 @@ async fn a_seal_altered_in_the_table_is_named() {
         }
         other => panic!("{other:?}"),
     }
-    let (status, err) = run(&log).await;
-    assert_eq!(status, ExitStatus::Tampered);
-    assert!(err.contains(&format!("seal {last} altered")), "{err}");
+}
+
+#[tokio::test]
+async fn two_rows_swapped_in_the_table_are_named() {
+    let log = sealed_log(54).await;
+    let first = middle_event(&log).await;
+    // Give the first event a place in the read order after a later one (its transaction's id).
+    let later: (String, i64) = sqlx::query_as(
+        "SELECT transaction_id::text, position FROM ledger.events
+          ORDER BY transaction_id, position OFFSET 160 LIMIT 1",
+    )
+    .fetch_one(log.pool())
+    .await
+    .expect("a later event");
+    tamper(
+        &log,
+        &format!(
+            "UPDATE ledger.events SET transaction_id = '{}'::xid8 WHERE position = {}",
+            later.0, first.log_position.position
+        ),
+    )
+    .await;
+    match found(&log).await {
+        Tampering::Reordered { event, .. } => {
+            assert_eq!(event.stream_id, first.stream_id);
+            assert_eq!(event.stream_version, first.stream_version);
+            assert_eq!(event.log_position.position, first.log_position.position);
+        }
+        other => panic!("{other:?}"),
+    }
 }

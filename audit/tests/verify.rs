@@ -71,7 +71,7 @@ fn middle_event(lines: &[Vec<u8>]) -> usize {
 async fn a_clean_export_verifies_and_agrees_with_the_database() {
     let (log, _dir, path) = exported(11).await;
     let report = verify_path(&path, false).expect("a clean export verifies");
-    let database = lightspeed_audit::verify_database(log.pool())
+    let database = lightspeed_audit::verify_database(log.pool(), &indicatif::ProgressBar::hidden())
         .await
         .expect("the database verifies");
     assert_eq!(report, database);
