@@ -7,6 +7,9 @@
 //! (the library calls behind the two subcommands) `AUDIT_BENCH_RUNS` times each, alternating,
 //! and prints the median, fastest and slowest runs.
 //!
+//! Each line also gives the CPU time of the median run (all threads), since on a shared
+//! machine the wall time also measures the neighbours.
+//!
 //! Settings (environment): `AUDIT_BENCH_EVENTS` (default 1 000 000), `AUDIT_BENCH_RUNS`
 //! (default 5), `AUDIT_BENCH_FILE` (default `target/audit-bench-<events>.ndjson.zst`).
 
@@ -71,16 +74,40 @@ async fn generate(path: &PathBuf, events: usize) {
     );
 }
 
-fn report(what: &str, events: u64, mut runs: Vec<Duration>) {
-    runs.sort();
+/// CPU time of this process so far (user and system, all threads; Linux), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// One timed run: wall time and CPU seconds.
+fn timed<T>(run: impl FnOnce() -> T) -> (T, Duration, f64) {
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    let out = run();
+    (out, started.elapsed(), cpu_seconds() - cpu)
+}
+
+fn report(what: &str, events: u64, mut runs: Vec<(Duration, f64)>) {
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
     let rate = |d: &Duration| events as f64 / d.as_secs_f64();
-    let median = runs[runs.len() / 2];
+    let (median, cpu) = runs[runs.len() / 2];
     println!(
-        "{what}: {events} events, median {median:.2?} = {:.0} events/s (fastest {:.0}, slowest {:.0}; {} runs)",
+        "{what}: {events} events, median {median:.2?} = {:.0} events/s (fastest {:.0}, slowest {:.0}; {} runs); \
+         median run used {cpu:.2} CPU s = {:.0} events per CPU second",
         rate(&median),
-        rate(&runs[0]),
-        rate(&runs[runs.len() - 1]),
-        runs.len()
+        rate(&runs[0].0),
+        rate(&runs[runs.len() - 1].0),
+        runs.len(),
+        events as f64 / cpu.max(0.01)
     );
 }
 
@@ -109,12 +136,11 @@ fn main() {
     let mut replay_runs = Vec::new();
     let mut counted = (0, 0);
     for _ in 0..runs {
-        let started = Instant::now();
-        let verified = verify_path(&path, false).expect("verify");
-        verify_runs.push(started.elapsed());
-        let started = Instant::now();
-        let replayed = replay_path(&path, ReplayFilter::default(), false).expect("replay");
-        replay_runs.push(started.elapsed());
+        let (verified, wall, cpu) = timed(|| verify_path(&path, false).expect("verify"));
+        verify_runs.push((wall, cpu));
+        let (replayed, wall, cpu) =
+            timed(|| replay_path(&path, ReplayFilter::default(), false).expect("replay"));
+        replay_runs.push((wall, cpu));
         counted = (verified.events, replayed.events_read);
     }
     report("audit verify", counted.0, verify_runs);
