@@ -122,7 +122,9 @@ pub type PreparedLine<'a> = (&'a [u8], Option<&'a RowFields>);
 /// Decompressed lines and what was found out about each.
 #[derive(Debug, Default)]
 struct Chunk {
+    /// A buffer, initialised; the text is its first `filled` bytes.
     bytes: Vec<u8>,
+    filled: usize,
     lines: Vec<(Range<usize>, Prepared)>,
     rows: Vec<RowFields>,
 }
@@ -206,7 +208,7 @@ impl AuditFile {
                 };
                 return Ok(Some((line, fields)));
             }
-            if self.chunk.bytes.len() > self.chunk.lines.last().map_or(0, |(r, _)| r.end + 1) {
+            if self.chunk.filled > self.chunk.lines.last().map_or(0, |(r, _)| r.end + 1) {
                 return Err(AuditError::Truncated(format!(
                     "line {} has no line end: the file stops in the middle of it",
                     self.line_number + 1
@@ -263,27 +265,36 @@ fn produce(
     loop {
         let mut chunk = match recycled.try_recv() {
             Ok(chunk) => chunk,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk {
-                bytes: Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
-                ..Chunk::default()
-            },
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk::default(),
         };
-        let buf = &mut chunk.bytes;
-        buf.clear();
-        buf.append(&mut carry);
-        let want = CHUNK_BYTES.saturating_sub(buf.len()).max(64 << 10);
-        let read = match (&mut source).take(want as u64).read_to_end(buf) {
-            Ok(read) => read,
-            Err(e) => {
-                let _ = chunks.send(Err(e));
-                return;
+        // Buffers stay initialised from one use to the next: only a longer line grows one.
+        let size = (carry.len() + CHUNK_BYTES).max(chunk.bytes.len());
+        chunk.bytes.resize(size, 0);
+        chunk.bytes[..carry.len()].copy_from_slice(&carry);
+        let mut filled = carry.len();
+        carry.clear();
+        let mut at_end = false;
+        while filled < chunk.bytes.len() {
+            match source.read(&mut chunk.bytes[filled..]) {
+                Ok(0) => {
+                    at_end = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = chunks.send(Err(e));
+                    return;
+                }
             }
-        };
-        let at_end = read < want;
+        }
         if !at_end {
-            match memchr::memrchr(b'\n', buf) {
-                Some(last) => carry.extend_from_slice(&buf[last + 1..]),
-                None if buf.len() > MAX_LINE_BYTES => {
+            match memchr::memrchr(b'\n', &chunk.bytes[..filled]) {
+                Some(last) => {
+                    carry.extend_from_slice(&chunk.bytes[last + 1..filled]);
+                    filled = last + 1;
+                }
+                None if filled > MAX_LINE_BYTES => {
                     let _ = chunks.send(Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         format!("a line is longer than {MAX_LINE_BYTES} bytes"),
@@ -291,15 +302,14 @@ fn produce(
                     return;
                 }
                 None => {
-                    carry = std::mem::take(buf);
+                    carry.extend_from_slice(&chunk.bytes[..filled]);
                     continue;
                 }
             }
-            let keep = buf.len() - carry.len();
-            buf.truncate(keep);
         }
+        chunk.filled = filled;
         split(&mut chunk, prepare);
-        if !chunk.bytes.is_empty() && chunks.send(Ok(chunk)).is_err() {
+        if filled > 0 && chunks.send(Ok(chunk)).is_err() {
             return;
         }
         if at_end {
@@ -313,7 +323,7 @@ fn split(chunk: &mut Chunk, prepare: Prepare) {
     chunk.lines.clear();
     chunk.rows.clear();
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', &chunk.bytes) {
+    for end in memchr::memchr_iter(b'\n', &chunk.bytes[..chunk.filled]) {
         let line = &chunk.bytes[start..end];
         let prepared = match prepare {
             Prepare::Rows if line.starts_with(EVENT_PREFIX) => match RowFields::of(line) {
@@ -373,6 +383,14 @@ mod tests {
             plain[123_456],
             format!("{{\"n\":123456,\"pad\":\"{}\"}}", "x".repeat(123_456 % 97)).into_bytes()
         );
+    }
+
+    #[test]
+    fn a_line_longer_than_a_chunk_comes_whole() {
+        let long = "y".repeat(CHUNK_BYTES * 2 + 17);
+        let text = format!("a\n{long}\nb\n").into_bytes();
+        let lines = lines_of(text).expect("lines");
+        assert_eq!(lines, vec![b"a".to_vec(), long.into_bytes(), b"b".to_vec()]);
     }
 
     #[test]

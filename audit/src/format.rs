@@ -149,18 +149,36 @@ pub(crate) fn parse_hash(text: &str) -> Option<[u8; 32]> {
     if digits.len() != 64 {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     let mut out = [0u8; 32];
+    let mut invalid = 0u8;
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        let (high, low) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        invalid |= high | low;
+        *byte = (high << 4) | (low & 0x0F);
     }
-    Some(out)
+    // Digits are 0..=15; anything else is marked with the high bits.
+    (invalid & 0xF0 == 0).then_some(out)
 }
+
+/// The value of each hex digit, 0xFF for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// An event as the exporter writes it.
 #[derive(Debug, Clone)]
@@ -513,6 +531,9 @@ mod tests {
         );
         assert!(parse_instant("2026-02-30T14:13:20.123456Z").is_err());
         assert_eq!(row.row_hash, [7; 32]);
+        assert_eq!(parse_hash(&"Ab".repeat(32)), Some([0xAB; 32]));
+        assert_eq!(parse_hash(&format!("{}g", "0".repeat(63))), None);
+        assert_eq!(parse_hash("00"), None);
         assert_eq!(
             scan_event_type(&line),
             Some(b"CommissionAccrued".as_slice())
