@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use indicatif::ProgressBar;
 use lightspeed_eventstore::LogPosition;
@@ -263,10 +263,8 @@ fn produce(
 ) {
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let mut chunk = match recycled.try_recv() {
-            Ok(chunk) => chunk,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk::default(),
-        };
+        // A chunk the parser is done with, else a new one.
+        let mut chunk = recycled.try_recv().unwrap_or_default();
         // Buffers stay initialised from one use to the next: only a longer line grows one.
         let size = (carry.len() + CHUNK_BYTES).max(chunk.bytes.len());
         chunk.bytes.resize(size, 0);
