@@ -97,7 +97,7 @@ fn timed<T>(run: impl FnOnce() -> T) -> (T, Duration, f64) {
 }
 
 fn report(what: &str, events: u64, mut runs: Vec<(Duration, f64)>) {
-    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    runs.sort_by_key(|run| run.0);
     let rate = |d: &Duration| events as f64 / d.as_secs_f64();
     let (median, cpu) = runs[runs.len() / 2];
     println!(
