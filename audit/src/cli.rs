@@ -27,7 +27,8 @@ pub enum ExitStatus {
     Tampered,
     /// 2: the options ask for what the source cannot answer (`--as-of` after the export's `--until`).
     Usage,
-    /// 3: the replay and the live read model differ; every difference is listed.
+    /// 3: the figures disagree: the replay with the live read model, or a payment's success with
+    /// its wallet's commission; every difference is listed.
     Mismatch,
     /// 4: the file is not a readable audit file (malformed, truncated) or an event cannot be decoded.
     BadInput,
@@ -225,8 +226,9 @@ pub fn replay_path(
     Ok(report)
 }
 
-/// Runs `audit commission`: prints the figures to `out`; with `--db`, also the comparison with
-/// the live read model, and [`ExitStatus::Mismatch`] if they differ.
+/// Runs `audit commission`: prints the figures to `out`, any payment whose success and
+/// commission disagree, and with `--db` the comparison with the live read model;
+/// [`ExitStatus::Mismatch`] if anything disagrees.
 pub async fn run_commission(
     options: &CommissionOptions,
     out: &mut dyn Write,
@@ -251,7 +253,7 @@ pub async fn run_commission(
             if let Err(e) = write_commission(&report, options.format, out, err) {
                 return failed(&AuditError::Output(e), err);
             }
-            if report.differences().is_empty() {
+            if report.agrees() {
                 ExitStatus::Clean
             } else {
                 ExitStatus::Mismatch

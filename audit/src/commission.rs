@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lightspeed_domain::{Decider, MerchantId, Wallet};
+use lightspeed_domain::{Decider, MerchantId, Payment, Wallet};
 use lightspeed_eventstore::LogPosition;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
@@ -13,10 +13,13 @@ use crate::error::AuditError;
 use crate::export::{read_position, to_i64};
 use crate::file::AuditFile;
 use crate::format::{EventLine, is_end_line, scan_event_type};
-use crate::replay::{CommissionReplay, MerchantCommission, ReplayEvent, ReplayFilter, folds};
+use crate::replay::{
+    CommissionReplay, Inconsistency, MerchantCommission, PAYMENT_TYPES, ReplayEvent, ReplayFilter,
+    folds,
+};
 use crate::verify::{read_header, read_trailer};
 
-/// Wallet events read from PostgreSQL per query.
+/// Events read from PostgreSQL per query.
 const DB_BATCH: i64 = lightspeed_eventstore::limits::MAX_READ_BATCH as i64;
 
 /// What a commission replay found.
@@ -28,10 +31,12 @@ pub struct CommissionReport {
     pub merchant: Option<MerchantId>,
     /// Events read.
     pub events_read: u64,
-    /// Events folded into the figures.
+    /// Events folded into the figures and the matching of payments with commissions.
     pub events_applied: u64,
     /// Each merchant with wallet activity, by merchant id.
     pub merchants: Vec<MerchantCommission>,
+    /// Where a payment's success and its wallet's commission disagree (there should be none).
+    pub inconsistencies: Vec<Inconsistency>,
     /// The comparison with the live read model (database only).
     pub read_model: Option<ReadModelCheck>,
 }
@@ -60,6 +65,12 @@ impl CommissionReport {
             }
         }
         totals
+    }
+
+    /// True when the replay found nothing to report: no inconsistency between payments and
+    /// wallets, and no difference with the read model.
+    pub fn agrees(&self) -> bool {
+        self.inconsistencies.is_empty() && self.differences().is_empty()
     }
 
     /// The differences with the read model, if it was compared.
@@ -200,11 +211,13 @@ pub fn replay_file(
         events_read,
         events_applied: replay.applied(),
         merchants: replay.balances(),
+        inconsistencies: replay.inconsistencies(),
         read_model: None,
     })
 }
 
-/// Replays the commission from the database's log, in one consistent snapshot; without
+/// Replays the commission from the database's log (wallet events, payment initiations and
+/// successes), in one consistent snapshot; without
 /// `as_of`, also compares it with the live wallet read model at that model's checkpoint.
 pub async fn replay_database(
     pool: &PgPool,
@@ -222,9 +235,6 @@ pub async fn replay_database(
         .as_ref()
         .ok()
         .map(|(checkpoint, _, _)| *checkpoint);
-    let stream = filter
-        .merchant
-        .map(|merchant| format!("{}-{merchant}", <Wallet as Decider>::CATEGORY));
     let mut replay = CommissionReplay::new(filter);
     let mut at_checkpoint = None;
     let mut events_read = 0u64;
@@ -234,13 +244,14 @@ pub async fn replay_database(
             "SELECT transaction_id::text AS tx, position, stream_id, event_type, schema_version,
                     payload::text AS payload, recorded_at
                FROM ledger.events
-              WHERE category = $1 AND ($2::text IS NULL OR stream_id = $2)
-                AND (transaction_id, position) > ($3::text::xid8, $4)
+              WHERE (category = $1 OR (category = $2 AND event_type = ANY($3)))
+                AND (transaction_id, position) > ($4::text::xid8, $5)
                 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY transaction_id, position LIMIT $5",
+              ORDER BY transaction_id, position LIMIT $6",
         )
         .bind(<Wallet as Decider>::CATEGORY)
-        .bind(&stream)
+        .bind(<Payment as Decider>::CATEGORY)
+        .bind(PAYMENT_TYPES.as_slice())
         .bind(after.transaction_id.to_string())
         .bind(to_i64(after.position))
         .bind(DB_BATCH)
@@ -294,6 +305,7 @@ pub async fn replay_database(
         events_read,
         events_applied: replay.applied(),
         merchants,
+        inconsistencies: replay.inconsistencies(),
         read_model: Some(read_model),
     })
 }

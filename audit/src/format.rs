@@ -454,9 +454,11 @@ pub(crate) fn scan_event_type(line: &[u8]) -> Option<&[u8]> {
     (rest[end] == b'"').then(|| &rest[..end])
 }
 
-/// True for the trailer line.
+/// True for the trailer line (written `{"record":"end",…`, but any key order is read).
 pub(crate) fn is_end_line(line: &[u8]) -> bool {
     line.starts_with(END_PREFIX)
+        || (!line.starts_with(EVENT_PREFIX)
+            && matches!(serde_json::from_slice(line), Ok(MetaLine::End(_))))
 }
 
 /// Best-effort naming of the event on a line that does not parse: its stream, version and

@@ -10,8 +10,9 @@
 //! | `audit commission (--db \| FILE) [--as-of TIME] [--merchant ID] [--format table\|csv\|json]` | [`run_commission`] | [`replay_file`], [`replay_database`], [`replay_commission`], [`CommissionReplay`] |
 //!
 //! Exit codes ([`ExitStatus`]): 0 clean, 1 tampering (the first altered event or seal is
-//! named), 2 impossible request, 3 the replay differs from the live read model, 4 malformed or
-//! truncated file, 5 I/O or database failure.
+//! named), 2 a request the source cannot answer, 3 the figures disagree (with the live read
+//! model, or a payment's success with its wallet's commission), 4 malformed or truncated file,
+//! 5 I/O or database failure.
 //!
 //! # The audit file (format version 1)
 //!
@@ -62,6 +63,7 @@ pub use export::{ExportSummary, export_log};
 pub use file::AuditFile;
 pub use render::OutputFormat;
 pub use replay::{
-    CommissionReplay, MerchantCommission, ReplayEvent, ReplayFilter, replay_commission,
+    CommissionReplay, Inconsistency, MerchantCommission, ReplayEvent, ReplayFilter,
+    replay_commission,
 };
 pub use verify::{FileVerification, Report, verify_database, verify_file};

@@ -12,13 +12,15 @@ use crate::verify::Report;
 /// How `audit commission` prints its figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// Aligned columns, amounts in rupees with their paise (`1234.50`), a total line, and the
-    /// read model comparison.
+    /// Aligned columns, amounts in rupees with their paise (`1234.50`), a total line,
+    /// inconsistencies and the read model comparison.
     #[default]
     Table,
-    /// One line per merchant, amounts in paise; differences go to the error writer.
+    /// One line per merchant, amounts in paise; inconsistencies and differences go to the error
+    /// writer.
     Csv,
-    /// One JSON document: the figures in paise, totals and the read model comparison.
+    /// One JSON document: the figures in paise, totals, inconsistencies and the read model
+    /// comparison.
     Json,
 }
 
@@ -64,6 +66,7 @@ pub fn write_commission(
                     m.balance_due_paise.0
                 )?;
             }
+            write_inconsistencies(report, err)?;
             write_read_model(report, err)
         }
         OutputFormat::Json => {
@@ -142,7 +145,26 @@ fn write_table(report: &CommissionReport, out: &mut dyn Write) -> std::io::Resul
             t.balance_due_paise,
         ],
     )?;
+    write_inconsistencies(report, out)?;
     write_read_model(report, out)
+}
+
+fn write_inconsistencies(report: &CommissionReport, out: &mut dyn Write) -> std::io::Result<()> {
+    if report.inconsistencies.is_empty() {
+        return writeln!(
+            out,
+            "Payments and wallets: every success has exactly its commission, computed by the rule."
+        );
+    }
+    writeln!(
+        out,
+        "Payments and wallets: {} INCONSISTENCIES:",
+        report.inconsistencies.len()
+    )?;
+    for inconsistency in &report.inconsistencies {
+        writeln!(out, "  {inconsistency}")?;
+    }
+    Ok(())
 }
 
 fn money(m: &MerchantCommission) -> [lightspeed_domain::Paise; 6] {

@@ -4,13 +4,20 @@
 //! Payments succeeded and their volume come from `CommissionAccrued`, which the payment decider
 //! guarantees exactly once per successful payment and which is appended atomically with
 //! `PaymentSucceeded` (it carries the payment's amount); the read model counts them the same
-//! way. "As of" an instant means the events recorded at or before it.
+//! way. The replay also reads every `PaymentInitiated` (for the payment's merchant) and
+//! `PaymentSucceeded`, and matches each success with its accrual: same merchant, amount, fee and
+//! commission, and the commission is the domain's rule applied to them
+//! ([`BasisPoints::of`]); anything else is an [`Inconsistency`]. "As of" an instant means the
+//! events recorded at or before it.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use lightspeed_domain::payment::PaymentEvent;
 use lightspeed_domain::wallet::WalletEvent;
-use lightspeed_domain::{Decider, DomainEvent, MerchantId, Paise, Wallet};
+use lightspeed_domain::{
+    BasisPoints, Decider, DomainEvent, MerchantId, Paise, Payment, PaymentId, Wallet,
+};
 use lightspeed_eventstore::{LogPosition, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
@@ -108,17 +115,141 @@ struct Folded {
     volume: Paise,
 }
 
-/// Folds events, in read order, into each merchant's commission.
+/// What one side (the payment's success, or the wallet's accrual) says about a commission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Commission {
+    merchant: Option<MerchantId>,
+    amount: Paise,
+    fee: BasisPoints,
+    commission: Paise,
+}
+
+/// Where a payment's success and its wallet's commission do not agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inconsistency {
+    /// A payment succeeded, and no wallet accrued its commission.
+    SuccessWithoutCommission {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Its merchant, if its initiation was seen.
+        merchant_id: Option<MerchantId>,
+        /// The commission its success decided.
+        commission_paise: Paise,
+    },
+    /// A wallet accrued commission for a payment whose success is not in the log.
+    CommissionWithoutSuccess {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The wallet's merchant.
+        merchant_id: MerchantId,
+        /// The commission accrued.
+        commission_paise: Paise,
+    },
+    /// The success and the accrual disagree on a figure.
+    Disagree {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The figure: `merchant_id`, `amount_paise`, `fee_bps` or `commission_paise`.
+        field: String,
+        /// What the payment's success says.
+        payment: String,
+        /// What the wallet's accrual says.
+        wallet: String,
+    },
+    /// The commission accrued is not amount × fee / 10 000 rounded half-up.
+    Miscomputed {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The wallet's merchant.
+        merchant_id: MerchantId,
+        /// The payment's amount.
+        amount_paise: Paise,
+        /// The fee carried.
+        fee_bps: u32,
+        /// The commission accrued.
+        commission_paise: Paise,
+        /// What the domain's rule gives.
+        expected_paise: Paise,
+    },
+}
+
+impl std::fmt::Display for Inconsistency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SuccessWithoutCommission {
+                payment_id,
+                merchant_id,
+                commission_paise,
+            } => write!(
+                f,
+                "payment {payment_id} (merchant {}) succeeded with commission {} paise, and no wallet accrued it",
+                merchant_id.map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
+                commission_paise.0
+            ),
+            Self::CommissionWithoutSuccess {
+                payment_id,
+                merchant_id,
+                commission_paise,
+            } => write!(
+                f,
+                "the wallet of merchant {merchant_id} accrued {} paise for payment {payment_id}, whose success is not in the log",
+                commission_paise.0
+            ),
+            Self::Disagree {
+                payment_id,
+                field,
+                payment,
+                wallet,
+            } => write!(
+                f,
+                "payment {payment_id}: its success says {field} {payment}, its wallet's accrual {wallet}"
+            ),
+            Self::Miscomputed {
+                payment_id,
+                merchant_id,
+                amount_paise,
+                fee_bps,
+                commission_paise,
+                expected_paise,
+            } => write!(
+                f,
+                "payment {payment_id} (merchant {merchant_id}): commission {} paise on {} paise at {fee_bps} bps, the rule gives {}",
+                commission_paise.0, amount_paise.0, expected_paise.0
+            ),
+        }
+    }
+}
+
+/// Folds events, in read order, into each merchant's commission, and matches every payment's
+/// success with the commission its merchant's wallet accrued.
 #[derive(Debug, Clone, Default)]
 pub struct CommissionReplay {
     filter: ReplayFilter,
     merchants: HashMap<MerchantId, Folded>,
+    /// Payments initiated and not yet succeeded, and their merchants.
+    payment_merchants: HashMap<PaymentId, MerchantId>,
+    /// Successes whose accrual has not been seen yet.
+    successes: HashMap<PaymentId, Commission>,
+    /// Accruals whose success has not been seen yet.
+    accruals: HashMap<PaymentId, Commission>,
+    inconsistencies: Vec<Inconsistency>,
     applied: u64,
 }
 
-/// True for the event types the replay folds (every wallet event); others are skipped unread.
+/// The payment events the replay reads to match successes with accruals.
+pub(crate) const PAYMENT_TYPES: [&str; 2] = ["PaymentInitiated", "PaymentSucceeded"];
+
+/// True for the event types the replay reads (every wallet event, payment initiations and
+/// successes); others are skipped unread.
 pub fn folds(event_type: &str) -> bool {
-    WalletEvent::EVENT_TYPES.contains(&event_type)
+    WalletEvent::EVENT_TYPES.contains(&event_type) || PAYMENT_TYPES.contains(&event_type)
+}
+
+/// An event of a stream the replay reads.
+enum Fact {
+    Wallet(MerchantId, WalletEvent),
+    Payment(PaymentId, PaymentEvent),
 }
 
 impl CommissionReplay {
@@ -135,27 +266,24 @@ impl CommissionReplay {
         if !folds(event.event_type) || self.after_as_of(event.recorded_at) {
             return Ok(false);
         }
-        let merchant = wallet_owner(event.stream_id).ok_or_else(|| AuditError::Undecodable {
+        let undecodable = |why: String| AuditError::Undecodable {
             position: event.log_position.position,
-            why: format!(
-                "{} on stream {:?}, not a merchant's wallet",
-                event.event_type, event.stream_id
+            why,
+        };
+        let fact = match stream_of(event.stream_id) {
+            Some(Stream::Wallet(merchant)) => Fact::Wallet(
+                merchant,
+                decode_event(event.event_type, event.schema_version, event.payload)
+                    .map_err(undecodable)?,
             ),
-        })?;
-        if self
-            .filter
-            .merchant
-            .is_some_and(|wanted| wanted != merchant)
-        {
-            return Ok(false);
-        }
-        let wallet_event = decode_wallet(event.event_type, event.schema_version, event.payload)
-            .map_err(|why| AuditError::Undecodable {
-                position: event.log_position.position,
-                why,
-            })?;
-        self.fold(merchant, &wallet_event);
-        Ok(true)
+            Some(Stream::Payment(payment)) => Fact::Payment(
+                payment,
+                decode_event(event.event_type, event.schema_version, event.payload)
+                    .map_err(undecodable)?,
+            ),
+            None => return Err(undecodable(misplaced(event.event_type, event.stream_id))),
+        };
+        Ok(self.fold(fact))
     }
 
     /// Folds the next event in read order, as the event store hands it back.
@@ -167,35 +295,202 @@ impl CommissionReplay {
             position: event.log_position.position,
             why,
         };
-        let merchant = wallet_owner(event.stream_id.as_str()).ok_or_else(|| {
-            undecodable(format!(
-                "{} on stream {}, not a merchant's wallet",
-                event.event_type, event.stream_id
-            ))
-        })?;
-        if self
-            .filter
-            .merchant
-            .is_some_and(|wanted| wanted != merchant)
-        {
-            return Ok(false);
-        }
-        let wallet_event: WalletEvent = event.decode().map_err(|e| undecodable(e.to_string()))?;
-        self.fold(merchant, &wallet_event);
-        Ok(true)
+        let fact = match stream_of(event.stream_id.as_str()) {
+            Some(Stream::Wallet(merchant)) => Fact::Wallet(
+                merchant,
+                event.decode().map_err(|e| undecodable(e.to_string()))?,
+            ),
+            Some(Stream::Payment(payment)) => Fact::Payment(
+                payment,
+                event.decode().map_err(|e| undecodable(e.to_string()))?,
+            ),
+            None => {
+                return Err(undecodable(misplaced(
+                    &event.event_type,
+                    event.stream_id.as_str(),
+                )));
+            }
+        };
+        Ok(self.fold(fact))
     }
 
     fn after_as_of(&self, recorded_at: DateTime<Utc>) -> bool {
         self.filter.as_of.is_some_and(|as_of| recorded_at > as_of)
     }
 
-    fn fold(&mut self, merchant: MerchantId, event: &WalletEvent) {
-        let folded = self.merchants.entry(merchant).or_default();
-        if let WalletEvent::CommissionAccrued { amount, .. } = event {
-            folded.volume = folded.volume.saturating_add(*amount);
+    fn wanted(&self, merchant: Option<MerchantId>) -> bool {
+        self.filter
+            .merchant
+            .is_none_or(|wanted| merchant == Some(wanted))
+    }
+
+    /// Folds one fact; answers whether it counted for the merchants asked for.
+    fn fold(&mut self, fact: Fact) -> bool {
+        match fact {
+            Fact::Wallet(merchant, event) => {
+                if !self.wanted(Some(merchant)) {
+                    return false;
+                }
+                if let WalletEvent::CommissionAccrued {
+                    payment_id,
+                    amount,
+                    fee,
+                    commission,
+                    ..
+                } = &event
+                {
+                    self.accrued(
+                        *payment_id,
+                        Commission {
+                            merchant: Some(merchant),
+                            amount: *amount,
+                            fee: *fee,
+                            commission: *commission,
+                        },
+                    );
+                }
+                let folded = self.merchants.entry(merchant).or_default();
+                if let WalletEvent::CommissionAccrued { amount, .. } = &event {
+                    folded.volume = folded.volume.saturating_add(*amount);
+                }
+                folded.wallet =
+                    <Wallet as Decider>::evolve(std::mem::take(&mut folded.wallet), &event);
+            }
+            Fact::Payment(payment, PaymentEvent::PaymentInitiated { merchant_id, .. }) => {
+                if !self.wanted(Some(merchant_id)) {
+                    return false;
+                }
+                self.payment_merchants.insert(payment, merchant_id);
+            }
+            Fact::Payment(
+                payment,
+                PaymentEvent::PaymentSucceeded {
+                    amount,
+                    fee,
+                    commission,
+                    ..
+                },
+            ) => {
+                // Once succeeded, a payment's merchant is no longer needed.
+                let merchant = self.payment_merchants.remove(&payment);
+                if !self.wanted(merchant) {
+                    return false;
+                }
+                self.succeeded(
+                    payment,
+                    Commission {
+                        merchant,
+                        amount,
+                        fee,
+                        commission,
+                    },
+                );
+            }
+            Fact::Payment(..) => return false,
         }
-        folded.wallet = <Wallet as Decider>::evolve(std::mem::take(&mut folded.wallet), event);
         self.applied += 1;
+        true
+    }
+
+    fn succeeded(&mut self, payment: PaymentId, success: Commission) {
+        match self.accruals.remove(&payment) {
+            Some(accrual) => self.match_up(payment, &success, &accrual),
+            None => {
+                self.successes.insert(payment, success);
+            }
+        }
+    }
+
+    fn accrued(&mut self, payment: PaymentId, accrual: Commission) {
+        let expected = accrual.fee.of(accrual.amount);
+        if let Some(merchant_id) = accrual.merchant
+            && expected != accrual.commission
+        {
+            self.inconsistencies.push(Inconsistency::Miscomputed {
+                payment_id: payment,
+                merchant_id,
+                amount_paise: accrual.amount,
+                fee_bps: accrual.fee.bps(),
+                commission_paise: accrual.commission,
+                expected_paise: expected,
+            });
+        }
+        match self.successes.remove(&payment) {
+            Some(success) => self.match_up(payment, &success, &accrual),
+            None => {
+                self.accruals.insert(payment, accrual);
+            }
+        }
+    }
+
+    /// Records every figure on which a success and its accrual differ.
+    fn match_up(&mut self, payment: PaymentId, success: &Commission, accrual: &Commission) {
+        let shown = |merchant: Option<MerchantId>| {
+            merchant.map_or_else(|| "unknown".to_owned(), |m| m.to_string())
+        };
+        let figures = [
+            (
+                "merchant_id",
+                shown(success.merchant),
+                shown(accrual.merchant),
+                success.merchant.is_some(),
+            ),
+            (
+                "amount_paise",
+                success.amount.0.to_string(),
+                accrual.amount.0.to_string(),
+                true,
+            ),
+            (
+                "fee_bps",
+                success.fee.bps().to_string(),
+                accrual.fee.bps().to_string(),
+                true,
+            ),
+            (
+                "commission_paise",
+                success.commission.0.to_string(),
+                accrual.commission.0.to_string(),
+                true,
+            ),
+        ];
+        for (field, payment_says, wallet_says, known) in figures {
+            if known && payment_says != wallet_says {
+                self.inconsistencies.push(Inconsistency::Disagree {
+                    payment_id: payment,
+                    field: field.to_owned(),
+                    payment: payment_says,
+                    wallet: wallet_says,
+                });
+            }
+        }
+    }
+
+    /// Every success without its accrual, accrual without its success, disagreement and
+    /// miscomputed commission so far.
+    pub fn inconsistencies(&self) -> Vec<Inconsistency> {
+        let mut found = self.inconsistencies.clone();
+        let mut successes: Vec<_> = self.successes.iter().collect();
+        successes.sort_unstable_by_key(|(payment, _)| **payment);
+        for (payment, success) in successes {
+            found.push(Inconsistency::SuccessWithoutCommission {
+                payment_id: *payment,
+                merchant_id: success.merchant,
+                commission_paise: success.commission,
+            });
+        }
+        let mut accruals: Vec<_> = self.accruals.iter().collect();
+        accruals.sort_unstable_by_key(|(payment, _)| **payment);
+        for (payment, accrual) in accruals {
+            if let Some(merchant_id) = accrual.merchant {
+                found.push(Inconsistency::CommissionWithoutSuccess {
+                    payment_id: *payment,
+                    merchant_id,
+                    commission_paise: accrual.commission,
+                });
+            }
+        }
+        found
     }
 
     /// How many events counted so far.
@@ -227,21 +522,35 @@ pub fn replay_commission<'a>(
     Ok(replay.balances())
 }
 
-/// The merchant owning a wallet stream, `wallet-<merchant id>`.
-fn wallet_owner(stream_id: &str) -> Option<MerchantId> {
-    let id = stream_id
-        .strip_prefix(<Wallet as Decider>::CATEGORY)?
-        .strip_prefix('-')?;
-    id.parse().ok()
+/// A stream the replay reads.
+enum Stream {
+    Wallet(MerchantId),
+    Payment(PaymentId),
 }
 
-/// Decodes a stored wallet event straight from its payload text; a payload of an older shape
+/// `wallet-<merchant id>` or `payment-<payment id>`.
+fn stream_of(stream_id: &str) -> Option<Stream> {
+    let (category, id) = stream_id.split_once('-')?;
+    if category == <Wallet as Decider>::CATEGORY {
+        Some(Stream::Wallet(id.parse().ok()?))
+    } else if category == <Payment as Decider>::CATEGORY {
+        Some(Stream::Payment(id.parse().ok()?))
+    } else {
+        None
+    }
+}
+
+fn misplaced(event_type: &str, stream_id: &str) -> String {
+    format!("{event_type} on stream {stream_id:?}, not a merchant's wallet or a payment")
+}
+
+/// Decodes a stored event straight from its payload text; a payload of another schema version
 /// goes through the domain's upcasting decoder.
-fn decode_wallet(
+fn decode_event<E: DomainEvent>(
     event_type: &str,
     schema_version: u16,
     payload: &str,
-) -> Result<WalletEvent, String> {
+) -> Result<E, String> {
     // The domain's events are adjacently tagged: {"type": <event type>, "data": <payload>}.
     let mut tagged = String::with_capacity(payload.len() + event_type.len() + 20);
     tagged.push_str(r#"{"type":"#);
@@ -249,7 +558,7 @@ fn decode_wallet(
     tagged.push_str(r#","data":"#);
     tagged.push_str(payload);
     tagged.push('}');
-    match serde_json::from_str::<WalletEvent>(&tagged) {
+    match serde_json::from_str::<E>(&tagged) {
         Ok(event) if event.schema_version() == schema_version => Ok(event),
         _ => {
             let payload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
@@ -279,12 +588,12 @@ mod tests {
             lightspeed_domain::encode(&event).expect("encode");
         let text = payload.to_string();
         assert_eq!(
-            decode_wallet(event_type, schema_version, &text),
+            decode_event::<WalletEvent>(event_type, schema_version, &text),
             Ok(event.clone())
         );
         // Another schema version goes through the domain's own (upcasting) decoder.
         assert_eq!(
-            decode_wallet(event_type, 9, &text).ok(),
+            decode_event::<WalletEvent>(event_type, 9, &text).ok(),
             lightspeed_domain::decode::<WalletEvent>(event_type, 9, payload.clone()).ok()
         );
 
