@@ -12,7 +12,7 @@ use sqlx::{PgPool, Row};
 use crate::error::AuditError;
 use crate::export::{read_position, to_i64};
 use crate::file::AuditFile;
-use crate::format::{EventLine, is_end_line, scan_event_type};
+use crate::format::{EventLine, LaidOut, is_end_line, parse_instant, scan_event_type};
 use crate::replay::{
     CommissionReplay, Inconsistency, MerchantCommission, PAYMENT_TYPES, ReplayEvent, ReplayFilter,
     folds,
@@ -189,20 +189,33 @@ pub fn replay_file(
             break;
         }
         events_read += 1;
-        let event = EventLine::parse(line).map_err(|why| AuditError::format(line_number, why))?;
+        let bad = |why: String| AuditError::format(line_number, why);
+        // The exporter's layout read directly; anything else through the JSON parser.
+        if let Some(event) = LaidOut::read(line) {
+            if !folds(event.event_type) {
+                continue;
+            }
+            replay.apply(&ReplayEvent {
+                log_position: event.log_position,
+                stream_id: event.stream_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: std::str::from_utf8(event.payload).map_err(|e| bad(e.to_string()))?,
+                recorded_at: parse_instant(event.recorded_at).map_err(bad)?,
+            })?;
+            continue;
+        }
+        let event = EventLine::parse(line).map_err(bad)?;
         if !folds(&event.event_type) {
             continue;
         }
-        let recorded_at = event
-            .recorded_at()
-            .map_err(|why| AuditError::format(line_number, why))?;
         replay.apply(&ReplayEvent {
             log_position: event.log_position(),
             stream_id: &event.stream_id,
             event_type: &event.event_type,
             schema_version: event.schema_version,
             payload: event.payload.get(),
-            recorded_at,
+            recorded_at: event.recorded_at().map_err(bad)?,
         })?;
     }
     Ok(CommissionReport {

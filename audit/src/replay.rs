@@ -234,11 +234,22 @@ pub struct CommissionReplay {
     /// Accruals whose success has not been seen yet.
     accruals: HashMap<PaymentId, Commission>,
     inconsistencies: Vec<Inconsistency>,
+    /// The schema version the domain gives `PaymentInitiated` today, once one was decoded.
+    initiated_version: Option<u16>,
     applied: u64,
 }
 
+/// The one figure the replay needs from a `PaymentInitiated` of the current shape.
+#[derive(serde::Deserialize)]
+struct InitiatedBy {
+    merchant_id: MerchantId,
+}
+
 /// The payment events the replay reads to match successes with accruals.
-pub(crate) const PAYMENT_TYPES: [&str; 2] = ["PaymentInitiated", "PaymentSucceeded"];
+pub(crate) const PAYMENT_TYPES: [&str; 2] = [PAYMENT_INITIATED, "PaymentSucceeded"];
+
+/// The type of a payment's first event, which names its merchant.
+const PAYMENT_INITIATED: &str = "PaymentInitiated";
 
 /// True for the event types the replay reads (every wallet event, payment initiations and
 /// successes); others are skipped unread.
@@ -276,11 +287,24 @@ impl CommissionReplay {
                 decode_event(event.event_type, event.schema_version, event.payload)
                     .map_err(undecodable)?,
             ),
-            Some(Stream::Payment(payment)) => Fact::Payment(
-                payment,
-                decode_event(event.event_type, event.schema_version, event.payload)
-                    .map_err(undecodable)?,
-            ),
+            Some(Stream::Payment(payment))
+                if event.event_type == PAYMENT_INITIATED
+                    && self.initiated_version == Some(event.schema_version) =>
+            {
+                // Of the shape the domain decoded before: only its merchant is read.
+                let initiated: InitiatedBy =
+                    serde_json::from_str(event.payload).map_err(|e| undecodable(e.to_string()))?;
+                return Ok(self.initiated(payment, initiated.merchant_id));
+            }
+            Some(Stream::Payment(payment)) => {
+                let decoded: PaymentEvent =
+                    decode_event(event.event_type, event.schema_version, event.payload)
+                        .map_err(undecodable)?;
+                if matches!(decoded, PaymentEvent::PaymentInitiated { .. }) {
+                    self.initiated_version = Some(decoded.schema_version());
+                }
+                Fact::Payment(payment, decoded)
+            }
             None => return Err(undecodable(misplaced(event.event_type, event.stream_id))),
         };
         Ok(self.fold(fact))
@@ -357,10 +381,7 @@ impl CommissionReplay {
                     <Wallet as Decider>::evolve(std::mem::take(&mut folded.wallet), &event);
             }
             Fact::Payment(payment, PaymentEvent::PaymentInitiated { merchant_id, .. }) => {
-                if !self.wanted(Some(merchant_id)) {
-                    return false;
-                }
-                self.payment_merchants.insert(payment, merchant_id);
+                return self.initiated(payment, merchant_id);
             }
             Fact::Payment(
                 payment,
@@ -388,6 +409,16 @@ impl CommissionReplay {
             }
             Fact::Payment(..) => return false,
         }
+        self.applied += 1;
+        true
+    }
+
+    /// Remembers a payment's merchant; answers whether it counted.
+    fn initiated(&mut self, payment: PaymentId, merchant: MerchantId) -> bool {
+        if !self.wanted(Some(merchant)) {
+            return false;
+        }
+        self.payment_merchants.insert(payment, merchant);
         self.applied += 1;
         true
     }
@@ -554,7 +585,16 @@ fn decode_event<E: DomainEvent>(
     // The domain's events are adjacently tagged: {"type": <event type>, "data": <payload>}.
     let mut tagged = String::with_capacity(payload.len() + event_type.len() + 20);
     tagged.push_str(r#"{"type":"#);
-    tagged.push_str(&serde_json::Value::from(event_type).to_string());
+    if event_type
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        tagged.push('"');
+        tagged.push_str(event_type);
+        tagged.push('"');
+    } else {
+        tagged.push_str(&serde_json::Value::from(event_type).to_string());
+    }
     tagged.push_str(r#","data":"#);
     tagged.push_str(payload);
     tagged.push('}');
