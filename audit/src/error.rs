@@ -9,7 +9,7 @@ use lightspeed_eventstore::verify::Tampering;
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// The log was altered: the first discrepancy, naming the event or seal.
-    #[error("TAMPERING: {0}")]
+    #[error("TAMPERING: {}", describe(.0))]
     Tampering(Tampering),
     /// A file could not be opened, read or written.
     #[error("{}: {source}", path.display())]
@@ -93,6 +93,26 @@ impl AuditError {
             | Self::Interrupted(_)
             | Self::Database(_) => crate::ExitStatus::Failed,
         }
+    }
+}
+
+/// A finding in words; a removed event is named by the event found in its place.
+fn describe(tampering: &Tampering) -> String {
+    match tampering {
+        Tampering::Removed {
+            position,
+            seal_number,
+            noticed_at,
+        } => {
+            let noticed = noticed_at.as_ref().map_or_else(
+                || "at the end of the log".to_owned(),
+                |event| format!("where {event} was found instead"),
+            );
+            format!(
+                "event removed: position {position}, sealed by seal {seal_number}, is missing ({noticed})"
+            )
+        }
+        other => other.to_string(),
     }
 }
 

@@ -95,7 +95,8 @@ fn write_table(report: &CommissionReport, out: &mut dyn Write) -> std::io::Resul
         .map_or_else(|| "the end of the log".to_owned(), format_instant);
     writeln!(
         out,
-        "Commission per merchant as of {as_of}, replayed from {} wallet events ({} events read)",
+        "Commission per merchant as of {as_of}, replayed from {} of {} events \
+         (wallet events, payment initiations and successes)",
         report.events_applied, report.events_read
     )?;
     writeln!(
