@@ -232,22 +232,25 @@ impl LogVerifier {
             return Err(Tampering::Changed(event()));
         }
         self.check_seal(row, &event)?;
-        let previous_version = self
-            .stream_versions
-            .get(row.stream_id)
-            .copied()
-            .unwrap_or(0);
-        if row.stream_version != previous_version + 1 {
-            return Err(Tampering::VersionGap {
-                event: event(),
-                previous: previous_version,
-            });
-        }
+        // One lookup per row: the stream's previous version, updated in place.
         match self.stream_versions.get_mut(row.stream_id) {
-            Some(version) => *version = row.stream_version,
+            Some(version) if version.checked_add(1) == Some(row.stream_version) => {
+                *version = row.stream_version;
+            }
+            Some(version) => {
+                return Err(Tampering::VersionGap {
+                    event: event(),
+                    previous: *version,
+                });
+            }
+            None if row.stream_version == 1 => {
+                self.stream_versions.insert(row.stream_id.to_owned(), 1);
+            }
             None => {
-                self.stream_versions
-                    .insert(row.stream_id.to_owned(), row.stream_version);
+                return Err(Tampering::VersionGap {
+                    event: event(),
+                    previous: 0,
+                });
             }
         }
         self.previous = Some(row.log_position);
@@ -271,7 +274,16 @@ impl LogVerifier {
         event: &dyn Fn() -> EventRef,
     ) -> Result<(), Tampering> {
         let position = row.log_position.position;
-        let Some(expected) = self.sealed.get(&position).copied() else {
+        // In an intact log the row is the entry the cursor waits for: no lookup needed.
+        let expected = match self.next_expected() {
+            Some(entry) if entry.position == position => Some(Expected {
+                seal_index: self.cursor.0,
+                entry_index: self.cursor.1,
+                hash_prefix: entry.hash_prefix,
+            }),
+            _ => self.sealed.get(&position).copied(),
+        };
+        let Some(expected) = expected else {
             if self
                 .last_sealed
                 .is_some_and(|last| row.log_position <= last)
