@@ -51,8 +51,61 @@ enum Command {
     /// Migrates, runs everything, seeds a demo merchant with three sandbox gateways, drives one
     /// payment to success, prints it with a signed `curl` for the next one, and keeps serving.
     Demo(Server),
+    /// Auditor tooling: export the log, verify it, replay commission from it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Prints the log's state: events, streams, head, relay position, seals.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Writes the log (events, row hashes, seals) to a self-contained file (zstd NDJSON).
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Cut at this recording instant (RFC 3339).
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Checks every row hash, the seal chain, version continuity and order; names the first
+    /// event changed, removed, inserted or reordered and exits non-zero.
+    Verify(AuditSource),
+    /// Replays commission per merchant from the events alone, as of any instant; with `--db`
+    /// also compares it with the live wallet read model.
+    Commission {
+        #[command(flatten)]
+        source: AuditSource,
+        /// Figures as of this instant (RFC 3339; events recorded at or before it).
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this merchant.
+        #[arg(long)]
+        merchant: Option<lightspeed_domain::MerchantId>,
+        /// `table`, `csv` or `json`.
+        #[arg(long, default_value = "table")]
+        format: lightspeed_audit::OutputFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct AuditSource {
+    /// Read the live database (`DATABASE_URL`).
+    #[arg(long)]
+    db: bool,
+    /// Read an export written by `lightspeed audit export`.
+    file: Option<std::path::PathBuf>,
+}
+
+impl AuditSource {
+    async fn resolve(&self, infra: &Infra) -> anyhow::Result<lightspeed_audit::Source> {
+        Ok(match &self.file {
+            Some(path) => lightspeed_audit::Source::File(path.clone()),
+            None => lightspeed_audit::Source::Database(infra.database().await?),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -78,7 +131,7 @@ async fn ctrl_c() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     lightspeed_gateways::http::install_crypto_provider();
     telemetry::init();
     let cli = Cli::parse();
@@ -148,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
             run_all_roles(&context, &server, ctrl_c()).await?;
         }
         Command::Demo(server) => demo::run(infra, &server).await?,
+        Command::Audit(command) => return audit(infra, command).await,
         Command::Status => {
             let pool = infra.database().await?;
             println!(
@@ -156,7 +210,46 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Runs an audit subcommand; its exit code says clean, tampered, inconsistent or failed.
+async fn audit(infra: &Infra, command: AuditCommand) -> anyhow::Result<std::process::ExitCode> {
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let status = match command {
+        AuditCommand::Export { out: file, until } => {
+            let options = lightspeed_audit::ExportOptions {
+                out: file,
+                until,
+                progress: true,
+            };
+            lightspeed_audit::run_export(&infra.database().await?, &options, &mut out, &mut err)
+                .await
+        }
+        AuditCommand::Verify(source) => {
+            let options = lightspeed_audit::VerifyOptions {
+                source: source.resolve(infra).await?,
+                progress: true,
+            };
+            lightspeed_audit::run_verify(&options, &mut out, &mut err).await
+        }
+        AuditCommand::Commission {
+            source,
+            as_of,
+            merchant,
+            format,
+        } => {
+            let options = lightspeed_audit::CommissionOptions {
+                source: source.resolve(infra).await?,
+                as_of,
+                merchant,
+                format,
+                progress: true,
+            };
+            lightspeed_audit::run_commission(&options, &mut out, &mut err).await
+        }
+    };
+    Ok(status.into())
 }
 
 /// Every role in this process until `shutdown`: relay and sealer, API, workers, projectors.

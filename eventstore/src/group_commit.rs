@@ -20,8 +20,10 @@ use crate::postgres::{PreparedStream, to_i64, to_u64};
 const MAX_BATCH_REQUESTS: usize = 256;
 /// Most events one batch carries (a request bigger than this goes alone).
 const MAX_BATCH_EVENTS: usize = 5_000;
-/// Batches in flight at once: one being built while another waits for its commit.
-const COMMITTERS: usize = 2;
+/// Batches in flight at once, so building one overlaps other batches' commits.
+const COMMITTERS: usize = 4;
+/// Requests with at least this many events are already batches: they commit on their own.
+pub(crate) const ALONE_FROM_EVENTS: usize = 32;
 /// Requests waiting for a committer; writers wait for room beyond this.
 const QUEUE_CAPACITY: usize = 4_096;
 

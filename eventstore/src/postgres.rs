@@ -284,11 +284,15 @@ impl EventStore for PgEventStore {
     async fn append_many(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, AppendError> {
         let streams = Arc::new(prepare(appends)?);
         let recorded_at = truncate_to_micros(self.clock.now());
-        match self
-            .group_commit
-            .submit(&self.pool, Arc::clone(&streams), recorded_at)
-            .await
-        {
+        let events: usize = streams.iter().map(|s| s.events.len()).sum();
+        let grouped = if events < group_commit::ALONE_FROM_EVENTS {
+            self.group_commit
+                .submit(&self.pool, Arc::clone(&streams), recorded_at)
+                .await
+        } else {
+            None
+        };
+        match grouped {
             Some(RequestOutcome::Stored(rows)) => return Ok(stored_result(&streams, &rows)),
             Some(RequestOutcome::WrongVersion { stream_id, actual }) => {
                 if let Some(replay) = self.find_replay(&streams).await? {
@@ -304,7 +308,8 @@ impl EventStore for PgEventStore {
                     actual,
                 });
             }
-            // The batch failed as a whole: append alone, where each race can be told apart.
+            // Too big to group, or the batch failed as a whole: append alone, where each race
+            // can be told apart.
             None => {}
         }
         for _ in 0..=RACE_RETRIES {
