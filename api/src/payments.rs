@@ -226,7 +226,7 @@ pub async fn initiate(
     let context = merchant_context(merchant, &headers);
     let initiated = state
         .ledger
-        .initiate_payment(merchant.id(), &payment, &context)
+        .initiate_payment(merchant, &payment, &context)
         .await?;
     let payment_id = initiated.payment_id();
     if let Initiated::Created(_) = initiated {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::cache::BoundedCache;
 use crate::error::{AppendError, InvalidInput, ReadError};
 use crate::limits::MAX_READ_BATCH;
-use crate::model::{ExpectedVersion, Metadata, NewEvent, StreamId};
+use crate::model::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
 use crate::store::EventStore;
 
 /// How many times one command is decided again after losing a race.
@@ -252,25 +252,40 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         &self,
         stream_ids: &[StreamId],
     ) -> Result<Vec<Loaded<D::State>>, CommandError<D::Error>> {
-        let mut loaded: Vec<Loaded<D::State>> =
-            stream_ids.iter().map(|id| self.cached(id)).collect();
+        let loaded: Vec<Loaded<D::State>> = stream_ids.iter().map(|id| self.cached(id)).collect();
         let after: Vec<(StreamId, u64)> = stream_ids
             .iter()
             .cloned()
             .zip(loaded.iter().map(|l| l.version))
             .collect();
         let events = self.store.read_streams(&after).await?;
-        for recorded in &events {
-            if let Some(index) = stream_ids.iter().position(|id| *id == recorded.stream_id) {
-                let event: D::Event = recorded.decode()?;
-                let state = std::mem::take(&mut loaded[index].state);
-                loaded[index].state = D::evolve(state, &event);
-                loaded[index].version = recorded.stream_version;
+        stream_ids
+            .iter()
+            .zip(loaded)
+            .map(|(id, cached)| {
+                let own = events.iter().filter(|e| e.stream_id == *id);
+                Ok(self.absorb(id, cached, own)?)
+            })
+            .collect()
+    }
+
+    /// Folds events read elsewhere (e.g. with other handlers' streams in one query) into a
+    /// state, skipping any it already holds, and remembers the result.
+    pub fn absorb<'e>(
+        &self,
+        stream_id: &StreamId,
+        mut loaded: Loaded<D::State>,
+        events: impl IntoIterator<Item = &'e RecordedEvent>,
+    ) -> Result<Loaded<D::State>, UpcastError> {
+        for recorded in events {
+            if recorded.stream_version <= loaded.version {
+                continue;
             }
+            let event: D::Event = recorded.decode()?;
+            loaded.state = D::evolve(loaded.state, &event);
+            loaded.version = recorded.stream_version;
         }
-        for (id, state) in stream_ids.iter().zip(&loaded) {
-            self.remember(id, state.clone());
-        }
+        self.remember(stream_id, loaded.clone());
         Ok(loaded)
     }
 

@@ -13,7 +13,7 @@ use lightspeed_domain::psp_outcome::{PspOutcome, PspOutcomeRecord, ReportOutcome
 use lightspeed_domain::routing::{NoGatewayAvailable, RouteCandidate, route};
 use lightspeed_domain::wallet::{Wallet, WalletCommand};
 use lightspeed_domain::{Decider, GatewayId, MerchantId, Paise, PaymentId};
-use lightspeed_eventstore::{AppendError, CommandContext, Loaded, StreamId, stream_of};
+use lightspeed_eventstore::{AppendError, CommandContext, EventStore, Loaded, StreamId, stream_of};
 
 use crate::error::ServiceError;
 use crate::ledger::{Ledger, MAX_ATTEMPTS};
@@ -68,6 +68,22 @@ pub enum Settled {
     Unchanged,
 }
 
+/// The events of one stream among events read for several.
+fn of_stream<'a>(
+    events: &'a [lightspeed_eventstore::RecordedEvent],
+    stream: &'a StreamId,
+) -> impl Iterator<Item = &'a lightspeed_eventstore::RecordedEvent> + 'a {
+    events.iter().filter(move |e| e.stream_id == *stream)
+}
+
+/// What initiation reads besides the merchant: its wallet and its active gateways.
+struct MerchantFunds {
+    wallet: Loaded<Wallet>,
+    gateway_ids: Vec<GatewayId>,
+    gateway_streams: Vec<StreamId>,
+    gateways: Vec<Loaded<Option<Gateway>>>,
+}
+
 impl Ledger {
     /// Starts a payment: checks the request and the merchant's standing, routes it to a gateway,
     /// and appends the order-id claim, the payment and the gateway booking atomically.
@@ -76,20 +92,25 @@ impl Ledger {
     /// answers the payment it started; with a different request it is refused.
     pub async fn initiate_payment(
         &self,
-        merchant_id: MerchantId,
+        merchant: &Merchant,
         request: &PaymentRequest,
         context: &CommandContext,
     ) -> Result<Initiated, ServiceError> {
+        let merchant_id = merchant.id();
         let payment_id = PaymentId::new();
         let payment_stream = stream_of::<Payment>(payment_id)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let merchant_stream = stream_of::<Merchant>(merchant_id)?;
-            let wallet_stream = stream_of::<Wallet>(merchant_id)?;
-            let (merchant, wallet) = tokio::try_join!(
-                async { Ok::<_, ServiceError>(self.merchants.load(&merchant_stream).await?) },
-                async { Ok::<_, ServiceError>(self.wallets.load(&wallet_stream).await?) }
-            )?;
-            let merchant = merchant.state.ok_or(ServiceError::UnknownMerchant)?;
+        let mut merchant = merchant.clone();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // A stream moved under us; the merchant may have too.
+                merchant = self.merchant(merchant_id).await?;
+            }
+            let MerchantFunds {
+                wallet,
+                gateway_ids,
+                gateway_streams,
+                gateways,
+            } = self.wallet_and_gateways(&merchant).await?;
             let at = self.now();
             let mut initiate = InitiatePayment {
                 payment_id,
@@ -112,7 +133,6 @@ impl Ledger {
                 return answer;
             }
 
-            let (gateway_ids, gateway_streams, gateways) = self.gateways_of(&merchant).await?;
             let booking = BookingRequest {
                 merchant_id,
                 amount: request.amount,
@@ -195,6 +215,50 @@ impl Ledger {
                 })
             }
         }))
+    }
+
+    /// The merchant's wallet and its active gateways, in one read.
+    async fn wallet_and_gateways(
+        &self,
+        merchant: &Merchant,
+    ) -> Result<MerchantFunds, ServiceError> {
+        let wallet_stream = stream_of::<Wallet>(merchant.id())?;
+        let ids: Vec<GatewayId> = merchant.active_gateways().iter().copied().collect();
+        let streams = ids
+            .iter()
+            .map(stream_of::<Gateway>)
+            .collect::<Result<Vec<StreamId>, _>>()?;
+        let wallet = self.wallets.cached(&wallet_stream);
+        let cached: Vec<_> = streams.iter().map(|s| self.gateways.cached(s)).collect();
+        let mut after = Vec::with_capacity(streams.len() + 1);
+        after.push((wallet_stream.clone(), wallet.version));
+        after.extend(
+            streams
+                .iter()
+                .cloned()
+                .zip(cached.iter().map(|l| l.version)),
+        );
+        let events = self.store.read_streams(&after).await?;
+        let decode = |e: lightspeed_domain::UpcastError| ServiceError::Store(e.to_string());
+        let wallet = self
+            .wallets
+            .absorb(&wallet_stream, wallet, of_stream(&events, &wallet_stream))
+            .map_err(decode)?;
+        let states = streams
+            .iter()
+            .zip(cached)
+            .map(|(stream, cached)| {
+                self.gateways
+                    .absorb(stream, cached, of_stream(&events, stream))
+                    .map_err(decode)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MerchantFunds {
+            wallet,
+            gateway_ids: ids,
+            gateway_streams: streams,
+            gateways: states,
+        })
     }
 
     /// The merchant's active gateways: ids, streams and current states, in one read.

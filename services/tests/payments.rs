@@ -109,9 +109,10 @@ impl World {
         order_id: &str,
         amount: i64,
     ) -> Result<Initiated, ServiceError> {
+        let merchant = self.ledger.merchant(merchant_id).await.expect("merchant");
         self.ledger
             .initiate_payment(
-                merchant_id,
+                &merchant,
                 &request(order_id, amount),
                 &CommandContext::default(),
             )
@@ -195,9 +196,10 @@ async fn an_order_id_starts_one_payment_and_a_different_request_with_it_is_refus
 
     // Another replica (cold caches) answers the same.
     let replica = Ledger::new(w.ledger.store().clone());
+    let state = replica.merchant(merchant).await.expect("merchant");
     let retry = replica
         .initiate_payment(
-            merchant,
+            &state,
             &request("ORD-1", 49_900),
             &CommandContext::default(),
         )
@@ -263,9 +265,10 @@ async fn concurrent_initiations_never_book_a_gateway_past_its_cap() {
         .map(|n| {
             let ledger = Arc::clone(&ledger);
             tokio::spawn(async move {
+                let state = ledger.merchant(merchant).await.expect("merchant");
                 ledger
                     .initiate_payment(
-                        merchant,
+                        &state,
                         &request(&format!("ORD-{n}"), 5_000),
                         &CommandContext::default(),
                     )

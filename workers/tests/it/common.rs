@@ -295,9 +295,10 @@ impl World {
     }
 
     pub async fn initiate(&self, merchant: MerchantId, order_id: &str, amount: i64) -> PaymentId {
+        let merchant = self.ledger.merchant(merchant).await.expect("merchant");
         self.ledger
             .initiate_payment(
-                merchant,
+                &merchant,
                 &PaymentRequest {
                     amount: lightspeed_domain::Paise(amount),
                     currency: "INR".into(),
