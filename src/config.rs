@@ -136,7 +136,9 @@ impl Server {
         match &self.encryption_key {
             Some(spec) => Ok(lightspeed_gateways::secrets::Keyring::parse(spec)?),
             None => {
-                tracing::warn!("ENCRYPTION_KEY is not set: sealing secrets with the insecure development key");
+                tracing::warn!(
+                    "ENCRYPTION_KEY is not set: sealing secrets with the insecure development key"
+                );
                 Ok(lightspeed_gateways::secrets::Keyring::dev_insecure())
             }
         }
@@ -152,8 +154,19 @@ impl Server {
         config.initiate_per_minute = std::num::NonZeroU32::new(self.initiate_per_minute)
             .ok_or_else(|| anyhow::anyhow!("INITIATE_RATE_PER_MINUTE must be at least 1"))?;
         config.body_limit_bytes = self.body_limit_bytes;
-        let sandbox = Sandbox::new(SandboxConfig::new(format!("{}/sandbox", config.public_url)), clock)?;
-        let state = lightspeed_api::AppState::new(ledger, std::sync::Arc::new(self.keyring()?), config, None);
-        Ok(lightspeed_api::app(state, axum::Router::new().nest("/sandbox", router(sandbox))))
+        let sandbox = Sandbox::new(
+            SandboxConfig::new(format!("{}/sandbox", config.public_url)),
+            clock,
+        )?;
+        let state = lightspeed_api::AppState::new(
+            ledger,
+            std::sync::Arc::new(self.keyring()?),
+            config,
+            None,
+        );
+        Ok(lightspeed_api::app(
+            state,
+            axum::Router::new().nest("/sandbox", router(sandbox)),
+        ))
     }
 }

@@ -77,7 +77,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Relay => {
             let store = infra.store().await?;
-            let relay = Relay::new(store.clone(), infra.jetstream().await?, infra.log_stream(), RelayConfig::default());
+            let relay = Relay::new(
+                store.clone(),
+                infra.jetstream().await?,
+                infra.log_stream(),
+                RelayConfig::default(),
+            );
             let sealer = Sealer::new(store.pool().clone(), SealerConfig::default());
             tokio::select! {
                 () = relay.run() => {}
@@ -112,7 +117,10 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Rebuild(args) => {
-            let deps = ProjectorDeps { store: infra.store().await?, live: None };
+            let deps = ProjectorDeps {
+                store: infra.store().await?,
+                live: None,
+            };
             let options = RebuildOptions {
                 batch_size: args.batch_size,
                 restart: args.restart,
@@ -120,12 +128,21 @@ async fn main() -> anyhow::Result<()> {
                 drop_previous: args.drop_previous,
             };
             let progress = lightspeed_projections::progress::for_stderr();
-            let report = lightspeed_projections::rebuild::rebuild(&args.name, &deps, &options, progress.as_ref()).await?;
+            let report = lightspeed_projections::rebuild::rebuild(
+                &args.name,
+                &deps,
+                &options,
+                progress.as_ref(),
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Status => {
             let pool = infra.database().await?;
-            println!("{}", log_state::LogState::read(&pool, &infra.log_stream().stream_name).await?);
+            println!(
+                "{}",
+                log_state::LogState::read(&pool, &infra.log_stream().stream_name).await?
+            );
         }
     }
     Ok(())

@@ -19,7 +19,11 @@ pub struct ReadModelSuccessRates(RwLock<HashMap<GatewayId, SuccessRate>>);
 
 impl SuccessRates for ReadModelSuccessRates {
     fn success_rate(&self, gateway: GatewayId) -> Option<SuccessRate> {
-        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&gateway).copied()
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&gateway)
+            .copied()
     }
 }
 
@@ -36,13 +40,18 @@ impl ReadModelSuccessRates {
                             .iter()
                             .map(|g| {
                                 let rate = SuccessRate {
-                                    succeeded: u64::try_from(g.gateway.recent_succeeded).unwrap_or(0),
-                                    attempted: u64::try_from(g.gateway.recent_attempted).unwrap_or(0),
+                                    succeeded: u64::try_from(g.gateway.recent_succeeded)
+                                        .unwrap_or(0),
+                                    attempted: u64::try_from(g.gateway.recent_attempted)
+                                        .unwrap_or(0),
                                 };
                                 (g.gateway.gateway_id.into(), rate)
                             })
                             .collect();
-                        *refreshed.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                        *refreshed
+                            .0
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
                     }
                     // Before the projection exists routing ranks every gateway as new.
                     Err(e) => tracing::debug!(error = %e, "success rates not available yet"),
