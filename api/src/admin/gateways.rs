@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use lightspeed_domain::gateway::{Gateway, GatewayCommand, GatewaySettings, RegisterGateway};
 use lightspeed_domain::{GatewayId, MerchantId, Paise};
 use lightspeed_gateways::http::HttpConfig;
-use lightspeed_gateways::psp::{PspAccount, PspClient, PspCredentials, PspEnvironment};
+use lightspeed_gateways::psp::{PspAccount, PspClient, PspCredentials, PspEnvironment, PspError};
 use lightspeed_projections::gateways::GatewayFilter;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +28,8 @@ use crate::state::AppState;
 
 /// Most gateways one bulk priority change may name.
 const MAX_PRIORITY_CHANGES: usize = 500;
+/// Time kept back from the request's deadline for answering after a credential check.
+const CHECK_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -629,8 +631,20 @@ pub async fn test(
             gateway.id()
         ))
     })?;
+    // Answer within the request's own deadline, so a PSP that hangs is a result, not a 503.
+    let budget = state
+        .config
+        .request_timeout
+        .saturating_sub(CHECK_MARGIN)
+        .max(CHECK_MARGIN);
     let started = Instant::now();
-    let checked = client.test_credentials(&account).await;
+    let checked = tokio::time::timeout(budget, client.test_credentials(&account))
+        .await
+        .unwrap_or_else(|_| {
+            Err(PspError::Unavailable {
+                reason: format!("no answer within {} ms", millis(budget)),
+            })
+        });
     drop(account);
     let body = match checked {
         Ok(check) => GatewayTestBody {
