@@ -3,19 +3,20 @@
 //! editing old ones.
 //!
 //! Which secrets exist is read from the merchant streams (each merchant and every gateway ever
-//! attached to it), so the log alone decides what is covered, read models play no part.
+//! attached to it), so the log alone decides what is covered, read models play no part. That
+//! list is read from the log's table as committed now, not with the gap-safe reader, which stays
+//! below the oldest transaction running anywhere on the cluster and could miss a merchant
+//! onboarded a moment ago. Secrets sealed while a rotation runs are sealed by processes that
+//! already hold the new key first, so nothing is left behind.
 
 use lightspeed_domain::gateway::{Gateway, GatewayCommand};
 use lightspeed_domain::merchant::{Merchant, MerchantCommand, MerchantEvent};
 use lightspeed_domain::{GatewayId, MerchantId, SealedSecret};
-use lightspeed_eventstore::{CommandContext, EventStore, LogPosition, StreamId, stream_of};
+use lightspeed_eventstore::{CommandContext, StreamId, stream_of};
 use serde::Serialize;
 
 use crate::error::ServiceError;
 use crate::ledger::Ledger;
-
-/// Merchant events read per step while listing what holds secrets.
-const SCAN_BATCH: usize = 1_000;
 
 /// Seals secrets again under the current key. Implemented over the keyring by the caller, so
 /// this crate never sees a key or a clear secret.
@@ -89,31 +90,29 @@ impl Ledger {
 
     /// Every merchant, and every gateway ever attached to one, from the merchant streams.
     async fn holders_of_secrets(&self) -> Result<(Vec<MerchantId>, Vec<GatewayId>), ServiceError> {
-        let categories = [<Merchant as lightspeed_domain::Decider>::CATEGORY.to_owned()];
-        let mut after = LogPosition::START;
+        let rows: Vec<(String, i16, serde_json::Value)> = sqlx::query_as(
+            "SELECT event_type, schema_version, payload FROM ledger.events
+              WHERE category = $1 AND event_type = ANY($2)
+              ORDER BY position",
+        )
+        .bind(<Merchant as lightspeed_domain::Decider>::CATEGORY)
+        .bind(["MerchantOnboarded", "MerchantGatewayAttached"])
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(|e| ServiceError::Store(e.to_string()))?;
         let (mut merchants, mut gateways) = (Vec::new(), Vec::new());
-        loop {
-            let batch = self
-                .store
-                .read_log(after, Some(&categories), SCAN_BATCH)
-                .await?;
-            for recorded in &batch {
-                let event: MerchantEvent = recorded
-                    .decode()
+        for (event_type, schema_version, payload) in rows {
+            let schema_version = u16::try_from(schema_version)
+                .map_err(|_| ServiceError::Store(format!("schema version {schema_version}")))?;
+            let event: MerchantEvent =
+                lightspeed_domain::decode(&event_type, schema_version, payload)
                     .map_err(|e| ServiceError::Store(e.to_string()))?;
-                match event {
-                    MerchantEvent::MerchantOnboarded { merchant_id, .. } => {
-                        merchants.push(merchant_id)
-                    }
-                    MerchantEvent::MerchantGatewayAttached { gateway_id, .. } => {
-                        gateways.push(gateway_id)
-                    }
-                    _ => {}
+            match event {
+                MerchantEvent::MerchantOnboarded { merchant_id, .. } => merchants.push(merchant_id),
+                MerchantEvent::MerchantGatewayAttached { gateway_id, .. } => {
+                    gateways.push(gateway_id)
                 }
-            }
-            match batch.last() {
-                Some(last) if batch.len() == SCAN_BATCH => after = last.log_position,
-                _ => break,
+                _ => {}
             }
         }
         gateways.sort_unstable();

@@ -279,8 +279,22 @@ impl TestApp {
 
     /// Builds (or rebuilds) every read model from the log, as the projectors would.
     pub async fn project(&self) {
+        use lightspeed_eventstore::EventStore;
         use lightspeed_projections::progress::Silent;
         use lightspeed_projections::{ProjectorDeps, RebuildOptions, catalog, rebuild};
+        // The gap-safe reader stays below the oldest transaction running anywhere on the
+        // cluster (another test's, say): wait until it sees everything this test committed.
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM ledger.events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("last position");
+        let last = u64::try_from(last.unwrap_or_default()).unwrap_or_default();
+        for _ in 0..1_000 {
+            if self.ledger.store().head().await.expect("head").position >= last {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let deps = ProjectorDeps {
             store: self.ledger.store().clone(),
             live: None,
