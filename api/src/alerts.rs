@@ -291,7 +291,7 @@ impl AlertEvaluator {
                 evaluation.raised.push(WHATSAPP_ALERT_KEY.to_owned());
                 format!(":warning: {summary}")
             })
-        } else if !over || failed == 0 {
+        } else if !over {
             let change = self
                 .ledger
                 .resolve_alert(WHATSAPP_ALERT_KEY, summary.clone(), &Self::context())

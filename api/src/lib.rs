@@ -257,12 +257,13 @@ pub fn app(state: AppState, extra: Router) -> Router {
         .with_state(state)
         .merge(extra)
         .fallback(|| async { ApiError::NotFound.into_response() })
-        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        // Outside the timeout, so a request that timed out is measured (as a 503) too.
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(RequestSpan))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
