@@ -2,8 +2,11 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use lightspeed_domain::gateway::GatewayError;
+use lightspeed_domain::merchant::MerchantError;
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::{Paise, PaymentId};
+use lightspeed_projections::ProjectionError;
 use lightspeed_services::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -98,6 +101,63 @@ pub enum ApiError {
     /// A PSP webhook whose signature does not verify.
     #[error("webhook signature does not verify")]
     WebhookNotVerified,
+    /// A PSP webhook from an address outside the provider's allow-list.
+    #[error("webhooks are not accepted from this address")]
+    WebhookSourceNotAllowed,
+    /// No `Authorization: Bearer` admin token.
+    #[error("missing admin bearer token")]
+    AdminTokenMissing,
+    /// The admin token is past its expiry.
+    #[error("admin token expired")]
+    AdminTokenExpired,
+    /// The admin token is malformed or not signed with our secret.
+    #[error("admin token is not valid")]
+    AdminTokenInvalid,
+    /// A valid token of someone who may not use the admin API (role or allow-list).
+    #[error("{0}")]
+    AdminForbidden(&'static str),
+    /// Admin authentication is not configured on this server.
+    #[error("the admin API is disabled: ADMIN_JWT_SECRET is not configured")]
+    AdminDisabled,
+    /// No such merchant.
+    #[error("merchant not found")]
+    MerchantNotFound,
+    /// The merchant is closed; nothing but key rotation's resealing is accepted.
+    #[error("merchant is closed")]
+    MerchantClosed,
+    /// The merchant already has the most active gateways allowed.
+    #[error("merchant already has {0} active gateways")]
+    TooManyGateways(usize),
+    /// The gateway is retired.
+    #[error("gateway is retired")]
+    GatewayRetired,
+    /// A generated client key collided with an existing one (try again).
+    #[error("client key already taken; try again")]
+    ClientKeyTaken,
+    /// A query parameter breaks a rule.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A read model has not been built yet.
+    #[error("read model {0} is not built yet")]
+    ReadModelNotReady(&'static str),
+    /// No queue of this name.
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    /// No queue action of this name.
+    #[error("unknown queue action {0:?}; expected pause, resume, retry or drain")]
+    UnknownQueueAction(String),
+    /// Queue control is not wired on this server.
+    #[error("queue control is not available on this server")]
+    QueuesUnavailable,
+    /// A destructive action without its confirmation parameter.
+    #[error("{0}")]
+    ConfirmationRequired(String),
+    /// The broker failed to carry out a queue action.
+    #[error("queue action failed: {0}")]
+    QueueActionFailed(String),
+    /// Metrics are not installed on this server.
+    #[error("metrics are not enabled on this server")]
+    MetricsDisabled,
     /// No route here.
     #[error("no such route")]
     NotFound,
@@ -128,6 +188,25 @@ impl ApiError {
             RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             UnknownWebhookUrl => (StatusCode::NOT_FOUND, "UNKNOWN_WEBHOOK_URL"),
             WebhookNotVerified => (StatusCode::UNAUTHORIZED, "WEBHOOK_NOT_VERIFIED"),
+            WebhookSourceNotAllowed => (StatusCode::FORBIDDEN, "WEBHOOK_SOURCE_NOT_ALLOWED"),
+            AdminTokenMissing => (StatusCode::UNAUTHORIZED, "ADMIN_TOKEN_MISSING"),
+            AdminTokenExpired => (StatusCode::UNAUTHORIZED, "ADMIN_TOKEN_EXPIRED"),
+            AdminTokenInvalid => (StatusCode::UNAUTHORIZED, "ADMIN_TOKEN_INVALID"),
+            AdminForbidden(_) => (StatusCode::FORBIDDEN, "ADMIN_FORBIDDEN"),
+            AdminDisabled => (StatusCode::SERVICE_UNAVAILABLE, "ADMIN_DISABLED"),
+            MerchantNotFound => (StatusCode::NOT_FOUND, "MERCHANT_NOT_FOUND"),
+            MerchantClosed => (StatusCode::CONFLICT, "MERCHANT_CLOSED"),
+            TooManyGateways(_) => (StatusCode::CONFLICT, "TOO_MANY_GATEWAYS"),
+            GatewayRetired => (StatusCode::CONFLICT, "GATEWAY_RETIRED"),
+            ClientKeyTaken => (StatusCode::CONFLICT, "CLIENT_KEY_TAKEN"),
+            InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+            ReadModelNotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "READ_MODEL_NOT_READY"),
+            UnknownQueue(_) => (StatusCode::NOT_FOUND, "UNKNOWN_QUEUE"),
+            UnknownQueueAction(_) => (StatusCode::NOT_FOUND, "UNKNOWN_QUEUE_ACTION"),
+            QueuesUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "QUEUES_UNAVAILABLE"),
+            ConfirmationRequired(_) => (StatusCode::BAD_REQUEST, "CONFIRMATION_REQUIRED"),
+            QueueActionFailed(_) => (StatusCode::BAD_GATEWAY, "QUEUE_ACTION_FAILED"),
+            MetricsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "METRICS_DISABLED"),
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
@@ -181,6 +260,12 @@ impl IntoResponse for ApiError {
         if let ApiError::RateLimited(seconds) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if status == StatusCode::UNAUTHORIZED && problem.code.starts_with("ADMIN_") {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"lightspeed-admin\""),
+            );
+        }
         response
     }
 }
@@ -201,9 +286,23 @@ impl From<ServiceError> for ApiError {
             ServiceError::Payment(PaymentError::MerchantNotActive { .. }) => {
                 ApiError::MerchantNotActive
             }
-            ServiceError::Payment(PaymentError::Invalid(field)) => ApiError::InvalidField {
+            ServiceError::Payment(PaymentError::Invalid(field))
+            | ServiceError::Merchant(MerchantError::Invalid(field))
+            | ServiceError::Gateway(GatewayError::Invalid(field)) => ApiError::InvalidField {
                 field: api_field(field.field).into(),
                 detail: field.problem.to_string(),
+            },
+            ServiceError::Merchant(MerchantError::NotOnboarded) => ApiError::MerchantNotFound,
+            ServiceError::Merchant(MerchantError::Closed) => ApiError::MerchantClosed,
+            ServiceError::Merchant(MerchantError::TooManyGateways { limit }) => {
+                ApiError::TooManyGateways(limit)
+            }
+            ServiceError::Gateway(GatewayError::NotRegistered) => ApiError::GatewayNotFound,
+            ServiceError::Gateway(GatewayError::Retired) => ApiError::GatewayRetired,
+            ServiceError::Claim(_) => ApiError::ClientKeyTaken,
+            ServiceError::DuplicateGateway(id) => ApiError::InvalidField {
+                field: "priorities".into(),
+                detail: format!("gateway {id} is named twice"),
             },
             other => ApiError::Internal(other.to_string()),
         }
@@ -215,5 +314,21 @@ fn api_field(domain_field: &str) -> &str {
     match domain_field {
         "merchant_order_id" => "order_id",
         other => other,
+    }
+}
+
+impl From<ProjectionError> for ApiError {
+    fn from(error: ProjectionError) -> Self {
+        match error {
+            ProjectionError::InvalidQuery(why) => ApiError::InvalidQuery(why),
+            ProjectionError::NotBuilt(view) => ApiError::ReadModelNotReady(view),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Internal(format!("database: {error}"))
     }
 }

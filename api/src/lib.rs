@@ -1,47 +1,77 @@
 //! The HTTP API of the LightSpeed ledger.
 //!
-//! - Merchant API (HMAC-signed): `POST /payment/initiate`, `GET /transaction/{id}`; and
-//!   `GET /status/{id}/stream` (Server-Sent Events) for the payer's browser.
+//! - Merchant API (HMAC-signed): `POST /payment/initiate`, `GET /transaction/{id}`,
+//!   `GET /merchant/whatsapp/usage`; and `GET /status/{id}/stream` (Server-Sent Events) for the
+//!   payer's browser.
 //! - Hosted checkout: `GET /checkout/{id}` and the return page.
 //! - PSP webhook intake: `POST /webhook/{client_key}[/{gateway_id}]`.
+//! - Admin API (bearer JWT of an allow-listed admin): `/admin/...` commands and reads.
+//! - Operations: `GET /health`, `GET /health/ready`, `GET /metrics`.
 //! - The sandbox PSP, mounted under `/sandbox`.
-//! - `GET /openapi.json` (generated from the handlers) and `GET /docs`.
+//! - `GET /openapi.json` (generated from the handlers; committed as `api/openapi.json`) and
+//!   `GET /docs`.
 //!
 //! Every error is `application/problem+json` with a stable `code` ([`error::ApiError`]).
+//!
+//! # What the binary calls
+//!
+//! [`telemetry::init`], [`metrics::install`], [`state::AppState::builder`] (with
+//! [`queues::QueueControl`] and [`health::ReadinessCheck`]s), [`app`], and the library tasks
+//! [`metrics::MetricsRefresher::run`], [`queues::QueueSampler::run`] and
+//! [`alerts::AlertEvaluator::run`]; [`admin_auth::mint_token`] for `lightspeed admin token` and
+//! [`keys::rotate_keys`] for `lightspeed keys rotate`.
 
+pub mod admin;
+pub mod admin_auth;
+pub mod alerts;
 pub mod auth;
 pub mod checkout;
 pub mod error;
+pub mod health;
+pub mod keys;
+pub mod merchant_reads;
+pub mod metrics;
 pub mod payments;
+pub mod protection;
+pub mod queues;
 pub mod state;
+pub mod telemetry;
 pub mod webhooks;
 
+use std::sync::OnceLock;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use tower_http::trace::{MakeSpan, TraceLayer};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, Problem};
-pub use state::{ApiConfig, AppState, StatusChecks};
+pub use state::{ApiConfig, AppState, AppStateBuilder, StatusChecks};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "LightSpeed ledger API",
-        description = "Payment aggregation with an event-sourced commission ledger. Merchant requests are signed: `x-client-key`, `x-timestamp` (unix seconds, ±300 s) and `x-signature` = hex HMAC-SHA256 keyed with the client salt over `\"{timestamp}\\n{METHOD}\\n{path and query}\\n{raw body}\"`. Errors are `application/problem+json` with a stable `code`."
+        description = "Payment aggregation with an event-sourced commission ledger. Merchant requests are signed: `x-client-key`, `x-timestamp` (unix seconds, ±300 s) and `x-signature` = hex HMAC-SHA256 keyed with the client salt over `\"{timestamp}\\n{METHOD}\\n{path and query}\\n{raw body}\"`. Admin requests carry `Authorization: Bearer <JWT>` (HS256, role `admin`, an allow-listed email). Errors are `application/problem+json` with a stable `code`."
     ),
     modifiers(&SecuritySchemes),
     tags(
         (name = "payments", description = "Merchant payment API"),
         (name = "checkout", description = "Hosted checkout pages"),
         (name = "psp-webhooks", description = "PSP webhook intake"),
+        (name = "admin-merchants", description = "Merchant administration"),
+        (name = "admin-gateways", description = "Gateway administration"),
+        (name = "admin-queues", description = "Queue control"),
+        (name = "admin-reads", description = "Read models, alerts and the audit log"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
 struct ApiDoc;
@@ -58,15 +88,33 @@ impl Modify for SecuritySchemes {
                 "HMAC-SHA256 signature, with x-client-key and x-timestamp",
             ))),
         );
+        components.add_security_scheme(
+            "admin_jwt",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256 JWT with role `admin` and an allow-listed email (`lightspeed admin token`)",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
-/// Routes with their OpenAPI description.
-fn routes() -> OpenApiRouter<AppState> {
+/// Routes with their OpenAPI description; `admin_origins` may call the admin routes from a
+/// browser (CORS).
+fn routes(admin_origins: &[HeaderValue]) -> OpenApiRouter<AppState> {
+    let mut admin = admin::routes();
+    if let Some(cors) = protection::admin_cors(admin_origins) {
+        admin = admin.layer(cors);
+    }
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(payments::initiate))
         .routes(routes!(payments::transaction))
         .routes(routes!(payments::status_stream))
+        .routes(routes!(merchant_reads::whatsapp_usage))
         .routes(routes!(checkout::checkout_page))
         .routes(routes!(checkout::checkout_ready))
         .routes(routes!(
@@ -75,31 +123,137 @@ fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhooks::gateway_webhook))
         .routes(routes!(webhooks::merchant_webhook))
+        .routes(routes!(health::alive))
+        .routes(routes!(health::ready))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(docs))
+        .merge(admin)
+}
+
+/// Adds what every admin route may answer (401, 403, 503 `ADMIN_DISABLED`) to the document,
+/// once, instead of in each handler's description.
+fn with_admin_refusals(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let refusals = [
+        (
+            "401",
+            "Missing, expired or wrongly signed admin token (merchant credentials never open admin routes)",
+        ),
+        (
+            "403",
+            "The token's role is not admin, or its email is not on the allow-list",
+        ),
+        (
+            "503",
+            "Admin authentication is not configured (ADMIN_DISABLED), or a dependency is unavailable",
+        ),
+    ];
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        if !path.starts_with("/admin/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in refusals {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/problem+json", problem())
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
+    openapi
 }
 
 /// The OpenAPI document of every route the API serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    with_admin_refusals(routes(&[]).split_for_parts().1)
+}
+
+/// The OpenAPI document as committed in `api/openapi.json` (pretty JSON, trailing newline).
+pub fn openapi_document() -> String {
+    let mut text = openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+)]
+async fn openapi_json() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let document = DOCUMENT.get_or_init(openapi_document).clone();
+    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
+}
+
+/// A browsable rendering of `/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "operations",
+    responses((status = 200, description = "HTML documentation page", content_type = "text/html"))
+)]
+async fn docs() -> Html<&'static str> {
+    Html(DOCS_PAGE)
+}
+
+/// Each request's span: method, route template, request id, and the admin once authenticated.
+#[derive(Debug, Clone, Copy)]
+struct RequestSpan;
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &Request<B>) -> tracing::Span {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route,
+            request_id,
+            admin = tracing::field::Empty,
+        )
+    }
 }
 
 /// The whole API, with `extra` (e.g. the sandbox PSP under `/sandbox`) merged in.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so webhook IP
+/// allow-lists see the caller's address.
 pub fn app(state: AppState, extra: Router) -> Router {
-    let (router, api) = routes().split_for_parts();
-    let document = api.to_pretty_json().unwrap_or_default();
+    let (router, _) = routes(&state.config.admin_origins).split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = state.config.request_timeout;
     let body_limit = state.config.body_limit_bytes;
     router
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    document.clone(),
-                )
-            }),
-        )
-        .route("/docs", axum::routing::get(|| async { Html(DOCS_PAGE) }))
         .with_state(state)
         .merge(extra)
         .fallback(|| async { ApiError::NotFound.into_response() })
@@ -108,8 +262,10 @@ pub fn app(state: AppState, extra: Router) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        // Outside the timeout, so a request that timed out is measured (as a 503) too.
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 

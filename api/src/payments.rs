@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use governor::clock::{Clock, DefaultClock};
 use lightspeed_domain::payment::{Payment, PaymentDetails, PaymentStatus};
 use lightspeed_domain::{Paise, PaymentId};
 use lightspeed_eventstore::{CommandContext, Metadata};
@@ -178,7 +177,7 @@ fn request_digest(body: &[u8]) -> String {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the merchant's rate; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the merchant's rate (its own, else the API's default); see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No gateway can take the payment now", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -199,15 +198,10 @@ pub async fn initiate(
         return Err(ApiError::UnsupportedMediaType);
     }
     let merchant = &request.merchant.merchant;
-    if let Err(not_until) = state
-        .initiate_limiter
-        .check_key(&merchant.client_key().as_str().to_owned())
-    {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return Err(ApiError::RateLimited(
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-        ));
-    }
+    state
+        .initiate_limits
+        .check(merchant.id(), merchant.api_rate_per_minute())
+        .map_err(ApiError::RateLimited)?;
     let body: InitiateBody = parse_json(&request.body)?;
     let customer = body.customer.unwrap_or_default();
     let payment = PaymentRequest {

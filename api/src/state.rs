@@ -1,14 +1,23 @@
-//! What every handler shares: the ledger, the keyring, configuration and limits.
+//! What every handler shares: the ledger, the keyring, configuration, limits, and the parts the
+//! binary plugs in (queue control, metrics, readiness checks, status checks).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use futures::future::BoxFuture;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lightspeed_domain::{GatewayId, PaymentId};
+use lightspeed_gateways::psp::PspClient;
 use lightspeed_gateways::secrets::Keyring;
 use lightspeed_services::Ledger;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use crate::admin_auth::AdminAuthConfig;
+use crate::health::{ReadinessCheck, ReadinessConfig};
+use crate::protection::{InitiateLimits, WebhookIpAllowlist};
+use crate::queues::QueueControl;
 
 /// How the API behaves.
 #[derive(Debug, Clone)]
@@ -17,12 +26,23 @@ pub struct ApiConfig {
     pub public_url: String,
     /// Largest request body accepted, in bytes (default 64 KiB).
     pub body_limit_bytes: usize,
-    /// `POST /payment/initiate` requests per minute per client key (default 100).
+    /// `POST /payment/initiate` requests per minute per merchant, unless the merchant has a rate
+    /// of its own (default 100).
     pub initiate_per_minute: NonZeroU32,
     /// Longest a request may take before it is answered with an error (default 10 s).
     pub request_timeout: Duration,
     /// Longest a status stream stays open (default 15 minutes).
     pub status_stream_limit: Duration,
+    /// Admin authentication; without it every admin route answers 503 `ADMIN_DISABLED`.
+    pub admin: Option<AdminAuthConfig>,
+    /// Origins whose browsers may call the admin API (CORS); none by default.
+    pub admin_origins: Vec<HeaderValue>,
+    /// Source addresses PSP webhooks may come from, per provider; unrestricted by default.
+    pub webhook_ip_allowlist: WebhookIpAllowlist,
+    /// Proxies in front of the API that append to `X-Forwarded-For` (0: trust the peer address).
+    pub trusted_proxy_hops: usize,
+    /// What `GET /health/ready` requires.
+    pub readiness: ReadinessConfig,
 }
 
 impl ApiConfig {
@@ -34,6 +54,11 @@ impl ApiConfig {
             initiate_per_minute: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             request_timeout: Duration::from_secs(10),
             status_stream_limit: Duration::from_secs(15 * 60),
+            admin: None,
+            admin_origins: Vec::new(),
+            webhook_ip_allowlist: WebhookIpAllowlist::default(),
+            trusted_proxy_hops: 0,
+            readiness: ReadinessConfig::default(),
         }
     }
 }
@@ -63,7 +88,15 @@ pub struct Inner {
     pub config: ApiConfig,
     /// Where unverified PSP messages turn into status checks, when wired.
     pub status_checks: Option<Arc<dyn StatusChecks>>,
-    pub(crate) initiate_limiter: DefaultKeyedRateLimiter<String>,
+    /// The work queues, when wired.
+    pub queues: Option<Arc<dyn QueueControl>>,
+    /// The Prometheus recorder's handle, when metrics are installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// Checks of what the process depends on besides PostgreSQL (e.g. NATS), for readiness.
+    pub readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
+    /// The client PSP credential checks go through; a default one when not given.
+    pub psp: Option<PspClient>,
+    pub(crate) initiate_limits: InitiateLimits,
 }
 
 impl std::ops::Deref for AppState {
@@ -82,25 +115,102 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State for the API over `ledger`.
+    /// State for the API over `ledger`, with nothing else plugged in but status checks.
     pub fn new(
         ledger: Ledger,
         keyring: Arc<Keyring>,
         config: ApiConfig,
         status_checks: Option<Arc<dyn StatusChecks>>,
     ) -> Self {
-        let initiate_limiter = RateLimiter::keyed(Quota::per_minute(config.initiate_per_minute));
-        Self(Arc::new(Inner {
+        let mut builder = Self::builder(ledger, keyring, config);
+        builder.status_checks = status_checks;
+        builder.build()
+    }
+
+    /// A builder for state with queue control, metrics and readiness checks plugged in.
+    pub fn builder(ledger: Ledger, keyring: Arc<Keyring>, config: ApiConfig) -> AppStateBuilder {
+        AppStateBuilder {
             ledger,
             keyring,
             config,
-            status_checks,
-            initiate_limiter,
-        }))
+            status_checks: None,
+            queues: None,
+            metrics: None,
+            readiness_checks: Vec::new(),
+            psp: None,
+        }
     }
 
     /// The hosted checkout page of a payment.
     pub fn checkout_url(&self, payment_id: PaymentId) -> String {
         format!("{}/checkout/{payment_id}", self.config.public_url)
+    }
+
+    /// The database the log and the read models live in.
+    pub fn pool(&self) -> &PgPool {
+        self.ledger.store().pool()
+    }
+}
+
+/// Assembles an [`AppState`]; every part but the ledger, keyring and configuration is optional.
+pub struct AppStateBuilder {
+    ledger: Ledger,
+    keyring: Arc<Keyring>,
+    config: ApiConfig,
+    status_checks: Option<Arc<dyn StatusChecks>>,
+    queues: Option<Arc<dyn QueueControl>>,
+    metrics: Option<PrometheusHandle>,
+    readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
+    psp: Option<PspClient>,
+}
+
+impl AppStateBuilder {
+    /// Turns unverified PSP webhooks into status checks.
+    pub fn status_checks(mut self, checks: Arc<dyn StatusChecks>) -> Self {
+        self.status_checks = Some(checks);
+        self
+    }
+
+    /// Lets the admin API list, retry and drain the work queues.
+    pub fn queue_control(mut self, queues: Arc<dyn QueueControl>) -> Self {
+        self.queues = Some(queues);
+        self
+    }
+
+    /// Serves `GET /metrics` from this recorder (see [`crate::metrics::install`]).
+    pub fn metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
+    /// Adds a dependency `GET /health/ready` checks (PostgreSQL and lags are always checked).
+    pub fn readiness_check(mut self, check: Arc<dyn ReadinessCheck>) -> Self {
+        self.readiness_checks.push(check);
+        self
+    }
+
+    /// The HTTP client for PSP credential checks.
+    pub fn psp_client(mut self, psp: PspClient) -> Self {
+        self.psp = Some(psp);
+        self
+    }
+
+    /// The state.
+    pub fn build(self) -> AppState {
+        let initiate_limits = InitiateLimits::new(
+            self.config.initiate_per_minute,
+            Arc::clone(self.ledger.store().clock()),
+        );
+        AppState(Arc::new(Inner {
+            ledger: self.ledger,
+            keyring: self.keyring,
+            config: self.config,
+            status_checks: self.status_checks,
+            queues: self.queues,
+            metrics: self.metrics,
+            readiness_checks: self.readiness_checks,
+            psp: self.psp,
+            initiate_limits,
+        }))
     }
 }

@@ -6,17 +6,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use lightspeed_domain::gateway::Gateway;
+use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::{GatewayId, PaymentId, Provider};
 use lightspeed_eventstore::{CommandContext, Metadata};
 use lightspeed_gateways::psp::{
     PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, verify_webhook,
 };
-use lightspeed_services::AuthenticatedMerchant;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
+use crate::protection::ClientAddr;
 use crate::state::AppState;
 
 /// The answer to a verified webhook.
@@ -41,6 +42,7 @@ pub struct WebhookReceived {
     responses(
         (status = 200, description = "Verified and recorded", body = WebhookReceived),
         (status = 401, description = "Signature does not verify; nothing recorded, the payment's status is queried instead", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The source address is outside the provider's allow-list (when one is configured)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown client key or gateway", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
     )
@@ -48,6 +50,7 @@ pub struct WebhookReceived {
 pub async fn gateway_webhook(
     State(state): State<AppState>,
     Path((client_key, gateway_id)): Path<(String, String)>,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookReceived>, ApiError> {
@@ -57,9 +60,17 @@ pub async fn gateway_webhook(
         .map_err(|_| ApiError::UnknownWebhookUrl)?;
     let gateway = state
         .ledger
-        .gateway_of(merchant.merchant.id(), gateway_id)
+        .gateway_of(merchant.id(), gateway_id)
         .await
         .map_err(|_| ApiError::UnknownWebhookUrl)?;
+    if !state
+        .config
+        .webhook_ip_allowlist
+        .allows(gateway.provider(), source)
+    {
+        tracing::warn!(provider = %gateway.provider(), source = ?source, "PSP webhook from an address outside the allow-list");
+        return Err(ApiError::WebhookSourceNotAllowed);
+    }
     receive(&state, &merchant, &[gateway], &headers, &body).await
 }
 
@@ -74,23 +85,32 @@ pub async fn gateway_webhook(
     responses(
         (status = 200, description = "Verified and recorded", body = WebhookReceived),
         (status = 401, description = "Signature does not verify with any of the merchant's gateways", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The source address is outside the allow-list of every provider the message could be from", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown client key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn merchant_webhook(
     State(state): State<AppState>,
     Path(client_key): Path<String>,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookReceived>, ApiError> {
     let merchant = merchant(&state, &client_key).await?;
-    let providers = likely_providers(&headers, &body);
+    let likely = likely_providers(&headers, &body);
+    let allowlist = &state.config.webhook_ip_allowlist;
+    let providers: Vec<Provider> = likely
+        .iter()
+        .copied()
+        .filter(|provider| allowlist.allows(*provider, source))
+        .collect();
+    if !likely.is_empty() && providers.is_empty() {
+        tracing::warn!(source = ?source, "PSP webhook from an address outside the allow-list");
+        return Err(ApiError::WebhookSourceNotAllowed);
+    }
     let mut gateways = Vec::new();
-    for gateway_id in merchant.merchant.active_gateways() {
-        let gateway = state
-            .ledger
-            .gateway_of(merchant.merchant.id(), *gateway_id)
-            .await?;
+    for gateway_id in merchant.active_gateways() {
+        let gateway = state.ledger.gateway_of(merchant.id(), *gateway_id).await?;
         if providers.contains(&gateway.provider()) {
             gateways.push(gateway);
         }
@@ -98,11 +118,13 @@ pub async fn merchant_webhook(
     receive(&state, &merchant, &gateways, &headers, &body).await
 }
 
-async fn merchant(state: &AppState, client_key: &str) -> Result<AuthenticatedMerchant, ApiError> {
+/// The merchant a webhook URL names: by any client key ever issued to it, since a PSP dashboard
+/// keeps the URL it was given when the merchant's API keys are regenerated.
+async fn merchant(state: &AppState, client_key: &str) -> Result<Merchant, ApiError> {
     // A PSP cannot fix a wrong URL by retrying: say plainly that nothing is there.
     state
         .ledger
-        .merchant_by_client_key(client_key)
+        .merchant_by_issued_client_key(client_key)
         .await?
         .ok_or(ApiError::UnknownWebhookUrl)
 }
@@ -131,7 +153,7 @@ fn likely_providers(headers: &HeaderMap, body: &[u8]) -> Vec<Provider> {
 
 async fn receive(
     state: &AppState,
-    merchant: &AuthenticatedMerchant,
+    merchant: &Merchant,
     gateways: &[Gateway],
     headers: &HeaderMap,
     body: &[u8],
@@ -176,18 +198,18 @@ async fn receive(
             )
             .await;
     }
-    tracing::warn!(merchant_id = %merchant.merchant.id(), candidates = gateways.len(), "PSP webhook did not verify");
+    tracing::warn!(merchant_id = %merchant.id(), candidates = gateways.len(), "PSP webhook did not verify");
     Err(ApiError::WebhookNotVerified)
 }
 
 fn report(
-    merchant: &AuthenticatedMerchant,
+    merchant: &Merchant,
     gateway: &Gateway,
     verified: VerifiedWebhook,
     at: chrono::DateTime<chrono::Utc>,
 ) -> ReportOutcome {
     ReportOutcome {
-        merchant_id: merchant.merchant.id(),
+        merchant_id: merchant.id(),
         gateway_id: gateway.id(),
         provider: gateway.provider(),
         dedupe_key: verified.dedupe_key,

@@ -9,8 +9,10 @@ use crate::gateway::{Gateway, GatewayEvent};
 use crate::merchant::{Merchant, MerchantEvent};
 use crate::merchant_alerts::{MerchantAlerts, MerchantAlertsEvent};
 use crate::notification::{Notification, NotificationEvent};
+use crate::ops_alert::{OpsAlert, OpsAlertEvent};
 use crate::payment::{Payment, PaymentEvent};
 use crate::psp_outcome::{PspOutcomeEvent, PspOutcomeRecord};
+use crate::queue::{Queue, QueueEvent};
 use crate::wallet::{Wallet, WalletEvent};
 use crate::webhook_delivery::{WebhookDelivery, WebhookDeliveryEvent};
 
@@ -64,6 +66,14 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: <PspOutcomeRecord as Decider>::CATEGORY,
         event_types: PspOutcomeEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <Queue as Decider>::CATEGORY,
+        event_types: QueueEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <OpsAlert as Decider>::CATEGORY,
+        event_types: OpsAlertEvent::EVENT_TYPES,
     },
 ];
 

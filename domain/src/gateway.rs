@@ -439,6 +439,14 @@ pub enum GatewayCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
+    /// Records the same credentials sealed under another encryption key (key rotation); accepted
+    /// on a retired gateway too, so no blob is left under a key that is being dropped.
+    ResealCredentials {
+        /// The credentials, resealed.
+        credentials: SealedSecret,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
     /// Retires the gateway for good (appended atomically with `MerchantGatewayDetached`).
     Retire {
         /// Why, for the audit log.
@@ -529,6 +537,13 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
+        /// The same credentials were sealed again under another encryption key.
+        GatewayCredentialsResealed {
+            /// The credentials, resealed.
+            credentials: SealedSecret,
+            /// When.
+            at: DateTime<Utc>,
+        },
         /// The gateway was retired for good.
         GatewayRetired {
             /// Why.
@@ -613,6 +628,15 @@ impl Decider for Gateway {
                     amount: request.amount,
                     late_success: false,
                     at: request.at,
+                }])
+            }
+            GatewayCommand::ResealCredentials { credentials, at } => {
+                if *credentials == gateway.credentials {
+                    return Ok(vec![]);
+                }
+                Ok(vec![GatewayEvent::GatewayCredentialsResealed {
+                    credentials: credentials.clone(),
+                    at: *at,
                 }])
             }
             GatewayCommand::Retire { .. } if gateway.is_retired() => Ok(vec![]),
@@ -723,7 +747,8 @@ impl Decider for Gateway {
                 gateway.label = label.clone();
                 gateway.settings = *settings;
             }
-            GatewayEvent::GatewayCredentialsRotated { credentials, .. } => {
+            GatewayEvent::GatewayCredentialsRotated { credentials, .. }
+            | GatewayEvent::GatewayCredentialsResealed { credentials, .. } => {
                 gateway.credentials = credentials.clone()
             }
             GatewayEvent::GatewayToggled { enabled, .. } => gateway.enabled = *enabled,

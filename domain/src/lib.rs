@@ -48,6 +48,8 @@
 //! | `merchant_alerts` | [`MerchantAlerts`] | [`MerchantId`] | `LOW_BALANCE` alerts and their 6-hour cool-down |
 //! | `notification` | [`Notification`] | [`NotificationId`] | WhatsApp message attempts |
 //! | `webhook_delivery` | [`WebhookDelivery`] | [`WebhookDeliveryId`] | merchant webhook attempts |
+//! | `queue` | [`queue::Queue`] | queue name | ops' pause and resume, and the retries and drains ops ran |
+//! | `ops_alert` | [`ops_alert::OpsAlert`] | condition key | ops alerts: raised once while they hold, resolved after |
 //!
 //! Some commands span streams; the event store appends their events atomically:
 //!
@@ -99,9 +101,11 @@ pub mod merchant;
 pub mod merchant_alerts;
 pub mod money;
 pub mod notification;
+pub mod ops_alert;
 pub mod payment;
 pub mod provider;
 pub mod psp_outcome;
+pub mod queue;
 pub mod retry;
 pub mod routing;
 pub mod sealed;

@@ -16,7 +16,13 @@
 //! - Suspension here is the manual status set by ops. Suspension for unpaid commission is not
 //!   recorded: it is derived from the wallet's balance due at the moment of each payment
 //!   ([`crate::wallet::standing`]), so it lifts by itself once the balance is paid.
-//! - Closed is terminal: only detaching gateways is still accepted.
+//! - Closed is terminal: only detaching gateways and resealing secrets (encryption key rotation)
+//!   are still accepted.
+//! - Resealing replaces the sealed blobs of the salt and webhook secrets with the same secrets
+//!   sealed under another key; it changes no secret and no grace period, so it is its own event
+//!   (`MerchantSecretsResealed`) and never a rotation.
+//! - A merchant may have its own payment API rate (requests per minute); without one the API's
+//!   default applies.
 
 use crate::calendar;
 use crate::decider::Decider;
@@ -46,6 +52,9 @@ pub const MAX_COMPANY_NAME_CHARS: usize = 200;
 
 /// Longest suspension or closure reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
+
+/// Highest per-merchant payment API rate an admin may set, in requests per minute.
+pub const MAX_API_RATE_PER_MINUTE: u32 = 60_000;
 
 /// A merchant's public API key id: `ck_` then 16 to 64 ASCII letters or digits.
 ///
@@ -213,6 +222,7 @@ pub struct Merchant {
     previous_webhook_secret: Option<PreviousWebhookSecret>,
     webhook_endpoint_disabled_at: Option<DateTime<Utc>>,
     active_gateways: BTreeSet<GatewayId>,
+    api_rate_per_minute: Option<u32>,
     onboarded_at: DateTime<Utc>,
 }
 
@@ -320,6 +330,11 @@ impl Merchant {
     /// Gateways attached and not retired.
     pub fn active_gateways(&self) -> &BTreeSet<GatewayId> {
         &self.active_gateways
+    }
+
+    /// The merchant's own payment API rate in requests per minute (`None`: the API's default).
+    pub fn api_rate_per_minute(&self) -> Option<u32> {
+        self.api_rate_per_minute
     }
 
     /// When the merchant was onboarded.
@@ -478,6 +493,24 @@ pub enum MerchantCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
+    /// Sets the merchant's own payment API rate, or `None` to use the API's default.
+    ChangeApiRateLimit {
+        /// Requests per minute, 1 to [`MAX_API_RATE_PER_MINUTE`].
+        per_minute: Option<u32>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records the same secrets sealed under another encryption key (key rotation).
+    ResealSecrets {
+        /// The client salt, resealed.
+        client_salt: SealedSecret,
+        /// The current webhook secret, resealed.
+        webhook_secret: SealedSecret,
+        /// The previous webhook secret, resealed; given exactly when the merchant has one.
+        previous_webhook_secret: Option<SealedSecret>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
 }
 
 event_enum! {
@@ -610,6 +643,24 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
+        /// The merchant's own payment API rate changed (`None`: the API's default).
+        MerchantApiRateLimitChanged {
+            /// Requests per minute.
+            per_minute: Option<u32>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The same secrets were sealed again under another encryption key.
+        MerchantSecretsResealed {
+            /// The client salt, resealed.
+            client_salt: SealedSecret,
+            /// The current webhook secret, resealed.
+            webhook_secret: SealedSecret,
+            /// The previous webhook secret, resealed (its grace period is unchanged).
+            previous_webhook_secret: Option<SealedSecret>,
+            /// When.
+            at: DateTime<Utc>,
+        },
     }
 }
 
@@ -637,6 +688,10 @@ pub enum MerchantError {
     /// A key rotation must issue a new key; the current one was given again.
     #[error("the new client key equals the current one")]
     ClientKeyNotNew,
+    /// A reseal must cover exactly the secrets the merchant holds: a previous webhook secret was
+    /// given without one to replace, or left out while one exists.
+    #[error("a reseal must include the previous webhook secret exactly when the merchant has one")]
+    PreviousSecretMismatch,
     /// The endpoint has not failed long enough to be disabled.
     #[error("webhook endpoint has not failed long enough to be disabled (from {disable_from})")]
     EndpointNotFailingLongEnough {
@@ -663,7 +718,10 @@ impl Decider for Merchant {
             (Some(merchant), _) => merchant,
         };
         if merchant.status == MerchantStatus::Closed
-            && !matches!(command, MerchantCommand::DetachGateway { .. })
+            && !matches!(
+                command,
+                MerchantCommand::DetachGateway { .. } | MerchantCommand::ResealSecrets { .. }
+            )
         {
             return Err(MerchantError::Closed);
         }
@@ -701,6 +759,7 @@ impl Decider for Merchant {
                 previous_webhook_secret: None,
                 webhook_endpoint_disabled_at: None,
                 active_gateways: BTreeSet::new(),
+                api_rate_per_minute: None,
                 onboarded_at: *at,
             });
         }
@@ -760,6 +819,24 @@ impl Decider for Merchant {
             MerchantEvent::MerchantSuspended { .. } => merchant.status = MerchantStatus::Suspended,
             MerchantEvent::MerchantReactivated { .. } => merchant.status = MerchantStatus::Active,
             MerchantEvent::MerchantClosed { .. } => merchant.status = MerchantStatus::Closed,
+            MerchantEvent::MerchantApiRateLimitChanged { per_minute, .. } => {
+                merchant.api_rate_per_minute = *per_minute
+            }
+            MerchantEvent::MerchantSecretsResealed {
+                client_salt,
+                webhook_secret,
+                previous_webhook_secret,
+                ..
+            } => {
+                merchant.client_salt = client_salt.clone();
+                merchant.webhook_secret = webhook_secret.clone();
+                if let (Some(previous), Some(resealed)) = (
+                    merchant.previous_webhook_secret.as_mut(),
+                    previous_webhook_secret,
+                ) {
+                    previous.secret = resealed.clone();
+                }
+            }
         }
         Some(merchant)
     }
@@ -975,6 +1052,49 @@ fn decide_for(
         MerchantCommand::Close { reason, at } => {
             let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
             vec![MerchantEvent::MerchantClosed { reason, at: *at }]
+        }
+        MerchantCommand::ChangeApiRateLimit { per_minute, at } => {
+            if let Some(rate) = per_minute {
+                validation::range(
+                    "api_rate_per_minute",
+                    u64::from(*rate),
+                    1,
+                    u64::from(MAX_API_RATE_PER_MINUTE),
+                )?;
+            }
+            if *per_minute == merchant.api_rate_per_minute {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantApiRateLimitChanged {
+                per_minute: *per_minute,
+                at: *at,
+            }]
+        }
+        MerchantCommand::ResealSecrets {
+            client_salt,
+            webhook_secret,
+            previous_webhook_secret,
+            at,
+        } => {
+            let current_previous = merchant
+                .previous_webhook_secret
+                .as_ref()
+                .map(|previous| &previous.secret);
+            if current_previous.is_some() != previous_webhook_secret.is_some() {
+                return Err(MerchantError::PreviousSecretMismatch);
+            }
+            if *client_salt == merchant.client_salt
+                && *webhook_secret == merchant.webhook_secret
+                && previous_webhook_secret.as_ref() == current_previous
+            {
+                return Ok(vec![]);
+            }
+            vec![MerchantEvent::MerchantSecretsResealed {
+                client_salt: client_salt.clone(),
+                webhook_secret: webhook_secret.clone(),
+                previous_webhook_secret: previous_webhook_secret.clone(),
+                at: *at,
+            }]
         }
     };
     Ok(events)

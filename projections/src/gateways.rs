@@ -294,7 +294,8 @@ impl GatewayRow {
     fn apply(&mut self, event: &GatewayEvent) {
         match event {
             GatewayEvent::GatewayRegistered { .. }
-            | GatewayEvent::GatewayCredentialsRotated { .. } => {}
+            | GatewayEvent::GatewayCredentialsRotated { .. }
+            | GatewayEvent::GatewayCredentialsResealed { .. } => {}
             GatewayEvent::GatewaySettingsChanged {
                 label, settings, ..
             } => {

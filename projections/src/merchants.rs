@@ -281,6 +281,9 @@ async fn apply(
                 row.status = "closed".into();
                 row.status_reason = Some(reason);
             }
+            // Neither the rate nor sealed blobs are shown by this read model.
+            MerchantEvent::MerchantApiRateLimitChanged { .. }
+            | MerchantEvent::MerchantSecretsResealed { .. } => {}
         }
     }
     let changed: Vec<&MerchantRow> = keys.iter().filter_map(|k| rows.get(k)).collect();

@@ -3,6 +3,7 @@
 use lightspeed_domain::claims::ClaimError;
 use lightspeed_domain::gateway::GatewayError;
 use lightspeed_domain::merchant::MerchantError;
+use lightspeed_domain::ops_alert::OpsAlertError;
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::routing::NoGatewayAvailable;
 use lightspeed_domain::wallet::WalletError;
@@ -45,6 +46,12 @@ pub enum ServiceError {
     /// A unique claim refused.
     #[error(transparent)]
     Claim(#[from] ClaimError),
+    /// The alert rules refused.
+    #[error(transparent)]
+    Alert(#[from] OpsAlertError),
+    /// The same gateway was named twice in one request.
+    #[error("gateway {0} is named twice")]
+    DuplicateGateway(GatewayId),
     /// Other writers kept winning the race for the same streams.
     #[error("the merchant's streams stayed contended; try again")]
     Contended,
@@ -89,6 +96,13 @@ where
             CommandError::Read(read) => read.into(),
             CommandError::Decode(decode) => Self::Store(decode.to_string()),
         }
+    }
+}
+
+/// For deciders that never refuse (queues).
+impl From<std::convert::Infallible> for ServiceError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
     }
 }
 

@@ -1,6 +1,6 @@
 //! Gateway operations that also touch the merchant's stream.
 
-use lightspeed_domain::gateway::{Gateway, GatewayCommand, RegisterGateway};
+use lightspeed_domain::gateway::{Gateway, GatewayCommand, GatewaySettings, RegisterGateway};
 use lightspeed_domain::merchant::{Merchant, MerchantCommand};
 use lightspeed_domain::{Decider, GatewayId, MerchantId};
 use lightspeed_eventstore::{AppendError, CommandContext, Loaded, stream_of};
@@ -92,6 +92,84 @@ impl Ledger {
             }
         }
         Err(ServiceError::Contended)
+    }
+
+    /// Decides `commands` in order on the gateway and appends all their events at once (an admin
+    /// edit of several settings); any refusal appends nothing.
+    pub async fn update_gateway(
+        &self,
+        gateway_id: GatewayId,
+        commands: &[GatewayCommand],
+        context: &CommandContext,
+    ) -> Result<Gateway, ServiceError> {
+        let stream = stream_of::<Gateway>(gateway_id)?;
+        self.execute_all(&self.gateways, &stream, commands, context)
+            .await?
+            .state
+            .ok_or(ServiceError::UnknownGateway(gateway_id))
+    }
+
+    /// Sets the priority of several gateways (of any merchants) atomically: all or none.
+    pub async fn set_gateway_priorities(
+        &self,
+        priorities: &[(GatewayId, u16)],
+        context: &CommandContext,
+    ) -> Result<Vec<Gateway>, ServiceError> {
+        let mut streams = Vec::with_capacity(priorities.len());
+        for (index, (gateway_id, _)) in priorities.iter().enumerate() {
+            if priorities[..index]
+                .iter()
+                .any(|(seen, _)| seen == gateway_id)
+            {
+                return Err(ServiceError::DuplicateGateway(*gateway_id));
+            }
+            streams.push(stream_of::<Gateway>(gateway_id)?);
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = self.gateways.load_many(&streams).await?;
+            let at = self.now();
+            let mut unit = UnitOfWork::new(context.clone());
+            let mut after = Vec::with_capacity(loaded.len());
+            for ((stream, state), (gateway_id, priority)) in
+                streams.iter().zip(&loaded).zip(priorities)
+            {
+                let gateway = state
+                    .state
+                    .as_ref()
+                    .ok_or(ServiceError::UnknownGateway(*gateway_id))?;
+                let change = GatewayCommand::ChangeSettings {
+                    label: gateway.label().to_owned(),
+                    settings: GatewaySettings {
+                        priority: *priority,
+                        ..*gateway.settings()
+                    },
+                    at,
+                };
+                let events = unit.decide(&self.gateways, stream, state, &change)?;
+                after.push(events.iter().fold(state.state.clone(), Gateway::evolve));
+            }
+            match unit.commit(&self.store).await {
+                Ok(_) => {
+                    return after
+                        .into_iter()
+                        .zip(priorities)
+                        .map(|(state, (id, _))| state.ok_or(ServiceError::UnknownGateway(*id)))
+                        .collect();
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Contended)
+    }
+
+    /// A gateway's current state, whoever owns it (admin reads).
+    pub async fn gateway(&self, gateway_id: GatewayId) -> Result<Gateway, ServiceError> {
+        self.gateways
+            .load(&stream_of::<Gateway>(gateway_id)?)
+            .await?
+            .state
+            .ok_or(ServiceError::UnknownGateway(gateway_id))
     }
 
     /// A gateway's current state, if it belongs to `merchant_id`.

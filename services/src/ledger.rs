@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use lightspeed_domain::claims::{ClientKeyClaim, MerchantOrderClaim};
 use lightspeed_domain::gateway::Gateway;
 use lightspeed_domain::merchant::Merchant;
+use lightspeed_domain::ops_alert::OpsAlert;
 use lightspeed_domain::payment::Payment;
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
+use lightspeed_domain::queue::Queue;
 use lightspeed_domain::routing::SuccessRate;
 use lightspeed_domain::wallet::Wallet;
 use lightspeed_domain::{Clock, GatewayId};
@@ -32,6 +34,8 @@ pub struct Ledger {
     pub(crate) client_keys: CommandHandler<ClientKeyClaim, PgEventStore>,
     pub(crate) orders: CommandHandler<MerchantOrderClaim, PgEventStore>,
     pub(crate) outcomes: CommandHandler<PspOutcomeRecord, PgEventStore>,
+    pub(crate) queues: CommandHandler<Queue, PgEventStore>,
+    pub(crate) alerts: CommandHandler<OpsAlert, PgEventStore>,
     pub(crate) success_rates: Option<Arc<dyn SuccessRates>>,
 }
 
@@ -50,6 +54,8 @@ impl Ledger {
             client_keys: CommandHandler::new(store.clone()),
             orders: CommandHandler::new(store.clone()),
             outcomes: CommandHandler::new(store.clone()),
+            queues: CommandHandler::new(store.clone()),
+            alerts: CommandHandler::new(store.clone()),
             success_rates: None,
             store,
         }

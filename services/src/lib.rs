@@ -7,15 +7,21 @@
 //! to a stream first. It performs no I/O other than the event log: the API and the workers call
 //! it after (or before) talking to the outside world.
 
+mod alerts;
+mod batch;
 mod error;
 mod gateways;
+mod keys;
 mod ledger;
 mod merchants;
 mod payments;
+mod queues;
 mod unit_of_work;
 
+pub use alerts::AlertChange;
 pub use error::ServiceError;
 pub use gateways::NewGateway;
+pub use keys::{ResealFailure, ResealReport, Resealer};
 pub use ledger::{Ledger, SuccessRates};
 pub use merchants::{AuthenticatedMerchant, NewMerchant};
 pub use payments::{Initiated, PaymentRequest, Settled};

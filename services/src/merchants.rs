@@ -88,21 +88,7 @@ impl Ledger {
         &self,
         client_key: &str,
     ) -> Result<Option<AuthenticatedMerchant>, ServiceError> {
-        let Ok(key) = ClientKey::parse(client_key) else {
-            return Ok(None);
-        };
-        let key_stream = stream_of::<ClientKeyClaim>(key.as_str())?;
-        // A claim never changes once made: the cache answers without a read when it knows it.
-        let claim = match self.client_keys.cached(&key_stream).state.merchant_id() {
-            Some(id) => Some(id),
-            None => self
-                .client_keys
-                .load(&key_stream)
-                .await?
-                .state
-                .merchant_id(),
-        };
-        let Some(merchant_id) = claim else {
+        let Some(merchant_id) = self.client_key_owner(client_key).await? else {
             return Ok(None);
         };
         let loaded = self
@@ -111,11 +97,64 @@ impl Ledger {
             .await?;
         Ok(loaded
             .state
-            .filter(|merchant| merchant.accepts_client_key(key.as_str()))
+            .filter(|merchant| merchant.accepts_client_key(client_key))
             .map(|merchant| AuthenticatedMerchant {
                 merchant,
                 version: loaded.version,
             }))
+    }
+
+    /// The merchant a client key was ever issued to, current or rotated away.
+    ///
+    /// For PSP webhook intake only: there the key is part of an address configured in the PSP's
+    /// dashboard, the PSP's signature is what authenticates the message, and a payment outcome
+    /// must not be lost because the merchant's API keys were regenerated.
+    pub async fn merchant_by_issued_client_key(
+        &self,
+        client_key: &str,
+    ) -> Result<Option<Merchant>, ServiceError> {
+        let Some(merchant_id) = self.client_key_owner(client_key).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .merchants
+            .load(&stream_of::<Merchant>(merchant_id)?)
+            .await?
+            .state)
+    }
+
+    async fn client_key_owner(&self, client_key: &str) -> Result<Option<MerchantId>, ServiceError> {
+        let Ok(key) = ClientKey::parse(client_key) else {
+            return Ok(None);
+        };
+        let key_stream = stream_of::<ClientKeyClaim>(key.as_str())?;
+        // A claim never changes once made: the cache answers without a read when it knows it.
+        Ok(
+            match self.client_keys.cached(&key_stream).state.merchant_id() {
+                Some(id) => Some(id),
+                None => self
+                    .client_keys
+                    .load(&key_stream)
+                    .await?
+                    .state
+                    .merchant_id(),
+            },
+        )
+    }
+
+    /// Decides `commands` in order on the merchant and appends all their events at once (an
+    /// admin edit of several settings); any refusal appends nothing.
+    pub async fn update_merchant(
+        &self,
+        merchant_id: MerchantId,
+        commands: &[MerchantCommand],
+        context: &CommandContext,
+    ) -> Result<Merchant, ServiceError> {
+        let stream = stream_of::<Merchant>(merchant_id)?;
+        self.execute_all(&self.merchants, &stream, commands, context)
+            .await?
+            .state
+            .ok_or(ServiceError::UnknownMerchant)
     }
 
     /// A merchant's current state.

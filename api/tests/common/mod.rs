@@ -3,11 +3,14 @@
 
 #![allow(dead_code, missing_docs)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use chrono::Utc;
-use lightspeed_api::{ApiConfig, AppState, app};
+use lightspeed_api::admin_auth::{AdminAuthConfig, mint_token_at};
+use lightspeed_api::{ApiConfig, AppState, AppStateBuilder, app};
 use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, Thresholds};
 use lightspeed_domain::routing::CheckoutSettings;
@@ -23,6 +26,11 @@ use lightspeed_gateways::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
+
+/// The admin JWT secret every test app trusts.
+pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
+/// The admin on every test app's allow-list.
+pub const ADMIN_EMAIL: &str = "ops@example.com";
 
 pub struct TestApp {
     pub db: TestDatabase,
@@ -51,6 +59,14 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(configure: impl FnOnce(ApiConfig) -> ApiConfig) -> TestApp {
+    spawn_custom(configure, |builder| builder).await
+}
+
+/// A test app whose state is assembled by `build` (queue control, metrics, readiness checks).
+pub async fn spawn_custom(
+    configure: impl FnOnce(ApiConfig) -> ApiConfig,
+    build: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
+) -> TestApp {
     lightspeed_gateways::http::install_crypto_provider();
     let db = TestDatabase::new().await;
     let clock = ManualClock::new(Utc::now());
@@ -61,19 +77,32 @@ pub async fn spawn_with(configure: impl FnOnce(ApiConfig) -> ApiConfig) -> TestA
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let config = configure(ApiConfig::new(url.clone()));
+    let mut config = ApiConfig::new(url.clone());
+    config.admin = Some(AdminAuthConfig::new(ADMIN_SECRET, [ADMIN_EMAIL]).expect("admin config"));
+    config.readiness.relay_stream = None;
+    let config = configure(config);
     let sandbox = Sandbox::new(
         SandboxConfig::new(format!("{url}/sandbox")),
         Arc::new(clock.clone()),
     )
     .expect("sandbox");
-    let state = AppState::new(ledger.clone(), Arc::clone(&keyring), config, None);
+    let state = build(AppState::builder(
+        ledger.clone(),
+        Arc::clone(&keyring),
+        config,
+    ))
+    .build();
     let router = app(
         state,
         Router::new().nest("/sandbox", sandbox_router(sandbox)),
     );
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("serve");
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
     });
     TestApp {
         db,
@@ -220,6 +249,63 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A valid admin token for [`ADMIN_EMAIL`], as of the app's clock.
+    pub fn admin_token(&self) -> String {
+        mint_token_at(
+            ADMIN_SECRET.as_bytes(),
+            ADMIN_EMAIL,
+            Duration::from_secs(3600),
+            self.ledger.now(),
+        )
+        .expect("token")
+    }
+
+    /// An admin request with a valid token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(self.admin_token())
+    }
+
+    /// An admin request with a JSON body.
+    pub fn admin_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.admin(method, path).json(body)
+    }
+
+    /// Builds (or rebuilds) every read model from the log, as the projectors would.
+    pub async fn project(&self) {
+        use lightspeed_eventstore::EventStore;
+        use lightspeed_projections::progress::Silent;
+        use lightspeed_projections::{ProjectorDeps, RebuildOptions, catalog, rebuild};
+        // The gap-safe reader stays below the oldest transaction running anywhere on the
+        // cluster (another test's, say): wait until it sees everything this test committed.
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM ledger.events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("last position");
+        let last = u64::try_from(last.unwrap_or_default()).unwrap_or_default();
+        for _ in 0..1_000 {
+            if self.ledger.store().head().await.expect("head").position >= last {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let deps = ProjectorDeps {
+            store: self.ledger.store().clone(),
+            live: None,
+        };
+        for name in catalog::names() {
+            rebuild(name, &deps, &RebuildOptions::default(), &Silent)
+                .await
+                .expect("rebuild");
+        }
+    }
+
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM ledger.events")
             .fetch_one(&self.db.pool)
@@ -237,4 +323,11 @@ pub fn payment(order_id: &str, amount: i64) -> serde_json::Value {
         "redirect_url": "https://shop.example/return",
         "notes": { "cart": "c-42" },
     })
+}
+
+/// A response's status and problem document (or JSON body).
+pub async fn problem(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = response.status();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
 }

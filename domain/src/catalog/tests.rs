@@ -4,6 +4,7 @@ use crate::gateway::GatewaySettings;
 use crate::merchant::{ClientKey, Thresholds, WhatsappContact, WhatsappOptIns};
 use crate::money::{BasisPoints, Currency, Paise};
 use crate::notification::NotificationType;
+use crate::ops_alert::AlertKind;
 use crate::provider::Provider;
 use crate::routing::CheckoutSettings;
 use crate::testing::fixtures::{
@@ -112,6 +113,16 @@ fn merchant_events_round_trip() {
                 reason: "churned".to_owned(),
                 at: t(1),
             },
+            MerchantEvent::MerchantApiRateLimitChanged {
+                per_minute: Some(500),
+                at: t(1),
+            },
+            MerchantEvent::MerchantSecretsResealed {
+                client_salt: sealed("salt3"),
+                webhook_secret: sealed("whsec3"),
+                previous_webhook_secret: Some(sealed("whsec4")),
+                at: t(1),
+            },
         ],
     );
 }
@@ -142,6 +153,10 @@ fn gateway_events_round_trip() {
             },
             GatewayEvent::GatewayCredentialsRotated {
                 credentials: sealed("creds2"),
+                at: t(1),
+            },
+            GatewayEvent::GatewayCredentialsResealed {
+                credentials: sealed("creds3"),
                 at: t(1),
             },
             GatewayEvent::GatewayToggled {
@@ -352,6 +367,33 @@ fn alert_notification_and_webhook_events_round_trip() {
                 at: t(9),
             },
             WebhookDeliveryEvent::WebhookDeliveryRequeued { at: t(10) },
+        ],
+    );
+}
+
+#[test]
+fn queue_and_ops_alert_events_round_trip() {
+    round_trips(
+        QueueEvent::EVENT_TYPES,
+        &[
+            QueueEvent::QueuePaused { at: t(0) },
+            QueueEvent::QueueResumed { at: t(1) },
+            QueueEvent::QueueFailedJobsRetried { jobs: 3, at: t(2) },
+            QueueEvent::QueueDrained { jobs: 9, at: t(3) },
+        ],
+    );
+    round_trips(
+        OpsAlertEvent::EVENT_TYPES,
+        &[
+            OpsAlertEvent::OpsAlertRaised {
+                kind: AlertKind::PaymentFailed,
+                summary: "payment failed".to_owned(),
+                at: t(0),
+            },
+            OpsAlertEvent::OpsAlertResolved {
+                summary: "back to normal".to_owned(),
+                at: t(1),
+            },
         ],
     );
 }

@@ -587,3 +587,35 @@ fn the_booking_window_stays_bounded_however_long_the_stream() {
     );
     assert_eq!(gateway.usage().bookings_in(IstMonth::of(t(61))), 5_001);
 }
+
+#[test]
+fn credentials_are_resealed_even_on_a_retired_gateway() {
+    let retired = GatewayEvent::GatewayRetired {
+        reason: "closed account".to_owned(),
+        at: t(5),
+    };
+    let gateway = given::<Gateway>([registered(), retired.clone()])
+        .when(GatewayCommand::ResealCredentials {
+            credentials: sealed("rzp-creds-k2"),
+            at: t(10),
+        })
+        .then([GatewayEvent::GatewayCredentialsResealed {
+            credentials: sealed("rzp-creds-k2"),
+            at: t(10),
+        }])
+        .expect("registered");
+    assert_eq!(gateway.credentials(), &sealed("rzp-creds-k2"));
+    assert!(gateway.is_retired());
+    given::<Gateway>([registered()])
+        .when(GatewayCommand::ResealCredentials {
+            credentials: sealed("rzp-creds"),
+            at: t(10),
+        })
+        .then_nothing();
+    given::<Gateway>([registered(), retired])
+        .when(GatewayCommand::RotateCredentials {
+            credentials: sealed("other"),
+            at: t(10),
+        })
+        .then_error(GatewayError::Retired);
+}

@@ -570,3 +570,104 @@ fn suspension_and_closure_need_a_reason() {
         })
         .then_error(Problem::Empty.at("reason").into());
 }
+
+#[test]
+fn resealing_keeps_the_key_and_the_grace_period_and_works_on_a_closed_merchant() {
+    let rotated = MerchantEvent::MerchantWebhookSecretRotated {
+        secret: sealed("whsec-b"),
+        previous_valid_until: t(DAY),
+        at: t(10),
+    };
+    let resealed = MerchantEvent::MerchantSecretsResealed {
+        client_salt: sealed("salt-a2"),
+        webhook_secret: sealed("whsec-b2"),
+        previous_webhook_secret: Some(sealed("whsec-a2")),
+        at: t(20),
+    };
+    let merchant = given::<Merchant>([onboarded(), rotated.clone(), closed()])
+        .when(MerchantCommand::ResealSecrets {
+            client_salt: sealed("salt-a2"),
+            webhook_secret: sealed("whsec-b2"),
+            previous_webhook_secret: Some(sealed("whsec-a2")),
+            at: t(20),
+        })
+        .then([resealed.clone()])
+        .expect("onboarded");
+    assert!(merchant.accepts_client_key(key("a").as_str()));
+    assert_eq!(merchant.keys_rotated_at(), None, "a reseal is no rotation");
+    assert_eq!(merchant.client_salt(), &sealed("salt-a2"));
+    assert_eq!(
+        merchant.webhook_secrets_valid_at(t(30)),
+        vec![&sealed("whsec-b2"), &sealed("whsec-a2")]
+    );
+    assert_eq!(
+        merchant.previous_webhook_secret().map(|p| p.valid_until),
+        Some(t(DAY))
+    );
+    given::<Merchant>([onboarded(), rotated.clone(), resealed])
+        .when(MerchantCommand::ResealSecrets {
+            client_salt: sealed("salt-a2"),
+            webhook_secret: sealed("whsec-b2"),
+            previous_webhook_secret: Some(sealed("whsec-a2")),
+            at: t(30),
+        })
+        .then_nothing();
+}
+
+#[test]
+fn a_reseal_covers_the_previous_secret_exactly_when_there_is_one() {
+    given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ResealSecrets {
+            client_salt: sealed("salt-a2"),
+            webhook_secret: sealed("whsec-a2"),
+            previous_webhook_secret: Some(sealed("ghost")),
+            at: t(20),
+        })
+        .then_error(MerchantError::PreviousSecretMismatch);
+    let rotated = MerchantEvent::MerchantWebhookSecretRotated {
+        secret: sealed("whsec-b"),
+        previous_valid_until: t(DAY),
+        at: t(10),
+    };
+    given::<Merchant>([onboarded(), rotated])
+        .when(MerchantCommand::ResealSecrets {
+            client_salt: sealed("salt-a2"),
+            webhook_secret: sealed("whsec-b2"),
+            previous_webhook_secret: None,
+            at: t(20),
+        })
+        .then_error(MerchantError::PreviousSecretMismatch);
+}
+
+#[test]
+fn a_merchant_may_have_its_own_api_rate_within_bounds() {
+    let merchant = given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ChangeApiRateLimit {
+            per_minute: Some(500),
+            at: t(10),
+        })
+        .then([MerchantEvent::MerchantApiRateLimitChanged {
+            per_minute: Some(500),
+            at: t(10),
+        }])
+        .expect("onboarded");
+    assert_eq!(merchant.api_rate_per_minute(), Some(500));
+    given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ChangeApiRateLimit {
+            per_minute: None,
+            at: t(10),
+        })
+        .then_nothing();
+    given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ChangeApiRateLimit {
+            per_minute: Some(0),
+            at: t(10),
+        })
+        .then_error(MerchantError::Invalid(
+            Problem::OutOfRange {
+                min: 1,
+                max: i64::from(MAX_API_RATE_PER_MINUTE),
+            }
+            .at("api_rate_per_minute"),
+        ));
+}

@@ -1,0 +1,123 @@
+//! `GET /admin/alerts`: the ops alerts the evaluator recorded in the log.
+//!
+//! Read from the log's `ops_alert` category directly: it is small (one stream per condition,
+//! a few events each) and no read model holds it yet; an `alerts` projection would be its home
+//! once alerts gain state of their own (acknowledgement, assignment).
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use lightspeed_domain::Decider;
+use lightspeed_domain::ops_alert::OpsAlert;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AdminQuery;
+use super::views::CursorBody;
+use crate::admin_auth::AdminUser;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Most alert events one step answers.
+const MAX_LIMIT: u32 = 200;
+
+/// Which alerts.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertsQuery {
+    /// Only alerts firing now (their latest event is a raise); no cursor then.
+    pub firing: Option<bool>,
+    /// Only this kind: `payment_failed` or `whatsapp_failure_rate`.
+    pub kind: Option<String>,
+    /// Events per step, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// A previous step's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// One alert event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct AlertView {
+    /// The event's log position (the order and cursor).
+    pub log_position: i64,
+    /// The condition, e.g. `payment_failed.<payment id>` or `whatsapp_failure_rate`.
+    pub key: String,
+    /// `payment_failed` or `whatsapp_failure_rate`.
+    pub kind: String,
+    /// `raised` or `resolved`.
+    pub state: String,
+    /// For people.
+    pub summary: String,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// Ops alerts, newest first: a failed payment, a WhatsApp failure rate over 5 % for 5 minutes.
+#[utoipa::path(
+    get,
+    path = "/admin/alerts",
+    tag = "admin-reads",
+    params(AlertsQuery),
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "Alert events", body = CursorBody<AlertView>),
+        (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    AdminQuery(query): AdminQuery<AlertsQuery>,
+) -> Result<Json<CursorBody<AlertView>>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let before: Option<i64> = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse()
+                .map_err(|_| ApiError::InvalidQuery(format!("bad alerts cursor {c:?}")))
+        })
+        .transpose()?;
+    let firing = query.firing.unwrap_or(false);
+    let mut rows: Vec<AlertView> = sqlx::query_as(
+        "WITH events AS (
+             SELECT e.position, e.stream_id, e.stream_version, e.event_type, e.payload, e.recorded_at,
+                    substr(e.stream_id, length($1) + 2) AS key
+               FROM ledger.events e
+              WHERE e.category = $1
+         ), latest AS (
+             SELECT DISTINCT ON (stream_id) position FROM events
+              ORDER BY stream_id, stream_version DESC
+         )
+         SELECT position AS log_position, key, split_part(key, '.', 1) AS kind,
+                CASE event_type WHEN 'OpsAlertRaised' THEN 'raised' ELSE 'resolved' END AS state,
+                coalesce(payload->>'summary', '') AS summary, recorded_at AS at
+           FROM events
+          WHERE ($2::text IS NULL OR split_part(key, '.', 1) = $2)
+            AND ($3::bigint IS NULL OR position < $3)
+            AND (NOT $4 OR (event_type = 'OpsAlertRaised' AND position IN (SELECT position FROM latest)))
+          ORDER BY position DESC
+          LIMIT $5",
+    )
+    .bind(<OpsAlert as Decider>::CATEGORY)
+    .bind(&query.kind)
+    .bind(before)
+    .bind(firing)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(state.pool())
+    .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|row| row.log_position.to_string()))
+        .flatten();
+    Ok(Json(CursorBody {
+        items: rows,
+        next_cursor,
+    }))
+}

@@ -1,0 +1,384 @@
+//! Admin authentication: bearer JWTs signed with HS256 under `ADMIN_JWT_SECRET`, with role
+//! `admin` and an email on the configured allow-list.
+//!
+//! Expiry is checked against the ledger's clock (the one every decision reads), so it moves with
+//! the clock in tests. Merchant signatures never open admin routes (they carry no bearer token),
+//! and admin tokens never open merchant routes (those need a client key and an HMAC signature).
+//!
+//! Every admin command carries `admin:<email>` as the actor of the events it appends, so the
+//! audit log is a projection of the log and needs no bookkeeping of its own.
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lightspeed_eventstore::{CommandContext, Metadata};
+use lightspeed_gateways::secrets::Secret;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The environment variable the signing secret is read from.
+pub const ADMIN_JWT_SECRET_ENV: &str = "ADMIN_JWT_SECRET";
+/// The environment variable the allow-list is read from (comma-separated emails).
+pub const ADMIN_EMAILS_ENV: &str = "ADMIN_EMAILS";
+/// The only role that opens the admin API.
+pub const ADMIN_ROLE: &str = "admin";
+/// The shortest signing secret accepted, in bytes (HS256 wants at least its output size).
+pub const MIN_SECRET_BYTES: usize = 32;
+/// The longest lifetime a minted token may have: 30 days.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest email accepted on the allow-list or in a token.
+const MAX_EMAIL_CHARS: usize = 254;
+/// The issuer every token names, so a token minted for another system is refused.
+const ISSUER: &str = "lightspeed";
+
+/// Why admin authentication could not be configured or a token minted. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminAuthError {
+    /// The signing secret is shorter than [`MIN_SECRET_BYTES`].
+    #[error("{ADMIN_JWT_SECRET_ENV} must be at least {MIN_SECRET_BYTES} bytes")]
+    SecretTooShort,
+    /// The allow-list is empty, so nobody could use the admin API.
+    #[error("{ADMIN_EMAILS_ENV} names no email")]
+    NoAdmins,
+    /// Not an email address.
+    #[error("{0:?} is not an email address")]
+    BadEmail(String),
+    /// A lifetime of zero or over [`MAX_TOKEN_TTL`], or one that cannot be read.
+    #[error("token lifetime must be between 1 second and 30 days (e.g. 8h, 90m, 7d)")]
+    BadTtl,
+    /// Signing failed.
+    #[error("cannot sign the token: {0}")]
+    Signing(String),
+}
+
+/// How admin tokens are checked.
+#[derive(Clone)]
+pub struct AdminAuthConfig {
+    secret: Secret,
+    allowed_emails: Vec<String>,
+}
+
+impl std::fmt::Debug for AdminAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuthConfig")
+            .field("allowed_emails", &self.allowed_emails)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminAuthConfig {
+    /// Checks with `secret` and lets in the emails of `allowed_emails` (case-insensitive).
+    pub fn new(
+        secret: impl Into<Secret>,
+        allowed_emails: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, AdminAuthError> {
+        let secret = secret.into();
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(AdminAuthError::SecretTooShort);
+        }
+        let allowed_emails = allowed_emails
+            .into_iter()
+            .map(|email| normalise_email(email.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if allowed_emails.is_empty() {
+            return Err(AdminAuthError::NoAdmins);
+        }
+        Ok(Self {
+            secret,
+            allowed_emails,
+        })
+    }
+
+    /// From `ADMIN_JWT_SECRET` and `ADMIN_EMAILS`; `Ok(None)` when the secret is not set.
+    pub fn from_env() -> Result<Option<Self>, AdminAuthError> {
+        let Ok(secret) = std::env::var(ADMIN_JWT_SECRET_ENV) else {
+            return Ok(None);
+        };
+        let emails = std::env::var(ADMIN_EMAILS_ENV).unwrap_or_default();
+        Self::new(secret, emails.split(',').filter(|e| !e.trim().is_empty())).map(Some)
+    }
+
+    /// Whether `email` is on the allow-list.
+    pub fn allows(&self, email: &str) -> bool {
+        normalise_email(email).is_ok_and(|email| self.allowed_emails.contains(&email))
+    }
+
+    /// Checks a bearer token at `now`: signature, issuer, expiry, role, allow-list.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AdminUser, ApiError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked below against the ledger's clock, not the system's.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.set_issuer(&[ISSUER]);
+        let decoded = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(self.secret.expose()),
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => ApiError::AdminTokenExpired,
+            _ => ApiError::AdminTokenInvalid,
+        })?;
+        let claims = decoded.claims;
+        if claims.exp <= now.timestamp() {
+            return Err(ApiError::AdminTokenExpired);
+        }
+        if claims.role != ADMIN_ROLE {
+            return Err(ApiError::AdminForbidden("the token's role is not admin"));
+        }
+        if !self.allows(&claims.sub) {
+            return Err(ApiError::AdminForbidden(
+                "the token's email is not on the admin allow-list",
+            ));
+        }
+        Ok(AdminUser {
+            email: normalise_email(&claims.sub).map_err(|_| ApiError::AdminTokenInvalid)?,
+        })
+    }
+}
+
+/// The claims of an admin token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    /// The admin's email.
+    sub: String,
+    /// Must be [`ADMIN_ROLE`].
+    role: String,
+    /// Always [`ISSUER`].
+    iss: String,
+    /// Issued at, unix seconds.
+    iat: i64,
+    /// Expires at, unix seconds.
+    exp: i64,
+}
+
+/// Mints an admin token for `email`, valid for `ttl` from now (what `lightspeed admin token`
+/// prints). The email is not checked against an allow-list here: the server checks it on use.
+pub fn mint_token(secret: &[u8], email: &str, ttl: Duration) -> Result<String, AdminAuthError> {
+    mint_token_at(secret, email, ttl, Utc::now())
+}
+
+/// Mints an admin token as of `now` (tests move the clock).
+pub fn mint_token_at(
+    secret: &[u8],
+    email: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<String, AdminAuthError> {
+    mint(secret, email, ADMIN_ROLE, ttl, now)
+}
+
+fn mint(
+    secret: &[u8],
+    email: &str,
+    role: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<String, AdminAuthError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(AdminAuthError::SecretTooShort);
+    }
+    if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
+        return Err(AdminAuthError::BadTtl);
+    }
+    let ttl_secs = i64::try_from(ttl.as_secs()).map_err(|_| AdminAuthError::BadTtl)?;
+    let claims = Claims {
+        sub: normalise_email(email)?,
+        role: role.to_owned(),
+        iss: ISSUER.to_owned(),
+        iat: now.timestamp(),
+        exp: now.timestamp().saturating_add(ttl_secs),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| AdminAuthError::Signing(e.to_string()))
+}
+
+/// Reads a lifetime such as `8h`, `90m`, `3600s`, `7d` (or plain seconds).
+pub fn parse_ttl(text: &str) -> Result<Duration, AdminAuthError> {
+    let text = text.trim();
+    let (number, unit_secs) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3_600),
+        Some((at, 'd')) => (&text[..at], 86_400),
+        _ => (text, 1),
+    };
+    let secs = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_secs))
+        .ok_or(AdminAuthError::BadTtl)?;
+    let ttl = Duration::from_secs(secs);
+    if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
+        return Err(AdminAuthError::BadTtl);
+    }
+    Ok(ttl)
+}
+
+fn normalise_email(email: &str) -> Result<String, AdminAuthError> {
+    let email = email.trim().to_ascii_lowercase();
+    let valid = email.chars().count() <= MAX_EMAIL_CHARS
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if valid {
+        Ok(email)
+    } else {
+        Err(AdminAuthError::BadEmail(email.chars().take(64).collect()))
+    }
+}
+
+/// An authenticated admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUser {
+    /// The admin's email, lowercased.
+    pub email: String,
+}
+
+impl AdminUser {
+    /// The actor recorded in event metadata: `admin:<email>`.
+    pub fn actor(&self) -> String {
+        format!(
+            "{}{}",
+            lightspeed_projections::audit_log::ADMIN_ACTOR_PREFIX,
+            self.email
+        )
+    }
+
+    /// The context of a command this admin issues in a request with `headers`.
+    pub fn context(&self, headers: &HeaderMap) -> CommandContext {
+        CommandContext {
+            command_id: None,
+            metadata: Metadata {
+                correlation_id: Some(uuid::Uuid::now_v7()),
+                causation_id: None,
+                actor: Some(self.actor()),
+                request_id: headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            },
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let config = state.config.admin.as_ref().ok_or(ApiError::AdminDisabled)?;
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or(ApiError::AdminTokenMissing)?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::AdminTokenInvalid)?;
+        let admin = config.verify(token, state.ledger.now())?;
+        tracing::Span::current().record("admin", admin.email.as_str());
+        Ok(admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn config() -> AdminAuthConfig {
+        AdminAuthConfig::new(
+            String::from_utf8(SECRET.to_vec()).expect("utf-8"),
+            ["Ops@Example.com"],
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn a_minted_token_opens_until_it_expires() {
+        let now = Utc::now();
+        let token = mint_token_at(SECRET, "ops@example.com", Duration::from_secs(3600), now)
+            .expect("token");
+        let admin = config().verify(&token, now).expect("valid");
+        assert_eq!(admin.actor(), "admin:ops@example.com");
+        let later = now + chrono::TimeDelta::seconds(3600);
+        assert!(matches!(
+            config().verify(&token, later),
+            Err(ApiError::AdminTokenExpired)
+        ));
+    }
+
+    #[test]
+    fn wrong_secret_role_or_email_is_refused() {
+        let now = Utc::now();
+        let hour = Duration::from_secs(3600);
+        let other = mint_token_at(
+            b"another-secret-of-32-bytes-long!!",
+            "ops@example.com",
+            hour,
+            now,
+        )
+        .expect("token");
+        assert!(matches!(
+            config().verify(&other, now),
+            Err(ApiError::AdminTokenInvalid)
+        ));
+        let viewer = mint(SECRET, "ops@example.com", "viewer", hour, now).expect("token");
+        assert!(matches!(
+            config().verify(&viewer, now),
+            Err(ApiError::AdminForbidden(_))
+        ));
+        let stranger = mint_token_at(SECRET, "eve@example.com", hour, now).expect("token");
+        assert!(matches!(
+            config().verify(&stranger, now),
+            Err(ApiError::AdminForbidden(_))
+        ));
+        assert!(matches!(
+            config().verify("not.a.jwt", now),
+            Err(ApiError::AdminTokenInvalid)
+        ));
+    }
+
+    #[test]
+    fn configuration_and_lifetimes_are_checked() {
+        assert_eq!(
+            AdminAuthConfig::new("short", ["a@b.c"]).err(),
+            Some(AdminAuthError::SecretTooShort)
+        );
+        assert_eq!(
+            AdminAuthConfig::new(
+                String::from_utf8(SECRET.to_vec()).expect("utf-8"),
+                Vec::<String>::new()
+            )
+            .err(),
+            Some(AdminAuthError::NoAdmins)
+        );
+        assert_eq!(parse_ttl("8h"), Ok(Duration::from_secs(8 * 3600)));
+        assert_eq!(parse_ttl("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_ttl("0h"), Err(AdminAuthError::BadTtl));
+        assert_eq!(parse_ttl("31d"), Err(AdminAuthError::BadTtl));
+        assert_eq!(parse_ttl("soon"), Err(AdminAuthError::BadTtl));
+        let debug = format!("{:?}", config());
+        assert!(!debug.contains("0123456789abcdef"), "{debug}");
+    }
+}

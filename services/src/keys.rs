@@ -1,0 +1,193 @@
+//! Encryption key rotation: every sealed secret in the ledger sealed again under the current key,
+//! by appending events (`MerchantSecretsResealed`, `GatewayCredentialsResealed`), never by
+//! editing old ones.
+//!
+//! Which secrets exist is read from the merchant streams (each merchant and every gateway ever
+//! attached to it), so the log alone decides what is covered, read models play no part. That
+//! list is read from the log's table as committed now, not with the gap-safe reader, which stays
+//! below the oldest transaction running anywhere on the cluster and could miss a merchant
+//! onboarded a moment ago. Secrets sealed while a rotation runs are sealed by processes that
+//! already hold the new key first, so nothing is left behind.
+
+use lightspeed_domain::gateway::{Gateway, GatewayCommand};
+use lightspeed_domain::merchant::{Merchant, MerchantCommand, MerchantEvent};
+use lightspeed_domain::{GatewayId, MerchantId, SealedSecret};
+use lightspeed_eventstore::{CommandContext, StreamId, stream_of};
+use serde::Serialize;
+
+use crate::error::ServiceError;
+use crate::ledger::Ledger;
+
+/// Seals secrets again under the current key. Implemented over the keyring by the caller, so
+/// this crate never sees a key or a clear secret.
+pub trait Resealer: Send + Sync {
+    /// Whether `sealed` is already under the current key.
+    fn is_current(&self, sealed: &SealedSecret) -> bool;
+    /// The same secret sealed under the current key; the error names why (never the secret).
+    fn reseal(&self, sealed: &SealedSecret) -> Result<SealedSecret, String>;
+}
+
+/// What a key rotation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ResealReport {
+    /// Merchants whose salt or webhook secrets were resealed.
+    pub merchants_resealed: u64,
+    /// Gateways whose credentials were resealed.
+    pub gateways_resealed: u64,
+    /// Merchants and gateways already entirely under the current key.
+    pub already_current: u64,
+    /// Streams that could not be resealed, and why (e.g. sealed under a key no longer held).
+    pub failures: Vec<ResealFailure>,
+}
+
+/// One stream a rotation could not reseal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResealFailure {
+    /// The stream, e.g. `gateway-0190…`.
+    pub stream_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl ResealReport {
+    fn failed(&mut self, stream_id: &StreamId, reason: impl Into<String>) {
+        self.failures.push(ResealFailure {
+            stream_id: stream_id.to_string(),
+            reason: reason.into(),
+        });
+    }
+}
+
+impl Ledger {
+    /// Seals every merchant salt, webhook secret (current and previous) and gateway credential
+    /// that is not under the current key again under it, one append per merchant or gateway.
+    /// A stream that fails is reported and the others go on; running it again finishes the job.
+    pub async fn reseal_secrets(
+        &self,
+        resealer: &dyn Resealer,
+        context: &CommandContext,
+    ) -> Result<ResealReport, ServiceError> {
+        let (merchants, gateways) = self.holders_of_secrets().await?;
+        let mut report = ResealReport::default();
+        for merchant_id in merchants {
+            let stream = stream_of::<Merchant>(merchant_id)?;
+            match self.reseal_merchant(&stream, resealer, context).await {
+                Ok(true) => report.merchants_resealed += 1,
+                Ok(false) => report.already_current += 1,
+                Err(reason) => report.failed(&stream, reason),
+            }
+        }
+        for gateway_id in gateways {
+            let stream = stream_of::<Gateway>(gateway_id)?;
+            match self.reseal_gateway(&stream, resealer, context).await {
+                Ok(true) => report.gateways_resealed += 1,
+                Ok(false) => report.already_current += 1,
+                Err(reason) => report.failed(&stream, reason),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every merchant, and every gateway ever attached to one, from the merchant streams.
+    async fn holders_of_secrets(&self) -> Result<(Vec<MerchantId>, Vec<GatewayId>), ServiceError> {
+        let rows: Vec<(String, i16, serde_json::Value)> = sqlx::query_as(
+            "SELECT event_type, schema_version, payload FROM ledger.events
+              WHERE category = $1 AND event_type = ANY($2)
+              ORDER BY position",
+        )
+        .bind(<Merchant as lightspeed_domain::Decider>::CATEGORY)
+        .bind(["MerchantOnboarded", "MerchantGatewayAttached"])
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(|e| ServiceError::Store(e.to_string()))?;
+        let (mut merchants, mut gateways) = (Vec::new(), Vec::new());
+        for (event_type, schema_version, payload) in rows {
+            let schema_version = u16::try_from(schema_version)
+                .map_err(|_| ServiceError::Store(format!("schema version {schema_version}")))?;
+            let event: MerchantEvent =
+                lightspeed_domain::decode(&event_type, schema_version, payload)
+                    .map_err(|e| ServiceError::Store(e.to_string()))?;
+            match event {
+                MerchantEvent::MerchantOnboarded { merchant_id, .. } => merchants.push(merchant_id),
+                MerchantEvent::MerchantGatewayAttached { gateway_id, .. } => {
+                    gateways.push(gateway_id)
+                }
+                _ => {}
+            }
+        }
+        gateways.sort_unstable();
+        gateways.dedup();
+        Ok((merchants, gateways))
+    }
+
+    /// True when something was resealed.
+    async fn reseal_merchant(
+        &self,
+        stream: &StreamId,
+        resealer: &dyn Resealer,
+        context: &CommandContext,
+    ) -> Result<bool, String> {
+        let merchant = self
+            .merchants
+            .load(stream)
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .ok_or("no merchant state")?;
+        let previous = merchant
+            .previous_webhook_secret()
+            .map(|previous| &previous.secret);
+        let current = resealer.is_current(merchant.client_salt())
+            && resealer.is_current(merchant.webhook_secret())
+            && previous.is_none_or(|p| resealer.is_current(p));
+        if current {
+            return Ok(false);
+        }
+        let renew = |sealed: &SealedSecret| {
+            if resealer.is_current(sealed) {
+                Ok(sealed.clone())
+            } else {
+                resealer.reseal(sealed)
+            }
+        };
+        let command = MerchantCommand::ResealSecrets {
+            client_salt: renew(merchant.client_salt())?,
+            webhook_secret: renew(merchant.webhook_secret())?,
+            previous_webhook_secret: previous.map(renew).transpose()?,
+            at: self.now(),
+        };
+        self.merchants
+            .execute(stream, &command, context)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// True when the credentials were resealed.
+    async fn reseal_gateway(
+        &self,
+        stream: &StreamId,
+        resealer: &dyn Resealer,
+        context: &CommandContext,
+    ) -> Result<bool, String> {
+        let gateway = self
+            .gateways
+            .load(stream)
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .ok_or("no gateway state")?;
+        if resealer.is_current(gateway.credentials()) {
+            return Ok(false);
+        }
+        let command = GatewayCommand::ResealCredentials {
+            credentials: resealer.reseal(gateway.credentials())?,
+            at: self.now(),
+        };
+        self.gateways
+            .execute(stream, &command, context)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+}
