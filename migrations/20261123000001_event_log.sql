@@ -66,15 +66,19 @@ CREATE TRIGGER seals_no_truncate BEFORE TRUNCATE ON ledger.seals
 -- stream at fault and its actual version) while the others are stored.
 --
 -- Per stream part: the request it belongs to (parts of a request are consecutive), the stream,
--- and the expected version: the number of events the stream must hold, or -1 for "any", which
--- queues on a per-stream advisory lock instead of failing. Requests of one batch that touch the
--- same stream see each other in order. A concurrent writer outside the batch that wins a race
+-- and the expected version: the number of events the stream must hold; -1 for "any", which
+-- queues on a per-stream advisory lock instead of failing; or -2 for "unchanged since": like
+-- "any", but refused if events other than the tolerated types (comma-separated) were appended
+-- after since_versions[i]. Requests of one batch that touch the same stream see each other in
+-- order. A concurrent writer outside the batch that wins a race
 -- makes the whole batch fail on events_stream_version_key; callers then append one by one.
 CREATE FUNCTION ledger.append_batch(
     part_requests     int[],
     stream_ids        text[],
     categories        text[],
     expected_versions bigint[],
+    since_versions    bigint[],
+    tolerated         text[],
     event_parts       int[],
     event_ids         uuid[],
     event_types       text[],
@@ -90,11 +94,16 @@ DECLARE
     parts int := coalesce(array_length(stream_ids, 1), 0);
     bases bigint[] := array_fill(NULL::bigint, ARRAY[parts]);
     event_counts int[] := array_fill(0, ARRAY[parts]);
-    -- Versions of the streams this batch touched, as of the requests accepted so far.
+    part_types text[] := array_fill(''::text, ARRAY[parts]);
+    -- Versions of the streams this batch touched, and the event types it added to each, as of
+    -- the requests accepted so far.
     seen_streams text[] := '{}';
     seen_versions bigint[] := '{}';
+    seen_types text[] := '{}';
     tentative_streams text[];
     tentative_versions bigint[];
+    tentative_types text[];
+    allowed text[];
     current_version bigint;
     first_part int := 1;
     last_part int;
@@ -103,6 +112,7 @@ DECLARE
 BEGIN
     FOR e IN 1 .. coalesce(array_length(event_parts, 1), 0) LOOP
         event_counts[event_parts[e]] := event_counts[event_parts[e]] + 1;
+        part_types[event_parts[e]] := part_types[event_parts[e]] || ',' || event_types[e];
     END LOOP;
     WHILE first_part <= parts LOOP
         last_part := first_part;
@@ -112,6 +122,7 @@ BEGIN
         failed := false;
         tentative_streams := seen_streams;
         tentative_versions := seen_versions;
+        tentative_types := seen_types;
         FOR i IN first_part .. last_part LOOP
             at := array_position(tentative_streams, stream_ids[i]);
             IF at IS NOT NULL THEN
@@ -127,7 +138,23 @@ BEGIN
                  LIMIT 1;
                 current_version := coalesce(current_version, 0);
             END IF;
-            IF expected_versions[i] >= 0 AND current_version <> expected_versions[i] THEN
+            IF expected_versions[i] = -2 THEN
+                allowed := string_to_array(tolerated[i], ',');
+                IF EXISTS (SELECT 1 FROM ledger.events ev
+                            WHERE ev.stream_id = stream_ids[i]
+                              AND ev.stream_version > since_versions[i]
+                              AND NOT (ev.event_type = ANY (allowed)))
+                   OR (at IS NOT NULL AND EXISTS (
+                           SELECT 1 FROM unnest(string_to_array(tentative_types[at], ',')) AS t
+                            WHERE t <> '' AND NOT (t = ANY (allowed)))) THEN
+                    failed := true;
+                    failed_request := part_requests[i];
+                    failed_stream := stream_ids[i];
+                    actual_version := current_version;
+                    RETURN NEXT;
+                    EXIT;
+                END IF;
+            ELSIF expected_versions[i] >= 0 AND current_version <> expected_versions[i] THEN
                 failed := true;
                 failed_request := part_requests[i];
                 failed_stream := stream_ids[i];
@@ -138,9 +165,11 @@ BEGIN
             bases[i] := current_version;
             IF at IS NOT NULL THEN
                 tentative_versions[at] := current_version + event_counts[i];
+                tentative_types[at] := tentative_types[at] || part_types[i];
             ELSE
                 tentative_streams := tentative_streams || stream_ids[i];
                 tentative_versions := tentative_versions || (current_version + event_counts[i]);
+                tentative_types := tentative_types || part_types[i];
             END IF;
         END LOOP;
         IF failed THEN
@@ -150,6 +179,7 @@ BEGIN
         ELSE
             seen_streams := tentative_streams;
             seen_versions := tentative_versions;
+            seen_types := tentative_types;
         END IF;
         first_part := last_part + 1;
     END LOOP;

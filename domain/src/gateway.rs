@@ -303,6 +303,14 @@ impl Gateway {
         self.settings.rpm_cap.or(settings.default_rpm_cap)
     }
 
+    /// Whether a booking decision on this gateway holds however many other bookings (or
+    /// releases) land first: true when nothing limits its capacity (no monthly limit, no RPM cap
+    /// in force). Then only a toggle, a failure, a retirement or a settings change can make
+    /// the decision stale, so concurrent bookings need not conflict.
+    pub fn bookings_are_independent(&self, settings: &CheckoutSettings) -> bool {
+        self.settings.monthly_limit.is_none() && self.effective_rpm_cap(settings).is_none()
+    }
+
     /// Whether the gateway may take this booking now. The one eligibility rule: routing filters
     /// with it and the `Book` command refuses with it.
     pub fn check_bookable(&self, request: &BookingRequest) -> Result<(), Ineligible> {
@@ -367,6 +375,10 @@ pub struct RegisterGateway {
     /// When it is decided.
     pub at: DateTime<Utc>,
 }
+
+/// The event types that only change how much of a gateway's capacity is used; see
+/// [`Gateway::bookings_are_independent`].
+pub const CAPACITY_EVENT_TYPES: &[&str] = &["GatewayBooked", "GatewayBookingReleased"];
 
 /// What can be asked of a gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

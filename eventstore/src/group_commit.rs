@@ -139,7 +139,7 @@ async fn insert_one_stream(
 ) -> Result<RequestOutcome, sqlx::Error> {
     let base = match stream.expected {
         ExpectedVersion::Exact(v) => to_i64(v),
-        ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+        ExpectedVersion::NoStream | ExpectedVersion::Any | ExpectedVersion::Unchanged { .. } => 0,
     };
     let count = stream.events.len();
     let mut event_ids = Vec::with_capacity(count);
@@ -220,7 +220,10 @@ pub(crate) async fn execute(
     requests: &[(&[PreparedStream], DateTime<Utc>)],
 ) -> Result<Vec<RequestOutcome>, sqlx::Error> {
     if let [([single], recorded_at)] = requests
-        && single.expected != ExpectedVersion::Any
+        && matches!(
+            single.expected,
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(_)
+        )
     {
         return Ok(vec![insert_one_stream(pool, single, *recorded_at).await?]);
     }
@@ -234,6 +237,8 @@ pub(crate) async fn execute(
     let mut stream_ids = Vec::with_capacity(parts);
     let mut categories = Vec::with_capacity(parts);
     let mut expected = Vec::with_capacity(parts);
+    let mut since_versions = Vec::with_capacity(parts);
+    let mut tolerated = Vec::with_capacity(parts);
     let mut event_parts = Vec::with_capacity(total);
     let mut event_ids = Vec::with_capacity(total);
     let mut event_types = Vec::with_capacity(total);
@@ -249,11 +254,17 @@ pub(crate) async fn execute(
             part_requests.push(request);
             stream_ids.push(stream.stream_id.as_str());
             categories.push(stream.stream_id.category());
-            expected.push(match stream.expected {
-                ExpectedVersion::Any => -1,
-                ExpectedVersion::NoStream => 0,
-                ExpectedVersion::Exact(v) => to_i64(v),
-            });
+            let (mode, since, except) = match stream.expected {
+                ExpectedVersion::Any => (-1, 0, None),
+                ExpectedVersion::NoStream => (0, 0, None),
+                ExpectedVersion::Exact(v) => (to_i64(v), 0, None),
+                ExpectedVersion::Unchanged { since, except } => {
+                    (-2, to_i64(since), Some(except.join(",")))
+                }
+            };
+            expected.push(mode);
+            since_versions.push(since);
+            tolerated.push(except);
             for event in &stream.events {
                 let hash = hash_of(stream, event, *recorded_at);
                 event_parts.push(part);
@@ -278,13 +289,15 @@ pub(crate) async fn execute(
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT failed_request, failed_stream, actual_version,
                 appended_event_id, appended_position, appended_version
-           FROM ledger.append_batch($1, $2, $3, $4, $5, $6, $7, $8,
-                                    $9::text[]::jsonb[], $10::text[]::jsonb[], $11, $12)",
+           FROM ledger.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                                    $11::text[]::jsonb[], $12::text[]::jsonb[], $13, $14)",
     )
     .bind(&part_requests)
     .bind(&stream_ids)
     .bind(&categories)
     .bind(&expected)
+    .bind(&since_versions)
+    .bind(&tolerated)
     .bind(&event_parts)
     .bind(&event_ids)
     .bind(&event_types)

@@ -114,7 +114,7 @@ pub fn check_event_type(event_type: &str) -> Result<(), InvalidInput> {
 }
 
 /// What the writer believes about a stream's current version (its number of events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpectedVersion {
     /// Append whatever the stream holds.
     Any,
@@ -122,6 +122,16 @@ pub enum ExpectedVersion {
     NoStream,
     /// The stream must hold exactly this many events.
     Exact(u64),
+    /// The stream may have grown since version `since`, but only by events of the types in
+    /// `except`: for a decision those events cannot invalidate (a booking on a gateway without
+    /// caps is not affected by other bookings, only by a toggle, a failure or a retirement).
+    /// The events go after whatever the stream holds, like `Any`.
+    Unchanged {
+        /// The version the decision was made on.
+        since: u64,
+        /// Event types that may have been appended since without invalidating it.
+        except: &'static [&'static str],
+    },
 }
 
 /// Who and what caused an event: carried beside the payload, never part of the business facts.

@@ -412,3 +412,82 @@ async fn concurrent_writers_share_commits_and_each_keeps_its_own_outcome() {
         .expect("count");
     assert_eq!(count, 30);
 }
+
+#[tokio::test]
+async fn unchanged_since_tolerates_only_the_named_event_types() {
+    const TOLERATED: &[&str] = &["Counted"];
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    let id = stream("gateway-hot");
+    store
+        .append(id.clone(), ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .expect("first");
+    // Twenty writers all decided on version 1; their events are of a tolerated type.
+    let writers: Vec<_> = (0..20)
+        .map(|n| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let expected = ExpectedVersion::Unchanged {
+                    since: 1,
+                    except: TOLERATED,
+                };
+                store.append(id, expected, vec![event(n)]).await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer
+            .await
+            .expect("task")
+            .expect("tolerated growth does not conflict");
+    }
+    assert_eq!(
+        store.read_stream(&id, 0, 100).await.expect("read").len(),
+        21
+    );
+
+    // Another kind of event lands: a decision made before it is refused.
+    let mut toggle = event(99);
+    toggle.event_type = "Toggled".into();
+    store
+        .append(id.clone(), ExpectedVersion::Exact(21), vec![toggle])
+        .await
+        .expect("toggle");
+    let stale = store
+        .append(
+            id.clone(),
+            ExpectedVersion::Unchanged {
+                since: 21,
+                except: TOLERATED,
+            },
+            vec![event(1)],
+        )
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(AppendError::WrongExpectedVersion { actual: 22, .. })
+        ),
+        "{stale:?}"
+    );
+    store
+        .append(
+            id.clone(),
+            ExpectedVersion::Unchanged {
+                since: 22,
+                except: TOLERATED,
+            },
+            vec![event(1)],
+        )
+        .await
+        .expect("decided after the toggle");
+    let versions: Vec<u64> = store
+        .read_stream(&id, 0, 100)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, (1..=23).collect::<Vec<_>>());
+}

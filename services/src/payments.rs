@@ -4,7 +4,7 @@
 use lightspeed_domain::claims::{
     ClaimOrder, MerchantOrder, MerchantOrderClaim, merchant_order_key,
 };
-use lightspeed_domain::gateway::{BookingRequest, Gateway, GatewayCommand};
+use lightspeed_domain::gateway::{BookingRequest, CAPACITY_EVENT_TYPES, Gateway, GatewayCommand};
 use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::payment::{
     InitiatePayment, Payment, PaymentCommand, PaymentDetails, PaymentError, PaymentEvent,
@@ -168,12 +168,26 @@ impl Ledger {
                 payment_id,
                 request: booking,
             };
-            unit.decide(
-                &self.gateways,
-                &gateway_streams[index],
-                &gateways[index],
-                &book,
-            )?;
+            let independent = gateways[index]
+                .state
+                .as_ref()
+                .is_some_and(|g| g.bookings_are_independent(merchant.checkout()));
+            if independent {
+                unit.decide_unless_changed(
+                    &self.gateways,
+                    &gateway_streams[index],
+                    &gateways[index],
+                    &book,
+                    CAPACITY_EVENT_TYPES,
+                )?;
+            } else {
+                unit.decide(
+                    &self.gateways,
+                    &gateway_streams[index],
+                    &gateways[index],
+                    &book,
+                )?;
+            }
             match unit.commit(&self.store).await {
                 Ok(_) => return Ok(Initiated::Created(payment_id)),
                 Err(AppendError::WrongExpectedVersion { stream_id, .. })

@@ -19,26 +19,39 @@ struct Decided<D: Decider> {
     stream_id: StreamId,
     base: Loaded<D::State>,
     events: Vec<D::Event>,
-    /// Appended whatever the stream holds (a decision that does not depend on its state).
-    any_version: bool,
+    expectation: Expectation,
+}
+
+/// How a part's decision depends on the stream it appends to.
+#[derive(Debug, Clone, Copy)]
+enum Expectation {
+    /// On the exact version it was decided on.
+    Exact,
+    /// On nothing: appended whatever the stream holds.
+    Any,
+    /// On the version it was decided on, give or take events of these types.
+    Unchanged(&'static [&'static str]),
 }
 
 impl<D: Decider> Part for Decided<D> {
     fn stream_append(&self, context: &CommandContext) -> Result<StreamAppend, InvalidInput> {
         Ok(StreamAppend {
             stream_id: self.stream_id.clone(),
-            expected: match (self.any_version, self.base.version) {
-                (true, _) => ExpectedVersion::Any,
-                (false, 0) => ExpectedVersion::NoStream,
-                (false, v) => ExpectedVersion::Exact(v),
+            expected: match (self.expectation, self.base.version) {
+                (Expectation::Any, _) => ExpectedVersion::Any,
+                (Expectation::Unchanged(except), since) => {
+                    ExpectedVersion::Unchanged { since, except }
+                }
+                (Expectation::Exact, 0) => ExpectedVersion::NoStream,
+                (Expectation::Exact, v) => ExpectedVersion::Exact(v),
             },
             events: new_events(&self.stream_id, &self.events, context)?,
         })
     }
 
     fn remember(self: Box<Self>, version: u64) {
-        if self.any_version {
-            // The base may be behind the stream; the next load reads what it missed.
+        if !matches!(self.expectation, Expectation::Exact) {
+            // Others may have appended meanwhile: the next load reads what this one missed.
             return;
         }
         let state = self
@@ -88,7 +101,7 @@ impl UnitOfWork {
         loaded: &Loaded<D::State>,
         command: &D::Command,
     ) -> Result<Vec<D::Event>, D::Error> {
-        self.push(handler, stream_id, loaded, command, false)
+        self.push(handler, stream_id, loaded, command, Expectation::Exact)
     }
 
     /// Like [`UnitOfWork::decide`], for a decision that holds whatever else the stream
@@ -101,7 +114,27 @@ impl UnitOfWork {
         loaded: &Loaded<D::State>,
         command: &D::Command,
     ) -> Result<Vec<D::Event>, D::Error> {
-        self.push(handler, stream_id, loaded, command, true)
+        self.push(handler, stream_id, loaded, command, Expectation::Any)
+    }
+
+    /// Like [`UnitOfWork::decide`], for a decision that only events of the types in `except`
+    /// may have been appended past without invalidating it (so concurrent writers of those
+    /// events do not conflict with it).
+    pub fn decide_unless_changed<D: Decider + 'static>(
+        &mut self,
+        handler: &CommandHandler<D, PgEventStore>,
+        stream_id: &StreamId,
+        loaded: &Loaded<D::State>,
+        command: &D::Command,
+        except: &'static [&'static str],
+    ) -> Result<Vec<D::Event>, D::Error> {
+        self.push(
+            handler,
+            stream_id,
+            loaded,
+            command,
+            Expectation::Unchanged(except),
+        )
     }
 
     fn push<D: Decider + 'static>(
@@ -110,7 +143,7 @@ impl UnitOfWork {
         stream_id: &StreamId,
         loaded: &Loaded<D::State>,
         command: &D::Command,
-        any_version: bool,
+        expectation: Expectation,
     ) -> Result<Vec<D::Event>, D::Error> {
         let events = D::decide(&loaded.state, command)?;
         if !events.is_empty() {
@@ -119,7 +152,7 @@ impl UnitOfWork {
                 stream_id: stream_id.clone(),
                 base: loaded.clone(),
                 events: events.clone(),
-                any_version,
+                expectation,
             }));
         }
         Ok(events)

@@ -433,3 +433,43 @@ async fn a_failing_gateway_rests_and_the_payment_moves_on_until_three_have_been_
         best
     );
 }
+
+#[tokio::test]
+async fn concurrent_payments_on_one_uncapped_gateway_all_book_without_conflicts() {
+    let w = world().await;
+    let merchant = w.merchant(CheckoutSettings::default()).await;
+    let gateway = w.gateway(merchant, 1, None).await;
+    let ledger = Arc::new(w.ledger.clone());
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let ledger = Arc::clone(&ledger);
+            tokio::spawn(async move {
+                let state = ledger.merchant(merchant).await.expect("merchant");
+                ledger
+                    .initiate_payment(
+                        &state,
+                        &request(&format!("HOT-{n}"), 1_000),
+                        &CommandContext::default(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(
+            task.await.expect("task"),
+            Ok(Initiated::Created(_))
+        ));
+    }
+    let gateway = w
+        .ledger
+        .gateway_of(merchant, gateway)
+        .await
+        .expect("gateway");
+    assert_eq!(
+        gateway
+            .usage()
+            .bookings_in(lightspeed_domain::calendar::IstMonth::of(w.ledger.now())),
+        40
+    );
+}
