@@ -89,12 +89,11 @@ impl Infra {
         }
     }
 
-    /// JetStream on the configured NATS server.
-    pub async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
-        let client = async_nats::connect(&self.nats_url)
+    /// A connection to the configured NATS server.
+    pub async fn nats(&self) -> anyhow::Result<async_nats::Client> {
+        async_nats::connect(&self.nats_url)
             .await
-            .with_context(|| format!("cannot connect to NATS at {}", self.nats_url))?;
-        Ok(async_nats::jetstream::new(client))
+            .with_context(|| format!("cannot connect to NATS at {}", self.nats_url))
     }
 }
 
@@ -141,4 +140,38 @@ pub struct Server {
     /// Largest request body, in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     pub body_limit_bytes: usize,
+    /// Browser origins allowed to call the admin API (comma-separated); none by default.
+    #[arg(long, env = "ADMIN_ORIGINS", default_value = "")]
+    pub admin_origins: String,
+    /// Source-address allow-lists for PSP webhooks, e.g. `razorpay=published;payu=10.0.0.0/8`;
+    /// off by default.
+    #[arg(long, env = "WEBHOOK_IP_ALLOWLIST", default_value = "")]
+    pub webhook_ip_allowlist: String,
+    /// Reverse proxies in front of the API whose `X-Forwarded-For` entries are trusted.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+}
+
+impl Server {
+    /// The API's configuration: these settings, the public URL, and the admin JWT settings from
+    /// `ADMIN_JWT_SECRET` and `ADMIN_EMAILS`.
+    pub fn api_config(&self, infra: &Infra) -> anyhow::Result<lightspeed_api::ApiConfig> {
+        use anyhow::Context as _;
+        let mut config = lightspeed_api::ApiConfig::new(infra.public_url.clone());
+        config.initiate_per_minute = std::num::NonZeroU32::new(self.initiate_per_minute)
+            .context("INITIATE_RATE_PER_MINUTE must be at least 1")?;
+        config.body_limit_bytes = self.body_limit_bytes;
+        config.admin = lightspeed_api::admin_auth::AdminAuthConfig::from_env()?;
+        config.admin_origins = lightspeed_api::protection::parse_origins(&self.admin_origins)
+            .map_err(|e| anyhow::anyhow!("ADMIN_ORIGINS: {e}"))?;
+        config.webhook_ip_allowlist =
+            lightspeed_api::protection::WebhookIpAllowlist::parse(&self.webhook_ip_allowlist)
+                .map_err(|e| anyhow::anyhow!("WEBHOOK_IP_ALLOWLIST: {e}"))?;
+        config.trusted_proxy_hops = self.trusted_proxy_hops;
+        config.readiness.relay_stream = Some(infra.nats_stream.clone());
+        if config.admin.is_none() {
+            tracing::warn!("ADMIN_JWT_SECRET is not set: the admin API answers 503 ADMIN_DISABLED");
+        }
+        Ok(config)
+    }
 }

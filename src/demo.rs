@@ -30,9 +30,13 @@ struct DemoMerchant {
 }
 
 /// Runs the demo; returns only if a role fails or on Ctrl-C.
-pub async fn run(infra: &Infra, server: &Server) -> anyhow::Result<()> {
+pub async fn run(
+    infra: &Infra,
+    server: &Server,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<()> {
     infra.migrate().await?;
-    let context = Roles::connect(infra).await?;
+    let context = Roles::connect(infra, metrics).await?;
     let local = format!("http://{}", server.listen);
     let merchant = seed(&context, &local).await?;
     let roles = {

@@ -5,7 +5,6 @@ mod demo;
 mod log_state;
 mod roles;
 mod success_rates;
-mod telemetry;
 
 use clap::{Args, Parser, Subcommand};
 use lightspeed_projections::ProjectorDeps;
@@ -51,11 +50,39 @@ enum Command {
     /// Migrates, runs everything, seeds a demo merchant with three sandbox gateways, drives one
     /// payment to success, prints it with a signed `curl` for the next one, and keeps serving.
     Demo(Server),
+    /// Admin tooling.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Auditor tooling: export the log, verify it, replay commission from it.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Prints the log's state: events, streams, head, relay position, seals.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Mints an admin bearer token (HS256 with `ADMIN_JWT_SECRET`) and prints it.
+    Token {
+        /// The admin's email; it must be on `ADMIN_EMAILS` to be accepted.
+        #[arg(long)]
+        email: String,
+        /// How long it is valid, e.g. `8h`, `30m`.
+        #[arg(long, default_value = "8h")]
+        ttl: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-seals every merchant salt, webhook secret and gateway credential under the first key
+    /// of `ENCRYPTION_KEY` by appending events (old events keep their old blobs). Put the new
+    /// key first in `ENCRYPTION_KEY` on every process before running it; running it again
+    /// finishes what a failure left.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,8 +160,15 @@ async fn ctrl_c() {
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     lightspeed_gateways::http::install_crypto_provider();
-    telemetry::init();
     let cli = Cli::parse();
+    let _telemetry = lightspeed_api::telemetry::init(&lightspeed_api::telemetry::TelemetryConfig::from_env())?;
+    let metrics = match lightspeed_api::metrics::install() {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics are not recorded in this process");
+            None
+        }
+    };
     let infra = &cli.infra;
     match cli.command {
         Command::Migrate => {
@@ -142,20 +176,20 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             tracing::info!(database = %config::redact(&infra.database_url), "migrated");
         }
         Command::Relay => {
-            let context = Roles::connect(infra).await?;
+            let context = Roles::connect(infra, metrics.clone()).await?;
             tokio::select! {
                 () = context.relay() => {}
                 () = ctrl_c() => tracing::info!("relay stopping"),
             }
         }
         Command::Serve(server) => {
-            Roles::connect(infra)
+            Roles::connect(infra, metrics.clone())
                 .await?
                 .serve(&server, ctrl_c())
                 .await?
         }
         Command::Work { queue } => {
-            let deps = Roles::connect(infra).await?.worker_deps()?;
+            let deps = Roles::connect(infra, metrics.clone()).await?.worker_deps()?;
             if queue == "all" {
                 lightspeed_workers::run_all(deps, ctrl_c()).await?;
             } else {
@@ -164,7 +198,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Project { name } => {
-            let deps = Roles::connect(infra).await?.projector_deps();
+            let deps = Roles::connect(infra, metrics.clone()).await?.projector_deps();
             let run = async {
                 if name == "all" {
                     lightspeed_projections::run_all(deps).await
@@ -178,7 +212,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Rebuild(args) => {
-            let store = Roles::connect(infra).await?.store;
+            let store = Roles::connect(infra, metrics.clone()).await?.store;
             let deps = ProjectorDeps { store, live: None };
             let options = RebuildOptions {
                 batch_size: args.batch_size,
@@ -197,11 +231,22 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Run(server) => {
-            let context = Roles::connect(infra).await?;
+            let context = Roles::connect(infra, metrics.clone()).await?;
             run_all_roles(&context, &server, ctrl_c()).await?;
         }
-        Command::Demo(server) => demo::run(infra, &server).await?,
+        Command::Demo(server) => demo::run(infra, &server, metrics).await?,
         Command::Audit(command) => return audit(infra, command).await,
+        Command::Admin(AdminCommand::Token { email, ttl }) => {
+            let secret = std::env::var("ADMIN_JWT_SECRET")
+                .map_err(|_| anyhow::anyhow!("ADMIN_JWT_SECRET is not set"))?;
+            let ttl = lightspeed_api::admin_auth::parse_ttl(&ttl)?;
+            println!("{}", lightspeed_api::admin_auth::mint_token(secret.as_bytes(), &email, ttl)?);
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let roles = Roles::connect(infra, None).await?;
+            let report = lightspeed_api::keys::rotate_keys(&roles.ledger, &roles.keyring, "system:keys-rotate").await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Command::Status => {
             let pool = infra.database().await?;
             println!(

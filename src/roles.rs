@@ -6,7 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::future::BoxFuture;
-use lightspeed_api::{ApiConfig, AppState, StatusChecks};
+use std::net::SocketAddr;
+
+use lightspeed_api::alerts::{AlertConfig, AlertEvaluator};
+use lightspeed_api::health::ReadinessCheck;
+use lightspeed_api::metrics::MetricsRefresher;
+use lightspeed_api::{AppState, StatusChecks};
 use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
@@ -36,22 +41,33 @@ pub struct Roles {
     pub ledger: Ledger,
     /// Configuration.
     pub infra: Infra,
+    /// The NATS connection, for readiness.
+    pub nats: async_nats::Client,
+    /// The Prometheus recorder of this process, when one could be installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Roles {
-    /// Connects to PostgreSQL (refusing an unmigrated database) and NATS.
-    pub async fn connect(infra: &Infra) -> anyhow::Result<Self> {
+    /// Connects to PostgreSQL (refusing an unmigrated database) and NATS; `metrics` is the
+    /// process's Prometheus recorder, if installed.
+    pub async fn connect(
+        infra: &Infra,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> anyhow::Result<Self> {
         let store = PgEventStore::new(
             infra.database().await?,
             Arc::new(lightspeed_domain::SystemClock),
         );
         let rates = ReadModelSuccessRates::spawn(store.pool().clone());
+        let nats = infra.nats().await?;
         Ok(Self {
             ledger: Ledger::new(store.clone()).with_success_rates(rates),
-            jetstream: infra.jetstream().await?,
+            jetstream: async_nats::jetstream::new(nats.clone()),
+            nats,
             keyring: Arc::new(infra.keyring()?),
             store,
             infra: infra.clone(),
+            metrics,
         })
     }
 
@@ -67,16 +83,14 @@ impl Roles {
         tokio::join!(relay.run(), sealer.run());
     }
 
-    /// Serves the API (with the sandbox PSP under `/sandbox`) until `shutdown`.
+    /// Serves the API (with the sandbox PSP under `/sandbox`) until `shutdown`, with the
+    /// operations tasks that go with it: metrics refresh and alert evaluation.
     pub async fn serve(
         &self,
         server: &Server,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut config = ApiConfig::new(self.infra.public_url.clone());
-        config.initiate_per_minute = std::num::NonZeroU32::new(server.initiate_per_minute)
-            .context("INITIATE_RATE_PER_MINUTE must be at least 1")?;
-        config.body_limit_bytes = server.body_limit_bytes;
+        let config = server.api_config(&self.infra)?;
         let sandbox = Sandbox::new(
             SandboxConfig::new(format!("{}/sandbox", config.public_url)),
             Arc::clone(self.store.clock()),
@@ -85,21 +99,30 @@ impl Roles {
             jetstream: self.jetstream.clone(),
             log_stream: self.infra.log_stream(),
         });
-        let state = AppState::new(
-            self.ledger.clone(),
-            Arc::clone(&self.keyring),
-            config,
-            Some(checks),
-        );
+        let mut state = AppState::builder(self.ledger.clone(), Arc::clone(&self.keyring), config)
+            .status_checks(checks)
+            .readiness_check(Arc::new(NatsReady(self.nats.clone())))
+            .psp_client(PspClient::new(&HttpConfig::default())?);
+        if let Some(handle) = &self.metrics {
+            state = state.metrics(handle.clone());
+            let refresher = MetricsRefresher::new(
+                self.store.pool().clone(),
+                Some(self.infra.nats_stream.clone()),
+                handle.clone(),
+            );
+            tokio::spawn(refresher.run());
+        }
+        let alerts = AlertEvaluator::new(self.ledger.clone(), AlertConfig::from_env())?;
+        tokio::spawn(alerts.run());
         let router = lightspeed_api::app(
-            state,
+            state.build(),
             axum::Router::new().nest("/sandbox", lightspeed_gateways::sandbox::router(sandbox)),
         );
         let listener = tokio::net::TcpListener::bind(&server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", server.listen))?;
         tracing::info!(listen = %server.listen, public_url = %self.infra.public_url, "serving the API");
-        axum::serve(listener, router)
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
@@ -125,6 +148,25 @@ impl Roles {
             store: self.store.clone(),
             live: Some((self.jetstream.clone(), self.infra.log_stream())),
         }
+    }
+}
+
+/// NATS is ready while its connection is up.
+struct NatsReady(async_nats::Client);
+
+impl ReadinessCheck for NatsReady {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let state = self.0.connection_state();
+        Box::pin(async move {
+            match state {
+                async_nats::connection::State::Connected => Ok(()),
+                other => Err(format!("connection {other:?}")),
+            }
+        })
     }
 }
 
