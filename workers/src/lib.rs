@@ -14,7 +14,9 @@
 //! [`queue::durable_name`]), shared by every replica. [`run`] runs one queue, [`run_all`] all
 //! of them; both stop when the `shutdown` future completes, after the jobs in flight.
 
+pub mod control;
 mod endpoint_health;
+pub mod failed;
 mod ids;
 pub mod jobs;
 pub mod merchant_webhooks;
@@ -126,6 +128,7 @@ impl QueueName {
             name: self.as_str().to_owned(),
             stream,
             filters,
+            failed: failed::FailedJobStream::for_log(log_stream),
             concurrency,
         }
     }
@@ -288,17 +291,6 @@ pub fn endpoint_health_bucket(log_stream: &LogStreamConfig) -> String {
     endpoint_health::EndpointHealthBook::bucket_name(log_stream)
 }
 
-/// How many jobs of a queue wait and how many are in progress, from its consumers on the
-/// server (for the admin API).
-pub async fn queue_depth(
-    queue: QueueName,
-    jetstream: &jetstream::Context,
-    log_stream: &LogStreamConfig,
-) -> Result<QueueDepth, WorkerError> {
-    let spec = queue.spec(log_stream, DEFAULT_CONCURRENCY);
-    Ok(queue::depth(jetstream, &spec).await?)
-}
-
 async fn run_queue(
     queue: QueueName,
     deps: &Deps,
@@ -306,6 +298,7 @@ async fn run_queue(
 ) -> Result<(), WorkerError> {
     let spec = queue.spec(&deps.log_stream, deps.concurrency);
     let js = &deps.jetstream;
+    let gate = Arc::new(control::LogPauseGate::new(deps.ledger.clone(), queue));
     // A worker may start before the relay first leads; both create the log stream the same way.
     if queue != QueueName::SettlementProcessing {
         deps.log_stream
@@ -322,13 +315,13 @@ async fn run_queue(
                 public_url: deps.public_url.clone(),
                 due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
             };
-            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
         QueueName::WebhookProcessing => {
             let handler = outcomes::OutcomeProcessor {
                 ledger: deps.ledger.clone(),
             };
-            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
         QueueName::MerchantWebhooks => {
             let handler = merchant_webhooks::MerchantWebhooks {
@@ -341,13 +334,13 @@ async fn run_queue(
                     .map_err(|e| WorkerError::EndpointHealth(e.to_string()))?,
                 due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
             };
-            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
         QueueName::SettlementProcessing => {
             JobStreamConfig::for_log(&deps.log_stream)
                 .ensure_stream(js)
                 .await?;
-            queue::run(js, &spec, Arc::new(deps.status_checker()), stopped).await?;
+            queue::run(js, &spec, Arc::new(deps.status_checker()), gate, stopped).await?;
         }
     }
     Ok(())

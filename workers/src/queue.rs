@@ -8,7 +8,11 @@
 //! |---|---|---|
 //! | `Done` | `+ACK`, confirmed by the server (double ack) | `done` |
 //! | `RetryAfter(d)` | `-NAK` with delay `d` | `retried` |
-//! | `GiveUp(reason)` | `+TERM`, reason logged | `failed` |
+//! | `GiveUp(reason)` | kept on the failed-jobs stream, then `+TERM` | `failed` |
+//!
+//! A job given up on waits on the failed-jobs stream ([`crate::failed`]) until ops retry it; the
+//! queue also consumes its `.retry` subject there. Before every fetch the queue asks its
+//! [`PauseGate`]: a paused queue fetches nothing, so its jobs wait in the broker.
 //!
 //! Consumers are durable and named from the queue and the filter subject, so every replica of a
 //! worker binds to the same consumers and they compete for its messages. Delivery is at least
@@ -32,6 +36,8 @@ use lightspeed_domain::retry::{Backoff, Jitter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
+
+use crate::failed::{FailedJobStream, original_subject};
 
 /// Jobs a queue runs at once unless configured otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 25;
@@ -67,8 +73,11 @@ pub const TRANSIENT_RETRY: Backoff = Backoff {
     max_wait: Duration::from_secs(60),
 };
 
+/// How often a paused queue asks its [`PauseGate`] again.
+pub const PAUSE_RECHECK: Duration = Duration::from_secs(1);
+
 /// What a queue consumes: its name, the JetStream stream, the filter subjects (one durable
-/// consumer each) and how many jobs run at once.
+/// consumer each), where its failed jobs go, and how many jobs run at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
     /// The queue's name, e.g. `transaction-processing`; used in consumer names and metrics.
@@ -77,6 +86,8 @@ pub struct QueueSpec {
     pub stream: String,
     /// One subject per consumer.
     pub filters: Vec<String>,
+    /// Where jobs given up on are kept, and retried from (one more consumer).
+    pub failed: FailedJobStream,
     /// Jobs run at once, shared by all the queue's consumers.
     pub concurrency: usize,
 }
@@ -88,6 +99,38 @@ impl QueueSpec {
             .iter()
             .map(|filter| durable_name(&self.name, filter))
             .collect()
+    }
+
+    /// The durable consumer of the queue's retried jobs on the failed-jobs stream.
+    pub fn retry_durable_name(&self) -> String {
+        durable_name(&self.name, &self.failed.retry_subject(&self.name))
+    }
+
+    /// Every consumer of the queue: (stream, durable name, filter subject), the retry one last.
+    fn consumers(&self) -> Vec<(String, String, String)> {
+        self.filters
+            .iter()
+            .map(|filter| {
+                (
+                    self.stream.clone(),
+                    durable_name(&self.name, filter),
+                    filter.clone(),
+                )
+            })
+            .chain(std::iter::once((
+                self.failed.stream_name.clone(),
+                self.retry_durable_name(),
+                self.failed.retry_subject(&self.name),
+            )))
+            .collect()
+    }
+
+    fn broker_error(&self, action: &'static str, e: &dyn std::fmt::Display) -> QueueError {
+        QueueError::JetStream {
+            queue: self.name.clone(),
+            action,
+            reason: e.to_string(),
+        }
     }
 
     fn validate(&self) -> Result<(), QueueError> {
@@ -179,6 +222,22 @@ pub trait JobHandler: Send + Sync + 'static {
     fn handle(&self, job: Job) -> impl Future<Output = JobOutcome> + Send;
 }
 
+/// Tells a queue whether it may fetch jobs now.
+pub trait PauseGate: Send + Sync + 'static {
+    /// Whether the queue must not fetch now.
+    fn is_paused(&self) -> impl Future<Output = bool> + Send;
+}
+
+/// A gate that is never closed (for queues ops cannot pause, and tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NeverPaused;
+
+impl PauseGate for NeverPaused {
+    async fn is_paused(&self) -> bool {
+        false
+    }
+}
+
 /// Why a queue could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -208,7 +267,7 @@ pub enum QueueError {
     },
 }
 
-/// Jobs of a queue waiting and in progress, from its consumers' state on the server.
+/// Jobs of a queue waiting, in progress and failed, from the server's state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueDepth {
     /// Messages not yet delivered (`num_pending`, summed over the queue's consumers).
@@ -216,6 +275,8 @@ pub struct QueueDepth {
     /// Messages delivered and not yet acknowledged: running, or waiting out a retry delay
     /// (`num_ack_pending`, summed).
     pub active: u64,
+    /// Jobs given up on, waiting for ops to retry them.
+    pub failed: u64,
 }
 
 /// The queue's depth as its consumers report it; a consumer not created yet counts as empty.
@@ -223,17 +284,19 @@ pub async fn depth(
     jetstream: &jetstream::Context,
     spec: &QueueSpec,
 ) -> Result<QueueDepth, QueueError> {
-    let failed = |action: &'static str, e: &dyn std::fmt::Display| QueueError::JetStream {
-        queue: spec.name.clone(),
-        action,
-        reason: e.to_string(),
+    let mut depth = QueueDepth {
+        failed: spec
+            .failed
+            .count(jetstream, &spec.name)
+            .await
+            .map_err(|e| spec.broker_error("count failed jobs", &e))?,
+        ..QueueDepth::default()
     };
-    let stream = jetstream
-        .get_stream(&spec.stream)
-        .await
-        .map_err(|e| failed("find the stream", &e))?;
-    let mut depth = QueueDepth::default();
-    for name in spec.durable_names() {
+    for (stream, name, _) in spec.consumers() {
+        let stream = jetstream
+            .get_stream(&stream)
+            .await
+            .map_err(|e| spec.broker_error("find the stream", &e))?;
         match stream.consumer_info(&name).await {
             Ok(info) => {
                 depth.waiting = depth.waiting.saturating_add(info.num_pending);
@@ -242,52 +305,84 @@ pub async fn depth(
                     .saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX));
             }
             Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
-            Err(e) => return Err(failed("read consumer info", &e)),
+            Err(e) => return Err(spec.broker_error("read consumer info", &e)),
         }
     }
     Ok(depth)
 }
 
+/// Discards the queue's jobs that wait to be fetched, on every consumer (running jobs and jobs
+/// waiting out a retry delay stay); answers how many.
+pub async fn drain(jetstream: &jetstream::Context, spec: &QueueSpec) -> Result<u64, QueueError> {
+    let mut discarded = 0u64;
+    for (stream, name, _) in spec.consumers() {
+        let stream = jetstream
+            .get_stream(&stream)
+            .await
+            .map_err(|e| spec.broker_error("find the stream", &e))?;
+        let waiting = match stream.consumer_info(&name).await {
+            Ok(info) => info.num_pending,
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => continue,
+            Err(e) => return Err(spec.broker_error("read consumer info", &e)),
+        };
+        let consumer: PullConsumer = stream
+            .get_consumer(&name)
+            .await
+            .map_err(|e| spec.broker_error("bind the consumer", &e))?;
+        discarded += crate::failed::discard_waiting(&consumer, waiting)
+            .await
+            .map_err(|e| spec.broker_error("discard waiting jobs", &e))?;
+    }
+    Ok(discarded)
+}
+
 /// Runs a queue until `shutdown` turns true (or its sender is dropped): binds (creating if
-/// needed) one durable consumer per filter, fetches jobs while there is capacity, and after the
-/// stop waits up to [`JOB_TIMEOUT`] for the jobs in flight.
-pub async fn run<H: JobHandler>(
+/// needed) one durable consumer per filter and one for retried jobs, fetches jobs while there
+/// is capacity and `gate` is open, and after the stop waits up to [`JOB_TIMEOUT`] for the jobs in
+/// flight.
+pub async fn run<H: JobHandler, G: PauseGate>(
     jetstream: &jetstream::Context,
     spec: &QueueSpec,
     handler: Arc<H>,
+    gate: Arc<G>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), QueueError> {
     spec.validate()?;
-    let failed = |action: &'static str, e: &dyn std::fmt::Display| QueueError::JetStream {
-        queue: spec.name.clone(),
-        action,
-        reason: e.to_string(),
-    };
-    let stream = jetstream
-        .get_stream(&spec.stream)
+    spec.failed
+        .ensure_stream(jetstream)
         .await
-        .map_err(|e| failed("find the stream", &e))?;
-    let mut consumers = Vec::with_capacity(spec.filters.len());
-    for (filter, durable) in spec.filters.iter().zip(spec.durable_names()) {
-        let consumer: PullConsumer = stream
-            .get_or_create_consumer(&durable, consumer_config(&durable, filter))
+        .map_err(|e| spec.broker_error("create the failed-jobs stream", &e))?;
+    let retry_stream = spec.failed.stream_name.clone();
+    let mut consumers = Vec::with_capacity(spec.filters.len() + 1);
+    for (stream, durable, filter) in spec.consumers() {
+        let retried = stream == retry_stream;
+        let consumer: PullConsumer = jetstream
+            .get_stream(&stream)
             .await
-            .map_err(|e| failed("bind the consumer", &e))?;
-        consumers.push(consumer);
+            .map_err(|e| spec.broker_error("find the stream", &e))?
+            .get_or_create_consumer(&durable, consumer_config(&durable, &filter))
+            .await
+            .map_err(|e| spec.broker_error("bind the consumer", &e))?;
+        consumers.push((consumer, retried));
     }
 
-    let queue: Arc<str> = Arc::from(spec.name.as_str());
+    let queue = Arc::new(Running {
+        name: Arc::from(spec.name.as_str()),
+        jetstream: jetstream.clone(),
+        failed: spec.failed.clone(),
+    });
     let permits = Arc::new(Semaphore::new(spec.concurrency));
     // Each pull asks for at most an even share of the capacity, so a consumer waiting on an idle
     // subject never holds all of it while another consumer has messages.
     let share = (spec.concurrency / consumers.len()).clamp(1, MAX_BATCH);
-    tracing::info!(queue = %queue, consumers = consumers.len(), concurrency = spec.concurrency, "queue started");
+    tracing::info!(queue = %queue.name, consumers = consumers.len(), concurrency = spec.concurrency, "queue started");
     let mut loops = JoinSet::new();
-    for consumer in consumers {
+    for (consumer, retried) in consumers {
         loops.spawn(fetch_loop(
             Arc::clone(&queue),
-            consumer,
+            Consumer { consumer, retried },
             Arc::clone(&handler),
+            Arc::clone(&gate),
             Arc::clone(&permits),
             share,
             shutdown.clone(),
@@ -300,9 +395,9 @@ pub async fn run<H: JobHandler>(
         .await
         .is_err()
     {
-        tracing::warn!(queue = %queue, "stopped with jobs still running; they will be redelivered");
+        tracing::warn!(queue = %queue.name, "stopped with jobs still running; they will be redelivered");
     }
-    tracing::info!(queue = %queue, "queue stopped");
+    tracing::info!(queue = %queue.name, "queue stopped");
     Ok(())
 }
 
@@ -352,18 +447,45 @@ async fn reserve(
     Some(held)
 }
 
-async fn fetch_loop<H: JobHandler>(
-    queue: Arc<str>,
+/// A running queue, as its jobs see it.
+struct Running {
+    name: Arc<str>,
+    jetstream: jetstream::Context,
+    failed: FailedJobStream,
+}
+
+/// One of a queue's consumers; `retried` for the one reading its retried jobs.
+struct Consumer {
     consumer: PullConsumer,
+    retried: bool,
+}
+
+/// Resolves once `gate` is open; `false` if the queue stops first.
+async fn wait_unpaused<G: PauseGate>(gate: &G, shutdown: &mut watch::Receiver<bool>) -> bool {
+    while gate.is_paused().await {
+        tokio::select! {
+            () = tokio::time::sleep(PAUSE_RECHECK) => {}
+            () = stopped(shutdown) => return false,
+        }
+    }
+    !is_stopped(shutdown)
+}
+
+async fn fetch_loop<H: JobHandler, G: PauseGate>(
+    queue: Arc<Running>,
+    Consumer { consumer, retried }: Consumer,
     handler: Arc<H>,
+    gate: Arc<G>,
     permits: Arc<Semaphore>,
     share: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures: u32 = 0;
-    // Jobs are fetched only here, and only for free slots: a pause check belongs just before
-    // `reserve`.
+    // Jobs are fetched only here, and only for free slots while the gate is open.
     while let Some(mut held) = reserve(&permits, share, &mut shutdown).await {
+        if !wait_unpaused(gate.as_ref(), &mut shutdown).await {
+            return;
+        }
         let batch = consumer
             .batch()
             .max_messages(held.len())
@@ -378,7 +500,7 @@ async fn fetch_loop<H: JobHandler>(
             Err(error) => {
                 drop(held);
                 failures = failures.saturating_add(1);
-                tracing::warn!(queue = %queue, %error, "pull request failed");
+                tracing::warn!(queue = %queue.name, %error, "pull request failed");
                 let pause = FETCH_ERROR_BACKOFF
                     .wait_after(failures, Jitter::NONE)
                     .unwrap_or(FETCH_ERROR_BACKOFF.max_wait);
@@ -400,6 +522,7 @@ async fn fetch_loop<H: JobHandler>(
                             Arc::clone(&queue),
                             Arc::clone(&handler),
                             message,
+                            retried,
                             permit,
                         ));
                     }
@@ -407,12 +530,12 @@ async fn fetch_loop<H: JobHandler>(
                     // leave it waiting out the ack wait.
                     None => {
                         if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
-                            tracing::warn!(queue = %queue, %error, "could not hand back a message");
+                            tracing::warn!(queue = %queue.name, %error, "could not hand back a message");
                         }
                     }
                 },
                 Some(Err(error)) => {
-                    tracing::warn!(queue = %queue, %error, "pull request ended with an error");
+                    tracing::warn!(queue = %queue.name, %error, "pull request ended with an error");
                     break;
                 }
                 None => break,
@@ -438,12 +561,14 @@ impl Drop for Active {
 }
 
 async fn process<H: JobHandler>(
-    queue: Arc<str>,
+    running: Arc<Running>,
     handler: Arc<H>,
     message: jetstream::Message,
+    retried: bool,
     _permit: OwnedSemaphorePermit,
 ) {
-    let _active = Active::enter(&queue);
+    let queue = &running.name;
+    let _active = Active::enter(queue);
     let (stream_sequence, delivered) = match message.info() {
         Ok(info) => (
             info.stream_sequence,
@@ -451,8 +576,12 @@ async fn process<H: JobHandler>(
         ),
         Err(_) => (0, 1),
     };
+    let subject = retried
+        .then(|| original_subject(message.headers.as_ref()))
+        .flatten()
+        .unwrap_or_else(|| message.subject.to_string());
     let job = Job {
-        subject: message.subject.to_string(),
+        subject,
         payload: message.payload.clone(),
         stream_sequence,
         delivered,
@@ -479,7 +608,33 @@ async fn process<H: JobHandler>(
         JobOutcome::RetryAfter(delay) => message.ack_with(AckKind::Nak(Some(*delay))).await,
         JobOutcome::GiveUp(reason) => {
             tracing::error!(queue = %queue, subject = %job.subject, stream_sequence, delivered, %reason, "job given up");
-            message.ack_with(AckKind::Term).await
+            let source = message
+                .info()
+                .map(|info| info.stream.to_owned())
+                .unwrap_or_default();
+            let kept = running
+                .failed
+                .keep(
+                    &running.jetstream,
+                    queue,
+                    &job,
+                    &format!("{source}:{stream_sequence}"),
+                    reason,
+                )
+                .await;
+            match kept {
+                Ok(()) => message.ack_with(AckKind::Term).await,
+                // Not kept, so not dropped either: it comes back for another try.
+                Err(error) => {
+                    tracing::warn!(queue = %queue, stream_sequence, %error, "could not keep a failed job");
+                    match job.retry_transient() {
+                        JobOutcome::RetryAfter(delay) => {
+                            message.ack_with(AckKind::Nak(Some(delay))).await
+                        }
+                        _ => message.ack_with(AckKind::Nak(None)).await,
+                    }
+                }
+            }
         }
     };
     if let Err(error) = acknowledged {
@@ -533,6 +688,7 @@ mod tests {
             name: "q".into(),
             stream: "S".into(),
             filters,
+            failed: FailedJobStream::for_log(&Default::default()),
             concurrency,
         };
         assert!(matches!(

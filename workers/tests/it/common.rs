@@ -31,6 +31,7 @@ use lightspeed_gateways::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
 use lightspeed_services::{Ledger, NewGateway, NewMerchant, PaymentRequest};
+use lightspeed_workers::failed::FailedJobStream;
 use lightspeed_workers::queue::durable_name;
 use lightspeed_workers::{Deps, JobStreamConfig, QueueName, WorkerError};
 use tokio::task::JoinHandle;
@@ -423,9 +424,10 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         self.relay.abort();
-        // The log stream goes with `TestNats`; the jobs stream and the endpoint-health bucket
-        // are the workers' own.
+        // The log stream goes with `TestNats`; the jobs and failed-jobs streams and the
+        // endpoint-health bucket are the workers' own.
         let jobs = JobStreamConfig::for_log(&self.nats.config).stream_name;
+        let failed = FailedJobStream::for_log(&self.nats.config).stream_name;
         let bucket = lightspeed_workers::endpoint_health_bucket(&self.nats.config);
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -440,6 +442,7 @@ impl Drop for World {
                 };
                 let jetstream = async_nats::jetstream::new(client);
                 let _ = jetstream.delete_stream(&jobs).await;
+                let _ = jetstream.delete_stream(&failed).await;
                 let _ = jetstream.delete_key_value(&bucket).await;
             });
         });

@@ -5,5 +5,6 @@
 mod common;
 mod merchant_webhooks;
 mod outcomes;
+mod queue_control;
 mod status_checks;
 mod transactions;
