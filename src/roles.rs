@@ -22,8 +22,10 @@ use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig};
 use lightspeed_gateways::secrets::Keyring;
 use lightspeed_projections::ProjectorDeps;
 use lightspeed_services::Ledger;
-use lightspeed_workers::Deps;
+use lightspeed_api::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
+use lightspeed_workers::control::WorkQueues;
 use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
+use lightspeed_workers::{Deps, QueueName};
 
 use crate::config::{Infra, Server};
 use crate::success_rates::ReadModelSuccessRates;
@@ -84,7 +86,7 @@ impl Roles {
     }
 
     /// Serves the API (with the sandbox PSP under `/sandbox`) until `shutdown`, with the
-    /// operations tasks that go with it: metrics refresh and alert evaluation.
+    /// operations tasks that go with it: metrics refresh, alert evaluation and queue sampling.
     pub async fn serve(
         &self,
         server: &Server,
@@ -99,8 +101,14 @@ impl Roles {
             jetstream: self.jetstream.clone(),
             log_stream: self.infra.log_stream(),
         });
+        let queues: Arc<dyn QueueControl> = Arc::new(BrokerQueues(WorkQueues::new(
+            self.jetstream.clone(),
+            self.infra.log_stream(),
+        )));
+        tokio::spawn(QueueSampler::new(self.ledger.clone(), Arc::clone(&queues)).run());
         let mut state = AppState::builder(self.ledger.clone(), Arc::clone(&self.keyring), config)
             .status_checks(checks)
+            .queue_control(queues)
             .readiness_check(Arc::new(NatsReady(self.nats.clone())))
             .psp_client(PspClient::new(&HttpConfig::default())?);
         if let Some(handle) = &self.metrics {
@@ -170,6 +178,50 @@ impl ReadinessCheck for NatsReady {
                 other => Err(format!("connection {other:?}")),
             }
         })
+    }
+}
+
+/// The admin API's view of the workers' queues on JetStream.
+struct BrokerQueues(WorkQueues);
+
+impl BrokerQueues {
+    fn queue(name: &str) -> Result<QueueName, QueueControlError> {
+        name.parse()
+            .map_err(|_| QueueControlError::UnknownQueue(name.chars().take(64).collect()))
+    }
+}
+
+fn broker_error(error: impl std::fmt::Display) -> QueueControlError {
+    QueueControlError::Broker(error.to_string())
+}
+
+impl QueueControl for BrokerQueues {
+    fn queues(&self) -> Vec<String> {
+        QueueName::ALL.iter().map(|q| q.as_str().to_owned()).collect()
+    }
+
+    fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, QueueControlError>> {
+        Box::pin(async move {
+            let depth = self.0.depth(Self::queue(queue)?).await.map_err(broker_error)?;
+            Ok(QueueDepth {
+                waiting: depth.waiting,
+                active: depth.active,
+                failed: depth.failed,
+            })
+        })
+    }
+
+    fn retry_failed<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, QueueControlError>> {
+        Box::pin(async move {
+            self.0
+                .retry_failed(Self::queue(queue)?)
+                .await
+                .map_err(broker_error)
+        })
+    }
+
+    fn drain<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, QueueControlError>> {
+        Box::pin(async move { self.0.drain(Self::queue(queue)?).await.map_err(broker_error) })
     }
 }
 
