@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use lightspeed_api::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_api::health::ReadinessCheck;
 use lightspeed_api::metrics::MetricsRefresher;
+use lightspeed_api::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
 use lightspeed_api::{AppState, StatusChecks};
 use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_eventstore::PgEventStore;
@@ -22,7 +23,6 @@ use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig};
 use lightspeed_gateways::secrets::Keyring;
 use lightspeed_projections::ProjectorDeps;
 use lightspeed_services::Ledger;
-use lightspeed_api::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
 use lightspeed_workers::control::WorkQueues;
 use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
 use lightspeed_workers::{Deps, QueueName};
@@ -197,12 +197,19 @@ fn broker_error(error: impl std::fmt::Display) -> QueueControlError {
 
 impl QueueControl for BrokerQueues {
     fn queues(&self) -> Vec<String> {
-        QueueName::ALL.iter().map(|q| q.as_str().to_owned()).collect()
+        QueueName::ALL
+            .iter()
+            .map(|q| q.as_str().to_owned())
+            .collect()
     }
 
     fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, QueueControlError>> {
         Box::pin(async move {
-            let depth = self.0.depth(Self::queue(queue)?).await.map_err(broker_error)?;
+            let depth = self
+                .0
+                .depth(Self::queue(queue)?)
+                .await
+                .map_err(broker_error)?;
             Ok(QueueDepth {
                 waiting: depth.waiting,
                 active: depth.active,
@@ -221,7 +228,12 @@ impl QueueControl for BrokerQueues {
     }
 
     fn drain<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, QueueControlError>> {
-        Box::pin(async move { self.0.drain(Self::queue(queue)?).await.map_err(broker_error) })
+        Box::pin(async move {
+            self.0
+                .drain(Self::queue(queue)?)
+                .await
+                .map_err(broker_error)
+        })
     }
 }
 

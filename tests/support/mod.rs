@@ -54,6 +54,11 @@ impl Drop for World {
 }
 
 pub async fn world() -> World {
+    world_configured(|_| {}).await
+}
+
+/// A world whose API runs with `configure`'s changes to the default configuration.
+pub async fn world_configured(configure: impl FnOnce(&mut ApiConfig)) -> World {
     lightspeed_gateways::http::install_crypto_provider();
     let db = TestDatabase::new().await;
     let nats = TestNats::new().await;
@@ -69,12 +74,9 @@ pub async fn world() -> World {
         Arc::clone(store.clock()),
     )
     .expect("sandbox");
-    let state = AppState::new(
-        ledger.clone(),
-        Arc::clone(&keyring),
-        ApiConfig::new(url.clone()),
-        None,
-    );
+    let mut config = ApiConfig::new(url.clone());
+    configure(&mut config);
+    let state = AppState::new(ledger.clone(), Arc::clone(&keyring), config, None);
     let router = app(
         state,
         Router::new().nest("/sandbox", sandbox_router(sandbox)),
