@@ -1,0 +1,267 @@
+//! Freshness benchmark: the log written at a steady rate of payments while the relay publishes
+//! it to JetStream and every projector follows it live; reports, per projection, how long after
+//! an append returned its events were applied (the projection's checkpoint passed them).
+//!
+//! Usage: `freshness-bench [payments_per_second] [seconds] [writers]` (defaults 1 000, 30 and
+//! 32), over a
+//! fresh database and JetStream stream of its own (`TEST_DATABASE_URL`, `NATS_URL`), both removed
+//! at the end. The operations come from the scenario generator (payments started and settled,
+//! deliveries, notifications, payouts, ...) in independent shards (one per writer, 4 merchants
+//! each) appended concurrently; the
+//! rate counts operations that start a payment. Every 10th operation is sampled; checkpoints are
+//! polled every 2 ms, so figures are accurate to about that.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lightspeed_domain::SystemClock;
+use lightspeed_eventstore::relay::{Relay, RelayConfig};
+use lightspeed_eventstore::testing::{TestDatabase, TestNats};
+use lightspeed_eventstore::{EventStore, PgEventStore};
+use lightspeed_projections::scenario::{Operation, Scenario, ScenarioConfig, append_packed};
+use lightspeed_projections::{ProjectorDeps, catalog};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+const SAMPLE_EVERY: usize = 10;
+const POLL: Duration = Duration::from_millis(2);
+
+/// One sampled append: the last event of each category it wrote, and when the append returned.
+struct Sample {
+    committed: Instant,
+    /// Category → (stream, version) of its last event in the operation.
+    last_by_category: BTreeMap<String, (String, i64)>,
+}
+
+fn is_payment_start(operation: &Operation) -> bool {
+    operation.0.iter().any(|append| {
+        append
+            .events
+            .iter()
+            .any(|e| e.event_type == "PaymentInitiated")
+    })
+}
+
+async fn shard(
+    store: PgEventStore,
+    seed: u64,
+    rate: f64,
+    run_for: Duration,
+    samples: mpsc::UnboundedSender<Sample>,
+) -> (u64, u64) {
+    let (mut scenario, setup) = Scenario::new(ScenarioConfig {
+        merchants: 4,
+        gateways_per_merchant: 4,
+        seed,
+    });
+    append_packed(&store, setup).await.expect("set-up");
+    let started = Instant::now();
+    let (mut payments, mut events, mut operations) = (0u64, 0u64, 0usize);
+    while started.elapsed() < run_for {
+        let Some(operation) = scenario.step() else {
+            continue;
+        };
+        if is_payment_start(&operation) {
+            payments += 1;
+            // Hold the pace: payment n is not started before n / rate seconds.
+            let due = started + Duration::from_secs_f64(payments as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let streams: Vec<(String, String)> = operation
+            .0
+            .iter()
+            .map(|a| {
+                (
+                    a.stream_id.category().to_owned(),
+                    a.stream_id.as_str().to_owned(),
+                )
+            })
+            .collect();
+        events += operation.events() as u64;
+        let result = store.append_many(operation.0).await.expect("append");
+        let committed = Instant::now();
+        operations += 1;
+        if operations % SAMPLE_EVERY == 0 {
+            let last_by_category = streams
+                .into_iter()
+                .filter_map(|(category, stream)| {
+                    let version = result.streams.iter().find(|(s, _)| s.as_str() == stream)?.1;
+                    Some((category, (stream, i64::try_from(version).ok()?)))
+                })
+                .collect();
+            let _ = samples.send(Sample {
+                committed,
+                last_by_category,
+            });
+        }
+    }
+    (payments, events)
+}
+
+/// What a projection still has to apply for a sample to be visible in it.
+struct Pending {
+    projection: String,
+    committed: Instant,
+    at: (i64, i64),
+}
+
+/// Follows samples and checkpoints until `samples` closes and everything is visible; answers
+/// commit-to-visible times per projection.
+async fn watch(
+    pool: PgPool,
+    mut samples: mpsc::UnboundedReceiver<Sample>,
+) -> BTreeMap<String, Vec<Duration>> {
+    let categories: Vec<(String, Option<Vec<String>>)> = catalog::all()
+        .iter()
+        .map(|p| {
+            let categories = p
+                .categories()
+                .map(|c| c.iter().map(|s| s.to_string()).collect());
+            (p.name().to_owned(), categories)
+        })
+        .collect();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut visible: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    let mut closed = false;
+    while !closed || !pending.is_empty() {
+        loop {
+            match samples.try_recv() {
+                Ok(sample) => {
+                    let mut positions = BTreeMap::new();
+                    for (category, (stream, version)) in &sample.last_by_category {
+                        let at: (i64, i64) = sqlx::query_as(
+                            "SELECT transaction_id::text::bigint, position FROM ledger.events
+                              WHERE stream_id = $1 AND stream_version = $2",
+                        )
+                        .bind(stream)
+                        .bind(version)
+                        .fetch_one(&pool)
+                        .await
+                        .expect("position");
+                        positions.insert(category.clone(), at);
+                    }
+                    for (projection, wanted) in &categories {
+                        let furthest = positions
+                            .iter()
+                            .filter(|(c, _)| wanted.as_ref().is_none_or(|w| w.contains(c)))
+                            .map(|(_, at)| *at)
+                            .max();
+                        if let Some(at) = furthest {
+                            pending.push(Pending {
+                                projection: projection.clone(),
+                                committed: sample.committed,
+                                at,
+                            });
+                        }
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let checkpoints: BTreeMap<String, (i64, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT projection, transaction_id::text::bigint, position
+               FROM projections.versions WHERE state = 'active'",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("checkpoints")
+        .into_iter()
+        .map(|(projection, xid, position)| (projection, (xid, position)))
+        .collect();
+        let now = Instant::now();
+        pending.retain(|p| match checkpoints.get(&p.projection) {
+            Some(checkpoint) if *checkpoint >= p.at => {
+                visible
+                    .entry(p.projection.clone())
+                    .or_default()
+                    .push(now - p.committed);
+                false
+            }
+            _ => true,
+        });
+        tokio::time::sleep(POLL).await;
+    }
+    visible
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64) * p).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let rate: f64 = args.next().map_or(Ok(1_000.0), |a| a.parse())?;
+    let seconds: u64 = args.next().map_or(Ok(30), |a| a.parse())?;
+    let writers: usize = args.next().map_or(Ok(32), |a| a.parse())?;
+    let db = TestDatabase::new().await;
+    let nats = TestNats::new().await;
+    let pool = db.another_pool(48).await;
+    let store = PgEventStore::new(pool.clone(), Arc::new(SystemClock));
+
+    let relay = Relay::new(
+        store.clone(),
+        nats.jetstream.clone(),
+        nats.config.clone(),
+        RelayConfig::default(),
+    );
+    let relay = tokio::spawn(async move { relay.run().await });
+    let deps = ProjectorDeps {
+        store: store.clone(),
+        live: Some((nats.jetstream.clone(), nats.config.clone())),
+    };
+    let projectors = tokio::spawn(lightspeed_projections::run_all(deps));
+
+    let (samples, sampled) = mpsc::unbounded_channel();
+    let watcher = tokio::spawn(watch(pool.clone(), sampled));
+    let run_for = Duration::from_secs(seconds);
+    let writers: Vec<_> = (0..writers)
+        .map(|n| {
+            tokio::spawn(shard(
+                store.clone(),
+                1_000 + n as u64,
+                rate / writers as f64,
+                run_for,
+                samples.clone(),
+            ))
+        })
+        .collect();
+    drop(samples);
+    let (mut payments, mut events) = (0, 0);
+    for writer in writers {
+        let (p, e) = writer.await?;
+        payments += p;
+        events += e;
+    }
+    println!(
+        "appended {payments} payments ({:.0}/s), {events} events ({:.0}/s) in {seconds} s",
+        payments as f64 / seconds as f64,
+        events as f64 / seconds as f64
+    );
+    let visible = watcher.await?;
+    println!("commit → visible in the projection (sampled 1 operation in {SAMPLE_EVERY})");
+    println!(
+        "{:<20} {:>7} {:>8} {:>8} {:>8}",
+        "projection", "samples", "p50 ms", "p99 ms", "max ms"
+    );
+    for (projection, mut times) in visible {
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{projection:<20} {:>7} {:>8.1} {:>8.1} {:>8.1}",
+            times.len(),
+            ms(percentile(&times, 0.50)),
+            ms(percentile(&times, 0.99)),
+            ms(*times.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+    relay.abort();
+    projectors.abort();
+    Ok(())
+}
