@@ -5,5 +5,7 @@
 mod common;
 mod merchant_webhooks;
 mod outcomes;
+mod payouts;
+mod reconciliation;
 mod status_checks;
 mod transactions;
