@@ -232,13 +232,12 @@ impl ApiError {
             QueueActionFailed(_) => (StatusCode::BAD_GATEWAY, "QUEUE_ACTION_FAILED"),
             PayoutsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "PAYOUTS_DISABLED"),
             MalformedWebhook(_) => (StatusCode::BAD_REQUEST, "MALFORMED_WEBHOOK"),
-            SettlementExceedsBalance { .. } => {
-                (StatusCode::CONFLICT, "SETTLEMENT_EXCEEDS_BALANCE")
-            }
+            SettlementExceedsBalance { .. } => (StatusCode::CONFLICT, "SETTLEMENT_EXCEEDS_BALANCE"),
             InvalidMonth(_) => (StatusCode::BAD_REQUEST, "INVALID_MONTH"),
-            ReconciliationUnavailable => {
-                (StatusCode::SERVICE_UNAVAILABLE, "RECONCILIATION_UNAVAILABLE")
-            }
+            ReconciliationUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "RECONCILIATION_UNAVAILABLE",
+            ),
             ReconciliationFailed(_) => (StatusCode::BAD_GATEWAY, "RECONCILIATION_FAILED"),
             MetricsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "METRICS_DISABLED"),
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),

@@ -76,7 +76,11 @@ pub async fn razorpayx_webhook(
     }))
 }
 
-async fn record(state: &AppState, headers: &HeaderMap, update: PayoutUpdate) -> Result<bool, ApiError> {
+async fn record(
+    state: &AppState,
+    headers: &HeaderMap,
+    update: PayoutUpdate,
+) -> Result<bool, ApiError> {
     let Some(settlement) = settlement(&update) else {
         return Ok(false);
     };

@@ -9,14 +9,14 @@ use axum::http::HeaderValue;
 use futures::future::BoxFuture;
 use lightspeed_domain::{GatewayId, Paise, PaymentId};
 use lightspeed_gateways::payouts::MIN_AMOUNT;
-use lightspeed_gateways::secrets::Secret;
-use serde::Serialize;
-use utoipa::ToSchema;
 use lightspeed_gateways::psp::PspClient;
 use lightspeed_gateways::secrets::Keyring;
+use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::Ledger;
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
 use crate::admin_auth::AdminAuthConfig;
 use crate::health::{ReadinessCheck, ReadinessConfig};

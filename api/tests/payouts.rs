@@ -65,7 +65,12 @@ fn sign(body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn post_webhook(app: &TestApp, body: &[u8], signature: &str, event_id: &str) -> reqwest::Response {
+async fn post_webhook(
+    app: &TestApp,
+    body: &[u8],
+    signature: &str,
+    event_id: &str,
+) -> reqwest::Response {
     app.http
         .post(format!("{}/webhook/razorpayx", app.url))
         .header(SIGNATURE_HEADER, signature)
@@ -108,7 +113,11 @@ async fn run_payouts(app: &TestApp, run: &str) -> String {
         .expect("run");
     let (status, body) = problem(response).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["requested"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(
+        body["requested"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
     body["requested"][0]["payout_id"]
         .as_str()
         .expect("payout id")
@@ -123,7 +132,11 @@ async fn a_processed_payout_is_paid_out_once_and_later_events_are_ignored() {
     let payout_id = run_payouts(&app, "2026-11-24").await;
     // The same run again requests nothing new.
     let again = app
-        .admin_json(Method::POST, "/admin/payouts/run", &json!({ "run": "2026-11-24" }))
+        .admin_json(
+            Method::POST,
+            "/admin/payouts/run",
+            &json!({ "run": "2026-11-24" }),
+        )
         .send()
         .await
         .expect("run again");
@@ -176,11 +189,19 @@ async fn a_reversed_payout_restores_the_balance_due_and_is_final() {
     let late = payout_event(&payout_id, "processed", None);
     let response = post_webhook(&app, &late, &sign(&late), "evt_3").await;
     let (status, body) = problem(response).await;
-    assert_eq!((status, body["recorded"].clone()), (StatusCode::OK, json!(false)));
+    assert_eq!(
+        (status, body["recorded"].clone()),
+        (StatusCode::OK, json!(false))
+    );
     assert_eq!(app.event_count().await, events);
 
     let stream = stream_of::<Wallet>(merchant.id).expect("stream");
-    let recorded = app.ledger.store().read_stream(&stream, 0, 100).await.expect("read");
+    let recorded = app
+        .ledger
+        .store()
+        .read_stream(&stream, 0, 100)
+        .await
+        .expect("read");
     let reversal = recorded
         .iter()
         .find(|e| e.event_type == "PayoutReversed")
@@ -235,7 +256,10 @@ async fn unverified_payout_webhooks_are_refused_and_change_nothing() {
     // Signed, but not a payout event.
     let other = br#"{"event":"payment.captured","payload":{}}"#;
     let (status, body) = problem(post_webhook(&app, other, &sign(other), "evt_3").await).await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, json!("MALFORMED_WEBHOOK")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("MALFORMED_WEBHOOK"))
+    );
     assert_eq!(app.event_count().await, events);
     assert_eq!(wallet(&app, merchant.id).await.paid_out(), Paise::ZERO);
 
@@ -249,8 +273,12 @@ async fn unverified_payout_webhooks_are_refused_and_change_nothing() {
 
     // Without the webhook secret configured, the intake says so.
     let bare = common::spawn().await;
-    let (status, body) = problem(post_webhook(&bare, &processed, &sign(&processed), "evt_5").await).await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("PAYOUTS_DISABLED")));
+    let (status, body) =
+        problem(post_webhook(&bare, &processed, &sign(&processed), "evt_5").await).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("PAYOUTS_DISABLED"))
+    );
 }
 
 #[tokio::test]
@@ -276,7 +304,12 @@ async fn a_manual_settlement_reduces_the_balance_due_and_bad_ones_change_nothing
     assert_eq!(body["settled_paise"], 30_000);
     assert_eq!(wallet(&app, merchant.id).await.balance_due(), Paise(50_000));
     let stream = stream_of::<Wallet>(merchant.id).expect("stream");
-    let recorded = app.ledger.store().read_stream(&stream, 0, 100).await.expect("read");
+    let recorded = app
+        .ledger
+        .store()
+        .read_stream(&stream, 0, 100)
+        .await
+        .expect("read");
     let settlement = recorded.last().expect("settlement");
     assert_eq!(settlement.event_type, "ManualSettlementRecorded");
     assert_eq!(
@@ -308,18 +341,22 @@ async fn a_manual_settlement_reduces_the_balance_due_and_bad_ones_change_nothing
         ),
         (
             json!({"merchant_id": merchant.id.to_string(), "amount_paise": "100", "reference": "X"}),
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_JSON",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_FIELD",
         ),
         (
             json!({"merchant_id": merchant.id.to_string(), "amount_paise": 100, "reference": "X", "extra": 1}),
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_JSON",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_FIELD",
         ),
     ];
     for (body, expected, code) in refusals {
         let (status, problem_body) = problem(settle(body.clone()).await.expect("settle")).await;
-        assert_eq!((status, problem_body["code"].as_str()), (expected, Some(code)), "{body}");
+        assert_eq!(
+            (status, problem_body["code"].as_str()),
+            (expected, Some(code)),
+            "{body}"
+        );
     }
     assert_eq!(app.event_count().await, events);
 }
@@ -342,7 +379,12 @@ async fn a_statement_adds_up_to_the_wallet_in_json_csv_and_html() {
     .await
     .expect("settle");
     let wallet = wallet(&app, merchant.id).await;
-    let month = app.ledger.now().with_timezone(&ist()).format("%Y-%m").to_string();
+    let month = app
+        .ledger
+        .now()
+        .with_timezone(&ist())
+        .format("%Y-%m")
+        .to_string();
     let path = format!("/admin/merchants/{}/statements/{month}", merchant.id);
 
     let (status, json) = problem(app.admin(Method::GET, &path).send().await.expect("json")).await;
@@ -375,8 +417,14 @@ async fn a_statement_adds_up_to_the_wallet_in_json_csv_and_html() {
         assert!(csv.contains("payouts,150000\n"), "{csv}");
         assert!(csv.contains("settlements,5000\n"), "{csv}");
         assert!(csv.contains("closing_balance,15000\n"), "{csv}");
-        assert!(csv.contains(&format!(",payout,{payout_id},150000,-150000\n")), "{csv}");
-        assert!(csv.contains(",settlement,\"'=cmd|' /C calc'!A0\",5000,-5000\n"), "{csv}");
+        assert!(
+            csv.contains(&format!(",payout,{payout_id},150000,-150000\n")),
+            "{csv}"
+        );
+        assert!(
+            csv.contains(",settlement,'=cmd|' /C calc'!A0,5000,-5000\n"),
+            "{csv}"
+        );
     }
 
     let response = app
@@ -391,18 +439,27 @@ async fn a_statement_adds_up_to_the_wallet_in_json_csv_and_html() {
     assert!(html.contains("data-paise=\"170000\">₹1700.00<"), "{html}");
 
     let (status, body) = problem(
-        app.admin(Method::GET, &format!("/admin/merchants/{}/statements/2026-13", merchant.id))
-            .send()
-            .await
-            .expect("bad month"),
+        app.admin(
+            Method::GET,
+            &format!("/admin/merchants/{}/statements/2026-13", merchant.id),
+        )
+        .send()
+        .await
+        .expect("bad month"),
     )
     .await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, json!("INVALID_MONTH")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("INVALID_MONTH"))
+    );
     let (status, _) = problem(
-        app.admin(Method::GET, &format!("/admin/merchants/{}/statements/{month}", MerchantId::new()))
-            .send()
-            .await
-            .expect("unknown merchant"),
+        app.admin(
+            Method::GET,
+            &format!("/admin/merchants/{}/statements/{month}", MerchantId::new()),
+        )
+        .send()
+        .await
+        .expect("unknown merchant"),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -432,9 +489,19 @@ async fn reconciliation_runs_on_demand_when_wired() {
             .expect("run"),
     )
     .await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("RECONCILIATION_UNAVAILABLE")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!("RECONCILIATION_UNAVAILABLE")
+        )
+    );
 
-    let app = spawn_custom(|config| config, |builder| builder.reconciliation(Arc::new(FakeSweep))).await;
+    let app = spawn_custom(
+        |config| config,
+        |builder| builder.reconciliation(Arc::new(FakeSweep)),
+    )
+    .await;
     let (status, body) = problem(
         app.admin(Method::POST, "/admin/reconciliation/run")
             .send()

@@ -325,8 +325,17 @@ mod tests {
     fn payout_ids_depend_on_merchant_and_run() {
         let a = MerchantId(Uuid::from_u128(1));
         let b = MerchantId(Uuid::from_u128(2));
-        assert_eq!(payout_id_for(a, "2026-11-24"), payout_id_for(a, "2026-11-24"));
-        assert_ne!(payout_id_for(a, "2026-11-24"), payout_id_for(a, "2026-11-25"));
-        assert_ne!(payout_id_for(a, "2026-11-24"), payout_id_for(b, "2026-11-24"));
+        assert_eq!(
+            payout_id_for(a, "2026-11-24"),
+            payout_id_for(a, "2026-11-24")
+        );
+        assert_ne!(
+            payout_id_for(a, "2026-11-24"),
+            payout_id_for(a, "2026-11-25")
+        );
+        assert_ne!(
+            payout_id_for(a, "2026-11-24"),
+            payout_id_for(b, "2026-11-24")
+        );
     }
 }

@@ -280,7 +280,9 @@ mod tests {
             month.end().map(|at| at.to_rfc3339()),
             Some("2026-12-31T18:30:00+00:00".to_owned())
         );
-        for bad in ["2026-13", "2026-1", "26-11", "2026/11", "", "2026-00", "abcd-ef"] {
+        for bad in [
+            "2026-13", "2026-1", "26-11", "2026/11", "", "2026-00", "abcd-ef",
+        ] {
             assert_eq!(StatementMonth::parse(bad), None, "{bad}");
         }
     }

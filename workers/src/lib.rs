@@ -42,11 +42,11 @@ use tokio::sync::watch;
 
 pub use ids::delivery_id_for;
 pub use jobs::{JobStreamConfig, StatusCheck, publish_status_check, publish_status_check_as};
+pub use merchant_webhooks::resend_delivery;
 pub use payout_schedule::PayoutSchedule;
 pub use payouts::PayoutSettings;
-pub use reconciliation::{Reconciler, ReconciliationSettings, Sweep};
-pub use merchant_webhooks::resend_delivery;
 pub use queue::{DEFAULT_CONCURRENCY, QueueDepth};
+pub use reconciliation::{Reconciler, ReconciliationSettings, Sweep};
 pub use status::{StatusChecked, StatusChecker};
 
 /// How often, at least, a job waiting for its due time looks again (so a moved clock or a

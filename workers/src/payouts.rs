@@ -98,7 +98,12 @@ impl PayoutSettings {
 
     /// The transfer of one payout: a function of the payout alone, so every retry sends the
     /// same body with the same idempotency key.
-    pub fn request(&self, merchant_id: MerchantId, payout_id: PayoutId, amount: Paise) -> PayoutRequest {
+    pub fn request(
+        &self,
+        merchant_id: MerchantId,
+        payout_id: PayoutId,
+        amount: Paise,
+    ) -> PayoutRequest {
         PayoutRequest {
             account_number: self.account_number.clone(),
             fund_account_id: self.fund_account_id.clone(),
@@ -184,7 +189,11 @@ impl PayoutProcessor {
                     reason: PayoutReversalReason::Rejected,
                     detail: format!("{code}: {message}"),
                 };
-                let context = caused_by(event, QUEUE, Some(crate::ids::refused_payout_command(payout_id)));
+                let context = caused_by(
+                    event,
+                    QUEUE,
+                    Some(crate::ids::refused_payout_command(payout_id)),
+                );
                 self.ledger
                     .record_payout_update(merchant_id, payout_id, settlement, &context)
                     .await

@@ -124,7 +124,12 @@ impl Reconciler {
                 Queued::Duplicate => sweep.already_queued += 1,
             }
         }
-        tracing::info!(stale = sweep.stale, queued = sweep.queued, already_queued = sweep.already_queued, "reconciliation sweep");
+        tracing::info!(
+            stale = sweep.stale,
+            queued = sweep.queued,
+            already_queued = sweep.already_queued,
+            "reconciliation sweep"
+        );
         Ok(sweep)
     }
 }

@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use lightspeed_domain::{MerchantId, Paise};
-use uuid::Uuid;
 use lightspeed_services::{PayoutRunReport, ist};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::{JsonBody, admin_error};
 use crate::admin_auth::AdminUser;

@@ -114,7 +114,10 @@ enum Format {
 /// The month and format a path segment and `Accept` header ask for: `2026-11.csv` and
 /// `2026-11.html` name their format; a bare month follows `Accept` (JSON unless it prefers CSV
 /// or HTML).
-fn month_and_format(segment: &str, headers: &HeaderMap) -> Result<(StatementMonth, Format), ApiError> {
+fn month_and_format(
+    segment: &str,
+    headers: &HeaderMap,
+) -> Result<(StatementMonth, Format), ApiError> {
     let (month, format) = match segment.rsplit_once('.') {
         Some((month, "csv")) => (month, Format::Csv),
         Some((month, "html")) => (month, Format::Html),
@@ -172,7 +175,11 @@ pub async fn statement(
 ) -> Result<Response, ApiError> {
     let merchant_id: MerchantId = parse_id(&id, ApiError::MerchantNotFound)?;
     let (month, format) = month_and_format(&segment, &headers)?;
-    let merchant = state.ledger.merchant(merchant_id).await.map_err(admin_error)?;
+    let merchant = state
+        .ledger
+        .merchant(merchant_id)
+        .await
+        .map_err(admin_error)?;
     let statement = state
         .ledger
         .statement(merchant_id, month)
@@ -182,9 +189,16 @@ pub async fn statement(
     let file = format!("statement-{}-{}", view.merchant_id, view.month);
     Ok(match format {
         Format::Json => Json(view).into_response(),
-        Format::Csv => attachment("text/csv; charset=utf-8", &format!("{file}.csv"), csv(&view)),
+        Format::Csv => attachment(
+            "text/csv; charset=utf-8",
+            &format!("{file}.csv"),
+            csv(&view),
+        ),
         Format::Html => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
             html(&view),
         )
             .into_response(),
