@@ -16,11 +16,14 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::common::{World, wait_for};
 
+/// Payouts made, by idempotency key: the payout's id and the body that created it.
+type PayoutsByKey = HashMap<String, (String, Vec<u8>)>;
+
 /// A fake RazorpayX `POST /v1/payouts` that honours `X-Payout-Idempotency` as documented: the
 /// first request with a key creates a payout, later ones with the same key answer it again.
 #[derive(Clone, Default)]
 struct FakeRazorpayX {
-    payouts: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>,
+    payouts: Arc<Mutex<PayoutsByKey>>,
 }
 
 impl FakeRazorpayX {
