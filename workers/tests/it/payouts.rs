@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lightspeed_domain::wallet::{PayoutStatus, WalletCommand};
 use lightspeed_domain::{BasisPoints, Paise, PaymentId, Wallet};
@@ -10,7 +11,7 @@ use lightspeed_eventstore::{CommandContext, stream_of};
 use lightspeed_gateways::payouts::IDEMPOTENCY_HEADER;
 use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::payout_id_for;
-use lightspeed_workers::{PayoutSettings, QueueName};
+use lightspeed_workers::{PayoutSchedule, PayoutSettings, QueueName};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -209,4 +210,47 @@ async fn a_payout_razorpayx_refuses_releases_the_reserved_balance() {
     assert_eq!(wallet.pending(), Paise::ZERO);
     assert_eq!(wallet.balance_due(), Paise(200_000));
     assert_eq!(wallet.available(), Paise(200_000));
+}
+
+#[tokio::test]
+async fn the_daily_run_requests_each_days_payout_once_at_its_ist_time() {
+    let w = World::new().await;
+    let merchant = w.merchant(None).await;
+    accrue(&w, merchant.id, 150_000).await;
+    let schedule = PayoutSchedule {
+        recheck: Duration::from_millis(10),
+        ..PayoutSchedule::daily(Paise(100))
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(lightspeed_workers::payout_schedule::run(
+        w.ledger.clone(),
+        schedule,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // The clock reads 11:30 IST: today's 02:00 run is past, so it is made at start.
+    let today = payout_id_for(merchant.id, "2026-11-23");
+    wait_for("today's payout", || async {
+        let wallet = w.ledger.wallet(merchant.id).await.ok()?;
+        wallet.payout(today).map(|_| ())
+    })
+    .await;
+    accrue(&w, merchant.id, 120_000).await;
+    // The next run is at 02:00 IST tomorrow, 20:30 UTC today.
+    w.advance(Duration::from_secs(14 * 3600 + 30 * 60));
+    let tomorrow = payout_id_for(merchant.id, "2026-11-24");
+    let wallet = wait_for("tomorrow's payout", || async {
+        let wallet = w.ledger.wallet(merchant.id).await.ok()?;
+        wallet.payout(tomorrow).map(|_| wallet.clone())
+    })
+    .await;
+    let _ = stop.send(());
+    scheduler.await.expect("scheduler");
+    assert_eq!(wallet.payout(today).map(|p| p.amount), Some(Paise(150_000)));
+    assert_eq!(
+        wallet.payout(tomorrow).map(|p| p.amount),
+        Some(Paise(120_000))
+    );
+    assert_eq!(wallet.pending(), Paise(270_000));
 }
