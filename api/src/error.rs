@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use lightspeed_domain::gateway::GatewayError;
 use lightspeed_domain::merchant::MerchantError;
 use lightspeed_domain::payment::PaymentError;
+use lightspeed_domain::wallet::WalletError;
 use lightspeed_domain::{Paise, PaymentId};
 use lightspeed_projections::ProjectionError;
 use lightspeed_services::ServiceError;
@@ -155,6 +156,29 @@ pub enum ApiError {
     /// The broker failed to carry out a queue action.
     #[error("queue action failed: {0}")]
     QueueActionFailed(String),
+    /// RazorpayX payouts are not configured on this server.
+    #[error("commission payouts are not configured on this server")]
+    PayoutsDisabled,
+    /// A verified webhook that is not a payout event in the documented shape.
+    #[error("{0}")]
+    MalformedWebhook(String),
+    /// A settlement larger than the balance due not reserved by pending payouts.
+    #[error("settlement of ₹{requested} exceeds the available ₹{available}")]
+    SettlementExceedsBalance {
+        /// Asked for.
+        requested: Paise,
+        /// Balance due minus pending payouts.
+        available: Paise,
+    },
+    /// A statement month that is not `yyyy-mm`.
+    #[error("{0}")]
+    InvalidMonth(String),
+    /// Reconciliation is not wired on this server.
+    #[error("reconciliation is not available on this server")]
+    ReconciliationUnavailable,
+    /// The reconciliation sweep failed.
+    #[error("reconciliation failed: {0}")]
+    ReconciliationFailed(String),
     /// Metrics are not installed on this server.
     #[error("metrics are not enabled on this server")]
     MetricsDisabled,
@@ -206,6 +230,15 @@ impl ApiError {
             QueuesUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "QUEUES_UNAVAILABLE"),
             ConfirmationRequired(_) => (StatusCode::BAD_REQUEST, "CONFIRMATION_REQUIRED"),
             QueueActionFailed(_) => (StatusCode::BAD_GATEWAY, "QUEUE_ACTION_FAILED"),
+            PayoutsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "PAYOUTS_DISABLED"),
+            MalformedWebhook(_) => (StatusCode::BAD_REQUEST, "MALFORMED_WEBHOOK"),
+            SettlementExceedsBalance { .. } => (StatusCode::CONFLICT, "SETTLEMENT_EXCEEDS_BALANCE"),
+            InvalidMonth(_) => (StatusCode::BAD_REQUEST, "INVALID_MONTH"),
+            ReconciliationUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "RECONCILIATION_UNAVAILABLE",
+            ),
+            ReconciliationFailed(_) => (StatusCode::BAD_GATEWAY, "RECONCILIATION_FAILED"),
             MetricsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "METRICS_DISABLED"),
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
@@ -288,7 +321,8 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Payment(PaymentError::Invalid(field))
             | ServiceError::Merchant(MerchantError::Invalid(field))
-            | ServiceError::Gateway(GatewayError::Invalid(field)) => ApiError::InvalidField {
+            | ServiceError::Gateway(GatewayError::Invalid(field))
+            | ServiceError::Wallet(WalletError::Invalid(field)) => ApiError::InvalidField {
                 field: api_field(field.field).into(),
                 detail: field.problem.to_string(),
             },
@@ -300,6 +334,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::Gateway(GatewayError::NotRegistered) => ApiError::GatewayNotFound,
             ServiceError::Gateway(GatewayError::Retired) => ApiError::GatewayRetired,
             ServiceError::Claim(_) => ApiError::ClientKeyTaken,
+            ServiceError::Wallet(WalletError::SettlementExceedsBalance {
+                requested,
+                available,
+            }) => ApiError::SettlementExceedsBalance {
+                requested,
+                available,
+            },
             ServiceError::DuplicateGateway(id) => ApiError::InvalidField {
                 field: "priorities".into(),
                 detail: format!("gateway {id} is named twice"),

@@ -4,7 +4,8 @@
 //!   `GET /merchant/whatsapp/usage`; and `GET /status/{id}/stream` (Server-Sent Events) for the
 //!   payer's browser.
 //! - Hosted checkout: `GET /checkout/{id}` and the return page.
-//! - PSP webhook intake: `POST /webhook/{client_key}[/{gateway_id}]`.
+//! - PSP webhook intake: `POST /webhook/{client_key}[/{gateway_id}]`; RazorpayX payout webhooks
+//!   at `POST /webhook/razorpayx`.
 //! - Admin API (bearer JWT of an allow-listed admin): `/admin/...` commands and reads.
 //! - Operations: `GET /health`, `GET /health/ready`, `GET /metrics`.
 //! - The sandbox PSP, mounted under `/sandbox`.
@@ -16,7 +17,7 @@
 //! # What the binary calls
 //!
 //! [`telemetry::init`], [`metrics::install`], [`state::AppState::builder`] (with
-//! [`queues::QueueControl`] and [`health::ReadinessCheck`]s), [`app`], and the library tasks
+//! [`queues::QueueControl`], [`health::ReadinessCheck`]s and [`state::Reconciliation`]), [`app`], and the library tasks
 //! [`metrics::MetricsRefresher::run`], [`queues::QueueSampler::run`] and
 //! [`alerts::AlertEvaluator::run`]; [`admin_auth::mint_token`] for `lightspeed admin token` and
 //! [`keys::rotate_keys`] for `lightspeed keys rotate`.
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod merchant_reads;
 pub mod metrics;
 pub mod payments;
+pub mod payout_webhooks;
 pub mod protection;
 pub mod queues;
 pub mod state;
@@ -54,7 +56,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, Problem};
-pub use state::{ApiConfig, AppState, AppStateBuilder, StatusChecks};
+pub use state::{
+    ApiConfig, AppState, AppStateBuilder, PayoutApiSettings, Reconciliation, ReconciliationRun,
+    StatusChecks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -71,6 +76,7 @@ pub use state::{ApiConfig, AppState, AppStateBuilder, StatusChecks};
         (name = "admin-gateways", description = "Gateway administration"),
         (name = "admin-queues", description = "Queue control"),
         (name = "admin-reads", description = "Read models, alerts and the audit log"),
+        (name = "admin-payouts", description = "Commission payouts, manual settlements, statements and pending-payment reconciliation"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -123,6 +129,7 @@ fn routes(admin_origins: &[HeaderValue]) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhooks::gateway_webhook))
         .routes(routes!(webhooks::merchant_webhook))
+        .routes(routes!(payout_webhooks::razorpayx_webhook))
         .routes(routes!(health::alive))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::metrics))

@@ -1,5 +1,5 @@
 //! What every handler shares: the ledger, the keyring, configuration, limits, and the parts the
-//! binary plugs in (queue control, metrics, readiness checks, status checks).
+//! binary plugs in (queue control, metrics, readiness checks, status checks, reconciliation).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use futures::future::BoxFuture;
-use lightspeed_domain::{GatewayId, PaymentId};
+use lightspeed_domain::{GatewayId, Paise, PaymentId};
+use lightspeed_gateways::payouts::MIN_AMOUNT;
 use lightspeed_gateways::psp::PspClient;
 use lightspeed_gateways::secrets::Keyring;
+use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::Ledger;
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
 use crate::admin_auth::AdminAuthConfig;
 use crate::health::{ReadinessCheck, ReadinessConfig};
@@ -43,6 +47,28 @@ pub struct ApiConfig {
     pub trusted_proxy_hops: usize,
     /// What `GET /health/ready` requires.
     pub readiness: ReadinessConfig,
+    /// Commission payouts: the RazorpayX webhook secret and the smallest payout made.
+    pub payouts: PayoutApiSettings,
+}
+
+/// What the API needs for commission payouts.
+#[derive(Debug, Clone)]
+pub struct PayoutApiSettings {
+    /// Secret of the RazorpayX payout webhook; without it `POST /webhook/razorpayx` answers 503
+    /// `PAYOUTS_DISABLED`.
+    pub webhook_secret: Option<Secret>,
+    /// Smallest payout `POST /admin/payouts/run` makes, whatever a merchant's own minimum
+    /// (default ₹1, RazorpayX's least).
+    pub minimum: Paise,
+}
+
+impl Default for PayoutApiSettings {
+    fn default() -> Self {
+        Self {
+            webhook_secret: None,
+            minimum: MIN_AMOUNT,
+        }
+    }
 }
 
 impl ApiConfig {
@@ -59,6 +85,7 @@ impl ApiConfig {
             webhook_ip_allowlist: WebhookIpAllowlist::default(),
             trusted_proxy_hops: 0,
             readiness: ReadinessConfig::default(),
+            payouts: PayoutApiSettings::default(),
         }
     }
 }
@@ -72,6 +99,23 @@ pub trait StatusChecks: Send + Sync {
         payment_id: Option<PaymentId>,
         reason: &'static str,
     ) -> BoxFuture<'static, ()>;
+}
+
+/// What one on-demand reconciliation sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReconciliationRun {
+    /// Payments found without an outcome past the configured age.
+    pub stale: u64,
+    /// Status checks queued.
+    pub queued: u64,
+    /// Checks already queued in the current window (not queued again).
+    pub already_queued: u64,
+}
+
+/// Runs one pending-payment reconciliation sweep (the binary plugs in the workers' reconciler).
+pub trait Reconciliation: Send + Sync {
+    /// Sweeps now; the error says why it could not (never a secret).
+    fn sweep(&self) -> BoxFuture<'static, Result<ReconciliationRun, String>>;
 }
 
 /// Shared by every handler; cheap to clone.
@@ -96,6 +140,8 @@ pub struct Inner {
     pub readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
     /// The client PSP credential checks go through; a default one when not given.
     pub psp: Option<PspClient>,
+    /// On-demand reconciliation, when wired.
+    pub reconciliation: Option<Arc<dyn Reconciliation>>,
     pub(crate) initiate_limits: InitiateLimits,
 }
 
@@ -138,6 +184,7 @@ impl AppState {
             metrics: None,
             readiness_checks: Vec::new(),
             psp: None,
+            reconciliation: None,
         }
     }
 
@@ -162,6 +209,7 @@ pub struct AppStateBuilder {
     metrics: Option<PrometheusHandle>,
     readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
     psp: Option<PspClient>,
+    reconciliation: Option<Arc<dyn Reconciliation>>,
 }
 
 impl AppStateBuilder {
@@ -195,6 +243,12 @@ impl AppStateBuilder {
         self
     }
 
+    /// Lets `POST /admin/reconciliation/run` sweep for stale payments.
+    pub fn reconciliation(mut self, reconciliation: Arc<dyn Reconciliation>) -> Self {
+        self.reconciliation = Some(reconciliation);
+        self
+    }
+
     /// The state.
     pub fn build(self) -> AppState {
         let initiate_limits = InitiateLimits::new(
@@ -210,6 +264,7 @@ impl AppStateBuilder {
             metrics: self.metrics,
             readiness_checks: self.readiness_checks,
             psp: self.psp,
+            reconciliation: self.reconciliation,
             initiate_limits,
         }))
     }

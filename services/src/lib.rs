@@ -15,7 +15,10 @@ mod keys;
 mod ledger;
 mod merchants;
 mod payments;
+mod payouts;
+mod pending;
 mod queues;
+mod statements;
 mod unit_of_work;
 
 pub use alerts::AlertChange;
@@ -25,4 +28,10 @@ pub use keys::{ResealFailure, ResealReport, Resealer};
 pub use ledger::{Ledger, SuccessRates};
 pub use merchants::{AuthenticatedMerchant, NewMerchant};
 pub use payments::{Initiated, PaymentRequest, Settled};
+pub use payouts::{
+    MAX_RUN_LABEL_CHARS, PayoutRunFailure, PayoutRunReport, PayoutSettlement, PayoutUpdateRecorded,
+    RequestedPayout, payout_id_for,
+};
+pub use pending::AwaitingOutcome;
+pub use statements::{Statement, StatementEntry, StatementEntryKind, StatementMonth, ist};
 pub use unit_of_work::UnitOfWork;

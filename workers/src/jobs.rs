@@ -127,6 +127,17 @@ pub async fn publish_status_check(
     log_stream: &LogStreamConfig,
     check: &StatusCheck,
 ) -> Result<Queued, JobError> {
+    publish_status_check_as(jetstream, log_stream, check, check.message_id()).await
+}
+
+/// Queues a status check under `message_id` (JetStream drops a second message with the same id
+/// within its duplicate window), e.g. one per payment and reconciliation window.
+pub async fn publish_status_check_as(
+    jetstream: &jetstream::Context,
+    log_stream: &LogStreamConfig,
+    check: &StatusCheck,
+    message_id: String,
+) -> Result<Queued, JobError> {
     let jobs = JobStreamConfig::for_log(log_stream);
     jobs.ensure_stream(jetstream).await?;
     let check = StatusCheck {
@@ -139,7 +150,7 @@ pub async fn publish_status_check(
             jobs.status_check_subject(),
             PublishMessage::build()
                 .payload(payload.into())
-                .message_id(check.message_id()),
+                .message_id(message_id),
         )
         .await
         .map_err(|e| JobError::JetStream(e.to_string()))?

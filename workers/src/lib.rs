@@ -7,7 +7,8 @@
 //! | `transaction-processing` | `payment.PaymentInitiated`, `payment.PaymentRerouted` | creates the PSP order, or reroutes after a gateway failure ([`transactions`]) |
 //! | `webhook-processing` | `psp_outcome.PspOutcomeReported` | settles the outcome: success with one commission, or failure ([`outcomes`]) |
 //! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
-//! | `settlement-processing` | `<prefix>_jobs.status_check` on the jobs stream | asks the PSP for a payment's status and records the answer ([`status`]) |
+//! | `settlement-processing` | `<prefix>_jobs.status_check` on the jobs stream | asks the PSP for a payment's status and records the answer ([`status`]); reconciliation queues these ([`reconciliation`]) |
+//! | `payouts` | `wallet.PayoutRequested` | creates the RazorpayX payout, idempotently ([`payouts`]); the daily run requests them ([`payout_schedule`]) |
 //!
 //! Log subjects are `<prefix>.<category>.<EventType>` on the log's JetStream stream (the relay
 //! publishes them); each subject is one durable consumer named `<queue>--<subject>` (see
@@ -21,7 +22,10 @@ mod ids;
 pub mod jobs;
 pub mod merchant_webhooks;
 pub mod outcomes;
+pub mod payout_schedule;
+pub mod payouts;
 pub mod queue;
+pub mod reconciliation;
 pub mod status;
 mod support;
 pub mod transactions;
@@ -39,9 +43,12 @@ use lightspeed_services::Ledger;
 use tokio::sync::watch;
 
 pub use ids::delivery_id_for;
-pub use jobs::{JobStreamConfig, StatusCheck, publish_status_check};
+pub use jobs::{JobStreamConfig, StatusCheck, publish_status_check, publish_status_check_as};
 pub use merchant_webhooks::resend_delivery;
+pub use payout_schedule::PayoutSchedule;
+pub use payouts::PayoutSettings;
 pub use queue::{DEFAULT_CONCURRENCY, QueueDepth};
+pub use reconciliation::{Reconciler, ReconciliationSettings, Sweep};
 pub use status::{StatusChecked, StatusChecker};
 
 /// How often, at least, a job waiting for its due time looks again (so a moved clock or a
@@ -62,15 +69,18 @@ pub enum QueueName {
     MerchantWebhooks,
     /// Checks PSP statuses (`settlement-processing`).
     SettlementProcessing,
+    /// Makes commission payouts at RazorpayX (`payouts`).
+    Payouts,
 }
 
 impl QueueName {
     /// Every queue, in a stable order.
-    pub const ALL: [QueueName; 4] = [
+    pub const ALL: [QueueName; 5] = [
         QueueName::TransactionProcessing,
         QueueName::WebhookProcessing,
         QueueName::MerchantWebhooks,
         QueueName::SettlementProcessing,
+        QueueName::Payouts,
     ];
 
     /// The queue's name, as used on the command line, in consumer names and in metrics.
@@ -80,6 +90,7 @@ impl QueueName {
             QueueName::WebhookProcessing => outcomes::QUEUE,
             QueueName::MerchantWebhooks => merchant_webhooks::QUEUE,
             QueueName::SettlementProcessing => status::QUEUE,
+            QueueName::Payouts => payouts::QUEUE,
         }
     }
 
@@ -123,6 +134,10 @@ impl QueueName {
                 let jobs = JobStreamConfig::for_log(log_stream);
                 (jobs.stream_name.clone(), vec![jobs.status_check_subject()])
             }
+            QueueName::Payouts => (
+                log_stream.stream_name.clone(),
+                on_log(vec![("wallet", payouts::EVENT_TYPE)]),
+            ),
         };
         queue::QueueSpec {
             name: self.as_str().to_owned(),
@@ -153,7 +168,7 @@ impl std::str::FromStr for QueueName {
 /// A queue name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks or settlement-processing"
+    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing or payouts"
 )]
 pub struct UnknownQueue(pub String);
 
@@ -180,6 +195,9 @@ pub struct Deps {
     /// of the message, so keep the longest wait (12 h for a webhook retry) divided by this well
     /// under [`queue::MAX_DELIVER`]; at least [`MIN_DUE_RECHECK`] is used.
     pub due_recheck: Duration,
+    /// RazorpayX settings; without them the `payouts` queue consumes nothing (requested payouts
+    /// wait in the log's stream for a worker that has them).
+    pub payouts: Option<PayoutSettings>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -189,6 +207,7 @@ impl std::fmt::Debug for Deps {
             .field("public_url", &self.public_url)
             .field("concurrency", &self.concurrency)
             .field("due_recheck", &self.due_recheck)
+            .field("payouts", &self.payouts)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +234,7 @@ impl Deps {
             public_url: public_url.into().trim_end_matches('/').to_owned(),
             concurrency: DEFAULT_CONCURRENCY,
             due_recheck: DEFAULT_DUE_RECHECK,
+            payouts: None,
         }
     }
 
@@ -342,6 +362,20 @@ async fn run_queue(
                 .await?;
             queue::run(js, &spec, Arc::new(deps.status_checker()), gate, stopped).await?;
         }
+        QueueName::Payouts => {
+            let Some(settings) = deps.payouts.clone() else {
+                tracing::warn!(queue = %queue, "no RazorpayX settings; the payouts queue is idle");
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|stop| *stop).await;
+                return Ok(());
+            };
+            let handler = payouts::PayoutProcessor {
+                ledger: deps.ledger.clone(),
+                client: settings.client(deps.http_client.clone()),
+                settings,
+            };
+            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+        }
     }
     Ok(())
 }
@@ -355,7 +389,7 @@ mod tests {
         for queue in QueueName::ALL {
             assert_eq!(queue.as_str().parse::<QueueName>(), Ok(queue));
         }
-        assert!("payouts".parse::<QueueName>().is_err());
+        assert!("payments".parse::<QueueName>().is_err());
     }
 
     #[test]

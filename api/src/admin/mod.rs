@@ -1,12 +1,14 @@
-//! The admin API: merchant and gateway administration, queue control, alerts and the read
-//! models. Every route takes an [`AdminUser`](crate::admin_auth::AdminUser) (a bearer JWT of an
+//! The admin API: merchant and gateway administration, queue control, alerts, the read models,
+//! and commission collection (payout runs, settlements, statements, reconciliation). Every route takes an [`AdminUser`](crate::admin_auth::AdminUser) (a bearer JWT of an
 //! allow-listed admin) and every command it issues carries `admin:<email>` as its actor.
 
 pub mod alerts;
 pub mod gateways;
 pub mod merchants;
+pub mod payouts;
 pub mod queues;
 pub mod reads;
+pub mod statements;
 pub mod views;
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -45,6 +47,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reads::transactions))
         .routes(routes!(reads::audit_log))
         .routes(routes!(reads::projections))
+        .routes(routes!(payouts::run_payouts))
+        .routes(routes!(payouts::record_settlement))
+        .routes(routes!(payouts::run_reconciliation))
+        .routes(routes!(statements::statement))
 }
 
 /// The error for a failed admin operation: an unknown merchant is a 404 here (on the merchant

@@ -5,6 +5,8 @@
 mod common;
 mod merchant_webhooks;
 mod outcomes;
+mod payouts;
 mod queue_control;
+mod reconciliation;
 mod status_checks;
 mod transactions;
