@@ -7,7 +7,7 @@ use lightspeed_eventstore::migrate::{check_migrated, ensure_database, migrate};
 use lightspeed_eventstore::nats::LogStreamConfig;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-/// Where the log and the broker are.
+/// Where the log, the broker and the outside services are.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Infra {
     /// PostgreSQL holding the event log and the read models.
@@ -36,6 +36,115 @@ pub struct Infra {
     /// Without it an insecure development key is used, and a warning says so.
     #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
+    /// Commission payouts and reconciliation.
+    #[command(flatten)]
+    pub payouts: Payouts,
+}
+
+/// Commission payouts through RazorpayX, and the pending-payment reconciliation.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Payouts {
+    /// RazorpayX key id; payouts are off without it.
+    #[arg(long, env = "RAZORPAYX_KEY_ID")]
+    pub razorpayx_key_id: Option<String>,
+    /// RazorpayX key secret.
+    #[arg(long, env = "RAZORPAYX_KEY_SECRET", hide_env_values = true)]
+    pub razorpayx_key_secret: Option<String>,
+    /// Secret of the RazorpayX payout webhook (`POST /webhook/razorpayx`).
+    #[arg(long, env = "RAZORPAYX_WEBHOOK_SECRET", hide_env_values = true)]
+    pub razorpayx_webhook_secret: Option<String>,
+    /// Our RazorpayX account number, payouts are made from.
+    #[arg(long, env = "RAZORPAYX_ACCOUNT_NUMBER")]
+    pub razorpayx_account_number: Option<String>,
+    /// The fund account (`fa_…`) commission is paid out to.
+    #[arg(long, env = "RAZORPAYX_FUND_ACCOUNT_ID")]
+    pub razorpayx_fund_account_id: Option<String>,
+    /// RazorpayX API host.
+    #[arg(long, env = "RAZORPAYX_BASE_URL", default_value = lightspeed_gateways::payouts::BASE_URL)]
+    pub razorpayx_base_url: String,
+    /// Transfer rail: IMPS, NEFT, RTGS or UPI.
+    #[arg(long, env = "RAZORPAYX_PAYOUT_MODE", default_value = "IMPS")]
+    pub razorpayx_payout_mode: String,
+    /// Smallest payout made, in paise, whatever a merchant's own minimum.
+    #[arg(long, env = "PAYOUT_MINIMUM_PAISE", default_value_t = 100)]
+    pub payout_minimum_paise: i64,
+    /// Time of the daily payout run, IST (`HH:MM`).
+    #[arg(long, env = "PAYOUT_TIME_IST", default_value = "02:00")]
+    pub payout_time_ist: chrono::NaiveTime,
+    /// Seconds between reconciliation sweeps (also the window of one check per payment).
+    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
+    pub reconcile_interval_secs: u64,
+    /// Seconds after initiation a payment without an outcome is checked with its PSP.
+    #[arg(long, env = "RECONCILE_MIN_AGE_SECS", default_value_t = 1800)]
+    pub reconcile_min_age_secs: u64,
+}
+
+impl Payouts {
+    /// The smallest payout made.
+    pub fn minimum(&self) -> lightspeed_domain::Paise {
+        lightspeed_domain::Paise(self.payout_minimum_paise)
+    }
+
+    /// The payouts worker's settings; `None` (payouts off) unless the RazorpayX account is
+    /// configured in full.
+    pub fn worker_settings(&self) -> anyhow::Result<Option<lightspeed_workers::PayoutSettings>> {
+        use lightspeed_gateways::secrets::Secret;
+        let (Some(key_id), Some(key_secret), Some(account), Some(fund_account)) = (
+            &self.razorpayx_key_id,
+            &self.razorpayx_key_secret,
+            &self.razorpayx_account_number,
+            &self.razorpayx_fund_account_id,
+        ) else {
+            return Ok(None);
+        };
+        let mode = serde_json::from_value(serde_json::Value::String(
+            self.razorpayx_payout_mode.to_ascii_uppercase(),
+        ))
+        .context("RAZORPAYX_PAYOUT_MODE must be IMPS, NEFT, RTGS or UPI")?;
+        let mut settings = lightspeed_workers::PayoutSettings::new(
+            key_id.clone(),
+            Secret::from(key_secret.as_str()),
+            Secret::from(self.razorpayx_webhook_secret.as_deref().unwrap_or_default()),
+            account.clone(),
+            fund_account.clone(),
+        );
+        settings.base_url = Some(self.razorpayx_base_url.clone());
+        settings.mode = mode;
+        Ok(Some(settings))
+    }
+
+    /// What the API needs: the payout webhook's secret and the smallest payout.
+    pub fn api_settings(&self) -> lightspeed_api::PayoutApiSettings {
+        lightspeed_api::PayoutApiSettings {
+            webhook_secret: self
+                .razorpayx_webhook_secret
+                .as_deref()
+                .map(lightspeed_gateways::secrets::Secret::from),
+            minimum: self.minimum(),
+        }
+    }
+
+    /// The daily payout run.
+    pub fn schedule(&self) -> lightspeed_workers::payout_schedule::PayoutSchedule {
+        lightspeed_workers::payout_schedule::PayoutSchedule {
+            at: self.payout_time_ist,
+            ..lightspeed_workers::payout_schedule::PayoutSchedule::daily(self.minimum())
+        }
+    }
+
+    /// How often reconciliation sweeps.
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval_secs.max(60))
+    }
+
+    /// What a reconciliation sweep looks at.
+    pub fn reconciliation(&self) -> lightspeed_workers::reconciliation::ReconciliationSettings {
+        lightspeed_workers::reconciliation::ReconciliationSettings {
+            min_age: Duration::from_secs(self.reconcile_min_age_secs),
+            window: self.reconcile_interval(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Infra {
@@ -169,6 +278,7 @@ impl Server {
                 .map_err(|e| anyhow::anyhow!("WEBHOOK_IP_ALLOWLIST: {e}"))?;
         config.trusted_proxy_hops = self.trusted_proxy_hops;
         config.readiness.relay_stream = Some(infra.nats_stream.clone());
+        config.payouts = infra.payouts.api_settings();
         if config.admin.is_none() {
             tracing::warn!("ADMIN_JWT_SECRET is not set: the admin API answers 503 ADMIN_DISABLED");
         }

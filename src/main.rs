@@ -33,7 +33,8 @@ enum Command {
     /// Serves the HTTP API (merchant API, checkout, PSP webhooks, sandbox PSP).
     Serve(Server),
     /// Runs a worker queue (`transaction-processing`, `webhook-processing`,
-    /// `merchant-webhooks`, `settlement-processing`), or `all`.
+    /// `merchant-webhooks`, `settlement-processing`, `payouts`), or `all` with the schedules
+    /// (daily payouts, reconciliation).
     Work {
         /// The queue, or `all`.
         queue: String,
@@ -190,11 +191,14 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 .await?
         }
         Command::Work { queue } => {
-            let deps = Roles::connect(infra, metrics.clone())
-                .await?
-                .worker_deps()?;
+            let context = Roles::connect(infra, metrics.clone()).await?;
+            let deps = context.worker_deps()?;
             if queue == "all" {
-                lightspeed_workers::run_all(deps, ctrl_c()).await?;
+                let (workers, ()) = tokio::join!(
+                    lightspeed_workers::run_all(deps, ctrl_c()),
+                    context.schedules(ctrl_c())
+                );
+                workers?;
             } else {
                 let queue: QueueName = queue.parse()?;
                 lightspeed_workers::run(queue, deps, ctrl_c()).await?;
@@ -330,7 +334,11 @@ pub async fn run_all_roles(
     };
     let api = context.serve(server, signal(stopped.clone()));
     let workers = async {
-        Ok::<_, anyhow::Error>(lightspeed_workers::run_all(deps, signal(stopped.clone())).await?)
+        let (workers, ()) = tokio::join!(
+            lightspeed_workers::run_all(deps, signal(stopped.clone())),
+            context.schedules(signal(stopped.clone()))
+        );
+        Ok::<_, anyhow::Error>(workers?)
     };
     let projectors = async {
         tokio::select! {

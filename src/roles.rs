@@ -12,7 +12,7 @@ use lightspeed_api::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_api::health::ReadinessCheck;
 use lightspeed_api::metrics::MetricsRefresher;
 use lightspeed_api::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
-use lightspeed_api::{AppState, StatusChecks};
+use lightspeed_api::{AppState, Reconciliation, ReconciliationRun, StatusChecks};
 use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
@@ -25,6 +25,7 @@ use lightspeed_projections::ProjectorDeps;
 use lightspeed_services::Ledger;
 use lightspeed_workers::control::WorkQueues;
 use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
+use lightspeed_workers::reconciliation::Reconciler;
 use lightspeed_workers::{Deps, QueueName};
 
 use crate::config::{Infra, Server};
@@ -109,6 +110,7 @@ impl Roles {
         let mut state = AppState::builder(self.ledger.clone(), Arc::clone(&self.keyring), config)
             .status_checks(checks)
             .queue_control(queues)
+            .reconciliation(Arc::new(Sweeps(self.reconciler())))
             .readiness_check(Arc::new(NatsReady(self.nats.clone())))
             .psp_client(PspClient::new(&HttpConfig::default())?);
         if let Some(handle) = &self.metrics {
@@ -142,7 +144,7 @@ impl Roles {
     /// What the workers need.
     pub fn worker_deps(&self) -> anyhow::Result<Deps> {
         let http = HttpConfig::default();
-        Ok(Deps::new(
+        let mut deps = Deps::new(
             self.ledger.clone(),
             Arc::clone(&self.keyring),
             PspClient::new(&http)?,
@@ -150,7 +152,49 @@ impl Roles {
             self.jetstream.clone(),
             self.infra.log_stream(),
             self.infra.public_url.clone(),
-        ))
+        );
+        deps.payouts = self.infra.payouts.worker_settings()?;
+        if deps.payouts.is_none() {
+            tracing::warn!("RazorpayX is not configured: the payouts queue leaves payouts pending");
+        }
+        Ok(deps)
+    }
+
+    /// The pending-payment reconciler.
+    fn reconciler(&self) -> Reconciler {
+        Reconciler::new(
+            self.ledger.clone(),
+            self.jetstream.clone(),
+            self.infra.log_stream(),
+            self.infra.payouts.reconciliation(),
+        )
+    }
+
+    /// The scheduled work, until `shutdown`: the daily payout run and the reconciliation sweeps.
+    /// Safe on several replicas: a day's payout run is one set of payouts however often it runs,
+    /// and a payment is checked once per sweep window.
+    pub async fn schedules(&self, shutdown: impl Future<Output = ()> + Send) {
+        let payouts = self.infra.payouts.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        tokio::join!(
+            async {
+                shutdown.await;
+                let _ = stop.send(true);
+            },
+            lightspeed_workers::payout_schedule::run(
+                self.ledger.clone(),
+                payouts.schedule(),
+                signal(stopped.clone()),
+            ),
+            lightspeed_workers::reconciliation::run(
+                self.reconciler(),
+                payouts.reconcile_interval(),
+                signal(stopped.clone()),
+            ),
+        );
     }
 
     /// What the projectors need (live from JetStream).
@@ -233,6 +277,23 @@ impl QueueControl for BrokerQueues {
                 .drain(Self::queue(queue)?)
                 .await
                 .map_err(broker_error)
+        })
+    }
+}
+
+/// The admin API's "reconcile now", on the workers' reconciler.
+struct Sweeps(Reconciler);
+
+impl Reconciliation for Sweeps {
+    fn sweep(&self) -> BoxFuture<'static, Result<ReconciliationRun, String>> {
+        let reconciler = self.0.clone();
+        Box::pin(async move {
+            let sweep = reconciler.sweep_once().await.map_err(|e| e.to_string())?;
+            Ok(ReconciliationRun {
+                stale: sweep.stale,
+                queued: sweep.queued,
+                already_queued: sweep.already_queued,
+            })
         })
     }
 }

@@ -374,7 +374,7 @@ async fn run_queue(
                 client: settings.client(deps.http_client.clone()),
                 settings,
             };
-            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
     }
     Ok(())

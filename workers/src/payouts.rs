@@ -17,8 +17,7 @@ use lightspeed_domain::wallet::{PayoutReversalReason, PayoutStatus, WalletEvent}
 use lightspeed_domain::{MerchantId, Paise, PayoutId};
 use lightspeed_eventstore::RecordedEvent;
 use lightspeed_gateways::payouts::{
-    IdempotencyKey, MIN_AMOUNT, PayoutClient, PayoutError, PayoutMode, PayoutRequest,
-    RazorpayXCredentials,
+    IdempotencyKey, PayoutClient, PayoutError, PayoutMode, PayoutRequest, RazorpayXCredentials,
 };
 use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::{Ledger, PayoutSettlement};
@@ -58,12 +57,10 @@ pub struct PayoutSettings {
     pub base_url: Option<String>,
     /// Transfer rail (default IMPS).
     pub mode: PayoutMode,
-    /// Smallest payout made, whatever a merchant's own minimum (default ₹1, RazorpayX's least).
-    pub minimum: Paise,
 }
 
 impl PayoutSettings {
-    /// Settings with the default rail ([`PayoutMode::Imps`]) and minimum ([`MIN_AMOUNT`]).
+    /// Settings with the default rail ([`PayoutMode::Imps`]).
     pub fn new(
         key_id: impl Into<String>,
         key_secret: Secret,
@@ -79,7 +76,6 @@ impl PayoutSettings {
             fund_account_id: fund_account_id.into(),
             base_url: None,
             mode: PayoutMode::Imps,
-            minimum: MIN_AMOUNT,
         }
     }
 
@@ -130,7 +126,6 @@ impl std::fmt::Debug for PayoutSettings {
             .field("fund_account_id", &self.fund_account_id)
             .field("base_url", &self.base_url)
             .field("mode", &self.mode)
-            .field("minimum", &self.minimum)
             .finish_non_exhaustive()
     }
 }
