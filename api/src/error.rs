@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lightspeed_domain::gateway::GatewayError;
 use lightspeed_domain::merchant::MerchantError;
+use lightspeed_domain::notification::{NotificationError, NotificationStatus};
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::{Paise, PaymentId};
 use lightspeed_projections::ProjectionError;
@@ -155,6 +156,12 @@ pub enum ApiError {
     /// The broker failed to carry out a queue action.
     #[error("queue action failed: {0}")]
     QueueActionFailed(String),
+    /// No WhatsApp notification with this id.
+    #[error("notification not found")]
+    NotificationNotFound,
+    /// Only a failed notification can be resent.
+    #[error("notification is {0}; only a failed one can be resent")]
+    NotificationNotResendable(&'static str),
     /// Metrics are not installed on this server.
     #[error("metrics are not enabled on this server")]
     MetricsDisabled,
@@ -206,6 +213,8 @@ impl ApiError {
             QueuesUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "QUEUES_UNAVAILABLE"),
             ConfirmationRequired(_) => (StatusCode::BAD_REQUEST, "CONFIRMATION_REQUIRED"),
             QueueActionFailed(_) => (StatusCode::BAD_GATEWAY, "QUEUE_ACTION_FAILED"),
+            NotificationNotFound => (StatusCode::NOT_FOUND, "NOTIFICATION_NOT_FOUND"),
+            NotificationNotResendable(_) => (StatusCode::CONFLICT, "NOTIFICATION_NOT_RESENDABLE"),
             MetricsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "METRICS_DISABLED"),
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
@@ -300,6 +309,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::Gateway(GatewayError::NotRegistered) => ApiError::GatewayNotFound,
             ServiceError::Gateway(GatewayError::Retired) => ApiError::GatewayRetired,
             ServiceError::Claim(_) => ApiError::ClientKeyTaken,
+            ServiceError::UnknownNotification(_)
+            | ServiceError::Notification(NotificationError::NotQueued) => {
+                ApiError::NotificationNotFound
+            }
+            ServiceError::Notification(NotificationError::NotFailed { status }) => {
+                ApiError::NotificationNotResendable(match status {
+                    NotificationStatus::Queued => "queued",
+                    NotificationStatus::Sent => "sent",
+                    NotificationStatus::Failed => "failed",
+                })
+            }
             ServiceError::DuplicateGateway(id) => ApiError::InvalidField {
                 field: "priorities".into(),
                 detail: format!("gateway {id} is named twice"),

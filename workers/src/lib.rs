@@ -8,6 +8,9 @@
 //! | `webhook-processing` | `psp_outcome.PspOutcomeReported` | settles the outcome: success with one commission, or failure ([`outcomes`]) |
 //! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
 //! | `settlement-processing` | `<prefix>_jobs.status_check` on the jobs stream | asks the PSP for a payment's status and records the answer ([`status`]) |
+//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
+//!
+//! Besides the queues, [`low_balance::run`] sweeps for merchants owed a `LOW_BALANCE` alert.
 //!
 //! Log subjects are `<prefix>.<category>.<EventType>` on the log's JetStream stream (the relay
 //! publishes them); each subject is one durable consumer named `<queue>--<subject>` (see
@@ -17,12 +20,14 @@
 mod endpoint_health;
 mod ids;
 pub mod jobs;
+pub mod low_balance;
 pub mod merchant_webhooks;
 pub mod outcomes;
 pub mod queue;
 pub mod status;
 mod support;
 pub mod transactions;
+pub mod whatsapp;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,14 +38,16 @@ use lightspeed_eventstore::nats::LogStreamConfig;
 use lightspeed_eventstore::{CommandHandler, PgEventStore};
 use lightspeed_gateways::psp::PspClient;
 use lightspeed_gateways::secrets::Keyring;
+use lightspeed_gateways::whatsapp::WhatsAppProvider;
 use lightspeed_services::Ledger;
 use tokio::sync::watch;
 
-pub use ids::delivery_id_for;
+pub use ids::{delivery_id_for, txn_update_id};
 pub use jobs::{JobStreamConfig, StatusCheck, publish_status_check};
 pub use merchant_webhooks::resend_delivery;
 pub use queue::{DEFAULT_CONCURRENCY, QueueDepth};
 pub use status::{StatusChecked, StatusChecker};
+pub use whatsapp::{WhatsApp, WhatsAppSettings};
 
 /// How often, at least, a job waiting for its due time looks again (so a moved clock or a
 /// changed schedule is noticed): one hour.
@@ -60,15 +67,18 @@ pub enum QueueName {
     MerchantWebhooks,
     /// Checks PSP statuses (`settlement-processing`).
     SettlementProcessing,
+    /// Queues and sends WhatsApp notifications (`whatsapp-notifications`).
+    WhatsappNotifications,
 }
 
 impl QueueName {
     /// Every queue, in a stable order.
-    pub const ALL: [QueueName; 4] = [
+    pub const ALL: [QueueName; 5] = [
         QueueName::TransactionProcessing,
         QueueName::WebhookProcessing,
         QueueName::MerchantWebhooks,
         QueueName::SettlementProcessing,
+        QueueName::WhatsappNotifications,
     ];
 
     /// The queue's name, as used on the command line, in consumer names and in metrics.
@@ -78,6 +88,7 @@ impl QueueName {
             QueueName::WebhookProcessing => outcomes::QUEUE,
             QueueName::MerchantWebhooks => merchant_webhooks::QUEUE,
             QueueName::SettlementProcessing => status::QUEUE,
+            QueueName::WhatsappNotifications => whatsapp::QUEUE,
         }
     }
 
@@ -121,6 +132,20 @@ impl QueueName {
                 let jobs = JobStreamConfig::for_log(log_stream);
                 (jobs.stream_name.clone(), vec![jobs.status_check_subject()])
             }
+            QueueName::WhatsappNotifications => (
+                log_stream.stream_name.clone(),
+                on_log(
+                    whatsapp::PAYMENT_EVENTS
+                        .iter()
+                        .map(|event_type| ("payment", *event_type))
+                        .chain(
+                            whatsapp::NOTIFICATION_EVENTS
+                                .iter()
+                                .map(|event_type| ("notification", *event_type)),
+                        )
+                        .collect(),
+                ),
+            ),
         };
         queue::QueueSpec {
             name: self.as_str().to_owned(),
@@ -150,7 +175,7 @@ impl std::str::FromStr for QueueName {
 /// A queue name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks or settlement-processing"
+    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing or whatsapp-notifications"
 )]
 pub struct UnknownQueue(pub String);
 
@@ -177,6 +202,9 @@ pub struct Deps {
     /// of the message, so keep the longest wait (12 h for a webhook retry) divided by this well
     /// under [`queue::MAX_DELIVER`]; at least [`MIN_DUE_RECHECK`] is used.
     pub due_recheck: Duration,
+    /// The WhatsApp provider and templates; without them the `whatsapp-notifications` queue
+    /// does not run (see [`Deps::with_whatsapp`]).
+    pub whatsapp: Option<WhatsApp>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -186,6 +214,7 @@ impl std::fmt::Debug for Deps {
             .field("public_url", &self.public_url)
             .field("concurrency", &self.concurrency)
             .field("due_recheck", &self.due_recheck)
+            .field("whatsapp", &self.whatsapp)
             .finish_non_exhaustive()
     }
 }
@@ -212,7 +241,18 @@ impl Deps {
             public_url: public_url.into().trim_end_matches('/').to_owned(),
             concurrency: DEFAULT_CONCURRENCY,
             due_recheck: DEFAULT_DUE_RECHECK,
+            whatsapp: None,
         }
+    }
+
+    /// These dependencies, sending WhatsApp notifications through `provider` with `settings`.
+    pub fn with_whatsapp(
+        mut self,
+        provider: Arc<dyn WhatsAppProvider>,
+        settings: WhatsAppSettings,
+    ) -> Self {
+        self.whatsapp = Some(WhatsApp { provider, settings });
+        self
     }
 
     /// A status checker over these dependencies (what reconciliation calls).
@@ -240,6 +280,9 @@ pub enum WorkerError {
     /// The endpoint-health bucket could not be opened.
     #[error("{0}")]
     EndpointHealth(String),
+    /// `whatsapp-notifications` was asked for without a WhatsApp provider.
+    #[error("the whatsapp-notifications queue needs a WhatsApp provider (WA_API_URL, WA_API_KEY)")]
+    WhatsAppNotConfigured,
 }
 
 /// Runs one queue until `shutdown` completes, then lets the jobs in flight finish.
@@ -262,7 +305,7 @@ pub async fn run(
 }
 
 /// Runs every queue until `shutdown` completes (the all-in-one mode); stops all of them if one
-/// fails to start.
+/// fails to start. Without a WhatsApp provider, `whatsapp-notifications` is left out.
 pub async fn run_all(
     deps: Deps,
     shutdown: impl Future<Output = ()> + Send,
@@ -273,8 +316,14 @@ pub async fn run_all(
         let _ = stop.send(true);
         std::future::pending::<Result<(), WorkerError>>().await
     };
+    if deps.whatsapp.is_none() {
+        tracing::warn!("no WhatsApp provider configured; whatsapp-notifications does not run");
+    }
     let all = futures::future::try_join_all(
-        QueueName::ALL.map(|queue| run_queue(queue, &deps, stopped.clone())),
+        QueueName::ALL
+            .into_iter()
+            .filter(|queue| *queue != QueueName::WhatsappNotifications || deps.whatsapp.is_some())
+            .map(|queue| run_queue(queue, &deps, stopped.clone())),
     );
     tokio::select! {
         result = all => result.map(|_| ()),
@@ -304,7 +353,11 @@ async fn run_queue(
     deps: &Deps,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
-    let spec = queue.spec(&deps.log_stream, deps.concurrency);
+    let concurrency = match (queue, &deps.whatsapp) {
+        (QueueName::WhatsappNotifications, Some(whatsapp)) => whatsapp.settings.concurrency,
+        _ => deps.concurrency,
+    };
+    let spec = queue.spec(&deps.log_stream, concurrency);
     let js = &deps.jetstream;
     // A worker may start before the relay first leads; both create the log stream the same way.
     if queue != QueueName::SettlementProcessing {
@@ -349,6 +402,18 @@ async fn run_queue(
                 .await?;
             queue::run(js, &spec, Arc::new(deps.status_checker()), stopped).await?;
         }
+        QueueName::WhatsappNotifications => {
+            let whatsapp = deps
+                .whatsapp
+                .clone()
+                .ok_or(WorkerError::WhatsAppNotConfigured)?;
+            let handler = whatsapp::WhatsAppSender {
+                ledger: deps.ledger.clone(),
+                whatsapp,
+                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
+            };
+            queue::run(js, &spec, Arc::new(handler), stopped).await?;
+        }
     }
     Ok(())
 }
@@ -387,6 +452,18 @@ mod tests {
         assert_eq!(
             status.durable_names(),
             ["settlement-processing--ledger_jobs_status_check"]
+        );
+        let whatsapp = QueueName::WhatsappNotifications.spec(&log, 30);
+        assert_eq!(whatsapp.stream, "LEDGER");
+        assert_eq!(
+            whatsapp.filters,
+            [
+                "ledger.payment.PaymentSucceeded",
+                "ledger.payment.PaymentFailed",
+                "ledger.notification.NotificationQueued",
+                "ledger.notification.NotificationAttemptFailed",
+                "ledger.notification.NotificationRequeued"
+            ]
         );
     }
 }
