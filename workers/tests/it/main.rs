@@ -7,3 +7,4 @@ mod merchant_webhooks;
 mod outcomes;
 mod status_checks;
 mod transactions;
+mod whatsapp;
