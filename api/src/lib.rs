@@ -70,6 +70,7 @@ pub use state::{ApiConfig, AppState, AppStateBuilder, StatusChecks};
         (name = "admin-merchants", description = "Merchant administration"),
         (name = "admin-gateways", description = "Gateway administration"),
         (name = "admin-queues", description = "Queue control"),
+        (name = "admin-whatsapp", description = "WhatsApp notification commands"),
         (name = "admin-reads", description = "Read models, alerts and the audit log"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
