@@ -161,8 +161,7 @@ async fn ctrl_c() {
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     lightspeed_gateways::http::install_crypto_provider();
     let cli = Cli::parse();
-    let _telemetry =
-        lightspeed_api::telemetry::init(&lightspeed_api::telemetry::TelemetryConfig::from_env())?;
+    let _telemetry = lightspeed_api::telemetry::init(&lightspeed_api::telemetry::TelemetryConfig::from_env())?;
     let metrics = match lightspeed_api::metrics::install() {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -190,9 +189,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 .await?
         }
         Command::Work { queue } => {
-            let deps = Roles::connect(infra, metrics.clone())
-                .await?
-                .worker_deps()?;
+            let deps = Roles::connect(infra, metrics.clone()).await?.worker_deps()?;
             if queue == "all" {
                 lightspeed_workers::run_all(deps, ctrl_c()).await?;
             } else {
@@ -201,9 +198,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Project { name } => {
-            let deps = Roles::connect(infra, metrics.clone())
-                .await?
-                .projector_deps();
+            let deps = Roles::connect(infra, metrics.clone()).await?.projector_deps();
             let run = async {
                 if name == "all" {
                     lightspeed_projections::run_all(deps).await
@@ -245,19 +240,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             let secret = std::env::var("ADMIN_JWT_SECRET")
                 .map_err(|_| anyhow::anyhow!("ADMIN_JWT_SECRET is not set"))?;
             let ttl = lightspeed_api::admin_auth::parse_ttl(&ttl)?;
-            println!(
-                "{}",
-                lightspeed_api::admin_auth::mint_token(secret.as_bytes(), &email, ttl)?
-            );
+            println!("{}", lightspeed_api::admin_auth::mint_token(secret.as_bytes(), &email, ttl)?);
         }
         Command::Keys(KeysCommand::Rotate) => {
             let roles = Roles::connect(infra, None).await?;
-            let report = lightspeed_api::keys::rotate_keys(
-                &roles.ledger,
-                &roles.keyring,
-                "system:keys-rotate",
-            )
-            .await?;
+            let report = lightspeed_api::keys::rotate_keys(&roles.ledger, &roles.keyring, "system:keys-rotate").await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Status => {

@@ -122,12 +122,9 @@ impl Roles {
             .await
             .with_context(|| format!("cannot listen on {}", server.listen))?;
         tracing::info!(listen = %server.listen, public_url = %self.infra.public_url, "serving the API");
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
 
