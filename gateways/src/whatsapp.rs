@@ -545,11 +545,14 @@ fn gupshup_checked(answer: Answer) -> Result<Answer, WhatsAppError> {
     // BSPs relay Meta's error code either at the top level (number or text) or in a Graph
     // envelope.
     let code = body.as_ref().and_then(|b| {
-        b.error.as_ref().and_then(|e| e.code).or_else(|| match &b.code {
-            Some(serde_json::Value::Number(n)) => n.as_i64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        })
+        b.error
+            .as_ref()
+            .and_then(|e| e.code)
+            .or_else(|| match &b.code {
+                Some(serde_json::Value::Number(n)) => n.as_i64(),
+                Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            })
     });
     if answer.status == StatusCode::UNAUTHORIZED
         || code.is_some_and(|c| GRAPH_TOKEN_CODES.contains(&c))
@@ -625,22 +628,34 @@ mod tests {
             WhatsAppError::TokenExpired
         );
         assert_eq!(
-            gupshup_checked(answer(400, br#"{"status":"error","code":"190","message":"expired"}"#))
-                .unwrap_err(),
+            gupshup_checked(answer(
+                400,
+                br#"{"status":"error","code":"190","message":"expired"}"#
+            ))
+            .unwrap_err(),
             WhatsAppError::TokenExpired
         );
         assert_eq!(
-            gupshup_checked(answer(400, br#"{"status":"error","code":131056,"message":"pair"}"#))
-                .unwrap_err(),
+            gupshup_checked(answer(
+                400,
+                br#"{"status":"error","code":131056,"message":"pair"}"#
+            ))
+            .unwrap_err(),
             WhatsAppError::RateLimited { retry_after: None }
         );
         assert!(matches!(
-            gupshup_checked(answer(429, br#"{"status":"error","message":"Too Many Requests"}"#)),
+            gupshup_checked(answer(
+                429,
+                br#"{"status":"error","message":"Too Many Requests"}"#
+            )),
             Err(WhatsAppError::RateLimited { .. })
         ));
         assert_eq!(
-            gupshup_checked(answer(400, br#"{"status":"error","message":"Invalid destination"}"#))
-                .unwrap_err(),
+            gupshup_checked(answer(
+                400,
+                br#"{"status":"error","message":"Invalid destination"}"#
+            ))
+            .unwrap_err(),
             WhatsAppError::Rejected {
                 code: "400".into(),
                 message: "Invalid destination".into()
