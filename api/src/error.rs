@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lightspeed_domain::gateway::GatewayError;
 use lightspeed_domain::merchant::MerchantError;
+use lightspeed_domain::notification::{NotificationError, NotificationStatus};
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::wallet::WalletError;
 use lightspeed_domain::{Paise, PaymentId};
@@ -179,6 +180,12 @@ pub enum ApiError {
     /// The reconciliation sweep failed.
     #[error("reconciliation failed: {0}")]
     ReconciliationFailed(String),
+    /// No WhatsApp notification with this id.
+    #[error("notification not found")]
+    NotificationNotFound,
+    /// Only a failed notification can be resent.
+    #[error("notification is {0}; only a failed one can be resent")]
+    NotificationNotResendable(&'static str),
     /// Metrics are not installed on this server.
     #[error("metrics are not enabled on this server")]
     MetricsDisabled,
@@ -239,6 +246,8 @@ impl ApiError {
                 "RECONCILIATION_UNAVAILABLE",
             ),
             ReconciliationFailed(_) => (StatusCode::BAD_GATEWAY, "RECONCILIATION_FAILED"),
+            NotificationNotFound => (StatusCode::NOT_FOUND, "NOTIFICATION_NOT_FOUND"),
+            NotificationNotResendable(_) => (StatusCode::CONFLICT, "NOTIFICATION_NOT_RESENDABLE"),
             MetricsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "METRICS_DISABLED"),
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
@@ -341,6 +350,17 @@ impl From<ServiceError> for ApiError {
                 requested,
                 available,
             },
+            ServiceError::UnknownNotification(_)
+            | ServiceError::Notification(NotificationError::NotQueued) => {
+                ApiError::NotificationNotFound
+            }
+            ServiceError::Notification(NotificationError::NotFailed { status }) => {
+                ApiError::NotificationNotResendable(match status {
+                    NotificationStatus::Queued => "queued",
+                    NotificationStatus::Sent => "sent",
+                    NotificationStatus::Failed => "failed",
+                })
+            }
             ServiceError::DuplicateGateway(id) => ApiError::InvalidField {
                 field: "priorities".into(),
                 detail: format!("gateway {id} is named twice"),

@@ -75,6 +75,7 @@ pub use state::{
         (name = "admin-merchants", description = "Merchant administration"),
         (name = "admin-gateways", description = "Gateway administration"),
         (name = "admin-queues", description = "Queue control"),
+        (name = "admin-whatsapp", description = "WhatsApp notification commands"),
         (name = "admin-reads", description = "Read models, alerts and the audit log"),
         (name = "admin-payouts", description = "Commission payouts, manual settlements, statements and pending-payment reconciliation"),
         (name = "operations", description = "Health, readiness, metrics and this document"),

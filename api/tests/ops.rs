@@ -343,6 +343,7 @@ async fn whatsapp_messages(app: &TestApp, merchant: &TestMerchant, sent: usize, 
                 error_message: "Something went wrong".into(),
                 retryable: true,
                 rate_limited: false,
+                retry_after_secs: None,
                 jitter: Jitter::NONE,
                 at,
             }

@@ -2,8 +2,8 @@
 //!
 //! Stream `notification-<NotificationId>`. Lifecycle: queued (merchant, type, template,
 //! recipient, parameters, attempt limit 4) → each failed attempt is recorded with its error and,
-//! if another attempt is allowed, when to make it ([`crate::retry::whatsapp_wait_after`]; rate
-//! limits back off longer) → sent (provider message id) or failed for good (attempts exhausted or
+//! if another attempt is allowed, when to make it ([`next_wait`]: rate limits back off longer,
+//! and a provider's `Retry-After` is honoured) → sent (provider message id) or failed for good (attempts exhausted or
 //! a permanent error). Ops may resend a failed notification, which queues it again with a fresh
 //! attempt budget.
 //!
@@ -13,10 +13,11 @@
 use crate::calendar;
 use crate::decider::Decider;
 use crate::ids::{MerchantId, NotificationId};
-use crate::retry::{Jitter, WHATSAPP, whatsapp_wait_after};
+use crate::retry::{Jitter, WHATSAPP, WHATSAPP_RATE_LIMITED, whatsapp_wait_after};
 use crate::validation::{self, FieldError, Problem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Longest template name, in characters (WhatsApp's own limit).
 pub const MAX_TEMPLATE_CHARS: usize = 512;
@@ -189,6 +190,9 @@ pub enum NotificationCommand {
         retryable: bool,
         /// Whether the provider refused for rate limiting (backs off longer).
         rate_limited: bool,
+        /// How long the provider asked us to wait (`Retry-After`), if it said.
+        #[serde(default)]
+        retry_after_secs: Option<u64>,
         /// Jitter for the next wait, drawn by the caller.
         jitter: Jitter,
         /// When it is decided.
@@ -309,6 +313,22 @@ impl NotificationError {
     }
 }
 
+/// The wait before the next attempt after `failed_attempt`: the schedule's slot, or the
+/// provider's `Retry-After` when longer, capped at the rate-limited schedule's longest wait so a
+/// provider cannot park a notification indefinitely; `None` when the attempts are exhausted.
+pub fn next_wait(
+    failed_attempt: u32,
+    rate_limited: bool,
+    retry_after_secs: Option<u64>,
+    jitter: Jitter,
+) -> Option<Duration> {
+    let scheduled = whatsapp_wait_after(failed_attempt, rate_limited, jitter)?;
+    let asked = retry_after_secs.map_or(Duration::ZERO, |secs| {
+        Duration::from_secs(secs).min(WHATSAPP_RATE_LIMITED.max_wait)
+    });
+    Some(scheduled.max(asked))
+}
+
 fn is_template_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
 }
@@ -339,6 +359,7 @@ impl Decider for Notification {
                 error_message,
                 retryable,
                 rate_limited,
+                retry_after_secs,
                 jitter,
                 at,
             } => {
@@ -346,7 +367,7 @@ impl Decider for Notification {
                 let attempt = notification.attempts.saturating_add(1);
                 let error_code = validation::excerpt(error_code, MAX_ERROR_CHARS);
                 let next_attempt_at = if *retryable || *rate_limited {
-                    let wait = whatsapp_wait_after(attempt, *rate_limited, *jitter)
+                    let wait = next_wait(attempt, *rate_limited, *retry_after_secs, *jitter)
                         .filter(|_| attempt < notification.attempt_limit);
                     wait.map(|wait| calendar::plus(*at, wait))
                 } else {

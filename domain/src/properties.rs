@@ -623,6 +623,7 @@ fn to_notification_command(step: usize, (kind, flags): (u8, u8)) -> Notification
             error_message: "no".to_owned(),
             retryable: flags & 1 == 1,
             rate_limited: flags & 2 == 2,
+            retry_after_secs: None,
             jitter: Jitter::from_bps(i32::from(flags) * 100 - 1_000),
             at,
         },

@@ -519,27 +519,57 @@ impl GupshupClient {
     }
 }
 
-/// Classifies a Gupshup answer: 401 means the token is gone.
+/// Classifies a Gupshup answer: 401 or a relayed Graph code 190 / 0 means the token is gone,
+/// 429 or a relayed Graph rate-limit code means slow down.
 fn gupshup_checked(answer: Answer) -> Result<Answer, WhatsAppError> {
     if answer.status.is_success() {
         return Ok(answer);
-    }
-    if answer.status == StatusCode::UNAUTHORIZED {
-        return Err(WhatsAppError::TokenExpired);
-    }
-    if let Some(failure) = crate::http::server_side_failure(&answer) {
-        return Err(failure.into());
     }
     #[derive(Deserialize)]
     struct ErrorBody {
         #[serde(default)]
         message: Option<String>,
+        #[serde(default)]
+        code: Option<serde_json::Value>,
+        #[serde(default)]
+        error: Option<GraphError>,
     }
-    let message = serde_json::from_slice::<ErrorBody>(&answer.body)
-        .ok()
-        .and_then(|b| b.message);
+    #[derive(Deserialize)]
+    struct GraphError {
+        #[serde(default)]
+        code: Option<i64>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let body = serde_json::from_slice::<ErrorBody>(&answer.body).ok();
+    // BSPs relay Meta's error code either at the top level (number or text) or in a Graph
+    // envelope.
+    let code = body.as_ref().and_then(|b| {
+        b.error
+            .as_ref()
+            .and_then(|e| e.code)
+            .or_else(|| match &b.code {
+                Some(serde_json::Value::Number(n)) => n.as_i64(),
+                Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            })
+    });
+    if answer.status == StatusCode::UNAUTHORIZED
+        || code.is_some_and(|c| GRAPH_TOKEN_CODES.contains(&c))
+    {
+        return Err(WhatsAppError::TokenExpired);
+    }
+    if code.is_some_and(|c| GRAPH_RATE_LIMIT_CODES.contains(&c)) {
+        return Err(WhatsAppError::RateLimited {
+            retry_after: crate::http::retry_after(&answer.headers),
+        });
+    }
+    if let Some(failure) = crate::http::server_side_failure(&answer) {
+        return Err(failure.into());
+    }
+    let message = body.and_then(|b| b.message.or_else(|| b.error.and_then(|e| e.message)));
     Err(WhatsAppError::Rejected {
-        code: answer.status.as_u16().to_string(),
+        code: code.map_or_else(|| answer.status.as_u16().to_string(), |c| c.to_string()),
         message: excerpt(&message.unwrap_or_default()),
     })
 }
@@ -585,6 +615,52 @@ mod tests {
             headers: Default::default(),
             body: body.to_vec(),
         }
+    }
+
+    #[test]
+    fn gupshup_errors_are_classified() {
+        assert_eq!(
+            gupshup_checked(answer(401, b"")).unwrap_err(),
+            WhatsAppError::TokenExpired
+        );
+        assert_eq!(
+            gupshup_checked(answer(400, &fixture("meta_error_token_expired.json"))).unwrap_err(),
+            WhatsAppError::TokenExpired
+        );
+        assert_eq!(
+            gupshup_checked(answer(
+                400,
+                br#"{"status":"error","code":"190","message":"expired"}"#
+            ))
+            .unwrap_err(),
+            WhatsAppError::TokenExpired
+        );
+        assert_eq!(
+            gupshup_checked(answer(
+                400,
+                br#"{"status":"error","code":131056,"message":"pair"}"#
+            ))
+            .unwrap_err(),
+            WhatsAppError::RateLimited { retry_after: None }
+        );
+        assert!(matches!(
+            gupshup_checked(answer(
+                429,
+                br#"{"status":"error","message":"Too Many Requests"}"#
+            )),
+            Err(WhatsAppError::RateLimited { .. })
+        ));
+        assert_eq!(
+            gupshup_checked(answer(
+                400,
+                br#"{"status":"error","message":"Invalid destination"}"#
+            ))
+            .unwrap_err(),
+            WhatsAppError::Rejected {
+                code: "400".into(),
+                message: "Invalid destination".into()
+            }
+        );
     }
 
     #[test]

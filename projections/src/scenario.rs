@@ -688,6 +688,7 @@ impl Scenario {
                 error_message: "re-engagement message".into(),
                 retryable: roll < 90,
                 rate_limited: false,
+                retry_after_secs: None,
                 jitter: Jitter::NONE,
                 at,
             }

@@ -3,11 +3,13 @@
 use lightspeed_domain::claims::ClaimError;
 use lightspeed_domain::gateway::GatewayError;
 use lightspeed_domain::merchant::MerchantError;
+use lightspeed_domain::merchant_alerts::MerchantAlertsError;
+use lightspeed_domain::notification::NotificationError;
 use lightspeed_domain::ops_alert::OpsAlertError;
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::routing::NoGatewayAvailable;
 use lightspeed_domain::wallet::WalletError;
-use lightspeed_domain::{GatewayId, MerchantId, PaymentId};
+use lightspeed_domain::{GatewayId, MerchantId, NotificationId, PaymentId};
 use lightspeed_eventstore::{AppendError, CommandError, InvalidInput, ReadError};
 
 /// Why an operation did nothing.
@@ -22,6 +24,9 @@ pub enum ServiceError {
     /// No payment with this id (for this merchant).
     #[error("unknown payment {0}")]
     UnknownPayment(PaymentId),
+    /// No notification with this id.
+    #[error("unknown notification {0}")]
+    UnknownNotification(NotificationId),
     /// The merchant's order id already started another payment with a different request.
     #[error("order id already used for payment {payment_id} with a different request")]
     OrderIdReused {
@@ -49,6 +54,12 @@ pub enum ServiceError {
     /// The alert rules refused.
     #[error(transparent)]
     Alert(#[from] OpsAlertError),
+    /// The merchant alert rules refused.
+    #[error(transparent)]
+    MerchantAlerts(#[from] MerchantAlertsError),
+    /// The notification rules refused.
+    #[error(transparent)]
+    Notification(#[from] NotificationError),
     /// The same gateway was named twice in one request.
     #[error("gateway {0} is named twice")]
     DuplicateGateway(GatewayId),

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use lightspeed_domain::claims::{ClientKeyClaim, MerchantOrderClaim};
 use lightspeed_domain::gateway::Gateway;
 use lightspeed_domain::merchant::Merchant;
+use lightspeed_domain::merchant_alerts::MerchantAlerts;
+use lightspeed_domain::notification::Notification;
 use lightspeed_domain::ops_alert::OpsAlert;
 use lightspeed_domain::payment::Payment;
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
@@ -36,6 +38,8 @@ pub struct Ledger {
     pub(crate) outcomes: CommandHandler<PspOutcomeRecord, PgEventStore>,
     pub(crate) queues: CommandHandler<Queue, PgEventStore>,
     pub(crate) alerts: CommandHandler<OpsAlert, PgEventStore>,
+    pub(crate) notifications: CommandHandler<Notification, PgEventStore>,
+    pub(crate) merchant_alerts: CommandHandler<MerchantAlerts, PgEventStore>,
     pub(crate) success_rates: Option<Arc<dyn SuccessRates>>,
 }
 
@@ -56,6 +60,8 @@ impl Ledger {
             outcomes: CommandHandler::new(store.clone()),
             queues: CommandHandler::new(store.clone()),
             alerts: CommandHandler::new(store.clone()),
+            notifications: CommandHandler::new(store.clone()),
+            merchant_alerts: CommandHandler::new(store.clone()),
             success_rates: None,
             store,
         }
@@ -95,5 +101,10 @@ impl Ledger {
     /// The wallet handler, for single-stream wallet commands and reads.
     pub fn wallets(&self) -> &CommandHandler<Wallet, PgEventStore> {
         &self.wallets
+    }
+
+    /// The notification handler, for recording WhatsApp attempts.
+    pub fn notifications(&self) -> &CommandHandler<Notification, PgEventStore> {
+        &self.notifications
     }
 }

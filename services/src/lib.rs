@@ -14,6 +14,7 @@ mod gateways;
 mod keys;
 mod ledger;
 mod merchants;
+mod notifications;
 mod payments;
 mod payouts;
 mod pending;
@@ -27,6 +28,7 @@ pub use gateways::NewGateway;
 pub use keys::{ResealFailure, ResealReport, Resealer};
 pub use ledger::{Ledger, SuccessRates};
 pub use merchants::{AuthenticatedMerchant, NewMerchant};
+pub use notifications::LowBalanceAlert;
 pub use payments::{Initiated, PaymentRequest, Settled};
 pub use payouts::{
     MAX_RUN_LABEL_CHARS, PayoutRunFailure, PayoutRunReport, PayoutSettlement, PayoutUpdateRecorded,

@@ -1,7 +1,7 @@
 //! Ids derived from what a job is about, so a redelivered job issues the same commands (and the
 //! log stores their effects once).
 
-use lightspeed_domain::{GatewayId, PaymentId, PayoutId, WebhookDeliveryId};
+use lightspeed_domain::{GatewayId, NotificationId, PaymentId, PayoutId, WebhookDeliveryId};
 use lightspeed_eventstore::RecordedEvent;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -58,6 +58,28 @@ pub(crate) fn record_attempt_command(delivery: WebhookDeliveryId, version: u64) 
     )
 }
 
+/// The command that records the attempt owed after the notification stream's `version`-th
+/// event: one attempt record per owed attempt, however often its job is delivered.
+pub(crate) fn record_notification_attempt_command(
+    notification: NotificationId,
+    version: u64,
+) -> Uuid {
+    command_id(
+        "record-whatsapp-attempt",
+        &[notification.as_uuid().as_bytes(), &version.to_be_bytes()],
+    )
+}
+
+/// The notification carrying the `TXN_UPDATE` of a payment event: derived from the payment and
+/// the event type, so a redelivered event names the same notification (and a late success
+/// after a failure gets a message of its own).
+pub fn txn_update_id(payment: PaymentId, event_type: &str) -> NotificationId {
+    NotificationId(command_id(
+        "txn-update-notification",
+        &[payment.as_uuid().as_bytes(), event_type.as_bytes()],
+    ))
+}
+
 /// The webhook delivery of a payment event: a UUID v7 whose time is the event's and whose other
 /// bits come from its id, so the same event always maps to the same delivery (and deliveries
 /// still sort by time).
@@ -102,6 +124,20 @@ mod tests {
             .expect("v7 timestamp")
             .to_unix();
         assert_eq!((secs, nanos / 1_000_000), (1_795_000_000, 123));
+    }
+
+    #[test]
+    fn a_transaction_update_id_is_a_function_of_payment_and_event_type() {
+        let payment = PaymentId(Uuid::from_u128(1));
+        let other = PaymentId(Uuid::from_u128(2));
+        let id = txn_update_id(payment, "PaymentSucceeded");
+        assert_eq!(id, txn_update_id(payment, "PaymentSucceeded"));
+        assert_ne!(id, txn_update_id(payment, "PaymentFailed"));
+        assert_ne!(id, txn_update_id(other, "PaymentSucceeded"));
+        assert_ne!(
+            record_notification_attempt_command(id, 1),
+            record_notification_attempt_command(id, 2)
+        );
     }
 
     #[test]

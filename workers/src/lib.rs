@@ -9,6 +9,9 @@
 //! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
 //! | `settlement-processing` | `<prefix>_jobs.status_check` on the jobs stream | asks the PSP for a payment's status and records the answer ([`status`]); reconciliation queues these ([`reconciliation`]) |
 //! | `payouts` | `wallet.PayoutRequested` | creates the RazorpayX payout, idempotently ([`payouts`]); the daily run requests them ([`payout_schedule`]) |
+//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
+//!
+//! Besides the queues, [`low_balance::run`] sweeps for merchants owed a `LOW_BALANCE` alert.
 //!
 //! Log subjects are `<prefix>.<category>.<EventType>` on the log's JetStream stream (the relay
 //! publishes them); each subject is one durable consumer named `<queue>--<subject>` (see
@@ -20,6 +23,7 @@ mod endpoint_health;
 pub mod failed;
 mod ids;
 pub mod jobs;
+pub mod low_balance;
 pub mod merchant_webhooks;
 pub mod outcomes;
 pub mod payout_schedule;
@@ -29,6 +33,7 @@ pub mod reconciliation;
 pub mod status;
 mod support;
 pub mod transactions;
+pub mod whatsapp;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,10 +44,11 @@ use lightspeed_eventstore::nats::LogStreamConfig;
 use lightspeed_eventstore::{CommandHandler, PgEventStore};
 use lightspeed_gateways::psp::PspClient;
 use lightspeed_gateways::secrets::Keyring;
+use lightspeed_gateways::whatsapp::WhatsAppProvider;
 use lightspeed_services::Ledger;
 use tokio::sync::watch;
 
-pub use ids::delivery_id_for;
+pub use ids::{delivery_id_for, txn_update_id};
 pub use jobs::{JobStreamConfig, StatusCheck, publish_status_check, publish_status_check_as};
 pub use merchant_webhooks::resend_delivery;
 pub use payout_schedule::PayoutSchedule;
@@ -50,6 +56,7 @@ pub use payouts::PayoutSettings;
 pub use queue::{DEFAULT_CONCURRENCY, QueueDepth};
 pub use reconciliation::{Reconciler, ReconciliationSettings, Sweep};
 pub use status::{StatusChecked, StatusChecker};
+pub use whatsapp::{WhatsApp, WhatsAppSettings};
 
 /// How often, at least, a job waiting for its due time looks again (so a moved clock or a
 /// changed schedule is noticed): one hour.
@@ -71,16 +78,19 @@ pub enum QueueName {
     SettlementProcessing,
     /// Makes commission payouts at RazorpayX (`payouts`).
     Payouts,
+    /// Queues and sends WhatsApp notifications (`whatsapp-notifications`).
+    WhatsappNotifications,
 }
 
 impl QueueName {
     /// Every queue, in a stable order.
-    pub const ALL: [QueueName; 5] = [
+    pub const ALL: [QueueName; 6] = [
         QueueName::TransactionProcessing,
         QueueName::WebhookProcessing,
         QueueName::MerchantWebhooks,
         QueueName::SettlementProcessing,
         QueueName::Payouts,
+        QueueName::WhatsappNotifications,
     ];
 
     /// The queue's name, as used on the command line, in consumer names and in metrics.
@@ -91,6 +101,7 @@ impl QueueName {
             QueueName::MerchantWebhooks => merchant_webhooks::QUEUE,
             QueueName::SettlementProcessing => status::QUEUE,
             QueueName::Payouts => payouts::QUEUE,
+            QueueName::WhatsappNotifications => whatsapp::QUEUE,
         }
     }
 
@@ -138,6 +149,20 @@ impl QueueName {
                 log_stream.stream_name.clone(),
                 on_log(vec![("wallet", payouts::EVENT_TYPE)]),
             ),
+            QueueName::WhatsappNotifications => (
+                log_stream.stream_name.clone(),
+                on_log(
+                    whatsapp::PAYMENT_EVENTS
+                        .iter()
+                        .map(|event_type| ("payment", *event_type))
+                        .chain(
+                            whatsapp::NOTIFICATION_EVENTS
+                                .iter()
+                                .map(|event_type| ("notification", *event_type)),
+                        )
+                        .collect(),
+                ),
+            ),
         };
         queue::QueueSpec {
             name: self.as_str().to_owned(),
@@ -168,7 +193,7 @@ impl std::str::FromStr for QueueName {
 /// A queue name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing or payouts"
+    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing, payouts or whatsapp-notifications"
 )]
 pub struct UnknownQueue(pub String);
 
@@ -198,6 +223,9 @@ pub struct Deps {
     /// RazorpayX settings; without them the `payouts` queue consumes nothing (requested payouts
     /// wait in the log's stream for a worker that has them).
     pub payouts: Option<PayoutSettings>,
+    /// The WhatsApp provider and templates; without them the `whatsapp-notifications` queue
+    /// does not run (see [`Deps::with_whatsapp`]).
+    pub whatsapp: Option<WhatsApp>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -208,6 +236,7 @@ impl std::fmt::Debug for Deps {
             .field("concurrency", &self.concurrency)
             .field("due_recheck", &self.due_recheck)
             .field("payouts", &self.payouts)
+            .field("whatsapp", &self.whatsapp)
             .finish_non_exhaustive()
     }
 }
@@ -235,7 +264,18 @@ impl Deps {
             concurrency: DEFAULT_CONCURRENCY,
             due_recheck: DEFAULT_DUE_RECHECK,
             payouts: None,
+            whatsapp: None,
         }
+    }
+
+    /// These dependencies, sending WhatsApp notifications through `provider` with `settings`.
+    pub fn with_whatsapp(
+        mut self,
+        provider: Arc<dyn WhatsAppProvider>,
+        settings: WhatsAppSettings,
+    ) -> Self {
+        self.whatsapp = Some(WhatsApp { provider, settings });
+        self
     }
 
     /// A status checker over these dependencies (what reconciliation calls).
@@ -263,6 +303,9 @@ pub enum WorkerError {
     /// The endpoint-health bucket could not be opened.
     #[error("{0}")]
     EndpointHealth(String),
+    /// `whatsapp-notifications` was asked for without a WhatsApp provider.
+    #[error("the whatsapp-notifications queue needs a WhatsApp provider (WA_API_URL, WA_API_KEY)")]
+    WhatsAppNotConfigured,
 }
 
 /// Runs one queue until `shutdown` completes, then lets the jobs in flight finish.
@@ -285,7 +328,7 @@ pub async fn run(
 }
 
 /// Runs every queue until `shutdown` completes (the all-in-one mode); stops all of them if one
-/// fails to start.
+/// fails to start. Without a WhatsApp provider, `whatsapp-notifications` is left out.
 pub async fn run_all(
     deps: Deps,
     shutdown: impl Future<Output = ()> + Send,
@@ -296,8 +339,14 @@ pub async fn run_all(
         let _ = stop.send(true);
         std::future::pending::<Result<(), WorkerError>>().await
     };
+    if deps.whatsapp.is_none() {
+        tracing::warn!("no WhatsApp provider configured; whatsapp-notifications does not run");
+    }
     let all = futures::future::try_join_all(
-        QueueName::ALL.map(|queue| run_queue(queue, &deps, stopped.clone())),
+        QueueName::ALL
+            .into_iter()
+            .filter(|queue| *queue != QueueName::WhatsappNotifications || deps.whatsapp.is_some())
+            .map(|queue| run_queue(queue, &deps, stopped.clone())),
     );
     tokio::select! {
         result = all => result.map(|_| ()),
@@ -316,7 +365,11 @@ async fn run_queue(
     deps: &Deps,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
-    let spec = queue.spec(&deps.log_stream, deps.concurrency);
+    let concurrency = match (queue, &deps.whatsapp) {
+        (QueueName::WhatsappNotifications, Some(whatsapp)) => whatsapp.settings.concurrency,
+        _ => deps.concurrency,
+    };
+    let spec = queue.spec(&deps.log_stream, concurrency);
     let js = &deps.jetstream;
     let gate = Arc::new(control::LogPauseGate::new(deps.ledger.clone(), queue));
     // A worker may start before the relay first leads; both create the log stream the same way.
@@ -376,6 +429,18 @@ async fn run_queue(
             };
             queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
+        QueueName::WhatsappNotifications => {
+            let whatsapp = deps
+                .whatsapp
+                .clone()
+                .ok_or(WorkerError::WhatsAppNotConfigured)?;
+            let handler = whatsapp::WhatsAppSender {
+                ledger: deps.ledger.clone(),
+                whatsapp,
+                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
+            };
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
+        }
     }
     Ok(())
 }
@@ -414,6 +479,18 @@ mod tests {
         assert_eq!(
             status.durable_names(),
             ["settlement-processing--ledger_jobs_status_check"]
+        );
+        let whatsapp = QueueName::WhatsappNotifications.spec(&log, 30);
+        assert_eq!(whatsapp.stream, "LEDGER");
+        assert_eq!(
+            whatsapp.filters,
+            [
+                "ledger.payment.PaymentSucceeded",
+                "ledger.payment.PaymentFailed",
+                "ledger.notification.NotificationQueued",
+                "ledger.notification.NotificationAttemptFailed",
+                "ledger.notification.NotificationRequeued"
+            ]
         );
     }
 }

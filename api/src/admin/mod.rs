@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod gateways;
 pub mod merchants;
 pub mod payouts;
+pub mod notifications;
 pub mod queues;
 pub mod reads;
 pub mod statements;
@@ -41,6 +42,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::act))
         .routes(routes!(alerts::list))
         .routes(routes!(reads::whatsapp))
+        .routes(routes!(notifications::resend))
         .routes(routes!(reads::commission_ledger))
         .routes(routes!(reads::commission_daily))
         .routes(routes!(reads::wallets))

@@ -33,6 +33,7 @@ fn attempt_failed(retryable: bool, rate_limited: bool, at: DateTime<Utc>) -> Not
         error_message: "provider said no".to_owned(),
         retryable,
         rate_limited,
+        retry_after_secs: None,
         jitter: Jitter::NONE,
         at,
     }
@@ -262,4 +263,17 @@ fn notification_types_serialise_in_capitals() {
             "\"ACCOUNT_STATUS\""
         ]
     );
+}
+
+#[test]
+fn a_longer_retry_after_is_honoured_and_capped() {
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(next_wait(1, true, None, Jitter::NONE), Some(secs(300)));
+    assert_eq!(next_wait(1, true, Some(900), Jitter::NONE), Some(secs(900)));
+    assert_eq!(next_wait(1, false, Some(10), Jitter::NONE), Some(secs(30)));
+    assert_eq!(
+        next_wait(1, true, Some(86_400), Jitter::NONE),
+        Some(secs(3_600))
+    );
+    assert_eq!(next_wait(4, true, Some(900), Jitter::NONE), None);
 }

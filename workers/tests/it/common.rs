@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::{ClientKey, Thresholds};
+use lightspeed_domain::merchant::{ClientKey, Thresholds, WhatsappContact};
 use lightspeed_domain::payment::PaymentDetails;
 use lightspeed_domain::psp_outcome::{
     OutcomeSource, PspOutcome, PspOutcomeRecord, ReportOutcome, outcome_key,
@@ -236,6 +236,17 @@ impl World {
     }
 
     pub async fn merchant(&self, webhook_url: Option<String>) -> TestMerchant {
+        self.merchant_with(webhook_url, None, Thresholds::default())
+            .await
+    }
+
+    /// A merchant with this WhatsApp contact and these thresholds.
+    pub async fn merchant_with(
+        &self,
+        webhook_url: Option<String>,
+        whatsapp: Option<WhatsappContact>,
+        thresholds: Thresholds,
+    ) -> TestMerchant {
         let id = MerchantId::new();
         let client_key = generate_client_key();
         let webhook_secret = generate_webhook_secret();
@@ -245,12 +256,12 @@ impl World {
                     merchant_id: id,
                     company_name: "Acme Retail".into(),
                     webhook_url,
-                    whatsapp: None,
+                    whatsapp,
                     client_key: ClientKey::parse(&client_key).expect("client key"),
                     client_salt: self.keyring.seal(generate_client_salt().expose()),
                     webhook_secret: self.keyring.seal(webhook_secret.expose()),
                     fee: BasisPoints::DEFAULT_FEE,
-                    thresholds: Thresholds::default(),
+                    thresholds,
                     checkout: CheckoutSettings::default(),
                     at: self.now(),
                 },

@@ -10,3 +10,4 @@ mod queue_control;
 mod reconciliation;
 mod status_checks;
 mod transactions;
+mod whatsapp;
