@@ -39,6 +39,119 @@ pub struct Infra {
     /// Commission payouts and reconciliation.
     #[command(flatten)]
     pub payouts: Payouts,
+    /// WhatsApp notifications.
+    #[command(flatten)]
+    pub whatsapp: WhatsApp,
+}
+
+/// The WhatsApp provider: Meta's Cloud API, or Gupshup (a BSP with expiring tokens).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WhatsApp {
+    /// `meta` or `gupshup`.
+    #[arg(long, env = "WA_PROVIDER", default_value = "meta")]
+    pub wa_provider: String,
+    /// Provider base URL (default: the provider's own).
+    #[arg(long, env = "WA_API_URL")]
+    pub wa_api_url: Option<String>,
+    /// Meta: system-user access token; Gupshup: partner client secret. WhatsApp is off without.
+    #[arg(long, env = "WA_API_KEY", hide_env_values = true)]
+    pub wa_api_key: Option<String>,
+    /// Meta: the sending phone number id.
+    #[arg(long, env = "WA_PHONE_NUMBER_ID")]
+    pub wa_phone_number_id: Option<String>,
+    /// Gupshup: the app id.
+    #[arg(long, env = "WA_APP_ID")]
+    pub wa_app_id: Option<String>,
+    /// Gupshup: the partner login email.
+    #[arg(long, env = "WA_PARTNER_EMAIL")]
+    pub wa_partner_email: Option<String>,
+    /// Gupshup: the sending number.
+    #[arg(long, env = "WA_SOURCE")]
+    pub wa_source: Option<String>,
+    /// Gupshup: the app name (`src.name`).
+    #[arg(long, env = "WA_APP_NAME")]
+    pub wa_app_name: Option<String>,
+    /// Template of `LOW_BALANCE` alerts (Gupshup: its id).
+    #[arg(long, env = "WA_TEMPLATE_LOW_BALANCE", default_value = "low_balance")]
+    pub wa_template_low_balance: String,
+    /// Template of `TXN_UPDATE` messages (Gupshup: its id).
+    #[arg(long, env = "WA_TEMPLATE_TXN_UPDATE", default_value = "txn_update")]
+    pub wa_template_txn_update: String,
+    /// Template language (Meta).
+    #[arg(long, env = "WA_LANGUAGE", default_value = "en")]
+    pub wa_language: String,
+    /// Messages sent at once.
+    #[arg(long, env = "WA_CONCURRENCY", default_value_t = 30)]
+    pub wa_concurrency: usize,
+    /// Seconds between low-balance sweeps.
+    #[arg(long, env = "LOW_BALANCE_INTERVAL_SECS", default_value_t = 600)]
+    pub low_balance_interval_secs: u64,
+}
+
+impl WhatsApp {
+    /// The provider client; `None` (WhatsApp off) without `WA_API_KEY`.
+    pub fn provider(
+        &self,
+        keyring: &std::sync::Arc<lightspeed_gateways::secrets::Keyring>,
+        clock: std::sync::Arc<dyn lightspeed_domain::Clock>,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn lightspeed_gateways::whatsapp::WhatsAppProvider>>>
+    {
+        use lightspeed_gateways::http::{HttpConfig, build_client};
+        use lightspeed_gateways::secrets::Secret;
+        use lightspeed_gateways::whatsapp::{GupshupClient, GupshupConfig, MetaCloudClient};
+        let Some(key) = &self.wa_api_key else {
+            return Ok(None);
+        };
+        let required = |value: &Option<String>, name: &str| {
+            value
+                .clone()
+                .with_context(|| format!("{name} is required for WA_PROVIDER={}", self.wa_provider))
+        };
+        let http = build_client(&HttpConfig::default())?;
+        Ok(Some(match self.wa_provider.as_str() {
+            "meta" => std::sync::Arc::new(MetaCloudClient::new(
+                http,
+                self.wa_api_url.clone(),
+                required(&self.wa_phone_number_id, "WA_PHONE_NUMBER_ID")?,
+                Secret::from(key.as_str()),
+            )),
+            "gupshup" => {
+                let mut config = GupshupConfig::new(
+                    required(&self.wa_app_id, "WA_APP_ID")?,
+                    required(&self.wa_partner_email, "WA_PARTNER_EMAIL")?,
+                    Secret::from(key.as_str()),
+                    required(&self.wa_source, "WA_SOURCE")?,
+                    required(&self.wa_app_name, "WA_APP_NAME")?,
+                );
+                if let Some(url) = &self.wa_api_url {
+                    config.base_url = url.clone();
+                }
+                std::sync::Arc::new(GupshupClient::with_http(
+                    http,
+                    config,
+                    std::sync::Arc::clone(keyring),
+                    clock,
+                ))
+            }
+            other => anyhow::bail!("WA_PROVIDER must be meta or gupshup, not {other:?}"),
+        }))
+    }
+
+    /// Templates, language and concurrency of the sender.
+    pub fn settings(&self) -> lightspeed_workers::WhatsAppSettings {
+        let mut settings = lightspeed_workers::WhatsAppSettings::new(
+            self.wa_template_low_balance.clone(),
+            self.wa_template_txn_update.clone(),
+        );
+        settings.language = self.wa_language.clone();
+        settings.concurrency = self.wa_concurrency;
+        settings
+    }
+
+    /// How often the low-balance watcher sweeps.
+    pub fn low_balance_interval(&self) -> Duration {
+        Duration::from_secs(self.low_balance_interval_secs.max(1))
+    }
 }
 
 /// Commission payouts through RazorpayX, and the pending-payment reconciliation.

@@ -33,8 +33,8 @@ enum Command {
     /// Serves the HTTP API (merchant API, checkout, PSP webhooks, sandbox PSP).
     Serve(Server),
     /// Runs a worker queue (`transaction-processing`, `webhook-processing`,
-    /// `merchant-webhooks`, `settlement-processing`, `payouts`), or `all` with the schedules
-    /// (daily payouts, reconciliation).
+    /// `merchant-webhooks`, `settlement-processing`, `payouts`, `whatsapp-notifications`), or
+    /// `all` with the schedules (daily payouts, reconciliation, low-balance watcher).
     Work {
         /// The queue, or `all`.
         queue: String,

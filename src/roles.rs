@@ -157,6 +157,10 @@ impl Roles {
         if deps.payouts.is_none() {
             tracing::warn!("RazorpayX is not configured: the payouts queue leaves payouts pending");
         }
+        let whatsapp = &self.infra.whatsapp;
+        if let Some(provider) = whatsapp.provider(&self.keyring, Arc::clone(self.store.clock()))? {
+            deps = deps.with_whatsapp(provider, whatsapp.settings());
+        }
         Ok(deps)
     }
 
@@ -170,9 +174,10 @@ impl Roles {
         )
     }
 
-    /// The scheduled work, until `shutdown`: the daily payout run and the reconciliation sweeps.
-    /// Safe on several replicas: a day's payout run is one set of payouts however often it runs,
-    /// and a payment is checked once per sweep window.
+    /// The scheduled work, until `shutdown`: the daily payout run, the reconciliation sweeps and
+    /// the low-balance watcher. Safe on several replicas: a day's payout run is one set of
+    /// payouts however often it runs, a payment is checked once per sweep window, and a
+    /// merchant's low-balance alert is a decision on its alerts stream.
     pub async fn schedules(&self, shutdown: impl Future<Output = ()> + Send) {
         let payouts = self.infra.payouts.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -194,6 +199,18 @@ impl Roles {
                 payouts.reconcile_interval(),
                 signal(stopped.clone()),
             ),
+            async {
+                // Alerts nobody would send are not raised: the watcher needs WhatsApp.
+                if self.infra.whatsapp.wa_api_key.is_some() {
+                    lightspeed_workers::low_balance::run(
+                        self.ledger.clone(),
+                        self.infra.whatsapp.wa_template_low_balance.clone(),
+                        self.infra.whatsapp.low_balance_interval(),
+                        signal(stopped.clone()),
+                    )
+                    .await;
+                }
+            },
         );
     }
 

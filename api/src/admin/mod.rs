@@ -5,8 +5,8 @@
 pub mod alerts;
 pub mod gateways;
 pub mod merchants;
-pub mod payouts;
 pub mod notifications;
+pub mod payouts;
 pub mod queues;
 pub mod reads;
 pub mod statements;
