@@ -28,7 +28,7 @@ impl Recorder {
     fn payloads(&self) -> Vec<String> {
         self.seen
             .lock()
-            .unwrap()
+            .expect("lock")
             .iter()
             .map(|(_, p)| p.clone())
             .collect()
@@ -40,9 +40,9 @@ impl JobHandler for Recorder {
         let payload = String::from_utf8_lossy(&job.payload).into_owned();
         self.seen
             .lock()
-            .unwrap()
+            .expect("lock")
             .push((job.subject.clone(), payload.clone()));
-        let mut fail_once = self.fail_once.lock().unwrap();
+        let mut fail_once = self.fail_once.lock().expect("lock");
         match fail_once.iter().position(|p| *p == payload) {
             Some(at) => {
                 fail_once.remove(at);
@@ -173,7 +173,11 @@ async fn a_paused_queue_fetches_nothing_and_loses_nothing() {
 async fn a_failed_job_waits_for_a_retry_and_comes_back_as_it_was() {
     let world = World::new().await;
     let recorder = Arc::new(Recorder::default());
-    recorder.fail_once.lock().unwrap().push("refused".into());
+    recorder
+        .fail_once
+        .lock()
+        .expect("lock")
+        .push("refused".into());
     let running = start(&world, Arc::clone(&recorder)).await;
     let queues = queues(&world);
     publish(&world, "refused").await;
@@ -192,7 +196,7 @@ async fn a_failed_job_waits_for_a_retry_and_comes_back_as_it_was() {
         (recorder.payloads().len() == 3).then_some(())
     })
     .await;
-    let seen = recorder.seen.lock().unwrap().clone();
+    let seen = recorder.seen.lock().expect("lock").clone();
     let subject = JobStreamConfig::for_log(&world.nats.config).status_check_subject();
     assert_eq!(seen[2], (subject, "refused".to_owned()));
     let depth = wait_for("nothing left", || async {
