@@ -385,12 +385,19 @@ impl EventStore for PgEventStore {
         }
         let ids: Vec<&str> = after.iter().map(|(id, _)| id.as_str()).collect();
         let versions: Vec<i64> = after.iter().map(|(_, v)| to_i64(*v)).collect();
+        // One index probe per stream, whatever the statistics say: as a join, the plan made
+        // while the log was small (a hash join over a sequential scan) stayed in use as the log
+        // grew, and every command scanned the whole log. `OFFSET 0` keeps the planner from
+        // folding the lateral subquery back into that join.
         let rows = sqlx::query(concat!(
             "SELECT ",
             event_columns!(),
-            " FROM ledger.events
-               JOIN unnest($1::text[], $2::bigint[]) AS wanted(id, after_version)
-                 ON stream_id = wanted.id AND stream_version > wanted.after_version
+            " FROM unnest($1::text[], $2::bigint[]) AS wanted(id, after_version)
+               CROSS JOIN LATERAL (
+                   SELECT * FROM ledger.events e
+                    WHERE e.stream_id = wanted.id AND e.stream_version > wanted.after_version
+                   OFFSET 0
+               ) AS events
               ORDER BY stream_id, stream_version"
         ))
         .bind(&ids)
