@@ -13,7 +13,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lightspeed_domain::GatewayId;
+use lightspeed_domain::merchant::Thresholds;
+use lightspeed_domain::{GatewayId, Paise};
 use lightspeed_gateways::psp::{PspCredentials, psp_reference};
 use lightspeed_gateways::secrets::Secret;
 use serde_json::{Value, json};
@@ -148,7 +149,16 @@ async fn main() {
         })
         .await,
     );
-    let merchant = Arc::new(world.merchant().await);
+    // Never suspended by the commission the run accrues.
+    let merchant = Arc::new(
+        world
+            .merchant_with(Thresholds {
+                suspend_at: Paise::rupees(1_000_000_000),
+                warn_at: Paise::rupees(1_000_000_000),
+                auto_payout_minimum: Paise::rupees(1_000),
+            })
+            .await,
+    );
     let psp = MockServer::start().await;
     let gateway = razorpay(&world, &merchant, &psp).await;
     // Warm-up: connections, consumers and caches.

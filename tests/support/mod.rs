@@ -128,6 +128,10 @@ pub async fn world_configured(configure: impl FnOnce(&mut ApiConfig)) -> World {
 
 impl World {
     pub async fn merchant(&self) -> Merchant {
+        self.merchant_with(Thresholds::default()).await
+    }
+
+    pub async fn merchant_with(&self, thresholds: Thresholds) -> Merchant {
         let id = MerchantId::new();
         let client_key = generate_client_key();
         let client_salt = generate_client_salt();
@@ -143,7 +147,7 @@ impl World {
                     client_salt: self.keyring.seal(client_salt.expose()),
                     webhook_secret: self.keyring.seal(webhook_secret.expose()),
                     fee: BasisPoints::DEFAULT_FEE,
-                    thresholds: Thresholds::default(),
+                    thresholds,
                     checkout: CheckoutSettings::default(),
                     at: self.ledger.now(),
                 },
