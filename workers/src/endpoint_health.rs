@@ -26,6 +26,15 @@ pub(crate) enum Observation {
     Failed(DateTime<Utc>),
 }
 
+impl Observation {
+    /// When the endpoint was observed.
+    pub(crate) fn at(self) -> DateTime<Utc> {
+        match self {
+            Self::Succeeded(at) | Self::Failed(at) => at,
+        }
+    }
+}
+
 /// The stored state of one endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct EndpointRecord {

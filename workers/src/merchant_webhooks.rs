@@ -331,13 +331,15 @@ impl MerchantWebhooks {
                 return;
             }
         };
-        let now = self.ledger.now();
-        let EndpointHealth::Disable { since } = endpoint_health(failing_since, now) else {
+        // Judged as of the attempt, not of whenever this runs: a clock read here could already
+        // lie past the five days and disable an endpoint after its first failure.
+        let at = observation.at();
+        let EndpointHealth::Disable { since } = endpoint_health(failing_since, at) else {
             return;
         };
         let disable = MerchantCommand::DisableWebhookEndpoint {
             failing_since: since,
-            at: now,
+            at,
         };
         let disabled = match stream_of::<Merchant>(merchant.id()) {
             Ok(stream) => self
