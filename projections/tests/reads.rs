@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{TimeDelta, Utc};
 use common::{deps, scenario_with};
 use lightspeed_eventstore::testing::TestDatabase;
-use lightspeed_projections::pagination::PageRequest;
+use lightspeed_projections::pagination::{MAX_PER_PAGE, PageRequest};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::scenario::SEALED_MARKER;
 use lightspeed_projections::{
@@ -348,19 +348,27 @@ async fn read_functions_filter_and_paginate() {
         .await
         .expect("usage");
     assert!(usage.iter().map(|u| u.queued).sum::<i64>() > 0);
-    let deliveries = webhooks::deliveries(
-        &pool,
-        &webhooks::DeliveryFilter::default(),
-        PageRequest::default(),
-    )
-    .await
-    .expect("deliveries");
-    assert!(deliveries.total > 0);
-    let attempted = deliveries
-        .items
-        .iter()
-        .find(|d| d.attempts > 0)
-        .expect("an attempt");
+    // Ids differ from run to run, so which deliveries the first page holds does too: look
+    // through every page for one that was attempted.
+    let mut attempted = None;
+    for page in 1.. {
+        let deliveries = webhooks::deliveries(
+            &pool,
+            &webhooks::DeliveryFilter::default(),
+            PageRequest {
+                page,
+                per_page: MAX_PER_PAGE,
+            },
+        )
+        .await
+        .expect("deliveries");
+        assert!(deliveries.total > 0);
+        attempted = deliveries.items.iter().find(|d| d.attempts > 0).cloned();
+        if attempted.is_some() || deliveries.items.is_empty() {
+            break;
+        }
+    }
+    let attempted = attempted.expect("an attempt");
     let attempts = webhooks::attempts(&pool, attempted.delivery_id)
         .await
         .expect("attempts");
