@@ -12,9 +12,10 @@ use lightspeed_domain::notification::{
 };
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::{
-    MerchantAlerts, MerchantId, Notification, NotificationId, Paise, PaymentId, Provider,
+    Decider, MerchantAlerts, MerchantId, Notification, NotificationId, Paise, PaymentId, Provider,
+    Wallet,
 };
-use lightspeed_eventstore::{CommandContext, stream_of};
+use lightspeed_eventstore::{CommandContext, EventStore, LogPosition, stream_of};
 use lightspeed_gateways::http::HttpConfig;
 use lightspeed_gateways::secrets::Secret;
 use lightspeed_gateways::whatsapp::{GupshupClient, GupshupConfig, MetaCloudClient};
@@ -547,6 +548,24 @@ async fn one_low_balance_alert_per_merchant_per_six_hours_across_replicas_and_re
         // ₹35 of commission: at or above ₹10, below ₹5,000.
         settle(&world, payment, succeeded(100_000)).await;
     }
+
+    // The watcher reads the log gap-safely, below the oldest transaction running anywhere on
+    // the cluster (other tests' included): sweep once the commissions are below that mark.
+    wait_for("the commissions readable in log order", || async {
+        let wallets = [Wallet::CATEGORY.to_owned()];
+        let events = world
+            .ledger
+            .store()
+            .read_log(LogPosition::START, Some(&wallets), 100)
+            .await
+            .expect("read the log");
+        let accrued = events
+            .iter()
+            .filter(|e| e.event_type == "CommissionAccrued")
+            .count();
+        (accrued == 3).then_some(())
+    })
+    .await;
 
     // Two replicas, each with its own caches, sweep at the same moment.
     let replica = Ledger::new(world.ledger.store().clone());
