@@ -155,7 +155,7 @@ async fn main() {
             .merchant_with(Thresholds {
                 suspend_at: Paise::rupees(1_000_000_000),
                 warn_at: Paise::rupees(1_000_000_000),
-                auto_payout_minimum: Paise::rupees(1_000),
+                ..Thresholds::default()
             })
             .await,
     );
