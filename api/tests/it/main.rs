@@ -1,0 +1,17 @@
+//! The HTTP API end to end: real PostgreSQL, real NATS JetStream, fake PSPs and merchant
+//! endpoints on loopback. One test binary, so the workspace links it once.
+
+mod admin_auth;
+mod admin_gateways;
+mod admin_merchants;
+mod admin_queues;
+mod admin_reads;
+mod common;
+mod merchant_api;
+mod openapi;
+mod ops;
+mod payouts;
+mod protection;
+mod psp_webhooks;
+mod secrets;
+mod whatsapp;

@@ -1,0 +1,126 @@
+//! The generic command handler: optimistic concurrency with cached state, refusals decided on
+//! fresh state, idempotent commands.
+
+use crate::common;
+
+use common::{Counter, CounterEvent, LIMIT, store};
+use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::{CommandContext, CommandError, CommandHandler, EventStore, stream_of};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn commands_from_two_replicas_racing_on_one_stream_are_all_applied_once() {
+    let db = TestDatabase::new().await;
+    let stream = stream_of::<Counter>("race").expect("stream id");
+    // Two handlers with separate caches, like two API replicas.
+    let replicas = [
+        CommandHandler::<Counter, _>::new(store(&db)),
+        CommandHandler::new(store(&db)),
+    ];
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let handler = replicas[i % 2].clone();
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    handler
+                        .execute(&stream, &1, &CommandContext::default())
+                        .await
+                        .expect("execute");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let loaded = replicas[0].load(&stream).await.expect("load");
+    assert_eq!(loaded.state, 80);
+    assert_eq!(loaded.version, 80);
+    let versions: Vec<u64> = replicas[0]
+        .store()
+        .read_stream(&stream, 0, 1000)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, (1..=80).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_refusal_is_decided_on_the_current_state_not_a_stale_cache() {
+    let db = TestDatabase::new().await;
+    let stream = stream_of::<Counter>("stale").expect("stream id");
+    let a = CommandHandler::<Counter, _>::new(store(&db));
+    let b = CommandHandler::<Counter, _>::new(store(&db));
+    a.execute(&stream, &10, &CommandContext::default())
+        .await
+        .expect("a");
+    // B moves the counter to 20 below the limit; A's cache still says 10.
+    b.execute(&stream, &(LIMIT - 30), &CommandContext::default())
+        .await
+        .expect("b");
+    assert_eq!(a.cached(&stream).state, 10);
+
+    let refused = a.execute(&stream, &30, &CommandContext::default()).await;
+    assert!(
+        matches!(refused, Err(CommandError::Rejected(_))),
+        "{refused:?}"
+    );
+    // And an acceptable command decided on the stale cache is retried on fresh state.
+    let done = a
+        .execute(&stream, &20, &CommandContext::default())
+        .await
+        .expect("fits");
+    assert_eq!(done.state, LIMIT);
+    assert_eq!(done.version, 3);
+}
+
+#[tokio::test]
+async fn the_same_command_twice_is_stored_once_and_answers_the_first_result() {
+    let db = TestDatabase::new().await;
+    let stream = stream_of::<Counter>("idem").expect("stream id");
+    let context = CommandContext {
+        command_id: Some(Uuid::now_v7()),
+        ..CommandContext::default()
+    };
+    let first = CommandHandler::<Counter, _>::new(store(&db));
+    let done = first.execute(&stream, &5, &context).await.expect("first");
+    assert!(!done.idempotent_replay);
+
+    // Retried on the same replica, and on another one with a cold cache.
+    let again = first.execute(&stream, &5, &context).await.expect("retry");
+    let cold = CommandHandler::<Counter, _>::new(store(&db));
+    let elsewhere = cold
+        .execute(&stream, &5, &context)
+        .await
+        .expect("retry elsewhere");
+    for retry in [&again, &elsewhere] {
+        assert!(retry.idempotent_replay);
+        assert_eq!(retry.events, vec![CounterEvent::Counted { by: 5 }]);
+        assert_eq!(retry.state, 5);
+        assert_eq!(retry.version, 1);
+    }
+    assert_eq!(
+        first
+            .store()
+            .read_stream(&stream, 0, 10)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+
+    // A retry that the rules would now refuse still answers the first result.
+    first
+        .execute(&stream, &(LIMIT - 5), &CommandContext::default())
+        .await
+        .expect("fill");
+    let late = cold
+        .execute(&stream, &5, &context)
+        .await
+        .expect("late retry");
+    assert!(late.idempotent_replay);
+    assert_eq!(late.events, vec![CounterEvent::Counted { by: 5 }]);
+}

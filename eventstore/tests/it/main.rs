@@ -1,0 +1,10 @@
+//! The event log on real PostgreSQL and the relay to real NATS JetStream.
+//! One test binary, so the workspace links it once.
+
+mod append;
+mod common;
+mod gap_safe;
+mod handler;
+mod relay;
+mod seal;
+mod subscription;

@@ -1,0 +1,6 @@
+//! PSP, WhatsApp and payout adapters against fake providers on loopback.
+//! One test binary, so the workspace links it once.
+
+mod psp_adapters;
+mod sandbox_flow;
+mod whatsapp_payouts;

@@ -1,0 +1,7 @@
+//! Projectors, rebuilds and read functions over real PostgreSQL and NATS JetStream.
+//! One test binary, so the workspace links it once.
+
+mod common;
+mod reads;
+mod rebuild;
+mod runtime;

@@ -1,0 +1,5 @@
+//! The ledger's services over a real PostgreSQL event log.
+//! One test binary, so the workspace links it once.
+
+mod admin;
+mod payments;
