@@ -10,11 +10,12 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 /// Where the log, the broker and the outside services are.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Infra {
-    /// PostgreSQL holding the event log and the read models.
+    /// PostgreSQL holding the event log and the read models. The default is on loopback, where
+    /// TLS would cost CPU on both ends and protect nothing; elsewhere use `sslmode=verify-full`.
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/lightspeed"
+        default_value = "postgres://postgres@127.0.0.1:5432/lightspeed?sslmode=disable"
     )]
     pub database_url: String,
     /// Most connections this process opens to PostgreSQL.

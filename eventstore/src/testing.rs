@@ -8,10 +8,12 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::migrate::{MIGRATOR, ensure_database};
 
-/// The server tests create their databases on (`TEST_DATABASE_URL`, a maintenance database).
+/// The server tests create their databases on (`TEST_DATABASE_URL`, a maintenance database;
+/// on loopback, without TLS, like the product's default).
 pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_owned()
+    })
 }
 
 /// The NATS server tests use (`NATS_URL`).
