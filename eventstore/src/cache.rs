@@ -33,6 +33,11 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
         Some(value)
     }
 
+    /// The entry for `key`, if still remembered, without refreshing it.
+    pub fn peek(&self, key: &K) -> Option<&V> {
+        self.young.get(key).or_else(|| self.old.get(key))
+    }
+
     /// Remembers `value` for `key`.
     pub fn insert(&mut self, key: K, value: V) {
         if self.young.len() >= self.capacity && !self.young.contains_key(&key) {
@@ -63,6 +68,7 @@ mod tests {
         cache.insert(5, "e");
         assert_eq!(cache.get(&1), None, "oldest generation dropped");
         assert_eq!(cache.get(&5), Some("e"));
+        assert_eq!(cache.peek(&4), Some(&"d"));
         assert!(cache.young.len() + cache.old.len() <= 4);
     }
 }

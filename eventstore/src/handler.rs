@@ -215,8 +215,8 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let newer = cache
-            .get(stream_id)
-            .is_none_or(|known| known.version <= loaded.version);
+            .peek(stream_id)
+            .is_none_or(|known| known.version < loaded.version);
         if newer {
             cache.insert(stream_id.clone(), loaded);
         }
@@ -228,6 +228,7 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         stream_id: &StreamId,
         mut loaded: Loaded<D::State>,
     ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
+        let known = loaded.version;
         loop {
             let batch = self
                 .store
@@ -240,7 +241,9 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
                 loaded.version = recorded.stream_version;
             }
             if !full {
-                self.remember(stream_id, loaded.clone());
+                if loaded.version > known {
+                    self.remember(stream_id, loaded.clone());
+                }
                 return Ok(loaded);
             }
         }
@@ -270,13 +273,14 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
     }
 
     /// Folds events read elsewhere (e.g. with other handlers' streams in one query) into a
-    /// state, skipping any it already holds, and remembers the result.
+    /// state, skipping any it already holds, and remembers the result if it moved on.
     pub fn absorb<'e>(
         &self,
         stream_id: &StreamId,
         mut loaded: Loaded<D::State>,
         events: impl IntoIterator<Item = &'e RecordedEvent>,
     ) -> Result<Loaded<D::State>, UpcastError> {
+        let known = loaded.version;
         for recorded in events {
             if recorded.stream_version <= loaded.version {
                 continue;
@@ -285,7 +289,11 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             loaded.state = D::evolve(loaded.state, &event);
             loaded.version = recorded.stream_version;
         }
-        self.remember(stream_id, loaded.clone());
+        // A state that did not move on is in the cache already; remembering it again would
+        // clone it, which a hot gateway's rate window makes costly.
+        if loaded.version > known {
+            self.remember(stream_id, loaded.clone());
+        }
         Ok(loaded)
     }
 
