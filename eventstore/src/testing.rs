@@ -16,6 +16,30 @@ pub fn admin_url() -> String {
     })
 }
 
+/// Waits (up to 60 s) until every event committed so far is below the gap-safe mark, so a
+/// gap-safe read sees them all. The mark is the oldest transaction running anywhere on the
+/// cluster: a parallel test's transaction can hold it back for a moment after the writes.
+pub async fn settled(pool: &PgPool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let held_back: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM ledger.events
+                             WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("read the safe mark");
+        if !held_back {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "committed events stayed above the gap-safe mark for 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The NATS server tests use (`NATS_URL`).
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())

@@ -12,6 +12,7 @@ use lightspeed_audit::{
     replay_database, replay_path, run_commission, verify_path,
 };
 use lightspeed_domain::{Clock, Paise};
+use lightspeed_eventstore::testing::settled;
 use lightspeed_eventstore::{EventStore, LogPosition};
 
 /// Runs the `commission` entry point; answers its exit status and what it printed.
@@ -143,6 +144,7 @@ async fn the_replay_equals_the_read_model_after_a_randomized_run() {
     assert_eq!(from_file.inconsistencies, Vec::new());
 
     // The library call over the event store's own events agrees.
+    settled(log.pool()).await;
     let events = log
         .store
         .read_log(LogPosition::START, None, 10_000)

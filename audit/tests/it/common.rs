@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use lightspeed_audit::{ExportSummary, MerchantCommission, export_log};
 use lightspeed_domain::{ManualClock, MerchantId};
 use lightspeed_eventstore::seal::{Sealer, SealerConfig};
-use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{EventStore, PgEventStore};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::scenario::{self, Scenario, ScenarioConfig};
@@ -144,6 +144,7 @@ impl Log {
             .iter()
             .map(|c| (*c).to_owned())
             .collect();
+        settled(self.pool()).await;
         loop {
             let record = versions::find(self.pool(), Wallets.name(), active.version)
                 .await

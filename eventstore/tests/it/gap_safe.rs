@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::store;
-use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{EventStore, LogPosition};
 use uuid::Uuid;
 
@@ -76,22 +76,14 @@ async fn an_earlier_position_committing_later_is_still_read_and_the_naive_reader
         naive_read(&db.pool, naive_mark).await.is_empty(),
         "A is lost to the naive reader"
     );
-    // The safe mark is the oldest transaction running anywhere on the cluster: a parallel
-    // test's transaction can hold it below A or B for a moment after A commits.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let safe: Vec<Uuid> = loop {
-        let read: Vec<Uuid> = store
-            .read_log(LogPosition::START, None, 100)
-            .await
-            .expect("read")
-            .iter()
-            .map(|e| e.event_id)
-            .collect();
-        if read.len() == 2 || tokio::time::Instant::now() > deadline {
-            break read;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    settled(&db.pool).await;
+    let safe: Vec<Uuid> = store
+        .read_log(LogPosition::START, None, 100)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
     assert_eq!(safe, vec![a_id, b_id]);
 }
 

@@ -10,7 +10,7 @@ use common::{event, store};
 use futures::StreamExt;
 use lightspeed_eventstore::nats::{LogStreamConfig, decode};
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
-use lightspeed_eventstore::testing::{PrivateNatsServer, TestDatabase, TestNats};
+use lightspeed_eventstore::testing::{PrivateNatsServer, TestDatabase, TestNats, settled};
 use lightspeed_eventstore::{EventStore, ExpectedVersion, LogPosition, PgEventStore, StreamId};
 use uuid::Uuid;
 
@@ -73,6 +73,7 @@ async fn published(
 
 /// The log in read order: (event id, position).
 async fn log(store: &PgEventStore) -> Vec<(Uuid, LogPosition)> {
+    settled(store.pool()).await;
     let mut out = Vec::new();
     let mut after = LogPosition::START;
     loop {

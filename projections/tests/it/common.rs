@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lightspeed_domain::SystemClock;
-use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore};
 use lightspeed_projections::scenario::{self, Operation, Scenario, ScenarioConfig};
 use lightspeed_projections::versions::{self, VersionRecord};
@@ -102,6 +102,7 @@ pub async fn wait_caught_up(store: &PgEventStore, projection: &dyn Projection, v
     let categories: Option<Vec<String>> = projection
         .categories()
         .map(|c| c.iter().map(|c| (*c).to_owned()).collect());
+    settled(store.pool()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let record = versions::find(store.pool(), projection.name(), version)

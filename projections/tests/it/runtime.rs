@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{append, assert_same_rows, deps, scenario_with, store, wait_caught_up};
 use lightspeed_eventstore::subscription::Subscription;
-use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{EventStore, LogPosition};
 use lightspeed_projections::commission::Commission;
 use lightspeed_projections::progress::Silent;
@@ -161,6 +161,7 @@ async fn redelivered_events_change_nothing() {
     .expect("first build");
     let _scenario = scenario_with(&store, 800, 3).await;
     let wallet = vec!["wallet".to_owned()];
+    settled(store.pool()).await;
     let mut batch = Vec::new();
     let mut after = LogPosition::START;
     loop {
