@@ -1,7 +1,7 @@
 //! The OpenAPI document: committed and current, and listing exactly the routes the router
 //! serves, with exactly their methods.
 //!
-//! `UPDATE_OPENAPI=1 cargo test -p lightspeed-api --test openapi` rewrites `api/openapi.json`.
+//! `UPDATE_OPENAPI=1 cargo test -p lightspeed-api --test it openapi` rewrites `api/openapi.json`.
 
 use crate::common;
 
@@ -24,7 +24,7 @@ fn the_committed_document_is_the_one_the_code_generates() {
     assert!(
         committed == generated,
         "api/openapi.json is out of date; regenerate it with \
-         `UPDATE_OPENAPI=1 cargo test -p lightspeed-api --test openapi` and commit it"
+         `UPDATE_OPENAPI=1 cargo test -p lightspeed-api --test it openapi` and commit it"
     );
 }
 

@@ -1,8 +1,9 @@
 //! Secrets in clear appear nowhere but in the one-time answers that hand them out: not in any
 //! other API answer, not in any log line, not in any stored event, not in any read model.
 //!
-//! One test in this binary, because it installs the process-wide log subscriber that captures
-//! every line the API, the ledger and the clients write (at DEBUG).
+//! It installs the process-wide log subscriber that captures every line the API, the ledger and
+//! the clients write (at DEBUG); the other API tests of this binary running meanwhile write
+//! there too, so their lines are scanned as well.
 
 use crate::common;
 

@@ -12,8 +12,9 @@ use lightspeed_domain::notification::{
 };
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::{
-    MerchantAlerts, MerchantId, Notification, NotificationId, Paise, PaymentId, Provider, Wallet,
+    MerchantAlerts, MerchantId, Notification, NotificationId, Paise, PaymentId, Provider,
 };
+use lightspeed_eventstore::testing::settled;
 use lightspeed_eventstore::{CommandContext, stream_of};
 use lightspeed_gateways::http::HttpConfig;
 use lightspeed_gateways::secrets::Secret;
@@ -548,15 +549,8 @@ async fn one_low_balance_alert_per_merchant_per_six_hours_across_replicas_and_re
         settle(&world, payment, succeeded(100_000)).await;
     }
 
-    // The watcher reads the log gap-safely, below the oldest transaction running anywhere on
-    // the cluster (other tests' included): sweep once the relay, which reads it the same way,
-    // has passed every commission.
-    for merchant in [owing.id, below.id, not_opted_in.id] {
-        let wallet = world
-            .events(&stream_of::<Wallet>(merchant).expect("stream"))
-            .await;
-        world.relayed(wallet.last().expect("commission")).await;
-    }
+    // The watcher reads the log gap-safely: sweep once every commission is below the mark.
+    settled(world.ledger.store().pool()).await;
 
     // Two replicas, each with its own caches, sweep at the same moment.
     let replica = Ledger::new(world.ledger.store().clone());
