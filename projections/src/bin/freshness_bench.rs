@@ -125,41 +125,55 @@ async fn watch(
     let mut visible: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let mut closed = false;
     while !closed || !pending.is_empty() {
+        let mut received = Vec::new();
         loop {
             match samples.try_recv() {
-                Ok(sample) => {
-                    let mut positions = BTreeMap::new();
-                    for (category, (stream, version)) in &sample.last_by_category {
-                        let at: (i64, i64) = sqlx::query_as(
-                            "SELECT transaction_id::text::bigint, position FROM ledger.events
-                              WHERE stream_id = $1 AND stream_version = $2",
-                        )
-                        .bind(stream)
-                        .bind(version)
-                        .fetch_one(&pool)
-                        .await
-                        .expect("position");
-                        positions.insert(category.clone(), at);
-                    }
-                    for (projection, wanted) in &categories {
-                        let furthest = positions
-                            .iter()
-                            .filter(|(c, _)| wanted.as_ref().is_none_or(|w| w.contains(c)))
-                            .map(|(_, at)| *at)
-                            .max();
-                        if let Some(at) = furthest {
-                            pending.push(Pending {
-                                projection: projection.clone(),
-                                committed: sample.committed,
-                                at,
-                            });
-                        }
-                    }
-                }
+                Ok(sample) => received.push(sample),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
                     break;
+                }
+            }
+        }
+        // One query for every sample received since the last poll: a query per sample let the
+        // watcher fall behind the writers and measure its own backlog.
+        let wanted: Vec<(usize, &String, &(String, i64))> = received
+            .iter()
+            .enumerate()
+            .flat_map(|(n, s)| s.last_by_category.iter().map(move |(c, at)| (n, c, at)))
+            .collect();
+        let streams: Vec<&str> = wanted.iter().map(|(_, _, (s, _))| s.as_str()).collect();
+        let versions: Vec<i64> = wanted.iter().map(|(_, _, (_, v))| *v).collect();
+        let found: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT w.n - 1, e.transaction_id::text::bigint, e.position
+               FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
+               JOIN ledger.events e ON e.stream_id = w.stream AND e.stream_version = w.version",
+        )
+        .bind(&streams)
+        .bind(&versions)
+        .fetch_all(&pool)
+        .await
+        .expect("positions");
+        let mut positions: Vec<BTreeMap<&String, (i64, i64)>> =
+            vec![BTreeMap::new(); received.len()];
+        for (index, xid, position) in found {
+            let (sample, category, _) = wanted[usize::try_from(index).expect("index")];
+            positions[sample].insert(category, (xid, position));
+        }
+        for (sample, positions) in received.iter().zip(&positions) {
+            for (projection, wanted) in &categories {
+                let furthest = positions
+                    .iter()
+                    .filter(|(c, _)| wanted.as_ref().is_none_or(|w| w.contains(c)))
+                    .map(|(_, at)| *at)
+                    .max();
+                if let Some(at) = furthest {
+                    pending.push(Pending {
+                        projection: projection.clone(),
+                        committed: sample.committed,
+                        at,
+                    });
                 }
             }
         }
