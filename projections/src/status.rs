@@ -63,40 +63,73 @@ pub async fn all(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError
     .await?)
 }
 
+/// The lag measurement of [`measure_lag`], given the filter on pending events and the query
+/// answering the oldest one's `recorded_at`. The checkpoint drives every scan (`LATERAL`), so
+/// even a generic plan over stale statistics reads the log from the checkpoint on, and a
+/// filtered projection counts through `events_category_read_order` rather than every event since
+/// its checkpoint (a projection of a rare category keeps an old checkpoint).
+macro_rules! measure_lag_sql {
+    ($filter:literal, $oldest:literal) => {
+        concat!(
+            "WITH v AS (
+                 SELECT state, transaction_id, position FROM projections.versions
+                  WHERE projection = $1 AND version = $2
+             ), pending AS (
+                 SELECT 1 FROM v, LATERAL (
+                     SELECT 1 FROM ledger.events e
+                      WHERE (e.transaction_id, e.position) > (v.transaction_id, v.position)
+                        AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ",
+            $filter,
+            " LIMIT $3) AS p
+             ), lag AS (
+                 SELECT (SELECT count(*) FROM pending) AS events,
+                        coalesce(extract(epoch FROM now() - (",
+            $oldest,
+            ")) * 1000, 0)::bigint AS ms
+             )
+             UPDATE projections.versions p
+                SET lag_events = lag.events, lag_ms = greatest(lag.ms, 0), lag_measured_at = now()
+               FROM lag
+              WHERE p.projection = $1 AND p.version = $2
+             RETURNING p.state, lag.events, greatest(lag.ms, 0)"
+        )
+    };
+}
+
 /// Measures how far a version is behind the log, stores it and exports it; answers the
 /// version's state so a projector notices when another version was activated.
-pub(crate) async fn measure_lag(
+pub async fn measure_lag(
     pool: &PgPool,
     projection: &dyn Projection,
     version: i32,
 ) -> Result<VersionState, ProjectionError> {
-    let categories: Option<Vec<&str>> = projection.categories().map(<[&str]>::to_vec);
-    let measured: Option<(String, i64, i64)> = sqlx::query_as(
-        "WITH v AS (
-             SELECT state, transaction_id, position FROM projections.versions
-              WHERE projection = $1 AND version = $2
-         ), pending AS (
-             SELECT e.recorded_at FROM ledger.events e, v
-              WHERE (e.transaction_id, e.position) > (v.transaction_id, v.position)
-                AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                AND ($3::text[] IS NULL OR e.category = ANY($3))
-              ORDER BY e.transaction_id, e.position
-              LIMIT $4
-         ), lag AS (
-             SELECT count(*) AS events,
-                    coalesce(extract(epoch FROM now() - min(recorded_at)) * 1000, 0)::bigint AS ms
-               FROM pending
-         )
-         UPDATE projections.versions p
-            SET lag_events = lag.events, lag_ms = greatest(lag.ms, 0), lag_measured_at = now()
-           FROM lag
-          WHERE p.projection = $1 AND p.version = $2
-         RETURNING p.state, lag.events, greatest(lag.ms, 0)",
-    )
-    .bind(projection.name())
-    .bind(version)
-    .bind(categories)
-    .bind(MAX_COUNTED_LAG)
+    let measured: Option<(String, i64, i64)> = match projection.categories() {
+        Some(categories) => sqlx::query_as(measure_lag_sql!(
+            "AND e.category = ANY($4)",
+            // The oldest pending event is the first of some category: one index probe each.
+            "SELECT min(first.recorded_at) FROM unnest($4::text[]) AS c(category), v,
+             LATERAL (SELECT e.recorded_at FROM ledger.events e
+                       WHERE e.category = c.category AND (e.transaction_id, e.position) >
+                             (v.transaction_id, v.position)
+                         AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                       ORDER BY e.transaction_id, e.position LIMIT 1) AS first"
+        ))
+        .bind(projection.name())
+        .bind(version)
+        .bind(MAX_COUNTED_LAG)
+        .bind(categories.to_vec()),
+        None => sqlx::query_as(measure_lag_sql!(
+            "",
+            "SELECT first.recorded_at FROM v,
+             LATERAL (SELECT e.recorded_at FROM ledger.events e
+                       WHERE (e.transaction_id, e.position) > (v.transaction_id, v.position)
+                         AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                       ORDER BY e.transaction_id, e.position LIMIT 1) AS first"
+        ))
+        .bind(projection.name())
+        .bind(version)
+        .bind(MAX_COUNTED_LAG),
+    }
     .fetch_optional(pool)
     .await?;
     let Some((state, events, ms)) = measured else {

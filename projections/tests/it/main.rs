@@ -2,6 +2,7 @@
 //! One test binary, so the workspace links it once.
 
 mod common;
+mod lag;
 mod reads;
 mod rebuild;
 mod runtime;
