@@ -86,6 +86,10 @@ impl Subscription {
     }
 
     /// The next events in order, at most `max`, waiting until there is at least one.
+    ///
+    /// Cancel-safe: a call dropped before it answers has taken nothing from the subscription
+    /// (its waits hold no event yet, and the position moves only as it answers), so a caller
+    /// may give up a wait and call again.
     pub async fn next_batch(
         &mut self,
         max: usize,
@@ -221,13 +225,22 @@ async fn receive(
             None => return Err(NatsError::JetStream("live delivery ended".into())),
         };
         let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        let event = decode(sequence, &message.payload)?;
-        let wanted = categories.is_none_or(|c| c.iter().any(|c| c == event.stream_id.category()));
-        if event.log_position > last {
-            last = event.log_position;
-            if wanted {
-                batch.push(event);
-            }
+        // Position and category come from the headers and the subject, so an event of another
+        // category (a consumer of several categories takes every subject) is never decoded.
+        let Some(headers) = &message.headers else {
+            return Err(NatsError::Foreign {
+                sequence,
+                why: "no headers".into(),
+            });
+        };
+        let (position, _) = position_of(sequence, headers)?;
+        if position <= last {
+            continue;
+        }
+        last = position;
+        let category = message.subject.rsplit('.').nth(1).unwrap_or_default();
+        if categories.is_none_or(|c| c.iter().any(|c| c == category)) {
+            batch.push(decode(sequence, &message.payload)?);
         }
     }
     Ok(batch)

@@ -191,25 +191,17 @@ async fn follow(
             last_lag = Instant::now();
         }
         // The wait is bounded so lag keeps being measured (and a switch noticed) while idle.
-        // Dropping a pending wait loses nothing: the next subscription resumes from the
-        // checkpoint, which only a committed batch moves.
-        let next = tokio::time::timeout(
+        // Giving it up keeps the subscription (a wait given up on has taken nothing from it),
+        // so an idle projector stays live instead of reading the log again from its checkpoint.
+        let Ok(batch) = tokio::time::timeout(
             config.lag_interval,
             subscription.next_batch(config.batch_size),
-        );
-        let batch = match next.await {
-            Ok(batch) => batch?,
-            Err(_) => {
-                subscription = Subscription::new(
-                    deps.store.clone(),
-                    deps.live.clone(),
-                    subscription_categories(projection),
-                    subscription.position(),
-                );
-                continue;
-            }
+        )
+        .await
+        else {
+            continue;
         };
-        match apply_batch(deps.pool(), projection, version.version, &batch).await? {
+        match apply_batch(deps.pool(), projection, version.version, &batch?).await? {
             BatchOutcome::Applied(_) => {}
             BatchOutcome::NotMaintained(_) => return Ok(()),
         }
