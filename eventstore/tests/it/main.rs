@@ -5,6 +5,7 @@ mod append;
 mod common;
 mod gap_safe;
 mod handler;
+mod reads;
 mod relay;
 mod seal;
 mod subscription;

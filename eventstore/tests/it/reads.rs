@@ -1,0 +1,70 @@
+//! Reading the log by category: the same events, in the same order, as the whole log filtered.
+
+use crate::common;
+
+use common::{event, store};
+use lightspeed_eventstore::testing::{TestDatabase, settled};
+use lightspeed_eventstore::{EventStore, ExpectedVersion, LogPosition, StreamAppend, StreamId};
+
+#[tokio::test]
+async fn reading_categories_in_small_batches_equals_the_whole_log_filtered() {
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    // Interleaved appends, some touching several categories at once.
+    for n in 0..30i64 {
+        let mut appends = vec![StreamAppend {
+            stream_id: StreamId::parse(format!("payment-{n}")).expect("id"),
+            expected: ExpectedVersion::NoStream,
+            events: vec![event(n), event(n + 100)],
+        }];
+        if n % 3 == 0 {
+            appends.push(StreamAppend {
+                stream_id: StreamId::parse(format!("wallet-{n}")).expect("id"),
+                expected: ExpectedVersion::NoStream,
+                events: vec![event(n + 200)],
+            });
+        }
+        if n % 7 == 0 {
+            appends.push(StreamAppend {
+                stream_id: StreamId::parse(format!("merchant-{n}")).expect("id"),
+                expected: ExpectedVersion::NoStream,
+                events: vec![event(n + 300)],
+            });
+        }
+        store.append_many(appends).await.expect("append");
+    }
+    settled(&db.pool).await;
+    let everything = store
+        .read_log(LogPosition::START, None, 1_000)
+        .await
+        .expect("whole log");
+
+    for categories in [
+        vec!["wallet".to_owned()],
+        vec!["merchant".to_owned(), "wallet".to_owned()],
+        vec![
+            "payment".to_owned(),
+            "merchant".to_owned(),
+            "payment".to_owned(),
+        ],
+    ] {
+        let expected: Vec<_> = everything
+            .iter()
+            .filter(|e| categories.iter().any(|c| c == e.stream_id.category()))
+            .map(|e| e.event_id)
+            .collect();
+        let mut read = Vec::new();
+        let mut after = LogPosition::START;
+        loop {
+            let batch = store
+                .read_log(after, Some(&categories), 4)
+                .await
+                .expect("read");
+            let Some(last) = batch.last() else { break };
+            after = last.log_position;
+            read.extend(batch.iter().map(|e| e.event_id));
+        }
+        assert!(!expected.is_empty());
+        assert_eq!(read, expected, "{categories:?}");
+    }
+}
