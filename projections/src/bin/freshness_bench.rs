@@ -138,13 +138,13 @@ async fn watch(
         }
         // One query for every sample received since the last poll: a query per sample let the
         // watcher fall behind the writers and measure its own backlog.
-        let wanted: Vec<(usize, &String, &(String, i64))> = received
+        let lookups: Vec<(usize, &String, &(String, i64))> = received
             .iter()
             .enumerate()
             .flat_map(|(n, s)| s.last_by_category.iter().map(move |(c, at)| (n, c, at)))
             .collect();
-        let streams: Vec<&str> = wanted.iter().map(|(_, _, (s, _))| s.as_str()).collect();
-        let versions: Vec<i64> = wanted.iter().map(|(_, _, (_, v))| *v).collect();
+        let streams: Vec<&str> = lookups.iter().map(|(_, _, (s, _))| s.as_str()).collect();
+        let versions: Vec<i64> = lookups.iter().map(|(_, _, (_, v))| *v).collect();
         let found: Vec<(i64, i64, i64)> = sqlx::query_as(
             "SELECT w.n - 1, e.transaction_id::text::bigint, e.position
                FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
@@ -158,7 +158,7 @@ async fn watch(
         let mut positions: Vec<BTreeMap<&String, (i64, i64)>> =
             vec![BTreeMap::new(); received.len()];
         for (index, xid, position) in found {
-            let (sample, category, _) = wanted[usize::try_from(index).expect("index")];
+            let (sample, category, _) = lookups[usize::try_from(index).expect("index")];
             positions[sample].insert(category, (xid, position));
         }
         for (sample, positions) in received.iter().zip(&positions) {
