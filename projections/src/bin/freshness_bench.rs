@@ -145,16 +145,20 @@ async fn watch(
             .collect();
         let streams: Vec<&str> = lookups.iter().map(|(_, _, (s, _))| s.as_str()).collect();
         let versions: Vec<i64> = lookups.iter().map(|(_, _, (_, v))| *v).collect();
-        let found: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT w.n - 1, e.transaction_id::text::bigint, e.position
-               FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
-               JOIN ledger.events e ON e.stream_id = w.stream AND e.stream_version = w.version",
-        )
-        .bind(&streams)
-        .bind(&versions)
-        .fetch_all(&pool)
-        .await
-        .expect("positions");
+        let found: Vec<(i64, i64, i64)> = if lookups.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT w.n - 1, e.transaction_id::text::bigint, e.position
+                   FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
+                   JOIN ledger.events e ON e.stream_id = w.stream AND e.stream_version = w.version",
+            )
+            .bind(&streams)
+            .bind(&versions)
+            .fetch_all(&pool)
+            .await
+            .expect("positions")
+        };
         let mut positions: Vec<BTreeMap<&String, (i64, i64)>> =
             vec![BTreeMap::new(); received.len()];
         for (index, xid, position) in found {

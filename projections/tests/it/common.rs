@@ -8,9 +8,12 @@ use std::time::Duration;
 use lightspeed_domain::SystemClock;
 use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore};
+use lightspeed_projections::progress::Silent;
 use lightspeed_projections::scenario::{self, Operation, Scenario, ScenarioConfig};
 use lightspeed_projections::versions::{self, VersionRecord};
-use lightspeed_projections::{Projection, ProjectorDeps};
+use lightspeed_projections::{
+    Projection, ProjectorDeps, RebuildOptions, RebuildReport, rebuild_projection,
+};
 use sqlx::{AssertSqlSafe, PgPool};
 
 pub fn store(db: &TestDatabase) -> PgEventStore {
@@ -22,6 +25,15 @@ pub fn deps(db: &TestDatabase) -> ProjectorDeps {
         store: store(db),
         live: None,
     }
+}
+
+/// Builds `projection`'s first version from the log and activates it.
+pub async fn first_build(deps: &ProjectorDeps, projection: Arc<dyn Projection>) -> RebuildReport {
+    let report = rebuild_projection(projection, deps, &RebuildOptions::default(), &Silent)
+        .await
+        .expect("first build");
+    assert!(report.switched, "a first build is activated");
+    report
 }
 
 /// A scenario with its first `events` events appended.

@@ -4,14 +4,13 @@ use crate::common;
 
 use std::sync::Arc;
 
-use common::{append, deps, scenario_with, store};
+use common::{append, deps, first_build, scenario_with, store};
 use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_projections::audit_log::AuditLog;
 use lightspeed_projections::commission::Commission;
 use lightspeed_projections::merchants::Merchants;
-use lightspeed_projections::progress::Silent;
 use lightspeed_projections::scenario::Operation;
-use lightspeed_projections::{Projection, RebuildOptions, rebuild_projection, status};
+use lightspeed_projections::{Projection, status};
 
 /// Events of `operations` that `projection` reads.
 fn events_for(projection: &dyn Projection, operations: &[Operation]) -> i64 {
@@ -42,37 +41,24 @@ async fn lag_counts_the_events_of_its_categories_after_its_checkpoint() {
         Arc::new(Commission),
         Arc::new(AuditLog),
     ];
+    let mut versions = Vec::new();
     for projection in &projections {
-        let report = rebuild_projection(
-            Arc::clone(projection),
-            &deps,
-            &RebuildOptions::default(),
-            &Silent,
-        )
-        .await
-        .expect("first build");
-        assert!(report.switched);
+        versions.push(first_build(&deps, Arc::clone(projection)).await.version);
     }
 
     let more = scenario.more(600);
     append(&store, more.clone()).await;
     settled(&db.pool).await;
 
-    for projection in &projections {
-        let active = status::all(&db.pool)
-            .await
-            .expect("status")
-            .into_iter()
-            .find(|s| s.projection == projection.name() && s.state == "active")
-            .expect("active version");
-        status::measure_lag(&db.pool, projection.as_ref(), active.version)
+    for (projection, version) in projections.iter().zip(versions) {
+        status::measure_lag(&db.pool, projection.as_ref(), version)
             .await
             .expect("measure");
         let measured = status::all(&db.pool)
             .await
             .expect("status")
             .into_iter()
-            .find(|s| s.projection == projection.name() && s.version == active.version)
+            .find(|s| s.projection == projection.name() && s.version == version)
             .expect("version");
         let expected = events_for(projection.as_ref(), &more);
         assert_eq!(measured.lag_events, expected, "{}", projection.name());

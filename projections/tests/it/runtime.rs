@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{append, assert_same_rows, deps, scenario_with, store, wait_caught_up};
+use common::{append, assert_same_rows, deps, first_build, scenario_with, store, wait_caught_up};
 use lightspeed_eventstore::subscription::Subscription;
 use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{EventStore, LogPosition};
@@ -46,9 +46,7 @@ async fn a_projector_killed_mid_batch_many_times_converges_to_the_same_rows() {
         Arc::new(Wallets) as Arc<dyn Projection>,
         Arc::new(Commission),
     ] {
-        rebuild_projection(projection, &deps, &RebuildOptions::default(), &Silent)
-            .await
-            .expect("first build");
+        first_build(&deps, projection).await;
     }
     let mut scenario = scenario_with(&store, 3_000, 5).await;
     let mut kills = 0;
@@ -151,14 +149,7 @@ async fn redelivered_events_change_nothing() {
     let db = TestDatabase::new().await;
     let deps = deps(&db);
     let store = store(&db);
-    let report = rebuild_projection(
-        Arc::new(Commission),
-        &deps,
-        &RebuildOptions::default(),
-        &Silent,
-    )
-    .await
-    .expect("first build");
+    let report = first_build(&deps, Arc::new(Commission)).await;
     let _scenario = scenario_with(&store, 800, 3).await;
     let wallet = vec!["wallet".to_owned()];
     settled(store.pool()).await;
