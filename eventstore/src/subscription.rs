@@ -214,7 +214,9 @@ async fn receive(
         let next = if batch.is_empty() {
             messages.next().await
         } else {
-            match futures::FutureExt::now_or_never(messages.next()) {
+            // Unconstrained: tokio's cooperative budget (128 polls) would otherwise answer
+            // "not ready" for messages already received and cap every batch at 128 messages.
+            match futures::FutureExt::now_or_never(tokio::task::unconstrained(messages.next())) {
                 Some(next) => next,
                 None => break,
             }

@@ -115,3 +115,75 @@ async fn a_category_subscription_sees_only_its_category() {
     assert!(seen.iter().all(|e| e.stream_id.category() == "wallet"));
     assert_eq!(seen.len(), 15);
 }
+
+/// A live batch takes every message already received: a projector that was busy applying one
+/// batch finds the next one waiting whole. (Taken one by one under tokio's cooperative budget,
+/// a batch stopped at 128 messages, which held a projector of busy categories below the rate
+/// the log grew at.)
+#[tokio::test]
+async fn a_live_batch_takes_every_message_already_received() {
+    let db = TestDatabase::new().await;
+    let nats = TestNats::new().await;
+    let store = store(&db);
+    let relay = Relay::new(
+        store.clone(),
+        nats.jetstream.clone(),
+        nats.config.clone(),
+        RelayConfig {
+            idle_poll: Duration::from_millis(5),
+            ..RelayConfig::default()
+        },
+    );
+    let relay = tokio::spawn(async move { relay.run().await });
+    let first = StreamId::parse("payment-first").expect("id");
+    store
+        .append(first, ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .expect("append");
+    let mut subscription = Subscription::new(
+        store.clone(),
+        Some((nats.jetstream.clone(), nats.config.clone())),
+        None,
+        LogPosition::START,
+    );
+    let mut seen = subscription
+        .next_batch(1_000)
+        .await
+        .expect("from PostgreSQL");
+    // Waits given up on leave the subscription live and whole.
+    for _ in 0..100 {
+        if subscription.is_live() {
+            break;
+        }
+        let _ =
+            tokio::time::timeout(Duration::from_millis(100), subscription.next_batch(1_000)).await;
+    }
+    assert!(subscription.is_live(), "the subscription went live");
+
+    for n in 0..6 {
+        let id = StreamId::parse(format!("payment-{n}")).expect("id");
+        let events = (0..100).map(|k| event(n * 100 + k)).collect();
+        store
+            .append(id, ExpectedVersion::NoStream, events)
+            .await
+            .expect("append");
+    }
+    let mut sizes = Vec::new();
+    while seen.len() < 601 {
+        // The time a projector spends applying the batch before.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let batch = tokio::time::timeout(Duration::from_secs(10), subscription.next_batch(1_000))
+            .await
+            .expect("events in time")
+            .expect("batch");
+        assert!(subscription.is_live(), "still live");
+        sizes.push(batch.len());
+        seen.extend(batch);
+    }
+    relay.abort();
+    assert_eq!(seen.len(), 601, "every event once: {sizes:?}");
+    assert!(
+        sizes.iter().any(|&size| size > 128),
+        "a batch took more than 128 waiting messages: {sizes:?}"
+    );
+}
