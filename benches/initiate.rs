@@ -24,6 +24,10 @@ use lightspeed_gateways::secrets::{
 };
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 
+/// The product's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Merchant {
     key: String,
     salt: Secret,

@@ -22,6 +22,10 @@ use support::{Merchant, World, world_configured};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+/// The product's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WEBHOOK_SECRET: &str = "rzp_bench_webhook_secret";
 const POLL: Duration = Duration::from_millis(1);
 const WAIT_LIMIT: Duration = Duration::from_secs(60);

@@ -14,6 +14,10 @@ use lightspeed_workers::QueueName;
 use crate::config::{Infra, Server};
 use crate::roles::Roles;
 
+/// The product's allocator (see the workspace manifest).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// LightSpeed ledger: an event-sourced payment aggregator core.
 #[derive(Debug, Parser)]
 #[command(version, about)]

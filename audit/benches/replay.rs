@@ -26,6 +26,10 @@ use lightspeed_eventstore::seal::{Sealer, SealerConfig};
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_projections::scenario::{Scenario, ScenarioConfig, append_packed};
 
+/// The product's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

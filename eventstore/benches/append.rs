@@ -29,6 +29,10 @@ use lightspeed_eventstore::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The product's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WRITERS: usize = 16;
 const ROUND: Duration = Duration::from_secs(6);
 const ROUNDS: usize = 3;

@@ -2,14 +2,15 @@
 //! it to JetStream and every projector follows it live; reports, per projection, how long after
 //! an append returned its events were applied (the projection's checkpoint passed them).
 //!
-//! Usage: `freshness-bench [payments_per_second] [seconds] [writers]` (defaults 1 000, 30 and
-//! 32), over a
-//! fresh database and JetStream stream of its own (`TEST_DATABASE_URL`, `NATS_URL`), both removed
-//! at the end. The operations come from the scenario generator (payments started and settled,
-//! deliveries, notifications, payouts, ...) in independent shards (one per writer, 4 merchants
-//! each) appended concurrently; the
-//! rate counts operations that start a payment. Every 10th operation is sampled; checkpoints are
-//! polled every 2 ms, so figures are accurate to about that.
+//! Usage: `freshness-bench [payments_per_second] [seconds] [writers] [warm_up_seconds]`
+//! (defaults 1 000, 30, 32 and 30), over a fresh database and JetStream stream of its own
+//! (`TEST_DATABASE_URL`, `NATS_URL`), both removed at the end. The operations come from the
+//! scenario generator (payments started and settled, deliveries, notifications, payouts, ...) in
+//! independent shards (one per writer, 4 merchants each) appended concurrently; the rate counts
+//! operations that start a payment. Nothing is measured during the warm-up: a fresh scenario has
+//! no payments in flight yet, and the events per second grow for about 30 s until as many
+//! payments settle as start. Then every 10th operation is sampled; checkpoints are polled every
+//! 2 ms, so figures are accurate to about that.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ use lightspeed_projections::scenario::{Operation, Scenario, ScenarioConfig, appe
 use lightspeed_projections::{ProjectorDeps, catalog};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
+
+/// The product's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SAMPLE_EVERY: usize = 10;
 const POLL: Duration = Duration::from_millis(2);
@@ -47,6 +52,7 @@ async fn shard(
     store: PgEventStore,
     seed: u64,
     rate: f64,
+    warm_up: Duration,
     run_for: Duration,
     samples: mpsc::UnboundedSender<Sample>,
 ) -> (u64, u64) {
@@ -57,17 +63,21 @@ async fn shard(
     });
     append_packed(&store, setup).await.expect("set-up");
     let started = Instant::now();
-    let (mut payments, mut events, mut operations) = (0u64, 0u64, 0usize);
-    while started.elapsed() < run_for {
+    let measured_from = started + warm_up;
+    let ends = measured_from + run_for;
+    let (mut started_payments, mut payments, mut events, mut operations) = (0u64, 0u64, 0u64, 0);
+    while Instant::now() < ends {
         let Some(operation) = scenario.step() else {
             continue;
         };
-        if is_payment_start(&operation) {
-            payments += 1;
+        let starts_payment = is_payment_start(&operation);
+        if starts_payment {
+            started_payments += 1;
             // Hold the pace: payment n is not started before n / rate seconds.
-            let due = started + Duration::from_secs_f64(payments as f64 / rate);
+            let due = started + Duration::from_secs_f64(started_payments as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
+        let measuring = Instant::now() >= measured_from;
         let streams: Vec<(String, String)> = operation
             .0
             .iter()
@@ -78,9 +88,14 @@ async fn shard(
                 )
             })
             .collect();
-        events += operation.events() as u64;
+        let operation_events = operation.events() as u64;
         let result = store.append_many(operation.0).await.expect("append");
         let committed = Instant::now();
+        if !measuring {
+            continue;
+        }
+        payments += u64::from(starts_payment);
+        events += operation_events;
         operations += 1;
         if operations % SAMPLE_EVERY == 0 {
             let last_by_category = streams
@@ -218,6 +233,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rate: f64 = args.next().map_or(Ok(1_000.0), |a| a.parse())?;
     let seconds: u64 = args.next().map_or(Ok(30), |a| a.parse())?;
     let writers: usize = args.next().map_or(Ok(32), |a| a.parse())?;
+    let warm_up = Duration::from_secs(args.next().map_or(Ok(30), |a| a.parse())?);
     let db = TestDatabase::new().await;
     let nats = TestNats::new().await;
     let pool = db.another_pool(48).await;
@@ -245,6 +261,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 store.clone(),
                 1_000 + n as u64,
                 rate / writers as f64,
+                warm_up,
                 run_for,
                 samples.clone(),
             ))
@@ -258,7 +275,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         events += e;
     }
     println!(
-        "appended {payments} payments ({:.0}/s), {events} events ({:.0}/s) in {seconds} s",
+        "after {} s of warm-up, appended {payments} payments ({:.0}/s), {events} events ({:.0}/s) \
+         in {seconds} s",
+        warm_up.as_secs(),
         payments as f64 / seconds as f64,
         events as f64 / seconds as f64
     );

@@ -15,6 +15,10 @@ use lightspeed_projections::progress::Silent;
 use lightspeed_projections::scenario::{ScenarioConfig, append_packed, generate};
 use lightspeed_projections::{ProjectorDeps, RebuildOptions, rebuild};
 
+/// The product's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -9,6 +9,10 @@ use lightspeed_domain::SystemClock;
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_projections::{ProjectorDeps, RunConfig, catalog, run_projection};
 
+/// The product's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
