@@ -48,6 +48,11 @@ pub struct RunConfig {
     pub lag_interval: Duration,
     /// How often a projector whose layout is not active yet checks whether a rebuild switched.
     pub rebuild_poll: Duration,
+    /// How long a projector that keeps up lets events gather after a batch before it takes the
+    /// next one (a projector behind, whose batches are full, never waits). Each batch costs
+    /// about six round trips whatever its size; at 1 000 payments/s, batches taken as soon as
+    /// one event was there spent the CPU the writers needed.
+    pub linger: Duration,
 }
 
 impl Default for RunConfig {
@@ -56,6 +61,7 @@ impl Default for RunConfig {
             batch_size: 500,
             lag_interval: Duration::from_secs(1),
             rebuild_poll: Duration::from_secs(1),
+            linger: Duration::from_millis(50),
         }
     }
 }
@@ -179,6 +185,8 @@ async fn follow(
         checkpoint = %version.checkpoint,
         "projector follows the log"
     );
+    // When the next batch may be taken.
+    let mut next_batch_at = Instant::now();
     let mut last_lag = Instant::now()
         .checked_sub(config.lag_interval)
         .unwrap_or_else(Instant::now);
@@ -190,6 +198,7 @@ async fn follow(
             }
             last_lag = Instant::now();
         }
+        tokio::time::sleep_until(next_batch_at.into()).await;
         // The wait is bounded so lag keeps being measured (and a switch noticed) while idle.
         // Giving it up keeps the subscription (a wait given up on has taken nothing from it),
         // so an idle projector stays live instead of reading the log again from its checkpoint.
@@ -201,7 +210,11 @@ async fn follow(
         else {
             continue;
         };
-        match apply_batch(deps.pool(), projection, version.version, &batch?).await? {
+        let batch = batch?;
+        if batch.len() < config.batch_size {
+            next_batch_at = Instant::now() + config.linger;
+        }
+        match apply_batch(deps.pool(), projection, version.version, &batch).await? {
             BatchOutcome::Applied(_) => {}
             BatchOutcome::NotMaintained(_) => return Ok(()),
         }

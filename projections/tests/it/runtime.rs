@@ -11,12 +11,14 @@ use common::{append, assert_same_rows, deps, first_build, scenario_with, store, 
 use lightspeed_eventstore::subscription::Subscription;
 use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{EventStore, LogPosition};
+use lightspeed_projections::audit_log::AuditLog;
 use lightspeed_projections::commission::Commission;
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::versions;
 use lightspeed_projections::wallets::Wallets;
 use lightspeed_projections::{
-    BatchOutcome, Projection, RebuildOptions, apply_batch, rebuild_projection,
+    BatchOutcome, Projection, RebuildOptions, RunConfig, apply_batch, rebuild_projection,
+    run_projection,
 };
 
 fn spawn_runner(db: &TestDatabase, projection: &str, batch_size: usize) -> Child {
@@ -252,4 +254,26 @@ async fn redelivered_events_change_nothing() {
         &rebuilt.schema_name,
     )
     .await;
+}
+
+/// Lingering lets events gather only while a projector keeps up: one that is behind takes full
+/// batches back to back, so a long linger does not slow its catching up.
+#[tokio::test]
+async fn a_projector_behind_catches_up_without_lingering() {
+    let db = TestDatabase::new().await;
+    let deps = deps(&db);
+    let store = deps.store.clone();
+    let version = first_build(&deps, Arc::new(AuditLog)).await.version;
+    scenario_with(&store, 1_000, 41).await;
+    let projector = tokio::spawn(run_projection(
+        Arc::new(AuditLog),
+        deps.clone(),
+        RunConfig {
+            batch_size: 50,
+            linger: Duration::from_secs(3_600),
+            ..RunConfig::default()
+        },
+    ));
+    wait_caught_up(&store, &AuditLog, version).await;
+    projector.abort();
 }
