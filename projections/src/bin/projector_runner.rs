@@ -9,7 +9,7 @@ use lightspeed_domain::SystemClock;
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_projections::{ProjectorDeps, RunConfig, catalog, run_projection};
 
-/// The product's allocator, so the figures are the product's.
+/// The product's allocator (see the workspace manifest).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
