@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+use futures::StreamExt;
+
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
@@ -169,7 +171,24 @@ impl Drop for TestNats {
                     return;
                 };
                 let jetstream = async_nats::jetstream::new(client);
-                let _ = jetstream.delete_stream(&stream).await;
+                // The log stream and those named after it: the workers' queues
+                // (`<stream>_JOBS`, `<stream>_FAILED`) and KV buckets (`KV_<stream>_...`).
+                let (queues, buckets) = (format!("{stream}_"), format!("KV_{stream}_"));
+                let ours: Vec<String> = jetstream
+                    .stream_names()
+                    .filter_map(|name| async move { name.ok() })
+                    .filter(|name| {
+                        std::future::ready(
+                            *name == stream
+                                || name.starts_with(&queues)
+                                || name.starts_with(&buckets),
+                        )
+                    })
+                    .collect()
+                    .await;
+                for name in ours {
+                    let _ = jetstream.delete_stream(&name).await;
+                }
             });
         });
         let _ = cleanup.join();

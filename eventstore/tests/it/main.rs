@@ -3,6 +3,7 @@
 
 mod append;
 mod common;
+mod fixtures;
 mod gap_safe;
 mod handler;
 mod reads;
