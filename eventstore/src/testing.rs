@@ -153,6 +153,20 @@ impl TestNats {
             url: url.to_owned(),
         }
     }
+
+    /// Runs a relay from `store` to this test's stream, polling the log every 5 ms.
+    pub fn spawn_relay(&self, store: &crate::PgEventStore) -> tokio::task::JoinHandle<()> {
+        let relay = crate::relay::Relay::new(
+            store.clone(),
+            self.jetstream.clone(),
+            self.config.clone(),
+            crate::relay::RelayConfig {
+                idle_poll: std::time::Duration::from_millis(5),
+                ..crate::relay::RelayConfig::default()
+            },
+        );
+        tokio::spawn(async move { relay.run().await })
+    }
 }
 
 impl Drop for TestNats {

@@ -13,7 +13,6 @@ use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, Thresholds};
 use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Provider, SystemClock};
-use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::testing::{TestDatabase, TestNats};
 use lightspeed_eventstore::{CommandContext, PgEventStore};
 use lightspeed_gateways::http::{HttpConfig, build_client};
@@ -85,16 +84,7 @@ pub async fn world_configured(configure: impl FnOnce(&mut ApiConfig)) -> World {
         axum::serve(listener, router).await.expect("serve")
     })];
 
-    let relay = Relay::new(
-        store.clone(),
-        nats.jetstream.clone(),
-        nats.config.clone(),
-        RelayConfig {
-            idle_poll: Duration::from_millis(5),
-            ..RelayConfig::default()
-        },
-    );
-    tasks.push(tokio::spawn(async move { relay.run().await }));
+    tasks.push(nats.spawn_relay(&store));
     let http = HttpConfig {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),

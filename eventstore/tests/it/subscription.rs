@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{event, store};
-use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::subscription::Subscription;
 use lightspeed_eventstore::testing::{TestDatabase, TestNats};
 use lightspeed_eventstore::{EventStore, ExpectedVersion, LogPosition, StreamId};
@@ -16,16 +15,7 @@ async fn catches_up_then_follows_live_with_every_event_once_in_order() {
     let db = TestDatabase::new().await;
     let nats = TestNats::new().await;
     let store = store(&db);
-    let relay = Relay::new(
-        store.clone(),
-        nats.jetstream.clone(),
-        nats.config.clone(),
-        RelayConfig {
-            idle_poll: Duration::from_millis(5),
-            ..RelayConfig::default()
-        },
-    );
-    let relay = tokio::spawn(async move { relay.run().await });
+    let relay = nats.spawn_relay(&store);
 
     // History before the subscriber starts, then more while it runs.
     for n in 0..60 {
@@ -125,16 +115,7 @@ async fn a_live_batch_takes_every_message_already_received() {
     let db = TestDatabase::new().await;
     let nats = TestNats::new().await;
     let store = store(&db);
-    let relay = Relay::new(
-        store.clone(),
-        nats.jetstream.clone(),
-        nats.config.clone(),
-        RelayConfig {
-            idle_poll: Duration::from_millis(5),
-            ..RelayConfig::default()
-        },
-    );
-    let relay = tokio::spawn(async move { relay.run().await });
+    let relay = nats.spawn_relay(&store);
     let first = StreamId::parse("payment-first").expect("id");
     store
         .append(first, ExpectedVersion::NoStream, vec![event(0)])

@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::{append, assert_same_rows, deps, scenario_with, store, wait_active, wait_caught_up};
 use futures::future::BoxFuture;
 use lightspeed_eventstore::RecordedEvent;
-use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::testing::{TestDatabase, TestNats};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::versions::{self, VersionState};
@@ -26,16 +25,7 @@ async fn every_projection_rebuilt_from_scratch_equals_the_one_built_live() {
     let db = TestDatabase::new().await;
     let nats = TestNats::new().await;
     let store = store(&db);
-    let relay = Relay::new(
-        store.clone(),
-        nats.jetstream.clone(),
-        nats.config.clone(),
-        RelayConfig {
-            idle_poll: Duration::from_millis(5),
-            ..RelayConfig::default()
-        },
-    );
-    let relay = tokio::spawn(async move { relay.run().await });
+    let relay = nats.spawn_relay(&store);
     let deps = ProjectorDeps {
         store: store.clone(),
         live: Some((nats.jetstream.clone(), nats.config.clone())),
