@@ -4,12 +4,20 @@
 //!
 //! Batching is natural, not timed: a committer takes whatever is waiting when it is free, so a
 //! lone writer pays no delay and many writers share commits.
+//!
+//! Each committer has its own queue, and a request goes to the one its first locked stream
+//! (expected version `Any` or `Unchanged`) hashes to. A batch holds its streams' locks until it
+//! commits; with one shared queue, the committers took turns batching requests for one hot
+//! stream (a merchant's busiest gateway) and each waited on the others' locks, so the batches
+//! were small and ran one after the other. Now one committer batches everything waiting for a
+//! stream, and the others commit other streams meanwhile.
 
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::hash::{RowContent, row_hash};
@@ -24,8 +32,8 @@ const MAX_BATCH_EVENTS: usize = 5_000;
 const COMMITTERS: usize = 4;
 /// Requests with at least this many events are already batches: they commit on their own.
 pub(crate) const ALONE_FROM_EVENTS: usize = 32;
-/// Requests waiting for a committer; writers wait for room beyond this.
-const QUEUE_CAPACITY: usize = 4_096;
+/// Requests waiting for one committer; writers wait for room beyond this.
+const QUEUE_CAPACITY: usize = 1_024;
 
 /// What one request of a batch got.
 #[derive(Debug)]
@@ -47,10 +55,10 @@ struct Pending {
     reply: oneshot::Sender<Option<RequestOutcome>>,
 }
 
-/// The queue in front of the committers, started on first use (inside the caller's runtime).
+/// The committers' queues, started on first use (inside the caller's runtime).
 #[derive(Debug, Default)]
 pub(crate) struct GroupCommit {
-    queue: OnceLock<mpsc::Sender<Pending>>,
+    queues: OnceLock<Vec<mpsc::Sender<Pending>>>,
 }
 
 impl GroupCommit {
@@ -63,7 +71,8 @@ impl GroupCommit {
         streams: Arc<Vec<PreparedStream>>,
         recorded_at: DateTime<Utc>,
     ) -> Option<RequestOutcome> {
-        let queue = self.queue.get_or_init(|| start(pool.clone()));
+        let queues = self.queues.get_or_init(|| start(pool));
+        let queue = &queues[committer_of(&streams) % queues.len()];
         let (reply, answer) = oneshot::channel();
         queue
             .send(Pending {
@@ -77,23 +86,38 @@ impl GroupCommit {
     }
 }
 
-fn start(pool: PgPool) -> mpsc::Sender<Pending> {
-    let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-    let receiver = Arc::new(Mutex::new(receiver));
-    for _ in 0..COMMITTERS {
-        let (pool, receiver) = (pool.clone(), Arc::clone(&receiver));
-        tokio::spawn(async move {
-            while let Some(batch) = next_batch(&receiver).await {
-                commit(&pool, batch).await;
-            }
-        });
-    }
-    sender
+/// Which committer a request queues for: the hash of its first locked stream, else of its first
+/// stream.
+fn committer_of(streams: &[PreparedStream]) -> usize {
+    let locked = streams.iter().find(|s| {
+        matches!(
+            s.expected,
+            ExpectedVersion::Any | ExpectedVersion::Unchanged { .. }
+        )
+    });
+    locked.or(streams.first()).map_or(0, |s| {
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(&s.stream_id) as usize
+    })
+}
+
+fn start(pool: &PgPool) -> Vec<mpsc::Sender<Pending>> {
+    (0..COMMITTERS)
+        .map(|_| {
+            let (sender, mut receiver) = mpsc::channel(QUEUE_CAPACITY);
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&mut receiver).await {
+                    commit(&pool, batch).await;
+                }
+            });
+            sender
+        })
+        .collect()
 }
 
 /// Waits for one request, then takes what else is already waiting, within the batch bounds.
-async fn next_batch(receiver: &Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pending>> {
-    let mut receiver = receiver.lock().await;
+async fn next_batch(receiver: &mut mpsc::Receiver<Pending>) -> Option<Vec<Pending>> {
     let first = receiver.recv().await?;
     let mut events = event_count(&first);
     let mut batch = vec![first];

@@ -492,6 +492,57 @@ async fn unchanged_since_tolerates_only_the_named_event_types() {
     assert_eq!(versions, (1..=23).collect::<Vec<_>>());
 }
 
+#[tokio::test]
+async fn one_batch_checks_each_unchanged_since_against_its_own_version() {
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    let id = stream("gateway-busy");
+    let mut toggle = event(2);
+    toggle.event_type = "Toggled".into();
+    store
+        .append(
+            id.clone(),
+            ExpectedVersion::NoStream,
+            vec![event(1), toggle, event(3)],
+        )
+        .await
+        .expect("history");
+    // Three requests in one batch, each "unchanged since" the version it decided on, tolerating
+    // `Counted`: since 2 and since 3 hold (only `Counted` after them), since 1 does not (the
+    // toggle at 2). The first check that passes must not vouch for the older decision.
+    let failed: Vec<(Option<i32>, Option<i64>)> = sqlx::query_as(
+        "SELECT failed_request, actual_version FROM ledger.append_batch(
+             '{1,2,3}', ARRAY[$1, $1, $1], '{gateway,gateway,gateway}', '{-2,-2,-2}',
+             '{2,1,3}', '{Counted,Counted,Counted}', '{1,2,3}', $2,
+             '{Counted,Counted,Counted}', '{1,1,1}', '{\"{}\",\"{}\",\"{}\"}'::jsonb[],
+             '{\"{}\",\"{}\",\"{}\"}'::jsonb[], ARRAY[now(), now(), now()],
+             ARRAY[$3, $3, $3])
+          WHERE failed_request IS NOT NULL",
+    )
+    .bind(id.as_str())
+    .bind([
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    ])
+    .bind(vec![0u8; 32])
+    .fetch_all(&db.pool)
+    .await
+    .expect("batch");
+    assert_eq!(failed, vec![(Some(2), Some(4))]);
+    let types: Vec<String> = store
+        .read_stream(&id, 0, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        ["Counted", "Toggled", "Counted", "Counted", "Counted"]
+    );
+}
+
 /// One batch of two "any" parts, one event each, on `first` then `second`.
 async fn append_batch_any(pool: &sqlx::PgPool, first: &str, second: &str) -> sqlx::Result<i64> {
     let ids = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
