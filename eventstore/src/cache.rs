@@ -38,6 +38,15 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
         self.young.get(key).or_else(|| self.old.get(key))
     }
 
+    /// The entry for `key`, if still remembered, to change in place (without refreshing it).
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        if self.young.contains_key(key) {
+            self.young.get_mut(key)
+        } else {
+            self.old.get_mut(key)
+        }
+    }
+
     /// Remembers `value` for `key`.
     pub fn insert(&mut self, key: K, value: V) {
         if self.young.len() >= self.capacity && !self.young.contains_key(&key) {

@@ -5,8 +5,8 @@
 //! new, and only when its optimistic append was refused: the expected-version check in the
 //! database is what keeps a stale cache from ever deciding on old facts.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use lightspeed_domain::{Decider, UpcastError};
 use sha2::{Digest, Sha256};
@@ -157,10 +157,17 @@ pub fn stream_of<D: Decider>(id: impl std::fmt::Display) -> Result<StreamId, Inv
     StreamId::of(D::CATEGORY, id)
 }
 
+/// A remembered state and when the log last confirmed it current.
+#[derive(Debug, Clone)]
+struct Remembered<S> {
+    loaded: Loaded<S>,
+    confirmed_at: Instant,
+}
+
 /// Runs commands of one decider against the log.
 pub struct CommandHandler<D: Decider, S: EventStore> {
     store: S,
-    cache: Arc<Mutex<BoundedCache<StreamId, Loaded<D::State>>>>,
+    cache: Arc<Mutex<BoundedCache<StreamId, Remembered<D::State>>>>,
     stream_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
@@ -201,25 +208,62 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
 
     /// The remembered state of a stream, which may be behind the log; the default when unknown.
     pub fn cached(&self, stream_id: &StreamId) -> Loaded<D::State> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.lock_cache()
             .get(stream_id)
+            .map(|remembered| remembered.loaded)
             .unwrap_or_default()
+    }
+
+    /// The remembered state of a stream (the default when unknown), and whether a read or an
+    /// append of this handler found it current less than `within` ago (a stream that does not
+    /// exist counts once read).
+    pub fn cached_within(
+        &self,
+        stream_id: &StreamId,
+        within: Duration,
+    ) -> (Loaded<D::State>, bool) {
+        match self.lock_cache().get(stream_id) {
+            Some(remembered) => (
+                remembered.loaded,
+                remembered.confirmed_at.elapsed() < within,
+            ),
+            None => (Loaded::default(), false),
+        }
     }
 
     /// Remembers a stream's state after an append made outside this handler.
     pub fn remember(&self, stream_id: &StreamId, loaded: Loaded<D::State>) {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let newer = cache
-            .peek(stream_id)
-            .is_none_or(|known| known.version < loaded.version);
-        if newer {
-            cache.insert(stream_id.clone(), loaded);
+        self.confirm(stream_id, loaded.version, || loaded);
+    }
+
+    /// Records that the log holds `version` events of the stream now; `state` (called only if
+    /// the cache is behind) is the state at that version.
+    fn confirm(
+        &self,
+        stream_id: &StreamId,
+        version: u64,
+        state: impl FnOnce() -> Loaded<D::State>,
+    ) {
+        let confirmed_at = Instant::now();
+        let mut cache = self.lock_cache();
+        match cache.get_mut(stream_id) {
+            Some(known) if known.loaded.version > version => {}
+            // Only the time: cloning a hot gateway's state (its rate window) is costly.
+            Some(known) if known.loaded.version == version => known.confirmed_at = confirmed_at,
+            _ => cache.insert(
+                stream_id.clone(),
+                Remembered {
+                    loaded: state(),
+                    confirmed_at,
+                },
+            ),
         }
+    }
+
+    fn lock_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BoundedCache<StreamId, Remembered<D::State>>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Brings a state up to date with the log, folding only the events it has not seen.
@@ -228,7 +272,6 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         stream_id: &StreamId,
         mut loaded: Loaded<D::State>,
     ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
-        let known = loaded.version;
         loop {
             let batch = self
                 .store
@@ -241,9 +284,7 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
                 loaded.version = recorded.stream_version;
             }
             if !full {
-                if loaded.version > known {
-                    self.remember(stream_id, loaded.clone());
-                }
+                self.confirm(stream_id, loaded.version, || loaded.clone());
                 return Ok(loaded);
             }
         }
@@ -280,7 +321,6 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         mut loaded: Loaded<D::State>,
         events: impl IntoIterator<Item = &'e RecordedEvent>,
     ) -> Result<Loaded<D::State>, UpcastError> {
-        let known = loaded.version;
         for recorded in events {
             if recorded.stream_version <= loaded.version {
                 continue;
@@ -289,11 +329,7 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             loaded.state = D::evolve(loaded.state, &event);
             loaded.version = recorded.stream_version;
         }
-        // A state that did not move on is in the cache already; remembering it again would
-        // clone it, which a hot gateway's rate window makes costly.
-        if loaded.version > known {
-            self.remember(stream_id, loaded.clone());
-        }
+        self.confirm(stream_id, loaded.version, || loaded.clone());
         Ok(loaded)
     }
 

@@ -124,3 +124,30 @@ async fn the_same_command_twice_is_stored_once_and_answers_the_first_result() {
     assert!(late.idempotent_replay);
     assert_eq!(late.events, vec![CounterEvent::Counted { by: 5 }]);
 }
+
+#[tokio::test]
+async fn a_state_counts_as_recent_only_for_a_while_after_the_log_confirmed_it() {
+    let db = TestDatabase::new().await;
+    let handler = CommandHandler::<Counter, _>::new(store(&db));
+    let within = std::time::Duration::from_millis(50);
+    let counted = stream_of::<Counter>("counted").expect("stream id");
+    let never = stream_of::<Counter>("never").expect("stream id");
+
+    assert!(!handler.cached_within(&counted, within).1, "unknown");
+    handler
+        .execute(&counted, &5, &CommandContext::default())
+        .await
+        .expect("execute");
+    let (loaded, recent) = handler.cached_within(&counted, within);
+    assert_eq!((loaded.version, loaded.state, recent), (1, 5, true));
+    tokio::time::sleep(within).await;
+    assert!(!handler.cached_within(&counted, within).1, "too old");
+    // A read that finds nothing new confirms the state again.
+    handler.load(&counted).await.expect("load");
+    assert!(handler.cached_within(&counted, within).1, "read again");
+
+    // A stream that does not exist is known not to once read.
+    handler.load(&never).await.expect("load");
+    let (loaded, recent) = handler.cached_within(&never, within);
+    assert_eq!((loaded.version, recent), (0, true));
+}
