@@ -46,6 +46,13 @@ pub struct Ledger {
 /// How many times an operation is decided again after another writer got there first.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
 
+/// How long a wallet or gateway state the log confirmed stays good enough to accept a payment
+/// on without reading it again. What could invalidate the acceptance is re-checked by the
+/// append itself (the chosen gateway's version, the order id's claim); what is not (another
+/// gateway switched on, the wallet's balance due) is at most this old. The merchant is read
+/// with every request, and refusals are always decided on states just read.
+pub(crate) const STATE_REUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Ledger {
     /// Operations over `store`, reading time from the store's clock.
     pub fn new(store: PgEventStore) -> Self {

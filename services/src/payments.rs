@@ -1,6 +1,8 @@
 //! Payment operations: initiation with routing and booking, PSP orders, reroutes after a
 //! gateway failure, and PSP outcomes turned into success (with commission) or failure.
 
+use std::time::Duration;
+
 use lightspeed_domain::claims::{
     ClaimOrder, MerchantOrder, MerchantOrderClaim, merchant_order_key,
 };
@@ -16,7 +18,7 @@ use lightspeed_domain::{Decider, GatewayId, MerchantId, Paise, PaymentId};
 use lightspeed_eventstore::{AppendError, CommandContext, EventStore, Loaded, StreamId, stream_of};
 
 use crate::error::ServiceError;
-use crate::ledger::{Ledger, MAX_ATTEMPTS};
+use crate::ledger::{Ledger, MAX_ATTEMPTS, STATE_REUSE};
 use crate::unit_of_work::UnitOfWork;
 
 /// A merchant's request to collect a payment, as the API parsed it.
@@ -101,8 +103,10 @@ impl Ledger {
         let payment_stream = stream_of::<Payment>(payment_id)?;
         let mut merchant = merchant.clone();
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                // A stream moved under us; the merchant may have too.
+            // The first attempt decides on states the log confirmed within `STATE_REUSE`; a
+            // refusal or a lost race decides again on what the log holds now.
+            let reuse = attempt == 0;
+            if !reuse {
                 merchant = self.merchant(merchant_id).await?;
             }
             let MerchantFunds {
@@ -110,7 +114,7 @@ impl Ledger {
                 gateway_ids,
                 gateway_streams,
                 gateways,
-            } = self.wallet_and_gateways(&merchant).await?;
+            } = self.wallet_and_gateways(&merchant, reuse).await?;
             let at = self.now();
             let mut initiate = InitiatePayment {
                 payment_id,
@@ -123,7 +127,11 @@ impl Ledger {
                 at,
             };
             // Bad input and a suspended merchant are refused before routing looks at gateways.
-            Payment::decide(&None, &PaymentCommand::Initiate(initiate.clone()))?;
+            match Payment::decide(&None, &PaymentCommand::Initiate(initiate.clone())) {
+                Ok(_) => {}
+                Err(_) if reuse => continue,
+                Err(refusal) => return Err(refusal.into()),
+            }
 
             let order_stream = stream_of::<MerchantOrderClaim>(merchant_order_key(
                 merchant_id,
@@ -140,7 +148,11 @@ impl Ledger {
                 at,
             };
             let candidates = self.candidates(&gateways);
-            let chosen = route(&candidates, &booking, &[])?;
+            let chosen = match route(&candidates, &booking, &[]) {
+                Ok(chosen) => chosen,
+                Err(_) if reuse => continue,
+                Err(refusal) => return Err(refusal.into()),
+            };
             let index = gateway_ids
                 .iter()
                 .position(|id| *id == chosen)
@@ -231,10 +243,12 @@ impl Ledger {
         }))
     }
 
-    /// The merchant's wallet and its active gateways, in one read.
+    /// The merchant's wallet and its active gateways, in one read of what the caches have not
+    /// seen; with `reuse`, states the log confirmed within [`STATE_REUSE`] are not read again.
     async fn wallet_and_gateways(
         &self,
         merchant: &Merchant,
+        reuse: bool,
     ) -> Result<MerchantFunds, ServiceError> {
         let wallet_stream = stream_of::<Wallet>(merchant.id())?;
         let ids: Vec<GatewayId> = merchant.active_gateways().iter().copied().collect();
@@ -242,29 +256,47 @@ impl Ledger {
             .iter()
             .map(stream_of::<Gateway>)
             .collect::<Result<Vec<StreamId>, _>>()?;
-        let wallet = self.wallets.cached(&wallet_stream);
-        let cached: Vec<_> = streams.iter().map(|s| self.gateways.cached(s)).collect();
+        // Each state from the cache, and whether it is recent enough to use without a read.
+        let within = if reuse { STATE_REUSE } else { Duration::ZERO };
+        let (wallet, wallet_recent) = self.wallets.cached_within(&wallet_stream, within);
+        let gateways: Vec<_> = streams
+            .iter()
+            .map(|s| self.gateways.cached_within(s, within))
+            .collect();
+        // Only the others are read, after the versions the caches hold.
         let mut after = Vec::with_capacity(streams.len() + 1);
-        after.push((wallet_stream.clone(), wallet.version));
-        after.extend(
-            streams
-                .iter()
-                .cloned()
-                .zip(cached.iter().map(|l| l.version)),
-        );
-        let events = self.store.read_streams(&after).await?;
+        if !wallet_recent {
+            after.push((wallet_stream.clone(), wallet.version));
+        }
+        for (stream, (cached, recent)) in streams.iter().zip(&gateways) {
+            if !recent {
+                after.push((stream.clone(), cached.version));
+            }
+        }
+        let events = if after.is_empty() {
+            Vec::new()
+        } else {
+            self.store.read_streams(&after).await?
+        };
         let decode = |e: lightspeed_domain::UpcastError| ServiceError::Store(e.to_string());
-        let wallet = self
-            .wallets
-            .absorb(&wallet_stream, wallet, of_stream(&events, &wallet_stream))
-            .map_err(decode)?;
+        let wallet = if wallet_recent {
+            wallet
+        } else {
+            self.wallets
+                .absorb(&wallet_stream, wallet, of_stream(&events, &wallet_stream))
+                .map_err(decode)?
+        };
         let states = streams
             .iter()
-            .zip(cached)
-            .map(|(stream, cached)| {
-                self.gateways
-                    .absorb(stream, cached, of_stream(&events, stream))
-                    .map_err(decode)
+            .zip(gateways)
+            .map(|(stream, (loaded, recent))| {
+                if recent {
+                    Ok(loaded)
+                } else {
+                    self.gateways
+                        .absorb(stream, loaded, of_stream(&events, stream))
+                        .map_err(decode)
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MerchantFunds {

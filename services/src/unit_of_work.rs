@@ -50,8 +50,9 @@ impl<D: Decider> Part for Decided<D> {
     }
 
     fn remember(self: Box<Self>, version: u64) {
-        if !matches!(self.expectation, Expectation::Exact) {
-            // Others may have appended meanwhile: the next load reads what this one missed.
+        if version != self.base.version + self.events.len() as u64 {
+            // Others appended meanwhile (`Any`, `Unchanged`): the next load reads what this
+            // one missed.
             return;
         }
         let state = self

@@ -361,6 +361,57 @@ async fn toggling_a_gateway_off_takes_effect_on_the_very_next_request() {
 }
 
 #[tokio::test]
+async fn a_gateway_switched_on_elsewhere_is_routed_to_once_the_reused_states_are_old() {
+    let app = spawn().await;
+    let merchant = app.merchant().await;
+    let (preferred, _) = app.sandbox_gateway(&merchant, 10, None).await;
+    let (other, _) = app.sandbox_gateway(&merchant, 1, None).await;
+    let stream = stream_of::<lightspeed_domain::gateway::Gateway>(preferred).expect("id");
+    let toggle = |enabled| GatewayCommand::Toggle {
+        enabled,
+        at: app.ledger.now(),
+    };
+    app.ledger
+        .gateways()
+        .execute(&stream, &toggle(false), &CommandContext::default())
+        .await
+        .expect("off");
+    let gateway_of = |order: &'static str| {
+        let (app, merchant) = (&app, &merchant);
+        async move {
+            let created: Value = app
+                .initiate(merchant, &payment(order, 100))
+                .await
+                .json()
+                .await
+                .expect("json");
+            let id = created["transaction_id"]
+                .as_str()
+                .expect("id")
+                .parse()
+                .expect("uuid");
+            app.ledger
+                .payment_of(merchant.id, id)
+                .await
+                .expect("payment")
+                .gateway_id()
+        }
+    };
+    assert_eq!(gateway_of("ORD-1").await, other);
+
+    // Switched on by another replica: acceptances reuse states read less than 100 ms ago, so
+    // this API learns of it when it reads the merchant's gateways again.
+    let elsewhere = lightspeed_services::Ledger::new(app.ledger.store().clone());
+    elsewhere
+        .gateways()
+        .execute(&stream, &toggle(true), &CommandContext::default())
+        .await
+        .expect("on");
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(gateway_of("ORD-2").await, preferred);
+}
+
+#[tokio::test]
 async fn over_the_rate_limit_the_merchant_gets_429_with_retry_after() {
     let app = spawn_with(|mut config| {
         config.initiate_per_minute = std::num::NonZeroU32::new(3).expect("non-zero");
