@@ -52,8 +52,9 @@ pub enum InvalidInput {
     /// The same event id twice in one append.
     #[error("event id {0} appears twice in one append")]
     DuplicateEventId(uuid::Uuid),
-    /// An append with no events.
-    #[error("an append needs at least one event")]
+    /// An append with no events, or a part without events that checks nothing (`Any`,
+    /// `Unchanged`).
+    #[error("an append needs at least one event, and a part without events an exact version")]
     Empty,
     /// A log position that is not `<transaction id>:<position>`.
     #[error("invalid log position {0:?}: expected <transaction id>:<position>")]

@@ -289,6 +289,7 @@ pub struct StreamAppend {
     pub stream_id: StreamId,
     /// What the writer believes the stream holds.
     pub expected: ExpectedVersion,
-    /// The events, in order.
+    /// The events, in order. None makes the part a check: the append then depends on the
+    /// stream holding exactly what `expected` says (`Exact` or `NoStream`) without adding to it.
     pub events: Vec<NewEvent>,
 }

@@ -157,7 +157,7 @@ impl PgEventStore {
         let mut positions = Vec::with_capacity(ids.len());
         let mut versions = Vec::with_capacity(streams.len());
         for stream in streams {
-            let mut last_version = 0;
+            let mut last_version = checked_version(stream);
             for event in &stream.events {
                 let Some(row) = stored.get(&event.event_id) else {
                     return Err(AppendError::IdempotencyConflict {
@@ -190,6 +190,14 @@ impl PgEventStore {
     }
 }
 
+/// What a part's stream held before its events: known for a check-only part, which has none.
+fn checked_version(stream: &PreparedStream) -> u64 {
+    match stream.expected {
+        ExpectedVersion::Exact(version) => version,
+        _ => 0,
+    }
+}
+
 /// The result of a successful append, in the order the events were given.
 fn stored_result(streams: &[PreparedStream], rows: &[(Uuid, i64, i64)]) -> AppendResult {
     let by_id: std::collections::HashMap<Uuid, (i64, i64)> = rows
@@ -199,7 +207,7 @@ fn stored_result(streams: &[PreparedStream], rows: &[(Uuid, i64, i64)]) -> Appen
     let mut positions = Vec::with_capacity(rows.len());
     let mut versions = Vec::with_capacity(streams.len());
     for stream in streams {
-        let mut last = 0;
+        let mut last = checked_version(stream);
         for event in &stream.events {
             let (position, version) = by_id.get(&event.event_id).copied().unwrap_or_default();
             positions.push(to_u64(position));
@@ -222,7 +230,14 @@ fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInp
         )));
     }
     let total: usize = appends.iter().map(|a| a.events.len()).sum();
-    if total == 0 || appends.iter().any(|a| a.events.is_empty()) {
+    let checks_nothing = |a: &StreamAppend| {
+        a.events.is_empty()
+            && matches!(
+                a.expected,
+                ExpectedVersion::Any | ExpectedVersion::Unchanged { .. }
+            )
+    };
+    if total == 0 || appends.iter().any(checks_nothing) {
         return Err(InvalidInput::Empty);
     }
     if total > MAX_EVENTS_PER_APPEND {

@@ -220,6 +220,65 @@ async fn a_multi_stream_append_is_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn a_part_without_events_makes_the_append_depend_on_a_stream_it_leaves_alone() {
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    let merchant = stream("merchant-8");
+    store
+        .append(merchant.clone(), ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .expect("merchant");
+    let decided_on = |version, payment: &str| {
+        vec![
+            StreamAppend {
+                stream_id: stream(payment),
+                expected: ExpectedVersion::NoStream,
+                events: vec![event(2)],
+            },
+            StreamAppend {
+                stream_id: merchant.clone(),
+                expected: ExpectedVersion::Exact(version),
+                events: Vec::new(),
+            },
+        ]
+    };
+    let stored = store
+        .append_many(decided_on(1, "payment-8"))
+        .await
+        .expect("merchant unchanged");
+    assert_eq!(stored.version_of(&merchant), Some(1));
+    assert_eq!(stored.positions.len(), 1);
+
+    store
+        .append(merchant.clone(), ExpectedVersion::Exact(1), vec![event(3)])
+        .await
+        .expect("merchant moves on");
+    let refused = store.append_many(decided_on(1, "payment-9")).await;
+    assert!(
+        matches!(
+            &refused,
+            Err(AppendError::WrongExpectedVersion { stream_id, actual: 2, .. }) if *stream_id == merchant
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .read_stream(&stream("payment-9"), 0, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    // A part without events that checks nothing is a mistake, not a no-op.
+    let mut pointless = decided_on(2, "payment-10");
+    pointless[1].expected = ExpectedVersion::Any;
+    assert!(matches!(
+        store.append_many(pointless).await,
+        Err(AppendError::Invalid(InvalidInput::Empty))
+    ));
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_with_a_typed_error_and_stores_nothing() {
     let db = TestDatabase::new().await;
     let store = store(&db);
