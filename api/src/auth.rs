@@ -43,32 +43,55 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Api
     value.to_str().map_err(|_| ApiError::MalformedHeader(name))
 }
 
+/// A signed payment initiation: like [`SignedRequest`], but a merchant this process saw
+/// moments ago is authenticated without a read; initiation then appends only if the merchant's
+/// stream is still at that version, so a regenerated key is refused all the same.
+#[derive(Debug)]
+pub struct SignedInitiation(pub SignedRequest);
+
 impl FromRequest<AppState> for SignedRequest {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let (parts, body) = request.into_parts();
-        let client_key = header(&parts.headers, HEADER_CLIENT_KEY)?.to_owned();
-        let timestamp = header(&parts.headers, HEADER_TIMESTAMP)?.to_owned();
-        let signature = header(&parts.headers, HEADER_SIGNATURE)?.to_owned();
-        let body = read_body(body, state.config.body_limit_bytes).await?;
-        let merchant = state
-            .ledger
-            .merchant_by_client_key(&client_key)
-            .await?
-            .ok_or(ApiError::UnknownClientKey)?;
+        authenticate(request, state, false).await
+    }
+}
+
+impl FromRequest<AppState> for SignedInitiation {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(request, state, true)
+            .await
+            .map(SignedInitiation)
+    }
+}
+
+/// Checks the request's signature against its merchant's salt; with `reuse_recent`, first
+/// against the merchant as remembered, if it is recent.
+async fn authenticate(
+    request: Request,
+    state: &AppState,
+    reuse_recent: bool,
+) -> Result<SignedRequest, ApiError> {
+    let (parts, body) = request.into_parts();
+    let client_key = header(&parts.headers, HEADER_CLIENT_KEY)?;
+    let timestamp = header(&parts.headers, HEADER_TIMESTAMP)?;
+    let signature = header(&parts.headers, HEADER_SIGNATURE)?;
+    let body = read_body(body, state.config.body_limit_bytes).await?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str());
+    let verify = |merchant: &AuthenticatedMerchant| {
         let salt = state
             .keyring
             .open(merchant.merchant.client_salt())
             .map_err(|e| ApiError::Internal(format!("cannot open a client salt: {e}")))?;
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or(parts.uri.path(), |p| p.as_str());
         verify_request(
             salt.expose(),
-            &timestamp,
-            &signature,
+            timestamp,
+            signature,
             parts.method.as_str(),
             path,
             &body,
@@ -78,9 +101,21 @@ impl FromRequest<AppState> for SignedRequest {
             RequestAuthError::Malformed(name) => ApiError::MalformedHeader(name),
             RequestAuthError::Stale { skew_secs } => ApiError::StaleTimestamp(skew_secs),
             RequestAuthError::BadSignature => ApiError::BadSignature,
-        })?;
-        Ok(SignedRequest { merchant, body })
+        })
+    };
+    if reuse_recent
+        && let Some(merchant) = state.ledger.recent_merchant_by_client_key(client_key)
+        && verify(&merchant).is_ok()
+    {
+        return Ok(SignedRequest { merchant, body });
     }
+    let merchant = state
+        .ledger
+        .merchant_by_client_key(client_key)
+        .await?
+        .ok_or(ApiError::UnknownClientKey)?;
+    verify(&merchant)?;
+    Ok(SignedRequest { merchant, body })
 }
 
 /// Parses a JSON body, naming the field at fault when it is well-formed JSON of the wrong shape.

@@ -315,7 +315,7 @@ impl IntoResponse for ApiError {
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
-            ServiceError::UnknownMerchant => ApiError::UnknownClientKey,
+            ServiceError::UnknownMerchant | ServiceError::KeysRotated => ApiError::UnknownClientKey,
             ServiceError::UnknownPayment(_) => ApiError::TransactionNotFound,
             ServiceError::UnknownGateway(_) => ApiError::GatewayNotFound,
             ServiceError::OrderIdReused { payment_id } => ApiError::OrderIdReused(payment_id),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::auth::{SignedRequest, parse_json};
+use crate::auth::{SignedInitiation, SignedRequest, parse_json};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -184,7 +184,7 @@ fn request_digest(body: &[u8]) -> String {
 pub async fn initiate(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: SignedRequest,
+    SignedInitiation(request): SignedInitiation,
 ) -> Result<(StatusCode, Json<InitiatedBody>), ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -220,7 +220,7 @@ pub async fn initiate(
     let context = merchant_context(merchant, &headers);
     let initiated = state
         .ledger
-        .initiate_payment(merchant, &payment, &context)
+        .initiate_payment(&request.merchant, &payment, &context)
         .await?;
     let payment_id = initiated.payment_id();
     if let Initiated::Created(_) = initiated {

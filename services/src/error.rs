@@ -18,6 +18,9 @@ pub enum ServiceError {
     /// No merchant with this id (or client key).
     #[error("unknown merchant")]
     UnknownMerchant,
+    /// The client key and salt a request was signed with were replaced before it was applied.
+    #[error("the client key was regenerated")]
+    KeysRotated,
     /// No gateway with this id (for this merchant).
     #[error("unknown gateway {0}")]
     UnknownGateway(GatewayId),

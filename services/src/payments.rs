@@ -19,6 +19,7 @@ use lightspeed_eventstore::{AppendError, CommandContext, EventStore, Loaded, Str
 
 use crate::error::ServiceError;
 use crate::ledger::{Ledger, MAX_ATTEMPTS, STATE_REUSE};
+use crate::merchants::AuthenticatedMerchant;
 use crate::unit_of_work::UnitOfWork;
 
 /// A merchant's request to collect a payment, as the API parsed it.
@@ -94,20 +95,30 @@ impl Ledger {
     /// answers the payment it started; with a different request it is refused.
     pub async fn initiate_payment(
         &self,
-        merchant: &Merchant,
+        merchant: &AuthenticatedMerchant,
         request: &PaymentRequest,
         context: &CommandContext,
     ) -> Result<Initiated, ServiceError> {
-        let merchant_id = merchant.id();
+        let merchant_id = merchant.merchant.id();
+        let merchant_stream = stream_of::<Merchant>(merchant_id)?;
+        let signed_with = merchant.merchant.keys_rotated_at();
         let payment_id = PaymentId::new();
         let payment_stream = stream_of::<Payment>(payment_id)?;
-        let mut merchant = merchant.clone();
-        for attempt in 0..MAX_ATTEMPTS {
-            // The first attempt decides on states the log confirmed within `STATE_REUSE`; a
-            // refusal or a lost race decides again on what the log holds now.
+        let mut known = Loaded {
+            version: merchant.version,
+            state: Some(merchant.merchant.clone()),
+        };
+        // The first attempt decides on the merchant as authenticated and on wallet and gateway
+        // states the log confirmed within `STATE_REUSE`; a refusal or a lost race decides again
+        // on what the log holds now, up to `MAX_ATTEMPTS` times.
+        for attempt in 0..=MAX_ATTEMPTS {
             let reuse = attempt == 0;
             if !reuse {
-                merchant = self.merchant(merchant_id).await?;
+                known = self.merchants.load(&merchant_stream).await?;
+            }
+            let merchant = known.state.clone().ok_or(ServiceError::UnknownMerchant)?;
+            if merchant.keys_rotated_at() != signed_with {
+                return Err(ServiceError::KeysRotated);
             }
             let MerchantFunds {
                 wallet,
@@ -160,6 +171,7 @@ impl Ledger {
             initiate.gateway_id = chosen;
 
             let mut unit = UnitOfWork::new(context.clone());
+            unit.require_unchanged(&self.merchants, &merchant_stream, &known);
             let claim = ClaimOrder {
                 order: MerchantOrder {
                     merchant_id,

@@ -12,6 +12,7 @@ trait Part: Send {
     fn stream_append(&self, context: &CommandContext) -> Result<StreamAppend, InvalidInput>;
     fn remember(self: Box<Self>, version: u64);
     fn stream_id(&self) -> &StreamId;
+    fn appends_nothing(&self) -> bool;
 }
 
 struct Decided<D: Decider> {
@@ -65,6 +66,10 @@ impl<D: Decider> Part for Decided<D> {
 
     fn stream_id(&self) -> &StreamId {
         &self.stream_id
+    }
+
+    fn appends_nothing(&self) -> bool {
+        self.events.is_empty()
     }
 }
 
@@ -159,9 +164,26 @@ impl UnitOfWork {
         Ok(events)
     }
 
+    /// Makes the append depend on `stream_id` still being at `loaded`'s version, without
+    /// appending to it: for a decision taken on that state (e.g. the merchant's).
+    pub fn require_unchanged<D: Decider + 'static>(
+        &mut self,
+        handler: &CommandHandler<D, PgEventStore>,
+        stream_id: &StreamId,
+        loaded: &Loaded<D::State>,
+    ) {
+        self.parts.push(Box::new(Decided::<D> {
+            handler: handler.clone(),
+            stream_id: stream_id.clone(),
+            base: loaded.clone(),
+            events: Vec::new(),
+            expectation: Expectation::Exact,
+        }));
+    }
+
     /// True when nothing was decided.
     pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
+        self.parts.iter().all(|part| part.appends_nothing())
     }
 
     /// Appends everything decided, atomically.

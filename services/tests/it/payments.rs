@@ -109,7 +109,11 @@ impl World {
         order_id: &str,
         amount: i64,
     ) -> Result<Initiated, ServiceError> {
-        let merchant = self.ledger.merchant(merchant_id).await.expect("merchant");
+        let merchant = self
+            .ledger
+            .current_merchant(merchant_id)
+            .await
+            .expect("merchant");
         self.ledger
             .initiate_payment(
                 &merchant,
@@ -196,7 +200,7 @@ async fn an_order_id_starts_one_payment_and_a_different_request_with_it_is_refus
 
     // Another replica (cold caches) answers the same.
     let replica = Ledger::new(w.ledger.store().clone());
-    let state = replica.merchant(merchant).await.expect("merchant");
+    let state = replica.current_merchant(merchant).await.expect("merchant");
     let retry = replica
         .initiate_payment(
             &state,
@@ -265,7 +269,7 @@ async fn concurrent_initiations_never_book_a_gateway_past_its_cap() {
         .map(|n| {
             let ledger = Arc::clone(&ledger);
             tokio::spawn(async move {
-                let state = ledger.merchant(merchant).await.expect("merchant");
+                let state = ledger.current_merchant(merchant).await.expect("merchant");
                 ledger
                     .initiate_payment(
                         &state,
@@ -298,6 +302,43 @@ async fn concurrent_initiations_never_book_a_gateway_past_its_cap() {
     );
     assert_eq!(per_gateway.values().sum::<usize>(), 10);
     assert_eq!(refused, 6);
+}
+
+#[tokio::test]
+async fn a_merchant_changed_after_authentication_is_decided_on_again() {
+    let w = world().await;
+    let merchant = w.merchant(CheckoutSettings::default()).await;
+    w.gateway(merchant, 1, None).await;
+    let authenticated = w.ledger.current_merchant(merchant).await.expect("merchant");
+    // Another replica changes the fee between this request's authentication and its append.
+    let elsewhere = Ledger::new(w.ledger.store().clone());
+    elsewhere
+        .update_merchant(
+            merchant,
+            &[lightspeed_domain::merchant::MerchantCommand::ChangeFee {
+                fee: BasisPoints(200),
+                at: w.ledger.now(),
+            }],
+            &CommandContext::default(),
+        )
+        .await
+        .expect("fee");
+    let payment = w
+        .ledger
+        .initiate_payment(
+            &authenticated,
+            &request("ORD-1", 10_000),
+            &CommandContext::default(),
+        )
+        .await
+        .expect("initiate")
+        .payment_id();
+    let payment = w
+        .ledger
+        .payment_of(merchant, payment)
+        .await
+        .expect("payment");
+    assert_eq!(payment.fee(), BasisPoints(200));
 }
 
 #[tokio::test]
@@ -444,7 +485,7 @@ async fn concurrent_payments_on_one_uncapped_gateway_all_book_without_conflicts(
         .map(|n| {
             let ledger = Arc::clone(&ledger);
             tokio::spawn(async move {
-                let state = ledger.merchant(merchant).await.expect("merchant");
+                let state = ledger.current_merchant(merchant).await.expect("merchant");
                 ledger
                     .initiate_payment(
                         &state,

@@ -307,7 +307,11 @@ impl World {
     }
 
     pub async fn initiate(&self, merchant: MerchantId, order_id: &str, amount: i64) -> PaymentId {
-        let merchant = self.ledger.merchant(merchant).await.expect("merchant");
+        let merchant = self
+            .ledger
+            .current_merchant(merchant)
+            .await
+            .expect("merchant");
         self.ledger
             .initiate_payment(
                 &merchant,
