@@ -5,19 +5,20 @@
 //! Batching is natural, not timed: a committer takes whatever is waiting when it is free, so a
 //! lone writer pays no delay and many writers share commits.
 //!
-//! Each committer has its own queue, and a request goes to the one its first locked stream
-//! (expected version `Any` or `Unchanged`) hashes to. A batch holds its streams' locks until it
-//! commits; with one shared queue, the committers took turns batching requests for one hot
-//! stream (a merchant's busiest gateway) and each waited on the others' locks, so the batches
-//! were small and ran one after the other. Now one committer batches everything waiting for a
-//! stream, and the others commit other streams meanwhile.
+//! A request that locks a stream (expected version `Any` or `Unchanged`) queues for the
+//! committer that stream hashes to; the others queue in one shared queue that any free
+//! committer takes from. A batch holds its streams' locks until it commits; with only the
+//! shared queue, the committers took turns batching requests for one hot stream (a merchant's
+//! busiest gateway) and each waited on the others' locks, so the batches were small and ran one
+//! after the other. Requests that lock nothing keep the shared queue: split by stream among
+//! the committers, each waited for its own committer while others were free.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::hash::{RowContent, row_hash};
@@ -32,7 +33,7 @@ const MAX_BATCH_EVENTS: usize = 5_000;
 const COMMITTERS: usize = 4;
 /// Requests with at least this many events are already batches: they commit on their own.
 pub(crate) const ALONE_FROM_EVENTS: usize = 32;
-/// Requests waiting for one committer; writers wait for room beyond this.
+/// Requests waiting in one queue; writers wait for room beyond this.
 const QUEUE_CAPACITY: usize = 1_024;
 
 /// What one request of a batch got.
@@ -58,7 +59,15 @@ struct Pending {
 /// The committers' queues, started on first use (inside the caller's runtime).
 #[derive(Debug, Default)]
 pub(crate) struct GroupCommit {
-    queues: OnceLock<Vec<mpsc::Sender<Pending>>>,
+    queues: OnceLock<Queues>,
+}
+
+#[derive(Debug)]
+struct Queues {
+    /// Requests that lock a stream: one queue per committer, chosen by the stream.
+    locking: Vec<mpsc::Sender<Pending>>,
+    /// Requests that lock nothing: whichever committer is free takes them.
+    shared: mpsc::Sender<Pending>,
 }
 
 impl GroupCommit {
@@ -72,7 +81,16 @@ impl GroupCommit {
         recorded_at: DateTime<Utc>,
     ) -> Option<RequestOutcome> {
         let queues = self.queues.get_or_init(|| start(pool));
-        let queue = &queues[committer_of(&streams) % queues.len()];
+        let queue = match first_locked(&streams) {
+            Some(stream_id) => {
+                let hash = std::hash::BuildHasherDefault::<
+                    std::collections::hash_map::DefaultHasher,
+                >::default()
+                .hash_one(stream_id);
+                &queues.locking[hash as usize % queues.locking.len()]
+            }
+            None => &queues.shared,
+        };
         let (reply, answer) = oneshot::channel();
         queue
             .send(Pending {
@@ -86,45 +104,59 @@ impl GroupCommit {
     }
 }
 
-/// Which committer a request queues for: the hash of its first locked stream, else of its first
-/// stream.
-fn committer_of(streams: &[PreparedStream]) -> usize {
-    let locked = streams.iter().find(|s| {
-        matches!(
-            s.expected,
-            ExpectedVersion::Any | ExpectedVersion::Unchanged { .. }
-        )
-    });
-    locked.or(streams.first()).map_or(0, |s| {
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .hash_one(&s.stream_id) as usize
-    })
+/// The first stream the request appends to with `Any` or `Unchanged`, which a batch locks.
+fn first_locked(streams: &[PreparedStream]) -> Option<&StreamId> {
+    streams
+        .iter()
+        .find(|s| {
+            matches!(
+                s.expected,
+                ExpectedVersion::Any | ExpectedVersion::Unchanged { .. }
+            )
+        })
+        .map(|s| &s.stream_id)
 }
 
-fn start(pool: &PgPool) -> Vec<mpsc::Sender<Pending>> {
-    (0..COMMITTERS)
+fn start(pool: &PgPool) -> Queues {
+    let (shared, shared_receiver) = mpsc::channel(QUEUE_CAPACITY);
+    let shared_receiver = Arc::new(Mutex::new(shared_receiver));
+    let locking = (0..COMMITTERS)
         .map(|_| {
-            let (sender, mut receiver) = mpsc::channel(QUEUE_CAPACITY);
-            let pool = pool.clone();
+            let (sender, mut own) = mpsc::channel(QUEUE_CAPACITY);
+            let (pool, shared) = (pool.clone(), Arc::clone(&shared_receiver));
             tokio::spawn(async move {
-                while let Some(batch) = next_batch(&mut receiver).await {
+                while let Some(batch) = next_batch(&mut own, &shared).await {
                     commit(&pool, batch).await;
                 }
             });
             sender
         })
-        .collect()
+        .collect();
+    Queues { locking, shared }
 }
 
-/// Waits for one request, then takes what else is already waiting, within the batch bounds.
-async fn next_batch(receiver: &mut mpsc::Receiver<Pending>) -> Option<Vec<Pending>> {
-    let first = receiver.recv().await?;
+/// Waits for one request, from the committer's own queue or the shared one, then takes what
+/// else is already waiting in either, within the batch bounds.
+async fn next_batch(
+    own: &mut mpsc::Receiver<Pending>,
+    shared: &Mutex<mpsc::Receiver<Pending>>,
+) -> Option<Vec<Pending>> {
+    let first = tokio::select! {
+        Some(pending) = own.recv() => pending,
+        pending = async { shared.lock().await.recv().await } => pending?,
+    };
     let mut events = event_count(&first);
     let mut batch = vec![first];
-    while batch.len() < MAX_BATCH_REQUESTS && events < MAX_BATCH_EVENTS {
-        let Ok(next) = receiver.try_recv() else { break };
-        events += event_count(&next);
-        batch.push(next);
+    let mut take = |receiver: &mut mpsc::Receiver<Pending>| {
+        while batch.len() < MAX_BATCH_REQUESTS && events < MAX_BATCH_EVENTS {
+            let Ok(next) = receiver.try_recv() else { break };
+            events += event_count(&next);
+            batch.push(next);
+        }
+    };
+    take(own);
+    if let Ok(mut shared) = shared.try_lock() {
+        take(&mut shared);
     }
     Some(batch)
 }
