@@ -17,7 +17,8 @@ use crate::state::AppState;
 /// A request whose signature verified, with its merchant and raw body.
 #[derive(Debug)]
 pub struct SignedRequest {
-    /// The merchant, as of the latest event of its stream.
+    /// The merchant, just read from the log (or, for [`SignedInitiation`], confirmed current
+    /// within the last 100 ms).
     pub merchant: AuthenticatedMerchant,
     /// The raw body the signature covers.
     pub body: Bytes,

@@ -93,6 +93,10 @@ impl Ledger {
     ///
     /// The order id is the merchant's idempotency key: the same order id with the same request
     /// answers the payment it started; with a different request it is refused.
+    ///
+    /// `merchant` is the merchant the request was authenticated as; the append holds only if
+    /// its stream is still at that version, and a request whose key pair was replaced
+    /// meanwhile is refused with [`ServiceError::KeysRotated`].
     pub async fn initiate_payment(
         &self,
         merchant: &AuthenticatedMerchant,
