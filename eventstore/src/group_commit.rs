@@ -13,7 +13,6 @@
 //! after the other. Requests that lock nothing keep the shared queue: split by stream among
 //! the committers, each waited for its own committer while others were free.
 
-use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
@@ -82,13 +81,7 @@ impl GroupCommit {
     ) -> Option<RequestOutcome> {
         let queues = self.queues.get_or_init(|| start(pool));
         let queue = match first_locked(&streams) {
-            Some(stream_id) => {
-                let hash = std::hash::BuildHasherDefault::<
-                    std::collections::hash_map::DefaultHasher,
-                >::default()
-                .hash_one(stream_id);
-                &queues.locking[hash as usize % queues.locking.len()]
-            }
+            Some(stream_id) => &queues.locking[stream_id.slot(queues.locking.len())],
             None => &queues.shared,
         };
         let (reply, answer) = oneshot::channel();

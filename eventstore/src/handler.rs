@@ -448,10 +448,7 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
     }
 
     fn stream_lock(&self, stream_id: &StreamId) -> &tokio::sync::Mutex<()> {
-        use std::hash::{BuildHasher, BuildHasherDefault};
-        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .hash_one(stream_id);
-        &self.stream_locks[(hash as usize) % self.stream_locks.len()]
+        &self.stream_locks[stream_id.slot(self.stream_locks.len())]
     }
 
     /// The events an idempotent command already appended to this stream, if any.

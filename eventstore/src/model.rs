@@ -53,6 +53,15 @@ impl StreamId {
         &self.name
     }
 
+    /// Which of `slots` this stream falls in, the same in every run (spreads streams over
+    /// locks and committers).
+    pub(crate) fn slot(&self, slots: usize) -> usize {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(self);
+        (hash as usize) % slots
+    }
+
     /// The part before the first `-`.
     pub fn category(&self) -> &str {
         &self.name[..self.category_len]
