@@ -305,6 +305,25 @@ async fn concurrent_initiations_never_book_a_gateway_past_its_cap() {
 }
 
 #[tokio::test]
+async fn a_booking_nobody_raced_leaves_the_gateway_state_current_in_the_cache() {
+    let w = world().await;
+    let merchant = w.merchant(CheckoutSettings::default()).await;
+    // No cap: bookings are appended "unchanged since", tolerating other bookings.
+    let gateway = w.gateway(merchant, 1, None).await;
+    let stream = stream_of::<lightspeed_domain::gateway::Gateway>(gateway).expect("stream");
+    for order in ["ORD-1", "ORD-2"] {
+        w.initiate(merchant, order, 10_000).await.expect("initiate");
+    }
+    let in_log = w
+        .ledger
+        .store()
+        .stream_version(&stream)
+        .await
+        .expect("version");
+    assert_eq!(w.ledger.gateways().cached(&stream).version, in_log);
+}
+
+#[tokio::test]
 async fn a_merchant_changed_after_authentication_is_decided_on_again() {
     let w = world().await;
     let merchant = w.merchant(CheckoutSettings::default()).await;
