@@ -12,7 +12,7 @@ pub struct BoundedCache<K, V> {
     capacity: usize,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
+impl<K: Eq + Hash + Clone, V> BoundedCache<K, V> {
     /// A cache holding at most about `2 × capacity` entries.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
@@ -23,14 +23,13 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
         }
     }
 
-    /// The entry for `key`, if still remembered.
-    pub fn get(&mut self, key: &K) -> Option<V> {
-        if let Some(value) = self.young.get(key) {
-            return Some(value.clone());
+    /// The entry for `key`, if still remembered (kept among the recent ones).
+    pub fn get(&mut self, key: &K) -> Option<&V> {
+        if !self.young.contains_key(key) {
+            let value = self.old.remove(key)?;
+            self.insert(key.clone(), value);
         }
-        let value = self.old.remove(key)?;
-        self.insert(key.clone(), value.clone());
-        Some(value)
+        self.young.get(key)
     }
 
     /// The entry for `key`, if still remembered, without refreshing it.
@@ -71,12 +70,12 @@ mod tests {
         let mut cache = BoundedCache::new(2);
         cache.insert(1, "a");
         cache.insert(2, "b");
-        assert_eq!(cache.get(&1), Some("a"));
+        assert_eq!(cache.get(&1), Some(&"a"));
         cache.insert(3, "c");
         cache.insert(4, "d");
         cache.insert(5, "e");
         assert_eq!(cache.get(&1), None, "oldest generation dropped");
-        assert_eq!(cache.get(&5), Some("e"));
+        assert_eq!(cache.get(&5), Some(&"e"));
         assert_eq!(cache.peek(&4), Some(&"d"));
         assert!(cache.young.len() + cache.old.len() <= 4);
     }

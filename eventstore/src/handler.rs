@@ -5,6 +5,7 @@
 //! new, and only when its optimistic append was refused: the expected-version check in the
 //! database is what keeps a stale cache from ever deciding on old facts.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ const MAX_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20
 pub const MAX_EVENTS_PER_COMMAND: usize = 32;
 /// How many stream states one handler keeps (about twice this, at most).
 pub const STATE_CACHE_CAPACITY: usize = 8_192;
+/// How many of this process's appends a remembered state holds beyond its version, waiting for
+/// the events in between (the appends of one group commit complete in any order).
+const MAX_APPENDS_AHEAD: usize = 256;
 
 /// A stream's state as of a version.
 #[derive(Debug, Clone)]
@@ -157,17 +161,43 @@ pub fn stream_of<D: Decider>(id: impl std::fmt::Display) -> Result<StreamId, Inv
     StreamId::of(D::CATEGORY, id)
 }
 
-/// A remembered state and when the log last confirmed it current.
-#[derive(Debug, Clone)]
-struct Remembered<S> {
-    loaded: Loaded<S>,
+/// A remembered state, when the log last confirmed it current, and this process's appends
+/// beyond it (by first version), folded in once the state reaches them.
+struct Remembered<D: Decider> {
+    loaded: Loaded<D::State>,
     confirmed_at: Instant,
+    ahead: BTreeMap<u64, Vec<D::Event>>,
+}
+
+impl<D: Decider> Remembered<D> {
+    fn new(loaded: Loaded<D::State>, confirmed_at: Instant) -> Self {
+        Self {
+            loaded,
+            confirmed_at,
+            ahead: BTreeMap::new(),
+        }
+    }
+
+    /// Folds the appends that follow the state directly and forgets those it already holds;
+    /// true if the state moved on.
+    fn fold_ahead(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(events) = self.ahead.remove(&(self.loaded.version + 1)) {
+            let state = std::mem::take(&mut self.loaded.state);
+            self.loaded.state = events.iter().fold(state, |s, e| D::evolve(s, e));
+            self.loaded.version += events.len() as u64;
+            moved = true;
+        }
+        let version = self.loaded.version;
+        self.ahead.retain(|&first, _| first > version);
+        moved
+    }
 }
 
 /// Runs commands of one decider against the log.
 pub struct CommandHandler<D: Decider, S: EventStore> {
     store: S,
-    cache: Arc<Mutex<BoundedCache<StreamId, Remembered<D::State>>>>,
+    cache: Arc<Mutex<BoundedCache<StreamId, Remembered<D>>>>,
     stream_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
@@ -210,7 +240,7 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
     pub fn cached(&self, stream_id: &StreamId) -> Loaded<D::State> {
         self.lock_cache()
             .get(stream_id)
-            .map(|remembered| remembered.loaded)
+            .map(|remembered| remembered.loaded.clone())
             .unwrap_or_default()
     }
 
@@ -224,7 +254,7 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
     ) -> (Loaded<D::State>, bool) {
         match self.lock_cache().get(stream_id) {
             Some(remembered) => (
-                remembered.loaded,
+                remembered.loaded.clone(),
                 remembered.confirmed_at.elapsed() < within,
             ),
             None => (Loaded::default(), false),
@@ -234,6 +264,33 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
     /// Remembers a stream's state after an append made outside this handler.
     pub fn remember(&self, stream_id: &StreamId, loaded: Loaded<D::State>) {
         self.confirm(stream_id, loaded.version, || loaded);
+    }
+
+    /// Remembers that this process appended `events` to the stream, the last of them at
+    /// `version`, whatever else was appended before them: they are folded into the remembered
+    /// state once it reaches the version just before them (so a hot stream's state keeps up
+    /// with the appends of its own process without reading them back).
+    pub fn remember_appended(&self, stream_id: &StreamId, events: Vec<D::Event>, version: u64) {
+        let Some(before) = version.checked_sub(events.len() as u64) else {
+            return;
+        };
+        let mut cache = self.lock_cache();
+        // Unknown streams are left to the next read.
+        let Some(known) = cache.get_mut(stream_id) else {
+            return;
+        };
+        if known.loaded.version >= version {
+            if known.loaded.version == version {
+                known.confirmed_at = Instant::now();
+            }
+            return;
+        }
+        if !events.is_empty() && known.ahead.len() < MAX_APPENDS_AHEAD {
+            known.ahead.insert(before + 1, events);
+        }
+        if known.fold_ahead() {
+            known.confirmed_at = Instant::now();
+        }
     }
 
     /// Records that the log holds `version` events of the stream now; `state` (called only if
@@ -250,19 +307,16 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             Some(known) if known.loaded.version > version => {}
             // Only the time: cloning a hot gateway's state (its rate window) is costly.
             Some(known) if known.loaded.version == version => known.confirmed_at = confirmed_at,
-            _ => cache.insert(
-                stream_id.clone(),
-                Remembered {
-                    loaded: state(),
-                    confirmed_at,
-                },
-            ),
+            Some(known) => {
+                known.loaded = state();
+                known.confirmed_at = confirmed_at;
+                known.fold_ahead();
+            }
+            None => cache.insert(stream_id.clone(), Remembered::new(state(), confirmed_at)),
         }
     }
 
-    fn lock_cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BoundedCache<StreamId, Remembered<D::State>>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, BoundedCache<StreamId, Remembered<D>>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

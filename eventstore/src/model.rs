@@ -55,7 +55,7 @@ impl StreamId {
 
     /// Which of `slots` this stream falls in, the same in every run (spreads streams over
     /// locks and committers).
-    pub(crate) fn slot(&self, slots: usize) -> usize {
+    pub fn slot(&self, slots: usize) -> usize {
         use std::hash::{BuildHasher, BuildHasherDefault};
         let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
             .hash_one(self);

@@ -41,6 +41,9 @@ pub struct Ledger {
     pub(crate) notifications: CommandHandler<Notification, PgEventStore>,
     pub(crate) merchant_alerts: CommandHandler<MerchantAlerts, PgEventStore>,
     pub(crate) success_rates: Option<Arc<dyn SuccessRates>>,
+    /// One refresh of a merchant's wallet and gateways at a time (by the wallet stream's slot):
+    /// requests that find them old meanwhile use what it read instead of reading them too.
+    pub(crate) funds_refreshes: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 /// How many times an operation is decided again after another writer got there first.
@@ -52,6 +55,9 @@ pub(crate) const MAX_ATTEMPTS: usize = 8;
 /// gateway switched on, the wallet's balance due) is at most this old. The merchant is read
 /// with every request, and refusals are always decided on states just read.
 pub(crate) const STATE_REUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How many locks merchants' wallet-and-gateway refreshes are spread over.
+const FUNDS_REFRESH_SLOTS: usize = 256;
 
 impl Ledger {
     /// Operations over `store`, reading time from the store's clock.
@@ -70,6 +76,9 @@ impl Ledger {
             notifications: CommandHandler::new(store.clone()),
             merchant_alerts: CommandHandler::new(store.clone()),
             success_rates: None,
+            funds_refreshes: (0..FUNDS_REFRESH_SLOTS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             store,
         }
     }

@@ -274,11 +274,24 @@ impl Ledger {
             .collect::<Result<Vec<StreamId>, _>>()?;
         // Each state from the cache, and whether it is recent enough to use without a read.
         let within = if reuse { STATE_REUSE } else { Duration::ZERO };
-        let (wallet, wallet_recent) = self.wallets.cached_within(&wallet_stream, within);
-        let gateways: Vec<_> = streams
-            .iter()
-            .map(|s| self.gateways.cached_within(s, within))
-            .collect();
+        let cached = || {
+            (
+                self.wallets.cached_within(&wallet_stream, within),
+                streams
+                    .iter()
+                    .map(|s| self.gateways.cached_within(s, within))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let ((mut wallet, mut wallet_recent), mut gateways) = cached();
+        let _refreshing;
+        if reuse && !(wallet_recent && gateways.iter().all(|(_, recent)| *recent)) {
+            // Concurrent requests of one merchant would all read the same events; the first
+            // reads, the others wait for it and use what it read.
+            let slot = wallet_stream.slot(self.funds_refreshes.len());
+            _refreshing = self.funds_refreshes[slot].lock().await;
+            ((wallet, wallet_recent), gateways) = cached();
+        }
         // Only the others are read, after the versions the caches hold.
         let mut after = Vec::with_capacity(streams.len() + 1);
         if !wallet_recent {

@@ -18,7 +18,11 @@ trait Part: Send {
 struct Decided<D: Decider> {
     handler: CommandHandler<D, PgEventStore>,
     stream_id: StreamId,
-    base: Loaded<D::State>,
+    /// The version the events were decided on.
+    since: u64,
+    /// The state they were decided on, kept for `Exact` parts only: those are appended right
+    /// after it, so it gives the new state even when the cache forgot the stream.
+    decided_on: Option<D::State>,
     events: Vec<D::Event>,
     expectation: Expectation,
 }
@@ -38,7 +42,7 @@ impl<D: Decider> Part for Decided<D> {
     fn stream_append(&self, context: &CommandContext) -> Result<StreamAppend, InvalidInput> {
         Ok(StreamAppend {
             stream_id: self.stream_id.clone(),
-            expected: match (self.expectation, self.base.version) {
+            expected: match (self.expectation, self.since) {
                 (Expectation::Any, _) => ExpectedVersion::Any,
                 (Expectation::Unchanged(except), since) => {
                     ExpectedVersion::Unchanged { since, except }
@@ -51,17 +55,17 @@ impl<D: Decider> Part for Decided<D> {
     }
 
     fn remember(self: Box<Self>, version: u64) {
-        if version != self.base.version + self.events.len() as u64 {
-            // Others appended meanwhile (`Any`, `Unchanged`): the next load reads what this
-            // one missed.
-            return;
+        match self.decided_on {
+            Some(state) => {
+                let state = self.events.iter().fold(state, |s, e| D::evolve(s, e));
+                self.handler
+                    .remember(&self.stream_id, Loaded { version, state });
+            }
+            // Others may have appended before these events (`Any`, `Unchanged`).
+            None => self
+                .handler
+                .remember_appended(&self.stream_id, self.events, version),
         }
-        let state = self
-            .events
-            .iter()
-            .fold(self.base.state, |s, e| D::evolve(s, e));
-        self.handler
-            .remember(&self.stream_id, Loaded { version, state });
     }
 
     fn stream_id(&self) -> &StreamId {
@@ -156,7 +160,8 @@ impl UnitOfWork {
             self.parts.push(Box::new(Decided::<D> {
                 handler: handler.clone(),
                 stream_id: stream_id.clone(),
-                base: loaded.clone(),
+                since: loaded.version,
+                decided_on: matches!(expectation, Expectation::Exact).then(|| loaded.state.clone()),
                 events: events.clone(),
                 expectation,
             }));
@@ -175,7 +180,9 @@ impl UnitOfWork {
         self.parts.push(Box::new(Decided::<D> {
             handler: handler.clone(),
             stream_id: stream_id.clone(),
-            base: loaded.clone(),
+            since: loaded.version,
+            // Nothing to fold: the append only confirms the state the cache holds.
+            decided_on: None,
             events: Vec::new(),
             expectation: Expectation::Exact,
         }));

@@ -5,7 +5,10 @@ use crate::common;
 
 use common::{Counter, CounterEvent, LIMIT, store};
 use lightspeed_eventstore::testing::TestDatabase;
-use lightspeed_eventstore::{CommandContext, CommandError, CommandHandler, EventStore, stream_of};
+use lightspeed_eventstore::{
+    CommandContext, CommandError, CommandHandler, EventStore, ExpectedVersion, Metadata, NewEvent,
+    PgEventStore, StreamId, stream_of,
+};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -150,4 +153,66 @@ async fn a_state_counts_as_recent_only_for_a_while_after_the_log_confirmed_it() 
     handler.load(&never).await.expect("load");
     let (loaded, recent) = handler.cached_within(&never, within);
     assert_eq!((loaded.version, recent), (0, true));
+}
+
+/// Appends `event` to `stream` whatever it holds, as another part of the process would;
+/// answers the stream's version after it.
+async fn append_any(store: &PgEventStore, stream: &StreamId, event: &CounterEvent) -> u64 {
+    let new = NewEvent::from_domain(Uuid::now_v7(), event, Metadata::default()).expect("event");
+    store
+        .append(stream.clone(), ExpectedVersion::Any, vec![new])
+        .await
+        .expect("append")
+        .version_of(stream)
+        .expect("version")
+}
+
+#[tokio::test]
+async fn appends_learnt_of_out_of_order_are_folded_in_version_order() {
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    let handler = CommandHandler::<Counter, _>::new(store.clone());
+    let stream = stream_of::<Counter>("ahead").expect("stream id");
+    handler
+        .execute(&stream, &1, &CommandContext::default())
+        .await
+        .expect("execute");
+    // Three appends of this process (versions 2, 3, 4), learnt of in the order 4, 2, 3, as
+    // the requests of one group commit may finish.
+    let mut appended = Vec::new();
+    for by in [10, 100, 1_000] {
+        let event = CounterEvent::Counted { by };
+        let version = append_any(&store, &stream, &event).await;
+        appended.push((event, version));
+    }
+    let learn = |i: usize| {
+        let (event, version) = &appended[i];
+        handler.remember_appended(&stream, vec![event.clone()], *version);
+    };
+    learn(2);
+    assert_eq!(
+        handler.cached(&stream).version,
+        1,
+        "waits for versions 2 and 3"
+    );
+    learn(0);
+    let cached = handler.cached(&stream);
+    assert_eq!((cached.version, cached.state), (2, 11));
+    learn(1);
+    let (cached, recent) = handler.cached_within(&stream, std::time::Duration::from_secs(60));
+    assert_eq!((cached.version, cached.state, recent), (4, 1_111, true));
+
+    // Another process appends version 5: this one's append at 6 waits until a read brings 5.
+    append_any(&store, &stream, &CounterEvent::Counted { by: 10_000 }).await;
+    let mine = CounterEvent::Counted { by: 100_000 };
+    let version = append_any(&store, &stream, &mine).await;
+    handler.remember_appended(&stream, vec![mine], version);
+    assert_eq!(handler.cached(&stream).version, 4);
+    let loaded = handler.load(&stream).await.expect("load");
+    assert_eq!((loaded.version, loaded.state), (6, 111_111));
+    let next = CounterEvent::Counted { by: 1_000_000 };
+    let version = append_any(&store, &stream, &next).await;
+    handler.remember_appended(&stream, vec![next], version);
+    let cached = handler.cached(&stream);
+    assert_eq!((cached.version, cached.state), (7, 1_111_111));
 }
