@@ -1,15 +1,22 @@
 //! `POST /payment/initiate` under concurrent load, beside the log's raw single-insert ceiling
 //! measured in the same run: `cargo bench --bench initiate`.
 //!
-//! The API runs in this process on a loopback port; 64 client tasks (each its own connection)
-//! send signed requests with distinct order ids. Settings (environment): `BENCH_SECONDS` (60),
+//! The API runs in this process on a loopback port; 64 client tasks (each its own HTTP/1.1
+//! connection, on hyper's connection API: no pool, redirects or retries to pay for on the two
+//! cores the API and the database use) send signed requests with distinct order ids. Settings (environment): `BENCH_SECONDS` (60),
 //! `BENCH_CONNECTIONS` (64), `BENCH_MERCHANTS` (10), `BENCH_GATEWAYS` (20).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
 use lightspeed_api::{ApiConfig, AppState, app};
 use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, Thresholds};
@@ -106,8 +113,19 @@ struct Outcome {
     errors: u64,
 }
 
+/// One HTTP/1.1 connection to the API.
+async fn connect(api: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(api).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    sender
+}
+
 async fn load(
-    url: &str,
+    api: SocketAddr,
     merchants: &[Merchant],
     connections: usize,
     seconds: u64,
@@ -126,10 +144,10 @@ async fn load(
     let tasks: Vec<_> = (0..connections)
         .map(|task| {
             let (merchants, stop, errors) = (Arc::clone(&merchants), Arc::clone(&stop), Arc::clone(&errors));
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
-            let url = format!("{url}/payment/initiate");
             let run = run.to_owned();
             tokio::spawn(async move {
+                let mut sender = connect(api).await;
+                let host = api.to_string();
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -139,17 +157,26 @@ async fn load(
                     );
                     let timestamp = chrono::Utc::now().timestamp();
                     let signature = sign_request(salt, timestamp, "POST", "/payment/initiate", body.as_bytes());
-                    let sent = Instant::now();
-                    let response = client
-                        .post(&url)
+                    let request = Request::post("/payment/initiate")
+                        .header(header::HOST, &host)
                         .header("x-client-key", key)
                         .header("x-timestamp", timestamp.to_string())
                         .header("x-signature", signature)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    let ok = matches!(&response, Ok(r) if r.status().as_u16() == 201);
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Full::new(Bytes::from(body)))
+                        .expect("request");
+                    let sent = Instant::now();
+                    let ok = match sender.ready().await {
+                        Ok(()) => match sender.send_request(request).await {
+                            Ok(response) => {
+                                let created = response.status() == StatusCode::CREATED;
+                                // Read to the end, so the connection serves the next request.
+                                response.into_body().collect().await.is_ok() && created
+                            }
+                            Err(_) => false,
+                        },
+                        Err(_) => false,
+                    };
                     if sent.duration_since(started) >= warmup {
                         if ok {
                             latencies.push(sent.elapsed());
@@ -234,7 +261,8 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let api = listener.local_addr().expect("addr");
+    let url = format!("http://{api}");
     let mut config = ApiConfig::new(url.clone());
     config.initiate_per_minute = std::num::NonZeroU32::new(100_000_000).expect("non-zero");
     let state = AppState::new(ledger.clone(), Arc::clone(&keyring), config, None);
@@ -250,8 +278,8 @@ async fn main() {
     );
 
     let ceiling = raw_ceiling(&db, connections, 10).await;
-    let many = load(&url, &merchants, connections, seconds, "many").await;
-    let one = load(&url, &merchants[..1], connections, seconds, "one").await;
+    let many = load(api, &merchants, connections, seconds, "many").await;
+    let one = load(api, &merchants[..1], connections, seconds, "one").await;
 
     println!("| case | requests/s | p50 ms | p99 ms | max ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
