@@ -28,6 +28,7 @@ use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The window a requests-per-minute cap counts bookings over.
@@ -143,7 +144,9 @@ pub struct GatewayUsage {
     month: Option<IstMonth>,
     month_volume: Paise,
     month_bookings: u64,
-    recent_bookings: VecDeque<DateTime<Utc>>,
+    /// Shared by copies of the state (a hot gateway's is copied for every payment routed on
+    /// it, up to `MAX_RPM_CAP` instants); copied only when booked while shared.
+    recent_bookings: Arc<VecDeque<DateTime<Utc>>>,
     last_booked_at: Option<DateTime<Utc>>,
 }
 
@@ -198,15 +201,13 @@ impl GatewayUsage {
         if routed {
             let newest = self.last_booked_at.map_or(at, |last| last.max(at));
             self.last_booked_at = Some(newest);
-            self.recent_bookings.push_back(at);
+            let recent = Arc::make_mut(&mut self.recent_bookings);
+            recent.push_back(at);
             let expired = calendar::minus(newest, RPM_WINDOW);
-            while self
-                .recent_bookings
-                .front()
-                .is_some_and(|&first| first <= expired)
-                || self.recent_bookings.len() > MAX_RPM_CAP as usize
+            while recent.front().is_some_and(|&first| first <= expired)
+                || recent.len() > MAX_RPM_CAP as usize
             {
-                self.recent_bookings.pop_front();
+                recent.pop_front();
             }
         }
     }

@@ -216,6 +216,9 @@ impl Ledger {
                     &book,
                 )?;
             }
+            // Not needed past the decision: a state nobody else holds is folded in place when
+            // the cache learns of this booking (a hot gateway's booking window is not copied).
+            drop(gateways);
             match unit.commit(&self.store).await {
                 Ok(_) => return Ok(Initiated::Created(payment_id)),
                 Err(AppendError::WrongExpectedVersion { stream_id, .. })
