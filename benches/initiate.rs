@@ -3,8 +3,9 @@
 //!
 //! The API runs in this process on a loopback port; 64 client tasks (each its own HTTP/1.1
 //! connection, on hyper's connection API: no pool, redirects or retries to pay for on the two
-//! cores the API and the database use) send signed requests with distinct order ids. Settings (environment): `BENCH_SECONDS` (60),
-//! `BENCH_CONNECTIONS` (64), `BENCH_MERCHANTS` (10), `BENCH_GATEWAYS` (20).
+//! cores the API and the database use) send signed requests with distinct order ids.
+//! Settings (environment): `BENCH_SECONDS` (60), `BENCH_CONNECTIONS` (64), `BENCH_MERCHANTS`
+//! (10), `BENCH_GATEWAYS` (20).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
