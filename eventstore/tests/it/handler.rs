@@ -3,11 +3,11 @@
 
 use crate::common;
 
-use common::{Counter, CounterEvent, LIMIT, store};
+use common::{Counter, CounterEvent, LIMIT, event, store};
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{
-    CommandContext, CommandError, CommandHandler, EventStore, ExpectedVersion, Metadata, NewEvent,
-    PgEventStore, StreamId, stream_of,
+    CommandContext, CommandError, CommandHandler, EventStore, ExpectedVersion, PgEventStore,
+    StreamId, stream_of,
 };
 use uuid::Uuid;
 
@@ -155,12 +155,11 @@ async fn a_state_counts_as_recent_only_for_a_while_after_the_log_confirmed_it() 
     assert_eq!((loaded.version, recent), (0, true));
 }
 
-/// Appends `event` to `stream` whatever it holds, as another part of the process would;
-/// answers the stream's version after it.
-async fn append_any(store: &PgEventStore, stream: &StreamId, event: &CounterEvent) -> u64 {
-    let new = NewEvent::from_domain(Uuid::now_v7(), event, Metadata::default()).expect("event");
+/// Appends `Counted { by }` to `stream` whatever it holds, as another part of the process
+/// would; answers the stream's version after it.
+async fn append_any(store: &PgEventStore, stream: &StreamId, by: i64) -> u64 {
     store
-        .append(stream.clone(), ExpectedVersion::Any, vec![new])
+        .append(stream.clone(), ExpectedVersion::Any, vec![event(by)])
         .await
         .expect("append")
         .version_of(stream)
@@ -181,9 +180,8 @@ async fn appends_learnt_of_out_of_order_are_folded_in_version_order() {
     // the requests of one group commit may finish.
     let mut appended = Vec::new();
     for by in [10, 100, 1_000] {
-        let event = CounterEvent::Counted { by };
-        let version = append_any(&store, &stream, &event).await;
-        appended.push((event, version));
+        let version = append_any(&store, &stream, by).await;
+        appended.push((CounterEvent::Counted { by }, version));
     }
     let learn = |i: usize| {
         let (event, version) = &appended[i];
@@ -203,16 +201,22 @@ async fn appends_learnt_of_out_of_order_are_folded_in_version_order() {
     assert_eq!((cached.version, cached.state, recent), (4, 1_111, true));
 
     // Another process appends version 5: this one's append at 6 waits until a read brings 5.
-    append_any(&store, &stream, &CounterEvent::Counted { by: 10_000 }).await;
-    let mine = CounterEvent::Counted { by: 100_000 };
-    let version = append_any(&store, &stream, &mine).await;
-    handler.remember_appended(&stream, vec![mine], version);
+    append_any(&store, &stream, 10_000).await;
+    let version = append_any(&store, &stream, 100_000).await;
+    handler.remember_appended(
+        &stream,
+        vec![CounterEvent::Counted { by: 100_000 }],
+        version,
+    );
     assert_eq!(handler.cached(&stream).version, 4);
     let loaded = handler.load(&stream).await.expect("load");
     assert_eq!((loaded.version, loaded.state), (6, 111_111));
-    let next = CounterEvent::Counted { by: 1_000_000 };
-    let version = append_any(&store, &stream, &next).await;
-    handler.remember_appended(&stream, vec![next], version);
+    let version = append_any(&store, &stream, 1_000_000).await;
+    handler.remember_appended(
+        &stream,
+        vec![CounterEvent::Counted { by: 1_000_000 }],
+        version,
+    );
     let cached = handler.cached(&stream);
     assert_eq!((cached.version, cached.state), (7, 1_111_111));
 }
