@@ -13,6 +13,7 @@
 //! after the other. Requests that lock nothing keep the shared queue: split by stream among
 //! the committers, each waited for its own committer while others were free.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
@@ -283,49 +284,10 @@ pub(crate) async fn execute(
         .map(|s| s.events.len())
         .sum();
     let parts: usize = requests.iter().map(|(streams, _)| streams.len()).sum();
-    let mut part_requests = Vec::with_capacity(parts);
-    let mut stream_ids = Vec::with_capacity(parts);
-    let mut categories = Vec::with_capacity(parts);
-    let mut expected = Vec::with_capacity(parts);
-    let mut since_versions = Vec::with_capacity(parts);
-    let mut tolerated = Vec::with_capacity(parts);
-    let mut event_parts = Vec::with_capacity(total);
-    let mut event_ids = Vec::with_capacity(total);
-    let mut event_types = Vec::with_capacity(total);
-    let mut schema_versions = Vec::with_capacity(total);
-    let mut payloads = Vec::with_capacity(total);
-    let mut metadatas = Vec::with_capacity(total);
-    let mut recorded_ats = Vec::with_capacity(total);
-    let mut hashes = Vec::with_capacity(total);
-    let mut part = 0i32;
+    let mut batch = BatchArrays::with_capacity(parts, total);
     for (request, (streams, recorded_at)) in (1i32..).zip(requests) {
         for stream in *streams {
-            part += 1;
-            part_requests.push(request);
-            stream_ids.push(stream.stream_id.as_str());
-            categories.push(stream.stream_id.category());
-            let (mode, since, except) = match stream.expected {
-                ExpectedVersion::Any => (-1, 0, None),
-                ExpectedVersion::NoStream => (0, 0, None),
-                ExpectedVersion::Exact(v) => (to_i64(v), 0, None),
-                ExpectedVersion::Unchanged { since, except } => {
-                    (-2, to_i64(since), Some(except.join(",")))
-                }
-            };
-            expected.push(mode);
-            since_versions.push(since);
-            tolerated.push(except);
-            for event in &stream.events {
-                let hash = hash_of(stream, event, *recorded_at);
-                event_parts.push(part);
-                event_ids.push(event.event_id);
-                event_types.push(event.event_type.as_str());
-                schema_versions.push(i16::try_from(event.schema_version).unwrap_or(i16::MAX));
-                payloads.push(event.payload.as_str());
-                metadatas.push(event.metadata.as_str());
-                recorded_ats.push(*recorded_at);
-                hashes.push(hash.to_vec());
-            }
+            batch.push_part(request, stream, *recorded_at);
         }
     }
     type Row = (
@@ -339,28 +301,35 @@ pub(crate) async fn execute(
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT failed_request, failed_stream, actual_version,
                 appended_event_id, appended_position, appended_version
-           FROM ledger.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                                    $11::text[]::jsonb[], $12::text[]::jsonb[], $13, $14)",
+           FROM ledger.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                    $14, $15, $16, $17::text[]::jsonb[], $18::text[]::jsonb[],
+                                    $19, $20)",
     )
-    .bind(&part_requests)
-    .bind(&stream_ids)
-    .bind(&categories)
-    .bind(&expected)
-    .bind(&since_versions)
-    .bind(&tolerated)
-    .bind(&event_parts)
-    .bind(&event_ids)
-    .bind(&event_types)
-    .bind(&schema_versions)
-    .bind(&payloads)
-    .bind(&metadatas)
-    .bind(&recorded_ats)
-    .bind(&hashes)
+    .bind(&batch.part_requests)
+    .bind(&batch.part_streams)
+    .bind(&batch.expected_versions)
+    .bind(&batch.since_versions)
+    .bind(&batch.part_checks)
+    .bind(&batch.part_counts)
+    .bind(&batch.part_types)
+    .bind(&batch.stream_ids)
+    .bind(&batch.categories)
+    .bind(&batch.check_streams)
+    .bind(&batch.check_since)
+    .bind(&batch.check_tolerated)
+    .bind(&batch.event_parts)
+    .bind(&batch.event_ids)
+    .bind(&batch.event_types)
+    .bind(&batch.schema_versions)
+    .bind(&batch.payloads)
+    .bind(&batch.metadatas)
+    .bind(&batch.recorded_ats)
+    .bind(&batch.row_hashes)
     .fetch_all(pool)
     .await?;
 
     let mut outcomes: Vec<Option<RequestOutcome>> = (0..requests.len()).map(|_| None).collect();
-    let mut stored = std::collections::HashMap::with_capacity(total);
+    let mut stored = HashMap::with_capacity(total);
     for (failed_request, failed_stream, actual, event_id, position, version) in rows {
         if let (Some(request), Some(stream)) = (failed_request, failed_stream) {
             let index = usize::try_from(request - 1).unwrap_or(usize::MAX);
@@ -399,4 +368,190 @@ pub(crate) async fn execute(
             })
         })
         .collect())
+}
+
+/// The arguments of `ledger.append_batch`, in the shape it wants them: one entry per part
+/// (a request's share of one stream), per distinct stream, per distinct "unchanged since"
+/// check, and per event. Everything the function would otherwise work out per part (which
+/// stream, how many events of which types, which check) is worked out here, where it costs
+/// no SQL.
+struct BatchArrays<'a> {
+    part_requests: Vec<i32>,
+    part_streams: Vec<i32>,
+    expected_versions: Vec<i64>,
+    since_versions: Vec<i64>,
+    part_checks: Vec<Option<i32>>,
+    part_counts: Vec<i32>,
+    part_types: Vec<String>,
+    stream_ids: Vec<&'a str>,
+    categories: Vec<&'a str>,
+    check_streams: Vec<i32>,
+    check_since: Vec<i64>,
+    check_tolerated: Vec<String>,
+    event_parts: Vec<i32>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    schema_versions: Vec<i16>,
+    payloads: Vec<&'a str>,
+    metadatas: Vec<&'a str>,
+    recorded_ats: Vec<DateTime<Utc>>,
+    row_hashes: Vec<Vec<u8>>,
+    /// Each stream's number (1-based) in `stream_ids`.
+    slots: HashMap<&'a str, i32>,
+    /// Each (stream number, tolerated types)'s number (1-based) in the `check_*` arrays.
+    checks: HashMap<(i32, String), i32>,
+}
+
+impl<'a> BatchArrays<'a> {
+    fn with_capacity(parts: usize, events: usize) -> Self {
+        Self {
+            part_requests: Vec::with_capacity(parts),
+            part_streams: Vec::with_capacity(parts),
+            expected_versions: Vec::with_capacity(parts),
+            since_versions: Vec::with_capacity(parts),
+            part_checks: Vec::with_capacity(parts),
+            part_counts: Vec::with_capacity(parts),
+            part_types: Vec::with_capacity(parts),
+            stream_ids: Vec::with_capacity(parts),
+            categories: Vec::with_capacity(parts),
+            check_streams: Vec::new(),
+            check_since: Vec::new(),
+            check_tolerated: Vec::new(),
+            event_parts: Vec::with_capacity(events),
+            event_ids: Vec::with_capacity(events),
+            event_types: Vec::with_capacity(events),
+            schema_versions: Vec::with_capacity(events),
+            payloads: Vec::with_capacity(events),
+            metadatas: Vec::with_capacity(events),
+            recorded_ats: Vec::with_capacity(events),
+            row_hashes: Vec::with_capacity(events),
+            slots: HashMap::with_capacity(parts),
+            checks: HashMap::new(),
+        }
+    }
+
+    /// Adds one part of request number `request` (1-based), with its events.
+    fn push_part(&mut self, request: i32, stream: &'a PreparedStream, recorded_at: DateTime<Utc>) {
+        let next_slot = to_i32(self.stream_ids.len() + 1);
+        let slot = *self
+            .slots
+            .entry(stream.stream_id.as_str())
+            .or_insert(next_slot);
+        if slot == next_slot {
+            self.stream_ids.push(stream.stream_id.as_str());
+            self.categories.push(stream.stream_id.category());
+        }
+        let (mode, since, check) = match stream.expected {
+            ExpectedVersion::Any => (-1, 0, None),
+            ExpectedVersion::NoStream => (0, 0, None),
+            ExpectedVersion::Exact(v) => (to_i64(v), 0, None),
+            ExpectedVersion::Unchanged { since, except } => {
+                let since = to_i64(since);
+                (-2, since, Some(self.check(slot, except.join(","), since)))
+            }
+        };
+        self.part_requests.push(request);
+        self.part_streams.push(slot);
+        self.expected_versions.push(mode);
+        self.since_versions.push(since);
+        self.part_checks.push(check);
+        self.part_counts.push(to_i32(stream.events.len()));
+        let part = to_i32(self.part_requests.len());
+        let mut types = String::new();
+        for event in &stream.events {
+            types.push(',');
+            types.push_str(&event.event_type);
+            self.event_parts.push(part);
+            self.event_ids.push(event.event_id);
+            self.event_types.push(event.event_type.as_str());
+            self.schema_versions
+                .push(i16::try_from(event.schema_version).unwrap_or(i16::MAX));
+            self.payloads.push(event.payload.as_str());
+            self.metadatas.push(event.metadata.as_str());
+            self.recorded_ats.push(recorded_at);
+            self.row_hashes
+                .push(hash_of(stream, event, recorded_at).to_vec());
+        }
+        self.part_types.push(types);
+    }
+
+    /// The number of the check of `slot` against `tolerated`, which now covers `since` too:
+    /// one look at the log from the oldest decision answers every part of the batch.
+    fn check(&mut self, slot: i32, tolerated: String, since: i64) -> i32 {
+        let next = to_i32(self.check_streams.len() + 1);
+        let number = *self.checks.entry((slot, tolerated.clone())).or_insert(next);
+        if number == next {
+            self.check_streams.push(slot);
+            self.check_since.push(since);
+            self.check_tolerated.push(tolerated);
+        } else if let Some(oldest) = usize::try_from(number - 1)
+            .ok()
+            .and_then(|i| self.check_since.get_mut(i))
+        {
+            *oldest = (*oldest).min(since);
+        }
+        number
+    }
+}
+
+fn to_i32(count: usize) -> i32 {
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::PreparedEvent;
+
+    fn part(stream: &str, expected: ExpectedVersion, types: &[&str]) -> PreparedStream {
+        PreparedStream {
+            stream_id: StreamId::parse(stream).expect("stream id"),
+            expected,
+            events: types
+                .iter()
+                .map(|t| PreparedEvent {
+                    event_id: Uuid::now_v7(),
+                    event_type: (*t).to_owned(),
+                    schema_version: 1,
+                    payload: "{}".into(),
+                    metadata: "{}".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn streams_and_checks_are_numbered_once_and_a_check_looks_from_the_oldest_decision() {
+        let unchanged = |since, except| ExpectedVersion::Unchanged { since, except };
+        let parts = [
+            part("gateway-a", unchanged(7, &["Booked"]), &["Booked"]),
+            part(
+                "payment-1",
+                ExpectedVersion::NoStream,
+                &["Initiated", "Routed"],
+            ),
+            part("gateway-a", unchanged(5, &["Booked"]), &["Booked"]),
+            part("gateway-a", unchanged(9, &["Booked", "Released"]), &[]),
+            part("gateway-a", ExpectedVersion::Exact(12), &["Toggled"]),
+        ];
+        let mut batch = BatchArrays::with_capacity(parts.len(), 5);
+        for (request, stream) in (1..).zip(&parts) {
+            batch.push_part(request, stream, Utc::now());
+        }
+        assert_eq!(batch.stream_ids, ["gateway-a", "payment-1"]);
+        assert_eq!(batch.categories, ["gateway", "payment"]);
+        assert_eq!(batch.part_streams, [1, 2, 1, 1, 1]);
+        assert_eq!(batch.part_checks, [Some(1), None, Some(1), Some(2), None]);
+        assert_eq!(batch.check_streams, [1, 1]);
+        assert_eq!(batch.check_since, [5, 9]);
+        assert_eq!(batch.check_tolerated, ["Booked", "Booked,Released"]);
+        assert_eq!(batch.since_versions, [7, 0, 5, 9, 0]);
+        assert_eq!(batch.expected_versions, [-2, 0, -2, -2, 12]);
+        assert_eq!(batch.part_counts, [1, 2, 1, 0, 1]);
+        assert_eq!(
+            batch.part_types,
+            [",Booked", ",Initiated,Routed", ",Booked", "", ",Toggled"]
+        );
+        assert_eq!(batch.event_parts, [1, 2, 2, 3, 5]);
+    }
 }

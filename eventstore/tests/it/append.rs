@@ -568,14 +568,15 @@ async fn one_batch_checks_each_unchanged_since_against_its_own_version() {
         .expect("history");
     // Three requests in one batch, each "unchanged since" the version it decided on, tolerating
     // `Counted`: since 2 and since 3 hold (only `Counted` after them), since 1 does not (the
-    // toggle at 2). The first check that passes must not vouch for the older decision.
+    // toggle at 2). Their one check looks at the log from the oldest decision, as the committer
+    // passes it; each request is judged against its own version.
     let failed: Vec<(Option<i32>, Option<i64>)> = sqlx::query_as(
         "SELECT failed_request, actual_version FROM ledger.append_batch(
-             '{1,2,3}', ARRAY[$1, $1, $1], '{gateway,gateway,gateway}', '{-2,-2,-2}',
-             '{2,1,3}', '{Counted,Counted,Counted}', '{1,2,3}', $2,
-             '{Counted,Counted,Counted}', '{1,1,1}', '{\"{}\",\"{}\",\"{}\"}'::jsonb[],
-             '{\"{}\",\"{}\",\"{}\"}'::jsonb[], ARRAY[now(), now(), now()],
-             ARRAY[$3, $3, $3])
+             '{1,2,3}', '{1,1,1}', '{-2,-2,-2}', '{2,1,3}', '{1,1,1}', '{1,1,1}',
+             ARRAY[',Counted', ',Counted', ',Counted'], ARRAY[$1], '{gateway}', '{1}', '{1}',
+             '{Counted}', '{1,2,3}', $2, '{Counted,Counted,Counted}', '{1,1,1}',
+             '{\"{}\",\"{}\",\"{}\"}'::jsonb[], '{\"{}\",\"{}\",\"{}\"}'::jsonb[],
+             ARRAY[now(), now(), now()], ARRAY[$3, $3, $3])
           WHERE failed_request IS NOT NULL",
     )
     .bind(id.as_str())
@@ -602,14 +603,72 @@ async fn one_batch_checks_each_unchanged_since_against_its_own_version() {
     );
 }
 
+#[tokio::test]
+async fn requests_of_one_batch_see_what_the_accepted_ones_before_them_added_and_nothing_else() {
+    let db = TestDatabase::new().await;
+    // Five requests, their parts in order:
+    //   1: order NoStream, then wallet Exact(5) (the wallet is empty): refused, so its
+    //      tentative order event must not count for the requests after it;
+    //   2: order NoStream: stored as version 1;
+    //   3: order Exact(1), gateway NoStream with a `Toggled`: stored;
+    //   4: gateway unchanged since 0 tolerating only `Counted`: refused by 3's `Toggled`;
+    //   5: gateway Exact(1): stored as version 2.
+    let failed: Vec<(Option<i32>, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT failed_request, failed_stream, actual_version FROM ledger.append_batch(
+             '{1,1,2,3,3,4,5}', '{1,2,1,1,3,3,3}', '{0,5,0,1,0,-2,1}', '{0,0,0,0,0,0,0}',
+             '{NULL,NULL,NULL,NULL,NULL,1,NULL}', '{1,1,1,1,1,1,1}',
+             ARRAY[',Counted', ',Counted', ',Counted', ',Counted', ',Toggled', ',Counted',
+                   ',Counted'],
+             '{order-1,wallet-1,gateway-1}', '{order,wallet,gateway}', '{3}', '{0}', '{Counted}',
+             '{1,2,3,4,5,6,7}', $1,
+             '{Counted,Counted,Counted,Counted,Toggled,Counted,Counted}', '{1,1,1,1,1,1,1}',
+             array_fill('{}'::jsonb, ARRAY[7]), array_fill('{}'::jsonb, ARRAY[7]),
+             array_fill(now(), ARRAY[7]), array_fill($2::bytea, ARRAY[7]))
+          WHERE failed_request IS NOT NULL",
+    )
+    .bind((0..7).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>())
+    .bind(vec![0u8; 32])
+    .fetch_all(&db.pool)
+    .await
+    .expect("batch");
+    assert_eq!(
+        failed,
+        vec![
+            (Some(1), Some("wallet-1".to_owned()), Some(0)),
+            (Some(4), Some("gateway-1".to_owned()), Some(1)),
+        ]
+    );
+    let stored: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT stream_id, stream_version, event_type FROM ledger.events
+          ORDER BY stream_id, stream_version",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("events");
+    let expected = [
+        ("gateway-1", 1, "Toggled"),
+        ("gateway-1", 2, "Counted"),
+        ("order-1", 1, "Counted"),
+        ("order-1", 2, "Counted"),
+    ];
+    assert_eq!(
+        stored,
+        expected
+            .iter()
+            .map(|(s, v, t)| ((*s).to_owned(), *v, (*t).to_owned()))
+            .collect::<Vec<_>>()
+    );
+}
+
 /// One batch of two "any" parts, one event each, on `first` then `second`.
 async fn append_batch_any(pool: &sqlx::PgPool, first: &str, second: &str) -> sqlx::Result<i64> {
     let ids = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
     sqlx::query_scalar(
         "SELECT count(*) FROM ledger.append_batch(
-             '{1,1}', $1, '{lock,lock}', '{-1,-1}', '{0,0}', '{NULL,NULL}', '{1,2}', $2,
-             '{Counted,Counted}', '{1,1}', '{\"{}\",\"{}\"}'::jsonb[], '{\"{}\",\"{}\"}'::jsonb[],
-             ARRAY[now(), now()], ARRAY[$3, $3])",
+             '{1,1}', '{1,2}', '{-1,-1}', '{0,0}', '{NULL,NULL}', '{1,1}',
+             ARRAY[',Counted', ',Counted'], $1, '{lock,lock}', '{}', '{}', '{}', '{1,2}', $2,
+             '{Counted,Counted}', '{1,1}', '{\"{}\",\"{}\"}'::jsonb[],
+             '{\"{}\",\"{}\"}'::jsonb[], ARRAY[now(), now()], ARRAY[$3, $3])",
     )
     .bind([first, second])
     .bind(ids)
