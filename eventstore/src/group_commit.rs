@@ -21,7 +21,6 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::hash::{RowContent, row_hash};
 use crate::model::{ExpectedVersion, StreamId};
 use crate::postgres::{PreparedStream, to_i64, to_u64};
 
@@ -205,7 +204,7 @@ async fn insert_one_stream(
         schema_versions.push(i16::try_from(event.schema_version).unwrap_or(i16::MAX));
         payloads.push(event.payload.as_str());
         metadatas.push(event.metadata.as_str());
-        hashes.push(hash_of(stream, event, recorded_at).to_vec());
+        hashes.push(event.row_hash.to_vec());
     }
     let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
         "INSERT INTO ledger.events (event_id, stream_id, category, stream_version,
@@ -245,22 +244,6 @@ async fn insert_one_stream(
     Ok(RequestOutcome::WrongVersion {
         stream_id: stream.stream_id.clone(),
         actual: actual.map_or(0, to_u64),
-    })
-}
-
-fn hash_of(
-    stream: &PreparedStream,
-    event: &crate::postgres::PreparedEvent,
-    recorded_at: DateTime<Utc>,
-) -> [u8; 32] {
-    row_hash(&RowContent {
-        event_id: event.event_id,
-        stream_id: stream.stream_id.as_str(),
-        event_type: &event.event_type,
-        schema_version: event.schema_version,
-        payload: event.payload.as_bytes(),
-        metadata: event.metadata.as_bytes(),
-        recorded_at,
     })
 }
 
@@ -469,8 +452,7 @@ impl<'a> BatchArrays<'a> {
             self.payloads.push(event.payload.as_str());
             self.metadatas.push(event.metadata.as_str());
             self.recorded_ats.push(recorded_at);
-            self.row_hashes
-                .push(hash_of(stream, event, recorded_at).to_vec());
+            self.row_hashes.push(event.row_hash.to_vec());
         }
         self.part_types.push(types);
     }
@@ -515,6 +497,7 @@ mod tests {
                     schema_version: 1,
                     payload: "{}".into(),
                     metadata: "{}".into(),
+                    row_hash: [0; 32],
                 })
                 .collect(),
         }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{AppendError, InvalidInput, ReadError};
 use crate::group_commit::{self, GroupCommit, RequestOutcome};
-use crate::hash::canonical_json;
+use crate::hash::{RowContent, canonical_json, row_hash};
 use crate::limits::{
     MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_READ_BATCH,
     MAX_STREAMS_PER_APPEND,
@@ -45,7 +45,8 @@ pub struct PgEventStore {
     group_commit: Arc<GroupCommit>,
 }
 
-/// One event ready for the database: validated, canonical JSON.
+/// One event ready for the database: validated, canonical JSON, and its row hash (computed by
+/// the writer, not in the committer every writer waits for).
 #[derive(Debug)]
 pub(crate) struct PreparedEvent {
     pub(crate) event_id: Uuid,
@@ -53,6 +54,7 @@ pub(crate) struct PreparedEvent {
     pub(crate) schema_version: u16,
     pub(crate) payload: String,
     pub(crate) metadata: String,
+    pub(crate) row_hash: [u8; 32],
 }
 
 /// One stream's part of an append, validated.
@@ -222,7 +224,11 @@ fn stored_result(streams: &[PreparedStream], rows: &[(Uuid, i64, i64)]) -> Appen
     }
 }
 
-fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInput> {
+/// Validates `appends` and encodes them as they will be stored, recorded at `recorded_at`.
+fn prepare(
+    appends: Vec<StreamAppend>,
+    recorded_at: DateTime<Utc>,
+) -> Result<Vec<PreparedStream>, InvalidInput> {
     if appends.len() > MAX_STREAMS_PER_APPEND {
         return Err(InvalidInput::Streams(format!(
             "{} streams exceed the limit of {MAX_STREAMS_PER_APPEND}",
@@ -278,12 +284,22 @@ fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInp
                     limit: MAX_METADATA_BYTES,
                 });
             }
+            let row_hash = row_hash(&RowContent {
+                event_id: event.event_id,
+                stream_id: append.stream_id.as_str(),
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: payload.as_bytes(),
+                metadata: metadata.as_bytes(),
+                recorded_at,
+            });
             events.push(PreparedEvent {
                 event_id: event.event_id,
                 event_type: event.event_type,
                 schema_version: event.schema_version,
                 payload,
                 metadata,
+                row_hash,
             });
         }
         prepared.push(PreparedStream {
@@ -297,8 +313,8 @@ fn prepare(appends: Vec<StreamAppend>) -> Result<Vec<PreparedStream>, InvalidInp
 
 impl EventStore for PgEventStore {
     async fn append_many(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, AppendError> {
-        let streams = Arc::new(prepare(appends)?);
         let recorded_at = truncate_to_micros(self.clock.now());
+        let streams = Arc::new(prepare(appends, recorded_at)?);
         let events: usize = streams.iter().map(|s| s.events.len()).sum();
         let grouped = if events < group_commit::ALONE_FROM_EVENTS {
             self.group_commit
