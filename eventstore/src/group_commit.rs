@@ -382,7 +382,7 @@ struct BatchArrays<'a> {
     /// Each stream's number (1-based) in `stream_ids`.
     slots: HashMap<&'a str, i32>,
     /// Each (stream number, tolerated types)'s number (1-based) in the `check_*` arrays.
-    checks: HashMap<(i32, String), i32>,
+    checks: HashMap<(i32, &'static [&'static str]), i32>,
 }
 
 impl<'a> BatchArrays<'a> {
@@ -430,7 +430,7 @@ impl<'a> BatchArrays<'a> {
             ExpectedVersion::Exact(v) => (to_i64(v), 0, None),
             ExpectedVersion::Unchanged { since, except } => {
                 let since = to_i64(since);
-                (-2, since, Some(self.check(slot, except.join(","), since)))
+                (-2, since, Some(self.check(slot, except, since)))
             }
         };
         self.part_requests.push(request);
@@ -459,13 +459,13 @@ impl<'a> BatchArrays<'a> {
 
     /// The number of the check of `slot` against `tolerated`, which now covers `since` too:
     /// one look at the log from the oldest decision answers every part of the batch.
-    fn check(&mut self, slot: i32, tolerated: String, since: i64) -> i32 {
+    fn check(&mut self, slot: i32, tolerated: &'static [&'static str], since: i64) -> i32 {
         let next = to_i32(self.check_streams.len() + 1);
-        let number = *self.checks.entry((slot, tolerated.clone())).or_insert(next);
+        let number = *self.checks.entry((slot, tolerated)).or_insert(next);
         if number == next {
             self.check_streams.push(slot);
             self.check_since.push(since);
-            self.check_tolerated.push(tolerated);
+            self.check_tolerated.push(tolerated.join(","));
         } else if let Some(oldest) = usize::try_from(number - 1)
             .ok()
             .and_then(|i| self.check_since.get_mut(i))
