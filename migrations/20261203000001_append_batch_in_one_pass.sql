@@ -17,11 +17,12 @@
 -- decided on, the tolerated types (comma-separated). Per event: its part's number and the
 -- row's columns. Answers as before: a row per refused request (the request, the stream at
 -- fault, its version then), then a row per stored event.
-DROP FUNCTION ledger.append_batch(int[], text[], text[], bigint[], bigint[], text[], int[], uuid[],
-                                  text[], smallint[], jsonb[], jsonb[], timestamptz[], bytea[]);
-DROP FUNCTION ledger.append_batch_holding_locks(int[], text[], text[], bigint[], bigint[], text[],
-                                                int[], uuid[], text[], smallint[], jsonb[],
-                                                jsonb[], timestamptz[], bytea[]);
+--
+-- A new overload: the previous `ledger.append_batch` (14 arguments) and the function it calls
+-- stay, because processes built before this migration keep running against a migrated database
+-- (they check only that their own migrations are applied) until they are replaced. Both take
+-- the same stream locks, so old and new writers can run side by side. A later migration drops
+-- them once no such process can be left.
 
 CREATE FUNCTION ledger.append_batch(
     part_requests     int[],
