@@ -1,5 +1,5 @@
 -- `ledger.append_batch` in one function and one pass. Under the initiate bench (batches of
--- about 17 requests, 51 stream parts) two thirds of PostgreSQL's time in the append was not
+-- about 17 requests, 51 stream parts) three fifths of PostgreSQL's time in the append was not
 -- the insert: a statement per part to read its stream's version, another per "unchanged since"
 -- part to check the types the batch added, the arrays of touched streams copied for every
 -- request, and a second function holding the locks. The caller now numbers the batch's
