@@ -5,7 +5,8 @@
 //! connection, on hyper's connection API: no pool, redirects or retries to pay for on the two
 //! cores the API and the database use) send signed requests with distinct order ids.
 //! Settings (environment): `BENCH_SECONDS` (60), `BENCH_CONNECTIONS` (64), `BENCH_MERCHANTS`
-//! (10), `BENCH_GATEWAYS` (20).
+//! (10), `BENCH_GATEWAYS` (20); `BENCH_TIMELINE` (set to anything) also prints each second's
+//! requests, p50, p99 and max to stderr, to tell a stall from a steady tail.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,6 +113,50 @@ struct Outcome {
     p99_ms: f64,
     max_ms: f64,
     errors: u64,
+    /// This process's CPU (API and load generator) per answered request, µs.
+    process_us_per_request: f64,
+    /// Cores the whole machine kept busy (PostgreSQL included), of the 2.
+    busy_cores: f64,
+}
+
+/// CPU time so far: this process's, and the whole machine's busy and total, in clock ticks.
+#[derive(Clone, Copy)]
+struct CpuTicks {
+    process: u64,
+    busy: u64,
+    total: u64,
+}
+
+/// Reads `/proc` (Linux): utime + stime of this process; busy and all jiffies of the machine.
+fn cpu_ticks() -> CpuTicks {
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<u64> = own
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let process = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let jiffies: Vec<u64> = machine
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = jiffies.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th columns.
+    let idle = jiffies.get(3).copied().unwrap_or(0) + jiffies.get(4).copied().unwrap_or(0);
+    CpuTicks {
+        process,
+        busy: total - idle,
+        total,
+    }
 }
 
 /// One HTTP/1.1 connection to the API.
@@ -180,7 +225,7 @@ async fn load(
                     };
                     if sent.duration_since(started) >= warmup {
                         if ok {
-                            latencies.push(sent.elapsed());
+                            latencies.push((sent.duration_since(started), sent.elapsed()));
                         } else {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -191,12 +236,21 @@ async fn load(
             })
         })
         .collect();
-    tokio::time::sleep(warmup + Duration::from_secs(seconds)).await;
+    tokio::time::sleep(warmup).await;
+    let before = cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = cpu_ticks();
     stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
+    let mut timed = Vec::new();
     for task in tasks {
-        latencies.extend(task.await.expect("task"));
+        timed.extend(task.await.expect("task"));
     }
+    if std::env::var_os("BENCH_TIMELINE").is_some() {
+        let wall = chrono::Utc::now() - started.elapsed();
+        eprintln!("{run} started at {wall}");
+        print_timeline(run, &mut timed);
+    }
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let at = |p: f64| {
@@ -211,6 +265,30 @@ async fn load(
         p99_ms: ms(at(0.99)),
         max_ms: ms(latencies.last().copied().unwrap_or_default()),
         errors: errors.load(Ordering::Relaxed),
+        // Clock ticks are 1/100 s on Linux.
+        process_us_per_request: (after.process - before.process) as f64 * 10_000.0
+            / latencies.len().max(1) as f64,
+        busy_cores: (after.busy - before.busy) as f64 / (after.total - before.total).max(1) as f64
+            * std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+    }
+}
+
+/// Per second of the run: requests answered, p50, p99 and max latency (ms), to stderr.
+fn print_timeline(run: &str, timed: &mut [(Duration, Duration)]) {
+    timed.sort();
+    for second in timed.chunk_by(|a, b| a.0.as_secs() == b.0.as_secs()) {
+        let mut latencies: Vec<Duration> = second.iter().map(|(_, latency)| *latency).collect();
+        latencies.sort();
+        let at =
+            |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+        eprintln!(
+            "{run} {:>3} s {:>5} {:>6.1} {:>6.1} {:>6.1}",
+            second[0].0.as_secs(),
+            latencies.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
     }
 }
 
@@ -282,10 +360,12 @@ async fn main() {
     let many = load(api, &merchants, connections, seconds, "many").await;
     let one = load(api, &merchants[..1], connections, seconds, "one").await;
 
-    println!("| case | requests/s | p50 ms | p99 ms | max ms | errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
     println!(
-        "| raw single-row INSERT per transaction ({connections} writers) | {ceiling:.0} | | | | |"
+        "| case | requests/s | p50 ms | p99 ms | max ms | errors | bench process CPU µs per request | busy cores |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| raw single-row INSERT per transaction ({connections} writers) | {ceiling:.0} | | | | | | |"
     );
     for (name, o) in [
         (
@@ -295,8 +375,14 @@ async fn main() {
         (format!("1 merchant × {gateway_count} gateways"), &one),
     ] {
         println!(
-            "| initiate, {name} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
-            o.requests_per_s, o.p50_ms, o.p99_ms, o.max_ms, o.errors
+            "| initiate, {name} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.2} |",
+            o.requests_per_s,
+            o.p50_ms,
+            o.p99_ms,
+            o.max_ms,
+            o.errors,
+            o.process_us_per_request,
+            o.busy_cores
         );
     }
 }
