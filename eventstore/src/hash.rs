@@ -12,6 +12,8 @@
 //! seal's hash (32 zero bytes for the first), then for each event in log order its position
 //! (u64 BE) and row hash, then the number of events (u64 BE).
 
+use std::io::Write as _;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -37,7 +39,8 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), InvalidInput>
                     "non-integer number {n}: money is integer paise and rates are basis points"
                 )));
             }
-            out.extend_from_slice(n.to_string().as_bytes());
+            // Integers print the same through Display as through serde_json, without a String.
+            write!(out, "{n}").map_err(|e| InvalidInput::Payload(e.to_string()))?;
         }
         Value::String(s) => write_string(s, out)?,
         Value::Array(items) => {
@@ -51,20 +54,34 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), InvalidInput>
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out)?;
-                out.push(b':');
-                write_canonical(item, out)?;
+            // serde_json's map is sorted by key (a BTreeMap) unless a crate in the build turns
+            // on its `preserve_order`; sort only then.
+            if map.keys().is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes()) {
+                write_object(map.iter(), out)?;
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                write_object(entries.into_iter(), out)?;
             }
-            out.push(b'}');
         }
     }
+    Ok(())
+}
+
+fn write_object<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a Value)>,
+    out: &mut Vec<u8>,
+) -> Result<(), InvalidInput> {
+    out.push(b'{');
+    for (i, (key, item)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out)?;
+        out.push(b':');
+        write_canonical(item, out)?;
+    }
+    out.push(b'}');
     Ok(())
 }
 
@@ -152,5 +169,26 @@ impl SealHasher {
     pub fn finish(mut self) -> [u8; 32] {
         self.hasher.update(self.count.to_be_bytes());
         self.hasher.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_json;
+
+    #[test]
+    fn canonical_json_sorts_keys_by_bytes_at_every_depth_and_keeps_integers_exact() {
+        let value = serde_json::json!({
+            "é": -5,
+            "b": { "z": u64::MAX, "a": [true, null, "x\"y"] },
+            "B": i64::MIN,
+        });
+        let canonical =
+            String::from_utf8(canonical_json(&value).expect("canonical")).expect("utf-8");
+        assert_eq!(
+            canonical,
+            r#"{"B":-9223372036854775808,"b":{"a":[true,null,"x\"y"],"z":18446744073709551615},"é":-5}"#
+        );
+        assert!(canonical_json(&serde_json::json!({ "rate": 0.5 })).is_err());
     }
 }

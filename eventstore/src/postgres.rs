@@ -17,7 +17,7 @@ use crate::limits::{
     MAX_STREAMS_PER_APPEND,
 };
 use crate::model::{
-    AppendResult, ExpectedVersion, LogPosition, RecordedEvent, StreamAppend, StreamId,
+    AppendResult, ExpectedVersion, LogPosition, Metadata, RecordedEvent, StreamAppend, StreamId,
     check_event_type,
 };
 use crate::store::EventStore;
@@ -255,6 +255,8 @@ fn prepare(
     let mut seen_streams = HashSet::with_capacity(appends.len());
     let mut seen_ids = HashSet::with_capacity(total);
     let mut prepared = Vec::with_capacity(appends.len());
+    // The events of one append nearly always share their metadata: encode it once.
+    let mut last_metadata: Option<(Metadata, String)> = None;
     for append in appends {
         if !seen_streams.insert(append.stream_id.clone()) {
             return Err(InvalidInput::Streams(format!(
@@ -275,9 +277,16 @@ fn prepare(
                     limit: MAX_PAYLOAD_BYTES,
                 });
             }
-            let metadata_value = serde_json::to_value(&event.metadata)
-                .map_err(|e| InvalidInput::Payload(e.to_string()))?;
-            let metadata = canonical_text(&metadata_value)?;
+            let metadata = match &last_metadata {
+                Some((same, text)) if *same == event.metadata => text.clone(),
+                _ => {
+                    let value = serde_json::to_value(&event.metadata)
+                        .map_err(|e| InvalidInput::Payload(e.to_string()))?;
+                    let text = canonical_text(&value)?;
+                    last_metadata = Some((event.metadata, text.clone()));
+                    text
+                }
+            };
             if metadata.len() > MAX_METADATA_BYTES {
                 return Err(InvalidInput::MetadataTooLarge {
                     size: metadata.len(),
