@@ -266,9 +266,11 @@ async fn load(
         max_ms: ms(latencies.last().copied().unwrap_or_default()),
         errors: errors.load(Ordering::Relaxed),
         // Clock ticks are 1/100 s on Linux.
-        process_us_per_request: (after.process - before.process) as f64 * 10_000.0
+        process_us_per_request: after.process.saturating_sub(before.process) as f64 * 10_000.0
             / latencies.len().max(1) as f64,
-        busy_cores: (after.busy - before.busy) as f64 / (after.total - before.total).max(1) as f64
+        // Saturating: the kernel's iowait count can step back, and busy with it.
+        busy_cores: after.busy.saturating_sub(before.busy) as f64
+            / after.total.saturating_sub(before.total).max(1) as f64
             * std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
     }
 }
