@@ -252,18 +252,11 @@ async fn load(
     }
     let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
     latencies.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |p: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
     Outcome {
         requests_per_s: latencies.len() as f64 / seconds as f64,
-        p50_ms: ms(at(0.5)),
-        p99_ms: ms(at(0.99)),
-        max_ms: ms(latencies.last().copied().unwrap_or_default()),
+        p50_ms: quantile_ms(&latencies, 0.5),
+        p99_ms: quantile_ms(&latencies, 0.99),
+        max_ms: quantile_ms(&latencies, 1.0),
         errors: errors.load(Ordering::Relaxed),
         // Clock ticks are 1/100 s on Linux.
         process_us_per_request: after.process.saturating_sub(before.process) as f64 * 10_000.0
@@ -281,17 +274,22 @@ fn print_timeline(run: &str, timed: &mut [(Duration, Duration)]) {
     for second in timed.chunk_by(|a, b| a.0.as_secs() == b.0.as_secs()) {
         let mut latencies: Vec<Duration> = second.iter().map(|(_, latency)| *latency).collect();
         latencies.sort();
-        let at =
-            |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
         eprintln!(
             "{run} {:>3} s {:>5} {:>6.1} {:>6.1} {:>6.1}",
             second[0].0.as_secs(),
             latencies.len(),
-            at(0.5),
-            at(0.99),
-            at(1.0)
+            quantile_ms(&latencies, 0.5),
+            quantile_ms(&latencies, 0.99),
+            quantile_ms(&latencies, 1.0)
         );
     }
+}
+
+/// The latency at quantile `p` of `sorted`, in ms (0 when there is none).
+fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// Single-row INSERTs, one per transaction, from `writers` connections for `seconds`.

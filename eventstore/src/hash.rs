@@ -54,34 +54,20 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), InvalidInput>
             out.push(b']');
         }
         Value::Object(map) => {
-            // serde_json's map is sorted by key (a BTreeMap) unless a crate in the build turns
-            // on its `preserve_order`; sort only then.
-            if map.keys().is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes()) {
-                write_object(map.iter(), out)?;
-            } else {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                write_object(entries.into_iter(), out)?;
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(key, out)?;
+                out.push(b':');
+                write_canonical(item, out)?;
             }
+            out.push(b'}');
         }
     }
-    Ok(())
-}
-
-fn write_object<'a>(
-    entries: impl Iterator<Item = (&'a String, &'a Value)>,
-    out: &mut Vec<u8>,
-) -> Result<(), InvalidInput> {
-    out.push(b'{');
-    for (i, (key, item)) in entries.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_string(key, out)?;
-        out.push(b':');
-        write_canonical(item, out)?;
-    }
-    out.push(b'}');
     Ok(())
 }
 
