@@ -19,6 +19,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
+use lightspeed_adapters::merchant_auth::sign_request;
+use lightspeed_adapters::psp::{PspAccount, PspCredentials};
+use lightspeed_adapters::secrets::{
+    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
+};
 use lightspeed_api::{ApiConfig, AppState, app};
 use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, Thresholds};
@@ -26,11 +31,6 @@ use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Paise, Provider, SystemClock};
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{CommandContext, PgEventStore};
-use lightspeed_gateways::merchant_auth::sign_request;
-use lightspeed_gateways::psp::{PspAccount, PspCredentials};
-use lightspeed_gateways::secrets::{
-    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
-};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 
 /// The product's allocator, so the figures are the product's.
@@ -326,7 +326,7 @@ async fn raw_ceiling(db: &TestDatabase, writers: usize, seconds: u64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    lightspeed_gateways::http::install_crypto_provider();
+    lightspeed_adapters::http::install_crypto_provider();
     let seconds = setting("BENCH_SECONDS", 60);
     let connections = setting("BENCH_CONNECTIONS", 64) as usize;
     let merchant_count = setting("BENCH_MERCHANTS", 10) as usize;

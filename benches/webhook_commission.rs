@@ -13,10 +13,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lightspeed_adapters::psp::{PspCredentials, psp_reference};
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_domain::merchant::Thresholds;
 use lightspeed_domain::{GatewayId, Paise};
-use lightspeed_gateways::psp::{PspCredentials, psp_reference};
-use lightspeed_gateways::secrets::Secret;
 use serde_json::{Value, json};
 use support::{Merchant, World, world_configured};
 use wiremock::matchers::{method, path};
@@ -111,7 +111,7 @@ async fn one(world: &World, merchant: &Merchant, gateway: GatewayId, n: usize) -
     .to_string()
     .into_bytes();
     let signature =
-        lightspeed_gateways::psp::razorpay::sign_webhook_body(&Secret::from(WEBHOOK_SECRET), &body);
+        lightspeed_adapters::psp::razorpay::sign_webhook_body(&Secret::from(WEBHOOK_SECRET), &body);
     let started = Instant::now();
     let response = world
         .http

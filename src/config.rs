@@ -93,13 +93,13 @@ impl WhatsApp {
     /// The provider client; `None` (WhatsApp off) without `WA_API_KEY`.
     pub fn provider(
         &self,
-        keyring: &std::sync::Arc<lightspeed_gateways::secrets::Keyring>,
+        keyring: &std::sync::Arc<lightspeed_adapters::secrets::Keyring>,
         clock: std::sync::Arc<dyn lightspeed_domain::Clock>,
-    ) -> anyhow::Result<Option<std::sync::Arc<dyn lightspeed_gateways::whatsapp::WhatsAppProvider>>>
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn lightspeed_adapters::whatsapp::WhatsAppProvider>>>
     {
-        use lightspeed_gateways::http::{HttpConfig, build_client};
-        use lightspeed_gateways::secrets::Secret;
-        use lightspeed_gateways::whatsapp::{GupshupClient, GupshupConfig, MetaCloudClient};
+        use lightspeed_adapters::http::{HttpConfig, build_client};
+        use lightspeed_adapters::secrets::Secret;
+        use lightspeed_adapters::whatsapp::{GupshupClient, GupshupConfig, MetaCloudClient};
         let Some(key) = &self.wa_api_key else {
             return Ok(None);
         };
@@ -174,7 +174,7 @@ pub struct Payouts {
     #[arg(long, env = "RAZORPAYX_FUND_ACCOUNT_ID")]
     pub razorpayx_fund_account_id: Option<String>,
     /// RazorpayX API host.
-    #[arg(long, env = "RAZORPAYX_BASE_URL", default_value = lightspeed_gateways::payouts::BASE_URL)]
+    #[arg(long, env = "RAZORPAYX_BASE_URL", default_value = lightspeed_adapters::payouts::BASE_URL)]
     pub razorpayx_base_url: String,
     /// Transfer rail: IMPS, NEFT, RTGS or UPI.
     #[arg(long, env = "RAZORPAYX_PAYOUT_MODE", default_value = "IMPS")]
@@ -202,7 +202,7 @@ impl Payouts {
     /// The payouts worker's settings; `None` (payouts off) unless the RazorpayX account is
     /// configured in full.
     pub fn worker_settings(&self) -> anyhow::Result<Option<lightspeed_workers::PayoutSettings>> {
-        use lightspeed_gateways::secrets::Secret;
+        use lightspeed_adapters::secrets::Secret;
         let (Some(key_id), Some(key_secret), Some(account), Some(fund_account)) = (
             &self.razorpayx_key_id,
             &self.razorpayx_key_secret,
@@ -233,7 +233,7 @@ impl Payouts {
             webhook_secret: self
                 .razorpayx_webhook_secret
                 .as_deref()
-                .map(lightspeed_gateways::secrets::Secret::from),
+                .map(lightspeed_adapters::secrets::Secret::from),
             minimum: self.minimum(),
         }
     }
@@ -300,14 +300,14 @@ impl Infra {
     }
 
     /// The keyring from `ENCRYPTION_KEY`, or the development key with a warning.
-    pub fn keyring(&self) -> anyhow::Result<lightspeed_gateways::secrets::Keyring> {
+    pub fn keyring(&self) -> anyhow::Result<lightspeed_adapters::secrets::Keyring> {
         match &self.encryption_key {
-            Some(spec) => Ok(lightspeed_gateways::secrets::Keyring::parse(spec)?),
+            Some(spec) => Ok(lightspeed_adapters::secrets::Keyring::parse(spec)?),
             None => {
                 tracing::warn!(
                     "ENCRYPTION_KEY is not set: sealing secrets with the insecure development key"
                 );
-                Ok(lightspeed_gateways::secrets::Keyring::dev_insecure())
+                Ok(lightspeed_adapters::secrets::Keyring::dev_insecure())
             }
         }
     }

@@ -4,15 +4,15 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use lightspeed_adapters::merchant_auth::sign_request;
+use lightspeed_adapters::psp::{PspAccount, PspCredentials};
+use lightspeed_adapters::secrets::{Secret, generate_client_salt, generate_webhook_secret};
 use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, Thresholds};
 use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_domain::wallet::Wallet;
 use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Provider};
 use lightspeed_eventstore::{CommandContext, Metadata, stream_of};
-use lightspeed_gateways::merchant_auth::sign_request;
-use lightspeed_gateways::psp::{PspAccount, PspCredentials};
-use lightspeed_gateways::secrets::{Secret, generate_client_salt, generate_webhook_secret};
 use lightspeed_services::{NewGateway, NewMerchant};
 use serde_json::Value;
 

@@ -164,7 +164,7 @@ async fn ctrl_c() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
-    lightspeed_gateways::http::install_crypto_provider();
+    lightspeed_adapters::http::install_crypto_provider();
     let cli = Cli::parse();
     let _telemetry =
         lightspeed_api::telemetry::init(&lightspeed_api::telemetry::TelemetryConfig::from_env())?;

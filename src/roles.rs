@@ -8,6 +8,10 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 
+use lightspeed_adapters::http::{HttpConfig, build_client};
+use lightspeed_adapters::psp::PspClient;
+use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig};
+use lightspeed_adapters::secrets::Keyring;
 use lightspeed_api::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_api::health::ReadinessCheck;
 use lightspeed_api::metrics::MetricsRefresher;
@@ -17,10 +21,6 @@ use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::seal::{Sealer, SealerConfig};
-use lightspeed_gateways::http::{HttpConfig, build_client};
-use lightspeed_gateways::psp::PspClient;
-use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig};
-use lightspeed_gateways::secrets::Keyring;
 use lightspeed_projections::ProjectorDeps;
 use lightspeed_services::Ledger;
 use lightspeed_workers::control::WorkQueues;
@@ -126,7 +126,7 @@ impl Roles {
         tokio::spawn(alerts.run());
         let router = lightspeed_api::app(
             state.build(),
-            axum::Router::new().nest("/sandbox", lightspeed_gateways::sandbox::router(sandbox)),
+            axum::Router::new().nest("/sandbox", lightspeed_adapters::sandbox::router(sandbox)),
         );
         let listener = tokio::net::TcpListener::bind(&server.listen)
             .await

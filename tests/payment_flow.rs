@@ -5,10 +5,10 @@
 mod support;
 
 use base64::Engine;
-use lightspeed_gateways::merchant_webhook::{WebhookSecret, verify};
-use lightspeed_gateways::psp::payu::{HashFields, reverse_hash};
-use lightspeed_gateways::psp::{PspCredentials, parse_psp_reference, psp_reference};
-use lightspeed_gateways::secrets::Secret;
+use lightspeed_adapters::merchant_webhook::{WebhookSecret, verify};
+use lightspeed_adapters::psp::payu::{HashFields, reverse_hash};
+use lightspeed_adapters::psp::{PspCredentials, parse_psp_reference, psp_reference};
+use lightspeed_adapters::secrets::Secret;
 use serde_json::{Value, json};
 use support::{Merchant, World, world};
 use wiremock::matchers::{method, path};
@@ -121,7 +121,7 @@ fn razorpay_captured(reference: &str, event_id: &str) -> (Vec<(&'static str, Str
     })
     .to_string()
     .into_bytes();
-    let signature = lightspeed_gateways::psp::razorpay::sign_webhook_body(
+    let signature = lightspeed_adapters::psp::razorpay::sign_webhook_body(
         &Secret::from(RAZORPAY_WEBHOOK_SECRET),
         &body,
     );
@@ -278,7 +278,7 @@ async fn cashfree() {
     )
     .into_bytes();
     let timestamp = world.ledger.now().timestamp_millis().to_string();
-    let signature = lightspeed_gateways::psp::cashfree::sign_webhook(&secret, &timestamp, &body);
+    let signature = lightspeed_adapters::psp::cashfree::sign_webhook(&secret, &timestamp, &body);
     let headers = [
         ("x-webhook-timestamp", timestamp),
         ("x-webhook-signature", signature),
@@ -322,7 +322,7 @@ async fn phonepe() {
                  "amount": 49_900, "state": "COMPLETED", "responseCode": "SUCCESS", "paymentInstrument": {"type": "UPI", "utr": "206378866112"}}
     });
     let encoded = base64::engine::general_purpose::STANDARD.encode(decoded.to_string());
-    let verify_header = lightspeed_gateways::psp::phonepe::callback_checksum(&encoded, salt, 1);
+    let verify_header = lightspeed_adapters::psp::phonepe::callback_checksum(&encoded, salt, 1);
     let body = json!({ "response": encoded }).to_string().into_bytes();
     post_webhook(
         &world,
@@ -343,7 +343,7 @@ async fn sandbox_through_its_checkout_page() {
     let world = world().await;
     let merchant = world.merchant().await;
     let credentials = PspCredentials::Sandbox {
-        webhook_secret: lightspeed_gateways::secrets::generate_webhook_secret(),
+        webhook_secret: lightspeed_adapters::secrets::generate_webhook_secret(),
     };
     world
         .gateway(&merchant, credentials, &format!("{}/sandbox", world.url), 1)

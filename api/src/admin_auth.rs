@@ -16,8 +16,8 @@ use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_eventstore::{CommandContext, Metadata};
-use lightspeed_gateways::secrets::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;

@@ -14,9 +14,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_domain::ops_alert::AlertKind;
 use lightspeed_eventstore::{CommandContext, Metadata};
-use lightspeed_gateways::http::{HttpConfig, build_client};
 use lightspeed_services::{AlertChange, Ledger, ServiceError};
 use sqlx::PgPool;
 use tokio::sync::Mutex;

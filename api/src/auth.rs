@@ -5,7 +5,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
-use lightspeed_gateways::merchant_auth::{
+use lightspeed_adapters::merchant_auth::{
     HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, RequestAuthError, verify_request,
 };
 use lightspeed_services::AuthenticatedMerchant;

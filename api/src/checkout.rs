@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use lightspeed_domain::PaymentId;
-use lightspeed_domain::payment::Payment;
-use lightspeed_gateways::checkout::{
+use lightspeed_adapters::checkout::{
     error_page, escape_html, render_checkout, render_waiting_page, script_literal,
 };
-use lightspeed_gateways::psp::CheckoutData;
+use lightspeed_adapters::psp::CheckoutData;
+use lightspeed_domain::PaymentId;
+use lightspeed_domain::payment::Payment;
 use serde::Serialize;
 use utoipa::ToSchema;
 

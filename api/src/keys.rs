@@ -4,9 +4,9 @@
 //! To rotate: put the new key first in `ENCRYPTION_KEY` and keep the old one after it, deploy,
 //! run [`rotate_keys`] until its report shows no failure, then drop the old key.
 
+use lightspeed_adapters::secrets::Keyring;
 use lightspeed_domain::SealedSecret;
 use lightspeed_eventstore::{CommandContext, Metadata};
-use lightspeed_gateways::secrets::Keyring;
 use lightspeed_services::{Ledger, ResealReport, Resealer, ServiceError};
 
 /// The keyring as the ledger's resealer: it opens with whichever key a blob names and seals

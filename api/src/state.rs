@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use futures::future::BoxFuture;
+use lightspeed_adapters::payouts::MIN_AMOUNT;
+use lightspeed_adapters::psp::PspClient;
+use lightspeed_adapters::secrets::Keyring;
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_domain::{GatewayId, Paise, PaymentId};
-use lightspeed_gateways::payouts::MIN_AMOUNT;
-use lightspeed_gateways::psp::PspClient;
-use lightspeed_gateways::secrets::Keyring;
-use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::Ledger;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;

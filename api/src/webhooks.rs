@@ -5,14 +5,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use lightspeed_adapters::psp::{
+    PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, verify_webhook,
+};
 use lightspeed_domain::gateway::Gateway;
 use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::{GatewayId, PaymentId, Provider};
 use lightspeed_eventstore::{CommandContext, Metadata};
-use lightspeed_gateways::psp::{
-    PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, verify_webhook,
-};
 use serde::Serialize;
 use utoipa::ToSchema;
 

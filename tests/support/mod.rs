@@ -8,6 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use lightspeed_adapters::http::{HttpConfig, build_client};
+use lightspeed_adapters::merchant_auth::sign_request;
+use lightspeed_adapters::psp::{PspAccount, PspClient, PspCredentials};
+use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
+use lightspeed_adapters::secrets::{
+    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
+};
 use lightspeed_api::{ApiConfig, AppState, app};
 use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, Thresholds};
@@ -15,13 +22,6 @@ use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Provider, SystemClock};
 use lightspeed_eventstore::testing::{TestDatabase, TestNats};
 use lightspeed_eventstore::{CommandContext, PgEventStore};
-use lightspeed_gateways::http::{HttpConfig, build_client};
-use lightspeed_gateways::merchant_auth::sign_request;
-use lightspeed_gateways::psp::{PspAccount, PspClient, PspCredentials};
-use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
-use lightspeed_gateways::secrets::{
-    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
-};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 use serde_json::Value;
 use wiremock::MockServer;
@@ -58,7 +58,7 @@ pub async fn world() -> World {
 
 /// A world whose API runs with `configure`'s changes to the default configuration.
 pub async fn world_configured(configure: impl FnOnce(&mut ApiConfig)) -> World {
-    lightspeed_gateways::http::install_crypto_provider();
+    lightspeed_adapters::http::install_crypto_provider();
     let db = TestDatabase::new().await;
     let nats = TestNats::new().await;
     let store = PgEventStore::new(db.pool.clone(), Arc::new(SystemClock));

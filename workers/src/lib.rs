@@ -40,11 +40,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use lightspeed_adapters::psp::PspClient;
+use lightspeed_adapters::secrets::Keyring;
+use lightspeed_adapters::whatsapp::WhatsAppProvider;
 use lightspeed_eventstore::nats::LogStreamConfig;
 use lightspeed_eventstore::{CommandHandler, PgEventStore};
-use lightspeed_gateways::psp::PspClient;
-use lightspeed_gateways::secrets::Keyring;
-use lightspeed_gateways::whatsapp::WhatsAppProvider;
 use lightspeed_services::Ledger;
 use tokio::sync::watch;
 

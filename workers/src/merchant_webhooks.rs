@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use lightspeed_adapters::merchant_webhook::{WebhookSecret, sign};
+use lightspeed_adapters::secrets::Keyring;
 use lightspeed_domain::merchant::MerchantCommand;
 use lightspeed_domain::payment::PaymentEvent;
 use lightspeed_domain::retry::Jitter;
@@ -41,8 +43,6 @@ use lightspeed_eventstore::{
     AppendError, CommandContext, CommandError, CommandHandler, EventStore, PgEventStore,
     RecordedEvent, stream_of,
 };
-use lightspeed_gateways::merchant_webhook::{WebhookSecret, sign};
-use lightspeed_gateways::secrets::Keyring;
 use lightspeed_services::Ledger;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 

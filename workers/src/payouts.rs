@@ -12,14 +12,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use lightspeed_adapters::payouts::{
+    IdempotencyKey, PayoutClient, PayoutError, PayoutMode, PayoutRequest, RazorpayXCredentials,
+};
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_domain::retry::{Backoff, Jitter};
 use lightspeed_domain::wallet::{PayoutReversalReason, PayoutStatus, WalletEvent};
 use lightspeed_domain::{MerchantId, Paise, PayoutId};
 use lightspeed_eventstore::RecordedEvent;
-use lightspeed_gateways::payouts::{
-    IdempotencyKey, PayoutClient, PayoutError, PayoutMode, PayoutRequest, RazorpayXCredentials,
-};
-use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::{Ledger, PayoutSettlement};
 
 use crate::queue::{Job, JobHandler, JobOutcome};

@@ -12,13 +12,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lightspeed_adapters::psp::{PaymentOutcome, PspAccount, PspClient, PspError, psp_reference};
+use lightspeed_adapters::secrets::Keyring;
 use lightspeed_domain::payment::PaymentStatus;
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::retry::{Jitter, PSP_CALLS};
 use lightspeed_domain::{GatewayId, PaymentId, Provider};
 use lightspeed_eventstore::{CommandContext, Metadata};
-use lightspeed_gateways::psp::{PaymentOutcome, PspAccount, PspClient, PspError, psp_reference};
-use lightspeed_gateways::secrets::Keyring;
 use lightspeed_services::{Ledger, ServiceError};
 
 use crate::jobs::StatusCheck;

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient, PspError};
+use lightspeed_adapters::secrets::Keyring;
 use lightspeed_domain::payment::{PaymentError, PaymentEvent, PaymentStatus};
 use lightspeed_domain::retry::{Jitter, PSP_CALLS};
 use lightspeed_domain::{GatewayId, Payment, PaymentId, calendar};
 use lightspeed_eventstore::RecordedEvent;
-use lightspeed_gateways::psp::{Customer, OrderRequest, PspAccount, PspClient, PspError};
-use lightspeed_gateways::secrets::Keyring;
 use lightspeed_services::{Ledger, ServiceError};
 
 use crate::ids;

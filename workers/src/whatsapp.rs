@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lightspeed_adapters::whatsapp::{TemplateMessage, WhatsAppError, WhatsAppProvider};
 use lightspeed_domain::notification::{
     NotificationCommand, NotificationStatus, NotificationType, QueueNotification,
 };
@@ -24,7 +25,6 @@ use lightspeed_domain::payment::PaymentEvent;
 use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::{Decider, Notification, NotificationId, Payment, PaymentId};
 use lightspeed_eventstore::{AppendError, CommandError, RecordedEvent};
-use lightspeed_gateways::whatsapp::{TemplateMessage, WhatsAppError, WhatsAppProvider};
 use lightspeed_services::Ledger;
 
 use crate::ids::{self, txn_update_id};

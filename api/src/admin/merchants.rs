@@ -6,15 +6,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
+use lightspeed_adapters::secrets::{
+    generate_client_key, generate_client_salt, generate_webhook_secret,
+};
 use lightspeed_domain::merchant::{
     ClientKey, DEFAULT_WEBHOOK_SECRET_GRACE_SECS, Merchant, MerchantCommand, MerchantStatus,
     OnboardMerchant, Thresholds, WhatsappContact, WhatsappOptIns,
 };
 use lightspeed_domain::routing::{CheckoutSettings, RoutingMode};
 use lightspeed_domain::{BasisPoints, MerchantId, Paise};
-use lightspeed_gateways::secrets::{
-    generate_client_key, generate_client_salt, generate_webhook_secret,
-};
 use lightspeed_projections::merchants::MerchantFilter;
 use lightspeed_projections::pagination::PageRequest;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -340,7 +340,7 @@ pub async fn create(
 }
 
 /// The one place a freshly generated secret becomes text: the one-time answer.
-fn secret_text(secret: &lightspeed_gateways::secrets::Secret) -> Result<String, ApiError> {
+fn secret_text(secret: &lightspeed_adapters::secrets::Secret) -> Result<String, ApiError> {
     secret
         .expose_str()
         .map(str::to_owned)

@@ -5,8 +5,8 @@
 use crate::common;
 
 use common::{TestApp, TestMerchant, payment, problem, spawn};
+use lightspeed_adapters::psp::{PspAccount, PspCredentials};
 use lightspeed_domain::GatewayId;
-use lightspeed_gateways::psp::{PspAccount, PspCredentials};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

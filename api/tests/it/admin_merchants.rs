@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use common::{TestApp, TestMerchant, payment, problem, spawn};
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_api::{ApiConfig, AppState, app as api};
 use lightspeed_domain::MerchantId;
 use lightspeed_eventstore::PgEventStore;
-use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::Ledger;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::Utc;
+use lightspeed_adapters::merchant_auth::{
+    HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request,
+};
+use lightspeed_adapters::psp::{PspAccount, PspCredentials};
+use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
+use lightspeed_adapters::secrets::{
+    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
+};
 use lightspeed_api::admin_auth::{AdminAuthConfig, mint_token_at};
 use lightspeed_api::{ApiConfig, AppState, AppStateBuilder, app};
 use lightspeed_domain::gateway::GatewaySettings;
@@ -17,14 +25,6 @@ use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_domain::{BasisPoints, GatewayId, ManualClock, MerchantId, Provider};
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{CommandContext, PgEventStore};
-use lightspeed_gateways::merchant_auth::{
-    HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request,
-};
-use lightspeed_gateways::psp::{PspAccount, PspCredentials};
-use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
-use lightspeed_gateways::secrets::{
-    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
-};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 
 /// The admin JWT secret every test app trusts.
@@ -67,7 +67,7 @@ pub async fn spawn_custom(
     configure: impl FnOnce(ApiConfig) -> ApiConfig,
     build: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
 ) -> TestApp {
-    lightspeed_gateways::http::install_crypto_provider();
+    lightspeed_adapters::http::install_crypto_provider();
     let db = TestDatabase::new().await;
     let clock = ManualClock::new(Utc::now());
     let store = PgEventStore::new(db.pool.clone(), Arc::new(clock.clone()));

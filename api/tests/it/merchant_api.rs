@@ -80,7 +80,7 @@ async fn bad_input_gets_a_clear_4xx_and_records_nothing() {
 
     let now = app.ledger.now().timestamp();
     let sign = |timestamp: i64, body: &[u8]| {
-        lightspeed_gateways::merchant_auth::sign_request(
+        lightspeed_adapters::merchant_auth::sign_request(
             merchant.client_salt.expose(),
             timestamp,
             "POST",

@@ -4,11 +4,11 @@
 use crate::common;
 
 use common::{TestApp, TestMerchant, payment, spawn};
+use lightspeed_adapters::http::HttpConfig;
+use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient};
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
 use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_eventstore::CommandContext;
-use lightspeed_gateways::http::HttpConfig;
-use lightspeed_gateways::psp::{Customer, OrderRequest, PspAccount, PspClient};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -163,7 +163,7 @@ async fn sandbox_key(app: &TestApp, merchant: &TestMerchant, payment_id: Payment
         .expect("gateway");
     let account = PspAccount::open(&app.keyring, gateway.credentials()).expect("credentials");
     match account.credentials {
-        lightspeed_gateways::psp::PspCredentials::Sandbox { webhook_secret } => {
+        lightspeed_adapters::psp::PspCredentials::Sandbox { webhook_secret } => {
             webhook_secret.expose_str().expect("utf-8").to_owned()
         }
         _ => panic!("a sandbox gateway"),
@@ -186,7 +186,7 @@ async fn the_same_webhook_five_times_is_one_fact_and_a_forged_one_is_refused() {
         .expect("id")
         .parse()
         .expect("uuid");
-    let reference = lightspeed_gateways::psp::psp_reference(payment_id);
+    let reference = lightspeed_adapters::psp::psp_reference(payment_id);
     let body = serde_json::json!({
         "type": "payment.succeeded",
         "order_id": format!("sbo_{reference}"),
@@ -197,11 +197,11 @@ async fn the_same_webhook_five_times_is_one_fact_and_a_forged_one_is_refused() {
         "failure": null,
     })
     .to_string();
-    let webhook_secret = lightspeed_gateways::merchant_webhook::WebhookSecret::parse(
+    let webhook_secret = lightspeed_adapters::merchant_webhook::WebhookSecret::parse(
         secret.expose_str().expect("utf-8"),
     )
     .expect("secret");
-    let signed = lightspeed_gateways::merchant_webhook::sign(
+    let signed = lightspeed_adapters::merchant_webhook::sign(
         &webhook_secret,
         &[],
         "msg_1",

@@ -10,12 +10,12 @@ use crate::common;
 use std::sync::{Arc, Mutex};
 
 use common::{ADMIN_SECRET, TestApp, TestMerchant, payment, spawn};
+use lightspeed_adapters::http::HttpConfig;
+use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient};
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_eventstore::CommandContext;
-use lightspeed_gateways::http::HttpConfig;
-use lightspeed_gateways::psp::{Customer, OrderRequest, PspAccount, PspClient};
-use lightspeed_gateways::secrets::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tracing_subscriber::fmt::MakeWriter;

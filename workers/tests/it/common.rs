@@ -8,6 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use lightspeed_adapters::http::{HttpConfig, build_client};
+use lightspeed_adapters::psp::{PspAccount, PspClient, PspCredentials, psp_reference};
+use lightspeed_adapters::sandbox::{CreateOrder, OrderStatus, OrderView, order_id_for};
+use lightspeed_adapters::secrets::{
+    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
+};
 use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, Thresholds, WhatsappContact};
 use lightspeed_domain::payment::PaymentDetails;
@@ -23,12 +29,6 @@ use lightspeed_eventstore::relay::{Relay, RelayConfig, load_mark};
 use lightspeed_eventstore::testing::{TestDatabase, TestNats, nats_url};
 use lightspeed_eventstore::{
     CommandContext, CommandHandler, EventStore, PgEventStore, RecordedEvent, stream_of,
-};
-use lightspeed_gateways::http::{HttpConfig, build_client};
-use lightspeed_gateways::psp::{PspAccount, PspClient, PspCredentials, psp_reference};
-use lightspeed_gateways::sandbox::{CreateOrder, OrderStatus, OrderView, order_id_for};
-use lightspeed_gateways::secrets::{
-    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
 use lightspeed_services::{Ledger, NewGateway, NewMerchant, PaymentRequest};
 use lightspeed_workers::failed::FailedJobStream;

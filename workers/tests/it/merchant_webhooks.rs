@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use lightspeed_adapters::merchant_webhook::{HEADER_ID, WebhookSecret, verify};
+use lightspeed_adapters::secrets::generate_webhook_secret;
 use lightspeed_domain::merchant::{DEFAULT_WEBHOOK_SECRET_GRACE_SECS, MerchantCommand};
 use lightspeed_domain::webhook_delivery::{WebhookDeliveryEvent, WebhookDeliveryStatus};
 use lightspeed_domain::{Merchant, WebhookDelivery, WebhookDeliveryId};
 use lightspeed_eventstore::{CommandContext, stream_of};
-use lightspeed_gateways::merchant_webhook::{HEADER_ID, WebhookSecret, verify};
-use lightspeed_gateways::secrets::generate_webhook_secret;
 use lightspeed_workers::merchant_webhooks::ResendError;
 use lightspeed_workers::{QueueName, delivery_id_for, resend_delivery};
 use wiremock::matchers::{method, path};

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lightspeed_adapters::payouts::IDEMPOTENCY_HEADER;
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_domain::wallet::{PayoutStatus, WalletCommand};
 use lightspeed_domain::{BasisPoints, Paise, PaymentId, Wallet};
 use lightspeed_eventstore::{CommandContext, stream_of};
-use lightspeed_gateways::payouts::IDEMPOTENCY_HEADER;
-use lightspeed_gateways::secrets::Secret;
 use lightspeed_services::payout_id_for;
 use lightspeed_workers::{PayoutSchedule, PayoutSettings, QueueName};
 use wiremock::matchers::{method, path};

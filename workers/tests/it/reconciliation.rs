@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use lightspeed_adapters::psp::psp_reference;
+use lightspeed_adapters::sandbox::{OrderStatus, order_id_for};
 use lightspeed_domain::payment::PaymentStatus;
-use lightspeed_gateways::psp::psp_reference;
-use lightspeed_gateways::sandbox::{OrderStatus, order_id_for};
 use lightspeed_workers::{QueueName, Reconciler, ReconciliationSettings, Sweep};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -1,11 +1,11 @@
 //! The status checker: a payment whose webhook never came (or did not verify) is settled from
 //! the PSP's status API, exactly once.
 
+use lightspeed_adapters::psp::psp_reference;
+use lightspeed_adapters::sandbox::{OrderStatus, order_id_for};
 use lightspeed_domain::payment::PaymentStatus;
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, PspOutcomeEvent};
 use lightspeed_eventstore::Metadata;
-use lightspeed_gateways::psp::psp_reference;
-use lightspeed_gateways::sandbox::{OrderStatus, order_id_for};
 use lightspeed_workers::jobs::Queued;
 use lightspeed_workers::{QueueName, StatusCheck, StatusChecked, publish_status_check};
 use wiremock::matchers::{method, path};

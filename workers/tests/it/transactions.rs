@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use lightspeed_adapters::psp::psp_reference;
+use lightspeed_adapters::sandbox::{CreateOrder, order_id_for};
 use lightspeed_domain::payment::PaymentStatus;
-use lightspeed_gateways::psp::psp_reference;
-use lightspeed_gateways::sandbox::{CreateOrder, order_id_for};
 use lightspeed_workers::QueueName;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use lightspeed_adapters::http::HttpConfig;
+use lightspeed_adapters::secrets::Secret;
+use lightspeed_adapters::whatsapp::{GupshupClient, GupshupConfig, MetaCloudClient};
 use lightspeed_domain::merchant::{Thresholds, WhatsappContact, WhatsappOptIns};
 use lightspeed_domain::merchant_alerts::MerchantAlertsEvent;
 use lightspeed_domain::notification::{
@@ -16,9 +19,6 @@ use lightspeed_domain::{
 };
 use lightspeed_eventstore::testing::settled;
 use lightspeed_eventstore::{CommandContext, stream_of};
-use lightspeed_gateways::http::HttpConfig;
-use lightspeed_gateways::secrets::Secret;
-use lightspeed_gateways::whatsapp::{GupshupClient, GupshupConfig, MetaCloudClient};
 use lightspeed_projections::runtime::{ProjectorDeps, RunConfig, run_projection};
 use lightspeed_projections::whatsapp::Whatsapp;
 use lightspeed_services::Ledger;
@@ -39,7 +39,7 @@ fn settings() -> WhatsAppSettings {
 }
 
 fn http() -> reqwest::Client {
-    lightspeed_gateways::http::build_client(&HttpConfig {
+    lightspeed_adapters::http::build_client(&HttpConfig {
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
     })

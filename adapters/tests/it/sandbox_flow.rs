@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use lightspeed_domain::{Paise, PaymentId, SystemClock};
-use lightspeed_gateways::http::HttpConfig;
-use lightspeed_gateways::psp::{
+use lightspeed_adapters::http::HttpConfig;
+use lightspeed_adapters::psp::{
     CheckoutData, Customer, OrderRequest, PaymentOutcome, PspAccount, PspClient, PspCredentials,
     PspError, psp_reference, verify_webhook,
 };
-use lightspeed_gateways::sandbox::{Sandbox, SandboxConfig, router};
-use lightspeed_gateways::secrets::{Secret, generate_webhook_secret};
+use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router};
+use lightspeed_adapters::secrets::{Secret, generate_webhook_secret};
+use lightspeed_domain::{Paise, PaymentId, SystemClock};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -39,7 +39,7 @@ async fn start_sandbox() -> Running {
 
 /// A client that, like a browser under test, shows redirects instead of following them.
 fn browser() -> reqwest::Client {
-    lightspeed_gateways::http::build_client(&HttpConfig::default()).expect("browser client")
+    lightspeed_adapters::http::build_client(&HttpConfig::default()).expect("browser client")
 }
 
 fn order(callback_url: String) -> OrderRequest {

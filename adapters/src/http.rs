@@ -51,7 +51,7 @@ pub fn build_client(config: &HttpConfig) -> Result<reqwest::Client, ClientBuildE
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("lightspeed-gateways/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("lightspeed-adapters/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(ClientBuildError)
 }

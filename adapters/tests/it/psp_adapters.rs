@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use lightspeed_domain::{Paise, PaymentId};
-use lightspeed_gateways::http::HttpConfig;
-use lightspeed_gateways::psp::{
+use lightspeed_adapters::http::HttpConfig;
+use lightspeed_adapters::psp::{
     CashfreeMode, CheckoutData, Customer, OrderRequest, PaymentOutcome, PspAccount, PspClient,
     PspCredentials, PspError, psp_reference,
 };
-use lightspeed_gateways::secrets::Secret;
+use lightspeed_adapters::secrets::Secret;
+use lightspeed_domain::{Paise, PaymentId};
 use serde_json::json;
 use wiremock::matchers::{
     basic_auth, body_partial_json, body_string_contains, header, method, path, query_param,
@@ -307,7 +307,7 @@ mod payu {
         let server = MockServer::start().await;
         let payment = PaymentId::new();
         let reference = psp_reference(payment);
-        let hash = lightspeed_gateways::psp::payu::api_hash(
+        let hash = lightspeed_adapters::psp::payu::api_hash(
             "TESTKEY1",
             "verify_payment",
             &reference,
@@ -533,7 +533,7 @@ mod cashfree {
 mod phonepe {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as BASE64;
-    use lightspeed_gateways::psp::phonepe::{pay_checksum, status_checksum};
+    use lightspeed_adapters::psp::phonepe::{pay_checksum, status_checksum};
 
     use super::*;
 

@@ -4,16 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use lightspeed_domain::{ManualClock, Paise, PayoutId};
-use lightspeed_gateways::http::{HttpConfig, build_client};
-use lightspeed_gateways::payouts::{
+use lightspeed_adapters::http::{HttpConfig, build_client};
+use lightspeed_adapters::payouts::{
     IDEMPOTENCY_HEADER, IdempotencyKey, PayoutClient, PayoutError, PayoutMode, PayoutRequest,
     PayoutStatus, RazorpayXCredentials,
 };
-use lightspeed_gateways::secrets::{Keyring, Secret};
-use lightspeed_gateways::whatsapp::{
+use lightspeed_adapters::secrets::{Keyring, Secret};
+use lightspeed_adapters::whatsapp::{
     GupshupClient, GupshupConfig, MetaCloudClient, TemplateMessage, WhatsAppError, WhatsAppProvider,
 };
+use lightspeed_domain::{ManualClock, Paise, PayoutId};
 use serde_json::json;
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_partial_json, body_string_contains, header, method,
