@@ -1,6 +1,7 @@
 //! PSP, WhatsApp and payout adapters against fake providers on loopback.
 //! One test binary, so the workspace links it once.
 
+mod doc_examples;
 mod psp_adapters;
 mod sandbox_flow;
 mod whatsapp_payouts;
