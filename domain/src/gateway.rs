@@ -5,8 +5,7 @@
 //! invariant 4 under concurrency: the current IST month's booked volume and count, a bounded
 //! window of recent booking instants, temporary failure and retirement. A payment is only routed
 //! to a gateway by appending `GatewayBooked` to this stream (atomically with `PaymentInitiated`),
-//! and [`Gateway::check_bookable`] is the one eligibility check, shared with
-//! [`routing::route`](crate::routing::route).
+//! and [`Gateway::check_bookable`] is the one eligibility check, shared with routing.
 //!
 //! **Volume rule.** A gateway's monthly volume is the sum of bookings made in the current IST
 //! calendar month that have not been released. A payment that fails, or is rerouted away,
@@ -18,11 +17,11 @@
 //! Pending payments keep their booking until they succeed, fail or expire.
 
 use crate::calendar::{self, IstMonth};
+use crate::checkout_settings::{CheckoutSettings, MAX_TEMPORARY_FAILURE_SECS};
 use crate::decider::Decider;
 use crate::ids::{GatewayId, MerchantId, PaymentId};
 use crate::money::Paise;
 use crate::provider::Provider;
-use crate::routing::CheckoutSettings;
 use crate::sealed::SealedSecret;
 use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
@@ -31,12 +30,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::checkout_settings::MAX_RPM_CAP;
+
 /// The window a requests-per-minute cap counts bookings over.
 pub const RPM_WINDOW: Duration = Duration::from_secs(60);
-
-/// The highest requests-per-minute cap a gateway (or a merchant default) may have. It bounds the
-/// window of booking instants a gateway state keeps; for more traffic leave the gateway uncapped.
-pub const MAX_RPM_CAP: u32 = 1_000;
 
 /// The longest gateway label, in characters.
 pub const MAX_LABEL_CHARS: usize = 100;
@@ -694,12 +691,7 @@ impl Decider for Gateway {
                 at,
             } => {
                 let reason = validation::excerpt(reason, MAX_REASON_CHARS);
-                validation::range(
-                    "rest_secs",
-                    *rest_secs,
-                    1,
-                    crate::routing::MAX_TEMPORARY_FAILURE_SECS,
-                )?;
+                validation::range("rest_secs", *rest_secs, 1, MAX_TEMPORARY_FAILURE_SECS)?;
                 // Two workers reporting the same outage must not shorten the rest.
                 let until = calendar::plus_secs(*at, *rest_secs);
                 let until = gateway

@@ -15,7 +15,7 @@
 //!   period ends the first one's grace at once.
 //! - Suspension here is the manual status set by ops. Suspension for unpaid commission is not
 //!   recorded: it is derived from the wallet's balance due at the moment of each payment
-//!   ([`crate::wallet::standing`]), so it lifts by itself once the balance is paid.
+//!   ([`standing`](crate::standing)), so it lifts by itself once the balance is paid.
 //! - Closed is terminal: only detaching gateways and resealing secrets (encryption key rotation)
 //!   are still accepted.
 //! - Resealing replaces the sealed blobs of the salt and webhook secrets with the same secrets
@@ -37,6 +37,8 @@ use crate::webhook_delivery::{EndpointHealth, endpoint_health};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+
+pub use crate::standing::{MerchantStatus, Thresholds};
 
 /// Most gateways a merchant may have active (registered and not retired) at once.
 pub const MAX_ACTIVE_GATEWAYS: usize = 50;
@@ -97,57 +99,6 @@ impl ClientKey {
 impl std::fmt::Display for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Whether a merchant may take payments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MerchantStatus {
-    /// Takes payments (subject to the balance-due rule).
-    Active,
-    /// Suspended by ops; new payments are refused until reactivated.
-    Suspended,
-    /// Closed for good.
-    Closed,
-}
-
-/// A merchant's money thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Thresholds {
-    /// Balance due at or above which new payments are refused (default ₹10,000).
-    pub suspend_at: Paise,
-    /// Balance due at or above which the merchant is warned (default ₹5,000).
-    pub warn_at: Paise,
-    /// Smallest balance the automatic payout collects (default ₹1,000).
-    pub auto_payout_minimum: Paise,
-}
-
-impl Default for Thresholds {
-    /// Suspend at ₹10,000, warn at ₹5,000, automatic payout from ₹1,000.
-    fn default() -> Self {
-        Thresholds {
-            suspend_at: Paise::rupees(10_000),
-            warn_at: Paise::rupees(5_000),
-            auto_payout_minimum: Paise::rupees(1_000),
-        }
-    }
-}
-
-impl Thresholds {
-    /// Refuses non-positive thresholds and a warn threshold above the suspend threshold.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        let max = Paise(i64::MAX);
-        validation::amount("suspend_at", self.suspend_at, max)?;
-        validation::amount("warn_at", self.warn_at, max)?;
-        validation::amount("auto_payout_minimum", self.auto_payout_minimum, max)?;
-        if self.warn_at > self.suspend_at {
-            return Err(Problem::Exceeds {
-                other: "suspend_at",
-            }
-            .at("warn_at"));
-        }
-        Ok(())
     }
 }
 

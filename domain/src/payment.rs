@@ -22,10 +22,9 @@
 use crate::decider::Decider;
 use crate::gateway::GatewayCommand;
 use crate::ids::{GatewayId, MerchantId, PaymentId};
-use crate::merchant::{MerchantStatus, Thresholds};
 use crate::money::{BasisPoints, Currency, Paise};
+use crate::standing::{MerchantStatus, Standing, Thresholds, standing};
 use crate::validation::{self, FieldError, Problem};
-use crate::wallet::{Standing, standing};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -18,39 +18,17 @@
 
 use crate::decider::Decider;
 use crate::ids::{PaymentId, PayoutId};
-use crate::merchant::Thresholds;
 use crate::money::{BasisPoints, Paise};
+use crate::standing::Thresholds;
 use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use crate::standing::{Standing, standing};
+
 /// Longest payout reference, settlement reference or note kept, in characters.
 pub const MAX_REFERENCE_CHARS: usize = 200;
-
-/// Where a merchant stands given what it owes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Standing {
-    /// Below the warn threshold.
-    Good,
-    /// At or above the warn threshold, below the suspend threshold: warn the merchant.
-    Warn,
-    /// At or above the suspend threshold: new payments are refused.
-    Suspended,
-}
-
-/// The suspension and warn rules: balance due ≥ suspend threshold → suspended; ≥ warn threshold
-/// → warn; else good.
-pub fn standing(balance_due: Paise, thresholds: &Thresholds) -> Standing {
-    if balance_due >= thresholds.suspend_at {
-        Standing::Suspended
-    } else if balance_due >= thresholds.warn_at {
-        Standing::Warn
-    } else {
-        Standing::Good
-    }
-}
 
 /// Where a payout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
