@@ -51,7 +51,8 @@ impl SuccessRate {
     /// The smoothed rate in basis points (rounded down), for display and ops.
     pub fn smoothed_bps(&self) -> u32 {
         let (numerator, denominator) = self.smoothed();
-        u32::try_from(numerator * 10_000 / denominator).unwrap_or(10_000)
+        // succeeded ≤ attempted, so numerator < denominator and the rate is below 10 000 bps.
+        u32::try_from(numerator * 10_000 / denominator).expect("a smoothed rate below one")
     }
 }
 
