@@ -736,10 +736,7 @@ impl Merchant {
                 company_name,
                 webhook_url,
                 ..
-            } => {
-                self.company_name = company_name.clone();
-                self.webhook_url = webhook_url.clone();
-            }
+            } => self.update_profile(company_name, webhook_url.as_deref()),
             MerchantEvent::MerchantWhatsappContactChanged { contact, .. } => {
                 self.whatsapp = contact.clone()
             }
@@ -790,6 +787,11 @@ impl Merchant {
             ),
         }
         Some(self)
+    }
+
+    fn update_profile(&mut self, company_name: &str, webhook_url: Option<&str>) {
+        self.company_name = company_name.to_owned();
+        self.webhook_url = webhook_url.map(str::to_owned);
     }
 
     fn rotate_keys(
@@ -928,13 +930,13 @@ fn decide_for(
         MerchantCommand::ResealSecrets {
             client_salt,
             webhook_secret,
-            previous_webhook_secret,
+            previous_webhook_secret: previous,
             at,
         } => reseal_secrets(
             merchant,
             client_salt,
             webhook_secret,
-            previous_webhook_secret.as_ref(),
+            previous.as_ref(),
             *at,
         ),
     }
