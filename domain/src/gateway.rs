@@ -5,8 +5,7 @@
 //! invariant 4 under concurrency: the current IST month's booked volume and count, a bounded
 //! window of recent booking instants, temporary failure and retirement. A payment is only routed
 //! to a gateway by appending `GatewayBooked` to this stream (atomically with `PaymentInitiated`),
-//! and [`Gateway::check_bookable`] is the one eligibility check, shared with
-//! [`routing::route`](crate::routing::route).
+//! and [`Gateway::check_bookable`] is the one eligibility check, shared with routing.
 //!
 //! **Volume rule.** A gateway's monthly volume is the sum of bookings made in the current IST
 //! calendar month that have not been released. A payment that fails, or is rerouted away,
@@ -18,11 +17,11 @@
 //! Pending payments keep their booking until they succeed, fail or expire.
 
 use crate::calendar::{self, IstMonth};
+use crate::checkout_settings::{CheckoutSettings, MAX_TEMPORARY_FAILURE_SECS};
 use crate::decider::Decider;
 use crate::ids::{GatewayId, MerchantId, PaymentId};
 use crate::money::Paise;
 use crate::provider::Provider;
-use crate::routing::CheckoutSettings;
 use crate::sealed::SealedSecret;
 use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
@@ -31,12 +30,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::checkout_settings::MAX_RPM_CAP;
+
 /// The window a requests-per-minute cap counts bookings over.
 pub const RPM_WINDOW: Duration = Duration::from_secs(60);
-
-/// The highest requests-per-minute cap a gateway (or a merchant default) may have. It bounds the
-/// window of booking instants a gateway state keeps; for more traffic leave the gateway uncapped.
-pub const MAX_RPM_CAP: u32 = 1_000;
 
 /// The longest gateway label, in characters.
 pub const MAX_LABEL_CHARS: usize = 100;
@@ -611,46 +608,20 @@ impl Decider for Gateway {
                 payment_id,
                 amount,
                 at,
-            } => Ok(vec![GatewayEvent::GatewayBooked {
-                payment_id: *payment_id,
-                amount: *amount,
-                late_success: true,
-                at: *at,
-            }]),
+            } => Ok(book_late_success(*payment_id, *amount, *at)),
             GatewayCommand::ReleaseBooking {
                 payment_id,
                 amount,
                 booked_at,
                 at,
-            } => Ok(vec![GatewayEvent::GatewayBookingReleased {
-                payment_id: *payment_id,
-                amount: *amount,
-                booked_at: *booked_at,
-                at: *at,
-            }]),
+            } => Ok(release_booking(*payment_id, *amount, *booked_at, *at)),
             // Booking answers with the shared eligibility reason, retired included.
             GatewayCommand::Book {
                 payment_id,
                 request,
-            } => {
-                gateway
-                    .check_bookable(request)
-                    .map_err(GatewayError::Unavailable)?;
-                Ok(vec![GatewayEvent::GatewayBooked {
-                    payment_id: *payment_id,
-                    amount: request.amount,
-                    late_success: false,
-                    at: request.at,
-                }])
-            }
+            } => book(gateway, *payment_id, request),
             GatewayCommand::ResealCredentials { credentials, at } => {
-                if *credentials == gateway.credentials {
-                    return Ok(vec![]);
-                }
-                Ok(vec![GatewayEvent::GatewayCredentialsResealed {
-                    credentials: credentials.clone(),
-                    at: *at,
-                }])
+                Ok(reseal_credentials(gateway, credentials, *at))
             }
             GatewayCommand::Retire { .. } if gateway.is_retired() => Ok(vec![]),
             _ if gateway.is_retired() => Err(GatewayError::Retired),
@@ -658,75 +629,36 @@ impl Decider for Gateway {
                 label,
                 settings,
                 at,
-            } => {
-                let label = validation::text("label", label, MAX_LABEL_CHARS)?;
-                settings.validate()?;
-                if label == gateway.label && *settings == gateway.settings {
-                    return Ok(vec![]);
-                }
-                Ok(vec![GatewayEvent::GatewaySettingsChanged {
-                    label,
-                    settings: *settings,
-                    at: *at,
-                }])
-            }
+            } => change_settings(gateway, label, settings, *at),
             GatewayCommand::RotateCredentials { credentials, at } => {
-                if *credentials == gateway.credentials {
-                    return Ok(vec![]);
-                }
-                Ok(vec![GatewayEvent::GatewayCredentialsRotated {
-                    credentials: credentials.clone(),
-                    at: *at,
-                }])
+                Ok(rotate_credentials(gateway, credentials, *at))
             }
-            GatewayCommand::Toggle { enabled, at } => {
-                if *enabled == gateway.enabled {
-                    return Ok(vec![]);
-                }
-                Ok(vec![GatewayEvent::GatewayToggled {
-                    enabled: *enabled,
-                    at: *at,
-                }])
-            }
+            GatewayCommand::Toggle { enabled, at } => Ok(toggle(gateway, *enabled, *at)),
             GatewayCommand::MarkTemporarilyFailed {
                 reason,
                 rest_secs,
                 at,
-            } => {
-                let reason = validation::excerpt(reason, MAX_REASON_CHARS);
-                validation::range(
-                    "rest_secs",
-                    *rest_secs,
-                    1,
-                    crate::routing::MAX_TEMPORARY_FAILURE_SECS,
-                )?;
-                // Two workers reporting the same outage must not shorten the rest.
-                let until = calendar::plus_secs(*at, *rest_secs);
-                let until = gateway
-                    .temporary_failure
-                    .as_ref()
-                    .map_or(until, |failure| failure.until.max(until));
-                Ok(vec![GatewayEvent::GatewayTemporarilyFailed {
-                    reason,
-                    until,
-                    at: *at,
-                }])
-            }
+            } => mark_temporarily_failed(gateway, reason, *rest_secs, *at),
             GatewayCommand::ClearTemporaryFailure { at } => {
-                if !gateway.is_temporarily_failed(*at) {
-                    return Ok(vec![]);
-                }
-                Ok(vec![GatewayEvent::GatewayRecovered { at: *at }])
+                Ok(clear_temporary_failure(gateway, *at))
             }
-            GatewayCommand::Retire { reason, at } => {
-                let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
-                Ok(vec![GatewayEvent::GatewayRetired { reason, at: *at }])
-            }
+            GatewayCommand::Retire { reason, at } => retire(reason, *at),
         }
     }
 
     fn evolve(state: Option<Gateway>, event: &GatewayEvent) -> Option<Gateway> {
-        if let GatewayEvent::GatewayRegistered {
+        match state {
+            Some(gateway) => gateway.apply(event),
+            // Events before the registration describe no gateway yet.
+            None => Gateway::registered(event),
+        }
+    }
+}
+
+impl Gateway {
+    /// The gateway a registration event starts; `None` for any other event.
+    fn registered(event: &GatewayEvent) -> Option<Gateway> {
+        let GatewayEvent::GatewayRegistered {
             gateway_id,
             merchant_id,
             provider,
@@ -736,56 +668,58 @@ impl Decider for Gateway {
             enabled,
             at,
         } = event
-        {
-            return Some(Gateway {
-                id: *gateway_id,
-                merchant_id: *merchant_id,
-                provider: *provider,
-                label: label.clone(),
-                credentials: credentials.clone(),
-                settings: *settings,
-                enabled: *enabled,
-                temporary_failure: None,
-                retired_at: None,
-                usage: GatewayUsage::default(),
-                registered_at: *at,
-            });
-        }
-        let mut gateway = state?;
+        else {
+            return None;
+        };
+        Some(Gateway {
+            id: *gateway_id,
+            merchant_id: *merchant_id,
+            provider: *provider,
+            label: label.clone(),
+            credentials: credentials.clone(),
+            settings: *settings,
+            enabled: *enabled,
+            temporary_failure: None,
+            retired_at: None,
+            usage: GatewayUsage::default(),
+            registered_at: *at,
+        })
+    }
+
+    /// The gateway after `event`; a registration event starts it afresh.
+    fn apply(mut self, event: &GatewayEvent) -> Option<Gateway> {
         match event {
-            GatewayEvent::GatewayRegistered { .. } => {}
+            GatewayEvent::GatewayRegistered { .. } => return Gateway::registered(event),
             GatewayEvent::GatewaySettingsChanged {
                 label, settings, ..
             } => {
-                gateway.label = label.clone();
-                gateway.settings = *settings;
+                self.label = label.clone();
+                self.settings = *settings;
             }
             GatewayEvent::GatewayCredentialsRotated { credentials, .. }
             | GatewayEvent::GatewayCredentialsResealed { credentials, .. } => {
-                gateway.credentials = credentials.clone()
+                self.credentials = credentials.clone()
             }
-            GatewayEvent::GatewayToggled { enabled, .. } => gateway.enabled = *enabled,
+            GatewayEvent::GatewayToggled { enabled, .. } => self.enabled = *enabled,
             GatewayEvent::GatewayBooked {
                 amount,
                 late_success,
                 at,
                 ..
-            } => {
-                gateway.usage.book(*amount, *at, !late_success);
-            }
+            } => self.usage.book(*amount, *at, !late_success),
             GatewayEvent::GatewayBookingReleased {
                 amount, booked_at, ..
-            } => gateway.usage.release(*amount, *booked_at),
+            } => self.usage.release(*amount, *booked_at),
             GatewayEvent::GatewayTemporarilyFailed { reason, until, .. } => {
-                gateway.temporary_failure = Some(TemporaryFailure {
+                self.temporary_failure = Some(TemporaryFailure {
                     reason: reason.clone(),
                     until: *until,
                 });
             }
-            GatewayEvent::GatewayRecovered { .. } => gateway.temporary_failure = None,
-            GatewayEvent::GatewayRetired { at, .. } => gateway.retired_at = Some(*at),
+            GatewayEvent::GatewayRecovered { .. } => self.temporary_failure = None,
+            GatewayEvent::GatewayRetired { at, .. } => self.retired_at = Some(*at),
         }
-        Some(gateway)
+        Some(self)
     }
 }
 
@@ -802,6 +736,134 @@ fn register_gateway(register: &RegisterGateway) -> Result<Vec<GatewayEvent>, Gat
         enabled: register.enabled,
         at: register.at,
     }])
+}
+
+/// A success after the booking was released is money that arrived: booked whatever the capacity.
+fn book_late_success(payment_id: PaymentId, amount: Paise, at: DateTime<Utc>) -> Vec<GatewayEvent> {
+    vec![GatewayEvent::GatewayBooked {
+        payment_id,
+        amount,
+        late_success: true,
+        at,
+    }]
+}
+
+fn release_booking(
+    payment_id: PaymentId,
+    amount: Paise,
+    booked_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Vec<GatewayEvent> {
+    vec![GatewayEvent::GatewayBookingReleased {
+        payment_id,
+        amount,
+        booked_at,
+        at,
+    }]
+}
+
+/// Books a routed payment, refused unless [`Gateway::check_bookable`] passes.
+fn book(
+    gateway: &Gateway,
+    payment_id: PaymentId,
+    request: &BookingRequest,
+) -> Result<Vec<GatewayEvent>, GatewayError> {
+    gateway
+        .check_bookable(request)
+        .map_err(GatewayError::Unavailable)?;
+    Ok(vec![GatewayEvent::GatewayBooked {
+        payment_id,
+        amount: request.amount,
+        late_success: false,
+        at: request.at,
+    }])
+}
+
+fn reseal_credentials(
+    gateway: &Gateway,
+    credentials: &SealedSecret,
+    at: DateTime<Utc>,
+) -> Vec<GatewayEvent> {
+    if *credentials == gateway.credentials {
+        return vec![];
+    }
+    vec![GatewayEvent::GatewayCredentialsResealed {
+        credentials: credentials.clone(),
+        at,
+    }]
+}
+
+fn change_settings(
+    gateway: &Gateway,
+    label: &str,
+    settings: &GatewaySettings,
+    at: DateTime<Utc>,
+) -> Result<Vec<GatewayEvent>, GatewayError> {
+    let label = validation::text("label", label, MAX_LABEL_CHARS)?;
+    settings.validate()?;
+    if label == gateway.label && *settings == gateway.settings {
+        return Ok(vec![]);
+    }
+    Ok(vec![GatewayEvent::GatewaySettingsChanged {
+        label,
+        settings: *settings,
+        at,
+    }])
+}
+
+fn rotate_credentials(
+    gateway: &Gateway,
+    credentials: &SealedSecret,
+    at: DateTime<Utc>,
+) -> Vec<GatewayEvent> {
+    if *credentials == gateway.credentials {
+        return vec![];
+    }
+    vec![GatewayEvent::GatewayCredentialsRotated {
+        credentials: credentials.clone(),
+        at,
+    }]
+}
+
+fn toggle(gateway: &Gateway, enabled: bool, at: DateTime<Utc>) -> Vec<GatewayEvent> {
+    if enabled == gateway.enabled {
+        return vec![];
+    }
+    vec![GatewayEvent::GatewayToggled { enabled, at }]
+}
+
+/// Rests the gateway for `rest_secs`; a rest already running longer is kept.
+fn mark_temporarily_failed(
+    gateway: &Gateway,
+    reason: &str,
+    rest_secs: u64,
+    at: DateTime<Utc>,
+) -> Result<Vec<GatewayEvent>, GatewayError> {
+    let reason = validation::excerpt(reason, MAX_REASON_CHARS);
+    validation::range("rest_secs", rest_secs, 1, MAX_TEMPORARY_FAILURE_SECS)?;
+    // Two workers reporting the same outage must not shorten the rest.
+    let until = calendar::plus_secs(at, rest_secs);
+    let until = gateway
+        .temporary_failure
+        .as_ref()
+        .map_or(until, |failure| failure.until.max(until));
+    Ok(vec![GatewayEvent::GatewayTemporarilyFailed {
+        reason,
+        until,
+        at,
+    }])
+}
+
+fn clear_temporary_failure(gateway: &Gateway, at: DateTime<Utc>) -> Vec<GatewayEvent> {
+    if !gateway.is_temporarily_failed(at) {
+        return vec![];
+    }
+    vec![GatewayEvent::GatewayRecovered { at }]
+}
+
+fn retire(reason: &str, at: DateTime<Utc>) -> Result<Vec<GatewayEvent>, GatewayError> {
+    let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
+    Ok(vec![GatewayEvent::GatewayRetired { reason, at }])
 }
 
 #[cfg(test)]

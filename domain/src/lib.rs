@@ -18,13 +18,13 @@
 //! | setting | default | where |
 //! |---|---|---|
 //! | fee | 350 bps (3.50 %) | [`BasisPoints::DEFAULT_FEE`] |
-//! | suspend threshold | ₹10,000 | [`merchant::Thresholds`] |
-//! | warn threshold | ₹5,000 | [`merchant::Thresholds`] |
-//! | automatic payout minimum | ₹1,000 | [`merchant::Thresholds`] |
-//! | routing mode | smart | [`routing::CheckoutSettings`] |
-//! | skip temporarily failed gateways | on | [`routing::CheckoutSettings`] |
-//! | default gateway RPM cap | none (a cap is a setting, at most 1 000/min) | [`routing::CheckoutSettings`] |
-//! | temporary failure rest | 5 minutes | [`routing::CheckoutSettings`] |
+//! | suspend threshold | ₹10,000 | [`standing::Thresholds`] |
+//! | warn threshold | ₹5,000 | [`standing::Thresholds`] |
+//! | automatic payout minimum | ₹1,000 | [`standing::Thresholds`] |
+//! | routing mode | smart | [`checkout_settings::CheckoutSettings`] |
+//! | skip temporarily failed gateways | on | [`checkout_settings::CheckoutSettings`] |
+//! | default gateway RPM cap | none (a cap is a setting, at most 1 000/min) | [`checkout_settings::CheckoutSettings`] |
+//! | temporary failure rest | 5 minutes | [`checkout_settings::CheckoutSettings`] |
 //! | webhook secret grace on rotation | 24 hours (at most 7 days) | [`merchant`] |
 //! | active gateways per merchant | at most 50 (fixed) | [`merchant::MAX_ACTIVE_GATEWAYS`] |
 //! | gateways tried per payment | at most 3 (fixed) | [`payment::MAX_ATTEMPTS`] |
@@ -75,7 +75,7 @@
 //!   payment for reporting and do not touch the wallet or the gateway's volume.
 //! - **Suspension**: a merchant whose balance due is at least its suspend threshold, or whose
 //!   status is suspended or closed, cannot start payments ([`payment::admit`]); at the warn
-//!   threshold the merchant is warned ([`wallet::standing`]).
+//!   threshold the merchant is warned ([`standing::standing`]).
 //! - **Gateway volume**: bookings in the current IST month not released; see [`gateway`].
 //! - **Routing**: see [`routing`]; eligibility is shared with booking.
 //! - **Idempotency**: a command asking for the state an aggregate is already in (toggle on when
@@ -92,6 +92,7 @@ mod macros;
 
 pub mod calendar;
 pub mod catalog;
+pub mod checkout_settings;
 pub mod claims;
 pub mod clock;
 pub mod decider;
@@ -109,6 +110,7 @@ pub mod queue;
 pub mod retry;
 pub mod routing;
 pub mod sealed;
+pub mod standing;
 pub mod validation;
 pub mod wallet;
 pub mod webhook_delivery;

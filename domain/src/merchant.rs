@@ -15,7 +15,7 @@
 //!   period ends the first one's grace at once.
 //! - Suspension here is the manual status set by ops. Suspension for unpaid commission is not
 //!   recorded: it is derived from the wallet's balance due at the moment of each payment
-//!   ([`crate::wallet::standing`]), so it lifts by itself once the balance is paid.
+//!   ([`standing`](crate::standing)), so it lifts by itself once the balance is paid.
 //! - Closed is terminal: only detaching gateways and resealing secrets (encryption key rotation)
 //!   are still accepted.
 //! - Resealing replaces the sealed blobs of the salt and webhook secrets with the same secrets
@@ -37,6 +37,8 @@ use crate::webhook_delivery::{EndpointHealth, endpoint_health};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+
+pub use crate::standing::{MerchantStatus, Thresholds};
 
 /// Most gateways a merchant may have active (registered and not retired) at once.
 pub const MAX_ACTIVE_GATEWAYS: usize = 50;
@@ -97,57 +99,6 @@ impl ClientKey {
 impl std::fmt::Display for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Whether a merchant may take payments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MerchantStatus {
-    /// Takes payments (subject to the balance-due rule).
-    Active,
-    /// Suspended by ops; new payments are refused until reactivated.
-    Suspended,
-    /// Closed for good.
-    Closed,
-}
-
-/// A merchant's money thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Thresholds {
-    /// Balance due at or above which new payments are refused (default ₹10,000).
-    pub suspend_at: Paise,
-    /// Balance due at or above which the merchant is warned (default ₹5,000).
-    pub warn_at: Paise,
-    /// Smallest balance the automatic payout collects (default ₹1,000).
-    pub auto_payout_minimum: Paise,
-}
-
-impl Default for Thresholds {
-    /// Suspend at ₹10,000, warn at ₹5,000, automatic payout from ₹1,000.
-    fn default() -> Self {
-        Thresholds {
-            suspend_at: Paise::rupees(10_000),
-            warn_at: Paise::rupees(5_000),
-            auto_payout_minimum: Paise::rupees(1_000),
-        }
-    }
-}
-
-impl Thresholds {
-    /// Refuses non-positive thresholds and a warn threshold above the suspend threshold.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        let max = Paise(i64::MAX);
-        validation::amount("suspend_at", self.suspend_at, max)?;
-        validation::amount("warn_at", self.warn_at, max)?;
-        validation::amount("auto_payout_minimum", self.auto_payout_minimum, max)?;
-        if self.warn_at > self.suspend_at {
-            return Err(Problem::Exceeds {
-                other: "suspend_at",
-            }
-            .at("warn_at"));
-        }
-        Ok(())
     }
 }
 
@@ -729,7 +680,18 @@ impl Decider for Merchant {
     }
 
     fn evolve(state: Option<Merchant>, event: &MerchantEvent) -> Option<Merchant> {
-        if let MerchantEvent::MerchantOnboarded {
+        match state {
+            Some(merchant) => merchant.apply(event),
+            // Events before the onboarding describe no merchant yet.
+            None => Merchant::onboarded(event),
+        }
+    }
+}
+
+impl Merchant {
+    /// The merchant an onboarding event starts; `None` for any other event.
+    fn onboarded(event: &MerchantEvent) -> Option<Merchant> {
+        let MerchantEvent::MerchantOnboarded {
             merchant_id,
             company_name,
             webhook_url,
@@ -742,103 +704,135 @@ impl Decider for Merchant {
             checkout,
             at,
         } = event
-        {
-            return Some(Merchant {
-                id: *merchant_id,
-                company_name: company_name.clone(),
-                webhook_url: webhook_url.clone(),
-                whatsapp: whatsapp.clone(),
-                status: MerchantStatus::Active,
-                client_key: client_key.clone(),
-                client_salt: client_salt.clone(),
-                keys_rotated_at: None,
-                fee: *fee,
-                thresholds: *thresholds,
-                checkout: *checkout,
-                webhook_secret: webhook_secret.clone(),
-                previous_webhook_secret: None,
-                webhook_endpoint_disabled_at: None,
-                active_gateways: BTreeSet::new(),
-                api_rate_per_minute: None,
-                onboarded_at: *at,
-            });
-        }
-        let mut merchant = state?;
+        else {
+            return None;
+        };
+        Some(Merchant {
+            id: *merchant_id,
+            company_name: company_name.clone(),
+            webhook_url: webhook_url.clone(),
+            whatsapp: whatsapp.clone(),
+            status: MerchantStatus::Active,
+            client_key: client_key.clone(),
+            client_salt: client_salt.clone(),
+            keys_rotated_at: None,
+            fee: *fee,
+            thresholds: *thresholds,
+            checkout: *checkout,
+            webhook_secret: webhook_secret.clone(),
+            previous_webhook_secret: None,
+            webhook_endpoint_disabled_at: None,
+            active_gateways: BTreeSet::new(),
+            api_rate_per_minute: None,
+            onboarded_at: *at,
+        })
+    }
+
+    /// The merchant after `event`; an onboarding event starts it afresh.
+    fn apply(mut self, event: &MerchantEvent) -> Option<Merchant> {
         match event {
-            MerchantEvent::MerchantOnboarded { .. } => {}
+            MerchantEvent::MerchantOnboarded { .. } => return Merchant::onboarded(event),
             MerchantEvent::MerchantProfileUpdated {
                 company_name,
                 webhook_url,
                 ..
-            } => {
-                merchant.company_name = company_name.clone();
-                merchant.webhook_url = webhook_url.clone();
-            }
+            } => self.update_profile(company_name, webhook_url.as_deref()),
             MerchantEvent::MerchantWhatsappContactChanged { contact, .. } => {
-                merchant.whatsapp = contact.clone()
+                self.whatsapp = contact.clone()
             }
             MerchantEvent::MerchantKeysRotated {
                 client_key,
                 client_salt,
                 at,
-            } => {
-                merchant.client_key = client_key.clone();
-                merchant.client_salt = client_salt.clone();
-                merchant.keys_rotated_at = Some(*at);
-            }
-            MerchantEvent::MerchantFeeChanged { to, .. } => merchant.fee = *to,
+            } => self.rotate_keys(client_key, client_salt, *at),
+            MerchantEvent::MerchantFeeChanged { to, .. } => self.fee = *to,
             MerchantEvent::MerchantThresholdsChanged { thresholds, .. } => {
-                merchant.thresholds = *thresholds
+                self.thresholds = *thresholds
             }
             MerchantEvent::MerchantCheckoutSettingsChanged { settings, .. } => {
-                merchant.checkout = *settings
+                self.checkout = *settings
             }
             MerchantEvent::MerchantWebhookSecretRotated {
                 secret,
                 previous_valid_until,
                 ..
-            } => {
-                let previous = std::mem::replace(&mut merchant.webhook_secret, secret.clone());
-                merchant.previous_webhook_secret = Some(PreviousWebhookSecret {
-                    secret: previous,
-                    valid_until: *previous_valid_until,
-                });
-            }
+            } => self.rotate_webhook_secret(secret, *previous_valid_until),
             MerchantEvent::MerchantWebhookEndpointDisabled { at, .. } => {
-                merchant.webhook_endpoint_disabled_at = Some(*at);
+                self.webhook_endpoint_disabled_at = Some(*at)
             }
             MerchantEvent::MerchantWebhookEndpointEnabled { .. } => {
-                merchant.webhook_endpoint_disabled_at = None
+                self.webhook_endpoint_disabled_at = None
             }
             MerchantEvent::MerchantGatewayAttached { gateway_id, .. } => {
-                merchant.active_gateways.insert(*gateway_id);
+                self.active_gateways.insert(*gateway_id);
             }
             MerchantEvent::MerchantGatewayDetached { gateway_id, .. } => {
-                merchant.active_gateways.remove(gateway_id);
+                self.active_gateways.remove(gateway_id);
             }
-            MerchantEvent::MerchantSuspended { .. } => merchant.status = MerchantStatus::Suspended,
-            MerchantEvent::MerchantReactivated { .. } => merchant.status = MerchantStatus::Active,
-            MerchantEvent::MerchantClosed { .. } => merchant.status = MerchantStatus::Closed,
+            MerchantEvent::MerchantSuspended { .. } => self.status = MerchantStatus::Suspended,
+            MerchantEvent::MerchantReactivated { .. } => self.status = MerchantStatus::Active,
+            MerchantEvent::MerchantClosed { .. } => self.status = MerchantStatus::Closed,
             MerchantEvent::MerchantApiRateLimitChanged { per_minute, .. } => {
-                merchant.api_rate_per_minute = *per_minute
+                self.api_rate_per_minute = *per_minute
             }
             MerchantEvent::MerchantSecretsResealed {
                 client_salt,
                 webhook_secret,
                 previous_webhook_secret,
                 ..
-            } => {
-                merchant.client_salt = client_salt.clone();
-                merchant.webhook_secret = webhook_secret.clone();
-                if let (Some(previous), Some(resealed)) = (
-                    merchant.previous_webhook_secret.as_mut(),
-                    previous_webhook_secret,
-                ) {
-                    previous.secret = resealed.clone();
-                }
-            }
+            } => self.reseal_secrets(
+                client_salt,
+                webhook_secret,
+                previous_webhook_secret.as_ref(),
+            ),
         }
-        Some(merchant)
+        Some(self)
+    }
+
+    fn update_profile(&mut self, company_name: &str, webhook_url: Option<&str>) {
+        self.company_name = company_name.to_owned();
+        self.webhook_url = webhook_url.map(str::to_owned);
+    }
+
+    fn rotate_keys(
+        &mut self,
+        client_key: &ClientKey,
+        client_salt: &SealedSecret,
+        at: DateTime<Utc>,
+    ) {
+        self.client_key = client_key.clone();
+        self.client_salt = client_salt.clone();
+        self.keys_rotated_at = Some(at);
+    }
+
+    /// The current secret becomes the previous one, valid until `previous_valid_until`.
+    fn rotate_webhook_secret(
+        &mut self,
+        secret: &SealedSecret,
+        previous_valid_until: DateTime<Utc>,
+    ) {
+        let previous = std::mem::replace(&mut self.webhook_secret, secret.clone());
+        self.previous_webhook_secret = Some(PreviousWebhookSecret {
+            secret: previous,
+            valid_until: previous_valid_until,
+        });
+    }
+
+    /// The same secrets under another key; the previous secret keeps its grace period.
+    fn reseal_secrets(
+        &mut self,
+        client_salt: &SealedSecret,
+        webhook_secret: &SealedSecret,
+        previous_webhook_secret: Option<&SealedSecret>,
+    ) {
+        self.client_salt = client_salt.clone();
+        self.webhook_secret = webhook_secret.clone();
+        if let (Some(previous), Some(resealed)) = (
+            self.previous_webhook_secret.as_mut(),
+            previous_webhook_secret,
+        ) {
+            previous.secret = resealed.clone();
+        }
     }
 }
 
@@ -884,220 +878,326 @@ fn validate_fee(fee: BasisPoints) -> Result<(), FieldError> {
     })
 }
 
-/// Decides a command for an onboarded merchant that is not closed (or a detach on a closed one).
+/// Decides a command for an onboarded merchant that is not closed (or a detach or reseal on a
+/// closed one).
 fn decide_for(
     merchant: &Merchant,
     command: &MerchantCommand,
 ) -> Result<Vec<MerchantEvent>, MerchantError> {
-    let events = match command {
-        MerchantCommand::Onboard(_) => return Err(MerchantError::AlreadyOnboarded),
+    match command {
+        MerchantCommand::Onboard(_) => Err(MerchantError::AlreadyOnboarded),
         MerchantCommand::UpdateProfile {
             company_name,
             webhook_url,
             at,
-        } => {
-            let company_name =
-                validation::text("company_name", company_name, MAX_COMPANY_NAME_CHARS)?;
-            if let Some(url) = webhook_url {
-                validation::http_url("webhook_url", url)?;
-            }
-            if company_name == merchant.company_name && *webhook_url == merchant.webhook_url {
-                return Ok(vec![]);
-            }
-            let mut events = vec![MerchantEvent::MerchantProfileUpdated {
-                company_name,
-                webhook_url: webhook_url.clone(),
-                at: *at,
-            }];
-            // A merchant who fixes the URL of a disabled endpoint wants webhooks again.
-            if webhook_url.is_some()
-                && *webhook_url != merchant.webhook_url
-                && merchant.webhook_endpoint_disabled_at.is_some()
-            {
-                events.push(MerchantEvent::MerchantWebhookEndpointEnabled { at: *at });
-            }
-            events
-        }
+        } => update_profile(merchant, company_name, webhook_url.as_deref(), *at),
         MerchantCommand::ChangeWhatsappContact { contact, at } => {
-            let contact = contact
-                .as_ref()
-                .map(WhatsappContact::normalised)
-                .transpose()?;
-            if contact == merchant.whatsapp {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantWhatsappContactChanged { contact, at: *at }]
+            change_whatsapp_contact(merchant, contact.as_ref(), *at)
         }
         MerchantCommand::RotateKeys {
             client_key,
             client_salt,
             at,
-        } => {
-            if *client_key == merchant.client_key {
-                return Err(MerchantError::ClientKeyNotNew);
-            }
-            vec![MerchantEvent::MerchantKeysRotated {
-                client_key: client_key.clone(),
-                client_salt: client_salt.clone(),
-                at: *at,
-            }]
-        }
-        MerchantCommand::ChangeFee { fee, at } => {
-            validate_fee(*fee)?;
-            if *fee == merchant.fee {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantFeeChanged {
-                from: merchant.fee,
-                to: *fee,
-                at: *at,
-            }]
-        }
+        } => rotate_keys(merchant, client_key, client_salt, *at),
+        MerchantCommand::ChangeFee { fee, at } => change_fee(merchant, *fee, *at),
         MerchantCommand::ChangeThresholds { thresholds, at } => {
-            thresholds.validate()?;
-            if *thresholds == merchant.thresholds {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantThresholdsChanged {
-                thresholds: *thresholds,
-                at: *at,
-            }]
+            change_thresholds(merchant, thresholds, *at)
         }
         MerchantCommand::ChangeCheckoutSettings { settings, at } => {
-            settings.validate()?;
-            if *settings == merchant.checkout {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantCheckoutSettingsChanged {
-                settings: *settings,
-                at: *at,
-            }]
+            change_checkout_settings(merchant, settings, *at)
         }
         MerchantCommand::RotateWebhookSecret {
             secret,
             grace_secs,
             at,
-        } => {
-            validation::range("grace_secs", *grace_secs, 0, MAX_WEBHOOK_SECRET_GRACE_SECS)?;
-            if *secret == merchant.webhook_secret {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantWebhookSecretRotated {
-                secret: secret.clone(),
-                previous_valid_until: calendar::plus_secs(*at, *grace_secs),
-                at: *at,
-            }]
-        }
+        } => rotate_webhook_secret(merchant, secret, *grace_secs, *at),
         MerchantCommand::DisableWebhookEndpoint { failing_since, at } => {
-            if merchant.webhook_endpoint_disabled_at.is_some() {
-                return Ok(vec![]);
-            }
-            match endpoint_health(Some(*failing_since), *at) {
-                EndpointHealth::Disable { .. } => {
-                    vec![MerchantEvent::MerchantWebhookEndpointDisabled {
-                        failing_since: *failing_since,
-                        at: *at,
-                    }]
-                }
-                EndpointHealth::Failing { disable_at, .. } => {
-                    return Err(MerchantError::EndpointNotFailingLongEnough {
-                        disable_from: disable_at,
-                    });
-                }
-                EndpointHealth::Healthy => return Ok(vec![]),
-            }
+            disable_webhook_endpoint(merchant, *failing_since, *at)
         }
-        MerchantCommand::EnableWebhookEndpoint { at } => {
-            if merchant.webhook_endpoint_disabled_at.is_none() {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantWebhookEndpointEnabled { at: *at }]
-        }
+        MerchantCommand::EnableWebhookEndpoint { at } => Ok(enable_webhook_endpoint(merchant, *at)),
         MerchantCommand::AttachGateway { gateway_id, at } => {
-            if merchant.active_gateways.contains(gateway_id) {
-                return Ok(vec![]);
-            }
-            if merchant.active_gateways.len() >= MAX_ACTIVE_GATEWAYS {
-                return Err(MerchantError::TooManyGateways {
-                    limit: MAX_ACTIVE_GATEWAYS,
-                });
-            }
-            vec![MerchantEvent::MerchantGatewayAttached {
-                gateway_id: *gateway_id,
-                at: *at,
-            }]
+            attach_gateway(merchant, *gateway_id, *at)
         }
         MerchantCommand::DetachGateway { gateway_id, at } => {
-            if !merchant.active_gateways.contains(gateway_id) {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantGatewayDetached {
-                gateway_id: *gateway_id,
-                at: *at,
-            }]
+            Ok(detach_gateway(merchant, *gateway_id, *at))
         }
-        MerchantCommand::Suspend { reason, at } => {
-            let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
-            if merchant.status == MerchantStatus::Suspended {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantSuspended { reason, at: *at }]
-        }
-        MerchantCommand::Reactivate { at } => {
-            if merchant.status == MerchantStatus::Active {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantReactivated { at: *at }]
-        }
-        MerchantCommand::Close { reason, at } => {
-            let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
-            vec![MerchantEvent::MerchantClosed { reason, at: *at }]
-        }
+        MerchantCommand::Suspend { reason, at } => suspend(merchant, reason, *at),
+        MerchantCommand::Reactivate { at } => Ok(reactivate(merchant, *at)),
+        MerchantCommand::Close { reason, at } => close(reason, *at),
         MerchantCommand::ChangeApiRateLimit { per_minute, at } => {
-            if let Some(rate) = per_minute {
-                validation::range(
-                    "api_rate_per_minute",
-                    u64::from(*rate),
-                    1,
-                    u64::from(MAX_API_RATE_PER_MINUTE),
-                )?;
-            }
-            if *per_minute == merchant.api_rate_per_minute {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantApiRateLimitChanged {
-                per_minute: *per_minute,
-                at: *at,
-            }]
+            change_api_rate_limit(merchant, *per_minute, *at)
         }
         MerchantCommand::ResealSecrets {
             client_salt,
             webhook_secret,
-            previous_webhook_secret,
+            previous_webhook_secret: previous,
             at,
-        } => {
-            let current_previous = merchant
-                .previous_webhook_secret
-                .as_ref()
-                .map(|previous| &previous.secret);
-            if current_previous.is_some() != previous_webhook_secret.is_some() {
-                return Err(MerchantError::PreviousSecretMismatch);
-            }
-            if *client_salt == merchant.client_salt
-                && *webhook_secret == merchant.webhook_secret
-                && previous_webhook_secret.as_ref() == current_previous
-            {
-                return Ok(vec![]);
-            }
-            vec![MerchantEvent::MerchantSecretsResealed {
-                client_salt: client_salt.clone(),
-                webhook_secret: webhook_secret.clone(),
-                previous_webhook_secret: previous_webhook_secret.clone(),
-                at: *at,
-            }]
-        }
-    };
+        } => reseal_secrets(
+            merchant,
+            client_salt,
+            webhook_secret,
+            previous.as_ref(),
+            *at,
+        ),
+    }
+}
+
+/// Company name and webhook URL; a new URL for a disabled endpoint enables it again.
+fn update_profile(
+    merchant: &Merchant,
+    company_name: &str,
+    webhook_url: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let company_name = validation::text("company_name", company_name, MAX_COMPANY_NAME_CHARS)?;
+    if let Some(url) = webhook_url {
+        validation::http_url("webhook_url", url)?;
+    }
+    let url_changed = webhook_url != merchant.webhook_url.as_deref();
+    if company_name == merchant.company_name && !url_changed {
+        return Ok(vec![]);
+    }
+    let mut events = vec![MerchantEvent::MerchantProfileUpdated {
+        company_name,
+        webhook_url: webhook_url.map(str::to_owned),
+        at,
+    }];
+    // A merchant who fixes the URL of a disabled endpoint wants webhooks again.
+    if webhook_url.is_some() && url_changed && merchant.webhook_endpoint_disabled_at.is_some() {
+        events.push(MerchantEvent::MerchantWebhookEndpointEnabled { at });
+    }
     Ok(events)
+}
+
+fn change_whatsapp_contact(
+    merchant: &Merchant,
+    contact: Option<&WhatsappContact>,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let contact = contact.map(WhatsappContact::normalised).transpose()?;
+    if contact == merchant.whatsapp {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantWhatsappContactChanged {
+        contact,
+        at,
+    }])
+}
+
+fn rotate_keys(
+    merchant: &Merchant,
+    client_key: &ClientKey,
+    client_salt: &SealedSecret,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    if *client_key == merchant.client_key {
+        return Err(MerchantError::ClientKeyNotNew);
+    }
+    Ok(vec![MerchantEvent::MerchantKeysRotated {
+        client_key: client_key.clone(),
+        client_salt: client_salt.clone(),
+        at,
+    }])
+}
+
+fn rotate_webhook_secret(
+    merchant: &Merchant,
+    secret: &SealedSecret,
+    grace_secs: u64,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    validation::range("grace_secs", grace_secs, 0, MAX_WEBHOOK_SECRET_GRACE_SECS)?;
+    if *secret == merchant.webhook_secret {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantWebhookSecretRotated {
+        secret: secret.clone(),
+        previous_valid_until: calendar::plus_secs(at, grace_secs),
+        at,
+    }])
+}
+
+/// The same secrets sealed under another key: exactly the secrets the merchant holds.
+fn reseal_secrets(
+    merchant: &Merchant,
+    client_salt: &SealedSecret,
+    webhook_secret: &SealedSecret,
+    previous_webhook_secret: Option<&SealedSecret>,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let current_previous = merchant
+        .previous_webhook_secret
+        .as_ref()
+        .map(|previous| &previous.secret);
+    if current_previous.is_some() != previous_webhook_secret.is_some() {
+        return Err(MerchantError::PreviousSecretMismatch);
+    }
+    if *client_salt == merchant.client_salt
+        && *webhook_secret == merchant.webhook_secret
+        && previous_webhook_secret == current_previous
+    {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantSecretsResealed {
+        client_salt: client_salt.clone(),
+        webhook_secret: webhook_secret.clone(),
+        previous_webhook_secret: previous_webhook_secret.cloned(),
+        at,
+    }])
+}
+
+fn change_fee(
+    merchant: &Merchant,
+    fee: BasisPoints,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    validate_fee(fee)?;
+    if fee == merchant.fee {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantFeeChanged {
+        from: merchant.fee,
+        to: fee,
+        at,
+    }])
+}
+
+fn change_thresholds(
+    merchant: &Merchant,
+    thresholds: &Thresholds,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    thresholds.validate()?;
+    if *thresholds == merchant.thresholds {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantThresholdsChanged {
+        thresholds: *thresholds,
+        at,
+    }])
+}
+
+fn change_checkout_settings(
+    merchant: &Merchant,
+    settings: &CheckoutSettings,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    settings.validate()?;
+    if *settings == merchant.checkout {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantCheckoutSettingsChanged {
+        settings: *settings,
+        at,
+    }])
+}
+
+fn change_api_rate_limit(
+    merchant: &Merchant,
+    per_minute: Option<u32>,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    if let Some(rate) = per_minute {
+        validation::range(
+            "api_rate_per_minute",
+            u64::from(rate),
+            1,
+            u64::from(MAX_API_RATE_PER_MINUTE),
+        )?;
+    }
+    if per_minute == merchant.api_rate_per_minute {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantApiRateLimitChanged {
+        per_minute,
+        at,
+    }])
+}
+
+/// Disables the endpoint once it has failed long enough (see [`endpoint_health`]).
+fn disable_webhook_endpoint(
+    merchant: &Merchant,
+    failing_since: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    if merchant.webhook_endpoint_disabled_at.is_some() {
+        return Ok(vec![]);
+    }
+    match endpoint_health(Some(failing_since), at) {
+        EndpointHealth::Disable { .. } => {
+            Ok(vec![MerchantEvent::MerchantWebhookEndpointDisabled {
+                failing_since,
+                at,
+            }])
+        }
+        EndpointHealth::Failing { disable_at, .. } => {
+            Err(MerchantError::EndpointNotFailingLongEnough {
+                disable_from: disable_at,
+            })
+        }
+        EndpointHealth::Healthy => Ok(vec![]),
+    }
+}
+
+fn enable_webhook_endpoint(merchant: &Merchant, at: DateTime<Utc>) -> Vec<MerchantEvent> {
+    if merchant.webhook_endpoint_disabled_at.is_none() {
+        return vec![];
+    }
+    vec![MerchantEvent::MerchantWebhookEndpointEnabled { at }]
+}
+
+fn attach_gateway(
+    merchant: &Merchant,
+    gateway_id: GatewayId,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    if merchant.active_gateways.contains(&gateway_id) {
+        return Ok(vec![]);
+    }
+    if merchant.active_gateways.len() >= MAX_ACTIVE_GATEWAYS {
+        return Err(MerchantError::TooManyGateways {
+            limit: MAX_ACTIVE_GATEWAYS,
+        });
+    }
+    Ok(vec![MerchantEvent::MerchantGatewayAttached {
+        gateway_id,
+        at,
+    }])
+}
+
+fn detach_gateway(
+    merchant: &Merchant,
+    gateway_id: GatewayId,
+    at: DateTime<Utc>,
+) -> Vec<MerchantEvent> {
+    if !merchant.active_gateways.contains(&gateway_id) {
+        return vec![];
+    }
+    vec![MerchantEvent::MerchantGatewayDetached { gateway_id, at }]
+}
+
+fn suspend(
+    merchant: &Merchant,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
+    if merchant.status == MerchantStatus::Suspended {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantSuspended { reason, at }])
+}
+
+fn reactivate(merchant: &Merchant, at: DateTime<Utc>) -> Vec<MerchantEvent> {
+    if merchant.status == MerchantStatus::Active {
+        return vec![];
+    }
+    vec![MerchantEvent::MerchantReactivated { at }]
+}
+
+fn close(reason: &str, at: DateTime<Utc>) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let reason = validation::text("reason", reason, MAX_REASON_CHARS)?;
+    Ok(vec![MerchantEvent::MerchantClosed { reason, at }])
 }
 
 #[cfg(test)]

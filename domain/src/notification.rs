@@ -365,65 +365,50 @@ impl Decider for Notification {
             } => {
                 ensure_queued(notification)?;
                 let attempt = notification.attempts.saturating_add(1);
-                let error_code = validation::excerpt(error_code, MAX_ERROR_CHARS);
-                let next_attempt_at = if *retryable || *rate_limited {
-                    let wait = next_wait(attempt, *rate_limited, *retry_after_secs, *jitter)
-                        .filter(|_| attempt < notification.attempt_limit);
-                    wait.map(|wait| calendar::plus(*at, wait))
+                // A refusal for rate limiting is worth waiting out whatever the error says.
+                let retryable = *retryable || *rate_limited;
+                let next_attempt_at = if retryable {
+                    notification.next_attempt_at_after(
+                        attempt,
+                        *rate_limited,
+                        *retry_after_secs,
+                        *jitter,
+                        *at,
+                    )
                 } else {
                     None
                 };
-                let mut events = vec![NotificationEvent::NotificationAttemptFailed {
+                Ok(FailedAttempt {
                     attempt,
-                    error_code: error_code.clone(),
+                    error_code: validation::excerpt(error_code, MAX_ERROR_CHARS),
                     error_message: validation::excerpt(error_message, MAX_ERROR_CHARS),
-                    retryable: *retryable || *rate_limited,
+                    retryable,
                     next_attempt_at,
                     at: *at,
-                }];
-                if next_attempt_at.is_none() {
-                    events.push(NotificationEvent::NotificationFailed {
-                        attempts: attempt,
-                        error_code,
-                        at: *at,
-                    });
                 }
-                Ok(events)
+                .events())
             }
             NotificationCommand::RecordSent {
                 provider_message_id,
                 at,
-            } => {
-                ensure_queued(notification)?;
-                validation::token(
-                    "provider_message_id",
-                    provider_message_id,
-                    200,
-                    |c| c.is_ascii_graphic(),
-                    "printable ASCII",
-                )?;
-                Ok(vec![NotificationEvent::NotificationSent {
-                    attempt: notification.attempts.saturating_add(1),
-                    provider_message_id: provider_message_id.clone(),
-                    at: *at,
-                }])
-            }
-            NotificationCommand::Resend { at } => {
-                if notification.status != NotificationStatus::Failed {
-                    return Err(NotificationError::NotFailed {
-                        status: notification.status,
-                    });
-                }
-                Ok(vec![NotificationEvent::NotificationRequeued {
-                    attempt_limit: WHATSAPP.max_attempts,
-                    at: *at,
-                }])
-            }
+            } => record_sent(notification, provider_message_id, *at),
+            NotificationCommand::Resend { at } => resend(notification, *at),
         }
     }
 
     fn evolve(state: Option<Notification>, event: &NotificationEvent) -> Option<Notification> {
-        if let NotificationEvent::NotificationQueued {
+        match state {
+            Some(notification) => notification.apply(event),
+            // Events before the queueing describe no notification yet.
+            None => Notification::queued(event),
+        }
+    }
+}
+
+impl Notification {
+    /// The notification a queueing event starts; `None` for any other event.
+    fn queued(event: &NotificationEvent) -> Option<Notification> {
+        let NotificationEvent::NotificationQueued {
             notification_id,
             merchant_id,
             kind,
@@ -433,26 +418,30 @@ impl Decider for Notification {
             attempt_limit,
             at,
         } = event
-        {
-            return Some(Notification {
-                id: *notification_id,
-                merchant_id: *merchant_id,
-                kind: *kind,
-                template: template.clone(),
-                recipient: recipient.clone(),
-                params: params.clone(),
-                attempt_limit: *attempt_limit,
-                attempts: 0,
-                status: NotificationStatus::Queued,
-                next_attempt_at: Some(*at),
-                last_error: None,
-                provider_message_id: None,
-                queued_at: *at,
-            });
-        }
-        let mut notification = state?;
+        else {
+            return None;
+        };
+        Some(Notification {
+            id: *notification_id,
+            merchant_id: *merchant_id,
+            kind: *kind,
+            template: template.clone(),
+            recipient: recipient.clone(),
+            params: params.clone(),
+            attempt_limit: *attempt_limit,
+            attempts: 0,
+            status: NotificationStatus::Queued,
+            next_attempt_at: Some(*at),
+            last_error: None,
+            provider_message_id: None,
+            queued_at: *at,
+        })
+    }
+
+    /// The notification after `event`; a queueing event starts it afresh.
+    fn apply(mut self, event: &NotificationEvent) -> Option<Notification> {
         match event {
-            NotificationEvent::NotificationQueued { .. } => {}
+            NotificationEvent::NotificationQueued { .. } => return Notification::queued(event),
             NotificationEvent::NotificationAttemptFailed {
                 attempt,
                 error_code,
@@ -460,36 +449,119 @@ impl Decider for Notification {
                 next_attempt_at,
                 ..
             } => {
-                notification.attempts = *attempt;
-                notification.last_error = Some(AttemptError {
+                self.attempts = *attempt;
+                self.last_error = Some(AttemptError {
                     code: error_code.clone(),
                     message: error_message.clone(),
                 });
-                notification.next_attempt_at = *next_attempt_at;
+                self.next_attempt_at = *next_attempt_at;
             }
             NotificationEvent::NotificationSent {
                 attempt,
                 provider_message_id,
                 ..
             } => {
-                notification.attempts = *attempt;
-                notification.status = NotificationStatus::Sent;
-                notification.provider_message_id = Some(provider_message_id.clone());
-                notification.next_attempt_at = None;
+                self.attempts = *attempt;
+                self.status = NotificationStatus::Sent;
+                self.provider_message_id = Some(provider_message_id.clone());
+                self.next_attempt_at = None;
             }
             NotificationEvent::NotificationFailed { .. } => {
-                notification.status = NotificationStatus::Failed;
-                notification.next_attempt_at = None;
+                self.status = NotificationStatus::Failed;
+                self.next_attempt_at = None;
             }
             NotificationEvent::NotificationRequeued { attempt_limit, at } => {
-                notification.status = NotificationStatus::Queued;
-                notification.attempt_limit = *attempt_limit;
-                notification.attempts = 0;
-                notification.next_attempt_at = Some(*at);
+                self.status = NotificationStatus::Queued;
+                self.attempt_limit = *attempt_limit;
+                self.attempts = 0;
+                self.next_attempt_at = Some(*at);
             }
         }
-        Some(notification)
+        Some(self)
     }
+
+    /// When to try again after `attempt` failed at `at`; `None` once the attempts allowed or the
+    /// schedule are used up.
+    fn next_attempt_at_after(
+        &self,
+        attempt: u32,
+        rate_limited: bool,
+        retry_after_secs: Option<u64>,
+        jitter: Jitter,
+        at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        next_wait(attempt, rate_limited, retry_after_secs, jitter)
+            .filter(|_| attempt < self.attempt_limit)
+            .map(|wait| calendar::plus(at, wait))
+    }
+}
+
+/// A failed attempt as recorded: the notification fails with it when no attempt follows.
+struct FailedAttempt {
+    attempt: u32,
+    error_code: String,
+    error_message: String,
+    retryable: bool,
+    next_attempt_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+}
+
+impl FailedAttempt {
+    fn events(self) -> Vec<NotificationEvent> {
+        let gives_up = self.next_attempt_at.is_none();
+        let mut events = vec![NotificationEvent::NotificationAttemptFailed {
+            attempt: self.attempt,
+            error_code: self.error_code.clone(),
+            error_message: self.error_message,
+            retryable: self.retryable,
+            next_attempt_at: self.next_attempt_at,
+            at: self.at,
+        }];
+        if gives_up {
+            events.push(NotificationEvent::NotificationFailed {
+                attempts: self.attempt,
+                error_code: self.error_code,
+                at: self.at,
+            });
+        }
+        events
+    }
+}
+
+fn record_sent(
+    notification: &Notification,
+    provider_message_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<NotificationEvent>, NotificationError> {
+    ensure_queued(notification)?;
+    validation::token(
+        "provider_message_id",
+        provider_message_id,
+        200,
+        |c| c.is_ascii_graphic(),
+        "printable ASCII",
+    )?;
+    Ok(vec![NotificationEvent::NotificationSent {
+        attempt: notification.attempts.saturating_add(1),
+        provider_message_id: provider_message_id.to_owned(),
+        at,
+    }])
+}
+
+/// Queues a failed notification again with a fresh attempt budget.
+fn resend(
+    notification: &Notification,
+    at: DateTime<Utc>,
+) -> Result<Vec<NotificationEvent>, NotificationError> {
+    if notification.status != NotificationStatus::Failed {
+        return Err(NotificationError::NotFailed {
+            status: notification.status,
+        });
+    }
+    Ok(vec![NotificationEvent::NotificationRequeued {
+        attempt_limit: WHATSAPP.max_attempts,
+        at,
+    }])
 }
 
 fn queue_notification(

@@ -22,10 +22,9 @@
 use crate::decider::Decider;
 use crate::gateway::GatewayCommand;
 use crate::ids::{GatewayId, MerchantId, PaymentId};
-use crate::merchant::{MerchantStatus, Thresholds};
 use crate::money::{BasisPoints, Currency, Paise};
+use crate::standing::{MerchantStatus, Standing, Thresholds, standing};
 use crate::validation::{self, FieldError, Problem};
-use crate::wallet::{Standing, standing};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -328,30 +327,7 @@ impl PaymentDetails {
             .as_deref()
             .map(|name| validation::text("customer.name", name, MAX_CUSTOMER_NAME_CHARS))
             .transpose()?;
-        let customer_email = self
-            .customer_email
-            .as_deref()
-            .map(|email| {
-                let email = email.trim();
-                let well_formed = email.split_once('@').is_some_and(|(user, host)| {
-                    !user.is_empty() && host.contains('.') && !host.starts_with('.')
-                });
-                if email.chars().count() > MAX_EMAIL_CHARS {
-                    Err(Problem::TooLong {
-                        max: MAX_EMAIL_CHARS,
-                    }
-                    .at("customer.email"))
-                } else if !well_formed || email.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    Err(Problem::BadCharacters {
-                        allowed: "an email address",
-                    }
-                    .at("customer.email"))
-                } else {
-                    Ok(email.to_owned())
-                }
-            })
-            .transpose()?;
+        let customer_email = self.customer_email.as_deref().map(email).transpose()?;
         let customer_phone = self
             .customer_phone
             .as_deref()
@@ -360,28 +336,7 @@ impl PaymentDetails {
         if let Some(url) = &self.redirect_url {
             validation::http_url("redirect_url", url)?;
         }
-        if self.notes.len() > MAX_NOTES {
-            return Err(Problem::OutOfRange {
-                min: 0,
-                max: MAX_NOTES as i64,
-            }
-            .at("notes"));
-        }
-        for (key, value) in &self.notes {
-            validation::text("notes", key, MAX_NOTE_KEY_CHARS)?;
-            if value.chars().count() > MAX_NOTE_VALUE_CHARS {
-                return Err(Problem::TooLong {
-                    max: MAX_NOTE_VALUE_CHARS,
-                }
-                .at("notes"));
-            }
-            if value.chars().any(char::is_control) {
-                return Err(Problem::BadCharacters {
-                    allowed: "printable characters",
-                }
-                .at("notes"));
-            }
-        }
+        validate_notes(&self.notes)?;
         Ok(PaymentDetails {
             customer_name,
             customer_email,
@@ -390,6 +345,55 @@ impl PaymentDetails {
             notes: self.notes.clone(),
         })
     }
+}
+
+/// A payer's email, trimmed: `user@host.tld` without spaces or control characters.
+fn email(value: &str) -> Result<String, FieldError> {
+    let email = value.trim();
+    let well_formed = email.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !host.starts_with('.')
+    });
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        return Err(Problem::TooLong {
+            max: MAX_EMAIL_CHARS,
+        }
+        .at("customer.email"));
+    }
+    if !well_formed || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Problem::BadCharacters {
+            allowed: "an email address",
+        }
+        .at("customer.email"));
+    }
+    Ok(email.to_owned())
+}
+
+/// At most [`MAX_NOTES`] notes, each key plain text and each value printable, within their
+/// lengths.
+fn validate_notes(notes: &std::collections::BTreeMap<String, String>) -> Result<(), FieldError> {
+    if notes.len() > MAX_NOTES {
+        return Err(Problem::OutOfRange {
+            min: 0,
+            max: MAX_NOTES as i64,
+        }
+        .at("notes"));
+    }
+    for (key, value) in notes {
+        validation::text("notes", key, MAX_NOTE_KEY_CHARS)?;
+        if value.chars().count() > MAX_NOTE_VALUE_CHARS {
+            return Err(Problem::TooLong {
+                max: MAX_NOTE_VALUE_CHARS,
+            }
+            .at("notes"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(Problem::BadCharacters {
+                allowed: "printable characters",
+            }
+            .at("notes"));
+        }
+    }
+    Ok(())
 }
 
 /// Everything needed to initiate a payment. Routing already chose `gateway_id`; the same append
@@ -730,7 +734,18 @@ impl Decider for Payment {
     }
 
     fn evolve(state: Option<Payment>, event: &PaymentEvent) -> Option<Payment> {
-        if let PaymentEvent::PaymentInitiated {
+        match state {
+            Some(payment) => payment.apply(event),
+            // Events before the initiation describe no payment yet.
+            None => Payment::initiated(event),
+        }
+    }
+}
+
+impl Payment {
+    /// The payment an initiation event starts; `None` for any other event.
+    fn initiated(event: &PaymentEvent) -> Option<Payment> {
+        let PaymentEvent::PaymentInitiated {
             payment_id,
             merchant_id,
             amount,
@@ -741,44 +756,48 @@ impl Decider for Payment {
             fee,
             at,
         } = event
-        {
-            return Some(Payment {
-                id: *payment_id,
-                merchant_id: *merchant_id,
-                amount: *amount,
-                currency: *currency,
-                merchant_order_id: merchant_order_id.clone(),
-                details: details.clone(),
-                fee: *fee,
-                gateway_id: *gateway_id,
-                tried_gateways: vec![*gateway_id],
-                booked_at: Some(*at),
-                psp_order: None,
-                status: PaymentStatus::Initiated,
-                success: None,
-                failure: None,
-                refunds: Vec::new(),
-                initiated_at: *at,
-            });
-        }
-        let mut payment = state?;
+        else {
+            return None;
+        };
+        Some(Payment {
+            id: *payment_id,
+            merchant_id: *merchant_id,
+            amount: *amount,
+            currency: *currency,
+            merchant_order_id: merchant_order_id.clone(),
+            details: details.clone(),
+            fee: *fee,
+            gateway_id: *gateway_id,
+            tried_gateways: vec![*gateway_id],
+            booked_at: Some(*at),
+            psp_order: None,
+            status: PaymentStatus::Initiated,
+            success: None,
+            failure: None,
+            refunds: Vec::new(),
+            initiated_at: *at,
+        })
+    }
+
+    /// The payment after `event`; an initiation event starts it afresh.
+    fn apply(mut self, event: &PaymentEvent) -> Option<Payment> {
         match event {
-            PaymentEvent::PaymentInitiated { .. } => {}
+            PaymentEvent::PaymentInitiated { .. } => return Payment::initiated(event),
             PaymentEvent::PspOrderCreated {
                 psp_order_id,
                 checkout,
                 ..
             } => {
-                payment.psp_order = Some(PspOrder {
+                self.psp_order = Some(PspOrder {
                     psp_order_id: psp_order_id.clone(),
                     checkout: checkout.clone(),
                 });
-                payment.status = PaymentStatus::AwaitingPayment;
+                self.status = PaymentStatus::AwaitingPayment;
             }
             PaymentEvent::PaymentRerouted { to_gateway, at, .. } => {
-                payment.gateway_id = *to_gateway;
-                payment.tried_gateways.push(*to_gateway);
-                payment.booked_at = Some(*at);
+                self.gateway_id = *to_gateway;
+                self.tried_gateways.push(*to_gateway);
+                self.booked_at = Some(*at);
             }
             PaymentEvent::PaymentSucceeded {
                 commission,
@@ -786,50 +805,61 @@ impl Decider for Payment {
                 late_success,
                 at,
                 ..
-            } => {
-                payment.success = Some(Success {
-                    psp_payment_id: psp_payment_id.clone(),
-                    commission: *commission,
-                    late: *late_success,
-                    at: *at,
-                });
-                payment.status = PaymentStatus::Succeeded;
-                // A late success books the gateway again (GatewayBooked with late_success).
-                if *late_success {
-                    payment.booked_at = Some(*at);
-                }
-            }
+            } => self.succeed(Success {
+                psp_payment_id: psp_payment_id.clone(),
+                commission: *commission,
+                late: *late_success,
+                at: *at,
+            }),
             PaymentEvent::PaymentFailed {
                 code,
                 description,
                 at,
                 ..
-            } => {
-                payment.failure = Some(Failure {
-                    code: code.clone(),
-                    description: description.clone(),
-                    at: *at,
-                });
-                payment.status = PaymentStatus::Failed;
-                payment.booked_at = None;
-            }
+            } => self.fail(Failure {
+                code: code.clone(),
+                description: description.clone(),
+                at: *at,
+            }),
             PaymentEvent::PaymentRefunded {
                 refund_id,
                 amount,
                 refunded_total,
                 at,
-            } => {
-                payment.refunds.push(Refund {
+            } => self.refund(
+                Refund {
                     refund_id: refund_id.clone(),
                     amount: *amount,
                     at: *at,
-                });
-                if *refunded_total >= payment.amount {
-                    payment.status = PaymentStatus::Refunded;
-                }
-            }
+                },
+                *refunded_total,
+            ),
         }
-        Some(payment)
+        Some(self)
+    }
+
+    fn succeed(&mut self, success: Success) {
+        // A late success books the gateway again (GatewayBooked with late_success).
+        if success.late {
+            self.booked_at = Some(success.at);
+        }
+        self.success = Some(success);
+        self.status = PaymentStatus::Succeeded;
+    }
+
+    /// A failure releases the booking.
+    fn fail(&mut self, failure: Failure) {
+        self.failure = Some(failure);
+        self.status = PaymentStatus::Failed;
+        self.booked_at = None;
+    }
+
+    /// Refunded in full once the refunds reach the amount.
+    fn refund(&mut self, refund: Refund, refunded_total: Paise) {
+        self.refunds.push(refund);
+        if refunded_total >= self.amount {
+            self.status = PaymentStatus::Refunded;
+        }
     }
 }
 
@@ -922,18 +952,19 @@ fn reroute(
     if payment.psp_order.is_some() {
         return Err(PaymentError::PspOrderExists);
     }
-    if payment.tried_gateways.len() >= MAX_ATTEMPTS {
-        return Err(PaymentError::RerouteLimitReached {
-            attempts: payment.tried_gateways.len(),
-        });
-    }
+    let attempts = payment.tried_gateways.len();
+    // The attempt this reroute starts; past MAX_ATTEMPTS there is none.
+    let attempt = u32::try_from(attempts + 1)
+        .ok()
+        .filter(|_| attempts < MAX_ATTEMPTS)
+        .ok_or(PaymentError::RerouteLimitReached { attempts })?;
     if payment.tried_gateways.contains(&to_gateway) {
         return Err(PaymentError::GatewayAlreadyTried(to_gateway));
     }
     Ok(vec![PaymentEvent::PaymentRerouted {
         from_gateway: payment.gateway_id,
         to_gateway,
-        attempt: u32::try_from(payment.tried_gateways.len() + 1).unwrap_or(u32::MAX),
+        attempt,
         reason: validation::excerpt(reason, MAX_FAILURE_TEXT_CHARS),
         at,
     }])

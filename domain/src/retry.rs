@@ -130,6 +130,18 @@ pub const WEBHOOK_WAITS: [Duration; 7] = [
 // The schedule alone decides when a delivery is given up: one slot per retry.
 const _: () = assert!(WEBHOOK_WAITS.len() + 1 == WEBHOOK_MAX_ATTEMPTS as usize);
 
+/// The longest wait of the merchant webhook schedule: its last slot, since it never shortens.
+pub const WEBHOOK_LONGEST_WAIT: Duration = WEBHOOK_WAITS[WEBHOOK_WAITS.len() - 1];
+
+// Each wait is at least the one before, so the last slot is the longest.
+const _: () = {
+    let mut slot = 1;
+    while slot < WEBHOOK_WAITS.len() {
+        assert!(WEBHOOK_WAITS[slot - 1].as_millis() <= WEBHOOK_WAITS[slot].as_millis());
+        slot += 1;
+    }
+};
+
 /// The wait before the next merchant webhook attempt after `failed_attempt` (1-based) failed,
 /// jittered; `None` after the eighth.
 pub fn webhook_wait_after(failed_attempt: u32, jitter: Jitter) -> Option<Duration> {

@@ -7,70 +7,15 @@
 //! enforces, so a route chosen here is a booking the gateway accepts (unless another request
 //! booked it first, which optimistic concurrency on the gateway stream catches).
 
-use crate::gateway::{BookingRequest, Gateway, Ineligible, MAX_RPM_CAP};
+use crate::gateway::{BookingRequest, Gateway, Ineligible};
 use crate::ids::GatewayId;
-use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
-/// Default rest after a gateway failure: 5 minutes.
-pub const DEFAULT_TEMPORARY_FAILURE_SECS: u64 = 5 * 60;
-
-/// Longest rest after a gateway failure a merchant may configure: one day.
-pub const MAX_TEMPORARY_FAILURE_SECS: u64 = 24 * 3600;
-
-/// How gateways are ordered among the eligible ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoutingMode {
-    /// Priority (highest first), then success rate (highest first), then least recently used.
-    #[default]
-    Smart,
-    /// Least recently used first (never used before all others), ties by priority.
-    RoundRobin,
-}
-
-/// A merchant's checkout settings that shape routing and booking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckoutSettings {
-    /// Smart or round robin.
-    pub routing_mode: RoutingMode,
-    /// Whether temporarily failed gateways are skipped (default on). Off means a resting
-    /// gateway still takes payments; the merchant chose that.
-    pub skip_temporarily_failed: bool,
-    /// RPM cap applied to gateways without one of their own; `None` (the default) for no cap.
-    pub default_rpm_cap: Option<u32>,
-    /// How long a gateway rests after a failure, in seconds (default 300).
-    pub temporary_failure_secs: u64,
-}
-
-impl Default for CheckoutSettings {
-    /// Smart routing, skip temporarily failed gateways, no default RPM cap, 5-minute rest.
-    fn default() -> Self {
-        CheckoutSettings {
-            routing_mode: RoutingMode::Smart,
-            skip_temporarily_failed: true,
-            default_rpm_cap: None,
-            temporary_failure_secs: DEFAULT_TEMPORARY_FAILURE_SECS,
-        }
-    }
-}
-
-impl CheckoutSettings {
-    /// Refuses a default RPM cap outside `1..=MAX_RPM_CAP` or a rest outside one second to one day.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        if let Some(cap) = self.default_rpm_cap {
-            validation::range("default_rpm_cap", u64::from(cap), 1, u64::from(MAX_RPM_CAP))?;
-        }
-        validation::range(
-            "temporary_failure_secs",
-            self.temporary_failure_secs,
-            1,
-            MAX_TEMPORARY_FAILURE_SECS,
-        )
-    }
-}
+pub use crate::checkout_settings::{
+    CheckoutSettings, DEFAULT_TEMPORARY_FAILURE_SECS, MAX_TEMPORARY_FAILURE_SECS, RoutingMode,
+};
 
 /// A gateway's observed success: payments that succeeded out of those that reached an outcome.
 ///
@@ -106,7 +51,8 @@ impl SuccessRate {
     /// The smoothed rate in basis points (rounded down), for display and ops.
     pub fn smoothed_bps(&self) -> u32 {
         let (numerator, denominator) = self.smoothed();
-        u32::try_from(numerator * 10_000 / denominator).unwrap_or(10_000)
+        // succeeded ≤ attempted, so numerator < denominator and the rate is below 10 000 bps.
+        u32::try_from(numerator * 10_000 / denominator).expect("a smoothed rate below one")
     }
 }
 

@@ -147,7 +147,7 @@ pub(crate) fn http_url(field: &'static str, value: &str) -> Result<(), FieldErro
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"))
         .ok_or(Problem::NotAUrl.at(field))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = rest.find(['/', '?', '#']).map_or(rest, |end| &rest[..end]);
     if host.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Problem::NotAUrl.at(field));
     }

@@ -18,39 +18,17 @@
 
 use crate::decider::Decider;
 use crate::ids::{PaymentId, PayoutId};
-use crate::merchant::Thresholds;
 use crate::money::{BasisPoints, Paise};
+use crate::standing::Thresholds;
 use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use crate::standing::{Standing, standing};
+
 /// Longest payout reference, settlement reference or note kept, in characters.
 pub const MAX_REFERENCE_CHARS: usize = 200;
-
-/// Where a merchant stands given what it owes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Standing {
-    /// Below the warn threshold.
-    Good,
-    /// At or above the warn threshold, below the suspend threshold: warn the merchant.
-    Warn,
-    /// At or above the suspend threshold: new payments are refused.
-    Suspended,
-}
-
-/// The suspension and warn rules: balance due ≥ suspend threshold → suspended; ≥ warn threshold
-/// → warn; else good.
-pub fn standing(balance_due: Paise, thresholds: &Thresholds) -> Standing {
-    if balance_due >= thresholds.suspend_at {
-        Standing::Suspended
-    } else if balance_due >= thresholds.warn_at {
-        Standing::Warn
-    } else {
-        Standing::Good
-    }
-}
 
 /// Where a payout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -399,76 +377,24 @@ impl Decider for Wallet {
                 payout_id,
                 amount,
                 at,
-            } => {
-                if wallet.payouts.contains_key(payout_id) {
-                    return Err(WalletError::PayoutAlreadyRequested(*payout_id));
-                }
-                validation::amount("amount", *amount, Paise(i64::MAX))?;
-                if *amount > wallet.available() {
-                    return Err(WalletError::PayoutExceedsBalance {
-                        requested: *amount,
-                        available: wallet.available(),
-                    });
-                }
-                Ok(vec![WalletEvent::PayoutRequested {
-                    payout_id: *payout_id,
-                    amount: *amount,
-                    at: *at,
-                }])
-            }
+            } => request_payout(wallet, *payout_id, *amount, *at),
             WalletCommand::RecordPayoutPaid {
                 payout_id,
                 reference,
                 at,
-            } => {
-                let payout = open_payout(wallet, *payout_id)?;
-                if payout.status == PayoutStatus::PaidOut {
-                    return Err(WalletError::PayoutAlreadyPaidOut(*payout_id));
-                }
-                Ok(vec![WalletEvent::CommissionPaidOut {
-                    payout_id: *payout_id,
-                    amount: payout.amount,
-                    reference: validation::text("reference", reference, MAX_REFERENCE_CHARS)?,
-                    at: *at,
-                }])
-            }
+            } => record_payout_paid(wallet, *payout_id, reference, *at),
             WalletCommand::RecordPayoutReversed {
                 payout_id,
                 reason,
                 detail,
                 at,
-            } => {
-                let payout = open_payout(wallet, *payout_id)?;
-                Ok(vec![WalletEvent::PayoutReversed {
-                    payout_id: *payout_id,
-                    amount: payout.amount,
-                    was_paid_out: payout.status == PayoutStatus::PaidOut,
-                    reason: *reason,
-                    detail: validation::excerpt(detail, MAX_REFERENCE_CHARS),
-                    at: *at,
-                }])
-            }
+            } => record_payout_reversed(wallet, *payout_id, *reason, detail, *at),
             WalletCommand::RecordManualSettlement {
                 reference,
                 amount,
                 note,
                 at,
-            } => {
-                let reference = validation::text("reference", reference, MAX_REFERENCE_CHARS)?;
-                validation::amount("amount", *amount, Paise(i64::MAX))?;
-                if *amount > wallet.available() {
-                    return Err(WalletError::SettlementExceedsBalance {
-                        requested: *amount,
-                        available: wallet.available(),
-                    });
-                }
-                Ok(vec![WalletEvent::ManualSettlementRecorded {
-                    reference,
-                    amount: *amount,
-                    note: validation::excerpt(note, MAX_REFERENCE_CHARS),
-                    at: *at,
-                }])
-            }
+            } => record_manual_settlement(wallet, reference, *amount, note, *at),
         }
     }
 
@@ -528,6 +454,90 @@ impl Decider for Wallet {
         }
         wallet
     }
+}
+
+/// Reserves `amount` of what is available for a new payout.
+fn request_payout(
+    wallet: &Wallet,
+    payout_id: PayoutId,
+    amount: Paise,
+    at: DateTime<Utc>,
+) -> Result<Vec<WalletEvent>, WalletError> {
+    if wallet.payouts.contains_key(&payout_id) {
+        return Err(WalletError::PayoutAlreadyRequested(payout_id));
+    }
+    validation::amount("amount", amount, Paise(i64::MAX))?;
+    if amount > wallet.available() {
+        return Err(WalletError::PayoutExceedsBalance {
+            requested: amount,
+            available: wallet.available(),
+        });
+    }
+    Ok(vec![WalletEvent::PayoutRequested {
+        payout_id,
+        amount,
+        at,
+    }])
+}
+
+fn record_payout_paid(
+    wallet: &Wallet,
+    payout_id: PayoutId,
+    reference: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<WalletEvent>, WalletError> {
+    let payout = open_payout(wallet, payout_id)?;
+    if payout.status == PayoutStatus::PaidOut {
+        return Err(WalletError::PayoutAlreadyPaidOut(payout_id));
+    }
+    Ok(vec![WalletEvent::CommissionPaidOut {
+        payout_id,
+        amount: payout.amount,
+        reference: validation::text("reference", reference, MAX_REFERENCE_CHARS)?,
+        at,
+    }])
+}
+
+/// A reversal releases a pending payout's reservation, or restores a paid-out one's amount.
+fn record_payout_reversed(
+    wallet: &Wallet,
+    payout_id: PayoutId,
+    reason: PayoutReversalReason,
+    detail: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<WalletEvent>, WalletError> {
+    let payout = open_payout(wallet, payout_id)?;
+    Ok(vec![WalletEvent::PayoutReversed {
+        payout_id,
+        amount: payout.amount,
+        was_paid_out: payout.status == PayoutStatus::PaidOut,
+        reason,
+        detail: validation::excerpt(detail, MAX_REFERENCE_CHARS),
+        at,
+    }])
+}
+
+fn record_manual_settlement(
+    wallet: &Wallet,
+    reference: &str,
+    amount: Paise,
+    note: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<WalletEvent>, WalletError> {
+    let reference = validation::text("reference", reference, MAX_REFERENCE_CHARS)?;
+    validation::amount("amount", amount, Paise(i64::MAX))?;
+    if amount > wallet.available() {
+        return Err(WalletError::SettlementExceedsBalance {
+            requested: amount,
+            available: wallet.available(),
+        });
+    }
+    Ok(vec![WalletEvent::ManualSettlementRecorded {
+        reference,
+        amount,
+        note: validation::excerpt(note, MAX_REFERENCE_CHARS),
+        at,
+    }])
 }
 
 /// The payout, unless unknown or already reversed.

@@ -14,7 +14,7 @@
 use crate::calendar;
 use crate::decider::Decider;
 use crate::ids::{MerchantId, PaymentId, WebhookDeliveryId};
-use crate::retry::{Jitter, WEBHOOK_WAITS, webhook_wait_after};
+use crate::retry::{Jitter, WEBHOOK_LONGEST_WAIT, webhook_wait_after};
 use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -347,9 +347,8 @@ pub fn next_wait(
     jitter: Jitter,
 ) -> Option<Duration> {
     let scheduled = webhook_wait_after(failed_attempt, jitter)?;
-    let longest = WEBHOOK_WAITS.iter().copied().max().unwrap_or(scheduled);
     let asked = retry_after_secs.map_or(Duration::ZERO, |secs| {
-        Duration::from_secs(secs).min(longest)
+        Duration::from_secs(secs).min(WEBHOOK_LONGEST_WAIT)
     });
     Some(scheduled.max(asked))
 }
@@ -393,7 +392,18 @@ impl Decider for WebhookDelivery {
         state: Option<WebhookDelivery>,
         event: &WebhookDeliveryEvent,
     ) -> Option<WebhookDelivery> {
-        if let WebhookDeliveryEvent::WebhookDeliveryQueued {
+        match state {
+            Some(delivery) => delivery.apply(event),
+            // Events before the queueing describe no delivery yet.
+            None => WebhookDelivery::queued(event),
+        }
+    }
+}
+
+impl WebhookDelivery {
+    /// The delivery a queueing event starts; `None` for any other event.
+    fn queued(event: &WebhookDeliveryEvent) -> Option<WebhookDelivery> {
+        let WebhookDeliveryEvent::WebhookDeliveryQueued {
             delivery_id,
             merchant_id,
             payment_id,
@@ -402,57 +412,61 @@ impl Decider for WebhookDelivery {
             endpoint_url,
             at,
         } = event
-        {
-            return Some(WebhookDelivery {
-                id: *delivery_id,
-                merchant_id: *merchant_id,
-                payment_id: *payment_id,
-                event_type: event_type.clone(),
-                payload: payload.clone(),
-                endpoint_url: endpoint_url.clone(),
-                attempts: 0,
-                status: WebhookDeliveryStatus::Pending,
-                next_attempt_at: Some(*at),
-                last_status_code: None,
-                last_error: None,
-                queued_at: *at,
-            });
-        }
-        let mut delivery = state?;
+        else {
+            return None;
+        };
+        Some(WebhookDelivery {
+            id: *delivery_id,
+            merchant_id: *merchant_id,
+            payment_id: *payment_id,
+            event_type: event_type.clone(),
+            payload: payload.clone(),
+            endpoint_url: endpoint_url.clone(),
+            attempts: 0,
+            status: WebhookDeliveryStatus::Pending,
+            next_attempt_at: Some(*at),
+            last_status_code: None,
+            last_error: None,
+            queued_at: *at,
+        })
+    }
+
+    /// The delivery after `event`; a queueing event starts it afresh.
+    fn apply(mut self, event: &WebhookDeliveryEvent) -> Option<WebhookDelivery> {
         match event {
-            WebhookDeliveryEvent::WebhookDeliveryQueued { .. } => {}
+            WebhookDeliveryEvent::WebhookDeliveryQueued { .. } => {
+                return WebhookDelivery::queued(event);
+            }
             WebhookDeliveryEvent::WebhookDeliveryAttempted {
                 attempt,
                 status_code,
                 error,
                 ..
             } => {
-                delivery.attempts = *attempt;
-                delivery.last_status_code = status_code.or(delivery.last_status_code);
-                delivery.last_error = error
+                self.attempts = *attempt;
+                self.last_status_code = status_code.or(self.last_status_code);
+                self.last_error = error
                     .clone()
                     .or_else(|| status_code.map(|code| format!("HTTP {code}")));
-                delivery.next_attempt_at = None;
+                self.next_attempt_at = None;
             }
             WebhookDeliveryEvent::WebhookDelivered { .. } => {
-                delivery.status = WebhookDeliveryStatus::Delivered;
-                delivery.last_error = None;
+                self.status = WebhookDeliveryStatus::Delivered;
+                self.last_error = None;
             }
             WebhookDeliveryEvent::WebhookRetryScheduled {
                 next_attempt_at, ..
-            } => {
-                delivery.next_attempt_at = Some(*next_attempt_at);
-            }
+            } => self.next_attempt_at = Some(*next_attempt_at),
             WebhookDeliveryEvent::WebhookDeliveryGivenUp { .. } => {
-                delivery.status = WebhookDeliveryStatus::GivenUp
+                self.status = WebhookDeliveryStatus::GivenUp
             }
             WebhookDeliveryEvent::WebhookDeliveryRequeued { at } => {
-                delivery.status = WebhookDeliveryStatus::Pending;
-                delivery.attempts = 0;
-                delivery.next_attempt_at = Some(*at);
+                self.status = WebhookDeliveryStatus::Pending;
+                self.attempts = 0;
+                self.next_attempt_at = Some(*at);
             }
         }
-        Some(delivery)
+        Some(self)
     }
 }
 
