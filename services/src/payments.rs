@@ -3,21 +3,26 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use lightspeed_domain::claims::{
     ClaimOrder, MerchantOrder, MerchantOrderClaim, merchant_order_key,
 };
 use lightspeed_domain::gateway::{BookingRequest, CAPACITY_EVENT_TYPES, Gateway, GatewayCommand};
 use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::payment::{
-    InitiatePayment, Payment, PaymentCommand, PaymentDetails, PaymentError, PaymentEvent,
+    InitiatePayment, Payment, PaymentCommand, PaymentDetails, PaymentEvent,
 };
 use lightspeed_domain::psp_outcome::{PspOutcome, PspOutcomeRecord, ReportOutcome, outcome_key};
-use lightspeed_domain::routing::{NoGatewayAvailable, RouteCandidate, route};
+use lightspeed_domain::routing::{RouteCandidate, route};
 use lightspeed_domain::wallet::{Wallet, WalletCommand};
 use lightspeed_domain::{Decider, GatewayId, MerchantId, Paise, PaymentId};
-use lightspeed_eventstore::{AppendError, CommandContext, EventStore, Loaded, StreamId, stream_of};
+use lightspeed_eventstore::{
+    AppendError, CommandContext, CommandHandler, EventStore, Loaded, PgEventStore, RecordedEvent,
+    StreamId, stream_of,
+};
 
-use crate::error::ServiceError;
+use crate::error::{Inconsistency, ServiceError};
 use crate::ledger::{Ledger, MAX_ATTEMPTS, STATE_REUSE};
 use crate::merchants::AuthenticatedMerchant;
 use crate::unit_of_work::UnitOfWork;
@@ -71,12 +76,45 @@ pub enum Settled {
     Unchanged,
 }
 
-/// The events of one stream among events read for several.
-fn of_stream<'a>(
-    events: &'a [lightspeed_eventstore::RecordedEvent],
-    stream: &'a StreamId,
-) -> impl Iterator<Item = &'a lightspeed_eventstore::RecordedEvent> + 'a {
-    events.iter().filter(move |e| e.stream_id == *stream)
+/// What becomes of a payment after a gateway failure: it moves to `to_gateway`, or fails when
+/// there is none.
+fn after_gateway_failure(
+    to_gateway: Option<GatewayId>,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> PaymentCommand {
+    match to_gateway {
+        Some(to_gateway) => PaymentCommand::Reroute {
+            to_gateway,
+            reason: reason.to_owned(),
+            at,
+        },
+        None => PaymentCommand::RecordFailure {
+            code: "NO_GATEWAY_AVAILABLE".into(),
+            description: format!("no gateway could create the order; last: {reason}"),
+            at,
+        },
+    }
+}
+
+/// A state from a handler's cache, and whether the log confirmed it recently enough to be
+/// used without a read.
+type Cached<S> = (Loaded<S>, bool);
+
+/// A cached state, brought up to date with its stream's share of `events` unless it is recent.
+fn up_to_date<D: Decider>(
+    handler: &CommandHandler<D, PgEventStore>,
+    stream: &StreamId,
+    (loaded, recent): Cached<D::State>,
+    events: &[RecordedEvent],
+) -> Result<Loaded<D::State>, ServiceError> {
+    if recent {
+        return Ok(loaded);
+    }
+    let own = events.iter().filter(|e| e.stream_id == *stream);
+    handler
+        .absorb(stream, loaded, own)
+        .map_err(|e| ServiceError::Store(e.to_string()))
 }
 
 /// What initiation reads besides the merchant: its wallet and its active gateways.
@@ -85,6 +123,68 @@ struct MerchantFunds {
     gateway_ids: Vec<GatewayId>,
     gateway_streams: Vec<StreamId>,
     gateways: Vec<Loaded<Option<Gateway>>>,
+}
+
+/// What stays the same across the attempts of one payment initiation.
+struct Initiation<'a> {
+    request: &'a PaymentRequest,
+    context: &'a CommandContext,
+    merchant_id: MerchantId,
+    merchant_stream: StreamId,
+    /// When the key pair the request was signed with was issued.
+    signed_with: Option<DateTime<Utc>>,
+    payment_id: PaymentId,
+    payment_stream: StreamId,
+}
+
+impl Initiation<'_> {
+    /// The payment's initiation as decided on `merchant`, before routing names its gateway.
+    fn command(
+        &self,
+        merchant: &Merchant,
+        balance_due: Paise,
+        at: DateTime<Utc>,
+    ) -> InitiatePayment {
+        InitiatePayment {
+            payment_id: self.payment_id,
+            merchant: merchant.snapshot(balance_due),
+            amount: self.request.amount,
+            currency: self.request.currency.clone(),
+            merchant_order_id: self.request.order_id.clone(),
+            details: self.request.details.clone(),
+            gateway_id: GatewayId(uuid::Uuid::nil()),
+            at,
+        }
+    }
+
+    /// The stream of the merchant's order id.
+    fn order_stream(&self) -> Result<StreamId, ServiceError> {
+        let key = merchant_order_key(self.merchant_id, &self.request.order_id);
+        Ok(stream_of::<MerchantOrderClaim>(key)?)
+    }
+
+    /// What routing books on the chosen gateway.
+    fn booking(&self, merchant: &Merchant, at: DateTime<Utc>) -> BookingRequest {
+        BookingRequest {
+            merchant_id: self.merchant_id,
+            amount: self.request.amount,
+            settings: *merchant.checkout(),
+            at,
+        }
+    }
+
+    /// The claim of the merchant's order id for this payment.
+    fn claim(&self, at: DateTime<Utc>) -> ClaimOrder {
+        ClaimOrder {
+            order: MerchantOrder {
+                merchant_id: self.merchant_id,
+                order_id: self.request.order_id.clone(),
+                payment_id: self.payment_id,
+                request_digest: self.request.request_digest.clone(),
+            },
+            at,
+        }
+    }
 }
 
 impl Ledger {
@@ -108,6 +208,15 @@ impl Ledger {
         let signed_with = merchant.merchant.keys_rotated_at();
         let payment_id = PaymentId::new();
         let payment_stream = stream_of::<Payment>(payment_id)?;
+        let initiation = Initiation {
+            request,
+            context,
+            merchant_id,
+            merchant_stream,
+            signed_with,
+            payment_id,
+            payment_stream,
+        };
         let mut known = Loaded {
             version: merchant.version,
             state: Some(merchant.merchant.clone()),
@@ -118,123 +227,140 @@ impl Ledger {
         for attempt in 0..=MAX_ATTEMPTS {
             let reuse = attempt == 0;
             if !reuse {
-                known = self.merchants.load(&merchant_stream).await?;
+                known = self.merchants.load(&initiation.merchant_stream).await?;
             }
-            let merchant = known.state.clone().ok_or(ServiceError::UnknownMerchant)?;
-            if merchant.keys_rotated_at() != signed_with {
-                return Err(ServiceError::KeysRotated);
-            }
-            let MerchantFunds {
-                wallet,
-                gateway_ids,
-                gateway_streams,
-                gateways,
-            } = self.wallet_and_gateways(&merchant, reuse).await?;
-            let at = self.now();
-            let mut initiate = InitiatePayment {
-                payment_id,
-                merchant: merchant.snapshot(wallet.state.balance_due()),
-                amount: request.amount,
-                currency: request.currency.clone(),
-                merchant_order_id: request.order_id.clone(),
-                details: request.details.clone(),
-                gateway_id: GatewayId(uuid::Uuid::nil()),
-                at,
-            };
-            // Bad input and a suspended merchant are refused before routing looks at gateways.
-            match Payment::decide(&None, &PaymentCommand::Initiate(initiate.clone())) {
-                Ok(_) => {}
-                Err(_) if reuse => continue,
-                Err(refusal) => return Err(refusal.into()),
-            }
-
-            let order_stream = stream_of::<MerchantOrderClaim>(merchant_order_key(
-                merchant_id,
-                &request.order_id,
-            ))?;
-            if let Some(answer) = self.earlier_order(&order_stream, request, true).await? {
-                return answer;
-            }
-
-            let booking = BookingRequest {
-                merchant_id,
-                amount: request.amount,
-                settings: *merchant.checkout(),
-                at,
-            };
-            let candidates = self.candidates(&gateways);
-            let chosen = match route(&candidates, &booking, &[]) {
-                Ok(chosen) => chosen,
-                Err(_) if reuse => continue,
-                Err(refusal) => return Err(refusal.into()),
-            };
-            let index = gateway_ids
-                .iter()
-                .position(|id| *id == chosen)
-                .unwrap_or_default();
-            initiate.gateway_id = chosen;
-
-            let mut unit = UnitOfWork::new(context.clone());
-            unit.require_unchanged(&self.merchants, &merchant_stream, &known);
-            let claim = ClaimOrder {
-                order: MerchantOrder {
-                    merchant_id,
-                    order_id: request.order_id.clone(),
-                    payment_id,
-                    request_digest: request.request_digest.clone(),
-                },
-                at,
-            };
-            unit.decide(&self.orders, &order_stream, &Loaded::default(), &claim)?;
-            unit.decide(
-                &self.payments,
-                &payment_stream,
-                &Loaded::default(),
-                &PaymentCommand::Initiate(initiate),
-            )?;
-            let book = GatewayCommand::Book {
-                payment_id,
-                request: booking,
-            };
-            let independent = gateways[index]
-                .state
-                .as_ref()
-                .is_some_and(|g| g.bookings_are_independent(merchant.checkout()));
-            if independent {
-                unit.decide_unless_changed(
-                    &self.gateways,
-                    &gateway_streams[index],
-                    &gateways[index],
-                    &book,
-                    CAPACITY_EVENT_TYPES,
-                )?;
-            } else {
-                unit.decide(
-                    &self.gateways,
-                    &gateway_streams[index],
-                    &gateways[index],
-                    &book,
-                )?;
-            }
-            // Not needed past the decision: a state nobody else holds is folded in place when
-            // the cache learns of this booking (a hot gateway's booking window is not copied).
-            drop(gateways);
-            match unit.commit(&self.store).await {
-                Ok(_) => return Ok(Initiated::Created(payment_id)),
-                Err(AppendError::WrongExpectedVersion { stream_id, .. })
-                    if stream_id == order_stream =>
-                {
-                    if let Some(answer) = self.earlier_order(&order_stream, request, false).await? {
-                        return answer;
-                    }
-                }
-                // A gateway (or the merchant's order claim) moved meanwhile: decide again on
-                // what the log holds now.
-                Err(AppendError::WrongExpectedVersion { .. }) => {}
-                Err(other) => return Err(other.into()),
+            if let Some(initiated) = self.attempt_initiation(&initiation, &known, reuse).await? {
+                return Ok(initiated);
             }
         }
         Err(ServiceError::Contended)
+    }
+
+    /// One attempt at initiation on `known` (the merchant at its version): answers the payment,
+    /// or None when it must be decided again on what the log holds now. With `reuse`, decides
+    /// on recent cached states, and a refusal is decided again rather than answered.
+    async fn attempt_initiation(
+        &self,
+        initiation: &Initiation<'_>,
+        known: &Loaded<Option<Merchant>>,
+        reuse: bool,
+    ) -> Result<Option<Initiated>, ServiceError> {
+        let request = initiation.request;
+        let merchant = known.state.clone().ok_or(ServiceError::UnknownMerchant)?;
+        if merchant.keys_rotated_at() != initiation.signed_with {
+            return Err(ServiceError::KeysRotated);
+        }
+        let MerchantFunds {
+            wallet,
+            gateway_ids,
+            gateway_streams,
+            gateways,
+        } = self.wallet_and_gateways(&merchant, reuse).await?;
+        let at = self.now();
+        let mut initiate = initiation.command(&merchant, wallet.state.balance_due(), at);
+        // Bad input and a suspended merchant are refused before routing looks at gateways.
+        match Payment::decide(&None, &PaymentCommand::Initiate(initiate.clone())) {
+            Ok(_) => {}
+            Err(_) if reuse => return Ok(None),
+            Err(refusal) => return Err(refusal.into()),
+        }
+
+        let order_stream = initiation.order_stream()?;
+        if let Some(answer) = self.earlier_order(&order_stream, request, true).await? {
+            return answer.map(Some);
+        }
+
+        let booking = initiation.booking(&merchant, at);
+        let index = match self.route_to(&gateway_ids, &gateways, &booking, &[]) {
+            Ok(index) => index,
+            Err(ServiceError::NoGatewayAvailable(_)) if reuse => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        initiate.gateway_id = gateway_ids[index];
+
+        let mut unit = self.initiation_unit(initiation, known, &order_stream, initiate)?;
+        let book = GatewayCommand::Book {
+            payment_id: initiation.payment_id,
+            request: booking,
+        };
+        let (gateway_stream, gateway) = (&gateway_streams[index], &gateways[index]);
+        self.decide_booking(&mut unit, &merchant, gateway_stream, gateway, &book)?;
+        // Not needed past the decision: a state nobody else holds is folded in place when
+        // the cache learns of this booking (a hot gateway's booking window is not copied).
+        drop(gateways);
+        self.commit_initiation(unit, initiation, &order_stream)
+            .await
+    }
+
+    /// The unit of work of an initiation, with the merchant's stream as decided on, the order
+    /// id's claim and the payment (the booking follows, see [`Ledger::decide_booking`]).
+    fn initiation_unit(
+        &self,
+        initiation: &Initiation<'_>,
+        known: &Loaded<Option<Merchant>>,
+        order_stream: &StreamId,
+        initiate: InitiatePayment,
+    ) -> Result<UnitOfWork, ServiceError> {
+        let mut unit = UnitOfWork::new(initiation.context.clone());
+        unit.require_unchanged(&self.merchants, &initiation.merchant_stream, known);
+        let claim = initiation.claim(initiate.at);
+        unit.decide(&self.orders, order_stream, &Loaded::default(), &claim)?;
+        let initiate = PaymentCommand::Initiate(initiate);
+        let stream = &initiation.payment_stream;
+        unit.decide(&self.payments, stream, &Loaded::default(), &initiate)?;
+        Ok(unit)
+    }
+
+    /// Decides the payment's booking on its gateway. A gateway whose bookings are independent
+    /// of one another (no monthly limit or rate cap to check) takes it whatever other bookings
+    /// it recorded meanwhile.
+    fn decide_booking(
+        &self,
+        unit: &mut UnitOfWork,
+        merchant: &Merchant,
+        gateway_stream: &StreamId,
+        gateway: &Loaded<Option<Gateway>>,
+        book: &GatewayCommand,
+    ) -> Result<(), ServiceError> {
+        let independent = gateway
+            .state
+            .as_ref()
+            .is_some_and(|g| g.bookings_are_independent(merchant.checkout()));
+        if independent {
+            unit.decide_unless_changed(
+                &self.gateways,
+                gateway_stream,
+                gateway,
+                book,
+                CAPACITY_EVENT_TYPES,
+            )?;
+        } else {
+            unit.decide(&self.gateways, gateway_stream, gateway, book)?;
+        }
+        Ok(())
+    }
+
+    /// Appends an initiation: answers the new payment, the earlier one when its order id was
+    /// claimed meanwhile, or None when another of its streams moved and it must be decided again.
+    async fn commit_initiation(
+        &self,
+        unit: UnitOfWork,
+        initiation: &Initiation<'_>,
+        order_stream: &StreamId,
+    ) -> Result<Option<Initiated>, ServiceError> {
+        match unit.commit(&self.store).await {
+            Ok(_) => Ok(Some(Initiated::Created(initiation.payment_id))),
+            Err(AppendError::WrongExpectedVersion { stream_id, .. })
+                if stream_id == *order_stream =>
+            {
+                self.earlier_order(order_stream, initiation.request, false)
+                    .await?
+                    .transpose()
+            }
+            // A gateway (or the merchant) moved meanwhile: decide again on what the log holds now.
+            Err(AppendError::WrongExpectedVersion { .. }) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// The answer for an order id already used, if it was: the same payment for the same
@@ -295,41 +421,19 @@ impl Ledger {
             _refreshing = self.funds_refreshes[slot].lock().await;
             ((wallet, wallet_recent), gateways) = cached();
         }
-        // Only the others are read, after the versions the caches hold.
-        let mut after = Vec::with_capacity(streams.len() + 1);
-        if !wallet_recent {
-            after.push((wallet_stream.clone(), wallet.version));
-        }
-        for (stream, (cached, recent)) in streams.iter().zip(&gateways) {
-            if !recent {
-                after.push((stream.clone(), cached.version));
-            }
-        }
-        let events = if after.is_empty() {
-            Vec::new()
-        } else {
-            self.store.read_streams(&after).await?
-        };
-        let decode = |e: lightspeed_domain::UpcastError| ServiceError::Store(e.to_string());
-        let wallet = if wallet_recent {
-            wallet
-        } else {
-            self.wallets
-                .absorb(&wallet_stream, wallet, of_stream(&events, &wallet_stream))
-                .map_err(decode)?
-        };
+        let events = self
+            .read_stale(&wallet_stream, &wallet, wallet_recent, &streams, &gateways)
+            .await?;
+        let wallet = up_to_date(
+            &self.wallets,
+            &wallet_stream,
+            (wallet, wallet_recent),
+            &events,
+        )?;
         let states = streams
             .iter()
             .zip(gateways)
-            .map(|(stream, (loaded, recent))| {
-                if recent {
-                    Ok(loaded)
-                } else {
-                    self.gateways
-                        .absorb(stream, loaded, of_stream(&events, stream))
-                        .map_err(decode)
-                }
-            })
+            .map(|(stream, cached)| up_to_date(&self.gateways, stream, cached, &events))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MerchantFunds {
             wallet,
@@ -337,6 +441,31 @@ impl Ledger {
             gateway_streams: streams,
             gateways: states,
         })
+    }
+
+    /// In one read, the events of the wallet and gateway streams whose cached states are not
+    /// recent, after the versions the caches hold.
+    async fn read_stale(
+        &self,
+        wallet_stream: &StreamId,
+        wallet: &Loaded<Wallet>,
+        wallet_recent: bool,
+        gateway_streams: &[StreamId],
+        gateways: &[Cached<Option<Gateway>>],
+    ) -> Result<Vec<RecordedEvent>, ServiceError> {
+        let mut after = Vec::with_capacity(gateway_streams.len() + 1);
+        if !wallet_recent {
+            after.push((wallet_stream.clone(), wallet.version));
+        }
+        for (stream, (cached, recent)) in gateway_streams.iter().zip(gateways) {
+            if !recent {
+                after.push((stream.clone(), cached.version));
+            }
+        }
+        if after.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.read_streams(&after).await?)
     }
 
     /// The merchant's active gateways: ids, streams and current states, in one read.
@@ -353,6 +482,26 @@ impl Ledger {
         Ok((ids, streams, states))
     }
 
+    /// Where routing sends `booking` among `gateways` (the states of `gateway_ids`, in the same
+    /// order), passing over the `tried` ones: the chosen gateway's index.
+    fn route_to(
+        &self,
+        gateway_ids: &[GatewayId],
+        gateways: &[Loaded<Option<Gateway>>],
+        booking: &BookingRequest,
+        tried: &[GatewayId],
+    ) -> Result<usize, ServiceError> {
+        let chosen = route(&self.candidates(gateways), booking, tried)?;
+        gateway_ids
+            .iter()
+            .position(|id| *id == chosen)
+            .ok_or(ServiceError::Inconsistent(
+                Inconsistency::RoutedOutsideGateways(chosen),
+            ))
+    }
+
+    /// Routing's view of the gateways that have a state, with their recent success rates (a
+    /// gateway the rates do not know yet is ranked as new).
     fn candidates<'a>(&self, gateways: &'a [Loaded<Option<Gateway>>]) -> Vec<RouteCandidate<'a>> {
         gateways
             .iter()
@@ -423,7 +572,43 @@ impl Ledger {
         context: &CommandContext,
     ) -> Result<Payment, ServiceError> {
         let payment_stream = stream_of::<Payment>(payment_id)?;
-        let payment = self.payments.load(&payment_stream).await?.state;
+        self.rest_failed_gateway(&payment_stream, payment_id, failed_gateway, reason, context)
+            .await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = self.payments.load(&payment_stream).await?;
+            let payment = loaded
+                .state
+                .clone()
+                .ok_or(ServiceError::UnknownPayment(payment_id))?;
+            if payment.gateway_id() != failed_gateway || payment.psp_order().is_some() {
+                // Another delivery of the same job already moved it on.
+                return Ok(payment);
+            }
+            let (unit, events) = self
+                .decide_reroute(&payment_stream, &loaded, &payment, reason, context)
+                .await?;
+            match unit.commit(&self.store).await {
+                Ok(_) => {
+                    let state = events.iter().fold(loaded.state, Payment::evolve);
+                    return state.ok_or(ServiceError::UnknownPayment(payment_id));
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Contended)
+    }
+
+    /// Marks `failed_gateway` temporarily failed for the payment's merchant's rest period.
+    async fn rest_failed_gateway(
+        &self,
+        payment_stream: &StreamId,
+        payment_id: PaymentId,
+        failed_gateway: GatewayId,
+        reason: &str,
+        context: &CommandContext,
+    ) -> Result<(), ServiceError> {
+        let payment = self.payments.load(payment_stream).await?.state;
         let payment = payment.ok_or(ServiceError::UnknownPayment(payment_id))?;
         let merchant = self.merchant(payment.merchant_id()).await?;
         let rest_secs = merchant.checkout().temporary_failure_secs;
@@ -435,90 +620,74 @@ impl Ledger {
         self.gateways
             .execute(&stream_of::<Gateway>(failed_gateway)?, &rest, context)
             .await?;
+        Ok(())
+    }
 
-        for _ in 0..MAX_ATTEMPTS {
-            let loaded = self.payments.load(&payment_stream).await?;
-            let payment = loaded
-                .state
-                .clone()
-                .ok_or(ServiceError::UnknownPayment(payment_id))?;
-            if payment.gateway_id() != failed_gateway || payment.psp_order().is_some() {
-                // Another delivery of the same job already moved it on.
-                return Ok(payment);
-            }
-            let merchant = self.merchant(payment.merchant_id()).await?;
-            let at = self.now();
-            let (gateway_ids, gateway_streams, gateways) = self.gateways_of(&merchant).await?;
-            let old_stream = stream_of::<Gateway>(failed_gateway)?;
-            let old = self.gateways.load(&old_stream).await?;
-            let booking = BookingRequest {
-                merchant_id: payment.merchant_id(),
-                amount: payment.amount(),
-                settings: *merchant.checkout(),
-                at,
-            };
-            let attempts_left = payment.attempts() < lightspeed_domain::payment::MAX_ATTEMPTS;
-            let candidates = self.candidates(&gateways);
-            let next = if attempts_left {
-                route(&candidates, &booking, payment.tried_gateways())
-            } else {
-                Err(NoGatewayAvailable {
-                    rejected: Vec::new(),
-                })
-            };
+    /// Decides moving `payment` (the state `loaded` holds) off its failed gateway: releases its
+    /// booking there, and books the next eligible gateway or, when none is left or it has had
+    /// its share of attempts, fails it. Answers the unit to append and the payment's events.
+    async fn decide_reroute(
+        &self,
+        payment_stream: &StreamId,
+        loaded: &Loaded<Option<Payment>>,
+        payment: &Payment,
+        reason: &str,
+        context: &CommandContext,
+    ) -> Result<(UnitOfWork, Vec<PaymentEvent>), ServiceError> {
+        let payment_id = payment.id();
+        let merchant = self.merchant(payment.merchant_id()).await?;
+        let at = self.now();
+        let (gateway_ids, gateway_streams, gateways) = self.gateways_of(&merchant).await?;
+        let old_stream = stream_of::<Gateway>(payment.gateway_id())?;
+        let old = self.gateways.load(&old_stream).await?;
+        let booking = BookingRequest {
+            merchant_id: payment.merchant_id(),
+            amount: payment.amount(),
+            settings: *merchant.checkout(),
+            at,
+        };
+        let next = self.next_gateway(payment, &gateway_ids, &gateways, &booking)?;
 
-            let mut unit = UnitOfWork::new(context.clone());
-            if let Some(booking) = payment.live_booking() {
-                unit.decide(
-                    &self.gateways,
-                    &old_stream,
-                    &old,
-                    &booking.release(payment_id, at),
-                )?;
-            }
-            let events = match next {
-                Ok(to_gateway) => {
-                    let index = gateway_ids
-                        .iter()
-                        .position(|id| *id == to_gateway)
-                        .unwrap_or_default();
-                    let reroute = PaymentCommand::Reroute {
-                        to_gateway,
-                        reason: reason.to_owned(),
-                        at,
-                    };
-                    let events = unit.decide(&self.payments, &payment_stream, &loaded, &reroute)?;
-                    let book = GatewayCommand::Book {
-                        payment_id,
-                        request: booking,
-                    };
-                    unit.decide(
-                        &self.gateways,
-                        &gateway_streams[index],
-                        &gateways[index],
-                        &book,
-                    )?;
-                    events
-                }
-                Err(_) => {
-                    let fail = PaymentCommand::RecordFailure {
-                        code: "NO_GATEWAY_AVAILABLE".into(),
-                        description: format!("no gateway could create the order; last: {reason}"),
-                        at,
-                    };
-                    unit.decide(&self.payments, &payment_stream, &loaded, &fail)?
-                }
-            };
-            match unit.commit(&self.store).await {
-                Ok(_) => {
-                    let state = events.iter().fold(loaded.state, Payment::evolve);
-                    return state.ok_or(ServiceError::UnknownPayment(payment_id));
-                }
-                Err(AppendError::WrongExpectedVersion { .. }) => continue,
-                Err(other) => return Err(other.into()),
-            }
+        let mut unit = UnitOfWork::new(context.clone());
+        if let Some(booking) = payment.live_booking() {
+            let release = booking.release(payment_id, at);
+            unit.decide(&self.gateways, &old_stream, &old, &release)?;
         }
-        Err(ServiceError::Contended)
+        let command = after_gateway_failure(next.map(|index| gateway_ids[index]), reason, at);
+        let events = unit.decide(&self.payments, payment_stream, loaded, &command)?;
+        if let Some(index) = next {
+            let book = GatewayCommand::Book {
+                payment_id,
+                request: booking,
+            };
+            unit.decide(
+                &self.gateways,
+                &gateway_streams[index],
+                &gateways[index],
+                &book,
+            )?;
+        }
+        Ok((unit, events))
+    }
+
+    /// The index of the gateway `payment` moves to after a gateway failure, among `gateways`
+    /// (the states of `gateway_ids`): None when the payment has had its share of attempts or
+    /// no gateway it has not tried can take it.
+    fn next_gateway(
+        &self,
+        payment: &Payment,
+        gateway_ids: &[GatewayId],
+        gateways: &[Loaded<Option<Gateway>>],
+        booking: &BookingRequest,
+    ) -> Result<Option<usize>, ServiceError> {
+        if payment.attempts() >= lightspeed_domain::payment::MAX_ATTEMPTS {
+            return Ok(None);
+        }
+        match self.route_to(gateway_ids, gateways, booking, payment.tried_gateways()) {
+            Ok(index) => Ok(Some(index)),
+            Err(ServiceError::NoGatewayAvailable(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// Records what a PSP reported, once per PSP de-duplication key. Answers false when the
@@ -561,80 +730,29 @@ impl Ledger {
             let at = self.now();
             let mut unit = UnitOfWork::new(context.clone());
             let gateway_stream = stream_of::<Gateway>(payment.gateway_id())?;
+            let settling = Settling {
+                payment_id,
+                payment_stream: &payment_stream,
+                loaded: &loaded,
+                payment: &payment,
+                gateway_stream: &gateway_stream,
+                at,
+            };
             let settled = match &report.outcome {
                 PspOutcome::Succeeded { amount } => {
-                    let success = PaymentCommand::RecordSuccess {
-                        psp_payment_id: report
-                            .psp_payment_id
-                            .clone()
-                            .or_else(|| report.psp_order_id.clone())
-                            .unwrap_or_else(|| report.dedupe_key.clone()),
-                        amount: *amount,
-                        at,
-                    };
-                    let events =
-                        match unit.decide(&self.payments, &payment_stream, &loaded, &success) {
-                            Err(refusal) if refusal.is_already_recorded() => {
-                                return Ok(Settled::Unchanged);
-                            }
-                            other => other?,
-                        };
-                    let Some(PaymentEvent::PaymentSucceeded {
-                        commission,
-                        late_success,
-                        ..
-                    }) = events.first().cloned()
-                    else {
-                        return Ok(Settled::Unchanged);
-                    };
-                    if let Some(accrual) = events
-                        .first()
-                        .and_then(|e| WalletCommand::accrual_for(payment_id, e))
-                    {
-                        let wallet_stream = stream_of::<Wallet>(payment.merchant_id())?;
-                        let wallet = self.wallets.cached(&wallet_stream);
-                        unit.decide_any_version(&self.wallets, &wallet_stream, &wallet, &accrual)?;
-                    }
-                    if late_success {
-                        let gateway = self.gateways.load(&gateway_stream).await?;
-                        let book = GatewayCommand::BookLateSuccess {
-                            payment_id,
-                            amount: payment.amount(),
-                            at,
-                        };
-                        unit.decide(&self.gateways, &gateway_stream, &gateway, &book)?;
-                    }
-                    Settled::Succeeded {
-                        commission,
-                        late_success,
-                    }
+                    self.decide_success(&mut unit, &settling, report, *amount)
+                        .await?
                 }
                 PspOutcome::Failed { code, reason } => {
-                    let failure = PaymentCommand::RecordFailure {
-                        code: code.clone(),
-                        description: reason.clone(),
-                        at,
-                    };
-                    match unit.decide(&self.payments, &payment_stream, &loaded, &failure) {
-                        Err(refusal) if refusal.is_already_recorded() => {
-                            return Ok(Settled::Unchanged);
-                        }
-                        Err(PaymentError::AlreadySucceeded) => return Ok(Settled::Unchanged),
-                        other => other?,
-                    };
-                    if let Some(booking) = payment.live_booking() {
-                        let gateway = self.gateways.load(&gateway_stream).await?;
-                        unit.decide(
-                            &self.gateways,
-                            &gateway_stream,
-                            &gateway,
-                            &booking.release(payment_id, at),
-                        )?;
-                    }
-                    Settled::Failed
+                    self.decide_failure(&mut unit, &settling, code, reason)
+                        .await?
                 }
-                PspOutcome::Pending | PspOutcome::Ignored { .. } => return Ok(Settled::Unchanged),
+                PspOutcome::Pending | PspOutcome::Ignored { .. } => Settled::Unchanged,
             };
+            if settled == Settled::Unchanged {
+                // Already recorded, not final, or saying nothing: nothing to append.
+                return Ok(settled);
+            }
             match unit.commit(&self.store).await {
                 Ok(result) if result.idempotent_replay => return Ok(Settled::Unchanged),
                 Ok(_) => return Ok(settled),
@@ -644,4 +762,109 @@ impl Ledger {
         }
         Err(ServiceError::Contended)
     }
+
+    /// Decides a reported success: the payment's success with its commission accrual, and a
+    /// new booking on its gateway when the success follows a failure. Unchanged when the
+    /// success was already recorded.
+    async fn decide_success(
+        &self,
+        unit: &mut UnitOfWork,
+        settling: &Settling<'_>,
+        report: &ReportOutcome,
+        amount: Paise,
+    ) -> Result<Settled, ServiceError> {
+        let (payment_id, at) = (settling.payment_id, settling.at);
+        let success = PaymentCommand::RecordSuccess {
+            psp_payment_id: report
+                .psp_payment_id
+                .clone()
+                .or_else(|| report.psp_order_id.clone())
+                .unwrap_or_else(|| report.dedupe_key.clone()),
+            amount,
+            at,
+        };
+        let events = match unit.decide(
+            &self.payments,
+            settling.payment_stream,
+            settling.loaded,
+            &success,
+        ) {
+            Err(refusal) if refusal.is_already_recorded() => return Ok(Settled::Unchanged),
+            other => other?,
+        };
+        // A success decided is one `PaymentSucceeded`, and every one accrues its commission.
+        let broken = Inconsistency::SuccessWithoutAccrual(payment_id);
+        let Some(
+            succeeded @ PaymentEvent::PaymentSucceeded {
+                commission,
+                late_success,
+                ..
+            },
+        ) = events.first()
+        else {
+            return Err(broken.into());
+        };
+        let accrual = WalletCommand::accrual_for(payment_id, succeeded).ok_or(broken)?;
+        let wallet_stream = stream_of::<Wallet>(settling.payment.merchant_id())?;
+        let wallet = self.wallets.cached(&wallet_stream);
+        unit.decide_any_version(&self.wallets, &wallet_stream, &wallet, &accrual)?;
+        if *late_success {
+            let gateway = self.gateways.load(settling.gateway_stream).await?;
+            let book = GatewayCommand::BookLateSuccess {
+                payment_id,
+                amount: settling.payment.amount(),
+                at,
+            };
+            unit.decide(&self.gateways, settling.gateway_stream, &gateway, &book)?;
+        }
+        Ok(Settled::Succeeded {
+            commission: *commission,
+            late_success: *late_success,
+        })
+    }
+
+    /// Decides a reported failure: the payment's failure and the release of its booking.
+    /// Unchanged when the payment already failed, or succeeded (a failure never undoes it).
+    async fn decide_failure(
+        &self,
+        unit: &mut UnitOfWork,
+        settling: &Settling<'_>,
+        code: &str,
+        reason: &str,
+    ) -> Result<Settled, ServiceError> {
+        let (payment_id, at) = (settling.payment_id, settling.at);
+        let failure = PaymentCommand::RecordFailure {
+            code: code.to_owned(),
+            description: reason.to_owned(),
+            at,
+        };
+        match unit.decide(
+            &self.payments,
+            settling.payment_stream,
+            settling.loaded,
+            &failure,
+        ) {
+            // `AlreadySucceeded` is among these: a success is never undone by a later failure.
+            Err(refusal) if refusal.is_already_recorded() => return Ok(Settled::Unchanged),
+            other => other?,
+        };
+        if let Some(booking) = settling.payment.live_booking() {
+            let gateway = self.gateways.load(settling.gateway_stream).await?;
+            let release = booking.release(payment_id, at);
+            unit.decide(&self.gateways, settling.gateway_stream, &gateway, &release)?;
+        }
+        Ok(Settled::Failed)
+    }
+}
+
+/// A payment as one attempt at settling a PSP outcome decides on it.
+struct Settling<'a> {
+    payment_id: PaymentId,
+    payment_stream: &'a StreamId,
+    /// The payment's stream at the version decided on.
+    loaded: &'a Loaded<Option<Payment>>,
+    payment: &'a Payment,
+    /// The stream of the gateway the payment is on.
+    gateway_stream: &'a StreamId,
+    at: DateTime<Utc>,
 }
