@@ -9,7 +9,7 @@ use lightspeed_domain::ops_alert::OpsAlertError;
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::routing::NoGatewayAvailable;
 use lightspeed_domain::wallet::WalletError;
-use lightspeed_domain::{GatewayId, NotificationId, PaymentId};
+use lightspeed_domain::{GatewayId, MerchantId, NotificationId, PaymentId};
 use lightspeed_eventstore::{AppendError, CommandError, InvalidInput, ReadError};
 
 /// Why an operation did nothing.
@@ -87,6 +87,9 @@ pub enum Inconsistency {
     /// Routing chose a gateway that is not among the merchant's active gateways it was offered.
     #[error("routing chose gateway {0}, which is not among the merchant's active gateways")]
     RoutedOutsideGateways(GatewayId),
+    /// A client key's claim names a merchant whose stream holds no merchant.
+    #[error("a client key is claimed by merchant {0}, which the log does not hold")]
+    ClaimedByNoMerchant(MerchantId),
     /// Recording a payment's success decided no commission accrual.
     #[error("the success of payment {0} decided no commission accrual")]
     SuccessWithoutAccrual(PaymentId),
