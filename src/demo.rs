@@ -69,15 +69,17 @@ pub async fn run(
         "\nA payment went through the sandbox PSP:\n{}",
         serde_json::to_string_pretty(&transaction)?
     );
+    let commission = transaction["commission"]
+        .as_i64()
+        .context("the succeeded payment shows no commission")?;
     println!(
-        "\nCommission recorded: {} paise (₹{}); the merchant's balance due is ₹{}.",
-        transaction["commission"],
-        lightspeed_domain::Paise(transaction["commission"].as_i64().unwrap_or_default()),
+        "\nCommission recorded: {commission} paise (₹{}); the merchant's balance due is ₹{}.",
+        lightspeed_domain::Paise(commission),
         wallet.balance_due()
     );
     println!(
         "\nThe next payment, signed (needs bash, openssl and curl):\n\n{}",
-        curl(&infra.public_url, &merchant)
+        curl(&infra.public_url, &merchant)?
     );
     println!(
         "\nOpen its checkout_url in a browser and press Pay or Fail. The API keeps serving on {local} \
@@ -142,6 +144,19 @@ async fn seed(context: &Roles, local: &str) -> anyhow::Result<DemoMerchant> {
             &demo,
         )
         .await?;
+    register_sandbox_gateways(context, id, local, &demo).await?;
+    tracing::info!(merchant_id = %id, "seeded the demo merchant with three sandbox gateways");
+    Ok(DemoMerchant { id, salt })
+}
+
+/// Registers three sandbox gateways (PSP accounts at the built-in sandbox) for `merchant_id`.
+async fn register_sandbox_gateways(
+    context: &Roles,
+    merchant_id: MerchantId,
+    local: &str,
+    demo: &CommandContext,
+) -> anyhow::Result<()> {
+    let ledger = &context.ledger;
     for (n, priority) in [30u16, 20, 10].into_iter().enumerate() {
         let account = PspAccount::test(PspCredentials::Sandbox {
             webhook_secret: generate_webhook_secret(),
@@ -151,7 +166,7 @@ async fn seed(context: &Roles, local: &str) -> anyhow::Result<DemoMerchant> {
             .register_gateway(
                 NewGateway {
                     gateway_id: GatewayId::new(),
-                    merchant_id: id,
+                    merchant_id,
                     provider: Provider::Sandbox,
                     label: format!("Sandbox account {}", n + 1),
                     credentials: account.seal(&context.keyring)?,
@@ -163,14 +178,14 @@ async fn seed(context: &Roles, local: &str) -> anyhow::Result<DemoMerchant> {
                     enabled: true,
                     at: ledger.now(),
                 },
-                &demo,
+                demo,
             )
             .await?;
     }
-    tracing::info!(merchant_id = %id, "seeded the demo merchant with three sandbox gateways");
-    Ok(DemoMerchant { id, salt })
+    Ok(())
 }
 
+/// A request to the API signed as the demo merchant.
 fn signed(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -259,14 +274,17 @@ async fn drive_payment(
 }
 
 /// A shell snippet that signs and sends the next payment.
-fn curl(public_url: &str, merchant: &DemoMerchant) -> String {
-    let salt = merchant.salt.expose_str().unwrap_or_default();
-    format!(
+fn curl(public_url: &str, merchant: &DemoMerchant) -> anyhow::Result<String> {
+    let salt = merchant
+        .salt
+        .expose_str()
+        .context("the demo merchant's client salt is not text")?;
+    Ok(format!(
         "SALT='{salt}'  # the demo merchant's client salt: a secret, shown here only for the demo\n\
          BODY='{{\"amount\":49900,\"currency\":\"INR\",\"order_id\":\"ORD-'$(date +%s)'\",\"customer\":{{\"name\":\"Asha\"}}}}'\n\
          TS=$(date +%s)\n\
          SIG=$(printf '%s\\nPOST\\n/payment/initiate\\n%s' \"$TS\" \"$BODY\" | openssl dgst -sha256 -hmac \"$SALT\" -hex | sed 's/^.* //')\n\
          curl -s -X POST {public_url}/payment/initiate -H 'content-type: application/json' \\\n  \
          -H 'x-client-key: {DEMO_CLIENT_KEY}' -H \"x-timestamp: $TS\" -H \"x-signature: $SIG\" -d \"$BODY\""
-    )
+    ))
 }

@@ -6,6 +6,8 @@ mod log_state;
 mod roles;
 mod success_rates;
 
+use std::process::ExitCode;
+
 use clap::{Args, Parser, Subcommand};
 use lightspeed_projections::ProjectorDeps;
 use lightspeed_projections::rebuild::RebuildOptions;
@@ -162,94 +164,132 @@ async fn ctrl_c() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// The Prometheus handle `/metrics` renders, when this process records metrics.
+type Metrics = Option<metrics_exporter_prometheus::PrometheusHandle>;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
+async fn main() -> anyhow::Result<ExitCode> {
     lightspeed_adapters::http::install_crypto_provider();
     let cli = Cli::parse();
     let _telemetry =
         lightspeed_api::telemetry::init(&lightspeed_api::telemetry::TelemetryConfig::from_env())?;
-    let metrics = match lightspeed_api::metrics::install() {
+    let metrics = install_metrics();
+    let infra = &cli.infra;
+    match cli.command {
+        Command::Migrate => migrate(infra).await?,
+        Command::Relay => relay(infra, metrics).await?,
+        Command::Serve(server) => serve(infra, &server, metrics).await?,
+        Command::Work { queue } => work(infra, &queue, metrics).await?,
+        Command::Project { name } => project(infra, &name, metrics).await?,
+        Command::Rebuild(args) => rebuild(infra, &args, metrics).await?,
+        Command::Run(server) => run(infra, &server, metrics).await?,
+        Command::Demo(server) => demo::run(infra, &server, metrics).await?,
+        Command::Audit(command) => return audit(infra, command).await,
+        Command::Admin(command) => admin(command)?,
+        Command::Keys(command) => keys(infra, command).await?,
+        Command::Status => status(infra).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Prometheus recorder; a process that cannot install it runs without metrics.
+fn install_metrics() -> Metrics {
+    match lightspeed_api::metrics::install() {
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::warn!(error = %e, "metrics are not recorded in this process");
             None
         }
+    }
+}
+
+/// `migrate`: creates the database if it does not exist and applies pending migrations.
+async fn migrate(infra: &Infra) -> anyhow::Result<()> {
+    infra.migrate().await?;
+    tracing::info!(database = %config::redact(&infra.database_url), "migrated");
+    Ok(())
+}
+
+/// `relay`: publishes the log to JetStream and seals it until Ctrl-C.
+async fn relay(infra: &Infra, metrics: Metrics) -> anyhow::Result<()> {
+    let roles = Roles::connect(infra, metrics).await?;
+    tokio::select! {
+        () = roles.relay() => {}
+        () = ctrl_c() => tracing::info!("relay stopping"),
+    }
+    Ok(())
+}
+
+/// `serve`: the HTTP API until Ctrl-C.
+async fn serve(infra: &Infra, server: &Server, metrics: Metrics) -> anyhow::Result<()> {
+    Roles::connect(infra, metrics)
+        .await?
+        .serve(server, ctrl_c())
+        .await
+}
+
+/// `work`: one worker queue, or `all` of them with the schedules, until Ctrl-C.
+async fn work(infra: &Infra, queue: &str, metrics: Metrics) -> anyhow::Result<()> {
+    let roles = Roles::connect(infra, metrics).await?;
+    let deps = roles.worker_deps()?;
+    if queue == "all" {
+        let (workers, ()) = tokio::join!(
+            lightspeed_workers::run_all(deps, ctrl_c()),
+            roles.schedules(ctrl_c())
+        );
+        workers?;
+    } else {
+        let queue: QueueName = queue.parse()?;
+        lightspeed_workers::run(queue, deps, ctrl_c()).await?;
+    }
+    Ok(())
+}
+
+/// `project`: one projector, or `all` of them, until Ctrl-C.
+async fn project(infra: &Infra, name: &str, metrics: Metrics) -> anyhow::Result<()> {
+    let deps = Roles::connect(infra, metrics).await?.projector_deps();
+    let run = async {
+        if name == "all" {
+            lightspeed_projections::run_all(deps).await
+        } else {
+            lightspeed_projections::run_projector(name, deps).await
+        }
     };
-    let infra = &cli.infra;
-    match cli.command {
-        Command::Migrate => {
-            infra.migrate().await?;
-            tracing::info!(database = %config::redact(&infra.database_url), "migrated");
-        }
-        Command::Relay => {
-            let context = Roles::connect(infra, metrics.clone()).await?;
-            tokio::select! {
-                () = context.relay() => {}
-                () = ctrl_c() => tracing::info!("relay stopping"),
-            }
-        }
-        Command::Serve(server) => {
-            Roles::connect(infra, metrics.clone())
-                .await?
-                .serve(&server, ctrl_c())
-                .await?
-        }
-        Command::Work { queue } => {
-            let context = Roles::connect(infra, metrics.clone()).await?;
-            let deps = context.worker_deps()?;
-            if queue == "all" {
-                let (workers, ()) = tokio::join!(
-                    lightspeed_workers::run_all(deps, ctrl_c()),
-                    context.schedules(ctrl_c())
-                );
-                workers?;
-            } else {
-                let queue: QueueName = queue.parse()?;
-                lightspeed_workers::run(queue, deps, ctrl_c()).await?;
-            }
-        }
-        Command::Project { name } => {
-            let deps = Roles::connect(infra, metrics.clone())
-                .await?
-                .projector_deps();
-            let run = async {
-                if name == "all" {
-                    lightspeed_projections::run_all(deps).await
-                } else {
-                    lightspeed_projections::run_projector(&name, deps).await
-                }
-            };
-            tokio::select! {
-                result = run => result?,
-                () = ctrl_c() => tracing::info!("projector stopping"),
-            }
-        }
-        Command::Rebuild(args) => {
-            let store = Roles::connect(infra, metrics.clone()).await?.store;
-            let deps = ProjectorDeps { store, live: None };
-            let options = RebuildOptions {
-                batch_size: args.batch_size,
-                restart: args.restart,
-                switch: !args.no_switch,
-                drop_previous: args.drop_previous,
-            };
-            let progress = lightspeed_projections::progress::for_stderr();
-            let report = lightspeed_projections::rebuild::rebuild(
-                &args.name,
-                &deps,
-                &options,
-                progress.as_ref(),
-            )
+    tokio::select! {
+        result = run => result?,
+        () = ctrl_c() => tracing::info!("projector stopping"),
+    }
+    Ok(())
+}
+
+/// `rebuild`: rebuilds a projection beside the version serving and prints the report.
+async fn rebuild(infra: &Infra, args: &RebuildArgs, metrics: Metrics) -> anyhow::Result<()> {
+    let store = Roles::connect(infra, metrics).await?.store;
+    let deps = ProjectorDeps { store, live: None };
+    let options = RebuildOptions {
+        batch_size: args.batch_size,
+        restart: args.restart,
+        switch: !args.no_switch,
+        drop_previous: args.drop_previous,
+    };
+    let progress = lightspeed_projections::progress::for_stderr();
+    let report =
+        lightspeed_projections::rebuild::rebuild(&args.name, &deps, &options, progress.as_ref())
             .await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        }
-        Command::Run(server) => {
-            let context = Roles::connect(infra, metrics.clone()).await?;
-            run_all_roles(&context, &server, ctrl_c()).await?;
-        }
-        Command::Demo(server) => demo::run(infra, &server, metrics).await?,
-        Command::Audit(command) => return audit(infra, command).await,
-        Command::Admin(AdminCommand::Token { email, ttl }) => {
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// `run`: every role in this process until Ctrl-C.
+async fn run(infra: &Infra, server: &Server, metrics: Metrics) -> anyhow::Result<()> {
+    let roles = Roles::connect(infra, metrics).await?;
+    run_all_roles(&roles, server, ctrl_c()).await
+}
+
+/// `admin`: mints an admin bearer token and prints it.
+fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Token { email, ttl } => {
             let secret = std::env::var("ADMIN_JWT_SECRET")
                 .map_err(|_| anyhow::anyhow!("ADMIN_JWT_SECRET is not set"))?;
             let ttl = lightspeed_api::admin_auth::parse_ttl(&ttl)?;
@@ -258,7 +298,14 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 lightspeed_api::admin_auth::mint_token(secret.as_bytes(), &email, ttl)?
             );
         }
-        Command::Keys(KeysCommand::Rotate) => {
+    }
+    Ok(())
+}
+
+/// `keys`: re-seals every secret under the first key and prints the report.
+async fn keys(infra: &Infra, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Rotate => {
             let roles = Roles::connect(infra, None).await?;
             let report = lightspeed_api::keys::rotate_keys(
                 &roles.ledger,
@@ -268,19 +315,22 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::Status => {
-            let pool = infra.database().await?;
-            println!(
-                "{}",
-                log_state::LogState::read(&pool, &infra.log_stream().stream_name).await?
-            );
-        }
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// `status`: prints the log's state.
+async fn status(infra: &Infra) -> anyhow::Result<()> {
+    let pool = infra.database().await?;
+    println!(
+        "{}",
+        log_state::LogState::read(&pool, &infra.log_stream().stream_name).await?
+    );
+    Ok(())
 }
 
 /// Runs an audit subcommand; its exit code says clean, tampered, inconsistent or failed.
-async fn audit(infra: &Infra, command: AuditCommand) -> anyhow::Result<std::process::ExitCode> {
+async fn audit(infra: &Infra, command: AuditCommand) -> anyhow::Result<ExitCode> {
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let status = match command {
         AuditCommand::Export { out: file, until } => {

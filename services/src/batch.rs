@@ -51,7 +51,12 @@ impl Ledger {
                     return Ok(handler.load(stream_id).await?);
                 }
                 Ok(result) => {
-                    let version = result.version_of(stream_id).unwrap_or(loaded.version);
+                    // The store answers the version of the stream it appended to.
+                    let version = result.version_of(stream_id);
+                    debug_assert!(version.is_some(), "no version for {stream_id}");
+                    let Some(version) = version else {
+                        return Ok(handler.load(stream_id).await?);
+                    };
                     let after = Loaded { version, state };
                     handler.remember(stream_id, after.clone());
                     return Ok(after);

@@ -75,9 +75,24 @@ pub enum ServiceError {
     /// The log failed.
     #[error("event log: {0}")]
     Store(String),
-    /// A merchant the log says was onboarded cannot be found in the log (a bug).
-    #[error("merchant {0} has no state")]
-    Inconsistent(MerchantId),
+    /// The ledger broke one of its own invariants: a bug, never the caller's doing, so callers
+    /// answer it as an internal error.
+    #[error("broken invariant: {0}")]
+    Inconsistent(#[from] Inconsistency),
+}
+
+/// An invariant of the ledger found broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Inconsistency {
+    /// Routing chose a gateway that is not among the merchant's active gateways it was offered.
+    #[error("routing chose gateway {0}, which is not among the merchant's active gateways")]
+    RoutedOutsideGateways(GatewayId),
+    /// A client key's claim names a merchant whose stream holds no merchant.
+    #[error("a client key is claimed by merchant {0}, which the log does not hold")]
+    ClaimedByNoMerchant(MerchantId),
+    /// Recording a payment's success decided no commission accrual.
+    #[error("the success of payment {0} decided no commission accrual")]
+    SuccessWithoutAccrual(PaymentId),
 }
 
 impl From<AppendError> for ServiceError {

@@ -23,7 +23,7 @@ mod statements;
 mod unit_of_work;
 
 pub use alerts::AlertChange;
-pub use error::ServiceError;
+pub use error::{Inconsistency, ServiceError};
 pub use gateways::NewGateway;
 pub use keys::{ResealFailure, ResealReport, Resealer};
 pub use ledger::{Ledger, SuccessRates};

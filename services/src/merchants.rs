@@ -5,7 +5,7 @@ use lightspeed_domain::merchant::{ClientKey, Merchant, MerchantCommand, OnboardM
 use lightspeed_domain::{Decider, MerchantId, SealedSecret};
 use lightspeed_eventstore::{AppendError, CommandContext, Loaded, StreamId, stream_of};
 
-use crate::error::ServiceError;
+use crate::error::{Inconsistency, ServiceError};
 use crate::ledger::{Ledger, MAX_ATTEMPTS, STATE_REUSE};
 use crate::unit_of_work::UnitOfWork;
 
@@ -96,13 +96,14 @@ impl Ledger {
             .merchants
             .load(&stream_of::<Merchant>(merchant_id)?)
             .await?;
-        Ok(loaded
-            .state
-            .filter(|merchant| merchant.accepts_client_key(client_key))
-            .map(|merchant| AuthenticatedMerchant {
-                merchant,
-                version: loaded.version,
-            }))
+        let merchant = claimed_merchant(merchant_id, loaded.state)?;
+        if !merchant.accepts_client_key(client_key) {
+            return Ok(None);
+        }
+        Ok(Some(AuthenticatedMerchant {
+            merchant,
+            version: loaded.version,
+        }))
     }
 
     /// A merchant's current state and version, as [`Ledger::initiate_payment`] takes it.
@@ -152,11 +153,12 @@ impl Ledger {
         let Some(merchant_id) = self.client_key_owner(client_key).await? else {
             return Ok(None);
         };
-        Ok(self
+        let merchant = self
             .merchants
             .load(&stream_of::<Merchant>(merchant_id)?)
             .await?
-            .state)
+            .state;
+        Ok(Some(claimed_merchant(merchant_id, merchant)?))
     }
 
     async fn client_key_owner(&self, client_key: &str) -> Result<Option<MerchantId>, ServiceError> {
@@ -202,4 +204,15 @@ impl Ledger {
 fn client_key_stream(client_key: &str) -> Option<StreamId> {
     let key = ClientKey::parse(client_key).ok()?;
     stream_of::<ClientKeyClaim>(key.as_str()).ok()
+}
+
+/// The merchant a client key's claim names: a key is claimed in the same append that onboards
+/// its merchant or gives it the key, so the merchant always has a state.
+fn claimed_merchant(
+    merchant_id: MerchantId,
+    merchant: Option<Merchant>,
+) -> Result<Merchant, ServiceError> {
+    merchant.ok_or(ServiceError::Inconsistent(
+        Inconsistency::ClaimedByNoMerchant(merchant_id),
+    ))
 }

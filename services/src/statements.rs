@@ -6,7 +6,7 @@
 //! can make a statement disagree with the balance. A fact belongs to the month in which it was
 //! decided (its `at`), in India Standard Time.
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
 use lightspeed_domain::wallet::{Wallet, WalletEvent};
 use lightspeed_domain::{Decider, MerchantId, Paise};
 use lightspeed_eventstore::{EventStore, stream_of};
@@ -15,10 +15,15 @@ use serde::Serialize;
 use crate::error::ServiceError;
 use crate::ledger::Ledger;
 
+/// UTC+05:30, checked when the crate is compiled.
+const IST: FixedOffset = match FixedOffset::east_opt(5 * 3600 + 30 * 60) {
+    Some(offset) => offset,
+    None => panic!("UTC+05:30 is a valid offset"),
+};
+
 /// India Standard Time: UTC+05:30, no daylight saving.
 pub fn ist() -> FixedOffset {
-    // 19 800 s is within a day, so the offset always exists.
-    FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap_or(Utc.fix())
+    IST
 }
 
 /// Events read per round trip while folding a wallet.

@@ -203,8 +203,13 @@ impl UnitOfWork {
         let result = store.append_many(appends).await?;
         if !result.idempotent_replay {
             for part in self.parts {
-                let version = result.version_of(part.stream_id()).unwrap_or_default();
-                part.remember(version);
+                // The store answers the version of every stream it was given; were one missing,
+                // the cache keeps what it knew and the next load reads past it.
+                let version = result.version_of(part.stream_id());
+                debug_assert!(version.is_some(), "no version for {}", part.stream_id());
+                if let Some(version) = version {
+                    part.remember(version);
+                }
             }
         }
         Ok(result)
