@@ -18,8 +18,8 @@ use super::{
     MAX_REFERENCE_LEN, OrderStatus, OrderView, SandboxEvent, order_id_for,
 };
 use crate::amount::format_rupees;
-use crate::checkout::escape_html;
 use crate::crypto::ct_eq;
+use crate::html::{error_page, escape_html};
 use crate::http::{ClientBuildError, HttpConfig, build_client};
 use crate::merchant_webhook::{WebhookSecret, sign};
 
@@ -258,7 +258,7 @@ async fn checkout_page(State(sandbox): State<Sandbox>, Path(id): Path<String>) -
     let Some(order) = orders.get(&id) else {
         return (
             StatusCode::NOT_FOUND,
-            Html(crate::checkout::error_page("No such sandbox order.")),
+            Html(error_page("No such sandbox order.")),
         )
             .into_response();
     };
@@ -304,7 +304,7 @@ async fn settle(State(sandbox): State<Sandbox>, Path(id): Path<String>, succeed:
         let Some(order) = orders.get_mut(&id) else {
             return (
                 StatusCode::NOT_FOUND,
-                Html(crate::checkout::error_page("No such sandbox order.")),
+                Html(error_page("No such sandbox order.")),
             )
                 .into_response();
         };
@@ -364,7 +364,7 @@ async fn settle(State(sandbox): State<Sandbox>, Path(id): Path<String>, succeed:
                 .append_pair("reference", &event.reference);
             Redirect::to(url.as_str()).into_response()
         }
-        Err(_) => Html(crate::checkout::error_page(
+        Err(_) => Html(error_page(
             "Payment recorded; the return address is not valid.",
         ))
         .into_response(),
