@@ -18,6 +18,7 @@
 //! [`queue::durable_name`]), shared by every replica. [`run`] runs one queue, [`run_all`] all
 //! of them; both stop when the `shutdown` future completes, after the jobs in flight.
 
+mod attempts;
 pub mod control;
 mod endpoint_health;
 pub mod failed;
@@ -206,7 +207,8 @@ pub struct Deps {
     pub keyring: Arc<Keyring>,
     /// Calls PSPs.
     pub psp_client: PspClient,
-    /// Calls merchant endpoints (built with `gateways::http::build_client`: no redirects).
+    /// Calls merchant endpoints (built with `lightspeed_adapters::http::build_client`: no
+    /// redirects).
     pub http_client: reqwest::Client,
     /// JetStream, where the log is relayed and jobs are queued.
     pub jetstream: jetstream::Context,

@@ -28,7 +28,9 @@ use lightspeed_services::{Ledger, ServiceError};
 
 use crate::ids;
 use crate::queue::{Job, JobHandler, JobOutcome};
-use crate::support::{caused_by, domain_event, ledger_failure, recorded_event, stream_key};
+use crate::support::{
+    caused_by, domain_event, ledger_failure, recorded_event, remaining, stream_key,
+};
 
 /// The queue's name.
 pub const QUEUE: &str = "transaction-processing";
@@ -199,11 +201,6 @@ fn booked_by(event: &RecordedEvent) -> Result<Option<Booked>, JobOutcome> {
     })
 }
 
-/// How long until `due`, if it is still ahead of `now`.
-pub(crate) fn remaining(due: DateTime<Utc>, now: DateTime<Utc>) -> Option<Duration> {
-    (due - now).to_std().ok().filter(|wait| !wait.is_zero())
-}
-
 fn customer_of(payment: &Payment) -> Customer {
     let details = payment.details();
     Customer {
@@ -216,21 +213,6 @@ fn customer_of(payment: &Payment) -> Customer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn waits_only_for_instants_ahead() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 23, 6, 0, 0)
-            .single()
-            .expect("instant");
-        assert_eq!(
-            remaining(now + chrono::Duration::seconds(2), now),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(remaining(now, now), None);
-        assert_eq!(remaining(now - chrono::Duration::seconds(2), now), None);
-    }
 
     #[test]
     fn event_types_exist_in_the_domain() {
