@@ -1,6 +1,5 @@
-//! The delivery-attempt skeleton that merchant webhooks ([`crate::merchant_webhooks`]) and
-//! WhatsApp notifications ([`crate::whatsapp`]) share; each says only what differs, through
-//! [`DeliveryAttempts`].
+//! The delivery-attempt skeleton that merchant webhooks and WhatsApp notifications share; each
+//! says only what differs, through [`DeliveryAttempts`].
 //!
 //! An event on a message's stream owes one attempt while it is still the stream's latest event
 //! and the message still waits to be sent. The job loads the message's latest state, checks
