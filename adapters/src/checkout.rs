@@ -1,16 +1,14 @@
 //! The hosted checkout pages, rendered from a PSP order's [`CheckoutData`].
 //!
-//! Every interpolated value is escaped for where it lands: HTML text and attributes get entity
-//! escaping; values inside `<script>` are JSON literals with `<`, `>`, `&` and the JavaScript line
-//! separators escaped, so no value can close the script element or break out of its string.
-//! Redirect targets that PSPs hand back must be `http(s)` URLs, so a `javascript:` URL never
-//! reaches an `href`.
+//! Every interpolated value is escaped for where it lands ([`crate::html`]). Redirect targets
+//! that PSPs hand back must be `http(s)` URLs, so a `javascript:` URL never reaches an `href`.
 
 use serde_json::json;
 
 use crate::amount::format_rupees;
-use crate::psp::CheckoutData;
+use crate::html::{error_page, escape_html, page, script_literal};
 use crate::psp::razorpay::REFERENCE_NOTE;
+use crate::psp::{CashfreeMode, CheckoutData};
 
 /// Razorpay's Standard Checkout script.
 pub const RAZORPAY_CHECKOUT_JS: &str = "https://checkout.razorpay.com/v1/checkout.js";
@@ -21,53 +19,8 @@ pub const WAITING_POLL_INTERVAL_MS: u32 = 2_000;
 /// How many polls the waiting page makes before it asks the payer to retry (two minutes).
 pub const WAITING_MAX_POLLS: u32 = 60;
 
-/// Escapes text for HTML element content and double- or single-quoted attributes.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// A JSON value as a literal safe to place inside a `<script>` element.
-pub fn script_literal(value: &serde_json::Value) -> String {
-    let mut out = String::new();
-    for c in value.to_string().chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 fn is_web_url(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-}
-
-fn page(title: &str, body: &str, head_extra: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"origin\">\
-         <title>{}</title>{head_extra}\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222}}\
-         button{{font-size:1rem;padding:.6rem 1.4rem;margin:.3rem;cursor:pointer}}</style>\
-         </head><body>{body}</body></html>\n",
-        escape_html(title)
-    )
 }
 
 fn redirect_page(merchant_name: &str, url: &str) -> String {
@@ -81,15 +34,6 @@ fn redirect_page(merchant_name: &str, url: &str) -> String {
             "<p>Taking you to the payment page…</p><p><a href=\"{url}\">Continue to payment</a></p>"
         ),
         &format!("<meta http-equiv=\"refresh\" content=\"0;url={url}\">"),
-    )
-}
-
-/// A page saying something went wrong, with no detail a payer cannot act on.
-pub fn error_page(message: &str) -> String {
-    page(
-        "Payment",
-        &format!("<h1>Payment</h1><p>{}</p>", escape_html(message)),
-        "",
     )
 }
 
@@ -137,47 +81,52 @@ pub fn render_checkout(data: &CheckoutData, merchant_name: &str) -> String {
             );
             page(&format!("Pay {merchant_name}"), &body, "")
         }
-        CheckoutData::Payu { action_url, fields } => {
-            if !is_web_url(action_url) {
-                return error_page("This payment link is not valid. Please go back and try again.");
-            }
-            let inputs: String = fields
-                .iter()
-                .map(|(name, value)| {
-                    format!(
-                        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                        escape_html(name),
-                        escape_html(value)
-                    )
-                })
-                .collect();
-            let body = format!(
-                "<p>Taking you to PayU…</p>\
-                 <form id=\"payu\" method=\"post\" action=\"{}\">{inputs}\
-                 <noscript><button type=\"submit\">Continue to payment</button></noscript></form>\
-                 <script>document.getElementById('payu').submit();</script>",
-                escape_html(action_url)
-            );
-            page(&format!("Pay {merchant_name}"), &body, "")
-        }
+        CheckoutData::Payu { action_url, fields } => payu_page(action_url, fields, merchant_name),
         CheckoutData::Cashfree {
             payment_session_id,
             mode,
-        } => {
-            let options =
-                json!({ "paymentSessionId": payment_session_id, "redirectTarget": "_self" });
-            let body = format!(
-                "<p>Opening the payment page…</p>\
-                 <script src=\"{CASHFREE_SDK_JS}\"></script>\
-                 <script>Cashfree({}).checkout({});</script>",
-                script_literal(&json!({ "mode": mode.as_str() })),
-                script_literal(&options),
-            );
-            page(&format!("Pay {merchant_name}"), &body, "")
-        }
+        } => cashfree_page(payment_session_id, *mode, merchant_name),
         CheckoutData::Phonepe { redirect_url } => redirect_page(merchant_name, redirect_url),
         CheckoutData::Sandbox { checkout_url } => redirect_page(merchant_name, checkout_url),
     }
+}
+
+/// PayU's hosted checkout: a form of every signed field, posted at once.
+fn payu_page(action_url: &str, fields: &[(String, String)], merchant_name: &str) -> String {
+    if !is_web_url(action_url) {
+        return error_page("This payment link is not valid. Please go back and try again.");
+    }
+    let inputs: String = fields
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape_html(name),
+                escape_html(value)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<p>Taking you to PayU…</p>\
+         <form id=\"payu\" method=\"post\" action=\"{}\">{inputs}\
+         <noscript><button type=\"submit\">Continue to payment</button></noscript></form>\
+         <script>document.getElementById('payu').submit();</script>",
+        escape_html(action_url)
+    );
+    page(&format!("Pay {merchant_name}"), &body, "")
+}
+
+/// Cashfree's JS SDK checkout of the order's payment session.
+fn cashfree_page(payment_session_id: &str, mode: CashfreeMode, merchant_name: &str) -> String {
+    let options = json!({ "paymentSessionId": payment_session_id, "redirectTarget": "_self" });
+    let body = format!(
+        "<p>Opening the payment page…</p>\
+         <script src=\"{CASHFREE_SDK_JS}\"></script>\
+         <script>Cashfree({}).checkout({});</script>",
+        script_literal(&json!({ "mode": mode.as_str() })),
+        script_literal(&options),
+    );
+    page(&format!("Pay {merchant_name}"), &body, "")
 }
 
 /// The page shown while the PSP order is still being created. It polls `status_url` every
@@ -209,7 +158,7 @@ pub fn render_waiting_page(merchant_name: &str, status_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::psp::{CashfreeMode, Customer};
+    use crate::psp::Customer;
     use lightspeed_domain::Paise;
 
     const EVIL: &str = "</script><script>alert(1)</script>\"'&<b>\u{2028}";

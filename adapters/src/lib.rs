@@ -8,6 +8,7 @@
 //! - [`merchant_webhook`]: Standard Webhooks signing of the webhooks we send merchants;
 //! - [`psp`]: one adapter per payment service provider behind [`PspClient`](psp::PspClient);
 //! - [`checkout`]: the hosted checkout pages rendered from a PSP order;
+//! - [`html`]: escaping and the page frame shared by the checkout and the sandbox's pages;
 //! - [`sandbox`]: the sandbox PSP built into the product;
 //! - [`whatsapp`]: WhatsApp template messages through Meta's Cloud API or a BSP;
 //! - [`payouts`]: RazorpayX payouts and their webhooks.
@@ -19,6 +20,7 @@
 pub mod amount;
 pub mod checkout;
 mod crypto;
+pub mod html;
 pub mod http;
 pub mod merchant_auth;
 pub mod merchant_webhook;

@@ -6,9 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use lightspeed_adapters::checkout::{
-    error_page, escape_html, render_checkout, render_waiting_page, script_literal,
-};
+use lightspeed_adapters::checkout::{render_checkout, render_waiting_page};
+use lightspeed_adapters::html::{error_page, escape_html, script_literal};
 use lightspeed_adapters::psp::CheckoutData;
 use lightspeed_domain::PaymentId;
 use lightspeed_domain::payment::Payment;

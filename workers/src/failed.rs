@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{self, AckKind, stream};
+use async_nats::jetstream::{self, stream};
 use futures::{StreamExt, TryStreamExt};
 use lightspeed_eventstore::nats::{DUPLICATE_WINDOW, LogStreamConfig};
 
@@ -95,18 +95,20 @@ impl FailedJobStream {
             .map_err(|e| broker("create the stream")(&e))
     }
 
-    /// Keeps a job of `queue` that was given up on; `Ok` once JetStream stored it. `source_id`
-    /// names the delivered message (stream and sequence) so a repeated give-up stores it once.
+    /// Keeps a job of `queue` that was given up on (the `subject` it was first published on and
+    /// its `payload`); `Ok` once JetStream stored it. `source_id` names the delivered message
+    /// (stream and sequence) so a repeated give-up stores it once.
     pub async fn keep(
         &self,
         jetstream: &jetstream::Context,
         queue: &str,
-        job: &crate::queue::Job,
+        subject: &str,
+        payload: bytes::Bytes,
         source_id: &str,
         reason: &str,
     ) -> Result<(), FailedJobError> {
         let mut headers = HeaderMap::new();
-        headers.insert(SUBJECT_HEADER, job.subject.as_str());
+        headers.insert(SUBJECT_HEADER, subject);
         let reason: String = reason
             .chars()
             .take(MAX_REASON_CHARS)
@@ -117,7 +119,7 @@ impl FailedJobStream {
             .send_publish(
                 self.dead_subject(queue),
                 PublishMessage::build()
-                    .payload(job.payload.clone())
+                    .payload(payload)
                     .headers(headers)
                     .message_id(format!("dead:{source_id}")),
             )
@@ -225,40 +227,6 @@ pub(crate) fn original_subject(headers: Option<&HeaderMap>) -> Option<String> {
     headers
         .and_then(|headers| headers.get(SUBJECT_HEADER))
         .map(|subject| subject.as_str().to_owned())
-}
-
-/// Discards `queue`'s jobs that wait on `consumer`, up to the count it had when asked; answers
-/// how many. Jobs running or waiting out a retry delay are not delivered, so they stay.
-pub(crate) async fn discard_waiting(
-    consumer: &jetstream::consumer::PullConsumer,
-    waiting: u64,
-) -> Result<u64, FailedJobError> {
-    let mut discarded = 0u64;
-    while discarded < waiting {
-        let want = usize::try_from(waiting - discarded)
-            .unwrap_or(usize::MAX)
-            .min(256);
-        let mut batch = consumer
-            .fetch()
-            .max_messages(want)
-            .messages()
-            .await
-            .map_err(|e| broker("fetch waiting jobs")(&e))?;
-        let mut fetched = 0u64;
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| broker("fetch waiting jobs")(&e))?;
-            message
-                .ack_with(AckKind::Term)
-                .await
-                .map_err(|e| broker("discard a job")(&e))?;
-            fetched += 1;
-        }
-        if fetched == 0 {
-            break;
-        }
-        discarded += fetched;
-    }
-    Ok(discarded)
 }
 
 #[cfg(test)]

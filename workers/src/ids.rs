@@ -87,7 +87,8 @@ pub fn delivery_id_for(event: &RecordedEvent) -> WebhookDeliveryId {
     let digest = digest("webhook-delivery", &[event.event_id.as_bytes()]);
     let mut random = [0u8; 10];
     random.copy_from_slice(&digest[..10]);
-    let millis = u64::try_from(event.recorded_at.timestamp_millis()).unwrap_or_default();
+    let millis = u64::try_from(event.recorded_at.timestamp_millis())
+        .expect("the log records events after 1970");
     WebhookDeliveryId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
 }
 

@@ -18,6 +18,7 @@
 //! [`queue::durable_name`]), shared by every replica. [`run`] runs one queue, [`run_all`] all
 //! of them; both stop when the `shutdown` future completes, after the jobs in flight.
 
+mod attempts;
 pub mod control;
 mod endpoint_health;
 pub mod failed;
@@ -206,7 +207,8 @@ pub struct Deps {
     pub keyring: Arc<Keyring>,
     /// Calls PSPs.
     pub psp_client: PspClient,
-    /// Calls merchant endpoints (built with `gateways::http::build_client`: no redirects).
+    /// Calls merchant endpoints (built with `lightspeed_adapters::http::build_client`: no
+    /// redirects).
     pub http_client: reqwest::Client,
     /// JetStream, where the log is relayed and jobs are queued.
     pub jetstream: jetstream::Context,
@@ -365,11 +367,7 @@ async fn run_queue(
     deps: &Deps,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
-    let concurrency = match (queue, &deps.whatsapp) {
-        (QueueName::WhatsappNotifications, Some(whatsapp)) => whatsapp.settings.concurrency,
-        _ => deps.concurrency,
-    };
-    let spec = queue.spec(&deps.log_stream, concurrency);
+    let spec = queue.spec(&deps.log_stream, deps.concurrency_of(queue));
     let js = &deps.jetstream;
     let gate = Arc::new(control::LogPauseGate::new(deps.ledger.clone(), queue));
     // A worker may start before the relay first leads; both create the log stream the same way.
@@ -381,13 +379,7 @@ async fn run_queue(
     }
     match queue {
         QueueName::TransactionProcessing => {
-            let handler = transactions::TransactionProcessor {
-                ledger: deps.ledger.clone(),
-                keyring: Arc::clone(&deps.keyring),
-                psp: deps.psp_client.clone(),
-                public_url: deps.public_url.clone(),
-                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
-            };
+            let handler = deps.transaction_processor();
             queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
         QueueName::WebhookProcessing => {
@@ -397,16 +389,7 @@ async fn run_queue(
             queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
         QueueName::MerchantWebhooks => {
-            let handler = merchant_webhooks::MerchantWebhooks {
-                ledger: deps.ledger.clone(),
-                deliveries: CommandHandler::<_, PgEventStore>::new(deps.ledger.store().clone()),
-                keyring: Arc::clone(&deps.keyring),
-                http: deps.http_client.clone(),
-                health: endpoint_health::EndpointHealthBook::open(js, &deps.log_stream)
-                    .await
-                    .map_err(|e| WorkerError::EndpointHealth(e.to_string()))?,
-                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
-            };
+            let handler = deps.merchant_webhooks().await?;
             queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
         QueueName::SettlementProcessing => {
@@ -415,34 +398,85 @@ async fn run_queue(
                 .await?;
             queue::run(js, &spec, Arc::new(deps.status_checker()), gate, stopped).await?;
         }
-        QueueName::Payouts => {
-            let Some(settings) = deps.payouts.clone() else {
+        QueueName::Payouts => match deps.payout_processor() {
+            Some(handler) => queue::run(js, &spec, Arc::new(handler), gate, stopped).await?,
+            None => {
                 tracing::warn!(queue = %queue, "no RazorpayX settings; the payouts queue is idle");
                 let mut stopped = stopped;
                 let _ = stopped.wait_for(|stop| *stop).await;
-                return Ok(());
-            };
-            let handler = payouts::PayoutProcessor {
-                ledger: deps.ledger.clone(),
-                client: settings.client(deps.http_client.clone()),
-                settings,
-            };
-            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
-        }
+            }
+        },
         QueueName::WhatsappNotifications => {
-            let whatsapp = deps
-                .whatsapp
-                .clone()
-                .ok_or(WorkerError::WhatsAppNotConfigured)?;
-            let handler = whatsapp::WhatsAppSender {
-                ledger: deps.ledger.clone(),
-                whatsapp,
-                due_recheck: deps.due_recheck.max(MIN_DUE_RECHECK),
-            };
+            let handler = deps.whatsapp_sender()?;
             queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
     }
     Ok(())
+}
+
+/// What each queue runs with, built from the dependencies.
+impl Deps {
+    /// Jobs `queue` runs at once: the WhatsApp settings' own for `whatsapp-notifications`.
+    fn concurrency_of(&self, queue: QueueName) -> usize {
+        match (queue, &self.whatsapp) {
+            (QueueName::WhatsappNotifications, Some(whatsapp)) => whatsapp.settings.concurrency,
+            _ => self.concurrency,
+        }
+    }
+
+    /// The due re-check the queues use: never below [`MIN_DUE_RECHECK`].
+    fn bounded_due_recheck(&self) -> Duration {
+        self.due_recheck.max(MIN_DUE_RECHECK)
+    }
+
+    /// The `transaction-processing` handler.
+    fn transaction_processor(&self) -> transactions::TransactionProcessor {
+        transactions::TransactionProcessor {
+            ledger: self.ledger.clone(),
+            keyring: Arc::clone(&self.keyring),
+            psp: self.psp_client.clone(),
+            public_url: self.public_url.clone(),
+            due_recheck: self.bounded_due_recheck(),
+        }
+    }
+
+    /// The `merchant-webhooks` handler, with the endpoint-health bucket opened.
+    async fn merchant_webhooks(&self) -> Result<merchant_webhooks::MerchantWebhooks, WorkerError> {
+        let health = endpoint_health::EndpointHealthBook::open(&self.jetstream, &self.log_stream)
+            .await
+            .map_err(|e| WorkerError::EndpointHealth(e.to_string()))?;
+        Ok(merchant_webhooks::MerchantWebhooks {
+            ledger: self.ledger.clone(),
+            deliveries: CommandHandler::<_, PgEventStore>::new(self.ledger.store().clone()),
+            keyring: Arc::clone(&self.keyring),
+            http: self.http_client.clone(),
+            health,
+            due_recheck: self.bounded_due_recheck(),
+        })
+    }
+
+    /// The `payouts` handler; `None` without RazorpayX settings.
+    fn payout_processor(&self) -> Option<payouts::PayoutProcessor> {
+        let settings = self.payouts.clone()?;
+        Some(payouts::PayoutProcessor {
+            ledger: self.ledger.clone(),
+            client: settings.client(self.http_client.clone()),
+            settings,
+        })
+    }
+
+    /// The `whatsapp-notifications` handler; an error without a WhatsApp provider.
+    fn whatsapp_sender(&self) -> Result<whatsapp::WhatsAppSender, WorkerError> {
+        let whatsapp = self
+            .whatsapp
+            .clone()
+            .ok_or(WorkerError::WhatsAppNotConfigured)?;
+        Ok(whatsapp::WhatsAppSender {
+            ledger: self.ledger.clone(),
+            whatsapp,
+            due_recheck: self.bounded_due_recheck(),
+        })
+    }
 }
 
 #[cfg(test)]

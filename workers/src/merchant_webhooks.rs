@@ -36,21 +36,22 @@ use lightspeed_domain::webhook_delivery::{
     WebhookDeliveryError, WebhookDeliveryStatus, endpoint_health,
 };
 use lightspeed_domain::{
-    Decider, Merchant, Payment, PaymentId, Provider, WebhookDelivery, WebhookDeliveryId,
+    Decider, Merchant, MerchantId, Payment, PaymentId, Provider, WebhookDelivery, WebhookDeliveryId,
 };
 use lightspeed_eventstore::limits::MAX_READ_BATCH;
 use lightspeed_eventstore::{
-    AppendError, CommandContext, CommandError, CommandHandler, EventStore, PgEventStore,
-    RecordedEvent, stream_of,
+    CommandContext, CommandError, CommandHandler, EventStore, PgEventStore, RecordedEvent,
+    stream_of,
 };
 use lightspeed_services::Ledger;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use uuid::Uuid;
 
+use crate::attempts::{DeliveryAttempts, attempt_owed};
 use crate::endpoint_health::{EndpointHealthBook, Observation};
 use crate::ids::{self, delivery_id_for};
 use crate::queue::{JOB_TIMEOUT, Job, JobHandler, JobOutcome};
 use crate::support::{caused_by, domain_event, ledger_failure, recorded_event, stream_key};
-use crate::transactions::remaining;
 
 /// The queue's name.
 pub const QUEUE: &str = "merchant-webhooks";
@@ -93,10 +94,93 @@ impl JobHandler for MerchantWebhooks {
         };
         let handled = match event.stream_id.category() {
             Payment::CATEGORY => self.queue_delivery(&job, &event).await,
-            WebhookDelivery::CATEGORY => self.attempt(&job, &event).await,
+            WebhookDelivery::CATEGORY => attempt_owed(self, &job, &event).await,
             _ => Ok(JobOutcome::Done),
         };
         handled.unwrap_or_else(|outcome| outcome)
+    }
+}
+
+/// What an attempt saw of the merchant's endpoint, for its health once the attempt is recorded.
+pub(crate) struct EndpointObserved {
+    merchant_id: MerchantId,
+    observation: Observation,
+}
+
+impl DeliveryAttempts for MerchantWebhooks {
+    type Message = WebhookDelivery;
+    type Id = WebhookDeliveryId;
+    type Recorded = EndpointObserved;
+
+    const QUEUE: &'static str = QUEUE;
+    const OWING_EVENTS: &'static [&'static str] = &DELIVERY_EVENTS;
+    const NOUN: &'static str = "delivery";
+
+    fn records(&self) -> &CommandHandler<WebhookDelivery, PgEventStore> {
+        &self.deliveries
+    }
+
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn due_recheck(&self) -> Duration {
+        self.due_recheck
+    }
+
+    fn is_pending(delivery: &WebhookDelivery) -> bool {
+        delivery.status() == WebhookDeliveryStatus::Pending
+    }
+
+    fn next_attempt_at(delivery: &WebhookDelivery) -> Option<DateTime<Utc>> {
+        delivery.next_attempt_at()
+    }
+
+    fn record_command_id(delivery_id: WebhookDeliveryId, version: u64) -> Uuid {
+        ids::record_attempt_command(delivery_id, version)
+    }
+
+    fn is_already_recorded(refusal: &WebhookDeliveryError) -> bool {
+        refusal.is_already_recorded()
+    }
+
+    /// POSTs the body signed with the merchant's webhook secrets, unless the endpoint is
+    /// disabled.
+    async fn attempt(
+        &self,
+        job: &Job,
+        delivery_id: WebhookDeliveryId,
+        delivery: &WebhookDelivery,
+        now: DateTime<Utc>,
+    ) -> Result<(WebhookDeliveryCommand, EndpointObserved), JobOutcome> {
+        let merchant = self
+            .ledger
+            .merchant(delivery.merchant_id())
+            .await
+            .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
+        if !merchant.webhook_endpoint_enabled() {
+            tracing::info!(%delivery_id, merchant_id = %merchant.id(), "webhook endpoint disabled; delivery not attempted");
+            return Err(JobOutcome::Done);
+        }
+        let (current, previous) = self.signing_secrets(&merchant, now).map_err(|why| {
+            tracing::error!(%delivery_id, merchant_id = %merchant.id(), %why, "cannot sign the webhook; retrying");
+            job.retry_transient()
+        })?;
+        let attempt = post(&self.http, delivery, &current, &previous, now).await;
+        let observation = if attempt.outcome.is_success() {
+            Observation::Succeeded(now)
+        } else {
+            Observation::Failed(now)
+        };
+        let observed = EndpointObserved {
+            merchant_id: merchant.id(),
+            observation,
+        };
+        Ok((WebhookDeliveryCommand::RecordAttempt(attempt), observed))
+    }
+
+    async fn after_recorded(&self, event: &RecordedEvent, observed: EndpointObserved) {
+        self.track_health(event, observed).await;
     }
 }
 
@@ -209,90 +293,6 @@ impl MerchantWebhooks {
         state.ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))
     }
 
-    async fn attempt(&self, job: &Job, event: &RecordedEvent) -> Result<JobOutcome, JobOutcome> {
-        if !DELIVERY_EVENTS.contains(&event.event_type.as_str()) {
-            return Ok(JobOutcome::Done);
-        }
-        let delivery_id: WebhookDeliveryId = stream_key(event)?;
-        let loaded = self
-            .deliveries
-            .load(&event.stream_id)
-            .await
-            .map_err(|error| {
-                tracing::warn!(%delivery_id, %error, "could not load the delivery; retrying");
-                job.retry_transient()
-            })?;
-        // Only the delivery's latest event owes an attempt; anything later already made it.
-        if loaded.version != event.stream_version {
-            return Ok(JobOutcome::Done);
-        }
-        let Some(delivery) = loaded.state else {
-            return Err(JobOutcome::GiveUp(format!(
-                "unknown delivery {delivery_id}"
-            )));
-        };
-        if delivery.status() != WebhookDeliveryStatus::Pending {
-            return Ok(JobOutcome::Done);
-        }
-        let now = self.ledger.now();
-        if let Some(wait) = delivery
-            .next_attempt_at()
-            .and_then(|due| remaining(due, now))
-        {
-            return Ok(JobOutcome::RetryAfter(wait.min(self.due_recheck)));
-        }
-        let merchant = self
-            .ledger
-            .merchant(delivery.merchant_id())
-            .await
-            .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
-        if !merchant.webhook_endpoint_enabled() {
-            tracing::info!(%delivery_id, merchant_id = %merchant.id(), "webhook endpoint disabled; delivery not attempted");
-            return Ok(JobOutcome::Done);
-        }
-        let (current, previous) = self.signing_secrets(&merchant, now).map_err(|why| {
-            tracing::error!(%delivery_id, merchant_id = %merchant.id(), %why, "cannot sign the webhook; retrying");
-            job.retry_transient()
-        })?;
-        let attempt = post(&self.http, &delivery, &current, &previous, now).await;
-        let observation = if attempt.outcome.is_success() {
-            Observation::Succeeded(now)
-        } else {
-            Observation::Failed(now)
-        };
-        let context = caused_by(
-            event,
-            QUEUE,
-            Some(ids::record_attempt_command(delivery_id, loaded.version)),
-        );
-        let record = WebhookDeliveryCommand::RecordAttempt(attempt);
-        match self
-            .deliveries
-            .execute(&event.stream_id, &record, &context)
-            .await
-        {
-            Ok(_) => {}
-            // Another delivery of this job recorded this attempt first.
-            Err(CommandError::Rejected(refusal)) if refusal.is_already_recorded() => {
-                return Ok(JobOutcome::Done);
-            }
-            Err(CommandError::Append(AppendError::IdempotencyConflict { .. })) => {
-                return Ok(JobOutcome::Done);
-            }
-            Err(CommandError::Rejected(refusal)) => {
-                return Err(JobOutcome::GiveUp(format!(
-                    "record attempt of {delivery_id}: {refusal}"
-                )));
-            }
-            Err(error) => {
-                tracing::warn!(%delivery_id, %error, "could not record the attempt; retrying");
-                return Err(job.retry_transient());
-            }
-        }
-        self.track_health(event, &merchant, observation).await;
-        Ok(JobOutcome::Done)
-    }
-
     /// The merchant's current webhook secret and the previous one while its grace period lasts,
     /// opened for this attempt only.
     fn signing_secrets(
@@ -318,16 +318,15 @@ impl MerchantWebhooks {
     /// Records what the attempt says about the endpoint and disables an endpoint the domain's
     /// policy says has failed for too long. Failures here are logged: the attempt itself is
     /// already recorded, and the next attempt observes the endpoint again.
-    async fn track_health(
-        &self,
-        event: &RecordedEvent,
-        merchant: &Merchant,
-        observation: Observation,
-    ) {
-        let failing_since = match self.health.observe(merchant.id(), observation).await {
+    async fn track_health(&self, event: &RecordedEvent, observed: EndpointObserved) {
+        let EndpointObserved {
+            merchant_id,
+            observation,
+        } = observed;
+        let failing_since = match self.health.observe(merchant_id, observation).await {
             Ok(failing_since) => failing_since,
             Err(error) => {
-                tracing::warn!(merchant_id = %merchant.id(), %error, "endpoint health not updated");
+                tracing::warn!(merchant_id = %merchant_id, %error, "endpoint health not updated");
                 return;
             }
         };
@@ -341,7 +340,7 @@ impl MerchantWebhooks {
             failing_since: since,
             at,
         };
-        let disabled = match stream_of::<Merchant>(merchant.id()) {
+        let disabled = match stream_of::<Merchant>(merchant_id) {
             Ok(stream) => self
                 .ledger
                 .merchants()
@@ -352,13 +351,13 @@ impl MerchantWebhooks {
         };
         match disabled {
             Ok(_) => {
-                tracing::warn!(merchant_id = %merchant.id(), %since, "webhook endpoint disabled after failing continuously");
-                if let Err(error) = self.health.reset(merchant.id()).await {
-                    tracing::warn!(merchant_id = %merchant.id(), %error, "endpoint health not reset");
+                tracing::warn!(merchant_id = %merchant_id, %since, "webhook endpoint disabled after failing continuously");
+                if let Err(error) = self.health.reset(merchant_id).await {
+                    tracing::warn!(merchant_id = %merchant_id, %error, "endpoint health not reset");
                 }
             }
             Err(error) => {
-                tracing::warn!(merchant_id = %merchant.id(), %error, "could not disable the webhook endpoint")
+                tracing::warn!(merchant_id = %merchant_id, %error, "could not disable the webhook endpoint")
             }
         }
     }

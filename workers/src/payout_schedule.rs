@@ -12,13 +12,18 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use lightspeed_domain::Paise;
 use lightspeed_eventstore::{CommandContext, Metadata};
 use lightspeed_services::{Ledger, PayoutRunReport, ServiceError, ist};
 
 /// The actor of scheduled runs.
 pub const ACTOR: &str = "system:payout-scheduler";
+/// The default time of day of the run, in IST: 02:00.
+const DEFAULT_RUN_TIME: NaiveTime = match NaiveTime::from_hms_opt(2, 0, 0) {
+    Some(time) => time,
+    None => panic!("02:00:00 is a time of day"),
+};
 
 /// When the daily run happens and what it pays out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +40,7 @@ impl PayoutSchedule {
     /// Daily at 02:00 IST, paying out at least `minimum`.
     pub fn daily(minimum: Paise) -> Self {
         Self {
-            at: NaiveTime::from_hms_opt(2, 0, 0).unwrap_or(NaiveTime::MIN),
+            at: DEFAULT_RUN_TIME,
             minimum,
             recheck: Duration::from_secs(60),
         }
@@ -44,13 +49,9 @@ impl PayoutSchedule {
     /// The latest run time at or before `now`.
     pub fn last_due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let today = now.with_timezone(&ist()).date_naive();
-        let at_today = self.on(today);
-        match at_today {
-            Some(at) if at <= now => at,
-            _ => today
-                .checked_sub_days(Days::new(1))
-                .and_then(|yesterday| self.on(yesterday))
-                .unwrap_or(now),
+        match self.on(today) {
+            at if at <= now => at,
+            _ => self.on(today.pred_opt().expect(IN_RANGE)),
         }
     }
 
@@ -58,21 +59,23 @@ impl PayoutSchedule {
     pub fn next_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let today = now.with_timezone(&ist()).date_naive();
         match self.on(today) {
-            Some(at) if at > now => at,
-            _ => today
-                .checked_add_days(Days::new(1))
-                .and_then(|tomorrow| self.on(tomorrow))
-                .unwrap_or(now),
+            at if at > now => at,
+            _ => self.on(today.succ_opt().expect(IN_RANGE)),
         }
     }
 
-    fn on(&self, day: chrono::NaiveDate) -> Option<DateTime<Utc>> {
+    /// The run time on `day`. IST is one fixed offset, so every local time exists exactly once.
+    fn on(&self, day: NaiveDate) -> DateTime<Utc> {
         ist()
             .from_local_datetime(&day.and_time(self.at))
             .single()
-            .map(|at| at.with_timezone(&Utc))
+            .expect(IN_RANGE)
+            .with_timezone(&Utc)
     }
 }
+
+/// Why the run times around the ledger's clock exist: chrono's dates span ±262 000 years.
+const IN_RANGE: &str = "the ledger's clock is far inside chrono's date range";
 
 /// The label of the run due at `at`: its IST date, `yyyy-mm-dd`.
 pub fn run_label(at: DateTime<Utc>) -> String {

@@ -329,9 +329,42 @@ pub async fn drain(jetstream: &jetstream::Context, spec: &QueueSpec) -> Result<u
             .get_consumer(&name)
             .await
             .map_err(|e| spec.broker_error("bind the consumer", &e))?;
-        discarded += crate::failed::discard_waiting(&consumer, waiting)
+        discarded += discard_waiting(spec, &consumer, waiting).await?;
+    }
+    Ok(discarded)
+}
+
+/// Discards the jobs waiting on `consumer`, up to the count it had when asked; answers how many.
+/// Jobs running or waiting out a retry delay are not delivered, so they stay.
+async fn discard_waiting(
+    spec: &QueueSpec,
+    consumer: &PullConsumer,
+    waiting: u64,
+) -> Result<u64, QueueError> {
+    let mut discarded = 0u64;
+    while discarded < waiting {
+        let want = usize::try_from(waiting - discarded)
+            .unwrap_or(usize::MAX)
+            .min(256);
+        let mut batch = consumer
+            .fetch()
+            .max_messages(want)
+            .messages()
             .await
-            .map_err(|e| spec.broker_error("discard waiting jobs", &e))?;
+            .map_err(|e| spec.broker_error("fetch waiting jobs", &e))?;
+        let mut fetched = 0u64;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| spec.broker_error("fetch waiting jobs", &e))?;
+            message
+                .ack_with(AckKind::Term)
+                .await
+                .map_err(|e| spec.broker_error("discard a job", &e))?;
+            fetched += 1;
+        }
+        if fetched == 0 {
+            break;
+        }
+        discarded += fetched;
     }
     Ok(discarded)
 }
@@ -569,6 +602,23 @@ async fn process<H: JobHandler>(
 ) {
     let queue = &running.name;
     let _active = Active::enter(queue);
+    let job = job_of(&message, retried);
+    let outcome = run_job(queue, handler.as_ref(), &job).await;
+    metrics::counter!("queue_jobs_total", "queue" => queue.to_string(), "outcome" => outcome.label())
+        .increment(1);
+    let acknowledged = match &outcome {
+        JobOutcome::Done => message.double_ack().await,
+        JobOutcome::RetryAfter(delay) => message.ack_with(AckKind::Nak(Some(*delay))).await,
+        JobOutcome::GiveUp(reason) => give_up(&running, &message, &job, reason).await,
+    };
+    if let Err(error) = acknowledged {
+        // The message comes back after the ack wait; handlers are idempotent.
+        tracing::warn!(queue = %queue, stream_sequence = job.stream_sequence, %error, "acknowledgement failed");
+    }
+}
+
+/// The job a message carries; a retried job has the subject it was first published on.
+fn job_of(message: &jetstream::Message, retried: bool) -> Job {
     let (stream_sequence, delivered) = match message.info() {
         Ok(info) => (
             info.stream_sequence,
@@ -580,12 +630,18 @@ async fn process<H: JobHandler>(
         .then(|| original_subject(message.headers.as_ref()))
         .flatten()
         .unwrap_or_else(|| message.subject.to_string());
-    let job = Job {
+    Job {
         subject,
         payload: message.payload.clone(),
         stream_sequence,
         delivered,
-    };
+    }
+}
+
+/// Runs the handler for at most [`JOB_TIMEOUT`]; a job still asking to be retried at its
+/// [`MAX_DELIVER`]th delivery is given up.
+async fn run_job<H: JobHandler>(queue: &str, handler: &H, job: &Job) -> JobOutcome {
+    let (stream_sequence, delivered) = (job.stream_sequence, job.delivered);
     let span = tracing::info_span!("job", queue = %queue, subject = %job.subject, stream_sequence, delivered);
     let handled = tokio::time::timeout(JOB_TIMEOUT, handler.handle(job.clone())).instrument(span);
     let outcome = match handled.await {
@@ -595,51 +651,49 @@ async fn process<H: JobHandler>(
             job.retry_transient()
         }
     };
-    let outcome = match outcome {
+    match outcome {
         JobOutcome::RetryAfter(_) if delivered >= MAX_DELIVER.unsigned_abs() => {
             JobOutcome::GiveUp(format!("still not done after {delivered} deliveries"))
         }
         other => other,
-    };
-    metrics::counter!("queue_jobs_total", "queue" => queue.to_string(), "outcome" => outcome.label())
-        .increment(1);
-    let acknowledged = match &outcome {
-        JobOutcome::Done => message.double_ack().await,
-        JobOutcome::RetryAfter(delay) => message.ack_with(AckKind::Nak(Some(*delay))).await,
-        JobOutcome::GiveUp(reason) => {
-            tracing::error!(queue = %queue, subject = %job.subject, stream_sequence, delivered, %reason, "job given up");
-            let source = message
-                .info()
-                .map(|info| info.stream.to_owned())
-                .unwrap_or_default();
-            let kept = running
-                .failed
-                .keep(
-                    &running.jetstream,
-                    queue,
-                    &job,
-                    &format!("{source}:{stream_sequence}"),
-                    reason,
-                )
-                .await;
-            match kept {
-                Ok(()) => message.ack_with(AckKind::Term).await,
-                // Not kept, so not dropped either: it comes back for another try.
-                Err(error) => {
-                    tracing::warn!(queue = %queue, stream_sequence, %error, "could not keep a failed job");
-                    match job.retry_transient() {
-                        JobOutcome::RetryAfter(delay) => {
-                            message.ack_with(AckKind::Nak(Some(delay))).await
-                        }
-                        _ => message.ack_with(AckKind::Nak(None)).await,
-                    }
-                }
+    }
+}
+
+/// Keeps a job given up on in the failed-jobs stream, then terminates its message; a job that
+/// could not be kept is not dropped either, but comes back for another try.
+async fn give_up(
+    running: &Running,
+    message: &jetstream::Message,
+    job: &Job,
+    reason: &str,
+) -> Result<(), async_nats::Error> {
+    let queue = &running.name;
+    let (stream_sequence, delivered) = (job.stream_sequence, job.delivered);
+    tracing::error!(queue = %queue, subject = %job.subject, stream_sequence, delivered, %reason, "job given up");
+    let source = message
+        .info()
+        .map(|info| info.stream.to_owned())
+        .unwrap_or_default();
+    let kept = running
+        .failed
+        .keep(
+            &running.jetstream,
+            queue,
+            &job.subject,
+            job.payload.clone(),
+            &format!("{source}:{stream_sequence}"),
+            reason,
+        )
+        .await;
+    match kept {
+        Ok(()) => message.ack_with(AckKind::Term).await,
+        Err(error) => {
+            tracing::warn!(queue = %queue, stream_sequence, %error, "could not keep a failed job");
+            match job.retry_transient() {
+                JobOutcome::RetryAfter(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+                _ => message.ack_with(AckKind::Nak(None)).await,
             }
         }
-    };
-    if let Err(error) = acknowledged {
-        // The message comes back after the ack wait; handlers are idempotent.
-        tracing::warn!(queue = %queue, stream_sequence, %error, "acknowledgement failed");
     }
 }
 

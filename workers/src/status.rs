@@ -3,18 +3,19 @@
 //!
 //! A status check asks the payment's PSP what happened ([`PspClient::fetch_status`]) and records
 //! a final answer as a PSP outcome with source `status_check` and de-duplication key
-//! `status:<succeeded|failed>:<PSP payment id, else PSP order id, else our reference>` (the
-//! verdict first, because the outcome stream keeps only the key's first 80 bytes: a long PSP id
-//! must not make a failure and a later success look like the same report). The
-//! outcome processor then settles it exactly like a verified webhook; a webhook that reports the
+//! `status:<succeeded|failed>:<PSP payment id, else PSP order id>` (the order id the PSP names,
+//! else the one it was asked about; the verdict first, because the outcome stream keeps only the
+//! key's first 80 bytes: a long PSP id must not make a failure and a later success look like the
+//! same report). The outcome processor then settles it exactly like a verified webhook; a webhook that reports the
 //! same success later records its own outcome, which the payment refuses as already succeeded.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use lightspeed_adapters::psp::{PaymentOutcome, PspAccount, PspClient, PspError, psp_reference};
+use lightspeed_adapters::psp::{PaymentOutcome, PspAccount, PspClient, PspError, PspStatus};
 use lightspeed_adapters::secrets::Keyring;
-use lightspeed_domain::payment::PaymentStatus;
+use lightspeed_domain::gateway::Gateway;
+use lightspeed_domain::payment::{Payment, PaymentStatus};
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::retry::{Jitter, PSP_CALLS};
 use lightspeed_domain::{GatewayId, PaymentId, Provider};
@@ -109,52 +110,16 @@ impl StatusChecker {
         let Some(order) = payment.psp_order() else {
             return Ok(StatusChecked::NoPspOrder);
         };
-        let gateway_id = payment.gateway_id();
         let gateway = self
             .ledger
-            .gateway_of(payment.merchant_id(), gateway_id)
+            .gateway_of(payment.merchant_id(), payment.gateway_id())
             .await?;
-        let provider = gateway.provider();
-        let psp_failed = |error: PspError| StatusCheckError::Psp {
-            gateway_id,
-            provider,
-            error,
-        };
-        let account = PspAccount::open(&self.keyring, gateway.credentials())
-            .map_err(|e| psp_failed(e.into()))?;
         let hint = psp_order_id.unwrap_or(&order.psp_order_id);
-        let status = self
-            .psp
-            .fetch_status(&account, payment_id, Some(hint))
-            .await
-            .map_err(psp_failed)?;
-        let (outcome, verdict) = match status.outcome {
-            PaymentOutcome::Succeeded { amount } => (PspOutcome::Succeeded { amount }, "succeeded"),
-            PaymentOutcome::Failed { code, reason } => {
-                (PspOutcome::Failed { code, reason }, "failed")
-            }
-            PaymentOutcome::Pending | PaymentOutcome::Ignored { .. } => {
-                return Ok(StatusChecked::Pending);
-            }
+        let status = self.ask_psp(&payment, &gateway, hint).await?;
+        let Some(report) = self.report_of(&payment, gateway.provider(), hint, status) else {
+            return Ok(StatusChecked::Pending);
         };
-        let psp_order_id = status.psp_order_id.or_else(|| Some(hint.to_owned()));
-        let subject = status
-            .psp_payment_id
-            .clone()
-            .or_else(|| psp_order_id.clone())
-            .unwrap_or_else(|| psp_reference(payment_id));
-        let report = ReportOutcome {
-            merchant_id: payment.merchant_id(),
-            gateway_id,
-            provider,
-            dedupe_key: format!("status:{verdict}:{subject}"),
-            payment_id: Some(payment_id),
-            psp_order_id,
-            psp_payment_id: status.psp_payment_id,
-            outcome: outcome.clone(),
-            source: OutcomeSource::StatusCheck,
-            at: self.ledger.now(),
-        };
+        let outcome = report.outcome.clone();
         let context = CommandContext {
             command_id: None,
             metadata,
@@ -163,6 +128,61 @@ impl StatusChecker {
         Ok(StatusChecked::Reported {
             outcome,
             newly_recorded,
+        })
+    }
+
+    /// The payment's status at its gateway's PSP, with the gateway's account opened for this
+    /// call only.
+    async fn ask_psp(
+        &self,
+        payment: &Payment,
+        gateway: &Gateway,
+        hint: &str,
+    ) -> Result<PspStatus, StatusCheckError> {
+        let psp_failed = |error: PspError| StatusCheckError::Psp {
+            gateway_id: payment.gateway_id(),
+            provider: gateway.provider(),
+            error,
+        };
+        let account = PspAccount::open(&self.keyring, gateway.credentials())
+            .map_err(|e| psp_failed(e.into()))?;
+        self.psp
+            .fetch_status(&account, payment.id(), Some(hint))
+            .await
+            .map_err(psp_failed)
+    }
+
+    /// The outcome to record from the PSP's answer; `None` while it says nothing final.
+    fn report_of(
+        &self,
+        payment: &Payment,
+        provider: Provider,
+        hint: &str,
+        status: PspStatus,
+    ) -> Option<ReportOutcome> {
+        let (outcome, verdict) = match status.outcome {
+            PaymentOutcome::Succeeded { amount } => (PspOutcome::Succeeded { amount }, "succeeded"),
+            PaymentOutcome::Failed { code, reason } => {
+                (PspOutcome::Failed { code, reason }, "failed")
+            }
+            PaymentOutcome::Pending | PaymentOutcome::Ignored { .. } => return None,
+        };
+        let psp_order_id = status.psp_order_id.unwrap_or_else(|| hint.to_owned());
+        let subject = status
+            .psp_payment_id
+            .clone()
+            .unwrap_or_else(|| psp_order_id.clone());
+        Some(ReportOutcome {
+            merchant_id: payment.merchant_id(),
+            gateway_id: payment.gateway_id(),
+            provider,
+            dedupe_key: format!("status:{verdict}:{subject}"),
+            payment_id: Some(payment.id()),
+            psp_order_id: Some(psp_order_id),
+            psp_payment_id: status.psp_payment_id,
+            outcome,
+            source: OutcomeSource::StatusCheck,
+            at: self.ledger.now(),
         })
     }
 }

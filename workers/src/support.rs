@@ -1,6 +1,9 @@
 //! What every job over the event log shares: decoding the event, the metadata of the commands it
-//! causes, and turning a ledger failure into a job outcome.
+//! causes, turning a ledger failure into a job outcome, and waiting for a due time.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use lightspeed_domain::DomainEvent;
 use lightspeed_eventstore::{CommandContext, Metadata, RecordedEvent};
 use lightspeed_services::ServiceError;
@@ -57,5 +60,30 @@ pub(crate) fn ledger_failure(job: &Job, what: &str, error: &ServiceError) -> Job
             job.retry_transient()
         }
         refusal => JobOutcome::GiveUp(format!("{what}: {refusal}")),
+    }
+}
+
+/// How long until `due`, if it is still ahead of `now`.
+pub(crate) fn remaining(due: DateTime<Utc>, now: DateTime<Utc>) -> Option<Duration> {
+    (due - now).to_std().ok().filter(|wait| !wait.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn waits_only_for_instants_ahead() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 23, 6, 0, 0)
+            .single()
+            .expect("instant");
+        assert_eq!(
+            remaining(now + chrono::Duration::seconds(2), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(remaining(now, now), None);
+        assert_eq!(remaining(now - chrono::Duration::seconds(2), now), None);
     }
 }

@@ -18,17 +18,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient, PspError};
+use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient, PspError, PspOrder};
 use lightspeed_adapters::secrets::Keyring;
 use lightspeed_domain::payment::{PaymentError, PaymentEvent, PaymentStatus};
 use lightspeed_domain::retry::{Jitter, PSP_CALLS};
-use lightspeed_domain::{GatewayId, Payment, PaymentId, calendar};
+use lightspeed_domain::{GatewayId, Merchant, Payment, PaymentId, calendar};
 use lightspeed_eventstore::RecordedEvent;
 use lightspeed_services::{Ledger, ServiceError};
 
 use crate::ids;
 use crate::queue::{Job, JobHandler, JobOutcome};
-use crate::support::{caused_by, domain_event, ledger_failure, recorded_event, stream_key};
+use crate::support::{
+    caused_by, domain_event, ledger_failure, recorded_event, remaining, stream_key,
+};
 
 /// The queue's name.
 pub const QUEUE: &str = "transaction-processing";
@@ -72,19 +74,9 @@ impl TransactionProcessor {
         if let Some(wait) = remaining(booked.not_before, self.ledger.now()) {
             return Ok(JobOutcome::RetryAfter(wait.min(self.due_recheck)));
         }
-        let payment = self
-            .ledger
-            .payment(booked.payment_id)
-            .await
-            .map_err(|e| ledger_failure(job, "load the payment", &e))?
-            .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {}", booked.payment_id)))?;
-        let awaiting_order = payment.status() == PaymentStatus::Initiated
-            && payment.psp_order().is_none()
-            && payment.gateway_id() == booked.gateway_id;
-        if !awaiting_order {
+        let Some(payment) = self.awaiting_order(job, &booked).await? else {
             return Ok(JobOutcome::Done);
-        }
-
+        };
         let merchant = self
             .ledger
             .merchant(payment.merchant_id())
@@ -95,54 +87,15 @@ impl TransactionProcessor {
             .gateway_of(payment.merchant_id(), booked.gateway_id)
             .await
             .map_err(|e| ledger_failure(job, "load the gateway", &e))?;
-        let order = OrderRequest {
-            payment_id: payment.id(),
-            amount: payment.amount(),
-            currency: payment.currency().code().to_owned(),
-            customer: customer_of(&payment),
-            callback_url: format!(
-                "{}/webhook/{}/{}",
-                self.public_url,
-                merchant.client_key(),
-                booked.gateway_id
-            ),
-            return_url: format!("{}/checkout/{}/return", self.public_url, payment.id()),
-            description: format!("Order {}", payment.merchant_order_id()),
-        };
+        let order = self.order_request(&payment, &merchant, booked.gateway_id);
         let created = match PspAccount::open(&self.keyring, gateway.credentials()) {
             Ok(account) => self.psp.create_order(&account, &order).await,
             Err(sealing) => Err(PspError::from(sealing)),
         };
         match created {
             Ok(created) => {
-                let checkout = serde_json::to_value(&created.checkout)
-                    .map_err(|e| JobOutcome::GiveUp(format!("checkout data: {e}")))?;
-                let context = caused_by(
-                    event,
-                    QUEUE,
-                    Some(ids::record_order_command(payment.id(), booked.gateway_id)),
-                );
-                match self
-                    .ledger
-                    .record_psp_order(
-                        payment.id(),
-                        booked.gateway_id,
-                        created.psp_order_id,
-                        checkout,
-                        &context,
-                    )
+                self.record_order(job, event, &payment, &booked, created)
                     .await
-                {
-                    Ok(_) => Ok(JobOutcome::Done),
-                    // The payment moved on (an outcome, a reroute) while the order was created;
-                    // the order stays unused at the PSP.
-                    Err(ServiceError::Payment(
-                        PaymentError::StaleGateway { .. }
-                        | PaymentError::AlreadySucceeded
-                        | PaymentError::AlreadyFailed,
-                    )) => Ok(JobOutcome::Done),
-                    Err(e) => Err(ledger_failure(job, "record the PSP order", &e)),
-                }
             }
             Err(failure) => {
                 tracing::warn!(
@@ -152,19 +105,111 @@ impl TransactionProcessor {
                     error = %failure,
                     "PSP could not create the order; rerouting"
                 );
-                let context = caused_by(event, QUEUE, None);
-                self.ledger
-                    .reroute_after_gateway_failure(
-                        payment.id(),
-                        booked.gateway_id,
-                        &failure.to_string(),
-                        &context,
-                    )
-                    .await
-                    .map(|_| JobOutcome::Done)
-                    .map_err(|e| ledger_failure(job, "reroute the payment", &e))
+                self.reroute(job, event, &payment, &booked, &failure).await
             }
         }
+    }
+
+    /// The payment, if it still waits for a PSP order on the gateway this event booked: open,
+    /// without an order, and not moved to another gateway since.
+    async fn awaiting_order(
+        &self,
+        job: &Job,
+        booked: &Booked,
+    ) -> Result<Option<Payment>, JobOutcome> {
+        let payment = self
+            .ledger
+            .payment(booked.payment_id)
+            .await
+            .map_err(|e| ledger_failure(job, "load the payment", &e))?
+            .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {}", booked.payment_id)))?;
+        let awaiting_order = payment.status() == PaymentStatus::Initiated
+            && payment.psp_order().is_none()
+            && payment.gateway_id() == booked.gateway_id;
+        Ok(awaiting_order.then_some(payment))
+    }
+
+    /// What we ask the gateway's PSP to collect for the payment.
+    fn order_request(
+        &self,
+        payment: &Payment,
+        merchant: &Merchant,
+        gateway_id: GatewayId,
+    ) -> OrderRequest {
+        OrderRequest {
+            payment_id: payment.id(),
+            amount: payment.amount(),
+            currency: payment.currency().code().to_owned(),
+            customer: customer_of(payment),
+            callback_url: format!(
+                "{}/webhook/{}/{gateway_id}",
+                self.public_url,
+                merchant.client_key(),
+            ),
+            return_url: format!("{}/checkout/{}/return", self.public_url, payment.id()),
+            description: format!("Order {}", payment.merchant_order_id()),
+        }
+    }
+
+    /// Records the created order on the payment, once per payment and gateway.
+    async fn record_order(
+        &self,
+        job: &Job,
+        event: &RecordedEvent,
+        payment: &Payment,
+        booked: &Booked,
+        created: PspOrder,
+    ) -> Result<JobOutcome, JobOutcome> {
+        let checkout = serde_json::to_value(&created.checkout)
+            .map_err(|e| JobOutcome::GiveUp(format!("checkout data: {e}")))?;
+        let context = caused_by(
+            event,
+            QUEUE,
+            Some(ids::record_order_command(payment.id(), booked.gateway_id)),
+        );
+        let recorded = self
+            .ledger
+            .record_psp_order(
+                payment.id(),
+                booked.gateway_id,
+                created.psp_order_id,
+                checkout,
+                &context,
+            )
+            .await;
+        match recorded {
+            Ok(_) => Ok(JobOutcome::Done),
+            // The payment moved on (an outcome, a reroute) while the order was created; the
+            // order stays unused at the PSP.
+            Err(ServiceError::Payment(
+                PaymentError::StaleGateway { .. }
+                | PaymentError::AlreadySucceeded
+                | PaymentError::AlreadyFailed,
+            )) => Ok(JobOutcome::Done),
+            Err(e) => Err(ledger_failure(job, "record the PSP order", &e)),
+        }
+    }
+
+    /// Rests the gateway that failed and books the payment on the next eligible one.
+    async fn reroute(
+        &self,
+        job: &Job,
+        event: &RecordedEvent,
+        payment: &Payment,
+        booked: &Booked,
+        failure: &PspError,
+    ) -> Result<JobOutcome, JobOutcome> {
+        let context = caused_by(event, QUEUE, None);
+        self.ledger
+            .reroute_after_gateway_failure(
+                payment.id(),
+                booked.gateway_id,
+                &failure.to_string(),
+                &context,
+            )
+            .await
+            .map(|_| JobOutcome::Done)
+            .map_err(|e| ledger_failure(job, "reroute the payment", &e))
     }
 }
 
@@ -199,11 +244,6 @@ fn booked_by(event: &RecordedEvent) -> Result<Option<Booked>, JobOutcome> {
     })
 }
 
-/// How long until `due`, if it is still ahead of `now`.
-pub(crate) fn remaining(due: DateTime<Utc>, now: DateTime<Utc>) -> Option<Duration> {
-    (due - now).to_std().ok().filter(|wait| !wait.is_zero())
-}
-
 fn customer_of(payment: &Payment) -> Customer {
     let details = payment.details();
     Customer {
@@ -216,21 +256,6 @@ fn customer_of(payment: &Payment) -> Customer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn waits_only_for_instants_ahead() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 23, 6, 0, 0)
-            .single()
-            .expect("instant");
-        assert_eq!(
-            remaining(now + chrono::Duration::seconds(2), now),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(remaining(now, now), None);
-        assert_eq!(remaining(now - chrono::Duration::seconds(2), now), None);
-    }
 
     #[test]
     fn event_types_exist_in_the_domain() {

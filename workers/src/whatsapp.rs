@@ -17,20 +17,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lightspeed_adapters::whatsapp::{TemplateMessage, WhatsAppError, WhatsAppProvider};
 use lightspeed_domain::notification::{
-    NotificationCommand, NotificationStatus, NotificationType, QueueNotification,
+    NotificationCommand, NotificationError, NotificationStatus, NotificationType, QueueNotification,
 };
 use lightspeed_domain::payment::PaymentEvent;
 use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::{Decider, Notification, NotificationId, Payment, PaymentId};
-use lightspeed_eventstore::{AppendError, CommandError, RecordedEvent};
+use lightspeed_eventstore::{CommandHandler, PgEventStore, RecordedEvent};
 use lightspeed_services::Ledger;
+use uuid::Uuid;
 
+use crate::attempts::{DeliveryAttempts, attempt_owed};
 use crate::ids::{self, txn_update_id};
 use crate::queue::{JOB_TIMEOUT, Job, JobHandler, JobOutcome};
 use crate::support::{caused_by, domain_event, ledger_failure, recorded_event, stream_key};
-use crate::transactions::remaining;
 
 /// The queue's name.
 pub const QUEUE: &str = "whatsapp-notifications";
@@ -111,7 +113,7 @@ impl JobHandler for WhatsAppSender {
         };
         let handled = match event.stream_id.category() {
             Payment::CATEGORY => self.queue_txn_update(&job, &event).await,
-            Notification::CATEGORY => self.attempt(&job, &event).await,
+            Notification::CATEGORY => attempt_owed(self, &job, &event).await,
             _ => Ok(JobOutcome::Done),
         };
         handled.unwrap_or_else(|outcome| outcome)
@@ -166,40 +168,53 @@ impl WhatsAppSender {
             .map_err(|e| ledger_failure(job, "queue the transaction update", &e))?;
         Ok(JobOutcome::Done)
     }
+}
 
-    async fn attempt(&self, job: &Job, event: &RecordedEvent) -> Result<JobOutcome, JobOutcome> {
-        if !NOTIFICATION_EVENTS.contains(&event.event_type.as_str()) {
-            return Ok(JobOutcome::Done);
-        }
-        let notification_id: NotificationId = stream_key(event)?;
-        let loaded = self
-            .ledger
-            .notifications()
-            .load(&event.stream_id)
-            .await
-            .map_err(|error| {
-                tracing::warn!(%notification_id, %error, "could not load the notification; retrying");
-                job.retry_transient()
-            })?;
-        // Only the latest event owes an attempt; anything later already made it.
-        if loaded.version != event.stream_version {
-            return Ok(JobOutcome::Done);
-        }
-        let Some(notification) = loaded.state else {
-            return Err(JobOutcome::GiveUp(format!(
-                "unknown notification {notification_id}"
-            )));
-        };
-        if notification.status() != NotificationStatus::Queued {
-            return Ok(JobOutcome::Done);
-        }
-        let now = self.ledger.now();
-        if let Some(wait) = notification
-            .next_attempt_at()
-            .and_then(|due| remaining(due, now))
-        {
-            return Ok(JobOutcome::RetryAfter(wait.min(self.due_recheck)));
-        }
+impl DeliveryAttempts for WhatsAppSender {
+    type Message = Notification;
+    type Id = NotificationId;
+    type Recorded = ();
+
+    const QUEUE: &'static str = QUEUE;
+    const OWING_EVENTS: &'static [&'static str] = &NOTIFICATION_EVENTS;
+    const NOUN: &'static str = "notification";
+
+    fn records(&self) -> &CommandHandler<Notification, PgEventStore> {
+        self.ledger.notifications()
+    }
+
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn due_recheck(&self) -> Duration {
+        self.due_recheck
+    }
+
+    fn is_pending(notification: &Notification) -> bool {
+        notification.status() == NotificationStatus::Queued
+    }
+
+    fn next_attempt_at(notification: &Notification) -> Option<DateTime<Utc>> {
+        notification.next_attempt_at()
+    }
+
+    fn record_command_id(notification_id: NotificationId, version: u64) -> Uuid {
+        ids::record_notification_attempt_command(notification_id, version)
+    }
+
+    fn is_already_recorded(refusal: &NotificationError) -> bool {
+        refusal.is_already_recorded()
+    }
+
+    /// Sends the template message through the provider, for at most [`SEND_TIMEOUT`].
+    async fn attempt(
+        &self,
+        _job: &Job,
+        notification_id: NotificationId,
+        notification: &Notification,
+        _now: DateTime<Utc>,
+    ) -> Result<(NotificationCommand, ()), JobOutcome> {
         let message = TemplateMessage {
             to: notification.recipient().to_owned(),
             template: notification.template().to_owned(),
@@ -219,45 +234,13 @@ impl WhatsAppSender {
         if let NotificationCommand::RecordAttemptFailed { error_code, .. } = &record {
             tracing::warn!(%notification_id, attempt = notification.attempts() + 1, %error_code, "WhatsApp send failed");
         }
-        let context = caused_by(
-            event,
-            QUEUE,
-            Some(ids::record_notification_attempt_command(
-                notification_id,
-                loaded.version,
-            )),
-        );
-        match self
-            .ledger
-            .notifications()
-            .execute(&event.stream_id, &record, &context)
-            .await
-        {
-            Ok(_) => Ok(JobOutcome::Done),
-            // Another delivery of this job recorded this attempt first.
-            Err(CommandError::Rejected(refusal)) if refusal.is_already_recorded() => {
-                Ok(JobOutcome::Done)
-            }
-            Err(CommandError::Append(AppendError::IdempotencyConflict { .. })) => {
-                Ok(JobOutcome::Done)
-            }
-            Err(CommandError::Rejected(refusal)) => Err(JobOutcome::GiveUp(format!(
-                "record attempt of {notification_id}: {refusal}"
-            ))),
-            Err(error) => {
-                tracing::warn!(%notification_id, %error, "could not record the attempt; retrying");
-                Err(job.retry_transient())
-            }
-        }
+        Ok((record, ()))
     }
 }
 
 /// The command recording a send's result. Jitter is drawn here so the domain stays
 /// deterministic.
-fn attempt_record(
-    sent: Result<String, WhatsAppError>,
-    at: chrono::DateTime<chrono::Utc>,
-) -> NotificationCommand {
+fn attempt_record(sent: Result<String, WhatsAppError>, at: DateTime<Utc>) -> NotificationCommand {
     let error = match sent {
         Ok(provider_message_id) => {
             return NotificationCommand::RecordSent {

@@ -6,6 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
@@ -13,9 +14,9 @@ use serde_json::value::RawValue;
 
 use super::json::{RupeeText, opt_string_or_int, rupee_number};
 use super::{
-    CashfreeMode, CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus,
-    VerifiedWebhook, WebhookError, body_digest, exchange, parse_json, parse_psp_reference,
-    parse_webhook_json, psp_reference, required_header,
+    CashfreeMode, CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall,
+    PspEnvironment, PspError, PspOrder, PspStatus, VerifiedWebhook, WebhookError, body_digest,
+    exchange, parse_json, parse_psp_reference, parse_webhook_json, psp_reference, required_header,
 };
 use crate::crypto::{hmac_sha256, hmac_sha256_verify};
 use crate::http::{Answer, excerpt, join};
@@ -34,13 +35,54 @@ pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";
 /// Header with the event's idempotency key (API version 2025-01-01 webhooks).
 pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
 
-pub(crate) struct Auth<'a> {
-    pub client_id: &'a str,
-    pub client_secret: &'a Secret,
+/// A Cashfree PG account's adapter: the app id and its secret (which also signs webhooks).
+pub(crate) struct Adapter<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) client_secret: &'a Secret,
 }
 
-impl Auth<'_> {
-    fn apply(&self, request: RequestBuilder) -> Result<RequestBuilder, PspError> {
+impl PspAdapter for Adapter<'_> {
+    fn create_order<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        order: &'a OrderRequest,
+    ) -> PspCall<'a, PspOrder> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        let mode = match endpoint.environment {
+            PspEnvironment::Test => CashfreeMode::Sandbox,
+            PspEnvironment::Live => CashfreeMode::Production,
+        };
+        Box::pin(create_order(endpoint.http, base, self, mode, order))
+    }
+
+    fn fetch_status<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        reference: &'a str,
+        _psp_order_id: Option<&'a str>,
+    ) -> PspCall<'a, PspStatus> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(fetch_status(endpoint.http, base, self, reference))
+    }
+
+    fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(probe(endpoint.http, base, self))
+    }
+
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<VerifiedWebhook, WebhookError> {
+        verify_webhook(self.client_secret, headers, raw_body)
+    }
+}
+
+impl Adapter<'_> {
+    /// Adds the account's credentials and the API version to a request.
+    fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, PspError> {
         let mut secret = reqwest::header::HeaderValue::from_str(self.client_secret.expose_str()?)
             .map_err(|_| {
             PspError::local(
@@ -156,11 +198,11 @@ struct OrderTags {
 async fn get_order(
     http: &reqwest::Client,
     base: &str,
-    auth: &Auth<'_>,
+    psp: &Adapter<'_>,
     reference: &str,
 ) -> Result<Option<Order>, PspError> {
     let answer =
-        exchange(auth.apply(http.get(join(base, &format!("/orders/{reference}"))))?).await?;
+        exchange(psp.authorize(http.get(join(base, &format!("/orders/{reference}"))))?).await?;
     if answer.status == StatusCode::NOT_FOUND {
         return Ok(None);
     }
@@ -168,13 +210,39 @@ async fn get_order(
     parse_json(&answer, "Cashfree order").map(Some)
 }
 
-pub(crate) async fn create_order(
+async fn create_order(
     http: &reqwest::Client,
     base: &str,
-    auth: &Auth<'_>,
+    psp: &Adapter<'_>,
     mode: CashfreeMode,
     order: &OrderRequest,
 ) -> Result<PspOrder, PspError> {
+    let reference = psp_reference(order.payment_id);
+    let body = order_body(&reference, order)?;
+    let request = psp.authorize(http.post(join(base, "/orders")))?.json(&body);
+    let answer = exchange(request).await?;
+    // 409: an earlier attempt created it; its payment session is still good.
+    let (existing, reused) = if answer.status == StatusCode::CONFLICT {
+        let found = get_order(http, base, psp, &reference)
+            .await?
+            .ok_or_else(|| {
+                PspError::protocol("Cashfree said the order exists but does not return it")
+            })?;
+        (found, true)
+    } else {
+        (
+            parse_json::<Order>(&ok_or_rejected(answer)?, "Cashfree order")?,
+            false,
+        )
+    };
+    checkout_of(existing, order, mode, reused)
+}
+
+/// The body that creates the order of a payment with our `reference`.
+fn order_body<'a>(
+    reference: &'a str,
+    order: &'a OrderRequest,
+) -> Result<CreateOrder<'a>, PspError> {
     let phone = order
         .customer
         .phone
@@ -186,15 +254,14 @@ pub(crate) async fn create_order(
                 "Cashfree orders need the customer's phone",
             )
         })?;
-    let reference = psp_reference(order.payment_id);
-    let body = CreateOrder {
-        order_id: &reference,
+    Ok(CreateOrder {
+        order_id: reference,
         order_amount: rupee_number(order.amount)
             .map_err(|_| PspError::local("invalid_amount", "amount cannot be written as rupees"))?,
         order_currency: &order.currency,
         customer_details: CustomerDetails {
             // Guests have no id of their own at the merchant; the payment's reference is unique.
-            customer_id: &reference,
+            customer_id: reference,
             customer_phone: phone,
             customer_email: order.customer.email.as_deref(),
             customer_name: order.customer.name.as_deref(),
@@ -207,22 +274,16 @@ pub(crate) async fn create_order(
         order_tags: OrderTags {
             lightspeed_payment_id: order.payment_id.to_string(),
         },
-    };
-    let request = auth.apply(http.post(join(base, "/orders")))?.json(&body);
-    let answer = exchange(request).await?;
-    let (existing, reused) = if answer.status == StatusCode::CONFLICT {
-        let found = get_order(http, base, auth, &reference)
-            .await?
-            .ok_or_else(|| {
-                PspError::protocol("Cashfree said the order exists but does not return it")
-            })?;
-        (found, true)
-    } else {
-        (
-            parse_json::<Order>(&ok_or_rejected(answer)?, "Cashfree order")?,
-            false,
-        )
-    };
+    })
+}
+
+/// The checkout of a created or found order, once it is known to be for the amount asked.
+fn checkout_of(
+    existing: Order,
+    order: &OrderRequest,
+    mode: CashfreeMode,
+    reused: bool,
+) -> Result<PspOrder, PspError> {
     let amount = existing
         .order_amount
         .paise()
@@ -249,13 +310,13 @@ pub(crate) async fn create_order(
     })
 }
 
-pub(crate) async fn fetch_status(
+async fn fetch_status(
     http: &reqwest::Client,
     base: &str,
-    auth: &Auth<'_>,
+    psp: &Adapter<'_>,
     reference: &str,
 ) -> Result<PspStatus, PspError> {
-    let Some(order) = get_order(http, base, auth, reference).await? else {
+    let Some(order) = get_order(http, base, psp, reference).await? else {
         return Ok(PspStatus {
             psp_order_id: None,
             psp_payment_id: None,
@@ -263,7 +324,7 @@ pub(crate) async fn fetch_status(
         });
     };
     let url = join(base, &format!("/orders/{reference}/payments"));
-    let answer = ok_or_rejected(exchange(auth.apply(http.get(url))?).await?)?;
+    let answer = ok_or_rejected(exchange(psp.authorize(http.get(url))?).await?)?;
     let payments: Vec<Payment> = parse_json(&answer, "Cashfree payments")?;
     let (psp_payment_id, outcome) = summarise(&order, payments)?;
     Ok(PspStatus {
@@ -327,16 +388,15 @@ fn failed(payment: &Payment) -> PaymentOutcome {
     }
 }
 
-pub(crate) async fn probe(
-    http: &reqwest::Client,
-    base: &str,
-    auth: &Auth<'_>,
-) -> Result<(u16, bool), PspError> {
+async fn probe(http: &reqwest::Client, base: &str, psp: &Adapter<'_>) -> Result<Probe, PspError> {
     // An order id that never exists: good credentials get 404, bad ones 401.
     let url = join(base, "/orders/lightspeed-credential-check");
-    let answer = exchange(auth.apply(http.get(url))?).await?;
+    let answer = exchange(psp.authorize(http.get(url))?).await?;
     let accepted = answer.status.is_success() || answer.status == StatusCode::NOT_FOUND;
-    Ok((answer.status.as_u16(), accepted))
+    Ok(Probe {
+        status: answer.status.as_u16(),
+        accepted,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,7 +430,7 @@ pub fn sign_webhook(client_secret: &Secret, timestamp: &str, raw_body: &[u8]) ->
     ))
 }
 
-pub(crate) fn verify_webhook(
+fn verify_webhook(
     client_secret: &Secret,
     headers: &HeaderMap,
     raw_body: &[u8],

@@ -1,6 +1,7 @@
 //! Payment service provider adapters: one per [`Provider`], behind [`PspClient`].
 //!
-//! Every adapter offers the same four things:
+//! Every provider implements the crate's `PspAdapter` trait once, over its credentials; the
+//! account's credentials choose the implementation, and every operation calls through it:
 //!
 //! - [`PspClient::create_order`]: idempotent by our payment reference, so a redelivered job never
 //!   creates a second PSP order (each adapter looks up before creating where its PSP allows it);
@@ -8,6 +9,9 @@
 //!   the body into a [`VerifiedWebhook`];
 //! - [`PspClient::fetch_status`]: asks the PSP for the payment's state, for reconciliation;
 //! - [`PspClient::test_credentials`]: a harmless authenticated call, for the admin "test" button.
+//!
+//! A new operation is one trait method, implemented once per provider; a new provider is one
+//! implementation and one arm in `PspCredentials::adapter`.
 //!
 //! Failures are classified by [`PspError`]: callers mark the gateway temporarily failed on
 //! [`PspError::Unavailable`] and [`PspError::RateLimited`] and route elsewhere.
@@ -20,6 +24,8 @@ pub mod razorpay;
 pub mod reference;
 pub mod sandbox;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -98,6 +104,39 @@ impl PspCredentials {
             Self::Cashfree { client_id, .. } => Some(client_id),
             Self::Phonepe { merchant_id, .. } => Some(merchant_id),
             Self::Sandbox { .. } => None,
+        }
+    }
+
+    /// The adapter of these credentials' provider: the one place a provider is chosen.
+    pub(crate) fn adapter(&self) -> Box<dyn PspAdapter + '_> {
+        match self {
+            Self::Razorpay {
+                key_id,
+                key_secret,
+                webhook_secret,
+            } => Box::new(razorpay::Adapter {
+                key_id,
+                key_secret,
+                webhook_secret,
+            }),
+            Self::Payu { key, salt } => Box::new(payu::Adapter { key, salt }),
+            Self::Cashfree {
+                client_id,
+                client_secret,
+            } => Box::new(cashfree::Adapter {
+                client_id,
+                client_secret,
+            }),
+            Self::Phonepe {
+                merchant_id,
+                salt_key,
+                salt_index,
+            } => Box::new(phonepe::Adapter {
+                merchant_id,
+                salt_key,
+                salt_index: *salt_index,
+            }),
+            Self::Sandbox { webhook_secret } => Box::new(sandbox::Adapter { webhook_secret }),
         }
     }
 
@@ -216,13 +255,81 @@ impl PspAccount {
         })
     }
 
-    fn base<'a>(&'a self, test: &'a str, live: &'a str) -> &'a str {
-        match (&self.base_url, self.environment) {
+    /// How calls for this account reach its PSP over `http`.
+    fn endpoint<'a>(&'a self, http: &'a reqwest::Client) -> Endpoint<'a> {
+        Endpoint {
+            http,
+            environment: self.environment,
+            base_url: self.base_url.as_deref(),
+        }
+    }
+}
+
+/// How a call reaches an account's PSP: the shared HTTP client, and the provider's test or live
+/// host unless the account names another.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Endpoint<'a> {
+    /// The client every PSP call goes through.
+    pub(crate) http: &'a reqwest::Client,
+    /// Which of the provider's hosts to use.
+    pub(crate) environment: PspEnvironment,
+    /// The account's own host, which wins over both.
+    base_url: Option<&'a str>,
+}
+
+impl<'a> Endpoint<'a> {
+    /// The base URL: the account's own, else the provider's `test` or `live` one.
+    pub(crate) fn base(&self, test: &'a str, live: &'a str) -> &'a str {
+        match (self.base_url, self.environment) {
             (Some(url), _) => url,
             (None, PspEnvironment::Test) => test,
             (None, PspEnvironment::Live) => live,
         }
     }
+}
+
+/// A PSP call in flight, boxed so that an account's adapter can be chosen at run time.
+pub(crate) type PspCall<'a, T> = Pin<Box<dyn Future<Output = Result<T, PspError>> + Send + 'a>>;
+
+/// What a harmless authenticated call answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probe {
+    /// The HTTP status.
+    pub(crate) status: u16,
+    /// Whether that answer means the credentials work.
+    pub(crate) accepted: bool,
+}
+
+/// One provider's side of every operation on a gateway's PSP account, implemented once per
+/// provider over its credentials ([`PspCredentials::adapter`] picks the implementation).
+pub(crate) trait PspAdapter: Send + Sync {
+    /// Creates the order for a payment, or finds the one an earlier attempt created.
+    fn create_order<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        order: &'a OrderRequest,
+    ) -> PspCall<'a, PspOrder>;
+
+    /// The state of the payment with our `reference`; `psp_order_id` saves a look-up where the
+    /// PSP needs its own id.
+    fn fetch_status<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        reference: &'a str,
+        psp_order_id: Option<&'a str>,
+    ) -> PspCall<'a, PspStatus>;
+
+    /// Makes one harmless authenticated call.
+    fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe>;
+
+    /// Checks the PSP's signature over the raw bytes, then parses the webhook. `now` is only
+    /// used by schemes with a timestamp window.
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedWebhook, WebhookError>;
 }
 
 /// The payer, as far as the merchant told us.
@@ -506,23 +613,7 @@ pub fn verify_webhook(
     raw_body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<VerifiedWebhook, WebhookError> {
-    match credentials {
-        PspCredentials::Razorpay { webhook_secret, .. } => {
-            razorpay::verify_webhook(webhook_secret, headers, raw_body)
-        }
-        PspCredentials::Payu { key, salt } => payu::verify_webhook(key, salt, raw_body),
-        PspCredentials::Cashfree { client_secret, .. } => {
-            cashfree::verify_webhook(client_secret, headers, raw_body)
-        }
-        PspCredentials::Phonepe {
-            salt_key,
-            salt_index,
-            ..
-        } => phonepe::verify_webhook(salt_key, *salt_index, headers, raw_body),
-        PspCredentials::Sandbox { webhook_secret } => {
-            sandbox::verify_webhook(webhook_secret, headers, raw_body, now)
-        }
-    }
+    credentials.adapter().verify_webhook(headers, raw_body, now)
 }
 
 /// The client every PSP adapter calls through.
@@ -550,50 +641,8 @@ impl PspClient {
         account: &PspAccount,
         order: &OrderRequest,
     ) -> Result<PspOrder, PspError> {
-        match &account.credentials {
-            PspCredentials::Razorpay {
-                key_id, key_secret, ..
-            } => {
-                let base = account.base(razorpay::BASE_URL, razorpay::BASE_URL);
-                razorpay::create_order(&self.http, base, key_id, key_secret, order).await
-            }
-            PspCredentials::Payu { key, salt } => {
-                let base = account.base(payu::TEST_BASE_URL, payu::LIVE_CHECKOUT_BASE_URL);
-                payu::create_order(base, key, salt, order)
-            }
-            PspCredentials::Cashfree {
-                client_id,
-                client_secret,
-            } => {
-                let base = account.base(cashfree::TEST_BASE_URL, cashfree::LIVE_BASE_URL);
-                let mode = match account.environment {
-                    PspEnvironment::Test => CashfreeMode::Sandbox,
-                    PspEnvironment::Live => CashfreeMode::Production,
-                };
-                let auth = cashfree::Auth {
-                    client_id,
-                    client_secret,
-                };
-                cashfree::create_order(&self.http, base, &auth, mode, order).await
-            }
-            PspCredentials::Phonepe {
-                merchant_id,
-                salt_key,
-                salt_index,
-            } => {
-                let base = account.base(phonepe::TEST_BASE_URL, phonepe::LIVE_BASE_URL);
-                let auth = phonepe::Auth {
-                    merchant_id,
-                    salt_key,
-                    salt_index: *salt_index,
-                };
-                phonepe::create_order(&self.http, base, &auth, order).await
-            }
-            PspCredentials::Sandbox { webhook_secret } => {
-                let base = account.base(sandbox::DEFAULT_BASE_URL, sandbox::DEFAULT_BASE_URL);
-                sandbox::create_order(&self.http, base, webhook_secret, order).await
-            }
-        }
+        let psp = account.credentials.adapter();
+        psp.create_order(account.endpoint(&self.http), order).await
     }
 
     /// Asks the PSP what happened to a payment. `psp_order_id` saves a look-up where the PSP
@@ -605,54 +654,9 @@ impl PspClient {
         psp_order_id: Option<&str>,
     ) -> Result<PspStatus, PspError> {
         let reference = psp_reference(payment);
-        match &account.credentials {
-            PspCredentials::Razorpay {
-                key_id, key_secret, ..
-            } => {
-                let base = account.base(razorpay::BASE_URL, razorpay::BASE_URL);
-                razorpay::fetch_status(
-                    &self.http,
-                    base,
-                    key_id,
-                    key_secret,
-                    &reference,
-                    psp_order_id,
-                )
-                .await
-            }
-            PspCredentials::Payu { key, salt } => {
-                let base = account.base(payu::TEST_BASE_URL, payu::LIVE_INFO_BASE_URL);
-                payu::fetch_status(&self.http, base, key, salt, &reference).await
-            }
-            PspCredentials::Cashfree {
-                client_id,
-                client_secret,
-            } => {
-                let base = account.base(cashfree::TEST_BASE_URL, cashfree::LIVE_BASE_URL);
-                let auth = cashfree::Auth {
-                    client_id,
-                    client_secret,
-                };
-                cashfree::fetch_status(&self.http, base, &auth, &reference).await
-            }
-            PspCredentials::Phonepe {
-                merchant_id,
-                salt_key,
-                salt_index,
-            } => {
-                let base = account.base(phonepe::TEST_BASE_URL, phonepe::LIVE_BASE_URL);
-                let auth = phonepe::Auth {
-                    merchant_id,
-                    salt_key,
-                    salt_index: *salt_index,
-                };
-                phonepe::fetch_status(&self.http, base, &auth, &reference).await
-            }
-            PspCredentials::Sandbox { webhook_secret } => {
-                let base = account.base(sandbox::DEFAULT_BASE_URL, sandbox::DEFAULT_BASE_URL);
-                sandbox::fetch_status(&self.http, base, webhook_secret, &reference).await
-            }
-        }
+        let psp = account.credentials.adapter();
+        psp.fetch_status(account.endpoint(&self.http), &reference, psp_order_id)
+            .await
     }
 
     /// Makes one harmless authenticated call and reports the status and latency.
@@ -663,54 +667,12 @@ impl PspClient {
         account: &PspAccount,
     ) -> Result<CredentialCheck, PspError> {
         let started = Instant::now();
-        let (status, accepted) = match &account.credentials {
-            PspCredentials::Razorpay {
-                key_id, key_secret, ..
-            } => {
-                let base = account.base(razorpay::BASE_URL, razorpay::BASE_URL);
-                razorpay::probe(&self.http, base, key_id, key_secret).await?
-            }
-            PspCredentials::Payu { key, salt } => {
-                let base = account.base(payu::TEST_BASE_URL, payu::LIVE_INFO_BASE_URL);
-                payu::probe(&self.http, base, key, salt).await?
-            }
-            PspCredentials::Cashfree {
-                client_id,
-                client_secret,
-            } => {
-                let base = account.base(cashfree::TEST_BASE_URL, cashfree::LIVE_BASE_URL);
-                cashfree::probe(
-                    &self.http,
-                    base,
-                    &cashfree::Auth {
-                        client_id,
-                        client_secret,
-                    },
-                )
-                .await?
-            }
-            PspCredentials::Phonepe {
-                merchant_id,
-                salt_key,
-                salt_index,
-            } => {
-                let base = account.base(phonepe::TEST_BASE_URL, phonepe::LIVE_BASE_URL);
-                let auth = phonepe::Auth {
-                    merchant_id,
-                    salt_key,
-                    salt_index: *salt_index,
-                };
-                phonepe::probe(&self.http, base, &auth).await?
-            }
-            PspCredentials::Sandbox { webhook_secret } => {
-                let base = account.base(sandbox::DEFAULT_BASE_URL, sandbox::DEFAULT_BASE_URL);
-                sandbox::probe(&self.http, base, webhook_secret).await?
-            }
-        };
+        let psp = account.credentials.adapter();
+        let probe = psp.probe(account.endpoint(&self.http)).await?;
         Ok(CredentialCheck {
-            status,
+            status: probe.status,
             latency: started.elapsed(),
-            accepted,
+            accepted: probe.accepted,
         })
     }
 }

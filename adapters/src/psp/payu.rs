@@ -6,12 +6,15 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use super::json::{RupeeText, opt_string_or_int};
 use super::{
-    CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus, VerifiedWebhook,
-    WebhookError, exchange, parse_json, parse_psp_reference, psp_reference, truncate_chars,
+    CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall, PspError,
+    PspOrder, PspStatus, VerifiedWebhook, WebhookError, exchange, parse_json, parse_psp_reference,
+    psp_reference, truncate_chars,
 };
 use crate::amount::{format_rupees, parse_rupees};
 use crate::crypto::{hex_digest_eq, sha512_hex};
@@ -27,6 +30,55 @@ pub const LIVE_INFO_BASE_URL: &str = "https://info.payu.in";
 const PRODUCTINFO_MAX: usize = 100;
 const FIRSTNAME_MAX: usize = 60;
 const EMAIL_MAX: usize = 50;
+
+/// A PayU account's adapter: the merchant key and the salt that keys every hash.
+pub(crate) struct Adapter<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) salt: &'a Secret,
+}
+
+impl PspAdapter for Adapter<'_> {
+    fn create_order<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        order: &'a OrderRequest,
+    ) -> PspCall<'a, PspOrder> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_CHECKOUT_BASE_URL);
+        Box::pin(std::future::ready(create_order(
+            base, self.key, self.salt, order,
+        )))
+    }
+
+    fn fetch_status<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        reference: &'a str,
+        _psp_order_id: Option<&'a str>,
+    ) -> PspCall<'a, PspStatus> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_INFO_BASE_URL);
+        Box::pin(fetch_status(
+            endpoint.http,
+            base,
+            self.key,
+            self.salt,
+            reference,
+        ))
+    }
+
+    fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_INFO_BASE_URL);
+        Box::pin(probe(endpoint.http, base, self.key, self.salt))
+    }
+
+    fn verify_webhook(
+        &self,
+        _headers: &HeaderMap,
+        raw_body: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<VerifiedWebhook, WebhookError> {
+        verify_webhook(self.key, self.salt, raw_body)
+    }
+}
 
 /// The fields the request hash covers, in PayU's order.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +145,7 @@ fn form_value(text: &str, max: usize) -> String {
     truncate_chars(&cleaned, max)
 }
 
-pub(crate) fn create_order(
+fn create_order(
     base: &str,
     key: &str,
     salt: &Secret,
@@ -172,7 +224,7 @@ fn parse_form(raw_body: &[u8]) -> Result<BTreeMap<String, String>, WebhookError>
     Ok(fields)
 }
 
-pub(crate) fn verify_webhook(
+fn verify_webhook(
     key: &str,
     salt: &Secret,
     raw_body: &[u8],
@@ -293,7 +345,7 @@ async fn verify_payment(
     exchange(request).await
 }
 
-pub(crate) async fn fetch_status(
+async fn fetch_status(
     http: &reqwest::Client,
     base: &str,
     key: &str,
@@ -347,12 +399,12 @@ pub(crate) async fn fetch_status(
     })
 }
 
-pub(crate) async fn probe(
+async fn probe(
     http: &reqwest::Client,
     base: &str,
     key: &str,
     salt: &Secret,
-) -> Result<(u16, bool), PspError> {
+) -> Result<Probe, PspError> {
     let answer = verify_payment(
         http,
         base,
@@ -366,7 +418,10 @@ pub(crate) async fn probe(
     let accepted = answer.status.is_success()
         && serde_json::from_slice::<VerifyResponse>(&answer.body)
             .is_ok_and(|r| r.transaction_details.is_some());
-    Ok((answer.status.as_u16(), accepted))
+    Ok(Probe {
+        status: answer.status.as_u16(),
+        accepted,
+    })
 }
 
 #[cfg(test)]

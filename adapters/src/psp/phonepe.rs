@@ -6,14 +6,15 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
 use lightspeed_domain::Paise;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus, VerifiedWebhook,
-    WebhookError, exchange, parse_json, parse_psp_reference, parse_webhook_json, psp_reference,
-    required_header,
+    CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall, PspError,
+    PspOrder, PspStatus, VerifiedWebhook, WebhookError, exchange, parse_json, parse_psp_reference,
+    parse_webhook_json, psp_reference, required_header,
 };
 use crate::crypto::{hex_digest_eq, sha256_hex};
 use crate::http::{excerpt, join};
@@ -29,10 +30,46 @@ const PAY_PATH: &str = "/pg/v1/pay";
 /// Codes PhonePe uses for a `merchantTransactionId` it has seen before.
 const DUPLICATE_CODES: [&str; 2] = ["INVALID_TRANSACTION_ID", "DUPLICATE_TRANSACTION"];
 
-pub(crate) struct Auth<'a> {
-    pub merchant_id: &'a str,
-    pub salt_key: &'a Secret,
-    pub salt_index: u32,
+/// A PhonePe PG v1 account's adapter: the merchant id and its salt key with that key's index.
+pub(crate) struct Adapter<'a> {
+    pub(crate) merchant_id: &'a str,
+    pub(crate) salt_key: &'a Secret,
+    pub(crate) salt_index: u32,
+}
+
+impl PspAdapter for Adapter<'_> {
+    fn create_order<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        order: &'a OrderRequest,
+    ) -> PspCall<'a, PspOrder> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(create_order(endpoint.http, base, self, order))
+    }
+
+    fn fetch_status<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        reference: &'a str,
+        _psp_order_id: Option<&'a str>,
+    ) -> PspCall<'a, PspStatus> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(fetch_status(endpoint.http, base, self, reference))
+    }
+
+    fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(probe(endpoint.http, base, self))
+    }
+
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<VerifiedWebhook, WebhookError> {
+        verify_webhook(self.salt_key, self.salt_index, headers, raw_body)
+    }
 }
 
 /// `X-VERIFY` of a pay request: `sha256(base64 payload + "/pg/v1/pay" + salt) ### index`.
@@ -147,10 +184,10 @@ fn rejected(status: u16, envelope: Option<Envelope>) -> PspError {
     }
 }
 
-pub(crate) async fn create_order(
+async fn create_order(
     http: &reqwest::Client,
     base: &str,
-    auth: &Auth<'_>,
+    psp: &Adapter<'_>,
     order: &OrderRequest,
 ) -> Result<PspOrder, PspError> {
     if order.amount < Paise(100) {
@@ -159,10 +196,10 @@ pub(crate) async fn create_order(
             "PhonePe payments must be at least 100 paise",
         ));
     }
-    let salt = auth.salt_key.expose_str()?;
+    let salt = psp.salt_key.expose_str()?;
     let reference = psp_reference(order.payment_id);
     let payload = PayPayload {
-        merchant_id: auth.merchant_id,
+        merchant_id: psp.merchant_id,
         merchant_transaction_id: &reference,
         // PhonePe wants an alphanumeric user id; guests have none, so the payment stands in.
         merchant_user_id: format!("U{reference}"),
@@ -182,14 +219,14 @@ pub(crate) async fn create_order(
     let encoded = BASE64.encode(json);
     let request = http
         .post(join(base, PAY_PATH))
-        .header(VERIFY_HEADER, pay_checksum(&encoded, salt, auth.salt_index))
+        .header(VERIFY_HEADER, pay_checksum(&encoded, salt, psp.salt_index))
         .json(&serde_json::json!({ "request": encoded }));
     let answer = exchange(request).await?;
     let envelope: Option<Envelope> = serde_json::from_slice(&answer.body).ok();
     if let Some(e) = &envelope
         && DUPLICATE_CODES.contains(&e.code.as_str())
     {
-        let status = fetch_status(http, base, auth, &reference).await?;
+        let status = fetch_status(http, base, psp, &reference).await?;
         return Err(PspError::OrderExists {
             status: Box::new(status),
         });
@@ -217,17 +254,17 @@ pub(crate) async fn create_order(
 async fn status_answer(
     http: &reqwest::Client,
     base: &str,
-    auth: &Auth<'_>,
+    psp: &Adapter<'_>,
     transaction: &str,
 ) -> Result<(u16, Envelope), PspError> {
-    let salt = auth.salt_key.expose_str()?;
+    let salt = psp.salt_key.expose_str()?;
     let request = http
-        .get(join(base, &status_path(auth.merchant_id, transaction)))
+        .get(join(base, &status_path(psp.merchant_id, transaction)))
         .header(
             VERIFY_HEADER,
-            status_checksum(auth.merchant_id, transaction, salt, auth.salt_index),
+            status_checksum(psp.merchant_id, transaction, salt, psp.salt_index),
         )
-        .header("x-merchant-id", auth.merchant_id);
+        .header("x-merchant-id", psp.merchant_id);
     let answer = exchange(request).await?;
     Ok((
         answer.status.as_u16(),
@@ -235,13 +272,13 @@ async fn status_answer(
     ))
 }
 
-pub(crate) async fn fetch_status(
+async fn fetch_status(
     http: &reqwest::Client,
     base: &str,
-    auth: &Auth<'_>,
+    psp: &Adapter<'_>,
     reference: &str,
 ) -> Result<PspStatus, PspError> {
-    let (status, envelope) = status_answer(http, base, auth, reference).await?;
+    let (status, envelope) = status_answer(http, base, psp, reference).await?;
     if envelope.code == "TRANSACTION_NOT_FOUND" {
         return Ok(PspStatus {
             psp_order_id: None,
@@ -294,14 +331,13 @@ fn outcome_of(envelope: &Envelope) -> Result<(Option<String>, PaymentOutcome), P
     Ok((data.and_then(|d| d.transaction_id.clone()), outcome))
 }
 
-pub(crate) async fn probe(
-    http: &reqwest::Client,
-    base: &str,
-    auth: &Auth<'_>,
-) -> Result<(u16, bool), PspError> {
+async fn probe(http: &reqwest::Client, base: &str, psp: &Adapter<'_>) -> Result<Probe, PspError> {
     // A transaction that never exists: good credentials get TRANSACTION_NOT_FOUND.
-    let (status, envelope) = status_answer(http, base, auth, "LSCREDENTIALCHECK").await?;
-    Ok((status, envelope.code == "TRANSACTION_NOT_FOUND"))
+    let (status, envelope) = status_answer(http, base, psp, "LSCREDENTIALCHECK").await?;
+    Ok(Probe {
+        status,
+        accepted: envelope.code == "TRANSACTION_NOT_FOUND",
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,7 +345,7 @@ struct Callback {
     response: String,
 }
 
-pub(crate) fn verify_webhook(
+fn verify_webhook(
     salt_key: &Secret,
     salt_index: u32,
     headers: &HeaderMap,

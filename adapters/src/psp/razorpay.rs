@@ -7,15 +7,16 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use lightspeed_domain::Paise;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use super::json::{non_empty_string, notes};
 use super::{
-    CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus, VerifiedWebhook,
-    WebhookError, body_digest, exchange, parse_json, parse_psp_reference, parse_webhook_json,
-    psp_reference, required_header,
+    CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall, PspError,
+    PspOrder, PspStatus, VerifiedWebhook, WebhookError, body_digest, exchange, parse_json,
+    parse_psp_reference, parse_webhook_json, psp_reference, required_header,
 };
 use crate::crypto::{hmac_sha256, hmac_sha256_verify};
 use crate::http::{Answer, excerpt, join};
@@ -29,6 +30,61 @@ pub const SIGNATURE_HEADER: &str = "x-razorpay-signature";
 pub const EVENT_ID_HEADER: &str = "x-razorpay-event-id";
 /// The `notes` key (on orders and in checkout options) that carries our reference.
 pub const REFERENCE_NOTE: &str = "lightspeed_reference";
+
+/// A Razorpay account's adapter: API keys, and the webhook secret set in the Dashboard.
+pub(crate) struct Adapter<'a> {
+    pub(crate) key_id: &'a str,
+    pub(crate) key_secret: &'a Secret,
+    pub(crate) webhook_secret: &'a Secret,
+}
+
+impl PspAdapter for Adapter<'_> {
+    fn create_order<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        order: &'a OrderRequest,
+    ) -> PspCall<'a, PspOrder> {
+        let base = endpoint.base(BASE_URL, BASE_URL);
+        Box::pin(create_order(
+            endpoint.http,
+            base,
+            self.key_id,
+            self.key_secret,
+            order,
+        ))
+    }
+
+    fn fetch_status<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        reference: &'a str,
+        psp_order_id: Option<&'a str>,
+    ) -> PspCall<'a, PspStatus> {
+        let base = endpoint.base(BASE_URL, BASE_URL);
+        Box::pin(fetch_status(
+            endpoint.http,
+            base,
+            self.key_id,
+            self.key_secret,
+            reference,
+            psp_order_id,
+        ))
+    }
+
+    fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
+        let base = endpoint.base(BASE_URL, BASE_URL);
+        Box::pin(probe(endpoint.http, base, self.key_id, self.key_secret))
+    }
+
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<VerifiedWebhook, WebhookError> {
+        verify_webhook(self.webhook_secret, headers, raw_body)
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct Collection<T> {
@@ -119,7 +175,7 @@ async fn find_by_receipt(
         .find(|o| o.receipt.as_deref() == Some(reference)))
 }
 
-pub(crate) async fn create_order(
+async fn create_order(
     http: &reqwest::Client,
     base: &str,
     key_id: &str,
@@ -185,7 +241,7 @@ pub(crate) async fn create_order(
     })
 }
 
-pub(crate) async fn fetch_status(
+async fn fetch_status(
     http: &reqwest::Client,
     base: &str,
     key_id: &str,
@@ -271,17 +327,20 @@ fn failed(payment: &Payment) -> PaymentOutcome {
     }
 }
 
-pub(crate) async fn probe(
+async fn probe(
     http: &reqwest::Client,
     base: &str,
     key_id: &str,
     key_secret: &Secret,
-) -> Result<(u16, bool), PspError> {
+) -> Result<Probe, PspError> {
     let request = http
         .get(join(base, "/v1/orders?count=1"))
         .basic_auth(key_id, Some(key_secret.expose_str()?));
     let answer = exchange(request).await?;
-    Ok((answer.status.as_u16(), answer.status.is_success()))
+    Ok(Probe {
+        status: answer.status.as_u16(),
+        accepted: answer.status.is_success(),
+    })
 }
 
 /// Checks the `razorpay_signature` that Standard Checkout hands back after a payment:
@@ -322,7 +381,7 @@ struct Wrapped<T> {
     entity: T,
 }
 
-pub(crate) fn verify_webhook(
+fn verify_webhook(
     webhook_secret: &Secret,
     headers: &HeaderMap,
     raw_body: &[u8],

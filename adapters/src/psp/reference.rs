@@ -17,8 +17,8 @@ pub fn psp_reference(payment: PaymentId) -> String {
     let mut value = payment.as_uuid().as_u128();
     let mut digits = [b'0'; REFERENCE_LEN];
     for slot in digits.iter_mut().rev() {
-        // The remainder is below 62, so it indexes the alphabet and fits a usize.
-        *slot = ALPHABET[usize::try_from(value % 62).unwrap_or_default()];
+        // The remainder is below 62, so the cast is exact and the index in bounds.
+        *slot = ALPHABET[(value % 62) as usize];
         value /= 62;
     }
     digits.iter().map(|&b| char::from(b)).collect()

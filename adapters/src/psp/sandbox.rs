@@ -6,8 +6,9 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 use super::{
-    CheckoutData, OrderRequest, PaymentOutcome, PspError, PspOrder, PspStatus, VerifiedWebhook,
-    WebhookError, exchange, parse_json, parse_psp_reference, parse_webhook_json, psp_reference,
+    CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall, PspError,
+    PspOrder, PspStatus, VerifiedWebhook, WebhookError, exchange, parse_json, parse_psp_reference,
+    parse_webhook_json, psp_reference,
 };
 use crate::http::{Answer, excerpt, join};
 use crate::merchant_webhook::{WebhookSecret, WebhookSignError, verify};
@@ -19,6 +20,56 @@ use crate::secrets::Secret;
 
 /// Where the app serves the sandbox on a developer machine (`lightspeed serve` on port 8080).
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080/sandbox";
+
+/// A sandbox account's adapter: one `whsec_` secret authenticates calls and signs webhooks.
+pub(crate) struct Adapter<'a> {
+    pub(crate) webhook_secret: &'a Secret,
+}
+
+impl PspAdapter for Adapter<'_> {
+    fn create_order<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        order: &'a OrderRequest,
+    ) -> PspCall<'a, PspOrder> {
+        let base = endpoint.base(DEFAULT_BASE_URL, DEFAULT_BASE_URL);
+        Box::pin(create_order(
+            endpoint.http,
+            base,
+            self.webhook_secret,
+            order,
+        ))
+    }
+
+    fn fetch_status<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        reference: &'a str,
+        _psp_order_id: Option<&'a str>,
+    ) -> PspCall<'a, PspStatus> {
+        let base = endpoint.base(DEFAULT_BASE_URL, DEFAULT_BASE_URL);
+        Box::pin(fetch_status(
+            endpoint.http,
+            base,
+            self.webhook_secret,
+            reference,
+        ))
+    }
+
+    fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
+        let base = endpoint.base(DEFAULT_BASE_URL, DEFAULT_BASE_URL);
+        Box::pin(probe(endpoint.http, base, self.webhook_secret))
+    }
+
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedWebhook, WebhookError> {
+        verify_webhook(self.webhook_secret, headers, raw_body, now)
+    }
+}
 
 fn key_header(webhook_secret: &Secret) -> Result<HeaderValue, PspError> {
     let mut value = HeaderValue::from_str(webhook_secret.expose_str()?).map_err(|_| {
@@ -55,7 +106,7 @@ fn rejected(answer: &Answer) -> PspError {
     }
 }
 
-pub(crate) async fn create_order(
+async fn create_order(
     http: &reqwest::Client,
     base: &str,
     webhook_secret: &Secret,
@@ -101,7 +152,7 @@ async fn get_order(
     .await
 }
 
-pub(crate) async fn fetch_status(
+async fn fetch_status(
     http: &reqwest::Client,
     base: &str,
     webhook_secret: &Secret,
@@ -142,11 +193,11 @@ pub(crate) async fn fetch_status(
     })
 }
 
-pub(crate) async fn probe(
+async fn probe(
     http: &reqwest::Client,
     base: &str,
     webhook_secret: &Secret,
-) -> Result<(u16, bool), PspError> {
+) -> Result<Probe, PspError> {
     let answer = get_order(
         http,
         base,
@@ -155,10 +206,13 @@ pub(crate) async fn probe(
     )
     .await?;
     let accepted = answer.status.is_success() || answer.status == StatusCode::NOT_FOUND;
-    Ok((answer.status.as_u16(), accepted))
+    Ok(Probe {
+        status: answer.status.as_u16(),
+        accepted,
+    })
 }
 
-pub(crate) fn verify_webhook(
+fn verify_webhook(
     webhook_secret: &Secret,
     headers: &HeaderMap,
     raw_body: &[u8],

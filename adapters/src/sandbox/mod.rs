@@ -2,7 +2,8 @@
 //!
 //! Mount [`router`] under `/sandbox`. It speaks a small JSON API, shows a checkout page with
 //! Pay / Fail buttons and sends signed webhooks, so the whole payment flow runs without any
-//! outside account. Its adapter in [`crate::psp::sandbox`] calls it over HTTP like any PSP.
+//! outside account. Like any PSP it is called over HTTP, by the sandbox one of the PSP adapters;
+//! it knows nothing of them.
 //!
 //! # API
 //!

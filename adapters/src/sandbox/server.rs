@@ -18,8 +18,8 @@ use super::{
     MAX_REFERENCE_LEN, OrderStatus, OrderView, SandboxEvent, order_id_for,
 };
 use crate::amount::format_rupees;
-use crate::checkout::escape_html;
 use crate::crypto::ct_eq;
+use crate::html::{error_page, escape_html};
 use crate::http::{ClientBuildError, HttpConfig, build_client};
 use crate::merchant_webhook::{WebhookSecret, sign};
 
@@ -57,10 +57,60 @@ impl SandboxConfig {
 struct StoredOrder {
     key: String,
     request: CreateOrder,
-    status: OrderStatus,
-    payment_id: Option<String>,
-    failure: Option<FailureInfo>,
+    /// The payer's first click; later clicks change nothing.
+    clicked: Option<Click>,
     deliveries: Vec<DeliveryAttempt>,
+}
+
+/// What the payer's click made: a payment, failed if they chose Fail.
+#[derive(Clone)]
+struct Click {
+    payment_id: String,
+    failure: Option<FailureInfo>,
+}
+
+impl Click {
+    fn new(succeed: bool) -> Self {
+        let mut random = [0u8; 9];
+        rand::fill(&mut random);
+        Self {
+            payment_id: format!("sbp_{}", hex::encode(random)),
+            failure: (!succeed).then(|| FailureInfo {
+                code: "SANDBOX_DECLINED".to_owned(),
+                reason: "The payer chose Fail on the sandbox checkout".to_owned(),
+            }),
+        }
+    }
+}
+
+impl StoredOrder {
+    fn status(&self) -> OrderStatus {
+        match &self.clicked {
+            None => OrderStatus::Created,
+            Some(Click { failure: None, .. }) => OrderStatus::Paid,
+            Some(Click {
+                failure: Some(_), ..
+            }) => OrderStatus::Failed,
+        }
+    }
+
+    /// The webhook telling the order's `click`.
+    fn event(&self, id: &str, click: Click) -> SandboxEvent {
+        SandboxEvent {
+            kind: if click.failure.is_none() {
+                EVENT_SUCCEEDED
+            } else {
+                EVENT_FAILED
+            }
+            .to_owned(),
+            order_id: id.to_owned(),
+            reference: self.request.reference.clone(),
+            payment_id: click.payment_id,
+            amount: self.request.amount,
+            currency: self.request.currency.clone(),
+            failure: click.failure,
+        }
+    }
 }
 
 /// The sandbox's state, shared by its handlers. Cheap to clone.
@@ -112,13 +162,13 @@ impl Sandbox {
             reference: order.request.reference.clone(),
             amount: order.request.amount,
             currency: order.request.currency.clone(),
-            status: order.status,
+            status: order.status(),
             checkout_url: format!(
                 "{}/checkout/{id}",
                 self.inner.config.public_url.trim_end_matches('/')
             ),
-            payment_id: order.payment_id.clone(),
-            failure: order.failure.clone(),
+            payment_id: order.clicked.as_ref().map(|c| c.payment_id.clone()),
+            failure: order.clicked.as_ref().and_then(|c| c.failure.clone()),
             deliveries: order.deliveries.clone(),
         }
     }
@@ -226,9 +276,7 @@ async fn create_order(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
     let order = StoredOrder {
         key,
         request,
-        status: OrderStatus::Created,
-        payment_id: None,
-        failure: None,
+        clicked: None,
         deliveries: Vec::new(),
     };
     let view = sandbox.view(&id, &order);
@@ -258,7 +306,7 @@ async fn checkout_page(State(sandbox): State<Sandbox>, Path(id): Path<String>) -
     let Some(order) = orders.get(&id) else {
         return (
             StatusCode::NOT_FOUND,
-            Html(crate::checkout::error_page("No such sandbox order.")),
+            Html(error_page("No such sandbox order.")),
         )
             .into_response();
     };
@@ -268,7 +316,7 @@ async fn checkout_page(State(sandbox): State<Sandbox>, Path(id): Path<String>) -
         escape_html(&order.request.currency),
         escape_html(&format_rupees(order.request.amount))
     );
-    let actions = match order.status {
+    let actions = match order.status() {
         OrderStatus::Created => format!(
             "<form method=\"post\" action=\"{id_attr}/pay\" style=\"display:inline\"><button type=\"submit\">Pay</button></form>\
              <form method=\"post\" action=\"{id_attr}/fail\" style=\"display:inline\"><button type=\"submit\">Fail</button></form>"
@@ -298,73 +346,72 @@ async fn fail(state: State<Sandbox>, id: Path<String>) -> Response {
 
 /// Records the payer's choice, delivers the webhook, and sends the payer back.
 async fn settle(State(sandbox): State<Sandbox>, Path(id): Path<String>, succeed: bool) -> Response {
-    // Decide under the lock, deliver outside it: only the first click on an order delivers.
-    let decided = {
-        let mut orders = sandbox.orders();
-        let Some(order) = orders.get_mut(&id) else {
-            return (
-                StatusCode::NOT_FOUND,
-                Html(crate::checkout::error_page("No such sandbox order.")),
-            )
-                .into_response();
-        };
-        let first_click = order.status == OrderStatus::Created;
-        if first_click {
-            let mut random = [0u8; 9];
-            rand::fill(&mut random);
-            order.payment_id = Some(format!("sbp_{}", hex::encode(random)));
-            if succeed {
-                order.status = OrderStatus::Paid;
-            } else {
-                order.status = OrderStatus::Failed;
-                order.failure = Some(FailureInfo {
-                    code: "SANDBOX_DECLINED".to_owned(),
-                    reason: "The payer chose Fail on the sandbox checkout".to_owned(),
-                });
-            }
-        }
-        let event = SandboxEvent {
-            kind: if order.status == OrderStatus::Paid {
-                EVENT_SUCCEEDED
-            } else {
-                EVENT_FAILED
-            }
-            .to_owned(),
-            order_id: id.clone(),
-            reference: order.request.reference.clone(),
-            payment_id: order.payment_id.clone().unwrap_or_default(),
-            amount: order.request.amount,
-            currency: order.request.currency.clone(),
-            failure: order.failure.clone(),
-        };
-        (
-            first_click,
-            event,
-            order.key.clone(),
-            order.request.callback_url.clone(),
-            order.request.return_url.clone(),
+    let Some(settled) = record_click(&sandbox, &id, succeed) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(error_page("No such sandbox order.")),
         )
+            .into_response();
     };
-    let (first_click, event, key, callback_url, return_url) = decided;
-    if first_click {
-        let attempts = deliver(&sandbox, &event, &key, &callback_url).await;
+    if settled.first_click {
+        let attempts = deliver(
+            &sandbox,
+            &settled.event,
+            &settled.key,
+            &settled.callback_url,
+        )
+        .await;
         if let Some(order) = sandbox.orders().get_mut(&id) {
             order.deliveries.extend(attempts);
         }
     }
+    send_payer_back(&settled.return_url, &settled.event)
+}
+
+/// An order's click, as recorded, with what delivering it needs.
+struct Settled {
+    first_click: bool,
+    event: SandboxEvent,
+    key: String,
+    callback_url: String,
+    return_url: String,
+}
+
+/// Records the payer's click on order `id`, unless an earlier click already counted; `None` for
+/// an unknown order. Decided under the lock, delivered outside it, so only the first click on an
+/// order delivers.
+fn record_click(sandbox: &Sandbox, id: &str, succeed: bool) -> Option<Settled> {
+    let mut orders = sandbox.orders();
+    let order = orders.get_mut(id)?;
+    let first_click = order.clicked.is_none();
+    let click = order
+        .clicked
+        .get_or_insert_with(|| Click::new(succeed))
+        .clone();
+    Some(Settled {
+        first_click,
+        event: order.event(id, click),
+        key: order.key.clone(),
+        callback_url: order.request.callback_url.clone(),
+        return_url: order.request.return_url.clone(),
+    })
+}
+
+/// Redirects the payer to `return_url?status=succeeded|failed&reference=…`.
+fn send_payer_back(return_url: &str, event: &SandboxEvent) -> Response {
     let status = if event.kind == EVENT_SUCCEEDED {
         "succeeded"
     } else {
         "failed"
     };
-    match reqwest::Url::parse(&return_url) {
+    match reqwest::Url::parse(return_url) {
         Ok(mut url) => {
             url.query_pairs_mut()
                 .append_pair("status", status)
                 .append_pair("reference", &event.reference);
             Redirect::to(url.as_str()).into_response()
         }
-        Err(_) => Html(crate::checkout::error_page(
+        Err(_) => Html(error_page(
             "Payment recorded; the return address is not valid.",
         ))
         .into_response(),
@@ -380,18 +427,17 @@ async fn deliver(
 ) -> Vec<DeliveryAttempt> {
     let config = &sandbox.inner.config;
     let Ok(secret) = WebhookSecret::parse(key) else {
-        return vec![DeliveryAttempt {
-            status: None,
-            error: Some("invalid account key".to_owned()),
-        }];
+        return vec![DeliveryAttempt::failed("invalid account key")];
     };
     let Ok(body) = serde_json::to_vec(event) else {
-        return vec![DeliveryAttempt {
-            status: None,
-            error: Some("event not serialisable".to_owned()),
-        }];
+        return vec![DeliveryAttempt::failed("event not serialisable")];
     };
-    let message_id = format!("sbevt_{}", event.payment_id);
+    let webhook = Webhook {
+        secret: &secret,
+        message_id: format!("sbevt_{}", event.payment_id),
+        body: &body,
+        callback_url,
+    };
     let mut attempts = Vec::new();
     let mut delay = config.first_retry_delay;
     for attempt in 0..config.delivery_attempts {
@@ -399,41 +445,10 @@ async fn deliver(
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2);
         }
-        let signed = sign(
-            &secret,
-            &[],
-            &message_id,
-            sandbox.inner.clock.now().timestamp(),
-            &body,
-        );
-        let mut request = sandbox
-            .inner
-            .http
-            .post(callback_url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
-        for (name, value) in signed.pairs() {
-            request = request.header(name, value);
-        }
-        let result = request.send().await;
-        let delivered = matches!(&result, Ok(r) if r.status().is_success());
-        let outcome = match result {
-            Ok(response) => DeliveryAttempt {
-                status: Some(response.status().as_u16()),
-                error: None,
-            },
-            Err(e) => DeliveryAttempt {
-                status: None,
-                error: Some(
-                    if e.is_timeout() {
-                        "timed out"
-                    } else {
-                        "connection failed"
-                    }
-                    .to_owned(),
-                ),
-            },
-        };
+        let outcome = post_once(sandbox, &webhook).await;
+        let delivered = outcome
+            .status
+            .is_some_and(|code| (200..300).contains(&code));
         if !delivered {
             tracing::warn!(
                 order_id = %event.order_id,
@@ -449,4 +464,53 @@ async fn deliver(
         }
     }
     attempts
+}
+
+/// One signed webhook, ready to post.
+struct Webhook<'a> {
+    secret: &'a WebhookSecret,
+    message_id: String,
+    body: &'a [u8],
+    callback_url: &'a str,
+}
+
+/// Signs the webhook as of now and posts it once.
+async fn post_once(sandbox: &Sandbox, webhook: &Webhook<'_>) -> DeliveryAttempt {
+    let signed = sign(
+        webhook.secret,
+        &[],
+        &webhook.message_id,
+        sandbox.inner.clock.now().timestamp(),
+        webhook.body,
+    );
+    let mut request = sandbox
+        .inner
+        .http
+        .post(webhook.callback_url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(webhook.body.to_vec());
+    for (name, value) in signed.pairs() {
+        request = request.header(name, value);
+    }
+    match request.send().await {
+        Ok(response) => DeliveryAttempt {
+            status: Some(response.status().as_u16()),
+            error: None,
+        },
+        Err(e) => DeliveryAttempt::failed(if e.is_timeout() {
+            "timed out"
+        } else {
+            "connection failed"
+        }),
+    }
+}
+
+impl DeliveryAttempt {
+    /// An attempt that got no answer, and why.
+    fn failed(error: &str) -> Self {
+        Self {
+            status: None,
+            error: Some(error.to_owned()),
+        }
+    }
 }
