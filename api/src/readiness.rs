@@ -1,23 +1,17 @@
-//! `GET /health` (the process answers) and `GET /health/ready` (it can do its job: PostgreSQL
-//! answers, the relay and the projections are within their lag bounds, and every dependency the
-//! binary plugged in, such as NATS, answers). Not ready is a 503 with the failing checks.
+//! What `GET /health/ready` checks: PostgreSQL answers, the relay and the projections are within
+//! their lag bounds, and every dependency the binary plugged in, such as NATS, answers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
 use futures::future::BoxFuture;
+use lightspeed_eventstore::relay_lag::relay_lag;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
-
 /// Longest any one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-/// Events counted when measuring relay lag; a relay further behind shows this number.
-pub const MAX_COUNTED_RELAY_LAG: i64 = 1_000_000;
 
 /// What readiness requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,50 +64,13 @@ pub struct Readiness {
     pub checks: Vec<CheckResult>,
 }
 
-/// Liveness.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Alive {
-    /// Always `alive`.
-    pub status: String,
-}
-
-/// The process is up and answering.
-#[utoipa::path(
-    get,
-    path = "/health",
-    tag = "operations",
-    responses((status = 200, description = "Alive", body = Alive))
-)]
-pub async fn alive() -> Json<Alive> {
-    Json(Alive {
-        status: "alive".into(),
-    })
-}
-
-/// PostgreSQL, NATS, relay lag and projection lag within bounds.
-#[utoipa::path(
-    get,
-    path = "/health/ready",
-    tag = "operations",
-    responses(
-        (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "Not ready; the failing checks say why", body = Readiness),
-    )
-)]
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let readiness = readiness(&state).await;
-    let status = if readiness.status == "ready" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(readiness))
-}
-
-/// Runs every readiness check.
-pub async fn readiness(state: &AppState) -> Readiness {
-    let config = &state.config.readiness;
-    let pool = state.pool();
+/// Runs every readiness check: PostgreSQL in `pool`, what `config` requires, and
+/// `dependencies`.
+pub async fn readiness(
+    pool: &PgPool,
+    config: &ReadinessConfig,
+    dependencies: &[Arc<dyn ReadinessCheck>],
+) -> Readiness {
     let mut checks = vec![
         timed("postgres", async {
             sqlx::query("SELECT 1")
@@ -145,7 +102,7 @@ pub async fn readiness(state: &AppState) -> Readiness {
         )
         .await,
     );
-    for dependency in &state.readiness_checks {
+    for dependency in dependencies {
         checks.push(
             timed(dependency.name(), async {
                 dependency.check().await.map(|()| None)
@@ -212,37 +169,4 @@ async fn projections_ready(pool: &PgPool, bound: Duration) -> Result<Option<Stri
     } else {
         Err(format!("behind or not running: {}", lagging.join(", ")))
     }
-}
-
-/// How far the relay is behind the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayLag {
-    /// Committed events not published yet (at most [`MAX_COUNTED_RELAY_LAG`]).
-    pub events: i64,
-    /// How long the oldest of them has waited, in milliseconds (0 when caught up).
-    pub oldest_ms: i64,
-}
-
-/// Measures the relay's lag behind the log for JetStream stream `stream`.
-pub async fn relay_lag(pool: &PgPool, stream: &str) -> Result<RelayLag, sqlx::Error> {
-    let (events, oldest_ms): (i64, i64) = sqlx::query_as(
-        "SELECT count(*),
-                coalesce((extract(epoch FROM now() - min(p.recorded_at)) * 1000)::bigint, 0)
-           FROM (SELECT e.recorded_at
-                   FROM ledger.events e
-                   LEFT JOIN ledger.relay_state r ON r.jetstream_stream = $1
-                  WHERE (r.transaction_id IS NULL
-                         OR (e.transaction_id, e.position) > (r.transaction_id, r.position))
-                    AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                  ORDER BY e.transaction_id, e.position
-                  LIMIT $2) p",
-    )
-    .bind(stream)
-    .bind(MAX_COUNTED_RELAY_LAG)
-    .fetch_one(pool)
-    .await?;
-    Ok(RelayLag {
-        events,
-        oldest_ms: oldest_ms.max(0),
-    })
 }
