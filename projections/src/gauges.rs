@@ -71,11 +71,13 @@ pub async fn gateway_success_rates(
     .map_err(|e| ProjectionError::from_read("gateways", e))?;
     Ok(rows
         .into_iter()
-        .map(|(gateway_id, provider, success_rate_bps)| GatewaySuccessRate {
-            gateway_id,
-            provider,
-            success_rate_bps,
-        })
+        .map(
+            |(gateway_id, provider, success_rate_bps)| GatewaySuccessRate {
+                gateway_id,
+                provider,
+                success_rate_bps,
+            },
+        )
         .collect())
 }
 
