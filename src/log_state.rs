@@ -1,5 +1,6 @@
 //! The log at a glance, for `lightspeed status` and the demo.
 
+use lightspeed_eventstore::log_counts::log_counts;
 use lightspeed_eventstore::relay::load_mark;
 use lightspeed_eventstore::seal::last_seal;
 use sqlx::PgPool;
@@ -18,32 +19,20 @@ pub struct LogState {
 impl LogState {
     /// Reads the state of the log in `pool`, with the relay mark for `jetstream_stream`.
     pub async fn read(pool: &PgPool, jetstream_stream: &str) -> anyhow::Result<Self> {
-        let (events, streams): (i64, i64) =
-            sqlx::query_as("SELECT count(*), count(DISTINCT stream_id) FROM ledger.events")
-                .fetch_one(pool)
-                .await?;
-        let categories = sqlx::query_as(
-            "SELECT category, count(*) FROM ledger.events GROUP BY category ORDER BY category",
-        )
-        .fetch_all(pool)
-        .await?;
+        let counts = log_counts(pool).await?;
         let relay = load_mark(pool, jetstream_stream).await?.map(|mark| {
             format!(
                 "position {} (JetStream sequence {})",
                 mark.position, mark.jetstream_seq
             )
         });
-        let sealed_events: i64 =
-            sqlx::query_scalar("SELECT coalesce(sum(event_count), 0)::bigint FROM ledger.seals")
-                .fetch_one(pool)
-                .await?;
         let seals = last_seal(pool).await?.map_or(0, |s| s.seal_number);
         Ok(Self {
-            events,
-            streams,
-            categories,
+            events: counts.events,
+            streams: counts.streams,
+            categories: counts.by_category,
             relay,
-            sealed_events,
+            sealed_events: counts.sealed_events,
             seals,
         })
     }

@@ -307,12 +307,7 @@ async fn keys(infra: &Infra, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Rotate => {
             let roles = Roles::connect(infra, None).await?;
-            let report = lightspeed_api::keys::rotate_keys(
-                &roles.ledger,
-                &roles.keyring,
-                "system:keys-rotate",
-            )
-            .await?;
+            let report = roles.rotate_keys().await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }

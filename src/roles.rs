@@ -12,17 +12,17 @@ use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::psp::PspClient;
 use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig};
 use lightspeed_adapters::secrets::Keyring;
-use lightspeed_api::alerts::{AlertConfig, AlertEvaluator};
-use lightspeed_api::health::ReadinessCheck;
-use lightspeed_api::metrics::MetricsRefresher;
-use lightspeed_api::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
+use lightspeed_api::readiness::ReadinessCheck;
 use lightspeed_api::{AppState, Reconciliation, ReconciliationRun, StatusChecks};
-use lightspeed_domain::{GatewayId, PaymentId};
+use lightspeed_domain::{GatewayId, PaymentId, SealedSecret};
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::seal::{Sealer, SealerConfig};
+use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
+use lightspeed_monitoring::gauges::MetricsRefresher;
+use lightspeed_monitoring::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
 use lightspeed_projections::ProjectorDeps;
-use lightspeed_services::Ledger;
+use lightspeed_services::{Ledger, ResealReport, Resealer};
 use lightspeed_workers::control::WorkQueues;
 use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
 use lightspeed_workers::reconciliation::Reconciler;
@@ -214,12 +214,40 @@ impl Roles {
         );
     }
 
+    /// `lightspeed keys rotate`: reseals every secret in the ledger under the keyring's current
+    /// key (the first of `ENCRYPTION_KEY`), recorded as done by `system:keys-rotate`.
+    pub async fn rotate_keys(&self) -> anyhow::Result<ResealReport> {
+        let resealer = KeyringResealer(&self.keyring);
+        Ok(self
+            .ledger
+            .rotate_keys(&resealer, "system:keys-rotate")
+            .await?)
+    }
+
     /// What the projectors need (live from JetStream).
     pub fn projector_deps(&self) -> ProjectorDeps {
         ProjectorDeps {
             store: self.store.clone(),
             live: Some((self.jetstream.clone(), self.infra.log_stream())),
         }
+    }
+}
+
+/// The keyring as the ledger's resealer: it opens with whichever key a blob names and seals
+/// with the first key.
+struct KeyringResealer<'a>(&'a Keyring);
+
+impl Resealer for KeyringResealer<'_> {
+    fn key_id(&self) -> &str {
+        self.0.sealing_key_id()
+    }
+
+    fn is_current(&self, sealed: &SealedSecret) -> bool {
+        self.0.is_current(sealed)
+    }
+
+    fn reseal(&self, sealed: &SealedSecret) -> Result<SealedSecret, String> {
+        self.0.reseal(sealed).map_err(|e| e.to_string())
     }
 }
 

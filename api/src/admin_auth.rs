@@ -10,9 +10,7 @@
 
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -21,7 +19,6 @@ use lightspeed_eventstore::{CommandContext, Metadata};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The environment variable the signing secret is read from.
 pub const ADMIN_JWT_SECRET_ENV: &str = "ADMIN_JWT_SECRET";
@@ -271,31 +268,6 @@ impl AdminUser {
                     .map(str::to_owned),
             },
         }
-    }
-}
-
-impl FromRequestParts<AppState> for AdminUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let config = state.config.admin.as_ref().ok_or(ApiError::AdminDisabled)?;
-        let value = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or(ApiError::AdminTokenMissing)?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::AdminTokenInvalid)?;
-        let admin = config.verify(token, state.ledger.now())?;
-        tracing::Span::current().record("admin", admin.email.as_str());
-        Ok(admin)
     }
 }
 

@@ -8,6 +8,7 @@ use lightspeed_domain::notification::{NotificationError, NotificationStatus};
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::wallet::WalletError;
 use lightspeed_domain::{Paise, PaymentId};
+use lightspeed_eventstore::ReadError;
 use lightspeed_projections::ProjectionError;
 use lightspeed_services::ServiceError;
 use serde::Serialize;
@@ -391,5 +392,14 @@ impl From<ProjectionError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         ApiError::Internal(format!("database: {error}"))
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Database(error) => error.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }

@@ -17,25 +17,24 @@
 //! # What the binary calls
 //!
 //! [`telemetry::init`], [`metrics::install`], [`state::AppState::builder`] (with
-//! [`queues::QueueControl`], [`health::ReadinessCheck`]s and [`state::Reconciliation`]), [`app`], and the library tasks
-//! [`metrics::MetricsRefresher::run`], [`queues::QueueSampler::run`] and
-//! [`alerts::AlertEvaluator::run`]; [`admin_auth::mint_token`] for `lightspeed admin token` and
-//! [`keys::rotate_keys`] for `lightspeed keys rotate`.
+//! `lightspeed_monitoring::queues::QueueControl`, [`readiness::ReadinessCheck`]s and
+//! [`state::Reconciliation`]), [`app`]; [`admin_auth::mint_token`] for `lightspeed admin token`.
+//! The watchers that run beside the API (metrics refresher, queue sampler, alert evaluator) are
+//! `lightspeed_monitoring`'s.
 
 pub mod admin;
 pub mod admin_auth;
-pub mod alerts;
 pub mod auth;
 pub mod checkout;
 pub mod error;
+mod extract;
 pub mod health;
-pub mod keys;
 pub mod merchant_reads;
 pub mod metrics;
 pub mod payments;
 pub mod payout_webhooks;
 pub mod protection;
-pub mod queues;
+pub mod readiness;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;

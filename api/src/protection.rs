@@ -3,13 +3,11 @@
 //! webhook intake.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use governor::clock::Clock as _;
 use governor::middleware::NoOpMiddleware;
@@ -17,8 +15,6 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use lightspeed_domain::{Clock, MerchantId, Provider};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-
-use crate::state::AppState;
 
 /// The ledger's clock as a rate limiter's clock, so limits follow the injected clock.
 #[derive(Clone)]
@@ -133,26 +129,13 @@ pub fn parse_origins(spec: &str) -> Result<Vec<HeaderValue>, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        Ok(ClientAddr(client_ip(
-            &parts.headers,
-            peer,
-            state.config.trusted_proxy_hops,
-        )))
-    }
-}
-
-fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted_hops: usize) -> Option<IpAddr> {
+/// The caller's address given the request's headers, its TCP peer and how many trusted proxies
+/// append to `X-Forwarded-For`.
+pub(crate) fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted_hops: usize,
+) -> Option<IpAddr> {
     if trusted_hops == 0 {
         return peer;
     }

@@ -12,6 +12,7 @@ use lightspeed_adapters::psp::PspClient;
 use lightspeed_adapters::secrets::Keyring;
 use lightspeed_adapters::secrets::Secret;
 use lightspeed_domain::{GatewayId, Paise, PaymentId};
+use lightspeed_monitoring::queues::QueueControl;
 use lightspeed_services::Ledger;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -19,9 +20,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::admin_auth::AdminAuthConfig;
-use crate::health::{ReadinessCheck, ReadinessConfig};
 use crate::protection::{InitiateLimits, WebhookIpAllowlist};
-use crate::queues::QueueControl;
+use crate::readiness::{ReadinessCheck, ReadinessConfig};
 
 /// How the API behaves.
 #[derive(Debug, Clone)]
@@ -225,7 +225,7 @@ impl AppStateBuilder {
         self
     }
 
-    /// Serves `GET /metrics` from this recorder (see [`crate::metrics::install`]).
+    /// Serves `GET /metrics` from this recorder (the handle `metrics::install` answers).
     pub fn metrics(mut self, handle: PrometheusHandle) -> Self {
         self.metrics = Some(handle);
         self

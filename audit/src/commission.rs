@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lightspeed_domain::{Decider, MerchantId, Payment, Wallet};
+use lightspeed_domain::MerchantId;
 use lightspeed_eventstore::LogPosition;
+use lightspeed_eventstore::audit_reads::commission_events;
+use lightspeed_projections::wallet_audit::{WalletFigures, wallets_for_audit};
 use serde::Serialize;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::error::AuditError;
-use crate::export::{read_position, to_i64};
 use crate::file::AuditFile;
 use crate::format::{EventLine, LaidOut, is_end_line, parse_instant, scan_event_type};
 use crate::replay::{
@@ -253,53 +254,26 @@ pub async fn replay_database(
     let mut events_read = 0u64;
     let mut after = LogPosition::START;
     loop {
-        let rows = sqlx::query(
-            "SELECT transaction_id::text AS tx, position, stream_id, event_type, schema_version,
-                    payload::text AS payload, recorded_at
-               FROM ledger.events
-              WHERE (category = $1 OR (category = $2 AND event_type = ANY($3)))
-                AND (transaction_id, position) > ($4::text::xid8, $5)
-                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY transaction_id, position LIMIT $6",
-        )
-        .bind(<Wallet as Decider>::CATEGORY)
-        .bind(<Payment as Decider>::CATEGORY)
-        .bind(PAYMENT_TYPES.as_slice())
-        .bind(after.transaction_id.to_string())
-        .bind(to_i64(after.position))
-        .bind(DB_BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-        let Some(last) = rows.last() else {
+        let events = commission_events(&mut tx, PAYMENT_TYPES.as_slice(), after, DB_BATCH).await?;
+        let Some(last) = events.last() else {
             break;
         };
-        after = read_position(last)?;
-        for row in &rows {
-            let log_position = read_position(row)?;
+        after = last.log_position;
+        for event in &events {
             if let Some(checkpoint) = checkpoint
                 && at_checkpoint.is_none()
-                && log_position > checkpoint
+                && event.log_position > checkpoint
             {
                 at_checkpoint = Some(replay.balances());
             }
-            let stream_id: String = row.try_get("stream_id")?;
-            let event_type: String = row.try_get("event_type")?;
-            let payload: String = row.try_get("payload")?;
-            let schema_version =
-                u16::try_from(row.try_get::<i16, _>("schema_version")?).map_err(|e| {
-                    AuditError::Undecodable {
-                        position: log_position.position,
-                        why: e.to_string(),
-                    }
-                })?;
             events_read += 1;
             replay.apply(&ReplayEvent {
-                log_position,
-                stream_id: &stream_id,
-                event_type: &event_type,
-                schema_version,
-                payload: &payload,
-                recorded_at: row.try_get("recorded_at")?,
+                log_position: event.log_position,
+                stream_id: &event.stream_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+                recorded_at: event.recorded_at,
             })?;
         }
     }
@@ -343,35 +317,28 @@ async fn live_read_model(
     conn: &mut sqlx::PgConnection,
     merchant: Option<MerchantId>,
 ) -> Result<Result<(LogPosition, i32, Vec<ReadModelRow>), String>, AuditError> {
-    let active = sqlx::query(
-        "SELECT transaction_id::text AS tx, position, version FROM projections.versions
-          WHERE projection = 'wallets' AND state = 'active'",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(active) = active else {
+    let Some(wallets) = wallets_for_audit(conn, merchant).await? else {
         return Ok(Err("no active version of the wallets projection".into()));
     };
-    let checkpoint = read_position(&active)?;
-    let version: i32 = active.try_get("version")?;
-    let rows = sqlx::query(
-        "SELECT merchant_id, payments_succeeded, volume_paise, commission_accrued_paise,
-                paid_out_paise, reversed_paise, settled_paise, pending_payouts_paise,
-                balance_due_paise
-           FROM read.wallet_balances WHERE ($1::uuid IS NULL OR merchant_id = $1)",
+    let rows = wallets.wallets.iter().map(compared_figures).collect();
+    Ok(Ok((wallets.checkpoint, wallets.version, rows)))
+}
+
+/// A read-model row's merchant and figures, in the order of [`COMPARED_COLUMNS`].
+fn compared_figures(row: &WalletFigures) -> ReadModelRow {
+    (
+        MerchantId(row.merchant_id),
+        [
+            row.payments_succeeded,
+            row.volume_paise,
+            row.commission_accrued_paise,
+            row.paid_out_paise,
+            row.reversed_paise,
+            row.settled_paise,
+            row.pending_payouts_paise,
+            row.balance_due_paise,
+        ],
     )
-    .bind(merchant.map(|m| m.0))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut figures = [0i64; 8];
-        for (figure, column) in figures.iter_mut().zip(COMPARED_COLUMNS) {
-            *figure = row.try_get::<i64, _>(column)?;
-        }
-        out.push((MerchantId(row.try_get("merchant_id")?), figures));
-    }
-    Ok(Ok((checkpoint, version, out)))
 }
 
 /// Every figure on which the replay and the read model differ; a merchant missing on one side

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use lightspeed_eventstore::ReadError;
 use lightspeed_eventstore::verify::Tampering;
+use lightspeed_projections::ProjectionError;
 
 /// Why an audit command could not give its answer.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub enum AuditError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The live wallets read model could not be read.
+    #[error("cannot read the wallets read model: {0}")]
+    ReadModel(#[from] ProjectionError),
     /// A stored event does not decode into the domain's event type.
     #[error("event at position {position} cannot be replayed: {why}")]
     Undecodable {
@@ -91,7 +96,8 @@ impl AuditError {
             | Self::Output(_)
             | Self::Seals(_)
             | Self::Interrupted(_)
-            | Self::Database(_) => crate::ExitStatus::Failed,
+            | Self::Database(_)
+            | Self::ReadModel(_) => crate::ExitStatus::Failed,
         }
     }
 }
@@ -113,6 +119,17 @@ fn describe(tampering: &Tampering) -> String {
             )
         }
         other => other.to_string(),
+    }
+}
+
+/// A row that cannot be represented is undecodable, as when the auditor decodes it itself.
+impl From<ReadError> for AuditError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Corrupt { position, why } => Self::Undecodable { position, why },
+            ReadError::Database(error) => Self::Database(error),
+            ReadError::Invalid(invalid) => Self::Unreadable(invalid.to_string()),
+        }
     }
 }
 

@@ -5,10 +5,12 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use indicatif::ProgressBar;
 use lightspeed_eventstore::LogPosition;
+use lightspeed_eventstore::audit_reads::{
+    StoredEvent, count_through, events_between, last_position_until,
+};
 use lightspeed_eventstore::hash::canonical_json;
 use lightspeed_eventstore::seal::{Seal, load_seals};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::error::AuditError;
 use crate::format::{
@@ -73,7 +75,7 @@ pub(crate) async fn export_lines(
         None => Vec::new(),
     };
     let events = match end {
-        Some(end) => count_until(pool, end).await?,
+        Some(end) => count_through(pool, end).await?,
         None => 0,
     };
     let header = Header {
@@ -103,12 +105,12 @@ pub(crate) async fn export_lines(
     if let Some(end) = end {
         let mut batch = read_batch(pool.clone(), LogPosition::START, end).await?;
         while let Some(last) = batch.last() {
-            let last = read_position(last)?;
+            let last = last.log_position;
             // Read the next batch while this one is encoded and compressed.
             let next = tokio::spawn(read_batch(pool.clone(), last, end));
             buf.clear();
-            for row in &batch {
-                let recorded_at = encode_row(row, &mut buf)?;
+            for event in &batch {
+                let recorded_at = encode_event(event, &mut buf)?;
                 summary.first_recorded_at = Some(
                     summary
                         .first_recorded_at
@@ -160,19 +162,9 @@ async fn cut(
     until: Option<DateTime<Utc>>,
     seals: &[Seal],
 ) -> Result<Option<LogPosition>, AuditError> {
-    let row = sqlx::query(
-        "SELECT transaction_id::text AS tx, position FROM ledger.events
-          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            AND ($1::timestamptz IS NULL OR recorded_at <= $1)
-          ORDER BY transaction_id DESC, position DESC LIMIT 1",
-    )
-    .bind(until)
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else {
+    let Some(target) = last_position_until(pool, until).await? else {
         return Ok(None);
     };
-    let target = read_position(&row)?;
     if until.is_none() {
         return Ok(Some(target));
     }
@@ -182,91 +174,36 @@ async fn cut(
     Ok(Some(covering.map_or(target, |seal| seal.last)))
 }
 
-async fn count_until(pool: &PgPool, end: LogPosition) -> Result<u64, AuditError> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM ledger.events
-          WHERE (transaction_id, position) <= ($1::text::xid8, $2)",
-    )
-    .bind(end.transaction_id.to_string())
-    .bind(to_i64(end.position))
-    .fetch_one(pool)
-    .await?;
-    Ok(u64::try_from(count).unwrap_or(0))
-}
-
 async fn read_batch(
     pool: PgPool,
     after: LogPosition,
     end: LogPosition,
-) -> Result<Vec<PgRow>, AuditError> {
-    let rows = sqlx::query(
-        "SELECT transaction_id::text AS tx, position, event_id, stream_id, stream_version,
-                event_type, schema_version, payload, metadata, recorded_at, row_hash
-           FROM ledger.events
-          WHERE (transaction_id, position) > ($1::text::xid8, $2)
-            AND (transaction_id, position) <= ($3::text::xid8, $4)
-          ORDER BY transaction_id, position LIMIT $5",
-    )
-    .bind(after.transaction_id.to_string())
-    .bind(to_i64(after.position))
-    .bind(end.transaction_id.to_string())
-    .bind(to_i64(end.position))
-    .bind(EXPORT_BATCH)
-    .fetch_all(&pool)
-    .await?;
-    Ok(rows)
+) -> Result<Vec<StoredEvent>, AuditError> {
+    Ok(events_between(&pool, after, end, EXPORT_BATCH).await?)
 }
 
-/// Appends one row as an event line; answers its recording instant.
-fn encode_row(row: &PgRow, buf: &mut Vec<u8>) -> Result<DateTime<Utc>, AuditError> {
-    let log_position = read_position(row)?;
+/// Appends one event as an event line; answers its recording instant.
+fn encode_event(event: &StoredEvent, buf: &mut Vec<u8>) -> Result<DateTime<Utc>, AuditError> {
     let bad = |why: String| AuditError::Undecodable {
-        position: log_position.position,
+        position: event.log_position.position,
         why,
     };
-    let payload: serde_json::Value = row.try_get("payload")?;
-    let metadata: serde_json::Value = row.try_get("metadata")?;
-    let payload = canonical_json(&payload).map_err(|e| bad(e.to_string()))?;
-    let metadata = canonical_json(&metadata).map_err(|e| bad(e.to_string()))?;
-    let stream_id: String = row.try_get("stream_id")?;
-    let event_type: String = row.try_get("event_type")?;
-    let row_hash: Vec<u8> = row.try_get("row_hash")?;
-    let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+    let payload = canonical_json(&event.payload).map_err(|e| bad(e.to_string()))?;
+    let metadata = canonical_json(&event.metadata).map_err(|e| bad(e.to_string()))?;
     write_event_line(
         buf,
         &EventOut {
-            log_position,
-            event_id: row.try_get("event_id")?,
-            stream_id: &stream_id,
-            stream_version: u64::try_from(row.try_get::<i64, _>("stream_version")?)
-                .map_err(|e| bad(e.to_string()))?,
-            event_type: &event_type,
-            schema_version: u16::try_from(row.try_get::<i16, _>("schema_version")?)
-                .map_err(|e| bad(e.to_string()))?,
-            recorded_at,
-            row_hash: row_hash
-                .try_into()
-                .map_err(|_| bad("row hash is not 32 bytes".into()))?,
+            log_position: event.log_position,
+            event_id: event.event_id,
+            stream_id: &event.stream_id,
+            stream_version: event.stream_version,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            recorded_at: event.recorded_at,
+            row_hash: event.row_hash,
             payload: &payload,
             metadata: &metadata,
         },
     );
-    Ok(recorded_at)
-}
-
-/// The `tx` and `position` columns of a row as a log position.
-pub(crate) fn read_position(row: &PgRow) -> Result<LogPosition, AuditError> {
-    let tx: String = row.try_get("tx")?;
-    let position: i64 = row.try_get("position")?;
-    Ok(LogPosition {
-        transaction_id: tx
-            .parse()
-            .map_err(|_| AuditError::Unreadable(format!("transaction id {tx:?}")))?,
-        position: u64::try_from(position)
-            .map_err(|_| AuditError::Unreadable(format!("position {position}")))?,
-    })
-}
-
-pub(crate) fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+    Ok(event.recorded_at)
 }

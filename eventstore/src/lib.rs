@@ -9,6 +9,7 @@
 //!
 //! [`Decider`]: lightspeed_domain::Decider
 
+pub mod audit_reads;
 pub mod cache;
 pub mod error;
 mod group_commit;
@@ -16,11 +17,15 @@ pub mod handler;
 pub mod hash;
 mod hex32;
 pub mod limits;
+pub mod log_counts;
+pub mod lookups;
 pub mod migrate;
 pub mod model;
 pub mod nats;
+pub mod ops_alerts;
 pub mod postgres;
 pub mod relay;
+pub mod relay_lag;
 pub mod seal;
 pub mod store;
 pub mod subscription;

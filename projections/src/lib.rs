@@ -46,11 +46,13 @@
 //! Projections only write their own tables: nothing in this crate sends a notification, a
 //! webhook or any request, so rebuilding from the start of the log never triggers one again.
 
+pub mod alert_inputs;
 pub mod audit_log;
 pub mod catalog;
 pub mod commission;
 pub mod error;
 pub mod gateways;
+pub mod gauges;
 pub mod merchants;
 pub mod pagination;
 pub mod progress;
@@ -62,6 +64,7 @@ pub mod scenario;
 pub mod status;
 pub mod transactions;
 pub mod versions;
+pub mod wallet_audit;
 pub mod wallets;
 pub mod webhooks;
 pub mod whatsapp;

@@ -1,6 +1,9 @@
-//! Encryption key rotation: every sealed secret in the ledger sealed again under the current key,
-//! by appending events (`MerchantSecretsResealed`, `GatewayCredentialsResealed`), never by
-//! editing old ones.
+//! Encryption key rotation (`lightspeed keys rotate`): every sealed secret in the ledger sealed
+//! again under the current key, by appending events (`MerchantSecretsResealed`,
+//! `GatewayCredentialsResealed`), never by editing old ones.
+//!
+//! To rotate: put the new key first in `ENCRYPTION_KEY` and keep the old one after it, deploy,
+//! run [`Ledger::rotate_keys`] until its report shows no failure, then drop the old key.
 //!
 //! Which secrets exist is read from the merchant streams (each merchant and every gateway ever
 //! attached to it), so the log alone decides what is covered, read models play no part. That
@@ -12,7 +15,7 @@
 use lightspeed_domain::gateway::{Gateway, GatewayCommand};
 use lightspeed_domain::merchant::{Merchant, MerchantCommand, MerchantEvent};
 use lightspeed_domain::{GatewayId, MerchantId, SealedSecret};
-use lightspeed_eventstore::{CommandContext, StreamId, stream_of};
+use lightspeed_eventstore::{CommandContext, Metadata, StreamId, lookups, stream_of};
 use serde::Serialize;
 
 use crate::error::ServiceError;
@@ -21,6 +24,8 @@ use crate::ledger::Ledger;
 /// Seals secrets again under the current key. Implemented over the keyring by the caller, so
 /// this crate never sees a key or a clear secret.
 pub trait Resealer: Send + Sync {
+    /// The id of the current key (logged, never the key).
+    fn key_id(&self) -> &str;
     /// Whether `sealed` is already under the current key.
     fn is_current(&self, sealed: &SealedSecret) -> bool;
     /// The same secret sealed under the current key; the error names why (never the secret).
@@ -59,6 +64,34 @@ impl ResealReport {
 }
 
 impl Ledger {
+    /// Reseals every merchant salt, webhook secret and gateway credential not under
+    /// `resealer`'s current key; `actor` is recorded on the events (e.g.
+    /// `admin:ops@example.com` or `system:keys-rotate`).
+    pub async fn rotate_keys(
+        &self,
+        resealer: &dyn Resealer,
+        actor: &str,
+    ) -> Result<ResealReport, ServiceError> {
+        let context = CommandContext {
+            command_id: None,
+            metadata: Metadata {
+                correlation_id: Some(uuid::Uuid::now_v7()),
+                actor: Some(actor.to_owned()),
+                ..Metadata::default()
+            },
+        };
+        let report = self.reseal_secrets(resealer, &context).await?;
+        tracing::info!(
+            merchants = report.merchants_resealed,
+            gateways = report.gateways_resealed,
+            current = report.already_current,
+            failures = report.failures.len(),
+            key_id = resealer.key_id(),
+            "secrets resealed"
+        );
+        Ok(report)
+    }
+
     /// Seals every merchant salt, webhook secret (current and previous) and gateway credential
     /// that is not under the current key again under it, one append per merchant or gateway.
     /// A stream that fails is reported and the others go on; running it again finishes the job.
@@ -90,22 +123,20 @@ impl Ledger {
 
     /// Every merchant, and every gateway ever attached to one, from the merchant streams.
     async fn holders_of_secrets(&self) -> Result<(Vec<MerchantId>, Vec<GatewayId>), ServiceError> {
-        let rows: Vec<(String, i16, serde_json::Value)> = sqlx::query_as(
-            "SELECT event_type, schema_version, payload FROM ledger.events
-              WHERE category = $1 AND event_type = ANY($2)
-              ORDER BY position",
+        let rows = lookups::events_of_types(
+            self.store.pool(),
+            <Merchant as lightspeed_domain::Decider>::CATEGORY,
+            &["MerchantOnboarded", "MerchantGatewayAttached"],
         )
-        .bind(<Merchant as lightspeed_domain::Decider>::CATEGORY)
-        .bind(["MerchantOnboarded", "MerchantGatewayAttached"])
-        .fetch_all(self.store.pool())
         .await
         .map_err(|e| ServiceError::Store(e.to_string()))?;
         let (mut merchants, mut gateways) = (Vec::new(), Vec::new());
-        for (event_type, schema_version, payload) in rows {
-            let schema_version = u16::try_from(schema_version)
-                .map_err(|_| ServiceError::Store(format!("schema version {schema_version}")))?;
+        for row in rows {
+            let schema_version = u16::try_from(row.schema_version).map_err(|_| {
+                ServiceError::Store(format!("schema version {}", row.schema_version))
+            })?;
             let event: MerchantEvent =
-                lightspeed_domain::decode(&event_type, schema_version, payload)
+                lightspeed_domain::decode(&row.event_type, schema_version, row.payload)
                     .map_err(|e| ServiceError::Store(e.to_string()))?;
             match event {
                 MerchantEvent::MerchantOnboarded { merchant_id, .. } => merchants.push(merchant_id),

@@ -12,7 +12,7 @@ use lightspeed_domain::wallet::{
     PayoutReversalReason, PayoutStatus, Wallet, WalletCommand, WalletError,
 };
 use lightspeed_domain::{MerchantId, Paise, PayoutId};
-use lightspeed_eventstore::{CommandContext, StreamId, stream_of};
+use lightspeed_eventstore::{CommandContext, StreamId, lookups, stream_of};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -190,23 +190,10 @@ impl Ledger {
         &self,
         payout_id: PayoutId,
     ) -> Result<Option<MerchantId>, ServiceError> {
-        let stream_id: Option<String> = sqlx::query_scalar(
-            "SELECT stream_id FROM ledger.events
-              WHERE category = $1 AND event_type = 'PayoutRequested'
-                AND payload->>'payout_id' = $2
-              LIMIT 1",
-        )
-        .bind(<Wallet as lightspeed_domain::Decider>::CATEGORY)
-        .bind(payout_id.to_string())
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(|e| ServiceError::Store(e.to_string()))?;
-        Ok(stream_id.and_then(|stream_id| {
-            StreamId::parse(stream_id)
-                .ok()
-                .and_then(|stream| stream.id().parse::<Uuid>().ok())
-                .map(MerchantId)
-        }))
+        let stream = lookups::wallet_requesting_payout(self.store.pool(), payout_id)
+            .await
+            .map_err(|e| ServiceError::Store(e.to_string()))?;
+        Ok(stream.and_then(|stream| stream.id().parse::<Uuid>().ok().map(MerchantId)))
     }
 
     /// Records what the provider reports about a payout. Paid applies to a pending payout; a
@@ -292,22 +279,17 @@ impl Ledger {
 
     /// Every merchant onboarded, from the merchant streams (as committed now).
     async fn onboarded_merchants(&self) -> Result<Vec<MerchantId>, ServiceError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT stream_id FROM ledger.events
-              WHERE category = $1 AND event_type = 'MerchantOnboarded'
-              ORDER BY position",
-        )
-        .bind(<lightspeed_domain::Merchant as lightspeed_domain::Decider>::CATEGORY)
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(|e| ServiceError::Store(e.to_string()))?;
-        ids.into_iter()
-            .map(|stream_id| {
-                StreamId::parse(stream_id.as_str())
-                    .ok()
-                    .and_then(|stream| stream.id().parse::<Uuid>().ok())
+        let streams = lookups::merchants_onboarded(self.store.pool())
+            .await
+            .map_err(|e| ServiceError::Store(e.to_string()))?;
+        streams
+            .into_iter()
+            .map(|stream| {
+                stream
+                    .id()
+                    .parse::<Uuid>()
                     .map(MerchantId)
-                    .ok_or_else(|| ServiceError::Store(format!("stream {stream_id} names no id")))
+                    .map_err(|_| ServiceError::Store(format!("stream {stream} names no id")))
             })
             .collect()
     }

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use lightspeed_domain::payment::PaymentStatus;
-use lightspeed_domain::{GatewayId, Payment, PaymentId};
-use lightspeed_eventstore::StreamId;
+use lightspeed_domain::{GatewayId, PaymentId};
+use lightspeed_eventstore::lookups;
 use uuid::Uuid;
 
 use crate::error::ServiceError;
@@ -32,32 +32,17 @@ impl Ledger {
         initiated_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AwaitingOutcome>, ServiceError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let streams: Vec<String> = sqlx::query_scalar(
-            "SELECT i.stream_id FROM ledger.events i
-              WHERE i.category = $1 AND i.event_type = 'PaymentInitiated'
-                AND i.recorded_at >= $2 AND i.recorded_at < $3
-                AND NOT EXISTS (
-                    SELECT 1 FROM ledger.events o
-                     WHERE o.stream_id = i.stream_id
-                       AND o.event_type IN ('PaymentSucceeded', 'PaymentFailed', 'PaymentRefunded'))
-              ORDER BY i.recorded_at, i.stream_id
-              LIMIT $4",
+        let streams = lookups::payments_awaiting_outcome(
+            self.store.pool(),
+            initiated_from,
+            initiated_before,
+            limit,
         )
-        .bind(<Payment as lightspeed_domain::Decider>::CATEGORY)
-        .bind(initiated_from)
-        .bind(initiated_before)
-        .bind(limit)
-        .fetch_all(self.store.pool())
         .await
         .map_err(|e| ServiceError::Store(e.to_string()))?;
         let mut awaiting = Vec::with_capacity(streams.len());
         for stream in streams {
-            let Some(payment_id) = StreamId::parse(stream.as_str())
-                .ok()
-                .and_then(|stream| stream.id().parse::<Uuid>().ok())
-                .map(PaymentId)
-            else {
+            let Ok(payment_id) = stream.id().parse::<Uuid>().map(PaymentId) else {
                 continue;
             };
             // The log as of now decides: an outcome may have landed since the query.

@@ -1,14 +1,14 @@
 //! `GET /admin/alerts`: the ops alerts the evaluator recorded in the log.
 //!
-//! Read from the log's `ops_alert` category directly: it is small (one stream per condition,
-//! a few events each) and no read model holds it yet; an `alerts` projection would be its home
-//! once alerts gain state of their own (acknowledgement, assignment).
+//! Read from the log's `ops_alert` category directly ([`alert_events`]): it is small (one
+//! stream per condition, a few events each) and no read model holds it yet; an `alerts`
+//! projection would be its home once alerts gain state of their own (acknowledgement,
+//! assignment).
 
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use lightspeed_domain::Decider;
-use lightspeed_domain::ops_alert::OpsAlert;
+use lightspeed_eventstore::ops_alerts::{AlertEvent, AlertFilter, alert_events};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -36,7 +36,7 @@ pub struct AlertsQuery {
 }
 
 /// One alert event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AlertView {
     /// The event's log position (the order and cursor).
     pub log_position: i64,
@@ -50,6 +50,27 @@ pub struct AlertView {
     pub summary: String,
     /// When it was recorded.
     pub at: DateTime<Utc>,
+}
+
+impl From<AlertEvent> for AlertView {
+    fn from(event: AlertEvent) -> Self {
+        let AlertEvent {
+            log_position,
+            key,
+            kind,
+            state,
+            summary,
+            at,
+        } = event;
+        Self {
+            log_position,
+            key,
+            kind,
+            state,
+            summary,
+            at,
+        }
+    }
 }
 
 /// Ops alerts, newest first: a failed payment, a WhatsApp failure rate over 5 % for 5 minutes.
@@ -83,34 +104,17 @@ pub async fn list(
                 .map_err(|_| ApiError::InvalidQuery(format!("bad alerts cursor {c:?}")))
         })
         .transpose()?;
-    let firing = query.firing.unwrap_or(false);
-    let mut rows: Vec<AlertView> = sqlx::query_as(
-        "WITH events AS (
-             SELECT e.position, e.stream_id, e.stream_version, e.event_type, e.payload, e.recorded_at,
-                    substr(e.stream_id, length($1) + 2) AS key
-               FROM ledger.events e
-              WHERE e.category = $1
-         ), latest AS (
-             SELECT DISTINCT ON (stream_id) position FROM events
-              ORDER BY stream_id, stream_version DESC
-         )
-         SELECT position AS log_position, key, split_part(key, '.', 1) AS kind,
-                CASE event_type WHEN 'OpsAlertRaised' THEN 'raised' ELSE 'resolved' END AS state,
-                coalesce(payload->>'summary', '') AS summary, recorded_at AS at
-           FROM events
-          WHERE ($2::text IS NULL OR split_part(key, '.', 1) = $2)
-            AND ($3::bigint IS NULL OR position < $3)
-            AND (NOT $4 OR (event_type = 'OpsAlertRaised' AND position IN (SELECT position FROM latest)))
-          ORDER BY position DESC
-          LIMIT $5",
-    )
-    .bind(<OpsAlert as Decider>::CATEGORY)
-    .bind(&query.kind)
-    .bind(before)
-    .bind(firing)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(state.pool())
-    .await?;
+    let filter = AlertFilter {
+        kind: query.kind.as_deref(),
+        before,
+        firing: query.firing.unwrap_or(false),
+        limit: i64::from(limit) + 1,
+    };
+    let mut rows: Vec<AlertView> = alert_events(state.pool(), &filter)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more

@@ -1,6 +1,7 @@
-//! Queue control: the queues now, their sampled depths over time, and pause, resume, retry and
-//! drain. Pause and resume are recorded in the log, which workers read before fetching; retry
-//! and drain run on the broker and are recorded afterwards.
+//! Queue control: the queues now, their sampled depths over time (kept by
+//! `lightspeed_monitoring`'s sampler), and pause, resume, retry and drain. Pause and resume are
+//! recorded in the log, which workers read before fetching; retry and drain run on the broker
+//! and are recorded afterwards.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,19 +10,83 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
+use lightspeed_monitoring::queues::{self as monitored, QueueControl, QueueControlError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{AdminQuery, admin_error};
 use crate::admin_auth::AdminUser;
 use crate::error::{ApiError, Problem};
-use crate::queues::{QueueControl, QueueControlError, QueueDepth, QueueSample, series as sampled};
 use crate::state::AppState;
 
 /// Longest window of the time series: the samples' retention.
 const MAX_SERIES_MINUTES: u32 = 24 * 60;
 /// Most points one series answers; longer windows use wider buckets.
 const MAX_SERIES_POINTS: u64 = 720;
+
+/// Jobs of one queue, as the broker counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueDepth {
+    /// Waiting to be fetched.
+    pub waiting: u64,
+    /// Fetched and not acknowledged yet (running, or waiting out a retry delay).
+    pub active: u64,
+    /// Given up on and kept for a retry (0 where the broker keeps none).
+    pub failed: u64,
+}
+
+impl From<monitored::QueueDepth> for QueueDepth {
+    fn from(depth: monitored::QueueDepth) -> Self {
+        let monitored::QueueDepth {
+            waiting,
+            active,
+            failed,
+        } = depth;
+        Self {
+            waiting,
+            active,
+            failed,
+        }
+    }
+}
+
+/// One sampled depth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueSample {
+    /// The queue.
+    pub queue: String,
+    /// The start of the sample's interval (or of the bucket, in a series).
+    pub sampled_at: DateTime<Utc>,
+    /// Jobs waiting (the most seen in the bucket).
+    pub waiting: i64,
+    /// Jobs running (the most seen in the bucket).
+    pub active: i64,
+    /// Jobs failed (the most seen in the bucket).
+    pub failed: i64,
+    /// Whether the queue was paused (at any sample in the bucket).
+    pub paused: bool,
+}
+
+impl From<monitored::QueueSample> for QueueSample {
+    fn from(sample: monitored::QueueSample) -> Self {
+        let monitored::QueueSample {
+            queue,
+            sampled_at,
+            waiting,
+            active,
+            failed,
+            paused,
+        } = sample;
+        Self {
+            queue,
+            sampled_at,
+            waiting,
+            active,
+            failed,
+            paused,
+        }
+    }
+}
 
 /// A queue now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -68,7 +133,7 @@ async fn view(
 ) -> Result<QueueView, ApiError> {
     let queue = state.ledger.queue_state(name).await.map_err(admin_error)?;
     let (depth, depth_error) = match control.depth(name).await {
-        Ok(depth) => (Some(depth), None),
+        Ok(depth) => (Some(depth.into()), None),
         Err(e) => (None, Some(e.to_string())),
     };
     Ok(QueueView {
@@ -155,10 +220,10 @@ pub async fn series(
     let window_secs = u64::from(minutes) * 60;
     let bucket_secs = window_secs
         .div_ceil(MAX_SERIES_POINTS)
-        .max(crate::queues::SAMPLE_INTERVAL.as_secs());
+        .max(monitored::SAMPLE_INTERVAL.as_secs());
     let to = state.ledger.now();
     let from = to - chrono::TimeDelta::minutes(i64::from(minutes));
-    let points = sampled(
+    let points = monitored::series(
         state.pool(),
         &query.queue,
         from,
@@ -169,7 +234,7 @@ pub async fn series(
     Ok(Json(SeriesBody {
         queue: query.queue,
         bucket_secs,
-        points,
+        points: points.into_iter().map(Into::into).collect(),
     }))
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use chrono::TimeDelta;
 use common::{TestApp, problem, spawn_custom};
 use futures::future::BoxFuture;
-use lightspeed_api::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
+use lightspeed_monitoring::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

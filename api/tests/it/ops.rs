@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use chrono::TimeDelta;
 use common::{TestApp, TestMerchant, payment, problem, spawn, spawn_custom};
 use futures::future::BoxFuture;
-use lightspeed_api::alerts::{AlertConfig, AlertEvaluator};
-use lightspeed_api::health::ReadinessCheck;
-use lightspeed_api::metrics::MetricsRefresher;
+use lightspeed_api::readiness::ReadinessCheck;
 use lightspeed_domain::notification::{
     Notification, NotificationCommand, NotificationType, QueueNotification,
 };
@@ -18,6 +16,8 @@ use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::{NotificationId, PaymentId};
 use lightspeed_eventstore::{CommandContext, CommandHandler, stream_of};
+use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
+use lightspeed_monitoring::gauges::MetricsRefresher;
 use metrics_exporter_prometheus::PrometheusHandle;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;

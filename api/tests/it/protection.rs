@@ -1,23 +1,14 @@
 //! Protection at the edge: PSP webhook IP allow-lists (off by default), CORS only for the admin
-//! origins, the body limit on admin routes, and key rotation by resealing.
+//! origins, the body limit on admin routes.
 
 use crate::common;
 
-use std::sync::Arc;
-
-use chrono::Utc;
 use common::{TestApp, TestMerchant, payment, problem, spawn, spawn_with};
 use lightspeed_adapters::merchant_webhook::{WebhookSecret, sign};
-use lightspeed_adapters::psp::{PspAccount, PspCredentials, psp_reference};
-use lightspeed_adapters::secrets::{Keyring, Secret};
+use lightspeed_adapters::psp::psp_reference;
+use lightspeed_adapters::secrets::Secret;
 use lightspeed_api::protection::WebhookIpAllowlist;
-use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::{ClientKey, Thresholds};
-use lightspeed_domain::routing::CheckoutSettings;
-use lightspeed_domain::{BasisPoints, GatewayId, ManualClock, MerchantId, PaymentId, Provider};
-use lightspeed_eventstore::testing::TestDatabase;
-use lightspeed_eventstore::{CommandContext, PgEventStore};
-use lightspeed_services::{Ledger, NewGateway, NewMerchant};
+use lightspeed_domain::{GatewayId, PaymentId};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -232,91 +223,4 @@ async fn an_admin_body_over_the_limit_is_413_and_records_nothing() {
         (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"))
     );
     assert_eq!(app.event_count().await, before);
-}
-
-const OLD_KEY: &str = "old:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
-const NEW_KEY: &str = "new:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
-
-#[tokio::test]
-async fn key_rotation_reseals_everything_so_the_old_key_can_be_dropped() {
-    let db = TestDatabase::new().await;
-    let ledger = Ledger::new(PgEventStore::new(
-        db.pool.clone(),
-        Arc::new(ManualClock::new(Utc::now())),
-    ));
-    let old = Keyring::parse(OLD_KEY).expect("old");
-    let merchant_id = MerchantId::new();
-    ledger
-        .onboard_merchant(
-            NewMerchant {
-                merchant_id,
-                company_name: "Acme".into(),
-                webhook_url: None,
-                whatsapp: None,
-                client_key: ClientKey::parse("ck_ROTATIONrotation0123456").expect("key"),
-                client_salt: old.seal(b"cs_salt"),
-                webhook_secret: old.seal(b"whsec_secret"),
-                fee: BasisPoints::DEFAULT_FEE,
-                thresholds: Thresholds::default(),
-                checkout: CheckoutSettings::default(),
-                at: ledger.now(),
-            },
-            &CommandContext::default(),
-        )
-        .await
-        .expect("onboard");
-    let gateway_id = GatewayId::new();
-    let account = PspAccount::test(PspCredentials::Sandbox {
-        webhook_secret: Secret::from("whsec_c2FuZGJveA=="),
-    });
-    ledger
-        .register_gateway(
-            NewGateway {
-                gateway_id,
-                merchant_id,
-                provider: Provider::Sandbox,
-                label: "sandbox".into(),
-                credentials: account.seal(&old).expect("seal"),
-                settings: GatewaySettings::default(),
-                enabled: true,
-                at: ledger.now(),
-            },
-            &CommandContext::default(),
-        )
-        .await
-        .expect("register");
-
-    let rotating = Keyring::parse(&format!("{NEW_KEY},{OLD_KEY}")).expect("both");
-    let report = lightspeed_api::keys::rotate_keys(&ledger, &rotating, "system:keys-rotate")
-        .await
-        .expect("rotate");
-    assert_eq!(
-        (report.merchants_resealed, report.gateways_resealed),
-        (1, 1)
-    );
-    assert!(report.failures.is_empty());
-
-    let only_new = Keyring::parse(NEW_KEY).expect("new");
-    let fresh = Ledger::new(ledger.store().clone());
-    let merchant = fresh.merchant(merchant_id).await.expect("merchant");
-    assert_eq!(
-        only_new
-            .open(merchant.client_salt())
-            .expect("salt")
-            .expose(),
-        b"cs_salt"
-    );
-    assert_eq!(
-        only_new
-            .open(merchant.webhook_secret())
-            .expect("secret")
-            .expose(),
-        b"whsec_secret"
-    );
-    let gateway = fresh.gateway(gateway_id).await.expect("gateway");
-    assert!(PspAccount::open(&only_new, gateway.credentials()).is_ok());
-    let again = lightspeed_api::keys::rotate_keys(&fresh, &only_new, "system:keys-rotate")
-        .await
-        .expect("rotate");
-    assert_eq!(again.already_current, 2);
 }

@@ -222,6 +222,10 @@ async fn bulk_priorities_change_every_gateway_or_none() {
 struct RenameKey;
 
 impl Resealer for RenameKey {
+    fn key_id(&self) -> &str {
+        "new"
+    }
+
     fn is_current(&self, sealed: &SealedSecret) -> bool {
         sealed.key_id == "new"
     }

@@ -1,4 +1,4 @@
-//! Ops alerts: a library task the binary spawns ([`AlertEvaluator::run`]) that looks at the read
+//! Ops alerts: a task the binary spawns ([`AlertEvaluator::run`]) that looks at the read
 //! models, records alerts in the log (`ops_alert-<key>` streams, shown at `GET /admin/alerts`)
 //! and posts each newly recorded one to Slack when `SLACK_WEBHOOK_URL` is set.
 //!
@@ -17,6 +17,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_domain::ops_alert::AlertKind;
 use lightspeed_eventstore::{CommandContext, Metadata};
+use lightspeed_projections::ProjectionError;
+use lightspeed_projections::alert_inputs::{
+    FailedPayment, FailedWindow, failed_payments, whatsapp_outcomes,
+};
 use lightspeed_services::{AlertChange, Ledger, ServiceError};
 use sqlx::PgPool;
 use tokio::sync::Mutex;
@@ -85,7 +89,7 @@ impl AlertConfig {
 pub enum AlertError {
     /// A read model could not be read.
     #[error("read model: {0}")]
-    Read(#[from] sqlx::Error),
+    Read(#[from] ProjectionError),
     /// The log refused or failed.
     #[error(transparent)]
     Ledger(#[from] ServiceError),
@@ -110,19 +114,6 @@ pub struct AlertEvaluator {
     slack: Option<reqwest::Client>,
     /// The last failed payment looked at: (failed at, payment id).
     cursor: Mutex<Option<(DateTime<Utc>, Uuid)>>,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct FailedPayment {
-    payment_id: Uuid,
-    merchant_id: Uuid,
-    amount_paise: i64,
-    failure_code: Option<String>,
-    failure_description: Option<String>,
-    failed_at: DateTime<Utc>,
-    company_name: Option<String>,
-    provider: Option<String>,
-    label: Option<String>,
 }
 
 impl AlertEvaluator {
@@ -232,43 +223,20 @@ impl AlertEvaluator {
         up_to: Option<(DateTime<Utc>, Uuid)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<FailedPayment>, AlertError> {
-        Ok(sqlx::query_as(
-            "SELECT t.payment_id, t.merchant_id, t.amount_paise, t.failure_code,
-                    t.failure_description, t.failed_at, m.company_name, g.provider, g.label
-               FROM read.transactions t
-               LEFT JOIN read.merchants m ON m.merchant_id = t.merchant_id
-               LEFT JOIN read.gateways g ON g.gateway_id = t.gateway_id
-              WHERE t.status = 'failed' AND t.initiated_at >= $5
-                AND (t.failed_at, t.payment_id) > ($1, $2)
-                AND ($3::timestamptz IS NULL OR (t.failed_at, t.payment_id) <= ($3, $4::uuid))
-              ORDER BY t.failed_at, t.payment_id
-              LIMIT $6",
-        )
-        .bind(after.0)
-        .bind(after.1)
-        .bind(up_to.map(|(at, _)| at))
-        .bind(up_to.map(|(_, id)| id))
-        .bind(now - PAYMENT_HORIZON)
-        .bind(PAYMENT_BATCH)
-        .fetch_all(self.pool())
-        .await?)
+        let window = FailedWindow {
+            after,
+            up_to,
+            initiated_since: now - PAYMENT_HORIZON,
+            limit: PAYMENT_BATCH,
+        };
+        Ok(failed_payments(self.pool(), &window).await?)
     }
 
     async fn whatsapp_failure_rate(&self, evaluation: &mut Evaluation) -> Result<(), AlertError> {
         let now = self.ledger.now();
         let since = now - TimeDelta::from_std(self.config.whatsapp_window).unwrap_or_default();
-        let (sent, failed): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'sent' AND sent_at >= $1),
-                    count(*) FILTER (WHERE (status = 'failed' AND failed_at >= $1)
-                                        OR (status = 'queued' AND last_error_code IS NOT NULL
-                                            AND updated_at >= $1))
-               FROM read.whatsapp_log
-              WHERE queued_at >= $2 AND updated_at >= $1",
-        )
-        .bind(since)
-        .bind(now - WHATSAPP_HORIZON)
-        .fetch_one(self.pool())
-        .await?;
+        let outcomes = whatsapp_outcomes(self.pool(), since, now - WHATSAPP_HORIZON).await?;
+        let (sent, failed) = (outcomes.sent, outcomes.failed);
         let total = sent + failed;
         let window_minutes = self.config.whatsapp_window.as_secs() / 60;
         let summary = format!(

@@ -1,5 +1,6 @@
-//! The work queues as the admin API sees them: [`QueueControl`], which the binary implements
-//! over the workers' broker, and the sampler that keeps a day of depths for the time series.
+//! The work queues as operators see them: [`QueueControl`], which the binary implements over the
+//! workers' broker and the admin API acts through, and the sampler that keeps a day of depths
+//! for the time series (in `ops.queue_depth_samples`, this crate's table).
 //!
 //! Who decides what: pause and resume are facts in the log (`queue-<name>` streams, see
 //! [`lightspeed_services::Ledger::queue_paused`]), which every worker replica reads before it
@@ -13,9 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use lightspeed_services::Ledger;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use utoipa::ToSchema;
 
 /// How often the sampler records depths.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -25,7 +24,7 @@ pub const SAMPLE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 const DEPTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Jobs of one queue, as the broker counts them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueDepth {
     /// Waiting to be fetched.
     pub waiting: u64,
@@ -69,7 +68,7 @@ pub trait QueueControl: Send + Sync {
 }
 
 /// One sampled depth.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct QueueSample {
     /// The queue.
     pub queue: String,
