@@ -15,6 +15,7 @@ mod group_commit;
 pub mod handler;
 pub mod hash;
 mod hex32;
+mod input;
 pub mod limits;
 pub mod migrate;
 pub mod model;
