@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use chrono::Utc;
-use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
 
 use crate::error::ReadError;
 use crate::model::LogPosition;
 use crate::nats::{LogStreamConfig, NatsError, encode, headers, position_of};
-use crate::postgres::{PgEventStore, to_i64};
+use crate::postgres::PgEventStore;
+use crate::rows::{read_position, to_i64, to_u64};
 use crate::store::EventStore;
 
 /// How the relay paces itself.
@@ -259,19 +260,19 @@ pub async fn load_mark(
     pool: &sqlx::PgPool,
     stream_name: &str,
 ) -> Result<Option<RelayMark>, sqlx::Error> {
-    let row: Option<(String, i64, Option<uuid::Uuid>, i64)> = sqlx::query_as(
-        "SELECT transaction_id::text, position, event_id, jetstream_seq
+    let row = sqlx::query(
+        "SELECT transaction_id::text AS tx, position, event_id, jetstream_seq
            FROM ledger.relay_state WHERE jetstream_stream = $1",
     )
     .bind(stream_name)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(tx, position, event_id, seq)| RelayMark {
-        position: LogPosition {
-            transaction_id: tx.parse().unwrap_or(0),
-            position: u64::try_from(position).unwrap_or(0),
-        },
-        event_id,
-        jetstream_seq: u64::try_from(seq).unwrap_or(0),
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(RelayMark {
+        position: read_position(&row, "tx", "position")?,
+        event_id: row.try_get("event_id")?,
+        jetstream_seq: to_u64(row.try_get("jetstream_seq")?)?,
     }))
 }
