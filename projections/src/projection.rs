@@ -72,9 +72,9 @@ pub(crate) fn ist_day(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&IST).date_naive()
 }
 
-/// The global log position as a `bigint`.
+/// The global log position as a `bigint`, which is what the log stores it as.
 pub(crate) fn position_i64(event: &RecordedEvent) -> i64 {
-    i64::try_from(event.log_position.position).unwrap_or(i64::MAX)
+    i64::try_from(event.log_position.position).expect("a log position is read from a bigint")
 }
 
 /// The events of `category` in a batch, decoded, each with the aggregate id its stream names.
@@ -194,7 +194,9 @@ pub(crate) async fn load_rows<T: DeserializeOwned + Send + Unpin + 'static>(
 fn columns<T: Serialize>(row: &T) -> Result<Vec<String>, ProjectionError> {
     match serde_json::to_value(row)? {
         serde_json::Value::Object(fields) => Ok(fields.keys().cloned().collect()),
-        _ => Ok(Vec::new()),
+        other => Err(ProjectionError::Row(serde::ser::Error::custom(format!(
+            "a row must serialise to an object of columns, not {other}"
+        )))),
     }
 }
 
@@ -253,10 +255,11 @@ pub(crate) async fn insert_rows<T: Serialize>(
 }
 
 /// The name serde gives a unit enum variant, e.g. `"round_robin"` for `RoutingMode::RoundRobin`.
+///
+/// Only for fieldless enums: they serialise to a string, infallibly.
 pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
+        other => panic!("serde_name takes a unit enum variant, which names itself; got {other:?}"),
     }
 }

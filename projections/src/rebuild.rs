@@ -306,5 +306,5 @@ async fn remaining(
     .bind(categories)
     .fetch_one(store.pool())
     .await?;
-    Ok(u64::try_from(count).unwrap_or(0))
+    Ok(u64::try_from(count).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
 }
