@@ -192,6 +192,13 @@ impl Sealer {
             entries,
             sealed_at: Utc::now(),
         };
+        let inserted = self.store(&seal).await?;
+        // Another sealer made this seal first; it covers the same range.
+        Ok(inserted.then_some(seal))
+    }
+
+    /// Stores `seal` unless a seal of its number exists; answers whether it was stored.
+    async fn store(&self, seal: &Seal) -> Result<bool, sqlx::Error> {
         let inserted = sqlx::query(
             "INSERT INTO ledger.seals (seal_number, first_transaction_id, first_position,
                  last_transaction_id, last_position, event_count, previous_hash, seal_hash,
@@ -211,8 +218,7 @@ impl Sealer {
         .bind(seal.sealed_at)
         .execute(&self.pool)
         .await?;
-        // Another sealer made this seal first; it covers the same range.
-        Ok((inserted.rows_affected() == 1).then_some(seal))
+        Ok(inserted.rows_affected() == 1)
     }
 }
 
