@@ -21,7 +21,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
-use crate::projection::{BatchRows, Projection, decode, stream_uuid};
+use crate::projection::{BatchRows, Projection, RowChange, decode, stream_uuid};
 
 /// How many recent payment outcomes the success rate is computed over.
 pub const RECENT_OUTCOMES: u32 = 50;
@@ -208,9 +208,9 @@ fn facts(events: &[RecordedEvent]) -> Result<Vec<(Uuid, &RecordedEvent, Fact)>, 
     for event in events {
         match (event.stream_id.category(), event.event_type.as_str()) {
             ("gateway", _) => {
-                let fact = match GatewayRow::registered(decode(event)?) {
-                    Ok(row) => Fact::Registered(Box::new(row)),
-                    Err(other) => Fact::Gateway(other),
+                let fact = match GatewayRow::of(decode(event)?) {
+                    RowChange::Created(row) => Fact::Registered(Box::new(row)),
+                    RowChange::Changed(other) => Fact::Gateway(other),
                 };
                 facts.push((stream_uuid(event)?, event, fact));
             }
@@ -261,8 +261,9 @@ fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl GatewayRow {
-    /// The row a gateway's registration creates; any other event is handed back.
-    fn registered(event: GatewayEvent) -> Result<Self, GatewayEvent> {
+    /// What `event` does to its row: a gateway's registration creates it; any other event
+    /// changes it.
+    fn of(event: GatewayEvent) -> RowChange<Self, GatewayEvent> {
         let GatewayEvent::GatewayRegistered {
             gateway_id,
             merchant_id,
@@ -274,9 +275,9 @@ impl GatewayRow {
             ..
         } = event
         else {
-            return Err(event);
+            return RowChange::Changed(event);
         };
-        Ok(Self {
+        RowChange::Created(Self {
             gateway_id: gateway_id.0,
             merchant_id: merchant_id.0,
             provider: provider.as_str().into(),

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, facts_of, serde_name};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of, serde_name};
 
 /// The merchants projection (`merchants`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -167,17 +167,18 @@ async fn apply(
     )
     .await?;
     for (merchant_id, recorded, event) in facts {
-        match MerchantRow::onboarded(event) {
-            Ok(row) => merchants.insert(row.merchant_id, row),
-            Err(event) => merchants.existing(merchant_id, recorded)?.apply(event),
+        match MerchantRow::of(event) {
+            RowChange::Created(row) => merchants.insert(row.merchant_id, row),
+            RowChange::Changed(event) => merchants.existing(merchant_id, recorded)?.apply(event),
         }
     }
     merchants.upsert(conn, schema).await
 }
 
 impl MerchantRow {
-    /// The row a merchant's onboarding creates; any other event is handed back.
-    fn onboarded(event: MerchantEvent) -> Result<Self, MerchantEvent> {
+    /// What `event` does to its row: a merchant's onboarding creates it; any other event
+    /// changes it.
+    fn of(event: MerchantEvent) -> RowChange<Self, MerchantEvent> {
         let MerchantEvent::MerchantOnboarded {
             merchant_id,
             company_name,
@@ -191,10 +192,10 @@ impl MerchantRow {
             ..
         } = event
         else {
-            return Err(event);
+            return RowChange::Changed(event);
         };
         let opt_ins = whatsapp.as_ref().map(|w| w.opt_ins).unwrap_or_default();
-        Ok(Self {
+        RowChange::Created(Self {
             merchant_id: merchant_id.0,
             company_name,
             client_key: client_key.as_str().into(),
@@ -227,7 +228,7 @@ impl MerchantRow {
     fn apply(&mut self, event: MerchantEvent) {
         self.updated_at = event.at();
         match event {
-            // It makes the row: see `onboarded`.
+            // It makes the row: see `of`.
             MerchantEvent::MerchantOnboarded { .. } => {}
             MerchantEvent::MerchantProfileUpdated {
                 company_name,

@@ -101,6 +101,15 @@ fn orphan(event: &RecordedEvent, id: Uuid) -> ProjectionError {
     }
 }
 
+/// What an event does to a read model's row: the event that creates the row, already made into
+/// it, or an event that changes the row made before it.
+pub(crate) enum RowChange<R, E> {
+    /// The new row.
+    Created(R),
+    /// An event for the existing row.
+    Changed(E),
+}
+
 /// One table's rows a batch touches, by key: loaded in one statement, changed in memory, written
 /// back in one.
 pub(crate) struct BatchRows<T> {

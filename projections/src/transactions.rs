@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{BatchRows, Projection, facts_of};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of};
 
 /// The transactions projection (`transactions`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -153,17 +153,18 @@ async fn apply(
     )
     .await?;
     for (payment_id, recorded, event) in facts {
-        match TransactionRow::initiated(event) {
-            Ok(row) => payments.insert(row.payment_id, row),
-            Err(event) => payments.existing(payment_id, recorded)?.apply(event),
+        match TransactionRow::of(event) {
+            RowChange::Created(row) => payments.insert(row.payment_id, row),
+            RowChange::Changed(event) => payments.existing(payment_id, recorded)?.apply(event),
         }
     }
     payments.upsert(conn, schema).await
 }
 
 impl TransactionRow {
-    /// The row a payment's initiation creates; any other event is handed back.
-    fn initiated(event: PaymentEvent) -> Result<Self, PaymentEvent> {
+    /// What `event` does to its row: a payment's initiation creates it; any other event
+    /// changes it.
+    fn of(event: PaymentEvent) -> RowChange<Self, PaymentEvent> {
         let PaymentEvent::PaymentInitiated {
             payment_id,
             merchant_id,
@@ -176,9 +177,9 @@ impl TransactionRow {
             ..
         } = event
         else {
-            return Err(event);
+            return RowChange::Changed(event);
         };
-        Ok(Self {
+        RowChange::Created(Self {
             payment_id: payment_id.0,
             merchant_id: merchant_id.0,
             merchant_order_id,
@@ -207,7 +208,7 @@ impl TransactionRow {
     fn apply(&mut self, event: PaymentEvent) {
         self.updated_at = event.at();
         match event {
-            // It makes the row: see `initiated`.
+            // It makes the row: see `of`.
             PaymentEvent::PaymentInitiated { .. } => {}
             PaymentEvent::PspOrderCreated { psp_order_id, .. } => {
                 self.psp_order_id = Some(psp_order_id);

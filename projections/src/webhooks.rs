@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, into_page};
-use crate::projection::{BatchRows, Projection, facts_of, insert_rows, position_i64};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of, insert_rows, position_i64};
 
 /// The webhook deliveries projection (`webhook_deliveries`, `webhook_delivery_attempts`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -165,9 +165,9 @@ async fn apply(
     .await?;
     let mut attempts = Vec::new();
     for (delivery_id, recorded, event) in facts {
-        match DeliveryRow::queued(event) {
-            Ok(row) => deliveries.insert(row.delivery_id, row),
-            Err(event) => {
+        match DeliveryRow::of(event) {
+            RowChange::Created(row) => deliveries.insert(row.delivery_id, row),
+            RowChange::Changed(event) => {
                 let row = deliveries.existing(delivery_id, recorded)?;
                 attempts.extend(row.apply(event, position_i64(recorded)));
             }
@@ -178,8 +178,9 @@ async fn apply(
 }
 
 impl DeliveryRow {
-    /// The row a delivery's queueing creates; any other event is handed back.
-    fn queued(event: WebhookDeliveryEvent) -> Result<Self, WebhookDeliveryEvent> {
+    /// What `event` does to its row: a delivery's queueing creates it; any other event
+    /// changes it.
+    fn of(event: WebhookDeliveryEvent) -> RowChange<Self, WebhookDeliveryEvent> {
         let WebhookDeliveryEvent::WebhookDeliveryQueued {
             delivery_id,
             merchant_id,
@@ -190,9 +191,9 @@ impl DeliveryRow {
             at,
         } = event
         else {
-            return Err(event);
+            return RowChange::Changed(event);
         };
-        Ok(Self {
+        RowChange::Created(Self {
             delivery_id: delivery_id.0,
             merchant_id: merchant_id.0,
             payment_id: payment_id.0,
@@ -217,7 +218,7 @@ impl DeliveryRow {
         let at = event.at();
         self.updated_at = at;
         match event {
-            // It makes the row: see `queued`.
+            // It makes the row: see `of`.
             WebhookDeliveryEvent::WebhookDeliveryQueued { .. } => {}
             WebhookDeliveryEvent::WebhookDeliveryAttempted {
                 attempt,

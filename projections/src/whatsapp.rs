@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, facts_of, ist_day, serde_name};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of, ist_day, serde_name};
 
 /// Longest usage report, in days.
 pub const MAX_USAGE_DAYS: u32 = 366;
@@ -174,12 +174,12 @@ async fn apply(
     .await?;
     let mut usage = UsageDays::new();
     for (notification_id, recorded, event) in facts {
-        match WhatsappMessage::queued(event) {
-            Ok(row) => {
+        match WhatsappMessage::of(event) {
+            RowChange::Created(row) => {
                 tally(&mut usage, &row, row.queued_at).queued += 1;
                 messages.insert(row.notification_id, row);
             }
-            Err(event) => messages
+            RowChange::Changed(event) => messages
                 .existing(notification_id, recorded)?
                 .apply(event, &mut usage),
         }
@@ -189,8 +189,9 @@ async fn apply(
 }
 
 impl WhatsappMessage {
-    /// The row a notification's queueing creates; any other event is handed back.
-    fn queued(event: NotificationEvent) -> Result<Self, NotificationEvent> {
+    /// What `event` does to its row: a notification's queueing creates it; any other event
+    /// changes it.
+    fn of(event: NotificationEvent) -> RowChange<Self, NotificationEvent> {
         let NotificationEvent::NotificationQueued {
             notification_id,
             merchant_id,
@@ -202,9 +203,9 @@ impl WhatsappMessage {
             at,
         } = event
         else {
-            return Err(event);
+            return RowChange::Changed(event);
         };
-        Ok(Self {
+        RowChange::Created(Self {
             notification_id: notification_id.0,
             merchant_id: merchant_id.0,
             notification_type: serde_name(&kind),
@@ -231,7 +232,7 @@ impl WhatsappMessage {
         let at = event.at();
         self.updated_at = at;
         match event {
-            // It makes the row: see `queued`.
+            // It makes the row: see `of`.
             NotificationEvent::NotificationQueued { .. } => {}
             NotificationEvent::NotificationAttemptFailed {
                 attempt,
