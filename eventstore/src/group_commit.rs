@@ -22,7 +22,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::model::{ExpectedVersion, StreamId};
-use crate::postgres::{PreparedStream, to_i64, to_u64};
+use crate::prepare::PreparedStream;
+use crate::rows::{stream_version, to_i64, to_u64};
 
 /// Most requests one batch carries.
 const MAX_BATCH_REQUESTS: usize = 256;
@@ -45,6 +46,8 @@ pub(crate) enum RequestOutcome {
     WrongVersion {
         /// The stream at fault.
         stream_id: StreamId,
+        /// What the request expected of it.
+        expected: ExpectedVersion,
         /// What it holds.
         actual: u64,
     },
@@ -179,6 +182,37 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>) {
     }
 }
 
+/// Appends one request on its own, outside any batch: a duplicate event id or a version taken
+/// meanwhile then fails this request alone, as the database's own error.
+pub(crate) async fn execute_alone(
+    pool: &PgPool,
+    streams: &[PreparedStream],
+    recorded_at: DateTime<Utc>,
+) -> Result<RequestOutcome, sqlx::Error> {
+    let mut outcomes = execute(pool, &[(streams, recorded_at)]).await?;
+    // One outcome per request, so exactly one.
+    Ok(outcomes.swap_remove(0))
+}
+
+/// Appends the requests in one transaction (one call to `ledger.append_batch`) and answers
+/// each one's outcome, in order.
+async fn execute(
+    pool: &PgPool,
+    requests: &[(&[PreparedStream], DateTime<Utc>)],
+) -> Result<Vec<RequestOutcome>, sqlx::Error> {
+    if let [([single], recorded_at)] = requests
+        && matches!(
+            single.expected,
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(_)
+        )
+    {
+        return Ok(vec![insert_one_stream(pool, single, *recorded_at).await?]);
+    }
+    let batch = BatchArrays::of(requests);
+    let rows = append_batch(pool, &batch).await?;
+    outcomes(requests, rows, batch.event_ids.len())
+}
+
 /// One stream with a known version, alone: one plain INSERT. Versions are assigned here, the
 /// unique (stream, version) key refuses a stream that moved on, and the EXISTS refuses one that
 /// is not there yet.
@@ -234,54 +268,30 @@ async fn insert_one_stream(
     if !rows.is_empty() {
         return Ok(RequestOutcome::Stored(rows));
     }
-    let actual: Option<i64> = sqlx::query_scalar(
-        "SELECT stream_version FROM ledger.events WHERE stream_id = $1
-          ORDER BY stream_version DESC LIMIT 1",
-    )
-    .bind(stream.stream_id.as_str())
-    .fetch_optional(pool)
-    .await?;
     Ok(RequestOutcome::WrongVersion {
         stream_id: stream.stream_id.clone(),
-        actual: actual.map_or(0, to_u64),
+        expected: stream.expected,
+        actual: stream_version(pool, &stream.stream_id).await?,
     })
 }
 
-/// Appends the requests in one transaction (one call to `ledger.append_batch`) and answers
-/// each one's outcome, in order.
-pub(crate) async fn execute(
+/// A row `ledger.append_batch` answers: a refused request (its number, the stream at fault and
+/// the version it holds) or an appended event (its id, position and version).
+type BatchRow = (
+    Option<i32>,
+    Option<String>,
+    Option<i64>,
+    Option<Uuid>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Calls `ledger.append_batch` with the batch's arguments.
+async fn append_batch(
     pool: &PgPool,
-    requests: &[(&[PreparedStream], DateTime<Utc>)],
-) -> Result<Vec<RequestOutcome>, sqlx::Error> {
-    if let [([single], recorded_at)] = requests
-        && matches!(
-            single.expected,
-            ExpectedVersion::NoStream | ExpectedVersion::Exact(_)
-        )
-    {
-        return Ok(vec![insert_one_stream(pool, single, *recorded_at).await?]);
-    }
-    let total: usize = requests
-        .iter()
-        .flat_map(|(streams, _)| streams.iter())
-        .map(|s| s.events.len())
-        .sum();
-    let parts: usize = requests.iter().map(|(streams, _)| streams.len()).sum();
-    let mut batch = BatchArrays::with_capacity(parts, total);
-    for (request, (streams, recorded_at)) in (1i32..).zip(requests) {
-        for stream in *streams {
-            batch.push_part(request, stream, *recorded_at);
-        }
-    }
-    type Row = (
-        Option<i32>,
-        Option<String>,
-        Option<i64>,
-        Option<Uuid>,
-        Option<i64>,
-        Option<i64>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    batch: &BatchArrays<'_>,
+) -> Result<Vec<BatchRow>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT failed_request, failed_stream, actual_version,
                 appended_event_id, appended_position, appended_version
            FROM ledger.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
@@ -309,48 +319,87 @@ pub(crate) async fn execute(
     .bind(&batch.recorded_ats)
     .bind(&batch.row_hashes)
     .fetch_all(pool)
-    .await?;
+    .await
+}
 
-    let mut outcomes: Vec<Option<RequestOutcome>> = (0..requests.len()).map(|_| None).collect();
-    let mut stored = HashMap::with_capacity(total);
-    for (failed_request, failed_stream, actual, event_id, position, version) in rows {
-        if let (Some(request), Some(stream)) = (failed_request, failed_stream) {
-            let index = usize::try_from(request - 1).unwrap_or(usize::MAX);
-            let stream_id = requests
-                .get(index)
-                .and_then(|(streams, _)| streams.iter().find(|s| s.stream_id.as_str() == stream))
-                .map(|s| s.stream_id.clone());
-            if let (Some(slot), Some(stream_id)) = (outcomes.get_mut(index), stream_id) {
-                *slot = Some(RequestOutcome::WrongVersion {
-                    stream_id,
-                    actual: to_u64(actual.unwrap_or(0)),
-                });
+/// Each request's outcome from the rows of `ledger.append_batch`: a refused request has a row
+/// naming the stream at fault, and every event of the others a row of its own.
+fn outcomes(
+    requests: &[(&[PreparedStream], DateTime<Utc>)],
+    rows: Vec<BatchRow>,
+    events: usize,
+) -> Result<Vec<RequestOutcome>, sqlx::Error> {
+    let mut refused: Vec<Option<RequestOutcome>> = (0..requests.len()).map(|_| None).collect();
+    let mut stored = HashMap::with_capacity(events);
+    for row in rows {
+        match row {
+            (Some(request), Some(stream), Some(actual), None, None, None) => {
+                let (index, outcome) = refusal(requests, request, &stream, actual)?;
+                refused[index] = Some(outcome);
             }
-        } else if let (Some(event_id), Some(position), Some(version)) =
-            (event_id, position, version)
-        {
-            stored.insert(event_id, (position, version));
+            (None, None, None, Some(event_id), Some(position), Some(version)) => {
+                stored.insert(event_id, (position, version));
+            }
+            _ => return Err(unexpected("a row that is neither a refusal nor an event")),
         }
     }
-    Ok(outcomes
-        .into_iter()
-        .zip(requests)
-        .map(|(outcome, (streams, _))| {
-            outcome.unwrap_or_else(|| {
-                RequestOutcome::Stored(
-                    streams
-                        .iter()
-                        .flat_map(|s| s.events.iter())
-                        .map(|e| {
-                            let (position, version) =
-                                stored.get(&e.event_id).copied().unwrap_or_default();
-                            (e.event_id, position, version)
-                        })
-                        .collect(),
-                )
-            })
-        })
-        .collect())
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for (refusal, (streams, _)) in refused.into_iter().zip(requests) {
+        outcomes.push(match refusal {
+            Some(refusal) => refusal,
+            None => stored_outcome(streams, &stored)?,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// The outcome of request number `request` (1-based), left out because `stream` holds
+/// `actual` events; with the request's index.
+fn refusal(
+    requests: &[(&[PreparedStream], DateTime<Utc>)],
+    request: i32,
+    stream: &str,
+    actual: i64,
+) -> Result<(usize, RequestOutcome), sqlx::Error> {
+    let index = usize::try_from(request)
+        .ok()
+        .and_then(|number| number.checked_sub(1))
+        .filter(|&index| index < requests.len())
+        .ok_or_else(|| unexpected("a refusal of a request it was not given"))?;
+    let (streams, _) = requests[index];
+    let part = streams
+        .iter()
+        .find(|s| s.stream_id.as_str() == stream)
+        .ok_or_else(|| unexpected("a refusal naming a stream the request does not append to"))?;
+    let outcome = RequestOutcome::WrongVersion {
+        stream_id: part.stream_id.clone(),
+        expected: part.expected,
+        actual: to_u64(actual)?,
+    };
+    Ok((index, outcome))
+}
+
+/// The outcome of a request the batch stored: each of its events' id, position and version,
+/// in the order given.
+fn stored_outcome(
+    streams: &[PreparedStream],
+    stored: &HashMap<Uuid, (i64, i64)>,
+) -> Result<RequestOutcome, sqlx::Error> {
+    let mut rows = Vec::with_capacity(streams.iter().map(|s| s.events.len()).sum());
+    for event in streams.iter().flat_map(|s| &s.events) {
+        let (position, version) = stored
+            .get(&event.event_id)
+            .copied()
+            .ok_or_else(|| unexpected("no row for an event of a request it stored"))?;
+        rows.push((event.event_id, position, version));
+    }
+    Ok(RequestOutcome::Stored(rows))
+}
+
+/// `ledger.append_batch` answered what it never should: the function in the database and this
+/// code disagree.
+fn unexpected(what: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("ledger.append_batch answered {what}"))
 }
 
 /// The arguments of `ledger.append_batch`, in the shape it wants them: one entry per part
@@ -381,11 +430,28 @@ struct BatchArrays<'a> {
     row_hashes: Vec<Vec<u8>>,
     /// Each stream's number (1-based) in `stream_ids`.
     slots: HashMap<&'a str, i32>,
-    /// Each (stream number, tolerated types)'s number (1-based) in the `check_*` arrays.
-    checks: HashMap<(i32, &'static [&'static str]), i32>,
+    /// Each (stream number, tolerated types)'s index in the `check_*` arrays.
+    checks: HashMap<(i32, &'static [&'static str]), usize>,
 }
 
 impl<'a> BatchArrays<'a> {
+    /// The arguments for `requests`, numbered from 1 in the order given.
+    fn of(requests: &[(&'a [PreparedStream], DateTime<Utc>)]) -> Self {
+        let events: usize = requests
+            .iter()
+            .flat_map(|(streams, _)| streams.iter())
+            .map(|s| s.events.len())
+            .sum();
+        let parts: usize = requests.iter().map(|(streams, _)| streams.len()).sum();
+        let mut batch = Self::with_capacity(parts, events);
+        for (request, (streams, recorded_at)) in (1i32..).zip(requests) {
+            for stream in *streams {
+                batch.push_part(request, stream, *recorded_at);
+            }
+        }
+        batch
+    }
+
     fn with_capacity(parts: usize, events: usize) -> Self {
         Self {
             part_requests: Vec::with_capacity(parts),
@@ -460,19 +526,17 @@ impl<'a> BatchArrays<'a> {
     /// The number of the check of `slot` against `tolerated`, which now covers `since` too:
     /// one look at the log from the oldest decision answers every part of the batch.
     fn check(&mut self, slot: i32, tolerated: &'static [&'static str], since: i64) -> i32 {
-        let next = to_i32(self.check_streams.len() + 1);
-        let number = *self.checks.entry((slot, tolerated)).or_insert(next);
-        if number == next {
+        let next = self.check_streams.len();
+        let index = *self.checks.entry((slot, tolerated)).or_insert(next);
+        if index == next {
             self.check_streams.push(slot);
             self.check_since.push(since);
             self.check_tolerated.push(tolerated.join(","));
-        } else if let Some(oldest) = usize::try_from(number - 1)
-            .ok()
-            .and_then(|i| self.check_since.get_mut(i))
-        {
+        } else {
+            let oldest = &mut self.check_since[index];
             *oldest = (*oldest).min(since);
         }
-        number
+        to_i32(index + 1)
     }
 }
 
@@ -483,7 +547,7 @@ fn to_i32(count: usize) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::postgres::PreparedEvent;
+    use crate::prepare::PreparedEvent;
 
     fn part(stream: &str, expected: ExpectedVersion, types: &[&str]) -> PreparedStream {
         PreparedStream {

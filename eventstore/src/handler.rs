@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::cache::BoundedCache;
 use crate::error::{AppendError, InvalidInput, ReadError};
 use crate::limits::MAX_READ_BATCH;
-use crate::model::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use crate::model::{AppendResult, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
 use crate::store::EventStore;
 
 /// How many times one command is decided again after losing a race.
@@ -192,6 +192,14 @@ impl<D: Decider> Remembered<D> {
         self.ahead.retain(|&first, _| first > version);
         moved
     }
+}
+
+/// Where appending a decision left a command.
+enum Recorded<D: Decider> {
+    /// Recorded (or found already recorded): the command is done.
+    Done(Executed<D>),
+    /// The stream had moved on: the state it was decided on, to catch up from.
+    Stale(Loaded<D::State>),
 }
 
 /// Runs commands of one decider against the log.
@@ -422,83 +430,119 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
                     fresh = true;
                     continue;
                 }
-                Err(rejection) => {
-                    return match self.replay_of(stream_id, context).await? {
-                        Some(executed) => Ok(executed),
-                        None => Err(CommandError::Rejected(rejection)),
-                    };
-                }
+                Err(rejection) => return self.rejected(stream_id, context, rejection).await,
             };
-            if events.len() > MAX_EVENTS_PER_COMMAND {
-                return Err(CommandError::Append(AppendError::Invalid(
-                    InvalidInput::TooManyEvents {
-                        count: events.len(),
-                        limit: MAX_EVENTS_PER_COMMAND,
-                    },
-                )));
-            }
-            if events.is_empty() {
-                return Ok(Executed {
-                    events,
-                    state: loaded.state,
-                    version: loaded.version,
-                    idempotent_replay: false,
-                });
-            }
-            let expected = match loaded.version {
-                0 => ExpectedVersion::NoStream,
-                v => ExpectedVersion::Exact(v),
-            };
-            let encoded = new_events(stream_id, &events, context).map_err(AppendError::from);
-            let appended = match encoded {
-                Ok(encoded) => {
-                    self.store
-                        .append(stream_id.clone(), expected, encoded)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match appended {
-                Ok(result) if result.idempotent_replay => {
-                    let loaded = self.load(stream_id).await?;
-                    return Ok(Executed {
-                        events,
-                        state: loaded.state,
-                        version: loaded.version,
-                        idempotent_replay: true,
-                    });
-                }
-                Ok(result) => {
-                    let version = result.version_of(stream_id).unwrap_or(loaded.version);
-                    let state = events.iter().fold(loaded.state, |s, e| D::evolve(s, e));
-                    self.remember(
-                        stream_id,
-                        Loaded {
-                            version,
-                            state: state.clone(),
-                        },
-                    );
-                    return Ok(Executed {
-                        events,
-                        state,
-                        version,
-                        idempotent_replay: false,
-                    });
-                }
-                Err(AppendError::WrongExpectedVersion { .. }) => {
+            match self.record(stream_id, loaded, events, context).await? {
+                Recorded::Done(executed) => return Ok(executed),
+                Recorded::Stale(stale) => {
                     // On a remembered state the conflict only means it was stale; on a state just
                     // read, another writer is racing us right now.
                     lost_race = fresh;
-                    loaded = self.catch_up(stream_id, loaded).await?;
+                    loaded = self.catch_up(stream_id, stale).await?;
                     fresh = true;
                 }
-                Err(e) => return Err(CommandError::Append(e)),
             }
         }
         Err(CommandError::Contended {
             stream_id: stream_id.clone(),
             attempts: MAX_COMMAND_ATTEMPTS,
         })
+    }
+
+    /// A refusal decided on state just read: final, unless the command was already applied.
+    async fn rejected(
+        &self,
+        stream_id: &StreamId,
+        context: &CommandContext,
+        rejection: D::Error,
+    ) -> Result<Executed<D>, CommandError<D::Error>> {
+        match self.replay_of(stream_id, context).await? {
+            Some(executed) => Ok(executed),
+            None => Err(CommandError::Rejected(rejection)),
+        }
+    }
+
+    /// Appends the events decided on `loaded`, expecting the stream at its version; hands
+    /// `loaded` back when the stream had moved on.
+    async fn record(
+        &self,
+        stream_id: &StreamId,
+        loaded: Loaded<D::State>,
+        events: Vec<D::Event>,
+        context: &CommandContext,
+    ) -> Result<Recorded<D>, CommandError<D::Error>> {
+        if events.len() > MAX_EVENTS_PER_COMMAND {
+            return Err(CommandError::Append(AppendError::Invalid(
+                InvalidInput::TooManyEvents {
+                    count: events.len(),
+                    limit: MAX_EVENTS_PER_COMMAND,
+                },
+            )));
+        }
+        if events.is_empty() {
+            return Ok(Recorded::Done(Executed {
+                events,
+                state: loaded.state,
+                version: loaded.version,
+                idempotent_replay: false,
+            }));
+        }
+        let expected = match loaded.version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        let encoded = new_events(stream_id, &events, context).map_err(AppendError::from);
+        let appended = match encoded {
+            Ok(encoded) => {
+                self.store
+                    .append(stream_id.clone(), expected, encoded)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match appended {
+            Ok(result) if result.idempotent_replay => {
+                let loaded = self.load(stream_id).await?;
+                Ok(Recorded::Done(Executed {
+                    events,
+                    state: loaded.state,
+                    version: loaded.version,
+                    idempotent_replay: true,
+                }))
+            }
+            Ok(result) => Ok(Recorded::Done(
+                self.appended(stream_id, loaded, events, &result),
+            )),
+            Err(AppendError::WrongExpectedVersion { .. }) => Ok(Recorded::Stale(loaded)),
+            Err(e) => Err(CommandError::Append(e)),
+        }
+    }
+
+    /// Folds freshly appended events into the state they were decided on and remembers it.
+    fn appended(
+        &self,
+        stream_id: &StreamId,
+        loaded: Loaded<D::State>,
+        events: Vec<D::Event>,
+        result: &AppendResult,
+    ) -> Executed<D> {
+        let version = result
+            .version_of(stream_id)
+            .expect("an append answers the version of every stream it appended to");
+        let state = events.iter().fold(loaded.state, |s, e| D::evolve(s, e));
+        self.remember(
+            stream_id,
+            Loaded {
+                version,
+                state: state.clone(),
+            },
+        );
+        Executed {
+            events,
+            state,
+            version,
+            idempotent_replay: false,
+        }
     }
 
     fn stream_lock(&self, stream_id: &StreamId) -> &tokio::sync::Mutex<()> {

@@ -19,7 +19,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::InvalidInput;
+use crate::input::InvalidInput;
 
 /// Compact JSON with sorted object keys; refuses non-integer numbers.
 pub fn canonical_json(value: &Value) -> Result<Vec<u8>, InvalidInput> {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::InvalidInput;
+use crate::input::InvalidInput;
 use crate::limits::{MAX_CATEGORY_LEN, MAX_EVENT_TYPE_LEN, MAX_STREAM_ID_LEN};
 
 /// A stream's name, `<category>-<id>`, e.g. `payment-0190f0c2-...`.

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use chrono::Utc;
-use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
 
 use crate::error::ReadError;
-use crate::model::LogPosition;
+use crate::model::{LogPosition, RecordedEvent};
 use crate::nats::{LogStreamConfig, NatsError, encode, headers, position_of};
-use crate::postgres::{PgEventStore, to_i64};
+use crate::postgres::PgEventStore;
+use crate::rows::{read_position, to_i64, to_u64};
 use crate::store::EventStore;
 
 /// How the relay paces itself.
@@ -143,26 +144,13 @@ impl Relay {
         let (mut position, mut last_id, mut last_seq) = resume_point(&stream).await?;
         tracing::info!(%position, jetstream_seq = last_seq, "relay resumes");
         let mut last_lock_check = Instant::now();
-        let mut last_progress = Instant::now();
-        let mut published_since = 0u64;
+        let mut progress = ProgressLog::new(self.config.progress_log);
         loop {
             if last_lock_check.elapsed() >= self.config.lock_check {
                 lock.ping().await?;
                 last_lock_check = Instant::now();
             }
-            if last_progress.elapsed() >= self.config.progress_log {
-                let elapsed_ms =
-                    u64::try_from(last_progress.elapsed().as_millis()).unwrap_or(u64::MAX);
-                tracing::info!(
-                    %position,
-                    jetstream_seq = last_seq,
-                    published = published_since,
-                    rate_per_s = published_since * 1000 / elapsed_ms.max(1),
-                    "relay progress"
-                );
-                published_since = 0;
-                last_progress = Instant::now();
-            }
+            progress.maybe_log(position, last_seq);
             let events = self
                 .store
                 .read_log(position, None, self.config.batch_size)
@@ -176,27 +164,9 @@ impl Relay {
                 .to_std()
                 .unwrap_or_default();
             metrics::gauge!("relay_lag_seconds").set(lag.as_secs_f64());
-            let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
-            for event in &events {
-                let mut message = PublishMessage::build()
-                    .payload(encode(event)?)
-                    .headers(headers(event));
-                if let Some(previous) = &last_id {
-                    message = message.expected_last_message_id(previous);
-                }
-                let ack = self
-                    .jetstream
-                    .send_publish(self.stream.subject(event), message)
-                    .await
-                    .map_err(NatsError::jetstream)?;
-                acks.push(ack);
-                last_id = Some(event.event_id.to_string());
-            }
-            for ack in acks {
-                last_seq = ack.await.map_err(NatsError::jetstream)?.sequence;
-            }
+            last_seq = self.publish(&events, &mut last_id, last_seq).await?;
             position = last.log_position;
-            published_since += events.len() as u64;
+            progress.published += events.len() as u64;
             metrics::counter!("relay_published_total").increment(events.len() as u64);
             save_mark(
                 self.store.pool(),
@@ -209,6 +179,72 @@ impl Relay {
             )
             .await?;
         }
+    }
+
+    /// Publishes `events` in order, each expecting the one before it (`last_id`) as the
+    /// stream's last message, then waits for every acknowledgement; answers the stream sequence
+    /// of the last one acknowledged (`last_seq` when there were none).
+    async fn publish(
+        &self,
+        events: &[RecordedEvent],
+        last_id: &mut Option<String>,
+        last_seq: u64,
+    ) -> Result<u64, RelayError> {
+        let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
+        for event in events {
+            let mut message = PublishMessage::build()
+                .payload(encode(event)?)
+                .headers(headers(event));
+            if let Some(previous) = last_id.as_ref() {
+                message = message.expected_last_message_id(previous);
+            }
+            let ack = self
+                .jetstream
+                .send_publish(self.stream.subject(event), message)
+                .await
+                .map_err(NatsError::jetstream)?;
+            acks.push(ack);
+            *last_id = Some(event.event_id.to_string());
+        }
+        let mut sequence = last_seq;
+        for ack in acks {
+            sequence = ack.await.map_err(NatsError::jetstream)?.sequence;
+        }
+        Ok(sequence)
+    }
+}
+
+/// The relay's periodic progress line: what it published since the last one, and how fast.
+struct ProgressLog {
+    every: Duration,
+    since: Instant,
+    published: u64,
+}
+
+impl ProgressLog {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            since: Instant::now(),
+            published: 0,
+        }
+    }
+
+    /// Logs progress if `every` has passed since the last line.
+    fn maybe_log(&mut self, position: LogPosition, last_seq: u64) {
+        if self.since.elapsed() < self.every {
+            return;
+        }
+        let elapsed_ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            %position,
+            jetstream_seq = last_seq,
+            published = self.published,
+            rate_per_s = self.published * 1000 / elapsed_ms.max(1),
+            "relay progress"
+        );
+        self.published = 0;
+        self.since = Instant::now();
     }
 }
 
@@ -259,19 +295,19 @@ pub async fn load_mark(
     pool: &sqlx::PgPool,
     stream_name: &str,
 ) -> Result<Option<RelayMark>, sqlx::Error> {
-    let row: Option<(String, i64, Option<uuid::Uuid>, i64)> = sqlx::query_as(
-        "SELECT transaction_id::text, position, event_id, jetstream_seq
+    let row = sqlx::query(
+        "SELECT transaction_id::text AS tx, position, event_id, jetstream_seq
            FROM ledger.relay_state WHERE jetstream_stream = $1",
     )
     .bind(stream_name)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(tx, position, event_id, seq)| RelayMark {
-        position: LogPosition {
-            transaction_id: tx.parse().unwrap_or(0),
-            position: u64::try_from(position).unwrap_or(0),
-        },
-        event_id,
-        jetstream_seq: u64::try_from(seq).unwrap_or(0),
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(RelayMark {
+        position: read_position(&row, "tx", "position")?,
+        event_id: row.try_get("event_id")?,
+        jetstream_seq: to_u64(row.try_get("jetstream_seq")?)?,
     }))
 }

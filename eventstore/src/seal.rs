@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use crate::hash::SealHasher;
 use crate::model::LogPosition;
-use crate::postgres::{read_position, to_i64, to_u64};
+use crate::rows::{read_position, to_i64, to_u64};
 
 /// How the sealer paces itself.
 #[derive(Debug, Clone)]
@@ -164,13 +164,13 @@ impl Sealer {
         .bind(to_i64(self.config.max_events_per_seal as u64))
         .fetch_all(&self.pool)
         .await?;
-        if rows.is_empty() {
+        let Some(first_row) = rows.first() else {
             return Ok(None);
-        }
+        };
+        let first = read_position(first_row, "tx", "position")?;
         let mut hasher = SealHasher::new(seal_number, &previous_hash);
         let mut entries = Vec::with_capacity(rows.len());
-        let mut first = None;
-        let mut last = LogPosition::START;
+        let mut last = first;
         for row in &rows {
             let position = read_position(row, "tx", "position")?;
             let hash: Vec<u8> = row.try_get("row_hash")?;
@@ -179,13 +179,12 @@ impl Sealer {
                 .map_err(|_| SealError::Malformed(format!("row hash at {position}")))?;
             hasher.push(position.position, &hash);
             entries.push(SealEntry::of(position.position, &hash));
-            first.get_or_insert(position);
             last = position;
         }
         let event_count = hasher.count();
         let seal = Seal {
             seal_number,
-            first: first.unwrap_or(last),
+            first,
             last,
             event_count,
             previous_hash,
@@ -193,6 +192,13 @@ impl Sealer {
             entries,
             sealed_at: Utc::now(),
         };
+        let inserted = self.store(&seal).await?;
+        // Another sealer made this seal first; it covers the same range.
+        Ok(inserted.then_some(seal))
+    }
+
+    /// Stores `seal` unless a seal of its number exists; answers whether it was stored.
+    async fn store(&self, seal: &Seal) -> Result<bool, sqlx::Error> {
         let inserted = sqlx::query(
             "INSERT INTO ledger.seals (seal_number, first_transaction_id, first_position,
                  last_transaction_id, last_position, event_count, previous_hash, seal_hash,
@@ -212,8 +218,7 @@ impl Sealer {
         .bind(seal.sealed_at)
         .execute(&self.pool)
         .await?;
-        // Another sealer made this seal first; it covers the same range.
-        Ok((inserted.rows_affected() == 1).then_some(seal))
+        Ok(inserted.rows_affected() == 1)
     }
 }
 
@@ -229,10 +234,10 @@ fn decode_seal(row: &sqlx::postgres::PgRow) -> Result<Seal, SealError> {
             .map_err(|_| SealError::Malformed(format!("{column} is not 32 bytes")))
     };
     Ok(Seal {
-        seal_number: to_u64(row.try_get("seal_number")?),
+        seal_number: to_u64(row.try_get("seal_number")?)?,
         first: read_position(row, "first_tx", "first_position")?,
         last: read_position(row, "last_tx", "last_position")?,
-        event_count: to_u64(row.try_get("event_count")?),
+        event_count: to_u64(row.try_get("event_count")?)?,
         previous_hash: hash("previous_hash")?,
         seal_hash: hash("seal_hash")?,
         entries: SealEntry::decode_all(&row.try_get::<Vec<u8>, _>("entries")?)

@@ -387,19 +387,19 @@ pub async fn verify_database(pool: &sqlx::PgPool) -> Result<VerifyReport, Verify
     loop {
         let rows = sqlx::query(concat!(
             "SELECT ",
-            crate::postgres::event_columns!(),
+            crate::rows::event_columns!(),
             " FROM ledger.events WHERE (transaction_id, position) > ($1::text::xid8, $2)
                 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
               ORDER BY transaction_id, position LIMIT 10000"
         ))
         .bind(after.transaction_id.to_string())
-        .bind(crate::postgres::to_i64(after.position))
+        .bind(crate::rows::to_i64(after.position))
         .fetch_all(pool)
         .await?;
         let Some(last) = rows.last() else {
             return Ok(verifier.finish()?);
         };
-        after = crate::postgres::read_position(last, "tx", "position")?;
+        after = crate::rows::read_position(last, "tx", "position")?;
         for row in &rows {
             let read = |e: &dyn std::fmt::Display| VerifyError::Read(e.to_string());
             let payload: serde_json::Value = row.try_get("payload")?;
@@ -410,17 +410,19 @@ pub async fn verify_database(pool: &sqlx::PgPool) -> Result<VerifyReport, Verify
             let event_type: String = row.try_get("event_type")?;
             let hash: Vec<u8> = row.try_get("row_hash")?;
             verifier.push(&AuditRow {
-                log_position: crate::postgres::read_position(row, "tx", "position")?,
+                log_position: crate::rows::read_position(row, "tx", "position")?,
                 event_id: row.try_get("event_id")?,
                 stream_id: &stream_id,
-                stream_version: crate::postgres::to_u64(row.try_get("stream_version")?),
+                stream_version: crate::rows::to_u64(row.try_get("stream_version")?)?,
                 event_type: &event_type,
                 schema_version: u16::try_from(row.try_get::<i16, _>("schema_version")?)
                     .map_err(|e| read(&e))?,
                 payload: &payload,
                 metadata: &metadata,
                 recorded_at: row.try_get("recorded_at")?,
-                row_hash: hash.try_into().unwrap_or([0; 32]),
+                row_hash: hash
+                    .try_into()
+                    .map_err(|_| read(&"a row hash is not 32 bytes"))?,
             })?;
         }
     }

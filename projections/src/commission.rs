@@ -113,37 +113,52 @@ async fn apply(
         let wallet_event: WalletEvent = decode(event)?;
         let merchant_id = stream_uuid(event)?;
         let day = ist_day(wallet_event.at());
-        let row = days
-            .entry((day, merchant_id))
+        days.entry((day, merchant_id))
             .or_insert_with(|| CommissionDay {
                 day,
                 merchant_id,
                 ..CommissionDay::default()
-            });
+            })
+            .count(&wallet_event);
+    }
+    add_days(conn, schema, &days).await
+}
+
+impl CommissionDay {
+    /// Adds a wallet event of this day and merchant to its sums.
+    fn count(&mut self, event: &WalletEvent) {
         let add = |total: &mut i64, amount: i64| *total = total.saturating_add(amount);
-        match &wallet_event {
+        match event {
             WalletEvent::CommissionAccrued {
                 amount, commission, ..
             } => {
-                add(&mut row.payments, 1);
-                add(&mut row.volume_paise, amount.0);
-                add(&mut row.commission_paise, commission.0);
+                add(&mut self.payments, 1);
+                add(&mut self.volume_paise, amount.0);
+                add(&mut self.commission_paise, commission.0);
             }
             WalletEvent::CommissionPaidOut { amount, .. } => {
-                add(&mut row.payouts, 1);
-                add(&mut row.payouts_paise, amount.0);
+                add(&mut self.payouts, 1);
+                add(&mut self.payouts_paise, amount.0);
             }
             WalletEvent::PayoutReversed {
                 amount,
                 was_paid_out: true,
                 ..
-            } => add(&mut row.payouts_reversed_paise, amount.0),
+            } => add(&mut self.payouts_reversed_paise, amount.0),
             WalletEvent::ManualSettlementRecorded { amount, .. } => {
-                add(&mut row.settled_paise, amount.0)
+                add(&mut self.settled_paise, amount.0)
             }
             WalletEvent::PayoutReversed { .. } | WalletEvent::PayoutRequested { .. } => {}
         }
     }
+}
+
+/// Adds a batch's sums to the stored days, in one statement.
+async fn add_days(
+    conn: &mut PgConnection,
+    schema: &str,
+    days: &BTreeMap<(NaiveDate, Uuid), CommissionDay>,
+) -> Result<(), ProjectionError> {
     if days.is_empty() {
         return Ok(());
     }

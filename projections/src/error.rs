@@ -25,6 +25,17 @@ pub enum ProjectionError {
         /// What the decoder said.
         why: String,
     },
+    /// An event about something whose first event the read model never saw (every stream
+    /// starts with the event that creates its row): the log breaks the domain's rules.
+    #[error("event {event_id} at {position} is about {id}, which no earlier event created")]
+    Orphan {
+        /// The event.
+        event_id: uuid::Uuid,
+        /// Where it sits in the log.
+        position: LogPosition,
+        /// The merchant, payment, gateway, delivery or notification it is about.
+        id: uuid::Uuid,
+    },
     /// A row could not be encoded to or decoded from its JSON form.
     #[error("read model row does not (de)serialise: {0}")]
     Row(#[from] serde_json::Error),

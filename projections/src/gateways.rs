@@ -8,8 +8,6 @@
 //! clock minutes, temporary failure, toggle, priority, provider and merchant. Nothing from the
 //! sealed credentials is kept.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures::future::BoxFuture;
 use lightspeed_domain::calendar::IstMonth;
@@ -23,7 +21,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
-use crate::projection::{Projection, decode, load_rows, stream_uuid, upsert_rows};
+use crate::projection::{BatchRows, Projection, RowChange, decode, stream_uuid};
 
 /// How many recent payment outcomes the success rate is computed over.
 pub const RECENT_OUTCOMES: u32 = 50;
@@ -161,7 +159,10 @@ impl Projection for Gateways {
     }
 }
 
+/// What a batch says about a gateway: its registration, another event of its own, or the
+/// outcome of a payment there.
 enum Fact {
+    Registered(Box<GatewayRow>),
     Gateway(GatewayEvent),
     Outcome {
         succeeded: bool,
@@ -175,115 +176,84 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let mut facts = Vec::with_capacity(events.len());
-    for event in events {
-        match (event.stream_id.category(), event.event_type.as_str()) {
-            ("gateway", _) => facts.push((stream_uuid(event)?, Fact::Gateway(decode(event)?))),
-            ("payment", "PaymentSucceeded" | "PaymentFailed") => {
-                match decode::<PaymentEvent>(event)? {
-                    PaymentEvent::PaymentSucceeded { gateway_id, at, .. } => facts.push((
-                        gateway_id.0,
-                        Fact::Outcome {
-                            succeeded: true,
-                            code: None,
-                            at,
-                        },
-                    )),
-                    PaymentEvent::PaymentFailed {
-                        gateway_id,
-                        code,
-                        at,
-                        ..
-                    } => facts.push((
-                        gateway_id.0,
-                        Fact::Outcome {
-                            succeeded: false,
-                            code: Some(code),
-                            at,
-                        },
-                    )),
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut keys: Vec<Uuid> = facts.iter().map(|(gateway, _)| *gateway).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut rows: HashMap<Uuid, GatewayRow> =
-        load_rows::<GatewayRow>(conn, schema, "gateways", "gateway_id", &keys)
-            .await?
-            .into_iter()
-            .map(|row| (row.gateway_id, row))
-            .collect();
-    for (gateway_id, fact) in facts {
+    let facts = facts(events)?;
+    let mut gateways = BatchRows::load(
+        conn,
+        schema,
+        "gateways",
+        "gateway_id",
+        facts.iter().map(|(gateway_id, _, _)| *gateway_id),
+        |row: &GatewayRow| row.gateway_id,
+    )
+    .await?;
+    for (gateway_id, recorded, fact) in facts {
         match fact {
-            Fact::Gateway(GatewayEvent::GatewayRegistered {
-                gateway_id,
-                merchant_id,
-                provider,
-                label,
-                settings,
-                enabled,
-                at,
-                ..
-            }) => {
-                rows.insert(
-                    gateway_id.0,
-                    GatewayRow {
-                        gateway_id: gateway_id.0,
-                        merchant_id: merchant_id.0,
-                        provider: provider.as_str().into(),
-                        label,
-                        enabled,
-                        retired: false,
-                        priority: i32::from(settings.priority),
-                        monthly_limit_paise: settings.monthly_limit.map(|limit| limit.0),
-                        rpm_cap: settings
-                            .rpm_cap
-                            .map(|cap| i32::try_from(cap).unwrap_or(i32::MAX)),
-                        temporarily_failed_until: None,
-                        temporary_failure_reason: None,
-                        volume_month: None,
-                        month_volume_paise: 0,
-                        month_payments: 0,
-                        last_used_at: None,
-                        rpm_minute: None,
-                        rpm_minute_bookings: 0,
-                        rpm_previous_minute_bookings: 0,
-                        recent_outcomes: 0,
-                        recent_attempted: 0,
-                        recent_succeeded: 0,
-                        success_rate_bps: None,
-                        payments_succeeded: 0,
-                        payments_failed: 0,
-                        last_failure_code: None,
-                        last_failure_at: None,
-                        registered_at: at,
-                        updated_at: at,
-                    },
-                );
-            }
-            // Facts about a gateway never registered cannot be placed; the log never has them.
-            Fact::Gateway(event) => {
-                if let Some(row) = rows.get_mut(&gateway_id) {
-                    row.apply(&event);
-                }
-            }
+            Fact::Registered(row) => gateways.insert(row.gateway_id, *row),
+            Fact::Gateway(event) => gateways.existing(gateway_id, recorded)?.apply(&event),
             Fact::Outcome {
                 succeeded,
                 code,
                 at,
-            } => {
-                if let Some(row) = rows.get_mut(&gateway_id) {
-                    row.record_outcome(succeeded, code, at);
-                }
-            }
+            } => gateways
+                .existing(gateway_id, recorded)?
+                .record_outcome(succeeded, code, at),
         }
     }
-    let changed: Vec<&GatewayRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    upsert_rows(conn, schema, "gateways", "gateway_id", &changed).await
+    gateways.upsert(conn, schema).await
+}
+
+/// The batch's facts about gateways, each with the gateway it is about.
+fn facts(events: &[RecordedEvent]) -> Result<Vec<(Uuid, &RecordedEvent, Fact)>, ProjectionError> {
+    let mut facts = Vec::with_capacity(events.len());
+    for event in events {
+        match (event.stream_id.category(), event.event_type.as_str()) {
+            ("gateway", _) => {
+                let fact = match GatewayRow::of(decode(event)?) {
+                    RowChange::Created(row) => Fact::Registered(Box::new(row)),
+                    RowChange::Changed(other) => Fact::Gateway(other),
+                };
+                facts.push((stream_uuid(event)?, event, fact));
+            }
+            ("payment", "PaymentSucceeded" | "PaymentFailed") => {
+                let (gateway_id, outcome) = outcome(event)?;
+                facts.push((gateway_id, event, outcome));
+            }
+            _ => {}
+        }
+    }
+    Ok(facts)
+}
+
+/// The gateway a payment succeeded or failed at, and the outcome.
+fn outcome(event: &RecordedEvent) -> Result<(Uuid, Fact), ProjectionError> {
+    match decode::<PaymentEvent>(event)? {
+        PaymentEvent::PaymentSucceeded { gateway_id, at, .. } => Ok((
+            gateway_id.0,
+            Fact::Outcome {
+                succeeded: true,
+                code: None,
+                at,
+            },
+        )),
+        PaymentEvent::PaymentFailed {
+            gateway_id,
+            code,
+            at,
+            ..
+        } => Ok((
+            gateway_id.0,
+            Fact::Outcome {
+                succeeded: false,
+                code: Some(code),
+                at,
+            },
+        )),
+        _ => Err(ProjectionError::Decode {
+            event_id: event.event_id,
+            position: event.log_position,
+            why: format!("a {} decoded to another payment event", event.event_type),
+        }),
+    }
 }
 
 fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -291,6 +261,57 @@ fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl GatewayRow {
+    /// What `event` does to its row: a gateway's registration creates it; any other event
+    /// changes it.
+    fn of(event: GatewayEvent) -> RowChange<Self, GatewayEvent> {
+        let GatewayEvent::GatewayRegistered {
+            gateway_id,
+            merchant_id,
+            provider,
+            label,
+            settings,
+            enabled,
+            at,
+            ..
+        } = event
+        else {
+            return RowChange::Changed(event);
+        };
+        RowChange::Created(Self {
+            gateway_id: gateway_id.0,
+            merchant_id: merchant_id.0,
+            provider: provider.as_str().into(),
+            label,
+            enabled,
+            retired: false,
+            priority: i32::from(settings.priority),
+            monthly_limit_paise: settings.monthly_limit.map(|limit| limit.0),
+            rpm_cap: settings
+                .rpm_cap
+                .map(|cap| i32::try_from(cap).unwrap_or(i32::MAX)),
+            temporarily_failed_until: None,
+            temporary_failure_reason: None,
+            volume_month: None,
+            month_volume_paise: 0,
+            month_payments: 0,
+            last_used_at: None,
+            rpm_minute: None,
+            rpm_minute_bookings: 0,
+            rpm_previous_minute_bookings: 0,
+            recent_outcomes: 0,
+            recent_attempted: 0,
+            recent_succeeded: 0,
+            success_rate_bps: None,
+            payments_succeeded: 0,
+            payments_failed: 0,
+            last_failure_code: None,
+            last_failure_at: None,
+            registered_at: at,
+            updated_at: at,
+        })
+    }
+
+    /// Applies an event of a registered gateway.
     fn apply(&mut self, event: &GatewayEvent) {
         match event {
             GatewayEvent::GatewayRegistered { .. }

@@ -57,6 +57,7 @@ pub mod merchants;
 pub mod pagination;
 pub mod progress;
 pub mod projection;
+pub mod projector;
 pub mod rebuild;
 pub mod runtime;
 #[cfg(feature = "testing")]
@@ -71,7 +72,6 @@ pub mod whatsapp;
 
 pub use error::ProjectionError;
 pub use projection::Projection;
+pub use projector::{BatchOutcome, ProjectorDeps, apply_batch};
 pub use rebuild::{RebuildOptions, RebuildReport, rebuild, rebuild_projection};
-pub use runtime::{
-    BatchOutcome, ProjectorDeps, RunConfig, apply_batch, run_all, run_projection, run_projector,
-};
+pub use runtime::{RunConfig, run_all, run_projection, run_projector};

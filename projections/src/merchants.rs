@@ -2,12 +2,11 @@
 //! sealed webhook secrets and anything sealed stay out; only when they were rotated is kept.
 //! The client key is a public identifier and is shown.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use lightspeed_domain::merchant::MerchantEvent;
-use lightspeed_domain::{Decider, Merchant};
+use lightspeed_domain::merchant::{MerchantEvent, Thresholds, WhatsappContact};
+use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::{BasisPoints, Decider, Merchant};
 use lightspeed_eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -16,7 +15,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{Projection, decode, load_rows, serde_name, stream_uuid, upsert_rows};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of, serde_name};
 
 /// The merchants projection (`merchants`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -144,28 +143,43 @@ fn cap(value: Option<u32>) -> Option<i32> {
     value.map(|v| i32::try_from(v).unwrap_or(i32::MAX))
 }
 
+fn fee_bps(fee: BasisPoints) -> i32 {
+    i32::try_from(fee.bps()).unwrap_or(i32::MAX)
+}
+
+fn secs(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let mut facts = Vec::with_capacity(events.len());
-    for event in events {
-        if event.stream_id.category() == <Merchant as Decider>::CATEGORY {
-            facts.push((stream_uuid(event)?, decode::<MerchantEvent>(event)?));
+    let facts = facts_of::<MerchantEvent>(events, <Merchant as Decider>::CATEGORY)?;
+    let mut merchants = BatchRows::load(
+        conn,
+        schema,
+        "merchants",
+        "merchant_id",
+        facts.iter().map(|(merchant_id, _, _)| *merchant_id),
+        |row: &MerchantRow| row.merchant_id,
+    )
+    .await?;
+    for (merchant_id, recorded, event) in facts {
+        match MerchantRow::of(event) {
+            RowChange::Created(row) => merchants.insert(row.merchant_id, row),
+            RowChange::Changed(event) => merchants.existing(merchant_id, recorded)?.apply(event),
         }
     }
-    let mut keys: Vec<Uuid> = facts.iter().map(|(merchant, _)| *merchant).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut rows: HashMap<Uuid, MerchantRow> =
-        load_rows::<MerchantRow>(conn, schema, "merchants", "merchant_id", &keys)
-            .await?
-            .into_iter()
-            .map(|row| (row.merchant_id, row))
-            .collect();
-    for (merchant_id, event) in facts {
-        if let MerchantEvent::MerchantOnboarded {
+    merchants.upsert(conn, schema).await
+}
+
+impl MerchantRow {
+    /// What `event` does to its row: a merchant's onboarding creates it; any other event
+    /// changes it.
+    fn of(event: MerchantEvent) -> RowChange<Self, MerchantEvent> {
+        let MerchantEvent::MerchantOnboarded {
             merchant_id,
             company_name,
             webhook_url,
@@ -177,117 +191,119 @@ async fn apply(
             at,
             ..
         } = event
-        {
-            let opt_ins = whatsapp.as_ref().map(|w| w.opt_ins).unwrap_or_default();
-            rows.insert(
-                merchant_id.0,
-                MerchantRow {
-                    merchant_id: merchant_id.0,
-                    company_name,
-                    client_key: client_key.as_str().into(),
-                    webhook_url,
-                    whatsapp_number: whatsapp.map(|w| w.number),
-                    whatsapp_low_balance: opt_ins.low_balance,
-                    whatsapp_transaction_updates: opt_ins.transaction_updates,
-                    whatsapp_payout_updates: opt_ins.payout_updates,
-                    whatsapp_account_status: opt_ins.account_status,
-                    status: "active".into(),
-                    status_reason: None,
-                    fee_bps: i32::try_from(fee.bps()).unwrap_or(i32::MAX),
-                    suspend_at_paise: thresholds.suspend_at.0,
-                    warn_at_paise: thresholds.warn_at.0,
-                    auto_payout_minimum_paise: thresholds.auto_payout_minimum.0,
-                    routing_mode: serde_name(&checkout.routing_mode),
-                    skip_temporarily_failed: checkout.skip_temporarily_failed,
-                    default_rpm_cap: cap(checkout.default_rpm_cap),
-                    temporary_failure_secs: i64::try_from(checkout.temporary_failure_secs)
-                        .unwrap_or(i64::MAX),
-                    webhook_endpoint_disabled_at: None,
-                    webhook_secret_rotated_at: None,
-                    keys_rotated_at: None,
-                    active_gateways: 0,
-                    onboarded_at: at,
-                    updated_at: at,
-                },
-            );
-            continue;
-        }
-        // Events of a merchant never onboarded cannot be placed; the log never has them.
-        let Some(row) = rows.get_mut(&merchant_id) else {
-            continue;
+        else {
+            return RowChange::Changed(event);
         };
-        row.updated_at = event.at();
+        let opt_ins = whatsapp.as_ref().map(|w| w.opt_ins).unwrap_or_default();
+        RowChange::Created(Self {
+            merchant_id: merchant_id.0,
+            company_name,
+            client_key: client_key.as_str().into(),
+            webhook_url,
+            whatsapp_number: whatsapp.map(|w| w.number),
+            whatsapp_low_balance: opt_ins.low_balance,
+            whatsapp_transaction_updates: opt_ins.transaction_updates,
+            whatsapp_payout_updates: opt_ins.payout_updates,
+            whatsapp_account_status: opt_ins.account_status,
+            status: "active".into(),
+            status_reason: None,
+            fee_bps: fee_bps(fee),
+            suspend_at_paise: thresholds.suspend_at.0,
+            warn_at_paise: thresholds.warn_at.0,
+            auto_payout_minimum_paise: thresholds.auto_payout_minimum.0,
+            routing_mode: serde_name(&checkout.routing_mode),
+            skip_temporarily_failed: checkout.skip_temporarily_failed,
+            default_rpm_cap: cap(checkout.default_rpm_cap),
+            temporary_failure_secs: secs(checkout.temporary_failure_secs),
+            webhook_endpoint_disabled_at: None,
+            webhook_secret_rotated_at: None,
+            keys_rotated_at: None,
+            active_gateways: 0,
+            onboarded_at: at,
+            updated_at: at,
+        })
+    }
+
+    /// Applies an event of an onboarded merchant.
+    fn apply(&mut self, event: MerchantEvent) {
+        self.updated_at = event.at();
         match event {
+            // It makes the row: see `of`.
             MerchantEvent::MerchantOnboarded { .. } => {}
             MerchantEvent::MerchantProfileUpdated {
                 company_name,
                 webhook_url,
                 ..
             } => {
-                row.company_name = company_name;
-                row.webhook_url = webhook_url;
+                self.company_name = company_name;
+                self.webhook_url = webhook_url;
             }
             MerchantEvent::MerchantWhatsappContactChanged { contact, .. } => {
-                let opt_ins = contact.as_ref().map(|c| c.opt_ins).unwrap_or_default();
-                row.whatsapp_number = contact.map(|c| c.number);
-                row.whatsapp_low_balance = opt_ins.low_balance;
-                row.whatsapp_transaction_updates = opt_ins.transaction_updates;
-                row.whatsapp_payout_updates = opt_ins.payout_updates;
-                row.whatsapp_account_status = opt_ins.account_status;
+                self.set_whatsapp(contact)
             }
             MerchantEvent::MerchantKeysRotated { client_key, at, .. } => {
-                row.client_key = client_key.as_str().into();
-                row.keys_rotated_at = Some(at);
+                self.client_key = client_key.as_str().into();
+                self.keys_rotated_at = Some(at);
             }
-            MerchantEvent::MerchantFeeChanged { to, .. } => {
-                row.fee_bps = i32::try_from(to.bps()).unwrap_or(i32::MAX)
-            }
+            MerchantEvent::MerchantFeeChanged { to, .. } => self.fee_bps = fee_bps(to),
             MerchantEvent::MerchantThresholdsChanged { thresholds, .. } => {
-                row.suspend_at_paise = thresholds.suspend_at.0;
-                row.warn_at_paise = thresholds.warn_at.0;
-                row.auto_payout_minimum_paise = thresholds.auto_payout_minimum.0;
+                self.set_thresholds(&thresholds)
             }
             MerchantEvent::MerchantCheckoutSettingsChanged { settings, .. } => {
-                row.routing_mode = serde_name(&settings.routing_mode);
-                row.skip_temporarily_failed = settings.skip_temporarily_failed;
-                row.default_rpm_cap = cap(settings.default_rpm_cap);
-                row.temporary_failure_secs =
-                    i64::try_from(settings.temporary_failure_secs).unwrap_or(i64::MAX);
+                self.set_checkout(&settings)
             }
             MerchantEvent::MerchantWebhookSecretRotated { at, .. } => {
-                row.webhook_secret_rotated_at = Some(at)
+                self.webhook_secret_rotated_at = Some(at)
             }
             MerchantEvent::MerchantWebhookEndpointDisabled { at, .. } => {
-                row.webhook_endpoint_disabled_at = Some(at)
+                self.webhook_endpoint_disabled_at = Some(at)
             }
             MerchantEvent::MerchantWebhookEndpointEnabled { .. } => {
-                row.webhook_endpoint_disabled_at = None
+                self.webhook_endpoint_disabled_at = None
             }
             MerchantEvent::MerchantGatewayAttached { .. } => {
-                row.active_gateways = row.active_gateways.saturating_add(1)
+                self.active_gateways = self.active_gateways.saturating_add(1)
             }
             MerchantEvent::MerchantGatewayDetached { .. } => {
-                row.active_gateways = row.active_gateways.saturating_sub(1).max(0)
+                self.active_gateways = self.active_gateways.saturating_sub(1).max(0)
             }
             MerchantEvent::MerchantSuspended { reason, .. } => {
-                row.status = "suspended".into();
-                row.status_reason = Some(reason);
+                self.set_status("suspended", Some(reason))
             }
-            MerchantEvent::MerchantReactivated { .. } => {
-                row.status = "active".into();
-                row.status_reason = None;
-            }
-            MerchantEvent::MerchantClosed { reason, .. } => {
-                row.status = "closed".into();
-                row.status_reason = Some(reason);
-            }
+            MerchantEvent::MerchantReactivated { .. } => self.set_status("active", None),
+            MerchantEvent::MerchantClosed { reason, .. } => self.set_status("closed", Some(reason)),
             // Neither the rate nor sealed blobs are shown by this read model.
             MerchantEvent::MerchantApiRateLimitChanged { .. }
             | MerchantEvent::MerchantSecretsResealed { .. } => {}
         }
     }
-    let changed: Vec<&MerchantRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    upsert_rows(conn, schema, "merchants", "merchant_id", &changed).await
+
+    fn set_whatsapp(&mut self, contact: Option<WhatsappContact>) {
+        let opt_ins = contact.as_ref().map(|c| c.opt_ins).unwrap_or_default();
+        self.whatsapp_number = contact.map(|c| c.number);
+        self.whatsapp_low_balance = opt_ins.low_balance;
+        self.whatsapp_transaction_updates = opt_ins.transaction_updates;
+        self.whatsapp_payout_updates = opt_ins.payout_updates;
+        self.whatsapp_account_status = opt_ins.account_status;
+    }
+
+    fn set_thresholds(&mut self, thresholds: &Thresholds) {
+        self.suspend_at_paise = thresholds.suspend_at.0;
+        self.warn_at_paise = thresholds.warn_at.0;
+        self.auto_payout_minimum_paise = thresholds.auto_payout_minimum.0;
+    }
+
+    fn set_checkout(&mut self, settings: &CheckoutSettings) {
+        self.routing_mode = serde_name(&settings.routing_mode);
+        self.skip_temporarily_failed = settings.skip_temporarily_failed;
+        self.default_rpm_cap = cap(settings.default_rpm_cap);
+        self.temporary_failure_secs = secs(settings.temporary_failure_secs);
+    }
+
+    fn set_status(&mut self, status: &str, reason: Option<String>) {
+        self.status = status.into();
+        self.status_reason = reason;
+    }
 }
 
 /// Which merchants to list.

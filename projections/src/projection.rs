@@ -5,6 +5,8 @@
 //! write, `to_jsonb` to read): one statement per table per batch whatever the batch size, and
 //! the row structs double as the typed answers of the read functions.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use lightspeed_domain::DomainEvent;
@@ -70,9 +72,109 @@ pub(crate) fn ist_day(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&IST).date_naive()
 }
 
-/// The global log position as a `bigint`.
+/// The global log position as a `bigint`, which is what the log stores it as.
 pub(crate) fn position_i64(event: &RecordedEvent) -> i64 {
-    i64::try_from(event.log_position.position).unwrap_or(i64::MAX)
+    i64::try_from(event.log_position.position).expect("a log position is read from a bigint")
+}
+
+/// The events of `category` in a batch, decoded, each with the aggregate id its stream names.
+pub(crate) fn facts_of<'e, E: DomainEvent>(
+    events: &'e [RecordedEvent],
+    category: &str,
+) -> Result<Vec<(Uuid, &'e RecordedEvent, E)>, ProjectionError> {
+    let mut facts = Vec::with_capacity(events.len());
+    for event in events {
+        if event.stream_id.category() == category {
+            facts.push((stream_uuid(event)?, event, decode::<E>(event)?));
+        }
+    }
+    Ok(facts)
+}
+
+/// The error for an event about `id`, of which the read model holds no row: every stream
+/// starts with the event that creates its row, so the log breaks the domain's rules.
+fn orphan(event: &RecordedEvent, id: Uuid) -> ProjectionError {
+    ProjectionError::Orphan {
+        event_id: event.event_id,
+        position: event.log_position,
+        id,
+    }
+}
+
+/// What an event does to a read model's row: the event that creates the row, already made into
+/// it, or an event that changes the row made before it.
+pub(crate) enum RowChange<R, E> {
+    /// The new row.
+    Created(R),
+    /// An event for the existing row.
+    Changed(E),
+}
+
+/// One table's rows a batch touches, by key: loaded in one statement, changed in memory, written
+/// back in one.
+pub(crate) struct BatchRows<T> {
+    table: &'static str,
+    key: &'static str,
+    /// The distinct keys the batch touches, sorted: the order rows are written in.
+    keys: Vec<Uuid>,
+    rows: HashMap<Uuid, T>,
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Unpin + 'static> BatchRows<T> {
+    /// Loads the rows of `table` whose column `key` is one of `keys`; `key_of` reads it back.
+    pub(crate) async fn load(
+        conn: &mut PgConnection,
+        schema: &str,
+        table: &'static str,
+        key: &'static str,
+        keys: impl IntoIterator<Item = Uuid>,
+        key_of: impl Fn(&T) -> Uuid,
+    ) -> Result<Self, ProjectionError> {
+        let mut keys: Vec<Uuid> = keys.into_iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let rows = load_rows::<T>(conn, schema, table, key, &keys)
+            .await?
+            .into_iter()
+            .map(|row| (key_of(&row), row))
+            .collect();
+        Ok(Self {
+            table,
+            key,
+            keys,
+            rows,
+        })
+    }
+
+    /// Puts a new row in (replacing any of the same key).
+    pub(crate) fn insert(&mut self, key: Uuid, row: T) {
+        self.rows.insert(key, row);
+    }
+
+    /// The row of `key`, which an earlier event created; `event`, about `key`, is an orphan if
+    /// there is none.
+    pub(crate) fn existing(
+        &mut self,
+        key: Uuid,
+        event: &RecordedEvent,
+    ) -> Result<&mut T, ProjectionError> {
+        self.rows.get_mut(&key).ok_or_else(|| orphan(event, key))
+    }
+
+    /// The row of `key`, made with `new` if there is none yet.
+    pub(crate) fn get_or_insert_with(&mut self, key: Uuid, new: impl FnOnce() -> T) -> &mut T {
+        self.rows.entry(key).or_insert_with(new)
+    }
+
+    /// Writes the rows of the batch's keys back, replacing those stored.
+    pub(crate) async fn upsert(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+    ) -> Result<(), ProjectionError> {
+        let changed: Vec<&T> = self.keys.iter().filter_map(|k| self.rows.get(k)).collect();
+        upsert_rows(conn, schema, self.table, self.key, &changed).await
+    }
 }
 
 /// The rows of `table` whose `key` is one of `keys`.
@@ -101,7 +203,9 @@ pub(crate) async fn load_rows<T: DeserializeOwned + Send + Unpin + 'static>(
 fn columns<T: Serialize>(row: &T) -> Result<Vec<String>, ProjectionError> {
     match serde_json::to_value(row)? {
         serde_json::Value::Object(fields) => Ok(fields.keys().cloned().collect()),
-        _ => Ok(Vec::new()),
+        other => Err(ProjectionError::Row(serde::ser::Error::custom(format!(
+            "a row must serialise to an object of columns, not {other}"
+        )))),
     }
 }
 
@@ -160,10 +264,11 @@ pub(crate) async fn insert_rows<T: Serialize>(
 }
 
 /// The name serde gives a unit enum variant, e.g. `"round_robin"` for `RoutingMode::RoundRobin`.
+///
+/// Only for fieldless enums: they serialise to a string, infallibly.
 pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
+        other => panic!("serde_name takes a unit enum variant, which names itself; got {other:?}"),
     }
 }

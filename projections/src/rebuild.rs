@@ -14,7 +14,7 @@ use crate::catalog;
 use crate::error::ProjectionError;
 use crate::progress::{Progress, ProgressUpdate};
 use crate::projection::Projection;
-use crate::runtime::{ProjectorDeps, apply_locked};
+use crate::projector::{ProjectorDeps, apply_locked, read_categories};
 use crate::versions::{self, VersionRecord, VersionState};
 
 /// Most events read (and applied in one transaction) per rebuild batch: the log's read limit.
@@ -89,14 +89,58 @@ pub async fn rebuild_projection(
     progress: &dyn Progress,
 ) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
-    let pool = deps.pool();
     let batch_size = options.batch_size.clamp(1, MAX_REBUILD_BATCH);
-    let version = versions::building_version(pool, projection.as_ref(), options.restart).await?;
-    let categories = categories(projection.as_ref());
+    let version =
+        versions::building_version(deps.pool(), projection.as_ref(), options.restart).await?;
+    let (applied, mut update) = build(
+        projection.as_ref(),
+        deps,
+        &version,
+        batch_size,
+        progress,
+        started,
+    )
+    .await?;
+    let mut report = RebuildReport {
+        projection: projection.name().to_owned(),
+        version: version.version,
+        events_applied: applied,
+        elapsed_ms: 0,
+        switched: false,
+        previous_version: None,
+        dropped_previous: false,
+    };
+    if options.switch {
+        switch_readers(
+            projection.as_ref(),
+            deps,
+            &version,
+            batch_size,
+            options,
+            &mut report,
+        )
+        .await?;
+    }
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    update.finish(report.events_applied, started.elapsed());
+    progress.report(&update);
+    Ok(report)
+}
+
+/// Applies the log after the version's checkpoint, batch by batch, reading the next batch
+/// while one is written; answers how many events were applied and the last progress report.
+async fn build(
+    projection: &dyn Projection,
+    deps: &ProjectorDeps,
+    version: &VersionRecord,
+    batch_size: usize,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<(u64, ProgressUpdate), ProjectionError> {
+    let categories = read_categories(projection);
     let total = remaining(&deps.store, version.checkpoint, categories.as_deref()).await?;
     let mut update = ProgressUpdate::new(projection.name(), version.version, total);
     progress.report(&update);
-
     let mut applied = 0u64;
     let mut checkpoint = version.checkpoint;
     let mut batch = read(
@@ -108,7 +152,6 @@ pub async fn rebuild_projection(
     .await?;
     while let Some(last) = batch.last().map(|e| e.log_position) {
         let caught_up = batch.len() < batch_size;
-        // Read the next batch while this one is written.
         let next = (!caught_up).then(|| {
             tokio::spawn(read(
                 deps.store.clone(),
@@ -117,7 +160,7 @@ pub async fn rebuild_projection(
                 batch_size,
             ))
         });
-        applied += apply_one(pool, projection.as_ref(), version.version, &batch).await? as u64;
+        applied += apply_one(deps.pool(), projection, version.version, &batch).await? as u64;
         checkpoint = last;
         update.advance(applied, started.elapsed());
         progress.report(&update);
@@ -130,33 +173,31 @@ pub async fn rebuild_projection(
             None => break,
         }
     }
-
-    let mut report = RebuildReport {
-        projection: projection.name().to_owned(),
-        version: version.version,
-        events_applied: applied,
-        elapsed_ms: 0,
-        switched: false,
-        previous_version: None,
-        dropped_previous: false,
-    };
-    if options.switch {
-        let (previous, drained) = switch(projection.as_ref(), deps, &version, batch_size).await?;
-        report.switched = true;
-        report.previous_version = previous;
-        report.events_applied += drained;
-        if options.drop_previous
-            && let Some(previous) = previous
-        {
-            versions::drop_version(pool, projection.name(), previous).await?;
-            report.dropped_previous = true;
-        }
-    }
     tracing::debug!(%checkpoint, "rebuild read up to");
-    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    update.finish(report.events_applied, started.elapsed());
-    progress.report(&update);
-    Ok(report)
+    Ok((applied, update))
+}
+
+/// Switches readers to the built version and, with `options.drop_previous`, drops the one they
+/// saw before; records both in `report`.
+async fn switch_readers(
+    projection: &dyn Projection,
+    deps: &ProjectorDeps,
+    version: &VersionRecord,
+    batch_size: usize,
+    options: &RebuildOptions,
+    report: &mut RebuildReport,
+) -> Result<(), ProjectionError> {
+    let (previous, drained) = switch(projection, deps, version, batch_size).await?;
+    report.switched = true;
+    report.previous_version = previous;
+    report.events_applied += drained;
+    if options.drop_previous
+        && let Some(previous) = previous
+    {
+        versions::drop_version(deps.pool(), projection.name(), previous).await?;
+        report.dropped_previous = true;
+    }
+    Ok(())
 }
 
 /// Activates a caught-up version in one transaction: it locks the active version (so its
@@ -187,7 +228,7 @@ async fn switch(
             why: "only a version being built can be switched to",
         });
     }
-    let categories = categories(projection);
+    let categories = read_categories(projection);
     let mut drained = 0u64;
     for round in 0.. {
         if round == MAX_SWITCH_BATCHES {
@@ -240,12 +281,6 @@ async fn apply_one(
     Ok(applied)
 }
 
-fn categories(projection: &dyn Projection) -> Option<Vec<String>> {
-    projection
-        .categories()
-        .map(|c| c.iter().map(|c| (*c).to_owned()).collect())
-}
-
 async fn read(
     store: PgEventStore,
     after: LogPosition,
@@ -271,5 +306,5 @@ async fn remaining(
     .bind(categories)
     .fetch_one(store.pool())
     .await?;
-    Ok(u64::try_from(count).unwrap_or(0))
+    Ok(u64::try_from(count).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
 }

@@ -9,35 +9,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
-use lightspeed_eventstore::nats::LogStreamConfig;
 use lightspeed_eventstore::subscription::Subscription;
-use lightspeed_eventstore::{LogPosition, PgEventStore, RecordedEvent};
-use sqlx::{PgConnection, PgPool};
 
 use crate::catalog;
 use crate::error::ProjectionError;
 use crate::progress::LogLines;
 use crate::projection::Projection;
+use crate::projector::{BatchOutcome, ProjectorDeps, apply_batch, read_categories};
 use crate::rebuild::{RebuildOptions, rebuild_projection};
 use crate::status;
 use crate::versions::{self, VersionRecord, VersionState};
-
-/// What a projector needs from the outside.
-#[derive(Clone, Debug)]
-pub struct ProjectorDeps {
-    /// The event log (and its pool, which also holds the read models).
-    pub store: PgEventStore,
-    /// JetStream and the log's stream, to follow live events; `None` polls PostgreSQL instead.
-    pub live: Option<(jetstream::Context, LogStreamConfig)>,
-}
-
-impl ProjectorDeps {
-    /// The database pool.
-    pub fn pool(&self) -> &PgPool {
-        self.store.pool()
-    }
-}
 
 /// How a projector paces itself.
 #[derive(Debug, Clone)]
@@ -64,15 +45,6 @@ impl Default for RunConfig {
             linger: Duration::from_millis(50),
         }
     }
-}
-
-/// What one batch did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchOutcome {
-    /// This many events were applied (those at or before the checkpoint were skipped).
-    Applied(usize),
-    /// The version is no longer maintained by this projector (it was retired or dropped).
-    NotMaintained(VersionState),
 }
 
 /// Runs the projector named `name` until it fails. See [`run_projection`].
@@ -176,7 +148,7 @@ async fn follow(
     let mut subscription = Subscription::new(
         deps.store.clone(),
         deps.live.clone(),
-        subscription_categories(projection),
+        read_categories(projection),
         version.checkpoint,
     );
     tracing::info!(
@@ -219,63 +191,4 @@ async fn follow(
             BatchOutcome::NotMaintained(_) => return Ok(()),
         }
     }
-}
-
-fn subscription_categories(projection: &dyn Projection) -> Option<Vec<String>> {
-    projection
-        .categories()
-        .map(|c| c.iter().map(|c| (*c).to_owned()).collect())
-}
-
-/// Applies `events` to one version in one transaction with its checkpoint. Events at or before
-/// the checkpoint are skipped, so a batch delivered twice changes nothing the second time.
-pub async fn apply_batch(
-    pool: &PgPool,
-    projection: &dyn Projection,
-    version: i32,
-    events: &[RecordedEvent],
-) -> Result<BatchOutcome, ProjectionError> {
-    let mut tx = pool.begin().await?;
-    let record = versions::lock(&mut tx, projection.name(), version).await?;
-    if !matches!(record.state, VersionState::Active | VersionState::Building) {
-        return Ok(BatchOutcome::NotMaintained(record.state));
-    }
-    let applied = apply_locked(&mut tx, projection, &record, events).await?;
-    tx.commit().await?;
-    Ok(BatchOutcome::Applied(applied))
-}
-
-/// Applies what in `events` lies after the checkpoint of a version locked by the caller's
-/// transaction, and moves the checkpoint; answers how many events were applied.
-pub(crate) async fn apply_locked(
-    conn: &mut PgConnection,
-    projection: &dyn Projection,
-    record: &VersionRecord,
-    events: &[RecordedEvent],
-) -> Result<usize, ProjectionError> {
-    if events
-        .windows(2)
-        .any(|pair| pair[0].log_position >= pair[1].log_position)
-    {
-        return Err(ProjectionError::InvalidQuery(
-            "a batch must be in log order without repeats".into(),
-        ));
-    }
-    let fresh = after(events, record.checkpoint);
-    if fresh.is_empty() {
-        return Ok(0);
-    }
-    projection
-        .apply(&mut *conn, &record.schema_name, fresh)
-        .await?;
-    versions::advance(conn, projection.name(), record.version, fresh).await?;
-    metrics::counter!("projection_events_applied_total", "projection" => projection.name())
-        .increment(fresh.len() as u64);
-    Ok(fresh.len())
-}
-
-/// The suffix of `events` (in log order) after `checkpoint`.
-fn after(events: &[RecordedEvent], checkpoint: LogPosition) -> &[RecordedEvent] {
-    let first_new = events.partition_point(|event| event.log_position <= checkpoint);
-    &events[first_new..]
 }

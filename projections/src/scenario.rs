@@ -38,6 +38,9 @@ use uuid::Uuid;
 /// The admin every admin action of a scenario is recorded for.
 pub const ADMIN: &str = "admin:ops@lightspeed.test";
 
+/// The actor of what the sandbox PSP reports.
+const PSP: &str = "psp:sandbox";
+
 /// The text inside every sealed blob a scenario records, so tests can look for leaks.
 pub const SEALED_MARKER: &str = "SEALED-BLOB";
 
@@ -171,6 +174,20 @@ impl std::fmt::Debug for Scenario {
     }
 }
 
+/// The merchant's gateways `ids` as routing candidates, each at the default success rate.
+fn candidates<'g>(
+    gateways: &'g HashMap<GatewayId, Tracked<Gateway>>,
+    ids: &[GatewayId],
+) -> Vec<RouteCandidate<'g>> {
+    ids.iter()
+        .filter_map(|id| gateways.get(id)?.state.as_ref())
+        .map(|gateway| RouteCandidate {
+            gateway,
+            success_rate: SuccessRate::default(),
+        })
+        .collect()
+}
+
 fn sealed(what: &str, n: u64) -> SealedSecret {
     SealedSecret {
         key_id: "k1".into(),
@@ -256,37 +273,46 @@ impl Scenario {
             operations.push(Operation(vec![sim.merchant.commit(events, ADMIN)]));
         }
         for g in 0..gateways {
-            let gateway_id = GatewayId::new();
-            let mut gateway = Tracked::<Gateway>::new(gateway_id.0);
-            let at = self.tick();
-            let register = GatewayCommand::Register(RegisterGateway {
-                gateway_id,
-                merchant_id,
-                provider: Provider::ALL[g % Provider::ALL.len()],
-                label: format!("gateway {g}"),
-                credentials: sealed("credentials", self.next_n()),
-                settings: GatewaySettings {
-                    priority: u16::try_from(g % 3).unwrap_or(0),
-                    monthly_limit: (g % 2 == 1).then_some(Paise::rupees(50_000_000)),
-                    rpm_cap: None,
-                },
-                enabled: true,
-                at,
-            });
-            let attach = MerchantCommand::AttachGateway { gateway_id, at };
-            if let (Some(registered), Some(attached)) =
-                (gateway.plan(&register), sim.merchant.plan(&attach))
-            {
-                operations.push(Operation(vec![
-                    sim.merchant.commit(attached, ADMIN),
-                    gateway.commit(registered, ADMIN),
-                ]));
-                sim.gateways.push(gateway_id);
-                self.gateways.insert(gateway_id, gateway);
-            }
+            operations.extend(self.register_gateway(&mut sim, merchant_id, g));
         }
         self.merchants.push(sim);
         operations
+    }
+
+    /// Registers the merchant's `g`-th gateway and attaches it, in one operation.
+    fn register_gateway(
+        &mut self,
+        sim: &mut MerchantSim,
+        merchant_id: MerchantId,
+        g: usize,
+    ) -> Option<Operation> {
+        let gateway_id = GatewayId::new();
+        let mut gateway = Tracked::<Gateway>::new(gateway_id.0);
+        let at = self.tick();
+        let register = GatewayCommand::Register(RegisterGateway {
+            gateway_id,
+            merchant_id,
+            provider: Provider::ALL[g % Provider::ALL.len()],
+            label: format!("gateway {g}"),
+            credentials: sealed("credentials", self.next_n()),
+            settings: GatewaySettings {
+                priority: u16::try_from(g % 3).unwrap_or(0),
+                monthly_limit: (g % 2 == 1).then_some(Paise::rupees(50_000_000)),
+                rpm_cap: None,
+            },
+            enabled: true,
+            at,
+        });
+        let attach = MerchantCommand::AttachGateway { gateway_id, at };
+        let registered = gateway.plan(&register)?;
+        let attached = sim.merchant.plan(&attach)?;
+        let operation = Operation(vec![
+            sim.merchant.commit(attached, ADMIN),
+            gateway.commit(registered, ADMIN),
+        ]);
+        sim.gateways.push(gateway_id);
+        self.gateways.insert(gateway_id, gateway);
+        Some(operation)
     }
 
     /// One more business operation (`None` when the chosen action had nothing to act on).
@@ -322,15 +348,7 @@ impl Scenario {
             settings,
             at,
         };
-        let candidates: Vec<RouteCandidate<'_>> = sim
-            .gateways
-            .iter()
-            .filter_map(|id| self.gateways.get(id)?.state.as_ref())
-            .map(|gateway| RouteCandidate {
-                gateway,
-                success_rate: SuccessRate::default(),
-            })
-            .collect();
+        let candidates = candidates(&self.gateways, &sim.gateways);
         let gateway_id = routing::route(&candidates, &request, &[]).ok()?;
         let payment_id = PaymentId::new();
         let initiate = PaymentCommand::Initiate(InitiatePayment {
@@ -369,109 +387,133 @@ impl Scenario {
         let roll = self.rng.below(100);
         let n = self.next_n();
         let payment_state = self.payments.get(index)?.state.clone()?;
-        let psp = "psp:sandbox";
-        let operation = match payment_state.status() {
-            PaymentStatus::Initiated if roll < 10 => {
-                let sim = self.merchants.iter().find(|s| {
-                    s.merchant.state.as_ref().map(|m| m.id()) == Some(payment_state.merchant_id())
-                })?;
-                let merchant = sim.merchant.state.as_ref()?;
-                let request = BookingRequest {
-                    merchant_id: merchant.id(),
-                    amount: payment_state.amount(),
-                    settings: *merchant.checkout(),
-                    at,
-                };
-                let candidates: Vec<RouteCandidate<'_>> = sim
-                    .gateways
-                    .iter()
-                    .filter_map(|id| self.gateways.get(id)?.state.as_ref())
-                    .map(|gateway| RouteCandidate {
-                        gateway,
-                        success_rate: SuccessRate::default(),
-                    })
-                    .collect();
-                let to =
-                    routing::route(&candidates, &request, payment_state.tried_gateways()).ok()?;
-                let reroute = PaymentCommand::Reroute {
-                    to_gateway: to,
-                    reason: "order creation timed out".into(),
-                    at,
-                };
-                let payment = self.payments.get_mut(index)?;
-                let rerouted = payment.plan(&reroute)?;
-                let booking = payment_state.live_booking()?;
-                let release = booking.release(payment_state.id(), at);
-                let book = GatewayCommand::Book {
-                    payment_id: payment_state.id(),
-                    request,
-                };
-                let released = self.gateways.get(&booking.gateway_id)?.plan(&release)?;
-                let booked = self.gateways.get(&to)?.plan(&book)?;
-                let mut appends = vec![payment.commit(rerouted, "system:router")];
-                appends.push(
-                    self.gateways
-                        .get_mut(&booking.gateway_id)?
-                        .commit(released, "system:router"),
-                );
-                appends.push(self.gateways.get_mut(&to)?.commit(booked, "system:router"));
-                Operation(appends)
-            }
-            PaymentStatus::Initiated => {
-                let command = PaymentCommand::RecordPspOrder {
-                    gateway_id: payment_state.gateway_id(),
-                    psp_order_id: format!("order_{n}"),
-                    checkout: serde_json::json!({ "url": format!("https://psp.example/pay/{n}") }),
-                    at,
-                };
-                let payment = self.payments.get_mut(index)?;
-                let events = payment.plan(&command)?;
-                Operation(vec![payment.commit(events, psp)])
-            }
+        match payment_state.status() {
+            PaymentStatus::Initiated if roll < 10 => self.reroute(index, &payment_state, at),
+            PaymentStatus::Initiated => self.record_psp_order(index, &payment_state, n, at),
             PaymentStatus::AwaitingPayment if roll < 72 => {
-                self.succeed(index, &payment_state, n, at)?
+                self.succeed(index, &payment_state, n, at)
             }
-            PaymentStatus::AwaitingPayment => {
-                let command = PaymentCommand::RecordFailure {
-                    code: ["BAD_REQUEST_ERROR", "GATEWAY_ERROR", "PAYMENT_DECLINED"]
-                        [usize::try_from(n % 3).unwrap_or(0)]
-                    .into(),
-                    description: "declined by issuer".into(),
-                    at,
-                };
-                let payment = self.payments.get_mut(index)?;
-                let failed = payment.plan(&command)?;
-                let booking = payment_state.live_booking()?;
-                let release = booking.release(payment_state.id(), at);
-                let released = self.gateways.get(&booking.gateway_id)?.plan(&release)?;
-                let mut appends = vec![payment.commit(failed, psp)];
-                appends.push(
-                    self.gateways
-                        .get_mut(&booking.gateway_id)?
-                        .commit(released, psp),
-                );
-                let delivery = self.queue_delivery(&payment_state, "payment.failed", at);
-                appends.extend(delivery);
-                Operation(appends)
-            }
-            PaymentStatus::Failed if roll < 8 => self.succeed(index, &payment_state, n, at)?,
-            PaymentStatus::Succeeded if roll < 5 => {
-                let command = PaymentCommand::RecordRefund {
-                    refund_id: format!("rfnd_{n}"),
-                    amount: Paise((payment_state.amount().0 / 2).max(1)),
-                    at,
-                };
-                let payment = self.payments.get_mut(index)?;
-                let events = payment.plan(&command)?;
-                Operation(vec![payment.commit(events, psp)])
-            }
+            PaymentStatus::AwaitingPayment => self.fail(index, &payment_state, n, at),
+            PaymentStatus::Failed if roll < 8 => self.succeed(index, &payment_state, n, at),
+            PaymentStatus::Succeeded if roll < 5 => self.refund(index, &payment_state, n, at),
             _ => {
                 // Done with this payment: stop tracking it so the in-flight set stays small.
                 self.payments.swap_remove(index);
-                return None;
+                None
             }
+        }
+    }
+
+    /// The payment's order creation timed out: route it to another gateway, moving its booking.
+    fn reroute(
+        &mut self,
+        index: usize,
+        payment_state: &Payment,
+        at: DateTime<Utc>,
+    ) -> Option<Operation> {
+        let sim = self.merchants.iter().find(|s| {
+            s.merchant.state.as_ref().map(|m| m.id()) == Some(payment_state.merchant_id())
+        })?;
+        let merchant = sim.merchant.state.as_ref()?;
+        let request = BookingRequest {
+            merchant_id: merchant.id(),
+            amount: payment_state.amount(),
+            settings: *merchant.checkout(),
+            at,
         };
-        Some(operation)
+        let candidates = candidates(&self.gateways, &sim.gateways);
+        let to = routing::route(&candidates, &request, payment_state.tried_gateways()).ok()?;
+        let reroute = PaymentCommand::Reroute {
+            to_gateway: to,
+            reason: "order creation timed out".into(),
+            at,
+        };
+        let payment = self.payments.get_mut(index)?;
+        let rerouted = payment.plan(&reroute)?;
+        let booking = payment_state.live_booking()?;
+        let release = booking.release(payment_state.id(), at);
+        let book = GatewayCommand::Book {
+            payment_id: payment_state.id(),
+            request,
+        };
+        let released = self.gateways.get(&booking.gateway_id)?.plan(&release)?;
+        let booked = self.gateways.get(&to)?.plan(&book)?;
+        let mut appends = vec![payment.commit(rerouted, "system:router")];
+        appends.push(
+            self.gateways
+                .get_mut(&booking.gateway_id)?
+                .commit(released, "system:router"),
+        );
+        appends.push(self.gateways.get_mut(&to)?.commit(booked, "system:router"));
+        Some(Operation(appends))
+    }
+
+    /// The PSP created the payment's order.
+    fn record_psp_order(
+        &mut self,
+        index: usize,
+        payment_state: &Payment,
+        n: u64,
+        at: DateTime<Utc>,
+    ) -> Option<Operation> {
+        let command = PaymentCommand::RecordPspOrder {
+            gateway_id: payment_state.gateway_id(),
+            psp_order_id: format!("order_{n}"),
+            checkout: serde_json::json!({ "url": format!("https://psp.example/pay/{n}") }),
+            at,
+        };
+        let payment = self.payments.get_mut(index)?;
+        let events = payment.plan(&command)?;
+        Some(Operation(vec![payment.commit(events, PSP)]))
+    }
+
+    /// The payment failed: its booking is released and the merchant's webhook queued.
+    fn fail(
+        &mut self,
+        index: usize,
+        payment_state: &Payment,
+        n: u64,
+        at: DateTime<Utc>,
+    ) -> Option<Operation> {
+        let command = PaymentCommand::RecordFailure {
+            code: ["BAD_REQUEST_ERROR", "GATEWAY_ERROR", "PAYMENT_DECLINED"]
+                [usize::try_from(n % 3).unwrap_or(0)]
+            .into(),
+            description: "declined by issuer".into(),
+            at,
+        };
+        let payment = self.payments.get_mut(index)?;
+        let failed = payment.plan(&command)?;
+        let booking = payment_state.live_booking()?;
+        let release = booking.release(payment_state.id(), at);
+        let released = self.gateways.get(&booking.gateway_id)?.plan(&release)?;
+        let mut appends = vec![payment.commit(failed, PSP)];
+        appends.push(
+            self.gateways
+                .get_mut(&booking.gateway_id)?
+                .commit(released, PSP),
+        );
+        let delivery = self.queue_delivery(payment_state, "payment.failed", at);
+        appends.extend(delivery);
+        Some(Operation(appends))
+    }
+
+    /// Half of the payment is refunded.
+    fn refund(
+        &mut self,
+        index: usize,
+        payment_state: &Payment,
+        n: u64,
+        at: DateTime<Utc>,
+    ) -> Option<Operation> {
+        let command = PaymentCommand::RecordRefund {
+            refund_id: format!("rfnd_{n}"),
+            amount: Paise((payment_state.amount().0 / 2).max(1)),
+            at,
+        };
+        let payment = self.payments.get_mut(index)?;
+        let events = payment.plan(&command)?;
+        Some(Operation(vec![payment.commit(events, PSP)]))
     }
 
     fn succeed(
@@ -510,16 +552,15 @@ impl Scenario {
         } else {
             None
         };
-        let psp = "psp:sandbox";
         let mut appends = vec![
-            payment.commit(succeeded, psp),
-            sim.wallet.commit(accrued, psp),
+            payment.commit(succeeded, PSP),
+            sim.wallet.commit(accrued, PSP),
         ];
         if let Some(booked) = late_booking {
             appends.push(
                 self.gateways
                     .get_mut(&payment_state.gateway_id())?
-                    .commit(booked, psp),
+                    .commit(booked, PSP),
             );
         }
         appends.extend(self.queue_delivery(payment_state, "payment.succeeded", at));

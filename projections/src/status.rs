@@ -135,7 +135,7 @@ pub async fn measure_lag(
     let Some((state, events, ms)) = measured else {
         return Ok(VersionState::Dropped);
     };
-    let state = VersionState::parse(&state);
+    let state = VersionState::parse(&state)?;
     if state == VersionState::Active {
         let name = projection.name();
         // Gauges are floats by nature; these are counts and seconds, never money.

@@ -1,8 +1,6 @@
 //! Transactions (payments), one row per payment (`read.transactions`), searchable by merchant,
 //! status, merchant order id and initiation date, newest first, by cursor.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use lightspeed_domain::payment::{PaymentEvent, PaymentStatus};
@@ -15,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{Projection, decode, load_rows, stream_uuid, upsert_rows};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of};
 
 /// The transactions projection (`transactions`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -144,23 +142,30 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let mut facts = Vec::with_capacity(events.len());
-    for event in events {
-        if event.stream_id.category() == <Payment as Decider>::CATEGORY {
-            facts.push((stream_uuid(event)?, decode::<PaymentEvent>(event)?));
+    let facts = facts_of::<PaymentEvent>(events, <Payment as Decider>::CATEGORY)?;
+    let mut payments = BatchRows::load(
+        conn,
+        schema,
+        "transactions",
+        "payment_id",
+        facts.iter().map(|(payment_id, _, _)| *payment_id),
+        |row: &TransactionRow| row.payment_id,
+    )
+    .await?;
+    for (payment_id, recorded, event) in facts {
+        match TransactionRow::of(event) {
+            RowChange::Created(row) => payments.insert(row.payment_id, row),
+            RowChange::Changed(event) => payments.existing(payment_id, recorded)?.apply(event),
         }
     }
-    let mut keys: Vec<Uuid> = facts.iter().map(|(payment, _)| *payment).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut rows: HashMap<Uuid, TransactionRow> =
-        load_rows::<TransactionRow>(conn, schema, "transactions", "payment_id", &keys)
-            .await?
-            .into_iter()
-            .map(|row| (row.payment_id, row))
-            .collect();
-    for (payment_id, event) in facts {
-        if let PaymentEvent::PaymentInitiated {
+    payments.upsert(conn, schema).await
+}
+
+impl TransactionRow {
+    /// What `event` does to its row: a payment's initiation creates it; any other event
+    /// changes it.
+    fn of(event: PaymentEvent) -> RowChange<Self, PaymentEvent> {
+        let PaymentEvent::PaymentInitiated {
             payment_id,
             merchant_id,
             amount,
@@ -171,49 +176,47 @@ async fn apply(
             at,
             ..
         } = event
-        {
-            rows.insert(
-                payment_id.0,
-                TransactionRow {
-                    payment_id: payment_id.0,
-                    merchant_id: merchant_id.0,
-                    merchant_order_id,
-                    amount_paise: amount.0,
-                    currency: currency.code().into(),
-                    status: status_name(PaymentStatus::Initiated).into(),
-                    gateway_id: gateway_id.0,
-                    attempts: 1,
-                    fee_bps: i32::try_from(fee.bps()).unwrap_or(i32::MAX),
-                    commission_paise: None,
-                    psp_order_id: None,
-                    psp_payment_id: None,
-                    failure_code: None,
-                    failure_description: None,
-                    late_success: false,
-                    refunded_paise: 0,
-                    refunds: 0,
-                    initiated_at: at,
-                    succeeded_at: None,
-                    failed_at: None,
-                    updated_at: at,
-                },
-            );
-            continue;
-        }
-        // Events of a payment never initiated cannot be placed; the log never has them.
-        let Some(row) = rows.get_mut(&payment_id) else {
-            continue;
+        else {
+            return RowChange::Changed(event);
         };
-        row.updated_at = event.at();
+        RowChange::Created(Self {
+            payment_id: payment_id.0,
+            merchant_id: merchant_id.0,
+            merchant_order_id,
+            amount_paise: amount.0,
+            currency: currency.code().into(),
+            status: status_name(PaymentStatus::Initiated).into(),
+            gateway_id: gateway_id.0,
+            attempts: 1,
+            fee_bps: i32::try_from(fee.bps()).unwrap_or(i32::MAX),
+            commission_paise: None,
+            psp_order_id: None,
+            psp_payment_id: None,
+            failure_code: None,
+            failure_description: None,
+            late_success: false,
+            refunded_paise: 0,
+            refunds: 0,
+            initiated_at: at,
+            succeeded_at: None,
+            failed_at: None,
+            updated_at: at,
+        })
+    }
+
+    /// Applies an event of an initiated payment.
+    fn apply(&mut self, event: PaymentEvent) {
+        self.updated_at = event.at();
         match event {
+            // It makes the row: see `of`.
             PaymentEvent::PaymentInitiated { .. } => {}
             PaymentEvent::PspOrderCreated { psp_order_id, .. } => {
-                row.psp_order_id = Some(psp_order_id);
-                row.status = status_name(PaymentStatus::AwaitingPayment).into();
+                self.psp_order_id = Some(psp_order_id);
+                self.status = status_name(PaymentStatus::AwaitingPayment).into();
             }
             PaymentEvent::PaymentRerouted { to_gateway, .. } => {
-                row.gateway_id = to_gateway.0;
-                row.attempts = row.attempts.saturating_add(1);
+                self.gateway_id = to_gateway.0;
+                self.attempts = self.attempts.saturating_add(1);
             }
             PaymentEvent::PaymentSucceeded {
                 commission,
@@ -222,11 +225,11 @@ async fn apply(
                 at,
                 ..
             } => {
-                row.status = status_name(PaymentStatus::Succeeded).into();
-                row.commission_paise = Some(commission.0);
-                row.psp_payment_id = Some(psp_payment_id);
-                row.late_success = late_success;
-                row.succeeded_at = Some(at);
+                self.status = status_name(PaymentStatus::Succeeded).into();
+                self.commission_paise = Some(commission.0);
+                self.psp_payment_id = Some(psp_payment_id);
+                self.late_success = late_success;
+                self.succeeded_at = Some(at);
             }
             PaymentEvent::PaymentFailed {
                 code,
@@ -234,22 +237,20 @@ async fn apply(
                 at,
                 ..
             } => {
-                row.status = status_name(PaymentStatus::Failed).into();
-                row.failure_code = Some(code);
-                row.failure_description = Some(description);
-                row.failed_at = Some(at);
+                self.status = status_name(PaymentStatus::Failed).into();
+                self.failure_code = Some(code);
+                self.failure_description = Some(description);
+                self.failed_at = Some(at);
             }
             PaymentEvent::PaymentRefunded { refunded_total, .. } => {
-                row.refunded_paise = refunded_total.0;
-                row.refunds = row.refunds.saturating_add(1);
-                if refunded_total.0 >= row.amount_paise {
-                    row.status = status_name(PaymentStatus::Refunded).into();
+                self.refunded_paise = refunded_total.0;
+                self.refunds = self.refunds.saturating_add(1);
+                if refunded_total.0 >= self.amount_paise {
+                    self.status = status_name(PaymentStatus::Refunded).into();
                 }
             }
         }
     }
-    let changed: Vec<&TransactionRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    upsert_rows(conn, schema, "transactions", "payment_id", &changed).await
 }
 
 /// Which transactions to find.

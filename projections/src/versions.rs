@@ -10,7 +10,7 @@ use lightspeed_eventstore::{LogPosition, RecordedEvent};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
 use crate::error::ProjectionError;
-use crate::projection::Projection;
+use crate::projection::{Projection, position_i64};
 
 /// Where a version stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +36,17 @@ impl VersionState {
         }
     }
 
-    pub(crate) fn parse(state: &str) -> VersionState {
+    /// Reads a state as the registry stores it; anything else is a row the registry's check
+    /// should have refused.
+    pub(crate) fn parse(state: &str) -> Result<VersionState, sqlx::Error> {
         match state {
-            "building" => VersionState::Building,
-            "active" => VersionState::Active,
-            "retired" => VersionState::Retired,
-            _ => VersionState::Dropped,
+            "building" => Ok(VersionState::Building),
+            "active" => Ok(VersionState::Active),
+            "retired" => Ok(VersionState::Retired),
+            "dropped" => Ok(VersionState::Dropped),
+            other => Err(sqlx::Error::Decode(
+                format!("unknown projection version state {other:?}").into(),
+            )),
         }
     }
 }
@@ -80,10 +85,10 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<VersionRecord, sqlx::Error> {
         version: row.try_get("version")?,
         layout: row.try_get("layout")?,
         schema_name: row.try_get("schema_name")?,
-        state: VersionState::parse(&state),
+        state: VersionState::parse(&state)?,
         checkpoint: LogPosition {
             transaction_id: tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-            position: u64::try_from(position).unwrap_or(0),
+            position: u64::try_from(position).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         },
     })
 }
@@ -241,8 +246,8 @@ pub(crate) async fn advance(
     .bind(projection)
     .bind(version)
     .bind(last.log_position.transaction_id.to_string())
-    .bind(i64::try_from(last.log_position.position).unwrap_or(i64::MAX))
-    .bind(i64::try_from(applied.len()).unwrap_or(i64::MAX))
+    .bind(position_i64(last))
+    .bind(i64::try_from(applied.len()).expect("a batch's length fits a bigint"))
     .bind(last.recorded_at)
     .execute(conn)
     .await?;

@@ -10,8 +10,6 @@
 //!   balance effect is zero when the payout had not been paid out), `MANUAL_SETTLEMENT` (per
 //!   settlement event). Unique per type and payment, payout or settlement event.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use lightspeed_domain::merchant::{MerchantEvent, MerchantStatus, Thresholds};
@@ -26,7 +24,7 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
 use crate::projection::{
-    Projection, decode, insert_rows, load_rows, position_i64, serde_name, stream_uuid, upsert_rows,
+    BatchRows, Projection, decode, insert_rows, position_i64, serde_name, stream_uuid,
 };
 
 /// The wallets projection (`wallet_balances`, `wallet_entries`).
@@ -206,29 +204,29 @@ async fn apply(
         };
         facts.push((stream_uuid(event)?, event, fact));
     }
-    let mut keys: Vec<Uuid> = facts.iter().map(|(merchant, _, _)| *merchant).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut balances: HashMap<Uuid, WalletBalance> =
-        load_rows::<WalletBalance>(conn, schema, "wallet_balances", "merchant_id", &keys)
-            .await?
-            .into_iter()
-            .map(|row| (row.merchant_id, row))
-            .collect();
+    let mut balances = BatchRows::load(
+        conn,
+        schema,
+        "wallet_balances",
+        "merchant_id",
+        facts.iter().map(|(merchant_id, _, _)| *merchant_id),
+        |row: &WalletBalance| row.merchant_id,
+    )
+    .await?;
     let mut entries = Vec::new();
     for (merchant_id, event, fact) in &facts {
-        let balance = balances
-            .entry(*merchant_id)
-            .or_insert_with(|| WalletBalance::new(*merchant_id, event.recorded_at));
+        let balance = balances.get_or_insert_with(*merchant_id, || {
+            WalletBalance::new(*merchant_id, event.recorded_at)
+        });
         match fact {
             Fact::Merchant(merchant_event) => balance.apply_merchant(merchant_event),
             Fact::Wallet(wallet_event) => {
-                entries.extend(balance.apply_wallet(event, wallet_event));
+                balance.apply_wallet(wallet_event);
+                entries.extend(wallet_entry(*merchant_id, event, wallet_event));
             }
         }
     }
-    let rows: Vec<&WalletBalance> = keys.iter().filter_map(|k| balances.get(k)).collect();
-    upsert_rows(conn, schema, "wallet_balances", "merchant_id", &rows).await?;
+    balances.upsert(conn, schema).await?;
     insert_rows(conn, schema, "wallet_entries", &entries).await
 }
 
@@ -351,15 +349,58 @@ impl WalletBalance {
         self.auto_payout_minimum_paise = thresholds.auto_payout_minimum.0;
     }
 
-    /// Applies a wallet event; answers the ledger entry it records, if any.
-    fn apply_wallet(
-        &mut self,
-        recorded: &RecordedEvent,
-        event: &WalletEvent,
-    ) -> Option<WalletEntry> {
+    /// Applies a wallet event to the balance.
+    fn apply_wallet(&mut self, event: &WalletEvent) {
         let add = |total: i64, amount: Paise| Paise(total).saturating_add(amount).0;
         let sub = |total: i64, amount: Paise| Paise(total).saturating_sub(amount).0;
-        let entry = |entry_type: &str, source_id: Uuid, amount: Paise, effect: i64| WalletEntry {
+        match event {
+            WalletEvent::CommissionAccrued {
+                amount, commission, ..
+            } => {
+                self.commission_accrued_paise = add(self.commission_accrued_paise, *commission);
+                self.payments_succeeded = self.payments_succeeded.saturating_add(1);
+                self.volume_paise = add(self.volume_paise, *amount);
+            }
+            WalletEvent::PayoutRequested { amount, .. } => {
+                self.pending_payouts_paise = add(self.pending_payouts_paise, *amount);
+            }
+            WalletEvent::CommissionPaidOut { amount, at, .. } => {
+                self.pending_payouts_paise = sub(self.pending_payouts_paise, *amount);
+                self.paid_out_paise = add(self.paid_out_paise, *amount);
+                self.last_payout_at = Some(*at);
+                self.last_payout_paise = Some(amount.0);
+            }
+            WalletEvent::PayoutReversed {
+                amount,
+                was_paid_out,
+                ..
+            } => {
+                if *was_paid_out {
+                    self.reversed_paise = add(self.reversed_paise, *amount);
+                } else {
+                    self.pending_payouts_paise = sub(self.pending_payouts_paise, *amount);
+                }
+            }
+            WalletEvent::ManualSettlementRecorded { amount, .. } => {
+                self.settled_paise = add(self.settled_paise, *amount);
+            }
+        }
+        self.updated_at = event.at();
+        self.derive();
+    }
+}
+
+/// What every line a wallet event records shares: whose, when, and where in the log.
+struct EntryOrigin {
+    merchant_id: Uuid,
+    occurred_at: DateTime<Utc>,
+    log_position: i64,
+}
+
+impl EntryOrigin {
+    /// A line without the details only some types carry.
+    fn line(&self, entry_type: &str, source_id: Uuid, amount: Paise, effect: i64) -> WalletEntry {
+        WalletEntry {
             entry_type: entry_type.into(),
             source_id,
             merchant_id: self.merchant_id,
@@ -369,83 +410,71 @@ impl WalletBalance {
             fee_bps: None,
             reference: None,
             detail: None,
-            occurred_at: event.at(),
-            log_position: position_i64(recorded),
-        };
-        let recorded_entry = match event {
-            WalletEvent::CommissionAccrued {
-                payment_id,
-                amount,
-                fee,
-                commission,
-                ..
-            } => {
-                self.commission_accrued_paise = add(self.commission_accrued_paise, *commission);
-                self.payments_succeeded = self.payments_succeeded.saturating_add(1);
-                self.volume_paise = add(self.volume_paise, *amount);
-                Some(WalletEntry {
-                    payment_amount_paise: Some(amount.0),
-                    fee_bps: Some(i32::try_from(fee.bps()).unwrap_or(i32::MAX)),
-                    ..entry("COMMISSION", payment_id.0, *commission, commission.0)
-                })
-            }
-            WalletEvent::PayoutRequested { amount, .. } => {
-                self.pending_payouts_paise = add(self.pending_payouts_paise, *amount);
-                None
-            }
-            WalletEvent::CommissionPaidOut {
-                payout_id,
-                amount,
-                reference,
-                at,
-            } => {
-                self.pending_payouts_paise = sub(self.pending_payouts_paise, *amount);
-                self.paid_out_paise = add(self.paid_out_paise, *amount);
-                self.last_payout_at = Some(*at);
-                self.last_payout_paise = Some(amount.0);
-                Some(WalletEntry {
-                    reference: Some(reference.clone()),
-                    ..entry("COMMISSION_PAYOUT", payout_id.0, *amount, -amount.0)
-                })
-            }
-            WalletEvent::PayoutReversed {
-                payout_id,
-                amount,
-                was_paid_out,
-                reason,
-                detail,
-                ..
-            } => {
-                let effect = if *was_paid_out {
-                    self.reversed_paise = add(self.reversed_paise, *amount);
-                    amount.0
-                } else {
-                    self.pending_payouts_paise = sub(self.pending_payouts_paise, *amount);
-                    0
-                };
-                let reason = serde_name(reason);
-                Some(WalletEntry {
-                    detail: Some(format!("{reason}: {detail}")),
-                    ..entry("PAYOUT_REVERSED", payout_id.0, *amount, effect)
-                })
-            }
-            WalletEvent::ManualSettlementRecorded {
-                reference,
-                amount,
-                note,
-                ..
-            } => {
-                self.settled_paise = add(self.settled_paise, *amount);
-                Some(WalletEntry {
-                    reference: Some(reference.clone()),
-                    detail: Some(note.clone()),
-                    ..entry("MANUAL_SETTLEMENT", recorded.event_id, *amount, -amount.0)
-                })
-            }
-        };
-        self.updated_at = event.at();
-        self.derive();
-        recorded_entry
+            occurred_at: self.occurred_at,
+            log_position: self.log_position,
+        }
+    }
+}
+
+/// The line of `wallet_entries` a wallet event of `merchant_id` records, if any.
+fn wallet_entry(
+    merchant_id: Uuid,
+    recorded: &RecordedEvent,
+    event: &WalletEvent,
+) -> Option<WalletEntry> {
+    let origin = EntryOrigin {
+        merchant_id,
+        occurred_at: event.at(),
+        log_position: position_i64(recorded),
+    };
+    match event {
+        WalletEvent::CommissionAccrued {
+            payment_id,
+            amount,
+            fee,
+            commission,
+            ..
+        } => Some(WalletEntry {
+            payment_amount_paise: Some(amount.0),
+            fee_bps: Some(i32::try_from(fee.bps()).unwrap_or(i32::MAX)),
+            ..origin.line("COMMISSION", payment_id.0, *commission, commission.0)
+        }),
+        WalletEvent::PayoutRequested { .. } => None,
+        WalletEvent::CommissionPaidOut {
+            payout_id,
+            amount,
+            reference,
+            ..
+        } => Some(WalletEntry {
+            reference: Some(reference.clone()),
+            ..origin.line("COMMISSION_PAYOUT", payout_id.0, *amount, -amount.0)
+        }),
+        WalletEvent::PayoutReversed {
+            payout_id,
+            amount,
+            was_paid_out,
+            reason,
+            detail,
+            ..
+        } => {
+            // Paid out, the reversal gives the amount back to the balance due; still pending, it
+            // only releases the hold.
+            let effect = if *was_paid_out { amount.0 } else { 0 };
+            Some(WalletEntry {
+                detail: Some(format!("{}: {detail}", serde_name(reason))),
+                ..origin.line("PAYOUT_REVERSED", payout_id.0, *amount, effect)
+            })
+        }
+        WalletEvent::ManualSettlementRecorded {
+            reference,
+            amount,
+            note,
+            ..
+        } => Some(WalletEntry {
+            reference: Some(reference.clone()),
+            detail: Some(note.clone()),
+            ..origin.line("MANUAL_SETTLEMENT", recorded.event_id, *amount, -amount.0)
+        }),
     }
 }
 

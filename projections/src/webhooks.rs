@@ -6,8 +6,6 @@
 //!   duration, response excerpt), keyed by the attempt event's log position, since attempt
 //!   numbers start again after a requeue.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use lightspeed_domain::webhook_delivery::WebhookDeliveryEvent;
@@ -20,9 +18,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, into_page};
-use crate::projection::{
-    Projection, decode, insert_rows, load_rows, position_i64, stream_uuid, upsert_rows,
-};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of, insert_rows, position_i64};
 
 /// The webhook deliveries projection (`webhook_deliveries`, `webhook_delivery_attempts`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -157,28 +153,35 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let mut facts = Vec::with_capacity(events.len());
-    for event in events {
-        if event.stream_id.category() == <WebhookDelivery as Decider>::CATEGORY {
-            facts.push((
-                stream_uuid(event)?,
-                position_i64(event),
-                decode::<WebhookDeliveryEvent>(event)?,
-            ));
+    let facts = facts_of::<WebhookDeliveryEvent>(events, <WebhookDelivery as Decider>::CATEGORY)?;
+    let mut deliveries = BatchRows::load(
+        conn,
+        schema,
+        "webhook_deliveries",
+        "delivery_id",
+        facts.iter().map(|(delivery_id, _, _)| *delivery_id),
+        |row: &DeliveryRow| row.delivery_id,
+    )
+    .await?;
+    let mut attempts = Vec::new();
+    for (delivery_id, recorded, event) in facts {
+        match DeliveryRow::of(event) {
+            RowChange::Created(row) => deliveries.insert(row.delivery_id, row),
+            RowChange::Changed(event) => {
+                let row = deliveries.existing(delivery_id, recorded)?;
+                attempts.extend(row.apply(event, position_i64(recorded)));
+            }
         }
     }
-    let mut keys: Vec<Uuid> = facts.iter().map(|(id, _, _)| *id).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut rows: HashMap<Uuid, DeliveryRow> =
-        load_rows::<DeliveryRow>(conn, schema, "webhook_deliveries", "delivery_id", &keys)
-            .await?
-            .into_iter()
-            .map(|row| (row.delivery_id, row))
-            .collect();
-    let mut attempts = Vec::new();
-    for (delivery_id, log_position, event) in facts {
-        if let WebhookDeliveryEvent::WebhookDeliveryQueued {
+    deliveries.upsert(conn, schema).await?;
+    insert_rows(conn, schema, "webhook_delivery_attempts", &attempts).await
+}
+
+impl DeliveryRow {
+    /// What `event` does to its row: a delivery's queueing creates it; any other event
+    /// changes it.
+    fn of(event: WebhookDeliveryEvent) -> RowChange<Self, WebhookDeliveryEvent> {
+        let WebhookDeliveryEvent::WebhookDeliveryQueued {
             delivery_id,
             merchant_id,
             payment_id,
@@ -187,36 +190,35 @@ async fn apply(
             endpoint_url,
             at,
         } = event
-        {
-            rows.insert(
-                delivery_id.0,
-                DeliveryRow {
-                    delivery_id: delivery_id.0,
-                    merchant_id: merchant_id.0,
-                    payment_id: payment_id.0,
-                    event_type,
-                    payload,
-                    endpoint_url,
-                    status: "pending".into(),
-                    attempts: 0,
-                    next_attempt_at: Some(at),
-                    last_status_code: None,
-                    last_error: None,
-                    queued_at: at,
-                    delivered_at: None,
-                    given_up_at: None,
-                    updated_at: at,
-                },
-            );
-            continue;
-        }
-        // Events of a delivery never queued cannot be placed; the log never has them.
-        let Some(row) = rows.get_mut(&delivery_id) else {
-            continue;
+        else {
+            return RowChange::Changed(event);
         };
+        RowChange::Created(Self {
+            delivery_id: delivery_id.0,
+            merchant_id: merchant_id.0,
+            payment_id: payment_id.0,
+            event_type,
+            payload,
+            endpoint_url,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: Some(at),
+            last_status_code: None,
+            last_error: None,
+            queued_at: at,
+            delivered_at: None,
+            given_up_at: None,
+            updated_at: at,
+        })
+    }
+
+    /// Applies an event of a queued delivery, recorded at `log_position`; answers the attempt
+    /// row it records, if any.
+    fn apply(&mut self, event: WebhookDeliveryEvent, log_position: i64) -> Option<AttemptRow> {
         let at = event.at();
-        row.updated_at = at;
+        self.updated_at = at;
         match event {
+            // It makes the row: see `of`.
             WebhookDeliveryEvent::WebhookDeliveryQueued { .. } => {}
             WebhookDeliveryEvent::WebhookDeliveryAttempted {
                 attempt,
@@ -228,15 +230,15 @@ async fn apply(
             } => {
                 let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
                 let status_code = status_code.map(i32::from);
-                row.attempts = attempt;
-                row.last_status_code = status_code.or(row.last_status_code);
-                row.last_error = error
+                self.attempts = attempt;
+                self.last_status_code = status_code.or(self.last_status_code);
+                self.last_error = error
                     .clone()
                     .or_else(|| status_code.map(|code| format!("HTTP {code}")));
-                row.next_attempt_at = None;
-                attempts.push(AttemptRow {
-                    delivery_id,
-                    merchant_id: row.merchant_id,
+                self.next_attempt_at = None;
+                return Some(AttemptRow {
+                    delivery_id: self.delivery_id,
+                    merchant_id: self.merchant_id,
                     attempt,
                     status_code,
                     error,
@@ -247,27 +249,25 @@ async fn apply(
                 });
             }
             WebhookDeliveryEvent::WebhookDelivered { .. } => {
-                row.status = "delivered".into();
-                row.last_error = None;
-                row.delivered_at = Some(at);
+                self.status = "delivered".into();
+                self.last_error = None;
+                self.delivered_at = Some(at);
             }
             WebhookDeliveryEvent::WebhookRetryScheduled {
                 next_attempt_at, ..
-            } => row.next_attempt_at = Some(next_attempt_at),
+            } => self.next_attempt_at = Some(next_attempt_at),
             WebhookDeliveryEvent::WebhookDeliveryGivenUp { .. } => {
-                row.status = "given_up".into();
-                row.given_up_at = Some(at);
+                self.status = "given_up".into();
+                self.given_up_at = Some(at);
             }
             WebhookDeliveryEvent::WebhookDeliveryRequeued { .. } => {
-                row.status = "pending".into();
-                row.attempts = 0;
-                row.next_attempt_at = Some(at);
+                self.status = "pending".into();
+                self.attempts = 0;
+                self.next_attempt_at = Some(at);
             }
         }
+        None
     }
-    let changed: Vec<&DeliveryRow> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    upsert_rows(conn, schema, "webhook_deliveries", "delivery_id", &changed).await?;
-    insert_rows(conn, schema, "webhook_delivery_attempts", &attempts).await
 }
 
 /// Which deliveries to list.

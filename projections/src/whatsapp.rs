@@ -5,7 +5,7 @@
 //! - `read.whatsapp_usage`: per merchant, IST day and template: notifications queued (and
 //!   requeued), sent and given up, each counted on the IST day it happened.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use futures::future::BoxFuture;
@@ -19,9 +19,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{
-    Projection, decode, ist_day, load_rows, serde_name, stream_uuid, upsert_rows,
-};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of, ist_day, serde_name};
 
 /// Longest usage report, in days.
 pub const MAX_USAGE_DAYS: u32 = 366;
@@ -155,29 +153,46 @@ fn count(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
+/// Usage counted by a batch, per merchant, IST day and template, before it is added to the
+/// stored counts.
+type UsageDays = BTreeMap<(Uuid, NaiveDate, String), WhatsappUsageDay>;
+
 async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let mut facts = Vec::with_capacity(events.len());
-    for event in events {
-        if event.stream_id.category() == <Notification as Decider>::CATEGORY {
-            facts.push((stream_uuid(event)?, decode::<NotificationEvent>(event)?));
+    let facts = facts_of::<NotificationEvent>(events, <Notification as Decider>::CATEGORY)?;
+    let mut messages = BatchRows::load(
+        conn,
+        schema,
+        "whatsapp_log",
+        "notification_id",
+        facts.iter().map(|(notification_id, _, _)| *notification_id),
+        |row: &WhatsappMessage| row.notification_id,
+    )
+    .await?;
+    let mut usage = UsageDays::new();
+    for (notification_id, recorded, event) in facts {
+        match WhatsappMessage::of(event) {
+            RowChange::Created(row) => {
+                tally(&mut usage, &row, row.queued_at).queued += 1;
+                messages.insert(row.notification_id, row);
+            }
+            RowChange::Changed(event) => messages
+                .existing(notification_id, recorded)?
+                .apply(event, &mut usage),
         }
     }
-    let mut keys: Vec<Uuid> = facts.iter().map(|(id, _)| *id).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut rows: HashMap<Uuid, WhatsappMessage> =
-        load_rows::<WhatsappMessage>(conn, schema, "whatsapp_log", "notification_id", &keys)
-            .await?
-            .into_iter()
-            .map(|row| (row.notification_id, row))
-            .collect();
-    let mut usage: BTreeMap<(Uuid, NaiveDate, String), WhatsappUsageDay> = BTreeMap::new();
-    for (notification_id, event) in facts {
-        if let NotificationEvent::NotificationQueued {
+    messages.upsert(conn, schema).await?;
+    add_usage(conn, schema, &usage).await
+}
+
+impl WhatsappMessage {
+    /// What `event` does to its row: a notification's queueing creates it; any other event
+    /// changes it.
+    fn of(event: NotificationEvent) -> RowChange<Self, NotificationEvent> {
+        let NotificationEvent::NotificationQueued {
             notification_id,
             merchant_id,
             kind,
@@ -187,41 +202,37 @@ async fn apply(
             attempt_limit,
             at,
         } = event
-        {
-            rows.insert(
-                notification_id.0,
-                WhatsappMessage {
-                    notification_id: notification_id.0,
-                    merchant_id: merchant_id.0,
-                    notification_type: serde_name(&kind),
-                    template,
-                    recipient,
-                    payload: serde_json::Value::from(params),
-                    status: "queued".into(),
-                    attempts: 0,
-                    attempt_limit: count(attempt_limit),
-                    last_error_code: None,
-                    last_error_message: None,
-                    provider_message_id: None,
-                    next_attempt_at: Some(at),
-                    queued_at: at,
-                    sent_at: None,
-                    failed_at: None,
-                    updated_at: at,
-                },
-            );
-            if let Some(row) = rows.get(&notification_id.0) {
-                tally(&mut usage, row, at).queued += 1;
-            }
-            continue;
-        }
-        // Events of a notification never queued cannot be placed; the log never has them.
-        let Some(row) = rows.get_mut(&notification_id) else {
-            continue;
+        else {
+            return RowChange::Changed(event);
         };
+        RowChange::Created(Self {
+            notification_id: notification_id.0,
+            merchant_id: merchant_id.0,
+            notification_type: serde_name(&kind),
+            template,
+            recipient,
+            payload: serde_json::Value::from(params),
+            status: "queued".into(),
+            attempts: 0,
+            attempt_limit: count(attempt_limit),
+            last_error_code: None,
+            last_error_message: None,
+            provider_message_id: None,
+            next_attempt_at: Some(at),
+            queued_at: at,
+            sent_at: None,
+            failed_at: None,
+            updated_at: at,
+        })
+    }
+
+    /// Applies an event of a queued notification, counting what it sent, failed or requeued
+    /// in `usage`.
+    fn apply(&mut self, event: NotificationEvent, usage: &mut UsageDays) {
         let at = event.at();
-        row.updated_at = at;
+        self.updated_at = at;
         match event {
+            // It makes the row: see `of`.
             NotificationEvent::NotificationQueued { .. } => {}
             NotificationEvent::NotificationAttemptFailed {
                 attempt,
@@ -230,40 +241,46 @@ async fn apply(
                 next_attempt_at,
                 ..
             } => {
-                row.attempts = count(attempt);
-                row.last_error_code = Some(error_code);
-                row.last_error_message = Some(error_message);
-                row.next_attempt_at = next_attempt_at;
+                self.attempts = count(attempt);
+                self.last_error_code = Some(error_code);
+                self.last_error_message = Some(error_message);
+                self.next_attempt_at = next_attempt_at;
             }
             NotificationEvent::NotificationSent {
                 attempt,
                 provider_message_id,
                 ..
             } => {
-                row.attempts = count(attempt);
-                row.status = "sent".into();
-                row.provider_message_id = Some(provider_message_id);
-                row.next_attempt_at = None;
-                row.sent_at = Some(at);
-                tally(&mut usage, row, at).sent += 1;
+                self.attempts = count(attempt);
+                self.status = "sent".into();
+                self.provider_message_id = Some(provider_message_id);
+                self.next_attempt_at = None;
+                self.sent_at = Some(at);
+                tally(usage, self, at).sent += 1;
             }
             NotificationEvent::NotificationFailed { .. } => {
-                row.status = "failed".into();
-                row.next_attempt_at = None;
-                row.failed_at = Some(at);
-                tally(&mut usage, row, at).failed += 1;
+                self.status = "failed".into();
+                self.next_attempt_at = None;
+                self.failed_at = Some(at);
+                tally(usage, self, at).failed += 1;
             }
             NotificationEvent::NotificationRequeued { attempt_limit, .. } => {
-                row.status = "queued".into();
-                row.attempt_limit = count(attempt_limit);
-                row.attempts = 0;
-                row.next_attempt_at = Some(at);
-                tally(&mut usage, row, at).queued += 1;
+                self.status = "queued".into();
+                self.attempt_limit = count(attempt_limit);
+                self.attempts = 0;
+                self.next_attempt_at = Some(at);
+                tally(usage, self, at).queued += 1;
             }
         }
     }
-    let changed: Vec<&WhatsappMessage> = keys.iter().filter_map(|k| rows.get(k)).collect();
-    upsert_rows(conn, schema, "whatsapp_log", "notification_id", &changed).await?;
+}
+
+/// Adds a batch's usage to the stored counts, in one statement.
+async fn add_usage(
+    conn: &mut PgConnection,
+    schema: &str,
+    usage: &UsageDays,
+) -> Result<(), ProjectionError> {
     if usage.is_empty() {
         return Ok(());
     }
@@ -284,7 +301,7 @@ async fn apply(
 }
 
 fn tally<'a>(
-    usage: &'a mut BTreeMap<(Uuid, NaiveDate, String), WhatsappUsageDay>,
+    usage: &'a mut UsageDays,
     message: &WhatsappMessage,
     at: DateTime<Utc>,
 ) -> &'a mut WhatsappUsageDay {

@@ -125,13 +125,16 @@ struct Pending {
     at: (i64, i64),
 }
 
+/// Per projection, the categories it reads (`None` for the whole log).
+type ProjectionCategories = Vec<(String, Option<Vec<String>>)>;
+
 /// Follows samples and checkpoints until `samples` closes and everything is visible; answers
 /// commit-to-visible times per projection.
 async fn watch(
     pool: PgPool,
     mut samples: mpsc::UnboundedReceiver<Sample>,
 ) -> BTreeMap<String, Vec<Duration>> {
-    let categories: Vec<(String, Option<Vec<String>>)> = catalog::all()
+    let categories: ProjectionCategories = catalog::all()
         .iter()
         .map(|p| {
             let categories = p
@@ -144,72 +147,12 @@ async fn watch(
     let mut visible: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let mut closed = false;
     while !closed || !pending.is_empty() {
-        let mut received = Vec::new();
-        loop {
-            match samples.try_recv() {
-                Ok(sample) => received.push(sample),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        // One query for every sample received since the last poll: a query per sample let the
-        // watcher fall behind the writers and measure its own backlog.
-        let lookups: Vec<(usize, &String, &(String, i64))> = received
-            .iter()
-            .enumerate()
-            .flat_map(|(n, s)| s.last_by_category.iter().map(move |(c, at)| (n, c, at)))
-            .collect();
-        let streams: Vec<&str> = lookups.iter().map(|(_, _, (s, _))| s.as_str()).collect();
-        let versions: Vec<i64> = lookups.iter().map(|(_, _, (_, v))| *v).collect();
-        let found: Vec<(i64, i64, i64)> = if lookups.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(
-                "SELECT w.n - 1, e.transaction_id::text::bigint, e.position
-                   FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
-                   JOIN ledger.events e ON e.stream_id = w.stream AND e.stream_version = w.version",
-            )
-            .bind(&streams)
-            .bind(&versions)
-            .fetch_all(&pool)
-            .await
-            .expect("positions")
-        };
-        let mut positions: Vec<BTreeMap<&String, (i64, i64)>> =
-            vec![BTreeMap::new(); received.len()];
-        for (index, xid, position) in found {
-            let (sample, category, _) = lookups[usize::try_from(index).expect("index")];
-            positions[sample].insert(category, (xid, position));
-        }
+        let received = receive(&mut samples, &mut closed);
+        let positions = positions(&pool, &received).await;
         for (sample, positions) in received.iter().zip(&positions) {
-            for (projection, wanted) in &categories {
-                let furthest = positions
-                    .iter()
-                    .filter(|(c, _)| wanted.as_ref().is_none_or(|w| w.contains(c)))
-                    .map(|(_, at)| *at)
-                    .max();
-                if let Some(at) = furthest {
-                    pending.push(Pending {
-                        projection: projection.clone(),
-                        committed: sample.committed,
-                        at,
-                    });
-                }
-            }
+            pending.extend(pending_of(sample, positions, &categories));
         }
-        let checkpoints: BTreeMap<String, (i64, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
-            "SELECT projection, transaction_id::text::bigint, position
-               FROM projections.versions WHERE state = 'active'",
-        )
-        .fetch_all(&pool)
-        .await
-        .expect("checkpoints")
-        .into_iter()
-        .map(|(projection, xid, position)| (projection, (xid, position)))
-        .collect();
+        let checkpoints = active_checkpoints(&pool).await;
         let now = Instant::now();
         pending.retain(|p| match checkpoints.get(&p.projection) {
             Some(checkpoint) if *checkpoint >= p.at => {
@@ -224,6 +167,113 @@ async fn watch(
         tokio::time::sleep(POLL).await;
     }
     visible
+}
+
+/// The samples waiting in `samples`; sets `closed` once the writers are all done.
+fn receive(samples: &mut mpsc::UnboundedReceiver<Sample>, closed: &mut bool) -> Vec<Sample> {
+    let mut received = Vec::new();
+    loop {
+        match samples.try_recv() {
+            Ok(sample) => received.push(sample),
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                *closed = true;
+                break;
+            }
+        }
+    }
+    received
+}
+
+/// Per sample, the log position (transaction id, position) of its last event of each category.
+async fn positions<'s>(
+    pool: &PgPool,
+    received: &'s [Sample],
+) -> Vec<BTreeMap<&'s String, (i64, i64)>> {
+    // One query for every sample received since the last poll: a query per sample let the
+    // watcher fall behind the writers and measure its own backlog.
+    let lookups: Vec<(usize, &String, &(String, i64))> = received
+        .iter()
+        .enumerate()
+        .flat_map(|(n, s)| s.last_by_category.iter().map(move |(c, at)| (n, c, at)))
+        .collect();
+    let streams: Vec<&str> = lookups.iter().map(|(_, _, (s, _))| s.as_str()).collect();
+    let versions: Vec<i64> = lookups.iter().map(|(_, _, (_, v))| *v).collect();
+    let found: Vec<(i64, i64, i64)> = if lookups.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT w.n - 1, e.transaction_id::text::bigint, e.position
+               FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
+               JOIN ledger.events e ON e.stream_id = w.stream AND e.stream_version = w.version",
+        )
+        .bind(&streams)
+        .bind(&versions)
+        .fetch_all(pool)
+        .await
+        .expect("positions")
+    };
+    let mut positions = vec![BTreeMap::new(); received.len()];
+    for (index, xid, position) in found {
+        let (sample, category, _) = lookups[usize::try_from(index).expect("index")];
+        positions[sample].insert(category, (xid, position));
+    }
+    positions
+}
+
+/// What each projection must apply for `sample` to be visible in it: the furthest of the
+/// sample's positions in the categories it reads.
+fn pending_of<'a>(
+    sample: &'a Sample,
+    positions: &'a BTreeMap<&String, (i64, i64)>,
+    categories: &'a ProjectionCategories,
+) -> impl Iterator<Item = Pending> + 'a {
+    categories.iter().filter_map(move |(projection, wanted)| {
+        let furthest = positions
+            .iter()
+            .filter(|(c, _)| wanted.as_ref().is_none_or(|w| w.contains(c)))
+            .map(|(_, at)| *at)
+            .max()?;
+        Some(Pending {
+            projection: projection.clone(),
+            committed: sample.committed,
+            at: furthest,
+        })
+    })
+}
+
+/// Each projection's active checkpoint as (transaction id, position).
+async fn active_checkpoints(pool: &PgPool) -> BTreeMap<String, (i64, i64)> {
+    sqlx::query_as::<_, (String, i64, i64)>(
+        "SELECT projection, transaction_id::text::bigint, position
+           FROM projections.versions WHERE state = 'active'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("checkpoints")
+    .into_iter()
+    .map(|(projection, xid, position)| (projection, (xid, position)))
+    .collect()
+}
+
+/// Prints, per projection, the commit-to-visible percentiles of its samples.
+fn print_visible(visible: BTreeMap<String, Vec<Duration>>) {
+    println!("commit → visible in the projection (sampled 1 operation in {SAMPLE_EVERY})");
+    println!(
+        "{:<20} {:>7} {:>8} {:>8} {:>8}",
+        "projection", "samples", "p50 ms", "p99 ms", "max ms"
+    );
+    for (projection, mut times) in visible {
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{projection:<20} {:>7} {:>8.1} {:>8.1} {:>8.1}",
+            times.len(),
+            ms(percentile(&times, 0.50)),
+            ms(percentile(&times, 0.99)),
+            ms(*times.last().unwrap_or(&Duration::ZERO))
+        );
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -286,22 +336,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         events as f64 / seconds as f64
     );
     let visible = watcher.await?;
-    println!("commit → visible in the projection (sampled 1 operation in {SAMPLE_EVERY})");
-    println!(
-        "{:<20} {:>7} {:>8} {:>8} {:>8}",
-        "projection", "samples", "p50 ms", "p99 ms", "max ms"
-    );
-    for (projection, mut times) in visible {
-        times.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        println!(
-            "{projection:<20} {:>7} {:>8.1} {:>8.1} {:>8.1}",
-            times.len(),
-            ms(percentile(&times, 0.50)),
-            ms(percentile(&times, 0.99)),
-            ms(*times.last().unwrap_or(&Duration::ZERO))
-        );
-    }
+    print_visible(visible);
     relay.abort();
     projectors.abort();
     Ok(())

@@ -14,6 +14,7 @@ use lightspeed_eventstore::migrate::{ensure_database, migrate};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::scenario::{ScenarioConfig, append_packed, generate};
 use lightspeed_projections::{ProjectorDeps, RebuildOptions, rebuild};
+use sqlx::PgPool;
 
 /// The product's allocator, so the figures are the product's.
 #[global_allocator]
@@ -32,9 +33,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     migrate(&pool).await?;
     let store = PgEventStore::new(pool.clone(), Arc::new(SystemClock));
+    let log_events = fill_log(&pool, &store, target).await?;
+    let deps = ProjectorDeps { store, live: None };
+    for name in ["wallets", "commission", "gateways"] {
+        bench_rebuild(name, &deps, runs, log_events).await?;
+    }
+    Ok(())
+}
 
+/// Appends generated events until the log holds `target`; answers how many it holds.
+async fn fill_log(
+    pool: &PgPool,
+    store: &PgEventStore,
+    target: i64,
+) -> Result<i64, Box<dyn std::error::Error>> {
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.events")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await?;
     if existing < target {
         let started = Instant::now();
@@ -47,52 +61,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             missing,
         );
-        let appended = append_packed(&store, operations).await?;
+        let appended = append_packed(store, operations).await?;
         println!(
             "generated {appended} events in {:.1}s",
             started.elapsed().as_secs_f64()
         );
     }
     let log_events: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.events")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await?;
     let by_category: Vec<(String, i64)> = sqlx::query_as(
         "SELECT category, count(*) FROM ledger.events GROUP BY category ORDER BY category",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     println!("log: {log_events} events {by_category:?}");
+    Ok(log_events)
+}
 
-    let deps = ProjectorDeps { store, live: None };
-    for name in ["wallets", "commission", "gateways"] {
-        let mut rates = Vec::new();
-        for run in 1..=runs {
-            let started = Instant::now();
-            let report = rebuild(
-                name,
-                &deps,
-                &RebuildOptions {
-                    restart: true,
-                    drop_previous: true,
-                    ..RebuildOptions::default()
-                },
-                &Silent,
-            )
-            .await?;
-            let secs = started.elapsed().as_secs_f64();
-            let log_rate = log_events as f64 / secs;
-            let applied_rate = report.events_applied as f64 / secs;
-            println!(
-                "{name} run {run}: {secs:.2}s, {} events applied ({applied_rate:.0}/s), whole log {log_rate:.0} events/s",
-                report.events_applied
-            );
-            rates.push((log_rate, applied_rate, secs));
-        }
-        rates.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (log_rate, applied_rate, secs) = rates[rates.len() / 2];
+/// Rebuilds the projection `name` from scratch `runs` times; prints each run and the median.
+async fn bench_rebuild(
+    name: &str,
+    deps: &ProjectorDeps,
+    runs: usize,
+    log_events: i64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut rates = Vec::new();
+    for run in 1..=runs {
+        let started = Instant::now();
+        let report = rebuild(
+            name,
+            deps,
+            &RebuildOptions {
+                restart: true,
+                drop_previous: true,
+                ..RebuildOptions::default()
+            },
+            &Silent,
+        )
+        .await?;
+        let secs = started.elapsed().as_secs_f64();
+        let log_rate = log_events as f64 / secs;
+        let applied_rate = report.events_applied as f64 / secs;
         println!(
-            "{name} median: {secs:.2}s, {log_rate:.0} log events/s, {applied_rate:.0} applied events/s"
+            "{name} run {run}: {secs:.2}s, {} events applied ({applied_rate:.0}/s), whole log {log_rate:.0} events/s",
+            report.events_applied
         );
+        rates.push((log_rate, applied_rate, secs));
     }
+    rates.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (log_rate, applied_rate, secs) = rates[rates.len() / 2];
+    println!(
+        "{name} median: {secs:.2}s, {log_rate:.0} log events/s, {applied_rate:.0} applied events/s"
+    );
     Ok(())
 }

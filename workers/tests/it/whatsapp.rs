@@ -19,8 +19,8 @@ use lightspeed_domain::{
 };
 use lightspeed_eventstore::testing::settled;
 use lightspeed_eventstore::{CommandContext, stream_of};
-use lightspeed_projections::runtime::{ProjectorDeps, RunConfig, run_projection};
 use lightspeed_projections::whatsapp::Whatsapp;
+use lightspeed_projections::{ProjectorDeps, RunConfig, run_projection};
 use lightspeed_services::Ledger;
 use lightspeed_workers::low_balance::{Watchlist, sweep_once};
 use lightspeed_workers::{QueueName, WhatsAppSettings, txn_update_id};
