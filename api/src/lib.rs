@@ -38,6 +38,8 @@ pub mod protection;
 pub mod queues;
 pub mod state;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod webhooks;
 
 use std::sync::OnceLock;
