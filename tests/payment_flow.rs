@@ -357,18 +357,7 @@ async fn phonepe() {
 async fn sandbox_through_its_checkout_page() {
     let world = world().await;
     let merchant = world.merchant().await;
-    let credentials = PspCredentials::Sandbox {
-        webhook_secret: lightspeed_adapters::secrets::generate_webhook_secret(),
-    };
-    world
-        .app
-        .gateway(
-            &merchant,
-            credentials,
-            &format!("{}/sandbox", world.app.url),
-            1,
-        )
-        .await;
+    world.app.sandbox_gateway(&merchant, 1, None).await;
     let id = world.initiate(&merchant, "SBX-1").await;
     let transaction = world
         .wait_for(&merchant, &id, |t| t["psp_order_id"].is_string())
