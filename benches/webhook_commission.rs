@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use lightspeed_adapters::psp::{PspCredentials, psp_reference};
 use lightspeed_adapters::secrets::Secret;
+use lightspeed_api::testing::TestMerchant;
 use lightspeed_domain::merchant::Thresholds;
 use lightspeed_domain::{GatewayId, Paise};
 use serde_json::{Value, json};
-use support::{Merchant, World, world_configured};
+use support::{World, world_configured};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -38,7 +39,7 @@ fn setting(name: &str, default: usize) -> usize {
 }
 
 /// A fake Razorpay: no existing orders; a created order is named after its receipt.
-async fn razorpay(world: &World, merchant: &Merchant, psp: &MockServer) -> GatewayId {
+async fn razorpay(world: &World, merchant: &TestMerchant, psp: &MockServer) -> GatewayId {
     Mock::given(method("GET"))
         .and(path("/v1/orders"))
         .respond_with(
@@ -67,7 +68,10 @@ async fn razorpay(world: &World, merchant: &Merchant, psp: &MockServer) -> Gatew
         key_secret: Secret::from("rzp_bench_key_secret"),
         webhook_secret: Secret::from(WEBHOOK_SECRET),
     };
-    world.gateway(merchant, credentials, &psp.uri(), 1).await
+    world
+        .app
+        .gateway(merchant, credentials, &psp.uri(), 1)
+        .await
 }
 
 /// Polls `sql` (one `$1` text parameter) until it finds a row.
@@ -76,7 +80,7 @@ async fn until_row(world: &World, sql: &'static str, id: &str) {
     loop {
         let found: Option<i32> = sqlx::query_scalar(sql)
             .bind(id)
-            .fetch_optional(&world.db.pool)
+            .fetch_optional(&world.app.db.pool)
             .await
             .expect("poll");
         if found.is_some() {
@@ -88,7 +92,7 @@ async fn until_row(world: &World, sql: &'static str, id: &str) {
 }
 
 /// One payment: initiate, wait for the PSP order, then time webhook → commission.
-async fn one(world: &World, merchant: &Merchant, gateway: GatewayId, n: usize) -> Duration {
+async fn one(world: &World, merchant: &TestMerchant, gateway: GatewayId, n: usize) -> Duration {
     let id = world.initiate(merchant, &format!("BENCH-{n}")).await;
     until_row(
         world,
@@ -114,10 +118,11 @@ async fn one(world: &World, merchant: &Merchant, gateway: GatewayId, n: usize) -
         lightspeed_adapters::psp::razorpay::sign_webhook_body(&Secret::from(WEBHOOK_SECRET), &body);
     let started = Instant::now();
     let response = world
+        .app
         .http
         .post(format!(
             "{}/webhook/{}/{gateway}",
-            world.url, merchant.client_key
+            world.app.url, merchant.client_key
         ))
         .header("x-razorpay-signature", signature)
         .header("x-razorpay-event-id", format!("evt_bench_{n}"))

@@ -9,8 +9,9 @@ use lightspeed_adapters::merchant_webhook::{WebhookSecret, verify};
 use lightspeed_adapters::psp::payu::{HashFields, reverse_hash};
 use lightspeed_adapters::psp::{PspCredentials, parse_psp_reference, psp_reference};
 use lightspeed_adapters::secrets::Secret;
+use lightspeed_api::testing::TestMerchant;
 use serde_json::{Value, json};
-use support::{Merchant, World, world};
+use support::{World, world};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -18,19 +19,20 @@ const RAZORPAY_WEBHOOK_SECRET: &str = "rzp_webhook_secret";
 
 /// After the PSP's webhook: the payment succeeded, one commission (₹499 × 3.5 % = ₹17.47), and
 /// a verifiable `payment.succeeded` webhook at the merchant.
-async fn assert_settled(world: &World, merchant: &Merchant, id: &str) {
+async fn assert_settled(world: &World, merchant: &TestMerchant, id: &str) {
     let done = world
         .wait_for(merchant, id, |t| t["status"] == "succeeded")
         .await;
     assert_eq!(done["commission"], 1_747);
     let accruals = world
+        .app
         .count("SELECT count(*) FROM ledger.events WHERE event_type = 'CommissionAccrued'")
         .await;
     assert_eq!(accruals, 1, "exactly one commission");
     let (headers, body) = world.merchant_webhook(id, "payment.succeeded").await;
     let secret =
         WebhookSecret::parse(merchant.webhook_secret.expose_str().expect("utf-8")).expect("secret");
-    verify(&secret, &headers, &body, world.ledger.now())
+    verify(&secret, &headers, &body, world.app.ledger.now())
         .expect("the merchant can verify our signature");
     let payload: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(payload["data"]["amount"], 49_900);
@@ -39,16 +41,17 @@ async fn assert_settled(world: &World, merchant: &Merchant, id: &str) {
 
 async fn post_webhook(
     world: &World,
-    merchant: &Merchant,
+    merchant: &TestMerchant,
     gateway: lightspeed_domain::GatewayId,
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) {
     let mut request = world
+        .app
         .http
         .post(format!(
             "{}/webhook/{}/{gateway}",
-            world.url, merchant.client_key
+            world.app.url, merchant.client_key
         ))
         .body(body);
     for (name, value) in headers {
@@ -64,7 +67,7 @@ async fn post_webhook(
 }
 
 /// The reference our adapter sent as the PSP order id, read back from the transaction.
-async fn reference(world: &World, merchant: &Merchant, id: &str) -> String {
+async fn reference(world: &World, merchant: &TestMerchant, id: &str) -> String {
     let transaction = world
         .wait_for(merchant, id, |t| t["psp_order_id"].is_string())
         .await;
@@ -78,7 +81,7 @@ async fn reference(world: &World, merchant: &Merchant, id: &str) -> String {
 /// A Razorpay gateway on a fake Razorpay that creates one order.
 async fn razorpay_gateway(
     world: &World,
-    merchant: &Merchant,
+    merchant: &TestMerchant,
     psp: &MockServer,
 ) -> lightspeed_domain::GatewayId {
     Mock::given(method("GET"))
@@ -105,7 +108,10 @@ async fn razorpay_gateway(
         key_secret: Secret::from("rzp_key_secret"),
         webhook_secret: Secret::from(RAZORPAY_WEBHOOK_SECRET),
     };
-    world.gateway(merchant, credentials, &psp.uri(), 1).await
+    world
+        .app
+        .gateway(merchant, credentials, &psp.uri(), 1)
+        .await
 }
 
 /// Razorpay's `payment.captured` for our reference, signed, with its event id header.
@@ -172,10 +178,12 @@ async fn the_same_webhook_five_times_and_two_racing_ones_make_one_commission() {
     futures::future::join_all(sends).await;
     assert_settled(&world, &merchant, &id).await;
     let outcomes = world
+        .app
         .count("SELECT count(*) FROM ledger.events WHERE event_type = 'PspOutcomeReported'")
         .await;
     assert_eq!(outcomes, 3, "one recorded report per distinct PSP event");
     let succeeded = world
+        .app
         .count("SELECT count(*) FROM ledger.events WHERE event_type = 'PaymentSucceeded'")
         .await;
     assert_eq!(succeeded, 1);
@@ -191,6 +199,7 @@ async fn payu() {
     };
     // PayU's checkout is a form the payer posts: no server call to fake.
     let gateway = world
+        .app
         .gateway(&merchant, credentials, "https://test.payu.invalid", 1)
         .await;
     let id = world.initiate(&merchant, "PAYU-1").await;
@@ -268,7 +277,10 @@ async fn cashfree() {
         client_id: "cf_app".into(),
         client_secret: secret.clone(),
     };
-    let gateway = world.gateway(&merchant, credentials, &psp.uri(), 1).await;
+    let gateway = world
+        .app
+        .gateway(&merchant, credentials, &psp.uri(), 1)
+        .await;
     let id = world.initiate(&merchant, "CF-1").await;
     let order_id = reference(&world, &merchant, &id).await;
 
@@ -277,7 +289,7 @@ async fn cashfree() {
         r#"{{"data":{{"order":{{"order_id":"{order_id}","order_amount":499.00,"order_currency":"INR","order_tags":null}},"payment":{{"cf_payment_id":"1453002795","payment_status":"SUCCESS","payment_amount":499.00,"payment_currency":"INR","payment_message":"00::Transaction success","payment_time":"2023-08-01T11:16:09+05:30","bank_reference":"234928698581","auth_id":null,"payment_method":{{"upi":{{"channel":"collect","upi_id":"testsuccess@gocash"}}}},"payment_group":"upi"}},"customer_details":{{"customer_name":null,"customer_id":"c1","customer_email":"asha@example.com","customer_phone":"9999999999"}}}},"event_time":"2023-08-01T11:16:10+05:30","type":"PAYMENT_SUCCESS_WEBHOOK"}}"#
     )
     .into_bytes();
-    let timestamp = world.ledger.now().timestamp_millis().to_string();
+    let timestamp = world.app.ledger.now().timestamp_millis().to_string();
     let signature = lightspeed_adapters::psp::cashfree::sign_webhook(&secret, &timestamp, &body);
     let headers = [
         ("x-webhook-timestamp", timestamp),
@@ -312,7 +324,10 @@ async fn phonepe() {
         salt_key: Secret::from(salt),
         salt_index: 1,
     };
-    let gateway = world.gateway(&merchant, credentials, &psp.uri(), 1).await;
+    let gateway = world
+        .app
+        .gateway(&merchant, credentials, &psp.uri(), 1)
+        .await;
     let id = world.initiate(&merchant, "PP-1").await;
     let transaction_id = reference(&world, &merchant, &id).await;
 
@@ -342,12 +357,7 @@ async fn phonepe() {
 async fn sandbox_through_its_checkout_page() {
     let world = world().await;
     let merchant = world.merchant().await;
-    let credentials = PspCredentials::Sandbox {
-        webhook_secret: lightspeed_adapters::secrets::generate_webhook_secret(),
-    };
-    world
-        .gateway(&merchant, credentials, &format!("{}/sandbox", world.url), 1)
-        .await;
+    world.app.sandbox_gateway(&merchant, 1, None).await;
     let id = world.initiate(&merchant, "SBX-1").await;
     let transaction = world
         .wait_for(&merchant, &id, |t| t["psp_order_id"].is_string())
@@ -356,8 +366,9 @@ async fn sandbox_through_its_checkout_page() {
 
     // The payer opens our checkout, is handed to the sandbox's page, and presses Pay.
     let page = world
+        .app
         .http
-        .get(format!("{}/checkout/{id}", world.url))
+        .get(format!("{}/checkout/{id}", world.app.url))
         .send()
         .await
         .expect("checkout")
@@ -370,7 +381,7 @@ async fn sandbox_through_its_checkout_page() {
         .build()
         .expect("client");
     let paid = no_redirects
-        .post(format!("{}/sandbox/checkout/{order}/pay", world.url))
+        .post(format!("{}/sandbox/checkout/{order}/pay", world.app.url))
         .send()
         .await
         .expect("pay");

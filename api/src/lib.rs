@@ -37,6 +37,8 @@ pub mod protection;
 pub mod readiness;
 pub mod state;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod webhooks;
 
 use std::sync::OnceLock;

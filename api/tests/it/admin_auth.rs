@@ -1,14 +1,13 @@
 //! Every admin route refuses what is not a valid token of an allow-listed admin, and merchant
 //! credentials; admin tokens do not open merchant routes. Nothing is recorded by a refusal.
 
-use crate::common;
-
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use common::{ADMIN_EMAIL, ADMIN_SECRET, TestApp, payment, problem, spawn};
 use lightspeed_api::admin_auth::mint_token_at;
 use reqwest::{Method, StatusCode};
+
+use crate::common::{ADMIN_EMAIL, ADMIN_SECRET, EventCount, TestApp, payment, problem, spawn_app};
 
 /// Every documented admin operation, with a concrete path.
 fn admin_operations() -> Vec<(Method, String)> {
@@ -55,7 +54,7 @@ fn role_token(role: &str, email: &str, app: &TestApp) -> String {
 
 #[tokio::test]
 async fn every_admin_route_refuses_anything_but_a_valid_allow_listed_admin_token() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let operations = admin_operations();
     assert!(
@@ -175,7 +174,7 @@ async fn merchant_refusal(app: &TestApp, method: Method, path: &str) {
 
 #[tokio::test]
 async fn admin_tokens_never_open_merchant_routes() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     app.sandbox_gateway(&merchant, 1, None).await;
     let before = app.event_count().await;
@@ -192,11 +191,10 @@ async fn admin_tokens_never_open_merchant_routes() {
 
 #[tokio::test]
 async fn without_admin_configuration_the_admin_api_is_disabled() {
-    let app = common::spawn_with(|mut config| {
-        config.admin = None;
-        config
-    })
-    .await;
+    let app = TestApp::builder()
+        .config(|config| config.admin = None)
+        .spawn()
+        .await;
     let (status, body) = problem(
         app.admin(Method::GET, "/admin/merchants")
             .send()

@@ -2,13 +2,12 @@
 //! them, the credential check calls the PSP, toggles and bulk priorities take effect at once and
 //! atomically, retirement is final.
 
-use crate::common;
-
-use common::{TestApp, TestMerchant, payment, problem, spawn};
 use lightspeed_adapters::psp::{PspAccount, PspCredentials};
 use lightspeed_domain::GatewayId;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::common::{EventCount, TestApp, TestMerchant, payment, problem, spawn_app};
 
 const SANDBOX_SECRET: &str = "whsec_c2FuZGJveC1zZWNyZXQtZm9yLXRlc3Rz";
 
@@ -46,7 +45,7 @@ async fn sandbox_gateway(app: &TestApp, merchant: &TestMerchant, priority: u16) 
 
 #[tokio::test]
 async fn a_registered_gateway_keeps_its_credentials_sealed_and_passes_its_check() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let (status, body) = register(
         &app,
@@ -107,7 +106,7 @@ async fn a_registered_gateway_keeps_its_credentials_sealed_and_passes_its_check(
 
 #[tokio::test]
 async fn an_unreachable_psp_is_reported_as_the_checks_result() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let (status, body) = register(
         &app,
@@ -143,7 +142,7 @@ async fn an_unreachable_psp_is_reported_as_the_checks_result() {
 
 #[tokio::test]
 async fn bad_registrations_are_refused_and_record_nothing() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let before = app.event_count().await;
     for (body, expected) in [
@@ -199,7 +198,7 @@ async fn bad_registrations_are_refused_and_record_nothing() {
 
 #[tokio::test]
 async fn toggles_priorities_edits_and_retirement_take_effect_at_once() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let first = sandbox_gateway(&app, &merchant, 1).await;
     let second = sandbox_gateway(&app, &merchant, 2).await;

@@ -2,20 +2,13 @@
 //! regenerate and the old ones are refused at once on every replica, edits are all or nothing,
 //! webhook secrets rotate with a grace period, and a merchant's own rate is enforced.
 
-use crate::common;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use chrono::TimeDelta;
-use common::{TestApp, TestMerchant, payment, problem, spawn};
 use lightspeed_adapters::secrets::Secret;
-use lightspeed_api::{ApiConfig, AppState, app as api};
 use lightspeed_domain::MerchantId;
-use lightspeed_eventstore::PgEventStore;
-use lightspeed_services::Ledger;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::common::{EventCount, TestApp, TestMerchant, payment, problem, spawn_app};
 
 async fn onboard(app: &TestApp, body: &Value) -> (StatusCode, Value) {
     problem(
@@ -41,21 +34,12 @@ async fn onboarded(app: &TestApp) -> (TestMerchant, Value) {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let merchant = TestMerchant {
-        id: body["merchant_id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-        client_key: body["client_key"].as_str().expect("key").to_owned(),
-        client_salt: Secret::from(body["client_salt"].as_str().expect("salt")),
-    };
-    (merchant, body)
+    (TestMerchant::from_onboarded(&body), body)
 }
 
 #[tokio::test]
 async fn onboarding_answers_the_credentials_once_and_they_sign_requests() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let (merchant, body) = onboarded(&app).await;
     let salt = body["client_salt"].as_str().expect("salt");
     let webhook_secret = body["webhook_secret"].as_str().expect("secret");
@@ -104,7 +88,7 @@ async fn onboarding_answers_the_credentials_once_and_they_sign_requests() {
 
 #[tokio::test]
 async fn bad_onboarding_input_is_refused_field_by_field_and_records_nothing() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let before = app.event_count().await;
     for (body, field) in [
         (json!({ "company_name": "" }), "company_name"),
@@ -152,42 +136,17 @@ async fn bad_onboarding_input_is_refused_field_by_field_and_records_nothing() {
     assert_eq!(app.event_count().await, before);
 }
 
-/// A second API replica over the same database, as another process would be.
-async fn replica(app: &TestApp) -> (String, tokio::task::JoinHandle<()>) {
-    let store = PgEventStore::new(app.db.pool.clone(), Arc::new(app.clock.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let state = AppState::new(
-        Ledger::new(store),
-        Arc::clone(&app.keyring),
-        ApiConfig::new(url.clone()),
-        None,
-    );
-    let router = api(state, axum::Router::new());
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    (url, server)
-}
-
 #[tokio::test]
 async fn regenerated_keys_refuse_the_old_pair_from_the_next_request_on_every_replica() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let (merchant, _) = onboarded(&app).await;
     let (gateway_id, _) = app.sandbox_gateway(&merchant, 1, None).await;
-    let (replica_url, replica_server) = replica(&app).await;
+    let replica = app.replica().await;
     let on_replica = |who: &TestMerchant, order: &str| {
         let body = serde_json::to_vec(&payment(order, 100)).expect("json");
         let request = app.signed(who, Method::POST, "/payment/initiate", &body);
         let mut built = request.build().expect("request");
-        *built.url_mut() = format!("{replica_url}/payment/initiate")
+        *built.url_mut() = format!("{}/payment/initiate", replica.url)
             .parse()
             .expect("url");
         app.http.execute(built)
@@ -213,6 +172,7 @@ async fn regenerated_keys_refuse_the_old_pair_from_the_next_request_on_every_rep
         id: merchant.id,
         client_key: fresh["client_key"].as_str().expect("key").to_owned(),
         client_salt: Secret::from(fresh["client_salt"].as_str().expect("salt")),
+        webhook_secret: merchant.webhook_secret.clone(),
     };
     assert_ne!(rotated.client_key, merchant.client_key);
 
@@ -230,6 +190,7 @@ async fn regenerated_keys_refuse_the_old_pair_from_the_next_request_on_every_rep
         id: merchant.id,
         client_key: merchant.client_key.clone(),
         client_salt: rotated.client_salt.clone(),
+        webhook_secret: merchant.webhook_secret.clone(),
     };
     assert_eq!(
         app.initiate(&old_key_new_salt, &payment("ORD-3", 100))
@@ -260,12 +221,11 @@ async fn regenerated_keys_refuse_the_old_pair_from_the_next_request_on_every_rep
         .await
         .expect("request");
     assert_eq!(problem(webhook).await.1["code"], "WEBHOOK_NOT_VERIFIED");
-    replica_server.abort();
 }
 
 #[tokio::test]
 async fn an_edit_is_all_or_nothing() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let (merchant, _) = onboarded(&app).await;
     app.sandbox_gateway(&merchant, 1, None).await;
     let path = format!("/admin/merchants/{}", merchant.id);
@@ -374,7 +334,7 @@ async fn an_edit_is_all_or_nothing() {
 
 #[tokio::test]
 async fn a_rotated_webhook_secret_signs_beside_the_old_one_until_its_grace_ends() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let (merchant, onboarded) = onboarded(&app).await;
     let old_secret = onboarded["webhook_secret"]
         .as_str()
@@ -433,7 +393,7 @@ async fn a_rotated_webhook_secret_signs_beside_the_old_one_until_its_grace_ends(
 
 #[tokio::test]
 async fn a_merchants_own_rate_is_answered_with_429_at_that_rate() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let (merchant, _) = onboarded(&app).await;
     app.sandbox_gateway(&merchant, 1, None).await;
     let (status, _) = problem(

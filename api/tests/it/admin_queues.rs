@@ -2,17 +2,16 @@
 //! (where workers read them), drain needs its confirmation and without it changes nothing,
 //! retries and drains are recorded with their counts, depths are sampled into a time series.
 
-use crate::common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::TimeDelta;
-use common::{TestApp, problem, spawn_custom};
 use futures::future::BoxFuture;
 use lightspeed_monitoring::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::common::{EventCount, TestApp, problem, spawn_app};
 
 /// A broker stand-in: depths in memory; retry moves failed jobs to waiting, drain empties waiting.
 #[derive(Default)]
@@ -72,11 +71,10 @@ impl QueueControl for FakeBroker {
 const WEBHOOKS: &str = "merchant-webhooks";
 
 async fn app_with(broker: Arc<FakeBroker>) -> TestApp {
-    spawn_custom(
-        |config| config,
-        move |builder| builder.queue_control(broker),
-    )
-    .await
+    TestApp::builder()
+        .state(move |state| state.queue_control(broker))
+        .spawn()
+        .await
 }
 
 fn broker() -> Arc<FakeBroker> {
@@ -237,7 +235,7 @@ async fn retry_puts_failed_jobs_back_and_unknown_queues_or_actions_are_404() {
     }
     assert_eq!(app.event_count().await, before);
 
-    let unwired = common::spawn().await;
+    let unwired = spawn_app().await;
     let (status, problem) = act(&unwired, "/admin/queues/merchant-webhooks/pause").await;
     assert_eq!(
         (status, problem["code"].as_str()),

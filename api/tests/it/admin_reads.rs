@@ -1,14 +1,13 @@
 //! The read models over HTTP: after payments, a fee change and a failure, every admin read
 //! answers what the log says; the ledger exports as CSV; bad queries are 400s.
 
-use crate::common;
-
-use common::{TestApp, TestMerchant, payment, problem, spawn};
 use lightspeed_domain::PaymentId;
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_eventstore::CommandContext;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, TestMerchant, payment, problem, spawn_app};
 
 async fn settle(
     app: &TestApp,
@@ -59,7 +58,7 @@ async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn every_admin_read_answers_what_the_log_says() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let (gateway_id, _) = app.sandbox_gateway(&merchant, 1, None).await;
 
@@ -223,7 +222,7 @@ async fn every_admin_read_answers_what_the_log_says() {
 
 #[tokio::test]
 async fn bad_read_queries_are_400_problem_documents() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     app.project().await;
     for path in [
         "/admin/whatsapp?status=lost",

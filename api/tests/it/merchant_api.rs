@@ -1,16 +1,14 @@
 //! The merchant API over real HTTP and PostgreSQL: signed initiation, idempotent order ids,
 //! refusals with problem documents, routing caps and toggles, rate limits, reads.
 
-use crate::common;
-
-use common::{TestApp, payment, spawn, spawn_with};
 use lightspeed_domain::Paise;
 use lightspeed_domain::gateway::GatewayCommand;
 use lightspeed_domain::merchant::Thresholds;
-use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_eventstore::{CommandContext, stream_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::common::{EventCount, MerchantSettings, TestApp, payment, spawn_app};
 
 async fn problem(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
@@ -29,7 +27,7 @@ async fn problem(response: reqwest::Response) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn a_signed_request_creates_a_payment_and_the_same_order_id_answers_it_again() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     app.sandbox_gateway(&merchant, 1, None).await;
 
@@ -72,7 +70,7 @@ async fn a_signed_request_creates_a_payment_and_the_same_order_id_answers_it_aga
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_records_nothing() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     app.sandbox_gateway(&merchant, 1, None).await;
     let before = app.event_count().await;
@@ -263,7 +261,7 @@ async fn bad_input_gets_a_clear_4xx_and_records_nothing() {
 
 #[tokio::test]
 async fn fifty_gateways_at_one_request_a_minute_take_fifty_payments_and_the_fifty_first_gets_503() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     for priority in 0..50 {
         app.sandbox_gateway(&merchant, priority, Some(1)).await;
@@ -300,7 +298,7 @@ async fn fifty_gateways_at_one_request_a_minute_take_fifty_payments_and_the_fift
 
 #[tokio::test]
 async fn toggling_a_gateway_off_takes_effect_on_the_very_next_request() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let (preferred, _) = app.sandbox_gateway(&merchant, 10, None).await;
     let (other, _) = app.sandbox_gateway(&merchant, 1, None).await;
@@ -362,7 +360,7 @@ async fn toggling_a_gateway_off_takes_effect_on_the_very_next_request() {
 
 #[tokio::test]
 async fn a_gateway_switched_on_elsewhere_is_routed_to_once_the_reused_states_are_old() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let (preferred, _) = app.sandbox_gateway(&merchant, 10, None).await;
     let (other, _) = app.sandbox_gateway(&merchant, 1, None).await;
@@ -413,11 +411,12 @@ async fn a_gateway_switched_on_elsewhere_is_routed_to_once_the_reused_states_are
 
 #[tokio::test]
 async fn over_the_rate_limit_the_merchant_gets_429_with_retry_after() {
-    let app = spawn_with(|mut config| {
-        config.initiate_per_minute = std::num::NonZeroU32::new(3).expect("non-zero");
-        config
-    })
-    .await;
+    let app = TestApp::builder()
+        .config(|config| {
+            config.initiate_per_minute = std::num::NonZeroU32::new(3).expect("non-zero")
+        })
+        .spawn()
+        .await;
     let merchant = app.merchant().await;
     app.sandbox_gateway(&merchant, 1, None).await;
     for n in 0..3 {
@@ -447,14 +446,17 @@ async fn over_the_rate_limit_the_merchant_gets_429_with_retry_after() {
 
 #[tokio::test]
 async fn a_merchant_owing_its_suspend_threshold_gets_402_with_the_amount_due() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let thresholds = Thresholds {
         suspend_at: Paise(1_000),
         warn_at: Paise(500),
         auto_payout_minimum: Paise(100_000),
     };
     let merchant = app
-        .merchant_with(thresholds, CheckoutSettings::default())
+        .merchant_with(MerchantSettings {
+            thresholds,
+            ..MerchantSettings::default()
+        })
         .await;
     app.sandbox_gateway(&merchant, 1, None).await;
     let created: Value = app

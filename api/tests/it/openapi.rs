@@ -3,13 +3,12 @@
 //!
 //! `UPDATE_OPENAPI=1 cargo test -p lightspeed-api --test it openapi` rewrites `api/openapi.json`.
 
-use crate::common;
-
 use std::collections::BTreeSet;
 
-use common::{problem, spawn};
 use reqwest::{Method, StatusCode};
 use utoipa::openapi::PathItem;
+
+use crate::common::{problem, spawn_app};
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
 
@@ -75,7 +74,7 @@ fn router_paths(router: &axum::Router) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes_and_methods_the_router_serves() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let document = lightspeed_api::openapi();
     let documented: BTreeSet<String> = document.paths.paths.keys().cloned().collect();
 
@@ -142,7 +141,7 @@ async fn the_document_lists_exactly_the_routes_and_methods_the_router_serves() {
 
 #[tokio::test]
 async fn the_served_document_is_the_committed_one_and_the_docs_page_renders_it() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let served = app
         .http
         .get(format!("{}/openapi.json", app.url))

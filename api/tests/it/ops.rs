@@ -1,12 +1,9 @@
 //! Operations over real HTTP: liveness, readiness (PostgreSQL, projections, plugged-in
 //! dependencies), Prometheus metrics, and ops alerts recorded once and posted to Slack once.
 
-use crate::common;
-
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::TimeDelta;
-use common::{TestApp, TestMerchant, payment, problem, spawn, spawn_custom};
 use futures::future::BoxFuture;
 use lightspeed_api::readiness::ReadinessCheck;
 use lightspeed_domain::notification::{
@@ -21,6 +18,8 @@ use lightspeed_monitoring::gauges::MetricsRefresher;
 use metrics_exporter_prometheus::PrometheusHandle;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::common::{TestApp, TestMerchant, payment, problem, spawn_app};
 
 struct NatsDown;
 
@@ -56,7 +55,7 @@ fn check<'a>(readiness: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn alive_always_and_ready_once_read_models_are_built_and_dependencies_answer() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let alive = app
         .http
         .get(format!("{}/health", app.url))
@@ -104,14 +103,11 @@ async fn alive_always_and_ready_once_read_models_are_built_and_dependencies_answ
             .contains("wallets")
     );
 
-    let with_nats = spawn_custom(
-        |mut config| {
-            config.readiness.relay_stream = Some("LEDGER".into());
-            config
-        },
-        |builder| builder.readiness_check(Arc::new(NatsDown)),
-    )
-    .await;
+    let with_nats = TestApp::builder()
+        .config(|config| config.readiness.relay_stream = Some("LEDGER".into()))
+        .state(|state| state.readiness_check(Arc::new(NatsDown)))
+        .spawn()
+        .await;
     let (status, readiness) = ready(&with_nats).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(check(&readiness, "nats")["detail"], "connection refused");
@@ -133,11 +129,13 @@ fn recorder() -> PrometheusHandle {
 #[tokio::test]
 async fn metrics_show_latency_by_route_and_what_the_read_models_count() {
     let handle = recorder();
-    let app = spawn_custom(|config| config, {
-        let handle = handle.clone();
-        move |builder| builder.metrics(handle)
-    })
-    .await;
+    let app = TestApp::builder()
+        .state({
+            let handle = handle.clone();
+            move |state| state.metrics(handle)
+        })
+        .spawn()
+        .await;
     let merchant = app.merchant().await;
     app.sandbox_gateway(&merchant, 1, None).await;
     assert_eq!(
@@ -171,7 +169,7 @@ async fn metrics_show_latency_by_route_and_what_the_read_models_count() {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }
 
-    let without = spawn().await;
+    let without = spawn_app().await;
     let (status, problem) = problem(
         without
             .http
@@ -250,7 +248,7 @@ async fn fail_payment(app: &TestApp, merchant: &TestMerchant, order: &str) -> Pa
 
 #[tokio::test]
 async fn a_failed_payment_raises_one_alert_shown_to_admins_and_posted_to_slack_once() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     app.sandbox_gateway(&merchant, 1, None).await;
     let failed = fail_payment(&app, &merchant, "ORD-1").await;
@@ -357,7 +355,7 @@ async fn whatsapp_messages(app: &TestApp, merchant: &TestMerchant, sent: usize, 
 
 #[tokio::test]
 async fn a_whatsapp_failure_rate_over_five_percent_raises_once_and_resolves_when_it_drops() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let evaluator =
         AlertEvaluator::new(app.ledger.clone(), AlertConfig::default()).expect("evaluator");

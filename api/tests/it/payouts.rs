@@ -2,11 +2,8 @@
 //! bytes, idempotent, terminal states final), manual settlements, month-end statements whose
 //! figures equal the wallet, and the reconciliation trigger.
 
-use crate::common;
-
 use std::sync::Arc;
 
-use common::{ADMIN_EMAIL, TestApp, problem, spawn_custom, spawn_with};
 use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use lightspeed_adapters::payouts::{EVENT_ID_HEADER, SIGNATURE_HEADER};
@@ -20,6 +17,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::common::{ADMIN_EMAIL, EventCount, TestApp, problem, spawn_app};
+
 /// The secret the RazorpayX fixtures are signed with.
 const WEBHOOK_SECRET: &str = "rzpx_webhook_secret_test";
 
@@ -32,11 +31,10 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 async fn app() -> TestApp {
-    spawn_with(|mut config| {
-        config.payouts.webhook_secret = Some(Secret::from(WEBHOOK_SECRET));
-        config
-    })
-    .await
+    TestApp::builder()
+        .config(|config| config.payouts.webhook_secret = Some(Secret::from(WEBHOOK_SECRET)))
+        .spawn()
+        .await
 }
 
 /// A RazorpayX payout event shaped like the fixture, about `reference_id`, in `status`.
@@ -272,7 +270,7 @@ async fn unverified_payout_webhooks_are_refused_and_change_nothing() {
     assert_eq!(app.event_count().await, events);
 
     // Without the webhook secret configured, the intake says so.
-    let bare = common::spawn().await;
+    let bare = spawn_app().await;
     let (status, body) =
         problem(post_webhook(&bare, &processed, &sign(&processed), "evt_5").await).await;
     assert_eq!(
@@ -481,7 +479,7 @@ impl Reconciliation for FakeSweep {
 
 #[tokio::test]
 async fn reconciliation_runs_on_demand_when_wired() {
-    let bare = common::spawn().await;
+    let bare = spawn_app().await;
     let (status, body) = problem(
         bare.admin(Method::POST, "/admin/reconciliation/run")
             .send()
@@ -497,11 +495,10 @@ async fn reconciliation_runs_on_demand_when_wired() {
         )
     );
 
-    let app = spawn_custom(
-        |config| config,
-        |builder| builder.reconciliation(Arc::new(FakeSweep)),
-    )
-    .await;
+    let app = TestApp::builder()
+        .state(|state| state.reconciliation(Arc::new(FakeSweep)))
+        .spawn()
+        .await;
     let (status, body) = problem(
         app.admin(Method::POST, "/admin/reconciliation/run")
             .send()

@@ -1,9 +1,6 @@
 //! Protection at the edge: PSP webhook IP allow-lists (off by default), CORS only for the admin
 //! origins, the body limit on admin routes.
 
-use crate::common;
-
-use common::{TestApp, TestMerchant, payment, problem, spawn, spawn_with};
 use lightspeed_adapters::merchant_webhook::{WebhookSecret, sign};
 use lightspeed_adapters::psp::psp_reference;
 use lightspeed_adapters::secrets::Secret;
@@ -11,6 +8,8 @@ use lightspeed_api::protection::WebhookIpAllowlist;
 use lightspeed_domain::{GatewayId, PaymentId};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::common::{EventCount, TestApp, TestMerchant, payment, problem, spawn_app};
 
 /// A sandbox-signed "payment succeeded" webhook for `payment_id`, with extra headers.
 async fn post_webhook(
@@ -76,12 +75,13 @@ async fn one_payment(app: &TestApp) -> (TestMerchant, GatewayId, Secret, Payment
 
 #[tokio::test]
 async fn webhooks_from_outside_a_providers_allow_list_are_refused_and_record_nothing() {
-    let app = spawn_with(|mut config| {
-        config.webhook_ip_allowlist =
-            WebhookIpAllowlist::parse("sandbox=10.0.0.0/8").expect("spec");
-        config
-    })
-    .await;
+    let app = TestApp::builder()
+        .config(|config| {
+            config.webhook_ip_allowlist =
+                WebhookIpAllowlist::parse("sandbox=10.0.0.0/8").expect("spec");
+        })
+        .spawn()
+        .await;
     let (merchant, gateway_id, secret, payment_id) = one_payment(&app).await;
     let before = app.event_count().await;
     let (status, body) =
@@ -109,13 +109,14 @@ async fn webhooks_from_outside_a_providers_allow_list_are_refused_and_record_not
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_address_is_checked_and_unlisted_providers_are_open() {
-    let app = spawn_with(|mut config| {
-        config.webhook_ip_allowlist =
-            WebhookIpAllowlist::parse("sandbox=10.0.0.0/8").expect("spec");
-        config.trusted_proxy_hops = 1;
-        config
-    })
-    .await;
+    let app = TestApp::builder()
+        .config(|config| {
+            config.webhook_ip_allowlist =
+                WebhookIpAllowlist::parse("sandbox=10.0.0.0/8").expect("spec");
+            config.trusted_proxy_hops = 1;
+        })
+        .spawn()
+        .await;
     let (merchant, gateway_id, secret, payment_id) = one_payment(&app).await;
     let (status, body) = problem(
         post_webhook(
@@ -131,12 +132,13 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_checked_and_unlisted_pr
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let open = spawn_with(|mut config| {
-        config.webhook_ip_allowlist =
-            WebhookIpAllowlist::parse("razorpay=published").expect("spec");
-        config
-    })
-    .await;
+    let open = TestApp::builder()
+        .config(|config| {
+            config.webhook_ip_allowlist =
+                WebhookIpAllowlist::parse("razorpay=published").expect("spec");
+        })
+        .spawn()
+        .await;
     let (merchant, gateway_id, secret, payment_id) = one_payment(&open).await;
     assert_eq!(
         post_webhook(&open, &merchant, gateway_id, &secret, payment_id, None)
@@ -149,12 +151,14 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_checked_and_unlisted_pr
 
 #[tokio::test]
 async fn cors_answers_only_the_admin_origins_and_only_on_admin_routes() {
-    let app = spawn_with(|mut config| {
-        config.admin_origins =
-            lightspeed_api::protection::parse_origins("https://ops.example.com").expect("origins");
-        config
-    })
-    .await;
+    let app = TestApp::builder()
+        .config(|config| {
+            config.admin_origins =
+                lightspeed_api::protection::parse_origins("https://ops.example.com")
+                    .expect("origins");
+        })
+        .spawn()
+        .await;
     let preflight = |path: &str, origin: &str| {
         app.http
             .request(Method::OPTIONS, format!("{}{path}", app.url))
@@ -190,7 +194,7 @@ async fn cors_answers_only_the_admin_origins_and_only_on_admin_routes() {
             .is_none()
     );
 
-    let default = spawn().await;
+    let default = spawn_app().await;
     let none = default
         .http
         .request(Method::OPTIONS, format!("{}/admin/merchants", default.url))
@@ -204,11 +208,10 @@ async fn cors_answers_only_the_admin_origins_and_only_on_admin_routes() {
 
 #[tokio::test]
 async fn an_admin_body_over_the_limit_is_413_and_records_nothing() {
-    let app = spawn_with(|mut config| {
-        config.body_limit_bytes = 1024;
-        config
-    })
-    .await;
+    let app = TestApp::builder()
+        .config(|config| config.body_limit_bytes = 1024)
+        .spawn()
+        .await;
     let before = app.event_count().await;
     let body = serde_json::json!({ "company_name": "x".repeat(4096) });
     let (status, problem) = problem(

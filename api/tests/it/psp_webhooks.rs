@@ -1,9 +1,6 @@
 //! PSP webhook intake over real HTTP with the built-in sandbox PSP: a verified webhook is
 //! recorded once however often it comes; an unverified one is refused and records nothing.
 
-use crate::common;
-
-use common::{TestApp, TestMerchant, payment, spawn};
 use lightspeed_adapters::http::HttpConfig;
 use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient};
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
@@ -11,6 +8,8 @@ use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_eventstore::CommandContext;
 use reqwest::StatusCode;
 use serde_json::Value;
+
+use crate::common::{EventCount, TestApp, TestMerchant, payment, spawn_app};
 
 /// Does what the transaction processor does: creates the PSP order and records it.
 async fn create_order(
@@ -74,7 +73,7 @@ async fn outcome_count(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn the_payer_pays_at_the_sandbox_and_its_signed_webhook_is_recorded_once() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     app.sandbox_gateway(&merchant, 1, None).await;
     let created: Value = app
@@ -172,7 +171,7 @@ async fn sandbox_key(app: &TestApp, merchant: &TestMerchant, payment_id: Payment
 
 #[tokio::test]
 async fn the_same_webhook_five_times_is_one_fact_and_a_forged_one_is_refused() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let (gateway_id, secret) = app.sandbox_gateway(&merchant, 1, None).await;
     let created: Value = app

@@ -5,11 +5,8 @@
 //! the clients write (at DEBUG); the other API tests of this binary running meanwhile write
 //! there too, so their lines are scanned as well.
 
-use crate::common;
-
 use std::sync::{Arc, Mutex};
 
-use common::{ADMIN_SECRET, TestApp, TestMerchant, payment, spawn};
 use lightspeed_adapters::http::HttpConfig;
 use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient};
 use lightspeed_adapters::secrets::Secret;
@@ -19,6 +16,8 @@ use lightspeed_eventstore::CommandContext;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tracing_subscriber::fmt::MakeWriter;
+
+use crate::common::{ADMIN_SECRET, TestApp, TestMerchant, payment, spawn_app};
 
 /// Every log line written, kept in memory.
 #[derive(Clone, Default)]
@@ -90,17 +89,9 @@ async fn onboard(app: &TestApp, seen: &mut Seen, name: &str) -> TestMerchant {
     seen.answers.push((
         format!("onboarding {name}"),
         text,
-        vec![salt.clone(), webhook_secret],
+        vec![salt, webhook_secret],
     ));
-    TestMerchant {
-        id: body["merchant_id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-        client_key: body["client_key"].as_str().expect("key").to_owned(),
-        client_salt: Secret::from(salt),
-    }
+    TestMerchant::from_onboarded(&body)
 }
 
 async fn gateway(
@@ -233,7 +224,7 @@ async fn no_secret_is_ever_answered_logged_stored_or_projected_in_clear() {
         .finish();
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
 
-    let app = spawn().await;
+    let app = spawn_app().await;
     let mut seen = Seen::default();
     seen.secret(ADMIN_SECRET);
     let acme = onboard(&app, &mut seen, "Acme Retail").await;
@@ -310,6 +301,7 @@ async fn no_secret_is_ever_answered_logged_stored_or_projected_in_clear() {
         id: acme.id,
         client_key: fresh["client_key"].as_str().expect("key").to_owned(),
         client_salt: Secret::from(new_salt),
+        webhook_secret: acme.webhook_secret.clone(),
     };
     let response = app
         .admin_json(

@@ -1,14 +1,13 @@
 //! `POST /admin/whatsapp/{id}/resend` and what the merchant's usage then reads.
 
-use crate::common;
-
-use common::{ADMIN_EMAIL, TestApp, TestMerchant, problem, spawn};
 use lightspeed_domain::NotificationId;
 use lightspeed_domain::notification::{NotificationCommand, NotificationType, QueueNotification};
 use lightspeed_domain::retry::Jitter;
 use lightspeed_eventstore::CommandContext;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::common::{ADMIN_EMAIL, EventCount, TestApp, TestMerchant, problem, spawn_app};
 
 /// A `TXN_UPDATE` the provider refused for good, so it failed on its first attempt.
 async fn failed_notification(app: &TestApp, merchant: &TestMerchant) -> NotificationId {
@@ -64,7 +63,7 @@ async fn resend(app: &TestApp, id: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn a_failed_notification_is_resent_once_by_an_admin() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let merchant = app.merchant().await;
     let id = failed_notification(&app, &merchant).await;
 
@@ -131,7 +130,7 @@ async fn a_failed_notification_is_resent_once_by_an_admin() {
 
 #[tokio::test]
 async fn resending_an_unknown_notification_is_a_404_and_needs_an_admin() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     for id in [NotificationId::new().to_string(), "not-an-id".to_owned()] {
         let (status, body) = problem(resend(&app, &id).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{id}");
