@@ -10,6 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::rows::{to_i64, to_u64};
 use crate::{LogPosition, ReadError};
 
 /// One event as stored in the log.
@@ -94,7 +95,7 @@ pub async fn count_through(pool: &PgPool, end: LogPosition) -> Result<u64, ReadE
     .bind(to_i64(end.position))
     .fetch_one(pool)
     .await?;
-    Ok(u64::try_from(count).unwrap_or(0))
+    Ok(to_u64(count)?)
 }
 
 /// At most `limit` events after `after` and up to `end`, in read order, as stored.
@@ -208,8 +209,4 @@ fn log_position(row: &PgRow) -> Result<LogPosition, ReadError> {
         })?,
         position,
     })
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
