@@ -10,6 +10,7 @@
 //! [`Decider`]: lightspeed_domain::Decider
 
 pub mod audit_reads;
+pub mod backlog;
 pub mod cache;
 pub mod error;
 mod group_commit;
