@@ -1,6 +1,6 @@
-//! Questions about the streams of a category that the log's own indexes answer, for operations
-//! that span streams: which streams await an event, which stream recorded a given value, which
-//! streams recorded an event of some type.
+//! Questions about streams that the log's own indexes answer, for operations that span
+//! streams: which streams of a category await an event, which stream recorded a given value,
+//! which streams recorded an event of some type, where given events sit in the log.
 //!
 //! Categories, event types and payload fields are the caller's: this crate names none. Each
 //! query is tuned to the log's indexes (`events_category_read_order`, and `(stream_id,
@@ -10,9 +10,10 @@
 //! appended a moment ago.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
-use crate::{ReadError, StreamId};
+use crate::rows::{read_position, to_i64};
+use crate::{LogPosition, ReadError, StreamId};
 
 /// One event's type, schema version and payload, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +150,35 @@ pub async fn events_of_types(
             payload,
         })
         .collect())
+}
+
+/// The log position of each event named by its stream and version, in the order given; `None`
+/// for an event the log does not hold. One query for them all.
+pub async fn positions_of(
+    pool: &PgPool,
+    events: &[(&str, u64)],
+) -> Result<Vec<Option<LogPosition>>, ReadError> {
+    let streams: Vec<&str> = events.iter().map(|(stream, _)| *stream).collect();
+    let versions: Vec<i64> = events.iter().map(|(_, version)| to_i64(*version)).collect();
+    let rows = sqlx::query(
+        "SELECT w.n, e.transaction_id::text AS tx, e.position
+           FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
+           JOIN ledger.events e ON e.stream_id = w.stream AND e.stream_version = w.version",
+    )
+    .bind(&streams)
+    .bind(&versions)
+    .fetch_all(pool)
+    .await?;
+    let mut positions = vec![None; events.len()];
+    for row in &rows {
+        let n: i64 = row.try_get("n")?;
+        let slot = usize::try_from(n - 1)
+            .ok()
+            .and_then(|index| positions.get_mut(index))
+            .ok_or_else(|| sqlx::Error::Decode(format!("ordinality {n}").into()))?;
+        *slot = Some(read_position(row, "tx", "position")?);
+    }
+    Ok(positions)
 }
 
 fn parse_streams(streams: Vec<String>) -> Result<Vec<StreamId>, ReadError> {
