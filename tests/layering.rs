@@ -14,8 +14,8 @@
 //! is not mistaken for one); for `read`, any `read.<view>`.
 //!
 //! Exempt: tests (`<crate>/tests/`, `tests/`, `#[cfg(test)]` items), which set up and tamper
-//! with the log on purpose; benches (`benches/`, the `*_bench.rs` binaries); doc comments; and
-//! the statements in [`SANCTIONED`], each with its reason.
+//! with the log on purpose; benches in `benches/`; doc comments. Nothing else: the benchmark
+//! binaries under `src/bin/` are production sources like any other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,22 +28,6 @@ const OWNERS: [(&str, &str); 4] = [
     ("read", "projections"),
     ("projections", "projections"),
     ("ops", "monitoring"),
-];
-
-/// Statements outside their schema's owner, kept on purpose: (file, schema, why).
-const SANCTIONED: [(&str, &str, &str); 2] = [
-    (
-        "projections/src/status.rs",
-        "ledger",
-        "a version's lag is counted from the log and stored in one statement, from the \
-         checkpoint that statement reads",
-    ),
-    (
-        "projections/src/rebuild.rs",
-        "ledger",
-        "a rebuild counts the events it has left to apply, for its progress; \
-         `eventstore::log_counts::events_after` answers the same",
-    ),
 ];
 
 /// SQL naming a schema's object, found outside the schema's owner.
@@ -73,10 +57,7 @@ fn sql_on_a_schema_lives_only_in_the_crate_that_owns_it() {
         for (line, literal) in string_literals(tokens) {
             for (offset, schema, object) in mentions(&literal, &objects) {
                 let owner = owner_of(schema);
-                let sanctioned = SANCTIONED
-                    .iter()
-                    .any(|(path, sanctioned, _)| *path == relative && *sanctioned == schema);
-                if owner != krate && !sanctioned {
+                if owner != krate {
                     trespasses.push(Trespass {
                         file: relative.clone(),
                         line: line + literal[..offset].matches('\n').count(),
@@ -229,11 +210,6 @@ fn production_sources(root: &Path) -> Vec<(String, PathBuf)> {
             sources.push((krate.clone(), file))
         });
     }
-    sources.retain(|(_, file)| {
-        !file
-            .file_name()
-            .is_some_and(|name| name.to_string_lossy().ends_with("_bench.rs"))
-    });
     sources.sort();
     sources
 }

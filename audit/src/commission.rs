@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lightspeed_domain::MerchantId;
+use lightspeed_domain::payment::Payment;
+use lightspeed_domain::wallet::Wallet;
+use lightspeed_domain::{Decider, MerchantId};
 use lightspeed_eventstore::LogPosition;
-use lightspeed_eventstore::audit_reads::commission_events;
+use lightspeed_eventstore::audit_reads::{ReplaySelection, selected_events};
 use lightspeed_projections::wallet_audit::{WalletFigures, wallets_for_audit};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -22,6 +24,14 @@ use crate::verify::{read_header, read_trailer};
 
 /// Events read from PostgreSQL per query.
 const DB_BATCH: i64 = lightspeed_eventstore::limits::MAX_READ_BATCH as i64;
+
+/// The events the replay folds, as the log selects them: every wallet event, and the payment
+/// events that match successes with their merchants.
+const REPLAYED: ReplaySelection<'static> = ReplaySelection {
+    every_event_of: <Wallet as Decider>::CATEGORY,
+    some_events_of: <Payment as Decider>::CATEGORY,
+    event_types: &PAYMENT_TYPES,
+};
 
 /// What a commission replay found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -254,7 +264,7 @@ pub async fn replay_database(
     let mut events_read = 0u64;
     let mut after = LogPosition::START;
     loop {
-        let events = commission_events(&mut tx, PAYMENT_TYPES.as_slice(), after, DB_BATCH).await?;
+        let events = selected_events(&mut tx, &REPLAYED, after, DB_BATCH).await?;
         let Some(last) = events.last() else {
             break;
         };

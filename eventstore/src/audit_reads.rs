@@ -1,16 +1,16 @@
 //! What the auditor's tools read from the log: events exactly as stored (for the export), and
-//! the wallet and payment events a commission replay folds.
+//! the events of chosen categories and types a replay folds.
 //!
 //! Rows come back as stored, metadata untyped and stream ids unchecked, so an export copies a
 //! tampered row faithfully instead of refusing it; only what cannot be represented at all (a
 //! negative version, a row hash of the wrong length) is a [`ReadError::Corrupt`].
 
 use chrono::{DateTime, Utc};
-use lightspeed_domain::{Decider, Payment, Wallet};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::rows::{to_i64, to_u64};
 use crate::{LogPosition, ReadError};
 
 /// One event as stored in the log.
@@ -38,9 +38,21 @@ pub struct StoredEvent {
     pub row_hash: [u8; 32],
 }
 
-/// One event a commission replay folds, its payload as stored text.
+/// Which events a replay reads: every event of one category, and the events of some types of
+/// another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplaySelection<'a> {
+    /// The category whose every event is read.
+    pub every_event_of: &'a str,
+    /// The category of which only some types are read.
+    pub some_events_of: &'a str,
+    /// Those types.
+    pub event_types: &'a [&'a str],
+}
+
+/// One event a replay folds, its payload as stored text (the replay parses what it needs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommissionEvent {
+pub struct EventText {
     /// Where it sits in the read order.
     pub log_position: LogPosition,
     /// Its stream, as stored.
@@ -83,7 +95,7 @@ pub async fn count_through(pool: &PgPool, end: LogPosition) -> Result<u64, ReadE
     .bind(to_i64(end.position))
     .fetch_one(pool)
     .await?;
-    Ok(u64::try_from(count).unwrap_or(0))
+    Ok(to_u64(count)?)
 }
 
 /// At most `limit` events after `after` and up to `end`, in read order, as stored.
@@ -111,15 +123,15 @@ pub async fn events_between(
     rows.iter().map(stored_event).collect()
 }
 
-/// At most `limit` events after `after` that a commission replay folds: every wallet event,
-/// and the payment events of `payment_types`; below the gap-safe watermark, in read order, on
-/// `conn` (so a caller can read them in the snapshot of its own transaction).
-pub async fn commission_events(
+/// At most `limit` events after `after` that `selection` names, below the gap-safe watermark,
+/// in read order, on `conn` (so a caller can read them in the snapshot of its own
+/// transaction).
+pub async fn selected_events(
     conn: &mut PgConnection,
-    payment_types: &[&str],
+    selection: &ReplaySelection<'_>,
     after: LogPosition,
     limit: i64,
-) -> Result<Vec<CommissionEvent>, ReadError> {
+) -> Result<Vec<EventText>, ReadError> {
     let rows = sqlx::query(
         "SELECT transaction_id::text AS tx, position, stream_id, event_type, schema_version,
                 payload::text AS payload, recorded_at
@@ -129,15 +141,15 @@ pub async fn commission_events(
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
           ORDER BY transaction_id, position LIMIT $6",
     )
-    .bind(<Wallet as Decider>::CATEGORY)
-    .bind(<Payment as Decider>::CATEGORY)
-    .bind(payment_types)
+    .bind(selection.every_event_of)
+    .bind(selection.some_events_of)
+    .bind(selection.event_types)
     .bind(after.transaction_id.to_string())
     .bind(to_i64(after.position))
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(commission_event).collect()
+    rows.iter().map(event_text).collect()
 }
 
 fn stored_event(row: &PgRow) -> Result<StoredEvent, ReadError> {
@@ -165,9 +177,9 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent, ReadError> {
     })
 }
 
-fn commission_event(row: &PgRow) -> Result<CommissionEvent, ReadError> {
+fn event_text(row: &PgRow) -> Result<EventText, ReadError> {
     let log_position = log_position(row)?;
-    Ok(CommissionEvent {
+    Ok(EventText {
         log_position,
         stream_id: row.try_get("stream_id")?,
         event_type: row.try_get("event_type")?,
@@ -197,8 +209,4 @@ fn log_position(row: &PgRow) -> Result<LogPosition, ReadError> {
         })?,
         position,
     })
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -10,6 +10,7 @@
 //! [`Decider`]: lightspeed_domain::Decider
 
 pub mod audit_reads;
+pub mod backlog;
 pub mod cache;
 pub mod error;
 mod group_commit;
@@ -23,9 +24,9 @@ pub mod lookups;
 pub mod migrate;
 pub mod model;
 pub mod nats;
-pub mod ops_alerts;
 pub mod postgres;
 mod prepare;
+pub mod recent;
 pub mod relay;
 pub mod relay_lag;
 mod rows;

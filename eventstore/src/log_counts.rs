@@ -5,6 +5,7 @@
 
 use sqlx::PgPool;
 
+use crate::rows::{to_i64, to_u64};
 use crate::{LogPosition, ReadError};
 
 /// The log's size at a glance.
@@ -56,9 +57,9 @@ pub async fn events_after(
             AND ($3::text[] IS NULL OR category = ANY($3))",
     )
     .bind(after.transaction_id.to_string())
-    .bind(i64::try_from(after.position).unwrap_or(i64::MAX))
+    .bind(to_i64(after.position))
     .bind(categories)
     .fetch_one(pool)
     .await?;
-    Ok(u64::try_from(count).unwrap_or(0))
+    Ok(to_u64(count)?)
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use lightspeed_eventstore::log_counts::events_after;
 use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore, RecordedEvent};
 
 use crate::catalog;
@@ -138,7 +139,7 @@ async fn build(
     started: Instant,
 ) -> Result<(u64, ProgressUpdate), ProjectionError> {
     let categories = read_categories(projection);
-    let total = remaining(&deps.store, version.checkpoint, categories.as_deref()).await?;
+    let total = events_after(deps.store.pool(), version.checkpoint, categories.as_deref()).await?;
     let mut update = ProgressUpdate::new(projection.name(), version.version, total);
     progress.report(&update);
     let mut applied = 0u64;
@@ -288,23 +289,4 @@ async fn read(
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, ProjectionError> {
     Ok(store.read_log(after, categories.as_deref(), limit).await?)
-}
-
-/// How many events of `categories` the log holds after `after` (for progress and ETA).
-async fn remaining(
-    store: &PgEventStore,
-    after: LogPosition,
-    categories: Option<&[String]>,
-) -> Result<u64, ProjectionError> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM ledger.events
-          WHERE (transaction_id, position) > ($1::text::xid8, $2)
-            AND ($3::text[] IS NULL OR category = ANY($3))",
-    )
-    .bind(after.transaction_id.to_string())
-    .bind(i64::try_from(after.position).unwrap_or(i64::MAX))
-    .bind(categories)
-    .fetch_one(store.pool())
-    .await?;
-    Ok(u64::try_from(count).map_err(|e| sqlx::Error::Decode(Box::new(e)))?)
 }

@@ -3,12 +3,13 @@
 //! gauges `projection_lag_events{projection}` and `projection_lag_seconds{projection}`.
 
 use chrono::{DateTime, Utc};
+use lightspeed_eventstore::backlog::{Backlog, backlog_after};
 use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::error::ProjectionError;
 use crate::projection::Projection;
-use crate::versions::VersionState;
+use crate::versions::{self, VersionState};
 
 /// Lag is counted up to this many events; a projection further behind shows this number.
 pub const MAX_COUNTED_LAG: i64 = 1_000_000;
@@ -63,39 +64,6 @@ pub async fn all(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError
     .await?)
 }
 
-/// The lag measurement of [`measure_lag`], given the filter on pending events and the query
-/// answering the oldest one's `recorded_at`. The checkpoint drives every scan (`LATERAL`), so
-/// even a generic plan over stale statistics reads the log from the checkpoint on, and a
-/// filtered projection counts through `events_category_read_order` rather than every event since
-/// its checkpoint (a projection of a rare category keeps an old checkpoint).
-macro_rules! measure_lag_sql {
-    ($filter:literal, $oldest:literal) => {
-        concat!(
-            "WITH v AS (
-                 SELECT state, transaction_id, position FROM projections.versions
-                  WHERE projection = $1 AND version = $2
-             ), pending AS (
-                 SELECT 1 FROM v, LATERAL (
-                     SELECT 1 FROM ledger.events e
-                      WHERE (e.transaction_id, e.position) > (v.transaction_id, v.position)
-                        AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ",
-            $filter,
-            " LIMIT $3) AS p
-             ), lag AS (
-                 SELECT (SELECT count(*) FROM pending) AS events,
-                        coalesce(extract(epoch FROM now() - (",
-            $oldest,
-            ")) * 1000, 0)::bigint AS ms
-             )
-             UPDATE projections.versions p
-                SET lag_events = lag.events, lag_ms = greatest(lag.ms, 0), lag_measured_at = now()
-               FROM lag
-              WHERE p.projection = $1 AND p.version = $2
-             RETURNING p.state, lag.events, greatest(lag.ms, 0)"
-        )
-    };
-}
-
 /// Measures how far a version is behind the log, stores it and exports it; answers the
 /// version's state so a projector notices when another version was activated.
 pub async fn measure_lag(
@@ -103,44 +71,50 @@ pub async fn measure_lag(
     projection: &dyn Projection,
     version: i32,
 ) -> Result<VersionState, ProjectionError> {
-    let measured: Option<(String, i64, i64)> = match projection.categories() {
-        Some(categories) => sqlx::query_as(measure_lag_sql!(
-            "AND e.category = ANY($4)",
-            // The oldest pending event is the first of some category: one index probe each.
-            "SELECT min(first.recorded_at) FROM unnest($4::text[]) AS c(category), v,
-             LATERAL (SELECT e.recorded_at FROM ledger.events e
-                       WHERE e.category = c.category AND (e.transaction_id, e.position) >
-                             (v.transaction_id, v.position)
-                         AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                       ORDER BY e.transaction_id, e.position LIMIT 1) AS first"
-        ))
-        .bind(projection.name())
-        .bind(version)
-        .bind(MAX_COUNTED_LAG)
-        .bind(categories.to_vec()),
-        None => sqlx::query_as(measure_lag_sql!(
-            "",
-            "SELECT first.recorded_at FROM v,
-             LATERAL (SELECT e.recorded_at FROM ledger.events e
-                       WHERE (e.transaction_id, e.position) > (v.transaction_id, v.position)
-                         AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                       ORDER BY e.transaction_id, e.position LIMIT 1) AS first"
-        ))
-        .bind(projection.name())
-        .bind(version)
-        .bind(MAX_COUNTED_LAG),
-    }
-    .fetch_optional(pool)
-    .await?;
-    let Some((state, events, ms)) = measured else {
+    let Some(record) = versions::find(pool, projection.name(), version).await? else {
         return Ok(VersionState::Dropped);
     };
-    let state = VersionState::parse(&state)?;
+    // Counted from the checkpoint as just read: a batch the projector commits in between makes
+    // the figure a few milliseconds stale, which a lag (approximate by nature, measured again
+    // every second) allows.
+    let lag = backlog_after(
+        pool,
+        record.checkpoint,
+        projection.categories(),
+        MAX_COUNTED_LAG,
+    )
+    .await?;
+    let Some(state) = store_lag(pool, projection.name(), version, lag).await? else {
+        return Ok(VersionState::Dropped);
+    };
     if state == VersionState::Active {
         let name = projection.name();
         // Gauges are floats by nature; these are counts and seconds, never money.
-        metrics::gauge!("projection_lag_events", "projection" => name).set(events as f64);
-        metrics::gauge!("projection_lag_seconds", "projection" => name).set(ms as f64 / 1_000.0);
+        metrics::gauge!("projection_lag_events", "projection" => name).set(lag.events as f64);
+        metrics::gauge!("projection_lag_seconds", "projection" => name)
+            .set(lag.oldest_ms as f64 / 1_000.0);
     }
     Ok(state)
+}
+
+/// Stores a version's lag; answers its state, or `None` when the version is gone.
+async fn store_lag(
+    pool: &PgPool,
+    projection: &str,
+    version: i32,
+    lag: Backlog,
+) -> Result<Option<VersionState>, ProjectionError> {
+    let state: Option<String> = sqlx::query_scalar(
+        "UPDATE projections.versions
+            SET lag_events = $3, lag_ms = $4, lag_measured_at = now()
+          WHERE projection = $1 AND version = $2
+         RETURNING state",
+    )
+    .bind(projection)
+    .bind(version)
+    .bind(lag.events)
+    .bind(lag.oldest_ms)
+    .fetch_optional(pool)
+    .await?;
+    Ok(state.as_deref().map(VersionState::parse).transpose()?)
 }

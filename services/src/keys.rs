@@ -21,6 +21,10 @@ use serde::Serialize;
 use crate::error::ServiceError;
 use crate::ledger::Ledger;
 
+/// The merchant events that name a holder of secrets: an onboarding (the merchant's own
+/// secrets) and a gateway attached (its PSP credentials).
+const SECRET_HOLDERS_NAMED_BY: [&str; 2] = ["MerchantOnboarded", "MerchantGatewayAttached"];
+
 /// Seals secrets again under the current key. Implemented over the keyring by the caller, so
 /// this crate never sees a key or a clear secret.
 pub trait Resealer: Send + Sync {
@@ -126,7 +130,7 @@ impl Ledger {
         let rows = lookups::events_of_types(
             self.store.pool(),
             <Merchant as lightspeed_domain::Decider>::CATEGORY,
-            &["MerchantOnboarded", "MerchantGatewayAttached"],
+            &SECRET_HOLDERS_NAMED_BY,
         )
         .await
         .map_err(|e| ServiceError::Store(e.to_string()))?;
@@ -220,5 +224,20 @@ impl Ledger {
             .await
             .map_err(|e| e.to_string())?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_holders_are_named_by_merchant_events() {
+        for event_type in SECRET_HOLDERS_NAMED_BY {
+            assert!(
+                MerchantEvent::EVENT_TYPES.contains(&event_type),
+                "{event_type}"
+            );
+        }
     }
 }

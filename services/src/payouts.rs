@@ -7,12 +7,14 @@
 //! transfer itself is made from the log by the payouts worker; RazorpayX's webhooks come back
 //! through [`Ledger::record_payout_update`], which ignores what arrives after a terminal state.
 
+use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::validation::Problem;
 use lightspeed_domain::wallet::{
     PayoutReversalReason, PayoutStatus, Wallet, WalletCommand, WalletError,
 };
-use lightspeed_domain::{MerchantId, Paise, PayoutId};
-use lightspeed_eventstore::{CommandContext, StreamId, lookups, stream_of};
+use lightspeed_domain::{Decider, MerchantId, Paise, PayoutId};
+use lightspeed_eventstore::lookups::{self, PayloadMatch};
+use lightspeed_eventstore::{CommandContext, StreamId, stream_of};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -33,6 +35,15 @@ pub fn payout_id_for(merchant_id: MerchantId, run: &str) -> PayoutId {
     bytes.copy_from_slice(&digest[..16]);
     PayoutId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }
+
+/// The wallet event that requests a payout.
+const PAYOUT_REQUESTED: &str = "PayoutRequested";
+
+/// The field of its payload naming the payout.
+const PAYOUT_ID_FIELD: &str = "payout_id";
+
+/// The merchant event that opens a merchant's stream.
+const MERCHANT_ONBOARDED: &str = "MerchantOnboarded";
 
 /// Longest payout run label, in characters.
 pub const MAX_RUN_LABEL_CHARS: usize = 64;
@@ -190,7 +201,13 @@ impl Ledger {
         &self,
         payout_id: PayoutId,
     ) -> Result<Option<MerchantId>, ServiceError> {
-        let stream = lookups::wallet_requesting_payout(self.store.pool(), payout_id)
+        let requested = PayloadMatch {
+            category: <Wallet as Decider>::CATEGORY,
+            event_type: PAYOUT_REQUESTED,
+            field: PAYOUT_ID_FIELD,
+            value: &payout_id.to_string(),
+        };
+        let stream = lookups::stream_matching(self.store.pool(), &requested)
             .await
             .map_err(|e| ServiceError::Store(e.to_string()))?;
         Ok(stream.and_then(|stream| stream.id().parse::<Uuid>().ok().map(MerchantId)))
@@ -279,7 +296,8 @@ impl Ledger {
 
     /// Every merchant onboarded, from the merchant streams (as committed now).
     async fn onboarded_merchants(&self) -> Result<Vec<MerchantId>, ServiceError> {
-        let streams = lookups::merchants_onboarded(self.store.pool())
+        let category = <Merchant as Decider>::CATEGORY;
+        let streams = lookups::streams_recording(self.store.pool(), category, MERCHANT_ONBOARDED)
             .await
             .map_err(|e| ServiceError::Store(e.to_string()))?;
         streams
@@ -301,7 +319,29 @@ fn wallet_stream(merchant_id: MerchantId) -> Result<StreamId, ServiceError> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+    use lightspeed_domain::merchant::MerchantEvent;
+    use lightspeed_domain::wallet::WalletEvent;
+
     use super::*;
+
+    #[test]
+    fn a_payout_request_is_found_by_its_type_and_payout_id_field() {
+        let payout_id = PayoutId(Uuid::from_u128(7));
+        let request = WalletEvent::PayoutRequested {
+            payout_id,
+            amount: Paise::rupees(1),
+            at: DateTime::UNIX_EPOCH,
+        };
+        let (event_type, _, payload) = lightspeed_domain::encode(&request).expect("encodes");
+        assert_eq!(event_type, PAYOUT_REQUESTED);
+        assert_eq!(payload[PAYOUT_ID_FIELD], payout_id.to_string());
+    }
+
+    #[test]
+    fn merchants_are_onboarded_by_a_merchant_event() {
+        assert!(MerchantEvent::EVENT_TYPES.contains(&MERCHANT_ONBOARDED));
+    }
 
     #[test]
     fn payout_ids_depend_on_merchant_and_run() {

@@ -5,13 +5,19 @@
 //! refund. The `(stream_id, stream_version)` index answers the "no outcome" test per payment.
 
 use chrono::{DateTime, Utc};
-use lightspeed_domain::payment::PaymentStatus;
-use lightspeed_domain::{GatewayId, PaymentId};
-use lightspeed_eventstore::lookups;
+use lightspeed_domain::payment::{Payment, PaymentStatus};
+use lightspeed_domain::{Decider, GatewayId, PaymentId};
+use lightspeed_eventstore::lookups::{self, Awaiting};
 use uuid::Uuid;
 
 use crate::error::ServiceError;
 use crate::ledger::Ledger;
+
+/// The event that starts a payment's wait for its outcome.
+const INITIATED: &str = "PaymentInitiated";
+
+/// The events that end it: a success, a failure or a refund.
+const OUTCOMES: [&str; 3] = ["PaymentSucceeded", "PaymentFailed", "PaymentRefunded"];
 
 /// A payment with a PSP order and no outcome yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +38,17 @@ impl Ledger {
         initiated_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AwaitingOutcome>, ServiceError> {
-        let streams = lookups::payments_awaiting_outcome(
-            self.store.pool(),
-            initiated_from,
-            initiated_before,
+        let initiated_without_outcome = Awaiting {
+            category: <Payment as Decider>::CATEGORY,
+            recorded: INITIATED,
+            recorded_from: initiated_from,
+            recorded_before: initiated_before,
+            awaited: &OUTCOMES,
             limit,
-        )
-        .await
-        .map_err(|e| ServiceError::Store(e.to_string()))?;
+        };
+        let streams = lookups::streams_awaiting(self.store.pool(), &initiated_without_outcome)
+            .await
+            .map_err(|e| ServiceError::Store(e.to_string()))?;
         let mut awaiting = Vec::with_capacity(streams.len());
         for stream in streams {
             let Ok(payment_id) = stream.id().parse::<Uuid>().map(PaymentId) else {
@@ -57,5 +66,22 @@ impl Ledger {
             }
         }
         Ok(awaiting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lightspeed_domain::payment::PaymentEvent;
+
+    use super::*;
+
+    #[test]
+    fn the_awaited_types_are_payment_events() {
+        for event_type in std::iter::once(INITIATED).chain(OUTCOMES) {
+            assert!(
+                PaymentEvent::EVENT_TYPES.contains(&event_type),
+                "{event_type}"
+            );
+        }
     }
 }

@@ -1,14 +1,17 @@
 //! `GET /admin/alerts`: the ops alerts the evaluator recorded in the log.
 //!
-//! Read from the log's `ops_alert` category directly ([`alert_events`]): it is small (one
-//! stream per condition, a few events each) and no read model holds it yet; an `alerts`
-//! projection would be its home once alerts gain state of their own (acknowledgement,
-//! assignment).
+//! Read from the log's `ops_alert` category directly ([`newest_events`]) and decoded with the
+//! domain's `OpsAlertEvent`: the category is small (one stream per condition, a few events
+//! each) and no read model holds it yet; an `alerts` projection would be its home once alerts
+//! gain state of their own (acknowledgement, assignment).
 
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use lightspeed_eventstore::ops_alerts::{AlertEvent, AlertFilter, alert_events};
+use lightspeed_domain::Decider;
+use lightspeed_domain::ops_alert::{OpsAlert, OpsAlertEvent};
+use lightspeed_eventstore::RecordedEvent;
+use lightspeed_eventstore::recent::{NewestEvents, newest_events};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,6 +23,9 @@ use crate::state::AppState;
 
 /// Most alert events one step answers.
 const MAX_LIMIT: u32 = 200;
+
+/// The event that raises an alert: a stream whose latest event it is holds a firing alert.
+const RAISED: &str = "OpsAlertRaised";
 
 /// Which alerts.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -52,24 +58,26 @@ pub struct AlertView {
     pub at: DateTime<Utc>,
 }
 
-impl From<AlertEvent> for AlertView {
-    fn from(event: AlertEvent) -> Self {
-        let AlertEvent {
-            log_position,
-            key,
-            kind,
-            state,
+impl AlertView {
+    /// The view of one event of an `ops_alert` stream.
+    fn of(event: &RecordedEvent) -> Result<Self, ApiError> {
+        let unreadable =
+            |why: String| ApiError::Internal(format!("ops alert event {}: {why}", event.event_id));
+        let (state, summary) = match event.decode().map_err(|e| unreadable(e.to_string()))? {
+            OpsAlertEvent::OpsAlertRaised { summary, .. } => ("raised", summary),
+            OpsAlertEvent::OpsAlertResolved { summary, .. } => ("resolved", summary),
+        };
+        let key = event.stream_id.id();
+        let kind = key.split_once('.').map_or(key, |(kind, _)| kind);
+        Ok(Self {
+            log_position: i64::try_from(event.log_position.position)
+                .map_err(|e| unreadable(e.to_string()))?,
+            key: key.to_owned(),
+            kind: kind.to_owned(),
+            state: state.to_owned(),
             summary,
-            at,
-        } = event;
-        Self {
-            log_position,
-            key,
-            kind,
-            state,
-            summary,
-            at,
-        }
+            at: event.recorded_at,
+        })
     }
 }
 
@@ -104,17 +112,18 @@ pub async fn list(
                 .map_err(|_| ApiError::InvalidQuery(format!("bad alerts cursor {c:?}")))
         })
         .transpose()?;
-    let filter = AlertFilter {
-        kind: query.kind.as_deref(),
+    let page = NewestEvents {
+        category: <OpsAlert as Decider>::CATEGORY,
+        id_first_part: query.kind.as_deref(),
         before,
-        firing: query.firing.unwrap_or(false),
+        latest_of_type: query.firing.unwrap_or(false).then_some(RAISED),
         limit: i64::from(limit) + 1,
     };
-    let mut rows: Vec<AlertView> = alert_events(state.pool(), &filter)
+    let mut rows = newest_events(state.pool(), &page)
         .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+        .iter()
+        .map(AlertView::of)
+        .collect::<Result<Vec<_>, _>>()?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more
@@ -124,4 +133,14 @@ pub async fn list(
         items: rows,
         next_cursor,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_are_raised_by_an_ops_alert_event() {
+        assert!(OpsAlertEvent::EVENT_TYPES.contains(&RAISED));
+    }
 }

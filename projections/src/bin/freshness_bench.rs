@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lightspeed_domain::SystemClock;
+use lightspeed_eventstore::lookups::positions_of;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::testing::{TestDatabase, TestNats};
-use lightspeed_eventstore::{EventStore, PgEventStore};
+use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore};
 use lightspeed_projections::scenario::{Operation, Scenario, ScenarioConfig, append_packed};
 use lightspeed_projections::{ProjectorDeps, catalog};
 use sqlx::PgPool;
@@ -36,7 +37,7 @@ const POLL: Duration = Duration::from_millis(2);
 struct Sample {
     committed: Instant,
     /// Category → (stream, version) of its last event in the operation.
-    last_by_category: BTreeMap<String, (String, i64)>,
+    last_by_category: BTreeMap<String, (String, u64)>,
 }
 
 fn is_payment_start(operation: &Operation) -> bool {
@@ -106,7 +107,7 @@ async fn shard(
                 .into_iter()
                 .filter_map(|(category, stream)| {
                     let version = result.streams.iter().find(|(s, _)| s.as_str() == stream)?.1;
-                    Some((category, (stream, i64::try_from(version).ok()?)))
+                    Some((category, (stream, version)))
                 })
                 .collect();
             let _ = samples.send(Sample {
@@ -122,7 +123,7 @@ async fn shard(
 struct Pending {
     projection: String,
     committed: Instant,
-    at: (i64, i64),
+    at: LogPosition,
 }
 
 /// Per projection, the categories it reads (`None` for the whole log).
@@ -185,38 +186,32 @@ fn receive(samples: &mut mpsc::UnboundedReceiver<Sample>, closed: &mut bool) -> 
     received
 }
 
-/// Per sample, the log position (transaction id, position) of its last event of each category.
+/// Per sample, the log position of its last event of each category.
 async fn positions<'s>(
     pool: &PgPool,
     received: &'s [Sample],
-) -> Vec<BTreeMap<&'s String, (i64, i64)>> {
+) -> Vec<BTreeMap<&'s String, LogPosition>> {
     // One query for every sample received since the last poll: a query per sample let the
     // watcher fall behind the writers and measure its own backlog.
-    let lookups: Vec<(usize, &String, &(String, i64))> = received
+    let lookups: Vec<(usize, &String, &(String, u64))> = received
         .iter()
         .enumerate()
         .flat_map(|(n, s)| s.last_by_category.iter().map(move |(c, at)| (n, c, at)))
         .collect();
-    let streams: Vec<&str> = lookups.iter().map(|(_, _, (s, _))| s.as_str()).collect();
-    let versions: Vec<i64> = lookups.iter().map(|(_, _, (_, v))| *v).collect();
-    let found: Vec<(i64, i64, i64)> = if lookups.is_empty() {
+    let events: Vec<(&str, u64)> = lookups
+        .iter()
+        .map(|(_, _, (stream, version))| (stream.as_str(), *version))
+        .collect();
+    let found = if events.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_as(
-            "SELECT w.n - 1, e.transaction_id::text::bigint, e.position
-               FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(stream, version, n)
-               JOIN ledger.events e ON e.stream_id = w.stream AND e.stream_version = w.version",
-        )
-        .bind(&streams)
-        .bind(&versions)
-        .fetch_all(pool)
-        .await
-        .expect("positions")
+        positions_of(pool, &events).await.expect("positions")
     };
     let mut positions = vec![BTreeMap::new(); received.len()];
-    for (index, xid, position) in found {
-        let (sample, category, _) = lookups[usize::try_from(index).expect("index")];
-        positions[sample].insert(category, (xid, position));
+    for ((sample, category, _), at) in lookups.into_iter().zip(found) {
+        if let Some(at) = at {
+            positions[sample].insert(category, at);
+        }
     }
     positions
 }
@@ -225,7 +220,7 @@ async fn positions<'s>(
 /// sample's positions in the categories it reads.
 fn pending_of<'a>(
     sample: &'a Sample,
-    positions: &'a BTreeMap<&String, (i64, i64)>,
+    positions: &'a BTreeMap<&String, LogPosition>,
     categories: &'a ProjectionCategories,
 ) -> impl Iterator<Item = Pending> + 'a {
     categories.iter().filter_map(move |(projection, wanted)| {
@@ -242,17 +237,23 @@ fn pending_of<'a>(
     })
 }
 
-/// Each projection's active checkpoint as (transaction id, position).
-async fn active_checkpoints(pool: &PgPool) -> BTreeMap<String, (i64, i64)> {
-    sqlx::query_as::<_, (String, i64, i64)>(
-        "SELECT projection, transaction_id::text::bigint, position
+/// Each projection's active checkpoint.
+async fn active_checkpoints(pool: &PgPool) -> BTreeMap<String, LogPosition> {
+    sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT projection, transaction_id::text, position
            FROM projections.versions WHERE state = 'active'",
     )
     .fetch_all(pool)
     .await
     .expect("checkpoints")
     .into_iter()
-    .map(|(projection, xid, position)| (projection, (xid, position)))
+    .map(|(projection, tx, position)| {
+        let checkpoint = LogPosition {
+            transaction_id: tx.parse().expect("a transaction id"),
+            position: u64::try_from(position).expect("a position"),
+        };
+        (projection, checkpoint)
+    })
     .collect()
 }
 

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lightspeed_domain::SystemClock;
-use lightspeed_eventstore::PgEventStore;
+use lightspeed_eventstore::log_counts::{events_after, log_counts};
 use lightspeed_eventstore::migrate::{ensure_database, migrate};
+use lightspeed_eventstore::{LogPosition, PgEventStore};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::scenario::{ScenarioConfig, append_packed, generate};
 use lightspeed_projections::{ProjectorDeps, RebuildOptions, rebuild};
@@ -47,9 +48,7 @@ async fn fill_log(
     store: &PgEventStore,
     target: i64,
 ) -> Result<i64, Box<dyn std::error::Error>> {
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.events")
-        .fetch_one(pool)
-        .await?;
+    let existing = i64::try_from(events_after(pool, LogPosition::START, None).await?)?;
     if existing < target {
         let started = Instant::now();
         let missing = usize::try_from(target - existing)?;
@@ -67,16 +66,9 @@ async fn fill_log(
             started.elapsed().as_secs_f64()
         );
     }
-    let log_events: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.events")
-        .fetch_one(pool)
-        .await?;
-    let by_category: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT category, count(*) FROM ledger.events GROUP BY category ORDER BY category",
-    )
-    .fetch_all(pool)
-    .await?;
-    println!("log: {log_events} events {by_category:?}");
-    Ok(log_events)
+    let counts = log_counts(pool).await?;
+    println!("log: {} events {:?}", counts.events, counts.by_category);
+    Ok(counts.events)
 }
 
 /// Rebuilds the projection `name` from scratch `runs` times; prints each run and the median.
