@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 
 use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::psp::PspClient;
-use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig};
 use lightspeed_adapters::secrets::Keyring;
 use lightspeed_api::readiness::ReadinessCheck;
 use lightspeed_api::{AppState, Reconciliation, ReconciliationRun, StatusChecks};
@@ -22,6 +21,7 @@ use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_monitoring::gauges::MetricsRefresher;
 use lightspeed_monitoring::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
 use lightspeed_projections::ProjectorDeps;
+use lightspeed_sandbox::{Sandbox, SandboxConfig};
 use lightspeed_services::{Ledger, ResealReport, Resealer};
 use lightspeed_workers::control::WorkQueues;
 use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
@@ -126,7 +126,7 @@ impl Roles {
         tokio::spawn(alerts.run());
         let router = lightspeed_api::app(
             state.build(),
-            axum::Router::new().nest("/sandbox", lightspeed_adapters::sandbox::router(sandbox)),
+            axum::Router::new().nest("/sandbox", lightspeed_sandbox::router(sandbox)),
         );
         let listener = tokio::net::TcpListener::bind(&server.listen)
             .await

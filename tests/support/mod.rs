@@ -11,7 +11,6 @@ use axum::Router;
 use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::merchant_auth::sign_request;
 use lightspeed_adapters::psp::{PspAccount, PspClient, PspCredentials};
-use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
@@ -22,6 +21,7 @@ use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Provider, SystemClock};
 use lightspeed_eventstore::testing::{TestDatabase, TestNats};
 use lightspeed_eventstore::{CommandContext, PgEventStore};
+use lightspeed_sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 use serde_json::Value;
 use wiremock::MockServer;

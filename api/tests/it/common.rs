@@ -13,7 +13,6 @@ use lightspeed_adapters::merchant_auth::{
     HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request,
 };
 use lightspeed_adapters::psp::{PspAccount, PspCredentials};
-use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
@@ -25,6 +24,7 @@ use lightspeed_domain::routing::CheckoutSettings;
 use lightspeed_domain::{BasisPoints, GatewayId, ManualClock, MerchantId, Provider};
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{CommandContext, PgEventStore};
+use lightspeed_sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 
 /// The admin JWT secret every test app trusts.

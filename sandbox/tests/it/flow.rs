@@ -11,9 +11,9 @@ use lightspeed_adapters::psp::{
     CheckoutData, Customer, OrderRequest, PaymentOutcome, PspAccount, PspClient, PspCredentials,
     PspError, psp_reference, verify_webhook,
 };
-use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router};
 use lightspeed_adapters::secrets::{Secret, generate_webhook_secret};
 use lightspeed_domain::{Paise, PaymentId, SystemClock};
+use lightspeed_sandbox::{Sandbox, SandboxConfig, router};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

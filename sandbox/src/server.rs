@@ -13,15 +13,15 @@ use axum::routing::{get, post};
 use lightspeed_domain::Clock;
 use serde_json::json;
 
-use super::{
+use lightspeed_adapters::amount::format_rupees;
+use lightspeed_adapters::html::{error_page, escape_html};
+use lightspeed_adapters::http::{ClientBuildError, HttpConfig, build_client};
+use lightspeed_adapters::merchant_webhook::{WebhookSecret, sign};
+use lightspeed_adapters::sandbox::{
     CreateOrder, DeliveryAttempt, EVENT_FAILED, EVENT_SUCCEEDED, FailureInfo, KEY_HEADER,
     MAX_REFERENCE_LEN, OrderStatus, OrderView, SandboxEvent, order_id_for,
 };
-use crate::amount::format_rupees;
-use crate::crypto::ct_eq;
-use crate::html::{error_page, escape_html};
-use crate::http::{ClientBuildError, HttpConfig, build_client};
-use crate::merchant_webhook::{WebhookSecret, sign};
+use subtle::ConstantTimeEq;
 
 /// How the sandbox behaves.
 #[derive(Debug, Clone)]
@@ -255,7 +255,7 @@ async fn create_order(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
     let id = order_id_for(&request.reference);
     let mut orders = sandbox.orders();
     if let Some(existing) = orders.get(&id) {
-        if ct_eq(existing.key.as_bytes(), key.as_bytes())
+        if bool::from(existing.key.as_bytes().ct_eq(key.as_bytes()))
             && existing.request.amount == request.amount
         {
             return (StatusCode::OK, axum::Json(sandbox.view(&id, existing))).into_response();
@@ -294,7 +294,7 @@ async fn get_order(
     };
     let orders = sandbox.orders();
     match orders.get(&id) {
-        Some(order) if ct_eq(order.key.as_bytes(), key.as_bytes()) => {
+        Some(order) if bool::from(order.key.as_bytes().ct_eq(key.as_bytes())) => {
             axum::Json(sandbox.view(&id, order)).into_response()
         }
         _ => api_error(StatusCode::NOT_FOUND, "not_found", "no such order"),
@@ -427,10 +427,10 @@ async fn deliver(
 ) -> Vec<DeliveryAttempt> {
     let config = &sandbox.inner.config;
     let Ok(secret) = WebhookSecret::parse(key) else {
-        return vec![DeliveryAttempt::failed("invalid account key")];
+        return vec![failed_attempt("invalid account key")];
     };
     let Ok(body) = serde_json::to_vec(event) else {
-        return vec![DeliveryAttempt::failed("event not serialisable")];
+        return vec![failed_attempt("event not serialisable")];
     };
     let webhook = Webhook {
         secret: &secret,
@@ -497,7 +497,7 @@ async fn post_once(sandbox: &Sandbox, webhook: &Webhook<'_>) -> DeliveryAttempt 
             status: Some(response.status().as_u16()),
             error: None,
         },
-        Err(e) => DeliveryAttempt::failed(if e.is_timeout() {
+        Err(e) => failed_attempt(if e.is_timeout() {
             "timed out"
         } else {
             "connection failed"
@@ -505,12 +505,10 @@ async fn post_once(sandbox: &Sandbox, webhook: &Webhook<'_>) -> DeliveryAttempt 
     }
 }
 
-impl DeliveryAttempt {
-    /// An attempt that got no answer, and why.
-    fn failed(error: &str) -> Self {
-        Self {
-            status: None,
-            error: Some(error.to_owned()),
-        }
+/// An attempt that got no answer, and why.
+fn failed_attempt(error: &str) -> DeliveryAttempt {
+    DeliveryAttempt {
+        status: None,
+        error: Some(error.to_owned()),
     }
 }

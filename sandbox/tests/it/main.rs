@@ -1,0 +1,4 @@
+//! The sandbox PSP over real HTTP on loopback, called by its PSP adapter.
+//! One test binary, so the workspace links it once.
+
+mod flow;
