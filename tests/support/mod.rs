@@ -69,6 +69,8 @@ pub async fn world_configured(configure: impl FnOnce(&mut ApiConfig)) -> World {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let sandbox = Sandbox::new(
+        db.pool.clone(),
+        Arc::clone(&keyring),
         SandboxConfig::new(format!("{url}/sandbox")),
         Arc::clone(store.clock()),
     )

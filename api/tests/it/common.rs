@@ -82,6 +82,8 @@ pub async fn spawn_custom(
     config.readiness.relay_stream = None;
     let config = configure(config);
     let sandbox = Sandbox::new(
+        db.pool.clone(),
+        Arc::clone(&keyring),
         SandboxConfig::new(format!("{url}/sandbox")),
         Arc::new(clock.clone()),
     )

@@ -1,4 +1,5 @@
 //! The sandbox PSP over real HTTP on loopback, called by its PSP adapter.
 //! One test binary, so the workspace links it once.
 
+mod common;
 mod flow;
