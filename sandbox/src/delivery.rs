@@ -14,9 +14,9 @@ use crate::store::{self, Claim};
 use crate::{Sandbox, SandboxError};
 
 /// Most webhooks one sweep claims; they are posted concurrently.
-const SWEEP_BATCH: i64 = 64;
+pub const SWEEP_BATCH: u32 = 64;
 /// Most expired orders one sweep removes.
-const RETENTION_BATCH: i64 = 1_000;
+pub const RETENTION_BATCH: u32 = 1_000;
 /// How much longer than a post may take its claim is leased: a lease that runs out means the
 /// process that claimed the attempt is gone.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);

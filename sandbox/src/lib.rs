@@ -37,7 +37,7 @@ use lightspeed_adapters::secrets::Keyring;
 use lightspeed_domain::Clock;
 use sqlx::PgPool;
 
-pub use delivery::Sweep;
+pub use delivery::{RETENTION_BATCH, SWEEP_BATCH, Sweep};
 pub use orders::{AccountKey, Created, PayerChoice, Recorded};
 pub use routes::router;
 

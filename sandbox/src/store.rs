@@ -151,7 +151,7 @@ pub(crate) async fn claim_due(
     pool: &PgPool,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-    limit: i64,
+    limit: u32,
 ) -> sqlx::Result<Vec<Claim>> {
     sqlx::query_as(
         "WITH due AS (
@@ -169,7 +169,7 @@ pub(crate) async fn claim_due(
     )
     .bind(now)
     .bind(lease_until)
-    .bind(limit)
+    .bind(i64::from(limit))
     .fetch_all(pool)
     .await
 }
@@ -230,7 +230,7 @@ pub(crate) async fn record_attempt(
 pub(crate) async fn remove_expired(
     pool: &PgPool,
     before: DateTime<Utc>,
-    limit: i64,
+    limit: u32,
 ) -> sqlx::Result<u64> {
     let removed = sqlx::query(
         "DELETE FROM sandbox.orders
@@ -241,7 +241,7 @@ pub(crate) async fn remove_expired(
                           FOR UPDATE SKIP LOCKED)",
     )
     .bind(before)
-    .bind(limit)
+    .bind(i64::from(limit))
     .execute(pool)
     .await?
     .rows_affected();

@@ -2,4 +2,5 @@
 //! One test binary, so the workspace links it once.
 
 mod common;
+mod durability;
 mod flow;
