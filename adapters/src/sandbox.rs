@@ -23,11 +23,12 @@
 //! # Webhooks
 //!
 //! When the payer clicks, the sandbox records the outcome (so `GET /v1/orders/{id}` reports it
-//! even if delivery fails), then POSTs a [`SandboxEvent`] to the order's `callback_url`, signed
-//! with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; see
-//! [`crate::merchant_webhook`]) under the order's key. The `webhook-id` stays the same across
-//! retries. It tries a bounded number of times, records each attempt, then redirects the payer
-//! to `return_url?status=succeeded|failed&reference=…`.
+//! even if delivery fails) and the webhook it owes, then POSTs a [`SandboxEvent`] to the order's
+//! `callback_url`, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+//! `webhook-signature`; see [`crate::merchant_webhook`]) under the order's key. The `webhook-id`
+//! and the body stay the same across retries. It makes the first attempts before redirecting
+//! the payer to `return_url?status=succeeded|failed&reference=…`, and the rest, a bounded number
+//! in all, afterwards; each attempt is recorded in the order's `deliveries`.
 
 use lightspeed_domain::Paise;
 use serde::{Deserialize, Serialize};
