@@ -36,7 +36,8 @@ impl Sandbox {
     /// Makes the first attempts at order `order_id`'s owed webhook while the payer waits: until
     /// one is delivered, the attempts run out, or the next retry would start later than
     /// [`crate::SandboxConfig::payer_wait`] from now; the sweeps make the rest. Does nothing
-    /// when some process claimed an attempt since the choice was recorded.
+    /// when some process claimed an attempt since the choice was recorded (the choice leases
+    /// the first attempt to its click, so that happens only once the lease ran out).
     pub async fn deliver_owed(&self, order_id: &str) -> Result<(), SandboxError> {
         let stop_waiting = Instant::now() + self.inner.config.payer_wait;
         let mut attempts_seen = 0;
@@ -96,7 +97,7 @@ impl Sandbox {
     }
 
     /// When a claim made now runs out.
-    fn lease_end(&self) -> DateTime<Utc> {
+    pub(crate) fn lease_end(&self) -> DateTime<Utc> {
         let lease = self.inner.config.http.request_timeout + LEASE_MARGIN;
         later(self.inner.clock.now(), lease)
     }

@@ -9,12 +9,13 @@
 //!
 //! Every API process serves every order: create one on a process, pay it on another, read its
 //! status on a third. The payer's choice and the webhook it owes are stored in one statement
-//! before anything is sent, so a crash loses neither. The click's own request makes the first
-//! attempts while the payer waits ([`SandboxConfig::payer_wait`]); each attempt is claimed first
-//! (the claim bumps the webhook's attempt count and leases it for longer than a post can take),
-//! so the attempts still owed after that, or abandoned by a process that died, are made by
-//! [`Sandbox::run`] in whichever process claims them first, once each. The `webhook-id` and the
-//! bytes posted are the same on every attempt.
+//! before anything is sent, so a crash loses neither. Each attempt is claimed first: the claim
+//! bumps the webhook's attempt count and leases it for longer than a post can take (the choice
+//! itself leases the first attempt to its click). The click's own request makes the first
+//! attempts while the payer waits ([`SandboxConfig::payer_wait`]); the attempts still owed after
+//! that, or abandoned by a process that died, are made by [`Sandbox::run`] in whichever process
+//! claims them first, once each. The `webhook-id` and the bytes posted are the same on every
+//! attempt.
 //!
 //! Orders are kept for [`SandboxConfig::retention`] after their creation, then removed by the
 //! same sweeps, a bounded batch at a time; there is no cap on how many are open.

@@ -124,7 +124,7 @@ impl Sandbox {
 
     /// Records the payer's choice on order `id` and the webhook it owes, unless an earlier
     /// choice was recorded (which then stands); `None` for an unknown order. Nothing is sent:
-    /// [`Sandbox::deliver_owed`] or the sweeps do.
+    /// [`Sandbox::deliver_owed`] does, or the sweeps once the first attempt's lease ran out.
     pub async fn choose(
         &self,
         id: &str,
@@ -158,8 +158,8 @@ impl Sandbox {
         }))
     }
 
-    /// Stores the choice `event` tells and its webhook, due at once; `false` when another
-    /// choice was stored first.
+    /// Stores the choice `event` tells and its webhook, leased to this click for its first
+    /// attempt; `false` when another choice was stored first.
     async fn record_choice(&self, event: &SandboxEvent) -> Result<bool, SandboxError> {
         let choice = NewChoice {
             order_id: &event.order_id,
@@ -168,6 +168,7 @@ impl Sandbox {
             chosen_at: self.inner.clock.now(),
             webhook_id: &webhook_id(event),
             body: &serde_json::to_vec(event)?,
+            first_attempt_until: self.lease_end(),
         };
         Ok(store::record_choice(&self.inner.pool, &choice).await?)
     }

@@ -38,6 +38,8 @@ pub(crate) struct NewChoice<'a> {
     pub chosen_at: DateTime<Utc>,
     pub webhook_id: &'a str,
     pub body: &'a [u8],
+    /// Until when the first attempt is left to the click that made the choice.
+    pub first_attempt_until: DateTime<Utc>,
 }
 
 /// A delivery attempt claimed: what to post, where, signed with which key.
@@ -120,8 +122,9 @@ pub(crate) async fn attempts(pool: &PgPool, id: &str) -> sqlx::Result<Vec<Delive
         .collect()
 }
 
-/// Records the payer's choice and the webhook it owes, due at once; `false` when an earlier
-/// choice was recorded already (or the order does not exist), which then stands.
+/// Records the payer's choice and the webhook it owes, due to the sweeps once the click had its
+/// time for the first attempt; `false` when an earlier choice was recorded already (or the order
+/// does not exist), which then stands.
 pub(crate) async fn record_choice(pool: &PgPool, choice: &NewChoice<'_>) -> sqlx::Result<bool> {
     let recorded = sqlx::query(
         "WITH chosen AS (
@@ -130,7 +133,7 @@ pub(crate) async fn record_choice(pool: &PgPool, choice: &NewChoice<'_>) -> sqlx
               WHERE id = $1 AND payment_id IS NULL
           RETURNING id)
          INSERT INTO sandbox.webhooks (order_id, webhook_id, body, due_at)
-         SELECT id, $6, $7, $5 FROM chosen",
+         SELECT id, $6, $7, $8 FROM chosen",
     )
     .bind(choice.order_id)
     .bind(choice.payment_id)
@@ -139,6 +142,7 @@ pub(crate) async fn record_choice(pool: &PgPool, choice: &NewChoice<'_>) -> sqlx
     .bind(choice.chosen_at)
     .bind(choice.webhook_id)
     .bind(choice.body)
+    .bind(choice.first_attempt_until)
     .execute(pool)
     .await?
     .rows_affected();

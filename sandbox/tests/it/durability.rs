@@ -153,11 +153,11 @@ async fn an_order_created_on_one_instance_is_paid_on_another_and_read_on_a_third
 async fn after_a_restart_open_orders_remain_and_two_sweepers_send_each_owed_webhook_once() {
     let db = TestDatabase::new().await;
     let keyring = keyring();
-    let clock = Arc::new(SystemClock);
+    let clock = ManualClock::new(Utc::now());
     let merchant = merchant().await;
     let callback = format!("{}/hook", merchant.uri());
     let (credentials, key) = account();
-    let before = serve(&db, &keyring, clock.clone(), |_| {}).await;
+    let before = serve(&db, &keyring, Arc::new(clock.clone()), |_| {}).await;
     let open = before
         .sandbox
         .create_order(&key, create_order("still-open", &callback))
@@ -182,9 +182,14 @@ async fn after_a_restart_open_orders_remain_and_two_sweepers_send_each_owed_webh
     assert!(merchant.received_requests().await.unwrap().is_empty());
 
     let (one, two) = (
-        serve(&db, &keyring, clock.clone(), |_| {}).await,
-        serve(&db, &keyring, clock.clone(), |_| {}).await,
+        serve(&db, &keyring, Arc::new(clock.clone()), |_| {}).await,
+        serve(&db, &keyring, Arc::new(clock.clone()), |_| {}).await,
     );
+    // Each choice left its first attempt to its click for a lease: the post's timeout (5 s)
+    // and a margin (5 s).
+    let waiting = sweep_together(&one.sandbox, &two.sandbox).await;
+    assert_eq!(waiting, (0, 0), "the clicks' leases still run");
+    clock.advance(TimeDelta::seconds(11));
     let (by_one, by_two) = sweep_together(&one.sandbox, &two.sandbox).await;
     assert_eq!(by_one + by_two, 20, "one attempt per owed webhook");
 
@@ -193,7 +198,8 @@ async fn after_a_restart_open_orders_remain_and_two_sweepers_send_each_owed_webh
     let distinct: BTreeSet<&String> = ids.iter().collect();
     assert_eq!((hooks.len(), distinct.len()), (20, 20), "each sent once");
     for hook in &hooks {
-        let verified = verify_webhook(&credentials, &hook.headers, &hook.body, Utc::now()).unwrap();
+        let verified =
+            verify_webhook(&credentials, &hook.headers, &hook.body, clock.now()).unwrap();
         assert!(owed.contains(verified.psp_order_id.as_deref().expect("order id")));
     }
     for id in &owed {
