@@ -71,7 +71,11 @@ impl Sandbox {
         {
             // Unrecorded, the attempt is made again once its lease runs out.
             if let Err(e) = result {
-                tracing::warn!(order_id = %claim.order_id, error = %e, "sandbox webhook attempt not recorded");
+                tracing::warn!(
+                    order_id = %claim.order_id,
+                    error = %e,
+                    "sandbox webhook attempt not recorded"
+                );
             }
         }
         let expired = earlier(now, self.inner.config.retention);

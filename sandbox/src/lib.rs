@@ -66,7 +66,8 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl SandboxConfig {
     /// Defaults for a router reachable at `public_url`: orders kept 30 days, ten delivery
-    /// attempts over about four minutes, the first three while the payer waits.
+    /// attempts over about four minutes, those due in the first two seconds while the payer
+    /// waits.
     pub fn new(public_url: impl Into<String>) -> Self {
         Self {
             public_url: public_url.into(),
