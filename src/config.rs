@@ -373,9 +373,20 @@ pub struct Server {
     /// Reverse proxies in front of the API whose `X-Forwarded-For` entries are trusted.
     #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
     pub trusted_proxy_hops: usize,
+    /// Days the sandbox PSP keeps an order after its creation; older ones are removed.
+    #[arg(long, env = "SANDBOX_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub sandbox_retention_days: u32,
 }
 
 impl Server {
+    /// The sandbox PSP's configuration, for an API reached at `public_url`.
+    pub fn sandbox_config(&self, public_url: &str) -> lightspeed_sandbox::SandboxConfig {
+        let mut config = lightspeed_sandbox::SandboxConfig::new(format!("{public_url}/sandbox"));
+        config.retention = Duration::from_secs(u64::from(self.sandbox_retention_days) * 86_400);
+        config
+    }
+
     /// The API's configuration: these settings, the public URL, and the admin JWT settings from
     /// `ADMIN_JWT_SECRET` and `ADMIN_EMAILS`.
     pub fn api_config(&self, infra: &Infra) -> anyhow::Result<lightspeed_api::ApiConfig> {

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 
 use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::psp::PspClient;
-use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig};
 use lightspeed_adapters::secrets::Keyring;
 use lightspeed_api::readiness::ReadinessCheck;
 use lightspeed_api::{AppState, Reconciliation, ReconciliationRun, StatusChecks};
@@ -22,6 +21,7 @@ use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_monitoring::gauges::MetricsRefresher;
 use lightspeed_monitoring::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
 use lightspeed_projections::ProjectorDeps;
+use lightspeed_sandbox::Sandbox;
 use lightspeed_services::{Ledger, ResealReport, Resealer};
 use lightspeed_workers::control::WorkQueues;
 use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
@@ -87,7 +87,8 @@ impl Roles {
     }
 
     /// Serves the API (with the sandbox PSP under `/sandbox`) until `shutdown`, with the
-    /// operations tasks that go with it: metrics refresh, alert evaluation and queue sampling.
+    /// operations tasks that go with it: metrics refresh, alert evaluation, queue sampling and
+    /// the sandbox's sweeps (its owed webhooks, its expired orders).
     pub async fn serve(
         &self,
         server: &Server,
@@ -95,9 +96,12 @@ impl Roles {
     ) -> anyhow::Result<()> {
         let config = server.api_config(&self.infra)?;
         let sandbox = Sandbox::new(
-            SandboxConfig::new(format!("{}/sandbox", config.public_url)),
+            self.store.pool().clone(),
+            Arc::clone(&self.keyring),
+            server.sandbox_config(&config.public_url),
             Arc::clone(self.store.clock()),
         )?;
+        tokio::spawn(sandbox.clone().run());
         let checks: Arc<dyn StatusChecks> = Arc::new(JetStreamStatusChecks {
             jetstream: self.jetstream.clone(),
             log_stream: self.infra.log_stream(),
@@ -126,7 +130,7 @@ impl Roles {
         tokio::spawn(alerts.run());
         let router = lightspeed_api::app(
             state.build(),
-            axum::Router::new().nest("/sandbox", lightspeed_adapters::sandbox::router(sandbox)),
+            axum::Router::new().nest("/sandbox", lightspeed_sandbox::router(sandbox)),
         );
         let listener = tokio::net::TcpListener::bind(&server.listen)
             .await

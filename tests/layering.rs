@@ -6,12 +6,13 @@
 //! | `ledger` (the log) | `eventstore` |
 //! | `read` (the read models' views), `projections` (their versions) | `projections` |
 //! | `ops` (measurements such as queue depth samples) | `monitoring` |
+//! | `sandbox` (the sandbox PSP's orders and owed webhooks) | `sandbox` |
 //!
 //! The test walks the production sources of every crate (`<crate>/src/**/*.rs`) and of the
 //! binary (`src/**/*.rs`) and fails, naming file and line, where a string literal outside the
-//! owner names one of the schema's objects: for `ledger`, `projections` and `ops`, a table or
-//! function the migrations create (so a NATS subject such as `ledger.payment.PaymentInitiated`
-//! is not mistaken for one); for `read`, any `read.<view>`.
+//! owner names one of the schema's objects: for `ledger`, `projections`, `ops` and `sandbox`, a
+//! table or function the migrations create (so a NATS subject such as
+//! `ledger.payment.PaymentInitiated` is not mistaken for one); for `read`, any `read.<view>`.
 //!
 //! Exempt: tests (`<crate>/tests/`, `tests/`, `#[cfg(test)]` items), which set up and tamper
 //! with the log on purpose; benches in `benches/`; doc comments. Nothing else: the benchmark
@@ -23,11 +24,12 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
 /// Which crate owns each schema.
-const OWNERS: [(&str, &str); 4] = [
+const OWNERS: [(&str, &str); 5] = [
     ("ledger", "eventstore"),
     ("read", "projections"),
     ("projections", "projections"),
     ("ops", "monitoring"),
+    ("sandbox", "sandbox"),
 ];
 
 /// SQL naming a schema's object, found outside the schema's owner.

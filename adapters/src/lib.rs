@@ -9,7 +9,8 @@
 //! - [`psp`]: one adapter per payment service provider behind [`PspClient`](psp::PspClient);
 //! - [`checkout`]: the hosted checkout pages rendered from a PSP order;
 //! - [`html`]: escaping and the page frame shared by the checkout and the sandbox's pages;
-//! - [`sandbox`]: the sandbox PSP built into the product;
+//! - [`sandbox`]: the wire format of the sandbox PSP built into the product (its server is the
+//!   `lightspeed-sandbox` crate);
 //! - [`whatsapp`]: WhatsApp template messages through Meta's Cloud API or a BSP;
 //! - [`payouts`]: RazorpayX payouts and their webhooks.
 //!

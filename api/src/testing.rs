@@ -15,7 +15,6 @@ use lightspeed_adapters::merchant_auth::{
     HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request,
 };
 use lightspeed_adapters::psp::{PspAccount, PspCredentials};
-use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
@@ -27,6 +26,7 @@ use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{CommandContext, PgEventStore};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::{ProjectorDeps, RebuildOptions, catalog, rebuild};
+use lightspeed_sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -161,7 +161,7 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
         let ledger = Ledger::new(PgEventStore::new(db.pool.clone(), Arc::new(clock.clone())));
         let keyring = Arc::new(Keyring::random("test-key").expect("keyring"));
         let (listener, url) = bind().await;
-        let sandbox = sandbox(&url, &clock);
+        let sandbox = sandbox(&db, Arc::clone(&keyring), &url, &clock);
         let state = self.app_state(ledger.clone(), Arc::clone(&keyring), &url);
         TestApp {
             db,
@@ -199,9 +199,16 @@ async fn bind() -> (TcpListener, String) {
     (listener, url)
 }
 
-/// The sandbox PSP's routes, on the app's clock, reachable under `{url}/sandbox`.
-fn sandbox(url: &str, clock: &(impl Clock + Clone + 'static)) -> Router {
+/// The sandbox PSP's routes, on the app's clock and database, reachable under `{url}/sandbox`.
+fn sandbox(
+    db: &TestDatabase,
+    keyring: Arc<Keyring>,
+    url: &str,
+    clock: &(impl Clock + Clone + 'static),
+) -> Router {
     let sandbox = Sandbox::new(
+        db.pool.clone(),
+        keyring,
         SandboxConfig::new(format!("{url}/sandbox")),
         Arc::new(clock.clone()),
     )

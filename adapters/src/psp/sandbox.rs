@@ -1,4 +1,5 @@
-//! The adapter for the built-in sandbox PSP ([`crate::sandbox`]), called over HTTP like any PSP.
+//! The adapter for the built-in sandbox PSP (wire format: [`crate::sandbox`]), called over HTTP
+//! like any PSP.
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;

@@ -3,5 +3,4 @@
 
 mod doc_examples;
 mod psp_adapters;
-mod sandbox_flow;
 mod whatsapp_payouts;

@@ -1,9 +1,9 @@
-//! The sandbox PSP built into the product, for demos and tests.
+//! The sandbox PSP's wire format, shared by its server (the `lightspeed-sandbox` crate, mounted
+//! by the API under `/sandbox`) and its adapter ([`crate::psp`]'s sandbox one).
 //!
-//! Mount [`router`] under `/sandbox`. It speaks a small JSON API, shows a checkout page with
-//! Pay / Fail buttons and sends signed webhooks, so the whole payment flow runs without any
-//! outside account. Like any PSP it is called over HTTP, by the sandbox one of the PSP adapters;
-//! it knows nothing of them.
+//! The sandbox speaks a small JSON API, shows a checkout page with Pay / Fail buttons and sends
+//! signed webhooks, so the whole payment flow runs without any outside account. Like any PSP it
+//! is called over HTTP; it knows nothing of the adapters.
 //!
 //! # API
 //!
@@ -23,18 +23,15 @@
 //! # Webhooks
 //!
 //! When the payer clicks, the sandbox records the outcome (so `GET /v1/orders/{id}` reports it
-//! even if delivery fails), then POSTs a [`SandboxEvent`] to the order's `callback_url`, signed
-//! with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; see
-//! [`crate::merchant_webhook`]) under the order's key. The `webhook-id` stays the same across
-//! retries. It tries up to [`SandboxConfig::delivery_attempts`] times, records each attempt, then
-//! redirects the payer to `return_url?status=succeeded|failed&reference=…`.
-
-mod server;
+//! even if delivery fails) and the webhook it owes, then POSTs a [`SandboxEvent`] to the order's
+//! `callback_url`, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+//! `webhook-signature`; see [`crate::merchant_webhook`]) under the order's key. The `webhook-id`
+//! and the body stay the same across retries. It makes the first attempts before redirecting
+//! the payer to `return_url?status=succeeded|failed&reference=…`, and the rest, a bounded number
+//! in all, afterwards; each attempt is recorded in the order's `deliveries`.
 
 use lightspeed_domain::Paise;
 use serde::{Deserialize, Serialize};
-
-pub use server::{Sandbox, SandboxConfig, router};
 
 /// Header carrying the account key (a `whsec_` secret).
 pub const KEY_HEADER: &str = "x-sandbox-key";

@@ -3,7 +3,6 @@
 //! the webhook verifies and the status API agrees.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use lightspeed_adapters::http::HttpConfig;
@@ -11,35 +10,32 @@ use lightspeed_adapters::psp::{
     CheckoutData, Customer, OrderRequest, PaymentOutcome, PspAccount, PspClient, PspCredentials,
     PspError, psp_reference, verify_webhook,
 };
-use lightspeed_adapters::sandbox::{Sandbox, SandboxConfig, router};
 use lightspeed_adapters::secrets::{Secret, generate_webhook_secret};
 use lightspeed_domain::{Paise, PaymentId, SystemClock};
+use lightspeed_eventstore::testing::TestDatabase;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::common::{Served, browser, keyring, serve};
+
+/// A sandbox on a database of its own; the database goes when the value does.
 struct Running {
-    base_url: String,
+    served: Served,
+    _db: TestDatabase,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Served;
+
+    fn deref(&self) -> &Served {
+        &self.served
+    }
 }
 
 async fn start_sandbox() -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let base_url = format!(
-        "http://{}/sandbox",
-        listener.local_addr().expect("bound address")
-    );
-    let mut config = SandboxConfig::new(base_url.clone());
-    config.first_retry_delay = Duration::from_millis(20);
-    let sandbox = Sandbox::new(config, Arc::new(SystemClock)).expect("sandbox");
-    let app = axum::Router::new().nest("/sandbox", router(sandbox));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Running { base_url }
-}
-
-/// A client that, like a browser under test, shows redirects instead of following them.
-fn browser() -> reqwest::Client {
-    lightspeed_adapters::http::build_client(&HttpConfig::default()).expect("browser client")
+    let db = TestDatabase::new().await;
+    let served = serve(&db, &keyring(), Arc::new(SystemClock), |_| {}).await;
+    Running { served, _db: db }
 }
 
 fn order(callback_url: String) -> OrderRequest {
