@@ -137,6 +137,14 @@ pub fn derived_event_id(command_id: Uuid, stream_id: &StreamId, index: usize) ->
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// Whether `event_id` is one of those the context's command id derives on this stream.
+fn derives(context: &CommandContext, stream_id: &StreamId, event_id: Uuid) -> bool {
+    context.command_id.is_some_and(|command_id| {
+        (0..MAX_EVENTS_PER_COMMAND)
+            .any(|index| derived_event_id(command_id, stream_id, index) == event_id)
+    })
+}
+
 /// Encodes domain events for one stream with ids derived from the command (or fresh ones).
 pub fn new_events<E: lightspeed_domain::DomainEvent>(
     stream_id: &StreamId,
@@ -447,6 +455,31 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
             stream_id: stream_id.clone(),
             attempts: MAX_COMMAND_ATTEMPTS,
         })
+    }
+
+    /// Decides and appends like [`Self::execute`] a command whose events carry what its
+    /// execution observed (an outside service's answer, the instant of an attempt), so a retry of
+    /// it may decide other content than its first try. Events already stored under the ids its
+    /// command id derives are that first try's: they are the command's result, answered instead
+    /// of a conflict, and nothing new is stored.
+    pub async fn execute_observed(
+        &self,
+        stream_id: &StreamId,
+        command: &D::Command,
+        context: &CommandContext,
+    ) -> Result<Executed<D>, CommandError<D::Error>> {
+        let conflict = match self.execute(stream_id, command, context).await {
+            Err(CommandError::Append(AppendError::IdempotencyConflict { event_id })) => event_id,
+            other => return other,
+        };
+        if derives(context, stream_id, conflict)
+            && let Some(first_try) = self.replay_of(stream_id, context).await?
+        {
+            return Ok(first_try);
+        }
+        Err(CommandError::Append(AppendError::IdempotencyConflict {
+            event_id: conflict,
+        }))
     }
 
     /// A refusal decided on state just read: final, unless the command was already applied.

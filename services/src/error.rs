@@ -72,6 +72,13 @@ pub enum ServiceError {
     /// Input the log refuses (ids, sizes).
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// A command id's events are already stored with other content: the command decided other
+    /// events than its first try did, which trying again cannot change.
+    #[error("event {event_id} was already stored with different content")]
+    IdempotencyConflict {
+        /// The event id both tries derived.
+        event_id: uuid::Uuid,
+    },
     /// The log failed.
     #[error("event log: {0}")]
     Store(String),
@@ -99,6 +106,7 @@ impl From<AppendError> for ServiceError {
     fn from(error: AppendError) -> Self {
         match error {
             AppendError::Invalid(invalid) => Self::Invalid(invalid),
+            AppendError::IdempotencyConflict { event_id } => Self::IdempotencyConflict { event_id },
             other => Self::Store(other.to_string()),
         }
     }

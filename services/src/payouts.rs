@@ -183,12 +183,15 @@ impl Ledger {
             amount,
             at: self.now(),
         };
-        // The payout id names the command too, so a retried request stores nothing new.
+        // The payout id names the command too, so a retried request (another replica's, deciding
+        // on the same wallet at another instant) stores nothing new.
         let context = CommandContext {
             command_id: Some(payout_id.as_uuid()),
             metadata: context.metadata.clone(),
         };
-        self.wallets.execute(&stream, &command, &context).await?;
+        self.wallets
+            .execute_observed(&stream, &command, &context)
+            .await?;
         Ok(Some(RequestedPayout {
             merchant_id,
             payout_id,
@@ -215,7 +218,8 @@ impl Ledger {
 
     /// Records what the provider reports about a payout. Paid applies to a pending payout; a
     /// reversal applies to a pending payout, or (only as a bank reversal) to a paid-out one;
-    /// anything after the reversal, or repeating what is known, is ignored.
+    /// anything after the reversal, or repeating what is known, is ignored. With a command id, a
+    /// retry is answered with what its first try recorded, whatever the provider said this time.
     pub async fn record_payout_update(
         &self,
         merchant_id: MerchantId,
@@ -253,7 +257,11 @@ impl Ledger {
             },
             _ => return Ok(PayoutUpdateRecorded::Ignored),
         };
-        match self.wallets.execute(&stream, &command, context).await {
+        match self
+            .wallets
+            .execute_observed(&stream, &command, context)
+            .await
+        {
             Ok(executed) if executed.idempotent_replay => Ok(PayoutUpdateRecorded::Ignored),
             Ok(executed) => Ok(PayoutUpdateRecorded::Recorded(
                 executed

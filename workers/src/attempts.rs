@@ -5,8 +5,10 @@
 //! and the message still waits to be sent. The job loads the message's latest state, checks
 //! that, waits (a delayed `nak`, re-checked at least every `due_recheck`) until the attempt is
 //! due on the ledger's clock, attempts, and records the attempt as a command whose id derives
-//! from the message and the event's version, so a redelivered job records it once. The domain
-//! decides from that record when to try again or that it gives up.
+//! from the message and the event's version, so a redelivered job records it once: the record
+//! carries what the attempt observed, so a delivery that raced the first one and saw another
+//! answer is answered with the first record. The domain decides from that record when to try
+//! again or that it gives up.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -14,9 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Decider;
-use lightspeed_eventstore::{
-    AppendError, CommandError, CommandHandler, PgEventStore, RecordedEvent,
-};
+use lightspeed_eventstore::{CommandError, CommandHandler, PgEventStore, RecordedEvent};
 use lightspeed_services::Ledger;
 use uuid::Uuid;
 
@@ -137,13 +137,12 @@ async fn record_attempt<A: DeliveryAttempts>(
     let context = caused_by(event, A::QUEUE, Some(command_id));
     match sender
         .records()
-        .execute(&event.stream_id, record, &context)
+        .execute_observed(&event.stream_id, record, &context)
         .await
     {
-        Ok(_) => Ok(true),
-        // Another delivery of this job recorded this attempt first.
+        // A replay: another delivery of this job recorded this attempt first.
+        Ok(executed) => Ok(!executed.idempotent_replay),
         Err(CommandError::Rejected(refusal)) if A::is_already_recorded(&refusal) => Ok(false),
-        Err(CommandError::Append(AppendError::IdempotencyConflict { .. })) => Ok(false),
         Err(CommandError::Rejected(refusal)) => Err(JobOutcome::GiveUp(format!(
             "record attempt of {id}: {refusal}"
         ))),

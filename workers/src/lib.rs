@@ -219,8 +219,9 @@ pub struct Deps {
     /// Jobs each queue runs at once (1 to [`queue::MAX_CONCURRENCY`]).
     pub concurrency: usize,
     /// How often, at least, a job waiting for its due time looks again. Every look is a delivery
-    /// of the message, so keep the longest wait (12 h for a webhook retry) divided by this well
-    /// under [`queue::MAX_DELIVER`]; at least [`MIN_DUE_RECHECK`] is used.
+    /// of the message: [`queue::MAX_DELIVER`] leaves [`queue::DUE_WAIT_LOOKS`] of them for the
+    /// longest wait (12 h for a webhook retry) at the default, so a shorter re-check is for a
+    /// manual clock that moves; at least [`MIN_DUE_RECHECK`] is used.
     pub due_recheck: Duration,
     /// RazorpayX settings; without them the `payouts` queue consumes nothing (requested payouts
     /// wait in the log's stream for a worker that has them).

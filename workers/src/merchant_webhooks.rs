@@ -6,8 +6,11 @@
 //! - **Queueing**, on payment status changes: `PaymentInitiated` → `payment.created`,
 //!   `PaymentSucceeded` → `payment.succeeded`, `PaymentFailed` → `payment.failed`,
 //!   `PaymentRefunded` → `payment.refunded`. If the merchant has a webhook URL and its endpoint is
-//!   enabled, a `WebhookDelivery` is queued with an id derived from the event's, so a redelivered
-//!   event queues nothing new. The body is fixed then, from the payment as of that event.
+//!   enabled, a `WebhookDelivery` is queued with an id derived from the event's, as of the
+//!   event's recording, so a redelivered event decides the same delivery and queues nothing new.
+//!   The body is fixed then, from the payment as of that event. A redelivered event that would
+//!   now queue another delivery (the merchant moved its endpoint since) is given up with the
+//!   reason: the first try's delivery stands.
 //!   Reroutes are not sent: they happen before the payer sees a checkout and change nothing the
 //!   merchant acts on.
 //! - **Delivering**, on `WebhookDeliveryQueued`, `WebhookRetryScheduled` and
@@ -40,8 +43,8 @@ use lightspeed_domain::{
 };
 use lightspeed_eventstore::limits::MAX_READ_BATCH;
 use lightspeed_eventstore::{
-    CommandContext, CommandError, CommandHandler, EventStore, PgEventStore, RecordedEvent,
-    stream_of,
+    AppendError, CommandContext, CommandError, CommandHandler, EventStore, PgEventStore,
+    RecordedEvent, stream_of,
 };
 use lightspeed_services::Ledger;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -238,7 +241,8 @@ impl MerchantWebhooks {
             event_type: event_type.to_owned(),
             payload: webhook_body(event_type, &payment, provider, &payment_event),
             endpoint_url: endpoint_url.to_owned(),
-            at: self.ledger.now(),
+            // The event's instant, not the clock's: a redelivery decides the same delivery.
+            at: event.recorded_at,
         });
         let stream = stream_of::<WebhookDelivery>(delivery_id)
             .map_err(|e| JobOutcome::GiveUp(e.to_string()))?;
@@ -247,8 +251,13 @@ impl MerchantWebhooks {
             Ok(_) | Err(CommandError::Rejected(WebhookDeliveryError::AlreadyQueued)) => {
                 Ok(JobOutcome::Done)
             }
-            Err(CommandError::Rejected(refusal)) => Err(JobOutcome::GiveUp(format!(
-                "queue delivery {delivery_id}: {refusal}"
+            // A refusal, or an earlier try that queued other content: trying again changes
+            // neither.
+            Err(
+                error @ (CommandError::Rejected(_)
+                | CommandError::Append(AppendError::IdempotencyConflict { .. })),
+            ) => Err(JobOutcome::GiveUp(format!(
+                "queue delivery {delivery_id}: {error}"
             ))),
             Err(error) => {
                 tracing::warn!(%delivery_id, %error, "could not queue the delivery; retrying");

@@ -18,11 +18,16 @@
 //! worker binds to the same consumers and they compete for its messages. Delivery is at least
 //! once: handlers make every effect idempotent.
 //!
+//! A running job tells the server every [`PROGRESS_EVERY`] that it is still being worked on
+//! (an "in progress" acknowledgement), which starts the consumer's short [`ACK_WAIT`] again: a
+//! job whose worker died is handed to another worker within [`ACK_WAIT`] of its last sign of
+//! life, and a job still running is never handed to a second one.
+//!
 //! Bounds, all named below: jobs in flight per queue ([`DEFAULT_CONCURRENCY`], at most
-//! [`MAX_CONCURRENCY`]), time per job ([`JOB_TIMEOUT`], below the consumers' [`ACK_WAIT`]),
-//! messages delivered and not yet acknowledged per consumer ([`MAX_ACK_PENDING`], which includes
-//! jobs waiting out a delayed `nak`), deliveries per message ([`MAX_DELIVER`]), and the wait of one
-//! pull request ([`FETCH_WAIT`]).
+//! [`MAX_CONCURRENCY`]), time per job ([`JOB_TIMEOUT`]), silence before a job is redelivered
+//! ([`ACK_WAIT`]), messages delivered and not yet acknowledged per consumer ([`MAX_ACK_PENDING`],
+//! which includes jobs waiting out a delayed `nak`), deliveries per message ([`MAX_DELIVER`],
+//! derived from the retry schedules), and the wait of one pull request ([`FETCH_WAIT`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +37,9 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
-use lightspeed_domain::retry::{Backoff, Jitter};
+use lightspeed_domain::retry::{
+    Backoff, Jitter, PSP_CALLS, WEBHOOK_LONGEST_WAIT, WHATSAPP, WHATSAPP_RATE_LIMITED,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -43,18 +50,55 @@ use crate::failed::{FailedJobStream, original_subject};
 pub const DEFAULT_CONCURRENCY: usize = 25;
 /// Most jobs a queue may run at once.
 pub const MAX_CONCURRENCY: usize = 1_000;
-/// How long the server waits for an acknowledgement before delivering a message again.
-pub const ACK_WAIT: Duration = Duration::from_secs(120);
+/// How long the server waits for an acknowledgement, or a sign of progress, before it delivers a
+/// message again: how soon a job abandoned by a dead worker is retried.
+pub const ACK_WAIT: Duration = Duration::from_secs(6);
+/// How often a running job signals progress. Three signals per [`ACK_WAIT`], so a signal lost now
+/// and then never hands a job that is still running to another worker.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+const _: () = assert!(PROGRESS_EVERY.as_millis() * 3 <= ACK_WAIT.as_millis());
 /// Longest a job may run; a job still running then is abandoned and retried.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
-// A job must end before the server hands its message to someone else.
-const _: () = assert!(JOB_TIMEOUT.as_secs() < ACK_WAIT.as_secs());
 /// Most messages one consumer has delivered and not yet seen acknowledged. Messages waiting out a
 /// delayed `nak` count here too (the server keeps them pending), so this is far above the
 /// concurrency: it bounds how many scheduled retries a consumer can hold.
 pub const MAX_ACK_PENDING: i64 = 10_000;
-/// Most times one message is delivered; a job still asking to be retried then is given up.
-pub const MAX_DELIVER: i64 = 1_000;
+/// Retries of a job that failed for a passing reason (database or NATS hiccup): 1 s doubling to
+/// one minute, 64 attempts, which rides out about an hour of outage.
+pub const TRANSIENT_RETRY: Backoff = Backoff {
+    max_attempts: 64,
+    base: Duration::from_secs(1),
+    max_wait: Duration::from_secs(60),
+};
+/// Deliveries a job may spend waiting for its due time (a delayed `nak` per look) at the default
+/// re-check ([`crate::DEFAULT_DUE_RECHECK`]): one look per re-check over the longest wait any
+/// schedule sets (a merchant webhook's last slot, stretched by the largest jitter), and the look
+/// that finds it due.
+pub const DUE_WAIT_LOOKS: u64 = {
+    let stretched_secs =
+        WEBHOOK_LONGEST_WAIT.as_secs() * (10_000 + Jitter::MAX_BPS as u64) / 10_000;
+    stretched_secs.div_ceil(crate::DEFAULT_DUE_RECHECK.as_secs()) + 1
+};
+// The merchant webhook schedule sets the longest wait of all.
+const _: () = {
+    let longest = WEBHOOK_LONGEST_WAIT.as_secs();
+    assert!(PSP_CALLS.max_wait.as_secs() <= longest);
+    assert!(WHATSAPP.max_wait.as_secs() <= longest);
+    assert!(WHATSAPP_RATE_LIMITED.max_wait.as_secs() <= longest);
+};
+/// Deliveries a job may lose to workers that died or stopped while running it.
+pub const ABANDONED_DELIVERIES: u64 = 8;
+/// Most times one message is delivered: its longest wait for a due time, the longest retry
+/// schedule it may follow, and workers lost on the way. A job still asking to be retried at its
+/// last delivery is given up, so nothing is retried without end.
+pub const MAX_DELIVER: i64 =
+    (DUE_WAIT_LOOKS + TRANSIENT_RETRY.max_attempts as u64 + ABANDONED_DELIVERIES) as i64;
+// Passing failures have the longest retry schedule: the PSP and RazorpayX ones fit inside it.
+const _: () = {
+    let longest = TRANSIENT_RETRY.max_attempts;
+    assert!(PSP_CALLS.max_attempts <= longest);
+    assert!(crate::payouts::RAZORPAYX_CALLS.max_attempts <= longest);
+};
 /// How long one pull request waits for messages before it is renewed.
 pub const FETCH_WAIT: Duration = Duration::from_secs(2);
 /// Most messages one pull request asks for.
@@ -64,13 +108,6 @@ const FETCH_ERROR_BACKOFF: Backoff = Backoff {
     max_attempts: u32::MAX,
     base: Duration::from_millis(100),
     max_wait: Duration::from_secs(5),
-};
-/// Retries of a job that failed for a passing reason (database or NATS hiccup): 1 s doubling to
-/// one minute, for as long as the message may be delivered.
-pub const TRANSIENT_RETRY: Backoff = Backoff {
-    max_attempts: MAX_DELIVER as u32,
-    base: Duration::from_secs(1),
-    max_wait: Duration::from_secs(60),
 };
 
 /// How often a paused queue asks its [`PauseGate`] again.
@@ -369,9 +406,10 @@ async fn discard_waiting(
     Ok(discarded)
 }
 
-/// Runs a queue until `shutdown` turns true (or its sender is dropped): binds (creating if
-/// needed) one durable consumer per filter and one for retried jobs, fetches jobs while there
-/// is capacity and `gate` is open, and after the stop waits up to [`JOB_TIMEOUT`] for the jobs in
+/// Runs a queue until `shutdown` turns true (or its sender is dropped): binds one durable
+/// consumer per filter and one for retried jobs (creating them, or bringing consumers an earlier
+/// release created to the current ack window and delivery bound), fetches jobs while there is
+/// capacity and `gate` is open, and after the stop waits up to [`JOB_TIMEOUT`] for the jobs in
 /// flight.
 pub async fn run<H: JobHandler, G: PauseGate>(
     jetstream: &jetstream::Context,
@@ -393,7 +431,7 @@ pub async fn run<H: JobHandler, G: PauseGate>(
             .get_stream(&stream)
             .await
             .map_err(|e| spec.broker_error("find the stream", &e))?
-            .get_or_create_consumer(&durable, consumer_config(&durable, &filter))
+            .create_consumer(consumer_config(&durable, &filter))
             .await
             .map_err(|e| spec.broker_error("bind the consumer", &e))?;
         consumers.push((consumer, retried));
@@ -603,17 +641,48 @@ async fn process<H: JobHandler>(
     let queue = &running.name;
     let _active = Active::enter(queue);
     let job = job_of(&message, retried);
-    let outcome = run_job(queue, handler.as_ref(), &job).await;
-    metrics::counter!("queue_jobs_total", "queue" => queue.to_string(), "outcome" => outcome.label())
-        .increment(1);
-    let acknowledged = match &outcome {
-        JobOutcome::Done => message.double_ack().await,
-        JobOutcome::RetryAfter(delay) => message.ack_with(AckKind::Nak(Some(*delay))).await,
-        JobOutcome::GiveUp(reason) => give_up(&running, &message, &job, reason).await,
+    let work = async {
+        let outcome = run_job(queue, handler.as_ref(), &job).await;
+        metrics::counter!("queue_jobs_total", "queue" => queue.to_string(), "outcome" => outcome.label())
+            .increment(1);
+        match &outcome {
+            JobOutcome::Done => message.double_ack().await,
+            JobOutcome::RetryAfter(delay) => message.ack_with(AckKind::Nak(Some(*delay))).await,
+            JobOutcome::GiveUp(reason) => give_up(&running, &message, &job, reason).await,
+        }
     };
-    if let Err(error) = acknowledged {
+    if let Err(error) = while_in_progress(queue, &message, work).await {
         // The message comes back after the ack wait; handlers are idempotent.
         tracing::warn!(queue = %queue, stream_sequence = job.stream_sequence, %error, "acknowledgement failed");
+    }
+}
+
+/// Runs `work` on `message`, telling the server every [`PROGRESS_EVERY`] that the message is
+/// still being worked on, so its [`ACK_WAIT`] starts again and no other worker is handed it.
+async fn while_in_progress<T>(
+    queue: &str,
+    message: &jetstream::Message,
+    work: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let start = tokio::time::Instant::now() + PROGRESS_EVERY;
+    let mut beats = tokio::time::interval_at(start, PROGRESS_EVERY);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = beats.tick() => {
+                // Bounded, so a stalled connection never holds up the work itself.
+                let signal = message.ack_with(AckKind::Progress);
+                match tokio::time::timeout(PROGRESS_EVERY, signal).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(queue = %queue, %error, "could not signal progress");
+                    }
+                    Err(_) => tracing::warn!(queue = %queue, "progress signal timed out"),
+                }
+            }
+        }
     }
 }
 
@@ -734,6 +803,22 @@ mod tests {
             job(u64::MAX).retry_transient(),
             JobOutcome::RetryAfter(Duration::from_secs(60))
         );
+    }
+
+    #[test]
+    fn transient_retries_ride_out_about_an_hour() {
+        let total: Duration = (1..TRANSIENT_RETRY.max_attempts)
+            .filter_map(|attempt| TRANSIENT_RETRY.wait_after(attempt, Jitter::NONE))
+            .sum();
+        assert!((55 * 60..=65 * 60).contains(&total.as_secs()), "{total:?}");
+    }
+
+    #[test]
+    fn deliveries_cover_the_longest_wait_and_the_longest_schedule() {
+        // A webhook's last wait, 10 h + 20 %, looked at hourly: 12 looks and the one that finds
+        // it due.
+        assert_eq!(DUE_WAIT_LOOKS, 13);
+        assert_eq!(MAX_DELIVER, 13 + 64 + 8);
     }
 
     #[test]

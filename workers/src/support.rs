@@ -52,7 +52,8 @@ pub(crate) fn caused_by(
 }
 
 /// The outcome of a job whose ledger operation failed: a passing failure (database, contention)
-/// is retried; a refusal can never succeed on redelivery and is given up.
+/// is retried; a refusal, or a command that decided other events than its earlier try stored
+/// (an idempotency conflict), can never succeed on redelivery and is given up with the reason.
 pub(crate) fn ledger_failure(job: &Job, what: &str, error: &ServiceError) -> JobOutcome {
     match error {
         ServiceError::Store(_) | ServiceError::Contended => {

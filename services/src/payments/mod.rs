@@ -123,7 +123,9 @@ impl Ledger {
             .state)
     }
 
-    /// Records the order the PSP created for the payment's current gateway.
+    /// Records the order the PSP created for the payment's current gateway. The order is the
+    /// PSP's answer: with a command id, a retry whose call got another answer (or ran at another
+    /// instant) than the first try is answered with what the first try recorded.
     pub async fn record_psp_order(
         &self,
         payment_id: PaymentId,
@@ -139,7 +141,10 @@ impl Ledger {
             at: self.now(),
         };
         let stream = stream_of::<Payment>(payment_id)?;
-        let executed = self.payments.execute(&stream, &command, context).await?;
+        let executed = self
+            .payments
+            .execute_observed(&stream, &command, context)
+            .await?;
         executed
             .state
             .ok_or(ServiceError::UnknownPayment(payment_id))

@@ -19,6 +19,9 @@ impl Ledger {
     /// and the wallet's commission accrual together (and a new booking for a late success);
     /// failure appends the failure and releases the booking. A second success is impossible by
     /// the payment's rules, so every success accrues exactly one commission.
+    ///
+    /// Everything is decided as of the report (its instant, not the clock's), so a retry of the
+    /// same settlement on the same payment decides the same events and stores nothing new.
     pub async fn settle_outcome(
         &self,
         report: &ReportOutcome,
@@ -36,7 +39,7 @@ impl Ledger {
             if payment.merchant_id() != report.merchant_id {
                 return Err(ServiceError::UnknownPayment(payment_id));
             }
-            let at = self.now();
+            let at = report.at;
             let mut unit = UnitOfWork::new(context.clone());
             let gateway_stream = stream_of::<Gateway>(payment.gateway_id())?;
             let settling = Settling {

@@ -156,23 +156,43 @@ impl World {
     }
 
     pub fn start(&self, queue: QueueName) -> Worker {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let deps = self.deps.clone();
-        let task = tokio::spawn(async move {
-            let result = lightspeed_workers::run(queue, deps, async move {
-                let _ = stopped.await;
-            })
-            .await;
-            if let Err(error) = &result {
-                // Shown with the failing test's output, which would otherwise only time out.
-                eprintln!("worker {queue} stopped: {error}");
-            }
-            result
-        });
-        Worker {
-            stop: Some(stop),
-            task,
+        start_worker(queue, self.deps.clone())
+    }
+
+    /// A worker as a freshly started process runs it: a ledger of its own on the same log, so
+    /// every cache starts cold.
+    pub fn start_fresh(&self, queue: QueueName) -> Worker {
+        let deps = Deps {
+            ledger: Ledger::new(self.ledger.store().clone()),
+            ..self.deps.clone()
+        };
+        start_worker(queue, deps)
+    }
+
+    /// How many of the queue's jobs are kept on the failed-jobs stream, and why the latest was
+    /// given up.
+    pub async fn failed_jobs(&self, queue: QueueName) -> (u64, Option<String>) {
+        let failed = FailedJobStream::for_log(&self.nats.config);
+        let stream = failed
+            .ensure_stream(&self.nats.jetstream)
+            .await
+            .expect("failed-jobs stream");
+        let count = failed
+            .count(&self.nats.jetstream, queue.as_str())
+            .await
+            .expect("count failed jobs");
+        if count == 0 {
+            return (0, None);
         }
+        let latest = stream
+            .get_last_raw_message_by_subject(&failed.dead_subject(queue.as_str()))
+            .await
+            .expect("the latest failed job");
+        let reason = latest
+            .headers
+            .get(lightspeed_workers::failed::REASON_HEADER)
+            .map(|value| value.as_str().to_owned());
+        (count, reason)
     }
 
     /// Deletes the queue's durable consumers, so the next worker started on it creates them
@@ -191,6 +211,21 @@ impl World {
                 .await
                 .expect("delete consumer");
         }
+    }
+
+    /// Deletes the queue's durable consumer of one event type, so the next worker started on it
+    /// is handed every such event once more (and no other).
+    pub async fn forget_consumer_of(&self, queue: QueueName, category: &str, event_type: &str) {
+        let spec = queue.spec(&self.nats.config, 1);
+        let subject = self.nats.config.event_type_subject(category, event_type);
+        self.nats
+            .jetstream
+            .get_stream(&spec.stream)
+            .await
+            .expect("stream")
+            .delete_consumer(&durable_name(&spec.name, &subject))
+            .await
+            .expect("delete consumer");
     }
 
     /// Waits until every consumer of the queue exists and has handed out and seen acknowledged
@@ -462,6 +497,26 @@ impl Drop for World {
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+/// Runs `queue` with `deps` until stopped.
+fn start_worker(queue: QueueName, deps: Deps) -> Worker {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let result = lightspeed_workers::run(queue, deps, async move {
+            let _ = stopped.await;
+        })
+        .await;
+        if let Err(error) = &result {
+            // Shown with the failing test's output, which would otherwise only time out.
+            eprintln!("worker {queue} stopped: {error}");
+        }
+        result
+    });
+    Worker {
+        stop: Some(stop),
+        task,
     }
 }
 

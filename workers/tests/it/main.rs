@@ -6,6 +6,7 @@ mod common;
 mod merchant_webhooks;
 mod outcomes;
 mod payouts;
+mod progress;
 mod queue_control;
 mod reconciliation;
 mod status_checks;

@@ -337,3 +337,87 @@ async fn an_endpoint_failing_for_five_days_is_disabled() {
     );
     assert_eq!(received(&hooks).await.len(), 2);
 }
+
+/// A merchant whose `payment.created` webhook was queued and delivered by a worker that then
+/// stopped, and the payment's delivery.
+async fn delivered_before_a_crash(
+    w: &World,
+    hooks: &MockServer,
+    order_id: &str,
+) -> (crate::common::TestMerchant, WebhookDeliveryId) {
+    let merchant = w.merchant(Some(format!("{}/hooks", hooks.uri()))).await;
+    w.gateway(merchant.id, 1, "http://127.0.0.1:9").await;
+    let worker = w.start(QueueName::MerchantWebhooks);
+    let payment_id = w.initiate(merchant.id, order_id, 10_000).await;
+    let delivery_id = delivery_of(w, payment_id, "PaymentInitiated").await;
+    wait_for_delivery(w, delivery_id, "the delivery", |d| {
+        d.status() == WebhookDeliveryStatus::Delivered
+    })
+    .await;
+    worker.stop().await;
+    (merchant, delivery_id)
+}
+
+/// The payment's `PaymentInitiated` job handed out again an hour later (its acknowledgement lost
+/// with a NATS restart) to a worker in a freshly started process, which handles it.
+async fn redelivered_to_a_fresh_worker_an_hour_later(w: &World) {
+    w.advance(Duration::from_secs(3600));
+    w.forget_consumer_of(QueueName::MerchantWebhooks, "payment", "PaymentInitiated")
+        .await;
+    let fresh = w.start_fresh(QueueName::MerchantWebhooks);
+    w.drained(QueueName::MerchantWebhooks).await;
+    fresh.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_payment_event_queues_nothing_new_in_a_fresh_process_later() {
+    let w = World::new().await;
+    let hooks = endpoint(200).await;
+    let (_, delivery_id) = delivered_before_a_crash(&w, &hooks, "ORD-8").await;
+    let stream = stream_of::<WebhookDelivery>(delivery_id).expect("stream");
+    let before: Vec<_> = w.events(&stream).await.iter().map(|e| e.event_id).collect();
+
+    redelivered_to_a_fresh_worker_an_hour_later(&w).await;
+
+    let after: Vec<_> = w.events(&stream).await.iter().map(|e| e.event_id).collect();
+    assert_eq!(after, before, "the redelivered jobs stored something new");
+    assert_eq!(w.failed_jobs(QueueName::MerchantWebhooks).await, (0, None));
+    assert_eq!(received(&hooks).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_redelivered_payment_event_that_would_queue_differently_is_given_up_with_the_reason() {
+    let w = World::new().await;
+    let hooks = endpoint(200).await;
+    let (merchant, delivery_id) = delivered_before_a_crash(&w, &hooks, "ORD-9").await;
+    // The merchant moves its endpoint before the job comes back: queued now, the same delivery
+    // would name another URL than the one it was queued with.
+    let moved = endpoint(200).await;
+    w.ledger
+        .merchants()
+        .execute(
+            &stream_of::<Merchant>(merchant.id).expect("stream"),
+            &MerchantCommand::UpdateProfile {
+                company_name: "Acme Retail".into(),
+                webhook_url: Some(format!("{}/hooks", moved.uri())),
+                at: w.now(),
+            },
+            &CommandContext::default(),
+        )
+        .await
+        .expect("move the endpoint");
+    let stream = stream_of::<WebhookDelivery>(delivery_id).expect("stream");
+    let before = w.events(&stream).await.len();
+
+    redelivered_to_a_fresh_worker_an_hour_later(&w).await;
+
+    let (failed, reason) = w.failed_jobs(QueueName::MerchantWebhooks).await;
+    assert_eq!(failed, 1);
+    let reason = reason.expect("a reason");
+    assert!(
+        reason.contains(&delivery_id.to_string()) && reason.contains("different content"),
+        "{reason}"
+    );
+    assert_eq!(w.events(&stream).await.len(), before);
+    assert!(received(&moved).await.is_empty());
+}

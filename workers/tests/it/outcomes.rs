@@ -1,7 +1,9 @@
 //! The PSP outcome processor: at-least-once delivery, exactly one effect.
 
-use lightspeed_domain::BasisPoints;
-use lightspeed_domain::payment::PaymentStatus;
+use std::time::Duration;
+
+use lightspeed_domain::payment::{PaymentEvent, PaymentStatus};
+use lightspeed_domain::{BasisPoints, Payment};
 use lightspeed_eventstore::stream_of;
 use lightspeed_workers::QueueName;
 
@@ -50,4 +52,42 @@ async fn one_outcome_delivered_five_times_and_a_racing_report_accrue_exactly_one
         .expect("wallet")
         .state;
     assert_eq!(wallet.balance_due(), commission);
+}
+
+#[tokio::test]
+async fn a_settlement_is_decided_as_of_its_report_and_a_late_redelivery_stores_nothing_new() {
+    let w = World::new().await;
+    let merchant = w.merchant(None).await;
+    w.gateway(merchant.id, 1, "http://127.0.0.1:9").await;
+    let payment_id = w.initiate(merchant.id, "ORD-L", 49_900).await;
+    w.record_order(payment_id).await;
+    let report = w.report_success(payment_id, "evt_late").await;
+
+    // The job runs an hour after the report, in a freshly started process.
+    w.advance(Duration::from_secs(3600));
+    let worker = w.start_fresh(QueueName::WebhookProcessing);
+    wait_for("the success", || async {
+        (w.payment(payment_id).await.status() == PaymentStatus::Succeeded).then_some(())
+    })
+    .await;
+    w.drained(QueueName::WebhookProcessing).await;
+    worker.stop().await;
+    let payment_stream = stream_of::<Payment>(payment_id).expect("stream");
+    let succeeded: PaymentEvent = w
+        .payment_event(payment_id, "PaymentSucceeded")
+        .await
+        .decode()
+        .expect("payment event");
+    assert_eq!(succeeded.at(), report.at);
+    let before = w.events(&payment_stream).await.len();
+
+    // Handed out again another hour later (its acknowledgement lost) to another fresh process.
+    w.advance(Duration::from_secs(3600));
+    w.forget_consumers(QueueName::WebhookProcessing).await;
+    let worker = w.start_fresh(QueueName::WebhookProcessing);
+    w.drained(QueueName::WebhookProcessing).await;
+    worker.stop().await;
+    assert_eq!(w.events(&payment_stream).await.len(), before);
+    assert_eq!(w.commissions(merchant.id).await, 1);
+    assert_eq!(w.failed_jobs(QueueName::WebhookProcessing).await, (0, None));
 }

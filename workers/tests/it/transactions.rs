@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use lightspeed_adapters::psp::psp_reference;
 use lightspeed_adapters::sandbox::{CreateOrder, order_id_for};
+use lightspeed_domain::Payment;
 use lightspeed_domain::payment::PaymentStatus;
+use lightspeed_eventstore::{CommandContext, stream_of};
+use lightspeed_services::Ledger;
 use lightspeed_workers::QueueName;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -136,4 +139,52 @@ async fn a_psp_answering_503_rests_its_gateway_and_the_payment_moves_to_the_next
     // The rest ends after the merchant's period (5 minutes by default).
     w.advance(Duration::from_secs(5 * 60));
     assert!(!w.gateway_state(first).await.is_temporarily_failed(w.now()));
+}
+
+#[tokio::test]
+async fn an_order_recorded_by_a_delivery_that_raced_the_first_is_answered_with_the_first_record() {
+    let w = World::new().await;
+    let merchant = w.merchant(None).await;
+    let gateway = w.gateway(merchant.id, 1, "http://127.0.0.1:9").await;
+    let payment_id = w.initiate(merchant.id, "ORD-R", 49_900).await;
+    let order_id = order_id_for(&psp_reference(payment_id));
+    let record = CommandContext {
+        command_id: Some(uuid::Uuid::now_v7()),
+        ..CommandContext::default()
+    };
+    // A second delivery of the job, in another process, read the payment before the first
+    // delivery recorded the order; it records the PSP's answer to its own call a minute later.
+    let racing = Ledger::new(w.ledger.store().clone());
+    racing.payment(payment_id).await.expect("read the payment");
+    let first = w
+        .ledger
+        .record_psp_order(
+            payment_id,
+            gateway,
+            order_id.clone(),
+            serde_json::json!({"checkout_url": "https://psp.test/checkout/first"}),
+            &record,
+        )
+        .await
+        .expect("the first delivery records the order");
+    w.advance(Duration::from_secs(60));
+    let answered = racing
+        .record_psp_order(
+            payment_id,
+            gateway,
+            order_id,
+            serde_json::json!({"checkout_url": "https://psp.test/checkout/second"}),
+            &record,
+        )
+        .await
+        .expect("the racing delivery is answered, not refused");
+
+    assert_eq!(answered.psp_order(), first.psp_order());
+    let created = w
+        .events(&stream_of::<Payment>(payment_id).expect("stream"))
+        .await
+        .iter()
+        .filter(|e| e.event_type == "PspOrderCreated")
+        .count();
+    assert_eq!(created, 1);
 }
