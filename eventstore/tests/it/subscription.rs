@@ -3,12 +3,15 @@
 use crate::common;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{event, store};
-use lightspeed_eventstore::subscription::Subscription;
-use lightspeed_eventstore::testing::{TestDatabase, TestNats};
-use lightspeed_eventstore::{EventStore, ExpectedVersion, LogPosition, StreamId};
+use lightspeed_eventstore::subscription::{HEARTBEAT, Subscription};
+use lightspeed_eventstore::testing::{PrivateNatsServer, TestDatabase, TestNats};
+use lightspeed_eventstore::{
+    EventStore, ExpectedVersion, LogPosition, PgEventStore, RecordedEvent, StreamId,
+};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn catches_up_then_follows_live_with_every_event_once_in_order() {
@@ -167,4 +170,112 @@ async fn a_live_batch_takes_every_message_already_received() {
         sizes.iter().any(|&size| size > 128),
         "a batch took more than 128 waiting messages: {sizes:?}"
     );
+}
+
+/// Appends `count` events to streams of their own; answers their ids.
+async fn append_payments(store: &PgEventStore, count: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let id = StreamId::parse(format!("payment-{}", Uuid::now_v7().simple())).expect("id");
+        let new = event(n as i64);
+        ids.push(new.event_id);
+        store
+            .append(id, ExpectedVersion::NoStream, vec![new])
+            .await
+            .expect("append");
+    }
+    ids
+}
+
+/// Takes batches until `count` more events arrived, each within `bound`; answers them.
+async fn take(
+    subscription: &mut Subscription,
+    count: usize,
+    bound: Duration,
+) -> Vec<RecordedEvent> {
+    let mut taken: Vec<RecordedEvent> = Vec::new();
+    while taken.len() < count {
+        let batch = tokio::time::timeout(bound, subscription.next_batch(1_000))
+            .await
+            .unwrap_or_else(|_| panic!("{} of {count} events within {bound:?}", taken.len()))
+            .expect("batch");
+        taken.extend(batch);
+    }
+    taken
+}
+
+/// Calls the subscription until it follows JetStream (giving up each wait after 100 ms, as a
+/// projector measuring its lag does), for at most `bound`; answers what it delivered meanwhile.
+async fn take_until_live(subscription: &mut Subscription, bound: Duration) -> Vec<RecordedEvent> {
+    let started = Instant::now();
+    let mut taken = Vec::new();
+    while !subscription.is_live() {
+        assert!(started.elapsed() < bound, "not live again within {bound:?}");
+        if let Ok(batch) =
+            tokio::time::timeout(Duration::from_millis(100), subscription.next_batch(1_000)).await
+        {
+            taken.extend(batch.expect("batch"));
+        }
+    }
+    taken
+}
+
+/// A lost consumer is noticed within a heartbeat: while NATS is down the subscription keeps
+/// delivering from PostgreSQL, and once NATS is back it follows JetStream again, every event
+/// once and in order throughout.
+#[tokio::test]
+async fn a_live_subscription_keeps_up_through_a_nats_restart_and_goes_live_again() {
+    // A heartbeat and a margin for a loaded test machine.
+    let bound = HEARTBEAT + Duration::from_secs(8);
+    let db = TestDatabase::new().await;
+    let mut server = PrivateNatsServer::start().await;
+    let nats = TestNats::on(&server.url).await;
+    let store = store(&db);
+    let relay = nats.spawn_relay(&store);
+    let mut subscription = Subscription::new(
+        store.clone(),
+        Some((nats.jetstream.clone(), nats.config.clone())),
+        None,
+        LogPosition::START,
+    );
+    let mut expected = append_payments(&store, 5).await;
+    let mut seen = take(&mut subscription, 5, bound).await;
+    seen.extend(take_until_live(&mut subscription, Duration::from_secs(15)).await);
+
+    server.kill();
+    for _ in 0..3 {
+        expected.extend(append_payments(&store, 5).await);
+        let started = Instant::now();
+        seen.extend(take(&mut subscription, 5, bound).await);
+        println!(
+            "NATS down: 5 events delivered {} ms after they were appended",
+            started.elapsed().as_millis()
+        );
+        assert!(!subscription.is_live(), "read from PostgreSQL");
+    }
+
+    server.restart().await;
+    let started = Instant::now();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..40 {
+                ids.extend(append_payments(&store, 1).await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            ids
+        })
+    };
+    seen.extend(take_until_live(&mut subscription, Duration::from_secs(15)).await);
+    println!(
+        "live again {} ms after NATS came back",
+        started.elapsed().as_millis()
+    );
+    expected.extend(writer.await.expect("writer"));
+    let rest = expected.len() - seen.len();
+    seen.extend(take(&mut subscription, rest, bound).await);
+    relay.abort();
+    let delivered: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
+    assert_eq!(delivered, expected, "every event once, in log order");
 }
