@@ -1,0 +1,157 @@
+//! A projector following JetStream live rides out NATS restarts: it notices the lost consumer,
+//! keeps up from PostgreSQL meanwhile, and its read model still equals a rebuild.
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{append, assert_same_rows, deps, first_build, scenario_with, wait_caught_up};
+use lightspeed_eventstore::testing::{PrivateNatsServer, TestDatabase, TestNats, settled};
+use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore};
+use lightspeed_projections::progress::Silent;
+use lightspeed_projections::versions;
+use lightspeed_projections::wallets::Wallets;
+use lightspeed_projections::{
+    Projection, RebuildOptions, RunConfig, rebuild_projection, run_projection,
+};
+use tokio::sync::watch;
+
+/// The target is 5 s from NATS coming back to a projector at the log head; the bound
+/// leaves room for a loaded test machine.
+const RESUME_BOUND: Duration = Duration::from_secs(15);
+
+/// How long NATS stays down while events keep being appended.
+const OUTAGE: Duration = Duration::from_secs(2);
+
+/// How NATS goes down.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// SIGTERM, as an operator restarts it.
+    Stop,
+    /// SIGKILL, as a crash.
+    Kill,
+}
+
+/// Waits until `version` has applied every event of its categories up to `target`; answers how
+/// long that took. Panics after [`RESUME_BOUND`].
+async fn time_to_reach(
+    store: &PgEventStore,
+    projection: &dyn Projection,
+    version: i32,
+    target: LogPosition,
+) -> Duration {
+    let categories: Option<Vec<String>> = projection
+        .categories()
+        .map(|c| c.iter().map(|c| (*c).to_owned()).collect());
+    let started = Instant::now();
+    loop {
+        let record = versions::find(store.pool(), projection.name(), version)
+            .await
+            .expect("find")
+            .expect("version exists");
+        let next = store
+            .read_log(record.checkpoint, categories.as_deref(), 1)
+            .await
+            .expect("read");
+        if next.first().is_none_or(|event| event.log_position > target) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < RESUME_BOUND,
+            "{} was still behind {target} {} s after NATS came back (at {})",
+            projection.name(),
+            RESUME_BOUND.as_secs(),
+            record.checkpoint
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_projector_resumes_soon_after_nats_restarts_and_equals_a_rebuild() {
+    let db = TestDatabase::new().await;
+    let mut server = PrivateNatsServer::start().await;
+    let nats = TestNats::on(&server.url).await;
+    let mut deps = deps(&db);
+    deps.live = Some((nats.jetstream.clone(), nats.config.clone()));
+    let store = deps.store.clone();
+    let version = first_build(&deps, Arc::new(Wallets)).await.version;
+    let relay = nats.spawn_relay(&store);
+    let projector = tokio::spawn(run_projection(
+        Arc::new(Wallets),
+        deps.clone(),
+        RunConfig::default(),
+    ));
+    let mut scenario = scenario_with(&store, 300, 17).await;
+    wait_caught_up(&store, &Wallets, version).await;
+
+    // Payments keep coming through both outages.
+    let (stop_writing, mut writing) = watch::channel(false);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            while !*writing.borrow_and_update() {
+                append(&store, scenario.more(10)).await;
+                let _ = tokio::time::timeout(Duration::from_millis(20), writing.changed()).await;
+            }
+            scenario
+        })
+    };
+    for outage in [Outage::Stop, Outage::Kill] {
+        // Long enough to be following JetStream live again.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        match outage {
+            Outage::Stop => server.stop().await,
+            Outage::Kill => server.kill(),
+        }
+        tokio::time::sleep(OUTAGE).await;
+        server.restart().await;
+        settled(store.pool()).await;
+        let target = store.head().await.expect("head");
+        let took = time_to_reach(&store, &Wallets, version, target).await;
+        println!(
+            "{outage:?}: the projector reached the log head {} ms after NATS came back",
+            took.as_millis()
+        );
+    }
+    stop_writing.send(true).expect("writer listens");
+    let scenario = writer.await.expect("writer");
+    wait_caught_up(&store, &Wallets, version).await;
+    projector.abort();
+    relay.abort();
+
+    let live = versions::find(store.pool(), "wallets", version)
+        .await
+        .expect("find")
+        .expect("live");
+    let rebuilt = rebuild_projection(
+        Arc::new(Wallets),
+        &deps,
+        &RebuildOptions {
+            switch: false,
+            ..RebuildOptions::default()
+        },
+        &Silent,
+    )
+    .await
+    .expect("rebuild");
+    let rebuilt = versions::find(store.pool(), "wallets", rebuilt.version)
+        .await
+        .expect("find")
+        .expect("rebuilt");
+    assert_same_rows(
+        store.pool(),
+        &Wallets,
+        &live.schema_name,
+        &rebuilt.schema_name,
+    )
+    .await;
+    for (merchant_id, wallet) in scenario.wallets() {
+        let row = lightspeed_projections::wallets::get(store.pool(), merchant_id.0)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(row.balance_due_paise, wallet.balance_due().0);
+    }
+}
