@@ -104,9 +104,7 @@ pub async fn readiness(
             .await,
         );
     }
-    checks.push(
-        timed("projections", projections_ready(pool, config)).await,
-    );
+    checks.push(timed("projections", projections_ready(pool, config)).await);
     for dependency in dependencies {
         checks.push(
             timed(dependency.name(), async {
