@@ -4,8 +4,10 @@
 //! The hand-over works because the JetStream stream is an exact ordered copy of the log (see
 //! [`crate::relay`]) and the relay records which stream sequence holds which log position.
 //! Having caught up to position P, the subscription starts JetStream delivery just after the
-//! relay's last recorded mark M ≤ P and skips everything at or before P. If the mark cannot be
-//! trusted (stream recreated, relay not started), it keeps polling PostgreSQL instead.
+//! relay's last recorded mark M and skips everything at or before P. M ≤ P, or M past P when
+//! the log holds nothing of the subscription's categories between them (so a subscription of
+//! a few categories goes live although the relay has published other events since). If the
+//! mark cannot be trusted (stream recreated, relay not started), it keeps polling PostgreSQL.
 //!
 //! Live delivery is watched: when nothing has come for half a [`HEARTBEAT`], the subscription
 //! asks the log whether it holds anything after its position (one gap-safe read of one event).
@@ -23,7 +25,7 @@ use crate::error::ReadError;
 use crate::model::{LogPosition, RecordedEvent};
 use crate::nats::{LogStreamConfig, NatsError, decode, position_of};
 use crate::postgres::PgEventStore;
-use crate::relay::load_mark;
+use crate::relay::{RelayMark, load_mark};
 use crate::store::EventStore;
 
 /// How long to wait between PostgreSQL polls when there is nothing new.
@@ -183,11 +185,12 @@ impl Subscription {
     /// Live delivery brought nothing for half a heartbeat: leaves it if the log has held an
     /// event for this subscription, undelivered, since the previous check.
     async fn check_live(&mut self) -> Result<(), SubscriptionError> {
-        self.watch.next_check = None;
         let pending = self
             .store
             .read_log(self.position, self.categories.as_deref(), 1)
             .await?;
+        // Only once answered: a check given up by the caller is made again on the next call.
+        self.watch.next_check = None;
         let Some(first) = pending.first() else {
             self.watch.owed = None;
             return Ok(());
@@ -267,12 +270,7 @@ async fn start_live(
     categories: Option<&[String]>,
     missed: Option<LogPosition>,
 ) -> Result<Option<jetstream::consumer::pull::Ordered>, NatsError> {
-    let mark = load_mark(store.pool(), &config.stream_name)
-        .await
-        .map_err(NatsError::jetstream)?;
-    let Some(mark) = mark.filter(|m| {
-        m.position <= position && m.jetstream_seq > 0 && missed.is_none_or(|p| m.position >= p)
-    }) else {
+    let Some(mark) = usable_mark(store, config, position, categories, missed).await? else {
         return Ok(None);
     };
     let stream = js
@@ -307,6 +305,39 @@ async fn start_live(
         .map_err(NatsError::jetstream)?;
     let messages = consumer.messages().await.map_err(NatsError::jetstream)?;
     Ok(Some(messages))
+}
+
+/// The relay's mark, if JetStream delivery may start just after it without a gap: at or before
+/// `position`, or past it with nothing of `categories` in between (an event of other categories
+/// is nothing to this subscription), and at or past `missed`.
+async fn usable_mark(
+    store: &PgEventStore,
+    config: &LogStreamConfig,
+    position: LogPosition,
+    categories: Option<&[String]>,
+    missed: Option<LogPosition>,
+) -> Result<Option<RelayMark>, NatsError> {
+    let mark = load_mark(store.pool(), &config.stream_name)
+        .await
+        .map_err(NatsError::jetstream)?;
+    let Some(mark) = mark.filter(|m| m.jetstream_seq > 0 && missed.is_none_or(|p| m.position >= p))
+    else {
+        return Ok(None);
+    };
+    if mark.position <= position {
+        return Ok(Some(mark));
+    }
+    // Read after the mark was loaded, the log shows every event the relay had published by
+    // then (it publishes only what a gap-safe reader sees), so this finds any event of these
+    // categories that starting after the mark would skip.
+    let next = store
+        .read_log(position, categories, 1)
+        .await
+        .map_err(NatsError::jetstream)?;
+    let skipped = next
+        .first()
+        .is_some_and(|e| e.log_position <= mark.position);
+    Ok((!skipped).then_some(mark))
 }
 
 /// Waits for one message, then takes whatever else is already there, up to `max`.
