@@ -21,9 +21,6 @@ use tokio::sync::watch;
 /// leaves room for a loaded test machine.
 const RESUME_BOUND: Duration = Duration::from_secs(15);
 
-/// How long NATS stays down while events keep being appended.
-const OUTAGE: Duration = Duration::from_secs(2);
-
 /// How NATS goes down.
 #[derive(Debug, Clone, Copy)]
 enum Outage {
@@ -68,6 +65,27 @@ async fn time_to_reach(
     }
 }
 
+/// Waits until a subscription follows the test's stream live (it holds a consumer on it: only
+/// subscriptions create them); answers how long that took. Panics after [`RESUME_BOUND`].
+async fn time_to_follow_live(nats: &TestNats) -> Duration {
+    let started = Instant::now();
+    loop {
+        let consumers = match nats.jetstream.get_stream(&nats.config.stream_name).await {
+            Ok(mut stream) => stream.info().await.map_or(0, |i| i.state.consumer_count),
+            Err(_) => 0,
+        };
+        if consumers > 0 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < RESUME_BOUND,
+            "the projector did not follow JetStream within {} s",
+            RESUME_BOUND.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_projector_resumes_soon_after_nats_restarts_and_equals_a_rebuild() {
     let db = TestDatabase::new().await;
@@ -98,21 +116,32 @@ async fn a_projector_resumes_soon_after_nats_restarts_and_equals_a_rebuild() {
             scenario
         })
     };
-    for outage in [Outage::Stop, Outage::Kill] {
-        // Long enough to be following JetStream live again.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    // The second outage outlasts JetStream's 5 s publish acknowledgement wait, so the relay
+    // restarts too.
+    for (outage, down) in [
+        (Outage::Stop, Duration::from_secs(2)),
+        (Outage::Kill, Duration::from_secs(7)),
+    ] {
+        time_to_follow_live(&nats).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         match outage {
             Outage::Stop => server.stop().await,
             Outage::Kill => server.kill(),
         }
-        tokio::time::sleep(OUTAGE).await;
+        tokio::time::sleep(down).await;
         server.restart().await;
         settled(store.pool()).await;
         let target = store.head().await.expect("head");
         let took = time_to_reach(&store, &Wallets, version, target).await;
         println!(
-            "{outage:?}: the projector reached the log head {} ms after NATS came back",
+            "{outage:?}, {} s down: the projector reached the log head {} ms after NATS came back",
+            down.as_secs(),
             took.as_millis()
+        );
+        let live = took + time_to_follow_live(&nats).await;
+        println!(
+            "{outage:?}: the projector followed JetStream again {} ms after NATS came back",
+            live.as_millis()
         );
     }
     stop_writing.send(true).expect("writer listens");
