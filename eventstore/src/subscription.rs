@@ -68,7 +68,6 @@ pub struct Subscription {
     categories: Option<Vec<String>>,
     position: LogPosition,
     source: Source,
-    heartbeat: Duration,
     watch: LiveWatch,
     /// After live delivery got stuck: the event it failed to bring; the subscription goes live
     /// again only once the relay's mark is at or past it.
@@ -83,7 +82,6 @@ impl std::fmt::Debug for Subscription {
             .field("position", &self.position)
             .field("categories", &self.categories)
             .field("live", &matches!(self.source, Source::JetStream(_)))
-            .field("heartbeat", &self.heartbeat)
             .finish_non_exhaustive()
     }
 }
@@ -103,17 +101,10 @@ impl Subscription {
             categories,
             position,
             source: Source::Postgres,
-            heartbeat: HEARTBEAT,
             watch: LiveWatch::default(),
             missed: None,
             retry_live_at: None,
         }
-    }
-
-    /// The same with another heartbeat than [`HEARTBEAT`].
-    pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
-        self.heartbeat = heartbeat;
-        self
     }
 
     /// The position of the last event delivered (or the start).
@@ -150,34 +141,47 @@ impl Subscription {
                     }
                     batch
                 }
-                Source::JetStream(messages) => {
-                    let check_at = *self
-                        .watch
-                        .next_check
-                        .get_or_insert_with(|| Instant::now() + self.heartbeat / 2);
-                    let received = tokio::time::timeout_at(
-                        check_at.into(),
-                        receive(messages, max, self.position, self.categories.as_deref()),
-                    )
-                    .await;
-                    match received {
-                        Ok(Ok(batch)) => batch,
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "live delivery failed; reading PostgreSQL");
-                            self.leave_live(None);
-                            continue;
-                        }
-                        Err(_) => {
-                            self.check_live().await?;
-                            continue;
-                        }
-                    }
-                }
+                Source::JetStream(_) => match self.next_live(max).await? {
+                    Some(batch) => batch,
+                    None => continue,
+                },
             };
             if let Some(last) = batch.last() {
                 self.position = last.log_position;
                 self.watch = LiveWatch::default();
                 return Ok(batch);
+            }
+        }
+    }
+
+    /// What live delivery brings before the next check of the log is due; `None` when the check
+    /// was made instead, or live delivery failed and was left.
+    async fn next_live(
+        &mut self,
+        max: usize,
+    ) -> Result<Option<Vec<RecordedEvent>>, SubscriptionError> {
+        let Source::JetStream(messages) = &mut self.source else {
+            return Ok(None);
+        };
+        let check_at = *self
+            .watch
+            .next_check
+            .get_or_insert_with(|| Instant::now() + HEARTBEAT / 2);
+        let received = tokio::time::timeout_at(
+            check_at.into(),
+            receive(messages, max, self.position, self.categories.as_deref()),
+        )
+        .await;
+        match received {
+            Ok(Ok(batch)) => Ok(Some(batch)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "live delivery failed; reading PostgreSQL");
+                self.leave_live(None);
+                Ok(None)
+            }
+            Err(_) => {
+                self.check_live().await?;
+                Ok(None)
             }
         }
     }
@@ -214,7 +218,7 @@ impl Subscription {
         self.source = Source::Postgres;
         self.watch = LiveWatch::default();
         self.missed = missed;
-        self.retry_live_at = Some(Instant::now() + self.heartbeat);
+        self.retry_live_at = Some(Instant::now() + HEARTBEAT);
     }
 
     /// Switches to JetStream if NATS is connected and the relay's mark lets the hand-over be
@@ -237,8 +241,8 @@ impl Subscription {
             self.categories.as_deref(),
             self.missed,
         );
-        self.retry_live_at = Some(Instant::now() + self.heartbeat);
-        match tokio::time::timeout(self.heartbeat / 2, attempt).await {
+        self.retry_live_at = Some(Instant::now() + HEARTBEAT);
+        match tokio::time::timeout(HEARTBEAT / 2, attempt).await {
             Ok(Ok(Some(messages))) => {
                 self.source = Source::JetStream(Box::new(messages));
                 self.watch = LiveWatch::default();
