@@ -1,11 +1,15 @@
 //! What `GET /health/ready` checks: PostgreSQL answers, the relay and the projections are within
-//! their lag bounds, and every dependency the binary plugged in, such as NATS, answers.
+//! their lag bounds, no projector has gone deaf to a log that moves on, and every dependency the
+//! binary plugged in, such as NATS, answers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use lightspeed_eventstore::relay_lag::relay_lag;
+use lightspeed_eventstore::subscription::HEARTBEAT;
+use lightspeed_projections::status::ProjectionStatus;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -24,6 +28,10 @@ pub struct ReadinessConfig {
     /// Oldest unapplied event allowed per active projection, and the oldest lag measurement
     /// trusted (a projector that stopped measuring is not running) (default 30 s).
     pub max_projection_lag: Duration,
+    /// The projectors' heartbeat: an active projection whose log has held an event unapplied
+    /// for longer, while its checkpoint did not move for as long, has a projector that receives
+    /// nothing (default [`HEARTBEAT`], the subscriptions' own).
+    pub projector_heartbeat: Duration,
 }
 
 impl Default for ReadinessConfig {
@@ -32,6 +40,7 @@ impl Default for ReadinessConfig {
             relay_stream: Some("LEDGER".to_owned()),
             max_relay_lag: Duration::from_secs(30),
             max_projection_lag: Duration::from_secs(30),
+            projector_heartbeat: HEARTBEAT,
         }
     }
 }
@@ -95,13 +104,7 @@ pub async fn readiness(
             .await,
         );
     }
-    checks.push(
-        timed(
-            "projections",
-            projections_ready(pool, config.max_projection_lag),
-        )
-        .await,
-    );
+    checks.push(timed("projections", projections_ready(pool, config)).await);
     for dependency in dependencies {
         checks.push(
             timed(dependency.name(), async {
@@ -142,7 +145,10 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-async fn projections_ready(pool: &PgPool, bound: Duration) -> Result<Option<String>, String> {
+async fn projections_ready(
+    pool: &PgPool,
+    config: &ReadinessConfig,
+) -> Result<Option<String>, String> {
     let versions = lightspeed_projections::status::all(pool)
         .await
         .map_err(|e| e.to_string())?;
@@ -150,23 +156,65 @@ async fn projections_ready(pool: &PgPool, bound: Duration) -> Result<Option<Stri
     if active.is_empty() {
         return Err("no read model is built yet".into());
     }
-    let now = chrono::Utc::now();
-    let stale_before = now - chrono::TimeDelta::from_std(bound).unwrap_or_default();
-    let lagging: Vec<String> = active
+    let bound = config.max_projection_lag;
+    let heartbeat = config.projector_heartbeat;
+    let stale_before = before(Utc::now(), bound);
+    let lagging = described(&active, |v| {
+        v.lag_ms > millis(bound) || v.lag_measured_at.is_none_or(|at| at < stale_before)
+    });
+    let deaf = described(&active, |v| receives_nothing(v, heartbeat));
+    let mut problems = Vec::new();
+    if !lagging.is_empty() {
+        problems.push(format!("behind or not running: {lagging}"));
+    }
+    if !deaf.is_empty() {
+        problems.push(format!(
+            "received nothing for over {} ms while the log moved on: {deaf}",
+            millis(heartbeat)
+        ));
+    }
+    if problems.is_empty() {
+        Ok(Some(format!("{} active, all within bounds", active.len())))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// The versions that `failing` picks, each with its lag, comma-separated.
+fn described(
+    versions: &[&ProjectionStatus],
+    failing: impl Fn(&ProjectionStatus) -> bool,
+) -> String {
+    versions
         .iter()
-        .filter(|v| {
-            v.lag_ms > millis(bound) || v.lag_measured_at.is_none_or(|at| at < stale_before)
-        })
+        .filter(|v| failing(v))
         .map(|v| {
             format!(
                 "{} ({} events, {} ms)",
                 v.projection, v.lag_events, v.lag_ms
             )
         })
-        .collect();
-    if lagging.is_empty() {
-        Ok(Some(format!("{} active, all within bounds", active.len())))
-    } else {
-        Err(format!("behind or not running: {}", lagging.join(", ")))
-    }
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// True when, at its last lag measurement, the log had held an event for this version longer
+/// than `heartbeat` and the checkpoint had not moved for as long: its projector is running (it
+/// measures) but receives nothing. A projector catching up moves its checkpoint every batch.
+fn receives_nothing(version: &ProjectionStatus, heartbeat: Duration) -> bool {
+    let Some(measured_at) = version.lag_measured_at else {
+        return false;
+    };
+    let still_since = before(measured_at, heartbeat);
+    version.lag_events > 0
+        && version.lag_ms > millis(heartbeat)
+        && version.checkpoint_at.is_none_or(|at| at < still_since)
+}
+
+/// `duration` before `at`; the earliest instant for a duration longer than time.
+fn before(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|delta| at.checked_sub_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }

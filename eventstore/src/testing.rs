@@ -209,8 +209,8 @@ impl Drop for TestNats {
     }
 }
 
-/// A NATS server of the test's own, on a free loopback port, so a test can kill and restart it
-/// without disturbing other tests. Stopped and its storage removed on drop.
+/// A NATS server of the test's own, on a free loopback port, so a test can stop and restart it
+/// without disturbing other tests. Killed and its storage removed on drop.
 #[derive(Debug)]
 pub struct PrivateNatsServer {
     /// `nats://127.0.0.1:<port>`.
@@ -219,6 +219,9 @@ pub struct PrivateNatsServer {
     store_dir: std::path::PathBuf,
     child: Option<std::process::Child>,
 }
+
+/// How long a stopped server may take to exit before it is killed.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PrivateNatsServer {
     /// Starts `nats-server -js` with its own storage directory.
@@ -238,6 +241,27 @@ impl PrivateNatsServer {
         server
     }
 
+    /// Stops the server the way an operator does (SIGTERM), killing it if it has not exited
+    /// within ten seconds.
+    pub async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let terminated = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while terminated && std::time::Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Kills the server abruptly (SIGKILL).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -246,7 +270,8 @@ impl PrivateNatsServer {
         }
     }
 
-    /// Starts it again on the same port with the same storage.
+    /// Starts it again on the same port with the same storage (killing it first if it runs),
+    /// and waits until it accepts connections.
     pub async fn restart(&mut self) {
         self.kill();
         let binary = [

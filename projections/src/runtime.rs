@@ -2,9 +2,11 @@
 //! batch by batch, each batch's rows and checkpoint in one transaction.
 //!
 //! A projector reads from its checkpoint: from PostgreSQL while catching up, then live from
-//! JetStream through [`Subscription`], which hands over without gap or repeat. Whatever the
-//! source delivers twice (a JetStream redelivery, a restart from an older position) is skipped,
-//! because each batch first locks the version's checkpoint and applies only what lies after it.
+//! JetStream through [`Subscription`], which hands over without gap or repeat, and reads
+//! PostgreSQL again within a heartbeat when live delivery stops (a NATS restart), so the
+//! projector needs no restart of its own. Whatever the source delivers twice (a JetStream
+//! redelivery, a restart from an older position) is skipped, because each batch first locks the
+//! version's checkpoint and applies only what lies after it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -13,5 +13,6 @@ mod ops;
 mod payouts;
 mod protection;
 mod psp_webhooks;
+mod readiness;
 mod secrets;
 mod whatsapp;

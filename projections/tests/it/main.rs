@@ -5,4 +5,5 @@ mod common;
 mod lag;
 mod reads;
 mod rebuild;
+mod recovery;
 mod runtime;
