@@ -25,9 +25,10 @@ use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
 use lightspeed_api::{ApiConfig, AppState, app};
+use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::{ClientKey, Thresholds};
-use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::merchant::ClientKey;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Paise, Provider, SystemClock};
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{CommandContext, PgEventStore};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use lightspeed_adapters::psp::{PspCredentials, psp_reference};
 use lightspeed_adapters::secrets::Secret;
 use lightspeed_api::testing::TestMerchant;
-use lightspeed_domain::merchant::Thresholds;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{GatewayId, Paise};
 use serde_json::{Value, json};
 use support::{World, world_configured};

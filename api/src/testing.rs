@@ -18,9 +18,10 @@ use lightspeed_adapters::psp::{PspAccount, PspCredentials};
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
+use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::{ClientKey, Thresholds, WhatsappContact};
-use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::merchant::{ClientKey, WhatsappContact};
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{BasisPoints, Clock, GatewayId, ManualClock, MerchantId};
 use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_eventstore::{CommandContext, PgEventStore};

@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::checkout_settings::MAX_RPM_CAP;
+use crate::checkout_settings::MAX_RPM_CAP;
 
 /// The window a requests-per-minute cap counts bookings over.
 pub const RPM_WINDOW: Duration = Duration::from_secs(60);

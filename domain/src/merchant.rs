@@ -25,12 +25,12 @@
 //!   default applies.
 
 use crate::calendar;
+use crate::checkout_settings::CheckoutSettings;
 use crate::decider::Decider;
 use crate::ids::{GatewayId, MerchantId};
 use crate::money::{BasisPoints, Paise};
 use crate::notification::NotificationType;
 use crate::payment::MerchantSnapshot;
-use crate::routing::CheckoutSettings;
 use crate::sealed::SealedSecret;
 use crate::validation::{self, FieldError, Problem};
 use crate::webhook_delivery::{EndpointHealth, endpoint_health};
@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-pub use crate::standing::{MerchantStatus, Thresholds};
+use crate::standing::{MerchantStatus, Thresholds};
 
 /// Most gateways a merchant may have active (registered and not retired) at once.
 pub const MAX_ACTIVE_GATEWAYS: usize = 50;

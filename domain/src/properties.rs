@@ -3,20 +3,20 @@
 //! sequence is deterministic and survives `encode`/`decode`; wallet balances add up.
 
 use crate::calendar::{self, IstMonth};
+use crate::checkout_settings::{CheckoutSettings, RoutingMode};
 use crate::decider::{Decider, DomainEvent, decode, encode};
 use crate::gateway::{
     BookingRequest, Gateway, GatewayCommand, GatewayEvent, GatewaySettings, RPM_WINDOW,
 };
 use crate::ids::{GatewayId, PaymentId};
-use crate::merchant::{
-    ClientKey, Merchant, MerchantCommand, MerchantStatus, OnboardMerchant, Thresholds,
-};
+use crate::merchant::{ClientKey, Merchant, MerchantCommand, OnboardMerchant};
 use crate::money::{BasisPoints, Paise};
 use crate::notification::{Notification, NotificationCommand, NotificationType, QueueNotification};
 use crate::payment::{InitiatePayment, MerchantSnapshot, Payment, PaymentCommand, PaymentEvent};
 use crate::provider::Provider;
 use crate::retry::Jitter;
-use crate::routing::{CheckoutSettings, RouteCandidate, RoutingMode, SuccessRate, route};
+use crate::routing::{RouteCandidate, SuccessRate, route};
+use crate::standing::{MerchantStatus, Thresholds};
 use crate::testing::fixtures::{
     delivery_id, gateway_id, merchant_id, notification_id, payment_id, payout_id, sealed,
 };

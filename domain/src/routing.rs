@@ -13,9 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
-pub use crate::checkout_settings::{
-    CheckoutSettings, DEFAULT_TEMPORARY_FAILURE_SECS, MAX_TEMPORARY_FAILURE_SECS, RoutingMode,
-};
+use crate::checkout_settings::RoutingMode;
 
 /// A gateway's observed success: payments that succeeded out of those that reached an outcome.
 ///

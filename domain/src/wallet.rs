@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub use crate::standing::{Standing, standing};
+use crate::standing::{Standing, standing};
 
 /// Longest payout reference, settlement reference or note kept, in characters.
 pub const MAX_REFERENCE_CHARS: usize = 200;

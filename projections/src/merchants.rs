@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use lightspeed_domain::merchant::{MerchantEvent, Thresholds, WhatsappContact};
-use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::checkout_settings::CheckoutSettings;
+use lightspeed_domain::merchant::{MerchantEvent, WhatsappContact};
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{BasisPoints, Decider, Merchant};
 use lightspeed_eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};

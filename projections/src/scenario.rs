@@ -9,17 +9,19 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::{
     BookingRequest, GatewayCommand, GatewaySettings, RegisterGateway,
 };
 use lightspeed_domain::merchant::{
-    ClientKey, MerchantCommand, OnboardMerchant, Thresholds, WhatsappContact, WhatsappOptIns,
+    ClientKey, MerchantCommand, OnboardMerchant, WhatsappContact, WhatsappOptIns,
 };
 use lightspeed_domain::merchant_alerts::MerchantAlertsCommand;
 use lightspeed_domain::notification::{NotificationCommand, NotificationType, QueueNotification};
 use lightspeed_domain::payment::{InitiatePayment, PaymentCommand, PaymentStatus};
 use lightspeed_domain::retry::Jitter;
-use lightspeed_domain::routing::{self, CheckoutSettings, RouteCandidate, SuccessRate};
+use lightspeed_domain::routing::{self, RouteCandidate, SuccessRate};
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::wallet::{PayoutReversalReason, WalletCommand};
 use lightspeed_domain::webhook_delivery::{
     AttemptOutcome, QueueWebhookDelivery, WebhookAttempt, WebhookDeliveryCommand,
@@ -842,7 +844,7 @@ impl Scenario {
             }
             1 => {
                 let command =
-                    if merchant.status() == lightspeed_domain::merchant::MerchantStatus::Active {
+                    if merchant.status() == lightspeed_domain::standing::MerchantStatus::Active {
                         MerchantCommand::Suspend {
                             reason: "KYC review".into(),
                             at,

@@ -12,8 +12,10 @@
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use lightspeed_domain::merchant::{MerchantEvent, MerchantStatus, Thresholds};
-use lightspeed_domain::wallet::{Standing, WalletEvent, standing};
+use lightspeed_domain::merchant::MerchantEvent;
+use lightspeed_domain::standing::{MerchantStatus, Thresholds};
+use lightspeed_domain::standing::{Standing, standing};
+use lightspeed_domain::wallet::WalletEvent;
 use lightspeed_domain::{Decider, Merchant, Paise, Wallet};
 use lightspeed_eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};

@@ -17,10 +17,11 @@ use lightspeed_adapters::psp::{PspAccount, PspCredentials};
 use lightspeed_adapters::secrets::{
     Keyring, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
+use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::{ClientKey, Thresholds};
+use lightspeed_domain::merchant::ClientKey;
 use lightspeed_domain::payment::PaymentDetails;
-use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{
     BasisPoints, GatewayId, MerchantId, Paise, Payment, PaymentId, Provider, SystemClock,
     WebhookDelivery,

@@ -14,7 +14,7 @@ use lightspeed_adapters::psp::PspClient;
 use lightspeed_api::ApiConfig;
 use lightspeed_api::testing::{MerchantSettings, TestApp, TestMerchant};
 use lightspeed_domain::SystemClock;
-use lightspeed_domain::merchant::Thresholds;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_eventstore::testing::TestNats;
 use serde_json::Value;
 use tokio::task::JoinHandle;

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use lightspeed_adapters::secrets::{
     generate_client_key, generate_client_salt, generate_webhook_secret,
 };
+use lightspeed_domain::checkout_settings::{CheckoutSettings, RoutingMode};
 use lightspeed_domain::merchant::{
-    ClientKey, DEFAULT_WEBHOOK_SECRET_GRACE_SECS, Merchant, MerchantCommand, MerchantStatus,
-    OnboardMerchant, Thresholds, WhatsappContact, WhatsappOptIns,
+    ClientKey, DEFAULT_WEBHOOK_SECRET_GRACE_SECS, Merchant, MerchantCommand, OnboardMerchant,
+    WhatsappContact, WhatsappOptIns,
 };
-use lightspeed_domain::routing::{CheckoutSettings, RoutingMode};
+use lightspeed_domain::standing::{MerchantStatus, Thresholds};
 use lightspeed_domain::{BasisPoints, MerchantId, Paise};
 use lightspeed_projections::merchants::MerchantFilter;
 use lightspeed_projections::pagination::PageRequest;

@@ -3,7 +3,7 @@
 
 use lightspeed_domain::Paise;
 use lightspeed_domain::gateway::GatewayCommand;
-use lightspeed_domain::merchant::Thresholds;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_eventstore::{CommandContext, stream_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,12 +1,13 @@
 use super::*;
+use crate::checkout_settings::CheckoutSettings;
 use crate::decider::{DomainEvent, decode, encode};
 use crate::gateway::GatewaySettings;
-use crate::merchant::{ClientKey, Thresholds, WhatsappContact, WhatsappOptIns};
+use crate::merchant::{ClientKey, WhatsappContact, WhatsappOptIns};
 use crate::money::{BasisPoints, Currency, Paise};
 use crate::notification::NotificationType;
 use crate::ops_alert::AlertKind;
 use crate::provider::Provider;
-use crate::routing::CheckoutSettings;
+use crate::standing::Thresholds;
 use crate::testing::fixtures::{
     delivery_id, gateway_id, merchant_id, notification_id, payment_id, payout_id, sealed,
 };

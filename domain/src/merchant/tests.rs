@@ -282,7 +282,7 @@ fn thresholds_and_checkout_settings_change() {
             at: t(10),
         }]);
     let settings = CheckoutSettings {
-        routing_mode: crate::routing::RoutingMode::RoundRobin,
+        routing_mode: crate::checkout_settings::RoutingMode::RoundRobin,
         skip_temporarily_failed: false,
         default_rpm_cap: Some(1),
         temporary_failure_secs: 120,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::Decider;
+use crate::checkout_settings::CheckoutSettings;
 use crate::gateway::{GatewayEvent, GatewaySettings};
 use crate::money::Paise;
 use crate::provider::Provider;

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::{GatewayCommand, GatewayError, GatewaySettings};
-use lightspeed_domain::merchant::{ClientKey, MerchantCommand, MerchantError, Thresholds};
+use lightspeed_domain::merchant::{ClientKey, MerchantCommand, MerchantError};
 use lightspeed_domain::ops_alert::AlertKind;
-use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{BasisPoints, GatewayId, ManualClock, MerchantId, Provider, SealedSecret};
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{CommandContext, Metadata, PgEventStore};

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
+use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::{ClientKey, Thresholds};
+use lightspeed_domain::merchant::ClientKey;
 use lightspeed_domain::payment::{PaymentDetails, PaymentError, PaymentStatus};
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
-use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::wallet::Wallet;
 use lightspeed_domain::{
     BasisPoints, GatewayId, ManualClock, MerchantId, Paise, PaymentId, Provider, SealedSecret,

@@ -14,13 +14,14 @@ use lightspeed_adapters::sandbox::{CreateOrder, OrderStatus, OrderView, order_id
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
+use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::{ClientKey, Thresholds, WhatsappContact};
+use lightspeed_domain::merchant::{ClientKey, WhatsappContact};
 use lightspeed_domain::payment::PaymentDetails;
 use lightspeed_domain::psp_outcome::{
     OutcomeSource, PspOutcome, PspOutcomeRecord, ReportOutcome, outcome_key,
 };
-use lightspeed_domain::routing::CheckoutSettings;
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{
     BasisPoints, Gateway, GatewayId, ManualClock, MerchantId, Payment, PaymentId, Provider,
     WebhookDelivery, WebhookDeliveryId,

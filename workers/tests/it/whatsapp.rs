@@ -8,12 +8,13 @@ use std::time::Duration;
 use lightspeed_adapters::http::HttpConfig;
 use lightspeed_adapters::secrets::Secret;
 use lightspeed_adapters::whatsapp::{GupshupClient, GupshupConfig, MetaCloudClient};
-use lightspeed_domain::merchant::{Thresholds, WhatsappContact, WhatsappOptIns};
+use lightspeed_domain::merchant::{WhatsappContact, WhatsappOptIns};
 use lightspeed_domain::merchant_alerts::MerchantAlertsEvent;
 use lightspeed_domain::notification::{
     NotificationEvent, NotificationStatus, NotificationType, QueueNotification,
 };
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
+use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{
     MerchantAlerts, MerchantId, Notification, NotificationId, Paise, PaymentId, Provider,
 };
