@@ -15,7 +15,7 @@ use sqlx::PgPool;
 
 use crate::error::AuditError;
 use crate::file::AuditFile;
-use crate::format::{EventLine, LaidOut, is_end_line, parse_instant, scan_event_type};
+use crate::format::{EventLine, Header, LaidOut, is_end_line, parse_instant, scan_event_type};
 use crate::replay::{
     CommissionReplay, Inconsistency, MerchantCommission, PAYMENT_TYPES, ReplayEvent, ReplayFilter,
     folds,
@@ -164,7 +164,22 @@ pub fn replay_file(
         (as_of, until) => as_of.or(until),
     };
     let mut replay = CommissionReplay::new(ReplayFilter { as_of, ..filter });
-    for _ in 0..header.seals {
+    skip_seals(file, header.seals)?;
+    let events_read = replay_events(file, &header, &mut replay)?;
+    Ok(CommissionReport {
+        as_of,
+        merchant: filter.merchant,
+        events_read,
+        events_applied: replay.applied(),
+        merchants: replay.balances(),
+        inconsistencies: replay.inconsistencies(),
+        read_model: None,
+    })
+}
+
+/// Steps over the export's seal lines, which the commission replay does not need.
+fn skip_seals(file: &mut AuditFile, seals: u64) -> Result<(), AuditError> {
+    for _ in 0..seals {
         match file.next_line()? {
             Some(line) if line.starts_with(br#"{"record":"seal""#) => {}
             Some(_) => {
@@ -180,6 +195,15 @@ pub fn replay_file(
             }
         }
     }
+    Ok(())
+}
+
+/// Folds every event line up to the trailer into `replay`; answers how many events were read.
+fn replay_events(
+    file: &mut AuditFile,
+    header: &Header,
+    replay: &mut CommissionReplay,
+) -> Result<u64, AuditError> {
     let mut events_read = 0u64;
     loop {
         let line_number = file.line_number() + 1;
@@ -196,48 +220,50 @@ pub fn replay_file(
         }
         if is_end_line(line) {
             let line = line.to_vec();
-            read_trailer(file, &header, &line, events_read)?;
+            read_trailer(file, header, &line, events_read)?;
             break;
         }
         events_read += 1;
-        let bad = |why: String| AuditError::format(line_number, why);
-        // The exporter's layout read directly; anything else through the JSON parser.
-        if let Some(event) = LaidOut::read(line) {
-            if !folds(event.event_type) {
-                continue;
-            }
-            replay.apply(&ReplayEvent {
-                log_position: event.log_position,
-                stream_id: event.stream_id,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload: std::str::from_utf8(event.payload).map_err(|e| bad(e.to_string()))?,
-                recorded_at: parse_instant(event.recorded_at).map_err(bad)?,
-            })?;
-            continue;
-        }
-        let event = EventLine::parse(line).map_err(bad)?;
-        if !folds(&event.event_type) {
-            continue;
+        replay_line(line, line_number, replay)?;
+    }
+    Ok(events_read)
+}
+
+/// Folds one event line, read in the exporter's layout or, failing that, as JSON.
+fn replay_line(
+    line: &[u8],
+    line_number: u64,
+    replay: &mut CommissionReplay,
+) -> Result<(), AuditError> {
+    let bad = |why: String| AuditError::format(line_number, why);
+    // The exporter's layout read directly; anything else through the JSON parser.
+    if let Some(event) = LaidOut::read(line) {
+        if !folds(event.event_type) {
+            return Ok(());
         }
         replay.apply(&ReplayEvent {
-            log_position: event.log_position(),
-            stream_id: &event.stream_id,
-            event_type: &event.event_type,
+            log_position: event.log_position,
+            stream_id: event.stream_id,
+            event_type: event.event_type,
             schema_version: event.schema_version,
-            payload: event.payload.get(),
-            recorded_at: event.recorded_at().map_err(bad)?,
+            payload: std::str::from_utf8(event.payload).map_err(|e| bad(e.to_string()))?,
+            recorded_at: parse_instant(event.recorded_at).map_err(bad)?,
         })?;
+        return Ok(());
     }
-    Ok(CommissionReport {
-        as_of,
-        merchant: filter.merchant,
-        events_read,
-        events_applied: replay.applied(),
-        merchants: replay.balances(),
-        inconsistencies: replay.inconsistencies(),
-        read_model: None,
-    })
+    let event = EventLine::parse(line).map_err(bad)?;
+    if !folds(&event.event_type) {
+        return Ok(());
+    }
+    replay.apply(&ReplayEvent {
+        log_position: event.log_position(),
+        stream_id: &event.stream_id,
+        event_type: &event.event_type,
+        schema_version: event.schema_version,
+        payload: event.payload.get(),
+        recorded_at: event.recorded_at().map_err(bad)?,
+    })?;
+    Ok(())
 }
 
 /// Replays the commission from the database's log (wallet events, payment initiations and

@@ -67,28 +67,8 @@ pub(crate) async fn export_lines(
     out: &mut impl Write,
     progress: &ProgressBar,
 ) -> Result<ExportSummary, AuditError> {
-    let exported_at = Utc::now();
-    let seals = load_seals(pool).await?;
-    let end = cut(pool, until, &seals).await?;
-    let seals: Vec<&Seal> = match end {
-        Some(end) => seals.iter().filter(|s| s.last <= end).collect(),
-        None => Vec::new(),
-    };
-    let events = match end {
-        Some(end) => count_through(pool, end).await?,
-        None => 0,
-    };
-    let header = Header {
-        format: FORMAT_NAME.to_owned(),
-        format_version: FORMAT_VERSION,
-        exported_at,
-        until,
-        end,
-        events,
-        seals: seals.len() as u64,
-    };
-    progress.set_length(events);
-
+    let (header, seals) = plan(pool, until).await?;
+    progress.set_length(header.events);
     let mut buf = Vec::with_capacity(8 << 20);
     write_meta(&mut buf, &MetaLine::Header(header.clone()))?;
     for seal in &seals {
@@ -101,35 +81,10 @@ pub(crate) async fn export_lines(
         first_recorded_at: None,
         last_recorded_at: None,
     };
-    let mut written = 0u64;
-    if let Some(end) = end {
-        let mut batch = read_batch(pool.clone(), LogPosition::START, end).await?;
-        while let Some(last) = batch.last() {
-            let last = last.log_position;
-            // Read the next batch while this one is encoded and compressed.
-            let next = tokio::spawn(read_batch(pool.clone(), last, end));
-            buf.clear();
-            for event in &batch {
-                let recorded_at = encode_event(event, &mut buf)?;
-                summary.first_recorded_at = Some(
-                    summary
-                        .first_recorded_at
-                        .map_or(recorded_at, |t| t.min(recorded_at)),
-                );
-                summary.last_recorded_at = Some(
-                    summary
-                        .last_recorded_at
-                        .map_or(recorded_at, |t| t.max(recorded_at)),
-                );
-            }
-            out.write_all(&buf).map_err(AuditError::Output)?;
-            written += batch.len() as u64;
-            progress.inc(batch.len() as u64);
-            batch = next
-                .await
-                .map_err(|e| AuditError::Interrupted(format!("the export's reader: {e}")))??;
-        }
-    }
+    let written = match summary.header.end {
+        Some(end) => write_events(pool, end, out, &mut buf, progress, &mut summary).await?,
+        None => 0,
+    };
     if written != summary.header.events {
         return Err(AuditError::Interrupted(format!(
             "counted {} events up to {:?} but read {written}",
@@ -147,6 +102,78 @@ pub(crate) async fn export_lines(
     out.write_all(&buf).map_err(AuditError::Output)?;
     progress.finish();
     Ok(summary)
+}
+
+/// Fixes the export's cut and answers its header with the seals it covers.
+async fn plan(
+    pool: &PgPool,
+    until: Option<DateTime<Utc>>,
+) -> Result<(Header, Vec<Seal>), AuditError> {
+    let exported_at = Utc::now();
+    let seals = load_seals(pool).await?;
+    let end = cut(pool, until, &seals).await?;
+    let seals: Vec<Seal> = match end {
+        Some(end) => seals.into_iter().filter(|s| s.last <= end).collect(),
+        None => Vec::new(),
+    };
+    let events = match end {
+        Some(end) => count_through(pool, end).await?,
+        None => 0,
+    };
+    let header = Header {
+        format: FORMAT_NAME.to_owned(),
+        format_version: FORMAT_VERSION,
+        exported_at,
+        until,
+        end,
+        events,
+        seals: seals.len() as u64,
+    };
+    Ok((header, seals))
+}
+
+/// Writes every event up to `end` in batches; answers how many it wrote.
+async fn write_events(
+    pool: &PgPool,
+    end: LogPosition,
+    out: &mut impl Write,
+    buf: &mut Vec<u8>,
+    progress: &ProgressBar,
+    summary: &mut ExportSummary,
+) -> Result<u64, AuditError> {
+    let mut written = 0u64;
+    let mut batch = read_batch(pool.clone(), LogPosition::START, end).await?;
+    while let Some(last) = batch.last() {
+        let last = last.log_position;
+        // Read the next batch while this one is encoded and compressed.
+        let next = tokio::spawn(read_batch(pool.clone(), last, end));
+        buf.clear();
+        for event in &batch {
+            let recorded_at = encode_event(event, buf)?;
+            summary.saw(recorded_at);
+        }
+        out.write_all(buf).map_err(AuditError::Output)?;
+        written += batch.len() as u64;
+        progress.inc(batch.len() as u64);
+        batch = next
+            .await
+            .map_err(|e| AuditError::Interrupted(format!("the export's reader: {e}")))??;
+    }
+    Ok(written)
+}
+
+impl ExportSummary {
+    /// Widens the recorded-at range to include an event written.
+    fn saw(&mut self, recorded_at: DateTime<Utc>) {
+        self.first_recorded_at = Some(
+            self.first_recorded_at
+                .map_or(recorded_at, |t| t.min(recorded_at)),
+        );
+        self.last_recorded_at = Some(
+            self.last_recorded_at
+                .map_or(recorded_at, |t| t.max(recorded_at)),
+        );
+    }
 }
 
 fn write_meta(buf: &mut Vec<u8>, line: &MetaLine) -> Result<(), AuditError> {
