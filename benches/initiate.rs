@@ -171,6 +171,84 @@ async fn connect(api: SocketAddr) -> SendRequest<Full<Bytes>> {
     sender
 }
 
+/// What every connection of a load run shares.
+struct Driver {
+    api: SocketAddr,
+    merchants: Vec<(String, Vec<u8>)>,
+    run: String,
+    started: Instant,
+    warmup: Duration,
+    stop: AtomicBool,
+    errors: AtomicU64,
+}
+
+impl Driver {
+    /// One connection's requests until the run stops: (offset from start, latency) of each
+    /// success after the warm-up.
+    async fn connection(&self, task: usize) -> Vec<(Duration, Duration)> {
+        let mut sender = connect(self.api).await;
+        let host = self.api.to_string();
+        let mut latencies = Vec::new();
+        let mut n = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            let (key, salt) = &self.merchants[(task + n as usize) % self.merchants.len()];
+            let run = &self.run;
+            let body = format!(
+                r#"{{"amount":49900,"currency":"INR","order_id":"{run}-{task}-{n}","customer":{{"name":"Asha"}}}}"#
+            );
+            let sent = Instant::now();
+            let ok = initiate(&mut sender, &host, key, salt, body).await;
+            if sent.duration_since(self.started) >= self.warmup {
+                if ok {
+                    latencies.push((sent.duration_since(self.started), sent.elapsed()));
+                } else {
+                    self.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            n += 1;
+        }
+        latencies
+    }
+}
+
+/// Sends one signed initiation; answers whether it was created.
+async fn initiate(
+    sender: &mut SendRequest<Full<Bytes>>,
+    host: &str,
+    key: &str,
+    salt: &[u8],
+    body: String,
+) -> bool {
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = sign_request(
+        salt,
+        timestamp,
+        "POST",
+        "/payment/initiate",
+        body.as_bytes(),
+    );
+    let request = Request::post("/payment/initiate")
+        .header(header::HOST, host)
+        .header("x-client-key", key)
+        .header("x-timestamp", timestamp.to_string())
+        .header("x-signature", signature)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    if sender.ready().await.is_err() {
+        return false;
+    }
+    match sender.send_request(request).await {
+        Ok(response) => {
+            let created = response.status() == StatusCode::CREATED;
+            // Read to the end, so the connection serves the next request.
+            response.into_body().collect().await.is_ok() && created
+        }
+        Err(_) => false,
+    }
+}
+
+/// Drives `connections` connections for `seconds` after a warm-up; answers the run's figures.
 async fn load(
     api: SocketAddr,
     merchants: &[Merchant],
@@ -178,76 +256,35 @@ async fn load(
     seconds: u64,
     run: &str,
 ) -> Outcome {
-    let merchants = Arc::new(
-        merchants
+    let driver = Arc::new(Driver {
+        api,
+        merchants: merchants
             .iter()
             .map(|m| (m.key.clone(), m.salt.expose().to_vec()))
-            .collect::<Vec<_>>(),
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let warmup = Duration::from_secs(3);
-    let started = Instant::now();
+            .collect(),
+        run: run.to_owned(),
+        started: Instant::now(),
+        warmup: Duration::from_secs(3),
+        stop: AtomicBool::new(false),
+        errors: AtomicU64::new(0),
+    });
     let tasks: Vec<_> = (0..connections)
         .map(|task| {
-            let (merchants, stop, errors) = (Arc::clone(&merchants), Arc::clone(&stop), Arc::clone(&errors));
-            let run = run.to_owned();
-            tokio::spawn(async move {
-                let mut sender = connect(api).await;
-                let host = api.to_string();
-                let mut latencies = Vec::new();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let (key, salt) = &merchants[(task + n as usize) % merchants.len()];
-                    let body = format!(
-                        r#"{{"amount":49900,"currency":"INR","order_id":"{run}-{task}-{n}","customer":{{"name":"Asha"}}}}"#
-                    );
-                    let timestamp = chrono::Utc::now().timestamp();
-                    let signature = sign_request(salt, timestamp, "POST", "/payment/initiate", body.as_bytes());
-                    let request = Request::post("/payment/initiate")
-                        .header(header::HOST, &host)
-                        .header("x-client-key", key)
-                        .header("x-timestamp", timestamp.to_string())
-                        .header("x-signature", signature)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(Full::new(Bytes::from(body)))
-                        .expect("request");
-                    let sent = Instant::now();
-                    let ok = match sender.ready().await {
-                        Ok(()) => match sender.send_request(request).await {
-                            Ok(response) => {
-                                let created = response.status() == StatusCode::CREATED;
-                                // Read to the end, so the connection serves the next request.
-                                response.into_body().collect().await.is_ok() && created
-                            }
-                            Err(_) => false,
-                        },
-                        Err(_) => false,
-                    };
-                    if sent.duration_since(started) >= warmup {
-                        if ok {
-                            latencies.push((sent.duration_since(started), sent.elapsed()));
-                        } else {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    n += 1;
-                }
-                latencies
-            })
+            let driver = Arc::clone(&driver);
+            tokio::spawn(async move { driver.connection(task).await })
         })
         .collect();
-    tokio::time::sleep(warmup).await;
+    tokio::time::sleep(driver.warmup).await;
     let before = cpu_ticks();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let after = cpu_ticks();
-    stop.store(true, Ordering::Relaxed);
+    driver.stop.store(true, Ordering::Relaxed);
     let mut timed = Vec::new();
     for task in tasks {
         timed.extend(task.await.expect("task"));
     }
     if std::env::var_os("BENCH_TIMELINE").is_some() {
-        let wall = chrono::Utc::now() - started.elapsed();
+        let wall = chrono::Utc::now() - driver.started.elapsed();
         eprintln!("{run} started at {wall}");
         print_timeline(run, &mut timed);
     }
@@ -258,7 +295,7 @@ async fn load(
         p50_ms: quantile_ms(&latencies, 0.5),
         p99_ms: quantile_ms(&latencies, 0.99),
         max_ms: quantile_ms(&latencies, 1.0),
-        errors: errors.load(Ordering::Relaxed),
+        errors: driver.errors.load(Ordering::Relaxed),
         // Clock ticks are 1/100 s on Linux.
         process_us_per_request: after.process.saturating_sub(before.process) as f64 * 10_000.0
             / latencies.len().max(1) as f64,

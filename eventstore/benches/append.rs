@@ -204,6 +204,18 @@ async fn wait_for_relay(store: &PgEventStore, pool: &sqlx::PgPool, stream_name: 
     }
 }
 
+/// Each case's per-round rates and the lags seen while the command cases ran.
+#[derive(Default)]
+struct Figures {
+    raw_single: Vec<f64>,
+    commands_new: Vec<f64>,
+    commands_hot: Vec<f64>,
+    raw_batch: Vec<f64>,
+    appends_batch: Vec<f64>,
+    reader_lags: Vec<f64>,
+    relay_lags: Vec<f64>,
+}
+
 #[tokio::main]
 async fn main() {
     let db = TestDatabase::new().await;
@@ -228,140 +240,153 @@ async fn main() {
         },
     );
     let relay = tokio::spawn(async move { relay.run().await });
-
-    let mut raw_single = Vec::new();
-    let mut commands_new = Vec::new();
-    let mut commands_hot = Vec::new();
-    let mut raw_batch = Vec::new();
-    let mut appends_batch = Vec::new();
-    let mut reader_lags = Vec::new();
-    let mut relay_lags = Vec::new();
     let hot: Arc<Vec<StreamId>> = Arc::new(
         (0..WRITERS)
             .map(|w| stream_of::<Tally>(format!("hot{w}")).expect("id"))
             .collect(),
     );
-
+    let mut figures = Figures::default();
     for round in 0..ROUNDS {
         eprintln!("round {} of {ROUNDS}", round + 1);
-        let pool_raw = pool.clone();
-        raw_single.push(
-            measure(move |_, _| {
-                let pool = pool_raw.clone();
-                async move {
-                    sqlx::query("INSERT INTO bench_raw (stream_id, event_type, payload) VALUES ($1, 'Tallied', $2)")
-                        .bind(Uuid::now_v7().to_string())
-                        .bind(payload())
-                        .execute(&pool)
-                        .await
-                        .expect("raw insert");
-                }
-            })
-            .await,
-        );
-
+        figures.raw_single.push(raw_single(&pool).await);
         // The batch cases of the previous round leave a backlog; measure lag from a steady state.
         wait_for_relay(&store, &pool, &nats.config.stream_name).await;
         let stop = Arc::new(AtomicBool::new(false));
         let reader = follow_log(store.clone(), Arc::clone(&stop));
         let relay_follower = follow_relay(&nats, Arc::clone(&stop));
-        let handler = CommandHandler::<Tally, _>::new(store.clone());
-        commands_new.push(
-            measure(move |_, _| {
-                let handler = handler.clone();
-                async move {
-                    let stream = stream_of::<Tally>(Uuid::now_v7()).expect("id");
-                    handler
-                        .execute(&stream, &49_900, &CommandContext::default())
-                        .await
-                        .expect("command");
-                }
-            })
-            .await,
-        );
-        let handler = CommandHandler::<Tally, _>::new(store.clone());
-        let hot_streams = Arc::clone(&hot);
-        commands_hot.push(
-            measure(move |writer, _| {
-                let handler = handler.clone();
-                let stream = hot_streams[writer].clone();
-                async move {
-                    handler
-                        .execute(&stream, &49_900, &CommandContext::default())
-                        .await
-                        .expect("command");
-                }
-            })
-            .await,
-        );
+        figures.commands_new.push(commands_new(&store).await);
+        figures.commands_hot.push(commands_hot(&store, &hot).await);
         stop.store(true, Ordering::Relaxed);
-        reader_lags.extend(reader.await.expect("reader"));
-        relay_lags.extend(relay_follower.await.expect("relay follower"));
-
-        let pool_raw = pool.clone();
-        raw_batch.push(
-            BATCH as f64
-                * measure(move |_, _| {
-                    let pool = pool_raw.clone();
-                    async move {
-                        let streams: Vec<String> = (0..BATCH).map(|_| Uuid::now_v7().to_string()).collect();
-                        let payloads: Vec<serde_json::Value> = (0..BATCH).map(|_| payload()).collect();
-                        sqlx::query(
-                            "INSERT INTO bench_raw (stream_id, event_type, payload)
-                             SELECT s, 'Tallied', p FROM unnest($1::text[], $2::jsonb[]) AS t(s, p)",
-                        )
-                        .bind(&streams)
-                        .bind(&payloads)
-                        .execute(&pool)
-                        .await
-                        .expect("raw batch");
-                    }
-                })
-                .await,
-        );
-        let batch_store = store.clone();
-        appends_batch.push(
-            BATCH as f64
-                * measure(move |_, _| {
-                    let store = batch_store.clone();
-                    async move {
-                        let events = (0..BATCH)
-                            .map(|_| NewEvent {
-                                event_id: Uuid::now_v7(),
-                                event_type: "Tallied".into(),
-                                schema_version: 1,
-                                payload: payload(),
-                                metadata: Metadata::default(),
-                            })
-                            .collect();
-                        let stream = stream_of::<Tally>(Uuid::now_v7()).expect("id");
-                        store
-                            .append(stream, ExpectedVersion::NoStream, events)
-                            .await
-                            .expect("batch");
-                    }
-                })
-                .await,
-        );
+        figures.reader_lags.extend(reader.await.expect("reader"));
+        figures
+            .relay_lags
+            .extend(relay_follower.await.expect("relay follower"));
+        figures.raw_batch.push(raw_batch(&pool).await);
+        figures.appends_batch.push(appends_batch(&store).await);
     }
     relay.abort();
+    report(figures);
+}
 
-    let raw_single = median(raw_single);
-    let raw_batch = median(raw_batch);
+/// The ceiling for commands: one raw row per transaction.
+async fn raw_single(pool: &sqlx::PgPool) -> f64 {
+    let pool = pool.clone();
+    measure(move |_, _| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO bench_raw (stream_id, event_type, payload) VALUES ($1, 'Tallied', $2)",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(payload())
+            .execute(&pool)
+            .await
+            .expect("raw insert");
+        }
+    })
+    .await
+}
+
+/// Single-event commands, each on a new stream.
+async fn commands_new(store: &PgEventStore) -> f64 {
+    let handler = CommandHandler::<Tally, _>::new(store.clone());
+    measure(move |_, _| {
+        let handler = handler.clone();
+        async move {
+            let stream = stream_of::<Tally>(Uuid::now_v7()).expect("id");
+            handler
+                .execute(&stream, &49_900, &CommandContext::default())
+                .await
+                .expect("command");
+        }
+    })
+    .await
+}
+
+/// Single-event commands, each writer on its own hot stream.
+async fn commands_hot(store: &PgEventStore, hot: &Arc<Vec<StreamId>>) -> f64 {
+    let handler = CommandHandler::<Tally, _>::new(store.clone());
+    let hot = Arc::clone(hot);
+    measure(move |writer, _| {
+        let handler = handler.clone();
+        let stream = hot[writer].clone();
+        async move {
+            handler
+                .execute(&stream, &49_900, &CommandContext::default())
+                .await
+                .expect("command");
+        }
+    })
+    .await
+}
+
+/// The ceiling for batches: `BATCH` raw rows per transaction; answers rows per second.
+async fn raw_batch(pool: &sqlx::PgPool) -> f64 {
+    let pool = pool.clone();
+    let rate = measure(move |_, _| {
+        let pool = pool.clone();
+        async move {
+            let streams: Vec<String> = (0..BATCH).map(|_| Uuid::now_v7().to_string()).collect();
+            let payloads: Vec<serde_json::Value> = (0..BATCH).map(|_| payload()).collect();
+            sqlx::query(
+                "INSERT INTO bench_raw (stream_id, event_type, payload)
+                 SELECT s, 'Tallied', p FROM unnest($1::text[], $2::jsonb[]) AS t(s, p)",
+            )
+            .bind(&streams)
+            .bind(&payloads)
+            .execute(&pool)
+            .await
+            .expect("raw batch");
+        }
+    })
+    .await;
+    BATCH as f64 * rate
+}
+
+/// `BATCH`-event appends to new streams; answers events per second.
+async fn appends_batch(store: &PgEventStore) -> f64 {
+    let store = store.clone();
+    let rate = measure(move |_, _| {
+        let store = store.clone();
+        async move {
+            let events = (0..BATCH)
+                .map(|_| NewEvent {
+                    event_id: Uuid::now_v7(),
+                    event_type: "Tallied".into(),
+                    schema_version: 1,
+                    payload: payload(),
+                    metadata: Metadata::default(),
+                })
+                .collect();
+            let stream = stream_of::<Tally>(Uuid::now_v7()).expect("id");
+            store
+                .append(stream, ExpectedVersion::NoStream, events)
+                .await
+                .expect("batch");
+        }
+    })
+    .await;
+    BATCH as f64 * rate
+}
+
+/// Prints the medians beside their ceilings, then the lag percentiles.
+fn report(mut figures: Figures) {
+    let raw_single = median(figures.raw_single);
+    let raw_batch = median(figures.raw_batch);
     let rows = [
         (
             "raw single-row INSERT per transaction",
-            median(vec![raw_single]),
+            raw_single,
             raw_single,
         ),
         (
             "single-event commands, new streams",
-            median(commands_new),
+            median(figures.commands_new),
             raw_single,
         ),
         (
             "single-event commands, 16 hot streams",
-            median(commands_hot),
+            median(figures.commands_hot),
             raw_single,
         ),
         (
@@ -371,7 +396,7 @@ async fn main() {
         ),
         (
             "100-event appends, new streams (events/s)",
-            median(appends_batch),
+            median(figures.appends_batch),
             raw_batch,
         ),
     ];
@@ -386,14 +411,14 @@ async fn main() {
     }
     println!(
         "\ngap-safe reader lag behind commits: p50 {:.1} ms, p99 {:.1} ms ({} events)",
-        percentile(&mut reader_lags, 0.5),
-        percentile(&mut reader_lags, 0.99),
-        reader_lags.len()
+        percentile(&mut figures.reader_lags, 0.5),
+        percentile(&mut figures.reader_lags, 0.99),
+        figures.reader_lags.len()
     );
     println!(
         "relay lag, commit to JetStream consumer: p50 {:.1} ms, p99 {:.1} ms ({} events)",
-        percentile(&mut relay_lags, 0.5),
-        percentile(&mut relay_lags, 0.99),
-        relay_lags.len()
+        percentile(&mut figures.relay_lags, 0.5),
+        percentile(&mut figures.relay_lags, 0.99),
+        figures.relay_lags.len()
     );
 }
