@@ -379,7 +379,13 @@ fn within_monthly_limits(
         for booking in bookings.iter().filter(|b| b.gateway == index && b.routed) {
             let month = IstMonth::of(booking.at);
             let routed = unreleased(month, true);
-            prop_assert!(routed <= limit, "{} booked in {} over the limit {}", routed, month, limit);
+            prop_assert!(
+                routed <= limit,
+                "{} booked in {} over the limit {}",
+                routed,
+                month,
+                limit
+            );
         }
     }
     Ok(())

@@ -340,7 +340,9 @@ pub enum WalletError {
     #[error("payout {0} already reversed")]
     PayoutAlreadyReversed(PayoutId),
     /// The commission is not the payment's amount at its fee, rounded half-up.
-    #[error("commission {commission} on {amount} at {fee} for payment {payment_id}; the fee gives {expected}")]
+    #[error(
+        "commission {commission} on {amount} at {fee} for payment {payment_id}; the fee gives {expected}"
+    )]
     CommissionMismatch {
         /// The payment.
         payment_id: PaymentId,

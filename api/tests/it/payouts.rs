@@ -84,7 +84,11 @@ async fn post_webhook(
 async fn accrue(app: &TestApp, merchant: MerchantId, commission: i64) {
     let fee = BasisPoints::DEFAULT_FEE;
     let amount = Paise(commission * i64::from(BasisPoints::WHOLE) / i64::from(fee.bps()));
-    assert_eq!(fee.of(amount), Paise(commission), "the wallet accepts only this");
+    assert_eq!(
+        fee.of(amount),
+        Paise(commission),
+        "the wallet accepts only this"
+    );
     app.ledger
         .wallets()
         .execute(

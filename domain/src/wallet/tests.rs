@@ -6,7 +6,11 @@ use crate::validation::Problem;
 /// The accrual of `commission` on a payment whose amount at 3.5 % gives exactly that.
 fn accrued(n: u128, commission: Paise) -> WalletEvent {
     let amount = Paise(commission.0 * 10_000 / 350);
-    assert_eq!(BasisPoints(350).of(amount), commission, "a consistent fixture");
+    assert_eq!(
+        BasisPoints(350).of(amount),
+        commission,
+        "a consistent fixture"
+    );
     WalletEvent::CommissionAccrued {
         payment_id: payment_id(n),
         amount,

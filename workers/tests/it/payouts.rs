@@ -66,7 +66,11 @@ impl Respond for FakeRazorpayX {
 async fn accrue(w: &World, merchant: lightspeed_domain::MerchantId, commission: i64) {
     let fee = BasisPoints::DEFAULT_FEE;
     let amount = Paise(commission * i64::from(BasisPoints::WHOLE) / i64::from(fee.bps()));
-    assert_eq!(fee.of(amount), Paise(commission), "the wallet accepts only this");
+    assert_eq!(
+        fee.of(amount),
+        Paise(commission),
+        "the wallet accepts only this"
+    );
     let stream = stream_of::<Wallet>(merchant).expect("stream");
     w.ledger
         .wallets()
