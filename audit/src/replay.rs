@@ -5,12 +5,12 @@
 //! guarantees exactly once per successful payment and which is appended atomically with
 //! `PaymentSucceeded` (it carries the payment's amount); the read model counts them the same
 //! way. The replay also reads every `PaymentInitiated` (for the payment's merchant) and
-//! `PaymentSucceeded`, and matches each success with its accrual: same merchant, amount, fee and
-//! commission, and the commission is the domain's rule applied to them
-//! ([`BasisPoints::of`]); anything else is an [`Inconsistency`]. "As of" an instant means the
-//! events recorded at or before it.
+//! `PaymentSucceeded`, and matches each success with its one accrual: same merchant, amount, fee
+//! and commission, and the commission is the domain's rule applied to them
+//! ([`BasisPoints::of`]); anything else (a second accrual for a payment included) is an
+//! [`Inconsistency`]. "As of" an instant means the events recorded at or before it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use lightspeed_domain::payment::PaymentEvent;
@@ -146,6 +146,15 @@ pub enum Inconsistency {
         /// The commission accrued.
         commission_paise: Paise,
     },
+    /// A wallet accrued commission for a payment it had already accrued it for.
+    DuplicateCommission {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The wallet's merchant.
+        merchant_id: MerchantId,
+        /// The commission accrued again.
+        commission_paise: Paise,
+    },
     /// The success and the accrual disagree on a figure.
     Disagree {
         /// The payment.
@@ -196,6 +205,15 @@ impl std::fmt::Display for Inconsistency {
                 "the wallet of merchant {merchant_id} accrued {} paise for payment {payment_id}, whose success is not in the log",
                 commission_paise.0
             ),
+            Self::DuplicateCommission {
+                payment_id,
+                merchant_id,
+                commission_paise,
+            } => write!(
+                f,
+                "the wallet of merchant {merchant_id} accrued {} paise for payment {payment_id} again, after its first accrual",
+                commission_paise.0
+            ),
             Self::Disagree {
                 payment_id,
                 field,
@@ -233,6 +251,8 @@ pub struct CommissionReplay {
     successes: HashMap<PaymentId, Commission>,
     /// Accruals whose success has not been seen yet.
     accruals: HashMap<PaymentId, Commission>,
+    /// Every payment accrued so far, so a second accrual of one is found.
+    accrued_payments: HashSet<PaymentId>,
     inconsistencies: Vec<Inconsistency>,
     /// The schema version the domain gives `PaymentInitiated` today, once one was decoded.
     initiated_version: Option<u16>,
@@ -433,6 +453,17 @@ impl CommissionReplay {
     }
 
     fn accrued(&mut self, payment: PaymentId, accrual: Commission) {
+        if !self.accrued_payments.insert(payment) {
+            if let Some(merchant_id) = accrual.merchant {
+                self.inconsistencies
+                    .push(Inconsistency::DuplicateCommission {
+                        payment_id: payment,
+                        merchant_id,
+                        commission_paise: accrual.commission,
+                    });
+            }
+            return;
+        }
         let expected = accrual.fee.of(accrual.amount);
         if let Some(merchant_id) = accrual.merchant
             && expected != accrual.commission
@@ -497,8 +528,8 @@ impl CommissionReplay {
         }
     }
 
-    /// Every success without its accrual, accrual without its success, disagreement and
-    /// miscomputed commission so far.
+    /// Every success without its accrual, accrual without its success, repeated accrual,
+    /// disagreement and miscomputed commission so far.
     pub fn inconsistencies(&self) -> Vec<Inconsistency> {
         let mut found = self.inconsistencies.clone();
         let mut successes: Vec<_> = self.successes.iter().collect();

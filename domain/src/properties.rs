@@ -249,8 +249,8 @@ proptest! {
 
     /// Routing only picks gateways the independent model says are eligible; booking accepts
     /// every pick; no gateway ever exceeds its monthly limit (unreleased routed bookings in the IST
-    /// month, month boundary included) or its RPM cap over any minute; when routing finds nothing,
-    /// every gateway really is ineligible.
+    /// month, month boundary included, checked after every step) or its RPM cap over any minute;
+    /// when routing finds nothing, every gateway really is ineligible.
     #[test]
     fn routing_and_booking_never_break_a_limit_or_cap(
         specs in prop::collection::vec(gateway_spec(), 1..6),
@@ -337,29 +337,10 @@ proptest! {
                     }
                 }
             }
+            within_monthly_limits(&simulation, &bookings, now)?;
         }
-        let month = IstMonth::of(now);
-        for (index, gateway) in simulation.gateways.iter().enumerate() {
+        for (index, _) in simulation.gateways.iter().enumerate() {
             let routed: Vec<&ModelBooking> = bookings.iter().filter(|b| b.gateway == index && b.routed).collect();
-            let unreleased_volume = |month: IstMonth| -> Paise {
-                bookings.iter()
-                    .filter(|b| b.gateway == index && !b.released && IstMonth::of(b.at) == month)
-                    .fold(Paise::ZERO, |sum, b| sum.saturating_add(b.amount))
-            };
-            // The state's bookkeeping matches the model's.
-            prop_assert_eq!(gateway.usage().volume_in(month), unreleased_volume(month));
-            // Routing checks the month's volume (late successes included) before each booking and
-            // releases only lower it, so routed, unreleased bookings never exceed the limit in any
-            // IST month; late successes may, by design.
-            if let Some(limit) = simulation.specs[index].monthly_limit.map(Paise) {
-                for booking in &routed {
-                    let month = IstMonth::of(booking.at);
-                    let routed_volume = routed.iter()
-                        .filter(|b| !b.released && IstMonth::of(b.at) == month)
-                        .fold(Paise::ZERO, |sum, b| sum.saturating_add(b.amount));
-                    prop_assert!(routed_volume <= limit, "{} booked in {} over the limit {}", routed_volume, month, limit);
-                }
-            }
             // No minute holds more routed bookings than the cap.
             if let Some(cap) = simulation.specs[index].rpm_cap.or(default_rpm_cap) {
                 for booking in &routed {
@@ -371,6 +352,43 @@ proptest! {
             replays_identically::<Gateway>(&simulation.events[index])?;
         }
     }
+}
+
+/// After every step: each gateway's state counts the month's unreleased volume as the model
+/// does, and routed, unreleased bookings stay within the monthly limit in every IST month.
+/// Routing checks the month's volume (late successes included) before each booking; late
+/// successes may pass the limit, by design, and are not routed.
+fn within_monthly_limits(
+    simulation: &Simulation,
+    bookings: &[ModelBooking],
+    now: DateTime<Utc>,
+) -> Result<(), TestCaseError> {
+    for (index, gateway) in simulation.gateways.iter().enumerate() {
+        let unreleased = |month: IstMonth, routed_only: bool| -> Paise {
+            bookings
+                .iter()
+                .filter(|b| b.gateway == index && !b.released && (b.routed || !routed_only))
+                .filter(|b| IstMonth::of(b.at) == month)
+                .fold(Paise::ZERO, |sum, b| sum.saturating_add(b.amount))
+        };
+        let month = IstMonth::of(now);
+        prop_assert_eq!(gateway.usage().volume_in(month), unreleased(month, false));
+        let Some(limit) = simulation.specs[index].monthly_limit.map(Paise) else {
+            continue;
+        };
+        for booking in bookings.iter().filter(|b| b.gateway == index && b.routed) {
+            let month = IstMonth::of(booking.at);
+            let routed = unreleased(month, true);
+            prop_assert!(
+                routed <= limit,
+                "{} booked in {} over the limit {}",
+                routed,
+                month,
+                limit
+            );
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- commission
@@ -386,7 +404,7 @@ proptest! {
     }
 
     /// A payment's success carries exactly that commission, from the fee at initiation, and the
-    /// wallet accrues the same amount.
+    /// wallet accepts it.
     #[test]
     fn a_successful_payment_decides_the_exact_commission(amount in 1i64..=crate::payment::MAX_PAYMENT_AMOUNT.0, fee in 0u32..=10_000) {
         let events = run::<Payment>([
@@ -394,12 +412,13 @@ proptest! {
             PaymentCommand::RecordSuccess { psp_payment_id: "pay_1".to_owned(), amount: Paise(amount), at: t(10) },
         ]);
         let Some(success) = events.last() else { return Err(TestCaseError::fail("no events")) };
-        let Some(WalletCommand::AccrueCommission { commission, .. }) = WalletCommand::accrual_for(payment_id(1), success) else {
+        let Some(accrual @ WalletCommand::AccrueCommission { commission, .. }) = WalletCommand::accrual_for(payment_id(1), success) else {
             return Err(TestCaseError::fail(format!("not a success: {success:?}")));
         };
         let exact = u128::from(amount.unsigned_abs()) * u128::from(fee);
         let expected = exact / 10_000 + u128::from(exact % 10_000 * 2 >= 10_000);
         prop_assert_eq!(u128::from(commission.0.unsigned_abs()), expected);
+        prop_assert!(Wallet::decide(&Wallet::default(), &accrual).is_ok(), "the wallet accrues it");
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Stream `wallet-<MerchantId>`. Commission accrues once per successful payment (appended
 //! atomically with `PaymentSucceeded`; the payment decider guarantees exactly once, so accrual
-//! never refuses and may be appended with expected version "any"). What the merchant owes is
+//! may be appended with expected version "any"). The wallet accepts only the commission the
+//! payment's amount gives at its fee ([`BasisPoints::of`], half-up), so a wrong figure never
+//! enters the log. What the merchant owes is
 //! collected by payouts: requested (pending, reserving the amount), then paid out (reduces the
 //! balance due) or reversed (failed, rejected, cancelled or reversed by the bank: releases the
 //! reservation, or restores the balance due if it had been paid out). Ops may record a manual
@@ -157,7 +159,8 @@ impl Wallet {
 /// What can be asked of a wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WalletCommand {
-    /// Records the commission of a successful payment (never refused).
+    /// Records the commission of a successful payment; refused unless `commission` is `amount`
+    /// at `fee`.
     AccrueCommission {
         /// The payment.
         payment_id: PaymentId,
@@ -336,6 +339,22 @@ pub enum WalletError {
     /// The payout was already reversed (terminal).
     #[error("payout {0} already reversed")]
     PayoutAlreadyReversed(PayoutId),
+    /// The commission is not the payment's amount at its fee, rounded half-up.
+    #[error(
+        "commission {commission} on {amount} at {fee} for payment {payment_id}; the fee gives {expected}"
+    )]
+    CommissionMismatch {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Its amount.
+        amount: Paise,
+        /// The fee carried.
+        fee: BasisPoints,
+        /// The commission given.
+        commission: Paise,
+        /// What the fee gives on the amount.
+        expected: Paise,
+    },
 }
 
 impl WalletError {
@@ -366,13 +385,7 @@ impl Decider for Wallet {
                 fee,
                 commission,
                 at,
-            } => Ok(vec![WalletEvent::CommissionAccrued {
-                payment_id: *payment_id,
-                amount: *amount,
-                fee: *fee,
-                commission: *commission,
-                at: *at,
-            }]),
+            } => accrue_commission(*payment_id, *amount, *fee, *commission, *at),
             WalletCommand::RequestPayout {
                 payout_id,
                 amount,
@@ -454,6 +467,34 @@ impl Decider for Wallet {
         }
         wallet
     }
+}
+
+/// Accrues a payment's commission, if it is the payment's amount at its fee.
+fn accrue_commission(
+    payment_id: PaymentId,
+    amount: Paise,
+    fee: BasisPoints,
+    commission: Paise,
+    at: DateTime<Utc>,
+) -> Result<Vec<WalletEvent>, WalletError> {
+    validation::amount("amount", amount, Paise(i64::MAX))?;
+    let expected = fee.of(amount);
+    if commission != expected {
+        return Err(WalletError::CommissionMismatch {
+            payment_id,
+            amount,
+            fee,
+            commission,
+            expected,
+        });
+    }
+    Ok(vec![WalletEvent::CommissionAccrued {
+        payment_id,
+        amount,
+        fee,
+        commission,
+        at,
+    }])
 }
 
 /// Reserves `amount` of what is available for a new payout.

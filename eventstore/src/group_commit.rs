@@ -31,7 +31,7 @@ const MAX_BATCH_REQUESTS: usize = 256;
 const MAX_BATCH_EVENTS: usize = 5_000;
 /// Batches in flight at once, so building one overlaps another's commit. Two on a 2-core
 /// machine: eight ran initiation 10–20 % slower, four a little slower than two.
-const COMMITTERS: usize = 2;
+pub(crate) const COMMITTERS: usize = 2;
 /// Requests with at least this many events are already batches: they commit on their own.
 pub(crate) const ALONE_FROM_EVENTS: usize = 32;
 /// Requests waiting in one queue; writers wait for room beyond this.

@@ -47,6 +47,10 @@ pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
 
+/// How many batches of appends the group commit has in flight at most: once that many appends
+/// are held waiting, every later one queues until they are let go.
+pub const APPEND_COMMITTERS: usize = crate::group_commit::COMMITTERS;
+
 fn unique_suffix() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }

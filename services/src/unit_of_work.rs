@@ -115,7 +115,7 @@ impl UnitOfWork {
     }
 
     /// Like [`UnitOfWork::decide`], for a decision that holds whatever else the stream
-    /// recorded meanwhile (e.g. a commission accrual, which the wallet never refuses): it is
+    /// recorded meanwhile (e.g. a commission accrual, which depends only on its payment): it is
     /// appended with expected version `Any`, so it never conflicts.
     pub fn decide_any_version<D: Decider + 'static>(
         &mut self,

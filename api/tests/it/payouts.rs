@@ -80,15 +80,23 @@ async fn post_webhook(
         .expect("request")
 }
 
+/// Accrues `commission` on a payment whose amount gives exactly that at the default fee.
 async fn accrue(app: &TestApp, merchant: MerchantId, commission: i64) {
+    let fee = BasisPoints::DEFAULT_FEE;
+    let amount = Paise(commission * i64::from(BasisPoints::WHOLE) / i64::from(fee.bps()));
+    assert_eq!(
+        fee.of(amount),
+        Paise(commission),
+        "the wallet accepts only this"
+    );
     app.ledger
         .wallets()
         .execute(
             &stream_of::<Wallet>(merchant).expect("stream"),
             &WalletCommand::AccrueCommission {
                 payment_id: PaymentId::new(),
-                amount: Paise(commission * 40),
-                fee: BasisPoints::DEFAULT_FEE,
+                amount,
+                fee,
                 commission: Paise(commission),
                 at: app.ledger.now(),
             },

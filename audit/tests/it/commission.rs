@@ -3,17 +3,22 @@
 
 use crate::common;
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{Figures, Log, TempDir, figures};
 use lightspeed_audit::{
-    CommissionOptions, ExitStatus, OutputFormat, ReplayFilter, Source, replay_commission,
-    replay_database, replay_path, run_commission, verify_path,
+    CommissionOptions, ExitStatus, Inconsistency, OutputFormat, ReplayFilter, Source,
+    replay_commission, replay_database, replay_path, run_commission, verify_path,
 };
-use lightspeed_domain::{Clock, Paise};
+use lightspeed_domain::payment::PaymentEvent;
+use lightspeed_domain::wallet::WalletEvent;
+use lightspeed_domain::{Clock, MerchantId, Paise, Wallet};
 use lightspeed_eventstore::testing::settled;
-use lightspeed_eventstore::{EventStore, LogPosition};
+use lightspeed_eventstore::{
+    EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent, stream_of,
+};
 
 /// Runs the `commission` entry point; answers its exit status and what it printed.
 async fn run(options: CommissionOptions) -> (ExitStatus, String, String) {
@@ -351,4 +356,121 @@ async fn a_commission_that_does_not_match_its_payment_is_listed() {
         verify_path(&path, false),
         Err(lightspeed_audit::AuditError::Tampering(_))
     ));
+}
+
+/// Appends `event` to `merchant`'s wallet whatever it holds, bypassing the wallet's rules: the
+/// log a faulty or forged writer leaves.
+async fn append_to_wallet(log: &Log, merchant: MerchantId, event: &WalletEvent) {
+    let stream = stream_of::<Wallet>(merchant).expect("stream");
+    let event =
+        NewEvent::from_domain(uuid::Uuid::now_v7(), event, Metadata::default()).expect("event");
+    log.store
+        .append(stream, ExpectedVersion::Any, vec![event])
+        .await
+        .expect("append");
+}
+
+/// A commission accrued in the log, and a payment initiated that never succeeded, with the
+/// accrual its success would have made.
+async fn an_accrual_and_a_payment_without_success(
+    log: &Log,
+) -> ((MerchantId, WalletEvent), (MerchantId, WalletEvent)) {
+    log.settle().await;
+    let events = log
+        .store
+        .read_log(LogPosition::START, None, 10_000)
+        .await
+        .expect("read");
+    let succeeded: HashSet<&str> = events
+        .iter()
+        .filter(|e| e.event_type == "PaymentSucceeded")
+        .map(|e| e.stream_id.as_str())
+        .collect();
+    let accrual = events
+        .iter()
+        .find(|e| e.event_type == "CommissionAccrued")
+        .map(|e| {
+            let merchant = e.stream_id.as_str()["wallet-".len()..]
+                .parse()
+                .expect("merchant");
+            (merchant, e.decode::<WalletEvent>().expect("decode"))
+        })
+        .expect("a commission accrued");
+    let orphan = events
+        .iter()
+        .filter(|e| !succeeded.contains(e.stream_id.as_str()))
+        .find_map(|e| match e.decode::<PaymentEvent>() {
+            Ok(PaymentEvent::PaymentInitiated {
+                payment_id,
+                merchant_id,
+                amount,
+                fee,
+                at,
+                ..
+            }) => {
+                let commission = fee.of(amount);
+                let accrual = WalletEvent::CommissionAccrued {
+                    payment_id,
+                    amount,
+                    fee,
+                    commission,
+                    at,
+                };
+                Some((merchant_id, accrual))
+            }
+            _ => None,
+        })
+        .expect("a payment that did not succeed");
+    (accrual, orphan)
+}
+
+#[tokio::test]
+async fn a_second_commission_for_one_payment_and_a_commission_without_success_are_listed() {
+    let mut log = Log::new(62).await;
+    log.more(400).await;
+    let ((merchant, accrual), (other, orphan)) =
+        an_accrual_and_a_payment_without_success(&log).await;
+    append_to_wallet(&log, merchant, &accrual).await;
+    append_to_wallet(&log, other, &orphan).await;
+    let commission_of = |event: &WalletEvent| match event {
+        WalletEvent::CommissionAccrued {
+            payment_id,
+            commission,
+            ..
+        } => (*payment_id, *commission),
+        other => panic!("not an accrual: {other:?}"),
+    };
+    let (paid, commission) = commission_of(&accrual);
+    let (unpaid, orphan_commission) = commission_of(&orphan);
+    let expected = vec![
+        Inconsistency::DuplicateCommission {
+            payment_id: paid,
+            merchant_id: merchant,
+            commission_paise: commission,
+        },
+        Inconsistency::CommissionWithoutSuccess {
+            payment_id: unpaid,
+            merchant_id: other,
+            commission_paise: orphan_commission,
+        },
+    ];
+
+    log.settle().await;
+    let from_db = replay_database(log.pool(), ReplayFilter::default())
+        .await
+        .expect("replay");
+    assert_eq!(from_db.inconsistencies, expected);
+    let dir = TempDir::new();
+    let path = dir.file("log.ndjson.zst");
+    log.export(&path, None).await;
+    let from_file = replay_path(&path, ReplayFilter::default(), false).expect("replay");
+    assert_eq!(from_file.inconsistencies, expected);
+    let (status, out, _) = run(options(Source::Database(log.pool().clone()))).await;
+    assert_eq!(status, ExitStatus::Mismatch, "{out}");
+    assert!(out.contains("2 INCONSISTENCIES"), "{out}");
+    assert!(out.contains(&format!("for payment {paid} again")), "{out}");
+    assert!(
+        out.contains(&format!("for payment {unpaid}, whose success")),
+        "{out}"
+    );
 }

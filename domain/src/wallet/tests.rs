@@ -3,11 +3,28 @@ use crate::testing::fixtures::{payment_id, payout_id};
 use crate::testing::{given, t};
 use crate::validation::Problem;
 
+/// The accrual of `commission` on a payment whose amount at 3.5 % gives exactly that.
 fn accrued(n: u128, commission: Paise) -> WalletEvent {
+    let amount = Paise(commission.0 * 10_000 / 350);
+    assert_eq!(
+        BasisPoints(350).of(amount),
+        commission,
+        "a consistent fixture"
+    );
     WalletEvent::CommissionAccrued {
         payment_id: payment_id(n),
-        amount: Paise(commission.0 * 10_000 / 350),
+        amount,
         fee: BasisPoints(350),
+        commission,
+        at: t(0),
+    }
+}
+
+fn accrue(amount: Paise, fee: BasisPoints, commission: Paise) -> WalletCommand {
+    WalletCommand::AccrueCommission {
+        payment_id: payment_id(1),
+        amount,
+        fee,
         commission,
         at: t(0),
     }
@@ -85,18 +102,47 @@ fn settled(amount: Paise) -> WalletEvent {
 }
 
 #[test]
-fn commission_accrues_without_refusal() {
+fn the_commission_of_the_amount_at_the_fee_accrues() {
     let wallet = given::<Wallet>([])
-        .when(WalletCommand::AccrueCommission {
-            payment_id: payment_id(1),
-            amount: Paise(10_000),
-            fee: BasisPoints(350),
-            commission: Paise(350),
-            at: t(0),
-        })
+        .when(accrue(Paise(10_000), BasisPoints(350), Paise(350)))
         .then([accrued(1, Paise(350))]);
     assert_eq!(wallet.balance_due(), Paise(350));
     assert_eq!(wallet.accruals(), 1);
+    // 49 900 × 3.5 % = 1 746.5, rounded half-up.
+    given::<Wallet>([accrued(2, Paise(350))])
+        .when(accrue(Paise(49_900), BasisPoints(350), Paise(1_747)))
+        .then([WalletEvent::CommissionAccrued {
+            payment_id: payment_id(1),
+            amount: Paise(49_900),
+            fee: BasisPoints(350),
+            commission: Paise(1_747),
+            at: t(0),
+        }]);
+}
+
+#[test]
+fn a_commission_that_is_not_the_amount_at_the_fee_is_refused() {
+    let mismatch = |amount: i64, fee: u32, commission: i64, expected: i64| {
+        given::<Wallet>([accrued(2, Paise(350))])
+            .when(accrue(Paise(amount), BasisPoints(fee), Paise(commission)))
+            .then_error(WalletError::CommissionMismatch {
+                payment_id: payment_id(1),
+                amount: Paise(amount),
+                fee: BasisPoints(fee),
+                commission: Paise(commission),
+                expected: Paise(expected),
+            });
+    };
+    // Rounded down instead of half-up.
+    mismatch(49_900, 350, 1_746, 1_747);
+    // A round figure that is not the fee's: ₹1,500 on ₹60,000 is 2.5 %, not 3.5 %.
+    mismatch(6_000_000, 350, 150_000, 210_000);
+    // The fee of another merchant.
+    mismatch(10_000, 200, 350, 200);
+    // No amount, no commission to accrue.
+    given::<Wallet>([])
+        .when(accrue(Paise::ZERO, BasisPoints(350), Paise::ZERO))
+        .then_error(WalletError::Invalid(Problem::NotPositive.at("amount")));
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod append;
 mod common;
 mod fixtures;
 mod gap_safe;
+mod group_commit;
 mod handler;
 mod reads;
 mod relay;

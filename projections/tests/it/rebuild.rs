@@ -30,17 +30,15 @@ async fn every_projection_rebuilt_from_scratch_equals_the_one_built_live() {
         store: store.clone(),
         live: Some((nats.jetstream.clone(), nats.config.clone())),
     };
-    // History before the projectors start, then more while they follow live.
+    // History before the projectors start, then more while they follow live: each round is
+    // appended once every projector has applied the one before, so it reaches them live.
     let mut scenario = scenario_with(&store, 600, 11).await;
     let projectors = tokio::spawn(run_all(deps.clone()));
     for _ in 0..8 {
+        all_caught_up(&store).await;
         append(&store, scenario.more(250)).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for projection in catalog::all() {
-        let active = wait_active(store.pool(), projection.name()).await;
-        wait_caught_up(&store, projection.as_ref(), active.version).await;
-    }
+    all_caught_up(&store).await;
     for projection in catalog::all() {
         let live = versions::active(store.pool(), projection.name())
             .await
@@ -82,6 +80,14 @@ async fn every_projection_rebuilt_from_scratch_equals_the_one_built_live() {
     );
     projectors.abort();
     relay.abort();
+}
+
+/// Waits until every projection of the catalogue has an active version that applied the log.
+async fn all_caught_up(store: &lightspeed_eventstore::PgEventStore) {
+    for projection in catalog::all() {
+        let active = wait_active(store.pool(), projection.name()).await;
+        wait_caught_up(store, projection.as_ref(), active.version).await;
+    }
 }
 
 /// Version 2 of the wallets layout: a new column derived from old events (the largest payment

@@ -27,13 +27,13 @@ fn sealed(tag: &str) -> SealedSecret {
     }
 }
 
-struct World {
-    _db: TestDatabase,
-    clock: ManualClock,
-    ledger: Ledger,
+pub(crate) struct World {
+    db: TestDatabase,
+    pub(crate) clock: ManualClock,
+    pub(crate) ledger: Ledger,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let db = TestDatabase::new().await;
     let clock = ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 23, 6, 0, 0)
@@ -42,14 +42,21 @@ async fn world() -> World {
     );
     let store = PgEventStore::new(db.pool.clone(), Arc::new(clock.clone()));
     World {
-        _db: db,
+        db,
         clock,
         ledger: Ledger::new(store),
     }
 }
 
 impl World {
-    async fn merchant(&self, checkout: CheckoutSettings) -> MerchantId {
+    /// Another instance of the service on the same database, as a second replica runs it: its
+    /// own connections, group commit and caches.
+    pub(crate) async fn another_instance(&self) -> Ledger {
+        let pool = self.db.another_pool(8).await;
+        Ledger::new(PgEventStore::new(pool, Arc::new(self.clock.clone())))
+    }
+
+    pub(crate) async fn merchant(&self, checkout: CheckoutSettings) -> MerchantId {
         let merchant_id = MerchantId::new();
         let key = format!("ck_{}", uuid::Uuid::now_v7().simple());
         self.ledger
@@ -80,7 +87,21 @@ impl World {
         priority: u16,
         rpm_cap: Option<u32>,
     ) -> GatewayId {
+        let settings = GatewaySettings {
+            priority,
+            monthly_limit: None,
+            rpm_cap,
+        };
+        self.gateway_with(merchant_id, settings).await
+    }
+
+    pub(crate) async fn gateway_with(
+        &self,
+        merchant_id: MerchantId,
+        settings: GatewaySettings,
+    ) -> GatewayId {
         let gateway_id = GatewayId::new();
+        let priority = settings.priority;
         self.ledger
             .register_gateway(
                 NewGateway {
@@ -89,11 +110,7 @@ impl World {
                     provider: Provider::Sandbox,
                     label: format!("sandbox {priority}"),
                     credentials: sealed("credentials"),
-                    settings: GatewaySettings {
-                        priority,
-                        monthly_limit: None,
-                        rpm_cap,
-                    },
+                    settings,
                     enabled: true,
                     at: self.ledger.now(),
                 },
@@ -104,7 +121,7 @@ impl World {
         gateway_id
     }
 
-    async fn initiate(
+    pub(crate) async fn initiate(
         &self,
         merchant_id: MerchantId,
         order_id: &str,
@@ -124,18 +141,19 @@ impl World {
             .await
     }
 
-    async fn succeed(
+    /// A PSP's report that the payment succeeded, for its whole amount.
+    pub(crate) async fn success_report(
         &self,
         merchant_id: MerchantId,
         payment_id: PaymentId,
         dedupe_key: &str,
-    ) -> Settled {
+    ) -> ReportOutcome {
         let payment = self
             .ledger
             .payment_of(merchant_id, payment_id)
             .await
             .expect("payment");
-        let report = ReportOutcome {
+        ReportOutcome {
             merchant_id,
             gateway_id: payment.gateway_id(),
             provider: Provider::Sandbox,
@@ -148,7 +166,18 @@ impl World {
             },
             source: OutcomeSource::Webhook,
             at: self.ledger.now(),
-        };
+        }
+    }
+
+    async fn succeed(
+        &self,
+        merchant_id: MerchantId,
+        payment_id: PaymentId,
+        dedupe_key: &str,
+    ) -> Settled {
+        let report = self
+            .success_report(merchant_id, payment_id, dedupe_key)
+            .await;
         self.ledger
             .report_outcome(report.clone(), &CommandContext::default())
             .await
@@ -169,7 +198,7 @@ impl World {
     }
 }
 
-fn request(order_id: &str, amount: i64) -> PaymentRequest {
+pub(crate) fn request(order_id: &str, amount: i64) -> PaymentRequest {
     PaymentRequest {
         amount: Paise(amount),
         currency: "INR".into(),

@@ -62,7 +62,15 @@ impl Respond for FakeRazorpayX {
     }
 }
 
+/// Accrues `commission` on a payment whose amount gives exactly that at the default fee.
 async fn accrue(w: &World, merchant: lightspeed_domain::MerchantId, commission: i64) {
+    let fee = BasisPoints::DEFAULT_FEE;
+    let amount = Paise(commission * i64::from(BasisPoints::WHOLE) / i64::from(fee.bps()));
+    assert_eq!(
+        fee.of(amount),
+        Paise(commission),
+        "the wallet accepts only this"
+    );
     let stream = stream_of::<Wallet>(merchant).expect("stream");
     w.ledger
         .wallets()
@@ -70,8 +78,8 @@ async fn accrue(w: &World, merchant: lightspeed_domain::MerchantId, commission: 
             &stream,
             &WalletCommand::AccrueCommission {
                 payment_id: PaymentId::new(),
-                amount: Paise(commission * 40),
-                fee: BasisPoints::DEFAULT_FEE,
+                amount,
+                fee,
                 commission: Paise(commission),
                 at: w.now(),
             },
