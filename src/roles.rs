@@ -159,7 +159,7 @@ impl Roles {
         );
         deps.payouts = self.infra.payouts.worker_settings()?;
         if deps.payouts.is_none() {
-            tracing::warn!("RazorpayX is not configured: the payouts queue leaves payouts pending");
+            tracing::info!("RazorpayX is not configured: the payouts queue leaves payouts pending");
         }
         let whatsapp = &self.infra.whatsapp;
         if let Some(provider) = whatsapp.provider(&self.keyring, Arc::clone(self.store.clock()))? {

@@ -140,8 +140,13 @@ impl AlertEvaluator {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Err(e) = self.evaluate_once().await {
-                tracing::warn!(error = %e, "alert evaluation failed");
+            match self.evaluate_once().await {
+                Ok(_) => {}
+                // A fresh start: the projectors are building the first versions.
+                Err(AlertError::Read(ProjectionError::NotBuilt(view))) => {
+                    tracing::debug!(view, "alerts wait for a read model's first build");
+                }
+                Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
             }
         }
     }
