@@ -23,6 +23,7 @@ pub mod phonepe;
 pub mod razorpay;
 pub mod reference;
 pub mod sandbox;
+mod storable;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -613,7 +614,10 @@ pub fn verify_webhook(
     raw_body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<VerifiedWebhook, WebhookError> {
-    credentials.adapter().verify_webhook(headers, raw_body, now)
+    credentials
+        .adapter()
+        .verify_webhook(headers, raw_body, now)
+        .map(VerifiedWebhook::storable)
 }
 
 /// The client every PSP adapter calls through.
@@ -657,6 +661,7 @@ impl PspClient {
         let psp = account.credentials.adapter();
         psp.fetch_status(account.endpoint(&self.http), &reference, psp_order_id)
             .await
+            .map(PspStatus::storable)
     }
 
     /// Makes one harmless authenticated call and reports the status and latency.
