@@ -23,6 +23,7 @@ pub mod phonepe;
 pub mod razorpay;
 pub mod reference;
 pub mod sandbox;
+mod shape;
 mod storable;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ use crate::http::{Answer, ClientBuildError, Failure, HttpConfig, build_client};
 use crate::secrets::{Keyring, Secret, SecretError};
 
 pub use reference::{parse_psp_reference, psp_reference};
+pub use shape::{CredentialProblem, MAX_CREDENTIAL_BYTES};
 
 /// The credentials of one gateway (one account at one PSP).
 ///
