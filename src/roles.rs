@@ -126,7 +126,14 @@ impl Roles {
             );
             tokio::spawn(refresher.run());
         }
-        let alerts = AlertEvaluator::new(self.ledger.clone(), AlertConfig::from_env())?;
+        let alert_config = AlertConfig {
+            slack_webhook_url: server
+                .slack_webhook_url
+                .clone()
+                .filter(|url| !url.trim().is_empty()),
+            ..AlertConfig::default()
+        };
+        let alerts = AlertEvaluator::new(self.ledger.clone(), alert_config)?;
         tokio::spawn(alerts.run());
         let router = lightspeed_api::app(
             state.build(),
