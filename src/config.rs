@@ -7,6 +7,43 @@ use lightspeed_eventstore::migrate::{check_migrated, ensure_database, migrate};
 use lightspeed_eventstore::nats::LogStreamConfig;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+/// How this process logs and exports traces.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Telemetry {
+    /// `json` for JSON log lines; text otherwise.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+    /// Which logs are written, as a `tracing` filter (e.g. `info,lightspeed_api=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+    /// OTLP/HTTP base URL spans are exported to (e.g. `http://otel-collector:4318`); none without.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The service name exported spans carry.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "lightspeed",
+        global = true
+    )]
+    pub otel_service_name: String,
+}
+
+impl Telemetry {
+    /// The telemetry configuration these settings describe.
+    pub fn config(&self) -> lightspeed_api::telemetry::TelemetryConfig {
+        lightspeed_api::telemetry::TelemetryConfig {
+            json: self.log_format.eq_ignore_ascii_case("json"),
+            filter: self.log_filter.clone(),
+            otlp_endpoint: self
+                .otel_exporter_otlp_endpoint
+                .clone()
+                .filter(|url| !url.trim().is_empty()),
+            service_name: self.otel_service_name.clone(),
+        }
+    }
+}
+
 /// Where the log, the broker and the outside services are.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Infra {
@@ -211,6 +248,10 @@ impl Payouts {
         ) else {
             return Ok(None);
         };
+        check_secret(
+            "RAZORPAYX_WEBHOOK_SECRET",
+            self.razorpayx_webhook_secret.as_deref(),
+        )?;
         let mode = serde_json::from_value(serde_json::Value::String(
             self.razorpayx_payout_mode.to_ascii_uppercase(),
         ))
@@ -377,6 +418,55 @@ pub struct Server {
     #[arg(long, env = "SANDBOX_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub sandbox_retention_days: u32,
+    /// Slack incoming-webhook URL ops alerts are posted to; alerts are only recorded without it.
+    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<String>,
+    /// Who may use the admin API.
+    #[command(flatten)]
+    pub admin: AdminAuth,
+}
+
+/// The admin API's sign-in: the token signing secret and the allow-list.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminAuth {
+    /// Secret signing admin tokens (HS256), at least 32 bytes, e.g. `openssl rand -base64 32`;
+    /// the admin API answers 503 ADMIN_DISABLED without it.
+    #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
+    pub admin_jwt_secret: Option<String>,
+    /// Emails allowed to use the admin API, comma-separated (case-insensitive).
+    #[arg(long, env = "ADMIN_EMAILS", default_value = "")]
+    pub admin_emails: String,
+}
+
+impl AdminAuth {
+    /// The admin API's configuration; `None` without a secret. A secret shorter than 32 bytes or
+    /// an empty allow-list is refused.
+    pub fn config(&self) -> anyhow::Result<Option<lightspeed_api::admin_auth::AdminAuthConfig>> {
+        let Some(secret) = &self.admin_jwt_secret else {
+            return Ok(None);
+        };
+        let emails = self
+            .admin_emails
+            .split(',')
+            .filter(|e| !e.trim().is_empty());
+        lightspeed_api::admin_auth::AdminAuthConfig::new(secret.as_str(), emails)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{e} (ADMIN_JWT_SECRET is {} bytes)", secret.len()))
+    }
+}
+
+/// The shortest secret of our own choosing accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses a secret we choose (not one a provider issues) shorter than [`MIN_SECRET_BYTES`].
+fn check_secret(name: &str, secret: Option<&str>) -> anyhow::Result<()> {
+    match secret {
+        Some(secret) if secret.len() < MIN_SECRET_BYTES => anyhow::bail!(
+            "{name} must be at least {MIN_SECRET_BYTES} bytes (it is {}); generate one with `openssl rand -base64 32`",
+            secret.len()
+        ),
+        _ => Ok(()),
+    }
 }
 
 impl Server {
@@ -387,15 +477,19 @@ impl Server {
         config
     }
 
-    /// The API's configuration: these settings, the public URL, and the admin JWT settings from
-    /// `ADMIN_JWT_SECRET` and `ADMIN_EMAILS`.
+    /// The API's configuration: these settings, the public URL, and the admin sign-in; refuses
+    /// a secret of ours shorter than 32 bytes.
     pub fn api_config(&self, infra: &Infra) -> anyhow::Result<lightspeed_api::ApiConfig> {
         use anyhow::Context as _;
         let mut config = lightspeed_api::ApiConfig::new(infra.public_url.clone());
         config.initiate_per_minute = std::num::NonZeroU32::new(self.initiate_per_minute)
             .context("INITIATE_RATE_PER_MINUTE must be at least 1")?;
         config.body_limit_bytes = self.body_limit_bytes;
-        config.admin = lightspeed_api::admin_auth::AdminAuthConfig::from_env()?;
+        config.admin = self.admin.config()?;
+        check_secret(
+            "RAZORPAYX_WEBHOOK_SECRET",
+            infra.payouts.razorpayx_webhook_secret.as_deref(),
+        )?;
         config.admin_origins = lightspeed_api::protection::parse_origins(&self.admin_origins)
             .map_err(|e| anyhow::anyhow!("ADMIN_ORIGINS: {e}"))?;
         config.webhook_ip_allowlist =
@@ -405,7 +499,7 @@ impl Server {
         config.readiness.relay_stream = Some(infra.nats_stream.clone());
         config.payouts = infra.payouts.api_settings();
         if config.admin.is_none() {
-            tracing::warn!("ADMIN_JWT_SECRET is not set: the admin API answers 503 ADMIN_DISABLED");
+            tracing::info!("ADMIN_JWT_SECRET is not set: the admin API answers 503 ADMIN_DISABLED");
         }
         Ok(config)
     }

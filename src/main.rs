@@ -13,7 +13,7 @@ use lightspeed_projections::ProjectorDeps;
 use lightspeed_projections::rebuild::RebuildOptions;
 use lightspeed_workers::QueueName;
 
-use crate::config::{Infra, Server};
+use crate::config::{AdminAuth, Infra, Server, Telemetry};
 use crate::roles::Roles;
 
 /// The product's allocator (see the workspace manifest).
@@ -26,6 +26,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(flatten)]
     infra: Infra,
+    #[command(flatten)]
+    telemetry: Telemetry,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,14 +74,17 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Mints an admin bearer token (HS256 with `ADMIN_JWT_SECRET`) and prints it.
+    /// Mints an admin bearer token (HS256 with `ADMIN_JWT_SECRET`) and prints it; refuses an
+    /// email that is not on `ADMIN_EMAILS`.
     Token {
-        /// The admin's email; it must be on `ADMIN_EMAILS` to be accepted.
+        /// The admin's email.
         #[arg(long)]
         email: String,
         /// How long it is valid, e.g. `8h`, `30m`.
         #[arg(long, default_value = "8h")]
         ttl: String,
+        #[command(flatten)]
+        admin: AdminAuth,
     },
 }
 
@@ -171,8 +176,7 @@ type Metrics = Option<metrics_exporter_prometheus::PrometheusHandle>;
 async fn main() -> anyhow::Result<ExitCode> {
     lightspeed_adapters::http::install_crypto_provider();
     let cli = Cli::parse();
-    let _telemetry =
-        lightspeed_api::telemetry::init(&lightspeed_api::telemetry::TelemetryConfig::from_env())?;
+    let _telemetry = lightspeed_api::telemetry::init(&cli.telemetry.config())?;
     let metrics = install_metrics();
     let infra = &cli.infra;
     match cli.command {
@@ -222,6 +226,7 @@ async fn relay(infra: &Infra, metrics: Metrics) -> anyhow::Result<()> {
 
 /// `serve`: the HTTP API until Ctrl-C.
 async fn serve(infra: &Infra, server: &Server, metrics: Metrics) -> anyhow::Result<()> {
+    server.api_config(infra)?;
     Roles::connect(infra, metrics)
         .await?
         .serve(server, ctrl_c())
@@ -282,16 +287,24 @@ async fn rebuild(infra: &Infra, args: &RebuildArgs, metrics: Metrics) -> anyhow:
 
 /// `run`: every role in this process until Ctrl-C.
 async fn run(infra: &Infra, server: &Server, metrics: Metrics) -> anyhow::Result<()> {
+    server.api_config(infra)?;
     let roles = Roles::connect(infra, metrics).await?;
     run_all_roles(&roles, server, ctrl_c()).await
 }
 
-/// `admin`: mints an admin bearer token and prints it.
+/// `admin`: mints an admin bearer token for an allow-listed email and prints it.
 fn admin(command: AdminCommand) -> anyhow::Result<()> {
     match command {
-        AdminCommand::Token { email, ttl } => {
-            let secret = std::env::var("ADMIN_JWT_SECRET")
-                .map_err(|_| anyhow::anyhow!("ADMIN_JWT_SECRET is not set"))?;
+        AdminCommand::Token { email, ttl, admin } => {
+            let config = admin
+                .config()?
+                .ok_or_else(|| anyhow::anyhow!("ADMIN_JWT_SECRET is not set"))?;
+            if !config.allows(&email) {
+                anyhow::bail!(
+                    "{email} is not on ADMIN_EMAILS; the server would refuse its token (add it to ADMIN_EMAILS first)"
+                );
+            }
+            let secret = admin.admin_jwt_secret.unwrap_or_default();
             let ttl = lightspeed_api::admin_auth::parse_ttl(&ttl)?;
             println!(
                 "{}",

@@ -126,7 +126,14 @@ impl Roles {
             );
             tokio::spawn(refresher.run());
         }
-        let alerts = AlertEvaluator::new(self.ledger.clone(), AlertConfig::from_env())?;
+        let alert_config = AlertConfig {
+            slack_webhook_url: server
+                .slack_webhook_url
+                .clone()
+                .filter(|url| !url.trim().is_empty()),
+            ..AlertConfig::default()
+        };
+        let alerts = AlertEvaluator::new(self.ledger.clone(), alert_config)?;
         tokio::spawn(alerts.run());
         let router = lightspeed_api::app(
             state.build(),
@@ -159,7 +166,7 @@ impl Roles {
         );
         deps.payouts = self.infra.payouts.worker_settings()?;
         if deps.payouts.is_none() {
-            tracing::warn!("RazorpayX is not configured: the payouts queue leaves payouts pending");
+            tracing::info!("RazorpayX is not configured: the payouts queue leaves payouts pending");
         }
         let whatsapp = &self.infra.whatsapp;
         if let Some(provider) = whatsapp.provider(&self.keyring, Arc::clone(self.store.clock()))? {

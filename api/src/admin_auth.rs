@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-/// The environment variable the signing secret is read from.
+/// The setting the signing secret comes from (`--admin-jwt-secret`).
 pub const ADMIN_JWT_SECRET_ENV: &str = "ADMIN_JWT_SECRET";
-/// The environment variable the allow-list is read from (comma-separated emails).
+/// The setting the allow-list comes from (`--admin-emails`, comma-separated emails).
 pub const ADMIN_EMAILS_ENV: &str = "ADMIN_EMAILS";
 /// The only role that opens the admin API.
 pub const ADMIN_ROLE: &str = "admin";
@@ -93,15 +93,6 @@ impl AdminAuthConfig {
         })
     }
 
-    /// From `ADMIN_JWT_SECRET` and `ADMIN_EMAILS`; `Ok(None)` when the secret is not set.
-    pub fn from_env() -> Result<Option<Self>, AdminAuthError> {
-        let Ok(secret) = std::env::var(ADMIN_JWT_SECRET_ENV) else {
-            return Ok(None);
-        };
-        let emails = std::env::var(ADMIN_EMAILS_ENV).unwrap_or_default();
-        Self::new(secret, emails.split(',').filter(|e| !e.trim().is_empty())).map(Some)
-    }
-
     /// Whether `email` is on the allow-list.
     pub fn allows(&self, email: &str) -> bool {
         normalise_email(email).is_ok_and(|email| self.allowed_emails.contains(&email))
@@ -157,7 +148,7 @@ struct Claims {
 }
 
 /// Mints an admin token for `email`, valid for `ttl` from now (what `lightspeed admin token`
-/// prints). The email is not checked against an allow-list here: the server checks it on use.
+/// prints, after checking the email against the allow-list). The server checks it again on use.
 pub fn mint_token(secret: &[u8], email: &str, ttl: Duration) -> Result<String, AdminAuthError> {
     mint_token_at(secret, email, ttl, Utc::now())
 }

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::text_guard::check_json_text;
 
 /// A request whose signature verified, with its merchant and raw body.
 #[derive(Debug)]
@@ -119,8 +120,10 @@ async fn authenticate(
     Ok(SignedRequest { merchant, body })
 }
 
-/// Parses a JSON body, naming the field at fault when it is well-formed JSON of the wrong shape.
+/// Parses a JSON body, naming the field at fault when it is well-formed JSON of the wrong shape;
+/// text the log cannot store (NUL, bytes that are not UTF-8) is refused first.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    check_json_text(body)?;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     let value = parsed.map_err(|e| {

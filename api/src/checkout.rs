@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use lightspeed_adapters::checkout::{render_checkout, render_waiting_page};
 use lightspeed_adapters::html::{error_page, escape_html, script_literal};
@@ -14,6 +14,7 @@ use lightspeed_domain::payment::Payment;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::error::{ApiError, Problem};
 use crate::payments::{is_final, status_name};
 use crate::state::AppState;
 
@@ -33,24 +34,51 @@ fn html(status: StatusCode, body: String) -> Response {
     response
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Payment, Response> {
-    let not_found = || {
-        html(
-            StatusCode::NOT_FOUND,
-            error_page("This payment link is not valid."),
-        )
-    };
-    let payment_id: PaymentId = id.parse().map_err(|_| not_found())?;
+/// Why a checkout route has no payment to show.
+enum Unshown {
+    /// No payment has this id.
+    NotFound,
+    /// The payment could not be read now.
+    Unreadable(String),
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Payment, Unshown> {
+    let payment_id: PaymentId = id.parse().map_err(|_| Unshown::NotFound)?;
     match state.ledger.payment(payment_id).await {
         Ok(Some(payment)) => Ok(payment),
-        Ok(None) => Err(not_found()),
+        Ok(None) => Err(Unshown::NotFound),
         Err(e) => {
             tracing::error!(error = %e, %payment_id, "checkout cannot read the payment");
-            Err(html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                error_page("Please try again in a moment."),
-            ))
+            Err(Unshown::Unreadable(e.to_string()))
         }
+    }
+}
+
+/// The answer to a caller the payment cannot be shown to: a page for a person's browser (it
+/// asked for HTML), a problem document for anything else.
+fn unshown(why: Unshown, headers: &HeaderMap) -> Response {
+    let wants_page = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"));
+    match (why, wants_page) {
+        (Unshown::NotFound, true) => html(
+            StatusCode::NOT_FOUND,
+            error_page("This payment link is not valid."),
+        ),
+        (Unshown::Unreadable(_), true) => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_page("Please try again in a moment."),
+        ),
+        (why, false) => problem(why),
+    }
+}
+
+fn problem(why: Unshown) -> Response {
+    match why {
+        Unshown::NotFound => ApiError::TransactionNotFound.into_response(),
+        Unshown::Unreadable(e) => ApiError::Internal(e).into_response(),
     }
 }
 
@@ -72,13 +100,20 @@ async fn merchant_name(state: &AppState, payment: &Payment) -> String {
     responses(
         (status = 200, description = "HTML: the PSP's checkout for this payment, or a page that waits for it", content_type = "text/html"),
         (status = 303, description = "The payment is already final: on to the return page"),
-        (status = 404, description = "HTML: no such payment", content_type = "text/html"),
+        (status = 404, description = "No such payment: an HTML page for a browser (`Accept: text/html`), else a problem document", content(
+            (String = "text/html"),
+            (Problem = "application/problem+json"),
+        )),
     )
 )]
-pub async fn checkout_page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn checkout_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let payment = match load(&state, &id).await {
         Ok(payment) => payment,
-        Err(response) => return response,
+        Err(why) => return unshown(why, &headers),
     };
     let name = merchant_name(&state, &payment).await;
     if is_final(payment.status()) {
@@ -114,7 +149,10 @@ pub async fn checkout_page(State(state): State<AppState>, Path(id): Path<String>
     path = "/checkout/{id}/ready",
     tag = "checkout",
     params(("id" = String, Path, description = "The transaction id")),
-    responses((status = 200, description = "Readiness", body = CheckoutReady), (status = 404, description = "No such payment"))
+    responses(
+        (status = 200, description = "Readiness", body = CheckoutReady),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn checkout_ready(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match load(&state, &id).await {
@@ -122,7 +160,7 @@ pub async fn checkout_ready(State(state): State<AppState>, Path(id): Path<String
             let ready = payment.psp_order().is_some() || is_final(payment.status());
             Json(CheckoutReady { ready }).into_response()
         }
-        Err(response) => response,
+        Err(why) => problem(why),
     }
 }
 
@@ -134,12 +172,22 @@ pub async fn checkout_ready(State(state): State<AppState>, Path(id): Path<String
     path = "/checkout/{id}/return",
     tag = "checkout",
     params(("id" = String, Path, description = "The transaction id")),
-    responses((status = 200, description = "HTML page that forwards the payer", content_type = "text/html"), (status = 404, description = "No such payment"))
+    responses(
+        (status = 200, description = "HTML page that forwards the payer", content_type = "text/html"),
+        (status = 404, description = "No such payment: an HTML page for a browser (`Accept: text/html`), else a problem document", content(
+            (String = "text/html"),
+            (Problem = "application/problem+json"),
+        )),
+    )
 )]
-pub async fn checkout_return(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn checkout_return(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let payment = match load(&state, &id).await {
         Ok(payment) => payment,
-        Err(response) => return response,
+        Err(why) => return unshown(why, &headers),
     };
     if !is_final(payment.status())
         && let Some(checks) = &state.status_checks
@@ -162,10 +210,20 @@ pub async fn checkout_return(State(state): State<AppState>, Path(id): Path<Strin
     path = "/checkout/{id}/return",
     tag = "checkout",
     params(("id" = String, Path, description = "The transaction id")),
-    responses((status = 200, description = "HTML page that forwards the payer", content_type = "text/html"), (status = 404, description = "No such payment"))
+    responses(
+        (status = 200, description = "HTML page that forwards the payer", content_type = "text/html"),
+        (status = 404, description = "No such payment: an HTML page for a browser (`Accept: text/html`), else a problem document", content(
+            (String = "text/html"),
+            (Problem = "application/problem+json"),
+        )),
+    )
 )]
-pub async fn checkout_return_post(state: State<AppState>, id: Path<String>) -> Response {
-    checkout_return(state, id).await
+pub async fn checkout_return_post(
+    state: State<AppState>,
+    id: Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    checkout_return(state, id, headers).await
 }
 
 fn redirect(location: &str) -> Response {

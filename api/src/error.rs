@@ -37,6 +37,18 @@ pub struct Problem {
     /// The payment an order id already started, for `ORDER_ID_REUSED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<String>,
+    /// Every field at fault, when several are (`field` names the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldProblem>>,
+}
+
+/// One field at fault and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// The field, e.g. `credentials.webhook_secret`.
+    pub field: String,
+    /// What is wrong with it.
+    pub detail: String,
 }
 
 /// Everything the API refuses or fails with.
@@ -66,6 +78,26 @@ pub enum ApiError {
         /// The field.
         field: String,
         /// What is wrong.
+        detail: String,
+    },
+    /// Several fields break rules.
+    #[error("{}", describe_fields(.0))]
+    InvalidFields(Vec<FieldProblem>),
+    /// Text that cannot be stored: a NUL character or bytes that are not UTF-8.
+    #[error("{field}: {detail}")]
+    InvalidText {
+        /// Where the text is: a query parameter, `path`, or a body field.
+        field: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// An error answered by the router or a layer rather than a handler (no route, method not
+    /// allowed, body over the limit, time out), given a problem document on its way out.
+    #[error("{detail}")]
+    Refused {
+        /// The status the router or layer chose.
+        status: StatusCode,
+        /// What it said, or the status's reason.
         detail: String,
     },
     /// The body is larger than allowed.
@@ -208,7 +240,11 @@ impl ApiError {
             StaleTimestamp(_) => (StatusCode::UNAUTHORIZED, "STALE_TIMESTAMP"),
             MalformedHeader(_) => (StatusCode::UNAUTHORIZED, "MALFORMED_CREDENTIALS"),
             MalformedJson(_) => (StatusCode::BAD_REQUEST, "MALFORMED_JSON"),
-            InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD"),
+            InvalidField { .. } | InvalidFields(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD")
+            }
+            InvalidText { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_TEXT"),
+            Refused { status, .. } => (*status, refused_code(*status)),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
             MerchantSuspended { .. } => (StatusCode::PAYMENT_REQUIRED, "MERCHANT_SUSPENDED"),
@@ -270,7 +306,10 @@ impl ApiError {
             code: code.into(),
             detail,
             field: match self {
-                ApiError::InvalidField { field, .. } => Some(field.clone()),
+                ApiError::InvalidField { field, .. } | ApiError::InvalidText { field, .. } => {
+                    Some(field.clone())
+                }
+                ApiError::InvalidFields(fields) => fields.first().map(|f| f.field.clone()),
                 _ => None,
             },
             amount_due_paise: match self {
@@ -281,8 +320,35 @@ impl ApiError {
                 ApiError::OrderIdReused(id) => Some(id.to_string()),
                 _ => None,
             },
+            errors: match self {
+                ApiError::InvalidFields(fields) => Some(fields.clone()),
+                _ => None,
+            },
         }
     }
+}
+
+/// The code of an error the router or a layer answered, by its status.
+fn refused_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE",
+        StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+        status if status.is_server_error() => "INTERNAL",
+        _ => "BAD_REQUEST",
+    }
+}
+
+fn describe_fields(fields: &[FieldProblem]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl IntoResponse for ApiError {

@@ -12,7 +12,11 @@
 //! - `GET /openapi.json` (generated from the handlers; committed as `api/openapi.json`) and
 //!   `GET /docs`.
 //!
-//! Every error is `application/problem+json` with a stable `code` ([`error::ApiError`]).
+//! Every error is `application/problem+json` with a stable `code` ([`error::ApiError`]),
+//! those of the router and its layers included (`bare_errors`); only the checkout's pages
+//! answer a browser that asked for HTML with an HTML page. Text PostgreSQL cannot store (NUL,
+//! bytes that are not UTF-8) is refused as `422 INVALID_TEXT` before any handler
+//! ([`text_guard`]).
 //!
 //! # What the binary calls
 //!
@@ -25,6 +29,7 @@
 pub mod admin;
 pub mod admin_auth;
 pub mod auth;
+mod bare_errors;
 pub mod checkout;
 pub mod error;
 mod extract;
@@ -39,6 +44,7 @@ pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text_guard;
 pub mod webhooks;
 
 use std::sync::OnceLock;
@@ -259,23 +265,29 @@ impl<B> MakeSpan<B> for RequestSpan {
 /// allow-lists see the caller's address.
 pub fn app(state: AppState, extra: Router) -> Router {
     let (router, _) = routes(&state.config.admin_origins).split_for_parts();
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(text_guard::REQUEST_ID_HEADER);
     let timeout = state.config.request_timeout;
     let body_limit = state.config.body_limit_bytes;
     router
         .with_state(state)
         .merge(extra)
         .fallback(|| async { ApiError::NotFound.into_response() })
+        .layer(axum::middleware::from_fn(text_guard::guard_request_text))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
+        ))
+        // Outside the timeout and every extractor, so their bare answers get a problem body.
+        .layer(axum::middleware::from_fn(
+            bare_errors::problem_for_bare_errors,
         ))
         // Outside the timeout, so a request that timed out is measured (as a 503) too.
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(RequestSpan))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(text_guard::drop_unfit_request_id))
 }
 
 /// A browsable rendering of `/openapi.json` (Redoc from its CDN).

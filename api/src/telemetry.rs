@@ -1,5 +1,6 @@
 //! Logs and traces: `tracing` to stderr (JSON when `LOG_FORMAT=json`, filtered by `RUST_LOG`),
-//! and spans exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Every request
+//! and spans exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The binary reads
+//! these settings (flags or environment) into a [`TelemetryConfig`]. Every request
 //! runs in a span carrying its `x-request-id` (see [`crate::app`]).
 
 use opentelemetry::trace::TracerProvider as _;
@@ -9,13 +10,6 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// The environment variable choosing the log format (`json` or anything else for text).
-pub const LOG_FORMAT_ENV: &str = "LOG_FORMAT";
-/// The OTLP base URL (`/v1/traces` is appended), e.g. `http://otel-collector:4318`.
-pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-/// The service name traces carry.
-pub const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
 
 /// How logs and traces are emitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,19 +22,6 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     /// The service name on exported spans (default `lightspeed`).
     pub service_name: String,
-}
-
-impl TelemetryConfig {
-    /// From `LOG_FORMAT`, `RUST_LOG`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`.
-    pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Self {
-            json: var(LOG_FORMAT_ENV).is_some_and(|f| f.eq_ignore_ascii_case("json")),
-            filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
-            otlp_endpoint: var(OTLP_ENDPOINT_ENV),
-            service_name: var(SERVICE_NAME_ENV).unwrap_or_else(|| "lightspeed".to_owned()),
-        }
-    }
 }
 
 /// Why telemetry could not start.

@@ -444,7 +444,8 @@ pub enum GatewayCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
-    /// Ends a temporary failure early (e.g. a health check passed).
+    /// Ends a temporary failure early (an admin ends the rest; also implied by any recorded
+    /// change of settings or credentials).
     ClearTemporaryFailure {
         /// When it is decided.
         at: DateTime<Utc>,
@@ -629,10 +630,13 @@ impl Decider for Gateway {
                 label,
                 settings,
                 at,
-            } => change_settings(gateway, label, settings, *at),
-            GatewayCommand::RotateCredentials { credentials, at } => {
-                Ok(rotate_credentials(gateway, credentials, *at))
-            }
+            } => change_settings(gateway, label, settings, *at)
+                .map(|events| ending_rest(gateway, events, *at)),
+            GatewayCommand::RotateCredentials { credentials, at } => Ok(ending_rest(
+                gateway,
+                rotate_credentials(gateway, credentials, *at),
+                *at,
+            )),
             GatewayCommand::Toggle { enabled, at } => Ok(toggle(gateway, *enabled, *at)),
             GatewayCommand::MarkTemporarilyFailed {
                 reason,
@@ -823,6 +827,20 @@ fn rotate_credentials(
         credentials: credentials.clone(),
         at,
     }]
+}
+
+/// `events` (a correction of the gateway's settings or credentials), followed by the end of its
+/// rest when it is resting: the rest was for the gateway as it was, and keeping a corrected
+/// gateway out of routing would only refuse payments until the rest runs out.
+fn ending_rest(
+    gateway: &Gateway,
+    mut events: Vec<GatewayEvent>,
+    at: DateTime<Utc>,
+) -> Vec<GatewayEvent> {
+    if !events.is_empty() && gateway.is_temporarily_failed(at) {
+        events.push(GatewayEvent::GatewayRecovered { at });
+    }
+    events
 }
 
 fn toggle(gateway: &Gateway, enabled: bool, at: DateTime<Utc>) -> Vec<GatewayEvent> {

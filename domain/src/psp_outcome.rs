@@ -137,16 +137,27 @@ impl Decider for PspOutcomeRecord {
     }
 }
 
-/// The stream key of a report: the gateway and the PSP's key, in stream-id characters.
+/// Longest outcome key, in bytes: what a stream id (200 bytes) leaves after `psp_outcome-`.
+pub const MAX_OUTCOME_KEY_LEN: usize = 200 - "psp_outcome-".len();
+
+/// The stream key of a report: the gateway and the PSP's key, in stream-id characters, at most
+/// [`MAX_OUTCOME_KEY_LEN`] bytes.
 ///
 /// Hex of each byte keeps any PSP key (which may hold `|`, spaces, …) a valid stream id while
-/// staying reversible for whoever reads the log.
+/// staying reversible for whoever reads the log. A key whose hex would not fit (a PSP's long
+/// event id, or a body digest used when its event id header is missing) is named by its
+/// SHA-256 instead, `sha256:<hex>`: distinct keys stay distinct, whatever their length.
 pub fn outcome_key(gateway_id: GatewayId, dedupe_key: &str) -> String {
-    let mut key = String::with_capacity(37 + 2 * dedupe_key.len());
-    key.push_str(&gateway_id.to_string());
+    use sha2::{Digest, Sha256};
+    let gateway = gateway_id.to_string();
+    let mut key = String::with_capacity(MAX_OUTCOME_KEY_LEN);
+    key.push_str(&gateway);
     key.push('.');
-    for byte in dedupe_key.bytes().take(80) {
-        key.push_str(&format!("{byte:02x}"));
+    if gateway.len() + 1 + 2 * dedupe_key.len() <= MAX_OUTCOME_KEY_LEN {
+        key.push_str(&hex::encode(dedupe_key));
+    } else {
+        key.push_str("sha256:");
+        key.push_str(&hex::encode(Sha256::digest(dedupe_key.as_bytes())));
     }
     key
 }
@@ -197,5 +208,24 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         );
         assert!(key.ends_with("7c6661696c7572652078"));
+    }
+
+    #[test]
+    fn long_keys_are_hashed_into_a_bounded_distinct_stream_id() {
+        let gateway = GatewayId(uuid::Uuid::from_u128(2));
+        let digest_key = format!("razorpay:body:{}", "ab".repeat(32));
+        let long = outcome_key(gateway, &digest_key);
+        assert!(long.len() <= MAX_OUTCOME_KEY_LEN, "{}", long.len());
+        assert!(long.contains(".sha256:"));
+        let other = outcome_key(gateway, &format!("razorpay:body:{}", "cd".repeat(32)));
+        assert_ne!(long, other);
+        // Two keys alike in their first 80 bytes stay apart.
+        let a = outcome_key(gateway, &format!("{}a", "x".repeat(300)));
+        let b = outcome_key(gateway, &format!("{}b", "x".repeat(300)));
+        assert_ne!(a, b);
+        // The longest key kept in hex still fits; one byte more is hashed.
+        let fits = "k".repeat((MAX_OUTCOME_KEY_LEN - 37) / 2);
+        assert_eq!(outcome_key(gateway, &fits).len(), 37 + 2 * fits.len());
+        assert!(outcome_key(gateway, &format!("{fits}k")).contains("sha256:"));
     }
 }

@@ -26,8 +26,6 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-/// The environment variable naming the Slack incoming webhook.
-pub const SLACK_WEBHOOK_URL_ENV: &str = "SLACK_WEBHOOK_URL";
 /// The actor recorded on alert events.
 pub const ALERTS_ACTOR: &str = "system:alerts";
 /// The key of the WhatsApp failure-rate alert.
@@ -68,18 +66,6 @@ impl Default for AlertConfig {
             whatsapp_min_messages: 20,
             payment_lookback: Duration::from_secs(3600),
             slack_webhook_url: None,
-        }
-    }
-}
-
-impl AlertConfig {
-    /// Defaults, with `SLACK_WEBHOOK_URL` when set.
-    pub fn from_env() -> Self {
-        Self {
-            slack_webhook_url: std::env::var(SLACK_WEBHOOK_URL_ENV)
-                .ok()
-                .filter(|url| !url.trim().is_empty()),
-            ..Self::default()
         }
     }
 }
@@ -140,8 +126,13 @@ impl AlertEvaluator {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Err(e) = self.evaluate_once().await {
-                tracing::warn!(error = %e, "alert evaluation failed");
+            match self.evaluate_once().await {
+                Ok(_) => {}
+                // A fresh start: the projectors are building the first versions.
+                Err(AlertError::Read(ProjectionError::NotBuilt(view))) => {
+                    tracing::debug!(view, "alerts wait for a read model's first build");
+                }
+                Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
             }
         }
     }

@@ -48,7 +48,7 @@ pub async fn failed_payments(
     pool: &PgPool,
     window: &FailedWindow,
 ) -> Result<Vec<FailedPayment>, ProjectionError> {
-    Ok(sqlx::query_as(
+    sqlx::query_as(
         "SELECT t.payment_id, t.merchant_id, t.amount_paise, t.failure_code,
                 t.failure_description, t.failed_at, m.company_name, g.provider, g.label
            FROM read.transactions t
@@ -67,7 +67,8 @@ pub async fn failed_payments(
     .bind(window.initiated_since)
     .bind(window.limit)
     .fetch_all(pool)
-    .await?)
+    .await
+    .map_err(|e| ProjectionError::from_read("transactions", e))
 }
 
 /// WhatsApp messages by the outcome of their latest attempt in a window.
@@ -97,6 +98,7 @@ pub async fn whatsapp_outcomes(
     .bind(since)
     .bind(queued_since)
     .fetch_one(pool)
-    .await?;
+    .await
+    .map_err(|e| ProjectionError::from_read("whatsapp_log", e))?;
     Ok(WhatsappOutcomes { sent, failed })
 }

@@ -343,7 +343,7 @@ pub async fn run_all(
         std::future::pending::<Result<(), WorkerError>>().await
     };
     if deps.whatsapp.is_none() {
-        tracing::warn!("no WhatsApp provider configured; whatsapp-notifications does not run");
+        tracing::info!("no WhatsApp provider configured; whatsapp-notifications does not run");
     }
     let all = futures::future::try_join_all(
         QueueName::ALL
@@ -402,7 +402,7 @@ async fn run_queue(
         QueueName::Payouts => match deps.payout_processor() {
             Some(handler) => queue::run(js, &spec, Arc::new(handler), gate, stopped).await?,
             None => {
-                tracing::warn!(queue = %queue, "no RazorpayX settings; the payouts queue is idle");
+                tracing::info!(queue = %queue, "no RazorpayX settings; the payouts queue is idle");
                 let mut stopped = stopped;
                 let _ = stopped.wait_for(|stop| *stop).await;
             }

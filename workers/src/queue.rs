@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
-use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use lightspeed_domain::retry::{
@@ -316,7 +316,26 @@ pub struct QueueDepth {
     pub failed: u64,
 }
 
-/// The queue's depth as its consumers report it; a consumer not created yet counts as empty.
+/// A queue's stream, or `None` before the relay has created it (a fresh start: nothing waits).
+async fn existing_stream(
+    jetstream: &jetstream::Context,
+    spec: &QueueSpec,
+    name: &str,
+) -> Result<Option<jetstream::stream::Stream>, QueueError> {
+    match jetstream.get_stream(name).await {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e)
+            if matches!(e.kind(), GetStreamErrorKind::JetStream(ref js)
+                if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(spec.broker_error("find the stream", &e)),
+    }
+}
+
+/// The queue's depth as its consumers report it; a stream or consumer not created yet counts
+/// as empty.
 pub async fn depth(
     jetstream: &jetstream::Context,
     spec: &QueueSpec,
@@ -330,10 +349,9 @@ pub async fn depth(
         ..QueueDepth::default()
     };
     for (stream, name, _) in spec.consumers() {
-        let stream = jetstream
-            .get_stream(&stream)
-            .await
-            .map_err(|e| spec.broker_error("find the stream", &e))?;
+        let Some(stream) = existing_stream(jetstream, spec, &stream).await? else {
+            continue;
+        };
         match stream.consumer_info(&name).await {
             Ok(info) => {
                 depth.waiting = depth.waiting.saturating_add(info.num_pending);
@@ -353,10 +371,9 @@ pub async fn depth(
 pub async fn drain(jetstream: &jetstream::Context, spec: &QueueSpec) -> Result<u64, QueueError> {
     let mut discarded = 0u64;
     for (stream, name, _) in spec.consumers() {
-        let stream = jetstream
-            .get_stream(&stream)
-            .await
-            .map_err(|e| spec.broker_error("find the stream", &e))?;
+        let Some(stream) = existing_stream(jetstream, spec, &stream).await? else {
+            continue;
+        };
         let waiting = match stream.consumer_info(&name).await {
             Ok(info) => info.num_pending,
             Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => continue,

@@ -23,6 +23,8 @@ pub mod phonepe;
 pub mod razorpay;
 pub mod reference;
 pub mod sandbox;
+mod shape;
+mod storable;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +39,7 @@ use crate::http::{Answer, ClientBuildError, Failure, HttpConfig, build_client};
 use crate::secrets::{Keyring, Secret, SecretError};
 
 pub use reference::{parse_psp_reference, psp_reference};
+pub use shape::{CredentialProblem, MAX_CREDENTIAL_BYTES};
 
 /// The credentials of one gateway (one account at one PSP).
 ///
@@ -613,7 +616,10 @@ pub fn verify_webhook(
     raw_body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<VerifiedWebhook, WebhookError> {
-    credentials.adapter().verify_webhook(headers, raw_body, now)
+    credentials
+        .adapter()
+        .verify_webhook(headers, raw_body, now)
+        .map(VerifiedWebhook::storable)
 }
 
 /// The client every PSP adapter calls through.
@@ -657,6 +663,7 @@ impl PspClient {
         let psp = account.credentials.adapter();
         psp.fetch_status(account.endpoint(&self.http), &reference, psp_order_id)
             .await
+            .map(PspStatus::storable)
     }
 
     /// Makes one harmless authenticated call and reports the status and latency.

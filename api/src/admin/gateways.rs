@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use lightspeed_adapters::http::HttpConfig;
 use lightspeed_adapters::psp::{PspAccount, PspClient, PspCredentials, PspEnvironment, PspError};
 use lightspeed_domain::gateway::{Gateway, GatewayCommand, GatewaySettings, RegisterGateway};
-use lightspeed_domain::{GatewayId, MerchantId, Paise};
+use lightspeed_domain::{GatewayId, MerchantId, Paise, Provider};
 use lightspeed_projections::gateways::GatewayFilter;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::views::{GatewayHealthView, GatewayView};
 use super::{AdminQuery, JsonBody, admin_error, parse_id};
 use crate::admin_auth::AdminUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, FieldProblem, Problem};
 use crate::state::AppState;
 
 /// Most gateways one bulk priority change may name.
@@ -98,14 +98,18 @@ pub struct CreateGatewayBody {
     /// `{"provider":"razorpay","key_id","key_secret","webhook_secret"}`,
     /// `{"provider":"payu","key","salt"}`, `{"provider":"cashfree","client_id","client_secret"}`,
     /// `{"provider":"phonepe","merchant_id","salt_key","salt_index"}`,
-    /// `{"provider":"sandbox","webhook_secret"}`. Sealed at once; never shown again.
+    /// `{"provider":"sandbox","webhook_secret"}`. Sealed at once; never shown again. Each value is
+    /// 1 to 256 printable ASCII characters; a Razorpay `key_id` starts with `rzp_test_` or
+    /// `rzp_live_`, a PhonePe `salt_index` is at least 1, a sandbox `webhook_secret` is `whsec_`
+    /// followed by base64.
     #[schema(value_type = Object)]
     pub credentials: PspCredentials,
     /// `test` (default) or `live` hosts.
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "test")]
     pub environment: PspEnvironment,
-    /// Replaces the provider's API host (proxies, the sandbox's address).
+    /// Replaces the provider's API host (proxies). A sandbox gateway without one talks to this
+    /// server's own sandbox PSP, `PUBLIC_URL/sandbox`.
     #[serde(default)]
     pub base_url: Option<String>,
     /// The merchant's name for it (default: the provider's name).
@@ -129,22 +133,58 @@ fn enabled_by_default() -> bool {
     true
 }
 
-fn check_base_url(base_url: Option<&str>) -> Result<(), ApiError> {
-    let Some(url) = base_url else {
-        return Ok(());
-    };
+/// What is wrong with a `base_url`, if anything.
+fn base_url_problem(base_url: Option<&str>) -> Option<FieldProblem> {
+    let url = base_url?;
     let host = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .and_then(|rest| rest.split(['/', '?', '#']).next())
         .unwrap_or_default();
-    if host.is_empty() || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-        return Err(ApiError::InvalidField {
-            field: "base_url".into(),
-            detail: "must be an absolute http(s) URL without spaces".into(),
-        });
+    let bad = host.is_empty() || url.len() > 2048 || url.chars().any(char::is_whitespace);
+    bad.then(|| FieldProblem {
+        field: "base_url".into(),
+        detail: "must be an absolute http(s) URL without spaces".into(),
+    })
+}
+
+/// Every field of a registration or correction whose shape is wrong: the credentials, field by
+/// field (as the provider would refuse them), and the base URL.
+fn check_account(
+    credentials: Option<&PspCredentials>,
+    base_url: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut problems: Vec<FieldProblem> = credentials
+        .map(PspCredentials::shape_problems)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| FieldProblem {
+            field: format!("credentials.{}", p.field),
+            detail: p.problem,
+        })
+        .collect();
+    problems.extend(base_url_problem(base_url));
+    match problems.len() {
+        0 => Ok(()),
+        1 => {
+            let FieldProblem { field, detail } = problems.remove(0);
+            Err(ApiError::InvalidField { field, detail })
+        }
+        _ => Err(ApiError::InvalidFields(problems)),
     }
-    Ok(())
+}
+
+/// The API host of an account: the one given, or for the sandbox PSP this server's own
+/// (`PUBLIC_URL/sandbox`), so a sandbox gateway works wherever the server is reached.
+fn account_base_url(state: &AppState, provider: Provider, given: Option<String>) -> Option<String> {
+    match (given, provider) {
+        (Some(url), _) => Some(url),
+        (None, Provider::Sandbox) => Some(format!(
+            "{}/sandbox",
+            state.config.public_url.trim_end_matches('/')
+        )),
+        (None, _) => None,
+    }
 }
 
 fn seal(
@@ -170,7 +210,7 @@ fn seal(
         (status = 201, description = "Registered (credentials sealed, not shown)", body = GatewayDetail),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The merchant is closed or has 50 active gateways", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule; nothing was recorded", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule, or a credential has the wrong shape for its provider (every field at fault in `errors`); nothing was recorded", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create(
@@ -179,12 +219,12 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateGatewayBody>,
 ) -> Result<(StatusCode, Json<GatewayDetail>), ApiError> {
-    check_base_url(body.base_url.as_deref())?;
+    check_account(Some(&body.credentials), body.base_url.as_deref())?;
     let provider = body.credentials.provider();
     let account = PspAccount {
         credentials: body.credentials,
         environment: body.environment,
-        base_url: body.base_url,
+        base_url: account_base_url(&state, provider, body.base_url),
     };
     let command = RegisterGateway {
         gateway_id: GatewayId::new(),
@@ -309,7 +349,7 @@ pub struct UpdateGatewayBody {
     /// `test` or `live` hosts.
     #[schema(value_type = Option<String>)]
     pub environment: Option<PspEnvironment>,
-    /// The API host override; `null` for the provider's own.
+    /// The API host override; `null` for the provider's own (the sandbox's: this server's).
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, nullable)]
     pub base_url: Option<Option<String>>,
@@ -327,7 +367,7 @@ pub struct UpdateGatewayBody {
         (status = 200, description = "The gateway after the edit", body = GatewayDetail),
         (status = 404, description = "No such gateway", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The gateway is retired", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule; nothing was changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule, or a credential has the wrong shape for its provider (every field at fault in `errors`); nothing was changed", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
@@ -392,9 +432,10 @@ fn replaced_account(
     environment: Option<PspEnvironment>,
     base_url: Option<Option<String>>,
 ) -> Result<PspAccount, ApiError> {
-    if let Some(url) = base_url.as_ref() {
-        check_base_url(url.as_deref())?;
-    }
+    check_account(
+        credentials.as_ref(),
+        base_url.as_ref().and_then(Option::as_deref),
+    )?;
     if let Some(credentials) = &credentials
         && credentials.provider() != gateway.provider()
     {
@@ -429,7 +470,10 @@ fn replaced_account(
             .or(current_credentials)
             .ok_or_else(|| ApiError::Internal("no credentials to keep".into()))?,
         environment: environment.unwrap_or(current_environment),
-        base_url: base_url.unwrap_or(current_base_url),
+        base_url: match base_url {
+            Some(url) => account_base_url(state, gateway.provider(), url),
+            None => current_base_url,
+        },
     })
 }
 
@@ -471,6 +515,41 @@ pub async fn toggle(
         .update_gateway(gateway_id(&id)?, &[command], &admin.context(&headers))
         .await
         .map_err(admin_error)?;
+    Ok(Json(GatewayDetail::from(&gateway)))
+}
+
+/// Ends a gateway's rest after failed PSP calls at once, so routing takes it again; recorded as
+/// `GatewayRecovered` with the admin as its actor (the audit log shows who). A correction of the
+/// gateway's settings or credentials ends the rest by itself; a gateway not resting is answered
+/// as it is.
+#[utoipa::path(
+    post,
+    path = "/admin/gateways/{id}/recover",
+    tag = "admin-gateways",
+    params(("id" = String, Path, description = "The gateway id")),
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "The gateway, resting no more", body = GatewayDetail),
+        (status = 404, description = "No such gateway", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The gateway is retired", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn recover(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<GatewayDetail>, ApiError> {
+    let gateway_id = gateway_id(&id)?;
+    let command = GatewayCommand::ClearTemporaryFailure {
+        at: state.ledger.now(),
+    };
+    let gateway = state
+        .ledger
+        .update_gateway(gateway_id, &[command], &admin.context(&headers))
+        .await
+        .map_err(admin_error)?;
+    tracing::info!(%gateway_id, admin = %admin.email, "gateway rest ended");
     Ok(Json(GatewayDetail::from(&gateway)))
 }
 

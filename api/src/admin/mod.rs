@@ -35,6 +35,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(gateways::health))
         .routes(routes!(gateways::update, gateways::retire))
         .routes(routes!(gateways::toggle))
+        .routes(routes!(gateways::recover))
         .routes(routes!(gateways::set_priorities))
         .routes(routes!(gateways::test))
         .routes(routes!(queues::list))

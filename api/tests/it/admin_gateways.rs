@@ -155,25 +155,25 @@ async fn bad_registrations_are_refused_and_record_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
-            json!({ "credentials": { "provider": "sandbox", "webhook_secret": "whsec_x", "extra": 1 } }),
+            json!({ "credentials": { "provider": "sandbox", "webhook_secret": SANDBOX_SECRET, "extra": 1 } }),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
-            json!({ "credentials": { "provider": "sandbox", "webhook_secret": "whsec_x" }, "rpm_cap": 0 }),
+            json!({ "credentials": { "provider": "sandbox", "webhook_secret": SANDBOX_SECRET }, "rpm_cap": 0 }),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
-            json!({ "credentials": { "provider": "sandbox", "webhook_secret": "whsec_x" }, "base_url": "file:///etc" }),
+            json!({ "credentials": { "provider": "sandbox", "webhook_secret": SANDBOX_SECRET }, "base_url": "file:///etc" }),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
-            json!({ "credentials": { "provider": "sandbox", "webhook_secret": "whsec_x" }, "monthly_limit_paise": -5 }),
+            json!({ "credentials": { "provider": "sandbox", "webhook_secret": SANDBOX_SECRET }, "monthly_limit_paise": -5 }),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ] {
         let (status, problem) = register(&app, &merchant, body.clone()).await;
         assert_eq!(status, expected, "{body} -> {problem}");
-        assert!(!problem.to_string().contains("whsec_x"), "{problem}");
+        assert!(!problem.to_string().contains(SANDBOX_SECRET), "{problem}");
     }
     let (status, problem) = problem(
         app.admin_json(
@@ -181,7 +181,7 @@ async fn bad_registrations_are_refused_and_record_nothing() {
             "/admin/gateways",
             &json!({
                 "merchant_id": uuid::Uuid::now_v7(),
-                "credentials": { "provider": "sandbox", "webhook_secret": "whsec_x" },
+                "credentials": { "provider": "sandbox", "webhook_secret": SANDBOX_SECRET },
             }),
         )
         .send()

@@ -505,6 +505,64 @@ fn a_temporary_failure_can_be_cleared_early() {
 }
 
 #[test]
+fn a_correction_of_settings_or_credentials_ends_the_rest() {
+    let failed = GatewayEvent::GatewayTemporarilyFailed {
+        reason: "HTTP 401".to_owned(),
+        until: t(300),
+        at: t(0),
+    };
+    let settings = GatewaySettings {
+        priority: 3,
+        ..GatewaySettings::default()
+    };
+    given::<Gateway>([registered(), failed.clone()])
+        .when(GatewayCommand::ChangeSettings {
+            label: "Main".to_owned(),
+            settings,
+            at: t(10),
+        })
+        .then([
+            GatewayEvent::GatewaySettingsChanged {
+                label: "Main".to_owned(),
+                settings,
+                at: t(10),
+            },
+            GatewayEvent::GatewayRecovered { at: t(10) },
+        ]);
+    let gateway = given::<Gateway>([registered(), failed.clone()])
+        .when(GatewayCommand::RotateCredentials {
+            credentials: sealed("fixed"),
+            at: t(10),
+        })
+        .then([
+            GatewayEvent::GatewayCredentialsRotated {
+                credentials: sealed("fixed"),
+                at: t(10),
+            },
+            GatewayEvent::GatewayRecovered { at: t(10) },
+        ])
+        .expect("registered");
+    assert!(!gateway.is_temporarily_failed(t(11)));
+    // The same credentials again change nothing, so the rest stays.
+    given::<Gateway>([registered(), failed.clone()])
+        .when(GatewayCommand::RotateCredentials {
+            credentials: sealed("rzp-creds"),
+            at: t(10),
+        })
+        .then_nothing();
+    // After the rest ran out there is nothing to end.
+    given::<Gateway>([registered(), failed])
+        .when(GatewayCommand::RotateCredentials {
+            credentials: sealed("fixed"),
+            at: t(400),
+        })
+        .then([GatewayEvent::GatewayCredentialsRotated {
+            credentials: sealed("fixed"),
+            at: t(400),
+        }]);
+}
+
+#[test]
 fn a_retired_gateway_refuses_bookings_and_changes() {
     let retired = GatewayEvent::GatewayRetired {
         reason: "moved to PayU".to_owned(),
