@@ -244,14 +244,22 @@ impl Drop for Replica {
 }
 
 impl<C: Clock + Clone + 'static> TestApp<C> {
+    /// A ledger over this app's database and clock with caches of its own, as a second process
+    /// would have: what it knows, it read from the log.
+    pub fn replica_ledger(&self) -> Ledger {
+        Ledger::new(PgEventStore::new(
+            self.db.pool.clone(),
+            Arc::new(self.clock.clone()),
+        ))
+    }
+
     /// Starts another API over this app's database, keyring and clock, with caches of its own
     /// and the default configuration, as a second process would be.
     pub async fn replica(&self) -> Replica {
-        let store = PgEventStore::new(self.db.pool.clone(), Arc::new(self.clock.clone()));
         let (listener, url) = bind().await;
         let config = ApiConfig::new(url.clone());
         let state =
-            AppState::builder(Ledger::new(store), Arc::clone(&self.keyring), config).build();
+            AppState::builder(self.replica_ledger(), Arc::clone(&self.keyring), config).build();
         Replica {
             url,
             server: serve(listener, app(state, Router::new())),
