@@ -15,4 +15,5 @@ mod protection;
 mod psp_webhooks;
 mod readiness;
 mod secrets;
+mod status_checks;
 mod whatsapp;
