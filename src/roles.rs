@@ -23,9 +23,9 @@ use lightspeed_monitoring::queues::{QueueControl, QueueSampler};
 use lightspeed_projections::ProjectorDeps;
 use lightspeed_sandbox::Sandbox;
 use lightspeed_services::{Ledger, ResealReport, Resealer};
+use lightspeed_workers::Deps;
 use lightspeed_workers::control::WorkQueues;
 use lightspeed_workers::reconciliation::Reconciler;
-use lightspeed_workers::Deps;
 
 use crate::config::{Infra, Server};
 use crate::success_rates::ReadModelSuccessRates;

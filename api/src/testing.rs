@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::Utc;
+use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::merchant_auth::{
     HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request,
 };
-use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::psp::{PspAccount, PspClient, PspCredentials};
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,

@@ -169,10 +169,13 @@ impl World {
         kind: &str,
     ) -> (reqwest::header::HeaderMap, Vec<u8>) {
         wait_for(&format!("a {kind} webhook for {id}"), || async {
-            self.merchant_webhooks().await.into_iter().find(|(_, body)| {
-                let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                json["type"] == kind && json["data"]["transaction_id"] == id
-            })
+            self.merchant_webhooks()
+                .await
+                .into_iter()
+                .find(|(_, body)| {
+                    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                    json["type"] == kind && json["data"]["transaction_id"] == id
+                })
         })
         .await
     }
@@ -189,7 +192,10 @@ impl World {
             (mark.position >= head).then_some(())
         })
         .await;
-        let queues = WorkQueues::new(self.app.nats.jetstream.clone(), self.app.nats.config.clone());
+        let queues = WorkQueues::new(
+            self.app.nats.jetstream.clone(),
+            self.app.nats.config.clone(),
+        );
         wait_for(&format!("{queue} to finish its jobs"), || async {
             let depth = queues.depth(queue).await.ok()?;
             (depth.waiting == 0 && depth.active == 0).then_some(depth)

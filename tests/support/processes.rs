@@ -24,7 +24,10 @@ impl World {
         let separator = if db.contains('?') { '&' } else { '?' };
         Command::new(env!("CARGO_BIN_EXE_lightspeed"))
             .args(args)
-            .env("DATABASE_URL", format!("{db}{separator}application_name={name}"))
+            .env(
+                "DATABASE_URL",
+                format!("{db}{separator}application_name={name}"),
+            )
             .env("NATS_URL", nats_url())
             .env("NATS_STREAM", &self.app.nats.config.stream_name)
             .env("NATS_SUBJECT_PREFIX", &self.app.nats.config.subject_prefix)

@@ -53,7 +53,10 @@ impl Checks {
     async fn start(app: &TestApp) -> Self {
         let (jetstream, log_stream) = (&app.nats.jetstream, &app.nats.config);
         // The streams the relay and the first status check would have made.
-        log_stream.ensure_stream(jetstream).await.expect("log stream");
+        log_stream
+            .ensure_stream(jetstream)
+            .await
+            .expect("log stream");
         JobStreamConfig::for_log(log_stream)
             .ensure_stream(jetstream)
             .await
@@ -282,11 +285,12 @@ async fn retry_puts_failed_jobs_back_and_unknown_queues_or_actions_are_404() {
     assert_eq!(status, StatusCode::OK, "{retried}");
     assert_eq!(retried["jobs"], 4);
     assert_eq!(depth(&app).await, (4, 0, 0));
-    let payload: Value =
-        sqlx::query_scalar("SELECT payload FROM ledger.events WHERE event_type = 'QueueFailedJobsRetried'")
-            .fetch_one(&app.db.pool)
-            .await
-            .expect("retried event");
+    let payload: Value = sqlx::query_scalar(
+        "SELECT payload FROM ledger.events WHERE event_type = 'QueueFailedJobsRetried'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("retried event");
     assert_eq!(payload["jobs"], 4);
     act(&app, &format!("/admin/queues/{CHECKS}/resume")).await;
     wait_for("the retried jobs run and given up on again", || async {

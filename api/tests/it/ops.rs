@@ -111,7 +111,9 @@ async fn alive_always_and_ready_once_read_models_are_built_and_dependencies_answ
     })
     .await;
     assert_eq!(readiness.0, StatusCode::SERVICE_UNAVAILABLE);
-    let detail = check(&readiness.1, "nats")["detail"].as_str().unwrap_or_default();
+    let detail = check(&readiness.1, "nats")["detail"]
+        .as_str()
+        .unwrap_or_default();
     assert!(detail.starts_with("connection "), "{detail}");
 }
 

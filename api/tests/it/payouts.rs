@@ -2,7 +2,6 @@
 //! bytes, idempotent, terminal states final), manual settlements, month-end statements whose
 //! figures equal the wallet, and the reconciliation trigger.
 
-
 use hmac::{Hmac, KeyInit, Mac};
 use lightspeed_adapters::payouts::{EVENT_ID_HEADER, SIGNATURE_HEADER};
 use lightspeed_adapters::secrets::Secret;
@@ -511,7 +510,10 @@ async fn reconciliation_runs_on_demand_on_the_workers_reconciler() {
         .expect("info")
         .state
         .messages;
-    assert_eq!(queued, 2, "one status check per stale payment on the jobs stream");
+    assert_eq!(
+        queued, 2,
+        "one status check per stale payment on the jobs stream"
+    );
     // Again in the same window: nothing queued twice.
     let (_, body) = sweep(&app).await;
     assert_eq!(body, json!({"stale": 2, "queued": 0, "already_queued": 2}));

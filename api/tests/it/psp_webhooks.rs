@@ -2,8 +2,8 @@
 //! recorded once however often it comes; an unverified one is refused and records nothing.
 
 use lightspeed_adapters::psp::PspAccount;
-use lightspeed_domain::{GatewayId, PaymentId};
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
+use lightspeed_domain::{GatewayId, PaymentId};
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -42,8 +42,14 @@ async fn an_unverified_webhook_has_the_psp_asked_and_its_answer_recorded() {
         .http
         .post(crate::common::webhook_url(&app, &merchant, gateway_id))
         .header("webhook-id", "msg_forged")
-        .header("webhook-timestamp", app.ledger.now().timestamp().to_string())
-        .header("webhook-signature", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .header(
+            "webhook-timestamp",
+            app.ledger.now().timestamp().to_string(),
+        )
+        .header(
+            "webhook-signature",
+            "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
         .json(&body)
         .send()
         .await
