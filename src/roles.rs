@@ -5,28 +5,27 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use futures::future::BoxFuture;
 use std::net::SocketAddr;
 
 use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::psp::PspClient;
 use lightspeed_adapters::secrets::Keyring;
-use lightspeed_api::readiness::ReadinessCheck;
-use lightspeed_api::{AppState, Reconciliation, ReconciliationRun, StatusChecks};
-use lightspeed_domain::{GatewayId, PaymentId, SealedSecret};
+use lightspeed_api::AppState;
+use lightspeed_api::readiness::NatsConnection;
+use lightspeed_api::workers::QueuedStatusChecks;
+use lightspeed_domain::SealedSecret;
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::seal::{Sealer, SealerConfig};
 use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_monitoring::gauges::MetricsRefresher;
-use lightspeed_monitoring::queues::{QueueControl, QueueControlError, QueueDepth, QueueSampler};
+use lightspeed_monitoring::queues::{QueueControl, QueueSampler};
 use lightspeed_projections::ProjectorDeps;
 use lightspeed_sandbox::Sandbox;
 use lightspeed_services::{Ledger, ResealReport, Resealer};
+use lightspeed_workers::Deps;
 use lightspeed_workers::control::WorkQueues;
-use lightspeed_workers::jobs::{StatusCheck, publish_status_check};
 use lightspeed_workers::reconciliation::Reconciler;
-use lightspeed_workers::{Deps, QueueName};
 
 use crate::config::{Infra, Server};
 use crate::success_rates::ReadModelSuccessRates;
@@ -102,20 +101,17 @@ impl Roles {
             Arc::clone(self.store.clock()),
         )?;
         tokio::spawn(sandbox.clone().run());
-        let checks: Arc<dyn StatusChecks> = Arc::new(JetStreamStatusChecks {
-            jetstream: self.jetstream.clone(),
-            log_stream: self.infra.log_stream(),
-        });
-        let queues: Arc<dyn QueueControl> = Arc::new(BrokerQueues(WorkQueues::new(
+        let checks = QueuedStatusChecks::new(self.jetstream.clone(), self.infra.log_stream());
+        let queues: Arc<dyn QueueControl> = Arc::new(WorkQueues::new(
             self.jetstream.clone(),
             self.infra.log_stream(),
-        )));
+        ));
         tokio::spawn(QueueSampler::new(self.ledger.clone(), Arc::clone(&queues)).run());
         let mut state = AppState::builder(self.ledger.clone(), Arc::clone(&self.keyring), config)
-            .status_checks(checks)
+            .status_checks(Arc::new(checks))
             .queue_control(queues)
-            .reconciliation(Arc::new(Sweeps(self.reconciler())))
-            .readiness_check(Arc::new(NatsReady(self.nats.clone())))
+            .reconciliation(Arc::new(self.reconciler()))
+            .readiness_check(Arc::new(NatsConnection(self.nats.clone())))
             .psp_client(PspClient::new(&HttpConfig::default())?);
         if let Some(handle) = &self.metrics {
             state = state.metrics(handle.clone());
@@ -259,127 +255,5 @@ impl Resealer for KeyringResealer<'_> {
 
     fn reseal(&self, sealed: &SealedSecret) -> Result<SealedSecret, String> {
         self.0.reseal(sealed).map_err(|e| e.to_string())
-    }
-}
-
-/// NATS is ready while its connection is up.
-struct NatsReady(async_nats::Client);
-
-impl ReadinessCheck for NatsReady {
-    fn name(&self) -> &'static str {
-        "nats"
-    }
-
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        let state = self.0.connection_state();
-        Box::pin(async move {
-            match state {
-                async_nats::connection::State::Connected => Ok(()),
-                other => Err(format!("connection {other:?}")),
-            }
-        })
-    }
-}
-
-/// The admin API's view of the workers' queues on JetStream.
-struct BrokerQueues(WorkQueues);
-
-impl BrokerQueues {
-    fn queue(name: &str) -> Result<QueueName, QueueControlError> {
-        name.parse()
-            .map_err(|_| QueueControlError::UnknownQueue(name.chars().take(64).collect()))
-    }
-}
-
-fn broker_error(error: impl std::fmt::Display) -> QueueControlError {
-    QueueControlError::Broker(error.to_string())
-}
-
-impl QueueControl for BrokerQueues {
-    fn queues(&self) -> Vec<String> {
-        QueueName::ALL
-            .iter()
-            .map(|q| q.as_str().to_owned())
-            .collect()
-    }
-
-    fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, QueueControlError>> {
-        Box::pin(async move {
-            let depth = self
-                .0
-                .depth(Self::queue(queue)?)
-                .await
-                .map_err(broker_error)?;
-            Ok(QueueDepth {
-                waiting: depth.waiting,
-                active: depth.active,
-                failed: depth.failed,
-            })
-        })
-    }
-
-    fn retry_failed<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, QueueControlError>> {
-        Box::pin(async move {
-            self.0
-                .retry_failed(Self::queue(queue)?)
-                .await
-                .map_err(broker_error)
-        })
-    }
-
-    fn drain<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, QueueControlError>> {
-        Box::pin(async move {
-            self.0
-                .drain(Self::queue(queue)?)
-                .await
-                .map_err(broker_error)
-        })
-    }
-}
-
-/// The admin API's "reconcile now", on the workers' reconciler.
-struct Sweeps(Reconciler);
-
-impl Reconciliation for Sweeps {
-    fn sweep(&self) -> BoxFuture<'static, Result<ReconciliationRun, String>> {
-        let reconciler = self.0.clone();
-        Box::pin(async move {
-            let sweep = reconciler.sweep_once().await.map_err(|e| e.to_string())?;
-            Ok(ReconciliationRun {
-                stale: sweep.stale,
-                queued: sweep.queued,
-                already_queued: sweep.already_queued,
-            })
-        })
-    }
-}
-
-/// Unverified PSP messages become status-check jobs for the `settlement-processing` queue.
-struct JetStreamStatusChecks {
-    jetstream: async_nats::jetstream::Context,
-    log_stream: lightspeed_eventstore::nats::LogStreamConfig,
-}
-
-impl StatusChecks for JetStreamStatusChecks {
-    fn enqueue(
-        &self,
-        gateway_id: GatewayId,
-        payment_id: Option<PaymentId>,
-        reason: &'static str,
-    ) -> BoxFuture<'static, ()> {
-        let (jetstream, log_stream) = (self.jetstream.clone(), self.log_stream.clone());
-        Box::pin(async move {
-            // A status check needs the payment; without one the hourly reconciliation covers it.
-            let Some(payment_id) = payment_id else { return };
-            let check = StatusCheck {
-                gateway_id,
-                payment_id,
-                psp_order_id: None,
-                reason: reason.to_owned(),
-            };
-            if let Err(e) = publish_status_check(&jetstream, &log_stream, &check).await {
-                tracing::warn!(error = %e, %payment_id, "could not queue a status check");
-            }
-        })
     }
 }

@@ -20,9 +20,10 @@
 //!
 //! # What the binary calls
 //!
-//! [`telemetry::init`], [`metrics::install`], [`state::AppState::builder`] (with
-//! `lightspeed_monitoring::queues::QueueControl`, [`readiness::ReadinessCheck`]s and
-//! [`state::Reconciliation`]), [`app`]; [`admin_auth::mint_token`] for `lightspeed admin token`.
+//! [`telemetry::init`], [`metrics::install`], [`state::AppState::builder`] (with the workers'
+//! queues as `lightspeed_monitoring::queues::QueueControl`, [`workers::QueuedStatusChecks`],
+//! the workers' reconciler as [`state::Reconciliation`] and [`readiness::NatsConnection`]),
+//! [`app`]; [`admin_auth::mint_token`] for `lightspeed admin token`.
 //! The watchers that run beside the API (metrics refresher, queue sampler, alert evaluator) are
 //! `lightspeed_monitoring`'s.
 
@@ -46,6 +47,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod text_guard;
 pub mod webhooks;
+pub mod workers;
 
 use std::sync::OnceLock;
 

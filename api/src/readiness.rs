@@ -45,12 +45,31 @@ impl Default for ReadinessConfig {
     }
 }
 
-/// A dependency readiness checks besides PostgreSQL (the binary plugs in NATS).
+/// A dependency readiness checks besides PostgreSQL (the binary plugs in [`NatsConnection`]).
 pub trait ReadinessCheck: Send + Sync {
     /// Its name in the answer, e.g. `nats`.
     fn name(&self) -> &'static str;
     /// `Err` with a short reason when it cannot be used now.
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// NATS is ready while the process's connection to it is up.
+pub struct NatsConnection(pub async_nats::Client);
+
+impl ReadinessCheck for NatsConnection {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let state = self.0.connection_state();
+        Box::pin(async move {
+            match state {
+                async_nats::connection::State::Connected => Ok(()),
+                other => Err(format!("connection {other:?}")),
+            }
+        })
+    }
 }
 
 /// One check's outcome.

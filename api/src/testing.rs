@@ -1,7 +1,9 @@
 //! The API's test harness, for this crate's integration tests and the product's end-to-end
-//! tests: [`spawn_app`] starts a real API on a loopback port over a freshly created database,
-//! with the sandbox PSP mounted under `/sandbox`, and answers a [`TestApp`] whose typed helpers
-//! read like what merchants, PSPs and admins do.
+//! tests: [`spawn_app`] starts a real API on a loopback port over a freshly created database
+//! and a JetStream stream of its own, wired to the workers' broker as the binary wires it, with
+//! the sandbox PSP mounted under `/sandbox`, and answers a [`TestApp`] whose typed helpers read
+//! like what merchants, PSPs and admins do. The workers themselves are left to each test
+//! ([`TestApp::worker_deps`]).
 //!
 //! Logs go to the test's output when `TEST_LOG` is set (`TEST_LOG=debug`), nowhere otherwise.
 
@@ -11,10 +13,11 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::Utc;
+use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_adapters::merchant_auth::{
     HEADER_CLIENT_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request,
 };
-use lightspeed_adapters::psp::{PspAccount, PspCredentials};
+use lightspeed_adapters::psp::{PspAccount, PspClient, PspCredentials};
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
 };
@@ -23,16 +26,20 @@ use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::{ClientKey, WhatsappContact};
 use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::{BasisPoints, Clock, GatewayId, ManualClock, MerchantId};
-use lightspeed_eventstore::testing::{TestDatabase, settled};
+use lightspeed_eventstore::testing::{TestDatabase, TestNats, settled};
 use lightspeed_eventstore::{CommandContext, PgEventStore};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::{ProjectorDeps, RebuildOptions, catalog, rebuild};
 use lightspeed_sandbox::{Sandbox, SandboxConfig, router as sandbox_router};
 use lightspeed_services::{Ledger, NewGateway, NewMerchant};
+use lightspeed_workers::control::WorkQueues;
+use lightspeed_workers::{Deps, Reconciler, ReconciliationSettings};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::admin_auth::{AdminAuthConfig, mint_token_at};
+use crate::readiness::NatsConnection;
+use crate::workers::QueuedStatusChecks;
 use crate::{ApiConfig, AppState, AppStateBuilder, app};
 
 /// The admin JWT secret every test app trusts.
@@ -57,6 +64,9 @@ pub struct TestApp<C = ManualClock> {
     pub keyring: Arc<Keyring>,
     /// A plain HTTP client.
     pub http: reqwest::Client,
+    /// The JetStream stream and subject prefix of the app's log copy, jobs and queues, removed
+    /// with the app.
+    pub nats: TestNats,
     server: JoinHandle<()>,
 }
 
@@ -104,15 +114,20 @@ type ConfigChange = Box<dyn FnOnce(&mut ApiConfig) + Send>;
 /// A part plugged into the app's state (queue control, metrics, readiness checks, ...).
 type StatePart = Box<dyn FnOnce(AppStateBuilder) -> AppStateBuilder + Send>;
 
-/// Describes a [`TestApp`] before it starts: its clock, configuration and state.
+/// Describes a [`TestApp`] before it starts: its clock, configuration, keyring, broker and
+/// state.
 pub struct TestAppBuilder<C = ManualClock> {
     clock: C,
     config_changes: Vec<ConfigChange>,
     state_parts: Vec<StatePart>,
+    keyring: Option<Keyring>,
+    nats_url: Option<String>,
+    broker: bool,
 }
 
-/// A test app with the defaults: a manual clock standing at the present, admin authentication
-/// for [`ADMIN_EMAIL`], and a readiness check that waits for no relay.
+/// A test app with the defaults: a manual clock standing at the present, a random sealing key,
+/// admin authentication for [`ADMIN_EMAIL`], a readiness check that waits for no relay, and the
+/// workers' broker on `NATS_URL` (see [`TestAppBuilder::spawn`]).
 pub async fn spawn_app() -> TestApp {
     TestApp::builder().spawn().await
 }
@@ -124,6 +139,9 @@ impl TestApp {
             clock: ManualClock::new(Utc::now()),
             config_changes: Vec::new(),
             state_parts: Vec::new(),
+            keyring: None,
+            nats_url: None,
+            broker: true,
         }
     }
 }
@@ -135,7 +153,29 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
             clock,
             config_changes: self.config_changes,
             state_parts: self.state_parts,
+            keyring: self.keyring,
+            nats_url: self.nats_url,
+            broker: self.broker,
         }
+    }
+
+    /// Seals with `keyring` instead of a random key (one that processes the test starts share).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// Uses the NATS server at `url` (a private one a test may stop) instead of `NATS_URL`.
+    pub fn nats_server(mut self, url: &str) -> Self {
+        self.nats_url = Some(url.to_owned());
+        self
+    }
+
+    /// Leaves the workers' broker unplugged, for the answers of a server without one: no status
+    /// checks are queued, and queue control and reconciliation are unavailable.
+    pub fn without_broker(mut self) -> Self {
+        self.broker = false;
+        self
     }
 
     /// Changes the test configuration (see [`spawn_app`] for what it starts as).
@@ -153,17 +193,27 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
         self
     }
 
-    /// Creates the database, binds a loopback port and starts serving.
-    pub async fn spawn(self) -> TestApp<C> {
+    /// Creates the database, picks the app's JetStream stream and subject prefix, binds a
+    /// loopback port and starts serving; unless [`TestAppBuilder::without_broker`], the app is
+    /// plugged into the workers' broker as the binary plugs it (see [`on_broker`]).
+    pub async fn spawn(mut self) -> TestApp<C> {
         init_tracing();
         lightspeed_adapters::http::install_crypto_provider();
         let db = TestDatabase::new().await;
+        let nats = match &self.nats_url {
+            Some(url) => TestNats::on(url).await,
+            None => TestNats::new().await,
+        };
         let clock = self.clock.clone();
         let ledger = Ledger::new(PgEventStore::new(db.pool.clone(), Arc::new(clock.clone())));
-        let keyring = Arc::new(Keyring::random("test-key").expect("keyring"));
+        let keyring = self
+            .keyring
+            .take()
+            .unwrap_or_else(|| Keyring::random("test-key").expect("keyring"));
+        let keyring = Arc::new(keyring);
         let (listener, url) = bind().await;
         let sandbox = sandbox(&db, Arc::clone(&keyring), &url, &clock);
-        let state = self.app_state(ledger.clone(), Arc::clone(&keyring), &url);
+        let state = self.app_state(ledger.clone(), Arc::clone(&keyring), &url, &nats);
         TestApp {
             db,
             url,
@@ -171,13 +221,20 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
             ledger,
             keyring,
             http: reqwest::Client::new(),
+            nats,
             server: serve(listener, app(state, sandbox)),
         }
     }
 
-    /// The state of an app at `url`: the test configuration with this builder's changes, and
-    /// its parts plugged in.
-    fn app_state(self, ledger: Ledger, keyring: Arc<Keyring>, url: &str) -> AppState {
+    /// The state of an app at `url`: the test configuration with this builder's changes, the
+    /// broker on `nats`, and this builder's parts plugged in.
+    fn app_state(
+        self,
+        ledger: Ledger,
+        keyring: Arc<Keyring>,
+        url: &str,
+        nats: &TestNats,
+    ) -> AppState {
         let mut config = ApiConfig::new(url);
         config.admin =
             Some(AdminAuthConfig::new(ADMIN_SECRET, [ADMIN_EMAIL]).expect("admin config"));
@@ -185,12 +242,36 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
         for change in self.config_changes {
             change(&mut config);
         }
-        let state = AppState::builder(ledger, keyring, config);
+        let mut state = AppState::builder(ledger.clone(), keyring, config);
+        if self.broker {
+            state = on_broker(state, &ledger, nats);
+        }
         self.state_parts
             .into_iter()
             .fold(state, |state, part| part(state))
             .build()
     }
+}
+
+/// What the binary plugs into the API on the workers' broker: status checks queued on the
+/// `settlement-processing` queue, queue control over the workers' queues, reconciliation by
+/// their reconciler, and NATS in readiness.
+fn on_broker(state: AppStateBuilder, ledger: &Ledger, nats: &TestNats) -> AppStateBuilder {
+    let (jetstream, log_stream) = (nats.jetstream.clone(), nats.config.clone());
+    let reconciler = Reconciler::new(
+        ledger.clone(),
+        jetstream.clone(),
+        log_stream.clone(),
+        ReconciliationSettings::default(),
+    );
+    state
+        .status_checks(Arc::new(QueuedStatusChecks::new(
+            jetstream.clone(),
+            log_stream.clone(),
+        )))
+        .queue_control(Arc::new(WorkQueues::new(jetstream, log_stream)))
+        .reconciliation(Arc::new(reconciler))
+        .readiness_check(Arc::new(NatsConnection(nats.client.clone())))
 }
 
 /// A loopback port for an API, and the URL it is reached at.
@@ -244,14 +325,22 @@ impl Drop for Replica {
 }
 
 impl<C: Clock + Clone + 'static> TestApp<C> {
+    /// A ledger over this app's database and clock with caches of its own, as a second process
+    /// would have: what it knows, it read from the log.
+    pub fn replica_ledger(&self) -> Ledger {
+        Ledger::new(PgEventStore::new(
+            self.db.pool.clone(),
+            Arc::new(self.clock.clone()),
+        ))
+    }
+
     /// Starts another API over this app's database, keyring and clock, with caches of its own
     /// and the default configuration, as a second process would be.
     pub async fn replica(&self) -> Replica {
-        let store = PgEventStore::new(self.db.pool.clone(), Arc::new(self.clock.clone()));
         let (listener, url) = bind().await;
         let config = ApiConfig::new(url.clone());
         let state =
-            AppState::builder(Ledger::new(store), Arc::clone(&self.keyring), config).build();
+            AppState::builder(self.replica_ledger(), Arc::clone(&self.keyring), config).build();
         Replica {
             url,
             server: serve(listener, app(state, Router::new())),
@@ -414,6 +503,27 @@ impl<C> TestApp<C> {
                 .await
                 .expect("rebuild");
         }
+    }
+
+    /// What workers need to work for this app: its ledger, keyring, JetStream stream and URL,
+    /// calling PSPs and merchant endpoints with short timeouts; a job waiting for its due time
+    /// looks again every 200 ms (so a moved manual clock is noticed).
+    pub fn worker_deps(&self) -> Deps {
+        let http = HttpConfig {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+        };
+        let mut deps = Deps::new(
+            self.ledger.clone(),
+            Arc::clone(&self.keyring),
+            PspClient::new(&http).expect("PSP client"),
+            build_client(&http).expect("HTTP client"),
+            self.nats.jetstream.clone(),
+            self.nats.config.clone(),
+            self.url.clone(),
+        );
+        deps.due_recheck = Duration::from_millis(200);
+        deps
     }
 
     /// Answers a `SELECT count(*) ...` the test writes, over the app's database.

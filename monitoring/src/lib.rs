@@ -4,9 +4,9 @@
 //! - [`alerts::AlertEvaluator`]: reads the read models, records alerts in the log and posts
 //!   each new one to Slack.
 //! - [`queues::QueueSampler`]: samples every work queue's depth through [`queues::QueueControl`]
-//!   (the broker, as the binary implements it; the admin API controls the queues through the
-//!   same trait) into `ops.queue_depth_samples` and the `queue_depth` gauges;
-//!   [`queues::series`] reads the samples back.
+//!   (the admin API controls the queues through the same trait) into `ops.queue_depth_samples`
+//!   and the `queue_depth` gauges; [`queues::series`] reads the samples back. Production's
+//!   `QueueControl` is the workers' `WorkQueues` on JetStream (`work_queues`).
 //! - [`gauges::MetricsRefresher`]: publishes what the read models and the log count as gauges.
 //!
 //! This crate owns the `ops` schema: measurements that are not business facts, so they live
@@ -15,3 +15,4 @@
 pub mod alerts;
 pub mod gauges;
 pub mod queues;
+mod work_queues;

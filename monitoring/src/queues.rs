@@ -1,6 +1,6 @@
-//! The work queues as operators see them: [`QueueControl`], which the binary implements over the
-//! workers' broker and the admin API acts through, and the sampler that keeps a day of depths
-//! for the time series (in `ops.queue_depth_samples`, this crate's table).
+//! The work queues as operators see them: [`QueueControl`], which the admin API acts through
+//! (production's is the workers' broker, `crate::work_queues`), and the sampler that keeps a day
+//! of depths for the time series (in `ops.queue_depth_samples`, this crate's table).
 //!
 //! Who decides what: pause and resume are facts in the log (`queue-<name>` streams, see
 //! [`lightspeed_services::Ledger::queue_paused`]), which every worker replica reads before it
@@ -45,7 +45,7 @@ pub enum QueueControlError {
     Broker(String),
 }
 
-/// The work queues, implemented by the binary on top of the workers' broker (JetStream).
+/// The work queues; production's are the workers' on JetStream (`WorkQueues`).
 pub trait QueueControl: Send + Sync {
     /// The queues' names, in display order.
     fn queues(&self) -> Vec<String>;

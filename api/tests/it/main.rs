@@ -18,5 +18,6 @@ mod psp_webhooks;
 mod readiness;
 mod router_errors;
 mod secrets;
+mod status_checks;
 mod unstorable_input;
 mod whatsapp;

@@ -4,14 +4,13 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::TimeDelta;
-use futures::future::BoxFuture;
-use lightspeed_api::readiness::ReadinessCheck;
 use lightspeed_domain::notification::{
     Notification, NotificationCommand, NotificationType, QueueNotification,
 };
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::{NotificationId, PaymentId};
+use lightspeed_eventstore::testing::PrivateNatsServer;
 use lightspeed_eventstore::{CommandContext, CommandHandler, stream_of};
 use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_monitoring::gauges::MetricsRefresher;
@@ -19,19 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{TestApp, TestMerchant, payment, problem, spawn_app};
-
-struct NatsDown;
-
-impl ReadinessCheck for NatsDown {
-    fn name(&self) -> &'static str {
-        "nats"
-    }
-
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Err("connection refused".to_owned()) })
-    }
-}
+use crate::common::{TestApp, TestMerchant, payment, problem, spawn_app, wait_for};
 
 async fn ready(app: &TestApp) -> (StatusCode, Value) {
     problem(
@@ -103,19 +90,31 @@ async fn alive_always_and_ready_once_read_models_are_built_and_dependencies_answ
             .contains("wallets")
     );
 
+    // The app's own NATS connection, on a server of the test's own that then stops.
+    let mut nats = PrivateNatsServer::start().await;
     let with_nats = TestApp::builder()
+        .nats_server(&nats.url)
         .config(|config| config.readiness.relay_stream = Some("LEDGER".into()))
-        .state(|state| state.readiness_check(Arc::new(NatsDown)))
         .spawn()
         .await;
-    let (status, readiness) = ready(&with_nats).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(check(&readiness, "nats")["detail"], "connection refused");
+    let (_, readiness) = ready(&with_nats).await;
+    assert_eq!(check(&readiness, "nats")["ok"], true, "{readiness}");
     assert_eq!(
         check(&readiness, "relay")["ok"],
         true,
         "an empty log has nothing to relay"
     );
+    nats.stop().await;
+    let readiness = wait_for("readiness to see NATS gone", || async {
+        let (status, readiness) = ready(&with_nats).await;
+        (check(&readiness, "nats")["ok"] == false).then_some((status, readiness))
+    })
+    .await;
+    assert_eq!(readiness.0, StatusCode::SERVICE_UNAVAILABLE);
+    let detail = check(&readiness.1, "nats")["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detail.starts_with("connection "), "{detail}");
 }
 
 /// The process-wide recorder, installed once for this test binary.
@@ -261,7 +260,8 @@ async fn a_failed_payment_raises_one_alert_shown_to_admins_and_posted_to_slack_o
     let evaluator = AlertEvaluator::new(app.ledger.clone(), config.clone()).expect("evaluator");
     let evaluation = evaluator.evaluate_once().await.expect("evaluate");
     assert_eq!(evaluation.raised, vec![format!("payment_failed.{failed}")]);
-    // Again, and from a second replica: recorded once, posted once.
+    // Again, and from a second replica (its own evaluator and ledger, so nothing it knows is
+    // cached: only the log can tell it the alert is raised): recorded once, posted once.
     assert!(
         evaluator
             .evaluate_once()
@@ -270,7 +270,7 @@ async fn a_failed_payment_raises_one_alert_shown_to_admins_and_posted_to_slack_o
             .raised
             .is_empty()
     );
-    let replica = AlertEvaluator::new(app.ledger.clone(), config).expect("evaluator");
+    let replica = AlertEvaluator::new(app.replica_ledger(), config).expect("evaluator");
     assert!(
         replica
             .evaluate_once()

@@ -2,13 +2,9 @@
 //! bytes, idempotent, terminal states final), manual settlements, month-end statements whose
 //! figures equal the wallet, and the reconciliation trigger.
 
-use std::sync::Arc;
-
-use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use lightspeed_adapters::payouts::{EVENT_ID_HEADER, SIGNATURE_HEADER};
 use lightspeed_adapters::secrets::Secret;
-use lightspeed_api::{Reconciliation, ReconciliationRun};
 use lightspeed_domain::wallet::WalletCommand;
 use lightspeed_domain::{BasisPoints, MerchantId, Paise, PaymentId, Wallet};
 use lightspeed_eventstore::{CommandContext, EventStore, stream_of};
@@ -17,7 +13,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::common::{ADMIN_EMAIL, EventCount, TestApp, problem, spawn_app};
+use lightspeed_workers::JobStreamConfig;
+
+use crate::common::{
+    ADMIN_EMAIL, EventCount, LOST_WEBHOOKS, TestApp, create_order, initiate, problem, spawn_app,
+};
 
 /// The secret the RazorpayX fixtures are signed with.
 const WEBHOOK_SECRET: &str = "rzpx_webhook_secret_test";
@@ -471,30 +471,21 @@ async fn a_statement_adds_up_to_the_wallet_in_json_csv_and_html() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-struct FakeSweep;
-
-impl Reconciliation for FakeSweep {
-    fn sweep(&self) -> BoxFuture<'static, Result<ReconciliationRun, String>> {
-        Box::pin(async {
-            Ok(ReconciliationRun {
-                stale: 2,
-                queued: 2,
-                already_queued: 0,
-            })
-        })
-    }
-}
-
-#[tokio::test]
-async fn reconciliation_runs_on_demand_when_wired() {
-    let bare = spawn_app().await;
-    let (status, body) = problem(
-        bare.admin(Method::POST, "/admin/reconciliation/run")
+/// An on-demand sweep, as the admin API answers it.
+async fn sweep(app: &TestApp) -> (StatusCode, Value) {
+    problem(
+        app.admin(Method::POST, "/admin/reconciliation/run")
             .send()
             .await
             .expect("run"),
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn reconciliation_runs_on_demand_on_the_workers_reconciler() {
+    let bare = TestApp::builder().without_broker().spawn().await;
+    let (status, body) = sweep(&bare).await;
     assert_eq!(
         (status, body["code"].clone()),
         (
@@ -503,17 +494,35 @@ async fn reconciliation_runs_on_demand_when_wired() {
         )
     );
 
-    let app = TestApp::builder()
-        .state(|state| state.reconciliation(Arc::new(FakeSweep)))
-        .spawn()
-        .await;
-    let (status, body) = problem(
-        app.admin(Method::POST, "/admin/reconciliation/run")
-            .send()
-            .await
-            .expect("run"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    // Two payments at the PSP that never heard from it, past the reconciler's 30 minutes.
+    let app = spawn_app().await;
+    let merchant = app.merchant().await;
+    app.sandbox_gateway(&merchant, 1, None).await;
+    for order in ["ORD-STALE-1", "ORD-STALE-2"] {
+        let payment_id = initiate(&app, &merchant, order, 10_000).await;
+        create_order(&app, &merchant, payment_id, LOST_WEBHOOKS).await;
+    }
+    app.clock.advance(chrono::TimeDelta::minutes(31));
+    let (status, body) = sweep(&app).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"stale": 2, "queued": 2, "already_queued": 0}));
+    let jobs = JobStreamConfig::for_log(&app.nats.config);
+    let queued = app
+        .nats
+        .jetstream
+        .get_stream(&jobs.stream_name)
+        .await
+        .expect("jobs stream")
+        .get_info()
+        .await
+        .expect("info")
+        .state
+        .messages;
+    assert_eq!(
+        queued, 2,
+        "one status check per stale payment on the jobs stream"
+    );
+    // Again in the same window: nothing queued twice.
+    let (_, body) = sweep(&app).await;
+    assert_eq!(body, json!({"stale": 2, "queued": 0, "already_queued": 2}));
 }

@@ -1,67 +1,16 @@
 //! PSP webhook intake over real HTTP with the built-in sandbox PSP: a verified webhook is
 //! recorded once however often it comes; an unverified one is refused and records nothing.
 
-use lightspeed_adapters::http::HttpConfig;
-use lightspeed_adapters::psp::{Customer, OrderRequest, PspAccount, PspClient};
+use lightspeed_adapters::psp::PspAccount;
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
 use lightspeed_domain::{GatewayId, PaymentId};
-use lightspeed_eventstore::CommandContext;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{EventCount, TestApp, TestMerchant, payment, spawn_app};
-
-/// Does what the transaction processor does: creates the PSP order and records it.
-async fn create_order(
-    app: &TestApp,
-    merchant: &TestMerchant,
-    payment_id: PaymentId,
-) -> (GatewayId, String) {
-    let payment = app
-        .ledger
-        .payment_of(merchant.id, payment_id)
-        .await
-        .expect("payment");
-    let gateway = app
-        .ledger
-        .gateway_of(merchant.id, payment.gateway_id())
-        .await
-        .expect("gateway");
-    let account = PspAccount::open(&app.keyring, gateway.credentials()).expect("credentials");
-    let order = PspClient::new(&HttpConfig::default())
-        .expect("client")
-        .create_order(
-            &account,
-            &OrderRequest {
-                payment_id,
-                amount: payment.amount(),
-                currency: "INR".into(),
-                customer: Customer::default(),
-                callback_url: format!(
-                    "{}/webhook/{}/{}",
-                    app.url,
-                    merchant.client_key,
-                    gateway.id()
-                ),
-                return_url: format!("{}/checkout/{payment_id}/return", app.url),
-                description: "Order".into(),
-            },
-        )
-        .await
-        .expect("sandbox order");
-    let checkout = serde_json::to_value(&order.checkout).expect("checkout json");
-    app.ledger
-        .record_psp_order(
-            payment_id,
-            gateway.id(),
-            order.psp_order_id.clone(),
-            checkout,
-            &CommandContext::default(),
-        )
-        .await
-        .expect("record order");
-    (gateway.id(), order.psp_order_id)
-}
+use crate::common::{
+    EventCount, TestApp, TestMerchant, create_order, initiate, pay_at_sandbox, payment, spawn_app,
+    webhook_url,
+};
 
 async fn outcome_count(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM ledger.events WHERE category = $1")
@@ -75,18 +24,8 @@ async fn outcome_count(app: &TestApp) -> i64 {
 async fn the_payer_pays_at_the_sandbox_and_its_signed_webhook_is_recorded_once() {
     let app = spawn_app().await;
     let merchant = app.merchant().await;
-    app.sandbox_gateway(&merchant, 1, None).await;
-    let created: Value = app
-        .initiate(&merchant, &payment("ORD-1", 49_900))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let payment_id: PaymentId = created["transaction_id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
+    let (gateway_id, _) = app.sandbox_gateway(&merchant, 1, None).await;
+    let payment_id = initiate(&app, &merchant, "ORD-1", 49_900).await;
 
     // Before the PSP order exists the checkout page waits; afterwards it hands over to the PSP.
     let waiting = app
@@ -103,7 +42,8 @@ async fn the_payer_pays_at_the_sandbox_and_its_signed_webhook_is_recorded_once()
             .expect("html")
             .contains("Preparing your payment")
     );
-    let (_, order_id) = create_order(&app, &merchant, payment_id).await;
+    let callback = webhook_url(&app, &merchant, gateway_id);
+    let (_, order_id) = create_order(&app, &merchant, payment_id, &callback).await;
     let page = app
         .http
         .get(format!("{}/checkout/{payment_id}", app.url))
@@ -117,16 +57,7 @@ async fn the_payer_pays_at_the_sandbox_and_its_signed_webhook_is_recorded_once()
     );
 
     // The payer clicks Pay: the sandbox posts its signed webhook to our intake.
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let paid = no_redirects
-        .post(format!("{}/sandbox/checkout/{order_id}/pay", app.url))
-        .send()
-        .await
-        .expect("pay");
-    assert!(paid.status().is_redirection(), "{}", paid.status());
+    pay_at_sandbox(&app, &order_id).await;
     assert_eq!(
         outcome_count(&app).await,
         1,

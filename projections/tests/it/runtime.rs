@@ -1,5 +1,5 @@
-//! The runtime: a projector killed mid-batch converges to the same rows; redelivered events
-//! change nothing.
+//! The runtime: a projector process killed while it works (SIGKILL, many times) converges to
+//! the same rows; redelivered events change nothing.
 
 use crate::common;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{append, assert_same_rows, deps, first_build, scenario_with, store, wait_caught_up};
 use lightspeed_eventstore::subscription::Subscription;
 use lightspeed_eventstore::testing::{TestDatabase, settled};
-use lightspeed_eventstore::{EventStore, LogPosition};
+use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore};
 use lightspeed_projections::audit_log::AuditLog;
 use lightspeed_projections::commission::Commission;
 use lightspeed_projections::progress::Silent;
@@ -33,9 +33,58 @@ fn spawn_runner(db: &TestDatabase, projection: &str, batch_size: usize) -> Child
 }
 
 /// SIGKILL: no destructor, no rollback from the client; PostgreSQL aborts what was open.
-fn kill(mut child: Child) {
+fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Where a projection's active version stands.
+async fn checkpoint(store: &PgEventStore, projection: &dyn Projection) -> LogPosition {
+    versions::active(store.pool(), projection.name())
+        .await
+        .expect("active")
+        .expect("built")
+        .checkpoint
+}
+
+/// Whether the log holds an event of `projection`'s categories past `position`.
+async fn short_of_head(
+    store: &PgEventStore,
+    projection: &dyn Projection,
+    position: LogPosition,
+) -> bool {
+    settled(store.pool()).await;
+    let categories: Option<Vec<String>> = projection
+        .categories()
+        .map(|c| c.iter().map(|c| (*c).to_owned()).collect());
+    !store
+        .read_log(position, categories.as_deref(), 1)
+        .await
+        .expect("read")
+        .is_empty()
+}
+
+/// Runs `projection` in a runner process and kills it once it has committed a batch past
+/// `from`; answers where its checkpoint stood after the kill.
+async fn kill_mid_work(
+    db: &TestDatabase,
+    projection: &dyn Projection,
+    batch_size: usize,
+    from: LogPosition,
+) -> LogPosition {
+    let store = store(db);
+    let mut runner = spawn_runner(db, projection.name(), batch_size);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while checkpoint(&store, projection).await == from {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} made no progress",
+            projection.name()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    kill(&mut runner);
+    checkpoint(&store, projection).await
 }
 
 #[tokio::test]
@@ -51,21 +100,30 @@ async fn a_projector_killed_mid_batch_many_times_converges_to_the_same_rows() {
         first_build(&deps, projection).await;
     }
     let mut scenario = scenario_with(&store, 3_000, 5).await;
-    let mut kills = 0;
     for round in 0..16u64 {
-        let wallets = spawn_runner(&db, "wallets", 7);
-        let commission = spawn_runner(&db, "commission", 5);
         if round % 4 == 0 {
             append(&store, scenario.more(200)).await;
         }
-        tokio::time::sleep(Duration::from_millis(150 + (round * 37) % 200)).await;
-        kill(wallets);
-        kill(commission);
-        kills += 2;
+        // Each runner is killed once it has committed this round's first batch, and each kill
+        // must find it with work left: killed while working, never after it caught up.
+        for (projection, batch_size) in [(&Wallets as &dyn Projection, 7), (&Commission, 5)] {
+            let before = checkpoint(&store, projection).await;
+            let after = kill_mid_work(&db, projection, batch_size, before).await;
+            assert!(
+                after > before,
+                "{}: round {round} made progress",
+                projection.name()
+            );
+            assert!(
+                short_of_head(&store, projection, after).await,
+                "{}: round {round} was killed after catching up, not mid-work",
+                projection.name()
+            );
+        }
     }
     // Let them finish undisturbed.
-    let wallets = spawn_runner(&db, "wallets", 7);
-    let commission = spawn_runner(&db, "commission", 5);
+    let mut wallets = spawn_runner(&db, "wallets", 7);
+    let mut commission = spawn_runner(&db, "commission", 5);
     for projection in [&Wallets as &dyn Projection, &Commission] {
         let active = versions::active(store.pool(), projection.name())
             .await
@@ -73,9 +131,8 @@ async fn a_projector_killed_mid_batch_many_times_converges_to_the_same_rows() {
             .expect("built");
         wait_caught_up(&store, projection, active.version).await;
     }
-    kill(wallets);
-    kill(commission);
-    assert_eq!(kills, 32);
+    kill(&mut wallets);
+    kill(&mut commission);
 
     for projection in [
         Arc::new(Wallets) as Arc<dyn Projection>,
