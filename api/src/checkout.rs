@@ -14,7 +14,6 @@ use lightspeed_domain::payment::Payment;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::payments::{is_final, status_name};
 use crate::state::AppState;
 
 /// Whether the PSP order exists, so the checkout page can hand the payer over.
@@ -81,7 +80,7 @@ pub async fn checkout_page(State(state): State<AppState>, Path(id): Path<String>
         Err(response) => return response,
     };
     let name = merchant_name(&state, &payment).await;
-    if is_final(payment.status()) {
+    if payment.status().is_final() {
         return redirect(&format!(
             "{}/checkout/{}/return",
             state.config.public_url,
@@ -119,7 +118,7 @@ pub async fn checkout_page(State(state): State<AppState>, Path(id): Path<String>
 pub async fn checkout_ready(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match load(&state, &id).await {
         Ok(payment) => {
-            let ready = payment.psp_order().is_some() || is_final(payment.status());
+            let ready = payment.psp_order().is_some() || payment.status().is_final();
             Json(CheckoutReady { ready }).into_response()
         }
         Err(response) => response,
@@ -141,7 +140,7 @@ pub async fn checkout_return(State(state): State<AppState>, Path(id): Path<Strin
         Ok(payment) => payment,
         Err(response) => return response,
     };
-    if !is_final(payment.status())
+    if !payment.status().is_final()
         && let Some(checks) = &state.status_checks
     {
         checks
@@ -199,7 +198,7 @@ fn return_page(
         let separator = if url.contains('?') { '&' } else { '?' };
         format!("{url}{separator}")
     });
-    let status = status_name(payment.status());
+    let status = payment.status().as_str();
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"></head>\
@@ -211,8 +210,8 @@ fn return_page(
          else{{msg.textContent='Payment '+s+'. You can close this page.';}}}}\
          if(status==='succeeded'||status==='failed'||status==='refunded'){{finish(status);return;}}\
          var es=new EventSource({stream});es.addEventListener('status',function(e){{\
-         var s=JSON.parse(e.data).status;if(s==='succeeded'||s==='failed'||s==='refunded'){{es.close();finish(s);}}}});\
-         setTimeout(function(){{es.close();finish('pending');}},{RETURN_WAIT_MS});}})();</script>\
+         var s=JSON.parse(e.data).status;status=s;if(s==='succeeded'||s==='failed'||s==='refunded'){{es.close();finish(s);}}}});\
+         setTimeout(function(){{es.close();finish(status);}},{RETURN_WAIT_MS});}})();</script>\
          <noscript><p>Payment status: {status_text}.</p></noscript></body></html>",
         title = escape_html(merchant),
         target = script_literal(&serde_json::json!(target)),

@@ -57,6 +57,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, Problem};
+use payments::PaymentStatusSchema;
 pub use state::{
     ApiConfig, AppState, AppStateBuilder, PayoutApiSettings, Reconciliation, ReconciliationRun,
     StatusChecks,
@@ -68,7 +69,7 @@ pub use state::{
         title = "LightSpeed ledger API",
         description = "Payment aggregation with an event-sourced commission ledger. Merchant requests are signed: `x-client-key`, `x-timestamp` (unix seconds, ±300 s) and `x-signature` = hex HMAC-SHA256 keyed with the client salt over `\"{timestamp}\\n{METHOD}\\n{path and query}\\n{raw body}\"`. Admin requests carry `Authorization: Bearer <JWT>` (HS256, role `admin`, an allow-listed email). Errors are `application/problem+json` with a stable `code`."
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &PaymentStatusSchema),
     tags(
         (name = "payments", description = "Merchant payment API"),
         (name = "checkout", description = "Hosted checkout pages"),

@@ -377,7 +377,8 @@ pub async fn wallets(
 pub struct TransactionQuery {
     /// Only this merchant's.
     pub merchant_id: Option<Uuid>,
-    /// Only this status: `initiated`, `awaiting_payment`, `succeeded`, `failed`, `refunded`.
+    /// Only this status.
+    #[param(schema_with = crate::payments::payment_status_schema)]
     pub status: Option<String>,
     /// Only this merchant order id (exact).
     pub order_id: Option<String>,
