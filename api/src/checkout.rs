@@ -133,7 +133,7 @@ pub async fn checkout_ready(State(state): State<AppState>, Path(id): Path<String
     path = "/checkout/{id}/return",
     tag = "checkout",
     params(("id" = String, Path, description = "The transaction id")),
-    responses((status = 200, description = "HTML page that forwards the payer", content_type = "text/html"), (status = 404, description = "No such payment"))
+    responses((status = 200, description = "HTML page that forwards the payer", content_type = "text/html"), (status = 404, description = "HTML: no such payment", content_type = "text/html"))
 )]
 pub async fn checkout_return(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let payment = match load(&state, &id).await {
@@ -161,7 +161,7 @@ pub async fn checkout_return(State(state): State<AppState>, Path(id): Path<Strin
     path = "/checkout/{id}/return",
     tag = "checkout",
     params(("id" = String, Path, description = "The transaction id")),
-    responses((status = 200, description = "HTML page that forwards the payer", content_type = "text/html"), (status = 404, description = "No such payment"))
+    responses((status = 200, description = "HTML page that forwards the payer", content_type = "text/html"), (status = 404, description = "HTML: no such payment", content_type = "text/html"))
 )]
 pub async fn checkout_return_post(state: State<AppState>, id: Path<String>) -> Response {
     checkout_return(state, id).await

@@ -26,6 +26,7 @@ pub mod admin;
 pub mod admin_auth;
 pub mod auth;
 pub mod checkout;
+mod document;
 pub mod error;
 mod extract;
 pub mod health;
@@ -35,6 +36,7 @@ pub mod payments;
 pub mod payout_webhooks;
 pub mod protection;
 pub mod readiness;
+mod schema_rules;
 pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -81,6 +83,7 @@ pub use state::{
         (name = "admin-reads", description = "Read models, alerts and the audit log"),
         (name = "admin-payouts", description = "Commission payouts, manual settlements, statements and pending-payment reconciliation"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "merchant-webhooks", description = "Webhooks we send to the merchant's `webhook_url` (Standard Webhooks)"),
     )
 )]
 struct ApiDoc;
@@ -195,7 +198,7 @@ fn with_admin_refusals(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi
 
 /// The OpenAPI document of every route the API serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    with_admin_refusals(routes(&[]).split_for_parts().1)
+    document::completed(with_admin_refusals(routes(&[]).split_for_parts().1))
 }
 
 /// The OpenAPI document as committed in `api/openapi.json` (pretty JSON, trailing newline).

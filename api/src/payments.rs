@@ -21,37 +21,80 @@ use utoipa::openapi::{ObjectBuilder, Ref};
 
 use crate::auth::{SignedInitiation, SignedRequest, parse_json};
 use crate::error::{ApiError, Problem};
+use crate::schema_rules;
 use crate::state::AppState;
 
-/// The payer, as far as the merchant knows them.
+/// The payer, as far as the merchant knows them. Unknown fields are refused (`422`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerBody {
-    /// Full name.
+    /// Full name, at most 100 characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
-    /// Email address.
+    /// Email address, at most 254 characters.
+    #[schema(max_length = 254, pattern = r"^[^@\s]+@[^.\s]\S*\.\S*$")]
     pub email: Option<String>,
-    /// Phone in international format, e.g. `919867800451`.
+    /// Phone in international format: an optional `+`, then 10 to 15 digits, e.g. `919867800451`.
+    #[schema(pattern = r"^\+?[0-9]{10,15}$")]
     pub phone: Option<String>,
 }
 
-/// A request to collect a payment.
+/// A request to collect a payment. Unknown fields are refused (`422 INVALID_FIELD` naming the
+/// field), so a misspelt optional field is never silently lost.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InitiateBody {
-    /// Amount in paise (₹499.00 is `49900`).
+    /// Amount in paise, 1 to 1 000 000 000 (₹499.00 is `49900`).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount: i64,
     /// `INR`.
+    #[schema(schema_with = currency_schema)]
     pub currency: String,
     /// Your order id: 1 to 40 letters, digits, `-`, `_` or `.`; your idempotency key.
+    #[schema(min_length = 1, max_length = 40, pattern = r"^[A-Za-z0-9._-]+$")]
     pub order_id: String,
     /// The payer.
     #[serde(default)]
     pub customer: Option<CustomerBody>,
-    /// Where the payer returns after paying.
+    /// Where the payer returns after paying: an absolute http(s) URL, at most 2 048 characters.
     #[serde(default)]
+    #[schema(schema_with = schema_rules::http_url)]
     pub redirect_url: Option<String>,
-    /// Up to 15 key/value notes, kept with the payment.
+    /// Up to 15 notes, kept with the payment: keys 1 to 40 printable characters, values at most
+    /// 256 characters without control characters.
     #[serde(default)]
+    #[schema(schema_with = notes_schema)]
     pub notes: Option<BTreeMap<String, String>>,
+}
+
+fn currency_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["INR"]))
+        .description(Some("`INR`"))
+        .build()
+}
+
+fn notes_schema() -> utoipa::openapi::Object {
+    let key = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(40))
+        .pattern(Some(schema_rules::PRINTABLE_TEXT));
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(256))
+        .pattern(Some(r"^[^\x00-\x1F\x7F-\x9F]*$"));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(15))
+        .property_names(Some(key))
+        .additional_properties(Some(value))
+        .description(Some("Up to 15 key/value notes, kept with the payment"))
+        .build()
 }
 
 /// The answer to an initiation.

@@ -24,6 +24,7 @@ use super::views::{GatewayHealthView, GatewayView};
 use super::{AdminQuery, JsonBody, admin_error, parse_id};
 use crate::admin_auth::AdminUser;
 use crate::error::{ApiError, Problem};
+use crate::schema_rules;
 use crate::state::AppState;
 
 /// Most gateways one bulk priority change may name.
@@ -99,7 +100,7 @@ pub struct CreateGatewayBody {
     /// `{"provider":"payu","key","salt"}`, `{"provider":"cashfree","client_id","client_secret"}`,
     /// `{"provider":"phonepe","merchant_id","salt_key","salt_index"}`,
     /// `{"provider":"sandbox","webhook_secret"}`. Sealed at once; never shown again.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = credentials_schema)]
     pub credentials: PspCredentials,
     /// `test` (default) or `live` hosts.
     #[serde(default)]
@@ -107,9 +108,15 @@ pub struct CreateGatewayBody {
     pub environment: PspEnvironment,
     /// Replaces the provider's API host (proxies, the sandbox's address).
     #[serde(default)]
+    #[schema(schema_with = schema_rules::http_url)]
     pub base_url: Option<String>,
-    /// The merchant's name for it (default: the provider's name).
+    /// The merchant's name for it, 1 to 100 characters (default: the provider's name).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub label: Option<String>,
     /// Routing priority, higher preferred (default 0).
     #[serde(default)]
@@ -123,6 +130,49 @@ pub struct CreateGatewayBody {
     /// Whether it starts toggled on (default true).
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+}
+
+/// The credentials' shapes, one per provider: `provider` names the shape, and every field of
+/// that shape is required with it, and nothing else.
+fn credentials_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, Type};
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder};
+    let shapes: [(&str, &[&str]); 5] = [
+        ("razorpay", &["key_id", "key_secret", "webhook_secret"]),
+        ("payu", &["key", "salt"]),
+        ("cashfree", &["client_id", "client_secret"]),
+        ("phonepe", &["merchant_id", "salt_key", "salt_index"]),
+        ("sandbox", &["webhook_secret"]),
+    ];
+    let mut one_of = OneOfBuilder::new().description(Some(
+        "The PSP account's credentials; `provider` says which fields go with it. Sealed at once; never shown again.",
+    ));
+    for (provider, fields) in shapes {
+        let mut shape = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "provider",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([provider])),
+            )
+            .required("provider")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        for field in fields {
+            let schema = if *field == "salt_index" {
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+            } else {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+            };
+            shape = shape.property(*field, schema).required(*field);
+        }
+        one_of = one_of.item(shape);
+    }
+    utoipa::openapi::schema::Schema::OneOf(one_of.build())
 }
 
 fn enabled_by_default() -> bool {
@@ -291,7 +341,12 @@ fn gateway_id(id: &str) -> Result<GatewayId, ApiError> {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGatewayBody {
-    /// The merchant's name for it.
+    /// The merchant's name for it, 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub label: Option<String>,
     /// Routing priority, higher preferred.
     pub priority: Option<u16>,
@@ -304,14 +359,14 @@ pub struct UpdateGatewayBody {
     #[schema(value_type = Option<u32>, nullable)]
     pub rpm_cap: Option<Option<u32>>,
     /// New credentials (same shapes as on registration, same provider). Sealed at once.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = credentials_schema)]
     pub credentials: Option<PspCredentials>,
     /// `test` or `live` hosts.
     #[schema(value_type = Option<String>)]
     pub environment: Option<PspEnvironment>,
     /// The API host override; `null` for the provider's own.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = schema_rules::nullable_http_url)]
     pub base_url: Option<Option<String>>,
 }
 
@@ -488,7 +543,8 @@ pub struct PriorityChange {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrioritiesBody {
-    /// At most 500 gateways, each named once.
+    /// 1 to 500 gateways, each named once.
+    #[schema(min_items = 1, max_items = 500)]
     pub priorities: Vec<PriorityChange>,
 }
 
