@@ -147,9 +147,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// serde reports a missing field at the parent's path; the message names the field.
+/// serde reports a missing or unknown field at the parent's path; the message names the field.
 fn missing_field(error: &serde_json::Error) -> Option<String> {
     let message = error.to_string();
-    let rest = message.strip_prefix("missing field `")?;
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
     Some(rest.split('`').next()?.to_owned())
 }

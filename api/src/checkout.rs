@@ -15,7 +15,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
-use crate::payments::{is_final, status_name};
 use crate::state::AppState;
 
 /// Whether the PSP order exists, so the checkout page can hand the payer over.
@@ -116,7 +115,7 @@ pub async fn checkout_page(
         Err(why) => return unshown(why, &headers),
     };
     let name = merchant_name(&state, &payment).await;
-    if is_final(payment.status()) {
+    if payment.status().is_final() {
         return redirect(&format!(
             "{}/checkout/{}/return",
             state.config.public_url,
@@ -157,7 +156,7 @@ pub async fn checkout_page(
 pub async fn checkout_ready(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match load(&state, &id).await {
         Ok(payment) => {
-            let ready = payment.psp_order().is_some() || is_final(payment.status());
+            let ready = payment.psp_order().is_some() || payment.status().is_final();
             Json(CheckoutReady { ready }).into_response()
         }
         Err(why) => problem(why),
@@ -189,7 +188,7 @@ pub async fn checkout_return(
         Ok(payment) => payment,
         Err(why) => return unshown(why, &headers),
     };
-    if !is_final(payment.status())
+    if !payment.status().is_final()
         && let Some(checks) = &state.status_checks
     {
         checks
@@ -257,7 +256,7 @@ fn return_page(
         let separator = if url.contains('?') { '&' } else { '?' };
         format!("{url}{separator}")
     });
-    let status = status_name(payment.status());
+    let status = payment.status().as_str();
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"></head>\
@@ -269,8 +268,8 @@ fn return_page(
          else{{msg.textContent='Payment '+s+'. You can close this page.';}}}}\
          if(status==='succeeded'||status==='failed'||status==='refunded'){{finish(status);return;}}\
          var es=new EventSource({stream});es.addEventListener('status',function(e){{\
-         var s=JSON.parse(e.data).status;if(s==='succeeded'||s==='failed'||s==='refunded'){{es.close();finish(s);}}}});\
-         setTimeout(function(){{es.close();finish('pending');}},{RETURN_WAIT_MS});}})();</script>\
+         var s=JSON.parse(e.data).status;status=s;if(s==='succeeded'||s==='failed'||s==='refunded'){{es.close();finish(s);}}}});\
+         setTimeout(function(){{es.close();finish(status);}},{RETURN_WAIT_MS});}})();</script>\
          <noscript><p>Payment status: {status_text}.</p></noscript></body></html>",
         title = escape_html(merchant),
         target = script_literal(&serde_json::json!(target)),

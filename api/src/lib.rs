@@ -32,6 +32,7 @@ pub mod admin_auth;
 pub mod auth;
 mod bare_errors;
 pub mod checkout;
+mod document;
 pub mod error;
 mod extract;
 pub mod health;
@@ -41,6 +42,7 @@ pub mod payments;
 pub mod payout_webhooks;
 pub mod protection;
 pub mod readiness;
+mod schema_rules;
 pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -65,6 +67,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, Problem};
+use payments::PaymentStatusSchema;
 pub use state::{
     ApiConfig, AppState, AppStateBuilder, PayoutApiSettings, Reconciliation, ReconciliationRun,
     StatusChecks,
@@ -76,7 +79,7 @@ pub use state::{
         title = "LightSpeed ledger API",
         description = "Payment aggregation with an event-sourced commission ledger. Merchant requests are signed: `x-client-key`, `x-timestamp` (unix seconds, ±300 s) and `x-signature` = hex HMAC-SHA256 keyed with the client salt over `\"{timestamp}\\n{METHOD}\\n{path and query}\\n{raw body}\"`. Admin requests carry `Authorization: Bearer <JWT>` (HS256, role `admin`, an allow-listed email). Errors are `application/problem+json` with a stable `code`."
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &PaymentStatusSchema),
     tags(
         (name = "payments", description = "Merchant payment API"),
         (name = "checkout", description = "Hosted checkout pages"),
@@ -88,6 +91,7 @@ pub use state::{
         (name = "admin-reads", description = "Read models, alerts and the audit log"),
         (name = "admin-payouts", description = "Commission payouts, manual settlements, statements and pending-payment reconciliation"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "merchant-webhooks", description = "Webhooks we send to the merchant's `webhook_url` (Standard Webhooks)"),
     )
 )]
 struct ApiDoc;
@@ -202,7 +206,7 @@ fn with_admin_refusals(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi
 
 /// The OpenAPI document of every route the API serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    with_admin_refusals(routes(&[]).split_for_parts().1)
+    document::completed(with_admin_refusals(routes(&[]).split_for_parts().1))
 }
 
 /// The OpenAPI document as committed in `api/openapi.json` (pretty JSON, trailing newline).

@@ -1,6 +1,6 @@
 //! The merchant payment API: initiate, read, and follow a payment's status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -12,44 +12,89 @@ use futures::Stream;
 use lightspeed_domain::payment::{Payment, PaymentDetails, PaymentStatus};
 use lightspeed_domain::{Paise, PaymentId};
 use lightspeed_eventstore::{CommandContext, Metadata};
-use lightspeed_services::{Initiated, PaymentRequest};
+use lightspeed_services::{Initiated, PaymentRequest, StatusCursor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::Type;
+use utoipa::openapi::{ObjectBuilder, Ref};
 
 use crate::auth::{SignedInitiation, SignedRequest, parse_json};
 use crate::error::{ApiError, Problem};
+use crate::schema_rules;
 use crate::state::AppState;
 
-/// The payer, as far as the merchant knows them.
+/// The payer, as far as the merchant knows them. Unknown fields are refused (`422`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerBody {
-    /// Full name.
+    /// Full name, at most 100 characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
-    /// Email address.
+    /// Email address, at most 254 characters.
+    #[schema(max_length = 254, pattern = r"^[^@\s]+@[^.\s]\S*\.\S*$")]
     pub email: Option<String>,
-    /// Phone in international format, e.g. `919867800451`.
+    /// Phone in international format: an optional `+`, then 10 to 15 digits, e.g. `919867800451`.
+    #[schema(pattern = r"^\+?[0-9]{10,15}$")]
     pub phone: Option<String>,
 }
 
-/// A request to collect a payment.
+/// A request to collect a payment. Unknown fields are refused (`422 INVALID_FIELD` naming the
+/// field), so a misspelt optional field is never silently lost.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InitiateBody {
-    /// Amount in paise (₹499.00 is `49900`).
+    /// Amount in paise, 1 to 1 000 000 000 (₹499.00 is `49900`).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount: i64,
     /// `INR`.
+    #[schema(schema_with = currency_schema)]
     pub currency: String,
     /// Your order id: 1 to 40 letters, digits, `-`, `_` or `.`; your idempotency key.
+    #[schema(min_length = 1, max_length = 40, pattern = r"^[A-Za-z0-9._-]+$")]
     pub order_id: String,
     /// The payer.
     #[serde(default)]
     pub customer: Option<CustomerBody>,
-    /// Where the payer returns after paying.
+    /// Where the payer returns after paying: an absolute http(s) URL, at most 2 048 characters.
     #[serde(default)]
+    #[schema(schema_with = schema_rules::http_url)]
     pub redirect_url: Option<String>,
-    /// Up to 15 key/value notes, kept with the payment.
+    /// Up to 15 notes, kept with the payment: keys 1 to 40 printable characters, values at most
+    /// 256 characters without control characters.
     #[serde(default)]
+    #[schema(schema_with = notes_schema)]
     pub notes: Option<BTreeMap<String, String>>,
+}
+
+fn currency_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["INR"]))
+        .description(Some("`INR`"))
+        .build()
+}
+
+fn notes_schema() -> utoipa::openapi::Object {
+    let key = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(40))
+        .pattern(Some(schema_rules::PRINTABLE_TEXT));
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(256))
+        .pattern(Some(r"^[^\x00-\x1F\x7F-\x9F]*$"));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(15))
+        .property_names(Some(key))
+        .additional_properties(Some(value))
+        .description(Some("Up to 15 key/value notes, kept with the payment"))
+        .build()
 }
 
 /// The answer to an initiation.
@@ -58,7 +103,8 @@ pub struct InitiatedBody {
     /// Our id for the payment.
     pub transaction_id: String,
     /// Always `created`.
-    pub status: String,
+    #[schema(schema_with = created_status_schema)]
+    pub status: PaymentStatus,
     /// Send the payer here.
     pub checkout_url: String,
 }
@@ -74,8 +120,9 @@ pub struct TransactionBody {
     pub amount: i64,
     /// Currency.
     pub currency: String,
-    /// `created`, `pending`, `succeeded`, `failed` or `refunded`.
-    pub status: String,
+    /// Where the payment stands.
+    #[schema(schema_with = payment_status_schema)]
+    pub status: PaymentStatus,
     /// The gateway (PSP account) it is routed to.
     pub gateway_id: String,
     /// The PSP's order id, once created.
@@ -96,23 +143,45 @@ pub struct TransactionBody {
     pub checkout_url: String,
 }
 
-/// The wire name of a payment status.
-pub fn status_name(status: PaymentStatus) -> &'static str {
-    match status {
-        PaymentStatus::Initiated => "created",
-        PaymentStatus::AwaitingPayment => "pending",
-        PaymentStatus::Succeeded => "succeeded",
-        PaymentStatus::Failed => "failed",
-        PaymentStatus::Refunded => "refunded",
+/// Adds the `PaymentStatus` schema, one of [`PaymentStatus::ALL`]'s names, which every payment
+/// status in the document refers to.
+pub(crate) struct PaymentStatusSchema;
+
+impl utoipa::Modify for PaymentStatusSchema {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(PaymentStatus::ALL.map(PaymentStatus::as_str)))
+            .description(Some(
+                "Where a payment stands, named the same in the merchant API, the status stream, \
+                 merchant webhooks and admin reads: `created` (routed to a gateway, no PSP order \
+                 yet), `pending` (the PSP order exists; waiting for the payer and the PSP), \
+                 `succeeded`, `failed` (a late success may still follow) or `refunded` (in full).",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .insert("PaymentStatus".to_owned(), schema.into());
     }
 }
 
-/// True once a status will not change by itself any more.
-pub fn is_final(status: PaymentStatus) -> bool {
-    matches!(
-        status,
-        PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Refunded
-    )
+/// A reference to the `PaymentStatus` schema.
+pub fn payment_status_schema() -> Ref {
+    Ref::from_schema_name("PaymentStatus")
+}
+
+/// The status an initiation answers: always `created`.
+fn created_status_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([PaymentStatus::Created.as_str()]))
+        .description(Some(
+            "Always `created`, also when the same request is answered again (read \
+             `GET /transaction/{id}` for the status now)",
+        ))
+        .build()
 }
 
 fn transaction_body(state: &AppState, payment: &Payment) -> TransactionBody {
@@ -121,7 +190,7 @@ fn transaction_body(state: &AppState, payment: &Payment) -> TransactionBody {
         order_id: payment.merchant_order_id().to_owned(),
         amount: payment.amount().0,
         currency: "INR".into(),
-        status: status_name(payment.status()).into(),
+        status: payment.status(),
         gateway_id: payment.gateway_id().to_string(),
         psp_order_id: payment.psp_order().map(|o| o.psp_order_id.clone()),
         psp_payment_id: payment.success().map(|s| s.psp_payment_id.clone()),
@@ -230,7 +299,7 @@ pub async fn initiate(
         StatusCode::CREATED,
         Json(InitiatedBody {
             transaction_id: payment_id.to_string(),
-            status: "created".into(),
+            status: PaymentStatus::Created,
             checkout_url: state.checkout_url(payment_id),
         }),
     ))
@@ -271,15 +340,17 @@ pub async fn transaction(
 pub struct StatusEvent {
     /// Our id for the payment.
     pub transaction_id: String,
-    /// `created`, `pending`, `succeeded`, `failed` or `refunded`.
-    pub status: String,
+    /// The status the payment moved to.
+    #[schema(schema_with = payment_status_schema)]
+    pub status: PaymentStatus,
 }
 
 /// How often the status stream looks for a change.
 const STATUS_POLL: Duration = Duration::from_millis(300);
 
-/// Server-Sent Events with a payment's status, sent on every change until it is final. Needs
-/// only the transaction id (what the payer's browser holds) and says nothing but the status.
+/// Server-Sent Events with a payment's status: its status now, then every status it moves to,
+/// in order, none skipped, until it is final. Needs only the transaction id (what the payer's
+/// browser holds) and says nothing but the status.
 #[utoipa::path(
     get,
     path = "/status/{id}/stream",
@@ -295,41 +366,69 @@ pub async fn status_stream(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let payment_id = parse_payment_id(&id)?;
-    let first = state
-        .ledger
-        .payment(payment_id)
-        .await?
+    let mut cursor = StatusCursor::default();
+    let passed = state.ledger.statuses_since(payment_id, &mut cursor).await?;
+    let now = passed
+        .last()
+        .copied()
         .ok_or(ApiError::TransactionNotFound)?;
-    let deadline = tokio::time::Instant::now() + state.config.status_stream_limit;
-    let stream = futures::stream::unfold(
-        (state, Some(first.status()), None::<PaymentStatus>),
-        move |(state, mut next, mut sent)| async move {
-            loop {
-                if let Some(status) = next.take().filter(|s| Some(*s) != sent) {
-                    sent = Some(status);
-                    let event = StatusEvent {
-                        transaction_id: payment_id.to_string(),
-                        status: status_name(status).into(),
-                    };
-                    let event = Event::default()
-                        .event("status")
-                        .json_data(&event)
-                        .unwrap_or_default();
-                    return Some((Ok(event), (state, None, sent)));
-                }
-                if sent.is_some_and(is_final) || tokio::time::Instant::now() >= deadline {
-                    return None;
-                }
-                tokio::time::sleep(STATUS_POLL).await;
-                next = match state.ledger.payment(payment_id).await {
-                    Ok(payment) => payment.map(|p| p.status()),
-                    Err(e) => {
-                        tracing::warn!(error = %e, %payment_id, "status stream cannot read the payment");
-                        None
-                    }
-                };
-            }
-        },
-    );
+    let follower = StatusFollower {
+        deadline: tokio::time::Instant::now() + state.config.status_stream_limit,
+        state,
+        payment_id,
+        cursor,
+        due: VecDeque::from([now]),
+        last_sent: None,
+    };
+    let stream = futures::stream::unfold(follower, StatusFollower::next_event);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One status stream's follower of the payment's log: what it read, and what it has yet to send.
+struct StatusFollower {
+    state: AppState,
+    payment_id: PaymentId,
+    cursor: StatusCursor,
+    /// Statuses read from the log and not sent yet, oldest first.
+    due: VecDeque<PaymentStatus>,
+    last_sent: Option<PaymentStatus>,
+    deadline: tokio::time::Instant,
+}
+
+impl StatusFollower {
+    /// The next status event, once the log has one; `None` once every status read was sent and
+    /// the last is final, or the stream's time is up.
+    async fn next_event(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if let Some(status) = self.due.pop_front() {
+                self.last_sent = Some(status);
+                let event = StatusEvent {
+                    transaction_id: self.payment_id.to_string(),
+                    status,
+                };
+                let event = Event::default()
+                    .event("status")
+                    .json_data(&event)
+                    .unwrap_or_default();
+                return Some((Ok(event), self));
+            }
+            let finished = self.last_sent.is_some_and(PaymentStatus::is_final);
+            if finished || tokio::time::Instant::now() >= self.deadline {
+                return None;
+            }
+            tokio::time::sleep(STATUS_POLL).await;
+            match self
+                .state
+                .ledger
+                .statuses_since(self.payment_id, &mut self.cursor)
+                .await
+            {
+                Ok(statuses) => self.due.extend(statuses),
+                Err(e) => {
+                    let payment_id = self.payment_id;
+                    tracing::warn!(error = %e, %payment_id, "status stream cannot read the payment");
+                }
+            }
+        }
+    }
 }

@@ -80,20 +80,69 @@ pub fn admit(merchant: &MerchantSnapshot) -> Result<(), PaymentError> {
     Ok(())
 }
 
-/// Where a payment stands.
+/// Where a payment stands: the one vocabulary of the merchant API, the status stream, merchant
+/// webhooks and admin reads (`created → pending → succeeded | failed`, `failed → succeeded`
+/// for a late success, `succeeded → refunded`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
-    /// Routed and booked; no PSP order yet.
-    Initiated,
-    /// PSP order created; waiting for the customer and the PSP's outcome.
-    AwaitingPayment,
+    /// Routed and booked on a gateway; no PSP order yet.
+    Created,
+    /// The PSP order exists; waiting for the payer and the PSP's outcome.
+    Pending,
     /// Paid; commission decided.
     Succeeded,
     /// Failed (a late success may still follow).
     Failed,
     /// Paid, then refunded in full.
     Refunded,
+}
+
+impl PaymentStatus {
+    /// Every status, in the order a payment may pass through them.
+    pub const ALL: [PaymentStatus; 5] = [
+        PaymentStatus::Created,
+        PaymentStatus::Pending,
+        PaymentStatus::Succeeded,
+        PaymentStatus::Failed,
+        PaymentStatus::Refunded,
+    ];
+
+    /// The status's name everywhere it is shown or stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Created => "created",
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+
+    /// The status of a name; also reads the names merchant webhooks queued by earlier releases
+    /// carry (`initiated`, `awaiting_payment`), which recorded payloads keep.
+    pub fn parse(name: &str) -> Option<PaymentStatus> {
+        match name {
+            "initiated" => Some(PaymentStatus::Created),
+            "awaiting_payment" => Some(PaymentStatus::Pending),
+            other => PaymentStatus::ALL.into_iter().find(|s| s.as_str() == other),
+        }
+    }
+
+    /// True once the status will not change by itself any more (a failed payment's late
+    /// success comes from the PSP, not from waiting).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Refunded
+        )
+    }
+}
+
+impl std::fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Capacity booked on a gateway for this payment and not released.
@@ -771,7 +820,7 @@ impl Payment {
             tried_gateways: vec![*gateway_id],
             booked_at: Some(*at),
             psp_order: None,
-            status: PaymentStatus::Initiated,
+            status: PaymentStatus::Created,
             success: None,
             failure: None,
             refunds: Vec::new(),
@@ -792,7 +841,7 @@ impl Payment {
                     psp_order_id: psp_order_id.clone(),
                     checkout: checkout.clone(),
                 });
-                self.status = PaymentStatus::AwaitingPayment;
+                self.status = PaymentStatus::Pending;
             }
             PaymentEvent::PaymentRerouted { to_gateway, at, .. } => {
                 self.gateway_id = *to_gateway;
@@ -894,7 +943,7 @@ fn initiate_payment(initiate: &InitiatePayment) -> Result<Vec<PaymentEvent>, Pay
 /// Refuses when the payment already reached an outcome.
 fn ensure_open(payment: &Payment) -> Result<(), PaymentError> {
     match payment.status {
-        PaymentStatus::Initiated | PaymentStatus::AwaitingPayment => Ok(()),
+        PaymentStatus::Created | PaymentStatus::Pending => Ok(()),
         PaymentStatus::Succeeded | PaymentStatus::Refunded => Err(PaymentError::AlreadySucceeded),
         PaymentStatus::Failed => Err(PaymentError::AlreadyFailed),
     }
@@ -977,7 +1026,7 @@ fn record_success(
     at: DateTime<Utc>,
 ) -> Result<Vec<PaymentEvent>, PaymentError> {
     let late_success = match payment.status {
-        PaymentStatus::Initiated | PaymentStatus::AwaitingPayment => false,
+        PaymentStatus::Created | PaymentStatus::Pending => false,
         PaymentStatus::Failed => true,
         PaymentStatus::Succeeded | PaymentStatus::Refunded => {
             return Err(PaymentError::AlreadySucceeded);

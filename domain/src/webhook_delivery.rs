@@ -14,6 +14,7 @@
 use crate::calendar;
 use crate::decider::Decider;
 use crate::ids::{MerchantId, PaymentId, WebhookDeliveryId};
+use crate::payment::PaymentStatus;
 use crate::retry::{Jitter, WEBHOOK_LONGEST_WAIT, webhook_wait_after};
 use crate::validation::{self, FieldError};
 use chrono::{DateTime, Utc};
@@ -400,6 +401,18 @@ impl Decider for WebhookDelivery {
     }
 }
 
+/// The body with its `data.status` named as [`PaymentStatus::as_str`] names it: bodies queued
+/// by earlier releases carry the names `initiated` and `awaiting_payment`, and the recorded
+/// event keeps them, so they are renamed when the body is read.
+fn with_current_status_name(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(status) = payload.pointer_mut("/data/status")
+        && let Some(current) = status.as_str().and_then(PaymentStatus::parse)
+    {
+        *status = serde_json::Value::from(current.as_str());
+    }
+    payload
+}
+
 impl WebhookDelivery {
     /// The delivery a queueing event starts; `None` for any other event.
     fn queued(event: &WebhookDeliveryEvent) -> Option<WebhookDelivery> {
@@ -420,7 +433,7 @@ impl WebhookDelivery {
             merchant_id: *merchant_id,
             payment_id: *payment_id,
             event_type: event_type.clone(),
-            payload: payload.clone(),
+            payload: with_current_status_name(payload.clone()),
             endpoint_url: endpoint_url.clone(),
             attempts: 0,
             status: WebhookDeliveryStatus::Pending,

@@ -390,12 +390,10 @@ impl Scenario {
         let n = self.next_n();
         let payment_state = self.payments.get(index)?.state.clone()?;
         match payment_state.status() {
-            PaymentStatus::Initiated if roll < 10 => self.reroute(index, &payment_state, at),
-            PaymentStatus::Initiated => self.record_psp_order(index, &payment_state, n, at),
-            PaymentStatus::AwaitingPayment if roll < 72 => {
-                self.succeed(index, &payment_state, n, at)
-            }
-            PaymentStatus::AwaitingPayment => self.fail(index, &payment_state, n, at),
+            PaymentStatus::Created if roll < 10 => self.reroute(index, &payment_state, at),
+            PaymentStatus::Created => self.record_psp_order(index, &payment_state, n, at),
+            PaymentStatus::Pending if roll < 72 => self.succeed(index, &payment_state, n, at),
+            PaymentStatus::Pending => self.fail(index, &payment_state, n, at),
             PaymentStatus::Failed if roll < 8 => self.succeed(index, &payment_state, n, at),
             PaymentStatus::Succeeded if roll < 5 => self.refund(index, &payment_state, n, at),
             _ => {

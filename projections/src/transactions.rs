@@ -32,7 +32,7 @@ pub struct TransactionRow {
     pub amount_paise: i64,
     /// Currency code (`INR`).
     pub currency: String,
-    /// `initiated`, `awaiting_payment`, `succeeded`, `failed` or `refunded`.
+    /// `created`, `pending`, `succeeded`, `failed` or `refunded` ([`PaymentStatus`]).
     pub status: String,
     /// The gateway currently (or last) routed to.
     pub gateway_id: Uuid,
@@ -101,8 +101,9 @@ impl Projection for Transactions {
         "transactions"
     }
 
+    // Layout 2 names statuses as [`PaymentStatus::as_str`] does.
     fn layout(&self) -> i32 {
-        1
+        2
     }
 
     fn categories(&self) -> Option<&'static [&'static str]> {
@@ -124,16 +125,6 @@ impl Projection for Transactions {
         events: &'a [RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, schema, events))
-    }
-}
-
-fn status_name(status: PaymentStatus) -> &'static str {
-    match status {
-        PaymentStatus::Initiated => "initiated",
-        PaymentStatus::AwaitingPayment => "awaiting_payment",
-        PaymentStatus::Succeeded => "succeeded",
-        PaymentStatus::Failed => "failed",
-        PaymentStatus::Refunded => "refunded",
     }
 }
 
@@ -185,7 +176,7 @@ impl TransactionRow {
             merchant_order_id,
             amount_paise: amount.0,
             currency: currency.code().into(),
-            status: status_name(PaymentStatus::Initiated).into(),
+            status: PaymentStatus::Created.as_str().into(),
             gateway_id: gateway_id.0,
             attempts: 1,
             fee_bps: i32::try_from(fee.bps()).unwrap_or(i32::MAX),
@@ -212,7 +203,7 @@ impl TransactionRow {
             PaymentEvent::PaymentInitiated { .. } => {}
             PaymentEvent::PspOrderCreated { psp_order_id, .. } => {
                 self.psp_order_id = Some(psp_order_id);
-                self.status = status_name(PaymentStatus::AwaitingPayment).into();
+                self.status = PaymentStatus::Pending.as_str().into();
             }
             PaymentEvent::PaymentRerouted { to_gateway, .. } => {
                 self.gateway_id = to_gateway.0;
@@ -225,7 +216,7 @@ impl TransactionRow {
                 at,
                 ..
             } => {
-                self.status = status_name(PaymentStatus::Succeeded).into();
+                self.status = PaymentStatus::Succeeded.as_str().into();
                 self.commission_paise = Some(commission.0);
                 self.psp_payment_id = Some(psp_payment_id);
                 self.late_success = late_success;
@@ -237,7 +228,7 @@ impl TransactionRow {
                 at,
                 ..
             } => {
-                self.status = status_name(PaymentStatus::Failed).into();
+                self.status = PaymentStatus::Failed.as_str().into();
                 self.failure_code = Some(code);
                 self.failure_description = Some(description);
                 self.failed_at = Some(at);
@@ -246,7 +237,7 @@ impl TransactionRow {
                 self.refunded_paise = refunded_total.0;
                 self.refunds = self.refunds.saturating_add(1);
                 if refunded_total.0 >= self.amount_paise {
-                    self.status = status_name(PaymentStatus::Refunded).into();
+                    self.status = PaymentStatus::Refunded.as_str().into();
                 }
             }
         }
@@ -258,7 +249,7 @@ impl TransactionRow {
 pub struct TransactionSearch {
     /// Only this merchant's.
     pub merchant_id: Option<Uuid>,
-    /// Only this status (`initiated`, `awaiting_payment`, `succeeded`, `failed`, `refunded`).
+    /// Only this status (`created`, `pending`, `succeeded`, `failed`, `refunded`).
     pub status: Option<String>,
     /// Only this merchant order id (exact).
     pub merchant_order_id: Option<String>,
@@ -270,14 +261,6 @@ pub struct TransactionSearch {
     pub limit: u32,
 }
 
-const STATUSES: [&str; 5] = [
-    "initiated",
-    "awaiting_payment",
-    "succeeded",
-    "failed",
-    "refunded",
-];
-
 /// Transactions matching `search`, newest first; `cursor` is a previous step's `next_cursor`.
 pub async fn search(
     pool: &PgPool,
@@ -286,7 +269,7 @@ pub async fn search(
 ) -> Result<CursorPage<TransactionRow>, ProjectionError> {
     let limit = checked_limit(search.limit)?;
     if let Some(status) = &search.status
-        && !STATUSES.contains(&status.as_str())
+        && !PaymentStatus::ALL.iter().any(|s| s.as_str() == status)
     {
         return Err(ProjectionError::InvalidQuery(format!(
             "unknown status {status:?}"

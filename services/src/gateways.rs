@@ -82,6 +82,12 @@ impl Ledger {
             let events = unit.decide(&self.gateways, &gateway_stream, &gateway, &retire)?;
             let detach = MerchantCommand::DetachGateway { gateway_id, at };
             unit.decide(&self.merchants, &merchant_stream, &merchant, &detach)?;
+            if unit.is_empty() {
+                // Retired before: nothing to record.
+                return gateway
+                    .state
+                    .ok_or(ServiceError::UnknownGateway(gateway_id));
+            }
             match unit.commit(&self.store).await {
                 Ok(_) => {
                     let state = events.iter().fold(gateway.state, Gateway::evolve);
@@ -148,8 +154,14 @@ impl Ledger {
                 let events = unit.decide(&self.gateways, stream, state, &change)?;
                 after.push(events.iter().fold(state.state.clone(), Gateway::evolve));
             }
-            match unit.commit(&self.store).await {
-                Ok(_) => {
+            // Every priority already as asked: nothing to record.
+            let unchanged = unit.is_empty();
+            match if unchanged {
+                Ok(())
+            } else {
+                unit.commit(&self.store).await.map(drop)
+            } {
+                Ok(()) => {
                     return after
                         .into_iter()
                         .zip(priorities)

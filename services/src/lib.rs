@@ -29,7 +29,7 @@ pub use keys::{ResealFailure, ResealReport, Resealer};
 pub use ledger::{Ledger, SuccessRates};
 pub use merchants::{AuthenticatedMerchant, NewMerchant};
 pub use notifications::LowBalanceAlert;
-pub use payments::{Initiated, PaymentRequest, Settled};
+pub use payments::{Initiated, PaymentRequest, Settled, StatusCursor};
 pub use payouts::{
     MAX_RUN_LABEL_CHARS, PayoutRunFailure, PayoutRunReport, PayoutSettlement, PayoutUpdateRecorded,
     RequestedPayout, payout_id_for,

@@ -58,7 +58,7 @@ impl Ledger {
             let Some(payment) = self.payment(payment_id).await? else {
                 continue;
             };
-            if payment.status() == PaymentStatus::AwaitingPayment {
+            if payment.status() == PaymentStatus::Pending {
                 awaiting.push(AwaitingOutcome {
                     payment_id,
                     gateway_id: payment.gateway_id(),

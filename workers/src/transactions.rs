@@ -123,7 +123,7 @@ impl TransactionProcessor {
             .await
             .map_err(|e| ledger_failure(job, "load the payment", &e))?
             .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {}", booked.payment_id)))?;
-        let awaiting_order = payment.status() == PaymentStatus::Initiated
+        let awaiting_order = payment.status() == PaymentStatus::Created
             && payment.psp_order().is_none()
             && payment.gateway_id() == booked.gateway_id;
         Ok(awaiting_order.then_some(payment))

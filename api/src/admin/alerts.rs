@@ -36,8 +36,10 @@ pub struct AlertsQuery {
     /// Only this kind: `payment_failed` or `whatsapp_failure_rate`.
     pub kind: Option<String>,
     /// Events per step, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// A previous step's `next_cursor`.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

@@ -24,6 +24,7 @@ use super::views::{GatewayHealthView, GatewayView};
 use super::{AdminQuery, JsonBody, admin_error, parse_id};
 use crate::admin_auth::AdminUser;
 use crate::error::{ApiError, FieldProblem, Problem};
+use crate::schema_rules;
 use crate::state::AppState;
 
 /// Most gateways one bulk priority change may name.
@@ -102,7 +103,7 @@ pub struct CreateGatewayBody {
     /// 1 to 256 printable ASCII characters; a Razorpay `key_id` starts with `rzp_test_` or
     /// `rzp_live_`, a PhonePe `salt_index` is at least 1, a sandbox `webhook_secret` is `whsec_`
     /// followed by base64.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = credentials_schema)]
     pub credentials: PspCredentials,
     /// `test` (default) or `live` hosts.
     #[serde(default)]
@@ -111,9 +112,15 @@ pub struct CreateGatewayBody {
     /// Replaces the provider's API host (proxies). A sandbox gateway without one talks to this
     /// server's own sandbox PSP, `PUBLIC_URL/sandbox`.
     #[serde(default)]
+    #[schema(schema_with = schema_rules::http_url)]
     pub base_url: Option<String>,
-    /// The merchant's name for it (default: the provider's name).
+    /// The merchant's name for it, 1 to 100 characters (default: the provider's name).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub label: Option<String>,
     /// Routing priority, higher preferred (default 0).
     #[serde(default)]
@@ -127,6 +134,63 @@ pub struct CreateGatewayBody {
     /// Whether it starts toggled on (default true).
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+}
+
+/// The credentials' shapes, one per provider: `provider` names the shape, and every field of
+/// that shape is required with it, and nothing else.
+fn credentials_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, Type};
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder};
+    let shapes: [(&str, &[&str]); 5] = [
+        ("razorpay", &["key_id", "key_secret", "webhook_secret"]),
+        ("payu", &["key", "salt"]),
+        ("cashfree", &["client_id", "client_secret"]),
+        ("phonepe", &["merchant_id", "salt_key", "salt_index"]),
+        ("sandbox", &["webhook_secret"]),
+    ];
+    let mut one_of = OneOfBuilder::new().description(Some(
+        "The PSP account's credentials; `provider` says which fields go with it. Sealed at once; never shown again.",
+    ));
+    for (provider, fields) in shapes {
+        let mut shape = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "provider",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([provider])),
+            )
+            .required("provider")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        for field in fields {
+            shape = shape
+                .property(*field, credential_field_schema(provider, field))
+                .required(*field);
+        }
+        one_of = one_of.item(shape);
+    }
+    utoipa::openapi::schema::Schema::OneOf(one_of.build())
+}
+
+/// One credential field's rule, as `PspCredentials::shape_problems` checks it.
+fn credential_field_schema(provider: &str, field: &str) -> utoipa::openapi::ObjectBuilder {
+    use utoipa::openapi::ObjectBuilder;
+    use utoipa::openapi::schema::Type;
+    if field == "salt_index" {
+        return ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1));
+    }
+    let pattern = match (provider, field) {
+        ("razorpay", "key_id") => "^rzp_(test|live)_[!-~]+$",
+        ("sandbox", "webhook_secret") => "^whsec_[A-Za-z0-9+/]+={0,2}$",
+        _ => "^[!-~]+$",
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(256))
+        .pattern(Some(pattern))
 }
 
 fn enabled_by_default() -> bool {
@@ -331,7 +395,12 @@ fn gateway_id(id: &str) -> Result<GatewayId, ApiError> {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGatewayBody {
-    /// The merchant's name for it.
+    /// The merchant's name for it, 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub label: Option<String>,
     /// Routing priority, higher preferred.
     pub priority: Option<u16>,
@@ -344,14 +413,14 @@ pub struct UpdateGatewayBody {
     #[schema(value_type = Option<u32>, nullable)]
     pub rpm_cap: Option<Option<u32>>,
     /// New credentials (same shapes as on registration, same provider). Sealed at once.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = credentials_schema)]
     pub credentials: Option<PspCredentials>,
     /// `test` or `live` hosts.
     #[schema(value_type = Option<String>)]
     pub environment: Option<PspEnvironment>,
     /// The API host override; `null` for the provider's own (the sandbox's: this server's).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = schema_rules::nullable_http_url)]
     pub base_url: Option<Option<String>>,
 }
 
@@ -567,7 +636,8 @@ pub struct PriorityChange {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrioritiesBody {
-    /// At most 500 gateways, each named once.
+    /// 1 to 500 gateways, each named once.
+    #[schema(min_items = 1, max_items = 500)]
     pub priorities: Vec<PriorityChange>,
 }
 

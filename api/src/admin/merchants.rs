@@ -26,6 +26,7 @@ use super::views::{MerchantView, PageBody};
 use super::{AdminQuery, JsonBody, admin_error, parse_id};
 use crate::admin_auth::AdminUser;
 use crate::error::{ApiError, Problem};
+use crate::schema_rules;
 use crate::state::AppState;
 
 /// Reads `null` as `Some(None)` and an absent field (with `#[serde(default)]`) as `None`, so a
@@ -239,13 +240,20 @@ impl From<&Merchant> for MerchantDetail {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMerchantBody {
-    /// Registered company name.
+    /// Registered company name: 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub company_name: String,
     /// Where payment webhooks go (optional).
     #[serde(default)]
+    #[schema(schema_with = schema_rules::http_url)]
     pub webhook_url: Option<String>,
-    /// Fee in basis points (default 350 = 3.50 %).
+    /// Fee in basis points, 0 to 10 000 (default 350 = 3.50 %).
     #[serde(default)]
+    #[schema(maximum = 10_000)]
     pub fee_bps: Option<u32>,
     /// Balance thresholds (defaults: suspend ₹10,000, warn ₹5,000, payout from ₹1,000).
     #[serde(default)]
@@ -361,8 +369,10 @@ pub struct MerchantListQuery {
     /// Company name or client key contains this (case-insensitive).
     pub q: Option<String>,
     /// Page, from 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Rows per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<u32>,
 }
 
@@ -435,13 +445,19 @@ pub async fn get(
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMerchantBody {
-    /// Company name.
+    /// Company name: 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub company_name: Option<String>,
     /// Webhook URL; `null` stops webhooks. A new URL re-enables a disabled endpoint.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = schema_rules::nullable_http_url)]
     pub webhook_url: Option<Option<String>>,
-    /// Fee for payments initiated from now on, in basis points.
+    /// Fee for payments initiated from now on, in basis points (0 to 10 000).
+    #[schema(maximum = 10_000)]
     pub fee_bps: Option<u32>,
     /// Balance thresholds.
     pub thresholds: Option<ThresholdsBody>,
@@ -634,6 +650,7 @@ pub async fn regenerate_keys(
 #[serde(deny_unknown_fields)]
 pub struct RotateWebhookSecretBody {
     /// Grace period of the previous secret in seconds (default 86 400, at most 604 800).
+    #[schema(maximum = 604_800)]
     pub grace_secs: Option<u64>,
 }
 

@@ -21,6 +21,7 @@ use crate::state::{AppState, ReconciliationRun};
 pub struct PayoutRunRequest {
     /// The run's label (1 to 64 characters); default today's IST date (`yyyy-mm-dd`), the label
     /// of the daily run, so running it again the same day requests nothing new.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub run: Option<String>,
 }
 
@@ -130,8 +131,14 @@ pub struct ManualSettlementRequest {
     /// The merchant.
     pub merchant_id: Uuid,
     /// Amount in paise (positive, at most the balance due not reserved by pending payouts).
+    #[schema(minimum = 1)]
     pub amount_paise: i64,
-    /// Reference of the settlement (bank transfer, receipt), up to 200 characters.
+    /// Reference of the settlement (bank transfer, receipt), 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub reference: String,
     /// Note from ops (up to 200 characters kept).
     #[serde(default)]

@@ -26,6 +26,7 @@ use super::views::{
 };
 use crate::admin_auth::AdminUser;
 use crate::error::{ApiError, Problem};
+use crate::schema_rules;
 use crate::state::AppState;
 
 /// Rows per cursor step unless asked otherwise.
@@ -87,8 +88,10 @@ pub struct WhatsappQuery {
     /// Recipient, template, parameters or error contain this (case-insensitive).
     pub q: Option<String>,
     /// Page, from 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Rows per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<u32>,
 }
 
@@ -130,12 +133,16 @@ pub struct LedgerQuery {
     /// Only this type: `COMMISSION`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED`, `MANUAL_SETTLEMENT`.
     pub entry_type: Option<String>,
     /// From this instant (RFC 3339) or IST day (`YYYY-MM-DD`), inclusive.
+    #[param(schema_with = schema_rules::instant_or_day)]
     pub from: Option<String>,
     /// Before this instant, or up to this IST day inclusive.
+    #[param(schema_with = schema_rules::instant_or_day)]
     pub to: Option<String>,
     /// Rows per step, 1 to 200 (default 50); ignored by the CSV export.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// A previous step's `next_cursor`.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -289,8 +296,10 @@ pub struct DailyQuery {
     /// Only this merchant.
     pub merchant_id: Option<Uuid>,
     /// From this IST day (`YYYY-MM-DD`), inclusive.
+    #[param(schema_with = schema_rules::day)]
     pub from: Option<String>,
     /// Up to this IST day, inclusive.
+    #[param(schema_with = schema_rules::day)]
     pub to: Option<String>,
 }
 
@@ -336,8 +345,10 @@ pub struct WalletQuery {
     /// Company name contains this (case-insensitive).
     pub q: Option<String>,
     /// Page, from 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Rows per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<u32>,
 }
 
@@ -377,17 +388,22 @@ pub async fn wallets(
 pub struct TransactionQuery {
     /// Only this merchant's.
     pub merchant_id: Option<Uuid>,
-    /// Only this status: `initiated`, `awaiting_payment`, `succeeded`, `failed`, `refunded`.
+    /// Only this status.
+    #[param(schema_with = crate::payments::payment_status_schema)]
     pub status: Option<String>,
     /// Only this merchant order id (exact).
     pub order_id: Option<String>,
     /// Initiated from this instant (RFC 3339) or IST day (`YYYY-MM-DD`).
+    #[param(schema_with = schema_rules::instant_or_day)]
     pub from: Option<String>,
     /// Initiated before this instant, or up to this IST day inclusive.
+    #[param(schema_with = schema_rules::instant_or_day)]
     pub to: Option<String>,
     /// Rows per step, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// A previous step's `next_cursor`.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -439,12 +455,16 @@ pub struct AuditQuery {
     /// Only on this thing (its id).
     pub entity_id: Option<String>,
     /// From this instant (RFC 3339) or IST day (`YYYY-MM-DD`).
+    #[param(schema_with = schema_rules::instant_or_day)]
     pub from: Option<String>,
     /// Before this instant, or up to this IST day inclusive.
+    #[param(schema_with = schema_rules::instant_or_day)]
     pub to: Option<String>,
     /// Rows per step, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// A previous step's `next_cursor`.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

@@ -160,9 +160,11 @@ fn month_and_format(
     ),
     security(("admin_jwt" = [])),
     responses(
-        (status = 200, description = "The statement", body = StatementView, content_type = "application/json"),
-        (status = 200, description = "The statement as CSV (amounts in paise)", content_type = "text/csv"),
-        (status = 200, description = "A printable statement page", content_type = "text/html"),
+        (status = 200, description = "The statement; as CSV (amounts in paise) with `Accept: text/csv`, as a printable page with `Accept: text/html`", content(
+            (StatementView = "application/json"),
+            (String = "text/csv"),
+            (String = "text/html"),
+        )),
         (status = 400, description = "Not a month (INVALID_MONTH)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
     )

@@ -292,7 +292,8 @@ mirror! {
         amount_paise: i64,
         /// Currency code (`INR`).
         currency: String,
-        /// `initiated`, `awaiting_payment`, `succeeded`, `failed` or `refunded`.
+        /// Where the payment stands, in the merchant API's words.
+        #[schema(schema_with = crate::payments::payment_status_schema)]
         status: String,
         /// The gateway currently (or last) routed to.
         gateway_id: Uuid,

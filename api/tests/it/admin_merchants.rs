@@ -104,7 +104,7 @@ async fn bad_onboarding_input_is_refused_field_by_field_and_records_nothing() {
             json!({ "company_name": "Acme", "whatsapp": { "number": "123" } }),
             "whatsapp_number",
         ),
-        (json!({ "company_name": "Acme", "colour": "red" }), "."),
+        (json!({ "company_name": "Acme", "colour": "red" }), "colour"),
         (json!({ "company_name": 7 }), "company_name"),
     ] {
         let (status, problem) = onboard(&app, &body).await;
@@ -114,9 +114,7 @@ async fn bad_onboarding_input_is_refused_field_by_field_and_records_nothing() {
             "{body} -> {problem}"
         );
         assert_eq!(problem["code"], "INVALID_FIELD");
-        if field != "." {
-            assert_eq!(problem["field"], field, "{body}");
-        }
+        assert_eq!(problem["field"], field, "{body}");
     }
     let malformed = app
         .admin(Method::POST, "/admin/merchants")

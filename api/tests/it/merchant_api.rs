@@ -508,3 +508,77 @@ async fn settle_success(
         .await
         .expect("settle");
 }
+
+/// Reads `status` events off a Server-Sent Events response until it has `count` more (or the
+/// stream ends); answers their `status` fields.
+async fn next_statuses(
+    stream: &mut reqwest::Response,
+    buffer: &mut String,
+    count: usize,
+) -> Vec<String> {
+    let mut statuses = Vec::new();
+    while statuses.len() < count {
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|line| line.strip_prefix("data:")) {
+                let event: Value = serde_json::from_str(data.trim()).expect("status json");
+                statuses.push(event["status"].as_str().expect("status").to_owned());
+            }
+        }
+        if statuses.len() >= count {
+            break;
+        }
+        match stream.chunk().await.expect("stream") {
+            Some(bytes) => buffer.push_str(std::str::from_utf8(&bytes).expect("utf-8")),
+            None => break,
+        }
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn the_status_stream_sends_every_status_the_payment_passes_through_in_order() {
+    let app = spawn_app().await;
+    let merchant = app.merchant().await;
+    let (gateway_id, _) = app.sandbox_gateway(&merchant, 1, None).await;
+    let created: Value = app
+        .initiate(&merchant, &payment("SSE-1", 49_900))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["transaction_id"].as_str().expect("id").to_owned();
+    let payment_id: lightspeed_domain::PaymentId = id.parse().expect("payment id");
+
+    let mut stream = app
+        .http
+        .get(format!("{}/status/{id}/stream", app.url))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut buffer = String::new();
+    assert_eq!(
+        next_statuses(&mut stream, &mut buffer, 1).await,
+        ["created"]
+    );
+
+    // The PSP order and the payer's success, recorded back to back: far quicker than the
+    // stream looks at the log, and still both are sent, in order.
+    app.ledger
+        .record_psp_order(
+            payment_id,
+            gateway_id,
+            "sbo_sse_1".into(),
+            json!({}),
+            &CommandContext::default(),
+        )
+        .await
+        .expect("psp order");
+    settle_success(&app, merchant.id, payment_id).await;
+    assert_eq!(
+        next_statuses(&mut stream, &mut buffer, 3).await,
+        ["pending", "succeeded"],
+        "every status in order, and the stream ends at the final one"
+    );
+}

@@ -159,7 +159,7 @@ async fn metrics_show_latency_by_route_and_what_the_read_models_count() {
         .expect("text");
     for expected in [
         "http_request_duration_seconds_bucket{method=\"POST\",route=\"/payment/initiate\",status=\"201\"",
-        "payments{status=\"initiated\",provider=\"sandbox\"} 1",
+        "payments{status=\"created\",provider=\"sandbox\"} 1",
         "wa_sent_total 0",
         "wa_failed_total 0",
         "projection_lag_events{projection=\"wallets\"}",

@@ -127,7 +127,7 @@ fn a_payment_is_initiated_with_the_fee_in_force() {
         .when(PaymentCommand::Initiate(initiate()))
         .then([initiated()])
         .expect("initiated");
-    assert_eq!(payment.status(), PaymentStatus::Initiated);
+    assert_eq!(payment.status(), PaymentStatus::Created);
     assert_eq!(payment.fee(), BasisPoints(350));
     assert_eq!(
         payment.live_booking(),
@@ -303,7 +303,7 @@ fn the_psp_order_is_recorded_once_for_the_current_gateway() {
         .when(record.clone())
         .then([order_created()])
         .expect("initiated");
-    assert_eq!(payment.status(), PaymentStatus::AwaitingPayment);
+    assert_eq!(payment.status(), PaymentStatus::Pending);
     given::<Payment>([initiated(), order_created()])
         .when(record.clone())
         .then_nothing();
@@ -501,7 +501,7 @@ fn only_a_succeeded_payment_is_refunded() {
     given::<Payment>([initiated(), order_created()])
         .when(refund("rfnd_1", Paise(100)))
         .then_error(PaymentError::NotRefundable {
-            status: PaymentStatus::AwaitingPayment,
+            status: PaymentStatus::Pending,
         });
     given::<Payment>([initiated(), failed(t(10))])
         .when(refund("rfnd_1", Paise(100)))
@@ -581,4 +581,35 @@ fn payment_details_are_checked_and_normalised() {
         let refused = Payment::decide(&None, &PaymentCommand::Initiate(command));
         assert_eq!(refused.map_err(|e| e.field()), Err(Some(field)));
     }
+}
+
+#[test]
+fn a_status_has_one_name_shown_and_stored_everywhere() {
+    for status in PaymentStatus::ALL {
+        let name = status.as_str();
+        assert_eq!(PaymentStatus::parse(name), Some(status));
+        assert_eq!(serde_json::to_value(status).expect("json"), name);
+        assert_eq!(status.to_string(), name);
+    }
+    assert_eq!(
+        PaymentStatus::parse("initiated"),
+        Some(PaymentStatus::Created)
+    );
+    assert_eq!(
+        PaymentStatus::parse("awaiting_payment"),
+        Some(PaymentStatus::Pending)
+    );
+    assert_eq!(PaymentStatus::parse("paid"), None);
+    let finals: Vec<_> = PaymentStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .collect();
+    assert_eq!(
+        finals,
+        [
+            PaymentStatus::Succeeded,
+            PaymentStatus::Failed,
+            PaymentStatus::Refunded
+        ]
+    );
 }

@@ -91,6 +91,29 @@ fn a_delivery_is_queued_due_at_once() {
 }
 
 #[test]
+fn a_body_queued_with_an_earlier_status_name_is_sent_with_the_current_one() {
+    let recorded = |status: &str| WebhookDeliveryEvent::WebhookDeliveryQueued {
+        delivery_id: delivery_id(1),
+        merchant_id: merchant_id(),
+        payment_id: payment_id(1),
+        event_type: "payment.created".to_owned(),
+        payload: serde_json::json!({ "type": "payment.created", "data": { "status": status } }),
+        endpoint_url: "https://acme.example/hooks".to_owned(),
+        at: t(0),
+    };
+    for (stored, sent) in [
+        ("initiated", "created"),
+        ("awaiting_payment", "pending"),
+        ("created", "created"),
+        ("succeeded", "succeeded"),
+    ] {
+        let delivery = WebhookDelivery::fold([&recorded(stored)]).expect("queued");
+        assert_eq!(delivery.payload()["data"]["status"], sent, "{stored}");
+        assert_eq!(delivery.payload()["type"], "payment.created");
+    }
+}
+
+#[test]
 fn queueing_refuses_a_bad_endpoint_or_event_type() {
     given::<WebhookDelivery>([])
         .when(WebhookDeliveryCommand::Queue(QueueWebhookDelivery {

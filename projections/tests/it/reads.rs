@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use chrono::{TimeDelta, Utc};
 use common::{deps, scenario_with};
+use lightspeed_domain::payment::PaymentStatus;
 use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_projections::pagination::{MAX_PER_PAGE, PageRequest};
 use lightspeed_projections::progress::Silent;
@@ -223,6 +224,28 @@ async fn read_functions_filter_and_paginate() {
     }
     let ids: HashSet<_> = seen.iter().map(|t| t.payment_id).collect();
     assert_eq!(ids.len(), seen.len());
+    // Every status is stored by its one name, the one the merchant API and webhooks use.
+    let names: HashSet<&str> = seen.iter().map(|t| t.status.as_str()).collect();
+    let vocabulary: HashSet<&str> = PaymentStatus::ALL.map(PaymentStatus::as_str).into();
+    assert!(names.is_subset(&vocabulary), "{names:?}");
+    assert!(
+        names.contains("created") && names.contains("pending"),
+        "{names:?}"
+    );
+    let earlier_name = transactions::search(
+        &pool,
+        &transactions::TransactionSearch {
+            status: Some("initiated".into()),
+            limit: 50,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    assert!(matches!(
+        earlier_name,
+        Err(ProjectionError::InvalidQuery(_))
+    ));
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM read.transactions")
         .fetch_one(&pool)
         .await

@@ -4,6 +4,9 @@
 mod initiate;
 mod reroute;
 mod settle;
+mod statuses;
+
+pub use statuses::StatusCursor;
 
 use lightspeed_domain::gateway::{BookingRequest, Gateway};
 use lightspeed_domain::payment::{Payment, PaymentCommand, PaymentDetails};

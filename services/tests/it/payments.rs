@@ -247,7 +247,7 @@ async fn an_order_id_starts_one_payment_and_a_different_request_with_it_is_refus
         .payment_of(merchant, payment_id)
         .await
         .expect("payment");
-    assert_eq!(payment.status(), PaymentStatus::Initiated);
+    assert_eq!(payment.status(), PaymentStatus::Created);
 }
 
 #[tokio::test]

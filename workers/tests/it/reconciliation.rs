@@ -77,8 +77,5 @@ async fn a_payment_whose_webhook_never_came_is_settled_by_reconciliation_with_on
     let after = reconciler.sweep_once().await.expect("sweep after");
     assert_eq!(after.stale, 0, "a settled payment is not checked again");
     assert_eq!(w.commissions(merchant.id).await, 1);
-    assert_eq!(
-        w.payment(recent).await.status(),
-        PaymentStatus::AwaitingPayment
-    );
+    assert_eq!(w.payment(recent).await.status(), PaymentStatus::Pending);
 }

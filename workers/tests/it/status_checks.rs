@@ -125,8 +125,5 @@ async fn a_check_of_a_pending_payment_records_nothing() {
             .expect("check"),
         StatusChecked::Pending
     );
-    assert_eq!(
-        w.payment(payment_id).await.status(),
-        PaymentStatus::AwaitingPayment
-    );
+    assert_eq!(w.payment(payment_id).await.status(), PaymentStatus::Pending);
 }

@@ -44,7 +44,7 @@ async fn an_initiated_payment_gets_one_psp_order_even_when_its_job_is_redelivere
     })
     .await;
     let reference = psp_reference(payment_id);
-    assert_eq!(payment.status(), PaymentStatus::AwaitingPayment);
+    assert_eq!(payment.status(), PaymentStatus::Pending);
     let order = payment.psp_order().expect("order");
     assert_eq!(order.psp_order_id, order_id_for(&reference));
     assert_eq!(order.checkout["provider"], "sandbox");
@@ -116,7 +116,7 @@ async fn a_psp_answering_503_rests_its_gateway_and_the_payment_moves_to_the_next
     })
     .await;
     assert_eq!(rerouted.tried_gateways(), [first, second]);
-    assert_eq!(rerouted.status(), PaymentStatus::Initiated);
+    assert_eq!(rerouted.status(), PaymentStatus::Created);
     let rested = w.gateway_state(first).await;
     let rest = rested.temporary_failure().expect("temporary failure");
     assert_eq!(rest.until, failed_at + chrono::Duration::minutes(5));
@@ -132,7 +132,7 @@ async fn a_psp_answering_503_rests_its_gateway_and_the_payment_moves_to_the_next
     .await;
     worker.stop().await;
     assert_eq!(payment.gateway_id(), second);
-    assert_eq!(payment.status(), PaymentStatus::AwaitingPayment);
+    assert_eq!(payment.status(), PaymentStatus::Pending);
     assert_eq!(order_requests(down).await.len(), 1);
     assert_eq!(order_requests(up).await.len(), 1);
 
