@@ -224,7 +224,12 @@ pub fn faults_recovered(recoveries: &[Recovery]) -> Check {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use lightspeed_domain::{BasisPoints, PaymentId};
+
     use super::*;
+    use crate::facts::{DeliveryFacts, PaymentFacts};
 
     #[test]
     fn commission_rounds_half_up_away_from_the_domain_code() {
@@ -232,5 +237,140 @@ mod tests {
         assert_eq!(expected_commission(Paise(150), 350), 5);
         assert_eq!(expected_commission(Paise(170), 350), 6);
         assert_eq!(expected_commission(Paise(100), 350), 4);
+    }
+
+    /// A log of one succeeded payment of ₹1.00 (commission 4 paise) for order `A-1`, and the
+    /// load's view of it.
+    fn one_success(merchant: MerchantId) -> (PaymentId, LogFacts, Vec<Outcome>) {
+        let id = PaymentId::new();
+        let mut log = LogFacts::default();
+        log.payments.insert(
+            id.to_string(),
+            PaymentFacts {
+                merchant_id: merchant,
+                order_id: "A-1".into(),
+                amount: Paise(100),
+                fee: BasisPoints::DEFAULT_FEE,
+                successes: vec![Paise(4)],
+                failures: 0,
+                refunded: false,
+                commissions: vec![Paise(4)],
+            },
+        );
+        let outcome = Outcome {
+            merchant: 0,
+            order_id: "A-1".into(),
+            amount: 100,
+            payment_id: Some(id),
+            seen: Seen::Succeeded,
+            took: Duration::ZERO,
+        };
+        (id, log, vec![outcome])
+    }
+
+    fn payment(log: &mut LogFacts, id: PaymentId) -> &mut PaymentFacts {
+        log.payments.get_mut(&id.to_string()).expect("the payment")
+    }
+
+    #[test]
+    fn a_success_passes_and_a_second_or_wrong_commission_fails() {
+        let merchant = MerchantId::new();
+        let (id, mut log, outcomes) = one_success(merchant);
+        assert!(
+            successes_carry_one_commission(&outcomes, &log)
+                .problems
+                .is_empty()
+        );
+        assert!(
+            one_payment_per_order(&outcomes, &[merchant], &log)
+                .problems
+                .is_empty()
+        );
+        assert!(none_pending(&log).problems.is_empty());
+        payment(&mut log, id).commissions.push(Paise(4));
+        assert_eq!(
+            successes_carry_one_commission(&outcomes, &log)
+                .problems
+                .len(),
+            1
+        );
+        payment(&mut log, id).commissions = vec![Paise(3)];
+        assert_eq!(
+            successes_carry_one_commission(&outcomes, &log)
+                .problems
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_success_seen_that_the_log_has_failed_or_pending_fails() {
+        let (id, mut log, outcomes) = one_success(MerchantId::new());
+        payment(&mut log, id).successes.clear();
+        payment(&mut log, id).commissions.clear();
+        assert_eq!(none_pending(&log).problems.len(), 1);
+        payment(&mut log, id).failures = 1;
+        assert!(none_pending(&log).problems.is_empty());
+        assert_eq!(
+            successes_carry_one_commission(&outcomes, &log)
+                .problems
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_failure_seen_that_the_log_has_succeeded_fails() {
+        let (_, log, mut outcomes) = one_success(MerchantId::new());
+        outcomes[0].seen = Seen::Failed;
+        assert_eq!(failures_stay_failed(&outcomes, &log).problems.len(), 1);
+    }
+
+    #[test]
+    fn a_second_payment_for_one_order_fails() {
+        let merchant = MerchantId::new();
+        let (id, mut log, outcomes) = one_success(merchant);
+        let twin = payment(&mut log, id).clone();
+        log.payments.insert(PaymentId::new().to_string(), twin);
+        let check = one_payment_per_order(&outcomes, &[merchant], &log);
+        // The order has two payments, and the load's order is not the log's only one.
+        assert_eq!(check.problems.len(), 2, "{:?}", check.problems);
+    }
+
+    fn arrival(id: &str, payment: PaymentId, kind: &str) -> Arrival {
+        Arrival {
+            webhook_id: id.into(),
+            event_type: kind.into(),
+            transaction_id: payment.to_string(),
+            signed: true,
+        }
+    }
+
+    fn delivered(log: &mut LogFacts, id: &str, payment: PaymentId, kind: &str) {
+        let facts = DeliveryFacts {
+            payment_id: payment.to_string(),
+            event_type: kind.into(),
+            delivered: true,
+        };
+        log.deliveries.insert(id.into(), facts);
+    }
+
+    #[test]
+    fn a_redelivery_under_the_same_id_passes_and_under_another_fails() {
+        let (id, mut log, _) = one_success(MerchantId::new());
+        delivered(&mut log, "w1", id, "payment.created");
+        delivered(&mut log, "w2", id, "payment.succeeded");
+        let mut arrivals = vec![
+            arrival("w1", id, "payment.created"),
+            arrival("w2", id, "payment.succeeded"),
+            arrival("w2", id, "payment.succeeded"),
+        ];
+        assert!(webhooks_delivered(&log, &arrivals).problems.is_empty());
+        arrivals.push(arrival("w3", id, "payment.succeeded"));
+        assert_eq!(webhooks_delivered(&log, &arrivals).problems.len(), 1);
+        arrivals.pop();
+        arrivals.remove(0);
+        // payment.created never arrived: its delivery and the payment's webhooks both say so.
+        assert_eq!(webhooks_delivered(&log, &arrivals).problems.len(), 2);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! What shows a role at work, read only once the fault has struck (after the kill, or once the
 //! restarted server accepts connections) so work done before it never counts:
-//! - relay: the stream's last sequence moves (a new event published);
+//! - relay: its mark moves (a batch published to JetStream, acknowledged and recorded);
 //! - projectors: the `transactions` read model's checkpoint moves;
 //! - workers: a merchant webhook arrives at the endpoint;
 //! - API: a merchant request is answered successfully.
@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use lightspeed_eventstore::LogPosition;
+use lightspeed_eventstore::relay::load_mark;
 use lightspeed_eventstore::testing::PostgresStop;
 use lightspeed_projections::versions;
 use tokio::time::Instant;
@@ -25,7 +26,7 @@ const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
 /// How often progress is read while waiting.
 const POLL: Duration = Duration::from_millis(100);
 /// Longest one read of progress may take (PostgreSQL or NATS may be away).
-const READ_LIMIT: Duration = Duration::from_secs(2);
+const READ_LIMIT: Duration = Duration::from_secs(5);
 
 /// What the run measured of one fault.
 #[derive(Debug, Clone)]
@@ -60,7 +61,9 @@ impl Sign {
     }
 }
 
-/// Injects every fault of `plan` at its time; answers what each one measured.
+/// Injects every fault of `plan` at its time; answers what each one measured. A fault whose
+/// time comes after the load has ended (recoveries took longer than the plan left between
+/// faults) is not injected: without load, no role would show it is back at work.
 pub async fn inject_all(
     site: &mut Site,
     plan: &Plan,
@@ -69,6 +72,15 @@ pub async fn inject_all(
 ) -> anyhow::Result<Vec<Recovery>> {
     let mut recoveries = Vec::new();
     for (index, fault) in plan.faults.iter().enumerate() {
+        if load_started.elapsed() >= plan.load {
+            recoveries.push(Recovery {
+                fault: *fault,
+                at: load_started.elapsed(),
+                took: None,
+                detail: "not injected: the load had ended".into(),
+            });
+            continue;
+        }
         while Instant::now() < load_started + plan.fault_due(index) {
             site.roles.restart_exited()?;
             tokio::time::sleep(POLL).await;
@@ -222,9 +234,9 @@ impl Reading {
 async fn read(site: &Site, stats: &LoadStats, sign: Sign) -> Option<Reading> {
     match sign {
         Sign::Published => {
-            let stream = site.jetstream.get_stream(&site.log_stream.stream_name);
-            let stream = tokio::time::timeout(READ_LIMIT, stream).await.ok()?.ok()?;
-            Some(Reading::Sequence(stream.cached_info().state.last_sequence))
+            let mark = load_mark(site.pool(), &site.log_stream.stream_name);
+            let mark = tokio::time::timeout(READ_LIMIT, mark).await.ok()?.ok()?;
+            Some(Reading::Sequence(mark.map_or(0, |m| m.jetstream_seq)))
         }
         Sign::Projected => {
             let active = versions::active(site.pool(), "transactions");

@@ -73,7 +73,7 @@ impl Site {
         migrate(&roles).await?;
         let pool = PgPoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(2))
+            .acquire_timeout(Duration::from_secs(5))
             .connect(&roles.wiring().database_url("checker"))
             .await
             .context("connect to the run's database")?;
