@@ -320,3 +320,191 @@ impl Drop for PrivateNatsServer {
         let _ = std::fs::remove_dir_all(&self.store_dir);
     }
 }
+
+/// How a [`PrivatePostgres`] is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostgresStop {
+    /// As an operator restarts it: clients are disconnected, a checkpoint is written.
+    Fast,
+    /// As a crash does: every server process is ended at once, and the next start recovers
+    /// from the write-ahead log.
+    Immediate,
+}
+
+/// A PostgreSQL cluster of the caller's own (`initdb` into a temporary directory, serving a free
+/// loopback port), so a run can stop and restart it without disturbing the machine's shared
+/// server. Stopped, and its directory removed, on drop.
+///
+/// The binaries are taken from `PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin`,
+/// else the `PATH`. PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    /// `postgres://postgres@127.0.0.1:<port>/postgres?sslmode=disable`, a maintenance database.
+    pub admin_url: String,
+    port: u16,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    /// Creates the cluster and starts it; waits until it accepts connections.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("ls-postgres-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+        let cluster = Self {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"),
+            port,
+            dir,
+            bin: postgres_binaries(),
+            as_postgres: running_as_root(),
+        };
+        if cluster.as_postgres {
+            run_checked(
+                std::process::Command::new("chown")
+                    .arg("postgres:")
+                    .arg(&cluster.dir),
+            );
+        }
+        cluster.initdb();
+        cluster.start_again().await;
+        cluster
+    }
+
+    /// The URL of `database` on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.join("data")
+    }
+
+    /// A command running `binary` of the cluster's PostgreSQL as the cluster's owner.
+    fn command(&self, binary: &str) -> std::process::Command {
+        let program = self.bin.join(binary);
+        if self.as_postgres {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            std::process::Command::new(program)
+        }
+    }
+
+    fn initdb(&self) {
+        run_checked(
+            self.command("initdb")
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(self.data()),
+        );
+        // Loopback and a socket inside the directory only; room for many role processes.
+        // Without fsync a crash of the server loses nothing (the kernel keeps what it was
+        // handed); only a crash of the machine would.
+        let settings = format!(
+            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             max_connections = 300\nfsync = off\n",
+            self.port,
+            self.dir.display()
+        );
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+        text.push_str(&settings);
+        std::fs::write(&conf, text).expect("write postgresql.conf");
+    }
+
+    /// Starts the (stopped) cluster and waits until it accepts connections.
+    pub async fn start_again(&self) {
+        let mut command = self.command("pg_ctl");
+        command
+            .args(["start", "-w", "-t", "60", "-D"])
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.join("server.log"));
+        run_blocking(command).await;
+    }
+
+    /// Stops the cluster and waits until it has.
+    pub async fn stop(&self, how: PostgresStop) {
+        let mode = match how {
+            PostgresStop::Fast => "fast",
+            PostgresStop::Immediate => "immediate",
+        };
+        let mut command = self.command("pg_ctl");
+        command
+            .args(["stop", "-w", "-t", "60", "-m", mode, "-D"])
+            .arg(self.data());
+        run_blocking(command).await;
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["stop", "-w", "-m", "immediate", "-D"])
+            .arg(self.data())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The directory of the PostgreSQL server binaries (see [`PrivatePostgres`]).
+fn postgres_binaries() -> std::path::PathBuf {
+    if let Ok(bin) = std::env::var("PG_BIN") {
+        return bin.into();
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .max_by_key(|(version, _)| *version);
+    newest.map(|(_, bin)| bin).unwrap_or_default()
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// Runs a short command to completion, panicking with its output if it fails.
+fn run_checked(command: &mut std::process::Command) {
+    let output = command.output().expect("run a PostgreSQL command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// [`run_checked`] off the async runtime's threads (a start or stop takes seconds).
+async fn run_blocking(mut command: std::process::Command) {
+    tokio::task::spawn_blocking(move || run_checked(&mut command))
+        .await
+        .expect("the PostgreSQL command's thread");
+}

@@ -34,7 +34,8 @@
 //! [`rebuild`] builds this code's layout as a new version beside the active one, straight from
 //! PostgreSQL in batches of 10 000, then switches in one transaction (views in `read` and the
 //! registry rows together), leaving the previous version retired until dropped on request
-//! ([`RebuildOptions::drop_previous`], [`versions::drop_version`]).
+//! ([`RebuildOptions::drop_previous`], [`versions::drop_version`]). [`compare::differences`]
+//! tells whether two versions hold the same rows.
 //!
 //! Rolling out a layout change: keep the old projectors running (they keep the old version
 //! fresh and serving), run `lightspeed rebuild <name>` with the new binary, then start the new
@@ -50,6 +51,7 @@ pub mod alert_inputs;
 pub mod audit_log;
 pub mod catalog;
 pub mod commission;
+pub mod compare;
 pub mod error;
 pub mod gateways;
 pub mod gauges;
