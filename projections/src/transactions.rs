@@ -249,6 +249,9 @@ impl TransactionRow {
                     self.status = status_name(PaymentStatus::Refunded).into();
                 }
             }
+            PaymentEvent::RefundRequested { .. }
+            | PaymentEvent::RefundSubmitted { .. }
+            | PaymentEvent::RefundFailed { .. } => {}
         }
     }
 }
