@@ -14,5 +14,6 @@ mod payouts;
 mod protection;
 mod psp_webhooks;
 mod readiness;
+mod refunds;
 mod secrets;
 mod whatsapp;

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::ids::RefundId;
 use crate::money::Paise;
-use crate::validation::{self, Problem};
+use crate::validation::{self, FieldError, Problem};
 
 /// Longest merchant refund id (the merchant's idempotency key), in characters.
 pub const MAX_REFUND_ID_CHARS: usize = 40;
@@ -321,17 +321,22 @@ fn ensure_refundable(payment: &Payment, amount: Paise) -> Result<(), PaymentErro
     Ok(())
 }
 
+/// Checks a merchant refund id: 1 to [`MAX_REFUND_ID_CHARS`] of `A-Z a-z 0-9 - _ .`.
+pub fn validate_merchant_refund_id(merchant_refund_id: &str) -> Result<(), FieldError> {
+    validation::token(
+        "refund_id",
+        merchant_refund_id,
+        MAX_REFUND_ID_CHARS,
+        is_order_id_char,
+        "letters, digits, '-', '_' and '.'",
+    )
+}
+
 pub(super) fn request_refund(
     payment: &Payment,
     request: &RequestRefund,
 ) -> Result<Vec<PaymentEvent>, PaymentError> {
-    validation::token(
-        "refund_id",
-        &request.merchant_refund_id,
-        MAX_REFUND_ID_CHARS,
-        is_order_id_char,
-        "letters, digits, '-', '_' and '.'",
-    )?;
+    validate_merchant_refund_id(&request.merchant_refund_id)?;
     validation::amount("amount", request.amount, MAX_PAYMENT_AMOUNT)?;
     if request.reason.chars().any(char::is_control) {
         return Err(Problem::BadCharacters {
