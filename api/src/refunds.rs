@@ -1,6 +1,6 @@
 //! The merchant refund API, signed like `/payment/initiate`: ask for (part of) a succeeded
-//! payment back, list a payment's refunds, read one by its refund id. The PSP is called by the
-//! `refund-processing` worker; the answer is the refund as recorded, `requested` at first.
+//! payment back, list a payment's refunds, read one by its refund id. The answer is the refund
+//! as recorded, `requested` at first; the PSP's answers move it on as they are recorded.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -104,8 +104,8 @@ fn request_digest(payment: &str, body: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Asks for (part of) a payment back. The PSP is asked by a worker; follow the refund with
-/// `GET /refunds/{refund_id}` or your `refund.*` webhooks.
+/// Asks for (part of) a payment back; the refund holds its amount until it succeeds or fails.
+/// Follow it with `GET /refunds/{refund_id}`.
 #[utoipa::path(
     post,
     path = "/payment/{id}/refunds",
