@@ -37,6 +37,9 @@ pub struct Problem {
     /// The payment an order id already started, for `ORDER_ID_REUSED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<String>,
+    /// What is left to refund, for `REFUND_EXCEEDS_REMAINING`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refundable_paise: Option<i64>,
     /// Every field at fault, when several are (`field` names the first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldProblem>>,
@@ -121,6 +124,23 @@ pub enum ApiError {
     /// No such transaction for this merchant.
     #[error("transaction not found")]
     TransactionNotFound,
+    /// Only a succeeded payment can be refunded.
+    #[error("the payment is {0}; only a succeeded payment can be refunded")]
+    PaymentNotRefundable(&'static str),
+    /// The refund asks for more than is left to refund.
+    #[error("refund of ₹{requested} exceeds the ₹{refundable} left to refund")]
+    RefundExceedsRemaining {
+        /// Left to refund (refunds awaiting their outcome hold theirs).
+        refundable: Paise,
+        /// Asked for.
+        requested: Paise,
+    },
+    /// The refund id already asked for another refund.
+    #[error("refund id already used with a different request")]
+    RefundIdReused,
+    /// No refund with this id for this merchant.
+    #[error("refund not found")]
+    RefundNotFound,
     /// No such gateway for this merchant.
     #[error("gateway not found")]
     GatewayNotFound,
@@ -251,6 +271,12 @@ impl ApiError {
             MerchantNotActive => (StatusCode::FORBIDDEN, "MERCHANT_NOT_ACTIVE"),
             OrderIdReused(_) => (StatusCode::CONFLICT, "ORDER_ID_REUSED"),
             TransactionNotFound => (StatusCode::NOT_FOUND, "TRANSACTION_NOT_FOUND"),
+            PaymentNotRefundable(_) => (StatusCode::CONFLICT, "PAYMENT_NOT_REFUNDABLE"),
+            RefundExceedsRemaining { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "REFUND_EXCEEDS_REMAINING")
+            }
+            RefundIdReused => (StatusCode::CONFLICT, "REFUND_ID_REUSED"),
+            RefundNotFound => (StatusCode::NOT_FOUND, "REFUND_NOT_FOUND"),
             GatewayNotFound => (StatusCode::NOT_FOUND, "GATEWAY_NOT_FOUND"),
             NoGatewayAvailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
@@ -324,6 +350,10 @@ impl ApiError {
                 ApiError::InvalidFields(fields) => Some(fields.clone()),
                 _ => None,
             },
+            refundable_paise: match self {
+                ApiError::RefundExceedsRemaining { refundable, .. } => Some(refundable.0),
+                _ => None,
+            },
         }
     }
 }
@@ -387,6 +417,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::UnknownGateway(_) => ApiError::GatewayNotFound,
             ServiceError::OrderIdReused { payment_id } => ApiError::OrderIdReused(payment_id),
             ServiceError::NoGatewayAvailable(_) => ApiError::NoGatewayAvailable,
+            ServiceError::RefundIdReused { .. } => ApiError::RefundIdReused,
+            ServiceError::MerchantClosed => ApiError::MerchantClosed,
+            ServiceError::Payment(PaymentError::NotRefundable { status }) => {
+                ApiError::PaymentNotRefundable(status.as_str())
+            }
+            ServiceError::Payment(PaymentError::RefundExceedsAmount {
+                refundable,
+                requested,
+            }) => ApiError::RefundExceedsRemaining {
+                refundable,
+                requested,
+            },
             ServiceError::Payment(PaymentError::BalanceDueOverLimit { balance_due, .. }) => {
                 ApiError::MerchantSuspended {
                     amount_due: balance_due,

@@ -1,6 +1,7 @@
 //! The HTTP API of the LightSpeed ledger.
 //!
 //! - Merchant API (HMAC-signed): `POST /payment/initiate`, `GET /transaction/{id}`,
+//!   `POST`/`GET /payment/{id}/refunds`, `GET /refunds/{refund_id}`,
 //!   `GET /merchant/whatsapp/usage`; and `GET /status/{id}/stream` (Server-Sent Events) for the
 //!   payer's browser.
 //! - Hosted checkout: `GET /checkout/{id}` and the return page.
@@ -42,6 +43,7 @@ pub mod payments;
 pub mod payout_webhooks;
 pub mod protection;
 pub mod readiness;
+pub mod refunds;
 mod schema_rules;
 pub mod state;
 pub mod telemetry;
@@ -82,6 +84,7 @@ pub use state::{
     modifiers(&SecuritySchemes, &PaymentStatusSchema),
     tags(
         (name = "payments", description = "Merchant payment API"),
+        (name = "refunds", description = "Merchant refund API"),
         (name = "checkout", description = "Hosted checkout pages"),
         (name = "psp-webhooks", description = "PSP webhook intake"),
         (name = "admin-merchants", description = "Merchant administration"),
@@ -134,6 +137,8 @@ fn routes(admin_origins: &[HeaderValue]) -> OpenApiRouter<AppState> {
         .routes(routes!(payments::initiate))
         .routes(routes!(payments::transaction))
         .routes(routes!(payments::status_stream))
+        .routes(routes!(refunds::request_refund, refunds::list_refunds))
+        .routes(routes!(refunds::refund))
         .routes(routes!(merchant_reads::whatsapp_usage))
         .routes(routes!(checkout::checkout_page))
         .routes(routes!(checkout::checkout_ready))

@@ -3,7 +3,10 @@
 //! Event type names are unique across the whole crate: the relay publishes each event on the
 //! NATS subject `ledger.<category>.<EventType>`, so both are subject tokens (`[A-Za-z0-9_]`).
 
-use crate::claims::{ClientKeyClaim, ClientKeyEvent, MerchantOrderClaim, MerchantOrderEvent};
+use crate::claims::{
+    ClientKeyClaim, ClientKeyEvent, MerchantOrderClaim, MerchantOrderEvent, MerchantRefundClaim,
+    MerchantRefundEvent,
+};
 use crate::decider::Decider;
 use crate::gateway::{Gateway, GatewayEvent};
 use crate::merchant::{Merchant, MerchantEvent};
@@ -62,6 +65,10 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: <MerchantOrderClaim as Decider>::CATEGORY,
         event_types: MerchantOrderEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <MerchantRefundClaim as Decider>::CATEGORY,
+        event_types: MerchantRefundEvent::EVENT_TYPES,
     },
     Category {
         name: <PspOutcomeRecord as Decider>::CATEGORY,

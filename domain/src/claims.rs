@@ -8,12 +8,14 @@
 //!   and a digest of the request that started it. The order id is the merchant's idempotency
 //!   key: the same order id with the same request answers the same payment; with another
 //!   request it is refused.
+//! - `merchant_refund-<merchant id>.<refund id>`: which refund (of which payment) a merchant's
+//!   refund id asked for, and a digest of the request. The same idempotency rule applies.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::decider::Decider;
-use crate::ids::{MerchantId, PaymentId};
+use crate::ids::{MerchantId, PaymentId, RefundId};
 
 /// The merchant a client key was issued to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,6 +62,9 @@ pub enum ClaimError {
     /// The merchant already used this order id.
     #[error("order id already started payment {}", .0.payment_id)]
     OrderTaken(MerchantOrder),
+    /// The merchant already used this refund id.
+    #[error("refund id already asked for refund {}", .0.refund_id)]
+    RefundIdTaken(MerchantRefund),
 }
 
 impl Decider for ClientKeyClaim {
@@ -171,6 +176,88 @@ pub fn merchant_order_key(merchant_id: MerchantId, order_id: &str) -> String {
     format!("{merchant_id}.{order_id}")
 }
 
+/// A merchant refund id and the refund it asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantRefund {
+    /// The merchant.
+    pub merchant_id: MerchantId,
+    /// The merchant's refund id.
+    pub merchant_refund_id: String,
+    /// The refunded payment.
+    pub payment_id: PaymentId,
+    /// Our refund id.
+    pub refund_id: RefundId,
+    /// Hex SHA-256 of the request (payment and body) that asked for it.
+    pub request_digest: String,
+}
+
+/// The claim on a merchant refund id: `None` until a refund is requested with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MerchantRefundClaim(Option<MerchantRefund>);
+
+impl MerchantRefundClaim {
+    /// The refund, once claimed.
+    pub fn refund(&self) -> Option<&MerchantRefund> {
+        self.0.as_ref()
+    }
+}
+
+/// Claims a refund id for a new refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRefund {
+    /// The refund id and its refund.
+    pub refund: MerchantRefund,
+    /// When it is decided.
+    pub at: DateTime<Utc>,
+}
+
+event_enum! {
+    /// What a merchant refund stream records.
+    pub enum MerchantRefundEvent {
+        /// The refund id asked for a refund.
+        MerchantRefundClaimed {
+            /// The refund id and its refund.
+            refund: MerchantRefund,
+            /// When.
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+impl Decider for MerchantRefundClaim {
+    const CATEGORY: &'static str = "merchant_refund";
+    type State = MerchantRefundClaim;
+    type Command = ClaimRefund;
+    type Event = MerchantRefundEvent;
+    type Error = ClaimError;
+
+    fn decide(
+        state: &Self::State,
+        command: &ClaimRefund,
+    ) -> Result<Vec<MerchantRefundEvent>, ClaimError> {
+        match &state.0 {
+            Some(existing) => Err(ClaimError::RefundIdTaken(existing.clone())),
+            None => Ok(vec![MerchantRefundEvent::MerchantRefundClaimed {
+                refund: command.refund.clone(),
+                at: command.at,
+            }]),
+        }
+    }
+
+    fn evolve(state: Self::State, event: &MerchantRefundEvent) -> Self::State {
+        match event {
+            MerchantRefundEvent::MerchantRefundClaimed { refund, .. } => {
+                MerchantRefundClaim(state.0.or_else(|| Some(refund.clone())))
+            }
+        }
+    }
+}
+
+/// The id part of a merchant refund stream: `<merchant id>.<refund id>`.
+pub fn merchant_refund_key(merchant_id: MerchantId, merchant_refund_id: &str) -> String {
+    format!("{merchant_id}.{merchant_refund_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +294,33 @@ mod tests {
             at: t(1),
         })
         .then_error(ClaimError::ClientKeyTaken(merchant_id));
+    }
+
+    #[test]
+    fn a_refund_id_asks_for_one_refund() {
+        let refund = |digest: &str| MerchantRefund {
+            merchant_id: MerchantId(uuid::Uuid::from_u128(1)),
+            merchant_refund_id: "RF-1".into(),
+            payment_id: PaymentId(uuid::Uuid::from_u128(2)),
+            refund_id: RefundId(uuid::Uuid::from_u128(3)),
+            request_digest: digest.into(),
+        };
+        let claimed = MerchantRefundEvent::MerchantRefundClaimed {
+            refund: refund("aa"),
+            at: t(0),
+        };
+        given::<MerchantRefundClaim>([])
+            .when(ClaimRefund {
+                refund: refund("aa"),
+                at: t(0),
+            })
+            .then([claimed.clone()]);
+        given::<MerchantRefundClaim>([claimed])
+            .when(ClaimRefund {
+                refund: refund("bb"),
+                at: t(1),
+            })
+            .then_error(ClaimError::RefundIdTaken(refund("aa")));
     }
 
     #[test]

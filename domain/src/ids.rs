@@ -73,3 +73,7 @@ id_type!(
     /// One delivery of a payment status change to a merchant's webhook endpoint.
     WebhookDeliveryId
 );
+id_type!(
+    /// A refund of (part of) a payment, recorded on the payment's stream.
+    RefundId
+);

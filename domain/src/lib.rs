@@ -43,8 +43,8 @@
 //! |---|---|---|---|
 //! | `merchant` | [`Merchant`] | [`MerchantId`] | onboarding, keys, fee, thresholds, checkout settings, webhook secret and endpoint, status, active gateways |
 //! | `gateway` | [`Gateway`] | [`GatewayId`] | registration, settings, toggle, bookings and releases, temporary failure, retirement |
-//! | `payment` | [`Payment`] | [`PaymentId`] | initiation, PSP order, reroute, success with commission, failure, late success, refund |
-//! | `wallet` | [`Wallet`] | [`MerchantId`] | commission accrued, payouts, reversals, manual settlement |
+//! | `payment` | [`Payment`] | [`PaymentId`] | initiation, PSP order, reroute, success with commission, failure, late success, refunds and what is left to refund |
+//! | `wallet` | [`Wallet`] | [`MerchantId`] | commission accrued and reversed by refunds, payouts, payout reversals, manual settlement |
 //! | `merchant_alerts` | [`MerchantAlerts`] | [`MerchantId`] | `LOW_BALANCE` alerts and their 6-hour cool-down |
 //! | `notification` | [`Notification`] | [`NotificationId`] | WhatsApp message attempts |
 //! | `webhook_delivery` | [`WebhookDelivery`] | [`WebhookDeliveryId`] | merchant webhook attempts |
@@ -61,6 +61,8 @@
 //! | reroute a payment | `payment`: `PaymentRerouted` + old `gateway`: `GatewayBookingReleased` + new `gateway`: `GatewayBooked` |
 //! | payment fails | `payment`: `PaymentFailed` + `gateway`: `GatewayBookingReleased` |
 //! | payment succeeds | `payment`: `PaymentSucceeded` + `wallet`: `CommissionAccrued` (+ `gateway`: `GatewayBooked` with `late_success` when it follows a failure) |
+//! | request a refund | `merchant_refund`: `MerchantRefundClaimed` + `payment`: `RefundRequested` (at the version decided on) |
+//! | a refund succeeds | `payment`: `PaymentRefunded` (+ `wallet`: `CommissionReversed` under `reverse_proportional`) |
 //! | low balance | `merchant_alerts`: `LowBalanceAlertRaised` + `notification`: `NotificationQueued` |
 //!
 //! # Rules chosen
@@ -71,8 +73,11 @@
 //!   A fee change never rewrites past commission.
 //! - **Exactly one commission per successful payment**: the payment refuses a second success
 //!   (`AlreadySucceeded`); a success after a failure (late success) is accepted once.
-//! - **Refunds** keep the commission (the service was rendered); they are recorded on the
-//!   payment for reporting and do not touch the wallet or the gateway's volume.
+//! - **Refunds** are requests on the payment's stream, so two racing refunds can never together
+//!   exceed the amount ([`payment::refunds`]). The commission is retained by default (the
+//!   payment was processed); a merchant set to `reverse_proportional` gets the commission's
+//!   half-up share of each succeeded refund back as a `CommissionReversed` wallet event, never
+//!   more than the payment accrued. Refunds do not touch the gateway's volume.
 //! - **Suspension**: a merchant whose balance due is at least its suspend threshold, or whose
 //!   status is suspended or closed, cannot start payments ([`payment::admit`]); at the warn
 //!   threshold the merchant is warned ([`standing::standing`]).
@@ -123,7 +128,9 @@ mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decider::{Decider, DomainEvent, UpcastError, decode, encode};
 pub use gateway::Gateway;
-pub use ids::{GatewayId, MerchantId, NotificationId, PaymentId, PayoutId, WebhookDeliveryId};
+pub use ids::{
+    GatewayId, MerchantId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId,
+};
 pub use merchant::Merchant;
 pub use merchant_alerts::MerchantAlerts;
 pub use money::{BasisPoints, Currency, Paise};

@@ -23,6 +23,8 @@
 //!   (`MerchantSecretsResealed`) and never a rotation.
 //! - A merchant may have its own payment API rate (requests per minute); without one the API's
 //!   default applies.
+//! - What a refund does to the commission ([`RefundCommission`]) is a setting: retained unless
+//!   changed; each refund takes the setting in force when it is requested.
 
 use crate::calendar;
 use crate::checkout_settings::CheckoutSettings;
@@ -31,6 +33,7 @@ use crate::ids::{GatewayId, MerchantId};
 use crate::money::{BasisPoints, Paise};
 use crate::notification::NotificationType;
 use crate::payment::MerchantSnapshot;
+use crate::payment::refunds::RefundCommission;
 use crate::sealed::SealedSecret;
 use crate::validation::{self, FieldError, Problem};
 use crate::webhook_delivery::{EndpointHealth, endpoint_health};
@@ -174,6 +177,7 @@ pub struct Merchant {
     webhook_endpoint_disabled_at: Option<DateTime<Utc>>,
     active_gateways: BTreeSet<GatewayId>,
     api_rate_per_minute: Option<u32>,
+    refund_commission: RefundCommission,
     onboarded_at: DateTime<Utc>,
 }
 
@@ -286,6 +290,11 @@ impl Merchant {
     /// The merchant's own payment API rate in requests per minute (`None`: the API's default).
     pub fn api_rate_per_minute(&self) -> Option<u32> {
         self.api_rate_per_minute
+    }
+
+    /// What a refund does to the commission of its payment.
+    pub fn refund_commission(&self) -> RefundCommission {
+        self.refund_commission
     }
 
     /// When the merchant was onboarded.
@@ -451,6 +460,13 @@ pub enum MerchantCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
+    /// Sets what refunds do to the commission of their payments.
+    ChangeRefundCommission {
+        /// The treatment for refunds requested from now on.
+        policy: RefundCommission,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
     /// Records the same secrets sealed under another encryption key (key rotation).
     ResealSecrets {
         /// The client salt, resealed.
@@ -601,6 +617,15 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
+        /// What refunds do to the commission changed (for refunds requested from now on).
+        MerchantRefundCommissionChanged {
+            /// The treatment before.
+            from: RefundCommission,
+            /// The treatment from now on.
+            to: RefundCommission,
+            /// When.
+            at: DateTime<Utc>,
+        },
         /// The same secrets were sealed again under another encryption key.
         MerchantSecretsResealed {
             /// The client salt, resealed.
@@ -724,6 +749,7 @@ impl Merchant {
             webhook_endpoint_disabled_at: None,
             active_gateways: BTreeSet::new(),
             api_rate_per_minute: None,
+            refund_commission: RefundCommission::default(),
             onboarded_at: *at,
         })
     }
@@ -774,6 +800,9 @@ impl Merchant {
             MerchantEvent::MerchantClosed { .. } => self.status = MerchantStatus::Closed,
             MerchantEvent::MerchantApiRateLimitChanged { per_minute, .. } => {
                 self.api_rate_per_minute = *per_minute
+            }
+            MerchantEvent::MerchantRefundCommissionChanged { to, .. } => {
+                self.refund_commission = *to
             }
             MerchantEvent::MerchantSecretsResealed {
                 client_salt,
@@ -927,6 +956,15 @@ fn decide_for(
         MerchantCommand::ChangeApiRateLimit { per_minute, at } => {
             change_api_rate_limit(merchant, *per_minute, *at)
         }
+        MerchantCommand::ChangeRefundCommission { policy, at } => Ok((merchant.refund_commission
+            != *policy)
+            .then_some(MerchantEvent::MerchantRefundCommissionChanged {
+                from: merchant.refund_commission,
+                to: *policy,
+                at: *at,
+            })
+            .into_iter()
+            .collect()),
         MerchantCommand::ResealSecrets {
             client_salt,
             webhook_secret,

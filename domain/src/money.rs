@@ -45,6 +45,19 @@ impl Paise {
     pub const fn is_positive(self) -> bool {
         self.0 > 0
     }
+
+    /// `self × part / whole`, rounded half-up (away from zero at exactly one half), in
+    /// integers; zero when `whole` is not positive. Used for a commission's share of a refund.
+    pub fn pro_rata(self, part: Paise, whole: Paise) -> Paise {
+        if !whole.is_positive() {
+            return Paise::ZERO;
+        }
+        let numerator = i128::from(self.0) * i128::from(part.0);
+        let whole = i128::from(whole.0);
+        let magnitude = (numerator.abs() * 2 + whole) / (2 * whole);
+        let signed = if numerator < 0 { -magnitude } else { magnitude };
+        Paise(i64::try_from(signed).unwrap_or(if signed < 0 { i64::MIN } else { i64::MAX }))
+    }
 }
 
 impl std::ops::Add for Paise {
@@ -188,6 +201,20 @@ mod tests {
         assert_eq!(BasisPoints(350).of(Paise(1)), Paise(0));
         assert_eq!(BasisPoints(350).of(Paise(14_286)), Paise(500));
         assert_eq!(BasisPoints(10_000).of(Paise(i64::MAX)), Paise(i64::MAX));
+    }
+
+    #[test]
+    fn a_pro_rata_share_rounds_half_up() {
+        // 175 × 1/2 = 87.5 → 88; 175 × 1/3 = 58.33 → 58; 175 × 2/3 = 116.67 → 117.
+        assert_eq!(Paise(175).pro_rata(Paise(1), Paise(2)), Paise(88));
+        assert_eq!(Paise(175).pro_rata(Paise(1), Paise(3)), Paise(58));
+        assert_eq!(Paise(175).pro_rata(Paise(2), Paise(3)), Paise(117));
+        assert_eq!(Paise(175).pro_rata(Paise(3), Paise(3)), Paise(175));
+        assert_eq!(Paise(175).pro_rata(Paise(1), Paise(0)), Paise(0));
+        assert_eq!(
+            Paise(i64::MAX).pro_rata(Paise(i64::MAX), Paise(i64::MAX)),
+            Paise(i64::MAX)
+        );
     }
 
     #[test]

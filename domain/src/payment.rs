@@ -14,18 +14,22 @@
 //!   `PaymentSucceeded` (appended atomically with the wallet's `CommissionAccrued`). A second
 //!   success is refused with [`PaymentError::AlreadySucceeded`], so there is exactly one
 //!   commission per successful payment.
-//! - Refunds (full or partial, each PSP refund id once) are recorded for reporting; commission is
-//!   retained because the service was rendered, and the gateway booking is not released.
+//! - Refunds (full or partial, several partials up to the amount) are requests on this stream,
+//!   so the log decides what is left to refund ([`refunds`]); the commission is kept or reversed
+//!   pro rata per the merchant's setting, and the gateway booking is not released.
 //! - Duplicate or stale facts from PSPs are refused with errors whose
 //!   [`PaymentError::is_already_recorded`] is true; callers treat them as idempotent no-ops.
 
+pub mod refunds;
+
 use crate::decider::Decider;
 use crate::gateway::GatewayCommand;
-use crate::ids::{GatewayId, MerchantId, PaymentId};
+use crate::ids::{GatewayId, MerchantId, PaymentId, RefundId};
 use crate::money::{BasisPoints, Currency, Paise};
 use crate::standing::{MerchantStatus, Standing, Thresholds, standing};
 use crate::validation::{self, FieldError, Problem};
 use chrono::{DateTime, Utc};
+use refunds::{Refund, RefundCommission, RequestRefund};
 use serde::{Deserialize, Serialize};
 
 /// Gateways a payment may try in total: the first one and two reroutes.
@@ -201,17 +205,6 @@ pub struct Failure {
     pub at: DateTime<Utc>,
 }
 
-/// One recorded refund.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refund {
-    /// The PSP's refund id.
-    pub refund_id: String,
-    /// Amount refunded.
-    pub amount: Paise,
-    /// When it was recorded.
-    pub at: DateTime<Utc>,
-}
-
 /// A payment as its events describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
@@ -230,6 +223,7 @@ pub struct Payment {
     success: Option<Success>,
     failure: Option<Failure>,
     refunds: Vec<Refund>,
+    commission_reversed: Paise,
     initiated_at: DateTime<Utc>,
 }
 
@@ -316,18 +310,6 @@ impl Payment {
     /// The last failure, if any (kept after a late success, for the record).
     pub fn failure(&self) -> Option<&Failure> {
         self.failure.as_ref()
-    }
-
-    /// Refunds recorded.
-    pub fn refunds(&self) -> &[Refund] {
-        &self.refunds
-    }
-
-    /// Total refunded.
-    pub fn refunded(&self) -> Paise {
-        self.refunds.iter().fold(Paise::ZERO, |total, refund| {
-            total.saturating_add(refund.amount)
-        })
     }
 
     /// When it was initiated.
@@ -512,12 +494,46 @@ pub enum PaymentCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
-    /// Records a refund reported by the PSP.
+    /// Records a refund the PSP reported that was not requested through us (made in its
+    /// dashboard); it keeps the commission.
     RecordRefund {
         /// The PSP's refund id.
         refund_id: String,
         /// Amount refunded.
         amount: Paise,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Asks for (part of) a succeeded payment back, holding the amount.
+    RequestRefund(RequestRefund),
+    /// Records the PSP's id for a requested refund it accepted.
+    RecordRefundSubmitted {
+        /// The refund.
+        refund_id: RefundId,
+        /// The PSP's refund id.
+        psp_refund_id: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records that the PSP returned a requested refund's money (with its commission reversal,
+    /// under the treatment taken at the request).
+    RecordRefundSucceeded {
+        /// The refund.
+        refund_id: RefundId,
+        /// The PSP's refund id, when the report names it.
+        psp_refund_id: Option<String>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Records that the PSP refused or failed a requested refund; its amount may be refunded
+    /// again.
+    RecordRefundFailed {
+        /// The refund.
+        refund_id: RefundId,
+        /// The PSP's (or our) error code.
+        code: String,
+        /// The reason, in words.
+        reason: String,
         /// When it is decided.
         at: DateTime<Utc>,
     },
@@ -600,14 +616,58 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
-        /// Money was refunded to the customer; the commission stays.
+        /// A refund succeeded: the PSP returned its amount to the payer.
         PaymentRefunded {
-            /// The PSP's refund id.
+            /// Our refund id (a `RefundId`), or the PSP's for a refund it reported that was not
+            /// requested through us.
             refund_id: String,
             /// Amount of this refund.
             amount: Paise,
             /// Total refunded so far, this one included.
             refunded_total: Paise,
+            /// Commission reversed by this refund (zero when the commission is retained).
+            #[serde(default)]
+            commission_reversed: Paise,
+            /// The PSP's refund id, when known.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            psp_refund_id: Option<String>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A refund was requested; its amount is held until it succeeds or fails.
+        RefundRequested {
+            /// Our refund id.
+            refund_id: RefundId,
+            /// The merchant's refund id.
+            merchant_refund_id: String,
+            /// Amount to return.
+            amount: Paise,
+            /// The merchant's reason.
+            reason: String,
+            /// The commission treatment in force.
+            commission: RefundCommission,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// The PSP accepted a refund and named its id.
+        RefundSubmitted {
+            /// Our refund id.
+            refund_id: RefundId,
+            /// The PSP's refund id.
+            psp_refund_id: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A refund failed; its amount may be refunded again.
+        RefundFailed {
+            /// Our refund id.
+            refund_id: RefundId,
+            /// Its amount, given back to what may be refunded.
+            amount: Paise,
+            /// The PSP's (or our) error code.
+            code: String,
+            /// The reason, in words.
+            reason: String,
             /// When.
             at: DateTime<Utc>,
         },
@@ -700,6 +760,28 @@ pub enum PaymentError {
         /// The refund id.
         refund_id: String,
     },
+    /// A refund with this id was already requested.
+    #[error("refund {0} already requested")]
+    RefundAlreadyRequested(RefundId),
+    /// No refund with this id on the payment.
+    #[error("refund {0} unknown on this payment")]
+    UnknownRefund(RefundId),
+    /// The refund already succeeded (a repeated success, or a failure after it).
+    #[error("refund {0} already succeeded")]
+    RefundAlreadySucceeded(RefundId),
+    /// The refund already failed (a repeated failure).
+    #[error("refund {0} already failed")]
+    RefundAlreadyFailed(RefundId),
+    /// A success reported for a refund recorded as failed: its amount was given back to what
+    /// may be refunded, so ops must look.
+    #[error("refund {0} reported succeeded after it was recorded failed")]
+    RefundSucceededAfterFailure(RefundId),
+    /// The refund was submitted under another PSP refund id.
+    #[error("refund already submitted as {psp_refund_id}")]
+    RefundSubmittedAs {
+        /// The PSP refund id recorded.
+        psp_refund_id: String,
+    },
 }
 
 impl PaymentError {
@@ -711,6 +793,9 @@ impl PaymentError {
             PaymentError::AlreadySucceeded
                 | PaymentError::AlreadyFailed
                 | PaymentError::RefundAlreadyRecorded { .. }
+                | PaymentError::RefundAlreadyRequested(_)
+                | PaymentError::RefundAlreadySucceeded(_)
+                | PaymentError::RefundAlreadyFailed(_)
         )
     }
 
@@ -778,7 +863,35 @@ impl Decider for Payment {
                     amount,
                     at,
                 },
-            ) => record_refund(payment, refund_id, *amount, *at),
+            ) => refunds::record_external(payment, refund_id, *amount, *at),
+            (Some(payment), PaymentCommand::RequestRefund(request)) => {
+                refunds::request_refund(payment, request)
+            }
+            (
+                Some(payment),
+                PaymentCommand::RecordRefundSubmitted {
+                    refund_id,
+                    psp_refund_id,
+                    at,
+                },
+            ) => refunds::record_submitted(payment, *refund_id, psp_refund_id, *at),
+            (
+                Some(payment),
+                PaymentCommand::RecordRefundSucceeded {
+                    refund_id,
+                    psp_refund_id,
+                    at,
+                },
+            ) => refunds::record_succeeded(payment, *refund_id, psp_refund_id.as_deref(), *at),
+            (
+                Some(payment),
+                PaymentCommand::RecordRefundFailed {
+                    refund_id,
+                    code,
+                    reason,
+                    at,
+                },
+            ) => refunds::record_failed(payment, *refund_id, code, reason, *at),
         }
     }
 
@@ -824,6 +937,7 @@ impl Payment {
             success: None,
             failure: None,
             refunds: Vec::new(),
+            commission_reversed: Paise::ZERO,
             initiated_at: *at,
         })
     }
@@ -870,19 +984,10 @@ impl Payment {
                 description: description.clone(),
                 at: *at,
             }),
-            PaymentEvent::PaymentRefunded {
-                refund_id,
-                amount,
-                refunded_total,
-                at,
-            } => self.refund(
-                Refund {
-                    refund_id: refund_id.clone(),
-                    amount: *amount,
-                    at: *at,
-                },
-                *refunded_total,
-            ),
+            PaymentEvent::PaymentRefunded { .. }
+            | PaymentEvent::RefundRequested { .. }
+            | PaymentEvent::RefundSubmitted { .. }
+            | PaymentEvent::RefundFailed { .. } => self.apply_refund_event(event),
         }
         Some(self)
     }
@@ -901,14 +1006,6 @@ impl Payment {
         self.failure = Some(failure);
         self.status = PaymentStatus::Failed;
         self.booked_at = None;
-    }
-
-    /// Refunded in full once the refunds reach the amount.
-    fn refund(&mut self, refund: Refund, refunded_total: Paise) {
-        self.refunds.push(refund);
-        if refunded_total >= self.amount {
-            self.status = PaymentStatus::Refunded;
-        }
     }
 }
 
@@ -1062,43 +1159,6 @@ fn record_failure(
         gateway_id: payment.gateway_id,
         code,
         description: validation::excerpt(description, MAX_FAILURE_TEXT_CHARS),
-        at,
-    }])
-}
-
-fn record_refund(
-    payment: &Payment,
-    refund_id: &str,
-    amount: Paise,
-    at: DateTime<Utc>,
-) -> Result<Vec<PaymentEvent>, PaymentError> {
-    if payment
-        .refunds
-        .iter()
-        .any(|refund| refund.refund_id == refund_id)
-    {
-        return Err(PaymentError::RefundAlreadyRecorded {
-            refund_id: refund_id.to_owned(),
-        });
-    }
-    if payment.status != PaymentStatus::Succeeded {
-        return Err(PaymentError::NotRefundable {
-            status: payment.status,
-        });
-    }
-    psp_id("refund_id", refund_id)?;
-    validation::amount("amount", amount, MAX_PAYMENT_AMOUNT)?;
-    let refundable = payment.amount.saturating_sub(payment.refunded());
-    if amount > refundable {
-        return Err(PaymentError::RefundExceedsAmount {
-            refundable,
-            requested: amount,
-        });
-    }
-    Ok(vec![PaymentEvent::PaymentRefunded {
-        refund_id: refund_id.to_owned(),
-        amount,
-        refunded_total: payment.refunded().saturating_add(amount),
         at,
     }])
 }

@@ -1,6 +1,9 @@
 //! Property tests over random command sequences: routing and booking never break a limit or cap
 //! nor pick an ineligible gateway; commission is the exact half-up value; folding any valid
-//! sequence is deterministic and survives `encode`/`decode`; wallet balances add up.
+//! sequence is deterministic and survives `encode`/`decode`; wallet balances add up; refunds
+//! never exceed the amount nor reverse more than the commission ([`refunds`]).
+
+mod refunds;
 
 use crate::calendar::{self, IstMonth};
 use crate::checkout_settings::{CheckoutSettings, RoutingMode};

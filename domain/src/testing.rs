@@ -81,7 +81,7 @@ where
 /// Fixed ids and sealed values, so expected events can be written out in full.
 pub(crate) mod fixtures {
     use crate::ids::{
-        GatewayId, MerchantId, NotificationId, PaymentId, PayoutId, WebhookDeliveryId,
+        GatewayId, MerchantId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId,
     };
     use crate::sealed::SealedSecret;
     use uuid::Uuid;
@@ -109,6 +109,11 @@ pub(crate) mod fixtures {
     /// Payout number `n`.
     pub(crate) fn payout_id(n: u128) -> PayoutId {
         PayoutId(Uuid::from_u128(0x4000 + n))
+    }
+
+    /// Refund number `n`.
+    pub(crate) fn refund_id(n: u128) -> RefundId {
+        RefundId(Uuid::from_u128(0x7000 + n))
     }
 
     /// Notification number `n`.

@@ -4,16 +4,21 @@
 //! atomically with `PaymentSucceeded`; the payment decider guarantees exactly once, so accrual
 //! may be appended with expected version "any"). The wallet accepts only the commission the
 //! payment's amount gives at its fee ([`BasisPoints::of`], half-up), so a wrong figure never
-//! enters the log. What the merchant owes is
+//! enters the log. A refund under the `reverse_proportional` treatment reverses part
+//! of it (`CommissionReversed`, appended with the refund's `PaymentRefunded` in the same way; the
+//! payment decides the amount, once per refund and never more than it accrued). What the merchant
+//! owes is
 //! collected by payouts: requested (pending, reserving the amount), then paid out (reduces the
 //! balance due) or reversed (failed, rejected, cancelled or reversed by the bank: releases the
 //! reservation, or restores the balance due if it had been paid out). Ops may record a manual
 //! settlement (reduces the balance due).
 //!
-//! **Balance due = accrued − paid out + reversed − settled**, where "reversed" totals only the
-//! reversals of payouts that had been paid out (a reversal of a pending payout only releases its
-//! reservation). A payout or a settlement can never exceed the balance due minus the pending
-//! payouts, so the balance due never goes below zero.
+//! **Balance due = accrued − commission reversed − paid out + reversed − settled**, where
+//! "reversed" totals only the reversals of payouts that had been paid out (a reversal of a
+//! pending payout only releases its reservation). A payout or a settlement can never exceed the
+//! balance due minus the pending payouts, so only a commission reversal can take the balance due
+//! below zero: when the commission it reverses was already collected, the merchant holds a credit
+//! that later commissions absorb (nothing is paid out while the balance due is not positive).
 //!
 //! Payout updates after a terminal state (reversed) or repeated ones are refused with errors
 //! whose [`WalletError::is_already_recorded`] is true; callers treat them as idempotent no-ops.
@@ -73,6 +78,7 @@ pub struct Payout {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wallet {
     accrued: Paise,
+    commission_reversed: Paise,
     paid_out: Paise,
     reversed: Paise,
     settled: Paise,
@@ -84,9 +90,10 @@ pub struct Wallet {
 }
 
 impl Wallet {
-    /// What the merchant owes: accrued − paid out + reversed − settled.
+    /// What the merchant owes: accrued − commission reversed − paid out + reversed − settled.
     pub fn balance_due(&self) -> Paise {
         self.accrued
+            .saturating_sub(self.commission_reversed)
             .saturating_sub(self.paid_out)
             .saturating_add(self.reversed)
             .saturating_sub(self.settled)
@@ -100,6 +107,11 @@ impl Wallet {
     /// Total commission accrued.
     pub fn accrued(&self) -> Paise {
         self.accrued
+    }
+
+    /// Total commission reversed by refunds.
+    pub fn commission_reversed(&self) -> Paise {
+        self.commission_reversed
     }
 
     /// Total paid out.
@@ -173,6 +185,19 @@ pub enum WalletCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
+    /// Records the commission a refund reversed (never refused: the payment decided it).
+    ReverseCommission {
+        /// The refunded payment.
+        payment_id: PaymentId,
+        /// The refund (its id as the payment's `PaymentRefunded` names it).
+        refund_id: String,
+        /// The refund's amount.
+        refund_amount: Paise,
+        /// Commission reversed.
+        commission: Paise,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
     /// Requests a payout of `amount`, reserving it.
     RequestPayout {
         /// The new payout's id.
@@ -238,6 +263,30 @@ impl WalletCommand {
             _ => None,
         }
     }
+
+    /// The reversal to append with a payment's `PaymentRefunded` event when it reverses
+    /// commission; `None` otherwise.
+    pub fn reversal_for(
+        payment_id: PaymentId,
+        event: &crate::payment::PaymentEvent,
+    ) -> Option<WalletCommand> {
+        match event {
+            crate::payment::PaymentEvent::PaymentRefunded {
+                refund_id,
+                amount,
+                commission_reversed,
+                at,
+                ..
+            } if commission_reversed.is_positive() => Some(WalletCommand::ReverseCommission {
+                payment_id,
+                refund_id: refund_id.clone(),
+                refund_amount: *amount,
+                commission: *commission_reversed,
+                at: *at,
+            }),
+            _ => None,
+        }
+    }
 }
 
 event_enum! {
@@ -252,6 +301,19 @@ event_enum! {
             /// The fee applied.
             fee: BasisPoints,
             /// The commission.
+            commission: Paise,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A refund reversed part of a payment's commission; the balance due went down.
+        CommissionReversed {
+            /// The refunded payment.
+            payment_id: PaymentId,
+            /// The refund.
+            refund_id: String,
+            /// The refund's amount.
+            refund_amount: Paise,
+            /// Commission reversed.
             commission: Paise,
             /// When.
             at: DateTime<Utc>,
@@ -386,6 +448,19 @@ impl Decider for Wallet {
                 commission,
                 at,
             } => accrue_commission(*payment_id, *amount, *fee, *commission, *at),
+            WalletCommand::ReverseCommission {
+                payment_id,
+                refund_id,
+                refund_amount,
+                commission,
+                at,
+            } => Ok(vec![WalletEvent::CommissionReversed {
+                payment_id: *payment_id,
+                refund_id: refund_id.clone(),
+                refund_amount: *refund_amount,
+                commission: *commission,
+                at: *at,
+            }]),
             WalletCommand::RequestPayout {
                 payout_id,
                 amount,
@@ -416,6 +491,9 @@ impl Decider for Wallet {
             WalletEvent::CommissionAccrued { commission, .. } => {
                 wallet.accrued = wallet.accrued.saturating_add(*commission);
                 wallet.accruals = wallet.accruals.saturating_add(1);
+            }
+            WalletEvent::CommissionReversed { commission, .. } => {
+                wallet.commission_reversed = wallet.commission_reversed.saturating_add(*commission);
             }
             WalletEvent::PayoutRequested {
                 payout_id,

@@ -1,9 +1,9 @@
 //! Commission per IST day and merchant, and the commission ledger.
 //!
 //! - `read.commission_daily`: per IST calendar day and merchant: payments succeeded, their
-//!   volume, the commission (fees) accrued, payouts paid out (count and amount), payouts
-//!   reversed after being paid out, and manual settlements. Each fact counts on the IST day of
-//!   its own instant.
+//!   volume, the commission (fees) accrued, commission reversed by refunds, payouts paid out
+//!   (count and amount), payouts reversed after being paid out, and manual settlements. Each
+//!   fact counts on the IST day of its own instant.
 //! - The ledger ([`ledger`]) reads `read.wallet_entries`, kept by the wallets projection.
 
 use std::collections::BTreeMap;
@@ -40,6 +40,8 @@ pub struct CommissionDay {
     pub volume_paise: i64,
     /// Commission accrued on them (the fees).
     pub commission_paise: i64,
+    /// Commission reversed that day by refunds.
+    pub commission_reversed_paise: i64,
     /// Payouts paid out that day.
     pub payouts: i64,
     /// Their total amount.
@@ -57,6 +59,7 @@ CREATE TABLE {s}.commission_daily (
     payments                bigint NOT NULL,
     volume_paise            bigint NOT NULL,
     commission_paise        bigint NOT NULL,
+    commission_reversed_paise bigint NOT NULL,
     payouts                 bigint NOT NULL,
     payouts_paise           bigint NOT NULL,
     payouts_reversed_paise  bigint NOT NULL,
@@ -72,7 +75,7 @@ impl Projection for Commission {
     }
 
     fn layout(&self) -> i32 {
-        1
+        2
     }
 
     fn categories(&self) -> Option<&'static [&'static str]> {
@@ -136,6 +139,9 @@ impl CommissionDay {
                 add(&mut self.volume_paise, amount.0);
                 add(&mut self.commission_paise, commission.0);
             }
+            WalletEvent::CommissionReversed { commission, .. } => {
+                add(&mut self.commission_reversed_paise, commission.0)
+            }
             WalletEvent::CommissionPaidOut { amount, .. } => {
                 add(&mut self.payouts, 1);
                 add(&mut self.payouts_paise, amount.0);
@@ -170,6 +176,7 @@ async fn add_days(
              payments = t.payments + EXCLUDED.payments,
              volume_paise = t.volume_paise + EXCLUDED.volume_paise,
              commission_paise = t.commission_paise + EXCLUDED.commission_paise,
+             commission_reversed_paise = t.commission_reversed_paise + EXCLUDED.commission_reversed_paise,
              payouts = t.payouts + EXCLUDED.payouts,
              payouts_paise = t.payouts_paise + EXCLUDED.payouts_paise,
              payouts_reversed_paise = t.payouts_reversed_paise + EXCLUDED.payouts_reversed_paise,

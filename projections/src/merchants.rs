@@ -247,6 +247,7 @@ impl MerchantRow {
                 self.keys_rotated_at = Some(at);
             }
             MerchantEvent::MerchantFeeChanged { to, .. } => self.fee_bps = fee_bps(to),
+            MerchantEvent::MerchantRefundCommissionChanged { .. } => {}
             MerchantEvent::MerchantThresholdsChanged { thresholds, .. } => {
                 self.set_thresholds(&thresholds)
             }

@@ -240,6 +240,9 @@ impl TransactionRow {
                     self.status = PaymentStatus::Refunded.as_str().into();
                 }
             }
+            PaymentEvent::RefundRequested { .. }
+            | PaymentEvent::RefundSubmitted { .. }
+            | PaymentEvent::RefundFailed { .. } => {}
         }
     }
 }

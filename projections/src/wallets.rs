@@ -1,14 +1,16 @@
 //! Wallet balances per merchant and the wallet entries ledger.
 //!
-//! - `read.wallet_balances`: one row per merchant: commission accrued, paid out, reversed,
-//!   settled, pending payouts, balance due, last payout, thresholds, standing and whether new
-//!   payments are refused (`suspended`), payments succeeded and their volume. Balance due =
-//!   accrued − paid out + reversed − settled, exactly as the wallet decider computes it. The
-//!   auditor tool relies on these column names.
+//! - `read.wallet_balances`: one row per merchant: commission accrued, commission reversed by
+//!   refunds, paid out, reversed, settled, pending payouts, balance due, last payout,
+//!   thresholds, standing and whether new payments are refused (`suspended`), payments
+//!   succeeded and their volume. Balance due = accrued − commission reversed − paid out +
+//!   reversed − settled, exactly as the wallet decider computes it. The auditor tool relies on
+//!   these column names.
 //! - `read.wallet_entries`: one row per money fact: `COMMISSION` (per payment),
-//!   `COMMISSION_PAYOUT` (per payout paid out), `PAYOUT_REVERSED` (per payout reversed; its
-//!   balance effect is zero when the payout had not been paid out), `MANUAL_SETTLEMENT` (per
-//!   settlement event). Unique per type and payment, payout or settlement event.
+//!   `COMMISSION_REVERSED` (per refund that reversed commission), `COMMISSION_PAYOUT` (per
+//!   payout paid out), `PAYOUT_REVERSED` (per payout reversed; its balance effect is zero when
+//!   the payout had not been paid out), `MANUAL_SETTLEMENT` (per settlement event). Unique per
+//!   type and payment, refund, payout or settlement event.
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -44,6 +46,8 @@ pub struct WalletBalance {
     pub merchant_status: String,
     /// Total commission accrued.
     pub commission_accrued_paise: i64,
+    /// Total commission reversed by refunds.
+    pub commission_reversed_paise: i64,
     /// Total paid out.
     pub paid_out_paise: i64,
     /// Total restored by reversals of paid-out payouts.
@@ -52,7 +56,8 @@ pub struct WalletBalance {
     pub settled_paise: i64,
     /// Reserved by payouts requested and not yet paid out or reversed.
     pub pending_payouts_paise: i64,
-    /// What the merchant owes: accrued − paid out + reversed − settled.
+    /// What the merchant owes: accrued − commission reversed − paid out + reversed − settled
+    /// (below zero: a credit).
     pub balance_due_paise: i64,
     /// Balance due not reserved by pending payouts.
     pub available_paise: i64,
@@ -82,22 +87,24 @@ pub struct WalletBalance {
 /// One fact of the wallet entries ledger, as `read.wallet_entries` holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletEntry {
-    /// `COMMISSION`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED` or `MANUAL_SETTLEMENT`.
+    /// `COMMISSION`, `COMMISSION_REVERSED`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED` or
+    /// `MANUAL_SETTLEMENT`.
     pub entry_type: String,
-    /// The payment (commission), the payout, or the settlement's event id.
+    /// The payment (commission), the refund (reversal), the payout, or the settlement's event
+    /// id.
     pub source_id: Uuid,
     /// The merchant.
     pub merchant_id: Uuid,
     /// The amount of the fact (always positive).
     pub amount_paise: i64,
-    /// How it moved the balance due (commission +, payout −, reversal of a paid-out payout +,
-    /// settlement −, reversal of a pending payout 0).
+    /// How it moved the balance due (commission +, commission reversed −, payout −, reversal of
+    /// a paid-out payout +, settlement −, reversal of a pending payout 0).
     pub balance_effect_paise: i64,
-    /// For a commission: the payment's amount.
+    /// For a commission: the payment's amount; for a commission reversal: the refund's.
     pub payment_amount_paise: Option<i64>,
     /// For a commission: the fee applied, in basis points.
     pub fee_bps: Option<i32>,
-    /// The payout or settlement reference.
+    /// The payout or settlement reference; for a commission reversal, the refunded payment.
     pub reference: Option<String>,
     /// Why a payout was reversed (and the provider's detail), or the settlement note.
     pub detail: Option<String>,
@@ -113,6 +120,7 @@ CREATE TABLE {s}.wallet_balances (
     company_name               text,
     merchant_status            text NOT NULL,
     commission_accrued_paise   bigint NOT NULL,
+    commission_reversed_paise  bigint NOT NULL,
     paid_out_paise             bigint NOT NULL,
     reversed_paise             bigint NOT NULL,
     settled_paise              bigint NOT NULL,
@@ -133,7 +141,8 @@ CREATE TABLE {s}.wallet_balances (
 CREATE INDEX ON {s}.wallet_balances (balance_due_paise DESC, merchant_id);
 CREATE TABLE {s}.wallet_entries (
     entry_type            text NOT NULL CHECK (entry_type IN
-                              ('COMMISSION', 'COMMISSION_PAYOUT', 'PAYOUT_REVERSED', 'MANUAL_SETTLEMENT')),
+                              ('COMMISSION', 'COMMISSION_REVERSED', 'COMMISSION_PAYOUT',
+                               'PAYOUT_REVERSED', 'MANUAL_SETTLEMENT')),
     source_id             uuid NOT NULL,
     merchant_id           uuid NOT NULL,
     amount_paise          bigint NOT NULL,
@@ -156,7 +165,7 @@ impl Projection for Wallets {
     }
 
     fn layout(&self) -> i32 {
-        1
+        2
     }
 
     fn categories(&self) -> Option<&'static [&'static str]> {
@@ -269,6 +278,7 @@ impl WalletBalance {
             company_name: None,
             merchant_status: status_name(MerchantStatus::Active).into(),
             commission_accrued_paise: 0,
+            commission_reversed_paise: 0,
             paid_out_paise: 0,
             reversed_paise: 0,
             settled_paise: 0,
@@ -301,6 +311,7 @@ impl WalletBalance {
     /// Recomputes the columns that follow from the others, with the domain's own rules.
     fn derive(&mut self) {
         let balance_due = Paise(self.commission_accrued_paise)
+            .saturating_sub(Paise(self.commission_reversed_paise))
             .saturating_sub(Paise(self.paid_out_paise))
             .saturating_add(Paise(self.reversed_paise))
             .saturating_sub(Paise(self.settled_paise));
@@ -362,6 +373,9 @@ impl WalletBalance {
                 self.commission_accrued_paise = add(self.commission_accrued_paise, *commission);
                 self.payments_succeeded = self.payments_succeeded.saturating_add(1);
                 self.volume_paise = add(self.volume_paise, *amount);
+            }
+            WalletEvent::CommissionReversed { commission, .. } => {
+                self.commission_reversed_paise = add(self.commission_reversed_paise, *commission);
             }
             WalletEvent::PayoutRequested { amount, .. } => {
                 self.pending_payouts_paise = add(self.pending_payouts_paise, *amount);
@@ -440,6 +454,23 @@ fn wallet_entry(
             payment_amount_paise: Some(amount.0),
             fee_bps: Some(i32::try_from(fee.bps()).unwrap_or(i32::MAX)),
             ..origin.line("COMMISSION", payment_id.0, *commission, commission.0)
+        }),
+        WalletEvent::CommissionReversed {
+            payment_id,
+            refund_id,
+            refund_amount,
+            commission,
+            ..
+        } => Some(WalletEntry {
+            payment_amount_paise: Some(refund_amount.0),
+            reference: Some(payment_id.to_string()),
+            // Reversals come from refunds requested through us, whose ids are UUIDs.
+            ..origin.line(
+                "COMMISSION_REVERSED",
+                refund_id.parse().unwrap_or(recorded.event_id),
+                *commission,
+                -commission.0,
+            )
         }),
         WalletEvent::PayoutRequested { .. } => None,
         WalletEvent::CommissionPaidOut {

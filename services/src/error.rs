@@ -36,6 +36,15 @@ pub enum ServiceError {
         /// The payment the order id started.
         payment_id: PaymentId,
     },
+    /// The merchant's refund id already asked for another refund (or another payment).
+    #[error("refund id already used for refund {refund_id} with a different request")]
+    RefundIdReused {
+        /// The refund the refund id asked for.
+        refund_id: lightspeed_domain::RefundId,
+    },
+    /// The merchant is closed.
+    #[error("merchant is closed")]
+    MerchantClosed,
     /// No gateway of the merchant can take the payment now.
     #[error(transparent)]
     NoGatewayAvailable(#[from] NoGatewayAvailable),

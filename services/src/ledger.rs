@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use lightspeed_domain::claims::{ClientKeyClaim, MerchantOrderClaim};
+use lightspeed_domain::claims::{ClientKeyClaim, MerchantOrderClaim, MerchantRefundClaim};
 use lightspeed_domain::gateway::Gateway;
 use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::merchant_alerts::MerchantAlerts;
@@ -35,6 +35,7 @@ pub struct Ledger {
     pub(crate) wallets: CommandHandler<Wallet, PgEventStore>,
     pub(crate) client_keys: CommandHandler<ClientKeyClaim, PgEventStore>,
     pub(crate) orders: CommandHandler<MerchantOrderClaim, PgEventStore>,
+    pub(crate) refund_claims: CommandHandler<MerchantRefundClaim, PgEventStore>,
     pub(crate) outcomes: CommandHandler<PspOutcomeRecord, PgEventStore>,
     pub(crate) queues: CommandHandler<Queue, PgEventStore>,
     pub(crate) alerts: CommandHandler<OpsAlert, PgEventStore>,
@@ -70,6 +71,7 @@ impl Ledger {
             wallets: CommandHandler::new(store.clone()),
             client_keys: CommandHandler::new(store.clone()),
             orders: CommandHandler::new(store.clone()),
+            refund_claims: CommandHandler::new(store.clone()),
             outcomes: CommandHandler::new(store.clone()),
             queues: CommandHandler::new(store.clone()),
             alerts: CommandHandler::new(store.clone()),

@@ -19,6 +19,7 @@ mod payments;
 mod payouts;
 mod pending;
 mod queues;
+mod refunds;
 mod statements;
 mod unit_of_work;
 
@@ -35,5 +36,6 @@ pub use payouts::{
     RequestedPayout, payout_id_for,
 };
 pub use pending::AwaitingOutcome;
+pub use refunds::{RefundOutcome, RefundRequest, RequestedRefund};
 pub use statements::{Statement, StatementEntry, StatementEntryKind, StatementMonth, ist};
 pub use unit_of_work::UnitOfWork;

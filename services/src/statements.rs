@@ -91,6 +91,8 @@ fn ist_midnight(day: NaiveDate) -> Option<DateTime<Utc>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatementEntryKind {
+    /// A refund reversed part of a payment's commission (reduces the balance due).
+    CommissionReversal,
     /// A payout was paid out (reduces the balance due).
     Payout,
     /// A paid-out payout was reversed by the bank (restores the balance due).
@@ -99,14 +101,14 @@ pub enum StatementEntryKind {
     Settlement,
 }
 
-/// One payout, reversal or settlement of the month.
+/// One commission reversal, payout, payout reversal or settlement of the month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatementEntry {
     /// When it was decided.
     pub at: DateTime<Utc>,
     /// What it is.
     pub kind: StatementEntryKind,
-    /// The payout id or the settlement's reference.
+    /// The refund (for a commission reversal), the payout id or the settlement's reference.
     pub reference: String,
     /// Its amount.
     pub amount: Paise,
@@ -127,6 +129,8 @@ pub struct Statement {
     pub commission_accrued: Paise,
     /// Payments whose commission accrued during the month.
     pub commissions: u64,
+    /// Commission reversed by refunds during the month.
+    pub commission_reversed: Paise,
     /// Paid out during the month.
     pub paid_out: Paise,
     /// Restored by reversals of paid-out payouts during the month.
@@ -137,7 +141,8 @@ pub struct Statement {
     pub closing_balance: Paise,
     /// Payouts requested and not yet settled at the end of the month.
     pub pending_at_close: Paise,
-    /// The month's payouts, reversals and settlements, in the order they were decided.
+    /// The month's commission reversals, payouts, payout reversals and settlements, in the
+    /// order they were decided.
     pub entries: Vec<StatementEntry>,
 }
 
@@ -161,6 +166,7 @@ impl Ledger {
             opening_balance: Paise::ZERO,
             commission_accrued: Paise::ZERO,
             commissions: 0,
+            commission_reversed: Paise::ZERO,
             paid_out: Paise::ZERO,
             reversed: Paise::ZERO,
             settled: Paise::ZERO,
@@ -205,6 +211,21 @@ impl Statement {
             WalletEvent::CommissionAccrued { commission, .. } => {
                 self.commission_accrued = self.commission_accrued.saturating_add(*commission);
                 self.commissions += 1;
+            }
+            WalletEvent::CommissionReversed {
+                refund_id,
+                commission,
+                at,
+                ..
+            } => {
+                self.commission_reversed = self.commission_reversed.saturating_add(*commission);
+                self.entries.push(StatementEntry {
+                    at: *at,
+                    kind: StatementEntryKind::CommissionReversal,
+                    reference: refund_id.clone(),
+                    amount: *commission,
+                    balance_effect: Paise::ZERO.saturating_sub(*commission),
+                });
             }
             WalletEvent::PayoutRequested { .. } => {}
             WalletEvent::CommissionPaidOut {
@@ -260,13 +281,7 @@ impl Statement {
 }
 
 fn decided_at(event: &WalletEvent) -> DateTime<Utc> {
-    match event {
-        WalletEvent::CommissionAccrued { at, .. }
-        | WalletEvent::PayoutRequested { at, .. }
-        | WalletEvent::CommissionPaidOut { at, .. }
-        | WalletEvent::PayoutReversed { at, .. }
-        | WalletEvent::ManualSettlementRecorded { at, .. } => *at,
-    }
+    event.at()
 }
 
 #[cfg(test)]

@@ -22,14 +22,14 @@ use crate::admin_auth::AdminUser;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
-/// One payout, reversal or settlement of the month.
+/// One commission reversal, payout, payout reversal or settlement of the month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StatementEntryView {
     /// When it was decided.
     pub at: DateTime<Utc>,
-    /// `payout`, `payout_reversal` or `settlement`.
+    /// `commission_reversal`, `payout`, `payout_reversal` or `settlement`.
     pub kind: String,
-    /// The payout id or the settlement's reference.
+    /// The refund (for a commission reversal), the payout id or the settlement's reference.
     pub reference: String,
     /// Amount in paise.
     pub amount_paise: i64,
@@ -52,17 +52,20 @@ pub struct StatementView {
     pub commission_accrued_paise: i64,
     /// Payments whose commission accrued during the month.
     pub commissions: u64,
+    /// Commission reversed by refunds during the month.
+    pub commission_reversed_paise: i64,
     /// Paid out during the month.
     pub payouts_paise: i64,
     /// Restored by reversals of paid-out payouts during the month.
     pub reversals_paise: i64,
     /// Settled manually during the month.
     pub settlements_paise: i64,
-    /// Balance due at the end of the month: opening + accrued − payouts + reversals − settlements.
+    /// Balance due at the end of the month: opening + accrued − commission reversed − payouts +
+    /// reversals − settlements.
     pub closing_balance_paise: i64,
     /// Payouts requested and not settled at the end of the month.
     pub pending_payouts_paise: i64,
-    /// The month's payouts, reversals and settlements.
+    /// The month's commission reversals, payouts, payout reversals and settlements.
     pub entries: Vec<StatementEntryView>,
 }
 
@@ -75,6 +78,7 @@ impl StatementView {
             opening_balance_paise: statement.opening_balance.0,
             commission_accrued_paise: statement.commission_accrued.0,
             commissions: statement.commissions,
+            commission_reversed_paise: statement.commission_reversed.0,
             payouts_paise: statement.paid_out.0,
             reversals_paise: statement.reversed.0,
             settlements_paise: statement.settled.0,
@@ -97,6 +101,7 @@ impl StatementView {
 
 fn kind_name(kind: StatementEntryKind) -> &'static str {
     match kind {
+        StatementEntryKind::CommissionReversal => "commission_reversal",
         StatementEntryKind::Payout => "payout",
         StatementEntryKind::PayoutReversal => "payout_reversal",
         StatementEntryKind::Settlement => "settlement",
@@ -148,8 +153,8 @@ fn month_and_format(
     Ok((month, format))
 }
 
-/// A merchant's statement for one IST month: opening balance, commission accrued, payouts,
-/// reversals, settlements and closing balance, with the month's payouts and settlements.
+/// A merchant's statement for one IST month: opening balance, commission accrued and reversed by
+/// refunds, payouts, reversals, settlements and closing balance, with the month's entries.
 #[utoipa::path(
     get,
     path = "/admin/merchants/{id}/statements/{month}",
@@ -241,6 +246,7 @@ fn csv(view: &StatementView) -> String {
     let summary = [
         ("opening_balance", view.opening_balance_paise),
         ("commission_accrued", view.commission_accrued_paise),
+        ("commission_reversed", view.commission_reversed_paise),
         ("payouts", view.payouts_paise),
         ("reversals", view.reversals_paise),
         ("settlements", view.settlements_paise),
@@ -290,6 +296,10 @@ fn html(view: &StatementView) -> String {
             &format!("Commission accrued ({} payments)", view.commissions),
             view.commission_accrued_paise,
         ),
+        row(
+            "Commission reversed by refunds",
+            view.commission_reversed_paise,
+        ),
         row("Payouts", view.payouts_paise),
         row("Payout reversals", view.reversals_paise),
         row("Manual settlements", view.settlements_paise),
@@ -319,7 +329,7 @@ th,td{{border:1px solid #999;padding:.3em .6em;text-align:left}}.amount{{text-al
 @media print{{body{{margin:0}}}}</style></head><body>\
 <h1>Commission statement</h1><p>{company}<br>Merchant {merchant}<br>Month {month} (India Standard Time)</p>\
 <table><tbody>{summary}</tbody></table>\
-<h2>Payouts and settlements</h2>\
+<h2>Reversals, payouts and settlements</h2>\
 <table><thead><tr><th>When</th><th>What</th><th>Reference</th><th>Amount</th><th>Effect on balance due</th></tr></thead>\
 <tbody>{entries}</tbody></table></body></html>",
         month = escape_html(&view.month),

@@ -95,6 +95,8 @@ mirror! {
         merchant_status: String,
         /// Total commission accrued.
         commission_accrued_paise: i64,
+        /// Total commission reversed by refunds.
+        commission_reversed_paise: i64,
         /// Total paid out.
         paid_out_paise: i64,
         /// Total restored by reversals of paid-out payouts.
@@ -103,7 +105,8 @@ mirror! {
         settled_paise: i64,
         /// Reserved by payouts requested and not yet paid out or reversed.
         pending_payouts_paise: i64,
-        /// What the merchant owes: accrued − paid out + reversed − settled.
+        /// What the merchant owes: accrued − commission reversed − paid out + reversed − settled
+        /// (below zero: a credit).
         balance_due_paise: i64,
         /// Balance due not reserved by pending payouts.
         available_paise: i64,
@@ -133,9 +136,11 @@ mirror! {
 mirror! {
     /// One fact of the commission ledger (wallet entries).
     pub struct LedgerEntryView from WalletEntry {
-        /// `COMMISSION`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED` or `MANUAL_SETTLEMENT`.
+        /// `COMMISSION`, `COMMISSION_REVERSED`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED` or
+        /// `MANUAL_SETTLEMENT`.
         entry_type: String,
-        /// The payment (commission), the payout, or the settlement's event id.
+        /// The payment (commission), the refund (reversal), the payout, or the settlement's
+        /// event id.
         source_id: Uuid,
         /// The merchant.
         merchant_id: Uuid,
@@ -143,11 +148,11 @@ mirror! {
         amount_paise: i64,
         /// How it moved the balance due.
         balance_effect_paise: i64,
-        /// For a commission: the payment's amount.
+        /// For a commission: the payment's amount; for a reversal: the refund's.
         payment_amount_paise: Option<i64>,
         /// For a commission: the fee applied, in basis points.
         fee_bps: Option<i32>,
-        /// The payout or settlement reference.
+        /// The payout or settlement reference; for a reversal, the refunded payment.
         reference: Option<String>,
         /// Why a payout was reversed, or the settlement note.
         detail: Option<String>,
@@ -171,6 +176,8 @@ mirror! {
         volume_paise: i64,
         /// Commission accrued on them.
         commission_paise: i64,
+        /// Commission reversed that day by refunds.
+        commission_reversed_paise: i64,
         /// Payouts paid out that day.
         payouts: i64,
         /// Their total amount.

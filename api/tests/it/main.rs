@@ -17,6 +17,7 @@ mod protection;
 mod psp_webhook_keys;
 mod psp_webhooks;
 mod readiness;
+mod refunds;
 mod router_errors;
 mod secrets;
 mod status_checks;

@@ -6,10 +6,11 @@ use crate::merchant::{ClientKey, WhatsappContact, WhatsappOptIns};
 use crate::money::{BasisPoints, Currency, Paise};
 use crate::notification::NotificationType;
 use crate::ops_alert::AlertKind;
+use crate::payment::refunds::RefundCommission;
 use crate::provider::Provider;
 use crate::standing::Thresholds;
 use crate::testing::fixtures::{
-    delivery_id, gateway_id, merchant_id, notification_id, payment_id, payout_id, sealed,
+    delivery_id, gateway_id, merchant_id, notification_id, payment_id, payout_id, refund_id, sealed,
 };
 use crate::testing::t;
 use crate::wallet::PayoutReversalReason;
@@ -116,6 +117,11 @@ fn merchant_events_round_trip() {
             },
             MerchantEvent::MerchantApiRateLimitChanged {
                 per_minute: Some(500),
+                at: t(1),
+            },
+            MerchantEvent::MerchantRefundCommissionChanged {
+                from: RefundCommission::Retain,
+                to: RefundCommission::ReverseProportional,
                 at: t(1),
             },
             MerchantEvent::MerchantSecretsResealed {
@@ -238,6 +244,28 @@ fn payment_events_round_trip() {
                 refund_id: "rfnd_1".to_owned(),
                 amount: Paise(100),
                 refunded_total: Paise(100),
+                commission_reversed: Paise(4),
+                psp_refund_id: Some("rfnd_FS8TWyPrCsa0OB".to_owned()),
+                at: t(3),
+            },
+            PaymentEvent::RefundRequested {
+                refund_id: refund_id(1),
+                merchant_refund_id: "RF-1".to_owned(),
+                amount: Paise(100),
+                reason: "returned".to_owned(),
+                commission: RefundCommission::ReverseProportional,
+                at: t(3),
+            },
+            PaymentEvent::RefundSubmitted {
+                refund_id: refund_id(1),
+                psp_refund_id: "rfnd_FS8TWyPrCsa0OB".to_owned(),
+                at: t(3),
+            },
+            PaymentEvent::RefundFailed {
+                refund_id: refund_id(1),
+                amount: Paise(100),
+                code: "BAD_REQUEST_ERROR".to_owned(),
+                reason: "payment more than 6 months old".to_owned(),
                 at: t(3),
             },
         ],
@@ -255,6 +283,13 @@ fn wallet_events_round_trip() {
                 fee: BasisPoints(350),
                 commission: Paise(1_747),
                 at: t(0),
+            },
+            WalletEvent::CommissionReversed {
+                payment_id: payment_id(1),
+                refund_id: refund_id(1).to_string(),
+                refund_amount: Paise(24_950),
+                commission: Paise(874),
+                at: t(1),
             },
             WalletEvent::PayoutRequested {
                 payout_id: payout_id(1),

@@ -671,3 +671,33 @@ fn a_merchant_may_have_its_own_api_rate_within_bounds() {
             .at("api_rate_per_minute"),
         ));
 }
+
+#[test]
+fn the_refund_commission_treatment_is_retained_until_changed() {
+    use crate::payment::refunds::RefundCommission;
+    assert_eq!(
+        Merchant::fold(&[onboarded()]).map(|m| m.refund_commission()),
+        Some(RefundCommission::Retain)
+    );
+    let merchant = given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ChangeRefundCommission {
+            policy: RefundCommission::ReverseProportional,
+            at: t(10),
+        })
+        .then([MerchantEvent::MerchantRefundCommissionChanged {
+            from: RefundCommission::Retain,
+            to: RefundCommission::ReverseProportional,
+            at: t(10),
+        }])
+        .expect("onboarded");
+    assert_eq!(
+        merchant.refund_commission(),
+        RefundCommission::ReverseProportional
+    );
+    given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ChangeRefundCommission {
+            policy: RefundCommission::Retain,
+            at: t(10),
+        })
+        .then_nothing();
+}

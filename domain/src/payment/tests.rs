@@ -117,6 +117,8 @@ fn refunded(id: &str, amount: Paise, total: Paise) -> PaymentEvent {
         refund_id: id.to_owned(),
         amount,
         refunded_total: total,
+        commission_reversed: Paise::ZERO,
+        psp_refund_id: None,
         at: t(100),
     }
 }
@@ -455,7 +457,7 @@ fn a_late_success_after_a_failure_is_accepted_once() {
 }
 
 #[test]
-fn refunds_keep_the_commission() {
+fn refunds_the_psp_reported_keep_the_commission() {
     let history = [initiated(), order_created(), succeeded(false, t(10))];
     let payment = given::<Payment>(history.clone())
         .when(refund("rfnd_1", Paise(10_000)))

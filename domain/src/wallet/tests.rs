@@ -354,3 +354,42 @@ fn the_automatic_payout_collects_everything_available_from_the_minimum() {
         Some(Paise::rupees(1_100))
     );
 }
+
+#[test]
+fn a_commission_reversal_lowers_the_balance_due_and_may_leave_a_credit() {
+    let reverse = WalletCommand::ReverseCommission {
+        payment_id: payment_id(1),
+        refund_id: "refund-1".to_owned(),
+        refund_amount: Paise(24_950),
+        commission: Paise(874),
+        at: t(40),
+    };
+    let reversed = WalletEvent::CommissionReversed {
+        payment_id: payment_id(1),
+        refund_id: "refund-1".to_owned(),
+        refund_amount: Paise(24_950),
+        commission: Paise(874),
+        at: t(40),
+    };
+    let wallet = given::<Wallet>([accrued(1, Paise(1_747))])
+        .when(reverse.clone())
+        .then([reversed.clone()]);
+    assert_eq!(wallet.balance_due(), Paise(873));
+    assert_eq!(wallet.commission_reversed(), Paise(874));
+    // Collected already: the reversal leaves the merchant a credit and no payout is possible.
+    let wallet = given::<Wallet>([
+        accrued(1, Paise(1_747)),
+        requested(1, Paise(1_747)),
+        paid(1, Paise(1_747)),
+    ])
+    .when(reverse)
+    .then([reversed]);
+    assert_eq!(wallet.balance_due(), Paise(-874));
+    assert_eq!(wallet.automatic_payout_amount(&Thresholds::default()), None);
+    given::<Wallet>([])
+        .when(request_payout(2, Paise(1)))
+        .then_error(WalletError::PayoutExceedsBalance {
+            requested: Paise(1),
+            available: Paise::ZERO,
+        });
+}
