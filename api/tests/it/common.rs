@@ -196,3 +196,35 @@ pub fn worker(app: &TestApp, queue: lightspeed_workers::QueueName) -> Worker {
             .expect("worker");
     }))
 }
+
+/// Records the sandbox PSP's success for a payment, as its webhook would, with its commission.
+pub async fn settle_success(
+    app: &TestApp,
+    merchant_id: lightspeed_domain::MerchantId,
+    payment_id: PaymentId,
+) {
+    use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
+    let payment = app
+        .ledger
+        .payment_of(merchant_id, payment_id)
+        .await
+        .expect("payment");
+    let report = ReportOutcome {
+        merchant_id,
+        gateway_id: payment.gateway_id(),
+        provider: lightspeed_domain::Provider::Sandbox,
+        dedupe_key: format!("evt-{payment_id}"),
+        payment_id: Some(payment_id),
+        psp_order_id: None,
+        psp_payment_id: Some("sbp_1".into()),
+        outcome: PspOutcome::Succeeded {
+            amount: payment.amount(),
+        },
+        source: OutcomeSource::Webhook,
+        at: app.ledger.now(),
+    };
+    app.ledger
+        .settle_outcome(&report, &CommandContext::default())
+        .await
+        .expect("settle");
+}

@@ -8,7 +8,7 @@ use lightspeed_eventstore::{CommandContext, stream_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{EventCount, MerchantSettings, TestApp, payment, spawn_app};
+use crate::common::{EventCount, MerchantSettings, TestApp, payment, settle_success, spawn_app};
 
 async fn problem(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
@@ -476,37 +476,6 @@ async fn a_merchant_owing_its_suspend_threshold_gets_402_with_the_amount_due() {
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(problem["code"], "MERCHANT_SUSPENDED");
     assert_eq!(problem["amount_due_paise"], 3_500);
-}
-
-async fn settle_success(
-    app: &TestApp,
-    merchant_id: lightspeed_domain::MerchantId,
-    payment_id: lightspeed_domain::PaymentId,
-) {
-    use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
-    let payment = app
-        .ledger
-        .payment_of(merchant_id, payment_id)
-        .await
-        .expect("payment");
-    let report = ReportOutcome {
-        merchant_id,
-        gateway_id: payment.gateway_id(),
-        provider: lightspeed_domain::Provider::Sandbox,
-        dedupe_key: "evt-1".into(),
-        payment_id: Some(payment_id),
-        psp_order_id: None,
-        psp_payment_id: Some("sbp_1".into()),
-        outcome: PspOutcome::Succeeded {
-            amount: payment.amount(),
-        },
-        source: OutcomeSource::Webhook,
-        at: app.ledger.now(),
-    };
-    app.ledger
-        .settle_outcome(&report, &CommandContext::default())
-        .await
-        .expect("settle");
 }
 
 /// Reads `status` events off a Server-Sent Events response until it has `count` more (or the

@@ -1,13 +1,10 @@
 //! The merchant refund API over real HTTP and PostgreSQL: racing requests never exceed the
 //! amount, the refund id is an idempotency key, refusals are problem documents.
 
-use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
-use lightspeed_domain::{MerchantId, PaymentId};
-use lightspeed_eventstore::CommandContext;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, TestMerchant, payment, problem, spawn_app};
+use crate::common::{TestApp, TestMerchant, payment, problem, settle_success, spawn_app};
 
 /// A payment of `amount` by `merchant`, initiated and, when `paid`, settled as succeeded.
 async fn payment_of(app: &TestApp, merchant: &TestMerchant, order: &str, paid: bool) -> String {
@@ -19,32 +16,6 @@ async fn payment_of(app: &TestApp, merchant: &TestMerchant, order: &str, paid: b
         settle_success(app, merchant.id, id.parse().expect("payment id")).await;
     }
     id
-}
-
-async fn settle_success(app: &TestApp, merchant_id: MerchantId, payment_id: PaymentId) {
-    let payment = app
-        .ledger
-        .payment_of(merchant_id, payment_id)
-        .await
-        .expect("payment");
-    let report = ReportOutcome {
-        merchant_id,
-        gateway_id: payment.gateway_id(),
-        provider: lightspeed_domain::Provider::Sandbox,
-        dedupe_key: format!("evt-{payment_id}"),
-        payment_id: Some(payment_id),
-        psp_order_id: None,
-        psp_payment_id: Some("sbp_1".into()),
-        outcome: PspOutcome::Succeeded {
-            amount: payment.amount(),
-        },
-        source: OutcomeSource::Webhook,
-        at: app.ledger.now(),
-    };
-    app.ledger
-        .settle_outcome(&report, &CommandContext::default())
-        .await
-        .expect("settle");
 }
 
 async fn refund(
