@@ -52,6 +52,8 @@ pub struct Infra {
     #[arg(
         long,
         env = "DATABASE_URL",
+        // The URL may carry a password; `--help` must not print it.
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/lightspeed?sslmode=disable"
     )]
     pub database_url: String,
@@ -59,7 +61,12 @@ pub struct Infra {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
     /// NATS server with JetStream.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "NATS_URL",
+        hide_env_values = true,
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
     /// JetStream stream that carries the log.
     #[arg(long, env = "NATS_STREAM", default_value = "LEDGER")]
