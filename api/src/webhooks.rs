@@ -220,6 +220,17 @@ fn report(
             PaymentOutcome::Succeeded { amount } => PspOutcome::Succeeded { amount },
             PaymentOutcome::Failed { code, reason } => PspOutcome::Failed { code, reason },
             PaymentOutcome::Pending => PspOutcome::Pending,
+            PaymentOutcome::Refund {
+                refund_id,
+                psp_refund_id,
+                amount,
+                state,
+            } => PspOutcome::Refund {
+                refund_id,
+                psp_refund_id,
+                amount,
+                state,
+            },
             PaymentOutcome::Ignored { why } => PspOutcome::Ignored { why },
         },
         source: OutcomeSource::Webhook,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::decider::Decider;
-use crate::ids::{GatewayId, MerchantId, PaymentId};
+use crate::ids::{GatewayId, MerchantId, PaymentId, RefundId};
 use crate::money::Paise;
 use crate::provider::Provider;
 
@@ -32,10 +32,38 @@ pub enum PspOutcome {
     },
     /// Nothing final yet.
     Pending,
+    /// A refund of the payment moved.
+    Refund {
+        /// Our refund, when the PSP echoed its reference; `None` for a refund made elsewhere.
+        refund_id: Option<RefundId>,
+        /// The PSP's refund id.
+        psp_refund_id: Option<String>,
+        /// The amount refunded.
+        amount: Paise,
+        /// Where it stands.
+        state: RefundState,
+    },
     /// A report that says nothing about the outcome (e.g. an event type we do not act on).
     Ignored {
         /// Why it is ignored.
         why: String,
+    },
+}
+
+/// Where a refund stands at a PSP, normalised over every provider's states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RefundState {
+    /// Accepted or in progress; the outcome follows.
+    Pending,
+    /// The money went back to the payer (final).
+    Succeeded,
+    /// Refused or failed (final).
+    Failed {
+        /// The PSP's error code.
+        code: String,
+        /// The PSP's explanation.
+        reason: String,
     },
 }
 

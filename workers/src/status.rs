@@ -165,7 +165,9 @@ impl StatusChecker {
             PaymentOutcome::Failed { code, reason } => {
                 (PspOutcome::Failed { code, reason }, "failed")
             }
-            PaymentOutcome::Pending | PaymentOutcome::Ignored { .. } => return None,
+            PaymentOutcome::Pending
+            | PaymentOutcome::Refund { .. }
+            | PaymentOutcome::Ignored { .. } => return None,
         };
         let psp_order_id = status.psp_order_id.unwrap_or_else(|| hint.to_owned());
         let subject = status

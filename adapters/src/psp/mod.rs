@@ -8,7 +8,12 @@
 //! - [`verify_webhook`]: checks the PSP's signature over the **raw** request bytes, then parses
 //!   the body into a [`VerifiedWebhook`];
 //! - [`PspClient::fetch_status`]: asks the PSP for the payment's state, for reconciliation;
-//! - [`PspClient::test_credentials`]: a harmless authenticated call, for the admin "test" button.
+//! - [`PspClient::test_credentials`]: a harmless authenticated call, for the admin "test" button;
+//! - [`PspClient::create_refund`]: refunds (part of) a captured payment, never twice: keyed by
+//!   the refund's [`refund_reference`] (the PSP's idempotency key or merchant refund id, and a
+//!   look-up before creating where the PSP has neither);
+//! - [`PspClient::fetch_refund`]: asks the PSP where a refund stands, for retries and
+//!   reconciliation.
 //!
 //! A new operation is one trait method, implemented once per provider; a new provider is one
 //! implementation and one arm in `PspCredentials::adapter`.
@@ -31,14 +36,15 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lightspeed_domain::{Paise, PaymentId, Provider, SealedSecret};
+use lightspeed_domain::psp_outcome::RefundState;
+use lightspeed_domain::{Paise, PaymentId, Provider, RefundId, SealedSecret};
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{Answer, ClientBuildError, Failure, HttpConfig, build_client};
 use crate::secrets::{Keyring, Secret, SecretError};
 
-pub use reference::{parse_psp_reference, psp_reference};
+pub use reference::{parse_psp_reference, parse_refund_reference, psp_reference, refund_reference};
 pub use shape::{CredentialProblem, MAX_CREDENTIAL_BYTES};
 
 /// The credentials of one gateway (one account at one PSP).
@@ -325,6 +331,36 @@ pub(crate) trait PspAdapter: Send + Sync {
     /// Makes one harmless authenticated call.
     fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe>;
 
+    /// Creates the refund at the PSP, or finds the one an earlier attempt created (keyed by
+    /// the refund's [`refund_reference`]). The answer is the PSP's first word, never final.
+    fn create_refund<'a>(
+        &'a self,
+        _endpoint: Endpoint<'a>,
+        _refund: &'a RefundRequest,
+    ) -> PspCall<'a, PspRefund> {
+        Box::pin(async {
+            Err(PspError::local(
+                "refunds_unsupported",
+                "refunds are not built for this provider",
+            ))
+        })
+    }
+
+    /// Where the refund stands at the PSP; `None` when the PSP knows no such refund.
+    fn fetch_refund<'a>(
+        &'a self,
+        _endpoint: Endpoint<'a>,
+        _refund: &'a RefundRequest,
+        _psp_refund_id: Option<&'a str>,
+    ) -> PspCall<'a, Option<PspRefund>> {
+        Box::pin(async {
+            Err(PspError::local(
+                "refunds_unsupported",
+                "refunds are not built for this provider",
+            ))
+        })
+    }
+
     /// Checks the PSP's signature over the raw bytes, then parses the webhook. `now` is only
     /// used by schemes with a timestamp window.
     fn verify_webhook(
@@ -446,6 +482,36 @@ pub enum CheckoutData {
     },
 }
 
+/// What we ask a PSP to refund: always on the gateway that captured the payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// The payment refunded; its [`psp_reference`] is our order id at the PSP.
+    pub payment_id: PaymentId,
+    /// Our refund; its [`refund_reference`] is the PSP-facing refund id and idempotency key.
+    pub refund_id: RefundId,
+    /// Amount to return to the payer.
+    pub amount: Paise,
+    /// The PSP's order id recorded for the payment, when it has one.
+    pub psp_order_id: Option<String>,
+    /// The PSP's payment id recorded for the payment (Razorpay `pay_…`, PayU `mihpayid`).
+    pub psp_payment_id: Option<String>,
+    /// The merchant's reason, passed on where the PSP takes a note.
+    pub reason: String,
+    /// Where the PSP posts the refund's webhook, where it takes one per refund.
+    pub callback_url: String,
+}
+
+/// A refund as a PSP answered about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PspRefund {
+    /// The PSP's refund id, once it has given one.
+    pub psp_refund_id: Option<String>,
+    /// The amount the PSP says it refunds.
+    pub amount: Paise,
+    /// Where it stands (normalised as in `../shared/reference/psp-refunds.md` §0).
+    pub state: RefundState,
+}
+
 /// What happened to a payment, as a PSP reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -464,7 +530,19 @@ pub enum PaymentOutcome {
     },
     /// Nothing final yet (including "no attempt yet").
     Pending,
-    /// A genuine message that says nothing about the payment's outcome (refunds, settlements…).
+    /// A refund of the payment moved (the webhook's payment fields name the payment).
+    Refund {
+        /// Our refund, when the PSP echoes its [`refund_reference`]; `None` for a refund made
+        /// elsewhere (the PSP's dashboard).
+        refund_id: Option<RefundId>,
+        /// The PSP's refund id.
+        psp_refund_id: Option<String>,
+        /// The amount refunded.
+        amount: Paise,
+        /// Where it stands.
+        state: RefundState,
+    },
+    /// A genuine message that says nothing about the payment's outcome (settlements…).
     Ignored {
         /// Why it was ignored.
         why: String,
@@ -664,6 +742,32 @@ impl PspClient {
         psp.fetch_status(account.endpoint(&self.http), &reference, psp_order_id)
             .await
             .map(PspStatus::storable)
+    }
+
+    /// Creates a refund at the PSP of the gateway that captured the payment, or finds the one
+    /// an earlier attempt created.
+    pub async fn create_refund(
+        &self,
+        account: &PspAccount,
+        refund: &RefundRequest,
+    ) -> Result<PspRefund, PspError> {
+        let psp = account.credentials.adapter();
+        psp.create_refund(account.endpoint(&self.http), refund)
+            .await
+            .map(PspRefund::storable)
+    }
+
+    /// Asks the PSP where a refund stands; `None` when it knows no such refund.
+    pub async fn fetch_refund(
+        &self,
+        account: &PspAccount,
+        refund: &RefundRequest,
+        psp_refund_id: Option<&str>,
+    ) -> Result<Option<PspRefund>, PspError> {
+        let psp = account.credentials.adapter();
+        psp.fetch_refund(account.endpoint(&self.http), refund, psp_refund_id)
+            .await
+            .map(|found| found.map(PspRefund::storable))
     }
 
     /// Makes one harmless authenticated call and reports the status and latency.

@@ -4,7 +4,9 @@
 //! forever): NULs are dropped, long texts cut, and a long de-duplication key replaced by its
 //! digest, so distinct keys stay distinct.
 
-use super::{PaymentOutcome, PspStatus, VerifiedWebhook};
+use lightspeed_domain::psp_outcome::RefundState;
+
+use super::{PaymentOutcome, PspRefund, PspStatus, VerifiedWebhook};
 use crate::crypto::sha256_hex;
 
 /// Most characters kept of an id, code or reason a PSP sends.
@@ -36,8 +38,40 @@ fn outcome(outcome: PaymentOutcome) -> PaymentOutcome {
             code: text(code),
             reason: text(reason),
         },
+        PaymentOutcome::Refund {
+            refund_id,
+            psp_refund_id,
+            amount,
+            state,
+        } => PaymentOutcome::Refund {
+            refund_id,
+            psp_refund_id: psp_refund_id.map(text),
+            amount,
+            state: refund_state(state),
+        },
         PaymentOutcome::Ignored { why } => PaymentOutcome::Ignored { why: text(why) },
         other => other,
+    }
+}
+
+fn refund_state(state: RefundState) -> RefundState {
+    match state {
+        RefundState::Failed { code, reason } => RefundState::Failed {
+            code: text(code),
+            reason: text(reason),
+        },
+        other => other,
+    }
+}
+
+impl PspRefund {
+    /// The same refund with every text fit for the log.
+    pub(crate) fn storable(self) -> Self {
+        PspRefund {
+            psp_refund_id: self.psp_refund_id.map(text),
+            amount: self.amount,
+            state: refund_state(self.state),
+        }
     }
 }
 

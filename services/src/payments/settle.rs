@@ -59,7 +59,9 @@ impl Ledger {
                     self.decide_failure(&mut unit, &settling, code, reason)
                         .await?
                 }
-                PspOutcome::Pending | PspOutcome::Ignored { .. } => Settled::Unchanged,
+                PspOutcome::Pending | PspOutcome::Refund { .. } | PspOutcome::Ignored { .. } => {
+                    Settled::Unchanged
+                }
             };
             if settled == Settled::Unchanged {
                 // Already recorded, not final, or saying nothing: nothing to append.
