@@ -116,8 +116,14 @@ mod tests {
     #[test]
     fn positive_amounts_only() {
         assert_eq!(format_positive_rupees(Paise(1)), Ok("0.01".to_owned()));
-        assert_eq!(format_positive_rupees(Paise(0)), Err(AmountError::NotPositive));
-        assert_eq!(format_positive_rupees(Paise(-100)), Err(AmountError::NotPositive));
+        assert_eq!(
+            format_positive_rupees(Paise(0)),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            format_positive_rupees(Paise(-100)),
+            Err(AmountError::NotPositive)
+        );
     }
 
     proptest! {

@@ -95,7 +95,13 @@ impl PspAdapter for Adapter<'_> {
         psp_refund_id: Option<&'a str>,
     ) -> PspCall<'a, Option<PspRefund>> {
         let base = endpoint.base(TEST_BASE_URL, LIVE_INFO_BASE_URL);
-        Box::pin(fetch_refund(endpoint.http, base, self, refund, psp_refund_id))
+        Box::pin(fetch_refund(
+            endpoint.http,
+            base,
+            self,
+            refund,
+            psp_refund_id,
+        ))
     }
 
     fn verify_webhook(
@@ -507,7 +513,8 @@ impl RefundAnswer {
 
     fn token_exists(&self) -> bool {
         let msg = self.msg.as_deref().unwrap_or_default();
-        self.result_code().is_some_and(|c| LOOK_UP_CODES.contains(&c))
+        self.result_code()
+            .is_some_and(|c| LOOK_UP_CODES.contains(&c))
             || msg.to_ascii_lowercase().contains("token already exists")
     }
 }
@@ -632,11 +639,13 @@ async fn refused_refund(
 ) -> Result<PspRefund, PspError> {
     let code = answer.result_code().unwrap_or("payu_refund_refused");
     if answer.token_exists() {
-        return refund_by_token(http, base, psp, refund).await?.ok_or_else(|| {
-            PspError::protocol(format!(
-                "PayU answered {code} but lists no refund with our token"
-            ))
-        });
+        return refund_by_token(http, base, psp, refund)
+            .await?
+            .ok_or_else(|| {
+                PspError::protocol(format!(
+                    "PayU answered {code} but lists no refund with our token"
+                ))
+            });
     }
     if code == SAME_AMOUNT_CODE {
         return Err(PspError::RateLimited {
