@@ -817,4 +817,154 @@ mod tests {
         assert_eq!(order.order_amount.paise(), Ok(Paise(2200)));
         assert!(order.payment_session_id.unwrap().starts_with("session_"));
     }
+
+    #[test]
+    fn refund_webhook_vector() {
+        // ✔calc from psp-refunds.md §3.
+        assert_eq!(
+            sign_webhook(&secret(), "1746426425612", &fixture("refund_webhook.json")),
+            "0xVh9gXeLQSKg0l0zfswN3yhLdnH2dzg7FNgRFI0kjA="
+        );
+    }
+
+    fn refund_fixture_headers() -> HeaderMap {
+        let ts = String::from_utf8(fixture("refund_webhook.timestamp")).unwrap();
+        let sig = String::from_utf8(fixture("refund_webhook.sig")).unwrap();
+        headers(&sig, &ts)
+    }
+
+    #[test]
+    fn a_refund_webhook_is_a_refund_outcome() {
+        let hook = verify_webhook(
+            &secret(),
+            &refund_fixture_headers(),
+            &fixture("refund_webhook.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Refund {
+                // The sample's refund_id is not one of our references: a dashboard refund.
+                refund_id: None,
+                psp_refund_id: Some("11325632".into()),
+                amount: Paise(200),
+                state: RefundState::Succeeded,
+            }
+        );
+        assert_eq!(hook.dedupe_key, "cashfree:refund:11325632:SUCCESS");
+        assert_eq!(hook.psp_order_id.as_deref(), Some("sampleorder0413"));
+        assert_eq!(hook.psp_payment_id.as_deref(), Some("789727431"));
+    }
+
+    #[test]
+    fn a_tampered_or_reserialised_refund_webhook_is_refused() {
+        let body = fixture("refund_webhook.json");
+        let text = String::from_utf8(body.clone()).unwrap();
+        let tampered = text.replace(r#""refund_amount":2.00"#, r#""refund_amount":20.00"#);
+        assert_eq!(
+            verify_webhook(&secret(), &refund_fixture_headers(), tampered.as_bytes()),
+            Err(WebhookError::BadSignature)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            verify_webhook(
+                &secret(),
+                &refund_fixture_headers(),
+                &serde_json::to_vec(&value).unwrap()
+            ),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&Secret::from("other"), &refund_fixture_headers(), &body),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    fn our_refund_webhook(kind: &str, status: &str, amount: &str) -> String {
+        format!(
+            r#"{{"data":{{"refund":{{"cf_refund_id":"1553338","cf_payment_id":789727431,"refund_id":"R02ySWtwKmVZt06kzVuKdUB","order_id":"02ySWtwKmVZt0686TNaoLq","refund_amount":{amount},"refund_currency":"INR","entity":"Refund","refund_status":"{status}","status_description":"Refund cancelled after retries"}}}},"event_time":"2026-12-06T13:04:28+05:30","type":"{kind}"}}"#
+        )
+    }
+
+    #[test]
+    fn both_refund_webhook_names_name_our_refund_and_payment() {
+        for kind in REFUND_WEBHOOKS {
+            let body = our_refund_webhook(kind, "CANCELLED", "10.34");
+            let sig = sign_webhook(&secret(), "7", body.as_bytes());
+            let hook = verify_webhook(&secret(), &headers(&sig, "7"), body.as_bytes()).unwrap();
+            let PaymentOutcome::Refund {
+                refund_id,
+                amount,
+                state,
+                ..
+            } = hook.outcome
+            else {
+                panic!("{kind} is not a refund outcome")
+            };
+            assert_eq!(
+                refund_id,
+                crate::psp::parse_refund_reference("R02ySWtwKmVZt06kzVuKdUB")
+            );
+            assert!(refund_id.is_some());
+            assert_eq!(amount, Paise(1034));
+            assert_eq!(
+                state,
+                RefundState::Failed {
+                    code: "CANCELLED".into(),
+                    reason: "Refund cancelled after retries".into()
+                }
+            );
+            assert!(hook.payment_reference.is_some());
+        }
+    }
+
+    #[test]
+    fn refund_amounts_beyond_paise_are_refused() {
+        let body = our_refund_webhook("REFUND_STATUS_WEBHOOK", "SUCCESS", "10.345");
+        let sig = sign_webhook(&secret(), "8", body.as_bytes());
+        assert!(matches!(
+            verify_webhook(&secret(), &headers(&sig, "8"), body.as_bytes()),
+            Err(WebhookError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn every_refund_status_is_normalised() {
+        let state = |status: &str| {
+            let refund: Refund = serde_json::from_str(&format!(
+                r#"{{"refund_amount":1.00,"refund_status":"{status}","status_description":"d"}}"#
+            ))
+            .unwrap();
+            refund.state()
+        };
+        for pending in ["PENDING", "ONHOLD", "SOMETHING_NEW", ""] {
+            assert_eq!(state(pending), RefundState::Pending, "{pending:?}");
+        }
+        assert_eq!(state("SUCCESS"), RefundState::Succeeded);
+        for failed in ["CANCELLED", "FAILED"] {
+            assert_eq!(
+                state(failed),
+                RefundState::Failed {
+                    code: failed.into(),
+                    reason: "d".into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_refund_answer_parses_with_string_ids() {
+        let refund: Refund = serde_json::from_slice(&fixture("refund_entity.json")).unwrap();
+        let refund = refund.into_psp_refund().unwrap();
+        assert_eq!(refund.amount, Paise(1034));
+        assert_eq!(refund.psp_refund_id.as_deref(), Some("1553338"));
+        assert_eq!(refund.state, RefundState::Pending);
+    }
+
+    #[test]
+    fn refund_notes_fit_cashfree_limits() {
+        assert_eq!(refund_note(" ab "), None);
+        assert_eq!(refund_note("abc").as_deref(), Some("abc"));
+        assert_eq!(refund_note(&"x".repeat(150)).map(|n| n.len()), Some(100));
+    }
 }

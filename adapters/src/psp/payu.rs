@@ -1007,4 +1007,108 @@ mod tests {
             .replace(r#""net_amount_debit":10"#, r#""net_amount_debit":"10.00""#);
         assert!(serde_json::from_str::<VerifyResponse>(&as_string).is_ok());
     }
+
+    const REFUND_REFERENCE: &str = "R02ySWtwKmVZt06kzVuKdUB";
+    const PAYMENT_REFERENCE: &str = "02ySWtwKmVZt0686TNaoLq";
+
+    #[test]
+    fn refund_api_hash_vectors() {
+        // ✔calc from psp-refunds.md §2.
+        assert_eq!(
+            api_hash(KEY, "cancel_refund_transaction", "403993715521937565", SALT),
+            "0235cd48ee217dc4ffdafde054e9f4bcd33b7b128f17f648bcba12488328d96bdcb118c7446df48717a487e16880bffa6704c7e2cf613927523206bd9e65ee90"
+        );
+        assert_eq!(
+            api_hash(KEY, "check_action_status", "131278422", SALT),
+            "61cfa64dfa40db218858c15d9579442a8ab0d718efc3e024fb48ec5484861afb144f70a0f584fb56b26ceb8137a3fa951417d04b2f021e1e0a830f94283e706e"
+        );
+    }
+
+    #[test]
+    fn every_refund_status_is_normalised_case_insensitively() {
+        for pending in [
+            "QUEUED",
+            "queued",
+            "IN PROGRESS",
+            "REQUESTED",
+            "PENDING",
+            "od_hit",
+            "RISK_QUEUED",
+            "APPROVAL PENDING",
+            "",
+            "something new",
+        ] {
+            assert_eq!(refund_state(pending), RefundState::Pending, "{pending:?}");
+        }
+        for success in ["SUCCESS", "success", " Success "] {
+            assert_eq!(refund_state(success), RefundState::Succeeded);
+        }
+        for failure in ["FAILURE", "failure"] {
+            assert!(matches!(
+                refund_state(failure),
+                RefundState::Failed { ref code, .. } if code == "FAILURE"
+            ));
+        }
+    }
+
+    #[test]
+    fn unsigned_refund_callbacks_are_never_verified() {
+        for name in [
+            "refund_callback_sample.json",
+            "refund_callback_failure.json",
+        ] {
+            assert_eq!(
+                verify_webhook(KEY, &Secret::from(SALT), &fixture(name)),
+                Err(WebhookError::Missing("hash")),
+                "{name}"
+            );
+        }
+        let padded = [b"  \n".as_slice(), &fixture("refund_callback_sample.json")].concat();
+        assert_eq!(
+            verify_webhook(KEY, &Secret::from(SALT), &padded),
+            Err(WebhookError::Missing("hash"))
+        );
+    }
+
+    #[test]
+    fn a_refund_callback_is_only_a_hint() {
+        let hint = refund_callback_hint(&fixture("refund_callback_failure.json")).unwrap();
+        assert_eq!(
+            hint.refund_id,
+            parse_refund_reference(REFUND_REFERENCE),
+            "token"
+        );
+        assert_eq!(
+            hint.payment_reference,
+            parse_psp_reference(PAYMENT_REFERENCE)
+        );
+        assert!(hint.refund_id.is_some() && hint.payment_reference.is_some());
+        assert_eq!(hint.psp_refund_id.as_deref(), Some("131278422"));
+        assert_eq!(
+            hint.psp_payment_id.as_deref(),
+            Some("23907365951"),
+            "trimmed"
+        );
+    }
+
+    #[test]
+    fn hints_read_every_documented_shape_and_skip_what_is_not_ours() {
+        // The official sample names a txnid and token of another integration.
+        assert_eq!(
+            refund_callback_hint(&fixture("refund_callback_sample.json")),
+            None
+        );
+        let ours = String::from_utf8(fixture("refund_callback_failure.json")).unwrap();
+        let string_arn = ours.replace(r#""bank_arn":null"#, r#""bank_arn":"308239782136""#);
+        let number_arn = ours.replace(r#""bank_arn":null"#, r#""bank_arn":308239782136"#);
+        let int_ids = ours.replace(r#""request_id":"131278422""#, r#""request_id":131278422"#);
+        for body in [string_arn, number_arn, int_ids] {
+            let hint = refund_callback_hint(body.as_bytes()).unwrap();
+            assert_eq!(hint.psp_refund_id.as_deref(), Some("131278422"));
+        }
+        let capture = ours.replace(r#""action":"refund""#, r#""action":"capture""#);
+        assert_eq!(refund_callback_hint(capture.as_bytes()), None);
+        assert_eq!(refund_callback_hint(b"mihpayid=1&status=success"), None);
+        assert_eq!(refund_callback_hint(b"{}"), None);
+    }
 }

@@ -753,4 +753,126 @@ mod tests {
         );
         assert_eq!(hook.dedupe_key, "phonepe:P1:FAILED");
     }
+
+    const REFUND_REFERENCE: &str = "R02ySWtwKmVZt06kzVuKdUB";
+
+    #[test]
+    fn refund_checksum_vectors() {
+        // ✔calc from psp-refunds.md §4b: the refund payload and the refund's status path.
+        let payload = BASE64.encode(fixture("refund_request_payload.json"));
+        assert_eq!(
+            refund_checksum(&payload, SALT, 1),
+            "4516182da1e565707413d83e520aa211cd6f4a9f9f7e04ff39d08f38d783bc31###1"
+        );
+        assert_eq!(
+            status_checksum("PGTESTPAYUAT", "RMT7850590068188104", SALT, 1),
+            "5acc61eadaf776f6c9fa1043e1284b027c75c4d2e8eb71587408915ed9e4e1c2###1"
+        );
+    }
+
+    #[test]
+    fn the_refund_payload_serialises_in_the_documented_shape() {
+        let payload = RefundPayload {
+            merchant_id: "PGTESTPAYUAT",
+            merchant_user_id: "MUID123".into(),
+            original_transaction_id: "MT7850590068188104",
+            merchant_transaction_id: "RMT7850590068188104",
+            amount: 10000,
+            callback_url: "https://example.com/pp/refund-callback",
+        };
+        assert_eq!(
+            serde_json::to_vec(&payload).unwrap(),
+            fixture("refund_request_payload.json")
+        );
+    }
+
+    #[test]
+    fn a_refund_callback_is_a_refund_outcome() {
+        let body = fixture("refund_callback_body.json");
+        let sig = String::from_utf8(fixture("refund_callback_body.sig")).unwrap();
+        let hook = verify_webhook(&Secret::from(SALT), 1, &headers(&sig), &body).unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Refund {
+                refund_id: parse_refund_reference(REFUND_REFERENCE),
+                psp_refund_id: Some("TR2212061804281234567890".into()),
+                amount: Paise(10000),
+                state: RefundState::Succeeded,
+            }
+        );
+        assert!(parse_refund_reference(REFUND_REFERENCE).is_some());
+        assert_eq!(
+            hook.dedupe_key,
+            format!("phonepe:refund:{REFUND_REFERENCE}:COMPLETED")
+        );
+        assert_eq!(hook.payment_reference, None, "the payload names no payment");
+    }
+
+    #[test]
+    fn a_tampered_refund_callback_is_refused() {
+        let body = fixture("refund_callback_body.json");
+        let sig = String::from_utf8(fixture("refund_callback_body.sig")).unwrap();
+        let mut tampered = body.clone();
+        tampered[30] ^= 1;
+        assert_eq!(
+            verify_webhook(&Secret::from(SALT), 1, &headers(&sig), &tampered),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&Secret::from("other"), 1, &headers(&sig), &body),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    fn refund_envelope(code: &str, state: Option<&str>) -> Envelope {
+        let state = state.map_or("null".to_owned(), |s| format!("\"{s}\""));
+        serde_json::from_str(&format!(
+            r#"{{"success":true,"code":"{code}","message":"m","data":{{"merchantTransactionId":"{REFUND_REFERENCE}","transactionId":"TR1","amount":100,"state":{state},"responseCode":"RC"}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_refund_state_is_normalised() {
+        for (code, state) in [
+            ("PAYMENT_PENDING", Some("PENDING")),
+            ("PAYMENT_PENDING", Some("SOMETHING_NEW")),
+            ("INTERNAL_SERVER_ERROR", None),
+        ] {
+            assert_eq!(
+                refund_state(&refund_envelope(code, state)),
+                RefundState::Pending
+            );
+        }
+        assert_eq!(
+            refund_state(&refund_envelope("PAYMENT_SUCCESS", Some("COMPLETED"))),
+            RefundState::Succeeded
+        );
+        assert_eq!(
+            refund_state(&refund_envelope("PAYMENT_ERROR", Some("FAILED"))),
+            RefundState::Failed {
+                code: "RC".into(),
+                reason: "m".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_answer_without_data_is_retryable_never_failed() {
+        let refund = RefundRequest {
+            payment_id: lightspeed_domain::PaymentId::new(),
+            refund_id: RefundId(uuid::Uuid::nil()),
+            amount: Paise(100),
+            psp_order_id: None,
+            psp_payment_id: None,
+            reason: String::new(),
+            callback_url: String::new(),
+        };
+        for code in AMBIGUOUS_CODES {
+            let envelope: Envelope =
+                serde_json::from_str(&format!(r#"{{"success":false,"code":"{code}"}}"#)).unwrap();
+            let err = refund_from(200, envelope, &refund).unwrap_err();
+            assert!(err.is_retryable(), "{code}: {err:?}");
+        }
+    }
 }
