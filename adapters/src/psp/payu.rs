@@ -1111,4 +1111,25 @@ mod tests {
         assert_eq!(refund_callback_hint(b"mihpayid=1&status=success"), None);
         assert_eq!(refund_callback_hint(b"{}"), None);
     }
+
+    #[test]
+    fn a_refund_amount_beyond_paise_is_a_protocol_error() {
+        let action: Action = serde_json::from_str(
+            r#"{"request_id":131278422,"amt":"100.005","action":"refund","status":"SUCCESS"}"#,
+        )
+        .unwrap();
+        let request = RefundRequest {
+            payment_id: PaymentId::new(),
+            refund_id: RefundId(uuid::Uuid::nil()),
+            amount: Paise(10000),
+            psp_order_id: None,
+            psp_payment_id: Some("1".into()),
+            reason: String::new(),
+            callback_url: String::new(),
+        };
+        assert!(matches!(
+            refund_of(action, &request),
+            Err(PspError::Protocol { .. })
+        ));
+    }
 }
