@@ -3,4 +3,5 @@
 
 mod doc_examples;
 mod psp_adapters;
+mod refunds_payu_cashfree_phonepe;
 mod whatsapp_payouts;
