@@ -168,6 +168,14 @@ fn invalid(field: &str, detail: &str) -> ApiError {
     }
 }
 
+/// An order id as initiation accepts it: 1 to 40 letters, digits, `-`, `_` or `.`.
+fn is_order_id(id: &str) -> bool {
+    (1..=40).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// The filter the query asks for, refused field by field.
 fn filter_of(
     params: &QueryParams,
@@ -200,10 +208,13 @@ fn filter_of(
     }
     let merchant_order_id = params.text("order_id").map(str::to_owned);
     if merchant_order_id
-        .as_ref()
-        .is_some_and(|id| id.is_empty() || id.chars().count() > 40)
+        .as_deref()
+        .is_some_and(|id| !is_order_id(id))
     {
-        return Err(invalid("order_id", "must be 1 to 40 characters"));
+        return Err(invalid(
+            "order_id",
+            "must be 1 to 40 letters, digits, -, _ or .",
+        ));
     }
     Ok(MerchantTransactionFilter {
         merchant_id,

@@ -209,6 +209,7 @@ async fn refusals_name_the_field_and_never_fail_on_our_side() {
         ("/transactions?min_amount=5&max_amount=4", "max_amount"),
         ("/transactions?max_amount=ten", "max_amount"),
         ("/transactions?gateway_id=nope", "gateway_id"),
+        ("/transactions?order_id=%20", "order_id"),
         ("/transactions?refunded=yes", "refunded"),
         ("/transactions?limit=0", "limit"),
         ("/transactions?limit=201", "limit"),
