@@ -131,8 +131,14 @@ mod tests {
 
     #[test]
     fn unknown_and_repeated_parameters_are_named() {
-        assert_eq!(field_of(params("stauts=paid").unwrap_err()), "stauts");
-        assert_eq!(field_of(params("limit=1&limit=2").unwrap_err()), "limit");
+        assert_eq!(
+            field_of(params("stauts=paid").expect_err("refused")),
+            "stauts"
+        );
+        assert_eq!(
+            field_of(params("limit=1&limit=2").expect_err("refused")),
+            "limit"
+        );
     }
 
     #[test]
@@ -142,11 +148,16 @@ mod tests {
             DEFAULT_LIMIT
         );
         assert_eq!(
-            field_of(params("limit=0").expect("p").limit().unwrap_err()),
+            field_of(params("limit=0").expect("p").limit().expect_err("refused")),
             "limit"
         );
         assert_eq!(
-            field_of(params("limit=201").expect("p").limit().unwrap_err()),
+            field_of(
+                params("limit=201")
+                    .expect("p")
+                    .limit()
+                    .expect_err("refused")
+            ),
             "limit"
         );
         assert_eq!(
@@ -154,7 +165,7 @@ mod tests {
                 params("from=yesterday")
                     .expect("p")
                     .instant("from")
-                    .unwrap_err()
+                    .expect_err("refused")
             ),
             "from"
         );
