@@ -59,14 +59,14 @@ async fn fail(app: &TestApp, merchant_id: MerchantId, payment_id: PaymentId, rea
         .expect("settle failure");
 }
 
-/// Refunds `amount` of a succeeded payment through the API and records the PSP's success.
-async fn refund(
+/// Asks for a refund of `amount` through the API; answers our refund id.
+async fn request_refund(
     app: &TestApp,
     merchant: &TestMerchant,
     payment_id: PaymentId,
     refund_id: &str,
     amount: i64,
-) {
+) -> lightspeed_domain::RefundId {
     let body =
         serde_json::to_vec(&json!({ "amount": amount, "refund_id": refund_id })).expect("json");
     let response = app
@@ -86,18 +86,45 @@ async fn refund(
         .await
         .expect("read")
         .expect("refund");
+    id
+}
+
+/// Records what the PSP said about a refund.
+async fn refund_outcome(
+    app: &TestApp,
+    payment_id: PaymentId,
+    id: lightspeed_domain::RefundId,
+    outcome: RefundOutcome,
+) {
     app.ledger
         .record_refund_outcome(
             payment_id,
             id,
-            &RefundOutcome::Succeeded {
-                psp_refund_id: Some(format!("rfnd_{refund_id}")),
-            },
+            &outcome,
             app.ledger.now(),
             &CommandContext::default(),
         )
         .await
-        .expect("refund succeeded");
+        .expect("refund outcome");
+}
+
+/// Refunds `amount` of a succeeded payment through the API and records the PSP's success.
+async fn refund(
+    app: &TestApp,
+    merchant: &TestMerchant,
+    payment_id: PaymentId,
+    refund_id: &str,
+    amount: i64,
+) {
+    let id = request_refund(app, merchant, payment_id, refund_id, amount).await;
+    let psp_refund_id = Some(format!("rfnd_{refund_id}"));
+    refund_outcome(
+        app,
+        payment_id,
+        id,
+        RefundOutcome::Succeeded { psp_refund_id },
+    )
+    .await;
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -380,12 +407,26 @@ async fn the_detail_shows_refunds_and_webhook_deliveries() {
     let paid = payment(&app, &merchant, "ORD-DETAIL", 49_900).await;
     settle_success(&app, merchant.id, paid).await;
     refund(&app, &merchant, paid, "RF-1", 9_900).await;
+    request_refund(&app, &merchant, paid, "RF-OPEN", 100).await;
+    let failed = request_refund(&app, &merchant, paid, "RF-FAILED", 100).await;
+    let failure = RefundOutcome::Failed {
+        code: "BAD_REQUEST_ERROR".into(),
+        reason: "refund window over".into(),
+    };
+    refund_outcome(&app, paid, failed, failure).await;
     app.project().await;
+
+    let listed = get_json(&app, &merchant, "/transactions?order_id=ORD-DETAIL").await;
+    assert_eq!(
+        listed["items"][0]["open_refunds"], 1,
+        "only RF-OPEN awaits its outcome"
+    );
+    assert_eq!(listed["items"][0]["refunds"], 1);
 
     let detail = get_json(&app, &merchant, &format!("/transactions/{paid}")).await;
     assert_eq!(detail["transaction_id"], paid.to_string());
     assert_eq!(detail["refunded"], 9_900);
-    assert_eq!(detail["refundable"], 40_000);
+    assert_eq!(detail["refundable"], 39_900, "RF-OPEN holds its amount");
     assert_eq!(detail["refunds"][0]["refund_id"], "RF-1");
     assert_eq!(detail["refunds"][0]["status"], "succeeded");
     let deliveries = detail["webhook_deliveries"].as_array().expect("deliveries");
