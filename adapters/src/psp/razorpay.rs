@@ -474,10 +474,7 @@ impl Refund {
 
 /// Refuses ids that would change the path they are put in.
 fn path_safe(id: &str, what: &str) -> Result<(), PspError> {
-    let safe = !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let safe = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if safe {
         Ok(())
     } else {
@@ -608,8 +605,8 @@ async fn fetch_refund(
 ) -> Result<Option<PspRefund>, PspError> {
     if let Some(id) = psp_refund_id {
         path_safe(id, "refund")?;
-        let answer = exchange(api.request(reqwest::Method::GET, &format!("/v1/refunds/{id}"))?)
-            .await?;
+        let answer =
+            exchange(api.request(reqwest::Method::GET, &format!("/v1/refunds/{id}"))?).await?;
         let found: Refund = parse_json(&ok_or_rejected(answer)?, "Razorpay refund")?;
         return found.answer().map(Some);
     }
@@ -736,7 +733,10 @@ fn refund_outcome(refund: &Refund) -> PaymentOutcome {
             state,
         },
         None => PaymentOutcome::Ignored {
-            why: format!("refund status {} is not documented", excerpt(&refund.status)),
+            why: format!(
+                "refund status {} is not documented",
+                excerpt(&refund.status)
+            ),
         },
     }
 }

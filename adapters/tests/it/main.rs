@@ -3,4 +3,5 @@
 
 mod doc_examples;
 mod psp_adapters;
+mod razorpay_refunds;
 mod whatsapp_payouts;
