@@ -27,6 +27,7 @@
 mod delivery;
 mod orders;
 mod page;
+mod refunds;
 mod routes;
 mod store;
 
@@ -40,6 +41,7 @@ use sqlx::PgPool;
 
 pub use delivery::{RETENTION_BATCH, SWEEP_BATCH, Sweep};
 pub use orders::{AccountKey, Created, PayerChoice, Recorded};
+pub use refunds::{CreatedRefund, SETTLE_BATCH};
 pub use routes::router;
 
 /// How the sandbox behaves.
@@ -59,6 +61,9 @@ pub struct SandboxConfig {
     pub sweep_interval: Duration,
     /// Timeouts of webhook deliveries.
     pub http: HttpConfig,
+    /// When set, the sweeps settle each refund as `processed` this long after its creation,
+    /// as a bank would (demos and end-to-end tests); otherwise only the settle control does.
+    pub refund_auto_settle: Option<Duration>,
 }
 
 /// Default of [`SandboxConfig::retention`]: 30 days.
@@ -80,6 +85,7 @@ impl SandboxConfig {
                 connect_timeout: Duration::from_secs(2),
                 request_timeout: Duration::from_secs(5),
             },
+            refund_auto_settle: None,
         }
     }
 }
@@ -99,6 +105,24 @@ pub enum SandboxError {
     /// A text field holds a NUL character, which PostgreSQL text cannot store.
     #[error("currency, description and URLs must not contain NUL characters")]
     InvalidText,
+    /// A refund was asked of an order whose payment did not succeed (or has not happened).
+    #[error("only a paid order can be refunded")]
+    OrderNotPaid,
+    /// The refund is smaller than the sandbox takes.
+    #[error("a refund must be at least 100 paise")]
+    RefundTooSmall,
+    /// The refund is more than the payment has left to refund.
+    #[error("the refund amount is greater than what is left to refund")]
+    OverRefund,
+    /// The refund reference was used before with another request.
+    #[error("a refund with this reference exists with other details")]
+    RefundExists,
+    /// A settle control asked for a status a refund cannot be settled as.
+    #[error("a refund is settled as processed or failed")]
+    InvalidSettlement,
+    /// The refund was settled the other way already.
+    #[error("the refund is settled already, the other way")]
+    RefundSettled,
     /// The reference belongs to an order of another account or amount.
     #[error("an order with this reference exists with other details")]
     OrderExists,
