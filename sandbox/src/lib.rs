@@ -1,5 +1,11 @@
-//! The sandbox PSP served by the product, for demos and tests: its orders, its checkout page
-//! and the signed webhooks it sends, kept in PostgreSQL (schema `sandbox`).
+//! The sandbox PSP served by the product, for demos and tests: its orders, its checkout page,
+//! refunds of paid orders and the signed webhooks it sends, kept in PostgreSQL (schema
+//! `sandbox`).
+//!
+//! Routes (under `/sandbox`; bodies and codes in [`lightspeed_adapters::sandbox`]):
+//! `POST /v1/orders`, `GET /v1/orders/{id}`, `GET /checkout/{id}`, `POST /checkout/{id}/pay`,
+//! `POST /checkout/{id}/fail`, `POST /v1/orders/{id}/refunds`, `GET /v1/refunds/{id}` and the
+//! test control `POST /v1/refunds/{id}/settle`.
 //!
 //! The API mounts [`router`] under `/sandbox`. The wire format it speaks (routes, bodies,
 //! errors, webhooks), shared with the PSP adapter that calls it, is
@@ -17,8 +23,18 @@
 //! claims them first, once each. The `webhook-id` and the bytes posted are the same on every
 //! attempt.
 //!
-//! Orders are kept for [`SandboxConfig::retention`] after their creation, then removed by the
-//! same sweeps, a bounded batch at a time; there is no cap on how many are open.
+//! # Refunds
+//!
+//! A refund is keyed by the caller's refund reference and stored with its amount reserved on
+//! the order in one short transaction; the reservation is a guarded `UPDATE`, so refunds racing
+//! on one order never together exceed what was paid. Settling one (the settle control, or the
+//! sweeps once [`SandboxConfig::refund_auto_settle`] has passed) moves it out of `pending`,
+//! gives a failed refund's amount back, and records the webhook it owes, in one statement; that
+//! webhook is delivered like a payment's, under a `webhook-id` of its own.
+//!
+//! Orders are kept for [`SandboxConfig::retention`] after their creation, then removed (with
+//! their refunds) by the same sweeps, a bounded batch at a time; there is no cap on how many are
+//! open.
 //!
 //! Architecture invariant: SQL on `sandbox.*` lives only here (`store.rs`), and no statement
 //! holds a transaction open across a webhook post (an open transaction anywhere on the cluster

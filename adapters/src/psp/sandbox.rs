@@ -403,3 +403,69 @@ fn refund_webhook(dedupe_key: String, event: RefundEvent) -> VerifiedWebhook {
         outcome,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lightspeed_domain::{Paise, PaymentId, RefundId};
+
+    use super::*;
+    use crate::merchant_webhook::sign;
+    use crate::secrets::generate_webhook_secret;
+
+    fn refund_body(kind: &str, payment: PaymentId, refund: RefundId) -> Vec<u8> {
+        let reference = refund_reference(refund);
+        serde_json::to_vec(&RefundEvent {
+            kind: kind.to_owned(),
+            refund_id: refund_id_for(&reference),
+            reference,
+            order_id: order_id_for(&psp_reference(payment)),
+            order_reference: psp_reference(payment),
+            payment_id: "sbp_1".to_owned(),
+            amount: Paise(2500),
+            currency: "INR".to_owned(),
+            failure: None,
+        })
+        .unwrap()
+    }
+
+    fn signed(secret: &Secret, body: &[u8]) -> HeaderMap {
+        let key = WebhookSecret::from_secret(secret).unwrap();
+        let signed = sign(&key, &[], "sbevt_x", Utc::now().timestamp(), body);
+        let mut headers = HeaderMap::new();
+        for (name, value) in signed.pairs() {
+            headers.insert(name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn refund_webhooks_name_the_refund_and_the_payment() {
+        let secret = generate_webhook_secret();
+        let (payment, refund) = (PaymentId::new(), RefundId::new());
+        let body = refund_body(crate::sandbox::EVENT_REFUND_PROCESSED, payment, refund);
+        let hook = verify_webhook(&secret, &signed(&secret, &body), &body, Utc::now()).unwrap();
+        assert_eq!(hook.dedupe_key, "sandbox:sbevt_x");
+        assert_eq!(hook.payment_reference, Some(payment));
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Refund {
+                refund_id: Some(refund),
+                psp_refund_id: Some(refund_id_for(&refund_reference(refund))),
+                amount: Paise(2500),
+                state: RefundState::Succeeded,
+            }
+        );
+
+        let mut tampered = body.clone();
+        let at = tampered.windows(4).position(|w| w == b"2500").unwrap();
+        tampered[at] = b'9';
+        assert_eq!(
+            verify_webhook(&secret, &signed(&secret, &body), &tampered, Utc::now()),
+            Err(WebhookError::BadSignature)
+        );
+
+        let body = refund_body("refund.unheard_of", payment, refund);
+        let hook = verify_webhook(&secret, &signed(&secret, &body), &body, Utc::now()).unwrap();
+        assert!(matches!(hook.outcome, PaymentOutcome::Ignored { .. }));
+    }
+}
