@@ -71,7 +71,7 @@ impl World {
             .client
             .create_order(&self.account, &order)
             .await
-            .unwrap();
+            .expect("order created");
         let CheckoutData::Sandbox { checkout_url } = created.checkout else {
             panic!("not a sandbox checkout")
         };
@@ -79,7 +79,7 @@ impl World {
             .post(format!("{checkout_url}/pay"))
             .send()
             .await
-            .unwrap();
+            .expect("payer's click");
         assert_eq!(paid.status(), 303);
         order.payment_id
     }
@@ -100,7 +100,7 @@ impl World {
         let PspCredentials::Sandbox { webhook_secret } = &self.credentials else {
             panic!("sandbox credentials")
         };
-        AccountKey::parse(webhook_secret.expose_str().unwrap()).unwrap()
+        AccountKey::parse(webhook_secret.expose_str().expect("utf-8")).expect("whsec_ key")
     }
 
     /// The settle control, as a test (standing for the bank) calls it.
@@ -111,11 +111,11 @@ impl World {
         let id = refund_id_for(&refund_reference(refund.refund_id));
         browser()
             .post(format!("{}/v1/refunds/{id}/settle", self.served.base_url))
-            .header(KEY_HEADER, webhook_secret.expose_str().unwrap())
+            .header(KEY_HEADER, webhook_secret.expose_str().expect("utf-8"))
             .json(&json!({ "status": status }))
             .send()
             .await
-            .unwrap()
+            .expect("settle call")
     }
 
     /// The refund webhooks the merchant received, in order.
@@ -123,7 +123,7 @@ impl World {
         self.merchant
             .received_requests()
             .await
-            .unwrap()
+            .expect("recording on")
             .into_iter()
             .filter(|r| String::from_utf8_lossy(&r.body).contains("\"refund."))
             .collect()
