@@ -4,4 +4,5 @@
 mod doc_examples;
 mod psp_adapters;
 mod razorpay_refunds;
+mod refunds_payu_cashfree_phonepe;
 mod whatsapp_payouts;
