@@ -79,7 +79,7 @@ async fn as_of_an_instant_between_events_gives_what_the_read_model_held_then() {
     assert!(
         snapshots
             .last()
-            .is_some_and(|(_, s)| s.values().any(|f| f[3] > 0)),
+            .is_some_and(|(_, s)| s.values().any(|f| f[4] > 0)),
         "payouts by the end"
     );
     for (at, snapshot) in &snapshots {
