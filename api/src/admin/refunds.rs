@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use lightspeed_domain::PaymentId;
 use lightspeed_domain::payment::Payment;
 use lightspeed_domain::payment::refunds::{Refund, RefundStatus};
+use lightspeed_projections::ProjectionError;
 use lightspeed_projections::refunds::{RefundRow, RefundSearch};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -156,7 +157,8 @@ pub struct AdminPaymentView {
     pub commission_reversed_paise: i64,
     /// Every refund, in the order recorded.
     pub refunds: Vec<AdminRefundView>,
-    /// The transactions read model's row; absent until the read model has caught up.
+    /// The transactions read model's row; absent until the read model has caught up (or is
+    /// built).
     pub transaction: Option<TransactionView>,
 }
 
@@ -184,9 +186,12 @@ pub async fn payment(
         .payment(payment_id)
         .await?
         .ok_or(ApiError::TransactionNotFound)?;
-    let transaction = lightspeed_projections::transactions::get(state.pool(), payment_id.0)
-        .await?
-        .map(Into::into);
+    // The payment's own stream answers; the read model's row is shown once it is there.
+    let transaction =
+        match lightspeed_projections::transactions::get(state.pool(), payment_id.0).await {
+            Err(ProjectionError::NotBuilt(_)) => None,
+            row => row?.map(Into::into),
+        };
     Ok(Json(payment_view(&payment, transaction)))
 }
 

@@ -6,6 +6,7 @@ mod admin_gateways;
 mod admin_merchants;
 mod admin_queues;
 mod admin_reads;
+mod admin_refunds;
 mod common;
 mod contract;
 mod gateway_setup;
