@@ -77,6 +77,7 @@ pub struct RefundQuery {
 #[utoipa::path(
     get,
     path = "/admin/refunds",
+    operation_id = "admin_refunds",
     tag = "admin-reads",
     params(RefundQuery),
     security(("admin_jwt" = [])),
@@ -112,6 +113,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/admin/refunds/{refund_id}",
+    operation_id = "admin_refund",
     tag = "admin-reads",
     params(("refund_id" = String, Path, description = "Our refund id, or the PSP's refund id of a refund the PSP reported without our request")),
     security(("admin_jwt" = [])),
@@ -166,6 +168,7 @@ pub struct AdminPaymentView {
 #[utoipa::path(
     get,
     path = "/admin/transactions/{payment_id}",
+    operation_id = "admin_transaction",
     tag = "admin-reads",
     params(("payment_id" = String, Path, description = "The payment (transaction) id")),
     security(("admin_jwt" = [])),
