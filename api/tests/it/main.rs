@@ -18,6 +18,7 @@ mod protection;
 mod psp_webhook_keys;
 mod psp_webhooks;
 mod readiness;
+mod refund_races;
 mod refunds;
 mod router_errors;
 mod secrets;
