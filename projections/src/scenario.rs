@@ -543,7 +543,7 @@ impl Scenario {
         let mut events = payment.plan(&request)?;
         let requested = events
             .iter()
-            .fold(payment.state.clone(), |state, e| Payment::evolve(state, e));
+            .fold(payment.state.clone(), Payment::evolve);
         let success = PaymentCommand::RecordRefundSucceeded {
             refund_id,
             psp_refund_id: Some(format!("rfnd_r{n}")),
