@@ -541,9 +541,7 @@ impl Scenario {
         });
         let payment = self.payments.get_mut(index)?;
         let mut events = payment.plan(&request)?;
-        let requested = events
-            .iter()
-            .fold(payment.state.clone(), Payment::evolve);
+        let requested = events.iter().fold(payment.state.clone(), Payment::evolve);
         let success = PaymentCommand::RecordRefundSucceeded {
             refund_id,
             psp_refund_id: Some(format!("rfnd_r{n}")),
