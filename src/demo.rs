@@ -1,5 +1,6 @@
 //! `lightspeed demo`: everything in one process, a demo merchant with three sandbox gateways,
-//! one payment driven through the sandbox PSP to success, and a signed `curl` for the next.
+//! one payment driven through the sandbox PSP to success, a quarter of it refunded with the
+//! commission effect shown, and a signed `curl` for the next.
 
 use std::time::Duration;
 
@@ -10,11 +11,12 @@ use lightspeed_adapters::secrets::{Secret, generate_client_salt, generate_webhoo
 use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::GatewaySettings;
 use lightspeed_domain::merchant::ClientKey;
+use lightspeed_domain::payment::refunds::RefundCommission;
 use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::wallet::Wallet;
-use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Provider};
+use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Paise, PaymentId, Provider};
 use lightspeed_eventstore::{CommandContext, Metadata, stream_of};
-use lightspeed_services::{NewGateway, NewMerchant};
+use lightspeed_services::{NewGateway, NewMerchant, RefundOutcome};
 use serde_json::Value;
 
 use crate::config::{Infra, Server};
@@ -78,6 +80,7 @@ pub async fn run(
         lightspeed_domain::Paise(commission),
         wallet.balance_due()
     );
+    refund_part(&context, &http, &local, &merchant, &transaction).await?;
     println!(
         "\nThe next payment, signed (needs bash, openssl and curl):\n\n{}",
         curl(&infra.public_url, &merchant)?
@@ -88,6 +91,138 @@ pub async fn run(
     );
     roles.await??;
     Ok(())
+}
+
+/// The actor of what the demo records itself.
+fn demo_context() -> CommandContext {
+    CommandContext {
+        command_id: None,
+        metadata: Metadata {
+            actor: Some("system:demo".into()),
+            ..Metadata::default()
+        },
+    }
+}
+
+/// Refunds a quarter of the payment through the signed refund route, records the sandbox PSP's
+/// success, and prints what the refund did to the commission under each treatment.
+async fn refund_part(
+    context: &Roles,
+    http: &reqwest::Client,
+    local: &str,
+    merchant: &DemoMerchant,
+    transaction: &Value,
+) -> anyhow::Result<()> {
+    let id: PaymentId = transaction["transaction_id"]
+        .as_str()
+        .context("no transaction id")?
+        .parse()?;
+    let amount = Paise(transaction["amount"].as_i64().context("no amount")?);
+    let commission = Paise(
+        transaction["commission"]
+            .as_i64()
+            .context("no commission")?,
+    );
+    let part = Paise(amount.0 / 4);
+    let merchant_refund_id = format!("DEMO-RF-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let body = serde_json::json!({
+        "amount": part.0,
+        "reason": "one item returned",
+        "refund_id": merchant_refund_id,
+    })
+    .to_string();
+    let path = format!("/payment/{id}/refunds");
+    let requested: Value = signed(http, reqwest::Method::POST, local, &path, &body, merchant)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!(
+        "\nRefund {merchant_refund_id} of ₹{part} requested: {}",
+        requested["status"]
+    );
+    record_sandbox_success(context, merchant, &merchant_refund_id).await?;
+    let wallet = context
+        .ledger
+        .wallets()
+        .load(&stream_of::<Wallet>(merchant.id)?)
+        .await?
+        .state;
+    let payment = context.ledger.payment_of(merchant.id, id).await?;
+    let treatment = context
+        .ledger
+        .merchant(merchant.id)
+        .await?
+        .refund_commission();
+    print_commission_effect(
+        treatment,
+        commission,
+        amount,
+        part,
+        payment.commission_reversed(),
+    );
+    println!(
+        "Refunded so far ₹{}, still refundable ₹{}; the merchant's balance due is ₹{}.",
+        payment.refunded(),
+        payment.refundable(),
+        wallet.balance_due()
+    );
+    Ok(())
+}
+
+/// Records the refund's success as the sandbox PSP reports it. No refund worker runs in this
+/// build, so the demo records the PSP's answer itself, and says so.
+async fn record_sandbox_success(
+    context: &Roles,
+    merchant: &DemoMerchant,
+    merchant_refund_id: &str,
+) -> anyhow::Result<()> {
+    let (payment, refund_id) = context
+        .ledger
+        .refund_by_merchant_id(merchant.id, merchant_refund_id)
+        .await?
+        .context("the refund just requested is not recorded")?;
+    let psp_refund_id = format!("sbrf_{}", refund_id.0.simple());
+    context
+        .ledger
+        .record_refund_outcome(
+            payment.id(),
+            refund_id,
+            &RefundOutcome::Succeeded {
+                psp_refund_id: Some(psp_refund_id.clone()),
+            },
+            context.ledger.now(),
+            &demo_context(),
+        )
+        .await?;
+    println!(
+        "Recorded its success as the sandbox PSP would report it (refund {psp_refund_id}): \
+         no refund worker runs in this build, so the demo records the PSP's answer itself."
+    );
+    Ok(())
+}
+
+/// What the refund did to the commission under the merchant's treatment, and what the other
+/// treatment would have done (the domain's half-up rule).
+fn print_commission_effect(
+    treatment: RefundCommission,
+    commission: Paise,
+    amount: Paise,
+    part: Paise,
+    reversed: Paise,
+) {
+    let share = commission.pro_rata(part, amount);
+    match treatment {
+        RefundCommission::Retain => println!(
+            "Commission under `retain` (this merchant's setting): the ₹{commission} is kept; \
+             `reverse_proportional` would have reversed ₹{share} of it."
+        ),
+        RefundCommission::ReverseProportional => println!(
+            "Commission under `reverse_proportional` (this merchant's setting): ₹{reversed} of \
+             the ₹{commission} reversed; `retain` would have kept it all."
+        ),
+    }
 }
 
 /// Polls `check` until it answers something, for at most [`STEP_TIMEOUT`].
@@ -109,13 +244,7 @@ where
 /// The demo merchant and its three sandbox gateways, created on the first run.
 async fn seed(context: &Roles, local: &str) -> anyhow::Result<DemoMerchant> {
     let ledger = &context.ledger;
-    let demo = CommandContext {
-        command_id: None,
-        metadata: Metadata {
-            actor: Some("system:demo".into()),
-            ..Metadata::default()
-        },
-    };
+    let demo = demo_context();
     if let Some(existing) = ledger.merchant_by_client_key(DEMO_CLIENT_KEY).await? {
         let salt = context.keyring.open(existing.merchant.client_salt()).context(
             "the demo merchant was sealed under another ENCRYPTION_KEY; use a fresh DATABASE_URL",

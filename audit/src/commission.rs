@@ -66,6 +66,10 @@ impl CommissionReport {
                     &mut totals.commission_accrued_paise,
                     m.commission_accrued_paise,
                 ),
+                (
+                    &mut totals.commission_reversed_paise,
+                    m.commission_reversed_paise,
+                ),
                 (&mut totals.paid_out_paise, m.paid_out_paise),
                 (&mut totals.reversed_paise, m.reversed_paise),
                 (&mut totals.settled_paise, m.settled_paise),
@@ -102,6 +106,8 @@ pub struct Totals {
     pub volume_paise: lightspeed_domain::Paise,
     /// Commission accrued.
     pub commission_accrued_paise: lightspeed_domain::Paise,
+    /// Commission reversed by refunds.
+    pub commission_reversed_paise: lightspeed_domain::Paise,
     /// Paid out.
     pub paid_out_paise: lightspeed_domain::Paise,
     /// Restored by reversals of paid-out payouts.
@@ -334,13 +340,14 @@ pub async fn replay_database(
 }
 
 /// One row of `read.wallet_balances`: the merchant and its [`COMPARED_COLUMNS`].
-type ReadModelRow = (MerchantId, [i64; 8]);
+type ReadModelRow = (MerchantId, [i64; 9]);
 
 /// The columns of `read.wallet_balances` the replay is compared on.
-const COMPARED_COLUMNS: [&str; 8] = [
+const COMPARED_COLUMNS: [&str; 9] = [
     "payments_succeeded",
     "volume_paise",
     "commission_accrued_paise",
+    "commission_reversed_paise",
     "paid_out_paise",
     "reversed_paise",
     "settled_paise",
@@ -368,6 +375,7 @@ fn compared_figures(row: &WalletFigures) -> ReadModelRow {
             row.payments_succeeded,
             row.volume_paise,
             row.commission_accrued_paise,
+            row.commission_reversed_paise,
             row.paid_out_paise,
             row.reversed_paise,
             row.settled_paise,
@@ -385,7 +393,7 @@ fn compare(
     checkpoint: LogPosition,
     version: i32,
 ) -> ReadModelComparison {
-    let mut merchants: BTreeMap<MerchantId, ([i64; 8], [i64; 8])> = BTreeMap::new();
+    let mut merchants: BTreeMap<MerchantId, ([i64; 9], [i64; 9])> = BTreeMap::new();
     for m in replayed {
         merchants.entry(m.merchant_id).or_default().0 = m.figures().map(|(_, value)| value);
     }

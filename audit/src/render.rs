@@ -38,7 +38,7 @@ impl std::str::FromStr for OutputFormat {
 
 /// The CSV columns, in order.
 pub const CSV_HEADER: &str = "merchant_id,payments_succeeded,volume_paise,commission_accrued_paise,\
-paid_out_paise,reversed_paise,settled_paise,pending_payouts_paise,balance_due_paise";
+commission_reversed_paise,paid_out_paise,reversed_paise,settled_paise,pending_payouts_paise,balance_due_paise";
 
 /// Prints a commission report in `format`: figures to `out`; in CSV, differences to `err`.
 pub fn write_commission(
@@ -54,11 +54,12 @@ pub fn write_commission(
             for m in &report.merchants {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{}",
                     m.merchant_id,
                     m.payments_succeeded,
                     m.volume_paise.0,
                     m.commission_accrued_paise.0,
+                    m.commission_reversed_paise.0,
                     m.paid_out_paise.0,
                     m.reversed_paise.0,
                     m.settled_paise.0,
@@ -101,27 +102,29 @@ fn write_table(report: &CommissionReport, out: &mut dyn Write) -> std::io::Resul
     )?;
     writeln!(
         out,
-        "{:<36} {:>9} {:>16} {:>14} {:>14} {:>12} {:>12} {:>14}",
+        "{:<36} {:>9} {:>16} {:>14} {:>14} {:>14} {:>12} {:>12} {:>14}",
         "merchant",
         "payments",
         "volume ₹",
         "accrued ₹",
+        "refunds −₹",
         "paid out ₹",
         "reversed ₹",
         "settled ₹",
         "balance due ₹"
     )?;
     let row =
-        |out: &mut dyn Write, name: &str, count: u64, figures: [lightspeed_domain::Paise; 6]| {
+        |out: &mut dyn Write, name: &str, count: u64, figures: [lightspeed_domain::Paise; 7]| {
             writeln!(
                 out,
-                "{name:<36} {count:>9} {:>16} {:>14} {:>14} {:>12} {:>12} {:>14}",
+                "{name:<36} {count:>9} {:>16} {:>14} {:>14} {:>14} {:>12} {:>12} {:>14}",
                 figures[0].to_string(),
                 figures[1].to_string(),
                 figures[2].to_string(),
                 figures[3].to_string(),
                 figures[4].to_string(),
                 figures[5].to_string(),
+                figures[6].to_string(),
             )
         };
     for m in &report.merchants {
@@ -140,21 +143,38 @@ fn write_table(report: &CommissionReport, out: &mut dyn Write) -> std::io::Resul
         [
             t.volume_paise,
             t.commission_accrued_paise,
+            t.commission_reversed_paise,
             t.paid_out_paise,
             t.reversed_paise,
             t.settled_paise,
             t.balance_due_paise,
         ],
     )?;
+    write_refunds(&t, out)?;
     write_inconsistencies(report, out)?;
     write_read_model(report, out)
+}
+
+/// What refunds did to the commission: the report line of the reversals.
+fn write_refunds(totals: &Totals, out: &mut dyn Write) -> std::io::Result<()> {
+    let reversed = totals.commission_reversed_paise;
+    if reversed == lightspeed_domain::Paise::ZERO {
+        return writeln!(out, "Refunds: no commission reversed.");
+    }
+    writeln!(
+        out,
+        "Refunds: ₹{reversed} of commission reversed (₹{} accrued, ₹{} net of reversals).",
+        totals.commission_accrued_paise,
+        totals.commission_accrued_paise.saturating_sub(reversed)
+    )
 }
 
 fn write_inconsistencies(report: &CommissionReport, out: &mut dyn Write) -> std::io::Result<()> {
     if report.inconsistencies.is_empty() {
         return writeln!(
             out,
-            "Payments and wallets: every success has exactly its commission, computed by the rule."
+            "Payments and wallets: every success has exactly its commission, computed by the rule; \
+             no refund reversed commission beyond its payment's."
         );
     }
     writeln!(
@@ -168,10 +188,11 @@ fn write_inconsistencies(report: &CommissionReport, out: &mut dyn Write) -> std:
     Ok(())
 }
 
-fn money(m: &MerchantCommission) -> [lightspeed_domain::Paise; 6] {
+fn money(m: &MerchantCommission) -> [lightspeed_domain::Paise; 7] {
     [
         m.volume_paise,
         m.commission_accrued_paise,
+        m.commission_reversed_paise,
         m.paid_out_paise,
         m.reversed_paise,
         m.settled_paise,

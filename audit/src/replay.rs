@@ -8,9 +8,13 @@
 //! `PaymentSucceeded`, and matches each success with its one accrual: same merchant, amount, fee
 //! and commission, and the commission is the domain's rule applied to them
 //! ([`BasisPoints::of`]); anything else (a second accrual for a payment included) is an
-//! [`Inconsistency`]. "As of" an instant means the events recorded at or before it.
+//! [`Inconsistency`]. Each `CommissionReversed` (a refund's share of its payment's commission)
+//! counts against the commission its payment accrued: a reversal of a payment that accrued
+//! nothing, or reversals that together exceed its commission, are inconsistencies too. "As of"
+//! an instant means the events recorded at or before it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
 use lightspeed_domain::payment::PaymentEvent;
@@ -43,6 +47,8 @@ pub struct MerchantCommission {
     pub volume_paise: Paise,
     /// Total commission accrued.
     pub commission_accrued_paise: Paise,
+    /// Total commission reversed by refunds.
+    pub commission_reversed_paise: Paise,
     /// Total paid out.
     pub paid_out_paise: Paise,
     /// Total restored by reversals of paid-out payouts.
@@ -51,7 +57,7 @@ pub struct MerchantCommission {
     pub settled_paise: Paise,
     /// Reserved by payouts requested and not yet paid out or reversed.
     pub pending_payouts_paise: Paise,
-    /// What the merchant owes: accrued − paid out + reversed − settled.
+    /// What the merchant owes: accrued − commission reversed − paid out + reversed − settled.
     pub balance_due_paise: Paise,
 }
 
@@ -64,6 +70,7 @@ impl MerchantCommission {
             payments_succeeded: wallet.accruals(),
             volume_paise: folded.volume,
             commission_accrued_paise: wallet.accrued(),
+            commission_reversed_paise: wallet.commission_reversed(),
             paid_out_paise: wallet.paid_out(),
             reversed_paise: wallet.reversed(),
             settled_paise: wallet.settled(),
@@ -74,7 +81,7 @@ impl MerchantCommission {
 
     /// The figures by column name of `read.wallet_balances`, in the order `audit commission`
     /// compares them.
-    pub fn figures(&self) -> [(&'static str, i64); 8] {
+    pub fn figures(&self) -> [(&'static str, i64); 9] {
         [
             (
                 "payments_succeeded",
@@ -82,6 +89,10 @@ impl MerchantCommission {
             ),
             ("volume_paise", self.volume_paise.0),
             ("commission_accrued_paise", self.commission_accrued_paise.0),
+            (
+                "commission_reversed_paise",
+                self.commission_reversed_paise.0,
+            ),
             ("paid_out_paise", self.paid_out_paise.0),
             ("reversed_paise", self.reversed_paise.0),
             ("settled_paise", self.settled_paise.0),
@@ -122,6 +133,13 @@ struct Commission {
     amount: Paise,
     fee: BasisPoints,
     commission: Paise,
+}
+
+/// A payment's commission, and what its refunds reversed of it so far.
+#[derive(Debug, Clone, Copy)]
+struct Reversible {
+    accrued: Paise,
+    reversed: Paise,
 }
 
 /// Where a payment's success and its wallet's commission do not agree.
@@ -181,6 +199,26 @@ pub enum Inconsistency {
         /// What the domain's rule gives.
         expected_paise: Paise,
     },
+    /// A refund reversed commission of a payment whose commission the wallet never accrued.
+    ReversalWithoutCommission {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The wallet's merchant.
+        merchant_id: MerchantId,
+        /// The commission reversed.
+        reversed_paise: Paise,
+    },
+    /// Refunds reversed more commission than the payment accrued.
+    ReversalExceedsCommission {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The wallet's merchant.
+        merchant_id: MerchantId,
+        /// The commission accrued for it.
+        accrued_paise: Paise,
+        /// What its refunds reversed in all so far.
+        reversed_paise: Paise,
+    },
 }
 
 impl std::fmt::Display for Inconsistency {
@@ -235,6 +273,25 @@ impl std::fmt::Display for Inconsistency {
                 "payment {payment_id} (merchant {merchant_id}): commission {} paise on {} paise at {fee_bps} bps, the rule gives {}",
                 commission_paise.0, amount_paise.0, expected_paise.0
             ),
+            Self::ReversalWithoutCommission {
+                payment_id,
+                merchant_id,
+                reversed_paise,
+            } => write!(
+                f,
+                "the wallet of merchant {merchant_id} reversed {} paise of commission for payment {payment_id}, which it never accrued",
+                reversed_paise.0
+            ),
+            Self::ReversalExceedsCommission {
+                payment_id,
+                merchant_id,
+                accrued_paise,
+                reversed_paise,
+            } => write!(
+                f,
+                "payment {payment_id} (merchant {merchant_id}): refunds reversed {} paise of commission, more than the {} accrued",
+                reversed_paise.0, accrued_paise.0
+            ),
         }
     }
 }
@@ -251,8 +308,9 @@ pub struct CommissionReplay {
     successes: HashMap<PaymentId, Commission>,
     /// Accruals whose success has not been seen yet.
     accruals: HashMap<PaymentId, Commission>,
-    /// Every payment accrued so far, so a second accrual of one is found.
-    accrued_payments: HashSet<PaymentId>,
+    /// Every payment accrued so far, with its commission and what refunds reversed of it, so a
+    /// second accrual of one, or a reversal beyond its commission, is found.
+    accrued_payments: HashMap<PaymentId, Reversible>,
     inconsistencies: Vec<Inconsistency>,
     /// The schema version the domain gives `PaymentInitiated` today, once one was decoded.
     initiated_version: Option<u16>,
@@ -393,6 +451,14 @@ impl CommissionReplay {
                         },
                     );
                 }
+                if let WalletEvent::CommissionReversed {
+                    payment_id,
+                    commission,
+                    ..
+                } = &event
+                {
+                    self.reversed(*payment_id, merchant, *commission);
+                }
                 let folded = self.merchants.entry(merchant).or_default();
                 if let WalletEvent::CommissionAccrued { amount, .. } = &event {
                     folded.volume = folded.volume.saturating_add(*amount);
@@ -453,16 +519,24 @@ impl CommissionReplay {
     }
 
     fn accrued(&mut self, payment: PaymentId, accrual: Commission) {
-        if !self.accrued_payments.insert(payment) {
-            if let Some(merchant_id) = accrual.merchant {
-                self.inconsistencies
-                    .push(Inconsistency::DuplicateCommission {
-                        payment_id: payment,
-                        merchant_id,
-                        commission_paise: accrual.commission,
-                    });
+        match self.accrued_payments.entry(payment) {
+            Entry::Occupied(_) => {
+                if let Some(merchant_id) = accrual.merchant {
+                    self.inconsistencies
+                        .push(Inconsistency::DuplicateCommission {
+                            payment_id: payment,
+                            merchant_id,
+                            commission_paise: accrual.commission,
+                        });
+                }
+                return;
             }
-            return;
+            Entry::Vacant(entry) => {
+                entry.insert(Reversible {
+                    accrued: accrual.commission,
+                    reversed: Paise::ZERO,
+                });
+            }
         }
         let expected = accrual.fee.of(accrual.amount);
         if let Some(merchant_id) = accrual.merchant
@@ -482,6 +556,29 @@ impl CommissionReplay {
             None => {
                 self.accruals.insert(payment, accrual);
             }
+        }
+    }
+
+    /// Counts a refund's reversal against its payment's commission.
+    fn reversed(&mut self, payment: PaymentId, merchant_id: MerchantId, commission: Paise) {
+        let Some(reversible) = self.accrued_payments.get_mut(&payment) else {
+            self.inconsistencies
+                .push(Inconsistency::ReversalWithoutCommission {
+                    payment_id: payment,
+                    merchant_id,
+                    reversed_paise: commission,
+                });
+            return;
+        };
+        reversible.reversed = reversible.reversed.saturating_add(commission);
+        if reversible.reversed > reversible.accrued {
+            self.inconsistencies
+                .push(Inconsistency::ReversalExceedsCommission {
+                    payment_id: payment,
+                    merchant_id,
+                    accrued_paise: reversible.accrued,
+                    reversed_paise: reversible.reversed,
+                });
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::projection::Projection;
 use crate::{
-    audit_log, commission, gateways, merchants, transactions, wallets, webhooks, whatsapp,
+    audit_log, commission, gateways, merchants, refunds, transactions, wallets, webhooks, whatsapp,
 };
 
 /// Every projection, in a stable order.
@@ -15,6 +15,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(commission::Commission),
         Arc::new(gateways::Gateways),
         Arc::new(transactions::Transactions),
+        Arc::new(refunds::Refunds),
         Arc::new(merchants::Merchants),
         Arc::new(whatsapp::Whatsapp),
         Arc::new(webhooks::WebhookDeliveries),

@@ -227,8 +227,8 @@ pub async fn daily(
 pub struct LedgerFilter {
     /// Only this merchant.
     pub merchant_id: Option<Uuid>,
-    /// Only this entry type (`COMMISSION`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED`,
-    /// `MANUAL_SETTLEMENT`).
+    /// Only this entry type (`COMMISSION`, `COMMISSION_REVERSED`, `COMMISSION_PAYOUT`,
+    /// `PAYOUT_REVERSED`, `MANUAL_SETTLEMENT`).
     pub entry_type: Option<String>,
     /// Facts at or after this instant.
     pub from: Option<DateTime<Utc>>,
@@ -254,6 +254,7 @@ pub async fn ledger(
     if let Some(entry_type) = &filter.entry_type
         && ![
             "COMMISSION",
+            "COMMISSION_REVERSED",
             "COMMISSION_PAYOUT",
             "PAYOUT_REVERSED",
             "MANUAL_SETTLEMENT",

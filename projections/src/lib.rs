@@ -12,6 +12,7 @@
 //! | `commission` | `commission_daily` | [`commission::daily`] |
 //! | `gateways` | `gateways` | [`gateways::health`] |
 //! | `transactions` | `transactions` | [`transactions::search`], [`transactions::get`] |
+//! | `refunds` | `refunds`, `refund_payments` | [`refunds::search`], [`refunds::get`] |
 //! | `merchants` | `merchants` | [`merchants::list`], [`merchants::get`] |
 //! | `whatsapp` | `whatsapp_log`, `whatsapp_usage` | [`whatsapp::log`], [`whatsapp::usage`] |
 //! | `webhook_deliveries` | `webhook_deliveries`, `webhook_delivery_attempts` | [`webhooks::deliveries`], [`webhooks::attempts`] |
@@ -61,6 +62,7 @@ pub mod progress;
 pub mod projection;
 pub mod projector;
 pub mod rebuild;
+pub mod refunds;
 pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod scenario;

@@ -1,5 +1,6 @@
 //! A scenario generator for tests and benchmarks: merchants, gateways, payments that succeed,
-//! fail, succeed late or get refunded, payouts paid out or reversed, manual settlements, admin
+//! fail, succeed late or get refunded (reported by the PSP, or requested with the commission
+//! reversed in proportion), payouts paid out or reversed, manual settlements, admin
 //! changes, WhatsApp notifications and merchant webhook deliveries, all decided by the real
 //! domain deciders and appended with [`EventStore::append_many`], each operation atomically
 //! over the streams it spans (as the domain's crate docs list them).
@@ -18,6 +19,7 @@ use lightspeed_domain::merchant::{
 };
 use lightspeed_domain::merchant_alerts::MerchantAlertsCommand;
 use lightspeed_domain::notification::{NotificationCommand, NotificationType, QueueNotification};
+use lightspeed_domain::payment::refunds::{RefundCommission, RequestRefund};
 use lightspeed_domain::payment::{InitiatePayment, PaymentCommand, PaymentStatus};
 use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::routing::{self, RouteCandidate, SuccessRate};
@@ -28,7 +30,7 @@ use lightspeed_domain::webhook_delivery::{
 };
 use lightspeed_domain::{
     BasisPoints, Decider, Gateway, GatewayId, Merchant, MerchantAlerts, MerchantId, Notification,
-    NotificationId, Paise, Payment, PaymentId, PayoutId, Provider, SealedSecret, Wallet,
+    NotificationId, Paise, Payment, PaymentId, PayoutId, Provider, RefundId, SealedSecret, Wallet,
     WebhookDelivery, WebhookDeliveryId,
 };
 use lightspeed_eventstore::{
@@ -395,7 +397,10 @@ impl Scenario {
             PaymentStatus::Pending if roll < 72 => self.succeed(index, &payment_state, n, at),
             PaymentStatus::Pending => self.fail(index, &payment_state, n, at),
             PaymentStatus::Failed if roll < 8 => self.succeed(index, &payment_state, n, at),
-            PaymentStatus::Succeeded if roll < 5 => self.refund(index, &payment_state, n, at),
+            PaymentStatus::Succeeded if roll < 3 => self.refund(index, &payment_state, n, at),
+            PaymentStatus::Succeeded if roll < 5 => {
+                self.reversing_refund(index, &payment_state, n, at)
+            }
             _ => {
                 // Done with this payment: stop tracking it so the in-flight set stays small.
                 self.payments.swap_remove(index);
@@ -514,6 +519,47 @@ impl Scenario {
         let payment = self.payments.get_mut(index)?;
         let events = payment.plan(&command)?;
         Some(Operation(vec![payment.commit(events, PSP)]))
+    }
+
+    /// A third of the payment is refunded at the merchant's request, reversing commission in
+    /// proportion: requested and succeeded in one append, with the wallet's reversal.
+    fn reversing_refund(
+        &mut self,
+        index: usize,
+        payment_state: &Payment,
+        n: u64,
+        at: DateTime<Utc>,
+    ) -> Option<Operation> {
+        let refund_id = RefundId(Uuid::now_v7());
+        let request = PaymentCommand::RequestRefund(RequestRefund {
+            refund_id,
+            merchant_refund_id: format!("RF-{n}"),
+            amount: Paise((payment_state.amount().0 / 3).max(1)),
+            reason: "returned".into(),
+            commission: RefundCommission::ReverseProportional,
+            at,
+        });
+        let payment = self.payments.get_mut(index)?;
+        let mut events = payment.plan(&request)?;
+        let requested = events.iter().fold(payment.state.clone(), Payment::evolve);
+        let success = PaymentCommand::RecordRefundSucceeded {
+            refund_id,
+            psp_refund_id: Some(format!("rfnd_r{n}")),
+            at,
+        };
+        events.extend(Payment::decide(&requested, &success).ok()?);
+        let reversal = events
+            .iter()
+            .find_map(|event| WalletCommand::reversal_for(payment_state.id(), event));
+        let mut appends = vec![payment.commit(events, PSP)];
+        if let Some(reversal) = reversal {
+            let sim = self.merchants.iter_mut().find(|s| {
+                s.merchant.state.as_ref().map(|m| m.id()) == Some(payment_state.merchant_id())
+            })?;
+            let reversed = sim.wallet.plan(&reversal)?;
+            appends.push(sim.wallet.commit(reversed, PSP));
+        }
+        Some(Operation(appends))
     }
 
     fn succeed(

@@ -19,9 +19,11 @@ pub struct WalletFigures {
     pub volume_paise: i64,
     /// Commission accrued.
     pub commission_accrued_paise: i64,
+    /// Commission reversed by refunds.
+    pub commission_reversed_paise: i64,
     /// Commission paid out.
     pub paid_out_paise: i64,
-    /// Commission reversed.
+    /// Paid-out payouts reversed (restored to the balance due).
     pub reversed_paise: i64,
     /// Commission settled outside payouts.
     pub settled_paise: i64,
@@ -65,7 +67,7 @@ pub async fn wallets_for_audit(
     };
     let wallets = sqlx::query_as(
         "SELECT merchant_id, payments_succeeded, volume_paise, commission_accrued_paise,
-                paid_out_paise, reversed_paise, settled_paise, pending_payouts_paise,
+                commission_reversed_paise, paid_out_paise, reversed_paise, settled_paise, pending_payouts_paise,
                 balance_due_paise
            FROM read.wallet_balances WHERE ($1::uuid IS NULL OR merchant_id = $1)",
     )

@@ -119,6 +119,10 @@ impl Ledger {
             let events = unit.decide(&self.payments, &payment_stream, &loaded, &command)?;
             let claim = self.refund_claim(merchant_id, request, refund_id, at);
             let claimed = self.refund_claims.load(&claim_stream).await?;
+            if claimed.state.refund().is_some() {
+                // A racing request claimed the refund id since: answer as to a retry of it.
+                continue;
+            }
             unit.decide(&self.refund_claims, &claim_stream, &claimed, &claim)?;
             match unit.commit(&self.store).await {
                 Ok(_) => {

@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod payouts;
 pub mod queues;
 pub mod reads;
+pub mod refunds;
 pub mod statements;
 pub mod views;
 
@@ -48,6 +49,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reads::commission_daily))
         .routes(routes!(reads::wallets))
         .routes(routes!(reads::transactions))
+        .routes(routes!(refunds::payment))
+        .routes(routes!(refunds::list))
+        .routes(routes!(refunds::get))
         .routes(routes!(reads::audit_log))
         .routes(routes!(reads::projections))
         .routes(routes!(payouts::run_payouts))

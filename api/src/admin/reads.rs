@@ -38,7 +38,7 @@ const EXPORT_BATCH: u32 = 200;
 
 /// An instant from RFC 3339, or an IST calendar day (`YYYY-MM-DD`): its start, or with
 /// `end_of_day`, the start of the next day (so `to=<day>` includes that day).
-fn instant(
+pub(super) fn instant(
     field: &str,
     value: Option<&str>,
     end_of_day: bool,
@@ -130,7 +130,8 @@ pub async fn whatsapp(
 pub struct LedgerQuery {
     /// Only this merchant's entries.
     pub merchant_id: Option<Uuid>,
-    /// Only this type: `COMMISSION`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED`, `MANUAL_SETTLEMENT`.
+    /// Only this type: `COMMISSION`, `COMMISSION_REVERSED`, `COMMISSION_PAYOUT`, `PAYOUT_REVERSED`,
+    /// `MANUAL_SETTLEMENT`.
     pub entry_type: Option<String>,
     /// From this instant (RFC 3339) or IST day (`YYYY-MM-DD`), inclusive.
     #[param(schema_with = schema_rules::instant_or_day)]

@@ -9,6 +9,7 @@ use lightspeed_projections::commission::CommissionDay;
 use lightspeed_projections::gateways::{GatewayHealth, GatewayRow};
 use lightspeed_projections::merchants::MerchantRow;
 use lightspeed_projections::pagination::{CursorPage, Page};
+use lightspeed_projections::refunds::RefundRow;
 use lightspeed_projections::status::ProjectionStatus;
 use lightspeed_projections::transactions::TransactionRow;
 use lightspeed_projections::wallets::{WalletBalance, WalletEntry};
@@ -333,6 +334,45 @@ mirror! {
         /// When it (last) failed.
         failed_at: Option<DateTime<Utc>>,
         /// When the last event changing this row happened.
+        updated_at: DateTime<Utc>,
+    }
+}
+
+mirror! {
+    /// One refund, as ops see it.
+    pub struct AdminRefundView from RefundRow {
+        /// Our refund id, or the PSP's refund id for a refund it reported without our request.
+        refund_key: String,
+        /// Our refund id; nil for a refund the PSP reported without our request.
+        refund_id: Uuid,
+        /// The merchant's refund id (its idempotency key); absent for a refund the PSP reported.
+        merchant_refund_id: Option<String>,
+        /// The refunded payment.
+        payment_id: Uuid,
+        /// The payment's merchant.
+        merchant_id: Uuid,
+        /// The gateway that captured the payment.
+        gateway_id: Uuid,
+        /// Amount returned (or to return) to the payer.
+        amount_paise: i64,
+        /// `requested`, `submitted`, `succeeded` or `failed`.
+        #[schema(schema_with = super::refunds::refund_status_schema)]
+        status: String,
+        /// The PSP's refund id, once known.
+        psp_refund_id: Option<String>,
+        /// Why it failed: the PSP's (or our) code.
+        failure_code: Option<String>,
+        /// Why it failed, in words.
+        failure_reason: Option<String>,
+        /// `retain` or `reverse_proportional`: the commission treatment taken at the request.
+        commission_treatment: String,
+        /// Commission reversed when it succeeded.
+        commission_reversed_paise: i64,
+        /// The merchant's reason.
+        reason: String,
+        /// When it was requested (for a refund the PSP reported: when it was recorded).
+        requested_at: DateTime<Utc>,
+        /// When its status last changed.
         updated_at: DateTime<Utc>,
     }
 }

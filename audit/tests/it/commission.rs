@@ -79,8 +79,14 @@ async fn as_of_an_instant_between_events_gives_what_the_read_model_held_then() {
     assert!(
         snapshots
             .last()
-            .is_some_and(|(_, s)| s.values().any(|f| f[3] > 0)),
+            .is_some_and(|(_, s)| s.values().any(|f| f[4] > 0)),
         "payouts by the end"
+    );
+    assert!(
+        snapshots
+            .last()
+            .is_some_and(|(_, s)| s.values().any(|f| f[3] > 0)),
+        "commission reversed by refunds by the end"
     );
     for (at, snapshot) in &snapshots {
         let from_file = replay_path(&path, as_of(*at), false).expect("file replay");
@@ -473,4 +479,66 @@ async fn a_second_commission_for_one_payment_and_a_commission_without_success_ar
         out.contains(&format!("for payment {unpaid}, whose success")),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn a_reversal_beyond_its_payment_commission_or_without_one_is_listed() {
+    let mut log = Log::new(63).await;
+    log.more(400).await;
+    let ((merchant, accrual), (other, orphan)) =
+        an_accrual_and_a_payment_without_success(&log).await;
+    let WalletEvent::CommissionAccrued {
+        payment_id,
+        commission,
+        at,
+        ..
+    } = accrual
+    else {
+        panic!("not an accrual: {accrual:?}");
+    };
+    let WalletEvent::CommissionAccrued {
+        payment_id: unpaid, ..
+    } = orphan
+    else {
+        panic!("not an accrual: {orphan:?}");
+    };
+    let reversal = |payment_id, commission: Paise| WalletEvent::CommissionReversed {
+        payment_id,
+        refund_id: uuid::Uuid::now_v7().to_string(),
+        refund_amount: Paise(100),
+        commission,
+        at,
+    };
+    // Its whole commission, then one paisa more; and a reversal of a payment never accrued.
+    append_to_wallet(&log, merchant, &reversal(payment_id, commission)).await;
+    append_to_wallet(&log, merchant, &reversal(payment_id, Paise(1))).await;
+    append_to_wallet(&log, other, &reversal(unpaid, Paise(5))).await;
+    let expected = [
+        Inconsistency::ReversalExceedsCommission {
+            payment_id,
+            merchant_id: merchant,
+            accrued_paise: commission,
+            reversed_paise: commission.saturating_add(Paise(1)),
+        },
+        Inconsistency::ReversalWithoutCommission {
+            payment_id: unpaid,
+            merchant_id: other,
+            reversed_paise: Paise(5),
+        },
+    ];
+    log.settle().await;
+    let from_db = replay_database(log.pool(), ReplayFilter::default())
+        .await
+        .expect("replay");
+    for inconsistency in &expected {
+        assert!(
+            from_db.inconsistencies.contains(inconsistency),
+            "{inconsistency:?} in {:?}",
+            from_db.inconsistencies
+        );
+    }
+    let (status, out, _) = run(options(Source::Database(log.pool().clone()))).await;
+    assert_eq!(status, ExitStatus::Mismatch, "{out}");
+    assert!(out.contains("more than the"), "{out}");
+    assert!(out.contains("which it never accrued"), "{out}");
 }

@@ -168,7 +168,7 @@ impl Log {
     pub async fn read_model(&self) -> Figures {
         let rows = sqlx::query(
             "SELECT merchant_id, payments_succeeded, volume_paise, commission_accrued_paise,
-                    paid_out_paise, reversed_paise, settled_paise, pending_payouts_paise,
+                    commission_reversed_paise, paid_out_paise, reversed_paise, settled_paise, pending_payouts_paise,
                     balance_due_paise FROM read.wallet_balances",
         )
         .fetch_all(self.pool())
@@ -176,7 +176,7 @@ impl Log {
         .expect("read model");
         let mut figures = Figures::new();
         for row in rows {
-            let values: Vec<i64> = (1..9).map(|i| row.get::<i64, _>(i)).collect();
+            let values: Vec<i64> = (1..10).map(|i| row.get::<i64, _>(i)).collect();
             if values.iter().any(|v| *v != 0) {
                 figures.insert(MerchantId(row.get("merchant_id")), values);
             }
@@ -202,7 +202,7 @@ pub fn start() -> DateTime<Utc> {
         .expect("a valid instant")
 }
 
-/// Per merchant, the eight compared figures in `read.wallet_balances` column order.
+/// Per merchant, the nine compared figures in `read.wallet_balances` column order.
 pub type Figures = BTreeMap<MerchantId, Vec<i64>>;
 
 /// A replay's figures in the same shape, without all-zero merchants.
