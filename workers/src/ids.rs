@@ -1,7 +1,9 @@
 //! Ids derived from what a job is about, so a redelivered job issues the same commands (and the
 //! log stores their effects once).
 
-use lightspeed_domain::{GatewayId, NotificationId, PaymentId, PayoutId, WebhookDeliveryId};
+use lightspeed_domain::{
+    GatewayId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId,
+};
 use lightspeed_eventstore::RecordedEvent;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -37,6 +39,11 @@ pub(crate) fn record_order_command(payment: PaymentId, gateway: GatewayId) -> Uu
 /// The command that settles the outcome recorded by `event_id`: one per reported outcome.
 pub(crate) fn settle_command(event_id: Uuid) -> Uuid {
     command_id("settle-psp-outcome", &[event_id.as_bytes()])
+}
+
+/// The command that records the PSP's first answer about `refund`: one per refund.
+pub(crate) fn submit_refund_command(refund: RefundId) -> Uuid {
+    command_id("submit-refund", &[refund.0.as_bytes()])
 }
 
 /// The command that records RazorpayX's refusal of `payout`: one per payout.

@@ -487,7 +487,10 @@ fn webhooks_of(
     if let PaymentEvent::PaymentRefunded { refunded_total, .. } = payment_event
         && *refunded_total >= payment.amount()
     {
-        webhooks.push((ids::delivery_id_of_type(event, FULLY_REFUNDED), FULLY_REFUNDED));
+        webhooks.push((
+            ids::delivery_id_of_type(event, FULLY_REFUNDED),
+            FULLY_REFUNDED,
+        ));
     }
     webhooks
 }
@@ -695,7 +698,8 @@ mod tests {
             at: succeeded.at(),
         };
         let partial = refunded(100);
-        let partial_webhooks = webhooks_of(&recorded(&partial), "refund.succeeded", &payment, &partial);
+        let partial_webhooks =
+            webhooks_of(&recorded(&partial), "refund.succeeded", &payment, &partial);
         assert_eq!(
             partial_webhooks.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
             ["refund.succeeded"]
