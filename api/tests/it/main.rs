@@ -17,6 +17,8 @@ mod protection;
 mod psp_webhook_keys;
 mod psp_webhooks;
 mod readiness;
+mod refund_callbacks;
+mod refund_flow;
 mod refunds;
 mod router_errors;
 mod secrets;
