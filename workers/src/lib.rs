@@ -10,7 +10,7 @@
 //! | `settlement-processing` | `<prefix>_jobs.{status_check,refund_check}` on the jobs stream | asks the PSP for a payment's or a refund's status and records the answer ([`status`], [`refunds`]); reconciliation queues these ([`reconciliation`]) |
 //! | `refund-processing` | `payment.RefundRequested` | creates the refund at the PSP of the gateway that captured the payment, idempotently, and records its answer ([`refunds`]) |
 //! | `payouts` | `wallet.PayoutRequested` | creates the RazorpayX payout, idempotently ([`payouts`]); the daily run requests them ([`payout_schedule`]) |
-//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
+//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed,PaymentRefunded,RefundFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
 //!
 //! Besides the queues, [`low_balance::run`] sweeps for merchants owed a `LOW_BALANCE` alert.
 //!
@@ -567,6 +567,8 @@ mod tests {
             [
                 "ledger.payment.PaymentSucceeded",
                 "ledger.payment.PaymentFailed",
+                "ledger.payment.PaymentRefunded",
+                "ledger.payment.RefundFailed",
                 "ledger.notification.NotificationQueued",
                 "ledger.notification.NotificationAttemptFailed",
                 "ledger.notification.NotificationRequeued"

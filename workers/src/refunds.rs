@@ -222,19 +222,12 @@ impl RefundDesk {
                 error: e.into(),
             }
         })?;
-        let request = RefundRequest {
-            payment_id,
-            refund_id,
-            amount: refund.amount,
-            psp_order_id: payment.psp_order().map(|o| o.psp_order_id.clone()),
-            psp_payment_id: payment.success().map(|s| s.psp_payment_id.clone()),
-            reason: refund.reason.clone(),
-            callback_url: format!(
-                "{}/webhook/{}/{gateway_id}",
-                self.public_url,
-                merchant.client_key()
-            ),
-        };
+        let callback_url = format!(
+            "{}/webhook/{}/{gateway_id}",
+            self.public_url,
+            merchant.client_key()
+        );
+        let request = refund_request(&payment, &refund, callback_url);
         Ok(Refunding {
             payment,
             refund,
@@ -242,6 +235,19 @@ impl RefundDesk {
             provider,
             request,
         })
+    }
+}
+
+/// What the PSP is asked to refund.
+fn refund_request(payment: &Payment, refund: &Refund, callback_url: String) -> RefundRequest {
+    RefundRequest {
+        payment_id: payment.id(),
+        refund_id: refund.id,
+        amount: refund.amount,
+        psp_order_id: payment.psp_order().map(|o| o.psp_order_id.clone()),
+        psp_payment_id: payment.success().map(|s| s.psp_payment_id.clone()),
+        reason: refund.reason.clone(),
+        callback_url,
     }
 }
 
