@@ -29,8 +29,11 @@ use crate::common::{initiate, settle_success, spawn_app, wait_for, webhook_url, 
 #[derive(Clone, Default)]
 struct Seen {
     creations: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-    hooks: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    hooks: Arc<Mutex<Vec<Received>>>,
 }
+
+/// A request's headers and raw body.
+type Received = (HeaderMap, Vec<u8>);
 
 async fn create_refund(
     State(seen): State<Seen>,
