@@ -20,92 +20,26 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use lightspeed_adapters::merchant_auth::sign_request;
-use lightspeed_adapters::psp::{PspAccount, PspCredentials};
-use lightspeed_adapters::secrets::{
-    Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
-};
+use lightspeed_adapters::secrets::Keyring;
 use lightspeed_api::{ApiConfig, AppState, app};
-use lightspeed_domain::checkout_settings::CheckoutSettings;
-use lightspeed_domain::gateway::GatewaySettings;
-use lightspeed_domain::merchant::ClientKey;
-use lightspeed_domain::standing::Thresholds;
-use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Paise, Provider, SystemClock};
+use lightspeed_domain::SystemClock;
+use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::testing::TestDatabase;
-use lightspeed_eventstore::{CommandContext, PgEventStore};
-use lightspeed_services::{Ledger, NewGateway, NewMerchant};
+use lightspeed_services::Ledger;
 
 /// The product's allocator, so the figures are the product's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Merchant {
-    key: String,
-    salt: Secret,
-}
+mod support;
+
+use support::{Merchant, onboard};
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn onboard(ledger: &Ledger, keyring: &Keyring, gateways: usize, url: &str) -> Merchant {
-    let id = MerchantId::new();
-    let key = generate_client_key();
-    let salt = generate_client_salt();
-    let context = CommandContext::default();
-    let thresholds = Thresholds {
-        suspend_at: Paise::rupees(1_000_000_000),
-        warn_at: Paise::rupees(1_000_000_000),
-        auto_payout_minimum: Paise::rupees(1_000),
-    };
-    ledger
-        .onboard_merchant(
-            NewMerchant {
-                merchant_id: id,
-                company_name: "Bench Retail".into(),
-                webhook_url: None,
-                whatsapp: None,
-                client_key: ClientKey::parse(&key).expect("key"),
-                client_salt: keyring.seal(salt.expose()),
-                webhook_secret: keyring.seal(generate_webhook_secret().expose()),
-                fee: BasisPoints::DEFAULT_FEE,
-                thresholds,
-                checkout: CheckoutSettings::default(),
-                at: ledger.now(),
-            },
-            &context,
-        )
-        .await
-        .expect("onboard");
-    for priority in 0..gateways {
-        let account = PspAccount::test(PspCredentials::Sandbox {
-            webhook_secret: generate_webhook_secret(),
-        })
-        .with_base_url(format!("{url}/sandbox"));
-        ledger
-            .register_gateway(
-                NewGateway {
-                    gateway_id: GatewayId::new(),
-                    merchant_id: id,
-                    provider: Provider::Sandbox,
-                    label: format!("sandbox {priority}"),
-                    credentials: account.seal(keyring).expect("seal"),
-                    settings: GatewaySettings {
-                        priority: priority as u16,
-                        monthly_limit: None,
-                        rpm_cap: None,
-                    },
-                    enabled: true,
-                    at: ledger.now(),
-                },
-                &context,
-            )
-            .await
-            .expect("gateway");
-    }
-    Merchant { key, salt }
 }
 
 struct Outcome {

@@ -18,6 +18,9 @@ pub enum AmountError {
     /// Larger than the ledger can count.
     #[error("amount too large")]
     Overflow,
+    /// Zero or negative where only a positive amount makes sense (a refund).
+    #[error("amount must be positive")]
+    NotPositive,
 }
 
 /// Parses non-negative decimal rupees (`"499"`, `"499.5"`, `"499.00"`) into paise, exactly.
@@ -57,6 +60,15 @@ pub fn parse_rupees(text: &str) -> Result<Paise, AmountError> {
 /// Formats paise as rupees with exactly two decimals (`Paise(49900)` → `"499.00"`).
 pub fn format_rupees(amount: Paise) -> String {
     amount.to_string()
+}
+
+/// Formats a positive amount as rupees with two decimals; refuses zero and negative amounts,
+/// which no PSP may be asked to move (a refund of `-1.00` is not a refund).
+pub fn format_positive_rupees(amount: Paise) -> Result<String, AmountError> {
+    if amount.0 <= 0 {
+        return Err(AmountError::NotPositive);
+    }
+    Ok(format_rupees(amount))
 }
 
 #[cfg(test)]
@@ -99,6 +111,19 @@ mod tests {
         assert_eq!(format_rupees(Paise(49900)), "499.00");
         assert_eq!(format_rupees(Paise(1034)), "10.34");
         assert_eq!(format_rupees(Paise(5)), "0.05");
+    }
+
+    #[test]
+    fn positive_amounts_only() {
+        assert_eq!(format_positive_rupees(Paise(1)), Ok("0.01".to_owned()));
+        assert_eq!(
+            format_positive_rupees(Paise(0)),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            format_positive_rupees(Paise(-100)),
+            Err(AmountError::NotPositive)
+        );
     }
 
     proptest! {

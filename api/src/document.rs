@@ -55,7 +55,10 @@ fn add_input_refusals(operation: &mut Operation) {
             ),
         ]);
     }
-    if has_query && !operation.responses.responses.contains_key("400") {
+    // An operation that documents its own 422 for its query (the merchant reads, which name
+    // the parameter at fault) never answers the extractor's 400.
+    let query_refused_as_field = !has_body && operation.responses.responses.contains_key("422");
+    if has_query && !query_refused_as_field && !operation.responses.responses.contains_key("400") {
         refusals.push(("400", "A query parameter is invalid (`INVALID_QUERY`)"));
     }
     for (status, description) in refusals {

@@ -2,7 +2,8 @@
 //!
 //! - Merchant API (HMAC-signed): `POST /payment/initiate`, `GET /transaction/{id}`,
 //!   `POST`/`GET /payment/{id}/refunds`, `GET /refunds/{refund_id}`,
-//!   `GET /merchant/whatsapp/usage`; and `GET /status/{id}/stream` (Server-Sent Events) for the
+//!   `GET /merchant/whatsapp/usage`, `GET /transactions[/{id}]` (CSV with `Accept: text/csv`),
+//!   `GET /wallet`, `GET /wallet/entries`, `GET /statements/{month}`, `GET /usage`; and `GET /status/{id}/stream` (Server-Sent Events) for the
 //!   payer's browser.
 //! - Hosted checkout: `GET /checkout/{id}` and the return page.
 //! - PSP webhook intake: `POST /webhook/{client_key}[/{gateway_id}]`; RazorpayX payout webhooks
@@ -37,6 +38,7 @@ mod document;
 pub mod error;
 mod extract;
 pub mod health;
+pub mod merchant;
 pub mod merchant_reads;
 pub mod metrics;
 pub mod payments;
@@ -140,6 +142,12 @@ fn routes(admin_origins: &[HeaderValue]) -> OpenApiRouter<AppState> {
         .routes(routes!(refunds::request_refund, refunds::list_refunds))
         .routes(routes!(refunds::refund))
         .routes(routes!(merchant_reads::whatsapp_usage))
+        .routes(routes!(merchant::transactions::list))
+        .routes(routes!(merchant::transactions::detail))
+        .routes(routes!(merchant::wallet::wallet))
+        .routes(routes!(merchant::wallet::entries))
+        .routes(routes!(merchant::wallet::statement))
+        .routes(routes!(merchant::usage::usage))
         .routes(routes!(checkout::checkout_page))
         .routes(routes!(checkout::checkout_ready))
         .routes(routes!(

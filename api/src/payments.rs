@@ -184,7 +184,7 @@ fn created_status_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-fn transaction_body(state: &AppState, payment: &Payment) -> TransactionBody {
+pub(crate) fn transaction_body(state: &AppState, payment: &Payment) -> TransactionBody {
     TransactionBody {
         transaction_id: payment.id().to_string(),
         order_id: payment.merchant_order_id().to_owned(),

@@ -75,7 +75,7 @@ pub struct RefundList {
     pub refunds: Vec<RefundView>,
 }
 
-fn refund_view(payment: &Payment, refund: &Refund) -> RefundView {
+pub(crate) fn refund_view(payment: &Payment, refund: &Refund) -> RefundView {
     RefundView {
         refund_id: refund.merchant_refund_id.clone(),
         transaction_id: payment.id().to_string(),

@@ -58,6 +58,11 @@ pub enum UpcastError {
 pub trait Decider {
     /// Stream category, a NATS subject token (`[a-z][a-z0-9_]*`), e.g. `"payment"`.
     const CATEGORY: &'static str;
+    /// The shape of [`Self::State`] in snapshots, for deciders whose streams grow without bound
+    /// (a gateway's bookings, a wallet's commissions), with [`Self::snapshot`] and
+    /// [`Self::restore`]; `None` (the default) takes none. Bump it whenever `State` or `evolve`
+    /// changes, so snapshots of the old shape are ignored.
+    const SNAPSHOT_VERSION: Option<u32> = None;
     /// What the rules need to remember about one stream; `Default` is the state of a new stream.
     type State: Default + Clone + Send + Sync + 'static;
     /// What a caller asks for.
@@ -75,6 +80,17 @@ pub trait Decider {
 
     /// Applies one recorded event to the state.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
+
+    /// The state as a snapshot, for deciders with a [`Self::SNAPSHOT_VERSION`].
+    fn snapshot(_state: &Self::State) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The state a snapshot of shape [`Self::SNAPSHOT_VERSION`] holds; `None` if it does not
+    /// read as one.
+    fn restore(_snapshot: serde_json::Value) -> Option<Self::State> {
+        None
+    }
 
     /// Folds a sequence of events over the initial state.
     fn fold<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State {

@@ -586,11 +586,20 @@ pub enum GatewayError {
 }
 
 impl Decider for Gateway {
+    const SNAPSHOT_VERSION: Option<u32> = Some(1);
     const CATEGORY: &'static str = "gateway";
     type State = Option<Gateway>;
     type Command = GatewayCommand;
     type Event = GatewayEvent;
     type Error = GatewayError;
+
+    fn snapshot(state: &Option<Gateway>) -> Option<serde_json::Value> {
+        serde_json::to_value(state).ok()
+    }
+
+    fn restore(snapshot: serde_json::Value) -> Option<Option<Gateway>> {
+        serde_json::from_value(snapshot).ok()
+    }
 
     fn decide(
         state: &Option<Gateway>,

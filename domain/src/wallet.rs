@@ -433,11 +433,20 @@ impl WalletError {
 }
 
 impl Decider for Wallet {
+    const SNAPSHOT_VERSION: Option<u32> = Some(1);
     const CATEGORY: &'static str = "wallet";
     type State = Wallet;
     type Command = WalletCommand;
     type Event = WalletEvent;
     type Error = WalletError;
+
+    fn snapshot(state: &Wallet) -> Option<serde_json::Value> {
+        serde_json::to_value(state).ok()
+    }
+
+    fn restore(snapshot: serde_json::Value) -> Option<Wallet> {
+        serde_json::from_value(snapshot).ok()
+    }
 
     fn decide(wallet: &Wallet, command: &WalletCommand) -> Result<Vec<WalletEvent>, WalletError> {
         match command {

@@ -17,6 +17,7 @@ use crate::cache::BoundedCache;
 use crate::error::{AppendError, InvalidInput, ReadError};
 use crate::limits::MAX_READ_BATCH;
 use crate::model::{AppendResult, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use crate::snapshots::{self, Snapshot};
 use crate::store::EventStore;
 
 /// How many times one command is decided again after losing a race.
@@ -169,16 +170,17 @@ pub fn stream_of<D: Decider>(id: impl std::fmt::Display) -> Result<StreamId, Inv
     StreamId::of(D::CATEGORY, id)
 }
 
-/// A remembered state, when the log last confirmed it current, and this process's appends
-/// beyond it (by first version), folded in once the state reaches them.
+/// A remembered state, when the log last confirmed it current (never, for a state restored from
+/// a snapshot), and this process's appends beyond it (by first version), folded in once the
+/// state reaches them.
 struct Remembered<D: Decider> {
     loaded: Loaded<D::State>,
-    confirmed_at: Instant,
+    confirmed_at: Option<Instant>,
     ahead: BTreeMap<u64, Vec<D::Event>>,
 }
 
 impl<D: Decider> Remembered<D> {
-    fn new(loaded: Loaded<D::State>, confirmed_at: Instant) -> Self {
+    fn new(loaded: Loaded<D::State>, confirmed_at: Option<Instant>) -> Self {
         Self {
             loaded,
             confirmed_at,
@@ -271,7 +273,9 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         match self.lock_cache().get(stream_id) {
             Some(remembered) => (
                 remembered.loaded.clone(),
-                remembered.confirmed_at.elapsed() < within,
+                remembered
+                    .confirmed_at
+                    .is_some_and(|at| at.elapsed() < within),
             ),
             None => (Loaded::default(), false),
         }
@@ -297,15 +301,17 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         };
         if known.loaded.version >= version {
             if known.loaded.version == version {
-                known.confirmed_at = Instant::now();
+                known.confirmed_at = Some(Instant::now());
             }
             return;
         }
         if !events.is_empty() && known.ahead.len() < MAX_APPENDS_AHEAD {
             known.ahead.insert(before + 1, events);
         }
+        let was = known.loaded.version;
         if known.fold_ahead() {
-            known.confirmed_at = Instant::now();
+            known.confirmed_at = Some(Instant::now());
+            self.snapshot_if_due(stream_id, was, &known.loaded);
         }
     }
 
@@ -317,31 +323,105 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         version: u64,
         state: impl FnOnce() -> Loaded<D::State>,
     ) {
-        let confirmed_at = Instant::now();
+        let confirmed_at = Some(Instant::now());
         let mut cache = self.lock_cache();
         match cache.get_mut(stream_id) {
             Some(known) if known.loaded.version > version => {}
             // Only the time: cloning a hot gateway's state (its rate window) is costly.
             Some(known) if known.loaded.version == version => known.confirmed_at = confirmed_at,
             Some(known) => {
+                let was = known.loaded.version;
                 known.loaded = state();
                 known.confirmed_at = confirmed_at;
                 known.fold_ahead();
+                self.snapshot_if_due(stream_id, was, &known.loaded);
             }
-            None => cache.insert(stream_id.clone(), Remembered::new(state(), confirmed_at)),
+            None => {
+                let loaded = state();
+                self.snapshot_if_due(stream_id, 0, &loaded);
+                cache.insert(stream_id.clone(), Remembered::new(loaded, confirmed_at));
+            }
         }
+    }
+
+    /// Keeps a snapshot of a state that has just passed a multiple of [`snapshots::SNAPSHOT_EVERY`] events
+    /// since `was`, written in the background: a lost one only makes a cold load longer.
+    fn snapshot_if_due(&self, stream_id: &StreamId, was: u64, loaded: &Loaded<D::State>) {
+        let Some(shape) = D::SNAPSHOT_VERSION else {
+            return;
+        };
+        if !snapshots::due(was, loaded.version) {
+            return;
+        }
+        let (Some(state), Ok(runtime)) = (
+            D::snapshot(&loaded.state),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let snapshot = Snapshot {
+            version: loaded.version,
+            state,
+        };
+        let (store, stream_id) = (self.store.clone(), stream_id.clone());
+        runtime.spawn(async move {
+            if let Err(error) = store.write_snapshot(&stream_id, shape, &snapshot).await {
+                tracing::warn!(stream_id = %stream_id, %error, "snapshot not kept");
+            }
+        });
+    }
+
+    /// The stream's last snapshot as a state, for deciders that take snapshots.
+    async fn restored(&self, stream_id: &StreamId) -> Result<Option<Loaded<D::State>>, ReadError> {
+        let Some(shape) = D::SNAPSHOT_VERSION else {
+            return Ok(None);
+        };
+        let Some(snapshot) = self.store.read_snapshot(stream_id, shape).await? else {
+            return Ok(None);
+        };
+        Ok(D::restore(snapshot.state).map(|state| Loaded {
+            version: snapshot.version,
+            state,
+        }))
+    }
+
+    /// Remembers, for those of these streams the cache does not know, their last snapshots (as
+    /// never confirmed current), so reading them cold starts there instead of at their first
+    /// event.
+    pub async fn warm(&self, stream_ids: &[StreamId]) -> Result<(), ReadError> {
+        if D::SNAPSHOT_VERSION.is_none() {
+            return Ok(());
+        }
+        for stream_id in stream_ids {
+            if self.lock_cache().get(stream_id).is_some() {
+                continue;
+            }
+            if let Some(loaded) = self.restored(stream_id).await? {
+                let mut cache = self.lock_cache();
+                if cache.get(stream_id).is_none() {
+                    cache.insert(stream_id.clone(), Remembered::new(loaded, None));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, BoundedCache<StreamId, Remembered<D>>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Brings a state up to date with the log, folding only the events it has not seen.
+    /// Brings a state up to date with the log, folding only the events it has not seen (from
+    /// the stream's last snapshot, for a state of no events).
     pub async fn catch_up(
         &self,
         stream_id: &StreamId,
         mut loaded: Loaded<D::State>,
     ) -> Result<Loaded<D::State>, CommandError<D::Error>> {
+        if loaded.version == 0
+            && let Some(restored) = self.restored(stream_id).await?
+        {
+            loaded = restored;
+        }
         loop {
             let batch = self
                 .store
@@ -366,6 +446,7 @@ impl<D: Decider, S: EventStore> CommandHandler<D, S> {
         &self,
         stream_ids: &[StreamId],
     ) -> Result<Vec<Loaded<D::State>>, CommandError<D::Error>> {
+        self.warm(stream_ids).await?;
         let loaded: Vec<Loaded<D::State>> = stream_ids.iter().map(|id| self.cached(id)).collect();
         let after: Vec<(StreamId, u64)> = stream_ids
             .iter()

@@ -31,6 +31,7 @@ pub mod relay;
 pub mod relay_lag;
 mod rows;
 pub mod seal;
+pub mod snapshots;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]

@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::prepare::{PreparedEvent, PreparedStream, prepare, recorded_at};
 use crate::rows::{decode_row, event_columns, read_position, to_i64, to_u64};
+use crate::snapshots::{self, Snapshot};
 use crate::store::EventStore;
 
 /// How many times an append is retried after losing a race it can win by trying again (an
@@ -398,6 +399,23 @@ impl EventStore for PgEventStore {
             None => Ok(LogPosition::START),
             Some(row) => Ok(read_position(&row, "tx", "position")?),
         }
+    }
+
+    async fn read_snapshot(
+        &self,
+        stream_id: &StreamId,
+        state_version: u32,
+    ) -> Result<Option<Snapshot>, ReadError> {
+        snapshots::read(&self.pool, stream_id, state_version).await
+    }
+
+    async fn write_snapshot(
+        &self,
+        stream_id: &StreamId,
+        state_version: u32,
+        snapshot: &Snapshot,
+    ) -> Result<(), ReadError> {
+        snapshots::write(&self.pool, stream_id, state_version, snapshot).await
     }
 }
 

@@ -7,6 +7,7 @@ use crate::error::{AppendError, ReadError};
 use crate::model::{
     AppendResult, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StreamAppend, StreamId,
 };
+use crate::snapshots::Snapshot;
 
 /// The append-only event log.
 pub trait EventStore: Clone + Send + Sync + 'static {
@@ -66,4 +67,19 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// The last position a gap-safe reader can see now (`START` for an empty log).
     fn head(&self) -> impl Future<Output = Result<LogPosition, ReadError>> + Send;
+
+    /// The stream's snapshot of state shape `state_version`, while the log still matches it.
+    fn read_snapshot(
+        &self,
+        stream_id: &StreamId,
+        state_version: u32,
+    ) -> impl Future<Output = Result<Option<Snapshot>, ReadError>> + Send;
+
+    /// Keeps a snapshot of the stream's state, unless a later one is kept already.
+    fn write_snapshot(
+        &self,
+        stream_id: &StreamId,
+        state_version: u32,
+        snapshot: &Snapshot,
+    ) -> impl Future<Output = Result<(), ReadError>> + Send;
 }

@@ -1,7 +1,8 @@
 //! Transactions (payments), one row per payment (`read.transactions`), searchable by merchant,
-//! status, merchant order id and initiation date, newest first, by cursor.
+//! status, merchant order id and initiation date, newest first, by cursor; a merchant's own
+//! search adds amount, gateway and refund filters, a streamed export and daily usage.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use lightspeed_domain::payment::{PaymentEvent, PaymentStatus};
 use lightspeed_domain::{Decider, Payment};
@@ -56,6 +57,8 @@ pub struct TransactionRow {
     pub refunded_paise: i64,
     /// Refunds recorded.
     pub refunds: i32,
+    /// Refunds requested and awaiting their outcome (our refund ids).
+    pub open_refunds: Vec<String>,
     /// When it was initiated.
     pub initiated_at: DateTime<Utc>,
     /// When it succeeded.
@@ -85,6 +88,7 @@ CREATE TABLE {s}.transactions (
     late_success         boolean NOT NULL,
     refunded_paise       bigint NOT NULL,
     refunds              integer NOT NULL,
+    open_refunds         jsonb NOT NULL,
     initiated_at         timestamptz NOT NULL,
     succeeded_at         timestamptz,
     failed_at            timestamptz,
@@ -101,9 +105,10 @@ impl Projection for Transactions {
         "transactions"
     }
 
-    // Layout 2 names statuses as [`PaymentStatus::as_str`] does.
+    // Layout 2 names statuses as [`PaymentStatus::as_str`] does; layout 3 keeps the refunds
+    // awaiting their outcome.
     fn layout(&self) -> i32 {
-        2
+        3
     }
 
     fn categories(&self) -> Option<&'static [&'static str]> {
@@ -188,6 +193,7 @@ impl TransactionRow {
             late_success: false,
             refunded_paise: 0,
             refunds: 0,
+            open_refunds: Vec::new(),
             initiated_at: at,
             succeeded_at: None,
             failed_at: None,
@@ -233,16 +239,26 @@ impl TransactionRow {
                 self.failure_description = Some(description);
                 self.failed_at = Some(at);
             }
-            PaymentEvent::PaymentRefunded { refunded_total, .. } => {
+            PaymentEvent::PaymentRefunded {
+                refund_id,
+                refunded_total,
+                ..
+            } => {
                 self.refunded_paise = refunded_total.0;
                 self.refunds = self.refunds.saturating_add(1);
+                self.open_refunds.retain(|open| *open != refund_id);
                 if refunded_total.0 >= self.amount_paise {
                     self.status = PaymentStatus::Refunded.as_str().into();
                 }
             }
-            PaymentEvent::RefundRequested { .. }
-            | PaymentEvent::RefundSubmitted { .. }
-            | PaymentEvent::RefundFailed { .. } => {}
+            PaymentEvent::RefundRequested { refund_id, .. } => {
+                self.open_refunds.push(refund_id.to_string());
+            }
+            PaymentEvent::RefundFailed { refund_id, .. } => {
+                let refund_id = refund_id.to_string();
+                self.open_refunds.retain(|open| *open != refund_id);
+            }
+            PaymentEvent::RefundSubmitted { .. } => {}
         }
     }
 }
@@ -340,4 +356,247 @@ pub async fn get(
             .await
             .map_err(|e| ProjectionError::from_read("transactions", e))?;
     Ok(row.map(|Json(row)| row))
+}
+
+/// Where a step through a merchant's transactions stopped: the last row's initiation instant and
+/// payment id. Written as an opaque text; parse it back with [`str::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionCursor {
+    /// The last row's initiation instant.
+    pub initiated_at: DateTime<Utc>,
+    /// The last row's payment.
+    pub payment_id: Uuid,
+}
+
+impl TransactionCursor {
+    fn of(row: &TransactionRow) -> Self {
+        Self {
+            initiated_at: row.initiated_at,
+            payment_id: row.payment_id,
+        }
+    }
+}
+
+impl std::fmt::Display for TransactionCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}_{}",
+            self.initiated_at.timestamp_micros(),
+            self.payment_id.simple()
+        )
+    }
+}
+
+impl std::str::FromStr for TransactionCursor {
+    type Err = ProjectionError;
+
+    fn from_str(cursor: &str) -> Result<Self, ProjectionError> {
+        let (initiated_at, payment_id) = parse_cursor(cursor)?;
+        Ok(Self {
+            initiated_at,
+            payment_id,
+        })
+    }
+}
+
+/// What a merchant's transactions may be narrowed by, beyond [`PaymentStatus`]'s names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusFilter {
+    /// Payments in this status.
+    Is(PaymentStatus),
+    /// Succeeded payments refunded in part (some, not all, of the amount).
+    PartiallyRefunded,
+}
+
+impl StatusFilter {
+    /// The name of the partial-refund filter.
+    pub const PARTIALLY_REFUNDED: &'static str = "partially_refunded";
+
+    /// The filter named `name`: a [`PaymentStatus`] or `partially_refunded`.
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == Self::PARTIALLY_REFUNDED {
+            return Some(Self::PartiallyRefunded);
+        }
+        PaymentStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+            .map(Self::Is)
+    }
+
+    fn status(self) -> Option<&'static str> {
+        match self {
+            Self::Is(status) => Some(status.as_str()),
+            Self::PartiallyRefunded => None,
+        }
+    }
+}
+
+/// Which of one merchant's transactions to find. Every bound is optional but the merchant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantTransactionFilter {
+    /// The merchant whose transactions these are.
+    pub merchant_id: Uuid,
+    /// Only this status, or only partially refunded payments.
+    pub status: Option<StatusFilter>,
+    /// Initiated at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Initiated before this instant.
+    pub to: Option<DateTime<Utc>>,
+    /// Amount at least this.
+    pub min_amount_paise: Option<i64>,
+    /// Amount at most this.
+    pub max_amount_paise: Option<i64>,
+    /// Only this merchant order id (exact).
+    pub merchant_order_id: Option<String>,
+    /// Only routed (last) to this gateway.
+    pub gateway_id: Option<Uuid>,
+    /// Only payments with (true) or without (false) a succeeded refund.
+    pub refunded: Option<bool>,
+}
+
+/// The filter's `WHERE`, parameters `$1` to `$10` in [`bind_filter`]'s order; `$11` and `$12`
+/// bound the cursor. A macro, so each statement is one static text.
+macro_rules! merchant_filter {
+    () => {
+        "merchant_id = $1
+            AND ($2::text IS NULL OR status = $2)
+            AND (NOT $3 OR (refunded_paise > 0 AND refunded_paise < amount_paise))
+            AND ($4::timestamptz IS NULL OR initiated_at >= $4)
+            AND ($5::timestamptz IS NULL OR initiated_at < $5)
+            AND ($6::bigint IS NULL OR amount_paise >= $6)
+            AND ($7::bigint IS NULL OR amount_paise <= $7)
+            AND ($8::text IS NULL OR merchant_order_id = $8)
+            AND ($9::uuid IS NULL OR gateway_id = $9)
+            AND ($10::boolean IS NULL OR (refunded_paise > 0) = $10)
+            AND ($11::timestamptz IS NULL OR (initiated_at, payment_id) < ($11, $12::uuid))"
+    };
+}
+
+type RowQuery<'q> =
+    sqlx::query::QueryScalar<'q, sqlx::Postgres, Json<TransactionRow>, sqlx::postgres::PgArguments>;
+
+fn bind_filter<'q>(
+    query: RowQuery<'q>,
+    filter: &'q MerchantTransactionFilter,
+    after: Option<TransactionCursor>,
+) -> RowQuery<'q> {
+    query
+        .bind(filter.merchant_id)
+        .bind(filter.status.and_then(StatusFilter::status))
+        .bind(filter.status == Some(StatusFilter::PartiallyRefunded))
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.min_amount_paise)
+        .bind(filter.max_amount_paise)
+        .bind(filter.merchant_order_id.as_deref())
+        .bind(filter.gateway_id)
+        .bind(filter.refunded)
+        .bind(after.map(|c| c.initiated_at))
+        .bind(after.map(|c| c.payment_id))
+}
+
+/// One merchant's transactions matching `filter`, newest first, `limit` (1 to 200) after
+/// `after` (a previous step's `next_cursor`).
+pub async fn merchant_search(
+    pool: &PgPool,
+    filter: &MerchantTransactionFilter,
+    limit: u32,
+    after: Option<TransactionCursor>,
+) -> Result<CursorPage<TransactionRow>, ProjectionError> {
+    let limit = checked_limit(limit)?;
+    let sql = concat!(
+        "SELECT to_jsonb(t) FROM read.transactions t WHERE ",
+        merchant_filter!(),
+        " ORDER BY initiated_at DESC, payment_id DESC LIMIT $13"
+    );
+    let rows = bind_filter(sqlx::query_scalar(sql), filter, after)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| ProjectionError::from_read("transactions", e))?;
+    let rows = rows.into_iter().map(|Json(row)| row).collect();
+    Ok(CursorPage::from_fetch(
+        rows,
+        limit,
+        |row: &TransactionRow| TransactionCursor::of(row).to_string(),
+    ))
+}
+
+/// Rows an export reads ahead of its consumer.
+const EXPORT_READ_AHEAD: usize = 512;
+
+/// Every one of a merchant's transactions matching `filter`, newest first, read by one query as
+/// the consumer takes them: at most [`EXPORT_READ_AHEAD`] rows are held whatever the count.
+/// Dropping the stream stops the query.
+pub fn merchant_export(
+    pool: PgPool,
+    filter: MerchantTransactionFilter,
+) -> impl futures::Stream<Item = Result<TransactionRow, ProjectionError>> + Send + 'static {
+    let (rows, received) = tokio::sync::mpsc::channel(EXPORT_READ_AHEAD);
+    tokio::spawn(async move {
+        let sql = concat!(
+            "SELECT to_jsonb(t) FROM read.transactions t WHERE ",
+            merchant_filter!(),
+            " ORDER BY initiated_at DESC, payment_id DESC"
+        );
+        let mut fetched = bind_filter(sqlx::query_scalar(sql), &filter, None).fetch(&pool);
+        while let Some(row) = futures::StreamExt::next(&mut fetched).await {
+            let row = row
+                .map(|Json(row)| row)
+                .map_err(|e| ProjectionError::from_read("transactions", e));
+            let failed = row.is_err();
+            // A closed channel: the consumer went away, so the query stops here.
+            if rows.send(row).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|row| (row, received))
+    })
+}
+
+/// One merchant's payments of one status on one gateway, initiated on one IST day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentUsageDay {
+    /// The IST calendar day of initiation.
+    pub day: NaiveDate,
+    /// The gateway routed (last) to.
+    pub gateway_id: Uuid,
+    /// Where these payments stand now.
+    pub status: String,
+    /// How many.
+    pub payments: i64,
+    /// Their total amount.
+    pub volume_paise: i64,
+}
+
+/// A merchant's payments initiated from the IST day `from` to `to`, both included, counted by
+/// day, gateway and status, newest day first.
+pub async fn merchant_usage(
+    pool: &PgPool,
+    merchant_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<PaymentUsageDay>, ProjectionError> {
+    let rows: Vec<Json<PaymentUsageDay>> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('day', day, 'gateway_id', gateway_id, 'status', status,
+                                   'payments', count(*), 'volume_paise', sum(amount_paise))
+           FROM (SELECT (initiated_at AT TIME ZONE 'Asia/Kolkata')::date AS day,
+                        gateway_id, status, amount_paise
+                   FROM read.transactions
+                  WHERE merchant_id = $1
+                    AND initiated_at >= ($2::date::timestamp AT TIME ZONE 'Asia/Kolkata')
+                    AND initiated_at < (($3::date + 1)::timestamp AT TIME ZONE 'Asia/Kolkata')) t
+          GROUP BY day, gateway_id, status
+          ORDER BY day DESC, gateway_id, status",
+    )
+    .bind(merchant_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("transactions", e))?;
+    Ok(rows.into_iter().map(|Json(row)| row).collect())
 }

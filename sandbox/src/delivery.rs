@@ -30,6 +30,8 @@ pub struct Sweep {
     pub attempts: usize,
     /// Expired orders removed.
     pub removed: u64,
+    /// Refunds settled by the auto-settle setting.
+    pub refunds_settled: usize,
 }
 
 impl Sandbox {
@@ -39,12 +41,25 @@ impl Sandbox {
     /// when some process claimed an attempt since the choice was recorded (the choice leases
     /// the first attempt to its click, so that happens only once the lease ran out).
     pub async fn deliver_owed(&self, order_id: &str) -> Result<(), SandboxError> {
+        match store::payment_webhook(&self.inner.pool, order_id).await? {
+            Some(webhook_id) => self.deliver_webhook(&webhook_id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the first attempts at webhook `webhook_id` while a caller waits, as
+    /// [`Sandbox::deliver_owed`] describes.
+    pub(crate) async fn deliver_webhook(&self, webhook_id: &str) -> Result<(), SandboxError> {
         let stop_waiting = Instant::now() + self.inner.config.payer_wait;
         let mut attempts_seen = 0;
         loop {
-            let claim =
-                store::claim_next(&self.inner.pool, order_id, attempts_seen, self.lease_end())
-                    .await?;
+            let claim = store::claim_next(
+                &self.inner.pool,
+                webhook_id,
+                attempts_seen,
+                self.lease_end(),
+            )
+            .await?;
             let Some(claim) = claim else {
                 return Ok(());
             };
@@ -59,10 +74,12 @@ impl Sandbox {
         }
     }
 
-    /// One sweep: claims the webhooks due (a bounded batch), makes one attempt at each, and
-    /// removes a bounded batch of orders older than [`crate::SandboxConfig::retention`].
+    /// One sweep: settles the refunds whose auto-settlement is due (a bounded batch), claims
+    /// the webhooks due (a bounded batch), makes one attempt at each, and removes a bounded batch
+    /// of orders older than [`crate::SandboxConfig::retention`].
     pub async fn sweep_once(&self) -> Result<Sweep, SandboxError> {
         let pool = &self.inner.pool;
+        let refunds_settled = self.settle_due_refunds().await?;
         let now = self.inner.clock.now();
         let claims = store::claim_due(pool, now, self.lease_end(), SWEEP_BATCH).await?;
         for (claim, result) in claims
@@ -83,6 +100,7 @@ impl Sandbox {
         Ok(Sweep {
             attempts: claims.len(),
             removed,
+            refunds_settled,
         })
     }
 
@@ -126,6 +144,7 @@ impl Sandbox {
         if !delivered(&outcome) {
             tracing::warn!(
                 order_id = %claim.order_id,
+                refund_id = ?claim.refund_id,
                 attempt = claim.attempt,
                 status = ?outcome.status,
                 error = ?outcome.error,
@@ -211,7 +230,7 @@ fn failed_attempt(error: &str) -> DeliveryAttempt {
 }
 
 /// `pause` after `at`; a pause too long to represent never ends.
-fn later(at: DateTime<Utc>, pause: Duration) -> DateTime<Utc> {
+pub(crate) fn later(at: DateTime<Utc>, pause: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(pause)
         .ok()
         .and_then(|pause| at.checked_add_signed(pause))

@@ -1,5 +1,11 @@
-//! The sandbox PSP served by the product, for demos and tests: its orders, its checkout page
-//! and the signed webhooks it sends, kept in PostgreSQL (schema `sandbox`).
+//! The sandbox PSP served by the product, for demos and tests: its orders, its checkout page,
+//! refunds of paid orders and the signed webhooks it sends, kept in PostgreSQL (schema
+//! `sandbox`).
+//!
+//! Routes (under `/sandbox`; bodies and codes in [`lightspeed_adapters::sandbox`]):
+//! `POST /v1/orders`, `GET /v1/orders/{id}`, `GET /checkout/{id}`, `POST /checkout/{id}/pay`,
+//! `POST /checkout/{id}/fail`, `POST /v1/orders/{id}/refunds`, `GET /v1/refunds/{id}` and the
+//! test control `POST /v1/refunds/{id}/settle`.
 //!
 //! The API mounts [`router`] under `/sandbox`. The wire format it speaks (routes, bodies,
 //! errors, webhooks), shared with the PSP adapter that calls it, is
@@ -17,8 +23,18 @@
 //! claims them first, once each. The `webhook-id` and the bytes posted are the same on every
 //! attempt.
 //!
-//! Orders are kept for [`SandboxConfig::retention`] after their creation, then removed by the
-//! same sweeps, a bounded batch at a time; there is no cap on how many are open.
+//! # Refunds
+//!
+//! A refund is keyed by the caller's refund reference and stored with its amount reserved on
+//! the order in one short transaction; the reservation is a guarded `UPDATE`, so refunds racing
+//! on one order never together exceed what was paid. Settling one (the settle control, or the
+//! sweeps once [`SandboxConfig::refund_auto_settle`] has passed) moves it out of `pending`,
+//! gives a failed refund's amount back, and records the webhook it owes, in one statement; that
+//! webhook is delivered like a payment's, under a `webhook-id` of its own.
+//!
+//! Orders are kept for [`SandboxConfig::retention`] after their creation, then removed (with
+//! their refunds) by the same sweeps, a bounded batch at a time; there is no cap on how many are
+//! open.
 //!
 //! Architecture invariant: SQL on `sandbox.*` lives only here (`store.rs`), and no statement
 //! holds a transaction open across a webhook post (an open transaction anywhere on the cluster
@@ -27,6 +43,7 @@
 mod delivery;
 mod orders;
 mod page;
+mod refunds;
 mod routes;
 mod store;
 
@@ -40,6 +57,7 @@ use sqlx::PgPool;
 
 pub use delivery::{RETENTION_BATCH, SWEEP_BATCH, Sweep};
 pub use orders::{AccountKey, Created, PayerChoice, Recorded};
+pub use refunds::{CreatedRefund, SETTLE_BATCH};
 pub use routes::router;
 
 /// How the sandbox behaves.
@@ -59,6 +77,9 @@ pub struct SandboxConfig {
     pub sweep_interval: Duration,
     /// Timeouts of webhook deliveries.
     pub http: HttpConfig,
+    /// When set, the sweeps settle each refund as `processed` this long after its creation,
+    /// as a bank would (demos and end-to-end tests); otherwise only the settle control does.
+    pub refund_auto_settle: Option<Duration>,
 }
 
 /// Default of [`SandboxConfig::retention`]: 30 days.
@@ -80,6 +101,7 @@ impl SandboxConfig {
                 connect_timeout: Duration::from_secs(2),
                 request_timeout: Duration::from_secs(5),
             },
+            refund_auto_settle: None,
         }
     }
 }
@@ -99,6 +121,24 @@ pub enum SandboxError {
     /// A text field holds a NUL character, which PostgreSQL text cannot store.
     #[error("currency, description and URLs must not contain NUL characters")]
     InvalidText,
+    /// A refund was asked of an order whose payment did not succeed (or has not happened).
+    #[error("only a paid order can be refunded")]
+    OrderNotPaid,
+    /// The refund is smaller than the sandbox takes.
+    #[error("a refund must be at least 100 paise")]
+    RefundTooSmall,
+    /// The refund is more than the payment has left to refund.
+    #[error("the refund amount is greater than what is left to refund")]
+    OverRefund,
+    /// The refund reference was used before with another request.
+    #[error("a refund with this reference exists with other details")]
+    RefundExists,
+    /// A settle control asked for a status a refund cannot be settled as.
+    #[error("a refund is settled as processed or failed")]
+    InvalidSettlement,
+    /// The refund was settled the other way already.
+    #[error("the refund is settled already, the other way")]
+    RefundSettled,
     /// The reference belongs to an order of another account or amount.
     #[error("an order with this reference exists with other details")]
     OrderExists,

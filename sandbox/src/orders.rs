@@ -32,12 +32,12 @@ impl AccountKey {
     }
 
     /// What the order stores to recognise the account: SHA-256 of the key.
-    fn digest(&self) -> [u8; 32] {
+    pub(crate) fn digest(&self) -> [u8; 32] {
         Sha256::digest(self.0.expose()).into()
     }
 
     /// Whether `order` was created with this key (in constant time).
-    fn created(&self, order: &StoredOrder) -> bool {
+    pub(crate) fn created(&self, order: &StoredOrder) -> bool {
         self.digest().ct_eq(order.key_digest.as_slice()).into()
     }
 }
@@ -244,7 +244,8 @@ fn validate(request: &CreateOrder) -> Result<(), SandboxError> {
     Ok(())
 }
 
-fn valid_reference(reference: &str) -> bool {
+/// Whether `reference` is 1–64 chars of `[A-Za-z0-9_-]` (orders' and refunds').
+pub(crate) fn valid_reference(reference: &str) -> bool {
     !reference.is_empty()
         && reference.len() <= MAX_REFERENCE_LEN
         && reference

@@ -1,4 +1,5 @@
-//! The sandbox over HTTP: its JSON API, the checkout page and the payer's buttons.
+//! The sandbox over HTTP: its JSON API (orders, refunds and the refunds' settle control), the
+//! checkout page and the payer's buttons.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -7,7 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use lightspeed_adapters::html::error_page;
-use lightspeed_adapters::sandbox::{CreateOrder, EVENT_SUCCEEDED, KEY_HEADER, SandboxEvent};
+use lightspeed_adapters::sandbox::{
+    CreateOrder, CreateRefund, EVENT_SUCCEEDED, KEY_HEADER, SandboxEvent, SettleRefund,
+};
 use serde_json::json;
 
 use crate::page::checkout_page;
@@ -18,6 +21,9 @@ pub fn router(sandbox: Sandbox) -> Router {
     Router::new()
         .route("/v1/orders", post(create_order))
         .route("/v1/orders/{id}", get(get_order))
+        .route("/v1/orders/{id}/refunds", post(create_refund))
+        .route("/v1/refunds/{id}", get(get_refund))
+        .route("/v1/refunds/{id}/settle", post(settle_refund))
         .route("/checkout/{id}", get(show_checkout))
         .route("/checkout/{id}/pay", post(pay))
         .route("/checkout/{id}/fail", post(fail))
@@ -40,6 +46,15 @@ fn refused(error: &SandboxError) -> Response {
         SandboxError::InvalidUrl => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_url"),
         SandboxError::InvalidText => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_text"),
         SandboxError::OrderExists => (StatusCode::CONFLICT, "order_exists"),
+        SandboxError::OrderNotPaid => (StatusCode::CONFLICT, "order_not_paid"),
+        SandboxError::RefundTooSmall => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"),
+        SandboxError::OverRefund => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_exceeds_refundable",
+        ),
+        SandboxError::RefundExists => (StatusCode::CONFLICT, "refund_exists"),
+        SandboxError::InvalidSettlement => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_status"),
+        SandboxError::RefundSettled => (StatusCode::CONFLICT, "refund_settled"),
         SandboxError::OrderRemoved => (StatusCode::SERVICE_UNAVAILABLE, "order_removed"),
         SandboxError::Database(_) | SandboxError::Encode(_) => {
             return unavailable(error);
@@ -76,11 +91,7 @@ async fn create_order(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
         return unauthorized();
     };
     let Ok(request) = serde_json::from_slice::<CreateOrder>(&body) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "body is not a CreateOrder JSON object",
-        );
+        return invalid_body("CreateOrder");
     };
     match sandbox.create_order(&key, request).await {
         Ok(created) => {
@@ -105,9 +116,92 @@ async fn get_order(
     };
     match sandbox.order(&id, &key).await {
         Ok(Some(order)) => axum::Json(order).into_response(),
-        Ok(None) => api_error(StatusCode::NOT_FOUND, "not_found", "no such order"),
+        Ok(None) => not_found("order"),
         Err(e) => refused(&e),
     }
+}
+
+fn not_found(what: &str) -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no such {what}"),
+    )
+}
+
+fn invalid_body(what: &str) -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        &format!("body is not a {what} JSON object"),
+    )
+}
+
+async fn create_refund(
+    State(sandbox): State<Sandbox>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(key) = account_key(&headers) else {
+        return unauthorized();
+    };
+    let Ok(request) = serde_json::from_slice::<CreateRefund>(&body) else {
+        return invalid_body("CreateRefund");
+    };
+    match sandbox.create_refund(&key, &order_id, request).await {
+        Ok(Some(created)) => {
+            let status = if created.new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, axum::Json(created.refund)).into_response()
+        }
+        Ok(None) => not_found("order"),
+        Err(e) => refused(&e),
+    }
+}
+
+async fn get_refund(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(key) = account_key(&headers) else {
+        return unauthorized();
+    };
+    match sandbox.refund(&id, &key).await {
+        Ok(Some(refund)) => axum::Json(refund).into_response(),
+        Ok(None) => not_found("refund"),
+        Err(e) => refused(&e),
+    }
+}
+
+/// The test control standing for the bank: settles the refund, then makes the first attempts
+/// at its webhook.
+async fn settle_refund(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(key) = account_key(&headers) else {
+        return unauthorized();
+    };
+    let Ok(request) = serde_json::from_slice::<SettleRefund>(&body) else {
+        return invalid_body("SettleRefund");
+    };
+    let settled = match sandbox.settle_refund(&id, &key, request.status).await {
+        Ok(Some(settled)) => settled,
+        Ok(None) => return not_found("refund"),
+        Err(e) => return refused(&e),
+    };
+    if let Err(e) = sandbox.deliver_refund_webhook(&id).await {
+        // The settlement and its webhook are stored: the sweeps deliver it.
+        tracing::warn!(refund_id = %id, error = %e, "sandbox refund webhook left to the sweeps");
+    }
+    axum::Json(settled).into_response()
 }
 
 fn no_such_order() -> Response {

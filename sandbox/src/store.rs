@@ -46,6 +46,8 @@ pub(crate) struct NewChoice<'a> {
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Claim {
     pub order_id: String,
+    /// The refund the webhook tells, if it is a refund's.
+    pub refund_id: Option<String>,
     /// The attempt's number, from 1.
     pub attempt: i32,
     pub webhook_id: String,
@@ -103,10 +105,14 @@ pub(crate) async fn order(pool: &PgPool, id: &str) -> sqlx::Result<Option<Stored
     .await
 }
 
-/// The delivery attempts recorded for order `id`, in order.
+/// The delivery attempts recorded for order `id`'s payment webhook, in order.
 pub(crate) async fn attempts(pool: &PgPool, id: &str) -> sqlx::Result<Vec<DeliveryAttempt>> {
     let rows: Vec<(Option<i32>, Option<String>)> = sqlx::query_as(
-        "SELECT status, error FROM sandbox.webhook_attempts WHERE order_id = $1 ORDER BY attempt",
+        "SELECT a.status, a.error
+           FROM sandbox.webhook_attempts AS a
+           JOIN sandbox.webhooks AS w ON w.webhook_id = a.webhook_id
+          WHERE w.order_id = $1 AND w.refund_id IS NULL
+          ORDER BY a.attempt",
     )
     .bind(id)
     .fetch_all(pool)
@@ -159,7 +165,7 @@ pub(crate) async fn claim_due(
 ) -> sqlx::Result<Vec<Claim>> {
     sqlx::query_as(
         "WITH due AS (
-             SELECT order_id FROM sandbox.webhooks
+             SELECT webhook_id FROM sandbox.webhooks
               WHERE due_at <= $1
               ORDER BY due_at
               LIMIT $3
@@ -167,8 +173,8 @@ pub(crate) async fn claim_due(
          UPDATE sandbox.webhooks AS w
             SET attempts = w.attempts + 1, due_at = $2
            FROM due, sandbox.orders AS o
-          WHERE w.order_id = due.order_id AND o.id = w.order_id
-      RETURNING w.order_id, w.attempts AS attempt, w.webhook_id, w.body,
+          WHERE w.webhook_id = due.webhook_id AND o.id = w.order_id
+      RETURNING w.order_id, w.refund_id, w.attempts AS attempt, w.webhook_id, w.body,
                 o.callback_url, o.key_id, o.key_sealed",
     )
     .bind(now)
@@ -178,12 +184,12 @@ pub(crate) async fn claim_due(
     .await
 }
 
-/// Claims the next attempt of order `order_id`'s webhook, leased until `lease_until`, if it is
-/// still owed and nobody claimed an attempt since the `attempts_seen`-th, whatever its due time:
-/// the caller made that attempt, or saw the choice recorded.
+/// Claims the next attempt of webhook `webhook_id`, leased until `lease_until`, if it is still
+/// owed and nobody claimed an attempt since the `attempts_seen`-th, whatever its due time: the
+/// caller made that attempt, or saw the webhook recorded.
 pub(crate) async fn claim_next(
     pool: &PgPool,
-    order_id: &str,
+    webhook_id: &str,
     attempts_seen: i32,
     lease_until: DateTime<Utc>,
 ) -> sqlx::Result<Option<Claim>> {
@@ -191,12 +197,12 @@ pub(crate) async fn claim_next(
         "UPDATE sandbox.webhooks AS w
             SET attempts = w.attempts + 1, due_at = $3
            FROM sandbox.orders AS o
-          WHERE w.order_id = $1 AND w.attempts = $2 AND w.due_at IS NOT NULL
+          WHERE w.webhook_id = $1 AND w.attempts = $2 AND w.due_at IS NOT NULL
             AND o.id = w.order_id
-      RETURNING w.order_id, w.attempts AS attempt, w.webhook_id, w.body,
+      RETURNING w.order_id, w.refund_id, w.attempts AS attempt, w.webhook_id, w.body,
                 o.callback_url, o.key_id, o.key_sealed",
     )
-    .bind(order_id)
+    .bind(webhook_id)
     .bind(attempts_seen)
     .bind(lease_until)
     .fetch_optional(pool)
@@ -214,11 +220,13 @@ pub(crate) async fn record_attempt(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "WITH attempt AS (
-             INSERT INTO sandbox.webhook_attempts (order_id, attempt, status, error, attempted_at)
-             VALUES ($1, $2, $3, $4, $5))
-         UPDATE sandbox.webhooks SET due_at = $6 WHERE order_id = $1 AND attempts = $2",
+             INSERT INTO sandbox.webhook_attempts
+                    (order_id, webhook_id, attempt, status, error, attempted_at)
+             VALUES ($1, $2, $3, $4, $5, $6))
+         UPDATE sandbox.webhooks SET due_at = $7 WHERE webhook_id = $2 AND attempts = $3",
     )
     .bind(&claim.order_id)
+    .bind(&claim.webhook_id)
     .bind(claim.attempt)
     .bind(attempt.status.map(i32::from))
     .bind(attempt.error.as_deref())
@@ -227,6 +235,16 @@ pub(crate) async fn record_attempt(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The `webhook-id` of the webhook order `order_id`'s payment owes, once the payer chose.
+pub(crate) async fn payment_webhook(pool: &PgPool, order_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT webhook_id FROM sandbox.webhooks WHERE order_id = $1 AND refund_id IS NULL",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Removes up to `limit` orders created before `before`, with their webhooks and attempts;
@@ -250,4 +268,163 @@ pub(crate) async fn remove_expired(
     .await?
     .rows_affected();
     Ok(removed)
+}
+
+/// A refund as stored, with what its order says about the payment.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredRefund {
+    pub id: String,
+    pub key_digest: Vec<u8>,
+    pub reference: String,
+    pub amount_paise: i64,
+    pub reason: String,
+    pub status: String,
+    pub order_id: String,
+    pub order_reference: String,
+    pub payment_id: String,
+    pub currency: String,
+}
+
+/// A new refund and the account that asks for it.
+pub(crate) struct NewRefund<'a> {
+    pub id: &'a str,
+    pub order_id: &'a str,
+    pub key_digest: &'a [u8],
+    pub reference: &'a str,
+    pub amount_paise: i64,
+    pub reason: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub settle_due_at: Option<DateTime<Utc>>,
+}
+
+/// What storing a new refund did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefundInsert {
+    /// Stored, its amount reserved on the order.
+    Stored,
+    /// A refund with this id exists already.
+    Exists,
+    /// The order's payment has less left to refund than the amount.
+    OverRefund,
+}
+
+/// A refund's settlement and the webhook it owes.
+pub(crate) struct Settlement<'a> {
+    pub refund_id: &'a str,
+    /// `processed` or `failed`.
+    pub status: &'a str,
+    pub settled_at: DateTime<Utc>,
+    pub webhook_id: &'a str,
+    pub body: &'a [u8],
+    /// When the first attempt may be claimed by the sweeps.
+    pub first_attempt_at: DateTime<Utc>,
+}
+
+/// Stores `refund` and reserves its amount on its paid order, all or nothing. The reservation
+/// is one guarded `UPDATE`, which PostgreSQL re-checks on the latest row after waiting for a
+/// racing one, so concurrent refunds never together exceed the amount paid. The transaction
+/// holds no webhook post.
+pub(crate) async fn insert_refund(
+    pool: &PgPool,
+    refund: &NewRefund<'_>,
+) -> sqlx::Result<RefundInsert> {
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO sandbox.refunds (id, order_id, key_digest, reference, amount_paise, reason,
+                                      created_at, settle_due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(refund.id)
+    .bind(refund.order_id)
+    .bind(refund.key_digest)
+    .bind(refund.reference)
+    .bind(refund.amount_paise)
+    .bind(refund.reason)
+    .bind(refund.created_at)
+    .bind(refund.settle_due_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(RefundInsert::Exists);
+    }
+    let reserved = sqlx::query(
+        "UPDATE sandbox.orders SET refunded_paise = refunded_paise + $2
+          WHERE id = $1 AND payment_id IS NOT NULL AND failure_code IS NULL
+            AND refunded_paise + $2 <= amount_paise",
+    )
+    .bind(refund.order_id)
+    .bind(refund.amount_paise)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if reserved == 0 {
+        tx.rollback().await?;
+        return Ok(RefundInsert::OverRefund);
+    }
+    tx.commit().await?;
+    Ok(RefundInsert::Stored)
+}
+
+/// The refund `id`, if it exists.
+pub(crate) async fn refund(pool: &PgPool, id: &str) -> sqlx::Result<Option<StoredRefund>> {
+    sqlx::query_as(
+        "SELECT r.id, r.key_digest, r.reference, r.amount_paise, r.reason, r.status, r.order_id,
+                o.reference AS order_reference, o.payment_id, o.currency
+           FROM sandbox.refunds AS r
+           JOIN sandbox.orders AS o ON o.id = r.order_id
+          WHERE r.id = $1 AND o.payment_id IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Settles a pending refund and records the webhook it owes, in one statement; a failed refund
+/// gives its amount back to its order. `false` when the refund is not pending (any more).
+pub(crate) async fn settle_refund(
+    pool: &PgPool,
+    settlement: &Settlement<'_>,
+) -> sqlx::Result<bool> {
+    let settled = sqlx::query(
+        "WITH settled AS (
+             UPDATE sandbox.refunds SET status = $2, settled_at = $3
+              WHERE id = $1 AND status = 'pending'
+          RETURNING id, order_id, amount_paise),
+         restored AS (
+             UPDATE sandbox.orders AS o SET refunded_paise = o.refunded_paise - s.amount_paise
+               FROM settled AS s
+              WHERE o.id = s.order_id AND $2 = 'failed')
+         INSERT INTO sandbox.webhooks (order_id, refund_id, webhook_id, body, due_at)
+         SELECT order_id, id, $4, $5, $6 FROM settled",
+    )
+    .bind(settlement.refund_id)
+    .bind(settlement.status)
+    .bind(settlement.settled_at)
+    .bind(settlement.webhook_id)
+    .bind(settlement.body)
+    .bind(settlement.first_attempt_at)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(settled == 1)
+}
+
+/// Up to `limit` pending refunds whose auto-settlement is due at `now`.
+pub(crate) async fn refunds_due(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT id FROM sandbox.refunds
+          WHERE status = 'pending' AND settle_due_at <= $1
+          ORDER BY settle_due_at
+          LIMIT $2",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
 }

@@ -3,10 +3,16 @@
 //! Idempotency: our reference is the Cashfree `order_id`; creating it twice answers 409, and the
 //! adapter then fetches the existing order and reuses its `payment_session_id`. Amounts travel
 //! as decimal rupees and are converted from the literal JSON text, never through a float.
+//!
+//! Refunds are keyed by our refund reference as `refund_id` and our refund id as the
+//! `x-idempotency-key`; a 409 (the refund exists) is answered by fetching it. Refund webhooks
+//! are signed like payment webhooks.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
+use lightspeed_domain::Paise;
+use lightspeed_domain::psp_outcome::RefundState;
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
@@ -15,9 +21,11 @@ use serde_json::value::RawValue;
 use super::json::{RupeeText, opt_string_or_int, rupee_number};
 use super::{
     CashfreeMode, CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall,
-    PspEnvironment, PspError, PspOrder, PspStatus, VerifiedWebhook, WebhookError, body_digest,
-    exchange, parse_json, parse_psp_reference, parse_webhook_json, psp_reference, required_header,
+    PspEnvironment, PspError, PspOrder, PspRefund, PspStatus, RefundRequest, VerifiedWebhook,
+    WebhookError, body_digest, exchange, parse_json, parse_psp_reference, parse_refund_reference,
+    parse_webhook_json, psp_reference, refund_reference, required_header,
 };
+use crate::amount::format_positive_rupees;
 use crate::crypto::{hmac_sha256, hmac_sha256_verify};
 use crate::http::{Answer, excerpt, join};
 use crate::secrets::Secret;
@@ -68,6 +76,29 @@ impl PspAdapter for Adapter<'_> {
     fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
         let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
         Box::pin(probe(endpoint.http, base, self))
+    }
+
+    fn create_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+    ) -> PspCall<'a, PspRefund> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(create_refund(endpoint.http, base, self, refund))
+    }
+
+    fn fetch_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+        _psp_refund_id: Option<&'a str>,
+    ) -> PspCall<'a, Option<PspRefund>> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(async move {
+            let order_id = psp_reference(refund.payment_id);
+            let refund_id = refund_reference(refund.refund_id);
+            get_refund(endpoint.http, base, self, &order_id, &refund_id).await
+        })
     }
 
     fn verify_webhook(
@@ -399,6 +430,121 @@ async fn probe(http: &reqwest::Client, base: &str, psp: &Adapter<'_>) -> Result<
     })
 }
 
+/// A refund as Cashfree describes it, in API answers and in `data.refund` of refund webhooks.
+#[derive(Debug, Deserialize)]
+struct Refund {
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    cf_refund_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    cf_payment_id: Option<String>,
+    #[serde(default)]
+    refund_id: Option<String>,
+    #[serde(default)]
+    order_id: Option<String>,
+    refund_amount: RupeeText,
+    #[serde(default)]
+    refund_status: String,
+    #[serde(default)]
+    status_description: Option<String>,
+}
+
+impl Refund {
+    /// Where it stands: PENDING and ONHOLD (insufficient balance) are pending, SUCCESS
+    /// succeeded, CANCELLED (and FAILED, if Cashfree ever sends it) failed; any other state is
+    /// still pending rather than an error.
+    fn state(&self) -> RefundState {
+        let status = self.refund_status.trim().to_ascii_uppercase();
+        match status.as_str() {
+            "SUCCESS" => RefundState::Succeeded,
+            "CANCELLED" | "FAILED" => RefundState::Failed {
+                reason: self.status_description.clone().unwrap_or_default(),
+                code: status,
+            },
+            _ => RefundState::Pending,
+        }
+    }
+
+    fn amount(&self) -> Result<Paise, String> {
+        self.refund_amount
+            .paise()
+            .map_err(|e| format!("Cashfree refund_amount: {e}"))
+    }
+
+    fn into_psp_refund(self) -> Result<PspRefund, PspError> {
+        Ok(PspRefund {
+            amount: self.amount().map_err(PspError::protocol)?,
+            state: self.state(),
+            psp_refund_id: self.cf_refund_id,
+        })
+    }
+}
+
+#[derive(serde::Serialize)]
+struct CreateRefund<'a> {
+    refund_amount: Box<RawValue>,
+    refund_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_note: Option<String>,
+}
+
+/// Cashfree takes a note of 3 to 100 characters; a shorter one is left out.
+fn refund_note(reason: &str) -> Option<String> {
+    let note = super::truncate_chars(reason.trim(), 100);
+    (note.chars().count() >= 3).then_some(note)
+}
+
+async fn create_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+) -> Result<PspRefund, PspError> {
+    let order_id = psp_reference(refund.payment_id);
+    let refund_id = refund_reference(refund.refund_id);
+    let amount = format_positive_rupees(refund.amount)
+        .map_err(|e| PspError::local("invalid_amount", e.to_string()))?;
+    let body = CreateRefund {
+        refund_amount: RawValue::from_string(amount)
+            .map_err(|_| PspError::local("invalid_amount", "amount cannot be written"))?,
+        refund_id: &refund_id,
+        refund_note: refund_note(&refund.reason),
+    };
+    // The idempotency key is our refund id itself (a UUID, the format Cashfree asks for), so a
+    // retry of the same refund is the same request.
+    let request = psp
+        .authorize(http.post(join(base, &format!("/orders/{order_id}/refunds"))))?
+        .header(IDEMPOTENCY_HEADER, refund.refund_id.0.to_string())
+        .json(&body);
+    let answer = exchange(request).await?;
+    if answer.status == StatusCode::CONFLICT {
+        // A refund with our refund_id exists: an earlier attempt made it.
+        return get_refund(http, base, psp, &order_id, &refund_id)
+            .await?
+            .ok_or_else(|| {
+                PspError::protocol("Cashfree said the refund exists but does not return it")
+            });
+    }
+    parse_json::<Refund>(&ok_or_rejected(answer)?, "Cashfree refund")?.into_psp_refund()
+}
+
+async fn get_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    order_id: &str,
+    refund_id: &str,
+) -> Result<Option<PspRefund>, PspError> {
+    let url = join(base, &format!("/orders/{order_id}/refunds/{refund_id}"));
+    let answer = exchange(psp.authorize(http.get(url))?).await?;
+    if answer.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let answer = ok_or_rejected(answer)?;
+    parse_json::<Refund>(&answer, "Cashfree refund")?
+        .into_psp_refund()
+        .map(Some)
+}
+
 #[derive(Debug, Deserialize)]
 struct Webhook {
     #[serde(rename = "type")]
@@ -415,6 +561,8 @@ struct WebhookData {
     payment: Option<Payment>,
     #[serde(default)]
     error_details: Option<ErrorDetails>,
+    #[serde(default)]
+    refund: Option<Refund>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,11 +578,15 @@ pub fn sign_webhook(client_secret: &Secret, timestamp: &str, raw_body: &[u8]) ->
     ))
 }
 
-fn verify_webhook(
+/// Refund webhook types: `REFUND_STATUS_WEBHOOK` in the docs, `REFUND_SUCCESS_WEBHOOK` in
+/// the OpenAPI example.
+const REFUND_WEBHOOKS: [&str; 2] = ["REFUND_STATUS_WEBHOOK", "REFUND_SUCCESS_WEBHOOK"];
+
+fn check_signature(
     client_secret: &Secret,
     headers: &HeaderMap,
     raw_body: &[u8],
-) -> Result<VerifiedWebhook, WebhookError> {
+) -> Result<(), WebhookError> {
     let signature = required_header(headers, SIGNATURE_HEADER)?;
     let timestamp = required_header(headers, TIMESTAMP_HEADER)?;
     let tag = BASE64
@@ -447,7 +599,64 @@ fn verify_webhook(
     ) {
         return Err(WebhookError::BadSignature);
     }
+    Ok(())
+}
+
+/// The event's idempotency key (2025-01-01 webhooks), when Cashfree sends one.
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| format!("cashfree:{key}"))
+}
+
+fn verify_webhook(
+    client_secret: &Secret,
+    headers: &HeaderMap,
+    raw_body: &[u8],
+) -> Result<VerifiedWebhook, WebhookError> {
+    check_signature(client_secret, headers, raw_body)?;
     let hook: Webhook = parse_webhook_json(raw_body)?;
+    match hook.data.refund {
+        Some(refund) if REFUND_WEBHOOKS.contains(&hook.kind.as_str()) => {
+            refund_webhook(refund, headers, raw_body)
+        }
+        _ => payment_webhook(hook, headers, raw_body),
+    }
+}
+
+fn refund_webhook(
+    refund: Refund,
+    headers: &HeaderMap,
+    raw_body: &[u8],
+) -> Result<VerifiedWebhook, WebhookError> {
+    let amount = refund.amount().map_err(WebhookError::Malformed)?;
+    let state = refund.state();
+    let dedupe_key = idempotency_key(headers).unwrap_or_else(|| match &refund.cf_refund_id {
+        Some(id) => format!("cashfree:refund:{id}:{}", refund.refund_status),
+        None => format!("cashfree:body:{}", body_digest(raw_body)),
+    });
+    Ok(VerifiedWebhook {
+        dedupe_key,
+        payment_reference: refund.order_id.as_deref().and_then(parse_psp_reference),
+        psp_order_id: refund.order_id,
+        psp_payment_id: refund.cf_payment_id,
+        outcome: PaymentOutcome::Refund {
+            refund_id: refund.refund_id.as_deref().and_then(parse_refund_reference),
+            psp_refund_id: refund.cf_refund_id,
+            amount,
+            state,
+        },
+    })
+}
+
+fn payment_webhook(
+    hook: Webhook,
+    headers: &HeaderMap,
+    raw_body: &[u8],
+) -> Result<VerifiedWebhook, WebhookError> {
     let mut payment = hook.data.payment;
     if let Some(p) = payment.as_mut()
         && p.error_details.is_none()
@@ -470,22 +679,14 @@ fn verify_webhook(
             why: format!("{} carries no payment outcome", excerpt(kind)),
         },
     };
-    let dedupe_key = match headers
-        .get(IDEMPOTENCY_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(key) if !key.trim().is_empty() => format!("cashfree:{}", key.trim()),
-        _ => match &payment {
-            Some(Payment {
-                cf_payment_id: Some(id),
-                payment_status,
-                ..
-            }) => {
-                format!("cashfree:{id}:{payment_status}")
-            }
-            _ => format!("cashfree:body:{}", body_digest(raw_body)),
-        },
-    };
+    let dedupe_key = idempotency_key(headers).unwrap_or_else(|| match &payment {
+        Some(Payment {
+            cf_payment_id: Some(id),
+            payment_status,
+            ..
+        }) => format!("cashfree:{id}:{payment_status}"),
+        _ => format!("cashfree:body:{}", body_digest(raw_body)),
+    });
     Ok(VerifiedWebhook {
         dedupe_key,
         payment_reference: order_id.as_deref().and_then(parse_psp_reference),
@@ -615,5 +816,155 @@ mod tests {
         let order: Order = serde_json::from_slice(&fixture("order_created.json")).unwrap();
         assert_eq!(order.order_amount.paise(), Ok(Paise(2200)));
         assert!(order.payment_session_id.unwrap().starts_with("session_"));
+    }
+
+    #[test]
+    fn refund_webhook_vector() {
+        // ✔calc from psp-refunds.md §3.
+        assert_eq!(
+            sign_webhook(&secret(), "1746426425612", &fixture("refund_webhook.json")),
+            "0xVh9gXeLQSKg0l0zfswN3yhLdnH2dzg7FNgRFI0kjA="
+        );
+    }
+
+    fn refund_fixture_headers() -> HeaderMap {
+        let ts = String::from_utf8(fixture("refund_webhook.timestamp")).unwrap();
+        let sig = String::from_utf8(fixture("refund_webhook.sig")).unwrap();
+        headers(&sig, &ts)
+    }
+
+    #[test]
+    fn a_refund_webhook_is_a_refund_outcome() {
+        let hook = verify_webhook(
+            &secret(),
+            &refund_fixture_headers(),
+            &fixture("refund_webhook.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Refund {
+                // The sample's refund_id is not one of our references: a dashboard refund.
+                refund_id: None,
+                psp_refund_id: Some("11325632".into()),
+                amount: Paise(200),
+                state: RefundState::Succeeded,
+            }
+        );
+        assert_eq!(hook.dedupe_key, "cashfree:refund:11325632:SUCCESS");
+        assert_eq!(hook.psp_order_id.as_deref(), Some("sampleorder0413"));
+        assert_eq!(hook.psp_payment_id.as_deref(), Some("789727431"));
+    }
+
+    #[test]
+    fn a_tampered_or_reserialised_refund_webhook_is_refused() {
+        let body = fixture("refund_webhook.json");
+        let text = String::from_utf8(body.clone()).unwrap();
+        let tampered = text.replace(r#""refund_amount":2.00"#, r#""refund_amount":20.00"#);
+        assert_eq!(
+            verify_webhook(&secret(), &refund_fixture_headers(), tampered.as_bytes()),
+            Err(WebhookError::BadSignature)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            verify_webhook(
+                &secret(),
+                &refund_fixture_headers(),
+                &serde_json::to_vec(&value).unwrap()
+            ),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&Secret::from("other"), &refund_fixture_headers(), &body),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    fn our_refund_webhook(kind: &str, status: &str, amount: &str) -> String {
+        format!(
+            r#"{{"data":{{"refund":{{"cf_refund_id":"1553338","cf_payment_id":789727431,"refund_id":"R02ySWtwKmVZt06kzVuKdUB","order_id":"02ySWtwKmVZt0686TNaoLq","refund_amount":{amount},"refund_currency":"INR","entity":"Refund","refund_status":"{status}","status_description":"Refund cancelled after retries"}}}},"event_time":"2026-12-06T13:04:28+05:30","type":"{kind}"}}"#
+        )
+    }
+
+    #[test]
+    fn both_refund_webhook_names_name_our_refund_and_payment() {
+        for kind in REFUND_WEBHOOKS {
+            let body = our_refund_webhook(kind, "CANCELLED", "10.34");
+            let sig = sign_webhook(&secret(), "7", body.as_bytes());
+            let hook = verify_webhook(&secret(), &headers(&sig, "7"), body.as_bytes()).unwrap();
+            let PaymentOutcome::Refund {
+                refund_id,
+                amount,
+                state,
+                ..
+            } = hook.outcome
+            else {
+                panic!("{kind} is not a refund outcome")
+            };
+            assert_eq!(
+                refund_id,
+                crate::psp::parse_refund_reference("R02ySWtwKmVZt06kzVuKdUB")
+            );
+            assert!(refund_id.is_some());
+            assert_eq!(amount, Paise(1034));
+            assert_eq!(
+                state,
+                RefundState::Failed {
+                    code: "CANCELLED".into(),
+                    reason: "Refund cancelled after retries".into()
+                }
+            );
+            assert!(hook.payment_reference.is_some());
+        }
+    }
+
+    #[test]
+    fn refund_amounts_beyond_paise_are_refused() {
+        let body = our_refund_webhook("REFUND_STATUS_WEBHOOK", "SUCCESS", "10.345");
+        let sig = sign_webhook(&secret(), "8", body.as_bytes());
+        assert!(matches!(
+            verify_webhook(&secret(), &headers(&sig, "8"), body.as_bytes()),
+            Err(WebhookError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn every_refund_status_is_normalised() {
+        let state = |status: &str| {
+            let refund: Refund = serde_json::from_str(&format!(
+                r#"{{"refund_amount":1.00,"refund_status":"{status}","status_description":"d"}}"#
+            ))
+            .unwrap();
+            refund.state()
+        };
+        for pending in ["PENDING", "ONHOLD", "SOMETHING_NEW", ""] {
+            assert_eq!(state(pending), RefundState::Pending, "{pending:?}");
+        }
+        assert_eq!(state("SUCCESS"), RefundState::Succeeded);
+        for failed in ["CANCELLED", "FAILED"] {
+            assert_eq!(
+                state(failed),
+                RefundState::Failed {
+                    code: failed.into(),
+                    reason: "d".into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_refund_answer_parses_with_string_ids() {
+        let refund: Refund = serde_json::from_slice(&fixture("refund_entity.json")).unwrap();
+        let refund = refund.into_psp_refund().unwrap();
+        assert_eq!(refund.amount, Paise(1034));
+        assert_eq!(refund.psp_refund_id.as_deref(), Some("1553338"));
+        assert_eq!(refund.state, RefundState::Pending);
+    }
+
+    #[test]
+    fn refund_notes_fit_cashfree_limits() {
+        assert_eq!(refund_note(" ab "), None);
+        assert_eq!(refund_note("abc").as_deref(), Some("abc"));
+        assert_eq!(refund_note(&"x".repeat(150)).map(|n| n.len()), Some(100));
     }
 }

@@ -335,31 +335,17 @@ pub(crate) trait PspAdapter: Send + Sync {
     /// the refund's [`refund_reference`]). The answer is the PSP's first word, never final.
     fn create_refund<'a>(
         &'a self,
-        _endpoint: Endpoint<'a>,
-        _refund: &'a RefundRequest,
-    ) -> PspCall<'a, PspRefund> {
-        Box::pin(async {
-            Err(PspError::local(
-                "refunds_unsupported",
-                "refunds are not built for this provider",
-            ))
-        })
-    }
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+    ) -> PspCall<'a, PspRefund>;
 
     /// Where the refund stands at the PSP; `None` when the PSP knows no such refund.
     fn fetch_refund<'a>(
         &'a self,
-        _endpoint: Endpoint<'a>,
-        _refund: &'a RefundRequest,
-        _psp_refund_id: Option<&'a str>,
-    ) -> PspCall<'a, Option<PspRefund>> {
-        Box::pin(async {
-            Err(PspError::local(
-                "refunds_unsupported",
-                "refunds are not built for this provider",
-            ))
-        })
-    }
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+        psp_refund_id: Option<&'a str>,
+    ) -> PspCall<'a, Option<PspRefund>>;
 
     /// Checks the PSP's signature over the raw bytes, then parses the webhook. `now` is only
     /// used by schemes with a timestamp window.

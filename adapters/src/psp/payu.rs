@@ -1,22 +1,31 @@
-//! PayU India: hosted checkout form, reverse-hash callbacks, `verify_payment`.
+//! PayU India: hosted checkout form, reverse-hash callbacks, `verify_payment`, refunds.
 //!
 //! PayU has no server-side order: "creating" one signs a form locally, with our reference as
 //! `txnid`, so it is idempotent by construction. Payment webhooks are form-encoded and
 //! authenticated only by the reverse hash over the posted values.
+//!
+//! Refunds go through `cancel_refund_transaction` with our refund reference as the token
+//! (`var2`): PayU refuses a token it has seen (code 106), and the adapter then finds the refund
+//! with `check_action_status` by the payment's `mihpayid`, matching on the token. PayU's refund
+//! callback is unsigned JSON: [`verify_webhook`](super::verify_webhook) refuses it and
+//! [`refund_callback_hint`] only names what to check through the status API.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use lightspeed_domain::psp_outcome::RefundState;
+use lightspeed_domain::{PaymentId, RefundId};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use super::json::{RupeeText, opt_string_or_int};
 use super::{
     CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall, PspError,
-    PspOrder, PspStatus, VerifiedWebhook, WebhookError, exchange, parse_json, parse_psp_reference,
-    psp_reference, truncate_chars,
+    PspOrder, PspRefund, PspStatus, RefundRequest, VerifiedWebhook, WebhookError, exchange,
+    parse_json, parse_psp_reference, parse_refund_reference, psp_reference, refund_reference,
+    truncate_chars,
 };
-use crate::amount::{format_rupees, parse_rupees};
+use crate::amount::{format_positive_rupees, format_rupees, parse_rupees};
 use crate::crypto::{hex_digest_eq, sha512_hex};
 use crate::http::{excerpt, join};
 use crate::secrets::Secret;
@@ -68,6 +77,31 @@ impl PspAdapter for Adapter<'_> {
     fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
         let base = endpoint.base(TEST_BASE_URL, LIVE_INFO_BASE_URL);
         Box::pin(probe(endpoint.http, base, self.key, self.salt))
+    }
+
+    fn create_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+    ) -> PspCall<'a, PspRefund> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_INFO_BASE_URL);
+        Box::pin(create_refund(endpoint.http, base, self, refund))
+    }
+
+    fn fetch_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+        psp_refund_id: Option<&'a str>,
+    ) -> PspCall<'a, Option<PspRefund>> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_INFO_BASE_URL);
+        Box::pin(fetch_refund(
+            endpoint.http,
+            base,
+            self,
+            refund,
+            psp_refund_id,
+        ))
     }
 
     fn verify_webhook(
@@ -230,6 +264,11 @@ fn verify_webhook(
     raw_body: &[u8],
 ) -> Result<VerifiedWebhook, WebhookError> {
     let salt = salt.expose_str().map_err(|_| WebhookError::BadSignature)?;
+    // PayU's refund callback is JSON with no hash at all: nothing in it can be trusted as an
+    // outcome, so it is refused here and read only by `refund_callback_hint`.
+    if raw_body.trim_ascii_start().starts_with(b"{") {
+        return Err(WebhookError::Missing("hash"));
+    }
     let form = parse_form(raw_body)?;
     let field = |name: &'static str| form.get(name).map(String::as_str).unwrap_or_default();
     let required = |name: &'static str| {
@@ -422,6 +461,350 @@ async fn probe(
         status: answer.status.as_u16(),
         accepted,
     })
+}
+
+/// Where a refund stands, from PayU's `status` of a refund action, compared case-insensitively
+/// (PayU's samples mix `SUCCESS`, `success` and `queued`). Every state that is neither success
+/// nor failure (QUEUED, IN PROGRESS, REQUESTED, PENDING, od_hit, RISK_QUEUED, APPROVAL PENDING)
+/// and any state PayU adds later is still pending.
+fn refund_state(status: &str) -> RefundState {
+    match status.trim().to_ascii_uppercase().as_str() {
+        "SUCCESS" => RefundState::Succeeded,
+        "FAILURE" => RefundState::Failed {
+            code: "FAILURE".to_owned(),
+            reason: "PayU reports the refund failed".to_owned(),
+        },
+        _ => RefundState::Pending,
+    }
+}
+
+/// Result codes of `cancel_refund_transaction` that mean the refund may already exist under
+/// our token (106 token already exists, 227 same amount and token) or is held by PayU
+/// (225/226 pending): the answer is found with `check_action_status`, never by sending again.
+const LOOK_UP_CODES: [&str; 4] = ["106", "225", "226", "227"];
+/// "Same amount same transaction within 5 minutes": a partial refund may be sent again later.
+const SAME_AMOUNT_CODE: &str = "214";
+/// How long PayU makes a second refund of the same amount on one payment wait.
+const SAME_AMOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// The answer to `cancel_refund_transaction`.
+#[derive(Debug, Deserialize)]
+struct RefundAnswer {
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    status: Option<String>,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    request_id: Option<String>,
+    // Which field carries the 1xx/2xx code is not documented; both names are read.
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    error_code: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    code: Option<String>,
+}
+
+impl RefundAnswer {
+    fn result_code(&self) -> Option<&str> {
+        self.error_code
+            .as_deref()
+            .or(self.code.as_deref())
+            .map(str::trim)
+    }
+
+    fn token_exists(&self) -> bool {
+        let msg = self.msg.as_deref().unwrap_or_default();
+        self.result_code()
+            .is_some_and(|c| LOOK_UP_CODES.contains(&c))
+            || msg.to_ascii_lowercase().contains("token already exists")
+    }
+}
+
+/// One action (capture or refund) in a `check_action_status` answer.
+#[derive(Debug, Deserialize)]
+struct Action {
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    request_id: Option<String>,
+    #[serde(default)]
+    amt: Option<RupeeText>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    token: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// `check_action_status`: `{status, msg, transaction_details: {<var1>: {<request_id>: action}}}`.
+#[derive(Debug, Deserialize)]
+struct ActionStatus {
+    #[serde(default)]
+    transaction_details: Option<serde_json::Value>,
+}
+
+/// Posts one `postservice.php` command; `var1` is the only variable the hash covers.
+async fn post_command(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    command: &str,
+    var1: &str,
+    more: &[(&str, &str)],
+) -> Result<crate::http::Answer, PspError> {
+    let body = command_form(psp, command, var1, more)?;
+    let request = http
+        .post(join(base, "/merchant/postservice.php?form=2"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body);
+    exchange(request).await
+}
+
+/// The form body of a command, every value percent-encoded (`&`, `+`, `=` included).
+fn command_form(
+    psp: &Adapter<'_>,
+    command: &str,
+    var1: &str,
+    more: &[(&str, &str)],
+) -> Result<String, PspError> {
+    let salt = psp.salt.expose_str()?;
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("key", psp.key)
+        .append_pair("command", command)
+        .append_pair("var1", var1);
+    for (name, value) in more {
+        form.append_pair(name, value);
+    }
+    Ok(form
+        .append_pair("hash", &api_hash(psp.key, command, var1, salt))
+        .finish())
+}
+
+/// The payment's `mihpayid`, which PayU refunds are keyed by.
+fn mihpayid(refund: &RefundRequest) -> Result<&str, PspError> {
+    refund
+        .psp_payment_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            PspError::local(
+                "psp_payment_id_required",
+                "a PayU refund needs the payment's mihpayid",
+            )
+        })
+}
+
+async fn create_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+) -> Result<PspRefund, PspError> {
+    let payment = mihpayid(refund)?;
+    let token = refund_reference(refund.refund_id);
+    let amount = format_positive_rupees(refund.amount)
+        .map_err(|e| PspError::local("invalid_amount", e.to_string()))?;
+    let more = [
+        ("var2", token.as_str()),
+        ("var3", amount.as_str()),
+        ("var5", refund.callback_url.as_str()),
+    ];
+    let answer = post_command(http, base, psp, "cancel_refund_transaction", payment, &more).await?;
+    if !answer.status.is_success() {
+        return Err(PspError::Rejected {
+            code: answer.status.as_u16().to_string(),
+            message: "PayU refused cancel_refund_transaction".to_owned(),
+        });
+    }
+    let queued: RefundAnswer = parse_json(&answer, "PayU cancel_refund_transaction")?;
+    if queued.status.as_deref().map(str::trim) == Some("1") {
+        return Ok(PspRefund {
+            psp_refund_id: queued.request_id.map(|id| id.trim().to_owned()),
+            amount: refund.amount,
+            state: RefundState::Pending,
+        });
+    }
+    refused_refund(http, base, psp, refund, &queued).await
+}
+
+/// A `status: 0` answer: our own earlier refund found by its token, a wait, or a refusal.
+async fn refused_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+    answer: &RefundAnswer,
+) -> Result<PspRefund, PspError> {
+    let code = answer.result_code().unwrap_or("payu_refund_refused");
+    if answer.token_exists() {
+        return refund_by_token(http, base, psp, refund)
+            .await?
+            .ok_or_else(|| {
+                PspError::protocol(format!(
+                    "PayU answered {code} but lists no refund with our token"
+                ))
+            });
+    }
+    if code == SAME_AMOUNT_CODE {
+        return Err(PspError::RateLimited {
+            retry_after: Some(SAME_AMOUNT_WAIT),
+        });
+    }
+    Err(PspError::Rejected {
+        code: code.to_owned(),
+        message: excerpt(answer.msg.as_deref().unwrap_or_default()),
+    })
+}
+
+async fn fetch_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+    psp_refund_id: Option<&str>,
+) -> Result<Option<PspRefund>, PspError> {
+    match psp_refund_id.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(request_id) => {
+            let actions = action_status(http, base, psp, request_id, &[]).await?;
+            let token = refund_reference(refund.refund_id);
+            let found = actions.into_iter().find(|a| {
+                a.request_id.as_deref().map(str::trim) == Some(request_id)
+                    && a.token.as_deref().is_none_or(|t| t.trim() == token)
+            });
+            found.map(|a| refund_of(a, refund)).transpose()
+        }
+        None => refund_by_token(http, base, psp, refund).await,
+    }
+}
+
+/// Finds our refund among every action on the payment, by its token.
+async fn refund_by_token(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+) -> Result<Option<PspRefund>, PspError> {
+    let payment = mihpayid(refund)?;
+    let token = refund_reference(refund.refund_id);
+    let actions = action_status(http, base, psp, payment, &[("var2", "payuid")]).await?;
+    let found = actions.into_iter().find(|a| {
+        a.token.as_deref().map(str::trim) == Some(token.as_str())
+            && a.action
+                .as_deref()
+                .is_none_or(|kind| kind.trim().eq_ignore_ascii_case("refund"))
+    });
+    found.map(|a| refund_of(a, refund)).transpose()
+}
+
+/// Every action `check_action_status` lists for `var1`; none when PayU knows none.
+async fn action_status(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    var1: &str,
+    more: &[(&str, &str)],
+) -> Result<Vec<Action>, PspError> {
+    let answer = post_command(http, base, psp, "check_action_status", var1, more).await?;
+    if !answer.status.is_success() {
+        return Err(PspError::Rejected {
+            code: answer.status.as_u16().to_string(),
+            message: "PayU refused check_action_status".to_owned(),
+        });
+    }
+    let status: ActionStatus = parse_json(&answer, "PayU check_action_status")?;
+    // Not found is `status: 0` with "No action status found" and no details object.
+    let Some(serde_json::Value::Object(by_var1)) = status.transaction_details else {
+        return Ok(Vec::new());
+    };
+    let mut actions = Vec::new();
+    for by_request in by_var1.into_values() {
+        let serde_json::Value::Object(entries) = by_request else {
+            continue;
+        };
+        for entry in entries.into_values() {
+            actions.push(serde_json::from_value(entry).map_err(|_| {
+                PspError::protocol("PayU check_action_status: unexpected action shape")
+            })?);
+        }
+    }
+    Ok(actions)
+}
+
+fn refund_of(action: Action, refund: &RefundRequest) -> Result<PspRefund, PspError> {
+    let amount = match &action.amt {
+        Some(amt) => amt
+            .paise()
+            .map_err(|e| PspError::protocol(format!("PayU refund amt: {e}")))?,
+        None => refund.amount,
+    };
+    Ok(PspRefund {
+        psp_refund_id: action.request_id.map(|id| id.trim().to_owned()),
+        amount,
+        state: refund_state(action.status.as_deref().unwrap_or_default()),
+    })
+}
+
+/// What an unsigned PayU refund callback names. Nothing in it is trusted: it only says which
+/// refund to check through `check_action_status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundHint {
+    /// Our payment, from `merchantTxnId`, when it is one of our references.
+    pub payment_reference: Option<PaymentId>,
+    /// Our refund, from `token`, when it is one of our refund references.
+    pub refund_id: Option<RefundId>,
+    /// PayU's refund id (`request_id`).
+    pub psp_refund_id: Option<String>,
+    /// PayU's payment id (`mihpayid`, trimmed: PayU pads it with spaces at times).
+    pub psp_payment_id: Option<String>,
+}
+
+/// The refund callback's fields; `bank_arn` (a number, a string or null) is not read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundCallback {
+    #[serde(default)]
+    merchant_txn_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    token: Option<String>,
+    #[serde(default, rename = "request_id", deserialize_with = "opt_string_or_int")]
+    request_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_int")]
+    mihpayid: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+}
+
+/// Reads PayU's (unsigned, JSON) refund callback into the refund it names, or `None` when the
+/// body is not a refund callback naming one of our payments or refunds. The caller must check
+/// the refund through the status API before acting: anyone can post this body.
+pub fn refund_callback_hint(raw_body: &[u8]) -> Option<RefundHint> {
+    let callback: RefundCallback = serde_json::from_slice(raw_body).ok()?;
+    if callback
+        .action
+        .as_deref()
+        .is_some_and(|a| !a.trim().eq_ignore_ascii_case("refund"))
+    {
+        return None;
+    }
+    let trimmed = |id: Option<String>| {
+        id.map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty())
+    };
+    let hint = RefundHint {
+        payment_reference: callback
+            .merchant_txn_id
+            .as_deref()
+            .and_then(|id| parse_psp_reference(id.trim())),
+        refund_id: callback
+            .token
+            .as_deref()
+            .and_then(|t| parse_refund_reference(t.trim())),
+        psp_refund_id: trimmed(callback.request_id),
+        psp_payment_id: trimmed(callback.mihpayid),
+    };
+    (hint.payment_reference.is_some() || hint.refund_id.is_some()).then_some(hint)
 }
 
 #[cfg(test)]
@@ -623,5 +1006,130 @@ mod tests {
             .unwrap()
             .replace(r#""net_amount_debit":10"#, r#""net_amount_debit":"10.00""#);
         assert!(serde_json::from_str::<VerifyResponse>(&as_string).is_ok());
+    }
+
+    const REFUND_REFERENCE: &str = "R02ySWtwKmVZt06kzVuKdUB";
+    const PAYMENT_REFERENCE: &str = "02ySWtwKmVZt0686TNaoLq";
+
+    #[test]
+    fn refund_api_hash_vectors() {
+        // ✔calc from psp-refunds.md §2.
+        assert_eq!(
+            api_hash(KEY, "cancel_refund_transaction", "403993715521937565", SALT),
+            "0235cd48ee217dc4ffdafde054e9f4bcd33b7b128f17f648bcba12488328d96bdcb118c7446df48717a487e16880bffa6704c7e2cf613927523206bd9e65ee90"
+        );
+        assert_eq!(
+            api_hash(KEY, "check_action_status", "131278422", SALT),
+            "61cfa64dfa40db218858c15d9579442a8ab0d718efc3e024fb48ec5484861afb144f70a0f584fb56b26ceb8137a3fa951417d04b2f021e1e0a830f94283e706e"
+        );
+    }
+
+    #[test]
+    fn every_refund_status_is_normalised_case_insensitively() {
+        for pending in [
+            "QUEUED",
+            "queued",
+            "IN PROGRESS",
+            "REQUESTED",
+            "PENDING",
+            "od_hit",
+            "RISK_QUEUED",
+            "APPROVAL PENDING",
+            "",
+            "something new",
+        ] {
+            assert_eq!(refund_state(pending), RefundState::Pending, "{pending:?}");
+        }
+        for success in ["SUCCESS", "success", " Success "] {
+            assert_eq!(refund_state(success), RefundState::Succeeded);
+        }
+        for failure in ["FAILURE", "failure"] {
+            assert!(matches!(
+                refund_state(failure),
+                RefundState::Failed { ref code, .. } if code == "FAILURE"
+            ));
+        }
+    }
+
+    #[test]
+    fn unsigned_refund_callbacks_are_never_verified() {
+        for name in [
+            "refund_callback_sample.json",
+            "refund_callback_failure.json",
+        ] {
+            assert_eq!(
+                verify_webhook(KEY, &Secret::from(SALT), &fixture(name)),
+                Err(WebhookError::Missing("hash")),
+                "{name}"
+            );
+        }
+        let padded = [b"  \n".as_slice(), &fixture("refund_callback_sample.json")].concat();
+        assert_eq!(
+            verify_webhook(KEY, &Secret::from(SALT), &padded),
+            Err(WebhookError::Missing("hash"))
+        );
+    }
+
+    #[test]
+    fn a_refund_callback_is_only_a_hint() {
+        let hint = refund_callback_hint(&fixture("refund_callback_failure.json")).unwrap();
+        assert_eq!(
+            hint.refund_id,
+            parse_refund_reference(REFUND_REFERENCE),
+            "token"
+        );
+        assert_eq!(
+            hint.payment_reference,
+            parse_psp_reference(PAYMENT_REFERENCE)
+        );
+        assert!(hint.refund_id.is_some() && hint.payment_reference.is_some());
+        assert_eq!(hint.psp_refund_id.as_deref(), Some("131278422"));
+        assert_eq!(
+            hint.psp_payment_id.as_deref(),
+            Some("23907365951"),
+            "trimmed"
+        );
+    }
+
+    #[test]
+    fn hints_read_every_documented_shape_and_skip_what_is_not_ours() {
+        // The official sample names a txnid and token of another integration.
+        assert_eq!(
+            refund_callback_hint(&fixture("refund_callback_sample.json")),
+            None
+        );
+        let ours = String::from_utf8(fixture("refund_callback_failure.json")).unwrap();
+        let string_arn = ours.replace(r#""bank_arn":null"#, r#""bank_arn":"308239782136""#);
+        let number_arn = ours.replace(r#""bank_arn":null"#, r#""bank_arn":308239782136"#);
+        let int_ids = ours.replace(r#""request_id":"131278422""#, r#""request_id":131278422"#);
+        for body in [string_arn, number_arn, int_ids] {
+            let hint = refund_callback_hint(body.as_bytes()).unwrap();
+            assert_eq!(hint.psp_refund_id.as_deref(), Some("131278422"));
+        }
+        let capture = ours.replace(r#""action":"refund""#, r#""action":"capture""#);
+        assert_eq!(refund_callback_hint(capture.as_bytes()), None);
+        assert_eq!(refund_callback_hint(b"mihpayid=1&status=success"), None);
+        assert_eq!(refund_callback_hint(b"{}"), None);
+    }
+
+    #[test]
+    fn a_refund_amount_beyond_paise_is_a_protocol_error() {
+        let action: Action = serde_json::from_str(
+            r#"{"request_id":131278422,"amt":"100.005","action":"refund","status":"SUCCESS"}"#,
+        )
+        .unwrap();
+        let request = RefundRequest {
+            payment_id: PaymentId::new(),
+            refund_id: RefundId(uuid::Uuid::nil()),
+            amount: Paise(10000),
+            psp_order_id: None,
+            psp_payment_id: Some("1".into()),
+            reason: String::new(),
+            callback_url: String::new(),
+        };
+        assert!(matches!(
+            refund_of(action, &request),
+            Err(PspError::Protocol { .. })
+        ));
     }
 }

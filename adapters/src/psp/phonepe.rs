@@ -3,18 +3,25 @@
 //! Idempotency: our reference is the `merchantTransactionId`. PhonePe refuses a duplicate, and
 //! it cannot hand back the pay page of an existing transaction, so on a duplicate the adapter
 //! fetches the status and answers [`PspError::OrderExists`] with it.
+//!
+//! Refunds (`/pg/v1/refund`) are transactions of their own, with our refund reference as their
+//! `merchantTransactionId`. PhonePe takes no idempotency key, so creating one first looks it up
+//! through the status API, and an ambiguous answer is looked up again, never taken as failed.
+//! Refund callbacks are signed like payment callbacks and told apart by that reference.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use lightspeed_domain::Paise;
+use lightspeed_domain::psp_outcome::RefundState;
+use lightspeed_domain::{Paise, RefundId};
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
     CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall, PspError,
-    PspOrder, PspStatus, VerifiedWebhook, WebhookError, exchange, parse_json, parse_psp_reference,
-    parse_webhook_json, psp_reference, required_header,
+    PspOrder, PspRefund, PspStatus, RefundRequest, VerifiedWebhook, WebhookError, exchange,
+    parse_json, parse_psp_reference, parse_refund_reference, parse_webhook_json, psp_reference,
+    refund_reference, required_header,
 };
 use crate::crypto::{hex_digest_eq, sha256_hex};
 use crate::http::{excerpt, join};
@@ -27,6 +34,7 @@ pub const LIVE_BASE_URL: &str = "https://api.phonepe.com/apis/hermes";
 /// Header with `sha256(…) + "###" + salt index`.
 pub const VERIFY_HEADER: &str = "x-verify";
 const PAY_PATH: &str = "/pg/v1/pay";
+const REFUND_PATH: &str = "/pg/v1/refund";
 /// Codes PhonePe uses for a `merchantTransactionId` it has seen before.
 const DUPLICATE_CODES: [&str; 2] = ["INVALID_TRANSACTION_ID", "DUPLICATE_TRANSACTION"];
 
@@ -60,6 +68,25 @@ impl PspAdapter for Adapter<'_> {
     fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
         let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
         Box::pin(probe(endpoint.http, base, self))
+    }
+
+    fn create_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+    ) -> PspCall<'a, PspRefund> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(create_refund(endpoint.http, base, self, refund))
+    }
+
+    fn fetch_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+        _psp_refund_id: Option<&'a str>,
+    ) -> PspCall<'a, Option<PspRefund>> {
+        let base = endpoint.base(TEST_BASE_URL, LIVE_BASE_URL);
+        Box::pin(fetch_refund(endpoint.http, base, self, refund))
     }
 
     fn verify_webhook(
@@ -135,6 +162,8 @@ struct PaymentInstrument {
 #[derive(Debug, Deserialize)]
 struct Envelope {
     #[serde(default)]
+    success: bool,
+    #[serde(default)]
     code: String,
     #[serde(default)]
     message: Option<String>,
@@ -147,6 +176,9 @@ struct Envelope {
 struct Data {
     #[serde(default)]
     merchant_transaction_id: Option<String>,
+    // Not in PhonePe's documented refund payload; read in case a refund callback carries it.
+    #[serde(default)]
+    original_transaction_id: Option<String>,
     #[serde(default)]
     transaction_id: Option<String>,
     #[serde(default)]
@@ -345,12 +377,13 @@ struct Callback {
     response: String,
 }
 
-fn verify_webhook(
+/// Checks the callback's `X-VERIFY` over the base64 it carries, then decodes that base64.
+fn decode_callback(
     salt_key: &Secret,
     salt_index: u32,
     headers: &HeaderMap,
     raw_body: &[u8],
-) -> Result<VerifiedWebhook, WebhookError> {
+) -> Result<Envelope, WebhookError> {
     let received = required_header(headers, VERIFY_HEADER)?;
     // PhonePe signs the base64 string inside the JSON, not the body, so the envelope must be
     // read first; nothing in it is trusted until the checksum matches.
@@ -365,13 +398,37 @@ fn verify_webhook(
     let decoded = BASE64
         .decode(callback.response.trim())
         .map_err(|_| WebhookError::Malformed("response is not base64".to_owned()))?;
-    let envelope: Envelope = parse_webhook_json(&decoded)?;
-    let (psp_payment_id, outcome) =
-        outcome_of(&envelope).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    parse_webhook_json(&decoded)
+}
+
+fn verify_webhook(
+    salt_key: &Secret,
+    salt_index: u32,
+    headers: &HeaderMap,
+    raw_body: &[u8],
+) -> Result<VerifiedWebhook, WebhookError> {
+    let envelope = decode_callback(salt_key, salt_index, headers, raw_body)?;
     let merchant_transaction = envelope
         .data
         .as_ref()
         .and_then(|d| d.merchant_transaction_id.clone());
+    // A refund's callback names the refund's own transaction id, which is a refund reference.
+    match merchant_transaction
+        .as_deref()
+        .map(str::trim)
+        .and_then(parse_refund_reference)
+    {
+        Some(refund_id) => refund_callback(refund_id, envelope),
+        None => payment_callback(merchant_transaction, envelope),
+    }
+}
+
+fn payment_callback(
+    merchant_transaction: Option<String>,
+    envelope: Envelope,
+) -> Result<VerifiedWebhook, WebhookError> {
+    let (psp_payment_id, outcome) =
+        outcome_of(&envelope).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let state = envelope
         .data
         .as_ref()
@@ -390,6 +447,195 @@ fn verify_webhook(
         psp_payment_id,
         outcome,
     })
+}
+
+/// A refund's callback: the refund's status payload. It names the refund; the payment only
+/// when PhonePe adds `originalTransactionId`, so the refund id is what locates the payment.
+fn refund_callback(
+    refund_id: RefundId,
+    envelope: Envelope,
+) -> Result<VerifiedWebhook, WebhookError> {
+    let state = refund_state(&envelope);
+    let data = envelope.data.ok_or(WebhookError::Missing("data"))?;
+    let amount = Paise(data.amount.ok_or(WebhookError::Missing("amount"))?);
+    let original = data.original_transaction_id.map(|id| id.trim().to_owned());
+    let shown_state = data.state.unwrap_or_else(|| envelope.code.clone());
+    Ok(VerifiedWebhook {
+        dedupe_key: format!(
+            "phonepe:refund:{}:{shown_state}",
+            refund_reference(refund_id)
+        ),
+        payment_reference: original.as_deref().and_then(parse_psp_reference),
+        psp_order_id: original,
+        psp_payment_id: None,
+        outcome: PaymentOutcome::Refund {
+            refund_id: Some(refund_id),
+            psp_refund_id: data.transaction_id,
+            amount,
+            state,
+        },
+    })
+}
+
+/// Codes after which a refund may or may not have been initiated: its status is looked up
+/// before anything else, and it is never taken as failed.
+const AMBIGUOUS_CODES: [&str; 3] = ["INTERNAL_SERVER_ERROR", "PAYMENT_PENDING", "TIMED_OUT"];
+
+/// `X-VERIFY` of a refund request: `sha256(base64 payload + "/pg/v1/refund" + salt) ### index`.
+pub fn refund_checksum(base64_payload: &str, salt_key: &str, salt_index: u32) -> String {
+    format!(
+        "{}###{salt_index}",
+        sha256_hex(&[
+            base64_payload.as_bytes(),
+            REFUND_PATH.as_bytes(),
+            salt_key.as_bytes()
+        ])
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundPayload<'a> {
+    merchant_id: &'a str,
+    merchant_user_id: String,
+    original_transaction_id: &'a str,
+    merchant_transaction_id: &'a str,
+    amount: i64,
+    callback_url: &'a str,
+}
+
+/// Where a refund stands, from `data.state`: COMPLETED succeeded, FAILED failed, PENDING and
+/// any other state (or none) still pending.
+fn refund_state(envelope: &Envelope) -> RefundState {
+    let data = envelope.data.as_ref();
+    let state = data
+        .and_then(|d| d.state.as_deref())
+        .map(str::to_ascii_uppercase);
+    match state.as_deref() {
+        Some("COMPLETED") => RefundState::Succeeded,
+        Some("FAILED") => RefundState::Failed {
+            code: data
+                .and_then(|d| d.response_code.clone())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| envelope.code.clone()),
+            reason: envelope.message.clone().unwrap_or_default(),
+        },
+        _ => RefundState::Pending,
+    }
+}
+
+/// The refund an answer describes; an answer without `data` is an ambiguous code or a refusal.
+fn refund_from(
+    status: u16,
+    envelope: Envelope,
+    refund: &RefundRequest,
+) -> Result<PspRefund, PspError> {
+    let Some(data) = envelope.data.as_ref() else {
+        if AMBIGUOUS_CODES.contains(&envelope.code.as_str()) {
+            return Err(unsure(&envelope.code));
+        }
+        return Err(rejected(status, Some(envelope)));
+    };
+    Ok(PspRefund {
+        psp_refund_id: data.transaction_id.clone(),
+        amount: data.amount.map_or(refund.amount, Paise),
+        state: refund_state(&envelope),
+    })
+}
+
+/// PhonePe could not say whether the refund started: retry, which looks it up first.
+fn unsure(code: &str) -> PspError {
+    PspError::Unavailable {
+        reason: format!(
+            "PhonePe answered {}; the refund may have started, check its status",
+            excerpt(code)
+        ),
+    }
+}
+
+async fn fetch_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+) -> Result<Option<PspRefund>, PspError> {
+    let reference = refund_reference(refund.refund_id);
+    let (status, envelope) = status_answer(http, base, psp, &reference).await?;
+    if envelope.code == "TRANSACTION_NOT_FOUND" {
+        return Ok(None);
+    }
+    refund_from(status, envelope, refund).map(Some)
+}
+
+async fn create_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+) -> Result<PspRefund, PspError> {
+    // PhonePe v1 takes no idempotency key: a refund an earlier attempt started is found first.
+    if let Some(existing) = fetch_refund(http, base, psp, refund).await? {
+        return Ok(existing);
+    }
+    let answer = post_refund(http, base, psp, refund).await?;
+    let status = answer.status.as_u16();
+    let envelope: Option<Envelope> = serde_json::from_slice(&answer.body).ok();
+    let Some(envelope) = envelope else {
+        return Err(rejected(status, None));
+    };
+    let started = matches!(
+        envelope.data.as_ref().and_then(|d| d.state.as_deref()),
+        Some("PENDING" | "COMPLETED")
+    );
+    if answer.status.is_success() && envelope.success && started {
+        return refund_from(status, envelope, refund);
+    }
+    let code = envelope.code.as_str();
+    if AMBIGUOUS_CODES.contains(&code) || DUPLICATE_CODES.contains(&code) {
+        return fetch_refund(http, base, psp, refund)
+            .await?
+            .ok_or_else(|| unsure(code));
+    }
+    Err(rejected(status, Some(envelope)))
+}
+
+/// Sends `POST /pg/v1/refund` for the refund, against the payment's transaction.
+async fn post_refund(
+    http: &reqwest::Client,
+    base: &str,
+    psp: &Adapter<'_>,
+    refund: &RefundRequest,
+) -> Result<crate::http::Answer, PspError> {
+    if refund.amount <= Paise(0) {
+        return Err(PspError::local(
+            "invalid_amount",
+            "a refund must be positive",
+        ));
+    }
+    let salt = psp.salt_key.expose_str()?;
+    let payment = psp_reference(refund.payment_id);
+    let reference = refund_reference(refund.refund_id);
+    let payload = RefundPayload {
+        merchant_id: psp.merchant_id,
+        // The same user id the payment was made under.
+        merchant_user_id: format!("U{payment}"),
+        original_transaction_id: &payment,
+        merchant_transaction_id: &reference,
+        amount: refund.amount.0,
+        callback_url: &refund.callback_url,
+    };
+    let json = serde_json::to_vec(&payload)
+        .map_err(|_| PspError::local("invalid_request", "payload not serialisable"))?;
+    let encoded = BASE64.encode(json);
+    let request = http
+        .post(join(base, REFUND_PATH))
+        .header(
+            VERIFY_HEADER,
+            refund_checksum(&encoded, salt, psp.salt_index),
+        )
+        .header("x-merchant-id", psp.merchant_id)
+        .json(&serde_json::json!({ "request": encoded }));
+    exchange(request).await
 }
 
 #[cfg(test)]
@@ -506,5 +752,127 @@ mod tests {
             }
         );
         assert_eq!(hook.dedupe_key, "phonepe:P1:FAILED");
+    }
+
+    const REFUND_REFERENCE: &str = "R02ySWtwKmVZt06kzVuKdUB";
+
+    #[test]
+    fn refund_checksum_vectors() {
+        // ✔calc from psp-refunds.md §4b: the refund payload and the refund's status path.
+        let payload = BASE64.encode(fixture("refund_request_payload.json"));
+        assert_eq!(
+            refund_checksum(&payload, SALT, 1),
+            "4516182da1e565707413d83e520aa211cd6f4a9f9f7e04ff39d08f38d783bc31###1"
+        );
+        assert_eq!(
+            status_checksum("PGTESTPAYUAT", "RMT7850590068188104", SALT, 1),
+            "5acc61eadaf776f6c9fa1043e1284b027c75c4d2e8eb71587408915ed9e4e1c2###1"
+        );
+    }
+
+    #[test]
+    fn the_refund_payload_serialises_in_the_documented_shape() {
+        let payload = RefundPayload {
+            merchant_id: "PGTESTPAYUAT",
+            merchant_user_id: "MUID123".into(),
+            original_transaction_id: "MT7850590068188104",
+            merchant_transaction_id: "RMT7850590068188104",
+            amount: 10000,
+            callback_url: "https://example.com/pp/refund-callback",
+        };
+        assert_eq!(
+            serde_json::to_vec(&payload).unwrap(),
+            fixture("refund_request_payload.json")
+        );
+    }
+
+    #[test]
+    fn a_refund_callback_is_a_refund_outcome() {
+        let body = fixture("refund_callback_body.json");
+        let sig = String::from_utf8(fixture("refund_callback_body.sig")).unwrap();
+        let hook = verify_webhook(&Secret::from(SALT), 1, &headers(&sig), &body).unwrap();
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Refund {
+                refund_id: parse_refund_reference(REFUND_REFERENCE),
+                psp_refund_id: Some("TR2212061804281234567890".into()),
+                amount: Paise(10000),
+                state: RefundState::Succeeded,
+            }
+        );
+        assert!(parse_refund_reference(REFUND_REFERENCE).is_some());
+        assert_eq!(
+            hook.dedupe_key,
+            format!("phonepe:refund:{REFUND_REFERENCE}:COMPLETED")
+        );
+        assert_eq!(hook.payment_reference, None, "the payload names no payment");
+    }
+
+    #[test]
+    fn a_tampered_refund_callback_is_refused() {
+        let body = fixture("refund_callback_body.json");
+        let sig = String::from_utf8(fixture("refund_callback_body.sig")).unwrap();
+        let mut tampered = body.clone();
+        tampered[30] ^= 1;
+        assert_eq!(
+            verify_webhook(&Secret::from(SALT), 1, &headers(&sig), &tampered),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&Secret::from("other"), 1, &headers(&sig), &body),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    fn refund_envelope(code: &str, state: Option<&str>) -> Envelope {
+        let state = state.map_or("null".to_owned(), |s| format!("\"{s}\""));
+        serde_json::from_str(&format!(
+            r#"{{"success":true,"code":"{code}","message":"m","data":{{"merchantTransactionId":"{REFUND_REFERENCE}","transactionId":"TR1","amount":100,"state":{state},"responseCode":"RC"}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_refund_state_is_normalised() {
+        for (code, state) in [
+            ("PAYMENT_PENDING", Some("PENDING")),
+            ("PAYMENT_PENDING", Some("SOMETHING_NEW")),
+            ("INTERNAL_SERVER_ERROR", None),
+        ] {
+            assert_eq!(
+                refund_state(&refund_envelope(code, state)),
+                RefundState::Pending
+            );
+        }
+        assert_eq!(
+            refund_state(&refund_envelope("PAYMENT_SUCCESS", Some("COMPLETED"))),
+            RefundState::Succeeded
+        );
+        assert_eq!(
+            refund_state(&refund_envelope("PAYMENT_ERROR", Some("FAILED"))),
+            RefundState::Failed {
+                code: "RC".into(),
+                reason: "m".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_answer_without_data_is_retryable_never_failed() {
+        let refund = RefundRequest {
+            payment_id: lightspeed_domain::PaymentId::new(),
+            refund_id: RefundId(uuid::Uuid::nil()),
+            amount: Paise(100),
+            psp_order_id: None,
+            psp_payment_id: None,
+            reason: String::new(),
+            callback_url: String::new(),
+        };
+        for code in AMBIGUOUS_CODES {
+            let envelope: Envelope =
+                serde_json::from_str(&format!(r#"{{"success":false,"code":"{code}"}}"#)).unwrap();
+            let err = refund_from(200, envelope, &refund).unwrap_err();
+            assert!(err.is_retryable(), "{code}: {err:?}");
+        }
     }
 }

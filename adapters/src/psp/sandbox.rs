@@ -1,21 +1,25 @@
 //! The adapter for the built-in sandbox PSP (wire format: [`crate::sandbox`]), called over HTTP
-//! like any PSP.
+//! like any PSP: orders, refunds (keyed by our refund reference, which the sandbox takes as the
+//! idempotency key and derives the refund's id from), and payment and refund webhooks.
 
 use chrono::{DateTime, Utc};
+use lightspeed_domain::psp_outcome::RefundState;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 use super::{
     CheckoutData, Endpoint, OrderRequest, PaymentOutcome, Probe, PspAdapter, PspCall, PspError,
-    PspOrder, PspStatus, VerifiedWebhook, WebhookError, exchange, parse_json, parse_psp_reference,
-    parse_webhook_json, psp_reference,
+    PspOrder, PspRefund, PspStatus, RefundRequest, VerifiedWebhook, WebhookError, exchange,
+    parse_json, parse_psp_reference, parse_refund_reference, parse_webhook_json, psp_reference,
+    refund_reference,
 };
 use crate::http::{Answer, excerpt, join};
 use crate::merchant_webhook::{WebhookSecret, WebhookSignError, verify};
 use crate::sandbox::{
-    CreateOrder, EVENT_FAILED, EVENT_SUCCEEDED, KEY_HEADER, OrderStatus, OrderView, SandboxEvent,
-    order_id_for,
+    CreateOrder, CreateRefund, EVENT_FAILED, EVENT_REFUND_FAILED, EVENT_REFUND_PROCESSED,
+    EVENT_SUCCEEDED, FailureInfo, KEY_HEADER, OrderStatus, OrderView, RefundEvent, RefundStatus,
+    RefundView, SandboxEvent, order_id_for, refund_id_for,
 };
 use crate::secrets::Secret;
 
@@ -60,6 +64,35 @@ impl PspAdapter for Adapter<'_> {
     fn probe<'a>(&'a self, endpoint: Endpoint<'a>) -> PspCall<'a, Probe> {
         let base = endpoint.base(DEFAULT_BASE_URL, DEFAULT_BASE_URL);
         Box::pin(probe(endpoint.http, base, self.webhook_secret))
+    }
+
+    fn create_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+    ) -> PspCall<'a, PspRefund> {
+        let base = endpoint.base(DEFAULT_BASE_URL, DEFAULT_BASE_URL);
+        Box::pin(create_refund(
+            endpoint.http,
+            base,
+            self.webhook_secret,
+            refund,
+        ))
+    }
+
+    fn fetch_refund<'a>(
+        &'a self,
+        endpoint: Endpoint<'a>,
+        refund: &'a RefundRequest,
+        _psp_refund_id: Option<&'a str>,
+    ) -> PspCall<'a, Option<PspRefund>> {
+        let base = endpoint.base(DEFAULT_BASE_URL, DEFAULT_BASE_URL);
+        Box::pin(fetch_refund(
+            endpoint.http,
+            base,
+            self.webhook_secret,
+            refund,
+        ))
     }
 
     fn verify_webhook(
@@ -194,6 +227,77 @@ async fn fetch_status(
     })
 }
 
+async fn create_refund(
+    http: &reqwest::Client,
+    base: &str,
+    webhook_secret: &Secret,
+    refund: &RefundRequest,
+) -> Result<PspRefund, PspError> {
+    let order_id = order_id_for(&psp_reference(refund.payment_id));
+    let body = CreateRefund {
+        reference: refund_reference(refund.refund_id),
+        amount: refund.amount,
+        reason: refund.reason.clone(),
+    };
+    let request = http
+        .post(join(base, &format!("/v1/orders/{order_id}/refunds")))
+        .header(KEY_HEADER, key_header(webhook_secret)?)
+        .json(&body);
+    let answer = exchange(request).await?;
+    if !answer.status.is_success() {
+        return Err(rejected(&answer));
+    }
+    let view: RefundView = parse_json(&answer, "sandbox refund")?;
+    Ok(psp_refund(view))
+}
+
+async fn fetch_refund(
+    http: &reqwest::Client,
+    base: &str,
+    webhook_secret: &Secret,
+    refund: &RefundRequest,
+) -> Result<Option<PspRefund>, PspError> {
+    // The refund's id derives from our reference, so the look-up needs no id of the sandbox's.
+    let id = refund_id_for(&refund_reference(refund.refund_id));
+    let request = http
+        .get(join(base, &format!("/v1/refunds/{id}")))
+        .header(KEY_HEADER, key_header(webhook_secret)?);
+    let answer = exchange(request).await?;
+    if answer.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !answer.status.is_success() {
+        return Err(rejected(&answer));
+    }
+    let view: RefundView = parse_json(&answer, "sandbox refund")?;
+    Ok(Some(psp_refund(view)))
+}
+
+fn psp_refund(view: RefundView) -> PspRefund {
+    PspRefund {
+        psp_refund_id: Some(view.id),
+        amount: view.amount,
+        state: refund_state(view.status, view.failure),
+    }
+}
+
+fn refund_state(status: RefundStatus, failure: Option<FailureInfo>) -> RefundState {
+    match status {
+        RefundStatus::Pending => RefundState::Pending,
+        RefundStatus::Processed => RefundState::Succeeded,
+        RefundStatus::Failed => {
+            let failure = failure.unwrap_or_else(|| FailureInfo {
+                code: "FAILED".to_owned(),
+                reason: String::new(),
+            });
+            RefundState::Failed {
+                code: failure.code,
+                reason: failure.reason,
+            }
+        }
+    }
+}
+
 async fn probe(
     http: &reqwest::Client,
     base: &str,
@@ -231,7 +335,24 @@ fn verify_webhook(
             WebhookError::BadSignature
         }
     })?;
+    let dedupe_key = format!("sandbox:{}", message.id);
+    let Kind { kind } = parse_webhook_json(raw_body)?;
+    if kind.starts_with("refund.") {
+        let event: RefundEvent = parse_webhook_json(raw_body)?;
+        return Ok(refund_webhook(dedupe_key, event));
+    }
     let event: SandboxEvent = parse_webhook_json(raw_body)?;
+    Ok(payment_webhook(dedupe_key, event))
+}
+
+/// The `type` every sandbox webhook carries, read first to pick the body's shape.
+#[derive(Debug, Deserialize)]
+struct Kind {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn payment_webhook(dedupe_key: String, event: SandboxEvent) -> VerifiedWebhook {
     let outcome = match (event.kind.as_str(), event.failure) {
         (EVENT_SUCCEEDED, _) => PaymentOutcome::Succeeded {
             amount: event.amount,
@@ -248,11 +369,103 @@ fn verify_webhook(
             why: format!("sandbox event {}", excerpt(other)),
         },
     };
-    Ok(VerifiedWebhook {
-        dedupe_key: format!("sandbox:{}", message.id),
+    VerifiedWebhook {
+        dedupe_key,
         payment_reference: parse_psp_reference(&event.reference),
         psp_order_id: Some(event.order_id),
         psp_payment_id: Some(event.payment_id),
         outcome,
-    })
+    }
+}
+
+fn refund_webhook(dedupe_key: String, event: RefundEvent) -> VerifiedWebhook {
+    let status = match event.kind.as_str() {
+        EVENT_REFUND_PROCESSED => Some(RefundStatus::Processed),
+        EVENT_REFUND_FAILED => Some(RefundStatus::Failed),
+        _ => None,
+    };
+    let outcome = match status {
+        Some(status) => PaymentOutcome::Refund {
+            refund_id: parse_refund_reference(&event.reference),
+            psp_refund_id: Some(event.refund_id),
+            amount: event.amount,
+            state: refund_state(status, event.failure),
+        },
+        None => PaymentOutcome::Ignored {
+            why: format!("sandbox event {}", excerpt(&event.kind)),
+        },
+    };
+    VerifiedWebhook {
+        dedupe_key,
+        payment_reference: parse_psp_reference(&event.order_reference),
+        psp_order_id: Some(event.order_id),
+        psp_payment_id: Some(event.payment_id),
+        outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lightspeed_domain::{Paise, PaymentId, RefundId};
+
+    use super::*;
+    use crate::merchant_webhook::sign;
+    use crate::secrets::generate_webhook_secret;
+
+    fn refund_body(kind: &str, payment: PaymentId, refund: RefundId) -> Vec<u8> {
+        let reference = refund_reference(refund);
+        serde_json::to_vec(&RefundEvent {
+            kind: kind.to_owned(),
+            refund_id: refund_id_for(&reference),
+            reference,
+            order_id: order_id_for(&psp_reference(payment)),
+            order_reference: psp_reference(payment),
+            payment_id: "sbp_1".to_owned(),
+            amount: Paise(2500),
+            currency: "INR".to_owned(),
+            failure: None,
+        })
+        .unwrap()
+    }
+
+    fn signed(secret: &Secret, body: &[u8]) -> HeaderMap {
+        let key = WebhookSecret::from_secret(secret).unwrap();
+        let signed = sign(&key, &[], "sbevt_x", Utc::now().timestamp(), body);
+        let mut headers = HeaderMap::new();
+        for (name, value) in signed.pairs() {
+            headers.insert(name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn refund_webhooks_name_the_refund_and_the_payment() {
+        let secret = generate_webhook_secret();
+        let (payment, refund) = (PaymentId::new(), RefundId::new());
+        let body = refund_body(crate::sandbox::EVENT_REFUND_PROCESSED, payment, refund);
+        let hook = verify_webhook(&secret, &signed(&secret, &body), &body, Utc::now()).unwrap();
+        assert_eq!(hook.dedupe_key, "sandbox:sbevt_x");
+        assert_eq!(hook.payment_reference, Some(payment));
+        assert_eq!(
+            hook.outcome,
+            PaymentOutcome::Refund {
+                refund_id: Some(refund),
+                psp_refund_id: Some(refund_id_for(&refund_reference(refund))),
+                amount: Paise(2500),
+                state: RefundState::Succeeded,
+            }
+        );
+
+        let mut tampered = body.clone();
+        let at = tampered.windows(4).position(|w| w == b"2500").unwrap();
+        tampered[at] = b'9';
+        assert_eq!(
+            verify_webhook(&secret, &signed(&secret, &body), &tampered, Utc::now()),
+            Err(WebhookError::BadSignature)
+        );
+
+        let body = refund_body("refund.unheard_of", payment, refund);
+        let hook = verify_webhook(&secret, &signed(&secret, &body), &body, Utc::now()).unwrap();
+        assert!(matches!(hook.outcome, PaymentOutcome::Ignored { .. }));
+    }
 }

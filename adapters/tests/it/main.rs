@@ -3,4 +3,6 @@
 
 mod doc_examples;
 mod psp_adapters;
+mod razorpay_refunds;
+mod refunds_payu_cashfree_phonepe;
 mod whatsapp_payouts;

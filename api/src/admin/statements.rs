@@ -70,7 +70,8 @@ pub struct StatementView {
 }
 
 impl StatementView {
-    fn new(statement: Statement, company_name: String) -> Self {
+    /// The view of `statement`, for the merchant named `company_name`.
+    pub(crate) fn new(statement: Statement, company_name: String) -> Self {
         Self {
             merchant_id: statement.merchant_id.0,
             company_name,
@@ -110,7 +111,7 @@ fn kind_name(kind: StatementEntryKind) -> &'static str {
 
 /// How the statement is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     Csv,
     Html,
@@ -119,7 +120,7 @@ enum Format {
 /// The month and format a path segment and `Accept` header ask for: `2026-11.csv` and
 /// `2026-11.html` name their format; a bare month follows `Accept` (JSON unless it prefers CSV
 /// or HTML).
-fn month_and_format(
+pub(crate) fn month_and_format(
     segment: &str,
     headers: &HeaderMap,
 ) -> Result<(StatementMonth, Format), ApiError> {
@@ -193,8 +194,13 @@ pub async fn statement(
         .await
         .map_err(admin_error)?;
     let view = StatementView::new(statement, merchant.company_name().to_owned());
+    Ok(render(view, format))
+}
+
+/// The statement answered in `format` (the merchant's own route answers the same).
+pub(crate) fn render(view: StatementView, format: Format) -> Response {
     let file = format!("statement-{}-{}", view.merchant_id, view.month);
-    Ok(match format {
+    match format {
         Format::Json => Json(view).into_response(),
         Format::Csv => attachment(
             "text/csv; charset=utf-8",
@@ -209,7 +215,7 @@ pub async fn statement(
             html(&view),
         )
             .into_response(),
-    })
+    }
 }
 
 fn attachment(content_type: &'static str, file_name: &str, body: String) -> Response {

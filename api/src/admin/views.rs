@@ -324,6 +324,8 @@ mirror! {
         refunded_paise: i64,
         /// Refunds recorded.
         refunds: i32,
+        /// Our ids of the refunds requested and awaiting their outcome.
+        open_refunds: Vec<String>,
         /// When it was initiated.
         initiated_at: DateTime<Utc>,
         /// When it succeeded.

@@ -10,6 +10,7 @@ mod common;
 mod contract;
 mod gateway_setup;
 mod merchant_api;
+mod merchant_self_service;
 mod openapi;
 mod ops;
 mod payouts;

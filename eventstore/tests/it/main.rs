@@ -10,4 +10,5 @@ mod handler;
 mod reads;
 mod relay;
 mod seal;
+mod snapshots;
 mod subscription;

@@ -4,3 +4,4 @@
 mod common;
 mod durability;
 mod flow;
+mod refunds;

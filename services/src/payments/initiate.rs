@@ -307,6 +307,11 @@ impl Ledger {
             .iter()
             .map(stream_of::<Gateway>)
             .collect::<Result<Vec<StreamId>, _>>()?;
+        // Streams this process has not seen yet start from their snapshots, not their first event.
+        self.wallets
+            .warm(std::slice::from_ref(&wallet_stream))
+            .await?;
+        self.gateways.warm(&streams).await?;
         // Each state from the cache, and whether it is recent enough to use without a read.
         let within = if reuse { STATE_REUSE } else { Duration::ZERO };
         let cached = || {
