@@ -7,8 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lightspeed_adapters::psp::{
-    PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, parse_refund_reference,
-    verify_webhook,
+    PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, payu, verify_webhook,
 };
 use lightspeed_domain::gateway::Gateway;
 use lightspeed_domain::merchant::Merchant;
@@ -326,12 +325,9 @@ async fn refund_callback(
     Ok(Some(WebhookAnswer::RefundCheckQueued))
 }
 
-/// The payment and refund a PayU refund callback names (JSON `merchantTxnId`, our payment
-/// reference, and `token`, our refund reference); `None` unless it names a refund of ours.
+/// The payment and refund a PayU refund callback names (its `merchantTxnId` and `token`, our
+/// references); `None` unless it names a refund of ours.
 fn payu_refund_hint(body: &[u8]) -> Option<(Option<PaymentId>, RefundId)> {
-    let callback: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let text = |field: &str| callback.get(field).and_then(|v| v.as_str()).map(str::trim);
-    let refund_id = text("token").and_then(parse_refund_reference)?;
-    let payment_id = text("merchantTxnId").and_then(parse_psp_reference);
-    Some((payment_id, refund_id))
+    let hint = payu::refund_callback_hint(body)?;
+    Some((hint.payment_reference, hint.refund_id?))
 }
