@@ -235,6 +235,10 @@ pub struct Payouts {
     /// Seconds after initiation a payment without an outcome is checked with its PSP.
     #[arg(long, env = "RECONCILE_MIN_AGE_SECS", default_value_t = 1800)]
     pub reconcile_min_age_secs: u64,
+    /// Seconds after its request a refund still requested or submitted is checked with its PSP
+    /// (and created again if the PSP does not know it).
+    #[arg(long, env = "RECONCILE_REFUND_MIN_AGE_SECS", default_value_t = 1800)]
+    pub reconcile_refund_min_age_secs: u64,
 }
 
 impl Payouts {
@@ -303,6 +307,7 @@ impl Payouts {
     pub fn reconciliation(&self) -> lightspeed_workers::reconciliation::ReconciliationSettings {
         lightspeed_workers::reconciliation::ReconciliationSettings {
             min_age: Duration::from_secs(self.reconcile_min_age_secs),
+            refund_min_age: Duration::from_secs(self.reconcile_refund_min_age_secs),
             window: self.reconcile_interval(),
             ..Default::default()
         }

@@ -41,7 +41,8 @@ enum Command {
     /// Serves the HTTP API (merchant API, checkout, PSP webhooks, sandbox PSP).
     Serve(Server),
     /// Runs a worker queue (`transaction-processing`, `webhook-processing`,
-    /// `merchant-webhooks`, `settlement-processing`, `payouts`, `whatsapp-notifications`), or
+    /// `merchant-webhooks`, `settlement-processing`, `payouts`, `whatsapp-notifications`,
+    /// `refund-processing`), or
     /// `all` with the schedules (daily payouts, reconciliation, low-balance watcher).
     Work {
         /// The queue, or `all`.

@@ -11,7 +11,7 @@ use lightspeed_adapters::payouts::MIN_AMOUNT;
 use lightspeed_adapters::psp::PspClient;
 use lightspeed_adapters::secrets::Keyring;
 use lightspeed_adapters::secrets::Secret;
-use lightspeed_domain::{GatewayId, Paise, PaymentId};
+use lightspeed_domain::{GatewayId, Paise, PaymentId, RefundId};
 use lightspeed_monitoring::queues::QueueControl;
 use lightspeed_services::Ledger;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -99,6 +99,17 @@ pub trait StatusChecks: Send + Sync {
         payment_id: Option<PaymentId>,
         reason: &'static str,
     ) -> BoxFuture<'static, ()>;
+
+    /// Queues a check of one of our refunds (an unsigned refund callback names it); without
+    /// a queue, nothing is queued and reconciliation covers the refund.
+    fn enqueue_refund(
+        &self,
+        _payment_id: PaymentId,
+        _refund_id: RefundId,
+        _reason: &'static str,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What one on-demand reconciliation sweep did.

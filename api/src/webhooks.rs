@@ -4,14 +4,15 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use lightspeed_adapters::psp::{
-    PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, verify_webhook,
+    PaymentOutcome, PspAccount, VerifiedWebhook, parse_psp_reference, payu, verify_webhook,
 };
 use lightspeed_domain::gateway::Gateway;
 use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
-use lightspeed_domain::{GatewayId, PaymentId, Provider};
+use lightspeed_domain::{GatewayId, PaymentId, Provider, RefundId};
 use lightspeed_eventstore::{CommandContext, Metadata};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -29,6 +30,42 @@ pub struct WebhookReceived {
     pub duplicate: bool,
 }
 
+/// The answer to a webhook: recorded (200), or an unsigned refund callback whose refund is
+/// checked with the PSP instead (202).
+#[derive(Debug)]
+pub enum WebhookAnswer {
+    /// Verified and recorded.
+    Received(WebhookReceived),
+    /// Not signed, but naming one of our refunds: its check is queued, nothing recorded.
+    RefundCheckQueued,
+}
+
+impl IntoResponse for WebhookAnswer {
+    fn into_response(self) -> Response {
+        match self {
+            WebhookAnswer::Received(received) => Json(received).into_response(),
+            WebhookAnswer::RefundCheckQueued => (
+                StatusCode::ACCEPTED,
+                Json(RefundCheckQueued {
+                    received: true,
+                    refund_check_queued: true,
+                }),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The answer to an unsigned refund callback (PayU's): nothing from it is recorded; the refund's
+/// status is asked of the PSP.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefundCheckQueued {
+    /// Always true.
+    pub received: bool,
+    /// Always true: a refund check is queued.
+    pub refund_check_queued: bool,
+}
+
 /// A webhook from one of the merchant's PSP accounts, named in the path.
 #[utoipa::path(
     post,
@@ -41,6 +78,7 @@ pub struct WebhookReceived {
     request_body(content = String, description = "The PSP's payload, exactly as sent (JSON or form)"),
     responses(
         (status = 200, description = "Verified and recorded", body = WebhookReceived),
+        (status = 202, description = "An unsigned refund callback (PayU) naming one of our refunds: nothing recorded, the refund's status is queried instead", body = RefundCheckQueued),
         (status = 401, description = "Signature does not verify; nothing recorded, the payment's status is queried instead", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The source address is outside the provider's allow-list (when one is configured)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown client key or gateway", body = Problem, content_type = "application/problem+json"),
@@ -53,7 +91,7 @@ pub async fn gateway_webhook(
     ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<WebhookReceived>, ApiError> {
+) -> Result<WebhookAnswer, ApiError> {
     let merchant = merchant(&state, &client_key).await?;
     let gateway_id: GatewayId = gateway_id
         .parse()
@@ -84,6 +122,7 @@ pub async fn gateway_webhook(
     request_body(content = String, description = "The PSP's payload, exactly as sent (JSON or form)"),
     responses(
         (status = 200, description = "Verified and recorded", body = WebhookReceived),
+        (status = 202, description = "An unsigned refund callback (PayU) naming one of our refunds: nothing recorded, the refund's status is queried instead", body = RefundCheckQueued),
         (status = 401, description = "Signature does not verify with any of the merchant's gateways", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The source address is outside the allow-list of every provider the message could be from", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown client key", body = Problem, content_type = "application/problem+json"),
@@ -95,7 +134,7 @@ pub async fn merchant_webhook(
     ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<WebhookReceived>, ApiError> {
+) -> Result<WebhookAnswer, ApiError> {
     let merchant = merchant(&state, &client_key).await?;
     let likely = likely_providers(&headers, &body);
     let allowlist = &state.config.webhook_ip_allowlist;
@@ -145,7 +184,7 @@ fn likely_providers(headers: &HeaderMap, body: &[u8]) -> Vec<Provider> {
     if has("webhook-signature") {
         providers.push(Provider::Sandbox);
     }
-    if body.windows(9).any(|w| w == b"mihpayid=") {
+    if body.windows(9).any(|w| w == b"mihpayid=") || payu_refund_hint(body).is_some() {
         providers.push(Provider::Payu);
     }
     providers
@@ -157,7 +196,7 @@ async fn receive(
     gateways: &[Gateway],
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Json<WebhookReceived>, ApiError> {
+) -> Result<WebhookAnswer, ApiError> {
     let now = state.ledger.now();
     for gateway in gateways {
         let account = PspAccount::open(&state.keyring, gateway.credentials()).map_err(|e| {
@@ -183,10 +222,13 @@ async fn receive(
             },
         };
         let recorded = state.ledger.report_outcome(report, &context).await?;
-        return Ok(Json(WebhookReceived {
+        return Ok(WebhookAnswer::Received(WebhookReceived {
             received: true,
             duplicate: !recorded,
         }));
+    }
+    if let Some(queued) = refund_callback(state, merchant, gateways, body).await? {
+        return Ok(queued);
     }
     // Not trusted: nothing is recorded, but the PSP is asked what really happened.
     if let (Some(checks), Some(gateway)) = (&state.status_checks, gateways.first()) {
@@ -244,4 +286,48 @@ fn payment_hint(body: &[u8]) -> Option<PaymentId> {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|token| token.len() == 22)
         .find_map(parse_psp_reference)
+}
+
+/// PayU's refund callbacks are not signed: one naming a refund of ours (of this merchant, on a
+/// PayU gateway among `gateways`) queues a check of that refund with the PSP and records nothing
+/// from the body.
+async fn refund_callback(
+    state: &AppState,
+    merchant: &Merchant,
+    gateways: &[Gateway],
+    body: &[u8],
+) -> Result<Option<WebhookAnswer>, ApiError> {
+    if !gateways.iter().any(|g| g.provider() == Provider::Payu) {
+        return Ok(None);
+    }
+    let Some((payment_hint, refund_id)) = payu_refund_hint(body) else {
+        return Ok(None);
+    };
+    let payment_id = match payment_hint {
+        Some(payment_id) => Some(payment_id),
+        None => state.ledger.payment_of_refund(refund_id).await?,
+    };
+    let Some(payment_id) = payment_id else {
+        return Ok(None);
+    };
+    // Only a refund of this merchant's payment is checked, however the body names it.
+    let owned = state
+        .ledger
+        .payment(payment_id)
+        .await?
+        .is_some_and(|p| p.merchant_id() == merchant.id() && p.refund(refund_id).is_some());
+    let Some(checks) = state.status_checks.as_ref().filter(|_| owned) else {
+        return Ok(None);
+    };
+    checks
+        .enqueue_refund(payment_id, refund_id, "unsigned PayU refund callback")
+        .await;
+    Ok(Some(WebhookAnswer::RefundCheckQueued))
+}
+
+/// The payment and refund a PayU refund callback names (its `merchantTxnId` and `token`, our
+/// references); `None` unless it names a refund of ours.
+fn payu_refund_hint(body: &[u8]) -> Option<(Option<PaymentId>, RefundId)> {
+    let hint = payu::refund_callback_hint(body)?;
+    Some((hint.payment_reference, hint.refund_id?))
 }

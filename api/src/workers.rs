@@ -1,12 +1,14 @@
-//! What the API hands to the workers, as production runs it: status checks queued on their
-//! `settlement-processing` queue ([`QueuedStatusChecks`]), and reconciliation sweeps run now by
-//! their reconciler (`Reconciler` as [`Reconciliation`]).
+//! What the API hands to the workers, as production runs it: status and refund checks queued
+//! on their `settlement-processing` queue ([`QueuedStatusChecks`]), and reconciliation sweeps
+//! run now by their reconciler (`Reconciler` as [`Reconciliation`]).
 
 use async_nats::jetstream;
 use futures::future::BoxFuture;
-use lightspeed_domain::{GatewayId, PaymentId};
+use lightspeed_domain::{GatewayId, PaymentId, RefundId};
 use lightspeed_eventstore::nats::LogStreamConfig;
-use lightspeed_workers::{Reconciler, StatusCheck, publish_status_check};
+use lightspeed_workers::{
+    Reconciler, RefundCheck, StatusCheck, publish_refund_check, publish_status_check,
+};
 
 use crate::state::{Reconciliation, ReconciliationRun, StatusChecks};
 
@@ -47,6 +49,27 @@ impl StatusChecks for QueuedStatusChecks {
             };
             if let Err(e) = publish_status_check(&jetstream, &log_stream, &check).await {
                 tracing::warn!(error = %e, %payment_id, "could not queue a status check");
+            }
+        })
+    }
+
+    fn enqueue_refund(
+        &self,
+        payment_id: PaymentId,
+        refund_id: RefundId,
+        reason: &'static str,
+    ) -> BoxFuture<'static, ()> {
+        let (jetstream, log_stream) = (self.jetstream.clone(), self.log_stream.clone());
+        Box::pin(async move {
+            let check = RefundCheck {
+                payment_id,
+                refund_id,
+                reason: reason.to_owned(),
+            };
+            let message_id = check.message_id();
+            if let Err(e) = publish_refund_check(&jetstream, &log_stream, &check, message_id).await
+            {
+                tracing::warn!(error = %e, %payment_id, %refund_id, "could not queue a refund check");
             }
         })
     }

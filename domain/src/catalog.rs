@@ -5,7 +5,7 @@
 
 use crate::claims::{
     ClientKeyClaim, ClientKeyEvent, MerchantOrderClaim, MerchantOrderEvent, MerchantRefundClaim,
-    MerchantRefundEvent,
+    MerchantRefundEvent, RefundLocator, RefundLocatorEvent,
 };
 use crate::decider::Decider;
 use crate::gateway::{Gateway, GatewayEvent};
@@ -69,6 +69,10 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: <MerchantRefundClaim as Decider>::CATEGORY,
         event_types: MerchantRefundEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <RefundLocator as Decider>::CATEGORY,
+        event_types: RefundLocatorEvent::EVENT_TYPES,
     },
     Category {
         name: <PspOutcomeRecord as Decider>::CATEGORY,

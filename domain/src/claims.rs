@@ -10,6 +10,8 @@
 //!   request it is refused.
 //! - `merchant_refund-<merchant id>.<refund id>`: which refund (of which payment) a merchant's
 //!   refund id asked for, and a digest of the request. The same idempotency rule applies.
+//! - `refund-<refund id>`: which payment one of our refunds belongs to. Written with the
+//!   request, so a PSP report naming only the refund finds its payment in the log.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,9 @@ pub enum ClaimError {
     /// The merchant already used this refund id.
     #[error("refund id already asked for refund {}", .0.refund_id)]
     RefundIdTaken(MerchantRefund),
+    /// The refund already belongs to a payment.
+    #[error("refund already belongs to payment {0}")]
+    RefundLocated(PaymentId),
 }
 
 impl Decider for ClientKeyClaim {
@@ -258,6 +263,73 @@ pub fn merchant_refund_key(merchant_id: MerchantId, merchant_refund_id: &str) ->
     format!("{merchant_id}.{merchant_refund_id}")
 }
 
+/// Which payment one of our refunds belongs to: `None` until the refund is requested.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefundLocator(Option<PaymentId>);
+
+impl RefundLocator {
+    /// The refund's payment, once requested.
+    pub fn payment_id(&self) -> Option<PaymentId> {
+        self.0
+    }
+}
+
+/// Records which payment a new refund belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateRefund {
+    /// The refund.
+    pub refund_id: RefundId,
+    /// Its payment.
+    pub payment_id: PaymentId,
+    /// When it is decided.
+    pub at: DateTime<Utc>,
+}
+
+event_enum! {
+    /// What a refund locator stream records.
+    pub enum RefundLocatorEvent {
+        /// The refund was requested on this payment.
+        RefundLocated {
+            /// The refund.
+            refund_id: RefundId,
+            /// Its payment.
+            payment_id: PaymentId,
+            /// When.
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+impl Decider for RefundLocator {
+    const CATEGORY: &'static str = "refund";
+    type State = RefundLocator;
+    type Command = LocateRefund;
+    type Event = RefundLocatorEvent;
+    type Error = ClaimError;
+
+    fn decide(
+        state: &Self::State,
+        command: &LocateRefund,
+    ) -> Result<Vec<RefundLocatorEvent>, ClaimError> {
+        match state.0 {
+            Some(payment_id) => Err(ClaimError::RefundLocated(payment_id)),
+            None => Ok(vec![RefundLocatorEvent::RefundLocated {
+                refund_id: command.refund_id,
+                payment_id: command.payment_id,
+                at: command.at,
+            }]),
+        }
+    }
+
+    fn evolve(state: Self::State, event: &RefundLocatorEvent) -> Self::State {
+        match event {
+            RefundLocatorEvent::RefundLocated { payment_id, .. } => {
+                RefundLocator(state.0.or(Some(*payment_id)))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +393,31 @@ mod tests {
                 at: t(1),
             })
             .then_error(ClaimError::RefundIdTaken(refund("aa")));
+    }
+
+    #[test]
+    fn a_refund_is_located_on_one_payment() {
+        let refund_id = RefundId(uuid::Uuid::from_u128(3));
+        let payment_id = PaymentId(uuid::Uuid::from_u128(2));
+        let located = RefundLocatorEvent::RefundLocated {
+            refund_id,
+            payment_id,
+            at: t(0),
+        };
+        given::<RefundLocator>([])
+            .when(LocateRefund {
+                refund_id,
+                payment_id,
+                at: t(0),
+            })
+            .then([located.clone()]);
+        given::<RefundLocator>([located])
+            .when(LocateRefund {
+                refund_id,
+                payment_id: PaymentId(uuid::Uuid::from_u128(4)),
+                at: t(1),
+            })
+            .then_error(ClaimError::RefundLocated(payment_id));
     }
 
     #[test]

@@ -36,6 +36,6 @@ pub use payouts::{
     RequestedPayout, payout_id_for,
 };
 pub use pending::AwaitingOutcome;
-pub use refunds::{RefundOutcome, RefundRequest, RequestedRefund};
+pub use refunds::{OpenRefund, RefundOutcome, RefundRequest, RequestedRefund};
 pub use statements::{Statement, StatementEntry, StatementEntryKind, StatementMonth, ist};
 pub use unit_of_work::UnitOfWork;

@@ -1,6 +1,7 @@
-//! Refunds: a merchant's request (claimed under its refund id and decided on the payment's
-//! stream, appended together), and the PSP's answers: submitted, succeeded (with the wallet's
-//! commission reversal when the refund reverses commission) or failed.
+//! Refunds: a merchant's request (claimed under its refund id, located under our refund id and
+//! decided on the payment's stream, appended together), and the PSP's answers: submitted,
+//! succeeded (with the wallet's commission reversal when the refund reverses commission) or
+//! failed, whether a worker records them or a PSP report ([`Ledger::settle_refund_report`]).
 //!
 //! The payment stream is appended at the version the refund was decided on, so of two requests
 //! racing for what is left to refund, the second is decided again on the first one's result (and
@@ -8,15 +9,22 @@
 //! payment and body again answer the first refund; anything else under it is refused.
 
 use chrono::{DateTime, Utc};
+use lightspeed_domain::Decider;
 use lightspeed_domain::claims::{
-    ClaimRefund, MerchantRefund, MerchantRefundClaim, merchant_refund_key,
+    ClaimRefund, LocateRefund, MerchantRefund, MerchantRefundClaim, RefundLocator,
+    merchant_refund_key,
 };
+use lightspeed_domain::payment::refunds::RefundStatus;
 use lightspeed_domain::payment::refunds::{RequestRefund, validate_merchant_refund_id};
 use lightspeed_domain::payment::{Payment, PaymentCommand, PaymentError};
+use lightspeed_domain::psp_outcome::{PspOutcome, RefundState, ReportOutcome};
 use lightspeed_domain::standing::MerchantStatus;
 use lightspeed_domain::wallet::{Wallet, WalletCommand};
 use lightspeed_domain::{MerchantId, Paise, PaymentId, RefundId};
-use lightspeed_eventstore::{AppendError, CommandContext, StreamId, stream_of};
+use lightspeed_eventstore::lookups::{self, Awaiting};
+use lightspeed_eventstore::{
+    AppendError, CommandContext, CommandHandler, PgEventStore, StreamId, stream_of,
+};
 
 use crate::error::ServiceError;
 use crate::ledger::{Ledger, MAX_ATTEMPTS};
@@ -124,6 +132,8 @@ impl Ledger {
                 continue;
             }
             unit.decide(&self.refund_claims, &claim_stream, &claimed, &claim)?;
+            self.locate_refund(&mut unit, refund_id, request.payment_id, at)
+                .await?;
             match unit.commit(&self.store).await {
                 Ok(_) => {
                     let payment = events.iter().fold(loaded.state, |state, event| {
@@ -140,6 +150,45 @@ impl Ledger {
             }
         }
         Err(ServiceError::Contended)
+    }
+
+    /// Adds to `unit` the refund's locator: which payment it belongs to.
+    async fn locate_refund(
+        &self,
+        unit: &mut UnitOfWork,
+        refund_id: RefundId,
+        payment_id: PaymentId,
+        at: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let locators = self.refund_locators();
+        let stream = stream_of::<RefundLocator>(refund_id)?;
+        let located = locators.load(&stream).await?;
+        let locate = LocateRefund {
+            refund_id,
+            payment_id,
+            at,
+        };
+        unit.decide(&locators, &stream, &located, &locate)?;
+        Ok(())
+    }
+
+    fn refund_locators(&self) -> CommandHandler<RefundLocator, PgEventStore> {
+        CommandHandler::new(self.store.clone())
+    }
+
+    /// The payment one of our refunds belongs to, from the log; `None` for a refund we never
+    /// requested.
+    pub async fn payment_of_refund(
+        &self,
+        refund_id: RefundId,
+    ) -> Result<Option<PaymentId>, ServiceError> {
+        let stream = stream_of::<RefundLocator>(refund_id)?;
+        Ok(self
+            .refund_locators()
+            .load(&stream)
+            .await?
+            .state
+            .payment_id())
     }
 
     fn refund_claim(
@@ -271,5 +320,220 @@ impl Ledger {
             }
         }
         Err(ServiceError::Contended)
+    }
+}
+
+/// What a PSP's refund report asks the payment to record.
+enum ReportedRefund {
+    /// One of our refunds moved.
+    Ours(RefundId, RefundOutcome),
+    /// A refund made at the PSP, not through us, succeeded.
+    External {
+        psp_refund_id: String,
+        amount: Paise,
+    },
+}
+
+impl Ledger {
+    /// Applies a PSP's refund report to its payment (named by the report, else found through
+    /// the refund's locator), as of the report's instant: our refund's success or failure, its
+    /// submission (pending with the PSP's id), or a refund made at the PSP without us. A report
+    /// recorded before, or saying nothing final about an unknown refund, changes nothing.
+    /// Answers the payment when the report named one.
+    pub async fn settle_refund_report(
+        &self,
+        report: &ReportOutcome,
+        context: &CommandContext,
+    ) -> Result<Option<Payment>, ServiceError> {
+        let PspOutcome::Refund { refund_id, .. } = &report.outcome else {
+            return Ok(None);
+        };
+        let payment_id = match (report.payment_id, refund_id) {
+            (Some(payment_id), _) => payment_id,
+            (None, Some(refund_id)) => match self.payment_of_refund(*refund_id).await? {
+                Some(payment_id) => payment_id,
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
+        let payment = self
+            .payment(payment_id)
+            .await?
+            .filter(|payment| payment.merchant_id() == report.merchant_id)
+            .ok_or(ServiceError::UnknownPayment(payment_id))?;
+        let Some(reported) = reported_refund(&payment, &report.outcome) else {
+            return Ok(Some(payment));
+        };
+        let at = report.at;
+        let after = match reported {
+            ReportedRefund::Ours(refund_id, outcome) => {
+                self.record_refund_outcome(payment_id, refund_id, &outcome, at, context)
+                    .await?
+            }
+            ReportedRefund::External {
+                psp_refund_id,
+                amount,
+            } => {
+                self.record_external_refund(payment_id, psp_refund_id, amount, at, context)
+                    .await?
+            }
+        };
+        Ok(Some(after))
+    }
+
+    /// Records a refund made at the PSP without our request; one already recorded changes
+    /// nothing.
+    async fn record_external_refund(
+        &self,
+        payment_id: PaymentId,
+        psp_refund_id: String,
+        amount: Paise,
+        at: DateTime<Utc>,
+        context: &CommandContext,
+    ) -> Result<Payment, ServiceError> {
+        let stream = stream_of::<Payment>(payment_id)?;
+        let command = PaymentCommand::RecordRefund {
+            refund_id: psp_refund_id,
+            amount,
+            at,
+        };
+        match self.payments.execute(&stream, &command, context).await {
+            Ok(executed) => executed
+                .state
+                .ok_or(ServiceError::UnknownPayment(payment_id)),
+            Err(lightspeed_eventstore::CommandError::Rejected(refusal))
+                if refusal.is_already_recorded() =>
+            {
+                self.payment(payment_id)
+                    .await?
+                    .ok_or(ServiceError::UnknownPayment(payment_id))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+/// What a refund report asks of `payment`; `None` when it asks nothing (pending without the
+/// PSP's id, or a refund made elsewhere that has not succeeded).
+fn reported_refund(payment: &Payment, outcome: &PspOutcome) -> Option<ReportedRefund> {
+    let PspOutcome::Refund {
+        refund_id,
+        psp_refund_id,
+        amount,
+        state,
+    } = outcome
+    else {
+        return None;
+    };
+    // A refund of ours the PSP reports without echoing our reference is still ours.
+    let ours = refund_id.or_else(|| {
+        let psp_id = psp_refund_id.as_deref()?;
+        payment
+            .refunds()
+            .iter()
+            .find(|r| {
+                r.psp_refund_id.as_deref() == Some(psp_id) && !r.merchant_refund_id.is_empty()
+            })
+            .map(|r| r.id)
+    });
+    let psp_refund_id = psp_refund_id.clone();
+    match (ours, state) {
+        (Some(id), RefundState::Pending) => psp_refund_id.map(|psp_refund_id| {
+            ReportedRefund::Ours(id, RefundOutcome::Submitted { psp_refund_id })
+        }),
+        (Some(id), RefundState::Succeeded) => Some(ReportedRefund::Ours(
+            id,
+            RefundOutcome::Succeeded { psp_refund_id },
+        )),
+        (Some(id), RefundState::Failed { code, reason }) => Some(ReportedRefund::Ours(
+            id,
+            RefundOutcome::Failed {
+                code: code.clone(),
+                reason: reason.clone(),
+            },
+        )),
+        (None, RefundState::Succeeded) => Some(ReportedRefund::External {
+            psp_refund_id: psp_refund_id?,
+            amount: *amount,
+        }),
+        (None, _) => None,
+    }
+}
+
+/// The locator's one event: a refund was requested.
+const REFUND_LOCATED: &str = "RefundLocated";
+
+/// One of our refunds still waiting for its PSP's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRefund {
+    /// The refunded payment.
+    pub payment_id: PaymentId,
+    /// The refund.
+    pub refund_id: RefundId,
+    /// Requested (the PSP may not have it) or submitted.
+    pub status: RefundStatus,
+}
+
+impl Ledger {
+    /// Our refunds requested in `[requested_from, requested_before)` that are still requested
+    /// or submitted, oldest first, from at most `limit` requests: read from the log (the
+    /// refunds' locators, then their payments), not a read model.
+    pub async fn refunds_awaiting_outcome(
+        &self,
+        requested_from: DateTime<Utc>,
+        requested_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OpenRefund>, ServiceError> {
+        let requested = Awaiting {
+            category: <RefundLocator as Decider>::CATEGORY,
+            recorded: REFUND_LOCATED,
+            recorded_from: requested_from,
+            recorded_before: requested_before,
+            awaited: &[],
+            limit,
+        };
+        let streams = lookups::streams_awaiting(self.store.pool(), &requested)
+            .await
+            .map_err(|e| ServiceError::Store(e.to_string()))?;
+        let mut open = Vec::new();
+        for stream in streams {
+            let Ok(refund_id) = stream.id().parse::<uuid::Uuid>().map(RefundId) else {
+                continue;
+            };
+            if let Some(refund) = self.open_refund(refund_id).await? {
+                open.push(refund);
+            }
+        }
+        Ok(open)
+    }
+
+    /// The refund as the log says now, if it is still open.
+    async fn open_refund(&self, refund_id: RefundId) -> Result<Option<OpenRefund>, ServiceError> {
+        let Some(payment_id) = self.payment_of_refund(refund_id).await? else {
+            return Ok(None);
+        };
+        let payment = self.payment(payment_id).await?;
+        let status = payment
+            .as_ref()
+            .and_then(|p| p.refund(refund_id))
+            .map(|refund| refund.status)
+            .filter(|status| status.is_open());
+        Ok(status.map(|status| OpenRefund {
+            payment_id,
+            refund_id,
+            status,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lightspeed_domain::claims::RefundLocatorEvent;
+
+    use super::*;
+
+    #[test]
+    fn the_located_type_is_the_locator_event() {
+        assert_eq!(RefundLocatorEvent::EVENT_TYPES, [REFUND_LOCATED]);
     }
 }

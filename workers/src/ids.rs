@@ -1,7 +1,9 @@
 //! Ids derived from what a job is about, so a redelivered job issues the same commands (and the
 //! log stores their effects once).
 
-use lightspeed_domain::{GatewayId, NotificationId, PaymentId, PayoutId, WebhookDeliveryId};
+use lightspeed_domain::{
+    GatewayId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId,
+};
 use lightspeed_eventstore::RecordedEvent;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -37,6 +39,11 @@ pub(crate) fn record_order_command(payment: PaymentId, gateway: GatewayId) -> Uu
 /// The command that settles the outcome recorded by `event_id`: one per reported outcome.
 pub(crate) fn settle_command(event_id: Uuid) -> Uuid {
     command_id("settle-psp-outcome", &[event_id.as_bytes()])
+}
+
+/// The command that records the PSP's first answer about `refund`: one per refund.
+pub(crate) fn submit_refund_command(refund: RefundId) -> Uuid {
+    command_id("submit-refund", &[refund.0.as_bytes()])
 }
 
 /// The command that records RazorpayX's refusal of `payout`: one per payout.
@@ -85,11 +92,26 @@ pub fn txn_update_id(payment: PaymentId, event_type: &str) -> NotificationId {
 /// still sort by time).
 pub fn delivery_id_for(event: &RecordedEvent) -> WebhookDeliveryId {
     let digest = digest("webhook-delivery", &[event.event_id.as_bytes()]);
+    time_ordered(event, &digest)
+}
+
+/// A UUID v7 with the event's time and the digest's first bits.
+fn time_ordered(event: &RecordedEvent, digest: &[u8; 32]) -> WebhookDeliveryId {
     let mut random = [0u8; 10];
     random.copy_from_slice(&digest[..10]);
     let millis = u64::try_from(event.recorded_at.timestamp_millis())
         .expect("the log records events after 1970");
     WebhookDeliveryId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+}
+
+/// The webhook delivery of the `webhook_type` a payment event sends besides its own (as
+/// [`delivery_id_for`], with the type mixed into the derived bits).
+pub fn delivery_id_of_type(event: &RecordedEvent, webhook_type: &str) -> WebhookDeliveryId {
+    let digest = digest(
+        "webhook-delivery-of-type",
+        &[event.event_id.as_bytes(), webhook_type.as_bytes()],
+    );
+    time_ordered(event, &digest)
 }
 
 #[cfg(test)]
@@ -118,6 +140,9 @@ mod tests {
         let id = delivery_id_for(&event(7));
         assert_eq!(id, delivery_id_for(&event(7)));
         assert_ne!(id, delivery_id_for(&event(8)));
+        let full = delivery_id_of_type(&event(7), "payment.refunded");
+        assert_ne!(id, full);
+        assert_eq!(full, delivery_id_of_type(&event(7), "payment.refunded"));
         assert_eq!(id.as_uuid().get_version_num(), 7);
         let (secs, nanos) = id
             .as_uuid()

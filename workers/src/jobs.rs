@@ -14,11 +14,20 @@
 //! `psp_order_id` is optional (the payment's recorded order is used when absent); unknown fields
 //! are refused. The message id is `status_check:<gateway>:<payment>`, so a burst of bad webhooks
 //! for one payment within JetStream's duplicate window queues one check.
+//!
+//! A refund check (an unsigned PayU refund callback, or a refund reconciliation finds stale) is
+//! published on `<log prefix>_jobs.refund_check`:
+//!
+//! ```json
+//! {"payment_id": "0190…", "refund_id": "0190…", "reason": "reconciliation: refund open 30 minutes"}
+//! ```
+//!
+//! with message id `refund_check:<refund>` (or the caller's).
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage, stream};
-use lightspeed_domain::{GatewayId, PaymentId};
+use lightspeed_domain::{GatewayId, PaymentId, RefundId};
 use lightspeed_eventstore::nats::{DUPLICATE_WINDOW, LogStreamConfig};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +61,11 @@ impl JobStreamConfig {
     /// The subject status checks are published on.
     pub fn status_check_subject(&self) -> String {
         format!("{}.status_check", self.subject_prefix)
+    }
+
+    /// The subject refund checks are published on.
+    pub fn refund_check_subject(&self) -> String {
+        format!("{}.refund_check", self.subject_prefix)
     }
 
     /// Creates the stream if absent.
@@ -139,15 +153,77 @@ pub async fn publish_status_check_as(
     message_id: String,
 ) -> Result<Queued, JobError> {
     let jobs = JobStreamConfig::for_log(log_stream);
-    jobs.ensure_stream(jetstream).await?;
     let check = StatusCheck {
         reason: check.reason.chars().take(MAX_REASON_CHARS).collect(),
         ..check.clone()
     };
     let payload = serde_json::to_vec(&check)?;
+    publish(
+        jetstream,
+        &jobs,
+        jobs.status_check_subject(),
+        payload,
+        message_id,
+    )
+    .await
+}
+
+/// A request to ask the PSP where one of our refunds stands (the gateway is the one that
+/// captured the payment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundCheck {
+    /// The refunded payment.
+    pub payment_id: PaymentId,
+    /// Our refund.
+    pub refund_id: RefundId,
+    /// Why the check is asked for (at most [`MAX_REASON_CHARS`] characters are kept).
+    pub reason: String,
+}
+
+impl RefundCheck {
+    /// The JetStream message id: one queued check per refund within the duplicate window.
+    pub fn message_id(&self) -> String {
+        format!("refund_check:{}", self.refund_id)
+    }
+}
+
+/// Queues a refund check under `message_id` (see [`RefundCheck::message_id`]) and waits for
+/// JetStream's acknowledgement.
+pub async fn publish_refund_check(
+    jetstream: &jetstream::Context,
+    log_stream: &LogStreamConfig,
+    check: &RefundCheck,
+    message_id: String,
+) -> Result<Queued, JobError> {
+    let jobs = JobStreamConfig::for_log(log_stream);
+    let check = RefundCheck {
+        reason: check.reason.chars().take(MAX_REASON_CHARS).collect(),
+        ..check.clone()
+    };
+    let payload = serde_json::to_vec(&check)?;
+    publish(
+        jetstream,
+        &jobs,
+        jobs.refund_check_subject(),
+        payload,
+        message_id,
+    )
+    .await
+}
+
+/// Publishes one job (creating the jobs stream if needed) and waits for its acknowledgement.
+async fn publish(
+    jetstream: &jetstream::Context,
+    jobs: &JobStreamConfig,
+    subject: String,
+    payload: Vec<u8>,
+    message_id: String,
+) -> Result<Queued, JobError> {
+    jobs.ensure_stream(jetstream).await?;
     let ack = jetstream
         .send_publish(
-            jobs.status_check_subject(),
+            subject,
             PublishMessage::build()
                 .payload(payload.into())
                 .message_id(message_id),

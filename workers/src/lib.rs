@@ -6,10 +6,11 @@
 //! |---|---|---|
 //! | `transaction-processing` | `payment.PaymentInitiated`, `payment.PaymentRerouted` | creates the PSP order, or reroutes after a gateway failure ([`transactions`]) |
 //! | `webhook-processing` | `psp_outcome.PspOutcomeReported` | settles the outcome: success with one commission, or failure ([`outcomes`]) |
-//! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
-//! | `settlement-processing` | `<prefix>_jobs.status_check` on the jobs stream | asks the PSP for a payment's status and records the answer ([`status`]); reconciliation queues these ([`reconciliation`]) |
+//! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded,RefundFailed}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
+//! | `settlement-processing` | `<prefix>_jobs.{status_check,refund_check}` on the jobs stream | asks the PSP for a payment's or a refund's status and records the answer ([`status`], [`refunds`]); reconciliation queues these ([`reconciliation`]) |
+//! | `refund-processing` | `payment.RefundRequested` | creates the refund at the PSP of the gateway that captured the payment, idempotently, and records its answer ([`refunds`]) |
 //! | `payouts` | `wallet.PayoutRequested` | creates the RazorpayX payout, idempotently ([`payouts`]); the daily run requests them ([`payout_schedule`]) |
-//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
+//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed,PaymentRefunded,RefundFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
 //!
 //! Besides the queues, [`low_balance::run`] sweeps for merchants owed a `LOW_BALANCE` alert.
 //!
@@ -31,6 +32,7 @@ pub mod payout_schedule;
 pub mod payouts;
 pub mod queue;
 pub mod reconciliation;
+pub mod refunds;
 pub mod status;
 mod support;
 pub mod transactions;
@@ -50,12 +52,16 @@ use lightspeed_services::Ledger;
 use tokio::sync::watch;
 
 pub use ids::{delivery_id_for, txn_update_id};
-pub use jobs::{JobStreamConfig, StatusCheck, publish_status_check, publish_status_check_as};
+pub use jobs::{
+    JobStreamConfig, RefundCheck, StatusCheck, publish_refund_check, publish_status_check,
+    publish_status_check_as,
+};
 pub use merchant_webhooks::resend_delivery;
 pub use payout_schedule::PayoutSchedule;
 pub use payouts::PayoutSettings;
 pub use queue::{DEFAULT_CONCURRENCY, QueueDepth};
 pub use reconciliation::{Reconciler, ReconciliationSettings, Sweep};
+pub use refunds::{RefundDesk, RefundHandled};
 pub use status::{StatusChecked, StatusChecker};
 pub use whatsapp::{WhatsApp, WhatsAppSettings};
 
@@ -81,17 +87,20 @@ pub enum QueueName {
     Payouts,
     /// Queues and sends WhatsApp notifications (`whatsapp-notifications`).
     WhatsappNotifications,
+    /// Creates refunds at PSPs (`refund-processing`).
+    RefundProcessing,
 }
 
 impl QueueName {
     /// Every queue, in a stable order.
-    pub const ALL: [QueueName; 6] = [
+    pub const ALL: [QueueName; 7] = [
         QueueName::TransactionProcessing,
         QueueName::WebhookProcessing,
         QueueName::MerchantWebhooks,
         QueueName::SettlementProcessing,
         QueueName::Payouts,
         QueueName::WhatsappNotifications,
+        QueueName::RefundProcessing,
     ];
 
     /// The queue's name, as used on the command line, in consumer names and in metrics.
@@ -103,6 +112,7 @@ impl QueueName {
             QueueName::SettlementProcessing => status::QUEUE,
             QueueName::Payouts => payouts::QUEUE,
             QueueName::WhatsappNotifications => whatsapp::QUEUE,
+            QueueName::RefundProcessing => refunds::QUEUE,
         }
     }
 
@@ -144,7 +154,10 @@ impl QueueName {
             ),
             QueueName::SettlementProcessing => {
                 let jobs = JobStreamConfig::for_log(log_stream);
-                (jobs.stream_name.clone(), vec![jobs.status_check_subject()])
+                (
+                    jobs.stream_name.clone(),
+                    vec![jobs.status_check_subject(), jobs.refund_check_subject()],
+                )
             }
             QueueName::Payouts => (
                 log_stream.stream_name.clone(),
@@ -163,6 +176,10 @@ impl QueueName {
                         )
                         .collect(),
                 ),
+            ),
+            QueueName::RefundProcessing => (
+                log_stream.stream_name.clone(),
+                on_log(vec![("payment", refunds::EVENT_TYPE)]),
             ),
         };
         queue::QueueSpec {
@@ -194,7 +211,7 @@ impl std::str::FromStr for QueueName {
 /// A queue name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing, payouts or whatsapp-notifications"
+    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing, payouts, whatsapp-notifications or refund-processing"
 )]
 pub struct UnknownQueue(pub String);
 
@@ -279,6 +296,16 @@ impl Deps {
     ) -> Self {
         self.whatsapp = Some(WhatsApp { provider, settings });
         self
+    }
+
+    /// A refund desk over these dependencies (what refund checks and the refund queue call).
+    pub fn refund_desk(&self) -> RefundDesk {
+        RefundDesk::new(
+            self.ledger.clone(),
+            Arc::clone(&self.keyring),
+            self.psp_client.clone(),
+            &self.public_url,
+        )
     }
 
     /// A status checker over these dependencies (what reconciliation calls).
@@ -397,7 +424,11 @@ async fn run_queue(
             JobStreamConfig::for_log(&deps.log_stream)
                 .ensure_stream(js)
                 .await?;
-            queue::run(js, &spec, Arc::new(deps.status_checker()), gate, stopped).await?;
+            let handler = refunds::SettlementJobs {
+                status: deps.status_checker(),
+                refunds: deps.refund_desk(),
+            };
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
         QueueName::Payouts => match deps.payout_processor() {
             Some(handler) => queue::run(js, &spec, Arc::new(handler), gate, stopped).await?,
@@ -409,6 +440,12 @@ async fn run_queue(
         },
         QueueName::WhatsappNotifications => {
             let handler = deps.whatsapp_sender()?;
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
+        }
+        QueueName::RefundProcessing => {
+            let handler = refunds::RefundProcessor {
+                desk: deps.refund_desk(),
+            };
             queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
     }
@@ -510,11 +547,19 @@ mod tests {
         );
         let status = QueueName::SettlementProcessing.spec(&log, 25);
         assert_eq!(status.stream, "LEDGER_JOBS");
-        assert_eq!(status.filters, ["ledger_jobs.status_check"]);
+        assert_eq!(
+            status.filters,
+            ["ledger_jobs.status_check", "ledger_jobs.refund_check"]
+        );
         assert_eq!(
             status.durable_names(),
-            ["settlement-processing--ledger_jobs_status_check"]
+            [
+                "settlement-processing--ledger_jobs_status_check",
+                "settlement-processing--ledger_jobs_refund_check"
+            ]
         );
+        let refunds = QueueName::RefundProcessing.spec(&log, 25);
+        assert_eq!(refunds.filters, ["ledger.payment.RefundRequested"]);
         let whatsapp = QueueName::WhatsappNotifications.spec(&log, 30);
         assert_eq!(whatsapp.stream, "LEDGER");
         assert_eq!(
@@ -522,6 +567,8 @@ mod tests {
             [
                 "ledger.payment.PaymentSucceeded",
                 "ledger.payment.PaymentFailed",
+                "ledger.payment.PaymentRefunded",
+                "ledger.payment.RefundFailed",
                 "ledger.notification.NotificationQueued",
                 "ledger.notification.NotificationAttemptFailed",
                 "ledger.notification.NotificationRequeued"

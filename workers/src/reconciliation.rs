@@ -18,7 +18,9 @@ use lightspeed_eventstore::nats::LogStreamConfig;
 use lightspeed_services::{Ledger, ServiceError};
 use serde::Serialize;
 
-use crate::jobs::{JobError, Queued, StatusCheck, publish_status_check_as};
+use crate::jobs::{
+    JobError, Queued, RefundCheck, StatusCheck, publish_refund_check, publish_status_check_as,
+};
 
 /// When a payment counts as stale and how far back to look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,9 @@ pub struct ReconciliationSettings {
     pub window: Duration,
     /// Most payments checked per sweep (default 10 000); the rest wait for the next sweep.
     pub batch: usize,
+    /// A refund still requested or submitted this long after its request is checked (default
+    /// 30 minutes).
+    pub refund_min_age: Duration,
 }
 
 impl Default for ReconciliationSettings {
@@ -41,6 +46,7 @@ impl Default for ReconciliationSettings {
             lookback: Duration::from_secs(7 * 24 * 3600),
             window: Duration::from_secs(3600),
             batch: 10_000,
+            refund_min_age: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -54,6 +60,10 @@ pub struct Sweep {
     pub queued: u64,
     /// Checks already queued in this window.
     pub already_queued: u64,
+    /// Refunds found still open past their age.
+    pub stale_refunds: u64,
+    /// Refund checks queued (a refund checked already in this window is not counted).
+    pub refund_checks_queued: u64,
 }
 
 /// Why a sweep stopped.
@@ -124,13 +134,53 @@ impl Reconciler {
                 Queued::Duplicate => sweep.already_queued += 1,
             }
         }
+        self.sweep_refunds(now, window, &mut sweep).await?;
         tracing::info!(
             stale = sweep.stale,
             queued = sweep.queued,
             already_queued = sweep.already_queued,
+            stale_refunds = sweep.stale_refunds,
+            refund_checks_queued = sweep.refund_checks_queued,
             "reconciliation sweep"
         );
         Ok(sweep)
+    }
+
+    /// One refund check per refund still open past its age, de-duplicated per window.
+    async fn sweep_refunds(
+        &self,
+        now: DateTime<Utc>,
+        window: i64,
+        sweep: &mut Sweep,
+    ) -> Result<(), ReconciliationError> {
+        let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or_default();
+        let open = self
+            .ledger
+            .refunds_awaiting_outcome(
+                now - age(self.settings.lookback),
+                now - age(self.settings.refund_min_age),
+                self.settings.batch,
+            )
+            .await?;
+        sweep.stale_refunds = open.len() as u64;
+        for refund in open {
+            let check = RefundCheck {
+                payment_id: refund.payment_id,
+                refund_id: refund.refund_id,
+                reason: format!(
+                    "reconciliation: refund {} {} minutes after its request",
+                    refund.status.as_str(),
+                    self.settings.refund_min_age.as_secs() / 60
+                ),
+            };
+            let message_id = format!("reconcile_refund:{}:{window}", refund.refund_id);
+            let queued =
+                publish_refund_check(&self.jetstream, &self.log_stream, &check, message_id).await?;
+            if queued == Queued::New {
+                sweep.refund_checks_queued += 1;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -220,7 +220,7 @@ impl JobHandler for StatusChecker {
 
 /// The domain's PSP retry schedule for this delivery (longer if the PSP asked for a pause), or
 /// giving up once the schedule is exhausted.
-fn psp_retry(job: &Job, error: &PspError) -> JobOutcome {
+pub(crate) fn psp_retry(job: &Job, error: &PspError) -> JobOutcome {
     let attempt = u32::try_from(job.delivered).unwrap_or(u32::MAX);
     match PSP_CALLS.wait_after(attempt, Jitter::NONE) {
         Some(wait) => {

@@ -3,9 +3,11 @@
 //!
 //! Two kinds of jobs share the queue:
 //!
-//! - **Queueing**, on `PaymentSucceeded` and `PaymentFailed`: if the merchant opted in to
-//!   `TXN_UPDATE`, a notification is queued whose id derives from the payment and the event
-//!   type ([`txn_update_id`]), so a redelivered event queues nothing new.
+//! - **Queueing**, on `PaymentSucceeded`, `PaymentFailed`, `PaymentRefunded` and
+//!   `RefundFailed`: if the merchant opted in to `TXN_UPDATE`, a notification is queued whose id
+//!   derives from the payment and the event type ([`txn_update_id`]; and the refund, for a
+//!   payment's several refunds), so a redelivered event queues nothing new. A refund's message
+//!   carries the refund's amount and `refunded`, `partially refunded` or `refund failed`.
 //! - **Sending**, on `NotificationQueued`, `NotificationAttemptFailed` and `NotificationRequeued`:
 //!   such an event owes one attempt while it is still the notification's latest event and the
 //!   notification is queued (a redelivered job for a sent notification does nothing). The job
@@ -39,7 +41,12 @@ pub const QUEUE: &str = "whatsapp-notifications";
 /// Jobs the queue runs at once unless configured otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 30;
 /// The payment events merchants hear about on WhatsApp (`TXN_UPDATE`).
-pub const PAYMENT_EVENTS: [&str; 2] = ["PaymentSucceeded", "PaymentFailed"];
+pub const PAYMENT_EVENTS: [&str; 4] = [
+    "PaymentSucceeded",
+    "PaymentFailed",
+    "PaymentRefunded",
+    "RefundFailed",
+];
 /// The notification events that owe an attempt.
 pub const NOTIFICATION_EVENTS: [&str; 3] = [
     "NotificationQueued",
@@ -126,11 +133,10 @@ impl WhatsAppSender {
         job: &Job,
         event: &RecordedEvent,
     ) -> Result<JobOutcome, JobOutcome> {
-        let status = match domain_event::<PaymentEvent>(event)? {
-            PaymentEvent::PaymentSucceeded { .. } => "succeeded",
-            PaymentEvent::PaymentFailed { .. } => "failed",
-            _ => return Ok(JobOutcome::Done),
-        };
+        if !PAYMENT_EVENTS.contains(&event.event_type.as_str()) {
+            return Ok(JobOutcome::Done);
+        }
+        let payment_event = domain_event::<PaymentEvent>(event)?;
         let payment_id: PaymentId = stream_key(event)?;
         let payment = self
             .ledger
@@ -138,6 +144,9 @@ impl WhatsAppSender {
             .await
             .map_err(|e| ledger_failure(job, "load the payment", &e))?
             .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))?;
+        let Some(update) = TxnUpdate::of(&payment_event, payment.amount()) else {
+            return Ok(JobOutcome::Done);
+        };
         let merchant = self
             .ledger
             .merchant(payment.merchant_id())
@@ -146,7 +155,10 @@ impl WhatsAppSender {
         let Some(recipient) = merchant.whatsapp_recipient_for(NotificationType::TxnUpdate) else {
             return Ok(JobOutcome::Done);
         };
-        let notification_id = txn_update_id(payment_id, &event.event_type);
+        let notification_id = match &update.refund {
+            Some(refund) => txn_update_id(payment_id, &format!("{}:{refund}", event.event_type)),
+            None => txn_update_id(payment_id, &event.event_type),
+        };
         let queue = QueueNotification {
             notification_id,
             merchant_id: merchant.id(),
@@ -155,8 +167,8 @@ impl WhatsAppSender {
             recipient: recipient.to_owned(),
             params: vec![
                 payment.merchant_order_id().to_owned(),
-                format!("₹{}", payment.amount()),
-                status.to_owned(),
+                format!("₹{}", update.amount.unwrap_or(payment.amount())),
+                update.status.to_owned(),
             ],
             at: self.ledger.now(),
         };
@@ -167,6 +179,54 @@ impl WhatsAppSender {
             .await
             .map_err(|e| ledger_failure(job, "queue the transaction update", &e))?;
         Ok(JobOutcome::Done)
+    }
+}
+
+/// What a payment event's `TXN_UPDATE` says: its status word, the amount when it is a refund's
+/// (else the payment's), and the refund it is about.
+struct TxnUpdate {
+    status: &'static str,
+    amount: Option<lightspeed_domain::Paise>,
+    refund: Option<String>,
+}
+
+impl TxnUpdate {
+    /// The update a payment event of a payment of `amount` sends; `None` for events merchants
+    /// do not hear about.
+    fn of(event: &PaymentEvent, amount: lightspeed_domain::Paise) -> Option<Self> {
+        let plain = |status| TxnUpdate {
+            status,
+            amount: None,
+            refund: None,
+        };
+        match event {
+            PaymentEvent::PaymentSucceeded { .. } => Some(plain("succeeded")),
+            PaymentEvent::PaymentFailed { .. } => Some(plain("failed")),
+            PaymentEvent::PaymentRefunded {
+                refund_id,
+                amount: refunded,
+                refunded_total,
+                ..
+            } => Some(TxnUpdate {
+                status: if *refunded_total >= amount {
+                    "refunded"
+                } else {
+                    "partially refunded"
+                },
+                amount: Some(*refunded),
+                refund: Some(refund_id.clone()),
+            }),
+            PaymentEvent::RefundFailed {
+                refund_id,
+                amount: failed,
+                ..
+            } => Some(TxnUpdate {
+                status: "refund failed",
+                amount: Some(*failed),
+                refund: Some(refund_id.to_string()),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -278,6 +338,7 @@ fn attempt_record(sent: Result<String, WhatsAppError>, at: DateTime<Utc>) -> Not
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lightspeed_domain::Paise;
     use lightspeed_domain::notification::NotificationEvent;
     use lightspeed_domain::payment::PaymentEvent;
 
@@ -289,6 +350,25 @@ mod tests {
         for ours in NOTIFICATION_EVENTS {
             assert!(NotificationEvent::EVENT_TYPES.contains(&ours), "{ours}");
         }
+    }
+
+    #[test]
+    fn a_refund_update_carries_its_amount_and_whether_it_completes_the_refund() {
+        let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("instant");
+        let refunded = |amount: i64, total: i64| PaymentEvent::PaymentRefunded {
+            refund_id: "r1".into(),
+            amount: Paise(amount),
+            refunded_total: Paise(total),
+            commission_reversed: Paise::ZERO,
+            psp_refund_id: None,
+            at,
+        };
+        let partial = TxnUpdate::of(&refunded(100, 100), Paise(500)).expect("update");
+        assert_eq!(partial.status, "partially refunded");
+        assert_eq!(partial.amount, Some(Paise(100)));
+        let full = TxnUpdate::of(&refunded(400, 500), Paise(500)).expect("update");
+        assert_eq!(full.status, "refunded");
+        assert_eq!(full.refund.as_deref(), Some("r1"));
     }
 
     #[test]

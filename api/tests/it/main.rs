@@ -19,6 +19,8 @@ mod protection;
 mod psp_webhook_keys;
 mod psp_webhooks;
 mod readiness;
+mod refund_callbacks;
+mod refund_flow;
 mod refund_races;
 mod refunds;
 mod router_errors;

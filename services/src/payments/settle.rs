@@ -22,11 +22,18 @@ impl Ledger {
     ///
     /// Everything is decided as of the report (its instant, not the clock's), so a retry of the
     /// same settlement on the same payment decides the same events and stores nothing new.
+    ///
+    /// A refund report moves its refund instead ([`Ledger::settle_refund_report`]) and leaves
+    /// the payment's own outcome unchanged.
     pub async fn settle_outcome(
         &self,
         report: &ReportOutcome,
         context: &CommandContext,
     ) -> Result<Settled, ServiceError> {
+        if matches!(report.outcome, PspOutcome::Refund { .. }) {
+            self.settle_refund_report(report, context).await?;
+            return Ok(Settled::Unchanged);
+        }
         let Some(payment_id) = report.payment_id else {
             return Ok(Settled::Unchanged);
         };

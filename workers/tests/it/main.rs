@@ -9,6 +9,7 @@ mod payouts;
 mod progress;
 mod queue_control;
 mod reconciliation;
+mod refunds;
 mod status_checks;
 mod transactions;
 mod whatsapp;

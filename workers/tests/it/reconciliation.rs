@@ -49,7 +49,8 @@ async fn a_payment_whose_webhook_never_came_is_settled_by_reconciliation_with_on
         Sweep {
             stale: 1,
             queued: 1,
-            already_queued: 0
+            already_queued: 0,
+            ..Sweep::default()
         }
     );
     // The hourly run and an admin's on-demand run in the same window queue one check.
@@ -59,7 +60,8 @@ async fn a_payment_whose_webhook_never_came_is_settled_by_reconciliation_with_on
         Sweep {
             stale: 1,
             queued: 0,
-            already_queued: 1
+            already_queued: 1,
+            ..Sweep::default()
         }
     );
 

@@ -602,3 +602,77 @@ async fn one_low_balance_alert_per_merchant_per_six_hours_across_replicas_and_re
     }
     assert_eq!(params[0], ["Acme Retail", "₹35.00"]);
 }
+
+#[tokio::test]
+async fn opted_in_merchants_hear_about_each_refund_with_its_amount() {
+    let mut world = World::new().await;
+    let server = MockServer::start().await;
+    meta_messages()
+        .respond_with(MetaAccepts(AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
+    with_meta(&mut world, &server);
+    let merchant = world
+        .merchant_with(
+            None,
+            contact(WhatsappOptIns {
+                transaction_updates: true,
+                ..WhatsappOptIns::default()
+            }),
+            Thresholds::default(),
+        )
+        .await;
+    world.gateway(merchant.id, 1, &server.uri()).await;
+    let paid = world.initiate(merchant.id, "ORD-RF", 49_900).await;
+    settle(&world, paid, succeeded(49_900)).await;
+    let current = world
+        .ledger
+        .current_merchant(merchant.id)
+        .await
+        .expect("merchant");
+    let mut refunds = Vec::new();
+    for (key, amount) in [("RF-1", 10_000), ("RF-2", 39_900)] {
+        let refund_id = world
+            .ledger
+            .request_refund(
+                &current,
+                &lightspeed_services::RefundRequest {
+                    payment_id: paid,
+                    merchant_refund_id: key.into(),
+                    amount: Paise(amount),
+                    reason: String::new(),
+                    request_digest: key.into(),
+                },
+                &CommandContext::default(),
+            )
+            .await
+            .expect("request refund")
+            .refund_id;
+        world
+            .ledger
+            .record_refund_outcome(
+                paid,
+                refund_id,
+                &lightspeed_services::RefundOutcome::Succeeded {
+                    psp_refund_id: Some(format!("rfnd_{key}")),
+                },
+                world.now(),
+                &CommandContext::default(),
+            )
+            .await
+            .expect("refund succeeded");
+        refunds.push(refund_id);
+    }
+
+    let _worker = world.start(QueueName::WhatsappNotifications);
+    let update = |refund: lightspeed_domain::RefundId| {
+        txn_update_id(paid, &format!("PaymentRefunded:{refund}"))
+    };
+    let partial = wait_status(&world, update(refunds[0]), NotificationStatus::Sent).await;
+    assert_eq!(
+        partial.params(),
+        ["ORD-RF", "₹100.00", "partially refunded"]
+    );
+    let full = wait_status(&world, update(refunds[1]), NotificationStatus::Sent).await;
+    assert_eq!(full.params(), ["ORD-RF", "₹399.00", "refunded"]);
+}

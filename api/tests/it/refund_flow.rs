@@ -1,0 +1,240 @@
+//! A refund end to end over HTTP: the merchant asks for it, `refund-processing` creates it once
+//! at a loopback Razorpay (its documented refund API), Razorpay's signed `refund.processed`
+//! webhook comes through the real intake route, the refund succeeds and the merchant's endpoint
+//! receives `refund.succeeded` and `payment.refunded`, signed.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use hmac::{Hmac, KeyInit, Mac};
+use lightspeed_adapters::merchant_webhook::{WebhookSecret, verify};
+use lightspeed_adapters::psp::{PspCredentials, psp_reference, refund_reference};
+use lightspeed_adapters::secrets::{Secret, generate_webhook_secret};
+use lightspeed_api::testing::MerchantSettings;
+use lightspeed_domain::payment::PaymentStatus;
+use lightspeed_domain::payment::refunds::RefundStatus;
+use lightspeed_domain::{PaymentId, RefundId};
+use lightspeed_eventstore::relay::{Relay, RelayConfig};
+use lightspeed_workers::QueueName;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{initiate, settle_success, spawn_app, wait_for, webhook_url, worker};
+
+/// What the loopback parties saw: Razorpay's refund creations (headers, body) and the
+/// merchant's webhooks (headers, raw body).
+#[derive(Clone, Default)]
+struct Seen {
+    creations: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+    hooks: Arc<Mutex<Vec<Received>>>,
+}
+
+/// A request's headers and raw body.
+type Received = (HeaderMap, Vec<u8>);
+
+async fn create_refund(
+    State(seen): State<Seen>,
+    Path(payment): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let mut creations = seen.creations.lock().expect("seen");
+    creations.push((headers, body.clone()));
+    Json(json!({
+        "id": format!("rfnd_{}", creations.len()), "entity": "refund", "amount": body["amount"],
+        "currency": "INR", "payment_id": payment, "notes": body["notes"],
+        "receipt": body["receipt"], "created_at": 1_797_000_000, "status": "pending",
+    }))
+}
+
+async fn list_refunds() -> Json<Value> {
+    Json(json!({"entity": "collection", "count": 0, "items": []}))
+}
+
+async fn merchant_hook(State(seen): State<Seen>, headers: HeaderMap, body: axum::body::Bytes) {
+    seen.hooks
+        .lock()
+        .expect("seen")
+        .push((headers, body.to_vec()));
+}
+
+async fn loopback() -> (String, Seen) {
+    let seen = Seen::default();
+    let router = axum::Router::new()
+        .route("/v1/payments/{payment}/refund", post(create_refund))
+        .route("/v1/payments/{payment}/refunds", get(list_refunds))
+        .route("/hooks", post(merchant_hook))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    (url, seen)
+}
+
+/// Razorpay's `refund.processed` for our refund (psp-refunds.md §1's sample, with our notes).
+fn refund_processed(payment_id: PaymentId, refund_id: RefundId, amount: i64) -> Vec<u8> {
+    let notes = json!({
+        "lightspeed_reference": psp_reference(payment_id),
+        "lightspeed_refund_reference": refund_reference(refund_id),
+    });
+    serde_json::to_vec(&json!({
+        "entity": "event", "account_id": "acc_E7OQJcEANmBHTC", "event": "refund.processed",
+        "contains": ["refund", "payment"],
+        "payload": {
+            "refund": {"entity": {"id": "rfnd_1", "entity": "refund", "amount": amount,
+                "currency": "INR", "payment_id": "sbp_1", "notes": notes,
+                "receipt": refund_reference(refund_id), "acquirer_data": {"arn": null},
+                "created_at": 1_797_000_100, "batch_id": null, "status": "processed",
+                "speed_processed": "normal", "speed_requested": "normal"}},
+            "payment": {"entity": {"id": "sbp_1", "entity": "payment", "amount": amount,
+                "currency": "INR", "status": "refunded", "order_id": "order_1", "method": "upi",
+                "amount_refunded": amount, "refund_status": "full", "captured": true,
+                "notes": {"lightspeed_reference": psp_reference(payment_id)},
+                "created_at": 1_797_000_000}}
+        },
+        "created_at": 1_797_000_100
+    }))
+    .expect("JSON")
+}
+
+fn razorpay_signature(secret: &Secret, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose()).expect("key");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn a_refund_is_created_once_settled_by_the_psp_webhook_and_announced_signed() {
+    let app = spawn_app().await;
+    let (loopback, seen) = loopback().await;
+    let merchant = app
+        .merchant_with(MerchantSettings {
+            webhook_url: Some(format!("{loopback}/hooks")),
+            ..MerchantSettings::default()
+        })
+        .await;
+    let webhook_secret = generate_webhook_secret();
+    let credentials = PspCredentials::Razorpay {
+        key_id: "rzp_test_refunds".into(),
+        key_secret: Secret::from("key-secret"),
+        webhook_secret: webhook_secret.clone(),
+    };
+    let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
+    let payment_id = initiate(&app, &merchant, "ORD-RF-E2E", 49_900).await;
+    settle_success(&app, merchant.id, payment_id).await;
+    let relay = Relay::new(
+        app.ledger.store().clone(),
+        app.nats.jetstream.clone(),
+        app.nats.config.clone(),
+        RelayConfig::default(),
+    );
+    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
+    let _workers = [
+        worker(&app, QueueName::RefundProcessing),
+        worker(&app, QueueName::WebhookProcessing),
+        worker(&app, QueueName::MerchantWebhooks),
+    ];
+
+    let body =
+        serde_json::to_vec(&json!({"amount": 49_900, "refund_id": "RF-E2E", "reason": "returned"}))
+            .expect("JSON");
+    let asked = app
+        .signed(
+            &merchant,
+            Method::POST,
+            &format!("/payment/{payment_id}/refunds"),
+            &body,
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let refund_id = app
+        .ledger
+        .refund_by_merchant_id(merchant.id, "RF-E2E")
+        .await
+        .expect("refund")
+        .expect("recorded")
+        .1;
+
+    let status = |wanted: RefundStatus| {
+        let app = &app;
+        async move {
+            let payment = app.ledger.payment(payment_id).await.ok()??;
+            (payment.refund(refund_id)?.status == wanted).then_some(payment)
+        }
+    };
+    wait_for("the refund submitted", || status(RefundStatus::Submitted)).await;
+    {
+        let creations = seen.creations.lock().expect("seen");
+        assert_eq!(creations.len(), 1, "one refund created at Razorpay");
+        let (headers, created) = &creations[0];
+        assert_eq!(
+            headers
+                .get("x-refund-idempotency")
+                .and_then(|v| v.to_str().ok()),
+            Some(refund_reference(refund_id).as_str())
+        );
+        assert_eq!(created["amount"], 49_900);
+    }
+
+    let processed = refund_processed(payment_id, refund_id, 49_900);
+    let delivered = app
+        .http
+        .post(webhook_url(&app, &merchant, gateway))
+        .header("content-type", "application/json")
+        .header("x-razorpay-event-id", "evt_refund_1")
+        .header(
+            "x-razorpay-signature",
+            razorpay_signature(&webhook_secret, &processed),
+        )
+        .body(processed)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(delivered.status(), StatusCode::OK);
+    let payment = wait_for("the refund succeeded", || status(RefundStatus::Succeeded)).await;
+    assert_eq!(payment.status(), PaymentStatus::Refunded);
+
+    let secret = WebhookSecret::from_secret(&merchant.webhook_secret).expect("secret");
+    let hooks = wait_for("refund.succeeded and payment.refunded", || async {
+        let hooks = seen.hooks.lock().expect("seen").clone();
+        let about_refunds: Vec<(HeaderMap, Value)> = hooks
+            .into_iter()
+            .filter_map(|(headers, raw)| {
+                verify(&secret, &headers, &raw, app.ledger.now()).expect("signed");
+                let body: Value = serde_json::from_slice(&raw).ok()?;
+                let kind = body["type"].as_str()?.to_owned();
+                (kind.starts_with("refund.") || kind == "payment.refunded")
+                    .then_some((headers, body))
+            })
+            .collect();
+        (about_refunds.len() == 2).then_some(about_refunds)
+    })
+    .await;
+    let mut kinds: Vec<&str> = hooks
+        .iter()
+        .filter_map(|(_, b)| b["type"].as_str())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["payment.refunded", "refund.succeeded"]);
+    for (_, body) in &hooks {
+        assert_eq!(body["data"]["refund"]["refund_id"], "RF-E2E");
+        assert_eq!(body["data"]["refund"]["refunded_total"], 49_900);
+    }
+    drop(relay);
+}
+
+/// The relay publishing the log to JetStream, as `lightspeed relay` does, for this test only.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
