@@ -277,6 +277,13 @@ impl MerchantRow {
             // Neither the rate nor sealed blobs are shown by this read model.
             MerchantEvent::MerchantApiRateLimitChanged { .. }
             | MerchantEvent::MerchantSecretsResealed { .. } => {}
+            // Webhook endpoints are read from the merchant's stream (`Merchant::webhook_endpoints`).
+            MerchantEvent::WebhookEndpointAdded { .. }
+            | MerchantEvent::WebhookEndpointUpdated { .. }
+            | MerchantEvent::WebhookEndpointRemoved { .. }
+            | MerchantEvent::WebhookEndpointSecretRotated { .. }
+            | MerchantEvent::WebhookEndpointDisabled { .. }
+            | MerchantEvent::WebhookEndpointEnabled { .. } => {}
         }
     }
 
