@@ -1,7 +1,9 @@
 //! Ids derived from what a job is about, so a redelivered job issues the same commands (and the
 //! log stores their effects once).
 
-use lightspeed_domain::{GatewayId, NotificationId, PaymentId, PayoutId, WebhookDeliveryId};
+use lightspeed_domain::{
+    GatewayId, NotificationId, PaymentId, PayoutId, WebhookDeliveryId, WebhookEndpointId,
+};
 use lightspeed_eventstore::RecordedEvent;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -85,6 +87,25 @@ pub fn txn_update_id(payment: PaymentId, event_type: &str) -> NotificationId {
 /// still sort by time).
 pub fn delivery_id_for(event: &RecordedEvent) -> WebhookDeliveryId {
     let digest = digest("webhook-delivery", &[event.event_id.as_bytes()]);
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(event.recorded_at.timestamp_millis())
+        .expect("the log records events after 1970");
+    WebhookDeliveryId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+}
+
+/// The delivery of the merchant event `event` to an endpoint other than the merchant's first:
+/// derived from the event and the endpoint, so a redelivered event queues each endpoint's
+/// delivery once. (The first endpoint keeps [`delivery_id_for`], the id deliveries had before
+/// merchants had several endpoints.)
+pub fn delivery_id_for_endpoint(
+    event: &RecordedEvent,
+    endpoint: WebhookEndpointId,
+) -> WebhookDeliveryId {
+    let digest = digest(
+        "webhook-delivery-to-endpoint",
+        &[event.event_id.as_bytes(), endpoint.as_uuid().as_bytes()],
+    );
     let mut random = [0u8; 10];
     random.copy_from_slice(&digest[..10]);
     let millis = u64::try_from(event.recorded_at.timestamp_millis())
