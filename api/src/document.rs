@@ -80,7 +80,7 @@ fn problem_response(description: &str) -> utoipa::openapi::Response {
 }
 
 /// The events merchants receive, with what `data` carries beyond the common fields.
-const WEBHOOK_EVENTS: [(&str, &str, &str); 4] = [
+const WEBHOOK_EVENTS: [(&str, &str, &str); 6] = [
     (
         "payment.created",
         "The payment was started (routed and booked on a gateway); `data.status` is `created`.",
@@ -97,9 +97,19 @@ const WEBHOOK_EVENTS: [(&str, &str, &str); 4] = [
         "PaymentFailedData",
     ),
     (
+        "refund.succeeded",
+        "The PSP returned a refund's amount to the payer; `data.refund` has the merchant's `refund_id` (null for a refund made at the PSP, whose `psp_refund_id` is then set), `amount` and `refunded_total`. Sent for every refund, partial or full.",
+        "RefundData",
+    ),
+    (
+        "refund.failed",
+        "The PSP refused or failed a refund; its amount may be refunded again. `data.refund.error` says why.",
+        "RefundData",
+    ),
+    (
         "payment.refunded",
-        "A refund was recorded; `data.refund` has `refund_id`, `amount` and `refunded_total`.",
-        "PaymentRefundedData",
+        "The payment is refunded in full (`data.refund.refunded_total` equals `data.amount`); sent after the `refund.succeeded` of the refund that completed it.",
+        "RefundData",
     ),
 ];
 
@@ -230,13 +240,20 @@ fn webhook_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Sch
             ),
         ),
         (
-            "PaymentRefundedData",
+            "RefundData",
             data(
                 json!({
-                    "refund": {"type": "object", "required": ["refund_id", "amount", "refunded_total"],
-                               "properties": {"refund_id": {"type": "string"},
-                                              "amount": {"type": "integer", "format": "int64"},
-                                              "refunded_total": {"type": "integer", "format": "int64"}}}
+                    "refund": {"type": "object",
+                               "required": ["refund_id", "amount", "refunded_total", "status"],
+                               "properties": {
+                                   "refund_id": {"type": ["string", "null"], "description": "The merchant's refund id"},
+                                   "amount": {"type": "integer", "format": "int64", "description": "This refund, in paise"},
+                                   "refunded_total": {"type": "integer", "format": "int64", "description": "Refunded so far, in paise"},
+                                   "status": {"type": "string", "enum": ["succeeded", "failed"]},
+                                   "psp_refund_id": {"type": ["string", "null"]},
+                                   "error": {"type": "object", "required": ["code", "description"],
+                                             "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}
+                               }}
                 }),
                 &["refund"],
             ),

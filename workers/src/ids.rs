@@ -87,6 +87,11 @@ pub fn txn_update_id(payment: PaymentId, event_type: &str) -> NotificationId {
 /// still sort by time).
 pub fn delivery_id_for(event: &RecordedEvent) -> WebhookDeliveryId {
     let digest = digest("webhook-delivery", &[event.event_id.as_bytes()]);
+    time_ordered(event, &digest)
+}
+
+/// A UUID v7 with the event's time and the digest's first bits.
+fn time_ordered(event: &RecordedEvent, digest: &[u8; 32]) -> WebhookDeliveryId {
     let mut random = [0u8; 10];
     random.copy_from_slice(&digest[..10]);
     let millis = u64::try_from(event.recorded_at.timestamp_millis())
@@ -94,23 +99,35 @@ pub fn delivery_id_for(event: &RecordedEvent) -> WebhookDeliveryId {
     WebhookDeliveryId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
 }
 
-/// The delivery of the merchant event `event` to an endpoint other than the merchant's first:
-/// derived from the event and the endpoint, so a redelivered event queues each endpoint's
-/// delivery once. (The first endpoint keeps [`delivery_id_for`], the id deliveries had before
-/// merchants had several endpoints.)
+/// The webhook delivery of the `webhook_type` a payment event sends besides its own (as
+/// [`delivery_id_for`], with the type mixed into the derived bits).
+pub fn delivery_id_of_type(event: &RecordedEvent, webhook_type: &str) -> WebhookDeliveryId {
+    let digest = digest(
+        "webhook-delivery-of-type",
+        &[event.event_id.as_bytes(), webhook_type.as_bytes()],
+    );
+    time_ordered(event, &digest)
+}
+
+/// The delivery of the merchant event `event`'s `webhook_type` webhook to an endpoint other
+/// than the merchant's first: derived from the event, the endpoint and the type, so a
+/// redelivered event queues each endpoint's delivery once. (The first endpoint keeps
+/// [`delivery_id_for`] and [`delivery_id_of_type`], the ids deliveries had before merchants had
+/// several endpoints.)
 pub fn delivery_id_for_endpoint(
     event: &RecordedEvent,
     endpoint: WebhookEndpointId,
+    webhook_type: &str,
 ) -> WebhookDeliveryId {
     let digest = digest(
         "webhook-delivery-to-endpoint",
-        &[event.event_id.as_bytes(), endpoint.as_uuid().as_bytes()],
+        &[
+            event.event_id.as_bytes(),
+            endpoint.as_uuid().as_bytes(),
+            webhook_type.as_bytes(),
+        ],
     );
-    let mut random = [0u8; 10];
-    random.copy_from_slice(&digest[..10]);
-    let millis = u64::try_from(event.recorded_at.timestamp_millis())
-        .expect("the log records events after 1970");
-    WebhookDeliveryId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+    time_ordered(event, &digest)
 }
 
 #[cfg(test)]
@@ -139,6 +156,9 @@ mod tests {
         let id = delivery_id_for(&event(7));
         assert_eq!(id, delivery_id_for(&event(7)));
         assert_ne!(id, delivery_id_for(&event(8)));
+        let full = delivery_id_of_type(&event(7), "payment.refunded");
+        assert_ne!(id, full);
+        assert_eq!(full, delivery_id_of_type(&event(7), "payment.refunded"));
         assert_eq!(id.as_uuid().get_version_num(), 7);
         let (secs, nanos) = id
             .as_uuid()

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `transaction-processing` | `payment.PaymentInitiated`, `payment.PaymentRerouted` | creates the PSP order, or reroutes after a gateway failure ([`transactions`]) |
 //! | `webhook-processing` | `psp_outcome.PspOutcomeReported` | settles the outcome: success with one commission, or failure ([`outcomes`]) |
-//! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
+//! | `merchant-webhooks` | `payment.{PaymentInitiated,PaymentSucceeded,PaymentFailed,PaymentRefunded,RefundFailed}`, `webhook_delivery.{WebhookDeliveryQueued,WebhookRetryScheduled,WebhookDeliveryRequeued}` | queues and delivers signed merchant webhooks ([`merchant_webhooks`]) |
 //! | `settlement-processing` | `<prefix>_jobs.status_check` on the jobs stream | asks the PSP for a payment's status and records the answer ([`status`]); reconciliation queues these ([`reconciliation`]) |
 //! | `payouts` | `wallet.PayoutRequested` | creates the RazorpayX payout, idempotently ([`payouts`]); the daily run requests them ([`payout_schedule`]) |
 //! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |

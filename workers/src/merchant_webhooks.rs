@@ -5,13 +5,15 @@
 //!
 //! - **Queueing**, on payment status changes: `PaymentInitiated` → `payment.created`,
 //!   `PaymentSucceeded` → `payment.succeeded`, `PaymentFailed` → `payment.failed`,
-//!   `PaymentRefunded` → `payment.refunded`. The event fans out to every endpoint of the
-//!   merchant that is enabled and whose filter matches its type: one `WebhookDelivery` per
-//!   endpoint, with an id derived from the event's and the endpoint's (the first endpoint keeps
-//!   the event's alone), as of the event's recording, so a redelivered event decides the same
-//!   deliveries and queues nothing new. The body is fixed then, from the payment as of that
-//!   event. A redelivered event that would now queue another delivery (the merchant moved an
-//!   endpoint since) is given up with the reason: the first try's delivery stands.
+//!   `PaymentRefunded` → `refund.succeeded` (and `payment.refunded` too when it refunds the
+//!   payment in full), `RefundFailed` → `refund.failed`. Each webhook fans out to every
+//!   endpoint of the merchant that is enabled and whose filter matches its type: one
+//!   `WebhookDelivery` per webhook and endpoint, with an id derived from the event's (and the
+//!   webhook's type, for the second one; and the endpoint's, for endpoints but the first), as of
+//!   the event's recording, so a redelivered event decides the same deliveries and queues
+//!   nothing new. The body is fixed then, from the payment as of that event. A redelivered
+//!   event that would now queue another delivery (the merchant moved an endpoint since) is given
+//!   up with the reason: the first try's delivery stands.
 //!   Reroutes are not sent: they happen before the payer sees a checkout and change nothing the
 //!   merchant acts on.
 //! - **Delivering**, on `WebhookDeliveryQueued`, `WebhookRetryScheduled` and
@@ -43,7 +45,7 @@ use lightspeed_domain::webhook_delivery::{
     WebhookDeliveryError, WebhookDeliveryStatus, endpoint_health,
 };
 use lightspeed_domain::{
-    Decider, Merchant, MerchantId, Payment, PaymentId, Provider, WebhookDelivery,
+    Decider, Merchant, MerchantId, Payment, PaymentId, Provider, RefundId, WebhookDelivery,
     WebhookDeliveryId, WebhookEndpointId,
 };
 use lightspeed_eventstore::handler::new_events;
@@ -65,12 +67,15 @@ use crate::support::{caused_by, domain_event, ledger_failure, recorded_event, st
 /// The queue's name.
 pub const QUEUE: &str = "merchant-webhooks";
 /// The payment events merchants hear about, with the event type they receive.
-pub const PAYMENT_EVENTS: [(&str, &str); 4] = [
+pub const PAYMENT_EVENTS: [(&str, &str); 5] = [
     ("PaymentInitiated", "payment.created"),
     ("PaymentSucceeded", "payment.succeeded"),
     ("PaymentFailed", "payment.failed"),
-    ("PaymentRefunded", "payment.refunded"),
+    ("PaymentRefunded", "refund.succeeded"),
+    ("RefundFailed", "refund.failed"),
 ];
+/// What a refund that refunds its payment in full also sends, after `refund.succeeded`.
+pub const FULLY_REFUNDED: &str = "payment.refunded";
 /// The delivery events that owe an attempt.
 pub const DELIVERY_EVENTS: [&str; 3] = [
     "WebhookDeliveryQueued",
@@ -234,8 +239,11 @@ impl MerchantWebhooks {
             .merchant(merchant_id)
             .await
             .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
-        let endpoints: Vec<&WebhookEndpoint> = merchant.webhook_endpoints_for(event_type).collect();
-        if endpoints.is_empty() {
+        if !merchant
+            .webhook_endpoints()
+            .iter()
+            .any(WebhookEndpoint::is_receiving)
+        {
             return Ok(JobOutcome::Done);
         }
         let payment = self
@@ -247,22 +255,30 @@ impl MerchantWebhooks {
             .await
             .map_err(|e| ledger_failure(job, "load the gateway", &e))?
             .provider();
-        let payload = webhook_body(event_type, &payment, provider, &payment_event);
         let mut given_up = Vec::new();
-        for endpoint in endpoints {
-            let queue = QueueWebhookDelivery {
-                delivery_id: delivery_id_to(event, &merchant, endpoint.id()),
-                merchant_id: merchant.id(),
-                payment_id,
-                event_type: event_type.to_owned(),
-                payload: payload.clone(),
-                endpoint_url: endpoint.url().to_owned(),
-                endpoint_id: endpoint.id(),
-                // The event's instant, not the clock's: a redelivery decides the same delivery.
-                at: event.recorded_at,
-            };
-            if let Err(reason) = self.queue_one(job, event, queue).await? {
-                given_up.push(reason);
+        for (first_id, webhook_type) in webhooks_of(event, event_type, &payment, &payment_event) {
+            let payload = webhook_body(webhook_type, &payment, provider, &payment_event);
+            for endpoint in merchant.webhook_endpoints_for(webhook_type) {
+                let queue = QueueWebhookDelivery {
+                    delivery_id: delivery_id_to(
+                        event,
+                        first_id,
+                        &merchant,
+                        endpoint.id(),
+                        webhook_type,
+                    ),
+                    merchant_id: merchant.id(),
+                    payment_id,
+                    event_type: webhook_type.to_owned(),
+                    payload: payload.clone(),
+                    endpoint_url: endpoint.url().to_owned(),
+                    endpoint_id: endpoint.id(),
+                    // The event's instant, not the clock's: a redelivery decides the same delivery.
+                    at: event.recorded_at,
+                };
+                if let Err(reason) = self.queue_one(job, event, queue).await? {
+                    given_up.push(reason);
+                }
             }
         }
         if given_up.is_empty() {
@@ -385,18 +401,20 @@ impl MerchantWebhooks {
     }
 }
 
-/// The delivery of `event` to `endpoint`: the first endpoint keeps the id a delivery of the
-/// event had when merchants had one endpoint, so an event redelivered across that change
-/// queues nothing new.
+/// The delivery of `event`'s `webhook_type` webhook to `endpoint`: the first endpoint keeps
+/// `first_id`, the id such a delivery had when merchants had one endpoint, so an event
+/// redelivered across that change queues nothing new.
 fn delivery_id_to(
     event: &RecordedEvent,
+    first_id: WebhookDeliveryId,
     merchant: &Merchant,
     endpoint: WebhookEndpointId,
+    webhook_type: &str,
 ) -> WebhookDeliveryId {
     if endpoint == first_endpoint_id(merchant.id()) {
-        delivery_id_for(event)
+        first_id
     } else {
-        delivery_id_for_endpoint(event, endpoint)
+        delivery_id_for_endpoint(event, endpoint, webhook_type)
     }
 }
 
@@ -531,6 +549,26 @@ fn transport_kind(error: &reqwest::Error) -> &'static str {
     }
 }
 
+/// The webhooks a payment event sends, each with its delivery id: the event's own type, and
+/// `payment.refunded` after a refund that brought the refunded total to the payment's amount.
+fn webhooks_of(
+    event: &RecordedEvent,
+    event_type: &'static str,
+    payment: &Payment,
+    payment_event: &PaymentEvent,
+) -> Vec<(WebhookDeliveryId, &'static str)> {
+    let mut webhooks = vec![(delivery_id_for(event), event_type)];
+    if let PaymentEvent::PaymentRefunded { refunded_total, .. } = payment_event
+        && *refunded_total >= payment.amount()
+    {
+        webhooks.push((
+            ids::delivery_id_of_type(event, FULLY_REFUNDED),
+            FULLY_REFUNDED,
+        ));
+    }
+    webhooks
+}
+
 /// The Standard Webhooks body of a payment event: `{"type", "timestamp", "data"}`. Amounts are
 /// integer paise; `data.status` is the payment's status once this event happened.
 fn webhook_body(
@@ -572,12 +610,31 @@ fn webhook_body(
             refund_id,
             amount,
             refunded_total,
+            psp_refund_id,
+            ..
+        } => {
+            let ours = refund_id.parse::<RefundId>().ok();
+            data["refund"] = serde_json::json!({
+                "refund_id": ours.and_then(|id| merchant_refund_id(payment, id)),
+                "amount": amount,
+                "refunded_total": refunded_total,
+                "status": "succeeded",
+                "psp_refund_id": psp_refund_id.as_deref().or(ours.is_none().then_some(refund_id.as_str())),
+            });
+        }
+        PaymentEvent::RefundFailed {
+            refund_id,
+            amount,
+            code,
+            reason,
             ..
         } => {
             data["refund"] = serde_json::json!({
-                "refund_id": refund_id,
+                "refund_id": merchant_refund_id(payment, *refund_id),
                 "amount": amount,
-                "refunded_total": refunded_total,
+                "refunded_total": payment.refunded(),
+                "status": "failed",
+                "error": { "code": code, "description": reason },
             });
         }
         _ => {}
@@ -689,6 +746,13 @@ fn sample_body(event_type: &str, payment_id: PaymentId, at: DateTime<Utc>) -> se
     })
 }
 
+/// The merchant's id of one of our refunds of the payment.
+fn merchant_refund_id(payment: &Payment, refund_id: RefundId) -> Option<&str> {
+    payment
+        .refund(refund_id)
+        .map(|refund| refund.merchant_refund_id.as_str())
+}
+
 /// Why a delivery could not be sent again.
 #[derive(Debug, thiserror::Error)]
 pub enum ResendError {
@@ -785,6 +849,52 @@ mod tests {
         assert!(data.get("notes").is_none());
     }
 
+    fn recorded(event: &PaymentEvent) -> RecordedEvent {
+        RecordedEvent {
+            log_position: lightspeed_eventstore::LogPosition::START,
+            event_id: uuid::Uuid::from_u128(9),
+            stream_id: stream_of::<Payment>(PaymentId(uuid::Uuid::from_u128(1))).expect("stream"),
+            stream_version: 3,
+            event_type: "PaymentRefunded".to_owned(),
+            schema_version: 1,
+            payload: serde_json::to_value(event).expect("payload"),
+            metadata: Default::default(),
+            recorded_at: event.at(),
+            row_hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn a_refund_sends_refund_succeeded_and_payment_refunded_only_once_refunded_in_full() {
+        let (payment, succeeded) = paid();
+        let refunded = |total: i64| PaymentEvent::PaymentRefunded {
+            refund_id: "pay_ext_1".into(),
+            amount: Paise(total),
+            refunded_total: Paise(total),
+            commission_reversed: Paise::ZERO,
+            psp_refund_id: None,
+            at: succeeded.at(),
+        };
+        let partial = refunded(100);
+        let partial_webhooks =
+            webhooks_of(&recorded(&partial), "refund.succeeded", &payment, &partial);
+        assert_eq!(
+            partial_webhooks.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+            ["refund.succeeded"]
+        );
+        let full = refunded(49_900);
+        let full_webhooks = webhooks_of(&recorded(&full), "refund.succeeded", &payment, &full);
+        assert_eq!(
+            full_webhooks.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+            ["refund.succeeded", "payment.refunded"]
+        );
+        assert_ne!(full_webhooks[0].0, full_webhooks[1].0);
+        let body = webhook_body("refund.succeeded", &payment, Provider::Sandbox, &partial);
+        assert_eq!(body["data"]["refund"]["psp_refund_id"], "pay_ext_1");
+        assert_eq!(body["data"]["refund"]["refund_id"], serde_json::Value::Null);
+        assert_eq!(body["data"]["refund"]["refunded_total"], 100);
+    }
+
     #[test]
     fn event_type_names_exist_in_the_domain() {
         for (ours, _) in PAYMENT_EVENTS {
@@ -796,7 +906,8 @@ mod tests {
         assert_eq!(merchant_event_type("PaymentRerouted"), None);
         assert_eq!(
             merchant_event_type("PaymentRefunded"),
-            Some("payment.refunded")
+            Some("refund.succeeded")
         );
+        assert_eq!(merchant_event_type("RefundFailed"), Some("refund.failed"));
     }
 }
