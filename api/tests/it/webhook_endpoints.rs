@@ -397,3 +397,71 @@ async fn a_name_resolving_to_loopback_is_refused_without_the_development_setting
         assert_eq!(problem["code"], "INVALID_WEBHOOK_URL", "{url}");
     }
 }
+
+/// The delivery as the log has it now.
+async fn delivery_state(
+    app: &TestApp,
+    delivery_id: lightspeed_domain::WebhookDeliveryId,
+) -> lightspeed_domain::WebhookDelivery {
+    use lightspeed_eventstore::{CommandHandler, PgEventStore, stream_of};
+    let handler = CommandHandler::<lightspeed_domain::WebhookDelivery, PgEventStore>::new(
+        app.ledger.store().clone(),
+    );
+    let stream = stream_of::<lightspeed_domain::WebhookDelivery>(delivery_id).expect("stream");
+    handler
+        .load(&stream)
+        .await
+        .expect("load")
+        .state
+        .expect("delivery")
+}
+
+#[tokio::test]
+async fn a_given_up_delivery_is_resent_and_delivered_once_the_endpoint_recovers() {
+    use lightspeed_domain::webhook_delivery::WebhookDeliveryStatus;
+    let world = running().await;
+    let app = &world.app;
+    let merchant = app.merchant().await;
+    let hooks = FakeEndpoint::start(503).await;
+    let (id, secret) = add_endpoint(app, &merchant, &hooks.url, &["*"]).await;
+    let (_, attempt) = call(
+        app,
+        &merchant,
+        Method::POST,
+        &format!("/webhook-endpoints/{id}/test"),
+        Some(json!({ "event_type": "payment.succeeded" })),
+    )
+    .await;
+    let delivery_id = attempt["delivery_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+
+    // Every retry is due within 12 hours (10 h + 20 % jitter) of the one before; 8 attempts in
+    // all, within the 5 days after which a failing endpoint is disabled.
+    let mut seen = 1;
+    while delivery_state(app, delivery_id).await.status() != WebhookDeliveryStatus::GivenUp {
+        app.clock.advance(chrono::Duration::hours(13));
+        seen = wait_for("the next attempt", || async {
+            let attempts = delivery_state(app, delivery_id).await.attempts();
+            (attempts > seen).then_some(attempts)
+        })
+        .await;
+    }
+    assert_eq!(seen, 8);
+
+    hooks.status.store(200, Ordering::SeqCst);
+    let resend = format!("/webhook-deliveries/{delivery_id}/resend");
+    let (status, resent) = call(app, &merchant, Method::POST, &resend, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{resent}");
+    let delivered = wait_for("the resent delivery delivered", || async {
+        let delivery = delivery_state(app, delivery_id).await;
+        (delivery.status() == WebhookDeliveryStatus::Delivered).then_some(delivery)
+    })
+    .await;
+    assert_eq!(delivered.attempts(), 1);
+    assert_eq!(hooks.received().len(), 9);
+    let (headers, body) = hooks.received().pop().expect("the resent attempt");
+    assert!(verifies(app, &secret, &headers, &body));
+}
