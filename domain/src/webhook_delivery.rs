@@ -9,7 +9,7 @@
 //!
 //! Endpoint health is a separate pure policy ([`endpoint_health`]): an endpoint failing
 //! continuously for 5 days should be disabled, which the merchant stream records
-//! (`MerchantWebhookEndpointDisabled`).
+//! (`WebhookEndpointDisabled`, per endpoint; `MerchantWebhookEndpointDisabled` in older logs).
 
 use crate::calendar;
 use crate::decider::Decider;
