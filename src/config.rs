@@ -77,6 +77,10 @@ pub struct Infra {
     /// Where payers, merchants and PSPs reach the API (checkout, return and webhook URLs).
     #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
+    /// Development only: merchant webhook endpoints may use plain `http` and loopback addresses
+    /// (otherwise `https` to public addresses only).
+    #[arg(long, env = "WEBHOOK_ALLOW_LOOPBACK_HTTP", default_value_t = false)]
+    pub webhook_allow_loopback_http: bool,
     /// Secret keys sealing credentials: `key_id:base64(32 bytes)[,…]`, the first one seals.
     /// Without it an insecure development key is used, and a warning says so.
     #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
@@ -315,6 +319,13 @@ impl Payouts {
 }
 
 impl Infra {
+    /// Which merchant webhook endpoint addresses webhooks may reach.
+    pub fn webhook_targets(&self) -> lightspeed_adapters::webhook_target::TargetPolicy {
+        lightspeed_adapters::webhook_target::TargetPolicy {
+            allow_loopback_http: self.webhook_allow_loopback_http,
+        }
+    }
+
     /// The JetStream stream and subjects of the log.
     pub fn log_stream(&self) -> LogStreamConfig {
         LogStreamConfig {
@@ -510,6 +521,7 @@ impl Server {
         config.trusted_proxy_hops = self.trusted_proxy_hops;
         config.readiness.relay_stream = Some(infra.nats_stream.clone());
         config.payouts = infra.payouts.api_settings();
+        config.webhook_targets = infra.webhook_targets();
         if config.admin.is_none() {
             tracing::info!("ADMIN_JWT_SECRET is not set: the admin API answers 503 ADMIN_DISABLED");
         }

@@ -160,6 +160,7 @@ impl Roles {
             self.infra.log_stream(),
             self.infra.public_url.clone(),
         );
+        deps.webhook_targets = self.infra.webhook_targets();
         deps.payouts = self.infra.payouts.worker_settings()?;
         if deps.payouts.is_none() {
             tracing::info!("RazorpayX is not configured: the payouts queue leaves payouts pending");

@@ -6,6 +6,7 @@
 //!   generators for client keys, salts and webhook secrets;
 //! - [`merchant_auth`]: the signature on merchant API requests;
 //! - [`merchant_webhook`]: Standard Webhooks signing of the webhooks we send merchants;
+//! - [`webhook_target`]: which merchant endpoint addresses a webhook may reach (SSRF checks);
 //! - [`psp`]: one adapter per payment service provider behind [`PspClient`](psp::PspClient);
 //! - [`checkout`]: the hosted checkout pages rendered from a PSP order;
 //! - [`html`]: escaping and the page frame shared by the checkout and the sandbox's pages;
@@ -29,4 +30,5 @@ pub mod payouts;
 pub mod psp;
 pub mod sandbox;
 pub mod secrets;
+pub mod webhook_target;
 pub mod whatsapp;

@@ -116,7 +116,7 @@ const WEBHOOK_EVENTS: [(&str, &str, &str); 6] = [
     ),
 ];
 
-const SIGNATURE_SCHEME: &str = "Sent in the Standard Webhooks format (https://www.standardwebhooks.com/), at least once, to the merchant's `webhook_url`. `webhook-signature` is `v1,` followed by the base64 HMAC-SHA256, keyed with the base64-decoded part of the merchant's `whsec_` secret, of `\"{webhook-id}.{webhook-timestamp}.{raw body}\"`; during a secret rotation's grace period it holds two signatures separated by a space. The body is compact JSON with its keys sorted. A 2xx answer within 30 s is a delivery; anything else is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (±20 %), 8 attempts in all, honouring a longer `Retry-After` up to 10 h.";
+const SIGNATURE_SCHEME: &str = "Sent in the Standard Webhooks format (https://www.standardwebhooks.com/), at least once, to each of the merchant's enabled webhook endpoints whose event types match (`/webhook-endpoints`; the onboarding `webhook_url` is the first). `webhook-signature` is `v1,` followed by the base64 HMAC-SHA256, keyed with the base64-decoded part of that endpoint's `whsec_` secret, of `\"{webhook-id}.{webhook-timestamp}.{raw body}\"`; during a secret rotation's grace period it holds two signatures separated by a space. The body is compact JSON with its keys sorted. A 2xx answer within 30 s is a delivery; anything else is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (±20 %), 8 attempts in all, honouring a longer `Retry-After` up to 10 h.";
 
 /// `webhooks`: one entry per event type, each a `POST` to the merchant's endpoint.
 fn merchant_webhooks() -> Paths {

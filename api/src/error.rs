@@ -245,6 +245,24 @@ pub enum ApiError {
     /// No route here.
     #[error("no such route")]
     NotFound,
+    /// No webhook endpoint with this id for this merchant.
+    #[error("no such webhook endpoint")]
+    WebhookEndpointNotFound,
+    /// The merchant already has the most webhook endpoints allowed.
+    #[error("at most {0} webhook endpoints per merchant")]
+    TooManyWebhookEndpoints(usize),
+    /// A webhook endpoint URL that may not be used: its shape, its scheme, or where it resolves.
+    #[error("url: {0}")]
+    InvalidWebhookUrl(String),
+    /// An event-type filter naming unknown types.
+    #[error("event_types: {0}")]
+    InvalidEventFilter(String),
+    /// No webhook delivery with this id for this merchant.
+    #[error("no such webhook delivery")]
+    WebhookDeliveryNotFound,
+    /// Only a given-up delivery can be resent.
+    #[error("the delivery is {0}; only a given-up delivery can be resent")]
+    DeliveryNotResendable(&'static str),
     /// Something failed on our side.
     #[error("internal error")]
     Internal(String),
@@ -313,6 +331,15 @@ impl ApiError {
             NotificationNotResendable(_) => (StatusCode::CONFLICT, "NOTIFICATION_NOT_RESENDABLE"),
             MetricsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "METRICS_DISABLED"),
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            WebhookEndpointNotFound => (StatusCode::NOT_FOUND, "WEBHOOK_ENDPOINT_NOT_FOUND"),
+            TooManyWebhookEndpoints(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "TOO_MANY_WEBHOOK_ENDPOINTS",
+            ),
+            InvalidWebhookUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_WEBHOOK_URL"),
+            InvalidEventFilter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_EVENT_FILTER"),
+            WebhookDeliveryNotFound => (StatusCode::NOT_FOUND, "WEBHOOK_DELIVERY_NOT_FOUND"),
+            DeliveryNotResendable(_) => (StatusCode::CONFLICT, "DELIVERY_NOT_RESENDABLE"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }

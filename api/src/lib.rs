@@ -52,6 +52,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text_guard;
+pub mod webhook_endpoints;
 pub mod webhooks;
 pub mod workers;
 
@@ -87,6 +88,7 @@ pub use state::{
     tags(
         (name = "payments", description = "Merchant payment API"),
         (name = "refunds", description = "Merchant refund API"),
+        (name = "webhook-endpoints", description = "Merchant webhook endpoints, the delivery log, test events and resends"),
         (name = "checkout", description = "Hosted checkout pages"),
         (name = "psp-webhooks", description = "PSP webhook intake"),
         (name = "admin-merchants", description = "Merchant administration"),
@@ -148,6 +150,7 @@ fn routes(admin_origins: &[HeaderValue]) -> OpenApiRouter<AppState> {
         .routes(routes!(merchant::wallet::entries))
         .routes(routes!(merchant::wallet::statement))
         .routes(routes!(merchant::usage::usage))
+        .merge(webhook_endpoints::routes())
         .routes(routes!(checkout::checkout_page))
         .routes(routes!(checkout::checkout_ready))
         .routes(routes!(

@@ -49,6 +49,9 @@ pub struct ApiConfig {
     pub readiness: ReadinessConfig,
     /// Commission payouts: the RazorpayX webhook secret and the smallest payout made.
     pub payouts: PayoutApiSettings,
+    /// Which merchant webhook endpoint addresses may be registered (public `https` only by
+    /// default).
+    pub webhook_targets: lightspeed_adapters::webhook_target::TargetPolicy,
 }
 
 /// What the API needs for commission payouts.
@@ -86,6 +89,7 @@ impl ApiConfig {
             trusted_proxy_hops: 0,
             readiness: ReadinessConfig::default(),
             payouts: PayoutApiSettings::default(),
+            webhook_targets: Default::default(),
         }
     }
 }

@@ -239,6 +239,8 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
         config.admin =
             Some(AdminAuthConfig::new(ADMIN_SECRET, [ADMIN_EMAIL]).expect("admin config"));
         config.readiness.relay_stream = None;
+        // Fake merchant endpoints listen on loopback over plain http.
+        config.webhook_targets.allow_loopback_http = true;
         for change in self.config_changes {
             change(&mut config);
         }
@@ -523,6 +525,8 @@ impl<C> TestApp<C> {
             self.url.clone(),
         );
         deps.due_recheck = Duration::from_millis(200);
+        // Fake merchant endpoints listen on loopback over plain http.
+        deps.webhook_targets.allow_loopback_http = true;
         deps
     }
 

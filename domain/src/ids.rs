@@ -74,6 +74,11 @@ id_type!(
     WebhookDeliveryId
 );
 id_type!(
+    /// One of a merchant's webhook endpoints (the first one, from the merchant's original
+    /// `webhook_url`, shares the merchant's UUID).
+    WebhookEndpointId
+);
+id_type!(
     /// A refund of (part of) a payment, recorded on the payment's stream.
     RefundId
 );

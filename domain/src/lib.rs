@@ -130,6 +130,7 @@ pub use decider::{Decider, DomainEvent, UpcastError, decode, encode};
 pub use gateway::Gateway;
 pub use ids::{
     GatewayId, MerchantId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId,
+    WebhookEndpointId,
 };
 pub use merchant::Merchant;
 pub use merchant_alerts::MerchantAlerts;

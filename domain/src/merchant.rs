@@ -25,6 +25,8 @@
 //!   default applies.
 //! - What a refund does to the commission ([`RefundCommission`]) is a setting: retained unless
 //!   changed; each refund takes the setting in force when it is requested.
+//! - Webhooks go to up to [`MAX_WEBHOOK_ENDPOINTS`] endpoints, each with its own filter and
+//!   secret ([`endpoints`]); the original `webhook_url` is the first of them.
 
 use crate::calendar;
 use crate::checkout_settings::CheckoutSettings;
@@ -42,6 +44,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use crate::standing::{MerchantStatus, Thresholds};
+
+mod endpoint_decisions;
+pub mod endpoints;
+
+use crate::ids::WebhookEndpointId;
+pub use endpoints::{
+    EndpointChanges, EventFilter, MAX_WEBHOOK_ENDPOINTS, WebhookEndpoint, first_endpoint_id,
+};
 
 /// Most gateways a merchant may have active (registered and not retired) at once.
 pub const MAX_ACTIVE_GATEWAYS: usize = 50;
@@ -179,6 +189,7 @@ pub struct Merchant {
     api_rate_per_minute: Option<u32>,
     refund_commission: RefundCommission,
     onboarded_at: DateTime<Utc>,
+    endpoints: Vec<WebhookEndpoint>,
 }
 
 impl Merchant {
@@ -300,6 +311,29 @@ impl Merchant {
     /// When the merchant was onboarded.
     pub fn onboarded_at(&self) -> DateTime<Utc> {
         self.onboarded_at
+    }
+
+    /// The webhook endpoints, the first one (from the original `webhook_url`) first, then in
+    /// the order they were added.
+    pub fn webhook_endpoints(&self) -> &[WebhookEndpoint] {
+        &self.endpoints
+    }
+
+    /// One webhook endpoint by id.
+    pub fn webhook_endpoint(&self, endpoint_id: WebhookEndpointId) -> Option<&WebhookEndpoint> {
+        self.endpoints
+            .iter()
+            .find(|endpoint| endpoint.id == endpoint_id)
+    }
+
+    /// The endpoints that receive an event of `event_type` now.
+    pub fn webhook_endpoints_for(
+        &self,
+        event_type: &str,
+    ) -> impl Iterator<Item = &WebhookEndpoint> {
+        self.endpoints
+            .iter()
+            .filter(move |endpoint| endpoint.wants(event_type))
     }
 
     /// What the payment decider needs to know about the merchant, with its wallet's balance due.
@@ -467,6 +501,57 @@ pub enum MerchantCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
+    /// Adds a webhook endpoint (at most [`MAX_WEBHOOK_ENDPOINTS`]).
+    AddWebhookEndpoint {
+        /// The new endpoint's id.
+        endpoint_id: WebhookEndpointId,
+        /// Where events go.
+        url: String,
+        /// The merchant's note.
+        description: String,
+        /// Event-type filter entries.
+        event_types: Vec<String>,
+        /// Its generated `whsec_…` secret, sealed.
+        secret: SealedSecret,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Changes an endpoint's URL, description, enabled flag or filter.
+    UpdateWebhookEndpoint {
+        /// The endpoint.
+        endpoint_id: WebhookEndpointId,
+        /// What changes.
+        changes: EndpointChanges,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Removes an endpoint.
+    RemoveWebhookEndpoint {
+        /// The endpoint.
+        endpoint_id: WebhookEndpointId,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Replaces an endpoint's secret; the old one stays valid for `grace_secs`.
+    RotateWebhookEndpointSecret {
+        /// The endpoint.
+        endpoint_id: WebhookEndpointId,
+        /// New `whsec_…` secret, sealed.
+        secret: SealedSecret,
+        /// Grace period of the old secret, at most [`MAX_WEBHOOK_SECRET_GRACE_SECS`].
+        grace_secs: u64,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Disables an endpoint after it failed continuously for 5 days.
+    DisableFailingWebhookEndpoint {
+        /// The endpoint.
+        endpoint_id: WebhookEndpointId,
+        /// Since when every attempt to it has failed.
+        failing_since: DateTime<Utc>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
     /// Records the same secrets sealed under another encryption key (key rotation).
     ResealSecrets {
         /// The client salt, resealed.
@@ -626,6 +711,70 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
+        /// A webhook endpoint was added.
+        WebhookEndpointAdded {
+            /// The endpoint.
+            endpoint_id: WebhookEndpointId,
+            /// Where events go.
+            url: String,
+            /// The merchant's note.
+            description: String,
+            /// Event-type filter.
+            event_types: EventFilter,
+            /// Its sealed secret.
+            secret: SealedSecret,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A webhook endpoint's settings changed (all of them, as they now are).
+        WebhookEndpointUpdated {
+            /// The endpoint.
+            endpoint_id: WebhookEndpointId,
+            /// Where events go.
+            url: String,
+            /// The merchant's note.
+            description: String,
+            /// Whether the merchant wants it to receive events.
+            enabled: bool,
+            /// Event-type filter.
+            event_types: EventFilter,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// A webhook endpoint was removed.
+        WebhookEndpointRemoved {
+            /// The endpoint.
+            endpoint_id: WebhookEndpointId,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// An endpoint's secret was replaced; the previous one verifies until `previous_valid_until`.
+        WebhookEndpointSecretRotated {
+            /// The endpoint.
+            endpoint_id: WebhookEndpointId,
+            /// New sealed secret.
+            secret: SealedSecret,
+            /// End of the previous secret's grace period.
+            previous_valid_until: DateTime<Utc>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// An endpoint was disabled after failing continuously.
+        WebhookEndpointDisabled {
+            /// The endpoint.
+            endpoint_id: WebhookEndpointId,
+            /// Since when it failed.
+            failing_since: DateTime<Utc>,
+            /// When.
+            at: DateTime<Utc>,
+        },
+        /// An endpoint disabled for failing was enabled again.
+        WebhookEndpointEnabled {
+            /// The endpoint.
+            endpoint_id: WebhookEndpointId,
+            /// When.
+            at: DateTime<Utc>,
+        },
         /// The same secrets were sealed again under another encryption key.
         MerchantSecretsResealed {
             /// The client salt, resealed.
@@ -668,6 +817,18 @@ pub enum MerchantError {
     /// given without one to replace, or left out while one exists.
     #[error("a reseal must include the previous webhook secret exactly when the merchant has one")]
     PreviousSecretMismatch,
+    /// The merchant already has [`MAX_WEBHOOK_ENDPOINTS`] webhook endpoints.
+    #[error("merchant already has {limit} webhook endpoints")]
+    TooManyWebhookEndpoints {
+        /// The limit.
+        limit: usize,
+    },
+    /// No webhook endpoint with this id.
+    #[error("unknown webhook endpoint {0}")]
+    UnknownWebhookEndpoint(WebhookEndpointId),
+    /// An endpoint with this id already exists.
+    #[error("webhook endpoint {0} already exists")]
+    WebhookEndpointExists(WebhookEndpointId),
     /// The endpoint has not failed long enough to be disabled.
     #[error("webhook endpoint has not failed long enough to be disabled (from {disable_from})")]
     EndpointNotFailingLongEnough {
@@ -732,26 +893,30 @@ impl Merchant {
         else {
             return None;
         };
-        Some(Merchant {
-            id: *merchant_id,
-            company_name: company_name.clone(),
-            webhook_url: webhook_url.clone(),
-            whatsapp: whatsapp.clone(),
-            status: MerchantStatus::Active,
-            client_key: client_key.clone(),
-            client_salt: client_salt.clone(),
-            keys_rotated_at: None,
-            fee: *fee,
-            thresholds: *thresholds,
-            checkout: *checkout,
-            webhook_secret: webhook_secret.clone(),
-            previous_webhook_secret: None,
-            webhook_endpoint_disabled_at: None,
-            active_gateways: BTreeSet::new(),
-            api_rate_per_minute: None,
-            refund_commission: RefundCommission::default(),
-            onboarded_at: *at,
-        })
+        Some(
+            Merchant {
+                id: *merchant_id,
+                company_name: company_name.clone(),
+                webhook_url: webhook_url.clone(),
+                whatsapp: whatsapp.clone(),
+                status: MerchantStatus::Active,
+                client_key: client_key.clone(),
+                client_salt: client_salt.clone(),
+                keys_rotated_at: None,
+                fee: *fee,
+                thresholds: *thresholds,
+                checkout: *checkout,
+                webhook_secret: webhook_secret.clone(),
+                previous_webhook_secret: None,
+                webhook_endpoint_disabled_at: None,
+                active_gateways: BTreeSet::new(),
+                api_rate_per_minute: None,
+                refund_commission: RefundCommission::default(),
+                onboarded_at: *at,
+                endpoints: Vec::new(),
+            }
+            .with_first_endpoint(webhook_url.as_deref(), *at),
+        )
     }
 
     /// The merchant after `event`; an onboarding event starts it afresh.
@@ -761,8 +926,8 @@ impl Merchant {
             MerchantEvent::MerchantProfileUpdated {
                 company_name,
                 webhook_url,
-                ..
-            } => self.update_profile(company_name, webhook_url.as_deref()),
+                at,
+            } => self.update_profile(company_name, webhook_url.as_deref(), *at),
             MerchantEvent::MerchantWhatsappContactChanged { contact, .. } => {
                 self.whatsapp = contact.clone()
             }
@@ -784,11 +949,17 @@ impl Merchant {
                 ..
             } => self.rotate_webhook_secret(secret, *previous_valid_until),
             MerchantEvent::MerchantWebhookEndpointDisabled { at, .. } => {
-                self.webhook_endpoint_disabled_at = Some(*at)
+                self.set_first_endpoint_disabled(Some(*at))
             }
             MerchantEvent::MerchantWebhookEndpointEnabled { .. } => {
-                self.webhook_endpoint_disabled_at = None
+                self.set_first_endpoint_disabled(None)
             }
+            MerchantEvent::WebhookEndpointAdded { .. }
+            | MerchantEvent::WebhookEndpointUpdated { .. }
+            | MerchantEvent::WebhookEndpointRemoved { .. }
+            | MerchantEvent::WebhookEndpointSecretRotated { .. }
+            | MerchantEvent::WebhookEndpointDisabled { .. }
+            | MerchantEvent::WebhookEndpointEnabled { .. } => self.apply_endpoint_event(event),
             MerchantEvent::MerchantGatewayAttached { gateway_id, .. } => {
                 self.active_gateways.insert(*gateway_id);
             }
@@ -818,8 +989,18 @@ impl Merchant {
         Some(self)
     }
 
-    fn update_profile(&mut self, company_name: &str, webhook_url: Option<&str>) {
+    fn update_profile(&mut self, company_name: &str, webhook_url: Option<&str>, at: DateTime<Utc>) {
         self.company_name = company_name.to_owned();
+        let first = first_endpoint_id(self.id);
+        match (
+            webhook_url,
+            self.endpoints.iter_mut().find(|e| e.id == first),
+        ) {
+            (Some(url), Some(endpoint)) => endpoint.url = url.to_owned(),
+            (Some(url), None) => self.add_first_endpoint(url, at),
+            (None, Some(_)) => self.endpoints.retain(|e| e.id != first),
+            (None, None) => {}
+        }
         self.webhook_url = webhook_url.map(str::to_owned);
     }
 
@@ -845,6 +1026,9 @@ impl Merchant {
             secret: previous,
             valid_until: previous_valid_until,
         });
+        if let Some(first) = self.first_endpoint_mut() {
+            first.rotate_secret(secret, previous_valid_until);
+        }
     }
 
     /// The same secrets under another key; the previous secret keeps its grace period.
@@ -861,6 +1045,16 @@ impl Merchant {
             previous_webhook_secret,
         ) {
             previous.secret = resealed.clone();
+        }
+        let (secret, previous) = (
+            self.webhook_secret.clone(),
+            self.previous_webhook_secret.clone(),
+        );
+        if let Some(first) = self.first_endpoint_mut() {
+            first.secret = secret;
+            if let (Some(kept), Some(resealed)) = (first.previous_secret.as_mut(), previous) {
+                kept.secret = resealed.secret;
+            }
         }
     }
 }
@@ -965,6 +1159,13 @@ fn decide_for(
             })
             .into_iter()
             .collect()),
+        MerchantCommand::AddWebhookEndpoint { .. }
+        | MerchantCommand::UpdateWebhookEndpoint { .. }
+        | MerchantCommand::RemoveWebhookEndpoint { .. }
+        | MerchantCommand::RotateWebhookEndpointSecret { .. }
+        | MerchantCommand::DisableFailingWebhookEndpoint { .. } => {
+            endpoint_decisions::decide(merchant, command)
+        }
         MerchantCommand::ResealSecrets {
             client_salt,
             webhook_secret,

@@ -722,6 +722,7 @@ proptest! {
             event_type: "payment.succeeded".to_owned(),
             payload: serde_json::json!({ "n": 1 }),
             endpoint_url: "https://acme.example/hooks".to_owned(),
+            endpoint_id: crate::merchant::first_endpoint_id(merchant_id()),
             at: t(0),
         });
         let events = run::<WebhookDelivery>(std::iter::once(queue).chain(steps.into_iter().enumerate().map(|(i, s)| to_webhook_command(i + 1, s))));

@@ -9,11 +9,11 @@
 //!
 //! Endpoint health is a separate pure policy ([`endpoint_health`]): an endpoint failing
 //! continuously for 5 days should be disabled, which the merchant stream records
-//! (`MerchantWebhookEndpointDisabled`).
+//! (`WebhookEndpointDisabled`, per endpoint; `MerchantWebhookEndpointDisabled` in older logs).
 
 use crate::calendar;
 use crate::decider::Decider;
-use crate::ids::{MerchantId, PaymentId, WebhookDeliveryId};
+use crate::ids::{MerchantId, PaymentId, WebhookDeliveryId, WebhookEndpointId};
 use crate::payment::PaymentStatus;
 use crate::retry::{Jitter, WEBHOOK_LONGEST_WAIT, webhook_wait_after};
 use crate::validation::{self, FieldError};
@@ -112,6 +112,7 @@ pub struct WebhookDelivery {
     event_type: String,
     payload: serde_json::Value,
     endpoint_url: String,
+    endpoint_id: WebhookEndpointId,
     attempts: u32,
     status: WebhookDeliveryStatus,
     next_attempt_at: Option<DateTime<Utc>>,
@@ -149,6 +150,11 @@ impl WebhookDelivery {
     /// Where to send it.
     pub fn endpoint_url(&self) -> &str {
         &self.endpoint_url
+    }
+
+    /// The endpoint it goes to (signed with that endpoint's secrets).
+    pub fn endpoint_id(&self) -> WebhookEndpointId {
+        self.endpoint_id
     }
 
     /// Attempts made since it was (re)queued.
@@ -202,6 +208,8 @@ pub struct QueueWebhookDelivery {
     pub payload: serde_json::Value,
     /// The merchant's endpoint.
     pub endpoint_url: String,
+    /// Which of the merchant's endpoints.
+    pub endpoint_id: WebhookEndpointId,
     /// When it is decided.
     pub at: DateTime<Utc>,
 }
@@ -252,6 +260,10 @@ event_enum! {
             payload: serde_json::Value,
             /// The endpoint.
             endpoint_url: String,
+            /// Which of the merchant's endpoints; deliveries queued before merchants had several
+            /// went to the first one.
+            #[serde(default)]
+            endpoint_id: Option<WebhookEndpointId>,
             /// When.
             at: DateTime<Utc>,
         },
@@ -423,6 +435,7 @@ impl WebhookDelivery {
             event_type,
             payload,
             endpoint_url,
+            endpoint_id,
             at,
         } = event
         else {
@@ -435,6 +448,8 @@ impl WebhookDelivery {
             event_type: event_type.clone(),
             payload: with_current_status_name(payload.clone()),
             endpoint_url: endpoint_url.clone(),
+            endpoint_id: endpoint_id
+                .unwrap_or_else(|| crate::merchant::first_endpoint_id(*merchant_id)),
             attempts: 0,
             status: WebhookDeliveryStatus::Pending,
             next_attempt_at: Some(*at),
@@ -501,6 +516,7 @@ fn queue_delivery(
         event_type: queue.event_type.clone(),
         payload: queue.payload.clone(),
         endpoint_url: queue.endpoint_url.clone(),
+        endpoint_id: Some(queue.endpoint_id),
         at: queue.at,
     }])
 }

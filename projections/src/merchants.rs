@@ -277,7 +277,39 @@ impl MerchantRow {
             // Neither the rate nor sealed blobs are shown by this read model.
             MerchantEvent::MerchantApiRateLimitChanged { .. }
             | MerchantEvent::MerchantSecretsResealed { .. } => {}
+            // The row shows the first endpoint (the onboarding `webhook_url`); the others are
+            // read from the merchant's stream (`Merchant::webhook_endpoints`).
+            MerchantEvent::WebhookEndpointUpdated {
+                endpoint_id, url, ..
+            } if self.is_first(endpoint_id) => self.webhook_url = Some(url),
+            MerchantEvent::WebhookEndpointRemoved { endpoint_id, .. }
+                if self.is_first(endpoint_id) =>
+            {
+                self.webhook_url = None
+            }
+            MerchantEvent::WebhookEndpointSecretRotated {
+                endpoint_id, at, ..
+            } if self.is_first(endpoint_id) => self.webhook_secret_rotated_at = Some(at),
+            MerchantEvent::WebhookEndpointDisabled {
+                endpoint_id, at, ..
+            } if self.is_first(endpoint_id) => self.webhook_endpoint_disabled_at = Some(at),
+            MerchantEvent::WebhookEndpointEnabled { endpoint_id, .. }
+                if self.is_first(endpoint_id) =>
+            {
+                self.webhook_endpoint_disabled_at = None
+            }
+            MerchantEvent::WebhookEndpointAdded { .. }
+            | MerchantEvent::WebhookEndpointUpdated { .. }
+            | MerchantEvent::WebhookEndpointRemoved { .. }
+            | MerchantEvent::WebhookEndpointSecretRotated { .. }
+            | MerchantEvent::WebhookEndpointDisabled { .. }
+            | MerchantEvent::WebhookEndpointEnabled { .. } => {}
         }
+    }
+
+    /// Whether `endpoint` is the merchant's first webhook endpoint (it shares the merchant's id).
+    fn is_first(&self, endpoint: lightspeed_domain::WebhookEndpointId) -> bool {
+        endpoint.0 == self.merchant_id
     }
 
     fn set_whatsapp(&mut self, contact: Option<WhatsappContact>) {

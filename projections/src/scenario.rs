@@ -633,6 +633,7 @@ impl Scenario {
                 "amount_paise": payment.amount().0,
             }),
             endpoint_url: "https://merchant.example/webhooks".into(),
+            endpoint_id: lightspeed_domain::merchant::first_endpoint_id(payment.merchant_id()),
             at,
         });
         let events = delivery.plan(&queue)?;

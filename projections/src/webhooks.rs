@@ -1,13 +1,14 @@
 //! Merchant webhook deliveries and their attempts.
 //!
 //! - `read.webhook_deliveries`: one row per delivery: merchant, payment, event type, body,
-//!   endpoint, status, attempts, next attempt, last status code and error.
+//!   endpoint (URL and id), status, attempts, next attempt, last status code and error.
 //! - `read.webhook_delivery_attempts`: one row per attempt (status code or transport error,
 //!   duration, response excerpt), keyed by the attempt event's log position, since attempt
 //!   numbers start again after a requeue.
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use lightspeed_domain::merchant::first_endpoint_id;
 use lightspeed_domain::webhook_delivery::WebhookDeliveryEvent;
 use lightspeed_domain::{Decider, WebhookDelivery};
 use lightspeed_eventstore::RecordedEvent;
@@ -39,6 +40,8 @@ pub struct DeliveryRow {
     pub payload: serde_json::Value,
     /// The merchant's endpoint.
     pub endpoint_url: String,
+    /// Which of the merchant's endpoints.
+    pub endpoint_id: Uuid,
     /// `pending`, `delivered` or `given_up`.
     pub status: String,
     /// Attempts since it was (re)queued.
@@ -90,6 +93,7 @@ CREATE TABLE {s}.webhook_deliveries (
     event_type        text NOT NULL,
     payload           jsonb NOT NULL,
     endpoint_url      text NOT NULL,
+    endpoint_id       uuid NOT NULL,
     status            text NOT NULL,
     attempts          integer NOT NULL,
     next_attempt_at   timestamptz,
@@ -103,6 +107,7 @@ CREATE TABLE {s}.webhook_deliveries (
 CREATE INDEX ON {s}.webhook_deliveries (merchant_id, queued_at DESC);
 CREATE INDEX ON {s}.webhook_deliveries (payment_id);
 CREATE INDEX ON {s}.webhook_deliveries (status, queued_at DESC);
+CREATE INDEX ON {s}.webhook_deliveries (endpoint_id, queued_at DESC);
 CREATE TABLE {s}.webhook_delivery_attempts (
     delivery_id       uuid NOT NULL,
     merchant_id       uuid NOT NULL,
@@ -123,7 +128,7 @@ impl Projection for WebhookDeliveries {
     }
 
     fn layout(&self) -> i32 {
-        1
+        2
     }
 
     fn categories(&self) -> Option<&'static [&'static str]> {
@@ -188,6 +193,7 @@ impl DeliveryRow {
             event_type,
             payload,
             endpoint_url,
+            endpoint_id,
             at,
         } = event
         else {
@@ -200,6 +206,9 @@ impl DeliveryRow {
             event_type,
             payload,
             endpoint_url,
+            endpoint_id: endpoint_id
+                .unwrap_or_else(|| first_endpoint_id(merchant_id))
+                .0,
             status: "pending".into(),
             attempts: 0,
             next_attempt_at: Some(at),
@@ -321,4 +330,79 @@ pub async fn attempts(
     .await
     .map_err(|e| ProjectionError::from_read("webhook_deliveries", e))?;
     Ok(rows.into_iter().map(|Json(row)| row).collect())
+}
+
+/// Which of one merchant's deliveries to list, newest first from an optional cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantDeliveryFilter {
+    /// Only to this endpoint.
+    pub endpoint_id: Option<Uuid>,
+    /// Only of this event type, e.g. `payment.succeeded`.
+    pub event_type: Option<String>,
+    /// Only this status (`pending`, `delivered`, `given_up`).
+    pub status: Option<String>,
+    /// Only queued at or after this instant.
+    pub queued_from: Option<DateTime<Utc>>,
+    /// Only queued before this instant.
+    pub queued_to: Option<DateTime<Utc>>,
+}
+
+/// Where a page of deliveries continues: the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryCursor {
+    /// That row's queueing instant.
+    pub queued_at: DateTime<Utc>,
+    /// That row's id.
+    pub delivery_id: Uuid,
+}
+
+/// Up to `limit` of a merchant's deliveries matching `filter`, newest first, after `after`
+/// (keyset pagination on `(queued_at, delivery_id)`, so rows queued meanwhile never shift a page).
+pub async fn merchant_deliveries(
+    pool: &PgPool,
+    merchant_id: Uuid,
+    filter: &MerchantDeliveryFilter,
+    after: Option<DeliveryCursor>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, ProjectionError> {
+    let rows: Vec<Json<DeliveryRow>> = sqlx::query_scalar(
+        "SELECT to_jsonb(d) FROM read.webhook_deliveries d
+          WHERE merchant_id = $1
+            AND ($2::uuid IS NULL OR endpoint_id = $2)
+            AND ($3::text IS NULL OR event_type = $3)
+            AND ($4::text IS NULL OR status = $4)
+            AND ($5::timestamptz IS NULL OR queued_at >= $5)
+            AND ($6::timestamptz IS NULL OR queued_at < $6)
+            AND ($7::timestamptz IS NULL OR (queued_at, delivery_id) < ($7, $8))
+          ORDER BY queued_at DESC, delivery_id DESC
+          LIMIT $9",
+    )
+    .bind(merchant_id)
+    .bind(filter.endpoint_id)
+    .bind(&filter.event_type)
+    .bind(&filter.status)
+    .bind(filter.queued_from)
+    .bind(filter.queued_to)
+    .bind(after.map(|cursor| cursor.queued_at))
+    .bind(after.map(|cursor| cursor.delivery_id))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("webhook_deliveries", e))?;
+    Ok(rows.into_iter().map(|Json(row)| row).collect())
+}
+
+/// One delivery by id, if the read model has it.
+pub async fn delivery(
+    pool: &PgPool,
+    delivery_id: Uuid,
+) -> Result<Option<DeliveryRow>, ProjectionError> {
+    let row: Option<Json<DeliveryRow>> = sqlx::query_scalar(
+        "SELECT to_jsonb(d) FROM read.webhook_deliveries d WHERE delivery_id = $1",
+    )
+    .bind(delivery_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("webhook_deliveries", e))?;
+    Ok(row.map(|Json(row)| row))
 }

@@ -1,16 +1,17 @@
-//! Since when each merchant's webhook endpoint has failed: the input of the domain's
+//! Since when each merchant webhook endpoint has failed: the input of the domain's
 //! endpoint-health policy, kept in a JetStream key-value bucket shared by every replica.
 //!
-//! One key per merchant holds `{failing_since, last_success_at}`: a success clears
+//! One key per endpoint (its id; a merchant's first endpoint shares the merchant's UUID, the key
+//! it had when merchants had one endpoint) holds `{failing_since, last_success_at}`: a success clears
 //! `failing_since`; a failure sets it unless it is already set or a later success was seen
 //! (replicas may record out of order). Updates are compare-and-set on the key's revision. The
 //! bucket is operational state, not a fact of the log: what the log records is the decision,
-//! `MerchantWebhookEndpointDisabled` with its `failing_since`. Losing the bucket only restarts
+//! `WebhookEndpointDisabled` with its `failing_since`. Losing the bucket only restarts
 //! the five-day clock.
 
 use async_nats::jetstream::{self, kv, stream};
 use chrono::{DateTime, Utc};
-use lightspeed_domain::MerchantId;
+use lightspeed_domain::WebhookEndpointId;
 use lightspeed_eventstore::nats::LogStreamConfig;
 use serde::{Deserialize, Serialize};
 
@@ -110,32 +111,32 @@ impl EndpointHealthBook {
         Ok(Self { kv })
     }
 
-    /// Records an observation of `merchant`'s endpoint; answers since when it has been failing
+    /// Records an observation of `endpoint`; answers since when it has been failing
     /// (`None` when it is healthy).
     pub(crate) async fn observe(
         &self,
-        merchant: MerchantId,
+        endpoint: WebhookEndpointId,
         observation: Observation,
     ) -> Result<Option<DateTime<Utc>>, HealthError> {
-        self.update(merchant, |record| record.observe(observation))
+        self.update(endpoint, |record| record.observe(observation))
             .await
             .map(|record| record.failing_since)
     }
 
     /// Starts the endpoint's record afresh (after it was disabled, so a re-enabled endpoint gets
     /// its full five days again).
-    pub(crate) async fn reset(&self, merchant: MerchantId) -> Result<(), HealthError> {
-        self.update(merchant, |_| EndpointRecord::default())
+    pub(crate) async fn reset(&self, endpoint: WebhookEndpointId) -> Result<(), HealthError> {
+        self.update(endpoint, |_| EndpointRecord::default())
             .await
             .map(|_| ())
     }
 
     async fn update(
         &self,
-        merchant: MerchantId,
+        endpoint: WebhookEndpointId,
         change: impl Fn(EndpointRecord) -> EndpointRecord,
     ) -> Result<EndpointRecord, HealthError> {
-        let key = merchant.to_string();
+        let key = endpoint.to_string();
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let entry = self
                 .kv

@@ -2,7 +2,7 @@
 //! log stores their effects once).
 
 use lightspeed_domain::{
-    GatewayId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId,
+    GatewayId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId, WebhookEndpointId,
 };
 use lightspeed_eventstore::RecordedEvent;
 use sha2::{Digest, Sha256};
@@ -110,6 +110,27 @@ pub fn delivery_id_of_type(event: &RecordedEvent, webhook_type: &str) -> Webhook
     let digest = digest(
         "webhook-delivery-of-type",
         &[event.event_id.as_bytes(), webhook_type.as_bytes()],
+    );
+    time_ordered(event, &digest)
+}
+
+/// The delivery of the merchant event `event`'s `webhook_type` webhook to an endpoint other
+/// than the merchant's first: derived from the event, the endpoint and the type, so a
+/// redelivered event queues each endpoint's delivery once. (The first endpoint keeps
+/// [`delivery_id_for`] and [`delivery_id_of_type`], the ids deliveries had before merchants had
+/// several endpoints.)
+pub fn delivery_id_for_endpoint(
+    event: &RecordedEvent,
+    endpoint: WebhookEndpointId,
+    webhook_type: &str,
+) -> WebhookDeliveryId {
+    let digest = digest(
+        "webhook-delivery-to-endpoint",
+        &[
+            event.event_id.as_bytes(),
+            endpoint.as_uuid().as_bytes(),
+            webhook_type.as_bytes(),
+        ],
     );
     time_ordered(event, &digest)
 }

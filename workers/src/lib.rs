@@ -45,6 +45,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use lightspeed_adapters::psp::PspClient;
 use lightspeed_adapters::secrets::Keyring;
+use lightspeed_adapters::webhook_target::TargetPolicy;
 use lightspeed_adapters::whatsapp::WhatsAppProvider;
 use lightspeed_eventstore::nats::LogStreamConfig;
 use lightspeed_eventstore::{CommandHandler, PgEventStore};
@@ -246,6 +247,8 @@ pub struct Deps {
     /// The WhatsApp provider and templates; without them the `whatsapp-notifications` queue
     /// does not run (see [`Deps::with_whatsapp`]).
     pub whatsapp: Option<WhatsApp>,
+    /// Which merchant endpoint addresses webhooks may reach (public `https` only by default).
+    pub webhook_targets: TargetPolicy,
 }
 
 impl std::fmt::Debug for Deps {
@@ -257,6 +260,7 @@ impl std::fmt::Debug for Deps {
             .field("due_recheck", &self.due_recheck)
             .field("payouts", &self.payouts)
             .field("whatsapp", &self.whatsapp)
+            .field("webhook_targets", &self.webhook_targets)
             .finish_non_exhaustive()
     }
 }
@@ -285,6 +289,7 @@ impl Deps {
             due_recheck: DEFAULT_DUE_RECHECK,
             payouts: None,
             whatsapp: None,
+            webhook_targets: TargetPolicy::default(),
         }
     }
 
@@ -487,7 +492,7 @@ impl Deps {
             ledger: self.ledger.clone(),
             deliveries: CommandHandler::<_, PgEventStore>::new(self.ledger.store().clone()),
             keyring: Arc::clone(&self.keyring),
-            http: self.http_client.clone(),
+            targets: self.webhook_targets,
             health,
             due_recheck: self.bounded_due_recheck(),
         })

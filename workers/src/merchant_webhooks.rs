@@ -6,26 +6,29 @@
 //! - **Queueing**, on payment status changes: `PaymentInitiated` → `payment.created`,
 //!   `PaymentSucceeded` → `payment.succeeded`, `PaymentFailed` → `payment.failed`,
 //!   `PaymentRefunded` → `refund.succeeded` (and `payment.refunded` too when it refunds the
-//!   payment in full), `RefundFailed` → `refund.failed`. If the merchant has a webhook URL and
-//!   its endpoint is enabled, a `WebhookDelivery` is queued per webhook with an id derived from
-//!   the event's (and the webhook's type, for the second one), as of the event's recording, so
-//!   a redelivered event decides the same deliveries and queues nothing new.
-//!   The body is fixed then, from the payment as of that event. A redelivered event that would
-//!   now queue another delivery (the merchant moved its endpoint since) is given up with the
-//!   reason: the first try's delivery stands.
+//!   payment in full), `RefundFailed` → `refund.failed`. Each webhook fans out to every
+//!   endpoint of the merchant that is enabled and whose filter matches its type: one
+//!   `WebhookDelivery` per webhook and endpoint, with an id derived from the event's (and the
+//!   webhook's type, for the second one; and the endpoint's, for endpoints but the first), as of
+//!   the event's recording, so a redelivered event decides the same deliveries and queues
+//!   nothing new. The body is fixed then, from the payment as of that event. A redelivered
+//!   event that would now queue another delivery (the merchant moved an endpoint since) is given
+//!   up with the reason: the first try's delivery stands.
 //!   Reroutes are not sent: they happen before the payer sees a checkout and change nothing the
 //!   merchant acts on.
 //! - **Delivering**, on `WebhookDeliveryQueued`, `WebhookRetryScheduled` and
 //!   `WebhookDeliveryRequeued`: such an event owes one attempt while it is still the delivery's
 //!   latest event. The job waits (a delayed `nak`, re-checked at least every `due_recheck`) until
-//!   the attempt is due on the ledger's clock, POSTs the body signed with the merchant's current
-//!   webhook secret (and the previous one during its grace period), and records the attempt; the
+//!   the attempt is due on the ledger's clock, vets the URL again (SSRF: its host must still
+//!   resolve to allowed addresses, and the attempt connects only to the vetted one), POSTs the
+//!   body signed with its endpoint's current secret (and the previous one during its grace
+//!   period), and records the attempt (a refused address as a transport error); the
 //!   domain decides whether it was delivered, when to retry (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
 //!   10 h, ±20 % jitter drawn here, `Retry-After` honoured) or that it gives up.
 //!
 //! After every attempt the endpoint's health is updated; an endpoint failing continuously for 5
 //! days is disabled on the merchant's stream (the domain's policy decides), and its pending
-//! deliveries are no longer attempted.
+//! deliveries are no longer attempted; the merchant's other endpoints are not affected.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +36,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lightspeed_adapters::merchant_webhook::{WebhookSecret, sign};
 use lightspeed_adapters::secrets::Keyring;
-use lightspeed_domain::merchant::MerchantCommand;
+use lightspeed_adapters::webhook_target::{TargetPolicy, pinned_client, vet};
+use lightspeed_domain::merchant::{MerchantCommand, WebhookEndpoint, first_endpoint_id};
 use lightspeed_domain::payment::PaymentEvent;
 use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::webhook_delivery::{
@@ -42,12 +46,13 @@ use lightspeed_domain::webhook_delivery::{
 };
 use lightspeed_domain::{
     Decider, Merchant, MerchantId, Payment, PaymentId, Provider, RefundId, WebhookDelivery,
-    WebhookDeliveryId,
+    WebhookDeliveryId, WebhookEndpointId,
 };
+use lightspeed_eventstore::handler::new_events;
 use lightspeed_eventstore::limits::MAX_READ_BATCH;
 use lightspeed_eventstore::{
-    AppendError, CommandContext, CommandError, CommandHandler, EventStore, PgEventStore,
-    RecordedEvent, stream_of,
+    AppendError, CommandContext, CommandError, CommandHandler, EventStore, ExpectedVersion,
+    PgEventStore, RecordedEvent, stream_of,
 };
 use lightspeed_services::Ledger;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -55,7 +60,7 @@ use uuid::Uuid;
 
 use crate::attempts::{DeliveryAttempts, attempt_owed};
 use crate::endpoint_health::{EndpointHealthBook, Observation};
-use crate::ids::{self, delivery_id_for};
+use crate::ids::{self, delivery_id_for, delivery_id_for_endpoint};
 use crate::queue::{JOB_TIMEOUT, Job, JobHandler, JobOutcome};
 use crate::support::{caused_by, domain_event, ledger_failure, recorded_event, stream_key};
 
@@ -90,7 +95,7 @@ pub(crate) struct MerchantWebhooks {
     pub(crate) ledger: Ledger,
     pub(crate) deliveries: CommandHandler<WebhookDelivery, PgEventStore>,
     pub(crate) keyring: Arc<Keyring>,
-    pub(crate) http: reqwest::Client,
+    pub(crate) targets: TargetPolicy,
     pub(crate) health: EndpointHealthBook,
     pub(crate) due_recheck: Duration,
 }
@@ -113,6 +118,7 @@ impl JobHandler for MerchantWebhooks {
 /// What an attempt saw of the merchant's endpoint, for its health once the attempt is recorded.
 pub(crate) struct EndpointObserved {
     merchant_id: MerchantId,
+    endpoint_id: WebhookEndpointId,
     observation: Observation,
 }
 
@@ -153,7 +159,7 @@ impl DeliveryAttempts for MerchantWebhooks {
         refusal.is_already_recorded()
     }
 
-    /// POSTs the body signed with the merchant's webhook secrets, unless the endpoint is
+    /// POSTs the body signed with its endpoint's secrets, unless the endpoint is gone or
     /// disabled.
     async fn attempt(
         &self,
@@ -167,15 +173,23 @@ impl DeliveryAttempts for MerchantWebhooks {
             .merchant(delivery.merchant_id())
             .await
             .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
-        if !merchant.webhook_endpoint_enabled() {
-            tracing::info!(%delivery_id, merchant_id = %merchant.id(), "webhook endpoint disabled; delivery not attempted");
+        let Some(endpoint) = merchant
+            .webhook_endpoint(delivery.endpoint_id())
+            .filter(|endpoint| endpoint.is_receiving())
+        else {
+            tracing::info!(%delivery_id, merchant_id = %merchant.id(), "webhook endpoint removed or disabled; delivery not attempted");
             return Err(JobOutcome::Done);
-        }
-        let (current, previous) = self.signing_secrets(&merchant, now).map_err(|why| {
+        };
+        let (current, previous) = open_secrets(&self.keyring, endpoint, now).map_err(|why| {
             tracing::error!(%delivery_id, merchant_id = %merchant.id(), %why, "cannot sign the webhook; retrying");
             job.retry_transient()
         })?;
-        let attempt = post(&self.http, delivery, &current, &previous, now).await;
+        let signing = Signing {
+            current: &current,
+            previous: &previous,
+            at: now,
+        };
+        let attempt = attempt_delivery(self.targets, delivery, &signing, WEBHOOK_TIMEOUT).await;
         let observation = if attempt.outcome.is_success() {
             Observation::Succeeded(now)
         } else {
@@ -183,6 +197,7 @@ impl DeliveryAttempts for MerchantWebhooks {
         };
         let observed = EndpointObserved {
             merchant_id: merchant.id(),
+            endpoint_id: endpoint.id(),
             observation,
         };
         Ok((WebhookDeliveryCommand::RecordAttempt(attempt), observed))
@@ -224,12 +239,13 @@ impl MerchantWebhooks {
             .merchant(merchant_id)
             .await
             .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
-        let Some(endpoint_url) = merchant
-            .webhook_url()
-            .filter(|_| merchant.webhook_endpoint_enabled())
-        else {
+        if !merchant
+            .webhook_endpoints()
+            .iter()
+            .any(WebhookEndpoint::is_receiving)
+        {
             return Ok(JobOutcome::Done);
-        };
+        }
         let payment = self
             .payment_as_of(job, payment_id, event.stream_version)
             .await?;
@@ -239,43 +255,59 @@ impl MerchantWebhooks {
             .await
             .map_err(|e| ledger_failure(job, "load the gateway", &e))?
             .provider();
-        for (delivery_id, event_type) in webhooks_of(event, event_type, &payment, &payment_event) {
-            let queue = WebhookDeliveryCommand::Queue(QueueWebhookDelivery {
-                delivery_id,
-                merchant_id: merchant.id(),
-                payment_id,
-                event_type: event_type.to_owned(),
-                payload: webhook_body(event_type, &payment, provider, &payment_event),
-                endpoint_url: endpoint_url.to_owned(),
-                // The event's instant, not the clock's: a redelivery decides the same delivery.
-                at: event.recorded_at,
-            });
-            self.queue_one(job, event, delivery_id, &queue).await?;
+        let mut given_up = Vec::new();
+        for (first_id, webhook_type) in webhooks_of(event, event_type, &payment, &payment_event) {
+            let payload = webhook_body(webhook_type, &payment, provider, &payment_event);
+            for endpoint in merchant.webhook_endpoints_for(webhook_type) {
+                let queue = QueueWebhookDelivery {
+                    delivery_id: delivery_id_to(
+                        event,
+                        first_id,
+                        &merchant,
+                        endpoint.id(),
+                        webhook_type,
+                    ),
+                    merchant_id: merchant.id(),
+                    payment_id,
+                    event_type: webhook_type.to_owned(),
+                    payload: payload.clone(),
+                    endpoint_url: endpoint.url().to_owned(),
+                    endpoint_id: endpoint.id(),
+                    // The event's instant, not the clock's: a redelivery decides the same delivery.
+                    at: event.recorded_at,
+                };
+                if let Err(reason) = self.queue_one(job, event, queue).await? {
+                    given_up.push(reason);
+                }
+            }
         }
-        Ok(JobOutcome::Done)
+        if given_up.is_empty() {
+            Ok(JobOutcome::Done)
+        } else {
+            Err(JobOutcome::GiveUp(given_up.join("; ")))
+        }
     }
 
-    /// Queues one delivery; a delivery queued before is left as it is.
-    async fn queue_one(
+    /// Queues one delivery; answers why it was given up (a refusal, or an earlier try that
+    /// queued other content), or the job's retry when the log failed.
+    pub(crate) async fn queue_one(
         &self,
         job: &Job,
         event: &RecordedEvent,
-        delivery_id: WebhookDeliveryId,
-        queue: &WebhookDeliveryCommand,
-    ) -> Result<(), JobOutcome> {
+        queue: QueueWebhookDelivery,
+    ) -> Result<Result<(), String>, JobOutcome> {
+        let delivery_id = queue.delivery_id;
         let stream = stream_of::<WebhookDelivery>(delivery_id)
             .map_err(|e| JobOutcome::GiveUp(e.to_string()))?;
         let context = caused_by(event, QUEUE, Some(ids::queue_delivery_command(delivery_id)));
-        match self.deliveries.execute(&stream, queue, &context).await {
-            Ok(_) | Err(CommandError::Rejected(WebhookDeliveryError::AlreadyQueued)) => Ok(()),
-            // A refusal, or an earlier try that queued other content: trying again changes
-            // neither.
+        let command = WebhookDeliveryCommand::Queue(queue);
+        match self.deliveries.execute(&stream, &command, &context).await {
+            Ok(_) | Err(CommandError::Rejected(WebhookDeliveryError::AlreadyQueued)) => Ok(Ok(())),
+            // Trying again changes neither a refusal nor an earlier try's other content.
             Err(
                 error @ (CommandError::Rejected(_)
                 | CommandError::Append(AppendError::IdempotencyConflict { .. })),
-            ) => Err(JobOutcome::GiveUp(format!(
-                "queue delivery {delivery_id}: {error}"
-            ))),
+            ) => Ok(Err(format!("queue delivery {delivery_id}: {error}"))),
             Err(error) => {
                 tracing::warn!(%delivery_id, %error, "could not queue the delivery; retrying");
                 Err(job.retry_transient())
@@ -319,40 +351,19 @@ impl MerchantWebhooks {
         state.ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))
     }
 
-    /// The merchant's current webhook secret and the previous one while its grace period lasts,
-    /// opened for this attempt only.
-    fn signing_secrets(
-        &self,
-        merchant: &Merchant,
-        at: DateTime<Utc>,
-    ) -> Result<(WebhookSecret, Vec<WebhookSecret>), String> {
-        let mut opened = merchant
-            .webhook_secrets_valid_at(at)
-            .into_iter()
-            .map(|sealed| {
-                let clear = self.keyring.open(sealed).map_err(|e| e.to_string())?;
-                WebhookSecret::from_secret(&clear).map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, String>>()?
-            .into_iter();
-        let current = opened
-            .next()
-            .ok_or_else(|| "the merchant has no webhook secret".to_owned())?;
-        Ok((current, opened.collect()))
-    }
-
     /// Records what the attempt says about the endpoint and disables an endpoint the domain's
     /// policy says has failed for too long. Failures here are logged: the attempt itself is
     /// already recorded, and the next attempt observes the endpoint again.
     async fn track_health(&self, event: &RecordedEvent, observed: EndpointObserved) {
         let EndpointObserved {
             merchant_id,
+            endpoint_id,
             observation,
         } = observed;
-        let failing_since = match self.health.observe(merchant_id, observation).await {
+        let failing_since = match self.health.observe(endpoint_id, observation).await {
             Ok(failing_since) => failing_since,
             Err(error) => {
-                tracing::warn!(merchant_id = %merchant_id, %error, "endpoint health not updated");
+                tracing::warn!(%merchant_id, %endpoint_id, %error, "endpoint health not updated");
                 return;
             }
         };
@@ -362,7 +373,8 @@ impl MerchantWebhooks {
         let EndpointHealth::Disable { since } = endpoint_health(failing_since, at) else {
             return;
         };
-        let disable = MerchantCommand::DisableWebhookEndpoint {
+        let disable = MerchantCommand::DisableFailingWebhookEndpoint {
+            endpoint_id,
             failing_since: since,
             at,
         };
@@ -377,43 +389,112 @@ impl MerchantWebhooks {
         };
         match disabled {
             Ok(_) => {
-                tracing::warn!(merchant_id = %merchant_id, %since, "webhook endpoint disabled after failing continuously");
-                if let Err(error) = self.health.reset(merchant_id).await {
-                    tracing::warn!(merchant_id = %merchant_id, %error, "endpoint health not reset");
+                tracing::warn!(%merchant_id, %endpoint_id, %since, "webhook endpoint disabled after failing continuously");
+                if let Err(error) = self.health.reset(endpoint_id).await {
+                    tracing::warn!(%merchant_id, %endpoint_id, %error, "endpoint health not reset");
                 }
             }
             Err(error) => {
-                tracing::warn!(merchant_id = %merchant_id, %error, "could not disable the webhook endpoint")
+                tracing::warn!(%merchant_id, %endpoint_id, %error, "could not disable the webhook endpoint")
             }
         }
     }
 }
 
-/// Sends one signed attempt and observes the answer.
+/// The delivery of `event`'s `webhook_type` webhook to `endpoint`: the first endpoint keeps
+/// `first_id`, the id such a delivery had when merchants had one endpoint, so an event
+/// redelivered across that change queues nothing new.
+fn delivery_id_to(
+    event: &RecordedEvent,
+    first_id: WebhookDeliveryId,
+    merchant: &Merchant,
+    endpoint: WebhookEndpointId,
+    webhook_type: &str,
+) -> WebhookDeliveryId {
+    if endpoint == first_endpoint_id(merchant.id()) {
+        first_id
+    } else {
+        delivery_id_for_endpoint(event, endpoint, webhook_type)
+    }
+}
+
+/// Vets the delivery's URL again (its host may resolve elsewhere since registration), then
+/// sends one signed attempt to the vetted address only and observes the answer; a refused
+/// target is an attempt that failed without leaving.
+async fn attempt_delivery(
+    targets: TargetPolicy,
+    delivery: &WebhookDelivery,
+    signing: &Signing<'_>,
+    timeout: Duration,
+) -> WebhookAttempt {
+    let started = Instant::now();
+    let client = match vet(delivery.endpoint_url(), targets).await {
+        Ok(target) => pinned_client(&target, timeout)
+            .map(|client| (client, target.url))
+            .map_err(|_| "the HTTP client could not be built".to_owned()),
+        Err(refusal) => Err(format!("target refused: {refusal}")),
+    };
+    let (outcome, retry_after_secs) = match client {
+        Ok((client, url)) => post(&client, url, delivery, signing).await,
+        Err(error) => (AttemptOutcome::TransportError { error }, None),
+    };
+    WebhookAttempt {
+        outcome,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        retry_after_secs,
+        jitter: Jitter::from_bps(rand::random_range(-Jitter::MAX_BPS..=Jitter::MAX_BPS)),
+        at: signing.at,
+    }
+}
+
+/// The secrets an attempt is signed with, opened for it only, and its instant.
+struct Signing<'a> {
+    current: &'a WebhookSecret,
+    previous: &'a [WebhookSecret],
+    at: DateTime<Utc>,
+}
+
+/// The endpoint's current secret and the previous one while its grace period lasts.
+fn open_secrets(
+    keyring: &Keyring,
+    endpoint: &WebhookEndpoint,
+    at: DateTime<Utc>,
+) -> Result<(WebhookSecret, Vec<WebhookSecret>), String> {
+    let mut opened = endpoint
+        .secrets_valid_at(at)
+        .into_iter()
+        .map(|sealed| {
+            let clear = keyring.open(sealed).map_err(|e| e.to_string())?;
+            WebhookSecret::from_secret(&clear).map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, String>>()?
+        .into_iter();
+    let current = opened
+        .next()
+        .ok_or_else(|| "the endpoint has no webhook secret".to_owned())?;
+    Ok((current, opened.collect()))
+}
+
+/// POSTs the signed body and observes the answer and its `Retry-After`.
 async fn post(
     http: &reqwest::Client,
+    url: reqwest::Url,
     delivery: &WebhookDelivery,
-    current: &WebhookSecret,
-    previous: &[WebhookSecret],
-    at: DateTime<Utc>,
-) -> WebhookAttempt {
+    signing: &Signing<'_>,
+) -> (AttemptOutcome, Option<u64>) {
     let body = delivery.payload().to_string().into_bytes();
     let signed = sign(
-        current,
-        previous,
+        signing.current,
+        signing.previous,
         &delivery.id().to_string(),
-        at.timestamp(),
+        signing.at.timestamp(),
         &body,
     );
-    let mut request = http
-        .post(delivery.endpoint_url())
-        .timeout(WEBHOOK_TIMEOUT)
-        .header(CONTENT_TYPE, "application/json");
+    let mut request = http.post(url).header(CONTENT_TYPE, "application/json");
     for (name, value) in signed.pairs() {
         request = request.header(name, value);
     }
-    let started = Instant::now();
-    let (outcome, retry_after_secs) = match request.body(body).send().await {
+    match request.body(body).send().await {
         Ok(response) => {
             let status_code = response.status().as_u16();
             let retry_after_secs = response
@@ -436,13 +517,6 @@ async fn post(
             },
             None,
         ),
-    };
-    WebhookAttempt {
-        outcome,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        retry_after_secs,
-        jitter: Jitter::from_bps(rand::random_range(-Jitter::MAX_BPS..=Jitter::MAX_BPS)),
-        at,
     }
 }
 
@@ -566,6 +640,110 @@ fn webhook_body(
         _ => {}
     }
     serde_json::json!({ "type": event_type, "timestamp": event.at(), "data": data })
+}
+
+/// Longest wait for an endpoint's answer to a test event: within the API's request timeout.
+pub const TEST_EVENT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// A test event sent: its delivery (pending a retry when the attempt failed) and the attempt.
+#[derive(Debug, Clone)]
+pub struct TestEventSent {
+    /// The delivery recorded for it.
+    pub delivery: WebhookDelivery,
+    /// What the endpoint answered.
+    pub attempt: WebhookAttempt,
+}
+
+/// Why a test event could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum TestEventError {
+    /// The endpoint's secret could not be opened.
+    #[error("cannot sign the test event: {0}")]
+    Signing(String),
+    /// The domain refused the delivery (e.g. a bad event type).
+    #[error(transparent)]
+    Refused(#[from] WebhookDeliveryError),
+    /// The log failed.
+    #[error("event log: {0}")]
+    Store(String),
+}
+
+/// Sends a signed sample `event_type` event to `endpoint` through the delivery path: the
+/// delivery is decided like any other, its first attempt made at once (SSRF checks, signing
+/// with the endpoint's secrets) and recorded in the same append as its queueing, so the queue
+/// never makes that attempt again; a failed attempt is retried on the usual schedule.
+pub async fn send_test_event(
+    ledger: &Ledger,
+    keyring: &Keyring,
+    targets: TargetPolicy,
+    merchant: &Merchant,
+    endpoint: &WebhookEndpoint,
+    event_type: &str,
+    context: &CommandContext,
+) -> Result<TestEventSent, TestEventError> {
+    let now = ledger.now();
+    let sample_payment = PaymentId::new();
+    let delivery_id = WebhookDeliveryId::new();
+    let queue = WebhookDeliveryCommand::Queue(QueueWebhookDelivery {
+        delivery_id,
+        merchant_id: merchant.id(),
+        payment_id: sample_payment,
+        event_type: event_type.to_owned(),
+        payload: sample_body(event_type, sample_payment, now),
+        endpoint_url: endpoint.url().to_owned(),
+        endpoint_id: endpoint.id(),
+        at: now,
+    });
+    let mut events = WebhookDelivery::decide(&None, &queue)?;
+    let queued = WebhookDelivery::fold(&events)
+        .ok_or_else(|| TestEventError::Store("a queued delivery folds to nothing".into()))?;
+    let (current, previous) =
+        open_secrets(keyring, endpoint, now).map_err(TestEventError::Signing)?;
+    let signing = Signing {
+        current: &current,
+        previous: &previous,
+        at: now,
+    };
+    let attempt = attempt_delivery(targets, &queued, &signing, TEST_EVENT_TIMEOUT).await;
+    let record = WebhookDeliveryCommand::RecordAttempt(attempt.clone());
+    events.extend(WebhookDelivery::decide(&Some(queued), &record)?);
+    let stream = stream_of::<WebhookDelivery>(delivery_id)
+        .map_err(|e| TestEventError::Store(e.to_string()))?;
+    let encoded =
+        new_events(&stream, &events, context).map_err(|e| TestEventError::Store(e.to_string()))?;
+    ledger
+        .store()
+        .append(stream, ExpectedVersion::NoStream, encoded)
+        .await
+        .map_err(|e| TestEventError::Store(e.to_string()))?;
+    let delivery = WebhookDelivery::fold(&events)
+        .ok_or_else(|| TestEventError::Store("a recorded delivery folds to nothing".into()))?;
+    Ok(TestEventSent { delivery, attempt })
+}
+
+/// The body of a test event: the shape merchants receive for `event_type`, about a sample
+/// payment, marked `"test": true`.
+fn sample_body(event_type: &str, payment_id: PaymentId, at: DateTime<Utc>) -> serde_json::Value {
+    let status = match event_type {
+        "payment.created" => "created",
+        "payment.failed" | "refund.failed" => "failed",
+        "payment.refunded" => "refunded",
+        _ => "succeeded",
+    };
+    serde_json::json!({
+        "type": event_type,
+        "timestamp": at,
+        "test": true,
+        "data": {
+            "transaction_id": payment_id,
+            "order_id": "TEST-ORDER",
+            "amount": 10_000,
+            "currency": "INR",
+            "status": status,
+            "provider": "sandbox",
+            "initiated_at": at,
+        },
+    })
 }
 
 /// The merchant's id of one of our refunds of the payment.

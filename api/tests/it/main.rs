@@ -27,4 +27,5 @@ mod router_errors;
 mod secrets;
 mod status_checks;
 mod unstorable_input;
+mod webhook_endpoints;
 mod whatsapp;

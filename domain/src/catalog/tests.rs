@@ -130,6 +130,42 @@ fn merchant_events_round_trip() {
                 previous_webhook_secret: Some(sealed("whsec4")),
                 at: t(1),
             },
+            MerchantEvent::WebhookEndpointAdded {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                url: "https://acme.example/orders".to_owned(),
+                description: "orders".to_owned(),
+                event_types: crate::merchant::EventFilter::parse(&["payment.*".to_owned()])
+                    .expect("a filter"),
+                secret: sealed("whsec5"),
+                at: t(1),
+            },
+            MerchantEvent::WebhookEndpointUpdated {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                url: "https://acme.example/orders".to_owned(),
+                description: String::new(),
+                enabled: false,
+                event_types: crate::merchant::EventFilter::everything(),
+                at: t(1),
+            },
+            MerchantEvent::WebhookEndpointRemoved {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                at: t(1),
+            },
+            MerchantEvent::WebhookEndpointSecretRotated {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                secret: sealed("whsec6"),
+                previous_valid_until: t(2),
+                at: t(1),
+            },
+            MerchantEvent::WebhookEndpointDisabled {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                failing_since: t(0),
+                at: t(1),
+            },
+            MerchantEvent::WebhookEndpointEnabled {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                at: t(1),
+            },
         ],
     );
 }
@@ -378,6 +414,7 @@ fn alert_notification_and_webhook_events_round_trip() {
                 event_type: "payment.succeeded".to_owned(),
                 payload: serde_json::json!({ "amount": 49_900 }),
                 endpoint_url: "https://acme.example/hooks".to_owned(),
+                endpoint_id: None,
                 at: t(0),
             },
             WebhookDeliveryEvent::WebhookDeliveryAttempted {

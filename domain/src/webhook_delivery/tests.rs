@@ -13,6 +13,7 @@ fn queue() -> QueueWebhookDelivery {
         event_type: "payment.succeeded".to_owned(),
         payload: serde_json::json!({ "payment_id": "p1", "status": "succeeded" }),
         endpoint_url: "https://acme.example/hooks".to_owned(),
+        endpoint_id: crate::merchant::first_endpoint_id(merchant_id()),
         at: t(0),
     }
 }
@@ -26,6 +27,7 @@ fn queued() -> WebhookDeliveryEvent {
         event_type: q.event_type,
         payload: q.payload,
         endpoint_url: q.endpoint_url,
+        endpoint_id: Some(q.endpoint_id),
         at: q.at,
     }
 }
@@ -99,6 +101,7 @@ fn a_body_queued_with_an_earlier_status_name_is_sent_with_the_current_one() {
         event_type: "payment.created".to_owned(),
         payload: serde_json::json!({ "type": "payment.created", "data": { "status": status } }),
         endpoint_url: "https://acme.example/hooks".to_owned(),
+        endpoint_id: None,
         at: t(0),
     };
     for (stored, sent) in [

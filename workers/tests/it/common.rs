@@ -136,6 +136,8 @@ impl World {
         deps.concurrency = 8;
         // Tests move the manual clock; waiting jobs notice within this.
         deps.due_recheck = Duration::from_millis(100);
+        // Fake merchant endpoints listen on loopback over plain http.
+        deps.webhook_targets.allow_loopback_http = true;
         Self {
             clock,
             ledger,

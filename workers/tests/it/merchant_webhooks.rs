@@ -315,8 +315,13 @@ async fn an_endpoint_failing_for_five_days_is_disabled() {
         .events(&stream_of::<Merchant>(merchant.id).expect("stream"))
         .await
         .into_iter()
-        .find(|e| e.event_type == "MerchantWebhookEndpointDisabled")
+        .find(|e| e.event_type == "WebhookEndpointDisabled")
         .expect("disabled event");
+    // The first endpoint, from the merchant's webhook URL, shares the merchant's UUID.
+    assert_eq!(
+        disabled.payload["endpoint_id"],
+        serde_json::json!(merchant.id)
+    );
     assert_eq!(
         disabled.payload["failing_since"],
         serde_json::json!(failing_since)
