@@ -441,6 +441,10 @@ pub struct Server {
     #[arg(long, env = "SANDBOX_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub sandbox_retention_days: u32,
+    /// Milliseconds after which the sandbox PSP settles each refund as processed, as a bank
+    /// would; unset, only its settle control does (`lightspeed demo` sets 2 000).
+    #[arg(long, env = "SANDBOX_REFUND_AUTO_SETTLE_MS")]
+    pub sandbox_refund_auto_settle_ms: Option<u64>,
     /// Slack incoming-webhook URL ops alerts are posted to; alerts are only recorded without it.
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<String>,
@@ -497,6 +501,9 @@ impl Server {
     pub fn sandbox_config(&self, public_url: &str) -> lightspeed_sandbox::SandboxConfig {
         let mut config = lightspeed_sandbox::SandboxConfig::new(format!("{public_url}/sandbox"));
         config.retention = Duration::from_secs(u64::from(self.sandbox_retention_days) * 86_400);
+        config.refund_auto_settle = self
+            .sandbox_refund_auto_settle_ms
+            .map(Duration::from_millis);
         config
     }
 

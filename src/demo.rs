@@ -1,6 +1,7 @@
 //! `lightspeed demo`: everything in one process, a demo merchant with three sandbox gateways,
-//! one payment driven through the sandbox PSP to success, a quarter of it refunded with the
-//! commission effect shown, and a signed `curl` for the next.
+//! one payment driven through the sandbox PSP to success, a quarter of it refunded through the
+//! refund worker and the sandbox PSP (which settles refunds after [`REFUND_SETTLES_AFTER_MS`])
+//! with the commission effect shown, and a signed `curl` for the next.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::wallet::Wallet;
 use lightspeed_domain::{BasisPoints, GatewayId, MerchantId, Paise, PaymentId, Provider};
 use lightspeed_eventstore::{CommandContext, Metadata, stream_of};
-use lightspeed_services::{NewGateway, NewMerchant, RefundOutcome};
+use lightspeed_services::{NewGateway, NewMerchant};
 use serde_json::Value;
 
 use crate::config::{Infra, Server};
@@ -24,6 +25,8 @@ use crate::roles::Roles;
 
 /// The demo merchant's client key: fixed, so running the demo again reuses the merchant.
 const DEMO_CLIENT_KEY: &str = "ck_LightSpeedDemoStore0001";
+/// When the sandbox PSP settles the demo's refund, unless `SANDBOX_REFUND_AUTO_SETTLE_MS` says.
+const REFUND_SETTLES_AFTER_MS: u64 = 2_000;
 /// How long the demo waits for each step of the payment.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -42,8 +45,12 @@ pub async fn run(
     let context = Roles::connect(infra, metrics).await?;
     let local = format!("http://{}", server.listen);
     let merchant = seed(&context, &local).await?;
+    let mut server = server.clone();
+    server
+        .sandbox_refund_auto_settle_ms
+        .get_or_insert(REFUND_SETTLES_AFTER_MS);
     let roles = {
-        let (context, server) = (context.clone(), server.clone());
+        let context = context.clone();
         tokio::spawn(async move {
             crate::run_all_roles(&context, &server, async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -104,8 +111,9 @@ fn demo_context() -> CommandContext {
     }
 }
 
-/// Refunds a quarter of the payment through the signed refund route, records the sandbox PSP's
-/// success, and prints what the refund did to the commission under each treatment.
+/// Refunds a quarter of the payment through the signed refund route, waits for the refund
+/// worker and the sandbox PSP's webhook to settle it, and prints what it did to the commission
+/// under each treatment.
 async fn refund_part(
     context: &Roles,
     http: &reqwest::Client,
@@ -139,10 +147,26 @@ async fn refund_part(
         .json()
         .await?;
     println!(
-        "\nRefund {merchant_refund_id} of ₹{part} requested: {}",
+        "\nRefund {merchant_refund_id} of ₹{part} requested: {}; the refund worker sends it to the \
+         sandbox PSP, which settles it and posts its signed refund webhook.",
         requested["status"]
     );
-    record_sandbox_success(context, merchant, &merchant_refund_id).await?;
+    let settled = wait_for(|| async {
+        let path = format!("/refunds/{merchant_refund_id}");
+        let response = signed(http, reqwest::Method::GET, local, &path, "", merchant)
+            .send()
+            .await
+            .ok()?;
+        let refund = response.json::<Value>().await.ok()?;
+        (refund["status"] == "succeeded" || refund["status"] == "failed").then_some(refund)
+    })
+    .await
+    .context("the refund was not settled")?;
+    println!(
+        "Refund {}: {}",
+        settled["psp_refund_id"].as_str().unwrap_or("(no PSP id)"),
+        settled["status"]
+    );
     let wallet = context
         .ledger
         .wallets()
@@ -167,38 +191,6 @@ async fn refund_part(
         payment.refunded(),
         payment.refundable(),
         wallet.balance_due()
-    );
-    Ok(())
-}
-
-/// Records the refund's success as the sandbox PSP reports it. No refund worker runs in this
-/// build, so the demo records the PSP's answer itself, and says so.
-async fn record_sandbox_success(
-    context: &Roles,
-    merchant: &DemoMerchant,
-    merchant_refund_id: &str,
-) -> anyhow::Result<()> {
-    let (payment, refund_id) = context
-        .ledger
-        .refund_by_merchant_id(merchant.id, merchant_refund_id)
-        .await?
-        .context("the refund just requested is not recorded")?;
-    let psp_refund_id = format!("sbrf_{}", refund_id.0.simple());
-    context
-        .ledger
-        .record_refund_outcome(
-            payment.id(),
-            refund_id,
-            &RefundOutcome::Succeeded {
-                psp_refund_id: Some(psp_refund_id.clone()),
-            },
-            context.ledger.now(),
-            &demo_context(),
-        )
-        .await?;
-    println!(
-        "Recorded its success as the sandbox PSP would report it (refund {psp_refund_id}): \
-         no refund worker runs in this build, so the demo records the PSP's answer itself."
     );
     Ok(())
 }

@@ -117,6 +117,8 @@ impl Roles {
             .env("PUBLIC_URL", self.wiring.api_url())
             .env("LISTEN_ADDR", &self.wiring.api_listen)
             .env("ENCRYPTION_KEY", ENCRYPTION_KEY)
+            // The merchants' endpoints are fakes on loopback.
+            .env("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true")
             .env("INITIATE_RATE_PER_MINUTE", "1000000")
             .env("RUST_LOG", "warn,lightspeed_eventstore::relay=info")
             .env("RUST_BACKTRACE", "1")
