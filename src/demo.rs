@@ -132,36 +132,7 @@ async fn refund_part(
             .context("no commission")?,
     );
     let part = Paise(amount.0 / 4);
-    let merchant_refund_id = format!("DEMO-RF-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
-    let body = serde_json::json!({
-        "amount": part.0,
-        "reason": "one item returned",
-        "refund_id": merchant_refund_id,
-    })
-    .to_string();
-    let path = format!("/payment/{id}/refunds");
-    let requested: Value = signed(http, reqwest::Method::POST, local, &path, &body, merchant)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    println!(
-        "\nRefund {merchant_refund_id} of ₹{part} requested: {}; the refund worker sends it to the \
-         sandbox PSP, which settles it and posts its signed refund webhook.",
-        requested["status"]
-    );
-    let settled = wait_for(|| async {
-        let path = format!("/refunds/{merchant_refund_id}");
-        let response = signed(http, reqwest::Method::GET, local, &path, "", merchant)
-            .send()
-            .await
-            .ok()?;
-        let refund = response.json::<Value>().await.ok()?;
-        (refund["status"] == "succeeded" || refund["status"] == "failed").then_some(refund)
-    })
-    .await
-    .context("the refund was not settled")?;
+    let settled = refund_and_wait(http, local, merchant, id, part).await?;
     println!(
         "Refund {}: {}",
         settled["psp_refund_id"].as_str().unwrap_or("(no PSP id)"),
@@ -193,6 +164,47 @@ async fn refund_part(
         wallet.balance_due()
     );
     Ok(())
+}
+
+/// Requests a refund of `part` of the payment through the signed route and waits until its
+/// outcome is recorded; answers the refund as `GET /refunds/{refund_id}` shows it.
+async fn refund_and_wait(
+    http: &reqwest::Client,
+    local: &str,
+    merchant: &DemoMerchant,
+    id: PaymentId,
+    part: Paise,
+) -> anyhow::Result<Value> {
+    let merchant_refund_id = format!("DEMO-RF-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let body = serde_json::json!({
+        "amount": part.0,
+        "reason": "one item returned",
+        "refund_id": merchant_refund_id,
+    })
+    .to_string();
+    let path = format!("/payment/{id}/refunds");
+    let requested: Value = signed(http, reqwest::Method::POST, local, &path, &body, merchant)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!(
+        "\nRefund {merchant_refund_id} of ₹{part} requested: {}; the refund worker sends it to the \
+         sandbox PSP, which settles it and posts its signed refund webhook.",
+        requested["status"]
+    );
+    let path = format!("/refunds/{merchant_refund_id}");
+    wait_for(|| async {
+        let response = signed(http, reqwest::Method::GET, local, &path, "", merchant)
+            .send()
+            .await
+            .ok()?;
+        let refund = response.json::<Value>().await.ok()?;
+        (refund["status"] == "succeeded" || refund["status"] == "failed").then_some(refund)
+    })
+    .await
+    .context("the refund was not settled")
 }
 
 /// What the refund did to the commission under the merchant's treatment, and what the other

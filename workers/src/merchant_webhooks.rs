@@ -217,6 +217,21 @@ pub fn merchant_event_type(payment_event_type: &str) -> Option<&'static str> {
 }
 
 impl MerchantWebhooks {
+    /// The merchant whose payment it is.
+    async fn merchant_of(&self, job: &Job, payment_id: PaymentId) -> Result<Merchant, JobOutcome> {
+        let merchant_id = self
+            .ledger
+            .payment(payment_id)
+            .await
+            .map_err(|e| ledger_failure(job, "load the payment", &e))?
+            .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))?
+            .merchant_id();
+        self.ledger
+            .merchant(merchant_id)
+            .await
+            .map_err(|e| ledger_failure(job, "load the merchant", &e))
+    }
+
     async fn queue_delivery(
         &self,
         job: &Job,
@@ -227,18 +242,7 @@ impl MerchantWebhooks {
         };
         let payment_event: PaymentEvent = domain_event(event)?;
         let payment_id: PaymentId = stream_key(event)?;
-        let merchant_id = self
-            .ledger
-            .payment(payment_id)
-            .await
-            .map_err(|e| ledger_failure(job, "load the payment", &e))?
-            .ok_or_else(|| JobOutcome::GiveUp(format!("unknown payment {payment_id}")))?
-            .merchant_id();
-        let merchant = self
-            .ledger
-            .merchant(merchant_id)
-            .await
-            .map_err(|e| ledger_failure(job, "load the merchant", &e))?;
+        let merchant = self.merchant_of(job, payment_id).await?;
         if !merchant
             .webhook_endpoints()
             .iter()
