@@ -16,7 +16,8 @@ use crate::common::{TestApp, TestMerchant, payment};
 const SEEDED_ORDER: &str = "ORD-SEEDED-1";
 
 fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients")
+    let api = Path::new(env!("CARGO_MANIFEST_DIR"));
+    api.parent().expect("the workspace holds the api crate").join("clients")
 }
 
 /// Runs `program script` with the API's address and the merchant's credentials; fails the

@@ -140,7 +140,8 @@ def reads(client):
     usage = client.usage()
     check(isinstance(usage.payments, list) and usage.from_, str(usage))
     client.whatsapp_usage()
-    expect(ValidationError, "INVALID_QUERY", lambda: client.transactions(limit="many"))
+    bad_limit = expect(ValidationError, "INVALID_FIELD", lambda: client.transactions(limit="many"))
+    check(bad_limit.status == 422 and "limit" in bad_limit.detail, str(bad_limit))
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
