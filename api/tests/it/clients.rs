@@ -100,7 +100,7 @@ async fn the_python_clients_unit_tests_pass() {
 async fn the_typescript_clients_unit_tests_pass() {
     let mut command = Command::new("node");
     command
-        .args(["--test", "test/client.test.mjs"])
+        .args(["--test", "test/client.test.mjs", "test/routes.test.mjs"])
         .current_dir(clients_dir().join("typescript"));
     run(command, "node --test (clients/typescript)").await;
 }
