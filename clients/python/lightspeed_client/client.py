@@ -39,7 +39,7 @@ def _segment(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
 
 
-def _is_timeout(error: BaseException) -> bool:
+def _is_timeout(error: Optional[BaseException]) -> bool:
     if isinstance(error, (socket.timeout, TimeoutError)):
         return True
     return isinstance(error, urllib.error.URLError) and isinstance(
@@ -101,6 +101,8 @@ class Client:
                 return response.status, _lower(response.headers), response.read()
         except urllib.error.HTTPError as error:
             raise error_from_response(error.code, error.read(), _lower(error.headers)) from None
+        except OSError as error:  # URLError, timeouts and refused connections alike
+            raise TransportError(f"{method.upper()} {path}: {error}") from error
 
     def _json(self, method: str, path: str, payload: Any = None) -> Any:
         body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode()
@@ -126,14 +128,15 @@ class Client:
         optional = {"customer": customer, "redirect_url": redirect_url, "notes": notes}
         payload.update({key: value for key, value in optional.items() if value is not None})
         body = json.dumps(payload, separators=(",", ":")).encode()
-        for attempt in range(self.initiate_retries + 1):
+        attempt = 0
+        while True:
             try:
                 _, _, raw = self.request("POST", "/payment/initiate", body)
                 return m.decode(m.Initiated, json.loads(raw))
-            except (urllib.error.URLError, OSError) as error:
-                if not _is_timeout(error) or attempt == self.initiate_retries:
-                    raise TransportError(f"initiate {order_id}: {error}") from error
-        raise TransportError("unreachable")  # the loop always returns or raises
+            except TransportError as error:
+                if not _is_timeout(error.__cause__) or attempt >= self.initiate_retries:
+                    raise
+                attempt += 1
 
     def payment(self, transaction_id: str) -> m.Transaction:
         """A payment by id (`GET /transaction/{id}`)."""

@@ -3,6 +3,7 @@ against a local fake server standing in for the API."""
 
 import http.server
 import json
+import socket
 import threading
 import time
 import unittest
@@ -160,6 +161,17 @@ class AgainstAFakeServer(unittest.TestCase):
         self.client.initiate_retries = 0
         with self.assertRaises(TransportError):
             self.client.initiate(amount=49900, order_id="ORD-1")
+
+    def test_a_refused_connection_is_a_transport_error(self):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        client = Client(f"http://127.0.0.1:{port}", "ck_test", "cs_test", timeout=0.3)
+        with self.assertRaises(TransportError):
+            client.initiate(amount=49900, order_id="ORD-1")
+        with self.assertRaises(TransportError):
+            client.wallet()
 
     def test_problem_documents_become_typed_errors(self):
         with self.assertRaises(ConflictError) as refused:

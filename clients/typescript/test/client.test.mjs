@@ -123,6 +123,16 @@ test("with no retry left a timed-out initiate is a transport error", async (t) =
   await assert.rejects(client.initiate({ amount: 49900, orderId: "ORD-1" }), TransportError);
 });
 
+test("a refused connection is a transport error", async () => {
+  const closed = createServer();
+  await new Promise((resolve) => closed.listen(0, "127.0.0.1", resolve));
+  const { port } = closed.address();
+  await new Promise((resolve) => closed.close(resolve));
+  const client = new Client({ baseUrl: `http://127.0.0.1:${port}`, clientKey: "ck_test", clientSalt: "cs_test", timeoutMs: 300 });
+  await assert.rejects(client.initiate({ amount: 49900, orderId: "ORD-1" }), TransportError);
+  await assert.rejects(client.wallet(), TransportError);
+});
+
 test("problem documents become typed errors", async (t) => {
   const { server, client } = await fakeApi();
   t.after(() => { server.closeAllConnections(); server.close(); });
