@@ -7,6 +7,7 @@ mod admin_merchants;
 mod admin_queues;
 mod admin_reads;
 mod admin_refunds;
+mod clients;
 mod common;
 mod contract;
 mod gateway_setup;
