@@ -166,6 +166,12 @@ fn merchant_events_round_trip() {
                 endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
                 at: t(1),
             },
+            MerchantEvent::WebhookEndpointSecretResealed {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                secret: sealed("whsec7"),
+                previous_secret: Some(sealed("whsec8")),
+                at: t(1),
+            },
         ],
     );
 }
