@@ -225,9 +225,11 @@ pub struct DeliveryQuery {
     /// `pending`, `delivered` or `given_up`.
     pub status: Option<String>,
     /// Queued at or after this instant (RFC 3339).
-    pub from: Option<DateTime<Utc>>,
+    #[param(format = DateTime)]
+    pub from: Option<String>,
     /// Queued before this instant (RFC 3339).
-    pub to: Option<DateTime<Utc>>,
+    #[param(format = DateTime)]
+    pub to: Option<String>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
@@ -517,6 +519,21 @@ fn parse_cursor(text: &str) -> Result<DeliveryCursor, ApiError> {
     })
 }
 
+/// A time filter as an instant; one that does not parse is refused naming its field, as the
+/// other merchant lists do.
+fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| ApiError::InvalidField {
+                    field: field.to_owned(),
+                    detail: "must be an RFC 3339 instant, e.g. 2026-11-01T00:00:00+05:30".into(),
+                })
+        })
+        .transpose()
+}
+
 async fn deliveries(
     state: &AppState,
     merchant_id: MerchantId,
@@ -537,8 +554,8 @@ async fn deliveries(
         endpoint_id,
         event_type: query.event_type,
         status: query.status,
-        queued_from: query.from,
-        queued_to: query.to,
+        queued_from: instant("from", query.from.as_deref())?,
+        queued_to: instant("to", query.to.as_deref())?,
     };
     let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
     let mut rows = lightspeed_projections::webhooks::merchant_deliveries(
@@ -804,6 +821,7 @@ pub async fn test_endpoint(
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPageView),
         (status = 400, description = "A query parameter does not parse (INVALID_QUERY)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`from` or `to` is not an RFC 3339 instant (INVALID_FIELD, naming it)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, stale or wrong signature", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The read model is not built yet", body = Problem, content_type = "application/problem+json"),
     )
@@ -1063,6 +1081,7 @@ pub async fn admin_test_endpoint(
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPageView),
         (status = 400, description = "A query parameter does not parse (INVALID_QUERY)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`from` or `to` is not an RFC 3339 instant (INVALID_FIELD, naming it)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such merchant (MERCHANT_NOT_FOUND)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The read model is not built yet", body = Problem, content_type = "application/problem+json"),
     )
