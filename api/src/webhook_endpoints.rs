@@ -156,8 +156,10 @@ pub struct DeliveryView {
     pub endpoint_url: String,
     /// The event type, e.g. `payment.succeeded`.
     pub event_type: String,
-    /// The transaction it reports on (a sample id for test events).
-    pub transaction_id: String,
+    /// The transaction it reports on; absent for a test event.
+    pub transaction_id: Option<String>,
+    /// Whether it carries a test event (`POST /webhook-endpoints/{id}/test`).
+    pub test: bool,
     /// `pending`, `delivered` or `given_up`.
     pub status: String,
     /// Attempts since it was (re)queued.
@@ -264,7 +266,8 @@ fn delivery_view(row: DeliveryRow) -> DeliveryView {
         endpoint_id: row.endpoint_id.to_string(),
         endpoint_url: row.endpoint_url,
         event_type: row.event_type,
-        transaction_id: row.payment_id.to_string(),
+        transaction_id: row.payment_id.map(|id| id.to_string()),
+        test: row.payment_id.is_none(),
         status: row.status,
         attempts: row.attempts,
         next_attempt_at: row.next_attempt_at,
