@@ -524,6 +524,9 @@ async fn an_admin_adds_changes_tests_rotates_and_resends_for_a_merchant() {
     let (headers, body) = &hooks.received()[0];
     assert!(verifies(app, &first_secret, headers, body));
     assert!(standard_library_verifies(&first_secret, headers, body));
+    let stranger = lightspeed_adapters::secrets::generate_webhook_secret();
+    let stranger = stranger.expose_str().expect("text");
+    assert!(!standard_library_verifies(stranger, headers, body));
 
     // A failing delivery is given up after its 8 attempts, then resent once the endpoint is
     // back, signed with the secret rotated meanwhile.
