@@ -156,8 +156,10 @@ pub struct DeliveryView {
     pub endpoint_url: String,
     /// The event type, e.g. `payment.succeeded`.
     pub event_type: String,
-    /// The transaction it reports on (a sample id for test events).
-    pub transaction_id: String,
+    /// The transaction it reports on; absent for a test event.
+    pub transaction_id: Option<String>,
+    /// Whether it carries a test event (`POST /webhook-endpoints/{id}/test`).
+    pub test: bool,
     /// `pending`, `delivered` or `given_up`.
     pub status: String,
     /// Attempts since it was (re)queued.
@@ -225,9 +227,11 @@ pub struct DeliveryQuery {
     /// `pending`, `delivered` or `given_up`.
     pub status: Option<String>,
     /// Queued at or after this instant (RFC 3339).
-    pub from: Option<DateTime<Utc>>,
+    #[param(format = DateTime)]
+    pub from: Option<String>,
     /// Queued before this instant (RFC 3339).
-    pub to: Option<DateTime<Utc>>,
+    #[param(format = DateTime)]
+    pub to: Option<String>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
@@ -262,7 +266,8 @@ fn delivery_view(row: DeliveryRow) -> DeliveryView {
         endpoint_id: row.endpoint_id.to_string(),
         endpoint_url: row.endpoint_url,
         event_type: row.event_type,
-        transaction_id: row.payment_id.to_string(),
+        transaction_id: row.payment_id.map(|id| id.to_string()),
+        test: row.payment_id.is_none(),
         status: row.status,
         attempts: row.attempts,
         next_attempt_at: row.next_attempt_at,
@@ -517,6 +522,21 @@ fn parse_cursor(text: &str) -> Result<DeliveryCursor, ApiError> {
     })
 }
 
+/// A time filter as an instant; one that does not parse is refused naming its field, as the
+/// other merchant lists do.
+fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| ApiError::InvalidField {
+                    field: field.to_owned(),
+                    detail: "must be an RFC 3339 instant, e.g. 2026-11-01T00:00:00+05:30".into(),
+                })
+        })
+        .transpose()
+}
+
 async fn deliveries(
     state: &AppState,
     merchant_id: MerchantId,
@@ -537,8 +557,8 @@ async fn deliveries(
         endpoint_id,
         event_type: query.event_type,
         status: query.status,
-        queued_from: query.from,
-        queued_to: query.to,
+        queued_from: instant("from", query.from.as_deref())?,
+        queued_to: instant("to", query.to.as_deref())?,
     };
     let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
     let mut rows = lightspeed_projections::webhooks::merchant_deliveries(
@@ -804,6 +824,7 @@ pub async fn test_endpoint(
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPageView),
         (status = 400, description = "A query parameter does not parse (INVALID_QUERY)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`from` or `to` is not an RFC 3339 instant (INVALID_FIELD, naming it)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, stale or wrong signature", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The read model is not built yet", body = Problem, content_type = "application/problem+json"),
     )
@@ -1063,6 +1084,7 @@ pub async fn admin_test_endpoint(
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPageView),
         (status = 400, description = "A query parameter does not parse (INVALID_QUERY)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`from` or `to` is not an RFC 3339 instant (INVALID_FIELD, naming it)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such merchant (MERCHANT_NOT_FOUND)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The read model is not built yet", body = Problem, content_type = "application/problem+json"),
     )

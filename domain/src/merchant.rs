@@ -50,7 +50,8 @@ pub mod endpoints;
 
 use crate::ids::WebhookEndpointId;
 pub use endpoints::{
-    EndpointChanges, EventFilter, MAX_WEBHOOK_ENDPOINTS, WebhookEndpoint, first_endpoint_id,
+    EndpointChanges, EventFilter, MAX_WEBHOOK_ENDPOINTS, ResealedEndpointSecrets, WebhookEndpoint,
+    first_endpoint_id,
 };
 
 /// Most gateways a merchant may have active (registered and not retired) at once.
@@ -563,6 +564,14 @@ pub enum MerchantCommand {
         /// When it is decided.
         at: DateTime<Utc>,
     },
+    /// Records the secrets of endpoints other than the first sealed under another encryption
+    /// key (key rotation; the first endpoint's are resealed by [`MerchantCommand::ResealSecrets`]).
+    ResealWebhookEndpointSecrets {
+        /// Each endpoint's secrets, resealed.
+        endpoints: Vec<ResealedEndpointSecrets>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
 }
 
 event_enum! {
@@ -786,6 +795,17 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
+        /// An endpoint's secrets were sealed again under another encryption key.
+        WebhookEndpointSecretResealed {
+            /// The endpoint.
+            endpoint_id: WebhookEndpointId,
+            /// The current secret, resealed.
+            secret: SealedSecret,
+            /// The previous secret, resealed (its grace period is unchanged).
+            previous_secret: Option<SealedSecret>,
+            /// When.
+            at: DateTime<Utc>,
+        },
     }
 }
 
@@ -817,6 +837,10 @@ pub enum MerchantError {
     /// given without one to replace, or left out while one exists.
     #[error("a reseal must include the previous webhook secret exactly when the merchant has one")]
     PreviousSecretMismatch,
+    /// The first endpoint's secrets are the merchant's webhook secrets, resealed with them by
+    /// [`MerchantCommand::ResealSecrets`], not as an endpoint of their own.
+    #[error("the first webhook endpoint's secrets are resealed with the merchant's secrets")]
+    FirstEndpointResealedApart,
     /// The merchant already has [`MAX_WEBHOOK_ENDPOINTS`] webhook endpoints.
     #[error("merchant already has {limit} webhook endpoints")]
     TooManyWebhookEndpoints {
@@ -857,7 +881,9 @@ impl Decider for Merchant {
         if merchant.status == MerchantStatus::Closed
             && !matches!(
                 command,
-                MerchantCommand::DetachGateway { .. } | MerchantCommand::ResealSecrets { .. }
+                MerchantCommand::DetachGateway { .. }
+                    | MerchantCommand::ResealSecrets { .. }
+                    | MerchantCommand::ResealWebhookEndpointSecrets { .. }
             )
         {
             return Err(MerchantError::Closed);
@@ -959,7 +985,10 @@ impl Merchant {
             | MerchantEvent::WebhookEndpointRemoved { .. }
             | MerchantEvent::WebhookEndpointSecretRotated { .. }
             | MerchantEvent::WebhookEndpointDisabled { .. }
-            | MerchantEvent::WebhookEndpointEnabled { .. } => self.apply_endpoint_event(event),
+            | MerchantEvent::WebhookEndpointEnabled { .. }
+            | MerchantEvent::WebhookEndpointSecretResealed { .. } => {
+                self.apply_endpoint_event(event)
+            }
             MerchantEvent::MerchantGatewayAttached { gateway_id, .. } => {
                 self.active_gateways.insert(*gateway_id);
             }
@@ -1163,7 +1192,8 @@ fn decide_for(
         | MerchantCommand::UpdateWebhookEndpoint { .. }
         | MerchantCommand::RemoveWebhookEndpoint { .. }
         | MerchantCommand::RotateWebhookEndpointSecret { .. }
-        | MerchantCommand::DisableFailingWebhookEndpoint { .. } => {
+        | MerchantCommand::DisableFailingWebhookEndpoint { .. }
+        | MerchantCommand::ResealWebhookEndpointSecrets { .. } => {
             endpoint_decisions::decide(merchant, command)
         }
         MerchantCommand::ResealSecrets {

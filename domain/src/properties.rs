@@ -718,7 +718,7 @@ proptest! {
         let queue = WebhookDeliveryCommand::Queue(QueueWebhookDelivery {
             delivery_id: delivery_id(1),
             merchant_id: merchant_id(),
-            payment_id: payment_id(1),
+            payment_id: Some(payment_id(1)),
             event_type: "payment.succeeded".to_owned(),
             payload: serde_json::json!({ "n": 1 }),
             endpoint_url: "https://acme.example/hooks".to_owned(),

@@ -108,7 +108,7 @@ pub enum WebhookDeliveryStatus {
 pub struct WebhookDelivery {
     id: WebhookDeliveryId,
     merchant_id: MerchantId,
-    payment_id: PaymentId,
+    payment_id: Option<PaymentId>,
     event_type: String,
     payload: serde_json::Value,
     endpoint_url: String,
@@ -132,9 +132,14 @@ impl WebhookDelivery {
         self.merchant_id
     }
 
-    /// The payment it reports on.
-    pub fn payment_id(&self) -> PaymentId {
+    /// The payment it reports on; none for a test event (its body names a sample payment).
+    pub fn payment_id(&self) -> Option<PaymentId> {
         self.payment_id
+    }
+
+    /// Whether it carries a test event rather than news of a payment.
+    pub fn is_test(&self) -> bool {
+        self.payment_id.is_none()
     }
 
     /// The event type sent to the merchant, e.g. `payment.succeeded`.
@@ -200,8 +205,8 @@ pub struct QueueWebhookDelivery {
     pub delivery_id: WebhookDeliveryId,
     /// The merchant.
     pub merchant_id: MerchantId,
-    /// The payment reported on.
-    pub payment_id: PaymentId,
+    /// The payment reported on; none for a test event.
+    pub payment_id: Option<PaymentId>,
     /// Event type sent to the merchant, e.g. `payment.succeeded`.
     pub event_type: String,
     /// The JSON body.
@@ -252,8 +257,8 @@ event_enum! {
             delivery_id: WebhookDeliveryId,
             /// The merchant.
             merchant_id: MerchantId,
-            /// The payment.
-            payment_id: PaymentId,
+            /// The payment; none for a test event.
+            payment_id: Option<PaymentId>,
             /// Event type sent.
             event_type: String,
             /// The JSON body.

@@ -303,7 +303,8 @@ impl MerchantRow {
             | MerchantEvent::WebhookEndpointRemoved { .. }
             | MerchantEvent::WebhookEndpointSecretRotated { .. }
             | MerchantEvent::WebhookEndpointDisabled { .. }
-            | MerchantEvent::WebhookEndpointEnabled { .. } => {}
+            | MerchantEvent::WebhookEndpointEnabled { .. }
+            | MerchantEvent::WebhookEndpointSecretResealed { .. } => {}
         }
     }
 

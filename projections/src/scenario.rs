@@ -624,7 +624,7 @@ impl Scenario {
         let queue = WebhookDeliveryCommand::Queue(QueueWebhookDelivery {
             delivery_id,
             merchant_id: payment.merchant_id(),
-            payment_id: payment.id(),
+            payment_id: Some(payment.id()),
             event_type: event_type.into(),
             payload: serde_json::json!({
                 "type": event_type,

@@ -32,8 +32,8 @@ pub struct DeliveryRow {
     pub delivery_id: Uuid,
     /// The merchant.
     pub merchant_id: Uuid,
-    /// The payment reported on.
-    pub payment_id: Uuid,
+    /// The payment reported on; none for a test event.
+    pub payment_id: Option<Uuid>,
     /// The event type sent, e.g. `payment.succeeded`.
     pub event_type: String,
     /// The JSON body sent.
@@ -89,7 +89,7 @@ const DDL: &str = "
 CREATE TABLE {s}.webhook_deliveries (
     delivery_id       uuid PRIMARY KEY,
     merchant_id       uuid NOT NULL,
-    payment_id        uuid NOT NULL,
+    payment_id        uuid,
     event_type        text NOT NULL,
     payload           jsonb NOT NULL,
     endpoint_url      text NOT NULL,
@@ -128,7 +128,7 @@ impl Projection for WebhookDeliveries {
     }
 
     fn layout(&self) -> i32 {
-        2
+        3
     }
 
     fn categories(&self) -> Option<&'static [&'static str]> {
@@ -202,7 +202,7 @@ impl DeliveryRow {
         RowChange::Created(Self {
             delivery_id: delivery_id.0,
             merchant_id: merchant_id.0,
-            payment_id: payment_id.0,
+            payment_id: payment_id.map(|id| id.0),
             event_type,
             payload,
             endpoint_url,

@@ -1,5 +1,6 @@
 //! Encryption key rotation (`lightspeed keys rotate`): every sealed secret in the ledger sealed
 //! again under the current key, by appending events (`MerchantSecretsResealed`,
+//! `WebhookEndpointSecretResealed` for each added webhook endpoint,
 //! `GatewayCredentialsResealed`), never by editing old ones.
 //!
 //! To rotate: put the new key first in `ENCRYPTION_KEY` and keep the old one after it, deploy,
@@ -13,7 +14,10 @@
 //! already hold the new key first, so nothing is left behind.
 
 use lightspeed_domain::gateway::{Gateway, GatewayCommand};
-use lightspeed_domain::merchant::{Merchant, MerchantCommand, MerchantEvent};
+use lightspeed_domain::merchant::{
+    Merchant, MerchantCommand, MerchantEvent, ResealedEndpointSecrets, WebhookEndpoint,
+    first_endpoint_id,
+};
 use lightspeed_domain::{GatewayId, MerchantId, SealedSecret};
 use lightspeed_eventstore::{CommandContext, Metadata, StreamId, lookups, stream_of};
 use serde::Serialize;
@@ -96,8 +100,9 @@ impl Ledger {
         Ok(report)
     }
 
-    /// Seals every merchant salt, webhook secret (current and previous) and gateway credential
-    /// that is not under the current key again under it, one append per merchant or gateway.
+    /// Seals every merchant salt, webhook secret (current and previous, of every endpoint) and
+    /// gateway credential that is not under the current key again under it, one append per
+    /// merchant or gateway.
     /// A stream that fails is reported and the others go on; running it again finishes the job.
     pub async fn reseal_secrets(
         &self,
@@ -155,7 +160,8 @@ impl Ledger {
         Ok((merchants, gateways))
     }
 
-    /// True when something was resealed.
+    /// True when something was resealed: the salt and webhook secrets (the first endpoint's)
+    /// and every other endpoint's secrets, in one append.
     async fn reseal_merchant(
         &self,
         stream: &StreamId,
@@ -169,13 +175,7 @@ impl Ledger {
             .map_err(|e| e.to_string())?
             .state
             .ok_or("no merchant state")?;
-        let previous = merchant
-            .previous_webhook_secret()
-            .map(|previous| &previous.secret);
-        let current = resealer.is_current(merchant.client_salt())
-            && resealer.is_current(merchant.webhook_secret())
-            && previous.is_none_or(|p| resealer.is_current(p));
-        if current {
+        if sealed_secrets_of(&merchant).all(|sealed| resealer.is_current(sealed)) {
             return Ok(false);
         }
         let renew = |sealed: &SealedSecret| {
@@ -185,14 +185,34 @@ impl Ledger {
                 resealer.reseal(sealed)
             }
         };
-        let command = MerchantCommand::ResealSecrets {
-            client_salt: renew(merchant.client_salt())?,
-            webhook_secret: renew(merchant.webhook_secret())?,
-            previous_webhook_secret: previous.map(renew).transpose()?,
-            at: self.now(),
-        };
-        self.merchants
-            .execute(stream, &command, context)
+        let at = self.now();
+        let commands = [
+            MerchantCommand::ResealSecrets {
+                client_salt: renew(merchant.client_salt())?,
+                webhook_secret: renew(merchant.webhook_secret())?,
+                previous_webhook_secret: merchant
+                    .previous_webhook_secret()
+                    .map(|previous| renew(&previous.secret))
+                    .transpose()?,
+                at,
+            },
+            MerchantCommand::ResealWebhookEndpointSecrets {
+                endpoints: added_endpoints(&merchant)
+                    .map(|endpoint| {
+                        Ok(ResealedEndpointSecrets {
+                            endpoint_id: endpoint.id(),
+                            secret: renew(endpoint.secret())?,
+                            previous_secret: endpoint
+                                .previous_secret()
+                                .map(|previous| renew(&previous.secret))
+                                .transpose()?,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
+                at,
+            },
+        ];
+        self.execute_all(&self.merchants, stream, &commands, context)
             .await
             .map_err(|e| e.to_string())?;
         Ok(true)
@@ -225,6 +245,31 @@ impl Ledger {
             .map_err(|e| e.to_string())?;
         Ok(true)
     }
+}
+
+/// Every sealed secret a merchant holds: its salt, its webhook secrets (the first endpoint's)
+/// and the current and previous secrets of every endpoint added since.
+fn sealed_secrets_of(merchant: &Merchant) -> impl Iterator<Item = &SealedSecret> {
+    let merchant_secrets = [
+        Some(merchant.client_salt()),
+        Some(merchant.webhook_secret()),
+    ]
+    .into_iter()
+    .chain([merchant.previous_webhook_secret().map(|p| &p.secret)])
+    .flatten();
+    let endpoint_secrets = added_endpoints(merchant).flat_map(|endpoint| {
+        std::iter::once(endpoint.secret()).chain(endpoint.previous_secret().map(|p| &p.secret))
+    });
+    merchant_secrets.chain(endpoint_secrets)
+}
+
+/// The endpoints other than the first (whose secrets are the merchant's webhook secrets).
+fn added_endpoints(merchant: &Merchant) -> impl Iterator<Item = &WebhookEndpoint> {
+    let first = first_endpoint_id(merchant.id());
+    merchant
+        .webhook_endpoints()
+        .iter()
+        .filter(move |endpoint| endpoint.id() != first)
 }
 
 #[cfg(test)]

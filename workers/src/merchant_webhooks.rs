@@ -272,7 +272,7 @@ impl MerchantWebhooks {
                         webhook_type,
                     ),
                     merchant_id: merchant.id(),
-                    payment_id,
+                    payment_id: Some(payment_id),
                     event_type: webhook_type.to_owned(),
                     payload: payload.clone(),
                     endpoint_url: endpoint.url().to_owned(),
@@ -691,7 +691,8 @@ pub async fn send_test_event(
     let queue = WebhookDeliveryCommand::Queue(QueueWebhookDelivery {
         delivery_id,
         merchant_id: merchant.id(),
-        payment_id: sample_payment,
+        // About no payment of ours: the body names a sample one, marked `"test": true`.
+        payment_id: None,
         event_type: event_type.to_owned(),
         payload: sample_body(event_type, sample_payment, now),
         endpoint_url: endpoint.url().to_owned(),

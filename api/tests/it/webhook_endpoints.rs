@@ -465,3 +465,294 @@ async fn a_given_up_delivery_is_resent_and_delivered_once_the_endpoint_recovers(
     let (headers, body) = hooks.received().pop().expect("the resent attempt");
     assert!(verifies(app, &secret, &headers, &body));
 }
+
+/// An admin request with a JSON body (or none); answers the status and the JSON body.
+async fn admin_call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let request = match body {
+        Some(body) => app.admin_json(method, path, &body),
+        None => app.admin(method, path),
+    };
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Verifies a received delivery with the `standardwebhooks` crate, the Standard Webhooks
+/// reference library (it reads the system clock, which the app's clock starts at).
+fn standard_library_verifies(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let webhook = standardwebhooks::Webhook::new(secret).expect("a whsec_ secret");
+    webhook.verify(body, headers).is_ok()
+}
+
+#[tokio::test]
+async fn an_admin_adds_changes_tests_rotates_and_resends_for_a_merchant() {
+    use lightspeed_domain::webhook_delivery::WebhookDeliveryStatus;
+    let world = running().await;
+    let app = &world.app;
+    let merchant = app.merchant().await;
+    let hooks = FakeEndpoint::start(200).await;
+    let base = format!("/admin/merchants/{}/webhook-endpoints", merchant.id);
+    let body = json!({ "url": hooks.url, "description": "ops", "event_types": ["payment.*"] });
+    let (status, created) = admin_call(app, Method::POST, &base, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["endpoint"]["id"].as_str().expect("id").to_owned();
+    let first_secret = created["secret"].as_str().expect("secret").to_owned();
+    let endpoint = format!("{base}/{id}");
+    let change = json!({ "description": "all events", "event_types": ["refund.*"] });
+    let (status, changed) = admin_call(app, Method::PATCH, &endpoint, Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["event_types"], json!(["refund.*"]));
+    let (_, listed) = call(app, &merchant, Method::GET, "/webhook-endpoints", None).await;
+    assert_eq!(
+        listed[0]["description"], "all events",
+        "the merchant sees it"
+    );
+
+    let test = format!("{endpoint}/test");
+    let event = json!({ "event_type": "refund.succeeded" });
+    let (status, attempt) = admin_call(app, Method::POST, &test, Some(event.clone())).await;
+    assert_eq!(
+        (status, &attempt["delivered"]),
+        (StatusCode::OK, &json!(true))
+    );
+    let (headers, body) = &hooks.received()[0];
+    assert!(verifies(app, &first_secret, headers, body));
+    assert!(standard_library_verifies(&first_secret, headers, body));
+    let stranger = lightspeed_adapters::secrets::generate_webhook_secret();
+    let stranger = stranger.expose_str().expect("text");
+    assert!(!standard_library_verifies(stranger, headers, body));
+
+    // A failing delivery is given up after its 8 attempts, then resent once the endpoint is
+    // back, signed with the secret rotated meanwhile.
+    hooks.status.store(503, Ordering::SeqCst);
+    let (_, attempt) = admin_call(app, Method::POST, &test, Some(event)).await;
+    assert_eq!(attempt["delivered"], false);
+    let delivery_id = attempt["delivery_id"].as_str().expect("id").to_owned();
+    let id_of_delivery = delivery_id.parse().expect("uuid");
+    let mut seen = 1;
+    while delivery_state(app, id_of_delivery).await.status() != WebhookDeliveryStatus::GivenUp {
+        app.clock.advance(chrono::Duration::hours(13));
+        seen = wait_for("the next attempt", || async {
+            let attempts = delivery_state(app, id_of_delivery).await.attempts();
+            (attempts > seen).then_some(attempts)
+        })
+        .await;
+    }
+    let rotate = format!("{endpoint}/secret/rotate");
+    let grace = json!({ "grace_secs": 0 });
+    let (status, rotated) = admin_call(app, Method::POST, &rotate, Some(grace)).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new_secret = rotated["secret"].as_str().expect("secret").to_owned();
+    hooks.status.store(200, Ordering::SeqCst);
+    let deliveries = format!("/admin/merchants/{}/webhook-deliveries", merchant.id);
+    let resend = format!("{deliveries}/{delivery_id}/resend");
+    let (status, resent) = admin_call(app, Method::POST, &resend, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{resent}");
+    wait_for("the resent delivery delivered", || async {
+        let delivery = delivery_state(app, id_of_delivery).await;
+        (delivery.status() == WebhookDeliveryStatus::Delivered).then_some(())
+    })
+    .await;
+    let (headers, body) = hooks.received().pop().expect("the resent attempt");
+    assert!(verifies(app, &new_secret, &headers, &body));
+    assert!(!verifies(app, &first_secret, &headers, &body));
+
+    app.project().await;
+    let (status, detail) = admin_call(
+        app,
+        Method::GET,
+        &format!("{deliveries}/{delivery_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["delivery"]["status"], "delivered");
+    let (status, _) = admin_call(app, Method::DELETE, &endpoint, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, gone) = admin_call(app, Method::GET, &endpoint, None).await;
+    assert_eq!(
+        (status, &gone["code"]),
+        (StatusCode::NOT_FOUND, &json!("WEBHOOK_ENDPOINT_NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_routes_refuse_without_a_valid_admin_token() {
+    let app = spawn_app().await;
+    let merchant = app.merchant().await;
+    let (id, _) = add_endpoint(&app, &merchant, "http://127.0.0.1:9/hooks", &["*"]).await;
+    let base = format!("/admin/merchants/{}/webhook-endpoints", merchant.id);
+    let deliveries = format!("/admin/merchants/{}/webhook-deliveries", merchant.id);
+    let delivery = format!("{deliveries}/{}", uuid::Uuid::now_v7());
+    let routes = [
+        (Method::GET, base.clone()),
+        (Method::POST, base.clone()),
+        (Method::GET, format!("{base}/{id}")),
+        (Method::PATCH, format!("{base}/{id}")),
+        (Method::DELETE, format!("{base}/{id}")),
+        (Method::POST, format!("{base}/{id}/secret/rotate")),
+        (Method::POST, format!("{base}/{id}/test")),
+        (Method::GET, deliveries),
+        (Method::GET, delivery.clone()),
+        (Method::POST, format!("{delivery}/resend")),
+    ];
+    let before = app.event_count().await;
+    for (method, path) in routes {
+        let url = format!("{}{path}", app.url);
+        for (what, request) in [
+            ("no token", app.http.request(method.clone(), &url)),
+            (
+                "a token signed with another secret",
+                app.http.request(method.clone(), &url).bearer_auth(
+                    lightspeed_api::admin_auth::mint_token_at(
+                        b"not-the-admin-secret-0123456789abcdef",
+                        lightspeed_api::testing::ADMIN_EMAIL,
+                        std::time::Duration::from_secs(3600),
+                        app.ledger.now(),
+                    )
+                    .expect("token"),
+                ),
+            ),
+            (
+                "merchant credentials",
+                app.signed(&merchant, method.clone(), &path, b"{}"),
+            ),
+        ] {
+            let response = request
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}: {what}"
+            );
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .expect("text")
+                .to_owned();
+            assert_eq!(
+                content_type, "application/problem+json",
+                "{method} {path}: {what}"
+            );
+            let problem: Value = response.json().await.expect("problem");
+            assert!(
+                problem["code"]
+                    .as_str()
+                    .is_some_and(|code| code.starts_with("ADMIN_TOKEN_")),
+                "{method} {path}: {what}: {problem}"
+            );
+        }
+    }
+    assert_eq!(app.event_count().await, before);
+}
+
+#[tokio::test]
+async fn the_delivery_log_narrows_by_time_and_names_a_bad_instant() {
+    let app = spawn_app().await;
+    let merchant = app.merchant().await;
+    let hooks = FakeEndpoint::start(200).await;
+    let (id, _) = add_endpoint(&app, &merchant, &hooks.url, &["*"]).await;
+    let send = |event_type: &'static str| {
+        let (app, merchant, path) = (&app, &merchant, format!("/webhook-endpoints/{id}/test"));
+        async move {
+            let body = json!({ "event_type": event_type });
+            let (_, attempt) = call(app, merchant, Method::POST, &path, Some(body)).await;
+            attempt["delivery_id"].as_str().expect("id").to_owned()
+        }
+    };
+    let early = send("payment.created").await;
+    app.clock.advance(chrono::Duration::hours(1));
+    let between = app.ledger.now() - chrono::Duration::minutes(30);
+    let late = send("payment.succeeded").await;
+    app.project().await;
+    let instant = between.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let listed = |query: String| {
+        let app = &app;
+        let merchant = &merchant;
+        async move {
+            let path = format!("/webhook-deliveries{query}");
+            let (status, page) = call(app, merchant, Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {page}");
+            page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|row| row["id"].as_str().expect("id").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(String::new()).await,
+        vec![late.clone(), early.clone()]
+    );
+    assert_eq!(listed(format!("?from={instant}")).await, vec![late]);
+    assert_eq!(listed(format!("?to={instant}")).await, vec![early]);
+    let past =
+        (between - chrono::Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(listed(format!("?from={past}&to={past}")).await.is_empty());
+
+    for field in ["from", "to"] {
+        let path = format!("/webhook-deliveries?{field}=yesterday");
+        let (status, problem) = call(&app, &merchant, Method::GET, &path, None).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {problem}"
+        );
+        assert_eq!(problem["code"], "INVALID_FIELD", "{field}: {problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+}
+
+#[tokio::test]
+async fn a_test_delivery_is_marked_and_reports_on_no_transaction() {
+    let world = running().await;
+    let app = &world.app;
+    let merchant = app.merchant().await;
+    app.sandbox_gateway(&merchant, 1, None).await;
+    let hooks = FakeEndpoint::start(200).await;
+    let (id, _) = add_endpoint(app, &merchant, &hooks.url, &["*"]).await;
+    let payment_id = initiate(app, &merchant, "ORD-REAL", 10_000).await;
+    wait_for("the real delivery", || async {
+        (!hooks.received().is_empty()).then_some(())
+    })
+    .await;
+    let path = format!("/webhook-endpoints/{id}/test");
+    let body = json!({ "event_type": "payment.created" });
+    let (_, attempt) = call(app, &merchant, Method::POST, &path, Some(body)).await;
+    let test_delivery = attempt["delivery_id"].as_str().expect("id").to_owned();
+    app.project().await;
+
+    let detail = format!("/transactions/{payment_id}");
+    let (status, transaction) = call(app, &merchant, Method::GET, &detail, None).await;
+    assert_eq!(status, StatusCode::OK, "{transaction}");
+    let deliveries = transaction["webhook_deliveries"].as_array().expect("list");
+    assert_eq!(deliveries.len(), 1, "{transaction}");
+    assert_ne!(deliveries[0]["delivery_id"], test_delivery.as_str());
+    let path = format!("/webhook-deliveries/{test_delivery}");
+    let (_, delivery) = call(app, &merchant, Method::GET, &path, None).await;
+    assert_eq!(delivery["payload"]["test"], true);
+    assert_eq!(delivery["delivery"]["test"], true);
+    assert_eq!(delivery["delivery"]["transaction_id"], Value::Null);
+    let (_, listed) = call(app, &merchant, Method::GET, "/webhook-deliveries", None).await;
+    let marks: Vec<(&Value, &Value)> = listed["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|row| (&row["test"], &row["transaction_id"]))
+        .collect();
+    let real = json!(payment_id.to_string());
+    assert_eq!(
+        marks,
+        vec![(&json!(true), &Value::Null), (&json!(false), &real)]
+    );
+}

@@ -166,6 +166,12 @@ fn merchant_events_round_trip() {
                 endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
                 at: t(1),
             },
+            MerchantEvent::WebhookEndpointSecretResealed {
+                endpoint_id: crate::WebhookEndpointId(uuid::Uuid::from_u128(7)),
+                secret: sealed("whsec7"),
+                previous_secret: Some(sealed("whsec8")),
+                at: t(1),
+            },
         ],
     );
 }
@@ -410,7 +416,7 @@ fn alert_notification_and_webhook_events_round_trip() {
             WebhookDeliveryEvent::WebhookDeliveryQueued {
                 delivery_id: delivery_id(1),
                 merchant_id: merchant_id(),
-                payment_id: payment_id(1),
+                payment_id: Some(payment_id(1)),
                 event_type: "payment.succeeded".to_owned(),
                 payload: serde_json::json!({ "amount": 49_900 }),
                 endpoint_url: "https://acme.example/hooks".to_owned(),

@@ -1,6 +1,8 @@
 //! Deciding and folding the webhook-endpoint commands and events of a merchant.
 
-use super::endpoints::{self, EndpointChanges, EventFilter, MAX_WEBHOOK_ENDPOINTS};
+use super::endpoints::{
+    self, EndpointChanges, EventFilter, MAX_WEBHOOK_ENDPOINTS, ResealedEndpointSecrets,
+};
 use super::{
     MAX_WEBHOOK_SECRET_GRACE_SECS, Merchant, MerchantCommand, MerchantError, MerchantEvent,
     PreviousWebhookSecret, WebhookEndpoint, first_endpoint_id,
@@ -57,6 +59,10 @@ pub(super) fn decide(
             failing_since,
             at,
         } => disable_failing(endpoint(merchant, *endpoint_id)?, *failing_since, *at),
+        MerchantCommand::ResealWebhookEndpointSecrets { endpoints, at } => endpoints
+            .iter()
+            .filter_map(|resealed| reseal(merchant, resealed, *at).transpose())
+            .collect(),
         _ => Ok(vec![]),
     }
 }
@@ -158,6 +164,33 @@ fn rotate_secret(
         previous_valid_until: calendar::plus_secs(at, grace_secs),
         at,
     }])
+}
+
+/// The endpoint's secrets sealed under another key, when the blobs differ: exactly the secrets
+/// it holds (a previous one exactly when it has one), never the first endpoint's, which are the
+/// merchant's own webhook secrets.
+fn reseal(
+    merchant: &Merchant,
+    resealed: &ResealedEndpointSecrets,
+    at: DateTime<Utc>,
+) -> Result<Option<MerchantEvent>, MerchantError> {
+    if resealed.endpoint_id == first_endpoint_id(merchant.id) {
+        return Err(MerchantError::FirstEndpointResealedApart);
+    }
+    let endpoint = endpoint(merchant, resealed.endpoint_id)?;
+    let previous = endpoint.previous_secret.as_ref().map(|p| &p.secret);
+    if previous.is_some() != resealed.previous_secret.is_some() {
+        return Err(MerchantError::PreviousSecretMismatch);
+    }
+    if resealed.secret == endpoint.secret && resealed.previous_secret.as_ref() == previous {
+        return Ok(None);
+    }
+    Ok(Some(MerchantEvent::WebhookEndpointSecretResealed {
+        endpoint_id: endpoint.id,
+        secret: resealed.secret.clone(),
+        previous_secret: resealed.previous_secret.clone(),
+        at,
+    }))
 }
 
 /// Disables the endpoint once it has failed long enough (see [`endpoint_health`]).
@@ -289,6 +322,16 @@ impl Merchant {
                     });
                 }
             }
+            MerchantEvent::WebhookEndpointSecretResealed {
+                secret,
+                previous_secret,
+                ..
+            } => {
+                endpoint.reseal(secret, previous_secret.as_ref());
+                if is_first {
+                    self.reseal_first_endpoint_mirror(secret, previous_secret.as_ref());
+                }
+            }
             MerchantEvent::WebhookEndpointDisabled { at, .. } => {
                 endpoint.disabled_at = Some(*at);
                 if is_first {
@@ -305,6 +348,21 @@ impl Merchant {
         }
     }
 
+    /// The merchant's webhook secrets follow its first endpoint's (never decided today, kept so
+    /// the two cannot drift whatever the log holds).
+    fn reseal_first_endpoint_mirror(
+        &mut self,
+        secret: &SealedSecret,
+        previous_secret: Option<&SealedSecret>,
+    ) {
+        self.webhook_secret = secret.clone();
+        if let (Some(kept), Some(resealed)) =
+            (self.previous_webhook_secret.as_mut(), previous_secret)
+        {
+            kept.secret = resealed.clone();
+        }
+    }
+
     fn mirror_first(&mut self, endpoint_id: WebhookEndpointId, mirror: impl FnOnce(&mut Merchant)) {
         if endpoint_id == first_endpoint_id(self.id) {
             mirror(self);
@@ -317,7 +375,8 @@ fn endpoint_id_of(event: &MerchantEvent) -> Option<WebhookEndpointId> {
         MerchantEvent::WebhookEndpointUpdated { endpoint_id, .. }
         | MerchantEvent::WebhookEndpointSecretRotated { endpoint_id, .. }
         | MerchantEvent::WebhookEndpointDisabled { endpoint_id, .. }
-        | MerchantEvent::WebhookEndpointEnabled { endpoint_id, .. } => Some(*endpoint_id),
+        | MerchantEvent::WebhookEndpointEnabled { endpoint_id, .. }
+        | MerchantEvent::WebhookEndpointSecretResealed { endpoint_id, .. } => Some(*endpoint_id),
         _ => None,
     }
 }

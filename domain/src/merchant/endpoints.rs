@@ -204,6 +204,14 @@ impl WebhookEndpoint {
         self.created_at
     }
 
+    /// The same secrets sealed under another key; the grace deadline is kept.
+    pub(crate) fn reseal(&mut self, secret: &SealedSecret, previous_secret: Option<&SealedSecret>) {
+        self.secret = secret.clone();
+        if let (Some(kept), Some(resealed)) = (self.previous_secret.as_mut(), previous_secret) {
+            kept.secret = resealed.clone();
+        }
+    }
+
     /// The current secret becomes the previous one, valid until `previous_valid_until`.
     pub(crate) fn rotate_secret(
         &mut self,
@@ -229,4 +237,15 @@ pub struct EndpointChanges {
     pub enabled: Option<bool>,
     /// New event-type filter entries.
     pub event_types: Option<Vec<String>>,
+}
+
+/// One endpoint's secrets sealed again under another encryption key (key rotation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResealedEndpointSecrets {
+    /// The endpoint (not the first one: its secrets are the merchant's webhook secrets).
+    pub endpoint_id: WebhookEndpointId,
+    /// The current secret, resealed.
+    pub secret: SealedSecret,
+    /// The previous secret, resealed; given exactly when the endpoint has one.
+    pub previous_secret: Option<SealedSecret>,
 }

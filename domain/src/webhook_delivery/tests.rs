@@ -9,7 +9,7 @@ fn queue() -> QueueWebhookDelivery {
     QueueWebhookDelivery {
         delivery_id: delivery_id(1),
         merchant_id: merchant_id(),
-        payment_id: payment_id(1),
+        payment_id: Some(payment_id(1)),
         event_type: "payment.succeeded".to_owned(),
         payload: serde_json::json!({ "payment_id": "p1", "status": "succeeded" }),
         endpoint_url: "https://acme.example/hooks".to_owned(),
@@ -97,7 +97,7 @@ fn a_body_queued_with_an_earlier_status_name_is_sent_with_the_current_one() {
     let recorded = |status: &str| WebhookDeliveryEvent::WebhookDeliveryQueued {
         delivery_id: delivery_id(1),
         merchant_id: merchant_id(),
-        payment_id: payment_id(1),
+        payment_id: Some(payment_id(1)),
         event_type: "payment.created".to_owned(),
         payload: serde_json::json!({ "type": "payment.created", "data": { "status": status } }),
         endpoint_url: "https://acme.example/hooks".to_owned(),
@@ -289,5 +289,33 @@ fn an_endpoint_failing_for_five_days_should_be_disabled() {
     assert_eq!(
         endpoint_health(Some(t(0)), t(5 * DAY)),
         EndpointHealth::Disable { since: t(0) }
+    );
+}
+
+#[test]
+fn a_test_delivery_reports_on_no_payment() {
+    let test_event = QueueWebhookDelivery {
+        payment_id: None,
+        ..queue()
+    };
+    let delivery = given::<WebhookDelivery>([])
+        .when(WebhookDeliveryCommand::Queue(test_event))
+        .then([WebhookDeliveryEvent::WebhookDeliveryQueued {
+            delivery_id: delivery_id(1),
+            merchant_id: merchant_id(),
+            payment_id: None,
+            event_type: "payment.succeeded".to_owned(),
+            payload: serde_json::json!({ "payment_id": "p1", "status": "succeeded" }),
+            endpoint_url: "https://acme.example/hooks".to_owned(),
+            endpoint_id: Some(crate::merchant::first_endpoint_id(merchant_id())),
+            at: t(0),
+        }])
+        .expect("delivery");
+    assert!(delivery.is_test());
+    assert_eq!(delivery.payment_id(), None);
+    let real = WebhookDelivery::fold(&[queued()]).expect("delivery");
+    assert_eq!(
+        (real.is_test(), real.payment_id()),
+        (false, Some(payment_id(1)))
     );
 }

@@ -320,3 +320,108 @@ fn an_endpoint_is_updated_and_removed_by_id_and_an_unknown_id_is_refused() {
         })
         .then_error(MerchantError::UnknownWebhookEndpoint(endpoint_id(2)));
 }
+
+fn resealed(n: u128, secret: &str, previous: Option<&str>) -> ResealedEndpointSecrets {
+    ResealedEndpointSecrets {
+        endpoint_id: endpoint_id(n),
+        secret: sealed(secret),
+        previous_secret: previous.map(sealed),
+    }
+}
+
+fn rotated(n: u128, secret: &str) -> MerchantEvent {
+    MerchantEvent::WebhookEndpointSecretRotated {
+        endpoint_id: endpoint_id(n),
+        secret: sealed(secret),
+        previous_valid_until: t(DAY),
+        at: t(20),
+    }
+}
+
+#[test]
+fn resealing_endpoint_secrets_keeps_their_grace_and_skips_those_already_resealed() {
+    let history = [
+        onboarded(Some("https://acme.example/hooks")),
+        added(1, &["*"]),
+        added(2, &["refund.*"]),
+        rotated(1, "whsec-1b"),
+    ];
+    let merchant = given::<Merchant>(history.clone())
+        .when(MerchantCommand::ResealWebhookEndpointSecrets {
+            endpoints: vec![
+                resealed(1, "whsec-1b-new-key", Some("whsec-1-new-key")),
+                resealed(2, "whsec-2", None),
+            ],
+            at: t(30),
+        })
+        .then([MerchantEvent::WebhookEndpointSecretResealed {
+            endpoint_id: endpoint_id(1),
+            secret: sealed("whsec-1b-new-key"),
+            previous_secret: Some(sealed("whsec-1-new-key")),
+            at: t(30),
+        }])
+        .expect("merchant");
+    let endpoint = merchant.webhook_endpoint(endpoint_id(1)).expect("endpoint");
+    assert_eq!(
+        endpoint.secrets_valid_at(t(DAY - 1)),
+        vec![&sealed("whsec-1b-new-key"), &sealed("whsec-1-new-key")]
+    );
+    assert_eq!(
+        endpoint.previous_secret().map(|p| p.valid_until),
+        Some(t(DAY))
+    );
+    assert_eq!(merchant.webhook_secret(), &sealed("whsec-first"));
+    assert_eq!(
+        merchant.webhook_endpoints()[0].secret(),
+        &sealed("whsec-first")
+    );
+}
+
+#[test]
+fn an_endpoint_reseal_covers_exactly_its_secrets_and_never_the_first_endpoint() {
+    let history = [
+        onboarded(Some("https://acme.example/hooks")),
+        added(1, &["*"]),
+        rotated(1, "whsec-1b"),
+        added(2, &["*"]),
+    ];
+    let reseal = |endpoints| MerchantCommand::ResealWebhookEndpointSecrets {
+        endpoints,
+        at: t(30),
+    };
+    given::<Merchant>(history.clone())
+        .when(reseal(vec![resealed(1, "whsec-1b-new-key", None)]))
+        .then_error(MerchantError::PreviousSecretMismatch);
+    given::<Merchant>(history.clone())
+        .when(reseal(vec![resealed(2, "whsec-2-new", Some("ghost"))]))
+        .then_error(MerchantError::PreviousSecretMismatch);
+    given::<Merchant>(history.clone())
+        .when(reseal(vec![resealed(9, "whsec-9", None)]))
+        .then_error(MerchantError::UnknownWebhookEndpoint(endpoint_id(9)));
+    given::<Merchant>(history)
+        .when(reseal(vec![ResealedEndpointSecrets {
+            endpoint_id: first_endpoint_id(merchant_id()),
+            secret: sealed("whsec-first-new-key"),
+            previous_secret: None,
+        }]))
+        .then_error(MerchantError::FirstEndpointResealedApart);
+}
+
+#[test]
+fn a_closed_merchant_endpoints_are_still_resealed() {
+    let closed = MerchantEvent::MerchantClosed {
+        reason: "churned".to_owned(),
+        at: t(20),
+    };
+    given::<Merchant>([onboarded(None), added(1, &["*"]), closed])
+        .when(MerchantCommand::ResealWebhookEndpointSecrets {
+            endpoints: vec![resealed(1, "whsec-1-new-key", None)],
+            at: t(30),
+        })
+        .then([MerchantEvent::WebhookEndpointSecretResealed {
+            endpoint_id: endpoint_id(1),
+            secret: sealed("whsec-1-new-key"),
+            previous_secret: None,
+            at: t(30),
+        }]);
+}
