@@ -344,10 +344,11 @@ class Delivery:
     endpoint_id: str
     endpoint_url: str
     event_type: str
-    transaction_id: str
+    transaction_id: Optional[str]
     status: str
     attempts: int
     queued_at: str
+    test: bool = False
     delivered_at: Optional[str] = None
     given_up_at: Optional[str] = None
     last_error: Optional[str] = None

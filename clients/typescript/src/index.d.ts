@@ -127,7 +127,9 @@ export interface TestEvent {
   status_code?: number | null; response_excerpt?: string | null; error?: string | null;
 }
 export interface Delivery {
-  id: string; endpoint_id: string; endpoint_url: string; event_type: string; transaction_id: string; status: string;
+  id: string; endpoint_id: string; endpoint_url: string; event_type: string;
+  /** `null` for a test event, which reports on no payment. */
+  transaction_id: string | null; test?: boolean; status: string;
   attempts: number; queued_at: string; delivered_at?: string | null; given_up_at?: string | null;
   last_error?: string | null; last_status_code?: number | null; next_attempt_at?: string | null;
 }
