@@ -1,7 +1,8 @@
 //! A refund end to end over HTTP: the merchant asks for it, `refund-processing` creates it once
 //! at a loopback Razorpay (its documented refund API), Razorpay's signed `refund.processed`
 //! webhook comes through the real intake route, the refund succeeds and the merchant's endpoint
-//! receives `refund.succeeded` and `payment.refunded`, signed.
+//! receives `refund.succeeded` and `payment.refunded`, signed. Then the same with nothing
+//! faked but the merchant's endpoint: the built-in sandbox PSP, partial then full.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +23,10 @@ use lightspeed_workers::QueueName;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{initiate, settle_success, spawn_app, wait_for, webhook_url, worker};
+use crate::common::{
+    create_order, initiate, pay_at_sandbox, settle_success, spawn_app, wait_for, webhook_url,
+    worker,
+};
 
 /// What the loopback parties saw: Razorpay's refund creations (headers, body) and the
 /// merchant's webhooks (headers, raw body).
@@ -227,6 +231,118 @@ async fn a_refund_is_created_once_settled_by_the_psp_webhook_and_announced_signe
         assert_eq!(body["data"]["refund"]["refund_id"], "RF-E2E");
         assert_eq!(body["data"]["refund"]["refunded_total"], 49_900);
     }
+    drop(relay);
+}
+
+/// The sandbox PSP end to end: the payer pays at its checkout, two refunds go through
+/// `refund-processing` to the sandbox, its settle control (the bank) processes each, and its
+/// signed refund webhooks through the real intake leave the payment partially refunded, then
+/// refunded; the merchant hears `refund.succeeded` twice and `payment.refunded` once, signed.
+#[tokio::test]
+async fn sandbox_refunds_partial_then_full_settle_through_its_signed_webhooks() {
+    let app = spawn_app().await;
+    let (loopback, seen) = loopback().await;
+    let merchant = app
+        .merchant_with(MerchantSettings {
+            webhook_url: Some(format!("{loopback}/hooks")),
+            ..MerchantSettings::default()
+        })
+        .await;
+    let (gateway, account_key) = app.sandbox_gateway(&merchant, 1, None).await;
+    let payment_id = initiate(&app, &merchant, "ORD-SBX-RF", 40_000).await;
+    let callback = webhook_url(&app, &merchant, gateway);
+    let (_, order_id) = create_order(&app, &merchant, payment_id, &callback).await;
+    let relay = Relay::new(
+        app.ledger.store().clone(),
+        app.nats.jetstream.clone(),
+        app.nats.config.clone(),
+        RelayConfig::default(),
+    );
+    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
+    let _workers = [
+        worker(&app, QueueName::RefundProcessing),
+        worker(&app, QueueName::WebhookProcessing),
+        worker(&app, QueueName::MerchantWebhooks),
+    ];
+    pay_at_sandbox(&app, &order_id).await;
+    wait_for("the payment succeeded", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        (payment.status() == PaymentStatus::Succeeded).then_some(())
+    })
+    .await;
+
+    for (refund, amount, after) in [
+        ("RF-SBX-1", 10_000, PaymentStatus::Succeeded),
+        ("RF-SBX-2", 30_000, PaymentStatus::Refunded),
+    ] {
+        let body =
+            serde_json::to_vec(&json!({"amount": amount, "refund_id": refund})).expect("JSON");
+        let path = format!("/payment/{payment_id}/refunds");
+        let asked = app
+            .signed(&merchant, Method::POST, &path, &body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(asked.status(), StatusCode::ACCEPTED, "{refund}");
+        let (_, refund_id) = app
+            .ledger
+            .refund_by_merchant_id(merchant.id, refund)
+            .await
+            .expect("refund")
+            .expect("recorded");
+        let psp_refund_id = wait_for("the refund submitted to the sandbox", || async {
+            let payment = app.ledger.payment(payment_id).await.ok()??;
+            payment.refund(refund_id)?.psp_refund_id.clone()
+        })
+        .await;
+        let settled = app
+            .http
+            .post(format!(
+                "{}/sandbox/v1/refunds/{psp_refund_id}/settle",
+                app.url
+            ))
+            .header("x-sandbox-key", account_key.expose_str().expect("text"))
+            .json(&json!({"status": "processed"}))
+            .send()
+            .await
+            .expect("settle");
+        assert_eq!(settled.status(), StatusCode::OK, "{refund}");
+        let payment = wait_for("the refund succeeded", || async {
+            let payment = app.ledger.payment(payment_id).await.ok()??;
+            (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
+        })
+        .await;
+        assert_eq!(payment.status(), after, "{refund}");
+        assert_eq!(
+            payment.refunds().len(),
+            if after == PaymentStatus::Refunded {
+                2
+            } else {
+                1
+            }
+        );
+    }
+
+    let secret = WebhookSecret::from_secret(&merchant.webhook_secret).expect("secret");
+    let mut kinds = wait_for("two refund.succeeded and one payment.refunded", || async {
+        let hooks = seen.hooks.lock().expect("seen").clone();
+        let kinds: Vec<String> = hooks
+            .iter()
+            .filter_map(|(headers, raw)| {
+                verify(&secret, headers, raw, app.ledger.now()).expect("signed");
+                let body: Value = serde_json::from_slice(raw).ok()?;
+                let kind = body["type"].as_str()?.to_owned();
+                (kind.starts_with("refund.") || kind == "payment.refunded").then_some(kind)
+            })
+            .collect();
+        (kinds.len() == 3).then_some(kinds)
+    })
+    .await;
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["payment.refunded", "refund.succeeded", "refund.succeeded"]
+    );
     drop(relay);
 }
 
