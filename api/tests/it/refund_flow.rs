@@ -2,7 +2,8 @@
 //! at a loopback Razorpay (its documented refund API), Razorpay's signed `refund.processed`
 //! webhook comes through the real intake route, the refund succeeds and the merchant's endpoint
 //! receives `refund.succeeded` and `payment.refunded`, signed. Then the same with nothing
-//! faked but the merchant's endpoint: the built-in sandbox PSP, partial then full.
+//! faked but the merchant's endpoint: the built-in sandbox PSP, partial then full; and a partial
+//! refund at a loopback Cashfree settled by its signed `REFUND_STATUS_WEBHOOK`.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use hmac::{Hmac, KeyInit, Mac};
 use lightspeed_adapters::merchant_webhook::{WebhookSecret, verify};
-use lightspeed_adapters::psp::{PspCredentials, psp_reference, refund_reference};
+use lightspeed_adapters::psp::{PspCredentials, cashfree, psp_reference, refund_reference};
 use lightspeed_adapters::secrets::{Secret, generate_webhook_secret};
 use lightspeed_api::testing::MerchantSettings;
 use lightspeed_domain::payment::PaymentStatus;
@@ -54,6 +55,33 @@ async fn create_refund(
     }))
 }
 
+/// Cashfree's `POST /orders/{order_id}/refunds`: a pending refund, as its API answers.
+async fn create_cashfree_refund(
+    State(seen): State<Seen>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (
+    axum::http::StatusCode,
+    [(&'static str, &'static str); 1],
+    String,
+) {
+    let request: Value = serde_json::from_slice(&body).expect("JSON");
+    seen.creations
+        .lock()
+        .expect("seen")
+        .push((headers, json!({"raw": String::from_utf8_lossy(&body)})));
+    let refund_id = request["refund_id"].as_str().expect("refund_id");
+    let answer = format!(
+        r#"{{"cf_payment_id":789727431,"cf_refund_id":"cf_rf_1","refund_id":"{refund_id}","order_id":"{order_id}","entity":"refund","refund_amount":100.00,"refund_currency":"INR","refund_status":"PENDING","status_description":"In Progress"}}"#
+    );
+    (
+        axum::http::StatusCode::OK,
+        [("content-type", "application/json")],
+        answer,
+    )
+}
+
 async fn list_refunds() -> Json<Value> {
     Json(json!({"entity": "collection", "count": 0, "items": []}))
 }
@@ -70,6 +98,7 @@ async fn loopback() -> (String, Seen) {
     let router = axum::Router::new()
         .route("/v1/payments/{payment}/refund", post(create_refund))
         .route("/v1/payments/{payment}/refunds", get(list_refunds))
+        .route("/orders/{order_id}/refunds", post(create_cashfree_refund))
         .route("/hooks", post(merchant_hook))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -343,6 +372,97 @@ async fn sandbox_refunds_partial_then_full_settle_through_its_signed_webhooks() 
         kinds,
         ["payment.refunded", "refund.succeeded", "refund.succeeded"]
     );
+    drop(relay);
+}
+
+/// A partial refund at Cashfree: created once with our refund id and idempotency key and the
+/// exact rupee amount, then settled by Cashfree's signed `REFUND_STATUS_WEBHOOK` through the
+/// real intake; the payment stays succeeded with ₹100.00 refunded.
+#[tokio::test]
+async fn a_cashfree_refund_is_created_once_and_settled_by_its_signed_webhook() {
+    let app = spawn_app().await;
+    let (loopback, seen) = loopback().await;
+    let merchant = app.merchant().await;
+    let client_secret = Secret::from("cf_test_secret");
+    let credentials = PspCredentials::Cashfree {
+        client_id: "cf_test_app".into(),
+        client_secret: client_secret.clone(),
+    };
+    let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
+    let payment_id = initiate(&app, &merchant, "ORD-CF-RF", 49_900).await;
+    settle_success(&app, merchant.id, payment_id).await;
+    let relay = Relay::new(
+        app.ledger.store().clone(),
+        app.nats.jetstream.clone(),
+        app.nats.config.clone(),
+        RelayConfig::default(),
+    );
+    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
+    let _workers = [
+        worker(&app, QueueName::RefundProcessing),
+        worker(&app, QueueName::WebhookProcessing),
+    ];
+    let body =
+        serde_json::to_vec(&json!({"amount": 10_000, "refund_id": "RF-CF-1"})).expect("JSON");
+    let path = format!("/payment/{payment_id}/refunds");
+    let asked = app
+        .signed(&merchant, Method::POST, &path, &body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let (_, refund_id) = app
+        .ledger
+        .refund_by_merchant_id(merchant.id, "RF-CF-1")
+        .await
+        .expect("refund")
+        .expect("recorded");
+    let submitted = wait_for("the refund submitted to Cashfree", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        payment.refund(refund_id)?.psp_refund_id.clone()
+    })
+    .await;
+    assert_eq!(submitted, "cf_rf_1");
+    {
+        let creations = seen.creations.lock().expect("seen");
+        assert_eq!(creations.len(), 1, "one refund created at Cashfree");
+        let (headers, created) = &creations[0];
+        let idempotency = headers
+            .get("x-idempotency-key")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(idempotency, Some(refund_id.0.to_string().as_str()));
+        let raw = created["raw"].as_str().expect("raw");
+        assert!(raw.contains(r#""refund_amount":100.00"#), "{raw}");
+        assert!(raw.contains(&refund_reference(refund_id)), "{raw}");
+    }
+
+    let webhook = format!(
+        r#"{{"data":{{"refund":{{"cf_refund_id":"cf_rf_1","cf_payment_id":789727431,"refund_id":"{}","order_id":"{}","refund_amount":100.00,"refund_currency":"INR","entity":"Refund","refund_type":"MERCHANT_INITIATED","refund_arn":"205907014017","refund_status":"SUCCESS","status_description":"Refund processed successfully","created_at":"2026-12-06T12:54:25+05:30","processed_at":"2026-12-06T13:04:27+05:30","refund_charge":0,"refund_note":null,"refund_splits":[],"metadata":null,"refund_mode":"STANDARD"}}}},"event_time":"2026-12-06T13:04:28+05:30","type":"REFUND_STATUS_WEBHOOK"}}"#,
+        refund_reference(refund_id),
+        psp_reference(payment_id),
+    );
+    let timestamp = app.ledger.now().timestamp_millis().to_string();
+    let signature = cashfree::sign_webhook(&client_secret, &timestamp, webhook.as_bytes());
+    let delivered = app
+        .http
+        .post(webhook_url(&app, &merchant, gateway))
+        .header("content-type", "application/json")
+        .header("x-webhook-timestamp", &timestamp)
+        .header("x-webhook-signature", signature)
+        .header("x-webhook-version", "2023-08-01")
+        .body(webhook)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(delivered.status(), StatusCode::OK);
+    let payment = wait_for("the refund succeeded", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
+    })
+    .await;
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    assert_eq!(payment.refunded(), lightspeed_domain::Paise(10_000));
+    assert_eq!(seen.creations.lock().expect("seen").len(), 1);
     drop(relay);
 }
 
