@@ -3,7 +3,8 @@
 //! webhook comes through the real intake route, the refund succeeds and the merchant's endpoint
 //! receives `refund.succeeded` and `payment.refunded`, signed. Then the same with nothing
 //! faked but the merchant's endpoint: the built-in sandbox PSP, partial then full; and a partial
-//! refund at a loopback Cashfree settled by its signed `REFUND_STATUS_WEBHOOK`.
+//! refund at a loopback Cashfree settled by its signed `REFUND_STATUS_WEBHOOK`, and one at a
+//! loopback PhonePe (v1) settled by its `X-VERIFY` callback, which names no payment.
 
 use std::sync::{Arc, Mutex};
 
@@ -82,6 +83,35 @@ async fn create_cashfree_refund(
     )
 }
 
+/// PhonePe's status API: it knows no refund yet (so the adapter creates one).
+async fn phonepe_status() -> Json<Value> {
+    Json(json!({"success": false, "code": "TRANSACTION_NOT_FOUND", "message": "No transaction"}))
+}
+
+/// PhonePe's `POST /pg/v1/refund`: accepted, pending.
+async fn create_phonepe_refund(
+    State(seen): State<Seen>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    use base64::Engine as _;
+    let encoded = body["request"].as_str().expect("request");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    let payload: Value = serde_json::from_slice(&decoded).expect("payload");
+    seen.creations
+        .lock()
+        .expect("seen")
+        .push((headers, payload.clone()));
+    Json(json!({
+        "success": true, "code": "PAYMENT_PENDING", "message": "Refund initiated",
+        "data": {"merchantId": payload["merchantId"], "merchantTransactionId": payload["merchantTransactionId"],
+            "transactionId": "T_RF_1", "amount": payload["amount"], "state": "PENDING",
+            "responseCode": "PENDING"}
+    }))
+}
+
 async fn list_refunds() -> Json<Value> {
     Json(json!({"entity": "collection", "count": 0, "items": []}))
 }
@@ -99,6 +129,11 @@ async fn loopback() -> (String, Seen) {
         .route("/v1/payments/{payment}/refund", post(create_refund))
         .route("/v1/payments/{payment}/refunds", get(list_refunds))
         .route("/orders/{order_id}/refunds", post(create_cashfree_refund))
+        .route(
+            "/pg/v1/status/{merchant}/{transaction}",
+            get(phonepe_status),
+        )
+        .route("/pg/v1/refund", post(create_phonepe_refund))
         .route("/hooks", post(merchant_hook))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -462,6 +497,99 @@ async fn a_cashfree_refund_is_created_once_and_settled_by_its_signed_webhook() {
     .await;
     assert_eq!(payment.status(), PaymentStatus::Succeeded);
     assert_eq!(payment.refunded(), lightspeed_domain::Paise(10_000));
+    assert_eq!(seen.creations.lock().expect("seen").len(), 1);
+    drop(relay);
+}
+
+/// A partial refund at PhonePe (v1): looked up, then created once under our refund reference
+/// against the payment's transaction, then settled by PhonePe's `X-VERIFY` callback through the
+/// real intake. The callback names only the refund, so the payment is found by the refund's
+/// locator in the log.
+#[tokio::test]
+async fn a_phonepe_refund_is_created_once_and_settled_by_its_callback_naming_only_the_refund() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    let (loopback, seen) = loopback().await;
+    let merchant = app.merchant().await;
+    let salt = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
+    let credentials = PspCredentials::Phonepe {
+        merchant_id: "PGTESTPAYUAT".into(),
+        salt_key: Secret::from(salt),
+        salt_index: 1,
+    };
+    let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
+    let payment_id = initiate(&app, &merchant, "ORD-PP-RF", 49_900).await;
+    settle_success(&app, merchant.id, payment_id).await;
+    let relay = Relay::new(
+        app.ledger.store().clone(),
+        app.nats.jetstream.clone(),
+        app.nats.config.clone(),
+        RelayConfig::default(),
+    );
+    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
+    let _workers = [
+        worker(&app, QueueName::RefundProcessing),
+        worker(&app, QueueName::WebhookProcessing),
+    ];
+    let body =
+        serde_json::to_vec(&json!({"amount": 12_345, "refund_id": "RF-PP-1"})).expect("JSON");
+    let path = format!("/payment/{payment_id}/refunds");
+    let asked = app
+        .signed(&merchant, Method::POST, &path, &body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let (_, refund_id) = app
+        .ledger
+        .refund_by_merchant_id(merchant.id, "RF-PP-1")
+        .await
+        .expect("refund")
+        .expect("recorded");
+    let submitted = wait_for("the refund submitted to PhonePe", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        payment.refund(refund_id)?.psp_refund_id.clone()
+    })
+    .await;
+    assert_eq!(submitted, "T_RF_1");
+    {
+        let creations = seen.creations.lock().expect("seen");
+        assert_eq!(creations.len(), 1, "one refund created at PhonePe");
+        let (_, payload) = &creations[0];
+        assert_eq!(
+            payload["merchantTransactionId"],
+            refund_reference(refund_id)
+        );
+        assert_eq!(payload["originalTransactionId"], psp_reference(payment_id));
+        assert_eq!(payload["amount"], 12_345);
+    }
+
+    let status = json!({
+        "success": true, "code": "PAYMENT_SUCCESS", "message": "Your refund is successful.",
+        "data": {"merchantId": "PGTESTPAYUAT", "merchantTransactionId": refund_reference(refund_id),
+            "transactionId": "T_RF_1", "amount": 12_345, "state": "COMPLETED",
+            "responseCode": "SUCCESS"}
+    });
+    let response = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::to_vec(&status).expect("JSON"));
+    let checksum = lightspeed_adapters::psp::phonepe::callback_checksum(&response, salt, 1);
+    let delivered = app
+        .http
+        .post(webhook_url(&app, &merchant, gateway))
+        .header("content-type", "application/json")
+        .header("x-verify", checksum)
+        .json(&json!({"response": response}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(delivered.status(), StatusCode::OK);
+    let payment = wait_for("the refund succeeded", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
+    })
+    .await;
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    assert_eq!(payment.refunded(), lightspeed_domain::Paise(12_345));
     assert_eq!(seen.creations.lock().expect("seen").len(), 1);
     drop(relay);
 }
