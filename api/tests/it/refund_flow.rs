@@ -4,7 +4,8 @@
 //! receives `refund.succeeded` and `payment.refunded`, signed. Then the same with nothing
 //! faked but the merchant's endpoint: the built-in sandbox PSP, partial then full; and a partial
 //! refund at a loopback Cashfree settled by its signed `REFUND_STATUS_WEBHOOK`, and one at a
-//! loopback PhonePe (v1) settled by its `X-VERIFY` callback, which names no payment.
+//! loopback PhonePe (v1) settled by its `X-VERIFY` callback, which names no payment; and one at
+//! a loopback PayU, whose unsigned callback only queues a check of `check_action_status`.
 
 use std::sync::{Arc, Mutex};
 
@@ -112,6 +113,42 @@ async fn create_phonepe_refund(
     }))
 }
 
+/// PayU's `postservice.php`: `cancel_refund_transaction` queues refund 131313131 (its token is
+/// kept), `check_action_status` lists it as succeeded.
+async fn payu_postservice(
+    State(seen): State<Seen>,
+    headers: HeaderMap,
+    body: String,
+) -> Json<Value> {
+    let form: serde_json::Map<String, Value> = body
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+        .collect();
+    let form = Value::Object(form);
+    match form["command"].as_str() {
+        Some("cancel_refund_transaction") => {
+            seen.creations
+                .lock()
+                .expect("seen")
+                .push((headers, form.clone()));
+            Json(
+                json!({"status": 1, "msg": "Refund Request Queued", "request_id": "131313131",
+                "bank_ref_num": null, "mihpayid": form["var1"]}),
+            )
+        }
+        _ => {
+            let token = seen.creations.lock().expect("seen")[0].1["var2"].clone();
+            Json(
+                json!({"status": 1, "msg": "1 out of 1 Transactions Fetched Successfully",
+                "transaction_details": {"131313131": {"131313131": {
+                    "mihpayid": "sbp_1", "request_id": "131313131", "amt": "100.00",
+                    "action": "refund", "token": token, "status": "SUCCESS"}}}}),
+            )
+        }
+    }
+}
+
 async fn list_refunds() -> Json<Value> {
     Json(json!({"entity": "collection", "count": 0, "items": []}))
 }
@@ -134,6 +171,7 @@ async fn loopback() -> (String, Seen) {
             get(phonepe_status),
         )
         .route("/pg/v1/refund", post(create_phonepe_refund))
+        .route("/merchant/postservice.php", post(payu_postservice))
         .route("/hooks", post(merchant_hook))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -590,6 +628,86 @@ async fn a_phonepe_refund_is_created_once_and_settled_by_its_callback_naming_onl
     .await;
     assert_eq!(payment.status(), PaymentStatus::Succeeded);
     assert_eq!(payment.refunded(), lightspeed_domain::Paise(12_345));
+    assert_eq!(seen.creations.lock().expect("seen").len(), 1);
+    drop(relay);
+}
+
+/// A partial refund at PayU: `cancel_refund_transaction` once under our token, then PayU's
+/// unsigned refund callback, which is never taken as the outcome: it queues a refund check, and
+/// `settlement-processing` records what `check_action_status` says.
+#[tokio::test]
+async fn a_payu_refund_is_settled_by_checking_its_status_after_the_unsigned_callback() {
+    let app = spawn_app().await;
+    let (loopback, seen) = loopback().await;
+    let merchant = app.merchant().await;
+    let credentials = PspCredentials::Payu {
+        key: "TESTKEY1".into(),
+        salt: Secret::from("TESTSALT"),
+    };
+    let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
+    let payment_id = initiate(&app, &merchant, "ORD-PAYU-E2E", 49_900).await;
+    settle_success(&app, merchant.id, payment_id).await;
+    let relay = Relay::new(
+        app.ledger.store().clone(),
+        app.nats.jetstream.clone(),
+        app.nats.config.clone(),
+        RelayConfig::default(),
+    );
+    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
+    let _workers = [
+        worker(&app, QueueName::RefundProcessing),
+        worker(&app, QueueName::SettlementProcessing),
+    ];
+    let body =
+        serde_json::to_vec(&json!({"amount": 10_000, "refund_id": "RF-PAYU-E2E"})).expect("JSON");
+    let path = format!("/payment/{payment_id}/refunds");
+    let asked = app
+        .signed(&merchant, Method::POST, &path, &body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let (_, refund_id) = app
+        .ledger
+        .refund_by_merchant_id(merchant.id, "RF-PAYU-E2E")
+        .await
+        .expect("refund")
+        .expect("recorded");
+    let submitted = wait_for("the refund submitted to PayU", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        payment.refund(refund_id)?.psp_refund_id.clone()
+    })
+    .await;
+    assert_eq!(submitted, "131313131");
+    {
+        let creations = seen.creations.lock().expect("seen");
+        assert_eq!(creations.len(), 1, "one refund created at PayU");
+        let (_, form) = &creations[0];
+        assert_eq!(form["var1"], "sbp_1");
+        assert_eq!(form["var2"], refund_reference(refund_id));
+        assert_eq!(form["var3"], "100.00");
+    }
+
+    let callback = json!({
+        "mihpayid": "sbp_1", "merchantTxnId": psp_reference(payment_id),
+        "token": refund_reference(refund_id), "action": "refund", "status": "success",
+        "amt": "100.00", "request_id": "131313131", "bank_arn": null,
+    });
+    let delivered = app
+        .http
+        .post(webhook_url(&app, &merchant, gateway))
+        .json(&callback)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(delivered.status(), StatusCode::ACCEPTED);
+    let payment = wait_for("the refund succeeded", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
+    })
+    .await;
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    assert_eq!(payment.refunded(), lightspeed_domain::Paise(10_000));
     assert_eq!(seen.creations.lock().expect("seen").len(), 1);
     drop(relay);
 }
