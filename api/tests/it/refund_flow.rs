@@ -18,8 +18,8 @@ use lightspeed_adapters::merchant_webhook::{WebhookSecret, verify};
 use lightspeed_adapters::psp::{PspCredentials, cashfree, psp_reference, refund_reference};
 use lightspeed_adapters::secrets::{Secret, generate_webhook_secret};
 use lightspeed_api::testing::MerchantSettings;
-use lightspeed_domain::payment::PaymentStatus;
 use lightspeed_domain::payment::refunds::RefundStatus;
+use lightspeed_domain::payment::{Payment, PaymentStatus};
 use lightspeed_domain::{PaymentId, RefundId};
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_workers::QueueName;
@@ -27,8 +27,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{
-    create_order, initiate, pay_at_sandbox, settle_success, spawn_app, wait_for, webhook_url,
-    worker,
+    TestApp, Worker, create_order, initiate, pay_at_sandbox, settle_success, spawn_app, wait_for,
+    webhook_url, worker,
 };
 
 /// What the loopback parties saw: Razorpay's refund creations (headers, body) and the
@@ -233,18 +233,14 @@ async fn a_refund_is_created_once_settled_by_the_psp_webhook_and_announced_signe
     let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
     let payment_id = initiate(&app, &merchant, "ORD-RF-E2E", 49_900).await;
     settle_success(&app, merchant.id, payment_id).await;
-    let relay = Relay::new(
-        app.ledger.store().clone(),
-        app.nats.jetstream.clone(),
-        app.nats.config.clone(),
-        RelayConfig::default(),
+    let _running = running(
+        &app,
+        &[
+            QueueName::RefundProcessing,
+            QueueName::WebhookProcessing,
+            QueueName::MerchantWebhooks,
+        ],
     );
-    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
-    let _workers = [
-        worker(&app, QueueName::RefundProcessing),
-        worker(&app, QueueName::WebhookProcessing),
-        worker(&app, QueueName::MerchantWebhooks),
-    ];
 
     let body =
         serde_json::to_vec(&json!({"amount": 49_900, "refund_id": "RF-E2E", "reason": "returned"}))
@@ -333,7 +329,6 @@ async fn a_refund_is_created_once_settled_by_the_psp_webhook_and_announced_signe
         assert_eq!(body["data"]["refund"]["refund_id"], "RF-E2E");
         assert_eq!(body["data"]["refund"]["refunded_total"], 49_900);
     }
-    drop(relay);
 }
 
 /// The sandbox PSP end to end: the payer pays at its checkout, two refunds go through
@@ -354,18 +349,14 @@ async fn sandbox_refunds_partial_then_full_settle_through_its_signed_webhooks() 
     let payment_id = initiate(&app, &merchant, "ORD-SBX-RF", 40_000).await;
     let callback = webhook_url(&app, &merchant, gateway);
     let (_, order_id) = create_order(&app, &merchant, payment_id, &callback).await;
-    let relay = Relay::new(
-        app.ledger.store().clone(),
-        app.nats.jetstream.clone(),
-        app.nats.config.clone(),
-        RelayConfig::default(),
+    let _running = running(
+        &app,
+        &[
+            QueueName::RefundProcessing,
+            QueueName::WebhookProcessing,
+            QueueName::MerchantWebhooks,
+        ],
     );
-    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
-    let _workers = [
-        worker(&app, QueueName::RefundProcessing),
-        worker(&app, QueueName::WebhookProcessing),
-        worker(&app, QueueName::MerchantWebhooks),
-    ];
     pay_at_sandbox(&app, &order_id).await;
     wait_for("the payment succeeded", || async {
         let payment = app.ledger.payment(payment_id).await.ok()??;
@@ -392,11 +383,7 @@ async fn sandbox_refunds_partial_then_full_settle_through_its_signed_webhooks() 
             .await
             .expect("refund")
             .expect("recorded");
-        let psp_refund_id = wait_for("the refund submitted to the sandbox", || async {
-            let payment = app.ledger.payment(payment_id).await.ok()??;
-            payment.refund(refund_id)?.psp_refund_id.clone()
-        })
-        .await;
+        let psp_refund_id = submitted(&app, payment_id, refund_id).await;
         let settled = app
             .http
             .post(format!(
@@ -409,11 +396,7 @@ async fn sandbox_refunds_partial_then_full_settle_through_its_signed_webhooks() 
             .await
             .expect("settle");
         assert_eq!(settled.status(), StatusCode::OK, "{refund}");
-        let payment = wait_for("the refund succeeded", || async {
-            let payment = app.ledger.payment(payment_id).await.ok()??;
-            (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
-        })
-        .await;
+        let payment = succeeded(&app, payment_id, refund_id).await;
         assert_eq!(payment.status(), after, "{refund}");
         assert_eq!(
             payment.refunds().len(),
@@ -445,7 +428,6 @@ async fn sandbox_refunds_partial_then_full_settle_through_its_signed_webhooks() 
         kinds,
         ["payment.refunded", "refund.succeeded", "refund.succeeded"]
     );
-    drop(relay);
 }
 
 /// A partial refund at Cashfree: created once with our refund id and idempotency key and the
@@ -464,17 +446,10 @@ async fn a_cashfree_refund_is_created_once_and_settled_by_its_signed_webhook() {
     let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
     let payment_id = initiate(&app, &merchant, "ORD-CF-RF", 49_900).await;
     settle_success(&app, merchant.id, payment_id).await;
-    let relay = Relay::new(
-        app.ledger.store().clone(),
-        app.nats.jetstream.clone(),
-        app.nats.config.clone(),
-        RelayConfig::default(),
+    let _running = running(
+        &app,
+        &[QueueName::RefundProcessing, QueueName::WebhookProcessing],
     );
-    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
-    let _workers = [
-        worker(&app, QueueName::RefundProcessing),
-        worker(&app, QueueName::WebhookProcessing),
-    ];
     let body =
         serde_json::to_vec(&json!({"amount": 10_000, "refund_id": "RF-CF-1"})).expect("JSON");
     let path = format!("/payment/{payment_id}/refunds");
@@ -490,11 +465,7 @@ async fn a_cashfree_refund_is_created_once_and_settled_by_its_signed_webhook() {
         .await
         .expect("refund")
         .expect("recorded");
-    let submitted = wait_for("the refund submitted to Cashfree", || async {
-        let payment = app.ledger.payment(payment_id).await.ok()??;
-        payment.refund(refund_id)?.psp_refund_id.clone()
-    })
-    .await;
+    let submitted = submitted(&app, payment_id, refund_id).await;
     assert_eq!(submitted, "cf_rf_1");
     {
         let creations = seen.creations.lock().expect("seen");
@@ -528,15 +499,10 @@ async fn a_cashfree_refund_is_created_once_and_settled_by_its_signed_webhook() {
         .await
         .expect("send");
     assert_eq!(delivered.status(), StatusCode::OK);
-    let payment = wait_for("the refund succeeded", || async {
-        let payment = app.ledger.payment(payment_id).await.ok()??;
-        (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
-    })
-    .await;
+    let payment = succeeded(&app, payment_id, refund_id).await;
     assert_eq!(payment.status(), PaymentStatus::Succeeded);
     assert_eq!(payment.refunded(), lightspeed_domain::Paise(10_000));
     assert_eq!(seen.creations.lock().expect("seen").len(), 1);
-    drop(relay);
 }
 
 /// A partial refund at PhonePe (v1): looked up, then created once under our refund reference
@@ -558,17 +524,10 @@ async fn a_phonepe_refund_is_created_once_and_settled_by_its_callback_naming_onl
     let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
     let payment_id = initiate(&app, &merchant, "ORD-PP-RF", 49_900).await;
     settle_success(&app, merchant.id, payment_id).await;
-    let relay = Relay::new(
-        app.ledger.store().clone(),
-        app.nats.jetstream.clone(),
-        app.nats.config.clone(),
-        RelayConfig::default(),
+    let _running = running(
+        &app,
+        &[QueueName::RefundProcessing, QueueName::WebhookProcessing],
     );
-    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
-    let _workers = [
-        worker(&app, QueueName::RefundProcessing),
-        worker(&app, QueueName::WebhookProcessing),
-    ];
     let body =
         serde_json::to_vec(&json!({"amount": 12_345, "refund_id": "RF-PP-1"})).expect("JSON");
     let path = format!("/payment/{payment_id}/refunds");
@@ -584,11 +543,7 @@ async fn a_phonepe_refund_is_created_once_and_settled_by_its_callback_naming_onl
         .await
         .expect("refund")
         .expect("recorded");
-    let submitted = wait_for("the refund submitted to PhonePe", || async {
-        let payment = app.ledger.payment(payment_id).await.ok()??;
-        payment.refund(refund_id)?.psp_refund_id.clone()
-    })
-    .await;
+    let submitted = submitted(&app, payment_id, refund_id).await;
     assert_eq!(submitted, "T_RF_1");
     {
         let creations = seen.creations.lock().expect("seen");
@@ -621,15 +576,10 @@ async fn a_phonepe_refund_is_created_once_and_settled_by_its_callback_naming_onl
         .await
         .expect("send");
     assert_eq!(delivered.status(), StatusCode::OK);
-    let payment = wait_for("the refund succeeded", || async {
-        let payment = app.ledger.payment(payment_id).await.ok()??;
-        (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
-    })
-    .await;
+    let payment = succeeded(&app, payment_id, refund_id).await;
     assert_eq!(payment.status(), PaymentStatus::Succeeded);
     assert_eq!(payment.refunded(), lightspeed_domain::Paise(12_345));
     assert_eq!(seen.creations.lock().expect("seen").len(), 1);
-    drop(relay);
 }
 
 /// A partial refund at PayU: `cancel_refund_transaction` once under our token, then PayU's
@@ -647,17 +597,10 @@ async fn a_payu_refund_is_settled_by_checking_its_status_after_the_unsigned_call
     let gateway = app.gateway(&merchant, credentials, &loopback, 1).await;
     let payment_id = initiate(&app, &merchant, "ORD-PAYU-E2E", 49_900).await;
     settle_success(&app, merchant.id, payment_id).await;
-    let relay = Relay::new(
-        app.ledger.store().clone(),
-        app.nats.jetstream.clone(),
-        app.nats.config.clone(),
-        RelayConfig::default(),
+    let _running = running(
+        &app,
+        &[QueueName::RefundProcessing, QueueName::SettlementProcessing],
     );
-    let relay = AbortOnDrop(tokio::spawn(async move { relay.run().await }));
-    let _workers = [
-        worker(&app, QueueName::RefundProcessing),
-        worker(&app, QueueName::SettlementProcessing),
-    ];
     let body =
         serde_json::to_vec(&json!({"amount": 10_000, "refund_id": "RF-PAYU-E2E"})).expect("JSON");
     let path = format!("/payment/{payment_id}/refunds");
@@ -673,11 +616,7 @@ async fn a_payu_refund_is_settled_by_checking_its_status_after_the_unsigned_call
         .await
         .expect("refund")
         .expect("recorded");
-    let submitted = wait_for("the refund submitted to PayU", || async {
-        let payment = app.ledger.payment(payment_id).await.ok()??;
-        payment.refund(refund_id)?.psp_refund_id.clone()
-    })
-    .await;
+    let submitted = submitted(&app, payment_id, refund_id).await;
     assert_eq!(submitted, "131313131");
     {
         let creations = seen.creations.lock().expect("seen");
@@ -701,18 +640,51 @@ async fn a_payu_refund_is_settled_by_checking_its_status_after_the_unsigned_call
         .await
         .expect("send");
     assert_eq!(delivered.status(), StatusCode::ACCEPTED);
-    let payment = wait_for("the refund succeeded", || async {
-        let payment = app.ledger.payment(payment_id).await.ok()??;
-        (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
-    })
-    .await;
+    let payment = succeeded(&app, payment_id, refund_id).await;
     assert_eq!(payment.status(), PaymentStatus::Succeeded);
     assert_eq!(payment.refunded(), lightspeed_domain::Paise(10_000));
     assert_eq!(seen.creations.lock().expect("seen").len(), 1);
-    drop(relay);
 }
 
-/// The relay publishing the log to JetStream, as `lightspeed relay` does, for this test only.
+/// The relay and the given queues' workers, running until dropped.
+struct Running {
+    _relay: AbortOnDrop<()>,
+    _workers: Vec<Worker>,
+}
+
+/// Runs the relay, as `lightspeed relay` does, and the workers of `queues`, for this test only.
+fn running(app: &TestApp, queues: &[QueueName]) -> Running {
+    let relay = Relay::new(
+        app.ledger.store().clone(),
+        app.nats.jetstream.clone(),
+        app.nats.config.clone(),
+        RelayConfig::default(),
+    );
+    Running {
+        _relay: AbortOnDrop(tokio::spawn(async move { relay.run().await })),
+        _workers: queues.iter().map(|queue| worker(app, *queue)).collect(),
+    }
+}
+
+/// The PSP's refund id, once the refund is recorded as submitted.
+async fn submitted(app: &TestApp, payment_id: PaymentId, refund_id: RefundId) -> String {
+    wait_for("the refund submitted to the PSP", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        payment.refund(refund_id)?.psp_refund_id.clone()
+    })
+    .await
+}
+
+/// The payment, once the refund is recorded as succeeded.
+async fn succeeded(app: &TestApp, payment_id: PaymentId, refund_id: RefundId) -> Payment {
+    wait_for("the refund succeeded", || async {
+        let payment = app.ledger.payment(payment_id).await.ok()??;
+        (payment.refund(refund_id)?.status == RefundStatus::Succeeded).then_some(payment)
+    })
+    .await
+}
+
+/// A task aborted when dropped.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
