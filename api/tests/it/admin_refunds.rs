@@ -16,9 +16,11 @@ use lightspeed_eventstore::{
 };
 use lightspeed_services::RefundOutcome;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::common::{TestApp, TestMerchant, payment, problem, settle_success, spawn_app};
+use crate::common::{
+    TestApp, TestMerchant, payment, problem, request_refund, settle_success, spawn_app,
+};
 
 /// A merchant charged 2.5 % whose refunds get `treatment`, with a sandbox gateway.
 async fn merchant(app: &TestApp, treatment: RefundCommission) -> TestMerchant {
@@ -56,36 +58,6 @@ async fn paid(app: &TestApp, merchant: &TestMerchant, order: &str, amount: i64) 
         .parse()
         .expect("payment id");
     settle_success(app, merchant.id, id).await;
-    id
-}
-
-/// Asks for a refund through the signed route; answers our refund id.
-async fn request(
-    app: &TestApp,
-    merchant: &TestMerchant,
-    payment: PaymentId,
-    refund_id: &str,
-    amount: i64,
-) -> RefundId {
-    let body =
-        serde_json::to_vec(&json!({ "amount": amount, "refund_id": refund_id })).expect("json");
-    let response = app
-        .signed(
-            merchant,
-            Method::POST,
-            &format!("/payment/{payment}/refunds"),
-            &body,
-        )
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let (_, id) = app
-        .ledger
-        .refund_by_merchant_id(merchant.id, refund_id)
-        .await
-        .expect("lookup")
-        .expect("refund");
     id
 }
 
@@ -138,9 +110,9 @@ async fn partial_refunds_reverse_commission_half_up_and_the_audit_agrees_to_the_
     let c = paid(&app, &reversing, "ORD-C", 10_020).await;
 
     // Three partials of A, with a refused one between them that reverses nothing.
-    let first = request(&app, &reversing, a, "A-1", 3_334).await;
+    let first = request_refund(&app, &reversing, a, "A-1", 3_334).await;
     outcome(&app, a, first, succeeded("rfnd_a1")).await;
-    let refused = request(&app, &reversing, a, "A-X", 5_000).await;
+    let refused = request_refund(&app, &reversing, a, "A-X", 5_000).await;
     outcome(
         &app,
         a,
@@ -151,7 +123,7 @@ async fn partial_refunds_reverse_commission_half_up_and_the_audit_agrees_to_the_
         },
     )
     .await;
-    let second = request(&app, &reversing, a, "A-2", 3_333).await;
+    let second = request_refund(&app, &reversing, a, "A-2", 3_333).await;
     outcome(
         &app,
         a,
@@ -170,14 +142,14 @@ async fn partial_refunds_reverse_commission_half_up_and_the_audit_agrees_to_the_
         },
     )
     .await;
-    let third = request(&app, &reversing, a, "A-3", 3_334).await;
+    let third = request_refund(&app, &reversing, a, "A-3", 3_334).await;
     outcome(&app, a, third, succeeded("rfnd_a3")).await;
     // Retained: the same partials reverse nothing.
     for (n, amount) in [3_334, 3_333, 3_334].into_iter().enumerate() {
-        let id = request(&app, &retaining, b, &format!("B-{n}"), amount).await;
+        let id = request_refund(&app, &retaining, b, &format!("B-{n}"), amount).await;
         outcome(&app, b, id, succeeded(&format!("rfnd_b{n}"))).await;
     }
-    let tiny = request(&app, &reversing, c, "C-1", 20).await;
+    let tiny = request_refund(&app, &reversing, c, "C-1", 20).await;
     outcome(&app, c, tiny, succeeded("rfnd_c1")).await;
 
     // Cumulative half-up shares of 250: 83.34 → 83, 166.67 → 167 (84 more), 250 (83 more).
@@ -259,7 +231,7 @@ async fn admin_refunds_filter_paginate_newest_first_and_refuse_bad_queries() {
     let mut ours = Vec::new();
     for (n, amount) in [1_000, 2_000, 3_000, 4_000].into_iter().enumerate() {
         app.clock.advance(chrono::TimeDelta::seconds(1));
-        ours.push(request(&app, &merchant, a, &format!("R-{n}"), amount).await);
+        ours.push(request_refund(&app, &merchant, a, &format!("R-{n}"), amount).await);
     }
     outcome(&app, a, ours[0], succeeded("rfnd_1")).await;
     outcome(
@@ -272,7 +244,7 @@ async fn admin_refunds_filter_paginate_newest_first_and_refuse_bad_queries() {
         },
     )
     .await;
-    let theirs = request(&app, &other, b, "R-0", 7_000).await;
+    let theirs = request_refund(&app, &other, b, "R-0", 7_000).await;
     app.project().await;
 
     // Pages of one cover every refund once, newest request first.

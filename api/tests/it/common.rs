@@ -228,3 +228,29 @@ pub async fn settle_success(
         .await
         .expect("settle");
 }
+
+/// Asks for a refund of `amount` through the signed merchant route (answered 202); answers our
+/// refund id.
+pub async fn request_refund(
+    app: &TestApp,
+    merchant: &TestMerchant,
+    payment_id: PaymentId,
+    refund_id: &str,
+    amount: i64,
+) -> lightspeed_domain::RefundId {
+    let body = serde_json::to_vec(&serde_json::json!({"amount": amount, "refund_id": refund_id}))
+        .expect("JSON");
+    let path = format!("/payment/{payment_id}/refunds");
+    let asked = app
+        .signed(merchant, reqwest::Method::POST, &path, &body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(asked.status(), reqwest::StatusCode::ACCEPTED, "{refund_id}");
+    app.ledger
+        .refund_by_merchant_id(merchant.id, refund_id)
+        .await
+        .expect("refund")
+        .expect("recorded")
+        .1
+}

@@ -9,9 +9,11 @@ use lightspeed_domain::{MerchantId, PaymentId};
 use lightspeed_eventstore::CommandContext;
 use lightspeed_services::RefundOutcome;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::common::{TestApp, TestMerchant, initiate, problem, settle_success, spawn_app};
+use crate::common::{
+    TestApp, TestMerchant, initiate, problem, request_refund, settle_success, spawn_app,
+};
 
 async fn get(app: &TestApp, merchant: &TestMerchant, path: &str) -> reqwest::Response {
     app.signed(merchant, Method::GET, path, b"")
@@ -57,36 +59,6 @@ async fn fail(app: &TestApp, merchant_id: MerchantId, payment_id: PaymentId, rea
         .settle_outcome(&report, &CommandContext::default())
         .await
         .expect("settle failure");
-}
-
-/// Asks for a refund of `amount` through the API; answers our refund id.
-async fn request_refund(
-    app: &TestApp,
-    merchant: &TestMerchant,
-    payment_id: PaymentId,
-    refund_id: &str,
-    amount: i64,
-) -> lightspeed_domain::RefundId {
-    let body =
-        serde_json::to_vec(&json!({ "amount": amount, "refund_id": refund_id })).expect("json");
-    let response = app
-        .signed(
-            merchant,
-            Method::POST,
-            &format!("/payment/{payment_id}/refunds"),
-            &body,
-        )
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let (_, id) = app
-        .ledger
-        .refund_by_merchant_id(merchant.id, refund_id)
-        .await
-        .expect("read")
-        .expect("refund");
-    id
 }
 
 /// Records what the PSP said about a refund.

@@ -23,12 +23,12 @@ use lightspeed_domain::payment::{Payment, PaymentStatus};
 use lightspeed_domain::{PaymentId, RefundId};
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_workers::QueueName;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{
-    TestApp, Worker, create_order, initiate, pay_at_sandbox, settle_success, spawn_app, wait_for,
-    webhook_url, worker,
+    TestApp, Worker, create_order, initiate, pay_at_sandbox, request_refund, settle_success,
+    spawn_app, wait_for, webhook_url, worker,
 };
 
 /// What the loopback parties saw: Razorpay's refund creations (headers, body) and the
@@ -242,27 +242,7 @@ async fn a_refund_is_created_once_settled_by_the_psp_webhook_and_announced_signe
         ],
     );
 
-    let body =
-        serde_json::to_vec(&json!({"amount": 49_900, "refund_id": "RF-E2E", "reason": "returned"}))
-            .expect("JSON");
-    let asked = app
-        .signed(
-            &merchant,
-            Method::POST,
-            &format!("/payment/{payment_id}/refunds"),
-            &body,
-        )
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(asked.status(), StatusCode::ACCEPTED);
-    let refund_id = app
-        .ledger
-        .refund_by_merchant_id(merchant.id, "RF-E2E")
-        .await
-        .expect("refund")
-        .expect("recorded")
-        .1;
+    let refund_id = request_refund(&app, &merchant, payment_id, "RF-E2E", 49_900).await;
 
     let status = |wanted: RefundStatus| {
         let app = &app;
@@ -368,21 +348,7 @@ async fn sandbox_refunds_partial_then_full_settle_through_its_signed_webhooks() 
         ("RF-SBX-1", 10_000, PaymentStatus::Succeeded),
         ("RF-SBX-2", 30_000, PaymentStatus::Refunded),
     ] {
-        let body =
-            serde_json::to_vec(&json!({"amount": amount, "refund_id": refund})).expect("JSON");
-        let path = format!("/payment/{payment_id}/refunds");
-        let asked = app
-            .signed(&merchant, Method::POST, &path, &body)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(asked.status(), StatusCode::ACCEPTED, "{refund}");
-        let (_, refund_id) = app
-            .ledger
-            .refund_by_merchant_id(merchant.id, refund)
-            .await
-            .expect("refund")
-            .expect("recorded");
+        let refund_id = request_refund(&app, &merchant, payment_id, refund, amount).await;
         let psp_refund_id = submitted(&app, payment_id, refund_id).await;
         let settled = app
             .http
@@ -450,21 +416,7 @@ async fn a_cashfree_refund_is_created_once_and_settled_by_its_signed_webhook() {
         &app,
         &[QueueName::RefundProcessing, QueueName::WebhookProcessing],
     );
-    let body =
-        serde_json::to_vec(&json!({"amount": 10_000, "refund_id": "RF-CF-1"})).expect("JSON");
-    let path = format!("/payment/{payment_id}/refunds");
-    let asked = app
-        .signed(&merchant, Method::POST, &path, &body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(asked.status(), StatusCode::ACCEPTED);
-    let (_, refund_id) = app
-        .ledger
-        .refund_by_merchant_id(merchant.id, "RF-CF-1")
-        .await
-        .expect("refund")
-        .expect("recorded");
+    let refund_id = request_refund(&app, &merchant, payment_id, "RF-CF-1", 10_000).await;
     let submitted = submitted(&app, payment_id, refund_id).await;
     assert_eq!(submitted, "cf_rf_1");
     {
@@ -528,21 +480,7 @@ async fn a_phonepe_refund_is_created_once_and_settled_by_its_callback_naming_onl
         &app,
         &[QueueName::RefundProcessing, QueueName::WebhookProcessing],
     );
-    let body =
-        serde_json::to_vec(&json!({"amount": 12_345, "refund_id": "RF-PP-1"})).expect("JSON");
-    let path = format!("/payment/{payment_id}/refunds");
-    let asked = app
-        .signed(&merchant, Method::POST, &path, &body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(asked.status(), StatusCode::ACCEPTED);
-    let (_, refund_id) = app
-        .ledger
-        .refund_by_merchant_id(merchant.id, "RF-PP-1")
-        .await
-        .expect("refund")
-        .expect("recorded");
+    let refund_id = request_refund(&app, &merchant, payment_id, "RF-PP-1", 12_345).await;
     let submitted = submitted(&app, payment_id, refund_id).await;
     assert_eq!(submitted, "T_RF_1");
     {
@@ -601,21 +539,7 @@ async fn a_payu_refund_is_settled_by_checking_its_status_after_the_unsigned_call
         &app,
         &[QueueName::RefundProcessing, QueueName::SettlementProcessing],
     );
-    let body =
-        serde_json::to_vec(&json!({"amount": 10_000, "refund_id": "RF-PAYU-E2E"})).expect("JSON");
-    let path = format!("/payment/{payment_id}/refunds");
-    let asked = app
-        .signed(&merchant, Method::POST, &path, &body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(asked.status(), StatusCode::ACCEPTED);
-    let (_, refund_id) = app
-        .ledger
-        .refund_by_merchant_id(merchant.id, "RF-PAYU-E2E")
-        .await
-        .expect("refund")
-        .expect("recorded");
+    let refund_id = request_refund(&app, &merchant, payment_id, "RF-PAYU-E2E", 10_000).await;
     let submitted = submitted(&app, payment_id, refund_id).await;
     assert_eq!(submitted, "131313131");
     {
