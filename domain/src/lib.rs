@@ -95,6 +95,7 @@
 #[macro_use]
 mod macros;
 
+pub mod access;
 pub mod calendar;
 pub mod catalog;
 pub mod checkout_settings;
