@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::load::LoadStats;
 use crate::plan::{Fault, Plan, Target};
-use crate::roles::{self, API, PROJECTORS, RELAYS, WORKERS};
+use crate::roles::{self, Kind};
 use crate::site::Site;
 
 /// Longest a role may take to be back at work after a fault before the run says it was not.
@@ -86,7 +86,7 @@ pub async fn inject_all(
             tokio::time::sleep(POLL).await;
         }
         let at = load_started.elapsed();
-        let (struck, signs) = strike(site, *fault).await?;
+        let (struck, signs) = strike(site, plan, index).await?;
         let (took, detail) = recover(site, stats, struck, &signs).await?;
         let recovery = Recovery {
             fault: *fault,
@@ -114,18 +114,28 @@ pub fn line(recovery: &Recovery) -> String {
     )
 }
 
-/// Applies the fault; answers when it struck and the signs of the roles it hit.
-async fn strike(site: &mut Site, fault: Fault) -> anyhow::Result<(Instant, Vec<Sign>)> {
+/// Applies the plan's `index`-th fault; answers when it struck and the signs of the roles it
+/// hit.
+async fn strike(
+    site: &mut Site,
+    plan: &Plan,
+    index: usize,
+) -> anyhow::Result<(Instant, Vec<Sign>)> {
     use Sign::*;
+    let fault = plan.faults[index];
     Ok(match fault {
         Fault::Kill(target) => {
-            let (role, sign) = match target {
-                Target::RelayLeader => (leader(site).await, Published),
-                Target::Api => (API, Answered),
-                Target::Workers => (WORKERS, Delivered),
-                Target::Projectors => (PROJECTORS, Projected),
+            let (kind, sign) = match target {
+                Target::RelayLeader => (Kind::Relay, Published),
+                Target::Api => (Kind::Api, Answered),
+                Target::Workers => (Kind::Workers, Delivered),
+                Target::Projectors => (Kind::Projectors, Projected),
             };
-            (site.roles.kill_and_restart(role).await?, vec![sign])
+            let role = match target {
+                Target::RelayLeader => leader(site).await,
+                _ => in_turn(site, plan, index, kind),
+            };
+            (site.roles.kill_and_restart(&role).await?, vec![sign])
         }
         Fault::NatsRestart { kill } => {
             let struck = Instant::now();
@@ -144,27 +154,38 @@ async fn strike(site: &mut Site, fault: Fault) -> anyhow::Result<(Instant, Vec<S
     })
 }
 
+/// The process of `kind` the plan's `index`-th fault kills: each of the kind's processes in
+/// turn, so with replicas every one of them is killed.
+fn in_turn(site: &Site, plan: &Plan, index: usize, kind: Kind) -> String {
+    let fault = plan.faults[index];
+    let earlier = plan.faults[..index].iter().filter(|f| **f == fault).count();
+    let names = site.roles.names(kind);
+    names[earlier % names.len()].clone()
+}
+
 /// The relay holding the leader lock (the first relay if none does within ten seconds).
-async fn leader(site: &Site) -> &'static str {
+async fn leader(site: &Site) -> String {
+    let relays = site.roles.names(Kind::Relay);
+    let connections: Vec<String> = relays.iter().map(|r| roles::application_name(r)).collect();
     for _ in 0..100 {
         let holder: Option<String> = sqlx::query_scalar(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
               WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = ANY($1)",
         )
-        .bind(RELAYS.map(roles::application_name).to_vec())
+        .bind(&connections)
         .fetch_optional(site.pool())
         .await
         .ok()
         .flatten();
-        if let Some(relay) = RELAYS
-            .into_iter()
-            .find(|r| holder.as_deref() == Some(roles::application_name(r).as_str()))
+        if let Some(at) = connections
+            .iter()
+            .position(|c| holder.as_deref() == Some(c.as_str()))
         {
-            return relay;
+            return relays[at].clone();
         }
         tokio::time::sleep(POLL).await;
     }
-    RELAYS[0]
+    relays[0].clone()
 }
 
 /// Waits until every sign moved on from its first reading, starting again any role that exits

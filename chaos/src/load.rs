@@ -4,6 +4,7 @@
 //! started twice by the load. What each payer saw is kept for the checks.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,7 +88,8 @@ impl LoadStats {
 /// The load generator.
 pub struct Load {
     http: reqwest::Client,
-    api: String,
+    apis: Vec<String>,
+    turn: AtomicUsize,
     shops: Vec<Shop>,
     run: String,
     /// Progress, shared with the fault injector.
@@ -102,8 +104,10 @@ enum Attempt<T> {
 }
 
 impl Load {
-    /// Load against the API at `api` for `shops`; order ids carry `run`.
-    pub fn new(api: String, shops: Vec<Shop>, run: String) -> anyhow::Result<Self> {
+    /// Load against the API processes at `apis`, each request to the next in turn, for
+    /// `shops`; order ids carry `run`.
+    pub fn new(apis: Vec<String>, shops: Vec<Shop>, run: String) -> anyhow::Result<Self> {
+        anyhow::ensure!(!apis.is_empty(), "no API to load");
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
@@ -111,7 +115,8 @@ impl Load {
             .build()?;
         Ok(Self {
             http,
-            api,
+            apis,
+            turn: AtomicUsize::new(0),
             shops,
             run,
             stats: Arc::default(),
@@ -202,7 +207,7 @@ impl Load {
             body.as_bytes(),
         );
         self.http
-            .request(method, format!("{}{path}", self.api))
+            .request(method, format!("{}{path}", self.api()))
             .header(HEADER_CLIENT_KEY, &shop.client_key)
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_SIGNATURE, signature)
@@ -253,7 +258,7 @@ impl Load {
             Choice::Pay => "pay",
             Choice::Fail => "fail",
         };
-        let url = format!("{}/sandbox/checkout/{order}/{button}", self.api);
+        let url = format!("{}/sandbox/checkout/{order}/{button}", self.api());
         let response = match self.http.post(url).send().await {
             Ok(response) => response,
             Err(e) => return Attempt::Retry(e.to_string()),
@@ -274,6 +279,13 @@ impl Load {
         } else {
             Attempt::Refused(format!("the sandbox answered {status} for order {order}"))
         }
+    }
+
+    /// The API process the next request goes to: each in turn, so a retry after one did not
+    /// answer goes to another.
+    fn api(&self) -> &str {
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        &self.apis[turn % self.apis.len()]
     }
 
     /// Sends a request; answers its status and JSON body, noting when the API answered.

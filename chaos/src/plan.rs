@@ -53,6 +53,8 @@ pub struct Plan {
     pub rate: u32,
     /// Merchants the payments are spread over.
     pub merchants: usize,
+    /// Processes of each role (relays: at least two).
+    pub replicas: usize,
     /// The faults, spread evenly over the load.
     pub faults: Vec<Fault>,
     /// Longest the run waits after the load for everything to settle.
@@ -75,6 +77,7 @@ impl Plan {
             load: Duration::from_secs(110),
             rate: 10,
             merchants: 3,
+            replicas: 1,
             faults: rounds(
                 2,
                 &[
@@ -93,6 +96,7 @@ impl Plan {
             load: Duration::from_secs(600),
             rate: 25,
             merchants: 3,
+            replicas: 1,
             faults: rounds(
                 4,
                 &[
@@ -102,6 +106,19 @@ impl Plan {
                 ],
             ),
             settle: Duration::from_secs(300),
+        }
+    }
+
+    /// Two processes of every role sharing the work: 10 payments a second for 80 s over four
+    /// merchants, each process killed once (a supervisor restarts it) while its twin carries on.
+    pub fn replicated() -> Self {
+        Self {
+            load: Duration::from_secs(80),
+            rate: 10,
+            merchants: 4,
+            replicas: 2,
+            faults: [ROUND, ROUND].concat(),
+            settle: Duration::from_secs(180),
         }
     }
 
@@ -163,5 +180,16 @@ mod tests {
             assert!(last < plan.load, "the last fault falls inside the load");
         }
         assert_eq!(Plan::long().payments(), 15_000);
+    }
+
+    #[test]
+    fn the_replicated_run_kills_each_of_two_processes_once() {
+        let plan = Plan::replicated();
+        assert_eq!(plan.replicas, 2);
+        for target in [Target::Api, Target::Workers, Target::Projectors] {
+            let kills = plan.faults.iter().filter(|f| **f == Fault::Kill(target));
+            assert_eq!(kills.count(), plan.replicas, "{target:?}");
+        }
+        assert!(plan.fault_due(plan.faults.len() - 1) < plan.load);
     }
 }

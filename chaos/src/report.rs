@@ -18,11 +18,13 @@ const SHOWN: usize = 5;
 /// Prints what the run is about to do.
 pub fn plan(plan: &Plan, dir: &Path) {
     println!(
-        "chaos run: {} payments at {}/s for {} s over {} merchants, {} faults; logs in {}",
+        "chaos run: {} payments at {}/s for {} s over {} merchants, {} of each role, {} faults; \
+         logs in {}",
         plan.payments(),
         plan.rate,
         plan.load.as_secs(),
         plan.merchants,
+        plan.replicas,
         plan.faults.len(),
         dir.display()
     );

@@ -10,16 +10,63 @@ use anyhow::Context as _;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-/// The two relays: one leads, the other stands by.
-pub const RELAYS: [&str; 2] = ["relay-a", "relay-b"];
-/// The API (`serve`).
-pub const API: &str = "api";
-/// The workers (`work all`).
-pub const WORKERS: &str = "workers";
-/// The projectors (`project all`).
-pub const PROJECTORS: &str = "projectors";
-/// Every role, in the order they are started.
-pub const ALL: [&str; 5] = [RELAYS[0], RELAYS[1], PROJECTORS, WORKERS, API];
+/// A kind of role process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `lightspeed relay`: one leads, the others stand by.
+    Relay,
+    /// `lightspeed serve`.
+    Api,
+    /// `lightspeed work all`.
+    Workers,
+    /// `lightspeed project all`.
+    Projectors,
+}
+
+/// Every kind, in the order their processes are started.
+const START_ORDER: [Kind; 4] = [Kind::Relay, Kind::Projectors, Kind::Workers, Kind::Api];
+
+impl Kind {
+    /// How process names start: `relay`, `api`, `workers`, `projectors`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Relay => "relay",
+            Kind::Api => "api",
+            Kind::Workers => "workers",
+            Kind::Projectors => "projectors",
+        }
+    }
+
+    fn arguments(self) -> &'static [&'static str] {
+        match self {
+            Kind::Relay => &["relay"],
+            Kind::Api => &["serve"],
+            Kind::Workers => &["work", "all"],
+            Kind::Projectors => &["project", "all"],
+        }
+    }
+
+    fn of(process: &str) -> Option<Kind> {
+        let kind = process.split_once('-').map_or(process, |(kind, _)| kind);
+        START_ORDER.into_iter().find(|k| k.name() == kind)
+    }
+}
+
+/// Processes of each kind: `replicas` of each, and at least two relays (one leads, the other
+/// stands by), named `<kind>` when alone and `<kind>-a`, `<kind>-b`, … when not.
+pub fn process_names(kind: Kind, replicas: usize) -> Vec<String> {
+    let count = match kind {
+        Kind::Relay => replicas.max(2),
+        _ => replicas.max(1),
+    };
+    if count == 1 {
+        return vec![kind.name().to_owned()];
+    }
+    (b'a'..)
+        .take(count)
+        .map(|suffix| format!("{}-{}", kind.name(), char::from(suffix)))
+        .collect()
+}
 
 /// How long a stopped role may take to finish its work in flight before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -38,14 +85,17 @@ pub struct Wiring {
     pub stream: String,
     /// The subject prefix of the log.
     pub subject_prefix: String,
-    /// Where the API listens, `127.0.0.1:<port>`.
-    pub api_listen: String,
+    /// Where each API process listens, `127.0.0.1:<port>`, in the order of their names.
+    pub api_listen: Vec<String>,
 }
 
 impl Wiring {
-    /// The API's URL.
-    pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_listen)
+    /// Each API process's URL.
+    pub fn api_urls(&self) -> Vec<String> {
+        self.api_listen
+            .iter()
+            .map(|listen| format!("http://{listen}"))
+            .collect()
     }
 
     /// The database URL a process named `name` connects with (PostgreSQL shows the name in
@@ -69,27 +119,21 @@ pub struct Roles {
     binary: PathBuf,
     wiring: Wiring,
     logs: PathBuf,
-    running: BTreeMap<&'static str, Child>,
+    replicas: usize,
+    running: BTreeMap<String, Child>,
     started: Instant,
     /// Roles found exited without being killed, with when.
     pub unexpected_exits: Vec<String>,
 }
 
-fn arguments(role: &str) -> &'static [&'static str] {
-    match role {
-        API => &["serve"],
-        WORKERS => &["work", "all"],
-        PROJECTORS => &["project", "all"],
-        _ => &["relay"],
-    }
-}
-
 impl Roles {
-    /// No role running yet.
-    pub fn new(binary: &Path, wiring: Wiring, logs: &Path) -> Self {
+    /// No role running yet; `replicas` processes of each kind (see [`process_names`]), one API
+    /// address in `wiring` per API process.
+    pub fn new(binary: &Path, wiring: Wiring, replicas: usize, logs: &Path) -> Self {
         Self {
             binary: binary.to_owned(),
             wiring,
+            replicas,
             logs: logs.to_owned(),
             running: BTreeMap::new(),
             started: Instant::now(),
@@ -102,9 +146,34 @@ impl Roles {
         &self.wiring
     }
 
+    /// The processes of `kind`.
+    pub fn names(&self, kind: Kind) -> Vec<String> {
+        process_names(kind, self.replicas)
+    }
+
+    /// Every process, in the order they are started.
+    pub fn all(&self) -> Vec<String> {
+        START_ORDER
+            .into_iter()
+            .flat_map(|k| self.names(k))
+            .collect()
+    }
+
+    /// Where `name` listens if it is an API process, else the first API's address (what other
+    /// roles name as the public URL).
+    fn listen_of(&self, name: &str) -> &str {
+        let index = self
+            .names(Kind::Api)
+            .iter()
+            .position(|api| api == name)
+            .unwrap_or(0);
+        &self.wiring.api_listen[index]
+    }
+
     /// A `lightspeed` command with the run's environment and nothing of the caller's, its
     /// database connections named `name`.
     pub fn command(&self, name: &str, args: &[&str]) -> Command {
+        let listen = self.listen_of(name);
         let mut command = Command::new(&self.binary);
         command
             .args(args)
@@ -114,8 +183,8 @@ impl Roles {
             .env("NATS_URL", &self.wiring.nats_url)
             .env("NATS_STREAM", &self.wiring.stream)
             .env("NATS_SUBJECT_PREFIX", &self.wiring.subject_prefix)
-            .env("PUBLIC_URL", self.wiring.api_url())
-            .env("LISTEN_ADDR", &self.wiring.api_listen)
+            .env("PUBLIC_URL", format!("http://{listen}"))
+            .env("LISTEN_ADDR", listen)
             .env("ENCRYPTION_KEY", ENCRYPTION_KEY)
             // The merchants' endpoints are fakes on loopback.
             .env("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true")
@@ -126,8 +195,9 @@ impl Roles {
         command
     }
 
-    /// Starts `role`, appending its output to its log.
-    pub fn start(&mut self, role: &'static str) -> anyhow::Result<()> {
+    /// Starts the process `role` (one of [`Roles::all`]), appending its output to its log.
+    pub fn start(&mut self, role: &str) -> anyhow::Result<()> {
+        let kind = Kind::of(role).with_context(|| format!("no role is named {role}"))?;
         let path = self.logs.join(format!("{role}.log"));
         let mut log = std::fs::OpenOptions::new()
             .create(true)
@@ -136,13 +206,13 @@ impl Roles {
             .with_context(|| format!("open {}", path.display()))?;
         std::io::Write::write_all(&mut log, b"---- started by the chaos run ----\n")?;
         let child = self
-            .command(role, arguments(role))
+            .command(role, kind.arguments())
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("start {}", self.binary.display()))?;
-        self.running.insert(role, child);
+        self.running.insert(role.to_owned(), child);
         Ok(())
     }
 
@@ -158,7 +228,7 @@ impl Roles {
 
     /// Kills `role` and starts it again at once, as a supervisor would; answers when it was
     /// killed.
-    pub async fn kill_and_restart(&mut self, role: &'static str) -> anyhow::Result<Instant> {
+    pub async fn kill_and_restart(&mut self, role: &str) -> anyhow::Result<Instant> {
         let killed_at = self.kill(role).await;
         self.start(role)?;
         Ok(killed_at)
@@ -186,12 +256,14 @@ impl Roles {
 
     /// Starts again every role that exited although nobody stopped it, noting each.
     pub fn restart_exited(&mut self) -> anyhow::Result<()> {
-        let exited: Vec<&'static str> = self
+        let exited: Vec<String> = self
             .running
             .iter_mut()
-            .filter_map(|(role, child)| matches!(child.try_wait(), Ok(Some(_))).then_some(*role))
+            .filter_map(|(role, child)| {
+                matches!(child.try_wait(), Ok(Some(_))).then(|| role.clone())
+            })
             .collect();
-        for role in exited {
+        for role in &exited {
             self.unexpected_exits.push(format!(
                 "{role} exited by itself {:.1} s after the roles started (see {role}.log); \
                  started again",

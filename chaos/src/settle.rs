@@ -16,7 +16,7 @@ use lightspeed_workers::control::WorkQueues;
 use tokio::time::Instant;
 
 use crate::load::Outcome;
-use crate::roles::{API, PROJECTORS, RELAYS, WORKERS};
+use crate::roles::Kind;
 use crate::site::Site;
 
 /// How often the run looks again while settling.
@@ -54,16 +54,22 @@ pub async fn settle(site: &mut Site, outcomes: &[Outcome], limit: Duration) -> S
         unsettled,
         queues: queue_depths(site).await,
     };
-    site.roles.stop(API).await;
-    site.roles.stop(WORKERS).await;
+    stop_all(site, &[Kind::Api, Kind::Workers]).await;
     let deadline = Instant::now() + CATCH_UP_LIMIT;
     while !behind(site).await.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;
     }
-    for role in [RELAYS[0], RELAYS[1], PROJECTORS] {
-        site.roles.stop(role).await;
-    }
+    stop_all(site, &[Kind::Relay, Kind::Projectors]).await;
     settled
+}
+
+/// Stops every process of `kinds`, one after the other.
+async fn stop_all(site: &mut Site, kinds: &[Kind]) {
+    for kind in kinds {
+        for role in site.roles.names(*kind) {
+            site.roles.stop(&role).await;
+        }
+    }
 }
 
 /// What has not settled yet; forgets the payments found final.

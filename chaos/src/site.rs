@@ -23,7 +23,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::endpoint::MerchantEndpoint;
 use crate::load::Shop;
-use crate::roles::{self, ENCRYPTION_KEY, Roles, Wiring};
+use crate::roles::{self, ENCRYPTION_KEY, Kind, Roles, Wiring};
 
 /// How long a merchant's gateway rests after its PSP failed.
 const REST_SECS: u64 = 10;
@@ -54,8 +54,14 @@ pub struct Site {
 }
 
 impl Site {
-    /// Starts PostgreSQL, NATS and the roles and onboards `merchants` merchants.
-    pub async fn start(binary: &Path, merchants: usize, dir: &Path) -> anyhow::Result<Self> {
+    /// Starts PostgreSQL, NATS and `replicas` processes of each role, and onboards `merchants`
+    /// merchants.
+    pub async fn start(
+        binary: &Path,
+        merchants: usize,
+        replicas: usize,
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
         let postgres = PrivatePostgres::start().await;
         let nats = PrivateNatsServer::start().await;
         let log_stream = LogStreamConfig {
@@ -67,9 +73,12 @@ impl Site {
             nats_url: nats.url.clone(),
             stream: log_stream.stream_name.clone(),
             subject_prefix: log_stream.subject_prefix.clone(),
-            api_listen: format!("127.0.0.1:{}", free_port()?),
+            api_listen: roles::process_names(Kind::Api, replicas)
+                .iter()
+                .map(|_| Ok(format!("127.0.0.1:{}", free_port()?)))
+                .collect::<anyhow::Result<_>>()?,
         };
-        let roles = Roles::new(binary, wiring, dir);
+        let roles = Roles::new(binary, wiring, replicas, dir);
         migrate(&roles).await?;
         let pool = PgPoolOptions::new()
             .max_connections(4)
@@ -92,10 +101,12 @@ impl Site {
             dir: dir.to_owned(),
         };
         site.onboard(merchants, &hooks).await?;
-        for role in roles::ALL {
-            site.roles.start(role)?;
+        for role in site.roles.all() {
+            site.roles.start(&role)?;
         }
-        site.wait_for_api().await?;
+        for api in site.roles.wiring().api_urls() {
+            wait_for_api(&api).await?;
+        }
         Ok(site)
     }
 
@@ -115,14 +126,16 @@ impl Site {
         self.ledger.store().pool()
     }
 
-    /// Onboards the merchants, each with two sandbox gateways on the API's sandbox PSP,
+    /// Onboards the merchants, each with two sandbox gateways on an API's sandbox PSP (the
+    /// merchants take the API processes in turn),
     /// thresholds no run reaches (no suspension, no payout) and a 10 s rest for a gateway whose
     /// PSP failed.
     async fn onboard(&mut self, count: usize, hooks: &str) -> anyhow::Result<()> {
         let keyring = Keyring::parse(ENCRYPTION_KEY)?;
         let far = Paise::rupees(1_000_000_000);
-        let sandbox = format!("{}/sandbox", self.roles.wiring().api_url());
+        let apis = self.roles.wiring().api_urls();
         for index in 0..count {
+            let sandbox = format!("{}/sandbox", apis[index % apis.len()]);
             let settings = MerchantSettings {
                 webhook_url: Some(format!("{hooks}/{index}")),
                 thresholds: Thresholds {
@@ -161,21 +174,21 @@ impl Site {
         self.endpoint.set_secrets(secrets);
         Ok(())
     }
+}
 
-    /// Waits (up to a minute) until the API answers `/health`.
-    async fn wait_for_api(&self) -> anyhow::Result<()> {
-        let url = format!("{}/health", self.roles.wiring().api_url());
-        for _ in 0..600 {
-            if reqwest::get(&url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+/// Waits (up to a minute) until the API at `api` answers `/health`.
+async fn wait_for_api(api: &str) -> anyhow::Result<()> {
+    let url = format!("{api}/health");
+    for _ in 0..600 {
+        if reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
         }
-        bail!("the API did not answer {url} within a minute; see api.log")
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    bail!("the API did not answer {url} within a minute; see its log")
 }
 
 /// `lightspeed migrate` on the run's database (creating it).
