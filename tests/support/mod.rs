@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod processes;
+pub mod served_api;
+pub mod transactions_fill;
 
 use std::future::Future;
 use std::time::Duration;
