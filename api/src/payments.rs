@@ -270,7 +270,7 @@ pub async fn initiate(
     state
         .initiate_limits
         .check(merchant.id(), merchant.api_rate_per_minute())
-        .map_err(ApiError::RateLimited)?;
+        .await?;
     let body: InitiateBody = parse_json(&request.body)?;
     let customer = body.customer.unwrap_or_default();
     let payment = PaymentRequest {

@@ -9,78 +9,101 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use governor::clock::Clock as _;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use chrono::{DateTime, TimeDelta, Utc};
 use lightspeed_domain::{Clock, MerchantId, Provider};
+use lightspeed_monitoring::allowances::{self, Claimed};
+use sqlx::PgPool;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-/// The ledger's clock as a rate limiter's clock, so limits follow the injected clock.
-#[derive(Clone)]
-pub(crate) struct LedgerClock(pub(crate) Arc<dyn Clock>);
+use crate::error::ApiError;
 
-impl governor::clock::Clock for LedgerClock {
-    /// Time since the Unix epoch (governor only ever subtracts two of these).
-    type Instant = Duration;
-
-    fn now(&self) -> Duration {
-        let nanos = self.0.now().timestamp_nanos_opt().unwrap_or_default();
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or_default())
-    }
-}
-
-type Limiter = RateLimiter<NotKeyed, InMemoryState, LedgerClock, NoOpMiddleware<Duration>>;
-
-/// Most merchants whose rate state is kept; past it the states start afresh (a bound, not a
+/// Most merchants whose unspent claims are kept; past it they start afresh (a bound, not a
 /// policy: it is far above the number of merchants one deployment serves).
 const MAX_TRACKED_MERCHANTS: usize = 100_000;
 
-/// `POST /payment/initiate` limits: one bucket per merchant, at the merchant's own rate or the
-/// API's default.
+/// How much of a merchant's rate a replica claims at a time: a twentieth (at least one), so a
+/// replica asks PostgreSQL about twenty times a minute at most for a merchant at full rate.
+const CLAIM_FRACTION: u32 = 20;
+
+/// How long a replica may spend what it claimed: past it, the rest is dropped, so the replicas
+/// together exceed the rate by at most a second's worth of it.
+const CLAIM_LIFETIME: TimeDelta = TimeDelta::seconds(1);
+
+/// `POST /payment/initiate` limits at the merchant's own rate or the API's default, a minute's
+/// worth at once at most, held across every API replica: each claims a few requests at a time
+/// from the rate kept in PostgreSQL (`lightspeed_monitoring::allowances`) and spends them from
+/// memory.
 pub(crate) struct InitiateLimits {
     default: NonZeroU32,
-    clock: LedgerClock,
-    buckets: Mutex<HashMap<MerchantId, (NonZeroU32, Arc<Limiter>)>>,
+    clock: Arc<dyn Clock>,
+    pool: PgPool,
+    claims: Mutex<HashMap<MerchantId, Arc<tokio::sync::Mutex<Unspent>>>>,
+}
+
+/// What is left of a replica's last claim for a merchant.
+#[derive(Default)]
+struct Unspent {
+    left: u32,
+    until: Option<DateTime<Utc>>,
 }
 
 impl InitiateLimits {
-    pub(crate) fn new(default: NonZeroU32, clock: Arc<dyn Clock>) -> Self {
+    /// Limits kept in `pool`, shared with every replica on it.
+    pub(crate) fn new(default: NonZeroU32, clock: Arc<dyn Clock>, pool: PgPool) -> Self {
         Self {
             default,
-            clock: LedgerClock(clock),
-            buckets: Mutex::new(HashMap::new()),
+            clock,
+            pool,
+            claims: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes one request from the merchant's bucket, or says how many whole seconds to wait.
-    pub(crate) fn check(&self, merchant: MerchantId, own_rate: Option<u32>) -> Result<(), u64> {
+    /// Admits one initiation for the merchant, or answers `429` with the whole seconds to wait.
+    pub(crate) async fn check(
+        &self,
+        merchant: MerchantId,
+        own_rate: Option<u32>,
+    ) -> Result<(), ApiError> {
         let rate = own_rate.and_then(NonZeroU32::new).unwrap_or(self.default);
-        let limiter = {
-            let mut buckets = self
-                .buckets
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if buckets.len() >= MAX_TRACKED_MERCHANTS && !buckets.contains_key(&merchant) {
-                buckets.clear();
+        let unspent = self.unspent_of(merchant);
+        // One claim at a time per merchant in this replica; the others wait for its answer.
+        let mut unspent = unspent.lock().await;
+        let now = self.clock.now();
+        if unspent.until.is_none_or(|until| until <= now) {
+            unspent.left = 0;
+        }
+        if unspent.left == 0 {
+            let want = (rate.get() / CLAIM_FRACTION).max(1);
+            let rate = allowances::Rate {
+                per_minute: rate.get(),
+            };
+            match allowances::claim(&self.pool, &merchant.to_string(), now, want, rate).await? {
+                Claimed::Granted(granted) => {
+                    *unspent = Unspent {
+                        left: granted,
+                        until: Some(now + CLAIM_LIFETIME),
+                    };
+                }
+                Claimed::Wait(wait) => {
+                    return Err(ApiError::RateLimited(
+                        wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                    ));
+                }
             }
-            let entry = buckets
-                .entry(merchant)
-                .or_insert_with(|| (rate, Arc::new(self.limiter(rate))));
-            // A changed rate starts a fresh bucket at the new rate.
-            if entry.0 != rate {
-                *entry = (rate, Arc::new(self.limiter(rate)));
-            }
-            Arc::clone(&entry.1)
-        };
-        limiter.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        }
+        unspent.left -= 1;
+        Ok(())
     }
 
-    fn limiter(&self, rate: NonZeroU32) -> Limiter {
-        RateLimiter::direct_with_clock(Quota::per_minute(rate), self.clock.clone())
+    fn unspent_of(&self, merchant: MerchantId) -> Arc<tokio::sync::Mutex<Unspent>> {
+        let mut claims = self
+            .claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if claims.len() >= MAX_TRACKED_MERCHANTS && !claims.contains_key(&merchant) {
+            claims.clear();
+        }
+        Arc::clone(claims.entry(merchant).or_default())
     }
 }
 

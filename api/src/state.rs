@@ -269,6 +269,7 @@ impl AppStateBuilder {
         let initiate_limits = InitiateLimits::new(
             self.config.initiate_per_minute,
             Arc::clone(self.ledger.store().clock()),
+            self.ledger.store().pool().clone(),
         );
         AppState(Arc::new(Inner {
             ledger: self.ledger,

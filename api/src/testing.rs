@@ -463,6 +463,23 @@ impl<C> TestApp<C> {
             .expect("request")
     }
 
+    /// The merchant's signed `POST /payment/initiate` with this body, sent to the API at
+    /// `url` (e.g. a [`Replica`]'s) instead of this app's.
+    pub async fn initiate_at(
+        &self,
+        url: &str,
+        merchant: &TestMerchant,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let mut request = self
+            .signed(merchant, reqwest::Method::POST, "/payment/initiate", &bytes)
+            .build()
+            .expect("request");
+        *request.url_mut() = format!("{url}/payment/initiate").parse().expect("url");
+        self.http.execute(request).await.expect("request")
+    }
+
     /// A valid admin token for [`ADMIN_EMAIL`], as of the app's clock.
     pub fn admin_token(&self) -> String {
         mint_token_at(

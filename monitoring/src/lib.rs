@@ -8,11 +8,14 @@
 //!   and the `queue_depth` gauges; [`queues::series`] reads the samples back. Production's
 //!   `QueueControl` is the workers' `WorkQueues` on JetStream (`work_queues`).
 //! - [`gauges::MetricsRefresher`]: publishes what the read models and the log count as gauges.
+//! - [`allowances`]: request allowances the API replicas share (`ops.rate_allowances`), so a
+//!   per-minute limit holds across replicas.
 //!
 //! This crate owns the `ops` schema: measurements that are not business facts, so they live
 //! outside the log and the read models.
 
 pub mod alerts;
+pub mod allowances;
 pub mod gauges;
 pub mod queues;
 mod work_queues;

@@ -1,13 +1,15 @@
 //! Protection at the edge: PSP webhook IP allow-lists (off by default), CORS only for the admin
-//! origins, the body limit on admin routes.
+//! origins, the body limit on admin routes, a merchant's rate across API replicas.
 
+use chrono::TimeDelta;
+use futures::future::join_all;
 use lightspeed_adapters::merchant_webhook::{WebhookSecret, sign};
 use lightspeed_adapters::psp::psp_reference;
 use lightspeed_adapters::secrets::Secret;
 use lightspeed_api::protection::WebhookIpAllowlist;
 use lightspeed_domain::{GatewayId, PaymentId};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{EventCount, TestApp, TestMerchant, payment, problem, spawn_app};
 
@@ -226,4 +228,48 @@ async fn an_admin_body_over_the_limit_is_413_and_records_nothing() {
         (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"))
     );
     assert_eq!(app.event_count().await, before);
+}
+
+#[tokio::test]
+async fn a_merchants_rate_holds_across_two_api_replicas() {
+    let app = spawn_app().await;
+    let replica = app.replica().await;
+    let merchant = app.merchant().await;
+    app.sandbox_gateway(&merchant, 1, None).await;
+    let patched = app
+        .admin_json(
+            Method::PATCH,
+            &format!("/admin/merchants/{}", merchant.id),
+            &json!({ "api_rate_per_minute": 10 }),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(patched.status(), StatusCode::OK);
+    // 30 at once, alternating between the replicas, on a clock that does not move: a
+    // minute's worth (10) goes ahead, wherever it arrives.
+    let bodies: Vec<Value> = (0..30).map(|n| payment(&format!("ORD-{n}"), 100)).collect();
+    let sends = bodies.iter().enumerate().map(|(n, body)| {
+        let url = if n % 2 == 0 { &app.url } else { &replica.url };
+        app.initiate_at(url, &merchant, body)
+    });
+    let statuses: Vec<StatusCode> = join_all(sends).await.iter().map(|r| r.status()).collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, limited), (10, 20), "{statuses:?}");
+    // One request every 6 s at 10 a minute: 6 s later, one more, on either replica.
+    app.clock.advance(TimeDelta::seconds(6));
+    let next = app
+        .initiate_at(&replica.url, &merchant, &payment("ORD-30", 100))
+        .await;
+    assert_eq!(next.status(), StatusCode::CREATED);
+    let refused = app.initiate(&merchant, &payment("ORD-31", 100)).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(problem(refused).await.1["code"], "RATE_LIMITED");
 }
