@@ -113,9 +113,15 @@ async fn next(client: &mut SseClient) -> SseFrame {
 
 /// Reads frames until one names payment `id`; answers it.
 async fn frame_of_payment(client: &mut SseClient, id: &str) -> SseFrame {
+    frame_naming(client, "payment_id", id).await
+}
+
+/// Reads frames until one whose `field` is `id` (earlier ones are about something else, such
+/// as the harness's own gateway relayed after the page opened); answers it.
+async fn frame_naming(client: &mut SseClient, field: &str, id: &str) -> SseFrame {
     loop {
         let frame = next(client).await;
-        if frame.json()["payment_id"] == id {
+        if frame.json()[field] == id {
             return frame;
         }
     }
@@ -238,8 +244,8 @@ async fn gateway_changes_reach_the_gateway_health_topic() {
     let live = live(HubConfig::default()).await;
     let mut page = live.open("gateway_health,alerts", None).await;
     let (gateway_id, _) = live.app.sandbox_gateway(&live.merchant, 2, None).await;
-    let registered = next(&mut page).await.json();
-    assert_eq!(registered["gateway_id"], gateway_id.to_string());
+    let id = gateway_id.to_string();
+    let registered = frame_naming(&mut page, "gateway_id", &id).await.json();
     assert_eq!(registered["change"]["change"], "registered");
 
     let toggled = live
@@ -253,8 +259,11 @@ async fn gateway_changes_reach_the_gateway_health_topic() {
         .await
         .expect("toggle");
     assert_eq!(toggled.status(), StatusCode::OK);
-    let item = next(&mut page).await.json();
-    assert_eq!(item["change"], serde_json::json!({"change": "toggled", "enabled": false}));
+    let item = frame_naming(&mut page, "gateway_id", &id).await.json();
+    assert_eq!(
+        item["change"],
+        serde_json::json!({"change": "toggled", "enabled": false})
+    );
 }
 
 #[tokio::test]
