@@ -94,8 +94,15 @@ impl Envelope {
     }
 
     /// The frame `renderer` made of this item, rendering it with `render` the first time.
-    pub(crate) fn rendered(&self, renderer: u64, render: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
-        if let Some((_, frame)) = lock(&self.renderings).iter().find(|(key, _)| *key == renderer) {
+    pub(crate) fn rendered(
+        &self,
+        renderer: u64,
+        render: impl FnOnce() -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        if let Some((_, frame)) = lock(&self.renderings)
+            .iter()
+            .find(|(key, _)| *key == renderer)
+        {
             return frame.clone();
         }
         // Rendered outside the lock: two pages racing render twice, which is harmless.
@@ -282,7 +289,13 @@ impl Hub {
         };
         let id = state.next_subscriber;
         state.next_subscriber += 1;
-        state.subscribers.insert(id, Subscriber { topics: set, sender });
+        state.subscribers.insert(
+            id,
+            Subscriber {
+                topics: set,
+                sender,
+            },
+        );
         metrics::gauge!("live_subscribers").set(state.subscribers.len() as f64);
         LiveStream {
             replay,

@@ -21,14 +21,15 @@ impl Hub {
     /// event the relay publishes after that is shown (when JetStream cannot be reached yet,
     /// "now" is whenever it first can).
     pub async fn follow_log(&self, jetstream: jetstream::Context, log: LogStreamConfig) {
-        let start = match tokio::time::timeout(RETRY_PAUSE * 2, next_on_stream(&jetstream, &log)).await {
-            Ok(Ok(next)) => Some(next),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "live feed starts without JetStream");
-                None
-            }
-            Err(_) => None,
-        };
+        let start =
+            match tokio::time::timeout(RETRY_PAUSE * 2, next_on_stream(&jetstream, &log)).await {
+                Ok(Ok(next)) => Some(next),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "live feed starts without JetStream");
+                    None
+                }
+                Err(_) => None,
+            };
         let inner = self.inner();
         self.keep(tokio::spawn(follow(inner, jetstream, log, start)));
     }
@@ -84,7 +85,10 @@ async fn follow_once(
     let mut messages = consumer.messages().await.map_err(NatsError::jetstream)?;
     while let Some(message) = messages.next().await {
         let message = message.map_err(NatsError::jetstream)?;
-        let sequence = message.info().map_err(NatsError::jetstream)?.stream_sequence;
+        let sequence = message
+            .info()
+            .map_err(NatsError::jetstream)?
+            .stream_sequence;
         *next_sequence = Some(sequence + 1);
         let mut tokens = message.subject.rsplit('.');
         let (event_type, category) = (tokens.next(), tokens.next());

@@ -16,8 +16,9 @@ use crate::hub::Hub;
 use crate::item::Topic;
 use crate::sse::{Renderer, SseOptions, resume_point, sse_response};
 
-/// Decides whether a request may follow the hub: `Err` is the refusal answered instead.
-pub type Guard = dyn Fn(&HeaderMap) -> Result<(), Response> + Send + Sync;
+/// Decides whether a request may follow the hub: the refusal to answer instead, or `None` to
+/// let it through.
+pub type Guard = dyn Fn(&HeaderMap) -> Option<Response> + Send + Sync;
 
 #[derive(Clone)]
 struct LiveRoutes {
@@ -35,7 +36,7 @@ struct Resume {
 /// caller's authentication: the items name merchants and amounts).
 pub fn routes(
     hub: Hub,
-    guard: impl Fn(&HeaderMap) -> Result<(), Response> + Send + Sync + 'static,
+    guard: impl Fn(&HeaderMap) -> Option<Response> + Send + Sync + 'static,
 ) -> Router {
     let state = LiveRoutes {
         hub,
@@ -53,7 +54,7 @@ async fn follow(
     Query(resume): Query<Resume>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = (live.guard)(&headers) {
+    if let Some(refusal) = (live.guard)(&headers) {
         return refusal;
     }
     let Some(topics) = parse_topics(&topics) else {

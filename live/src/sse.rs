@@ -142,7 +142,10 @@ pub fn sse_response(stream: LiveStream, renderer: Renderer, options: SseOptions)
         .map(Ok::<_, Infallible>);
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies such as nginx would otherwise hold the stream back in their buffers.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -164,8 +167,7 @@ impl Writer {
         if self.ended {
             return None;
         }
-        let first = match tokio::time::timeout(self.options.keep_alive, self.stream.next()).await
-        {
+        let first = match tokio::time::timeout(self.options.keep_alive, self.stream.next()).await {
             Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
             Ok(None) => return None,
             Ok(Some(first)) => first,
@@ -211,7 +213,8 @@ impl Write {
         if let Some(id) = self.unshown {
             // A block with an id and no data sets the browser's last event id, dispatching
             // nothing (HTML Living Standard, server-sent events, "dispatch the event").
-            self.frames.extend_from_slice(format!("id: {id}\n\n").as_bytes());
+            self.frames
+                .extend_from_slice(format!("id: {id}\n\n").as_bytes());
         }
         self.frames.freeze()
     }

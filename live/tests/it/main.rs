@@ -4,13 +4,15 @@
 mod sse_client;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use futures::StreamExt;
 use lightspeed_api::testing::{TestApp, TestMerchant, spawn_app};
-use lightspeed_live::{Hub, HubConfig, LiveItem, LiveStream, Topic, routes};
+use lightspeed_live::{Hub, HubConfig, LiveItem, LiveStream, Sampler, Topic, routes};
+use lightspeed_workers::control::WorkQueues;
 use tokio::task::JoinHandle;
 
 use sse_client::{SseClient, SseFrame};
@@ -45,8 +47,8 @@ async fn live(config: HubConfig) -> Live {
         .await;
     let router = routes(hub.clone(), |headers| {
         match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-            Some(TOKEN) => Ok(()),
-            _ => Err(StatusCode::UNAUTHORIZED.into_response()),
+            Some(TOKEN) => None,
+            _ => Some(StatusCode::UNAUTHORIZED.into_response()),
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -293,4 +295,68 @@ async fn the_route_refuses_strangers_and_unknown_topics() {
     let problem: serde_json::Value = unknown.json().await.expect("json");
     assert_eq!(problem["code"], "UNKNOWN_TOPIC");
     assert_eq!(live.hub.subscribers(), 0);
+}
+
+/// Reads hub items of `topic` until one satisfies `wanted`; answers it.
+async fn item_where(stream: &mut LiveStream, wanted: impl Fn(&LiveItem) -> bool) -> LiveItem {
+    loop {
+        let envelope = tokio::time::timeout(PATIENCE, stream.next())
+            .await
+            .expect("an item in time")
+            .expect("stream goes on");
+        if wanted(&envelope.item) {
+            return envelope.item.clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_sampler_publishes_queue_pauses_and_projection_lag_as_they_change() {
+    let live = live(HubConfig::default()).await;
+    let queues = WorkQueues::new(
+        live.app.nats.jetstream.clone(),
+        live.app.nats.config.clone(),
+    );
+    live.hub.sample(
+        Sampler::new(live.app.ledger.clone())
+            .queues(Arc::new(queues))
+            .relay(live.app.nats.config.stream_name.clone())
+            .interval(Duration::from_millis(100)),
+    );
+    let mut stream = live
+        .hub
+        .subscribe(&[Topic::QueueStats, Topic::ProjectionLag], None);
+    let paused_queue = |item: &LiveItem| match item {
+        LiveItem::QueueStats(stats) => stats
+            .queues
+            .iter()
+            .any(|q| q.queue == "transaction-processing" && q.paused),
+        _ => false,
+    };
+    let first = item_where(&mut stream, |item| matches!(item, LiveItem::QueueStats(_))).await;
+    assert!(!paused_queue(&first));
+
+    let paused = live
+        .app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/queues/transaction-processing/pause",
+        )
+        .send()
+        .await
+        .expect("pause");
+    assert_eq!(paused.status(), StatusCode::OK);
+    item_where(&mut stream, paused_queue).await;
+
+    live.app.project().await;
+    // The read models are built one after the other: an item may show some before the rest.
+    let lag = item_where(&mut stream, |item| {
+        matches!(item, LiveItem::ProjectionLag(lag)
+            if lag.projections.iter().any(|p| p.projection == "transactions"))
+    })
+    .await;
+    let LiveItem::ProjectionLag(lag) = lag else {
+        unreachable!("matched above")
+    };
+    assert!(lag.relay_events.is_some(), "{lag:?}");
 }
