@@ -82,13 +82,14 @@ fn top_bar(viewer: &Viewer, current: &str) -> Markup {
 fn switches(viewer: &Viewer, back: &str) -> Markup {
     let lang = viewer.lang;
     let link = |key: &str, value: &str| format!("/console/prefs?{key}={value}&back={back}");
+    // Full navigations: the language and theme live on <html>, which a boosted swap keeps.
     html! {
-        span aria-label=(lang.t(Msg::Language)) {
+        span hx-boost="false" aria-label=(lang.t(Msg::Language)) {
             a href=(link("lang", "en")) lang="en" aria-current=[(lang == Lang::En).then_some("true")] { "English" }
             " · "
             a href=(link("lang", "hi")) lang="hi" aria-current=[(lang == Lang::Hi).then_some("true")] { "हिन्दी" }
         }
-        span aria-label=(lang.t(Msg::Theme)) {
+        span hx-boost="false" aria-label=(lang.t(Msg::Theme)) {
             a href=(link("theme", "light")) aria-current=[(viewer.theme == "light").then_some("true")] { (lang.t(Msg::Light)) }
             " · "
             a href=(link("theme", "dark")) aria-current=[(viewer.theme == "dark").then_some("true")] { (lang.t(Msg::Dark)) }

@@ -120,8 +120,8 @@ pub fn security_headers(headers: &mut HeaderMap, secure: bool) {
              frame-ancestors 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        // Sign-in links carry a secret in their path: never send it on as a referrer.
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Sign-in links carry a secret in their path: never send it to another site.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ];
     for (name, value) in fixed {

@@ -35,12 +35,15 @@ impl Drop for ConsoleApp {
     }
 }
 
-/// Starts the API with the console under `/console` and every projector following the log.
+/// Starts the API with the console under `/console`, builds the read models, and lets every
+/// projector follow the log.
 pub async fn spawn_console() -> ConsoleApp {
     let app = TestApp::builder()
         .mount(|state| lightspeed_console::router(state.clone(), config_for(&state.config.public_url)))
         .spawn()
         .await;
+    // The first versions of the read models are built before the projectors follow the log.
+    app.project().await;
     let deps = ProjectorDeps {
         store: app.ledger.store().clone(),
         live: None,

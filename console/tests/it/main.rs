@@ -1,0 +1,5 @@
+//! The console's tests: pages in a real headless Chromium, and forged requests over HTTP.
+
+mod harness;
+mod pages;
+mod sessions;
