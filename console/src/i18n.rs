@@ -91,6 +91,8 @@ messages! {
     Gateways => ("Gateways", "गेटवे"),
     /// Page.
     Transactions => ("Transactions", "लेन-देन"),
+    /// A payment's page.
+    Payment => ("Payment", "भुगतान"),
     /// Page.
     Sessions => ("Sessions", "सत्र"),
     /// Button.
@@ -264,7 +266,10 @@ mod tests {
     #[test]
     fn the_cookie_wins_over_accept_language() {
         let mut headers = HeaderMap::new();
-        headers.insert("accept-language", "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap());
+        headers.insert(
+            "accept-language",
+            "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap(),
+        );
         assert_eq!(Lang::of(&headers), Lang::Hi);
         headers.insert("cookie", "ls_lang=en".parse().unwrap());
         assert_eq!(Lang::of(&headers), Lang::En);

@@ -14,7 +14,11 @@ pub const NAV: &[(Msg, &str, Option<Action>)] = &[
     (Msg::Merchants, "/console/merchants", None),
     (Msg::Gateways, "/console/gateways", None),
     (Msg::Transactions, "/console/transactions", None),
-    (Msg::Sessions, "/console/sessions", Some(Action::ManagePeople)),
+    (
+        Msg::Sessions,
+        "/console/sessions",
+        Some(Action::ManagePeople),
+    ),
 ];
 
 /// htmx's settings: no inline styles or eval (the CSP allows neither), and error answers are
