@@ -35,6 +35,7 @@ impl ConsoleArgs {
                 absolute: Duration::from_secs(self.console_absolute_hours * 3600),
                 ..SessionSettings::default()
             },
+            mailer: None,
         }
     }
 }
@@ -55,11 +56,14 @@ pub struct LoginLinkArgs {
 /// where no mailer is configured); recorded in the log as issued by `system:login-link`.
 pub async fn login_link(infra: &Infra, args: &LoginLinkArgs) -> anyhow::Result<()> {
     let store = PgEventStore::new(infra.database().await?, Arc::new(SystemClock));
-    let ledger = Ledger::new(store);
     let admins = args.admin.config()?;
+    let ledger = Ledger::new(store).with_bootstrap_admins(
+        admins
+            .iter()
+            .flat_map(|admins| admins.bootstrap_admins().iter().cloned()),
+    );
     let link = lightspeed_console::login_link(
         &ledger,
-        admins.as_ref(),
         &args.console.config(&infra.public_url),
         &args.email,
         "system:login-link",
@@ -92,8 +96,9 @@ pub async fn demo_lines(
     let admins = server.admin.config().ok().flatten();
     let link = match (first, admins) {
         (Some(email), Some(admins)) => lightspeed_console::login_link(
-            ledger,
-            Some(&admins),
+            &ledger
+                .clone()
+                .with_bootstrap_admins(admins.bootstrap_admins().iter().cloned()),
             &server.console.config(public_url),
             email,
             "system:demo",

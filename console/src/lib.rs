@@ -24,7 +24,6 @@ use axum::Router;
 use axum::response::Response;
 use axum::routing::{get, post};
 use lightspeed_api::AppState;
-use lightspeed_api::admin_auth::AdminAuthConfig;
 use lightspeed_services::Ledger;
 
 pub use session::{SessionSettings, Sessions};
@@ -56,16 +55,16 @@ pub fn router(app: AppState, config: ConsoleConfig) -> Router {
 }
 
 /// A one-time sign-in link for `email`, for `lightspeed admin login-link` and `lightspeed
-/// demo`; recorded in the log with `actor`.
+/// demo`; recorded in the log with `actor`. `ledger` must know the bootstrap admins
+/// (`Ledger::with_bootstrap_admins`).
 pub async fn login_link(
     ledger: &Ledger,
-    admins: Option<&AdminAuthConfig>,
     config: &ConsoleConfig,
     email: &str,
     actor: &str,
 ) -> Result<String, String> {
     let email = email.trim().to_ascii_lowercase();
-    if people::role_of(ledger, admins, &email).await?.is_none() {
+    if people::role_of(ledger, &email).await?.is_none() {
         return Err(format!(
             "{email} may not use the console (not a known person)"
         ));

@@ -1,18 +1,34 @@
-//! Who may use the console, and in which role: read at every request, so a role change or a
-//! removal applies at once.
+//! Who may use the console, and in which role: read from the people registry at every request,
+//! so a role change, a removal or a revocation of all their sessions applies at once. The
+//! emails of `ADMIN_EMAILS` are admins from the first start (the ledger knows them).
 
-use lightspeed_api::admin_auth::AdminAuthConfig;
+use chrono::{DateTime, Utc};
 use lightspeed_domain::access::Role;
+use lightspeed_domain::person::PersonEmail;
 use lightspeed_services::Ledger;
 
-/// The role of the person with `email` now, or none if they may not use the console. The
-/// emails of `ADMIN_EMAILS` (`admins`) are admins from the first start: a fresh install has
-/// no one else.
-pub async fn role_of(
-    _ledger: &Ledger,
-    admins: Option<&AdminAuthConfig>,
+/// The role of the person with `email` now, or none if they may not use the console.
+pub async fn role_of(ledger: &Ledger, email: &str) -> Result<Option<Role>, String> {
+    let Ok(email) = PersonEmail::parse(email) else {
+        return Ok(None);
+    };
+    let access = ledger.person(&email).await.map_err(|e| e.to_string())?;
+    Ok(access.map(|person| person.role))
+}
+
+/// The role of the person holding session `session_id` (started at `started_at`), or none if
+/// they may not use the console any more or their sessions were revoked since.
+pub async fn session_role(
+    ledger: &Ledger,
     email: &str,
+    session_id: &str,
+    started_at: DateTime<Utc>,
 ) -> Result<Option<Role>, String> {
-    let bootstrap = admins.is_some_and(|admin| admin.allows(email));
-    Ok(bootstrap.then_some(Role::Admin))
+    let Ok(email) = PersonEmail::parse(email) else {
+        return Ok(None);
+    };
+    let access = ledger.person(&email).await.map_err(|e| e.to_string())?;
+    Ok(access
+        .filter(|person| person.accepts_token(session_id, started_at))
+        .map(|person| person.role))
 }

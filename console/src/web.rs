@@ -27,6 +27,8 @@ pub struct ConsoleConfig {
     pub public_url: String,
     /// Session and link lifetimes.
     pub sessions: SessionSettings,
+    /// Sends sign-in links; without one, people get links from `lightspeed admin login-link`.
+    pub mailer: Option<lightspeed_adapters::mailer::Mailer>,
 }
 
 impl ConsoleConfig {
@@ -221,10 +223,11 @@ impl FromRequestParts<Console> for Viewer {
             Err(SessionFailure::Store(reason)) => return Err(Refusal::Unavailable(lang, reason)),
             Err(_) => return Err(expired()),
         };
-        let role = crate::people::role_of(
+        let role = crate::people::session_role(
             &console.app.ledger,
-            console.app.config.admin.as_ref(),
             &session.email,
+            &session.session_id.to_string(),
+            session.started_at,
         )
         .await
         .map_err(|reason| Refusal::Unavailable(lang, reason))?
@@ -292,6 +295,7 @@ mod tests {
             ConsoleConfig {
                 public_url: url.into(),
                 sessions: SessionSettings::default(),
+                mailer: None,
             }
             .secure()
         };

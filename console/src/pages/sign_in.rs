@@ -69,13 +69,9 @@ pub async fn request_link(
 
 async fn send_link(console: &Console, email: &str) -> Result<(), String> {
     if email.len() > 254
-        || crate::people::role_of(
-            &console.app.ledger,
-            console.app.config.admin.as_ref(),
-            email,
-        )
-        .await?
-        .is_none()
+        || crate::people::role_of(&console.app.ledger, email)
+            .await?
+            .is_none()
     {
         return Ok(());
     }

@@ -60,6 +60,8 @@ pub struct SignedIn {
     pub session_id: Uuid,
     /// Who.
     pub email: String,
+    /// When the session started.
+    pub started_at: DateTime<Utc>,
     /// The session's CSRF token (derived from the cookie's secret, so it needs no storage).
     pub csrf: String,
 }
@@ -157,6 +159,7 @@ impl Sessions {
         Ok(SignedIn {
             session_id,
             email,
+            started_at,
             csrf: csrf_token(secret),
         })
     }
@@ -301,6 +304,7 @@ mod tests {
         let signed_in = SignedIn {
             session_id: Uuid::now_v7(),
             email: "a@example.com".into(),
+            started_at: Utc::now(),
             csrf: csrf_token("one"),
         };
         assert!(signed_in.csrf_matches(&csrf_token("one")));
