@@ -451,6 +451,9 @@ pub struct Server {
     /// Who may use the admin API.
     #[command(flatten)]
     pub admin: AdminAuth,
+    /// How long console sessions last.
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
 }
 
 /// The admin API's sign-in: the token signing secret and the allow-list.

@@ -45,6 +45,7 @@ pub async fn run(
     let context = Roles::connect(infra, metrics).await?;
     let local = format!("http://{}", server.listen);
     let merchant = seed(&context, &local).await?;
+    let console = crate::console::demo_lines(&context.ledger, server, &infra.public_url).await;
     let mut server = server.clone();
     server
         .sandbox_refund_auto_settle_ms
@@ -92,6 +93,7 @@ pub async fn run(
         "\nThe next payment, signed (needs bash, openssl and curl):\n\n{}",
         curl(&infra.public_url, &merchant)?
     );
+    println!("\n{console}");
     println!(
         "\nOpen its checkout_url in a browser and press Pay or Fail. The API keeps serving on {local} \
          (OpenAPI at {local}/docs); Ctrl-C stops everything."

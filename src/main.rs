@@ -1,6 +1,7 @@
 //! The `lightspeed` binary: configuration and subcommands; wiring only.
 
 mod config;
+mod console;
 mod demo;
 mod log_state;
 mod roles;
@@ -87,6 +88,9 @@ enum AdminCommand {
         #[command(flatten)]
         admin: AdminAuth,
     },
+    /// Prints a one-time sign-in link to the console for a person (`ADMIN_EMAILS` or the
+    /// people registry), e.g. for the first sign-in on a fresh install.
+    LoginLink(console::LoginLinkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,7 +194,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Run(server) => run(infra, &server, metrics).await?,
         Command::Demo(server) => demo::run(infra, &server, metrics).await?,
         Command::Audit(command) => return audit(infra, command).await,
-        Command::Admin(command) => admin(command)?,
+        Command::Admin(command) => admin(infra, command).await?,
         Command::Keys(command) => keys(infra, command).await?,
         Command::Status => status(infra).await?,
     }
@@ -294,7 +298,7 @@ async fn run(infra: &Infra, server: &Server, metrics: Metrics) -> anyhow::Result
 }
 
 /// `admin`: mints an admin bearer token for an allow-listed email and prints it.
-fn admin(command: AdminCommand) -> anyhow::Result<()> {
+async fn admin(infra: &Infra, command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Token { email, ttl, admin } => {
             let config = admin
@@ -312,6 +316,7 @@ fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 lightspeed_api::admin_auth::mint_token(secret.as_bytes(), &email, ttl)?
             );
         }
+        AdminCommand::LoginLink(args) => console::login_link(infra, &args).await?,
     }
     Ok(())
 }

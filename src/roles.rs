@@ -131,10 +131,11 @@ impl Roles {
         };
         let alerts = AlertEvaluator::new(self.ledger.clone(), alert_config)?;
         tokio::spawn(alerts.run());
-        let router = lightspeed_api::app(
-            state.build(),
-            axum::Router::new().nest("/sandbox", lightspeed_sandbox::router(sandbox)),
-        );
+        let state = state.build();
+        let extra = axum::Router::new()
+            .nest("/sandbox", lightspeed_sandbox::router(sandbox))
+            .merge(crate::console::router(&state, &server.console));
+        let router = lightspeed_api::app(state, extra);
         let listener = tokio::net::TcpListener::bind(&server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", server.listen))?;

@@ -7,10 +7,11 @@
 //! | `read` (the read models' views), `projections` (their versions) | `projections` |
 //! | `ops` (measurements such as queue depth samples) | `monitoring` |
 //! | `sandbox` (the sandbox PSP's orders and owed webhooks) | `sandbox` |
+//! | `console` (console sessions' last-seen times) | `console` |
 //!
 //! The test walks the production sources of every crate (`<crate>/src/**/*.rs`) and of the
 //! binary (`src/**/*.rs`) and fails, naming file and line, where a string literal outside the
-//! owner names one of the schema's objects: for `ledger`, `projections`, `ops` and `sandbox`, a
+//! owner names one of the schema's objects: for `ledger`, `projections`, `ops`, `sandbox` and `console`, a
 //! table or function the migrations create (so a NATS subject such as
 //! `ledger.payment.PaymentInitiated` is not mistaken for one); for `read`, any `read.<view>`.
 //!
@@ -24,12 +25,13 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
 /// Which crate owns each schema.
-const OWNERS: [(&str, &str); 5] = [
+const OWNERS: [(&str, &str); 6] = [
     ("ledger", "eventstore"),
     ("read", "projections"),
     ("projections", "projections"),
     ("ops", "monitoring"),
     ("sandbox", "sandbox"),
+    ("console", "console"),
 ];
 
 /// SQL naming a schema's object, found outside the schema's owner.

@@ -30,6 +30,8 @@ const SETTINGS: &[&str] = &[
     "SLACK_WEBHOOK_URL",
     "ADMIN_JWT_SECRET",
     "ADMIN_EMAILS",
+    "CONSOLE_IDLE_MINUTES",
+    "CONSOLE_ABSOLUTE_HOURS",
 ];
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";

@@ -113,6 +113,8 @@ pub struct MerchantSettings {
 type ConfigChange = Box<dyn FnOnce(&mut ApiConfig) + Send>;
 /// A part plugged into the app's state (queue control, metrics, readiness checks, ...).
 type StatePart = Box<dyn FnOnce(AppStateBuilder) -> AppStateBuilder + Send>;
+/// Routes served beside the API over its state (the console, say).
+type Mount = Box<dyn FnOnce(&AppState) -> Router + Send>;
 
 /// Describes a [`TestApp`] before it starts: its clock, configuration, keyring, broker and
 /// state.
@@ -123,6 +125,7 @@ pub struct TestAppBuilder<C = ManualClock> {
     keyring: Option<Keyring>,
     nats_url: Option<String>,
     broker: bool,
+    mounts: Vec<Mount>,
 }
 
 /// A test app with the defaults: a manual clock standing at the present, a random sealing key,
@@ -142,6 +145,7 @@ impl TestApp {
             keyring: None,
             nats_url: None,
             broker: true,
+            mounts: Vec::new(),
         }
     }
 }
@@ -156,6 +160,7 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
             keyring: self.keyring,
             nats_url: self.nats_url,
             broker: self.broker,
+            mounts: self.mounts,
         }
     }
 
@@ -193,6 +198,13 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
         self
     }
 
+    /// Serves the routes `routes` makes from the app's state beside the API, as the binary
+    /// mounts the console.
+    pub fn mount(mut self, routes: impl FnOnce(&AppState) -> Router + Send + 'static) -> Self {
+        self.mounts.push(Box::new(routes));
+        self
+    }
+
     /// Creates the database, picks the app's JetStream stream and subject prefix, binds a
     /// loopback port and starts serving; unless [`TestAppBuilder::without_broker`], the app is
     /// plugged into the workers' broker as the binary plugs it (see [`on_broker`]).
@@ -212,8 +224,12 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
             .unwrap_or_else(|| Keyring::random("test-key").expect("keyring"));
         let keyring = Arc::new(keyring);
         let (listener, url) = bind().await;
-        let sandbox = sandbox(&db, Arc::clone(&keyring), &url, &clock);
+        let mut extra = sandbox(&db, Arc::clone(&keyring), &url, &clock);
+        let mounts = std::mem::take(&mut self.mounts);
         let state = self.app_state(ledger.clone(), Arc::clone(&keyring), &url, &nats);
+        for mount in mounts {
+            extra = extra.merge(mount(&state));
+        }
         TestApp {
             db,
             url,
@@ -222,7 +238,7 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
             keyring,
             http: reqwest::Client::new(),
             nats,
-            server: serve(listener, app(state, sandbox)),
+            server: serve(listener, app(state, extra)),
         }
     }
 

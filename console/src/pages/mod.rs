@@ -1,0 +1,38 @@
+//! One module per page. A new page: a module here with its handlers, its routes in
+//! [`routes`], and its entry in [`crate::layout::NAV`].
+
+pub mod gateways;
+pub mod merchants;
+pub mod overview;
+pub mod sessions;
+pub mod sign_in;
+pub mod transactions;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::web::Console;
+
+/// Every page's routes.
+pub(crate) fn routes() -> Router<Console> {
+    Router::new()
+        .route("/console", get(overview::page))
+        .route("/console/merchants", get(merchants::list))
+        .route("/console/merchants/{id}", get(merchants::detail))
+        .route(
+            "/console/merchants/{id}/keys",
+            post(merchants::regenerate_keys),
+        )
+        .route("/console/gateways", get(gateways::list))
+        .route(
+            "/console/gateways/priorities",
+            post(gateways::set_priorities),
+        )
+        .route("/console/gateways/{id}/toggle", post(gateways::toggle))
+        .route("/console/gateways/{id}/recover", post(gateways::recover))
+        .route("/console/gateways/{id}/test", post(gateways::test))
+        .route("/console/transactions", get(transactions::list))
+        .route("/console/transactions/{id}", get(transactions::detail))
+        .route("/console/sessions", get(sessions::list))
+        .route("/console/sessions/{id}/revoke", post(sessions::revoke))
+}

@@ -1,0 +1,209 @@
+//! Transactions: search with filters, and a payment's page showing every event of its stream
+//! from the log, in order, with time, type and actor (why it is in the state it is in).
+
+use axum::extract::{Path, Query, State};
+use lightspeed_domain::payment::PaymentStatus;
+use lightspeed_eventstore::{EventStore, RecordedEvent, StreamId};
+use lightspeed_projections::transactions::{TransactionRow, TransactionSearch};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::format::{rupees, time};
+use crate::i18n::{Lang, Msg};
+use crate::layout::page;
+use crate::web::{Console, Refusal, Viewer, unavailable};
+
+const PATH: &str = "/console/transactions";
+/// Rows per step.
+const PER_STEP: u32 = 50;
+/// Most events a payment's page shows (a payment's stream holds a handful, refunds included).
+const MAX_EVENTS: usize = 1_000;
+
+/// The search form's fields; empty fields filter nothing.
+#[derive(Debug, Default, Deserialize)]
+pub struct TransactionQuery {
+    merchant: Option<String>,
+    status: Option<String>,
+    order_id: Option<String>,
+    cursor: Option<String>,
+}
+
+fn given(field: &Option<String>) -> Option<String> {
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// `GET /console/transactions`.
+pub async fn list(
+    State(console): State<Console>,
+    viewer: Viewer,
+    Query(query): Query<TransactionQuery>,
+) -> Result<Markup, Refusal> {
+    let lang = viewer.lang;
+    let search = TransactionSearch {
+        merchant_id: given(&query.merchant).and_then(|m| m.parse().ok()),
+        status: given(&query.status).filter(|s| PaymentStatus::ALL.iter().any(|p| p.as_str() == s)),
+        merchant_order_id: given(&query.order_id),
+        limit: PER_STEP,
+        ..TransactionSearch::default()
+    };
+    let cursor = given(&query.cursor);
+    let step = lightspeed_projections::transactions::search(
+        console.app.pool(),
+        &search,
+        cursor.as_deref(),
+    )
+    .await
+    .map_err(unavailable(lang))?;
+    let next = step
+        .next_cursor
+        .as_ref()
+        .map(|cursor| older_link(&query, cursor));
+    let body = html! {
+        (filters(lang, &query))
+        div.table-wrap { table {
+            thead { tr {
+                th scope="col" { (lang.t(Msg::Initiated)) }
+                th scope="col" { (lang.t(Msg::OrderId)) }
+                th.num scope="col" { (lang.t(Msg::Amount)) }
+                th scope="col" { (lang.t(Msg::Status)) }
+                th.num scope="col" { (lang.t(Msg::Commission)) }
+            } }
+            tbody { @for row in &step.items { (row_markup(row)) } }
+        } }
+        @if let Some(next) = next { p { a href=(next) { (lang.t(Msg::Older)) " →" } } }
+    };
+    Ok(page(&viewer, PATH, lang.t(Msg::Transactions), body))
+}
+
+fn filters(lang: Lang, query: &TransactionQuery) -> Markup {
+    let status = given(&query.status);
+    html! {
+        form.filters method="get" action=(PATH) role="search" {
+            label { (lang.t(Msg::Merchant)) input name="merchant" value=[given(&query.merchant)] size="36"; }
+            label { (lang.t(Msg::Status))
+                select name="status" {
+                    option value="" { (lang.t(Msg::AnyStatus)) }
+                    @for s in PaymentStatus::ALL {
+                        option value=(s.as_str()) selected[status.as_deref() == Some(s.as_str())] { (s.as_str()) }
+                    }
+                }
+            }
+            label { (lang.t(Msg::OrderId)) input name="order_id" value=[given(&query.order_id)]; }
+            button type="submit" { (lang.t(Msg::Search)) }
+        }
+    }
+}
+
+fn older_link(query: &TransactionQuery, cursor: &str) -> String {
+    let mut params = url_params();
+    for (key, value) in [
+        ("merchant", &query.merchant),
+        ("status", &query.status),
+        ("order_id", &query.order_id),
+    ] {
+        if let Some(value) = given(value) {
+            params.append_pair(key, &value);
+        }
+    }
+    params.append_pair("cursor", cursor);
+    format!("{PATH}?{}", params.finish())
+}
+
+fn url_params() -> form_urlencoded::Serializer<'static, String> {
+    form_urlencoded::Serializer::new(String::new())
+}
+
+fn status_badge(status: &str) -> Markup {
+    let class = match status {
+        "succeeded" => "badge ok",
+        "failed" => "badge bad",
+        _ => "badge warn",
+    };
+    html! { span class=(class) { (status) } }
+}
+
+fn row_markup(row: &TransactionRow) -> Markup {
+    html! {
+        tr {
+            td { (time(row.initiated_at)) }
+            td { a href={ (PATH) "/" (row.payment_id) } { (row.merchant_order_id) } }
+            td.num { (rupees(row.amount_paise)) }
+            td { (status_badge(&row.status)) }
+            td.num { @if let Some(c) = row.commission_paise { (rupees(c)) } @else { "—" } }
+        }
+    }
+}
+
+/// `GET /console/transactions/{id}`: the payment and every event of its stream.
+pub async fn detail(
+    State(console): State<Console>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Markup, Refusal> {
+    let lang = viewer.lang;
+    let payment_id: Uuid = id.parse().map_err(|_| Refusal::NotFound(lang))?;
+    let stream = StreamId::of("payment", payment_id).map_err(|_| Refusal::NotFound(lang))?;
+    let events = console
+        .app
+        .ledger
+        .store()
+        .read_stream(&stream, 0, MAX_EVENTS)
+        .await
+        .map_err(unavailable(lang))?;
+    if events.is_empty() {
+        return Err(Refusal::NotFound(lang));
+    }
+    let row = lightspeed_projections::transactions::get(console.app.pool(), payment_id)
+        .await
+        .map_err(unavailable(lang))?;
+    let body = html! {
+        @if let Some(row) = &row { (summary(lang, row)) }
+        h2 { (lang.t(Msg::PaymentHistory)) }
+        (history(lang, &events))
+    };
+    Ok(page(
+        &viewer,
+        PATH,
+        &format!("{} {payment_id}", lang.t(Msg::Payment)),
+        body,
+    ))
+}
+
+fn summary(lang: Lang, row: &TransactionRow) -> Markup {
+    html! {
+        dl.facts {
+            dt { (lang.t(Msg::OrderId)) } dd { (row.merchant_order_id) }
+            dt { (lang.t(Msg::Merchant)) } dd { a href={ "/console/merchants/" (row.merchant_id) } { code { (row.merchant_id) } } }
+            dt { (lang.t(Msg::Amount)) } dd { (rupees(row.amount_paise)) }
+            dt { (lang.t(Msg::Status)) } dd { (status_badge(&row.status)) }
+            dt { (lang.t(Msg::Gateways)) } dd { code { (row.gateway_id) } " (" (row.attempts) ")" }
+            dt { (lang.t(Msg::Commission)) } dd { @if let Some(c) = row.commission_paise { (rupees(c)) } @else { "—" } }
+        }
+    }
+}
+
+fn history(lang: Lang, events: &[RecordedEvent]) -> Markup {
+    html! {
+        div.table-wrap { table #history {
+            thead { tr {
+                th.num scope="col" { "#" }
+                th scope="col" { (lang.t(Msg::Time)) }
+                th scope="col" { (lang.t(Msg::EventType)) }
+                th scope="col" { (lang.t(Msg::Actor)) }
+            } }
+            tbody { @for event in events {
+                tr {
+                    td.num { (event.stream_version) }
+                    td { (time(event.recorded_at)) }
+                    td { code { (event.event_type) } }
+                    td { (event.metadata.actor.as_deref().unwrap_or("—")) }
+                }
+            } }
+        } }
+    }
+}

@@ -1,0 +1,6 @@
+//! The console's tests: pages in a real headless Chromium, and forged requests over HTTP.
+
+mod access;
+mod harness;
+mod pages;
+mod sessions;
