@@ -79,6 +79,116 @@ macro_rules! messages {
 }
 
 messages! {
+    // Pages added beside the first ones: queues, commission, WhatsApp, webhook deliveries,
+    // refunds, alerts, audit log, projections.
+    /// Page.
+    Queues => ("Queues", "कतारें"),
+    /// Queue button.
+    QueuePause => ("Pause", "रोकें"),
+    /// Queue button.
+    QueueResume => ("Resume", "फिर चालू करें"),
+    /// Queue button.
+    QueueRetry => ("Retry failed", "विफल फिर चलाएँ"),
+    /// Queue button.
+    QueueDrain => ("Drain", "खाली करें"),
+    /// Confirmation.
+    QueuePauseExplained => ("Pausing stops workers fetching from this queue. Its jobs wait in the broker; none is lost.", "रोकने से वर्कर इस कतार से काम लेना बंद कर देते हैं। काम ब्रोकर में प्रतीक्षा करते हैं; कोई नहीं खोता।"),
+    /// Confirmation.
+    QueueResumeExplained => ("Resuming lets workers fetch from this queue again.", "फिर चालू करने से वर्कर इस कतार से फिर काम लेने लगते हैं।"),
+    /// Confirmation.
+    QueueRetryExplained => ("Every failed job of this queue is put back to run again.", "इस कतार का हर विफल काम फिर से चलने के लिए वापस रखा जाता है।"),
+    /// Confirmation.
+    QueueDrainExplained => ("Draining discards every job waiting in this queue. This cannot be undone.", "खाली करने से इस कतार में प्रतीक्षारत हर काम हटा दिया जाता है। इसे वापस नहीं किया जा सकता।"),
+    /// Drain confirmation field.
+    TypeQueueName => ("Type the queue's name to confirm", "पुष्टि के लिए कतार का नाम लिखें"),
+    /// Button.
+    Confirm => ("Confirm", "पुष्टि करें"),
+    /// Link.
+    Cancel => ("Cancel", "रद्द"),
+    /// Queue state.
+    Paused => ("Paused", "रुकी हुई"),
+    /// Queue state.
+    Flowing => ("Running", "चालू"),
+    /// Queue fact.
+    PausedSince => ("Paused since", "से रुकी"),
+    /// Queue fact.
+    LastRetried => ("Failed jobs last put back", "विफल काम अंतिम बार वापस रखे"),
+    /// Queue fact.
+    LastDrained => ("Last drained", "अंतिम बार खाली की"),
+    /// Chart heading.
+    WaitingLastHour => ("Jobs waiting, last hour (most per minute)", "प्रतीक्षारत काम, पिछला घंटा (प्रति मिनट अधिकतम)"),
+    /// No samples.
+    NoSamples => ("No samples yet.", "अभी कोई नमूना नहीं।"),
+    /// Broker silent.
+    BrokerUnanswered => ("The broker did not answer.", "ब्रोकर ने उत्तर नहीं दिया।"),
+    /// Count of jobs.
+    Jobs => ("jobs", "काम"),
+    /// Commission section.
+    CommissionDaily => ("Net commission per day, last 30 days", "प्रति दिन शुद्ध कमीशन, पिछले 30 दिन"),
+    /// Commission section.
+    CommissionLedger => ("Commission ledger", "कमीशन खाता"),
+    /// Link.
+    DownloadCsv => ("Download CSV", "CSV डाउनलोड करें"),
+    /// Commission section.
+    Payouts => ("Latest payouts", "नवीनतम भुगतान-निकासी"),
+    /// Column and filter.
+    EntryType => ("Entry", "प्रविष्टि"),
+    /// Filter.
+    AnyType => ("Any type", "कोई भी प्रकार"),
+    /// Filter.
+    FromDay => ("From (IST day)", "से (IST दिन)"),
+    /// Filter.
+    ToDay => ("To (IST day)", "तक (IST दिन)"),
+    /// Column.
+    BalanceEffect => ("Balance due moved by", "देय शेष में बदलाव"),
+    /// Column and field.
+    Reference => ("Reference", "संदर्भ"),
+    /// Form.
+    ManualSettlement => ("Record a manual settlement", "मैन्युअल निपटान दर्ज करें"),
+    /// Field.
+    AmountRupees => ("Amount (₹)", "राशि (₹)"),
+    /// Field.
+    Note => ("Note", "टिप्पणी"),
+    /// Button.
+    RecordSettlement => ("Record settlement", "निपटान दर्ज करें"),
+    /// Result.
+    SettlementRecorded => ("Settlement recorded.", "निपटान दर्ज हो गया।"),
+    /// Refusal.
+    SettlementRefused => ("The settlement was not recorded", "निपटान दर्ज नहीं हुआ"),
+    /// Refusal.
+    SettlementInvalid => ("Give a merchant id and an amount in rupees with at most two decimals.", "व्यापारी आईडी और अधिकतम दो दशमलव वाली रुपये में राशि दें।"),
+    /// Page.
+    Whatsapp => ("WhatsApp", "व्हाट्सऐप"),
+    /// Section.
+    WhatsappUsage => ("Usage, last 30 days", "उपयोग, पिछले 30 दिन"),
+    /// Hint.
+    ChooseMerchantForUsage => ("Filter by a merchant to see its usage.", "उपयोग देखने के लिए किसी व्यापारी से फ़िल्टर करें।"),
+    /// Column and filter.
+    Template => ("Template", "टेम्पलेट"),
+    /// Filter.
+    Contains => ("Contains", "शामिल है"),
+    /// Column.
+    Recipient => ("Recipient", "प्राप्तकर्ता"),
+    /// Column.
+    Attempts => ("Attempts", "प्रयास"),
+    /// Column.
+    LastError => ("Last error", "अंतिम त्रुटि"),
+    /// Column and state.
+    Queued => ("Queued", "कतार में"),
+    /// Column.
+    Sent => ("Sent", "भेजे गए"),
+    /// Column.
+    Day => ("Day", "दिन"),
+    /// Button.
+    Resend => ("Resend", "फिर भेजें"),
+    /// Result.
+    Resent => ("Queued again.", "फिर से कतार में लगा दिया।"),
+    /// Refusal.
+    NotResendable => ("Only a message or delivery that was given up on can be sent again.", "केवल छोड़ा गया संदेश या डिलीवरी ही फिर भेजी जा सकती है।"),
+    /// Count.
+    Messages => ("messages", "संदेश"),
+    /// Pagination.
+    Newer => ("Newer", "नए"),
     /// Product name.
     Console => ("LightSpeed console", "लाइटस्पीड कंसोल"),
     /// Navigation landmark.
@@ -264,7 +374,10 @@ mod tests {
     #[test]
     fn the_cookie_wins_over_accept_language() {
         let mut headers = HeaderMap::new();
-        headers.insert("accept-language", "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap());
+        headers.insert(
+            "accept-language",
+            "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap(),
+        );
         assert_eq!(Lang::of(&headers), Lang::Hi);
         headers.insert("cookie", "ls_lang=en".parse().unwrap());
         assert_eq!(Lang::of(&headers), Lang::En);

@@ -14,7 +14,14 @@ pub const NAV: &[(Msg, &str, Option<Action>)] = &[
     (Msg::Merchants, "/console/merchants", None),
     (Msg::Gateways, "/console/gateways", None),
     (Msg::Transactions, "/console/transactions", None),
-    (Msg::Sessions, "/console/sessions", Some(Action::ManagePeople)),
+    (Msg::Queues, "/console/queues", None),
+    (Msg::Commission, "/console/commission", None),
+    (Msg::Whatsapp, "/console/whatsapp", None),
+    (
+        Msg::Sessions,
+        "/console/sessions",
+        Some(Action::ManagePeople),
+    ),
 ];
 
 /// htmx's settings: no inline styles or eval (the CSP allows neither), and error answers are

@@ -1,12 +1,15 @@
 //! One module per page. A new page: a module here with its handlers, its routes in
 //! [`routes`], and its entry in [`crate::layout::NAV`].
 
+pub mod commission;
 pub mod gateways;
 pub mod merchants;
 pub mod overview;
+pub mod queues;
 pub mod sessions;
 pub mod sign_in;
 pub mod transactions;
+pub mod whatsapp;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -19,14 +22,30 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/console", get(overview::page))
         .route("/console/merchants", get(merchants::list))
         .route("/console/merchants/{id}", get(merchants::detail))
-        .route("/console/merchants/{id}/keys", post(merchants::regenerate_keys))
+        .route(
+            "/console/merchants/{id}/keys",
+            post(merchants::regenerate_keys),
+        )
         .route("/console/gateways", get(gateways::list))
-        .route("/console/gateways/priorities", post(gateways::set_priorities))
+        .route(
+            "/console/gateways/priorities",
+            post(gateways::set_priorities),
+        )
         .route("/console/gateways/{id}/toggle", post(gateways::toggle))
         .route("/console/gateways/{id}/recover", post(gateways::recover))
         .route("/console/gateways/{id}/test", post(gateways::test))
         .route("/console/transactions", get(transactions::list))
         .route("/console/transactions/{id}", get(transactions::detail))
+        .route("/console/queues", get(queues::list))
+        .route(
+            "/console/queues/{name}/{action}",
+            get(queues::confirm).post(queues::act),
+        )
+        .route("/console/commission", get(commission::page_handler))
+        .route("/console/commission/ledger.csv", get(commission::csv))
+        .route("/console/commission/settlements", post(commission::settle))
+        .route("/console/whatsapp", get(whatsapp::list))
+        .route("/console/whatsapp/{id}/resend", post(whatsapp::resend))
         .route("/console/sessions", get(sessions::list))
         .route("/console/sessions/{id}/revoke", post(sessions::revoke))
 }
