@@ -189,6 +189,84 @@ messages! {
     Messages => ("messages", "संदेश"),
     /// Pagination.
     Newer => ("Newer", "नए"),
+    /// Page.
+    Deliveries => ("Webhook deliveries", "वेबहुक डिलीवरी"),
+    /// Count.
+    DeliveriesCount => ("deliveries", "डिलीवरी"),
+    /// Column and filter.
+    Payment => ("Payment", "भुगतान"),
+    /// Column.
+    Endpoint => ("Endpoint", "एंडपॉइंट"),
+    /// A delivery of a test event.
+    TestEvent => ("Test event (no payment)", "परीक्षण इवेंट (कोई भुगतान नहीं)"),
+    /// Column.
+    Outcome => ("Outcome", "परिणाम"),
+    /// Column.
+    Response => ("Response", "उत्तर"),
+    /// Heading.
+    Body => ("Body sent", "भेजी गई सामग्री"),
+    /// Page.
+    Refunds => ("Refunds", "रिफ़ंड"),
+    /// Column.
+    Refund => ("Refund", "रिफ़ंड"),
+    /// Column.
+    Requested => ("Requested", "अनुरोधित"),
+    /// Column.
+    CommissionReversed => ("Commission reversed", "कमीशन वापस"),
+    /// Fact.
+    MerchantRefundId => ("Merchant's refund id", "व्यापारी की रिफ़ंड आईडी"),
+    /// Fact.
+    PspRefundId => ("Provider's refund id", "प्रदाता की रिफ़ंड आईडी"),
+    /// Fact.
+    FailureReason => ("Why it failed", "विफलता का कारण"),
+    /// Fact.
+    CommissionTreatment => ("Commission treatment", "कमीशन व्यवहार"),
+    /// Fact.
+    Reason => ("Reason", "कारण"),
+    /// Fact.
+    Updated => ("Last changed", "अंतिम परिवर्तन"),
+    /// Page.
+    Alerts => ("Alerts", "अलर्ट"),
+    /// Section.
+    RecentAlerts => ("Recent raises and resolutions", "हाल में उठाए और सुलझाए गए"),
+    /// Explanation.
+    AlertsReadOnly => ("Alerts are raised and resolved by the evaluator as conditions start and stop; there is nothing to acknowledge.", "शर्तें शुरू और बंद होने पर मूल्यांकक अलर्ट उठाता और सुलझाता है; स्वीकार करने को कुछ नहीं है।"),
+    /// Column and filter.
+    Kind => ("Kind", "प्रकार"),
+    /// Column.
+    Summary => ("Summary", "सारांश"),
+    /// Alert state.
+    Raised => ("Raised", "उठाया गया"),
+    /// Alert state.
+    Resolved => ("Resolved", "सुलझाया गया"),
+    /// Page.
+    Audit => ("Audit log", "ऑडिट लॉग"),
+    /// Column.
+    Subject => ("Subject", "विषय"),
+    /// Column.
+    Details => ("Details", "विवरण"),
+    /// Audit detail.
+    Before => ("Before", "पहले"),
+    /// Audit detail.
+    After => ("After", "बाद में"),
+    /// Explanation.
+    AuditExportHint => ("A signed export of the whole log for auditors' tools is made with `lightspeed audit export`.", "ऑडिटर के टूल के लिए पूरे लॉग का हस्ताक्षरित निर्यात `lightspeed audit export` से बनता है।"),
+    /// Page.
+    Projections => ("Projections", "प्रोजेक्शन"),
+    /// Column.
+    Version => ("Version", "संस्करण"),
+    /// Column.
+    LagEvents => ("Lag (events)", "विलंब (इवेंट)"),
+    /// Column.
+    LagMs => ("Lag (ms)", "विलंब (ms)"),
+    /// Column.
+    LagMeasured => ("Lag measured", "विलंब मापा गया"),
+    /// Column.
+    Checkpoint => ("Checkpoint", "चेकपॉइंट"),
+    /// Lag never measured.
+    NotMeasured => ("not measured", "मापा नहीं गया"),
+    /// Explanation.
+    RebuildHint => ("A rebuild replays the whole log into a new version beside the active one; it runs with `lightspeed projections rebuild`, and its version shows here as building until it switches.", "रीबिल्ड पूरे लॉग को सक्रिय संस्करण के साथ एक नए संस्करण में दोहराता है; यह `lightspeed projections rebuild` से चलता है, और स्विच होने तक इसका संस्करण यहाँ building दिखता है।"),
     /// Product name.
     Console => ("LightSpeed console", "लाइटस्पीड कंसोल"),
     /// Navigation landmark.

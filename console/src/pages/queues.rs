@@ -163,7 +163,7 @@ async fn queue_section(
                 @if let Some(at) = state.last_drained_at() { dt { (lang.t(Msg::LastDrained)) } dd { (time(at)) } }
             }
             (chart)
-            @if viewer.may(Action::ControlQueues) { (action_links(lang, name, state.is_paused())) }
+            (action_links(viewer, name, state.is_paused()))
         }
     })
 }
@@ -199,8 +199,13 @@ async fn depth_chart(console: &Console, lang: Lang, name: &str) -> Result<Markup
     })
 }
 
-/// Links to the confirmation page of each change that applies now.
-fn action_links(lang: Lang, name: &str, paused: bool) -> Markup {
+/// Links to the confirmation page of each change that applies now, for people who may
+/// control queues.
+fn action_links(viewer: &Viewer, name: &str, paused: bool) -> Markup {
+    let lang = viewer.lang;
+    if !viewer.may(Action::ControlQueues) {
+        return html! {};
+    }
     let first = if paused {
         QueueAction::Resume
     } else {
@@ -324,5 +329,49 @@ async fn carry_out(
                 .map_err(&failed)?;
             Ok(Some(jobs))
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use lightspeed_domain::access::Role;
+
+    use super::*;
+    use crate::session::SignedIn;
+
+    /// Someone signed in with `role`, whose CSRF token is `token`.
+    pub(crate) fn viewer(role: Role) -> Viewer {
+        Viewer {
+            session: SignedIn {
+                session_id: uuid::Uuid::nil(),
+                email: "someone@example.com".into(),
+                csrf: "token".into(),
+            },
+            role,
+            lang: Lang::En,
+            theme: "auto",
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn only_people_who_control_queues_see_the_changes() {
+        let ops = action_links(&viewer(Role::Ops), "payouts", false).into_string();
+        assert!(ops.contains("/console/queues/payouts/pause") && ops.contains("/drain"), "{ops}");
+        let paused = action_links(&viewer(Role::Admin), "payouts", true).into_string();
+        assert!(paused.contains("/resume") && !paused.contains("/pause"), "{paused}");
+        for role in [Role::Auditor, Role::Finance] {
+            assert_eq!(action_links(&viewer(role), "payouts", false).into_string(), "");
+        }
+    }
+
+    #[test]
+    fn an_auditor_is_refused_every_change_of_these_pages_even_with_the_token() {
+        let auditor = viewer(Role::Auditor);
+        for action in [Action::ControlQueues, Action::MovePayouts, Action::Resend] {
+            assert!(matches!(auditor.authorize(action, "token"), Err(Refusal::Forbidden(_))), "{action:?}");
+        }
+        assert!(viewer(Role::Ops).authorize(Action::ControlQueues, "token").is_ok());
+        assert!(matches!(viewer(Role::Ops).authorize(Action::ControlQueues, "forged"), Err(Refusal::Csrf(_))));
     }
 }

@@ -253,3 +253,44 @@ pub async fn resend(
         Err(other) => Err(Refusal::Unavailable(lang, other.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lightspeed_domain::access::Role;
+
+    use super::*;
+    use crate::pages::queues::tests::viewer;
+
+    fn failed_message() -> WhatsappMessage {
+        let at = chrono::Utc::now();
+        WhatsappMessage {
+            notification_id: Uuid::nil(),
+            merchant_id: Uuid::nil(),
+            notification_type: "TXN_UPDATE".into(),
+            template: "txn_update".into(),
+            recipient: "919867800451".into(),
+            payload: serde_json::json!(["ORD-1"]),
+            status: "failed".into(),
+            attempts: 1,
+            attempt_limit: 4,
+            last_error_code: Some("131026".into()),
+            last_error_message: Some("Message undeliverable".into()),
+            provider_message_id: None,
+            next_attempt_at: None,
+            queued_at: at,
+            sent_at: None,
+            failed_at: Some(at),
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn only_people_who_resend_see_the_resend_button() {
+        let rows = [failed_message()];
+        let ops = log_table(&viewer(Role::Ops), &rows).into_string();
+        assert!(ops.contains("/resend"), "{ops}");
+        let auditor = log_table(&viewer(Role::Auditor), &rows).into_string();
+        assert!(!auditor.contains("<form") && !auditor.contains("<button"), "{auditor}");
+        assert!(auditor.contains("Message undeliverable"), "{auditor}");
+    }
+}

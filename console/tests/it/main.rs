@@ -1,5 +1,6 @@
 //! The console's tests: pages in a real headless Chromium, and forged requests over HTTP.
 
 mod harness;
+mod more_pages;
 mod pages;
 mod sessions;
