@@ -119,6 +119,8 @@ messages! {
     WaitingLastHour => ("Jobs waiting, last hour (most per minute)", "प्रतीक्षारत काम, पिछला घंटा (प्रति मिनट अधिकतम)"),
     /// No samples.
     NoSamples => ("No samples yet.", "अभी कोई नमूना नहीं।"),
+    /// A minute of the chart with no sample.
+    NoSample => ("no sample", "कोई नमूना नहीं"),
     /// Broker silent.
     BrokerUnanswered => ("The broker did not answer.", "ब्रोकर ने उत्तर नहीं दिया।"),
     /// Count of jobs.
@@ -452,10 +454,7 @@ mod tests {
     #[test]
     fn the_cookie_wins_over_accept_language() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "accept-language",
-            "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap(),
-        );
+        headers.insert("accept-language", "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap());
         assert_eq!(Lang::of(&headers), Lang::Hi);
         headers.insert("cookie", "ls_lang=en".parse().unwrap());
         assert_eq!(Lang::of(&headers), Lang::En);

@@ -17,11 +17,12 @@ pub const NAV: &[(Msg, &str, Option<Action>)] = &[
     (Msg::Queues, "/console/queues", None),
     (Msg::Commission, "/console/commission", None),
     (Msg::Whatsapp, "/console/whatsapp", None),
-    (
-        Msg::Sessions,
-        "/console/sessions",
-        Some(Action::ManagePeople),
-    ),
+    (Msg::Deliveries, "/console/deliveries", None),
+    (Msg::Refunds, "/console/refunds", None),
+    (Msg::Alerts, "/console/alerts", None),
+    (Msg::Audit, "/console/audit", None),
+    (Msg::Projections, "/console/projections", None),
+    (Msg::Sessions, "/console/sessions", Some(Action::ManagePeople)),
 ];
 
 /// htmx's settings: no inline styles or eval (the CSP allows neither), and error answers are

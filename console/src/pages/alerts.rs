@@ -65,7 +65,9 @@ pub async fn list(
     let kind = query.kind.as_deref().filter(|k| KINDS.contains(k));
     let firing = lines(&console, lang, kind, None, true).await?;
     let recent = lines(&console, lang, kind, query.before, false).await?;
-    let older = (recent.len() == SHOWN as usize).then(|| recent.last().map(|l| l.position)).flatten();
+    let older = (recent.len() == SHOWN as usize)
+        .then(|| recent.last().map(|l| l.position))
+        .flatten();
     let body = html! {
         p.muted { (lang.t(Msg::AlertsReadOnly)) }
         form.filters method="get" action=(PATH) role="search" {

@@ -32,7 +32,11 @@ pub struct AuditQuery {
 }
 
 fn given(field: &Option<String>) -> Option<String> {
-    field.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 fn day(field: &Option<String>) -> Option<NaiveDate> {
@@ -89,9 +93,13 @@ pub async fn list(
 ) -> Result<Markup, Refusal> {
     let lang = viewer.lang;
     let cursor = given(&query.cursor);
-    let step = lightspeed_projections::audit_log::list(console.app.pool(), &query.filter(), cursor.as_deref())
-        .await
-        .map_err(unavailable(lang))?;
+    let step = lightspeed_projections::audit_log::list(
+        console.app.pool(),
+        &query.filter(),
+        cursor.as_deref(),
+    )
+    .await
+    .map_err(unavailable(lang))?;
     let body = html! {
         (filters(lang, &query))
         p.muted { (lang.t(Msg::AuditExportHint)) }

@@ -393,7 +393,10 @@ mod tests {
     #[test]
     fn only_people_who_move_payouts_see_the_settlement_form() {
         let finance = settlement_form(&viewer(Role::Finance)).into_string();
-        assert!(finance.contains("/console/commission/settlements"), "{finance}");
+        assert!(
+            finance.contains("/console/commission/settlements"),
+            "{finance}"
+        );
         for role in [Role::Auditor, Role::Ops] {
             assert_eq!(settlement_form(&viewer(role)).into_string(), "");
         }

@@ -37,7 +37,11 @@ pub struct DeliveryQuery {
 }
 
 fn given(field: &Option<String>) -> Option<String> {
-    field.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 impl DeliveryQuery {
@@ -78,9 +82,10 @@ pub async fn list(
         page: query.page.unwrap_or(1).max(1),
         per_page: PER_PAGE,
     };
-    let found = lightspeed_projections::webhooks::deliveries(console.app.pool(), &query.filter(), request)
-        .await
-        .map_err(unavailable(lang))?;
+    let found =
+        lightspeed_projections::webhooks::deliveries(console.app.pool(), &query.filter(), request)
+            .await
+            .map_err(unavailable(lang))?;
     let shown = i64::from(found.page) * i64::from(found.per_page);
     let body = html! {
         @if query.resent.is_some() { p.notice role="status" { (lang.t(Msg::Resent)) } }
@@ -198,7 +203,12 @@ pub async fn detail(
         h2 { (lang.t(Msg::Body)) }
         pre.mono { (serde_json::to_string_pretty(&delivery.payload).unwrap_or_default()) }
     };
-    Ok(page(&viewer, PATH, &format!("{} {id}", lang.t(Msg::Deliveries)), body))
+    Ok(page(
+        &viewer,
+        PATH,
+        &format!("{} {id}", lang.t(Msg::Deliveries)),
+        body,
+    ))
 }
 
 fn attempts_table(lang: Lang, attempts: &[AttemptRow]) -> Markup {
@@ -236,7 +246,13 @@ pub async fn resend(
     let lang = viewer.lang;
     viewer.authorize(Action::Resend, &form.csrf)?;
     let id: Uuid = id.parse().map_err(|_| Refusal::NotFound(lang))?;
-    match resend_delivery(&console.app.ledger, WebhookDeliveryId(id), &viewer.context()).await {
+    match resend_delivery(
+        &console.app.ledger,
+        WebhookDeliveryId(id),
+        &viewer.context(),
+    )
+    .await
+    {
         Ok(_) => {
             tracing::info!(delivery_id = %id, person = %viewer.session.email, "webhook delivery resent");
             Ok(Redirect::to(&format!("{PATH}?resent={id}")).into_response())
@@ -284,6 +300,9 @@ mod tests {
         let ops = table(&viewer(Role::Ops), &rows).into_string();
         assert!(ops.contains("/resend"), "{ops}");
         let auditor = table(&viewer(Role::Auditor), &rows).into_string();
-        assert!(!auditor.contains("<form") && auditor.contains("HTTP 500"), "{auditor}");
+        assert!(
+            !auditor.contains("<form") && auditor.contains("HTTP 500"),
+            "{auditor}"
+        );
     }
 }

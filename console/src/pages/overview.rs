@@ -44,11 +44,7 @@ pub async fn page(State(console): State<Console>, viewer: Viewer) -> Result<Mark
     Ok(shell(&viewer, PATH, lang.t(Msg::Overview), body))
 }
 
-async fn payments_card(
-    console: &Console,
-    lang: Lang,
-    now: DateTime<Utc>,
-) -> Result<Markup, Refusal> {
+async fn payments_card(console: &Console, lang: Lang, now: DateTime<Utc>) -> Result<Markup, Refusal> {
     let search = TransactionSearch {
         from: Some(now - Duration::minutes(CHART_MINUTES)),
         limit: CHART_PAYMENTS,
@@ -71,15 +67,8 @@ async fn payments_card(
 
 /// Counts of instants per minute for the last [`CHART_MINUTES`] minutes, oldest first, each
 /// labelled with its IST minute.
-fn per_minute(
-    instants: impl Iterator<Item = DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Vec<(String, i64)> {
-    let minute = |at: DateTime<Utc>| {
-        at.with_second(0)
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(at)
-    };
+fn per_minute(instants: impl Iterator<Item = DateTime<Utc>>, now: DateTime<Utc>) -> Vec<(String, i64)> {
+    let minute = |at: DateTime<Utc>| at.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(at);
     let end = minute(now);
     let mut counts: BTreeMap<DateTime<Utc>, i64> = (0..CHART_MINUTES)
         .map(|back| (end - Duration::minutes(back), 0))
@@ -101,11 +90,7 @@ async fn success_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> 
         .await
         .map_err(unavailable(lang))?;
     let count = |status: &str| -> i64 {
-        counts
-            .iter()
-            .filter(|c| c.status == status)
-            .map(|c| c.count)
-            .sum()
+        counts.iter().filter(|c| c.status == status).map(|c| c.count).sum()
     };
     let (succeeded, failed) = (count("succeeded") + count("refunded"), count("failed"));
     let rate = (succeeded + failed > 0).then(|| succeeded * 10_000 / (succeeded + failed));
@@ -118,11 +103,7 @@ async fn success_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> 
     })
 }
 
-async fn commission_card(
-    console: &Console,
-    lang: Lang,
-    now: DateTime<Utc>,
-) -> Result<Markup, Refusal> {
+async fn commission_card(console: &Console, lang: Lang, now: DateTime<Utc>) -> Result<Markup, Refusal> {
     let ist = FixedOffset::east_opt(19_800).unwrap_or_else(|| unreachable!("a valid offset"));
     let today = now.with_timezone(&ist).date_naive();
     let filter = DailyFilter {
@@ -240,12 +221,7 @@ mod tests {
     #[test]
     fn payments_are_counted_in_their_minute() {
         let now = Utc.with_ymd_and_hms(2026, 12, 8, 10, 30, 20).unwrap();
-        let instants = [
-            now,
-            now - Duration::seconds(10),
-            now - Duration::minutes(2),
-            now - Duration::hours(2),
-        ];
+        let instants = [now, now - Duration::seconds(10), now - Duration::minutes(2), now - Duration::hours(2)];
         let minutes = per_minute(instants.into_iter(), now);
         assert_eq!(minutes.len(), CHART_MINUTES as usize);
         assert_eq!(minutes.last().unwrap(), &("16:00 IST".to_owned(), 2));

@@ -9,15 +9,16 @@ use std::time::Duration;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
 use lightspeed_domain::access::Action;
 use lightspeed_monitoring::queues::{
-    self as monitored, QueueControl, QueueControlError, QueueDepth,
+    self as monitored, QueueControl, QueueControlError, QueueDepth, QueueSample,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::charts;
-use crate::format::time;
+use crate::format::{self, time};
 use crate::i18n::{Lang, Msg};
 use crate::layout::page;
 use crate::web::{Console, Refusal, Viewer, unavailable};
@@ -188,15 +189,32 @@ async fn depth_chart(console: &Console, lang: Lang, name: &str) -> Result<Markup
     let points = monitored::series(console.app.pool(), name, from, to, CHART_BUCKET)
         .await
         .map_err(unavailable(lang))?;
-    let values: Vec<(String, i64)> = points
-        .iter()
-        .map(|p| (crate::format::ist_text(p.sampled_at), p.waiting))
-        .collect();
+    if points.is_empty() {
+        return Ok(
+            html! { h3 { (lang.t(Msg::WaitingLastHour)) } p.muted { (lang.t(Msg::NoSamples)) } },
+        );
+    }
+    let values = minute_slots(lang, from, &points);
     Ok(html! {
         h3 { (lang.t(Msg::WaitingLastHour)) }
-        @if values.is_empty() { p.muted { (lang.t(Msg::NoSamples)) } }
-        @else { (charts::bars(&format!("{} {name}", lang.t(Msg::WaitingLastHour)), &values)) }
+        (charts::bars(&format!("{} {name}", lang.t(Msg::WaitingLastHour)), &values))
     })
+}
+
+/// One bar per minute of the hour from `from`, so the time axis stays put; a minute with no
+/// sample draws no bar and says so on hover.
+fn minute_slots(lang: Lang, from: DateTime<Utc>, points: &[QueueSample]) -> Vec<(String, i64)> {
+    let first = from.timestamp() - from.timestamp().rem_euclid(60) + 60;
+    (0..CHART_MINUTES)
+        .filter_map(|minute| DateTime::from_timestamp(first + minute * 60, 0))
+        .map(|slot| match points.iter().find(|p| p.sampled_at == slot) {
+            Some(p) => (format::ist_text(slot), p.waiting),
+            None => (
+                format!("{} ({})", format::ist_text(slot), lang.t(Msg::NoSample)),
+                0,
+            ),
+        })
+        .collect()
 }
 
 /// Links to the confirmation page of each change that applies now, for people who may
@@ -355,13 +373,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_chart_has_a_bar_for_every_minute_of_the_hour() {
+        let from = DateTime::from_timestamp(1_800_000_030, 0).expect("instant");
+        let sampled_at = DateTime::from_timestamp(1_800_000_120, 0).expect("instant");
+        let sample = QueueSample {
+            queue: "payouts".into(),
+            sampled_at,
+            waiting: 7,
+            active: 0,
+            failed: 0,
+            paused: false,
+        };
+        let slots = minute_slots(Lang::En, from, &[sample]);
+        assert_eq!(slots.len(), 60);
+        assert_eq!(slots[1], (format::ist_text(sampled_at), 7));
+        assert_eq!(slots[0].1, 0);
+        assert!(slots[0].0.ends_with("(no sample)"), "{:?}", slots[0]);
+    }
+
+    #[test]
     fn only_people_who_control_queues_see_the_changes() {
         let ops = action_links(&viewer(Role::Ops), "payouts", false).into_string();
-        assert!(ops.contains("/console/queues/payouts/pause") && ops.contains("/drain"), "{ops}");
+        assert!(
+            ops.contains("/console/queues/payouts/pause") && ops.contains("/drain"),
+            "{ops}"
+        );
         let paused = action_links(&viewer(Role::Admin), "payouts", true).into_string();
-        assert!(paused.contains("/resume") && !paused.contains("/pause"), "{paused}");
+        assert!(
+            paused.contains("/resume") && !paused.contains("/pause"),
+            "{paused}"
+        );
         for role in [Role::Auditor, Role::Finance] {
-            assert_eq!(action_links(&viewer(role), "payouts", false).into_string(), "");
+            assert_eq!(
+                action_links(&viewer(role), "payouts", false).into_string(),
+                ""
+            );
         }
     }
 
@@ -369,9 +415,22 @@ pub(crate) mod tests {
     fn an_auditor_is_refused_every_change_of_these_pages_even_with_the_token() {
         let auditor = viewer(Role::Auditor);
         for action in [Action::ControlQueues, Action::MovePayouts, Action::Resend] {
-            assert!(matches!(auditor.authorize(action, "token"), Err(Refusal::Forbidden(_))), "{action:?}");
+            assert!(
+                matches!(
+                    auditor.authorize(action, "token"),
+                    Err(Refusal::Forbidden(_))
+                ),
+                "{action:?}"
+            );
         }
-        assert!(viewer(Role::Ops).authorize(Action::ControlQueues, "token").is_ok());
-        assert!(matches!(viewer(Role::Ops).authorize(Action::ControlQueues, "forged"), Err(Refusal::Csrf(_))));
+        assert!(
+            viewer(Role::Ops)
+                .authorize(Action::ControlQueues, "token")
+                .is_ok()
+        );
+        assert!(matches!(
+            viewer(Role::Ops).authorize(Action::ControlQueues, "forged"),
+            Err(Refusal::Csrf(_))
+        ));
     }
 }

@@ -27,7 +27,11 @@ pub struct RefundQuery {
 }
 
 fn given(field: &Option<String>) -> Option<String> {
-    field.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 impl RefundQuery {
@@ -67,9 +71,13 @@ pub async fn list(
 ) -> Result<Markup, Refusal> {
     let lang = viewer.lang;
     let cursor = given(&query.cursor);
-    let step = lightspeed_projections::refunds::search(console.app.pool(), &query.search(), cursor.as_deref())
-        .await
-        .map_err(unavailable(lang))?;
+    let step = lightspeed_projections::refunds::search(
+        console.app.pool(),
+        &query.search(),
+        cursor.as_deref(),
+    )
+    .await
+    .map_err(unavailable(lang))?;
     let body = html! {
         (filters(lang, &query))
         @if step.items.is_empty() { p.muted { (lang.t(Msg::NoneYet)) } }
@@ -171,5 +179,10 @@ pub async fn detail(
             dt { (lang.t(Msg::Updated)) } dd { (time(r.updated_at)) }
         }
     };
-    Ok(page(&viewer, PATH, &format!("{} {}", lang.t(Msg::Refund), r.refund_key), body))
+    Ok(page(
+        &viewer,
+        PATH,
+        &format!("{} {}", lang.t(Msg::Refund), r.refund_key),
+        body,
+    ))
 }

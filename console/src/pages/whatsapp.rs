@@ -290,7 +290,10 @@ mod tests {
         let ops = log_table(&viewer(Role::Ops), &rows).into_string();
         assert!(ops.contains("/resend"), "{ops}");
         let auditor = log_table(&viewer(Role::Auditor), &rows).into_string();
-        assert!(!auditor.contains("<form") && !auditor.contains("<button"), "{auditor}");
+        assert!(
+            !auditor.contains("<form") && !auditor.contains("<button"),
+            "{auditor}"
+        );
         assert!(auditor.contains("Message undeliverable"), "{auditor}");
     }
 }
