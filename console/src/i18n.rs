@@ -126,7 +126,7 @@ messages! {
     /// Count of jobs.
     Jobs => ("jobs", "काम"),
     /// Commission section.
-    CommissionDaily => ("Net commission per day, last 30 days", "प्रति दिन शुद्ध कमीशन, पिछले 30 दिन"),
+    CommissionDaily => ("Net commission per day, last 30 days (bars in whole ₹)", "प्रति दिन शुद्ध कमीशन, पिछले 30 दिन (पूरे ₹ में)"),
     /// Commission section.
     CommissionLedger => ("Commission ledger", "कमीशन खाता"),
     /// Link.
@@ -188,13 +188,13 @@ messages! {
     /// Refusal.
     NotResendable => ("Only a message or delivery that was given up on can be sent again.", "केवल छोड़ा गया संदेश या डिलीवरी ही फिर भेजी जा सकती है।"),
     /// Count.
-    Messages => ("messages", "संदेश"),
+    Messages => ("Messages", "संदेश"),
     /// Pagination.
     Newer => ("Newer", "नए"),
     /// Page.
     Deliveries => ("Webhook deliveries", "वेबहुक डिलीवरी"),
     /// Count.
-    DeliveriesCount => ("deliveries", "डिलीवरी"),
+    DeliveriesCount => ("Deliveries", "डिलीवरी"),
     /// Column and filter.
     Payment => ("Payment", "भुगतान"),
     /// Column.

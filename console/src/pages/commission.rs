@@ -182,7 +182,7 @@ async fn daily_chart(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
     let days = lightspeed_projections::commission::daily(console.app.pool(), &filter)
         .await
         .map_err(unavailable(lang))?;
-    let values: Vec<(String, i64)> = from
+    let nets: Vec<(NaiveDate, i64)> = from
         .iter_days()
         .take_while(|day| *day <= today)
         .map(|day| {
@@ -191,10 +191,20 @@ async fn daily_chart(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
                 .filter(|d| d.day == day)
                 .map(|d| d.commission_paise - d.commission_reversed_paise)
                 .sum::<i64>();
-            (format!("{} {}", day.format("%d %b"), rupees(net)), net)
+            (day, net)
         })
         .collect();
-    let total: i64 = values.iter().map(|(_, v)| v).sum();
+    let total: i64 = nets.iter().map(|(_, net)| net).sum();
+    // Bars in whole rupees (the axis people read); each bar's exact amount is on hover.
+    let values: Vec<(String, i64)> = nets
+        .iter()
+        .map(|(day, net)| {
+            (
+                format!("{} {}", day.format("%d %b"), rupees(*net)),
+                net / 100,
+            )
+        })
+        .collect();
     Ok(html! {
         section.card.wide aria-labelledby="daily-title" {
             h2 #daily-title { (lang.t(Msg::CommissionDaily)) }

@@ -90,7 +90,7 @@ pub async fn list(
     let body = html! {
         @if query.resent.is_some() { p.notice role="status" { (lang.t(Msg::Resent)) } }
         (filters(lang, &query))
-        p.muted { (found.total) " " (lang.t(Msg::DeliveriesCount)) }
+        p.muted { (lang.t(Msg::DeliveriesCount)) ": " (found.total) }
         (table(&viewer, &found.items))
         p {
             @if found.page > 1 { a href=(query.page_link(found.page - 1)) { "← " (lang.t(Msg::Newer)) } " " }

@@ -103,7 +103,7 @@ pub async fn list(
     let body = html! {
         @if query.resent.is_some() { p.notice role="status" { (lang.t(Msg::Resent)) } }
         (filters(lang, &query))
-        p.muted { (log.total) " " (lang.t(Msg::Messages)) }
+        p.muted { (lang.t(Msg::Messages)) ": " (log.total) }
         (log_table(&viewer, &log.items))
         p {
             @if log.page > 1 { a href=(query.page_link(log.page - 1)) { "← " (lang.t(Msg::Newer)) } " " }
