@@ -77,7 +77,11 @@ pub fn router(state: &AppState, args: &ConsoleArgs) -> axum::Router {
 
 /// What `lightspeed demo` prints about the console: its address, and a sign-in link for the
 /// first of `ADMIN_EMAILS` (or how to get one).
-pub async fn demo_lines(ledger: &Ledger, server: &crate::config::Server, public_url: &str) -> String {
+pub async fn demo_lines(
+    ledger: &Ledger,
+    server: &crate::config::Server,
+    public_url: &str,
+) -> String {
     let address = format!("{public_url}/console");
     let first = server
         .admin

@@ -13,7 +13,9 @@
 //! - [`sandbox`]: the wire format of the sandbox PSP built into the product (its server is the
 //!   `lightspeed-sandbox` crate);
 //! - [`whatsapp`]: WhatsApp template messages through Meta's Cloud API or a BSP;
-//! - [`payouts`]: RazorpayX payouts and their webhooks.
+//! - [`payouts`]: RazorpayX payouts and their webhooks;
+//! - [`mailer`]: email over SMTP with STARTTLS (sign-in links, alerts, invoices), and a
+//!   loopback SMTP server for tests (feature `testing`).
 //!
 //! Architecture invariant: nothing here decides business outcomes. Adapters translate between
 //! provider formats and the domain's types (`Paise`, ids, [`Provider`](lightspeed_domain::Provider))
@@ -24,6 +26,7 @@ pub mod checkout;
 mod crypto;
 pub mod html;
 pub mod http;
+pub mod mailer;
 pub mod merchant_auth;
 pub mod merchant_webhook;
 pub mod payouts;

@@ -15,6 +15,8 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use lightspeed_adapters::secrets::Secret;
+use lightspeed_domain::access::{Action, Role};
+use lightspeed_domain::person::PersonEmail;
 use lightspeed_eventstore::{CommandContext, Metadata};
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +32,6 @@ pub const ADMIN_ROLE: &str = "admin";
 pub const MIN_SECRET_BYTES: usize = 32;
 /// The longest lifetime a minted token may have: 30 days.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// The longest email accepted on the allow-list or in a token.
-const MAX_EMAIL_CHARS: usize = 254;
 /// The issuer every token names, so a token minted for another system is refused.
 const ISSUER: &str = "lightspeed";
 
@@ -59,7 +59,7 @@ pub enum AdminAuthError {
 #[derive(Clone)]
 pub struct AdminAuthConfig {
     secret: Secret,
-    allowed_emails: Vec<String>,
+    allowed_emails: Vec<PersonEmail>,
 }
 
 impl std::fmt::Debug for AdminAuthConfig {
@@ -98,6 +98,11 @@ impl AdminAuthConfig {
         normalise_email(email).is_ok_and(|email| self.allowed_emails.contains(&email))
     }
 
+    /// The emails of the allow-list: admins whatever the people registry says.
+    pub fn bootstrap_admins(&self) -> &[PersonEmail] {
+        &self.allowed_emails
+    }
+
     /// Checks a bearer token at `now`: signature, issuer, expiry, role, allow-list.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AdminUser, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
@@ -127,7 +132,11 @@ impl AdminAuthConfig {
             ));
         }
         Ok(AdminUser {
-            email: normalise_email(&claims.sub).map_err(|_| ApiError::AdminTokenInvalid)?,
+            email: normalise_email(&claims.sub)
+                .map_err(|_| ApiError::AdminTokenInvalid)?
+                .to_string(),
+            role: Role::Admin,
+            token_role: Role::Admin,
         })
     }
 }
@@ -178,7 +187,7 @@ fn mint(
     }
     let ttl_secs = i64::try_from(ttl.as_secs()).map_err(|_| AdminAuthError::BadTtl)?;
     let claims = Claims {
-        sub: normalise_email(email)?,
+        sub: normalise_email(email)?.to_string(),
         role: role.to_owned(),
         iss: ISSUER.to_owned(),
         iat: now.timestamp(),
@@ -214,28 +223,52 @@ pub fn parse_ttl(text: &str) -> Result<Duration, AdminAuthError> {
     Ok(ttl)
 }
 
-fn normalise_email(email: &str) -> Result<String, AdminAuthError> {
-    let email = email.trim().to_ascii_lowercase();
-    let valid = email.chars().count() <= MAX_EMAIL_CHARS
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if valid {
-        Ok(email)
-    } else {
-        Err(AdminAuthError::BadEmail(email.chars().take(64).collect()))
-    }
+fn normalise_email(email: &str) -> Result<PersonEmail, AdminAuthError> {
+    PersonEmail::parse(email)
+        .map_err(|_| AdminAuthError::BadEmail(email.trim().chars().take(64).collect()))
 }
 
-/// An authenticated admin.
+/// An authenticated person of the admin API: who, their role now, and the role their token
+/// was minted for. A request may make a change only if both roles allow it, so a person whose
+/// role was lowered is limited at once, and an admin may hold a narrower token for a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminUser {
-    /// The admin's email, lowercased.
+    /// The person's email, lowercased.
     pub email: String,
+    /// The person's role now, from the people registry (admin for `ADMIN_EMAILS`).
+    pub role: Role,
+    /// The role the token names (the person's role, for a console session).
+    pub token_role: Role,
 }
 
 impl AdminUser {
+    /// A request of `person` in their own role (a console session).
+    pub fn person(person: &lightspeed_services::PersonAccess) -> Self {
+        Self {
+            email: person.email.to_string(),
+            role: person.role,
+            token_role: person.role,
+        }
+    }
+
+    /// Whether this request may make a change of this kind.
+    pub fn permits(&self, action: Action) -> bool {
+        self.role.permits(action) && self.token_role.permits(action)
+    }
+
+    /// `403 ROLE_FORBIDDEN` unless this request may make a change of this kind.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if self.permits(action) {
+            return Ok(());
+        }
+        let role = if self.role.permits(action) {
+            self.token_role
+        } else {
+            self.role
+        };
+        Err(ApiError::RoleForbidden { role, action })
+    }
+
     /// The actor recorded in event metadata: `admin:<email>`.
     pub fn actor(&self) -> String {
         format!(

@@ -6,6 +6,7 @@ use lightspeed_domain::gateway::GatewayError;
 use lightspeed_domain::merchant::MerchantError;
 use lightspeed_domain::notification::{NotificationError, NotificationStatus};
 use lightspeed_domain::payment::PaymentError;
+use lightspeed_domain::person::PersonError;
 use lightspeed_domain::wallet::WalletError;
 use lightspeed_domain::{Paise, PaymentId};
 use lightspeed_eventstore::ReadError;
@@ -171,6 +172,26 @@ pub enum ApiError {
     /// A valid token of someone who may not use the admin API (role or allow-list).
     #[error("{0}")]
     AdminForbidden(&'static str),
+    /// The token was revoked, or its person removed (`POST /admin/tokens/revoke`).
+    #[error("admin token was revoked")]
+    AdminTokenRevoked,
+    /// The person's role does not allow this change.
+    #[error("the {role} role does not allow {action}")]
+    RoleForbidden {
+        /// The role the request was made in.
+        role: lightspeed_domain::access::Role,
+        /// The kind of change refused.
+        action: lightspeed_domain::access::Action,
+    },
+    /// No person with this email.
+    #[error("no person with this email")]
+    PersonNotFound,
+    /// The person is already invited, in another role.
+    #[error("already invited as {0}; change the role with PATCH /admin/people/{{email}}")]
+    PersonExists(lightspeed_domain::access::Role),
+    /// The person is an admin by `ADMIN_EMAILS`, which only the setting changes.
+    #[error("an admin by the ADMIN_EMAILS setting; change the setting to change them")]
+    BootstrapAdmin,
     /// Admin authentication is not configured on this server.
     #[error("the admin API is disabled: ADMIN_JWT_SECRET is not configured")]
     AdminDisabled,
@@ -306,6 +327,11 @@ impl ApiError {
             AdminTokenInvalid => (StatusCode::UNAUTHORIZED, "ADMIN_TOKEN_INVALID"),
             AdminForbidden(_) => (StatusCode::FORBIDDEN, "ADMIN_FORBIDDEN"),
             AdminDisabled => (StatusCode::SERVICE_UNAVAILABLE, "ADMIN_DISABLED"),
+            AdminTokenRevoked => (StatusCode::UNAUTHORIZED, "ADMIN_TOKEN_REVOKED"),
+            RoleForbidden { .. } => (StatusCode::FORBIDDEN, "ROLE_FORBIDDEN"),
+            PersonNotFound => (StatusCode::NOT_FOUND, "PERSON_NOT_FOUND"),
+            PersonExists(_) => (StatusCode::CONFLICT, "PERSON_EXISTS"),
+            BootstrapAdmin => (StatusCode::CONFLICT, "BOOTSTRAP_ADMIN"),
             MerchantNotFound => (StatusCode::NOT_FOUND, "MERCHANT_NOT_FOUND"),
             MerchantClosed => (StatusCode::CONFLICT, "MERCHANT_CLOSED"),
             TooManyGateways(_) => (StatusCode::CONFLICT, "TOO_MANY_GATEWAYS"),
@@ -497,6 +523,15 @@ impl From<ServiceError> for ApiError {
                     NotificationStatus::Failed => "failed",
                 })
             }
+            ServiceError::Person(PersonError::NotAPerson) => ApiError::PersonNotFound,
+            ServiceError::Person(PersonError::AlreadyInvited { role }) => {
+                ApiError::PersonExists(role)
+            }
+            ServiceError::Person(PersonError::Invalid(field)) => ApiError::InvalidField {
+                field: field.field.into(),
+                detail: field.problem.to_string(),
+            },
+            ServiceError::BootstrapAdmin => ApiError::BootstrapAdmin,
             ServiceError::DuplicateGateway(id) => ApiError::InvalidField {
                 field: "priorities".into(),
                 detail: format!("gateway {id} is named twice"),

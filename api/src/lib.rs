@@ -96,6 +96,7 @@ pub use state::{
         (name = "admin-queues", description = "Queue control"),
         (name = "admin-whatsapp", description = "WhatsApp notification commands"),
         (name = "admin-reads", description = "Read models, alerts and the audit log"),
+        (name = "admin-people", description = "The people who run the business and their roles"),
         (name = "admin-payouts", description = "Commission payouts, manual settlements, statements and pending-payment reconciliation"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "merchant-webhooks", description = "Webhooks we send to the merchant's `webhook_url` (Standard Webhooks)"),

@@ -270,8 +270,15 @@ impl AppStateBuilder {
             self.config.initiate_per_minute,
             Arc::clone(self.ledger.store().clock()),
         );
+        // The allow-list's admins are admins whatever the people registry says.
+        let ledger = match &self.config.admin {
+            Some(admin) => self
+                .ledger
+                .with_bootstrap_admins(admin.bootstrap_admins().iter().cloned()),
+            None => self.ledger,
+        };
         AppState(Arc::new(Inner {
-            ledger: self.ledger,
+            ledger,
             keyring: self.keyring,
             config: self.config,
             status_checks: self.status_checks,

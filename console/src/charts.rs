@@ -13,7 +13,7 @@ pub fn bars(label: &str, values: &[(String, i64)]) -> Markup {
     let top = values.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
     let width = SLOT * i64::try_from(values.len()).unwrap_or(0).max(1);
     html! {
-        svg.chart role="img" aria-label=(label) viewBox={ "0 0 " (width) " " (HEIGHT + 12) }
+        svg.chart role="img" aria-label=(label) viewBox={ "0 0 " (width) " " (HEIGHT) }
             preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg" {
             line x1="0" y1=(HEIGHT) x2=(width) y2=(HEIGHT) {}
             @for (index, (name, value)) in values.iter().enumerate() {
@@ -23,8 +23,8 @@ pub fn bars(label: &str, values: &[(String, i64)]) -> Markup {
                     title { (name) ": " (value) }
                 }
             }
-            text x="0" y=(HEIGHT + 11) { "max " (top) }
         }
+        p.muted { "max " (top) }
     }
 }
 

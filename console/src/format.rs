@@ -44,7 +44,9 @@ pub fn percent_bps(bps: i64) -> String {
 
 /// An instant as `08 Dec 2026, 15:30 IST`.
 pub fn ist_text(at: DateTime<Utc>) -> String {
-    at.with_timezone(&ist()).format("%d %b %Y, %H:%M:%S IST").to_string()
+    at.with_timezone(&ist())
+        .format("%d %b %Y, %H:%M:%S IST")
+        .to_string()
 }
 
 /// An instant for people: IST in the text, UTC on hover, machine-readable in `datetime`.
@@ -94,6 +96,9 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 12, 8, 10, 0, 0).unwrap();
         let markup = time(at).into_string();
         assert!(markup.contains("08 Dec 2026, 15:30:00 IST"), "{markup}");
-        assert!(markup.contains("title=\"2026-12-08 10:00:00 UTC\""), "{markup}");
+        assert!(
+            markup.contains("title=\"2026-12-08 10:00:00 UTC\""),
+            "{markup}"
+        );
     }
 }

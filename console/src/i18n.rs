@@ -195,8 +195,6 @@ messages! {
     Deliveries => ("Webhook deliveries", "वेबहुक डिलीवरी"),
     /// Count.
     DeliveriesCount => ("Deliveries", "डिलीवरी"),
-    /// Column and filter.
-    Payment => ("Payment", "भुगतान"),
     /// Column.
     Endpoint => ("Endpoint", "एंडपॉइंट"),
     /// A delivery of a test event.
@@ -281,6 +279,8 @@ messages! {
     Gateways => ("Gateways", "गेटवे"),
     /// Page.
     Transactions => ("Transactions", "लेन-देन"),
+    /// A payment's page.
+    Payment => ("Payment", "भुगतान"),
     /// Page.
     Sessions => ("Sessions", "सत्र"),
     /// Button.
@@ -454,7 +454,10 @@ mod tests {
     #[test]
     fn the_cookie_wins_over_accept_language() {
         let mut headers = HeaderMap::new();
-        headers.insert("accept-language", "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap());
+        headers.insert(
+            "accept-language",
+            "hi-IN,hi;q=0.9,en;q=0.8".parse().unwrap(),
+        );
         assert_eq!(Lang::of(&headers), Lang::Hi);
         headers.insert("cookie", "ls_lang=en".parse().unwrap());
         assert_eq!(Lang::of(&headers), Lang::En);

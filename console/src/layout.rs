@@ -22,7 +22,11 @@ pub const NAV: &[(Msg, &str, Option<Action>)] = &[
     (Msg::Alerts, "/console/alerts", None),
     (Msg::Audit, "/console/audit", None),
     (Msg::Projections, "/console/projections", None),
-    (Msg::Sessions, "/console/sessions", Some(Action::ManagePeople)),
+    (
+        Msg::Sessions,
+        "/console/sessions",
+        Some(Action::ManagePeople),
+    ),
 ];
 
 /// htmx's settings: no inline styles or eval (the CSP allows neither), and error answers are

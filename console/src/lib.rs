@@ -36,7 +36,10 @@ pub fn router(app: AppState, config: ConsoleConfig) -> Router {
     let console = Console::new(app, config);
     pages::routes()
         .route("/console/assets/{name}", get(assets::serve))
-        .route("/console/sign-in", get(pages::sign_in::form).post(pages::sign_in::request_link))
+        .route(
+            "/console/sign-in",
+            get(pages::sign_in::form).post(pages::sign_in::request_link),
+        )
         .route(
             "/console/sign-in/{token}",
             get(pages::sign_in::confirm).post(pages::sign_in::redeem),
@@ -44,10 +47,12 @@ pub fn router(app: AppState, config: ConsoleConfig) -> Router {
         .route("/console/sign-out", post(pages::sign_in::sign_out))
         .route("/console/prefs", get(pages::sign_in::preferences))
         .with_state(console)
-        .layer(axum::middleware::map_response(move |mut response: Response| async move {
-            web::security_headers(response.headers_mut(), secure);
-            response
-        }))
+        .layer(axum::middleware::map_response(
+            move |mut response: Response| async move {
+                web::security_headers(response.headers_mut(), secure);
+                response
+            },
+        ))
 }
 
 /// A one-time sign-in link for `email`, for `lightspeed admin login-link` and `lightspeed
@@ -61,7 +66,9 @@ pub async fn login_link(
 ) -> Result<String, String> {
     let email = email.trim().to_ascii_lowercase();
     if people::role_of(ledger, admins, &email).await?.is_none() {
-        return Err(format!("{email} may not use the console (not a known person)"));
+        return Err(format!(
+            "{email} may not use the console (not a known person)"
+        ));
     }
     let sessions = Sessions::new(ledger.store().clone(), config.sessions);
     let token = sessions

@@ -5,6 +5,9 @@ use crate::web::Console;
 
 /// Sends `link` to `email` by the configured mailer, if any.
 pub async fn send_sign_in_link(_console: &Console, email: &str, _link: &str) -> Result<(), String> {
-    tracing::info!(email, "sign-in link issued; no mailer is configured, so it was not sent");
+    tracing::info!(
+        email,
+        "sign-in link issued; no mailer is configured, so it was not sent"
+    );
     Ok(())
 }

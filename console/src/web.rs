@@ -43,7 +43,11 @@ fn is_loopback_http(url: &str) -> bool {
     };
     let host = rest.split(['/', '?']).next().unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
     });
     host == "localhost"
         || host == "[::1]"
@@ -217,10 +221,14 @@ impl FromRequestParts<Console> for Viewer {
             Err(SessionFailure::Store(reason)) => return Err(Refusal::Unavailable(lang, reason)),
             Err(_) => return Err(expired()),
         };
-        let role = crate::people::role_of(&console.app.ledger, console.app.config.admin.as_ref(), &session.email)
-            .await
-            .map_err(|reason| Refusal::Unavailable(lang, reason))?
-            .ok_or_else(expired)?;
+        let role = crate::people::role_of(
+            &console.app.ledger,
+            console.app.config.admin.as_ref(),
+            &session.email,
+        )
+        .await
+        .map_err(|reason| Refusal::Unavailable(lang, reason))?
+        .ok_or_else(expired)?;
         Ok(Viewer {
             session,
             role,
@@ -298,7 +306,10 @@ mod tests {
     #[test]
     fn cookies_are_read_by_name() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, "a=1; ls_session=abc.def; b=2".parse().unwrap());
+        headers.insert(
+            header::COOKIE,
+            "a=1; ls_session=abc.def; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("abc.def"));
         assert_eq!(cookie(&headers, "c"), None);
     }

@@ -52,6 +52,46 @@ pub enum Action {
     ManagePeople,
 }
 
+/// Every action, in declaration order.
+pub const ACTIONS: [Action; 11] = [
+    Action::ManageMerchants,
+    Action::ManageKeys,
+    Action::ManageWebhookEndpoints,
+    Action::ManageGateways,
+    Action::ControlQueues,
+    Action::Resend,
+    Action::AcknowledgeAlerts,
+    Action::RebuildProjections,
+    Action::MovePayouts,
+    Action::ExportAudit,
+    Action::ManagePeople,
+];
+
+impl Action {
+    /// The action's snake_case name, as problem documents and the docs write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ManageMerchants => "manage_merchants",
+            Action::ManageKeys => "manage_keys",
+            Action::ManageWebhookEndpoints => "manage_webhook_endpoints",
+            Action::ManageGateways => "manage_gateways",
+            Action::ControlQueues => "control_queues",
+            Action::Resend => "resend",
+            Action::AcknowledgeAlerts => "acknowledge_alerts",
+            Action::RebuildProjections => "rebuild_projections",
+            Action::MovePayouts => "move_payouts",
+            Action::ExportAudit => "export_audit",
+            Action::ManagePeople => "manage_people",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Role {
     /// Whether someone in this role may make a change of this kind.
     pub fn permits(self, action: Action) -> bool {
@@ -111,19 +151,7 @@ mod tests {
 
     #[test]
     fn admin_may_do_everything_and_auditor_only_export() {
-        let all = [
-            Action::ManageMerchants,
-            Action::ManageKeys,
-            Action::ManageWebhookEndpoints,
-            Action::ManageGateways,
-            Action::ControlQueues,
-            Action::Resend,
-            Action::AcknowledgeAlerts,
-            Action::RebuildProjections,
-            Action::MovePayouts,
-            Action::ExportAudit,
-            Action::ManagePeople,
-        ];
+        let all = ACTIONS;
         assert!(all.iter().all(|&a| Role::Admin.permits(a)));
         let auditor: Vec<_> = all
             .into_iter()
@@ -145,6 +173,16 @@ mod tests {
         assert!(Role::Finance.permits(Action::MovePayouts));
         assert!(!Role::Finance.permits(Action::ManageGateways));
         assert!(!Role::Finance.permits(Action::ManagePeople));
+    }
+
+    #[test]
+    fn action_names_match_their_serde_names() {
+        for action in ACTIONS {
+            assert_eq!(
+                serde_json::to_value(action).expect("serialises"),
+                serde_json::Value::from(action.as_str())
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::merchant_alerts::{MerchantAlerts, MerchantAlertsEvent};
 use crate::notification::{Notification, NotificationEvent};
 use crate::ops_alert::{OpsAlert, OpsAlertEvent};
 use crate::payment::{Payment, PaymentEvent};
+use crate::person::{Person, PersonEvent};
 use crate::psp_outcome::{PspOutcomeEvent, PspOutcomeRecord};
 use crate::queue::{Queue, QueueEvent};
 use crate::wallet::{Wallet, WalletEvent};
@@ -85,6 +86,10 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: <OpsAlert as Decider>::CATEGORY,
         event_types: OpsAlertEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <Person as Decider>::CATEGORY,
+        event_types: PersonEvent::EVENT_TYPES,
     },
 ];
 

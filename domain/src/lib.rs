@@ -50,6 +50,7 @@
 //! | `webhook_delivery` | [`WebhookDelivery`] | [`WebhookDeliveryId`] | merchant webhook attempts |
 //! | `queue` | [`queue::Queue`] | queue name | ops' pause and resume, and the retries and drains ops ran |
 //! | `ops_alert` | [`ops_alert::OpsAlert`] | condition key | ops alerts: raised once while they hold, resolved after |
+//! | `person` | [`person::Person`] | email ([`person::PersonEmail::stream_key`]) | the people who run the business: invitation, role, removal, revoked tokens and sessions |
 //!
 //! Some commands span streams; the event store appends their events atomically:
 //!
@@ -110,6 +111,7 @@ pub mod money;
 pub mod notification;
 pub mod ops_alert;
 pub mod payment;
+pub mod person;
 pub mod provider;
 pub mod psp_outcome;
 pub mod queue;

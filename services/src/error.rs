@@ -72,6 +72,12 @@ pub enum ServiceError {
     /// The notification rules refused.
     #[error(transparent)]
     Notification(#[from] NotificationError),
+    /// The person rules refused.
+    #[error(transparent)]
+    Person(#[from] lightspeed_domain::person::PersonError),
+    /// The person is an admin by the `ADMIN_EMAILS` setting, which only the setting changes.
+    #[error("an admin by ADMIN_EMAILS; change the setting to change them")]
+    BootstrapAdmin,
     /// The same gateway was named twice in one request.
     #[error("gateway {0} is named twice")]
     DuplicateGateway(GatewayId),

@@ -10,6 +10,7 @@ use lightspeed_domain::merchant_alerts::MerchantAlerts;
 use lightspeed_domain::notification::Notification;
 use lightspeed_domain::ops_alert::OpsAlert;
 use lightspeed_domain::payment::Payment;
+use lightspeed_domain::person::{Person, PersonEmail};
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
 use lightspeed_domain::queue::Queue;
 use lightspeed_domain::routing::SuccessRate;
@@ -41,6 +42,9 @@ pub struct Ledger {
     pub(crate) alerts: CommandHandler<OpsAlert, PgEventStore>,
     pub(crate) notifications: CommandHandler<Notification, PgEventStore>,
     pub(crate) merchant_alerts: CommandHandler<MerchantAlerts, PgEventStore>,
+    pub(crate) people: CommandHandler<Person, PgEventStore>,
+    /// The emails of `ADMIN_EMAILS`: admins whatever the registry says.
+    pub(crate) bootstrap_admins: Arc<std::collections::BTreeSet<PersonEmail>>,
     pub(crate) success_rates: Option<Arc<dyn SuccessRates>>,
     /// One refresh of a merchant's wallet and gateways at a time (by the wallet stream's slot):
     /// requests that find them old meanwhile use what it read instead of reading them too.
@@ -77,6 +81,8 @@ impl Ledger {
             alerts: CommandHandler::new(store.clone()),
             notifications: CommandHandler::new(store.clone()),
             merchant_alerts: CommandHandler::new(store.clone()),
+            people: CommandHandler::new(store.clone()),
+            bootstrap_admins: Arc::default(),
             success_rates: None,
             funds_refreshes: (0..FUNDS_REFRESH_SLOTS)
                 .map(|_| tokio::sync::Mutex::new(()))

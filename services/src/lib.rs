@@ -18,6 +18,7 @@ mod notifications;
 mod payments;
 mod payouts;
 mod pending;
+mod people;
 mod queues;
 mod refunds;
 mod statements;
@@ -36,6 +37,7 @@ pub use payouts::{
     RequestedPayout, payout_id_for,
 };
 pub use pending::AwaitingOutcome;
+pub use people::PersonAccess;
 pub use refunds::{OpenRefund, RefundOutcome, RefundRequest, RequestedRefund};
 pub use statements::{Statement, StatementEntry, StatementEntryKind, StatementMonth, ist};
 pub use unit_of_work::UnitOfWork;

@@ -7,6 +7,7 @@ pub mod gateways;
 pub mod merchants;
 pub mod notifications;
 pub mod payouts;
+pub mod people;
 pub mod queues;
 pub mod reads;
 pub mod refunds;
@@ -58,6 +59,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payouts::record_settlement))
         .routes(routes!(payouts::run_reconciliation))
         .routes(routes!(statements::statement))
+        .routes(routes!(people::list, people::invite))
+        .routes(routes!(people::change_role, people::remove))
 }
 
 /// The error for a failed admin operation: an unknown merchant is a 404 here (on the merchant

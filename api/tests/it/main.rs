@@ -4,6 +4,7 @@
 mod admin_auth;
 mod admin_gateways;
 mod admin_merchants;
+mod admin_people;
 mod admin_queues;
 mod admin_reads;
 mod admin_refunds;

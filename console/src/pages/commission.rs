@@ -378,6 +378,8 @@ pub async fn csv(
     headers.insert(header::ACCEPT, HeaderValue::from_static("text/csv"));
     let person = AdminUser {
         email: viewer.session.email.clone(),
+        role: viewer.role,
+        token_role: viewer.role,
     };
     let state = axum::extract::State(console.app.clone());
     match lightspeed_api::admin::reads::commission_ledger(

@@ -281,8 +281,12 @@ pub async fn test(
     drop(account);
     let millis = started.elapsed().as_millis();
     let notice = match checked {
-        Ok(Ok(check)) => html! { p.notice role="status" { (lang.t(Msg::Reachable)) ": HTTP " (check.status) " · " (millis) " ms" } },
-        _ => html! { p.notice.bad role="status" { (lang.t(Msg::Unreachable)) " · " (millis) " ms" } },
+        Ok(Ok(check)) => {
+            html! { p.notice role="status" { (lang.t(Msg::Reachable)) ": HTTP " (check.status) " · " (millis) " ms" } }
+        }
+        _ => {
+            html! { p.notice.bad role="status" { (lang.t(Msg::Unreachable)) " · " (millis) " ms" } }
+        }
     };
     render(&console, &viewer, None, Some(notice)).await
 }

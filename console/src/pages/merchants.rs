@@ -5,10 +5,10 @@
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use lightspeed_adapters::secrets::{generate_client_key, generate_client_salt};
+use lightspeed_domain::MerchantId;
 use lightspeed_domain::access::Action;
 use lightspeed_domain::calendar::IstMonth;
 use lightspeed_domain::merchant::ClientKey;
-use lightspeed_domain::MerchantId;
 use lightspeed_projections::merchants::{MerchantFilter, MerchantRow};
 use lightspeed_projections::pagination::PageRequest;
 use maud::{Markup, html};
@@ -36,14 +36,21 @@ pub async fn list(
     Query(query): Query<MerchantQuery>,
 ) -> Result<Markup, Refusal> {
     let lang = viewer.lang;
-    let q = query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    let q = query
+        .q
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
     let filter = MerchantFilter {
         status: None,
         q: q.clone(),
     };
-    let found = lightspeed_projections::merchants::list(console.app.pool(), &filter, PageRequest::default())
-        .await
-        .map_err(unavailable(lang))?;
+    let found = lightspeed_projections::merchants::list(
+        console.app.pool(),
+        &filter,
+        PageRequest::default(),
+    )
+    .await
+    .map_err(unavailable(lang))?;
     let body = html! {
         form.filters method="get" action=(PATH) role="search" {
             label { (lang.t(Msg::SearchMerchants)) input type="search" name="q" value=[q]; }

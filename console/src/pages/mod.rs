@@ -27,16 +27,25 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/console", get(overview::page))
         .route("/console/merchants", get(merchants::list))
         .route("/console/merchants/{id}", get(merchants::detail))
-        .route("/console/merchants/{id}/keys", post(merchants::regenerate_keys))
+        .route(
+            "/console/merchants/{id}/keys",
+            post(merchants::regenerate_keys),
+        )
         .route("/console/gateways", get(gateways::list))
-        .route("/console/gateways/priorities", post(gateways::set_priorities))
+        .route(
+            "/console/gateways/priorities",
+            post(gateways::set_priorities),
+        )
         .route("/console/gateways/{id}/toggle", post(gateways::toggle))
         .route("/console/gateways/{id}/recover", post(gateways::recover))
         .route("/console/gateways/{id}/test", post(gateways::test))
         .route("/console/transactions", get(transactions::list))
         .route("/console/transactions/{id}", get(transactions::detail))
         .route("/console/queues", get(queues::list))
-        .route("/console/queues/{name}/{action}", get(queues::confirm).post(queues::act))
+        .route(
+            "/console/queues/{name}/{action}",
+            get(queues::confirm).post(queues::act),
+        )
         .route("/console/commission", get(commission::page_handler))
         .route("/console/commission/ledger.csv", get(commission::csv))
         .route("/console/commission/settlements", post(commission::settle))

@@ -44,7 +44,11 @@ pub async fn page(State(console): State<Console>, viewer: Viewer) -> Result<Mark
     Ok(shell(&viewer, PATH, lang.t(Msg::Overview), body))
 }
 
-async fn payments_card(console: &Console, lang: Lang, now: DateTime<Utc>) -> Result<Markup, Refusal> {
+async fn payments_card(
+    console: &Console,
+    lang: Lang,
+    now: DateTime<Utc>,
+) -> Result<Markup, Refusal> {
     let search = TransactionSearch {
         from: Some(now - Duration::minutes(CHART_MINUTES)),
         limit: CHART_PAYMENTS,
@@ -67,8 +71,15 @@ async fn payments_card(console: &Console, lang: Lang, now: DateTime<Utc>) -> Res
 
 /// Counts of instants per minute for the last [`CHART_MINUTES`] minutes, oldest first, each
 /// labelled with its IST minute.
-fn per_minute(instants: impl Iterator<Item = DateTime<Utc>>, now: DateTime<Utc>) -> Vec<(String, i64)> {
-    let minute = |at: DateTime<Utc>| at.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(at);
+fn per_minute(
+    instants: impl Iterator<Item = DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<(String, i64)> {
+    let minute = |at: DateTime<Utc>| {
+        at.with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(at)
+    };
     let end = minute(now);
     let mut counts: BTreeMap<DateTime<Utc>, i64> = (0..CHART_MINUTES)
         .map(|back| (end - Duration::minutes(back), 0))
@@ -90,7 +101,11 @@ async fn success_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> 
         .await
         .map_err(unavailable(lang))?;
     let count = |status: &str| -> i64 {
-        counts.iter().filter(|c| c.status == status).map(|c| c.count).sum()
+        counts
+            .iter()
+            .filter(|c| c.status == status)
+            .map(|c| c.count)
+            .sum()
     };
     let (succeeded, failed) = (count("succeeded") + count("refunded"), count("failed"));
     let rate = (succeeded + failed > 0).then(|| succeeded * 10_000 / (succeeded + failed));
@@ -103,7 +118,11 @@ async fn success_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> 
     })
 }
 
-async fn commission_card(console: &Console, lang: Lang, now: DateTime<Utc>) -> Result<Markup, Refusal> {
+async fn commission_card(
+    console: &Console,
+    lang: Lang,
+    now: DateTime<Utc>,
+) -> Result<Markup, Refusal> {
     let ist = FixedOffset::east_opt(19_800).unwrap_or_else(|| unreachable!("a valid offset"));
     let today = now.with_timezone(&ist).date_naive();
     let filter = DailyFilter {
@@ -137,7 +156,7 @@ async fn queues_card(console: &Console, lang: Lang) -> Markup {
         }
     }
     html! {
-        section.card aria-labelledby="queues-title" {
+        section.card.half aria-labelledby="queues-title" {
             h2 #queues-title { (lang.t(Msg::QueueDepths)) }
             @if rows.is_empty() { p.muted { (lang.t(Msg::NoneYet)) } }
             @else {
@@ -170,7 +189,7 @@ async fn lag_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
         None => None,
     };
     Ok(html! {
-        section.card aria-labelledby="lag-title" {
+        section.card.half aria-labelledby="lag-title" {
             h2 #lag-title { (lang.t(Msg::ProjectionLag)) }
             table {
                 thead { tr { th scope="col" { (lang.t(Msg::Projection)) } th.num scope="col" { (lang.t(Msg::Events)) } th.num scope="col" { "ms" } } }
@@ -199,7 +218,7 @@ async fn alerts_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
         .await
         .map_err(unavailable(lang))?;
     Ok(html! {
-        section.card aria-labelledby="alerts-title" {
+        section.card.half aria-labelledby="alerts-title" {
             h2 #alerts-title { (lang.t(Msg::OpenAlerts)) }
             @if events.is_empty() { p.muted { (lang.t(Msg::NoneYet)) } }
             ul { @for event in &events {
@@ -221,7 +240,12 @@ mod tests {
     #[test]
     fn payments_are_counted_in_their_minute() {
         let now = Utc.with_ymd_and_hms(2026, 12, 8, 10, 30, 20).unwrap();
-        let instants = [now, now - Duration::seconds(10), now - Duration::minutes(2), now - Duration::hours(2)];
+        let instants = [
+            now,
+            now - Duration::seconds(10),
+            now - Duration::minutes(2),
+            now - Duration::hours(2),
+        ];
         let minutes = per_minute(instants.into_iter(), now);
         assert_eq!(minutes.len(), CHART_MINUTES as usize);
         assert_eq!(minutes.last().unwrap(), &("16:00 IST".to_owned(), 2));

@@ -68,9 +68,15 @@ pub async fn request_link(
 }
 
 async fn send_link(console: &Console, email: &str) -> Result<(), String> {
-    if email.len() > 254 || crate::people::role_of(&console.app.ledger, console.app.config.admin.as_ref(), email)
-            .await?
-            .is_none() {
+    if email.len() > 254
+        || crate::people::role_of(
+            &console.app.ledger,
+            console.app.config.admin.as_ref(),
+            email,
+        )
+        .await?
+        .is_none()
+    {
         return Ok(());
     }
     let token = console
@@ -84,7 +90,10 @@ async fn send_link(console: &Console, email: &str) -> Result<(), String> {
 
 /// The address of a sign-in link.
 pub fn link_url(public_url: &str, token: &str) -> String {
-    format!("{}/console/sign-in/{token}", public_url.trim_end_matches('/'))
+    format!(
+        "{}/console/sign-in/{token}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 /// `GET /console/sign-in/{token}`: one button that uses the link.
@@ -116,7 +125,10 @@ pub async fn redeem(
         Ok((cookie, _email)) => {
             let secure = console.config.secure();
             (
-                [(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &cookie, None, secure))],
+                [(
+                    header::SET_COOKIE,
+                    set_cookie(SESSION_COOKIE, &cookie, None, secure),
+                )],
                 Redirect::to("/console"),
             )
                 .into_response()
@@ -135,10 +147,12 @@ pub async fn redeem(
 fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
-        Some(origin) => public_url.trim_end_matches('/').starts_with(origin) && {
-            let rest = &public_url.trim_end_matches('/')[origin.len()..];
-            rest.is_empty() || rest.starts_with('/')
-        },
+        Some(origin) => {
+            public_url.trim_end_matches('/').starts_with(origin) && {
+                let rest = &public_url.trim_end_matches('/')[origin.len()..];
+                rest.is_empty() || rest.starts_with('/')
+            }
+        }
     }
 }
 
@@ -161,12 +175,19 @@ pub async fn sign_out(
     }
     console
         .sessions
-        .end(viewer.session.session_id, EndReason::SignedOut, &viewer.actor())
+        .end(
+            viewer.session.session_id,
+            EndReason::SignedOut,
+            &viewer.actor(),
+        )
         .await
         .map_err(unavailable(viewer.lang))?;
     let secure = console.config.secure();
     Ok((
-        [(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0), secure))],
+        [(
+            header::SET_COOKIE,
+            set_cookie(SESSION_COOKIE, "", Some(0), secure),
+        )],
         Redirect::to("/console/sign-in"),
     )
         .into_response())
@@ -189,10 +210,24 @@ pub async fn preferences(
     let secure = console.config.secure();
     let mut cookies = Vec::new();
     if let Some(lang) = prefs.lang.as_deref().and_then(Lang::parse) {
-        cookies.push(set_cookie(LANG_COOKIE, lang.code(), Some(PREFERENCE_SECONDS), secure));
+        cookies.push(set_cookie(
+            LANG_COOKIE,
+            lang.code(),
+            Some(PREFERENCE_SECONDS),
+            secure,
+        ));
     }
-    if let Some(theme) = prefs.theme.as_deref().filter(|t| ["light", "dark"].contains(t)) {
-        cookies.push(set_cookie(THEME_COOKIE, theme, Some(PREFERENCE_SECONDS), secure));
+    if let Some(theme) = prefs
+        .theme
+        .as_deref()
+        .filter(|t| ["light", "dark"].contains(t))
+    {
+        cookies.push(set_cookie(
+            THEME_COOKIE,
+            theme,
+            Some(PREFERENCE_SECONDS),
+            secure,
+        ));
     }
     let back = prefs
         .back

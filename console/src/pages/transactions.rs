@@ -30,7 +30,11 @@ pub struct TransactionQuery {
 }
 
 fn given(field: &Option<String>) -> Option<String> {
-    field.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// `GET /console/transactions`.
@@ -48,10 +52,17 @@ pub async fn list(
         ..TransactionSearch::default()
     };
     let cursor = given(&query.cursor);
-    let step = lightspeed_projections::transactions::search(console.app.pool(), &search, cursor.as_deref())
-        .await
-        .map_err(unavailable(lang))?;
-    let next = step.next_cursor.as_ref().map(|cursor| older_link(&query, cursor));
+    let step = lightspeed_projections::transactions::search(
+        console.app.pool(),
+        &search,
+        cursor.as_deref(),
+    )
+    .await
+    .map_err(unavailable(lang))?;
+    let next = step
+        .next_cursor
+        .as_ref()
+        .map(|cursor| older_link(&query, cursor));
     let body = html! {
         (filters(lang, &query))
         div.table-wrap { table {
@@ -90,7 +101,11 @@ fn filters(lang: Lang, query: &TransactionQuery) -> Markup {
 
 fn older_link(query: &TransactionQuery, cursor: &str) -> String {
     let mut params = url_params();
-    for (key, value) in [("merchant", &query.merchant), ("status", &query.status), ("order_id", &query.order_id)] {
+    for (key, value) in [
+        ("merchant", &query.merchant),
+        ("status", &query.status),
+        ("order_id", &query.order_id),
+    ] {
         if let Some(value) = given(value) {
             params.append_pair(key, &value);
         }
@@ -151,7 +166,12 @@ pub async fn detail(
         h2 { (lang.t(Msg::PaymentHistory)) }
         (history(lang, &events))
     };
-    Ok(page(&viewer, PATH, &format!("{} {payment_id}", lang.t(Msg::Transactions)), body))
+    Ok(page(
+        &viewer,
+        PATH,
+        &format!("{} {payment_id}", lang.t(Msg::Payment)),
+        body,
+    ))
 }
 
 fn summary(lang: Lang, row: &TransactionRow) -> Markup {

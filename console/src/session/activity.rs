@@ -41,7 +41,10 @@ pub async fn started(
 }
 
 /// When the session was last seen, if it is recorded and not ended.
-pub async fn last_seen(pool: &PgPool, session_id: Uuid) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub async fn last_seen(
+    pool: &PgPool,
+    session_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT last_seen_at FROM console.session_activity
           WHERE session_id = $1 AND ended_at IS NULL",
@@ -78,7 +81,10 @@ pub async fn ended(pool: &PgPool, session_id: Uuid, at: DateTime<Utc>) -> Result
 }
 
 /// Sessions not ended and seen since `idle_since`, most recently seen first.
-pub async fn open(pool: &PgPool, idle_since: DateTime<Utc>) -> Result<Vec<SessionRow>, sqlx::Error> {
+pub async fn open(
+    pool: &PgPool,
+    idle_since: DateTime<Utc>,
+) -> Result<Vec<SessionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT session_id, email, started_at, last_seen_at FROM console.session_activity
           WHERE ended_at IS NULL AND last_seen_at >= $1

@@ -122,7 +122,9 @@ impl Sessions {
             secret_digest: digest(&cookie_secret),
             at: now,
         };
-        let email = self.execute(session_id, &command, "console:sign-in").await?;
+        let email = self
+            .execute(session_id, &command, "console:sign-in")
+            .await?;
         activity::started(self.pool(), session_id, &email, now)
             .await
             .map_err(store_failure)?;
@@ -133,7 +135,8 @@ impl Sessions {
     /// and neither its idle nor its absolute time may be up. Marks it seen.
     pub async fn authenticate(&self, cookie: &str) -> Result<SignedIn, SessionFailure> {
         let (session_id, secret) = split_token(cookie)?;
-        let stream = stream_of::<ConsoleSession>(session_id).map_err(|_| SessionFailure::Invalid)?;
+        let stream =
+            stream_of::<ConsoleSession>(session_id).map_err(|_| SessionFailure::Invalid)?;
         let loaded = self.handler.load(&stream).await.map_err(store_failure)?;
         let SessionState::Active {
             email,
@@ -218,7 +221,8 @@ impl Sessions {
         command: &SessionCommand,
         actor: &str,
     ) -> Result<String, SessionFailure> {
-        let stream = stream_of::<ConsoleSession>(session_id).map_err(|_| SessionFailure::Invalid)?;
+        let stream =
+            stream_of::<ConsoleSession>(session_id).map_err(|_| SessionFailure::Invalid)?;
         let context = CommandContext {
             command_id: None,
             metadata: Metadata {

@@ -39,7 +39,9 @@ impl Drop for ConsoleApp {
 /// projector follow the log.
 pub async fn spawn_console() -> ConsoleApp {
     let app = TestApp::builder()
-        .mount(|state| lightspeed_console::router(state.clone(), config_for(&state.config.public_url)))
+        .mount(|state| {
+            lightspeed_console::router(state.clone(), config_for(&state.config.public_url))
+        })
         .spawn()
         .await;
     // The first versions of the read models are built before the projectors follow the log.
@@ -117,14 +119,22 @@ impl HttpSession {
         let link = console.login_link(email).await;
         let answer = http.post(&link).send().await.expect("redeem");
         assert_eq!(answer.status(), 303, "redeeming {link}");
-        let set_cookie = answer.headers()["set-cookie"].to_str().expect("cookie").to_owned();
+        let set_cookie = answer.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .to_owned();
         let cookie = set_cookie.split(';').next().expect("pair").to_owned();
         HttpSession { http, cookie }
     }
 
     /// `GET` with the session.
     pub async fn get(&self, url: &str) -> reqwest::Response {
-        self.http.get(url).header("cookie", &self.cookie).send().await.expect("get")
+        self.http
+            .get(url)
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("get")
     }
 
     /// `POST` a form with the session.
@@ -140,7 +150,12 @@ impl HttpSession {
 
     /// The session's CSRF token, as a page's forms carry it.
     pub async fn csrf(&self, console: &ConsoleApp) -> String {
-        let page = self.get(&console.page("/console")).await.text().await.expect("page");
+        let page = self
+            .get(&console.page("/console"))
+            .await
+            .text()
+            .await
+            .expect("page");
         csrf_in(&page).expect("a form with a CSRF token")
     }
 }
@@ -174,11 +189,12 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver (apt-get install chromium chromium-driver; scripts/services does)");
+            .expect(
+                "chromedriver (apt-get install chromium chromium-driver; scripts/services does)",
+            );
         let url = format!("http://127.0.0.1:{port}");
-        let mut builder = ClientBuilder::new(
-            hyper_util::client::legacy::connect::HttpConnector::new(),
-        );
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
         builder.capabilities(capabilities());
         let client = eventually("chromedriver answers", || async {
             builder.connect(&url).await.ok()

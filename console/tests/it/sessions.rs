@@ -16,10 +16,16 @@ async fn a_person_signs_in_with_a_link_once_and_signs_out() {
     assert!(text.contains(ADMIN_EMAIL), "{text}");
     browser.screenshot("overview").await;
 
-    browser.click("form[action='/console/sign-out'] button").await;
+    browser
+        .click("form[action='/console/sign-out'] button")
+        .await;
     browser.wait_for("input[name=email]").await;
     browser.screenshot("sign-in").await;
-    browser.client.goto(&console.page("/console")).await.expect("open");
+    browser
+        .client
+        .goto(&console.page("/console"))
+        .await
+        .expect("open");
     browser.wait_for("input[name=email]").await;
 }
 
@@ -35,12 +41,22 @@ async fn a_link_is_used_once_and_an_unknown_email_gets_the_same_answer() {
     assert_eq!(http.post(&link).send().await.expect("again").status(), 400);
 
     let known = sign_in_form(&http, &console.page("/console/sign-in"), ADMIN_EMAIL).await;
-    let unknown = sign_in_form(&http, &console.page("/console/sign-in"), "nobody@example.com").await;
+    let unknown = sign_in_form(
+        &http,
+        &console.page("/console/sign-in"),
+        "nobody@example.com",
+    )
+    .await;
     assert_eq!(known, unknown, "the form must not tell who has an account");
 }
 
 async fn sign_in_form(http: &reqwest::Client, url: &str, email: &str) -> (u16, String) {
-    let answer = http.post(url).form(&[("email", email)]).send().await.expect("post");
+    let answer = http
+        .post(url)
+        .form(&[("email", email)])
+        .send()
+        .await
+        .expect("post");
     (answer.status().as_u16(), answer.text().await.expect("body"))
 }
 
@@ -52,16 +68,39 @@ async fn a_change_without_the_sessions_csrf_token_is_refused() {
     let session = HttpSession::sign_in(&console, ADMIN_EMAIL).await;
     let toggle = console.page(&format!("/console/gateways/{gateway}/toggle"));
 
-    let forged = session.post(&toggle, &[("enabled", "false"), ("csrf", "0".repeat(64).as_str())]).await;
+    let forged = session
+        .post(
+            &toggle,
+            &[("enabled", "false"), ("csrf", "0".repeat(64).as_str())],
+        )
+        .await;
     assert_eq!(forged.status(), 403);
     let missing = session.post(&toggle, &[("enabled", "false")]).await;
     assert_eq!(missing.status(), 403);
-    assert!(console.app.ledger.gateway(gateway).await.expect("gateway").is_enabled());
+    assert!(
+        console
+            .app
+            .ledger
+            .gateway(gateway)
+            .await
+            .expect("gateway")
+            .is_enabled()
+    );
 
     let csrf = session.csrf(&console).await;
-    let honest = session.post(&toggle, &[("enabled", "false"), ("csrf", csrf.as_str())]).await;
+    let honest = session
+        .post(&toggle, &[("enabled", "false"), ("csrf", csrf.as_str())])
+        .await;
     assert_eq!(honest.status(), 303);
-    assert!(!console.app.ledger.gateway(gateway).await.expect("gateway").is_enabled());
+    assert!(
+        !console
+            .app
+            .ledger
+            .gateway(gateway)
+            .await
+            .expect("gateway")
+            .is_enabled()
+    );
 }
 
 #[tokio::test]
@@ -81,7 +120,11 @@ async fn a_session_ends_when_idle_too_long_or_after_its_absolute_time() {
         console.app.clock.advance(Duration::minutes(29));
         let _ = busy.get(&console.page("/console")).await;
     }
-    assert_eq!(busy.get(&console.page("/console")).await.status(), 303, "12 h is the most");
+    assert_eq!(
+        busy.get(&console.page("/console")).await.status(),
+        303,
+        "12 h is the most"
+    );
     let csrf_less = busy.post(&console.page("/console/sign-out"), &[]).await;
     assert_eq!(csrf_less.status(), 401);
 }
@@ -92,7 +135,11 @@ async fn an_expired_session_in_the_browser_goes_back_to_sign_in() {
     let browser = Browser::start().await;
     browser.sign_in(&console, ADMIN_EMAIL).await;
     console.app.clock.advance(Duration::minutes(31));
-    browser.client.goto(&console.page("/console/gateways")).await.expect("open");
+    browser
+        .client
+        .goto(&console.page("/console/gateways"))
+        .await
+        .expect("open");
     browser.wait_for("input[name=email]").await;
 }
 
@@ -101,13 +148,30 @@ async fn a_revoked_session_is_refused_at_its_next_request_and_the_log_says_who()
     let console = spawn_console().await;
     let admin = HttpSession::sign_in(&console, ADMIN_EMAIL).await;
     let other = HttpSession::sign_in(&console, ADMIN_EMAIL).await;
-    let other_id = other.cookie.trim_start_matches("ls_session=").split('.').next().expect("id").to_owned();
+    let other_id = other
+        .cookie
+        .trim_start_matches("ls_session=")
+        .split('.')
+        .next()
+        .expect("id")
+        .to_owned();
     let csrf = admin.csrf(&console).await;
-    let list = admin.get(&console.page("/console/sessions")).await.text().await.expect("list");
+    let list = admin
+        .get(&console.page("/console/sessions"))
+        .await
+        .text()
+        .await
+        .expect("list");
     assert!(list.contains(&other_id), "{list}");
 
     let revoke = console.page(&format!("/console/sessions/{other_id}/revoke"));
-    assert_eq!(admin.post(&revoke, &[("csrf", csrf.as_str())]).await.status(), 303);
+    assert_eq!(
+        admin
+            .post(&revoke, &[("csrf", csrf.as_str())])
+            .await
+            .status(),
+        303
+    );
     assert_eq!(other.get(&console.page("/console")).await.status(), 303);
     assert_eq!(admin.get(&console.page("/console")).await.status(), 200);
     let actors: Vec<String> = sqlx::query_scalar(
@@ -117,5 +181,8 @@ async fn a_revoked_session_is_refused_at_its_next_request_and_the_log_says_who()
     .fetch_all(&console.app.db.pool)
     .await
     .expect("events");
-    assert_eq!(actors.last().map(String::as_str), Some("admin:ops@example.com"));
+    assert_eq!(
+        actors.last().map(String::as_str),
+        Some("admin:ops@example.com")
+    );
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::access::Role;
 use crate::checkout_settings::CheckoutSettings;
 use crate::decider::{DomainEvent, decode, encode};
 use crate::gateway::GatewaySettings;
@@ -473,6 +474,36 @@ fn queue_and_ops_alert_events_round_trip() {
                 summary: "back to normal".to_owned(),
                 at: t(1),
             },
+        ],
+    );
+}
+
+#[test]
+fn person_events_round_trip() {
+    let email = crate::person::PersonEmail::parse("ops@example.com").expect("valid");
+    round_trips(
+        PersonEvent::EVENT_TYPES,
+        &[
+            PersonEvent::PersonInvited {
+                email,
+                role: Role::Ops,
+                at: t(0),
+            },
+            PersonEvent::PersonRoleChanged {
+                from: Role::Ops,
+                to: Role::Auditor,
+                at: t(1),
+            },
+            PersonEvent::PersonRemoved {
+                role: Role::Auditor,
+                at: t(2),
+            },
+            PersonEvent::PersonTokenRevoked {
+                token_id: "0193f1d2-jti".to_owned(),
+                expires_at: t(3600),
+                at: t(3),
+            },
+            PersonEvent::PersonTokensRevoked { at: t(4) },
         ],
     );
 }

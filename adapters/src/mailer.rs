@@ -1,0 +1,239 @@
+//! Email for the whole product (sign-in links, alerts, invoices): plain-text messages sent over
+//! SMTP with STARTTLS required, through `lettre`.
+//!
+//! Plain SMTP without TLS is accepted only towards a loopback host (a local relay, or the
+//! loopback server tests run, [`loopback`]), so a password never crosses a network in clear.
+//! The password is a [`Secret`]: it never shows in `Debug` output or logs.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::secrets::Secret;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod loopback;
+
+/// The default SMTP submission port (STARTTLS).
+pub const DEFAULT_SMTP_PORT: u16 = 587;
+/// How long one SMTP command may take before the send fails.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest subject accepted, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 200;
+/// The longest body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Where and as whom mail is sent (`SMTP_HOST`, `SMTP_PORT`, `SMTP_USERNAME`, `SMTP_PASSWORD`,
+/// `SMTP_FROM`, `SMTP_STARTTLS`).
+#[derive(Debug, Clone)]
+pub struct MailerConfig {
+    /// The SMTP server's host name.
+    pub host: String,
+    /// Its port (587 for submission with STARTTLS).
+    pub port: u16,
+    /// The user name, when the server wants one.
+    pub username: Option<String>,
+    /// The password, with the user name.
+    pub password: Option<Secret>,
+    /// The sender, e.g. `LightSpeed <ops@example.com>`.
+    pub from: String,
+    /// Whether STARTTLS is required (only a loopback host may go without).
+    pub starttls: bool,
+}
+
+/// Why mail could not be configured or sent. Never carries the password.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    /// The settings do not make a mailer.
+    #[error("mail settings: {0}")]
+    Config(String),
+    /// The message is not one we send (an address, a subject or body too long).
+    #[error("message: {0}")]
+    Message(String),
+    /// The SMTP server refused or could not be reached.
+    #[error("smtp: {0}")]
+    Smtp(String),
+}
+
+/// One plain-text message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// The recipient's address.
+    pub to: String,
+    /// The subject, one line.
+    pub subject: String,
+    /// The body, plain text.
+    pub text: String,
+}
+
+/// Sends mail through the configured SMTP server; cheap to clone (connections are pooled).
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    /// A mailer for `config`: STARTTLS required unless the host is loopback and STARTTLS is
+    /// switched off. Made and dropped inside a Tokio runtime (its connection pool runs there).
+    pub fn new(config: &MailerConfig) -> Result<Self, MailerError> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| MailerError::Config(format!("SMTP_FROM: {e}")))?;
+        let builder = if config.starttls {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
+                .map_err(|e| MailerError::Config(format!("SMTP_HOST: {e}")))?
+        } else if is_loopback(&config.host) {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+        } else {
+            return Err(MailerError::Config(
+                "SMTP_STARTTLS may be off only for a loopback SMTP_HOST".into(),
+            ));
+        };
+        let mut builder = builder.port(config.port).timeout(Some(SMTP_TIMEOUT));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            let password = String::from_utf8_lossy(password.expose()).into_owned();
+            builder = builder.credentials(Credentials::new(user.clone(), password));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    /// Sends `mail`; answers once the server accepted it.
+    pub async fn send(&self, mail: &Mail) -> Result<(), MailerError> {
+        let message = self.message(mail)?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(|e| MailerError::Smtp(e.to_string()))?;
+        Ok(())
+    }
+
+    fn message(&self, mail: &Mail) -> Result<Message, MailerError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|e| MailerError::Message(format!("to: {e}")))?;
+        let one_line = !mail.subject.chars().any(char::is_control);
+        if !one_line || mail.subject.chars().count() > MAX_SUBJECT_CHARS {
+            return Err(MailerError::Message(format!(
+                "the subject must be one line of at most {MAX_SUBJECT_CHARS} characters"
+            )));
+        }
+        if mail.text.len() > MAX_BODY_BYTES {
+            return Err(MailerError::Message(format!(
+                "the body must be at most {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject.clone())
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.text.clone())
+            .map_err(|e| MailerError::Message(e.to_string()))
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loopback::LoopbackSmtp;
+
+    fn config(port: u16) -> MailerConfig {
+        MailerConfig {
+            host: "127.0.0.1".into(),
+            port,
+            username: Some("mailer".into()),
+            password: Some(Secret::from("smtp-password")),
+            from: "LightSpeed <ops@lightspeed.example>".into(),
+            starttls: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_arrives_with_its_recipient_sender_subject_and_body() {
+        let mut server = LoopbackSmtp::start().await;
+        let mailer = Mailer::new(&config(server.port())).expect("mailer");
+        let mail = Mail {
+            to: "Asha@Example.com".into(),
+            subject: "Your sign-in link".into(),
+            text: "Open https://console.example/sign-in/abc to sign in.\n.leading dot".into(),
+        };
+        mailer.send(&mail).await.expect("sent");
+        let received = server.next().await;
+        assert_eq!(received.from, "ops@lightspeed.example");
+        assert_eq!(received.to, ["Asha@Example.com"]);
+        assert!(
+            received.data.contains("Subject: Your sign-in link"),
+            "{}",
+            received.data
+        );
+        assert!(
+            received.data.contains("To: Asha@Example.com"),
+            "{}",
+            received.data
+        );
+        assert!(
+            received
+                .data
+                .contains("Open https://console.example/sign-in/abc to sign in.\r\n.leading dot"),
+            "{}",
+            received.data
+        );
+        assert_eq!(
+            received.auth.as_deref(),
+            Some("mailer"),
+            "signed in as the user"
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_smtp_only_to_loopback_and_bad_messages_are_refused() {
+        let mut remote = config(25);
+        remote.host = "smtp.example.com".into();
+        assert!(matches!(Mailer::new(&remote), Err(MailerError::Config(_))));
+        remote.starttls = true;
+        assert!(Mailer::new(&remote).is_ok());
+        let mailer = Mailer::new(&config(25)).expect("mailer");
+        for mail in [
+            Mail {
+                to: "not an address".into(),
+                subject: "s".into(),
+                text: "t".into(),
+            },
+            Mail {
+                to: "a@example.com".into(),
+                subject: "two\r\nBcc: eve@example.com".into(),
+                text: "t".into(),
+            },
+        ] {
+            assert!(
+                matches!(mailer.message(&mail), Err(MailerError::Message(_))),
+                "{mail:?}"
+            );
+        }
+        let debug = format!("{:?} {:?}", config(25), mailer);
+        assert!(!debug.contains("smtp-password"), "{debug}");
+    }
+}
