@@ -79,6 +79,194 @@ macro_rules! messages {
 }
 
 messages! {
+    // Pages added beside the first ones: queues, commission, WhatsApp, webhook deliveries,
+    // refunds, alerts, audit log, projections.
+    /// Page.
+    Queues => ("Queues", "कतारें"),
+    /// Queue button.
+    QueuePause => ("Pause", "रोकें"),
+    /// Queue button.
+    QueueResume => ("Resume", "फिर चालू करें"),
+    /// Queue button.
+    QueueRetry => ("Retry failed", "विफल फिर चलाएँ"),
+    /// Queue button.
+    QueueDrain => ("Drain", "खाली करें"),
+    /// Confirmation.
+    QueuePauseExplained => ("Pausing stops workers fetching from this queue. Its jobs wait in the broker; none is lost.", "रोकने से वर्कर इस कतार से काम लेना बंद कर देते हैं। काम ब्रोकर में प्रतीक्षा करते हैं; कोई नहीं खोता।"),
+    /// Confirmation.
+    QueueResumeExplained => ("Resuming lets workers fetch from this queue again.", "फिर चालू करने से वर्कर इस कतार से फिर काम लेने लगते हैं।"),
+    /// Confirmation.
+    QueueRetryExplained => ("Every failed job of this queue is put back to run again.", "इस कतार का हर विफल काम फिर से चलने के लिए वापस रखा जाता है।"),
+    /// Confirmation.
+    QueueDrainExplained => ("Draining discards every job waiting in this queue. This cannot be undone.", "खाली करने से इस कतार में प्रतीक्षारत हर काम हटा दिया जाता है। इसे वापस नहीं किया जा सकता।"),
+    /// Drain confirmation field.
+    TypeQueueName => ("Type the queue's name to confirm", "पुष्टि के लिए कतार का नाम लिखें"),
+    /// Button.
+    Confirm => ("Confirm", "पुष्टि करें"),
+    /// Link.
+    Cancel => ("Cancel", "रद्द"),
+    /// Queue state.
+    Paused => ("Paused", "रुकी हुई"),
+    /// Queue state.
+    Flowing => ("Running", "चालू"),
+    /// Queue fact.
+    PausedSince => ("Paused since", "से रुकी"),
+    /// Queue fact.
+    LastRetried => ("Failed jobs last put back", "विफल काम अंतिम बार वापस रखे"),
+    /// Queue fact.
+    LastDrained => ("Last drained", "अंतिम बार खाली की"),
+    /// Chart heading.
+    WaitingLastHour => ("Jobs waiting, last hour (most per minute)", "प्रतीक्षारत काम, पिछला घंटा (प्रति मिनट अधिकतम)"),
+    /// No samples.
+    NoSamples => ("No samples yet.", "अभी कोई नमूना नहीं।"),
+    /// A minute of the chart with no sample.
+    NoSample => ("no sample", "कोई नमूना नहीं"),
+    /// Broker silent.
+    BrokerUnanswered => ("The broker did not answer.", "ब्रोकर ने उत्तर नहीं दिया।"),
+    /// Count of jobs.
+    Jobs => ("jobs", "काम"),
+    /// Commission section.
+    CommissionDaily => ("Net commission per day, last 30 days (bars in whole ₹)", "प्रति दिन शुद्ध कमीशन, पिछले 30 दिन (पूरे ₹ में)"),
+    /// Commission section.
+    CommissionLedger => ("Commission ledger", "कमीशन खाता"),
+    /// Link.
+    DownloadCsv => ("Download CSV", "CSV डाउनलोड करें"),
+    /// Commission section.
+    Payouts => ("Latest payouts", "नवीनतम भुगतान-निकासी"),
+    /// Column and filter.
+    EntryType => ("Entry", "प्रविष्टि"),
+    /// Filter.
+    AnyType => ("Any type", "कोई भी प्रकार"),
+    /// Filter.
+    FromDay => ("From (IST day)", "से (IST दिन)"),
+    /// Filter.
+    ToDay => ("To (IST day)", "तक (IST दिन)"),
+    /// Column.
+    BalanceEffect => ("Balance due moved by", "देय शेष में बदलाव"),
+    /// Column and field.
+    Reference => ("Reference", "संदर्भ"),
+    /// Form.
+    ManualSettlement => ("Record a manual settlement", "मैन्युअल निपटान दर्ज करें"),
+    /// Field.
+    AmountRupees => ("Amount (₹)", "राशि (₹)"),
+    /// Field.
+    Note => ("Note", "टिप्पणी"),
+    /// Button.
+    RecordSettlement => ("Record settlement", "निपटान दर्ज करें"),
+    /// Result.
+    SettlementRecorded => ("Settlement recorded.", "निपटान दर्ज हो गया।"),
+    /// Refusal.
+    SettlementRefused => ("The settlement was not recorded", "निपटान दर्ज नहीं हुआ"),
+    /// Refusal.
+    SettlementInvalid => ("Give a merchant id and an amount in rupees with at most two decimals.", "व्यापारी आईडी और अधिकतम दो दशमलव वाली रुपये में राशि दें।"),
+    /// Page.
+    Whatsapp => ("WhatsApp", "व्हाट्सऐप"),
+    /// Section.
+    WhatsappUsage => ("Usage, last 30 days", "उपयोग, पिछले 30 दिन"),
+    /// Hint.
+    ChooseMerchantForUsage => ("Filter by a merchant to see its usage.", "उपयोग देखने के लिए किसी व्यापारी से फ़िल्टर करें।"),
+    /// Column and filter.
+    Template => ("Template", "टेम्पलेट"),
+    /// Filter.
+    Contains => ("Contains", "शामिल है"),
+    /// Column.
+    Recipient => ("Recipient", "प्राप्तकर्ता"),
+    /// Column.
+    Attempts => ("Attempts", "प्रयास"),
+    /// Column.
+    LastError => ("Last error", "अंतिम त्रुटि"),
+    /// Column and state.
+    Queued => ("Queued", "कतार में"),
+    /// Column.
+    Sent => ("Sent", "भेजे गए"),
+    /// Column.
+    Day => ("Day", "दिन"),
+    /// Button.
+    Resend => ("Resend", "फिर भेजें"),
+    /// Result.
+    Resent => ("Queued again.", "फिर से कतार में लगा दिया।"),
+    /// Refusal.
+    NotResendable => ("Only a message or delivery that was given up on can be sent again.", "केवल छोड़ा गया संदेश या डिलीवरी ही फिर भेजी जा सकती है।"),
+    /// Count.
+    Messages => ("Messages", "संदेश"),
+    /// Pagination.
+    Newer => ("Newer", "नए"),
+    /// Page.
+    Deliveries => ("Webhook deliveries", "वेबहुक डिलीवरी"),
+    /// Count.
+    DeliveriesCount => ("Deliveries", "डिलीवरी"),
+    /// Column.
+    Endpoint => ("Endpoint", "एंडपॉइंट"),
+    /// A delivery of a test event.
+    TestEvent => ("Test event (no payment)", "परीक्षण इवेंट (कोई भुगतान नहीं)"),
+    /// Column.
+    Outcome => ("Outcome", "परिणाम"),
+    /// Column.
+    Response => ("Response", "उत्तर"),
+    /// Heading.
+    Body => ("Body sent", "भेजी गई सामग्री"),
+    /// Page.
+    Refunds => ("Refunds", "रिफ़ंड"),
+    /// Column.
+    Refund => ("Refund", "रिफ़ंड"),
+    /// Column.
+    Requested => ("Requested", "अनुरोधित"),
+    /// Column.
+    CommissionReversed => ("Commission reversed", "कमीशन वापस"),
+    /// Fact.
+    MerchantRefundId => ("Merchant's refund id", "व्यापारी की रिफ़ंड आईडी"),
+    /// Fact.
+    PspRefundId => ("Provider's refund id", "प्रदाता की रिफ़ंड आईडी"),
+    /// Fact.
+    FailureReason => ("Why it failed", "विफलता का कारण"),
+    /// Fact.
+    CommissionTreatment => ("Commission treatment", "कमीशन व्यवहार"),
+    /// Fact.
+    Reason => ("Reason", "कारण"),
+    /// Fact.
+    Updated => ("Last changed", "अंतिम परिवर्तन"),
+    /// Page.
+    Alerts => ("Alerts", "अलर्ट"),
+    /// Section.
+    RecentAlerts => ("Recent raises and resolutions", "हाल में उठाए और सुलझाए गए"),
+    /// Explanation.
+    AlertsReadOnly => ("Alerts are raised and resolved by the evaluator as conditions start and stop; there is nothing to acknowledge.", "शर्तें शुरू और बंद होने पर मूल्यांकक अलर्ट उठाता और सुलझाता है; स्वीकार करने को कुछ नहीं है।"),
+    /// Column and filter.
+    Kind => ("Kind", "प्रकार"),
+    /// Column.
+    Summary => ("Summary", "सारांश"),
+    /// Alert state.
+    Raised => ("Raised", "उठाया गया"),
+    /// Alert state.
+    Resolved => ("Resolved", "सुलझाया गया"),
+    /// Page.
+    Audit => ("Audit log", "ऑडिट लॉग"),
+    /// Column.
+    Subject => ("Subject", "विषय"),
+    /// Column.
+    Details => ("Details", "विवरण"),
+    /// Audit detail.
+    Before => ("Before", "पहले"),
+    /// Audit detail.
+    After => ("After", "बाद में"),
+    /// Explanation.
+    AuditExportHint => ("A signed export of the whole log for auditors' tools is made with `lightspeed audit export`.", "ऑडिटर के टूल के लिए पूरे लॉग का हस्ताक्षरित निर्यात `lightspeed audit export` से बनता है।"),
+    /// Page.
+    Projections => ("Projections", "प्रोजेक्शन"),
+    /// Column.
+    Version => ("Version", "संस्करण"),
+    /// Column.
+    LagEvents => ("Lag (events)", "विलंब (इवेंट)"),
+    /// Column.
+    LagMs => ("Lag (ms)", "विलंब (ms)"),
+    /// Column.
+    LagMeasured => ("Lag measured", "विलंब मापा गया"),
+    /// Column.
+    Checkpoint => ("Checkpoint", "चेकपॉइंट"),
+    /// Lag never measured.
+    NotMeasured => ("not measured", "मापा नहीं गया"),
+    /// Explanation.
+    RebuildHint => ("A rebuild replays the whole log into a new version beside the active one; it runs with `lightspeed projections rebuild`, and its version shows here as building until it switches.", "रीबिल्ड पूरे लॉग को सक्रिय संस्करण के साथ एक नए संस्करण में दोहराता है; यह `lightspeed projections rebuild` से चलता है, और स्विच होने तक इसका संस्करण यहाँ building दिखता है।"),
     /// Product name.
     Console => ("LightSpeed console", "लाइटस्पीड कंसोल"),
     /// Navigation landmark.

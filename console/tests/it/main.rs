@@ -2,5 +2,6 @@
 
 mod access;
 mod harness;
+mod more_pages;
 mod pages;
 mod sessions;
