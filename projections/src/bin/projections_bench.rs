@@ -30,7 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let target: i64 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let runs: usize = args.next().map_or(Ok(3), |a| a.parse())?;
-    let only: Option<Vec<String>> = args.next().map(|a| a.split(',').map(str::to_owned).collect());
+    let only: Option<Vec<String>> = args
+        .next()
+        .map(|a| a.split(',').map(str::to_owned).collect());
     let url = std::env::var("DATABASE_URL")?;
     ensure_database(&url).await?;
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -45,9 +47,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<20} {:>8} {:>10} {:>12} {:>12} {:>6}",
         "projection", "seconds", "applied", "applied/s", "ceiling/s", "ratio"
     );
-    let chosen = catalog::all()
-        .into_iter()
-        .filter(|p| only.as_ref().is_none_or(|o| o.iter().any(|n| n == p.name())));
+    let chosen = catalog::all().into_iter().filter(|p| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|n| n == p.name()))
+    });
     for projection in chosen {
         let ceiling = bench_read(&projection, &deps.store, runs).await?;
         let rebuilt = bench_rebuild(&projection, &deps, runs).await?;
