@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::{assert_same_rows, deps, rows, scenario_with, store};
-use lightspeed_eventstore::testing::TestDatabase;
+use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::rebuild::MAX_REBUILD_BATCH;
 use lightspeed_projections::versions::{self, VersionRecord};
@@ -62,6 +62,7 @@ async fn every_projection_built_in_large_batches_equals_it_built_event_by_event(
     let store = store(&db);
     let deps = deps(&db);
     scenario_with(&store, 1_500, 23).await;
+    settled(store.pool()).await;
     for projection in catalog::all() {
         let one_by_one = build_in_batches(&deps, projection.clone(), 1).await;
         assert_filled(&deps, projection.as_ref(), &one_by_one).await;
@@ -101,4 +102,41 @@ async fn assert_filled(deps: &ProjectorDeps, projection: &dyn Projection, versio
         .await;
         assert!(!held.is_empty(), "{table} holds rows");
     }
+}
+
+#[tokio::test]
+async fn a_switched_rebuild_has_every_index_its_layout_declares_once() {
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    let deps = deps(&db);
+    scenario_with(&store, 300, 5).await;
+    settled(store.pool()).await;
+    let projection: Arc<dyn Projection> = Arc::new(lightspeed_projections::wallets::Wallets);
+    // Built without switching, then resumed and switched: the indexes are made exactly once.
+    let building = build_in_batches(&deps, projection.clone(), 50).await;
+    assert_eq!(plain_indexes(&deps, &building.schema_name).await, 0);
+    let report = rebuild_projection(projection, &deps, &RebuildOptions::default(), &Silent)
+        .await
+        .expect("switch");
+    assert!(report.switched);
+    assert_eq!(report.version, building.version, "the build was resumed");
+    let declared = lightspeed_projections::wallets::Wallets
+        .create_tables("s")
+        .matches("CREATE INDEX")
+        .count() as i64;
+    assert_eq!(plain_indexes(&deps, &building.schema_name).await, declared);
+}
+
+/// How many non-unique indexes the tables of `schema` have.
+async fn plain_indexes(deps: &ProjectorDeps, schema: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_index x
+           JOIN pg_class c ON c.oid = x.indexrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND NOT x.indisunique",
+    )
+    .bind(schema)
+    .fetch_one(deps.pool())
+    .await
+    .expect("indexes")
 }
