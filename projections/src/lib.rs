@@ -33,7 +33,8 @@
 //! Each version of a projection lives in schema `proj_<name>_v<version>`; `projections.versions`
 //! records its layout, state and checkpoint, with at most one active version per projection.
 //! [`rebuild`] builds this code's layout as a new version beside the active one, straight from
-//! PostgreSQL in batches of 10 000, then switches in one transaction (views in `read` and the
+//! PostgreSQL in batches of 10 000 (its plain indexes are created once the rows are in, keys and
+//! unique indexes from the start), then switches in one transaction (views in `read` and the
 //! registry rows together), leaving the previous version retired until dropped on request
 //! ([`RebuildOptions::drop_previous`], [`versions::drop_version`]). [`compare::differences`]
 //! tells whether two versions hold the same rows.

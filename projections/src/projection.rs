@@ -37,7 +37,8 @@ pub trait Projection: Send + Sync + 'static {
     /// Its tables; each is exposed to readers as the view `read.<table>`.
     fn tables(&self) -> &'static [&'static str];
 
-    /// The DDL that creates its tables (and indexes) in `schema`.
+    /// The DDL that creates its tables and indexes in `schema`, statements separated by `;`. A
+    /// rebuild runs the plain `CREATE INDEX` statements only once the rows are in.
     fn create_tables(&self, schema: &str) -> String;
 
     /// Applies events (in log order, none applied before) to the tables in `schema`.

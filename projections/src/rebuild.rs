@@ -112,6 +112,7 @@ pub async fn rebuild_projection(
         dropped_previous: false,
     };
     if options.switch {
+        versions::create_indexes(deps.pool(), projection.as_ref(), &version).await?;
         switch_readers(
             projection.as_ref(),
             deps,

@@ -176,7 +176,7 @@ pub async fn building_version(
     let schema = schema_name(name, version);
     let ddl = format!(
         "CREATE SCHEMA {schema};\n{}",
-        projection.create_tables(&schema)
+        split_ddl(&projection.create_tables(&schema)).tables
     );
     sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
     sqlx::query(
@@ -198,6 +198,63 @@ pub async fn building_version(
         state: VersionState::Building,
         checkpoint: LogPosition::START,
     })
+}
+
+/// A projection's DDL in two parts: what a version is created with, and its plain (non-unique)
+/// indexes, which a rebuild creates once the rows are in: building an index from the finished
+/// table is far cheaper than keeping it up to date row by row through the whole log. Keys and
+/// unique indexes are created with the tables, so a fact applied twice still fails at once.
+pub(crate) struct SplitDdl {
+    /// The tables, their keys and their unique indexes.
+    pub(crate) tables: String,
+    /// The `CREATE INDEX` statements.
+    pub(crate) indexes: String,
+}
+
+/// Splits a projection's DDL (statements separated by `;`) into tables and plain indexes.
+pub(crate) fn split_ddl(ddl: &str) -> SplitDdl {
+    let mut split = SplitDdl {
+        tables: String::new(),
+        indexes: String::new(),
+    };
+    for statement in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let part = if statement.to_ascii_uppercase().starts_with("CREATE INDEX") {
+            &mut split.indexes
+        } else {
+            &mut split.tables
+        };
+        part.push_str(statement);
+        part.push_str(";\n");
+    }
+    split
+}
+
+/// Creates the plain indexes of a built version, unless it has them already (a rebuild that
+/// stopped after creating them and is resumed); all or none, under the version's lock.
+pub(crate) async fn create_indexes(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    version: &VersionRecord,
+) -> Result<(), ProjectionError> {
+    let indexes = split_ddl(&projection.create_tables(&version.schema_name)).indexes;
+    let mut tx = pool.begin().await?;
+    lock(&mut tx, projection.name(), version.version).await?;
+    let existing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_index x
+           JOIN pg_class c ON c.oid = x.indexrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND NOT x.indisunique",
+    )
+    .bind(&version.schema_name)
+    .fetch_one(&mut *tx)
+    .await?;
+    if existing == 0 && !indexes.is_empty() {
+        sqlx::raw_sql(AssertSqlSafe(indexes))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Locks a version's row for the rest of `conn`'s transaction and reads it.

@@ -1,9 +1,11 @@
 //! Rebuild benchmark: fills a database's log with generated events (through the real deciders)
-//! up to a target, then rebuilds the wallets, commission and gateways projections from scratch
-//! several times and reports the median rate of each.
+//! up to a target, then rebuilds every projection from scratch several times and reports, per
+//! projection, the median run's seconds, events applied and applied events per second, beside
+//! its ceiling measured in the same run: reading the same events without applying them.
 //!
-//! Usage: `DATABASE_URL=... projections-bench [events] [runs]` (defaults: 1 000 000 events, 3
-//! runs). The database is created and migrated if needed; events already there are reused.
+//! Usage: `DATABASE_URL=... projections-bench [events] [runs] [names]` (defaults: 1 000 000
+//! events, 3 runs, every projection; names are comma-separated). The database is created and
+//! migrated if needed; events already there are reused.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,10 +13,12 @@ use std::time::Instant;
 use lightspeed_domain::SystemClock;
 use lightspeed_eventstore::log_counts::{events_after, log_counts};
 use lightspeed_eventstore::migrate::{ensure_database, migrate};
-use lightspeed_eventstore::{LogPosition, PgEventStore};
+use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore};
+use lightspeed_projections::catalog;
 use lightspeed_projections::progress::Silent;
+use lightspeed_projections::rebuild::MAX_REBUILD_BATCH;
 use lightspeed_projections::scenario::{ScenarioConfig, append_packed, generate};
-use lightspeed_projections::{ProjectorDeps, RebuildOptions, rebuild};
+use lightspeed_projections::{Projection, ProjectorDeps, RebuildOptions, rebuild_projection};
 use sqlx::PgPool;
 
 /// The product's allocator, so the figures are the product's.
@@ -26,6 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let target: i64 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let runs: usize = args.next().map_or(Ok(3), |a| a.parse())?;
+    let only: Option<Vec<String>> = args
+        .next()
+        .map(|a| a.split(',').map(str::to_owned).collect());
     let url = std::env::var("DATABASE_URL")?;
     ensure_database(&url).await?;
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -36,8 +43,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = PgEventStore::new(pool.clone(), Arc::new(SystemClock));
     let log_events = fill_log(&pool, &store, target).await?;
     let deps = ProjectorDeps { store, live: None };
-    for name in ["wallets", "commission", "gateways"] {
-        bench_rebuild(name, &deps, runs, log_events).await?;
+    println!(
+        "{:<20} {:>8} {:>10} {:>12} {:>12} {:>6}",
+        "projection", "seconds", "applied", "applied/s", "ceiling/s", "ratio"
+    );
+    let chosen = catalog::all().into_iter().filter(|p| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|n| n == p.name()))
+    });
+    for projection in chosen {
+        let ceiling = bench_read(&projection, &deps.store, runs).await?;
+        let rebuilt = bench_rebuild(&projection, &deps, runs).await?;
+        println!(
+            "{:<20} {:>8.2} {:>10} {:>12.0} {:>12.0} {:>6.2}   (whole log {:.0} events/s)",
+            projection.name(),
+            rebuilt.secs,
+            rebuilt.events,
+            rebuilt.rate(),
+            ceiling.rate(),
+            rebuilt.rate() / ceiling.rate(),
+            log_events as f64 / rebuilt.secs,
+        );
     }
     Ok(())
 }
@@ -71,18 +97,36 @@ async fn fill_log(
     Ok(counts.events)
 }
 
-/// Rebuilds the projection `name` from scratch `runs` times; prints each run and the median.
+/// One timed pass: its seconds and the events it handled.
+#[derive(Clone, Copy)]
+struct Run {
+    secs: f64,
+    events: u64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.secs
+    }
+}
+
+/// The run of median duration.
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    runs[runs.len() / 2]
+}
+
+/// Rebuilds `projection` from scratch `runs` times; answers the median run.
 async fn bench_rebuild(
-    name: &str,
+    projection: &Arc<dyn Projection>,
     deps: &ProjectorDeps,
     runs: usize,
-    log_events: i64,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rates = Vec::new();
-    for run in 1..=runs {
+) -> Result<Run, Box<dyn std::error::Error>> {
+    let mut timed = Vec::new();
+    for _ in 0..runs {
         let started = Instant::now();
-        let report = rebuild(
-            name,
+        let report = rebuild_projection(
+            projection.clone(),
             deps,
             &RebuildOptions {
                 restart: true,
@@ -92,19 +136,59 @@ async fn bench_rebuild(
             &Silent,
         )
         .await?;
-        let secs = started.elapsed().as_secs_f64();
-        let log_rate = log_events as f64 / secs;
-        let applied_rate = report.events_applied as f64 / secs;
-        println!(
-            "{name} run {run}: {secs:.2}s, {} events applied ({applied_rate:.0}/s), whole log {log_rate:.0} events/s",
-            report.events_applied
-        );
-        rates.push((log_rate, applied_rate, secs));
+        timed.push(Run {
+            secs: started.elapsed().as_secs_f64(),
+            events: report.events_applied,
+        });
     }
-    rates.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (log_rate, applied_rate, secs) = rates[rates.len() / 2];
-    println!(
-        "{name} median: {secs:.2}s, {log_rate:.0} log events/s, {applied_rate:.0} applied events/s"
-    );
-    Ok(())
+    Ok(median(timed))
+}
+
+/// The ceiling of a rebuild of `projection`: reading (and decoding into recorded events) the
+/// events it applies, in the rebuild's batches and with the next batch read while one is
+/// handled, applying nothing. Answers the median of `runs` passes.
+async fn bench_read(
+    projection: &Arc<dyn Projection>,
+    store: &PgEventStore,
+    runs: usize,
+) -> Result<Run, Box<dyn std::error::Error>> {
+    let categories: Option<Vec<String>> = projection
+        .categories()
+        .map(|c| c.iter().map(|c| (*c).to_owned()).collect());
+    let mut timed = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let events = read_all(store, categories.clone()).await?;
+        timed.push(Run {
+            secs: started.elapsed().as_secs_f64(),
+            events,
+        });
+    }
+    Ok(median(timed))
+}
+
+/// Reads every event of `categories` from the start of the log, a batch ahead; answers how many.
+async fn read_all(
+    store: &PgEventStore,
+    categories: Option<Vec<String>>,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let mut events = 0u64;
+    let mut batch = store
+        .read_log(LogPosition::START, categories.as_deref(), MAX_REBUILD_BATCH)
+        .await?;
+    while let Some(last) = batch.last().map(|e| e.log_position) {
+        events += batch.len() as u64;
+        if batch.len() < MAX_REBUILD_BATCH {
+            break;
+        }
+        let (store, categories) = (store.clone(), categories.clone());
+        let next = tokio::spawn(async move {
+            store
+                .read_log(last, categories.as_deref(), MAX_REBUILD_BATCH)
+                .await
+        });
+        drop(std::mem::take(&mut batch));
+        batch = next.await??;
+    }
+    Ok(events)
 }
