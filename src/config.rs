@@ -91,6 +91,50 @@ pub struct Infra {
     /// WhatsApp notifications.
     #[command(flatten)]
     pub whatsapp: WhatsApp,
+    /// Email (sign-in links, alerts, invoices).
+    #[command(flatten)]
+    pub mail: Mail,
+}
+
+/// The SMTP server the product sends email through.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Mail {
+    /// SMTP server host; email is off without it.
+    #[arg(long, env = "SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP server port (submission with STARTTLS).
+    #[arg(long, env = "SMTP_PORT", default_value_t = lightspeed_adapters::mailer::DEFAULT_SMTP_PORT)]
+    pub smtp_port: u16,
+    /// SMTP user name.
+    #[arg(long, env = "SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password.
+    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// The sender of every message, e.g. `LightSpeed <ops@example.com>`.
+    #[arg(
+        long,
+        env = "SMTP_FROM",
+        default_value = "LightSpeed <lightspeed@localhost>"
+    )]
+    pub smtp_from: String,
+    /// Require STARTTLS; only a loopback SMTP_HOST may turn it off.
+    #[arg(long, env = "SMTP_STARTTLS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub smtp_starttls: bool,
+}
+
+impl Mail {
+    /// The mailer's settings; `None` without `SMTP_HOST`.
+    pub fn config(&self) -> Option<lightspeed_adapters::mailer::MailerConfig> {
+        Some(lightspeed_adapters::mailer::MailerConfig {
+            host: self.smtp_host.clone()?,
+            port: self.smtp_port,
+            username: self.smtp_username.clone(),
+            password: self.smtp_password.clone().map(Into::into),
+            from: self.smtp_from.clone(),
+            starttls: self.smtp_starttls,
+        })
+    }
 }
 
 /// The WhatsApp provider: Meta's Cloud API, or Gupshup (a BSP with expiring tokens).

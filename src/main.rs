@@ -1,5 +1,6 @@
 //! The `lightspeed` binary: configuration and subcommands; wiring only.
 
+mod admin_cli;
 mod config;
 mod console;
 mod demo;
@@ -77,11 +78,15 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
     /// Mints an admin bearer token (HS256 with `ADMIN_JWT_SECRET`) and prints it; refuses an
-    /// email that is not on `ADMIN_EMAILS`.
+    /// email that is neither on `ADMIN_EMAILS` nor one of the people (read from the database).
     Token {
-        /// The admin's email.
+        /// The person's email.
         #[arg(long)]
         email: String,
+        /// The token's role: admin, ops, finance or auditor. Requests are limited to what both
+        /// it and the person's role at the time allow.
+        #[arg(long, default_value = "admin")]
+        role: String,
         /// How long it is valid, e.g. `8h`, `30m`.
         #[arg(long, default_value = "8h")]
         ttl: String,
@@ -91,6 +96,18 @@ enum AdminCommand {
     /// Prints a one-time sign-in link to the console for a person (`ADMIN_EMAILS` or the
     /// people registry), e.g. for the first sign-in on a fresh install.
     LoginLink(console::LoginLinkArgs),
+    /// Revokes one admin token (`--token`), or every token and console session of a person
+    /// (`--email`), by appending the revocation to the log: refused from the next request on.
+    RevokeToken {
+        /// The token to revoke.
+        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        token: Option<String>,
+        /// The person whose every token and session issued until now is revoked.
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        admin: AdminAuth,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,25 +314,23 @@ async fn run(infra: &Infra, server: &Server, metrics: Metrics) -> anyhow::Result
     run_all_roles(&roles, server, ctrl_c()).await
 }
 
-/// `admin`: mints an admin bearer token for an allow-listed email and prints it.
+/// `admin`: mints an admin token for one of the people, or revokes tokens.
 async fn admin(infra: &Infra, command: AdminCommand) -> anyhow::Result<()> {
     match command {
-        AdminCommand::Token { email, ttl, admin } => {
-            let config = admin
-                .config()?
-                .ok_or_else(|| anyhow::anyhow!("ADMIN_JWT_SECRET is not set"))?;
-            if !config.allows(&email) {
-                anyhow::bail!(
-                    "{email} is not on ADMIN_EMAILS; the server would refuse its token (add it to ADMIN_EMAILS first)"
-                );
-            }
-            let secret = admin.admin_jwt_secret.unwrap_or_default();
-            let ttl = lightspeed_api::admin_auth::parse_ttl(&ttl)?;
-            println!(
-                "{}",
-                lightspeed_api::admin_auth::mint_token(secret.as_bytes(), &email, ttl)?
-            );
-        }
+        AdminCommand::Token {
+            email,
+            role,
+            ttl,
+            admin,
+        } => println!(
+            "{}",
+            admin_cli::token(infra, &admin, &email, &role, &ttl).await?
+        ),
+        AdminCommand::RevokeToken {
+            token,
+            email,
+            admin,
+        } => println!("{}", admin_cli::revoke(infra, &admin, token, email).await?),
         AdminCommand::LoginLink(args) => console::login_link(infra, &args).await?,
     }
     Ok(())

@@ -1,5 +1,8 @@
-//! Admin authentication: bearer JWTs signed with HS256 under `ADMIN_JWT_SECRET`, with role
-//! `admin` and an email on the configured allow-list.
+//! Admin authentication: bearer JWTs signed with HS256 under `ADMIN_JWT_SECRET`, each naming a
+//! person (`sub`), a role and a token id (`jti`). The people registry in the log decides at
+//! every request whether the person may still come in ([`admit`]): one of the people or on
+//! `ADMIN_EMAILS`, the token not revoked, and limited to what both the person's role now and
+//! the token's role allow.
 //!
 //! Expiry is checked against the ledger's clock (the one every decision reads), so it moves with
 //! the clock in tests. Merchant signatures never open admin routes (they carry no bearer token),
@@ -12,12 +15,12 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use lightspeed_adapters::secrets::Secret;
 use lightspeed_domain::access::{Action, Role};
-use lightspeed_domain::person::PersonEmail;
+use lightspeed_domain::person::{MAX_TOKEN_ID_CHARS, PersonEmail};
 use lightspeed_eventstore::{CommandContext, Metadata};
+use lightspeed_services::Ledger;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -26,8 +29,6 @@ use crate::error::ApiError;
 pub const ADMIN_JWT_SECRET_ENV: &str = "ADMIN_JWT_SECRET";
 /// The setting the allow-list comes from (`--admin-emails`, comma-separated emails).
 pub const ADMIN_EMAILS_ENV: &str = "ADMIN_EMAILS";
-/// The only role that opens the admin API.
-pub const ADMIN_ROLE: &str = "admin";
 /// The shortest signing secret accepted, in bytes (HS256 wants at least its output size).
 pub const MIN_SECRET_BYTES: usize = 32;
 /// The longest lifetime a minted token may have: 30 days.
@@ -103,50 +104,118 @@ impl AdminAuthConfig {
         &self.allowed_emails
     }
 
-    /// Checks a bearer token at `now`: signature, issuer, expiry, role, allow-list.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AdminUser, ApiError> {
+    /// Checks a bearer token at `now`: signature, issuer, expiry, a known role and a token id.
+    /// Whether its person may still use it is [`admit`]'s question, asked of the log.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AdminToken, ApiError> {
+        let token = self.decode(token)?;
+        if token.expires_at <= now {
+            return Err(ApiError::AdminTokenExpired);
+        }
+        Ok(token)
+    }
+
+    /// What a token signed with our secret says, expired or not (revoking an expired token
+    /// is harmless), or `401 ADMIN_TOKEN_INVALID`; `403 ADMIN_FORBIDDEN` for an unknown role.
+    pub fn decode(&self, token: &str) -> Result<AdminToken, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked below against the ledger's clock, not the system's.
+        // Expiry is checked against the ledger's clock, not the system's.
         validation.validate_exp = false;
-        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "jti"]);
         validation.set_issuer(&[ISSUER]);
-        let decoded = jsonwebtoken::decode::<Claims>(
+        let claims = jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_secret(self.secret.expose()),
             &validation,
         )
-        .map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => ApiError::AdminTokenExpired,
-            _ => ApiError::AdminTokenInvalid,
+        .map_err(|_| ApiError::AdminTokenInvalid)?
+        .claims;
+        let role = claims.role.parse::<Role>().map_err(|_| {
+            ApiError::AdminForbidden(
+                "the token's role is not one of admin, ops, finance or auditor",
+            )
         })?;
-        let claims = decoded.claims;
-        if claims.exp <= now.timestamp() {
-            return Err(ApiError::AdminTokenExpired);
+        let instant =
+            |secs: i64| DateTime::from_timestamp(secs, 0).ok_or(ApiError::AdminTokenInvalid);
+        let valid_id = !claims.jti.is_empty()
+            && claims.jti.len() <= MAX_TOKEN_ID_CHARS
+            && claims
+                .jti
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        if !valid_id {
+            return Err(ApiError::AdminTokenInvalid);
         }
-        if claims.role != ADMIN_ROLE {
-            return Err(ApiError::AdminForbidden("the token's role is not admin"));
-        }
-        if !self.allows(&claims.sub) {
-            return Err(ApiError::AdminForbidden(
-                "the token's email is not on the admin allow-list",
-            ));
-        }
-        Ok(AdminUser {
-            email: normalise_email(&claims.sub)
-                .map_err(|_| ApiError::AdminTokenInvalid)?
-                .to_string(),
-            role: Role::Admin,
-            token_role: Role::Admin,
+        Ok(AdminToken {
+            email: PersonEmail::parse(&claims.sub).map_err(|_| ApiError::AdminTokenInvalid)?,
+            role,
+            token_id: claims.jti,
+            issued_at: instant(claims.iat)?,
+            expires_at: instant(claims.exp)?,
         })
     }
+}
+
+/// The token of an `Authorization: Bearer` header: `401 ADMIN_TOKEN_MISSING` without the
+/// header, `401 ADMIN_TOKEN_INVALID` when it is not a bearer token.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(ApiError::AdminTokenMissing)?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::AdminTokenInvalid)
+}
+
+/// What a valid admin token says, before the people registry is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// Whose it is.
+    pub email: PersonEmail,
+    /// The role it was minted for.
+    pub role: Role,
+    /// Its id (`jti`), by which it is revoked.
+    pub token_id: String,
+    /// When it was minted (whole seconds).
+    pub issued_at: DateTime<Utc>,
+    /// When it expires (whole seconds).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Lets a verified token in, asking the log: its email must be one of the people (or on
+/// `ADMIN_EMAILS`), the token not revoked, and the request is limited to what both the
+/// person's role now and the token's role allow. Read on every request, so a removal, a
+/// lowered role or a revocation appended on any replica holds from the next request on.
+pub async fn admit(ledger: &Ledger, token: &AdminToken) -> Result<AdminUser, ApiError> {
+    let person = ledger
+        .person(&token.email)
+        .await
+        .map_err(|e| ApiError::Internal(format!("people registry: {e}")))?
+        .ok_or(ApiError::AdminForbidden(
+            "the token's email is not one of the people (nor on the admin allow-list)",
+        ))?;
+    if !person.accepts_token(&token.token_id, token.issued_at) {
+        return Err(ApiError::AdminTokenRevoked);
+    }
+    Ok(AdminUser {
+        email: person.email.to_string(),
+        role: person.role,
+        token_role: token.role,
+    })
 }
 
 /// The claims of an admin token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Claims {
-    /// The admin's email.
+    /// The person's email.
     sub: String,
-    /// Must be [`ADMIN_ROLE`].
+    /// The role it was minted for: `admin`, `ops`, `finance` or `auditor`.
     role: String,
     /// Always [`ISSUER`].
     iss: String,
@@ -154,22 +223,41 @@ struct Claims {
     iat: i64,
     /// Expires at, unix seconds.
     exp: i64,
+    /// The token's id, by which it is revoked.
+    jti: String,
 }
 
-/// Mints an admin token for `email`, valid for `ttl` from now (what `lightspeed admin token`
-/// prints, after checking the email against the allow-list). The server checks it again on use.
-pub fn mint_token(secret: &[u8], email: &str, ttl: Duration) -> Result<String, AdminAuthError> {
-    mint_token_at(secret, email, ttl, Utc::now())
+/// Mints an admin token for `email` in `role`, valid for `ttl` from now (what
+/// `lightspeed admin token` prints, after checking the email is one of the people). The
+/// server checks it again on every use.
+pub fn mint_token(
+    secret: &[u8],
+    email: &str,
+    role: Role,
+    ttl: Duration,
+) -> Result<String, AdminAuthError> {
+    mint_role_token_at(secret, email, role, ttl, Utc::now())
 }
 
-/// Mints an admin token as of `now` (tests move the clock).
+/// Mints an admin token in role `admin` as of `now` (tests move the clock).
 pub fn mint_token_at(
     secret: &[u8],
     email: &str,
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> Result<String, AdminAuthError> {
-    mint(secret, email, ADMIN_ROLE, ttl, now)
+    mint_role_token_at(secret, email, Role::Admin, ttl, now)
+}
+
+/// Mints an admin token in `role` as of `now`, with a fresh token id.
+pub fn mint_role_token_at(
+    secret: &[u8],
+    email: &str,
+    role: Role,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<String, AdminAuthError> {
+    mint(secret, email, role.as_str(), ttl, now)
 }
 
 fn mint(
@@ -192,6 +280,7 @@ fn mint(
         iss: ISSUER.to_owned(),
         iat: now.timestamp(),
         exp: now.timestamp().saturating_add(ttl_secs),
+        jti: uuid::Uuid::now_v7().to_string(),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -269,6 +358,16 @@ impl AdminUser {
         Err(ApiError::RoleForbidden { role, action })
     }
 
+    /// `403 ADMIN_FORBIDDEN` unless both the person and the token are admins (a change no
+    /// role table names).
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin && self.token_role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::AdminForbidden("only admins may make this change"))
+        }
+    }
+
     /// The actor recorded in event metadata: `admin:<email>`.
     pub fn actor(&self) -> String {
         format!(
@@ -310,21 +409,36 @@ mod tests {
     }
 
     #[test]
-    fn a_minted_token_opens_until_it_expires() {
+    fn a_minted_token_holds_until_it_expires_with_its_role_and_an_id() {
         let now = Utc::now();
-        let token = mint_token_at(SECRET, "ops@example.com", Duration::from_secs(3600), now)
-            .expect("token");
-        let admin = config().verify(&token, now).expect("valid");
-        assert_eq!(admin.actor(), "admin:ops@example.com");
+        let hour = Duration::from_secs(3600);
+        let token =
+            mint_role_token_at(SECRET, "Ops@Example.com", Role::Finance, hour, now).expect("token");
+        let verified = config().verify(&token, now).expect("valid");
+        assert_eq!(verified.email.as_str(), "ops@example.com");
+        assert_eq!(verified.role, Role::Finance);
+        assert_eq!(verified.issued_at.timestamp(), now.timestamp());
+        let again = mint_token_at(SECRET, "ops@example.com", hour, now).expect("token");
+        let other = config().verify(&again, now).expect("valid");
+        assert_eq!(other.role, Role::Admin);
+        assert_ne!(
+            other.token_id, verified.token_id,
+            "every token has its own id"
+        );
         let later = now + chrono::TimeDelta::seconds(3600);
         assert!(matches!(
             config().verify(&token, later),
             Err(ApiError::AdminTokenExpired)
         ));
+        assert_eq!(
+            config().decode(&token).ok(),
+            Some(verified),
+            "decodes when expired"
+        );
     }
 
     #[test]
-    fn wrong_secret_role_or_email_is_refused() {
+    fn wrong_secret_unknown_role_or_missing_id_is_refused() {
         let now = Utc::now();
         let hour = Duration::from_secs(3600);
         let other = mint_token_at(
@@ -343,15 +457,49 @@ mod tests {
             config().verify(&viewer, now),
             Err(ApiError::AdminForbidden(_))
         ));
-        let stranger = mint_token_at(SECRET, "eve@example.com", hour, now).expect("token");
+        let without_id = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({ "sub": "ops@example.com", "role": "admin", "iss": ISSUER, "iat": now.timestamp(), "exp": now.timestamp() + 60 }),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("token");
         assert!(matches!(
-            config().verify(&stranger, now),
-            Err(ApiError::AdminForbidden(_))
+            config().verify(&without_id, now),
+            Err(ApiError::AdminTokenInvalid)
         ));
         assert!(matches!(
             config().verify("not.a.jwt", now),
             Err(ApiError::AdminTokenInvalid)
         ));
+    }
+
+    #[test]
+    fn a_request_may_do_what_both_the_person_and_the_token_allow() {
+        let user = |role, token_role| AdminUser {
+            email: "ops@example.com".into(),
+            role,
+            token_role,
+        };
+        let narrowed = user(Role::Admin, Role::Auditor);
+        assert!(narrowed.permits(Action::ExportAudit));
+        assert!(matches!(
+            narrowed.require(Action::ManageGateways),
+            Err(ApiError::RoleForbidden {
+                role: Role::Auditor,
+                ..
+            })
+        ));
+        let lowered = user(Role::Ops, Role::Admin);
+        assert!(lowered.permits(Action::ManageGateways));
+        assert!(matches!(
+            lowered.require(Action::ManageKeys),
+            Err(ApiError::RoleForbidden {
+                role: Role::Ops,
+                ..
+            })
+        ));
+        assert!(!user(Role::Finance, Role::Ops).permits(Action::ManageGateways));
+        assert!(!user(Role::Finance, Role::Ops).permits(Action::MovePayouts));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What handlers draw from a request and the shared state together: the signed-in admin
-//! ([`AdminUser`]) and the caller's address ([`ClientAddr`]). Kept apart from `admin_auth` and
+//! What handlers draw from a request and the shared state together: the signed-in person
+//! ([`AdminUser`], their token checked and then admitted by the people registry in the log) and the caller's address ([`ClientAddr`]). Kept apart from `admin_auth` and
 //! `protection`, which [`AppState`] holds the configuration of, so the state depends on them and
 //! not the other way round.
 
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-use crate::admin_auth::AdminUser;
+use crate::admin_auth::{AdminUser, admit, bearer_token};
 use crate::error::ApiError;
 use crate::protection::{ClientAddr, client_ip};
 use crate::state::AppState;
@@ -16,23 +16,15 @@ use crate::state::AppState;
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 
+    /// The person the admin routes' access check admitted; elsewhere, the bearer token checked
+    /// and admitted here.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(admitted) = parts.extensions.get::<AdminUser>() {
+            return Ok(admitted.clone());
+        }
         let config = state.config.admin.as_ref().ok_or(ApiError::AdminDisabled)?;
-        let value = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or(ApiError::AdminTokenMissing)?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::AdminTokenInvalid)?;
-        let admin = config.verify(token, state.ledger.now())?;
+        let token = config.verify(bearer_token(&parts.headers)?, state.ledger.now())?;
+        let admin = admit(&state.ledger, &token).await?;
         tracing::Span::current().record("admin", admin.email.as_str());
         Ok(admin)
     }

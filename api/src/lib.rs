@@ -8,7 +8,8 @@
 //! - Hosted checkout: `GET /checkout/{id}` and the return page.
 //! - PSP webhook intake: `POST /webhook/{client_key}[/{gateway_id}]`; RazorpayX payout webhooks
 //!   at `POST /webhook/razorpayx`.
-//! - Admin API (bearer JWT of an allow-listed admin): `/admin/...` commands and reads.
+//! - Admin API (bearer JWT of one of the people, limited by their role): `/admin/...` commands
+//!   and reads.
 //! - Operations: `GET /health`, `GET /health/ready`, `GET /metrics`.
 //! - The sandbox PSP, mounted under `/sandbox`.
 //! - `GET /openapi.json` (generated from the handlers; committed as `api/openapi.json`) and
@@ -82,7 +83,7 @@ pub use state::{
 #[openapi(
     info(
         title = "LightSpeed ledger API",
-        description = "Payment aggregation with an event-sourced commission ledger. Merchant requests are signed: `x-client-key`, `x-timestamp` (unix seconds, ±300 s) and `x-signature` = hex HMAC-SHA256 keyed with the client salt over `\"{timestamp}\\n{METHOD}\\n{path and query}\\n{raw body}\"`. Admin requests carry `Authorization: Bearer <JWT>` (HS256, role `admin`, an allow-listed email). Errors are `application/problem+json` with a stable `code`."
+        description = "Payment aggregation with an event-sourced commission ledger. Merchant requests are signed: `x-client-key`, `x-timestamp` (unix seconds, ±300 s) and `x-signature` = hex HMAC-SHA256 keyed with the client salt over `\"{timestamp}\\n{METHOD}\\n{path and query}\\n{raw body}\"`. Admin requests carry `Authorization: Bearer <JWT>` (HS256, a role and a token id, the email of one of the people); changes are limited to what the person's role allows. Errors are `application/problem+json` with a stable `code`."
     ),
     modifiers(&SecuritySchemes, &PaymentStatusSchema),
     tags(
@@ -123,7 +124,7 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "HS256 JWT with role `admin` and an allow-listed email (`lightspeed admin token`)",
+                        "HS256 JWT naming one of the people, a role and a token id (`lightspeed admin token`)",
                     ))
                     .build(),
             ),
@@ -180,11 +181,11 @@ fn with_admin_refusals(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi
     let refusals = [
         (
             "401",
-            "Missing, expired or wrongly signed admin token (merchant credentials never open admin routes)",
+            "Missing, expired, revoked or wrongly signed admin token (merchant credentials never open admin routes)",
         ),
         (
             "403",
-            "The token's role is not admin, or its email is not on the allow-list",
+            "The token's email is not one of the people (`ADMIN_FORBIDDEN`), or their role does not allow this change (`ROLE_FORBIDDEN`)",
         ),
         (
             "503",
@@ -292,6 +293,12 @@ pub fn app(state: AppState, extra: Router) -> Router {
     let timeout = state.config.request_timeout;
     let body_limit = state.config.body_limit_bytes;
     router
+        // Innermost, so the guards above refuse unfit requests first, and per route, so it
+        // sees the matched route's template.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::access::enforce,
+        ))
         .with_state(state)
         .merge(extra)
         .fallback(|| async { ApiError::NotFound.into_response() })

@@ -507,6 +507,19 @@ impl<C> TestApp<C> {
         .expect("token")
     }
 
+    /// A valid token for `email` in `role`, as of the app's clock (the server still asks the
+    /// people registry whether `email` may come in).
+    pub fn role_token(&self, email: &str, role: lightspeed_domain::access::Role) -> String {
+        crate::admin_auth::mint_role_token_at(
+            ADMIN_SECRET.as_bytes(),
+            email,
+            role,
+            ADMIN_TOKEN_TTL,
+            self.ledger.now(),
+        )
+        .expect("token")
+    }
+
     /// An admin request with a valid token.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http

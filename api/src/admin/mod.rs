@@ -1,7 +1,10 @@
 //! The admin API: merchant and gateway administration, queue control, alerts, the read models,
-//! and commission collection (payout runs, settlements, statements, reconciliation). Every route takes an [`AdminUser`](crate::admin_auth::AdminUser) (a bearer JWT of an
-//! allow-listed admin) and every command it issues carries `admin:<email>` as its actor.
+//! commission collection (payout runs, settlements, statements, reconciliation), and the people
+//! who run the business. [`access::enforce`] admits every request to an admin route (a bearer
+//! JWT of one of the people) and checks their role allows the change; every command a route
+//! issues carries `admin:<email>` as its actor, whatever the person's role.
 
+pub mod access;
 pub mod alerts;
 pub mod gateways;
 pub mod merchants;
@@ -61,6 +64,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(statements::statement))
         .routes(routes!(people::list, people::invite))
         .routes(routes!(people::change_role, people::remove))
+        .routes(routes!(people::revoke_tokens))
 }
 
 /// The error for a failed admin operation: an unknown merchant is a 404 here (on the merchant

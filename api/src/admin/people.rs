@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use lightspeed_domain::access::{Action, Role};
+use lightspeed_domain::access::Role;
 use lightspeed_domain::person::PersonEmail;
 use lightspeed_services::PersonAccess;
 use serde::{Deserialize, Serialize};
@@ -163,7 +163,6 @@ pub async fn invite(
     headers: HeaderMap,
     JsonBody(body): JsonBody<InvitePerson>,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
-    admin.require(Action::ManagePeople)?;
     let email = PersonEmail::parse(&body.email).map_err(|e| ApiError::InvalidField {
         field: "email".into(),
         detail: e.to_string(),
@@ -199,7 +198,6 @@ pub async fn change_role(
     Path(email): Path<String>,
     JsonBody(body): JsonBody<ChangeRole>,
 ) -> Result<Json<PersonView>, ApiError> {
-    admin.require(Action::ManagePeople)?;
     let email = path_email(&email)?;
     let person = state
         .ledger
@@ -228,11 +226,100 @@ pub async fn remove(
     headers: HeaderMap,
     Path(email): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    admin.require(Action::ManagePeople)?;
     let email = path_email(&email)?;
     state
         .ledger
         .remove_person(&email, &admin.context(&headers))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What to revoke: one token, or every token and console session of one person.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeTokens {
+    /// An admin token to revoke (by its id, until it expires); expired tokens need none.
+    #[schema(
+        min_length = 1,
+        example = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhc2hhQGV4YW1wbGUuY29tIn0.c2ln"
+    )]
+    pub token: Option<String>,
+    /// A person whose every token and console session issued until now is revoked.
+    #[schema(
+        format = "email",
+        min_length = 3,
+        max_length = 120,
+        example = "asha@example.com"
+    )]
+    pub email: Option<String>,
+}
+
+/// What was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Revoked {
+    /// Whose tokens.
+    pub email: String,
+    /// The one token revoked, by its id; null when every token of the person was.
+    pub token_id: Option<String>,
+}
+
+/// Revokes a token, or every token and console session of a person (`ManagePeople`). The
+/// revocation is appended to the person's stream in the log before this answers, and every
+/// replica reads that stream on every request: the token is refused from the next request on,
+/// anywhere (`401 ADMIN_TOKEN_REVOKED`).
+#[utoipa::path(
+    post,
+    path = "/admin/tokens/revoke",
+    tag = "admin-people",
+    security(("admin_jwt" = [])),
+    request_body(content = RevokeTokens, examples(
+        ("one token" = (value = json!({"token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhc2hhQGV4YW1wbGUuY29tIn0.c2ln"}))),
+        ("every token of a person" = (value = json!({"email": "asha@example.com"}))),
+    )),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked,
+         example = json!({"email": "asha@example.com", "token_id": "0193f1d2-7a10-7c3e-9a51-3d1f0b6e2a10"})),
+        (status = 404, description = "No such person (`PERSON_NOT_FOUND`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Neither or both of token and email, a token not signed by us, or not an email", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RevokeTokens>,
+) -> Result<Json<Revoked>, ApiError> {
+    let context = admin.context(&headers);
+    match (body.token, body.email) {
+        (Some(token), None) => {
+            let config = state.config.admin.as_ref().ok_or(ApiError::AdminDisabled)?;
+            let token = config.decode(&token).map_err(|_| ApiError::InvalidField {
+                field: "token".into(),
+                detail: "not an admin token signed by this server".into(),
+            })?;
+            state
+                .ledger
+                .revoke_token(&token.email, &token.token_id, token.expires_at, &context)
+                .await?;
+            Ok(Json(Revoked {
+                email: token.email.to_string(),
+                token_id: Some(token.token_id),
+            }))
+        }
+        (None, Some(email)) => {
+            let email = PersonEmail::parse(&email).map_err(|e| ApiError::InvalidField {
+                field: "email".into(),
+                detail: e.to_string(),
+            })?;
+            state.ledger.revoke_all_tokens(&email, &context).await?;
+            Ok(Json(Revoked {
+                email: email.to_string(),
+                token_id: None,
+            }))
+        }
+        _ => Err(ApiError::InvalidField {
+            field: "token".into(),
+            detail: "give either token or email".into(),
+        }),
+    }
 }

@@ -1,5 +1,6 @@
-//! Every admin route refuses what is not a valid token of an allow-listed admin, and merchant
-//! credentials; admin tokens do not open merchant routes. Nothing is recorded by a refusal.
+//! Every admin route refuses what is not a valid token of one of the people (or an allow-listed
+//! admin), and merchant credentials; admin tokens do not open merchant routes. Nothing is
+//! recorded by a refusal.
 
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ fn role_token(role: &str, email: &str, app: &TestApp) -> String {
     let now = app.ledger.now().timestamp();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": email, "role": role, "iss": "lightspeed", "iat": now, "exp": now + 3600 }),
+        &serde_json::json!({ "sub": email, "role": role, "iss": "lightspeed", "iat": now, "exp": now + 3600, "jti": "test-token" }),
         &jsonwebtoken::EncodingKey::from_secret(ADMIN_SECRET.as_bytes()),
     )
     .expect("token")
@@ -115,7 +116,7 @@ async fn every_admin_route_refuses_anything_but_a_valid_allow_listed_admin_token
                 "ADMIN_TOKEN_INVALID",
             ),
             (
-                "email not on the allow-list",
+                "email neither a person nor on the allow-list",
                 app.http
                     .request(method.clone(), &url)
                     .bearer_auth(&stranger),

@@ -8,6 +8,7 @@ mod admin_people;
 mod admin_queues;
 mod admin_reads;
 mod admin_refunds;
+mod admin_roles;
 mod clients;
 mod common;
 mod contract;
