@@ -363,6 +363,7 @@ pub(crate) mod tests {
             session: SignedIn {
                 session_id: uuid::Uuid::nil(),
                 email: "someone@example.com".into(),
+                started_at: chrono::DateTime::UNIX_EPOCH,
                 csrf: "token".into(),
             },
             role,
