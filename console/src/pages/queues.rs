@@ -364,6 +364,7 @@ pub(crate) mod tests {
                 session_id: uuid::Uuid::nil(),
                 email: "someone@example.com".into(),
                 csrf: "token".into(),
+                started_at: chrono::DateTime::UNIX_EPOCH,
             },
             role,
             lang: Lang::En,
