@@ -189,3 +189,64 @@ pub async fn stream(
     let renderer = console.renderers.of(page, viewer.lang);
     sse_response(items, renderer, SseOptions::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use lightspeed_domain::{Currency, Paise};
+    use lightspeed_live::{PaymentChange, PaymentItem};
+
+    use super::*;
+
+    fn payment(change: PaymentChange) -> LiveItem {
+        LiveItem::Payment(PaymentItem {
+            payment_id: "0190-pay".into(),
+            change,
+            at: chrono::Utc.with_ymd_and_hms(2026, 12, 8, 10, 0, 0).unwrap(),
+        })
+    }
+
+    fn initiated() -> LiveItem {
+        payment(PaymentChange::Initiated {
+            merchant_id: "00000000-0000-0000-0000-000000000001".parse().unwrap(),
+            amount: Paise(12_345_678),
+            currency: Currency::Inr,
+            merchant_order_id: "order-<7>".into(),
+            gateway_id: "00000000-0000-0000-0000-000000000002".parse().unwrap(),
+        })
+    }
+
+    #[test]
+    fn a_new_payment_is_a_row_written_as_the_page_writes_it() {
+        let event = render(LivePage::Transactions, Lang::En, &initiated()).unwrap();
+        assert_eq!(event.name, "payment");
+        assert!(event.data.starts_with("<tr>"), "{}", event.data);
+        assert!(event.data.contains("₹1,23,456.78"), "{}", event.data);
+        assert!(event.data.contains("15:30:00 IST"), "{}", event.data);
+        assert!(
+            event.data.contains("order-&lt;7&gt;"),
+            "escaped: {}",
+            event.data
+        );
+        assert!(
+            event.data.contains("/console/transactions/0190-pay"),
+            "{}",
+            event.data
+        );
+    }
+
+    #[test]
+    fn a_page_shows_only_its_own_items_and_says_when_it_missed_some() {
+        let failed = payment(PaymentChange::Failed { code: "X".into() });
+        assert_eq!(render(LivePage::Transactions, Lang::En, &failed), None);
+        assert_eq!(render(LivePage::Overview, Lang::En, &initiated()), None);
+        assert_eq!(render(LivePage::Gateways, Lang::En, &initiated()), None);
+        let reset = render(LivePage::Overview, Lang::Hi, &LiveItem::Reset).unwrap();
+        assert_eq!(reset.name, "reset");
+        assert!(
+            reset.data.contains(Lang::Hi.t(Msg::LiveMissed)),
+            "{}",
+            reset.data
+        );
+    }
+}

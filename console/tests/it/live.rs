@@ -165,3 +165,46 @@ async fn a_live_stream_needs_a_session_and_names_a_known_page() {
     assert_eq!(stream.status(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
 }
+
+#[tokio::test]
+async fn a_gateway_turned_off_through_the_api_shows_on_the_open_gateways_page() {
+    let console = spawn_console().await;
+    let merchant = console.app.merchant().await;
+    let (gateway, _) = console.app.sandbox_gateway(&merchant, 10, None).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&console, ADMIN_EMAIL).await;
+    browser
+        .client
+        .goto(&console.page("/console/gateways"))
+        .await
+        .expect("open gateways");
+    browser.wait_for("section.live-changes ul.live-list").await;
+    mark_page(&browser).await;
+    stream_connected(&console).await;
+
+    let answer = console
+        .app
+        .admin_json(
+            reqwest::Method::PATCH,
+            &format!("/admin/gateways/{gateway}/toggle"),
+            &json!({"enabled": false}),
+        )
+        .send()
+        .await
+        .expect("toggle");
+    assert_eq!(
+        answer.status(),
+        200,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+
+    let change = shows(&browser, "section.live-changes ul.live-list li", "disabled").await;
+    assert!(change.contains(&gateway.to_string()), "{change}");
+    assert!(change.contains("IST"), "{change}");
+    assert!(
+        page_is_marked(&browser).await,
+        "the change came without a reload"
+    );
+    browser.screenshot("gateways-live").await;
+}
