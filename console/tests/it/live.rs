@@ -134,6 +134,14 @@ async fn pausing_a_queue_changes_the_open_overview() {
         page_is_marked(&browser).await,
         "the block changed without a reload"
     );
+    browser
+        .client
+        .execute(
+            "document.getElementById('queue-rows').scrollIntoView(); return null;",
+            vec![],
+        )
+        .await
+        .expect("scroll to the queues");
     browser.screenshot("overview-live-queue-paused").await;
 }
 
