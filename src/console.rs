@@ -74,9 +74,9 @@ pub async fn login_link(infra: &Infra, args: &LoginLinkArgs) -> anyhow::Result<(
     Ok(())
 }
 
-/// The console's routes over the API's state.
-pub fn router(state: &AppState, args: &ConsoleArgs) -> axum::Router {
-    lightspeed_console::router(state.clone(), args.config(&state.config.public_url))
+/// The console's routes over the API's state, its live pages following `hub`.
+pub fn router(state: &AppState, args: &ConsoleArgs, hub: lightspeed_live::Hub) -> axum::Router {
+    lightspeed_console::router(state.clone(), args.config(&state.config.public_url), hub)
 }
 
 /// What `lightspeed demo` prints about the console: its address, and a sign-in link for the

@@ -17,6 +17,7 @@ use lightspeed_domain::SealedSecret;
 use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::seal::{Sealer, SealerConfig};
+use lightspeed_live::{Hub, HubConfig, Sampler};
 use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
 use lightspeed_monitoring::gauges::MetricsRefresher;
 use lightspeed_monitoring::queues::{QueueControl, QueueSampler};
@@ -107,6 +108,7 @@ impl Roles {
             self.infra.log_stream(),
         ));
         tokio::spawn(QueueSampler::new(self.ledger.clone(), Arc::clone(&queues)).run());
+        let hub = self.live_hub(Arc::clone(&queues)).await;
         let mut state = AppState::builder(self.ledger.clone(), Arc::clone(&self.keyring), config)
             .status_checks(Arc::new(checks))
             .queue_control(queues)
@@ -134,7 +136,7 @@ impl Roles {
         let state = state.build();
         let extra = axum::Router::new()
             .nest("/sandbox", lightspeed_sandbox::router(sandbox))
-            .merge(crate::console::router(&state, &server.console));
+            .merge(crate::console::router(&state, &server.console, hub));
         let router = lightspeed_api::app(state, extra);
         let listener = tokio::net::TcpListener::bind(&server.listen)
             .await
@@ -147,6 +149,20 @@ impl Roles {
         .with_graceful_shutdown(shutdown)
         .await?;
         Ok(())
+    }
+
+    /// The process's one live hub for the console: following the log's JetStream copy
+    /// (payments, gateway health, alerts) and sampling `queues` and projection and relay lag.
+    async fn live_hub(&self, queues: Arc<dyn QueueControl>) -> Hub {
+        let hub = Hub::new(HubConfig::default());
+        hub.follow_log(self.jetstream.clone(), self.infra.log_stream())
+            .await;
+        hub.sample(
+            Sampler::new(self.ledger.clone())
+                .queues(queues)
+                .relay(self.infra.nats_stream.clone()),
+        );
+        hub
     }
 
     /// What the workers need.

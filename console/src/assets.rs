@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 /// htmx, vendored as published on npm (`htmx.org`, see `assets/README.md`).
 const HTMX: &[u8] = include_bytes!("../assets/htmx-2.0.11.min.js");
+/// htmx's Server-Sent Events extension, vendored as published on npm (`htmx-ext-sse`).
+const HTMX_SSE: &[u8] = include_bytes!("../assets/htmx-ext-sse-2.2.4.min.js");
 /// The console's stylesheet.
 const CSS: &[u8] = include_bytes!("../assets/console.css");
 
@@ -21,12 +23,18 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-fn assets() -> &'static [Asset; 2] {
-    static ASSETS: OnceLock<[Asset; 2]> = OnceLock::new();
+fn assets() -> &'static [Asset; 3] {
+    static ASSETS: OnceLock<[Asset; 3]> = OnceLock::new();
     ASSETS.get_or_init(|| {
         [
             asset("htmx", "js", "text/javascript; charset=utf-8", HTMX),
             asset("console", "css", "text/css; charset=utf-8", CSS),
+            asset(
+                "htmx-ext-sse",
+                "js",
+                "text/javascript; charset=utf-8",
+                HTMX_SSE,
+            ),
         ]
     })
 }
@@ -48,6 +56,11 @@ pub fn htmx_path() -> String {
 /// The path of the stylesheet.
 pub fn css_path() -> String {
     format!("/console/assets/{}", assets()[1].name)
+}
+
+/// The path of htmx's Server-Sent Events extension.
+pub fn htmx_sse_path() -> String {
+    format!("/console/assets/{}", assets()[2].name)
 }
 
 /// `GET /console/assets/{name}`: an asset by its current name, cached for a year.
@@ -79,6 +92,7 @@ mod tests {
     fn asset_paths_carry_a_digest_of_the_content() {
         assert!(htmx_path().starts_with("/console/assets/htmx-"));
         assert!(css_path().ends_with(".css"));
+        assert!(htmx_sse_path().starts_with("/console/assets/htmx-ext-sse-"));
         assert_ne!(
             asset("a", "js", "", b"one").name,
             asset("a", "js", "", b"two").name

@@ -107,6 +107,10 @@ messages! {
     Cancel => ("Cancel", "रद्द"),
     /// Queue state.
     Paused => ("Paused", "रुकी हुई"),
+    /// Heading of the Gateways page's live list.
+    HealthChanges => ("Health changes since this page opened", "इस पृष्ठ के खुलने के बाद स्वास्थ्य में बदलाव"),
+    /// A live page missed updates the server no longer holds.
+    LiveMissed => ("Live updates were missed: reload the page.", "लाइव अपडेट छूट गए: पृष्ठ फिर से लोड करें।"),
     /// Queue state.
     Flowing => ("Running", "चालू"),
     /// Queue fact.

@@ -42,6 +42,7 @@ fn head(lang: Lang, title: &str) -> Markup {
             title { (title) " · " (lang.t(Msg::Console)) }
             link rel="stylesheet" href=(assets::css_path());
             script src=(assets::htmx_path()) defer {}
+            script src=(assets::htmx_sse_path()) defer {}
         }
     }
 }

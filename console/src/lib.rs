@@ -7,6 +7,9 @@
 //! [`lightspeed_domain::access::Role::permits`], and made through the same `Ledger` calls as the
 //! admin API, with `admin:<email>` as its actor.
 //!
+//! Overview, Transactions and Gateways are live: each follows one Server-Sent Events stream of
+//! the process's [`Hub`] ([`live`]).
+//!
 //! The binary and the test harness mount [`router`] beside the API.
 
 pub mod assets;
@@ -14,6 +17,7 @@ pub mod charts;
 pub mod format;
 pub mod i18n;
 pub mod layout;
+pub mod live;
 pub mod mail;
 pub mod pages;
 pub mod people;
@@ -24,16 +28,19 @@ use axum::Router;
 use axum::response::Response;
 use axum::routing::{get, post};
 use lightspeed_api::AppState;
+use lightspeed_live::Hub;
 use lightspeed_services::Ledger;
 
 pub use session::{SessionSettings, Sessions};
 pub use web::{Console, ConsoleConfig};
 
-/// The console's routes under `/console`, with its security headers, over the API's state.
-pub fn router(app: AppState, config: ConsoleConfig) -> Router {
+/// The console's routes under `/console`, with its security headers, over the API's state; its
+/// live pages follow `hub` (the process's one hub).
+pub fn router(app: AppState, config: ConsoleConfig, hub: Hub) -> Router {
     let secure = config.secure();
-    let console = Console::new(app, config);
+    let console = Console::new(app, config, hub);
     pages::routes()
+        .route("/console/live/{page}", get(live::stream))
         .route("/console/assets/{name}", get(assets::serve))
         .route(
             "/console/sign-in",

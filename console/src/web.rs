@@ -10,9 +10,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use lightspeed_api::AppState;
 use lightspeed_domain::access::{Action, Role};
 use lightspeed_eventstore::{CommandContext, Metadata};
+use lightspeed_live::Hub;
 
 use crate::i18n::{Lang, Msg};
 use crate::layout;
+use crate::live::Renderers;
 use crate::session::{SessionFailure, SessionSettings, Sessions, SignedIn};
 
 /// The session cookie: `<session id>.<secret>`.
@@ -70,6 +72,10 @@ pub struct Inner {
     pub sessions: Sessions,
     /// Configuration.
     pub config: ConsoleConfig,
+    /// The process's live hub, which the live pages follow.
+    pub hub: Hub,
+    /// How the live pages show the hub's items, made once.
+    pub renderers: Renderers,
 }
 
 impl std::ops::Deref for Console {
@@ -80,13 +86,15 @@ impl std::ops::Deref for Console {
 }
 
 impl Console {
-    /// The console over the API's state.
-    pub fn new(app: AppState, config: ConsoleConfig) -> Self {
+    /// The console over the API's state, its live pages following `hub`.
+    pub fn new(app: AppState, config: ConsoleConfig, hub: Hub) -> Self {
         let sessions = Sessions::new(app.ledger.store().clone(), config.sessions);
         Console(Arc::new(Inner {
             app,
             sessions,
             config,
+            hub,
+            renderers: Renderers::new(),
         }))
     }
 }

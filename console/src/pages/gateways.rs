@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::format::{rupees, time};
 use crate::i18n::{Lang, Msg};
 use crate::layout::page;
+use crate::live::{LivePage, live_reset};
 use crate::pages::sign_in::CsrfOnly;
 use crate::web::{Console, Refusal, Viewer, unavailable};
 
@@ -57,11 +58,18 @@ async fn render(
         ..GatewayFilter::default()
     };
     let now = console.app.ledger.now();
+    let live = LivePage::Gateways.stream_url(&console.hub);
     let gateways = lightspeed_projections::gateways::health(console.app.pool(), &filter, now)
         .await
         .map_err(unavailable(lang))?;
     let body = html! {
         @if let Some(notice) = notice { (notice) }
+        section.live-changes hx-ext="sse" sse-connect=(live) aria-labelledby="health-changes" {
+            h2 #health-changes { (lang.t(Msg::HealthChanges)) }
+            (live_reset())
+            ul.live-list sse-swap="gateway_health" hx-swap="afterbegin" {}
+            p.muted.none-yet { (lang.t(Msg::NoneYet)) }
+        }
         (table(viewer, &gateways, now))
         @if viewer.may(Action::ManageGateways) && !gateways.is_empty() {
             form #priorities method="post" action={ (PATH) "/priorities" } {

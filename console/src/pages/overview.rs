@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, FixedOffset, Timelike, Utc};
 use lightspeed_domain::Decider;
 use lightspeed_domain::ops_alert::OpsAlert;
 use lightspeed_eventstore::recent::{NewestEvents, newest_events};
+use lightspeed_live::AlertItem;
 use lightspeed_projections::commission::DailyFilter;
 use lightspeed_projections::transactions::TransactionSearch;
 use maud::{Markup, html};
@@ -17,6 +18,7 @@ use crate::charts::bars;
 use crate::format::{percent_bps, rupees, time};
 use crate::i18n::{Lang, Msg};
 use crate::layout::page as shell;
+use crate::live::{LivePage, live_reset};
 use crate::web::{Console, Refusal, Viewer, unavailable};
 
 const PATH: &str = "/console";
@@ -31,8 +33,12 @@ const ALERTS: i64 = 20;
 pub async fn page(State(console): State<Console>, viewer: Viewer) -> Result<Markup, Refusal> {
     let lang = viewer.lang;
     let now = console.app.ledger.now();
+    // The stream resumes from the hub's head as of now, before the cards are read, so an
+    // update landing while they are read is shown again rather than lost.
+    let live = LivePage::Overview.stream_url(&console.hub);
     let body = html! {
-        div.cards {
+        div.cards hx-ext="sse" sse-connect=(live) {
+            (live_reset())
             (payments_card(&console, lang, now).await?)
             (success_card(&console, lang).await?)
             (commission_card(&console, lang, now).await?)
@@ -152,26 +158,51 @@ async fn queues_card(console: &Console, lang: Lang) -> Markup {
     if let Some(queues) = &console.app.queues {
         for name in queues.queues() {
             let depth = queues.depth(&name).await.ok();
-            rows.push((name, depth));
+            let paused = console
+                .app
+                .ledger
+                .queue_paused(&name)
+                .await
+                .unwrap_or(false);
+            rows.push(QueueRow {
+                figures: depth.map(|d| (d.waiting, d.active, d.failed)),
+                paused,
+                name,
+            });
         }
     }
     html! {
         section.card.half aria-labelledby="queues-title" {
             h2 #queues-title { (lang.t(Msg::QueueDepths)) }
-            @if rows.is_empty() { p.muted { (lang.t(Msg::NoneYet)) } }
-            @else {
-                table {
-                    thead { tr { th scope="col" { (lang.t(Msg::Queue)) } th.num scope="col" { (lang.t(Msg::Waiting)) } th.num scope="col" { (lang.t(Msg::Running)) } th.num scope="col" { (lang.t(Msg::Failed)) } } }
-                    tbody { @for (name, depth) in &rows { tr {
-                        td { code { (name) } }
-                        @match depth {
-                            Some(d) => { td.num { (d.waiting) } td.num { (d.active) } td.num { (d.failed) } }
-                            None => { td.num colspan="3" { "—" } }
-                        }
-                    } } }
-                }
+            table {
+                thead { tr { th scope="col" { (lang.t(Msg::Queue)) } th.num scope="col" { (lang.t(Msg::Waiting)) } th.num scope="col" { (lang.t(Msg::Running)) } th.num scope="col" { (lang.t(Msg::Failed)) } } }
+                tbody #queue-rows sse-swap="queue_stats" hx-swap="innerHTML" { (queue_rows(lang, &rows)) }
             }
         }
+    }
+}
+
+/// One queue as the Overview shows it.
+pub(crate) struct QueueRow {
+    /// The queue.
+    pub name: String,
+    /// Waiting, running and failed jobs; `None` when the broker did not answer.
+    pub figures: Option<(u64, u64, u64)>,
+    /// Whether workers are paused on it.
+    pub paused: bool,
+}
+
+/// The rows of the queue table (the page's, and the live stream's `queue_stats`).
+pub(crate) fn queue_rows(lang: Lang, rows: &[QueueRow]) -> Markup {
+    html! {
+        @if rows.is_empty() { tr { td.muted colspan="4" { (lang.t(Msg::NoneYet)) } } }
+        @for row in rows { tr {
+            td { code { (row.name) } @if row.paused { " " span.badge.warn { (lang.t(Msg::Paused)) } } }
+            @match row.figures {
+                Some((waiting, active, failed)) => { td.num { (waiting) } td.num { (active) } td.num { (failed) } }
+                None => { td.num colspan="3" { "—" } }
+            }
+        } }
     }
 }
 
@@ -188,22 +219,36 @@ async fn lag_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
         ),
         None => None,
     };
+    let projections: Vec<LagRow> = versions
+        .iter()
+        .filter(|v| v.state == "active")
+        .map(|v| (v.projection.clone(), v.lag_events, v.lag_ms))
+        .collect();
+    let relay = relay.map(|r| (r.events, r.oldest_ms));
     Ok(html! {
         section.card.half aria-labelledby="lag-title" {
             h2 #lag-title { (lang.t(Msg::ProjectionLag)) }
             table {
                 thead { tr { th scope="col" { (lang.t(Msg::Projection)) } th.num scope="col" { (lang.t(Msg::Events)) } th.num scope="col" { "ms" } } }
-                tbody {
-                    @for v in versions.iter().filter(|v| v.state == "active") {
-                        tr { td { (v.projection) } td.num { (v.lag_events) } td.num { (v.lag_ms) } }
-                    }
-                    @if let Some(relay) = relay {
-                        tr { td { strong { (lang.t(Msg::RelayLag)) } } td.num { (relay.events) } td.num { (relay.oldest_ms) } }
-                    }
-                }
+                tbody #lag-rows sse-swap="projection_lag" hx-swap="innerHTML" { (lag_rows(lang, &projections, relay)) }
             }
         }
     })
+}
+
+/// A projection's name, events behind and milliseconds behind.
+pub(crate) type LagRow = (String, i64, i64);
+
+/// The rows of the lag table (the page's, and the live stream's `projection_lag`).
+pub(crate) fn lag_rows(lang: Lang, projections: &[LagRow], relay: Option<(i64, i64)>) -> Markup {
+    html! {
+        @for (projection, events, ms) in projections {
+            tr { td { (projection) } td.num { (events) } td.num { (ms) } }
+        }
+        @if let Some((events, ms)) = relay {
+            tr { td { strong { (lang.t(Msg::RelayLag)) } } td.num { (events) } td.num { (ms) } }
+        }
+    }
 }
 
 async fn alerts_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
@@ -220,16 +265,31 @@ async fn alerts_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
     Ok(html! {
         section.card.half aria-labelledby="alerts-title" {
             h2 #alerts-title { (lang.t(Msg::OpenAlerts)) }
-            @if events.is_empty() { p.muted { (lang.t(Msg::NoneYet)) } }
-            ul { @for event in &events {
+            ul.live-list #alert-list sse-swap="alert" hx-swap="afterbegin" { @for event in &events {
                 li {
                     span.badge.bad { (event.payload["kind"].as_str().unwrap_or("alert")) }
                     " " (event.payload["summary"].as_str().unwrap_or_default())
                     " · " (time(event.recorded_at))
                 }
             } }
+            // Hidden by the stylesheet once the live stream adds an alert to the list.
+            @if events.is_empty() { p.muted.none-yet { (lang.t(Msg::NoneYet)) } }
         }
     })
+}
+
+/// An alert raised or resolved, as the live stream adds it to the Overview's list.
+pub(crate) fn alert_item(lang: Lang, alert: &AlertItem) -> Markup {
+    html! {
+        li {
+            @match &alert.alert_kind {
+                Some(kind) if alert.firing => { span.badge.bad { (kind) } }
+                _ => { span.badge.ok { (lang.t(Msg::Resolved)) } }
+            }
+            " " (alert.summary)
+            " · " (time(alert.at))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! from the log, in order, with time, type and actor (why it is in the state it is in).
 
 use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
 use lightspeed_domain::payment::PaymentStatus;
 use lightspeed_eventstore::{EventStore, RecordedEvent, StreamId};
+use lightspeed_live::{PaymentChange, PaymentItem};
 use lightspeed_projections::transactions::{TransactionRow, TransactionSearch};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -12,6 +14,7 @@ use uuid::Uuid;
 use crate::format::{rupees, time};
 use crate::i18n::{Lang, Msg};
 use crate::layout::page;
+use crate::live::{LivePage, live_reset};
 use crate::web::{Console, Refusal, Viewer, unavailable};
 
 const PATH: &str = "/console/transactions";
@@ -52,6 +55,13 @@ pub async fn list(
         ..TransactionSearch::default()
     };
     let cursor = given(&query.cursor);
+    // Only the unfiltered first step is live: a new payment belongs at its top.
+    // The hub's head is read before the rows, so a payment initiated meanwhile is not lost.
+    let live = (search.merchant_id.is_none()
+        && search.status.is_none()
+        && search.merchant_order_id.is_none()
+        && cursor.is_none())
+    .then(|| LivePage::Transactions.stream_url(&console.hub));
     let step = lightspeed_projections::transactions::search(
         console.app.pool(),
         &search,
@@ -65,7 +75,9 @@ pub async fn list(
         .map(|cursor| older_link(&query, cursor));
     let body = html! {
         (filters(lang, &query))
-        div.table-wrap { table {
+        div.table-wrap hx-ext=[live.as_ref().map(|_| "sse")] sse-connect=[live] {
+        (live_reset())
+        table {
             thead { tr {
                 th scope="col" { (lang.t(Msg::Initiated)) }
                 th scope="col" { (lang.t(Msg::OrderId)) }
@@ -73,7 +85,7 @@ pub async fn list(
                 th scope="col" { (lang.t(Msg::Status)) }
                 th.num scope="col" { (lang.t(Msg::Commission)) }
             } }
-            tbody { @for row in &step.items { (row_markup(row)) } }
+            tbody #transaction-rows sse-swap="payment" hx-swap="afterbegin" { @for row in &step.items { (row_markup(row)) } }
         } }
         @if let Some(next) = next { p { a href=(next) { (lang.t(Msg::Older)) " →" } } }
     };
@@ -128,15 +140,57 @@ fn status_badge(status: &str) -> Markup {
 }
 
 fn row_markup(row: &TransactionRow) -> Markup {
+    payment_row(&PaymentRow {
+        payment_id: &row.payment_id.to_string(),
+        initiated_at: row.initiated_at,
+        merchant_order_id: &row.merchant_order_id,
+        amount_paise: row.amount_paise,
+        status: &row.status,
+        commission_paise: row.commission_paise,
+    })
+}
+
+/// What a row of the table shows.
+struct PaymentRow<'a> {
+    payment_id: &'a str,
+    initiated_at: DateTime<Utc>,
+    merchant_order_id: &'a str,
+    amount_paise: i64,
+    status: &'a str,
+    commission_paise: Option<i64>,
+}
+
+fn payment_row(row: &PaymentRow<'_>) -> Markup {
     html! {
         tr {
             td { (time(row.initiated_at)) }
             td { a href={ (PATH) "/" (row.payment_id) } { (row.merchant_order_id) } }
             td.num { (rupees(row.amount_paise)) }
-            td { (status_badge(&row.status)) }
+            td { (status_badge(row.status)) }
             td.num { @if let Some(c) = row.commission_paise { (rupees(c)) } @else { "—" } }
         }
     }
+}
+
+/// The row the live stream adds to the top of the table for a payment just initiated; other
+/// changes are not shown (the row's status is as of the page's last load).
+pub(crate) fn live_row(payment: &PaymentItem) -> Option<Markup> {
+    let PaymentChange::Initiated {
+        amount,
+        merchant_order_id,
+        ..
+    } = &payment.change
+    else {
+        return None;
+    };
+    Some(payment_row(&PaymentRow {
+        payment_id: &payment.payment_id,
+        initiated_at: payment.at,
+        merchant_order_id,
+        amount_paise: amount.0,
+        status: PaymentStatus::Created.as_str(),
+        commission_paise: None,
+    }))
 }
 
 /// `GET /console/transactions/{id}`: the payment and every event of its stream.

@@ -1,46 +1,56 @@
 //! The console's test harness, shared by every console test: the real API with the console
 //! mounted ([`spawn_console`], over `api`'s harness: its own database and JetStream stream, a
-//! manual clock) with the projectors running, a headless Chromium driven over WebDriver
+//! manual clock) with the projectors, the relay and a live hub running, a headless Chromium driven over WebDriver
 //! ([`Browser`]), and people signed in through one-time links, in the browser or over plain
 //! HTTP ([`HttpSession`]).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use lightspeed_api::admin_auth::AdminAuthConfig;
 use lightspeed_api::testing::{ADMIN_EMAIL, ADMIN_SECRET, TestApp};
 use lightspeed_console::{ConsoleConfig, SessionSettings};
+use lightspeed_live::{Hub, HubConfig, Sampler};
 use lightspeed_projections::{ProjectorDeps, run_all};
+use lightspeed_workers::control::WorkQueues;
 use tokio::task::JoinHandle;
 
 /// How many times [`eventually`] looks before giving up, and how long it waits between looks.
 const LOOKS: usize = 200;
 const BETWEEN_LOOKS: Duration = Duration::from_millis(100);
 
-/// The API with the console mounted and its projectors running; stops when dropped.
+/// The API with the console mounted, its projectors and relay running, and its live hub
+/// following the test's JetStream; stops when dropped.
 pub struct ConsoleApp {
     /// The API's harness: database, clock, ledger, helpers.
     pub app: TestApp,
     /// The console's configuration.
     pub config: ConsoleConfig,
-    projectors: JoinHandle<()>,
+    /// The live hub the console's pages follow.
+    pub hub: Hub,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for ConsoleApp {
     fn drop(&mut self) {
-        self.projectors.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
-/// Starts the API with the console under `/console`, builds the read models, and lets every
-/// projector follow the log.
+/// Starts the API with the console under `/console`, builds the read models, lets every
+/// projector follow the log, and starts the relay and the live hub as `lightspeed run` does.
 pub async fn spawn_console() -> ConsoleApp {
+    let hub = Hub::new(HubConfig::default());
+    let mounted = hub.clone();
     let app = TestApp::builder()
-        .mount(|state| {
-            lightspeed_console::router(state.clone(), config_for(&state.config.public_url))
+        .mount(move |state| {
+            lightspeed_console::router(state.clone(), config_for(&state.config.public_url), mounted)
         })
         .spawn()
         .await;
@@ -55,12 +65,29 @@ pub async fn spawn_console() -> ConsoleApp {
             panic!("projectors stopped: {e}");
         }
     });
+    let relay = app.nats.spawn_relay(app.ledger.store());
+    feed(&hub, &app).await;
     let config = config_for(&app.url);
     ConsoleApp {
         app,
         config,
-        projectors,
+        hub,
+        tasks: vec![projectors, relay],
     }
+}
+
+/// Feeds `hub` as the binary does: the app's log on JetStream, and a sampler of its queues and
+/// lag (sampling more often than the binary, so tests wait less).
+async fn feed(hub: &Hub, app: &TestApp) {
+    let (jetstream, log) = (app.nats.jetstream.clone(), app.nats.config.clone());
+    hub.follow_log(jetstream.clone(), log.clone()).await;
+    let stream_name = log.stream_name.clone();
+    hub.sample(
+        Sampler::new(app.ledger.clone())
+            .queues(Arc::new(WorkQueues::new(jetstream, log)))
+            .relay(stream_name)
+            .interval(Duration::from_millis(200)),
+    );
 }
 
 fn config_for(public_url: &str) -> ConsoleConfig {

@@ -2,6 +2,7 @@
 
 mod access;
 mod harness;
+mod live;
 mod more_pages;
 mod pages;
 mod sessions;
