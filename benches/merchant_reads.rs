@@ -108,7 +108,7 @@ async fn populate(world: &World) -> (TestMerchant, Vec<FilledPayment>) {
         .map(|(m, (_, gateway, snapshot))| {
             let count = if m == 0 { big } else { others };
             PaymentRun {
-                merchant: snapshot.clone(),
+                merchant: *snapshot,
                 gateways: std::slice::from_ref(gateway),
                 count,
                 first: now - spacing * i32::try_from(count).expect("count"),

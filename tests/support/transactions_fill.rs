@@ -116,7 +116,7 @@ fn payment(run: &PaymentRun<'_>, n: usize) -> (FilledPayment, Vec<PaymentEvent>)
     let mut commands = vec![
         PaymentCommand::Initiate(InitiatePayment {
             payment_id: payment.payment_id,
-            merchant: run.merchant.clone(),
+            merchant: run.merchant,
             amount: Paise(payment.amount),
             currency: "INR".into(),
             merchant_order_id: format!("{}-{n}", run.order_prefix),

@@ -365,7 +365,6 @@ pub(crate) mod tests {
                 email: "someone@example.com".into(),
                 started_at: chrono::DateTime::UNIX_EPOCH,
                 csrf: "token".into(),
-                started_at: chrono::DateTime::UNIX_EPOCH,
             },
             role,
             lang: Lang::En,
