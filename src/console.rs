@@ -74,9 +74,20 @@ pub async fn login_link(infra: &Infra, args: &LoginLinkArgs) -> anyhow::Result<(
     Ok(())
 }
 
-/// The console's routes over the API's state, its live pages following `hub`.
-pub fn router(state: &AppState, args: &ConsoleArgs, hub: lightspeed_live::Hub) -> axum::Router {
-    lightspeed_console::router(state.clone(), args.config(&state.config.public_url), hub)
+/// The console's routes over the API's state, its live pages following `hub`, sign-in links
+/// sent through the SMTP server of `mail` when one is set.
+pub fn router(
+    state: &AppState,
+    args: &ConsoleArgs,
+    mail: &crate::config::Mail,
+    hub: lightspeed_live::Hub,
+) -> anyhow::Result<axum::Router> {
+    let mut config = args.config(&state.config.public_url);
+    config.mailer = mail
+        .config()
+        .map(|mail| lightspeed_adapters::mailer::Mailer::new(&mail))
+        .transpose()?;
+    Ok(lightspeed_console::router(state.clone(), config, hub))
 }
 
 /// What `lightspeed demo` prints about the console: its address, and a sign-in link for the

@@ -136,7 +136,12 @@ impl Roles {
         let state = state.build();
         let extra = axum::Router::new()
             .nest("/sandbox", lightspeed_sandbox::router(sandbox))
-            .merge(crate::console::router(&state, &server.console, hub));
+            .merge(crate::console::router(
+                &state,
+                &server.console,
+                &self.infra.mail,
+                hub,
+            )?);
         let router = lightspeed_api::app(state, extra);
         let listener = tokio::net::TcpListener::bind(&server.listen)
             .await

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use lightspeed_adapters::mailer::{Mailer, MailerConfig};
 use lightspeed_api::admin_auth::AdminAuthConfig;
 use lightspeed_api::testing::{ADMIN_EMAIL, ADMIN_SECRET, TestApp};
 use lightspeed_console::{ConsoleConfig, SessionSettings};
@@ -46,11 +47,18 @@ impl Drop for ConsoleApp {
 /// Starts the API with the console under `/console`, builds the read models, lets every
 /// projector follow the log, and starts the relay and the live hub as `lightspeed run` does.
 pub async fn spawn_console() -> ConsoleApp {
+    spawn_console_with(None).await
+}
+
+/// As [`spawn_console`], sending sign-in links through the SMTP server `mail` names.
+pub async fn spawn_console_with(mail: Option<MailerConfig>) -> ConsoleApp {
     let hub = Hub::new(HubConfig::default());
     let mounted = hub.clone();
+    let mounted_mail = mail.clone();
     let app = TestApp::builder()
         .mount(move |state| {
-            lightspeed_console::router(state.clone(), config_for(&state.config.public_url), mounted)
+            let config = config_for(&state.config.public_url, mounted_mail.as_ref());
+            lightspeed_console::router(state.clone(), config, mounted)
         })
         .spawn()
         .await;
@@ -67,7 +75,7 @@ pub async fn spawn_console() -> ConsoleApp {
     });
     let relay = app.nats.spawn_relay(app.ledger.store());
     feed(&hub, &app).await;
-    let config = config_for(&app.url);
+    let config = config_for(&app.url, mail.as_ref());
     ConsoleApp {
         app,
         config,
@@ -90,11 +98,11 @@ async fn feed(hub: &Hub, app: &TestApp) {
     );
 }
 
-fn config_for(public_url: &str) -> ConsoleConfig {
+fn config_for(public_url: &str, mail: Option<&MailerConfig>) -> ConsoleConfig {
     ConsoleConfig {
         public_url: public_url.to_owned(),
         sessions: SessionSettings::default(),
-        mailer: None,
+        mailer: mail.map(|mail| Mailer::new(mail).expect("mailer")),
     }
 }
 

@@ -2,9 +2,11 @@
 
 use chrono::Duration;
 
+use lightspeed_adapters::mailer::MailerConfig;
+use lightspeed_adapters::mailer::loopback::LoopbackSmtp;
 use lightspeed_api::testing::ADMIN_EMAIL;
 
-use crate::harness::{Browser, HttpSession, spawn_console};
+use crate::harness::{Browser, HttpSession, spawn_console, spawn_console_with};
 
 #[tokio::test]
 async fn a_person_signs_in_with_a_link_once_and_signs_out() {
@@ -184,5 +186,49 @@ async fn a_revoked_session_is_refused_at_its_next_request_and_the_log_says_who()
     assert_eq!(
         actors.last().map(String::as_str),
         Some("admin:ops@example.com")
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_form_mails_a_working_link_to_a_known_person_only() {
+    let mut smtp = LoopbackSmtp::start().await;
+    let console = spawn_console_with(Some(MailerConfig {
+        host: "127.0.0.1".into(),
+        port: smtp.port(),
+        username: None,
+        password: None,
+        from: "LightSpeed <console@lightspeed.example>".into(),
+        starttls: false,
+    }))
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = console.page("/console/sign-in");
+    sign_in_form(&http, &form, "nobody@example.com").await;
+    sign_in_form(&http, &form, ADMIN_EMAIL).await;
+    let mail = smtp.next().await;
+    assert_eq!(
+        mail.to,
+        [ADMIN_EMAIL],
+        "the one known person, and nobody else"
+    );
+    assert!(smtp.try_next().is_none(), "no mail for an unknown email");
+    let link = mail
+        .data
+        .split_whitespace()
+        .find(|word| word.contains("/console/sign-in/"))
+        .expect("a sign-in link in the mail");
+    let redeemed = http
+        .post(link)
+        .header("origin", &console.app.url)
+        .send()
+        .await
+        .expect("redeem");
+    assert_eq!(redeemed.status(), 303, "the mailed link signs in");
+    assert!(
+        redeemed.headers().get("set-cookie").is_some(),
+        "a session cookie"
     );
 }
