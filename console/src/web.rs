@@ -293,9 +293,35 @@ pub fn unavailable<E: std::fmt::Display>(lang: Lang) -> impl Fn(E) -> Refusal {
     move |error| Refusal::Unavailable(lang, error.to_string())
 }
 
+/// `path?` with each given filter as a query parameter, in order, then `last` (the page or the
+/// cursor of the next step), so a list's links keep its filters.
+pub fn filtered_link(path: &str, fields: &[(&str, Option<String>)], last: (&str, &str)) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in fields {
+        if let Some(value) = value {
+            params.append_pair(key, value);
+        }
+    }
+    params.append_pair(last.0, last.1);
+    format!("{path}?{}", params.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filtered_link_keeps_the_given_filters_encoded_and_ends_with_the_step() {
+        let fields = [
+            ("merchant", Some("m 1".to_owned())),
+            ("status", None),
+            ("q", Some("a&b".to_owned())),
+        ];
+        assert_eq!(
+            filtered_link("/console/x", &fields, ("page", "2")),
+            "/console/x?merchant=m+1&q=a%26b&page=2"
+        );
+    }
 
     #[test]
     fn only_loopback_over_http_is_not_secure() {

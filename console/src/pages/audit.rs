@@ -66,7 +66,6 @@ impl AuditQuery {
     }
 
     fn older_link(&self, cursor: &str) -> String {
-        let mut params = form_urlencoded::Serializer::new(String::new());
         let fields = [
             ("actor", given(&self.actor)),
             ("action", given(&self.action)),
@@ -75,13 +74,7 @@ impl AuditQuery {
             ("from", day(&self.from).map(|d| d.to_string())),
             ("to", day(&self.to).map(|d| d.to_string())),
         ];
-        for (key, value) in fields {
-            if let Some(value) = value {
-                params.append_pair(key, &value);
-            }
-        }
-        params.append_pair("cursor", cursor);
-        format!("{PATH}?{}", params.finish())
+        crate::web::filtered_link(PATH, &fields, ("cursor", cursor))
     }
 }
 

@@ -47,19 +47,12 @@ impl RefundQuery {
 
     fn older_link(&self, cursor: &str) -> String {
         let search = self.search();
-        let mut params = form_urlencoded::Serializer::new(String::new());
         let fields = [
             ("merchant", search.merchant_id.map(|m| m.to_string())),
             ("payment", search.payment_id.map(|p| p.to_string())),
             ("status", search.status),
         ];
-        for (key, value) in fields {
-            if let Some(value) = value {
-                params.append_pair(key, &value);
-            }
-        }
-        params.append_pair("cursor", cursor);
-        format!("{PATH}?{}", params.finish())
+        crate::web::filtered_link(PATH, &fields, ("cursor", cursor))
     }
 }
 

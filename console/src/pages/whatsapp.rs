@@ -64,20 +64,13 @@ impl WhatsappQuery {
 
     fn page_link(&self, page: u32) -> String {
         let filter = self.filter();
-        let mut params = form_urlencoded::Serializer::new(String::new());
         let fields = [
             ("merchant", filter.merchant_id.map(|m| m.to_string())),
             ("status", filter.status),
             ("template", filter.template),
             ("q", filter.q),
         ];
-        for (key, value) in fields {
-            if let Some(value) = value {
-                params.append_pair(key, &value);
-            }
-        }
-        params.append_pair("page", &page.to_string());
-        format!("{PATH}?{}", params.finish())
+        crate::web::filtered_link(PATH, &fields, ("page", &page.to_string()))
     }
 }
 
