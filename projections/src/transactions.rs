@@ -21,7 +21,7 @@ use crate::projection::{BatchRows, Projection, RowChange, facts_of};
 pub struct Transactions;
 
 /// One payment, as `read.transactions` holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct TransactionRow {
     /// The payment.
     pub payment_id: Uuid,
@@ -58,6 +58,7 @@ pub struct TransactionRow {
     /// Refunds recorded.
     pub refunds: i32,
     /// Refunds requested and awaiting their outcome (our refund ids).
+    #[sqlx(json)]
     pub open_refunds: Vec<String>,
     /// When it was initiated.
     pub initiated_at: DateTime<Utc>,
@@ -455,11 +456,18 @@ pub struct MerchantTransactionFilter {
     pub refunded: Option<bool>,
 }
 
-/// The filter's `WHERE`, parameters `$1` to `$10` in [`bind_filter`]'s order; `$11` and `$12`
-/// bound the cursor. A macro, so each statement is one static text.
-macro_rules! merchant_filter {
+/// The filter's `WHERE` and order, parameters `$1` to `$10` in [`bind_filter`]'s order; `$11`
+/// and `$12` bound the cursor. A macro, so each statement is one static text.
+///
+/// The merchant is matched as `= ANY($1)` and leads the order, so that only the
+/// `(merchant_id, initiated_at, payment_id)` index yields the order without a sort: with a plain
+/// `=` the planner drops the merchant from the order and may walk the newest-first index of
+/// every merchant's rows instead, filtering out other merchants' newer rows one by one (40 ms
+/// for a busy merchant behind 100 000 newer rows of others). A filter selective enough to beat
+/// that index (an order id) still gets its own index and a sort of its few rows.
+macro_rules! merchant_rows {
     () => {
-        "merchant_id = $1
+        "merchant_id = ANY($1)
             AND ($2::text IS NULL OR status = $2)
             AND (NOT $3 OR (refunded_paise > 0 AND refunded_paise < amount_paise))
             AND ($4::timestamptz IS NULL OR initiated_at >= $4)
@@ -469,12 +477,13 @@ macro_rules! merchant_filter {
             AND ($8::text IS NULL OR merchant_order_id = $8)
             AND ($9::uuid IS NULL OR gateway_id = $9)
             AND ($10::boolean IS NULL OR (refunded_paise > 0) = $10)
-            AND ($11::timestamptz IS NULL OR (initiated_at, payment_id) < ($11, $12::uuid))"
+            AND ($11::timestamptz IS NULL OR (initiated_at, payment_id) < ($11, $12::uuid))
+          ORDER BY merchant_id, initiated_at DESC, payment_id DESC"
     };
 }
 
 type RowQuery<'q> =
-    sqlx::query::QueryScalar<'q, sqlx::Postgres, Json<TransactionRow>, sqlx::postgres::PgArguments>;
+    sqlx::query::QueryAs<'q, sqlx::Postgres, TransactionRow, sqlx::postgres::PgArguments>;
 
 fn bind_filter<'q>(
     query: RowQuery<'q>,
@@ -486,7 +495,7 @@ fn bind_filter<'q>(
     // merchant's whole index for a deep cursor or an order id (over a second at a million rows).
     query
         .persistent(false)
-        .bind(filter.merchant_id)
+        .bind([filter.merchant_id])
         .bind(filter.status.and_then(StatusFilter::status))
         .bind(filter.status == Some(StatusFilter::PartiallyRefunded))
         .bind(filter.from)
@@ -510,16 +519,15 @@ pub async fn merchant_search(
 ) -> Result<CursorPage<TransactionRow>, ProjectionError> {
     let limit = checked_limit(limit)?;
     let sql = concat!(
-        "SELECT to_jsonb(t) FROM read.transactions t WHERE ",
-        merchant_filter!(),
-        " ORDER BY initiated_at DESC, payment_id DESC LIMIT $13"
+        "SELECT * FROM read.transactions WHERE ",
+        merchant_rows!(),
+        " LIMIT $13"
     );
-    let rows = bind_filter(sqlx::query_scalar(sql), filter, after)
+    let rows = bind_filter(sqlx::query_as(sql), filter, after)
         .bind(limit + 1)
         .fetch_all(pool)
         .await
         .map_err(|e| ProjectionError::from_read("transactions", e))?;
-    let rows = rows.into_iter().map(|Json(row)| row).collect();
     Ok(CursorPage::from_fetch(
         rows,
         limit,
@@ -539,16 +547,10 @@ pub fn merchant_export(
 ) -> impl futures::Stream<Item = Result<TransactionRow, ProjectionError>> + Send + 'static {
     let (rows, received) = tokio::sync::mpsc::channel(EXPORT_READ_AHEAD);
     tokio::spawn(async move {
-        let sql = concat!(
-            "SELECT to_jsonb(t) FROM read.transactions t WHERE ",
-            merchant_filter!(),
-            " ORDER BY initiated_at DESC, payment_id DESC"
-        );
-        let mut fetched = bind_filter(sqlx::query_scalar(sql), &filter, None).fetch(&pool);
+        let sql = concat!("SELECT * FROM read.transactions WHERE ", merchant_rows!());
+        let mut fetched = bind_filter(sqlx::query_as(sql), &filter, None).fetch(&pool);
         while let Some(row) = futures::StreamExt::next(&mut fetched).await {
-            let row = row
-                .map(|Json(row)| row)
-                .map_err(|e| ProjectionError::from_read("transactions", e));
+            let row = row.map_err(|e| ProjectionError::from_read("transactions", e));
             let failed = row.is_err();
             // A closed channel: the consumer went away, so the query stops here.
             if rows.send(row).await.is_err() || failed {

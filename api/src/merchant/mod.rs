@@ -7,6 +7,7 @@
 //! widens an answer).
 
 pub mod transactions;
+mod transactions_csv;
 pub mod usage;
 pub mod wallet;
 

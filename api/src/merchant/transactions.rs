@@ -3,12 +3,11 @@
 //! deliveries.
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt};
 use lightspeed_domain::payment::PaymentStatus;
 use lightspeed_projections::pagination::PageRequest;
 use lightspeed_projections::transactions::{
@@ -286,7 +285,7 @@ pub async fn list(
 async fn export(state: &AppState, filter: MerchantTransactionFilter) -> Result<Response, ApiError> {
     lightspeed_projections::transactions::merchant_search(state.pool(), &filter, 1, None).await?;
     let rows = lightspeed_projections::transactions::merchant_export(state.pool().clone(), filter);
-    let body = Body::from_stream(csv_body(rows));
+    let body = Body::from_stream(super::transactions_csv::body(rows));
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -298,100 +297,6 @@ async fn export(state: &AppState, filter: MerchantTransactionFilter) -> Result<R
         HeaderValue::from_static("attachment; filename=\"transactions.csv\""),
     );
     Ok(response)
-}
-
-/// Rows written into one chunk of the body.
-const CSV_CHUNK_ROWS: usize = 256;
-
-const CSV_HEADER: [&str; 19] = [
-    "transaction_id",
-    "order_id",
-    "amount_paise",
-    "currency",
-    "status",
-    "partially_refunded",
-    "refunded_paise",
-    "refunds",
-    "open_refunds",
-    "gateway_id",
-    "attempts",
-    "psp_order_id",
-    "psp_payment_id",
-    "commission_paise",
-    "failure_code",
-    "failure_reason",
-    "created_at",
-    "succeeded_at",
-    "failed_at",
-];
-
-/// The header, then the rows in chunks; a read failing midway ends the body short (the
-/// status line is sent), which the client sees as a broken download.
-fn csv_body(
-    rows: impl Stream<Item = Result<TransactionRow, lightspeed_projections::ProjectionError>>
-    + Send
-    + 'static,
-) -> impl Stream<Item = Result<Bytes, ApiError>> + Send + 'static {
-    let header = futures::stream::once(async { csv_lines([CSV_HEADER.map(str::to_owned)]) });
-    let chunks = rows.ready_chunks(CSV_CHUNK_ROWS).map(|chunk| {
-        let rows = chunk
-            .into_iter()
-            .map(|row| row.map(|row| csv_cells(TransactionItem::from(row))))
-            .collect::<Result<Vec<_>, _>>()
-            .inspect_err(|e| tracing::error!(error = %e, "transactions export cut short"))?;
-        csv_lines(rows)
-    });
-    header.chain(chunks)
-}
-
-fn csv_lines<const N: usize>(
-    rows: impl IntoIterator<Item = [String; N]>,
-) -> Result<Bytes, ApiError> {
-    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    for row in rows {
-        writer
-            .write_record(&row)
-            .map_err(|e| ApiError::Internal(format!("cannot write a CSV row: {e}")))?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| ApiError::Internal(format!("cannot write a CSV row: {e}")))?;
-    Ok(Bytes::from(bytes))
-}
-
-/// A text cell a spreadsheet would read as a formula gets a leading `'`.
-fn defused(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    }
-}
-
-fn csv_cells(item: TransactionItem) -> [String; 19] {
-    let text = |value: Option<String>| value.as_deref().map(defused).unwrap_or_default();
-    let instant = |at: Option<DateTime<Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
-    [
-        item.transaction_id.to_string(),
-        defused(&item.order_id),
-        item.amount.to_string(),
-        defused(&item.currency),
-        item.status,
-        item.partially_refunded.to_string(),
-        item.refunded.to_string(),
-        item.refunds.to_string(),
-        item.open_refunds.to_string(),
-        item.gateway_id.to_string(),
-        item.attempts.to_string(),
-        text(item.psp_order_id),
-        text(item.psp_payment_id),
-        item.commission.map(|c| c.to_string()).unwrap_or_default(),
-        text(item.failure_code),
-        text(item.failure_reason),
-        item.created_at.to_rfc3339(),
-        instant(item.succeeded_at),
-        instant(item.failed_at),
-    ]
 }
 
 /// One merchant webhook about the payment.
@@ -513,20 +418,4 @@ pub async fn detail(
             .collect(),
         webhook_deliveries: deliveries.items.into_iter().map(Into::into).collect(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formula_cells_are_defused_and_quoted() {
-        let bytes = csv_lines([[defused("=cmd|' /C calc'!A0"), defused("a,\"b\"")]]).expect("csv");
-        assert_eq!(
-            std::str::from_utf8(&bytes).expect("utf-8"),
-            "'=cmd|' /C calc'!A0,\"a,\"\"b\"\"\"\n"
-        );
-        assert_eq!(defused("-1"), "'-1");
-        assert_eq!(defused("ORD-1"), "ORD-1");
-    }
 }
