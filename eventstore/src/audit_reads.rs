@@ -79,6 +79,7 @@ pub async fn last_position_until(
             AND ($1::timestamptz IS NULL OR recorded_at <= $1)
           ORDER BY transaction_id DESC, position DESC LIMIT 1",
     )
+    .persistent(false)
     .bind(until)
     .fetch_optional(pool)
     .await?;

@@ -7,6 +7,9 @@
 //! - [`subscription`]: catch up from PostgreSQL, then follow JetStream live.
 //! - [`seal`]: seals contiguous ranges of the log into a hash chain, in the background.
 //!
+//! Reads with optional filters (`$n IS NULL OR …`) are planned for each call's values
+//! (`.persistent(false)`): a cached generic plan would serve every filter alike.
+//!
 //! [`Decider`]: lightspeed_domain::Decider
 
 pub mod audit_reads;

@@ -56,6 +56,7 @@ pub async fn events_after(
           WHERE (transaction_id, position) > ($1::text::xid8, $2)
             AND ($3::text[] IS NULL OR category = ANY($3))",
     )
+    .persistent(false)
     .bind(after.transaction_id.to_string())
     .bind(to_i64(after.position))
     .bind(categories)

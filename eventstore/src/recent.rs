@@ -48,6 +48,7 @@ pub async fn newest_events(
           ORDER BY position DESC
           LIMIT $5"
     ))
+    .persistent(false)
     .bind(page.category)
     .bind(page.id_first_part)
     .bind(page.before)

@@ -60,6 +60,7 @@ pub async fn failed_payments(
           ORDER BY t.failed_at, t.payment_id
           LIMIT $6",
     )
+    .persistent(false)
     .bind(window.after.0)
     .bind(window.after.1)
     .bind(window.up_to.map(|(at, _)| at))

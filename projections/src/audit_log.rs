@@ -215,6 +215,7 @@ pub async fn list(
           ORDER BY log_position DESC
           LIMIT $8",
     )
+    .persistent(false)
     .bind(&filter.actor)
     .bind(&filter.action)
     .bind(&filter.entity_type)

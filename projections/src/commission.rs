@@ -213,6 +213,7 @@ pub async fn daily(
           ORDER BY day DESC, merchant_id
           LIMIT 1000",
     )
+    .persistent(false)
     .bind(filter.merchant_id)
     .bind(filter.from)
     .bind(filter.to)
@@ -275,6 +276,7 @@ pub async fn ledger(
           ORDER BY log_position DESC
           LIMIT $6",
     )
+    .persistent(false)
     .bind(filter.merchant_id)
     .bind(&filter.entry_type)
     .bind(filter.from)

@@ -494,6 +494,7 @@ pub async fn health(
           ORDER BY merchant_id, priority DESC, gateway_id
           LIMIT 1000",
     )
+    .persistent(false)
     .bind(filter.merchant_id)
     .bind(&filter.provider)
     .bind(filter.enabled)

@@ -365,6 +365,7 @@ pub async fn list(
           ORDER BY company_name, merchant_id
           LIMIT $3 OFFSET $4",
     )
+    .persistent(false)
     .bind(&filter.status)
     .bind(filter.q.as_deref().map(escape_like))
     .bind(limit)

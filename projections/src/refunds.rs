@@ -398,6 +398,7 @@ pub async fn search(
           ORDER BY requested_at DESC, payment_id DESC, refund_key DESC
           LIMIT $11",
     )
+    .persistent(false)
     .bind(search.merchant_id)
     .bind(search.payment_id)
     .bind(&search.status)

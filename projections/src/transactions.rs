@@ -313,6 +313,7 @@ pub async fn search(
           ORDER BY initiated_at DESC, payment_id DESC
           LIMIT $8",
     )
+    .persistent(false)
     .bind(search.merchant_id)
     .bind(&search.status)
     .bind(&search.merchant_order_id)

@@ -71,6 +71,7 @@ pub async fn wallets_for_audit(
                 balance_due_paise
            FROM read.wallet_balances WHERE ($1::uuid IS NULL OR merchant_id = $1)",
     )
+    .persistent(false)
     .bind(merchant.map(|m| m.0))
     .fetch_all(&mut *conn)
     .await?;

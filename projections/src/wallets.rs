@@ -550,6 +550,7 @@ pub async fn list(
           ORDER BY balance_due_paise DESC, merchant_id
           LIMIT $6 OFFSET $7",
     )
+    .persistent(false)
     .bind(filter.merchant_id)
     .bind(filter.suspended)
     .bind(&filter.standing)

@@ -305,6 +305,7 @@ pub async fn deliveries(
           ORDER BY queued_at DESC, delivery_id DESC
           LIMIT $4 OFFSET $5",
     )
+    .persistent(false)
     .bind(filter.merchant_id)
     .bind(filter.payment_id)
     .bind(&filter.status)
@@ -377,6 +378,7 @@ pub async fn merchant_deliveries(
           ORDER BY queued_at DESC, delivery_id DESC
           LIMIT $9",
     )
+    .persistent(false)
     .bind(merchant_id)
     .bind(filter.endpoint_id)
     .bind(&filter.event_type)

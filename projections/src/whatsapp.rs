@@ -355,6 +355,7 @@ pub async fn log(
           ORDER BY queued_at DESC, notification_id DESC
           LIMIT $5 OFFSET $6",
     )
+    .persistent(false)
     .bind(filter.merchant_id)
     .bind(&filter.status)
     .bind(&filter.template)
