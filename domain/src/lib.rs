@@ -115,6 +115,7 @@ pub mod person;
 pub mod provider;
 pub mod psp_outcome;
 pub mod queue;
+pub mod quota;
 pub mod retry;
 pub mod routing;
 pub mod sealed;
