@@ -20,6 +20,7 @@ mod payouts;
 mod pending;
 mod people;
 mod queues;
+mod quotas;
 mod refunds;
 mod statements;
 mod unit_of_work;
@@ -37,6 +38,7 @@ pub use payouts::{
     RequestedPayout, payout_id_for,
 };
 pub use pending::AwaitingOutcome;
+pub use quotas::{DEFAULT_QUOTA_TEMPLATE, QuotaStatus, QuotaUse};
 pub use people::PersonAccess;
 pub use refunds::{OpenRefund, RefundOutcome, RefundRequest, RequestedRefund};
 pub use statements::{Statement, StatementEntry, StatementEntryKind, StatementMonth, ist};

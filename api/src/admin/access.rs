@@ -35,6 +35,7 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Action)] = &[
         "/admin/merchants/{id}/webhook-secret/rotate",
         Action::ManageKeys,
     ),
+    ("PUT", "/admin/merchants/{id}/quota", Action::ManageMerchants),
     (
         "POST",
         "/admin/merchants/{id}/webhook-endpoints",
