@@ -35,7 +35,11 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Action)] = &[
         "/admin/merchants/{id}/webhook-secret/rotate",
         Action::ManageKeys,
     ),
-    ("PUT", "/admin/merchants/{id}/quota", Action::ManageMerchants),
+    (
+        "PUT",
+        "/admin/merchants/{id}/quota",
+        Action::ManageMerchants,
+    ),
     (
         "POST",
         "/admin/merchants/{id}/webhook-endpoints",

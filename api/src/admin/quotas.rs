@@ -42,7 +42,11 @@ pub struct QuotaCapsBody {
     pub monthly_count: Option<i64>,
     /// Paise a calendar month, 1 to 10^15.
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64, example = 100_000_000)]
+    #[schema(
+        minimum = 1,
+        maximum = 1_000_000_000_000_000_i64,
+        example = 100_000_000
+    )]
     pub monthly_volume: Option<i64>,
 }
 
