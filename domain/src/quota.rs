@@ -261,7 +261,10 @@ impl Decider for MerchantQuota {
     type Event = QuotaEvent;
     type Error = QuotaError;
 
-    fn decide(quota: &MerchantQuota, command: &QuotaCommand) -> Result<Vec<QuotaEvent>, QuotaError> {
+    fn decide(
+        quota: &MerchantQuota,
+        command: &QuotaCommand,
+    ) -> Result<Vec<QuotaEvent>, QuotaError> {
         match command {
             QuotaCommand::SetCaps {
                 merchant_id,
@@ -500,7 +503,8 @@ impl Decider for QuotaUsage {
             };
             let used = used_before(kind).saturating_add(adding(kind));
             for percent in THRESHOLDS_PERCENT {
-                let recorded = usage.reached.contains(&(kind, percent)) && !(kind.is_daily() && new_day);
+                let recorded =
+                    usage.reached.contains(&(kind, percent)) && !(kind.is_daily() && new_day);
                 if !recorded && reaches(used, limit, percent) {
                     events.push(UsageEvent::QuotaThresholdReached {
                         merchant_id: *merchant_id,

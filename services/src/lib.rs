@@ -38,8 +38,8 @@ pub use payouts::{
     RequestedPayout, payout_id_for,
 };
 pub use pending::AwaitingOutcome;
-pub use quotas::{DEFAULT_QUOTA_TEMPLATE, QuotaStatus, QuotaUse};
 pub use people::PersonAccess;
+pub use quotas::{DEFAULT_QUOTA_TEMPLATE, QuotaStatus, QuotaUse};
 pub use refunds::{OpenRefund, RefundOutcome, RefundRequest, RequestedRefund};
 pub use statements::{Statement, StatementEntry, StatementEntryKind, StatementMonth, ist};
 pub use unit_of_work::UnitOfWork;

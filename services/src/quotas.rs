@@ -121,7 +121,9 @@ impl Ledger {
     ) -> Result<Loaded<QuotaUsage>, ServiceError> {
         self.quota_usage.warm(std::slice::from_ref(stream)).await?;
         if from_memory {
-            let (cached, confirmed) = self.quota_usage.cached_within(stream, std::time::Duration::MAX);
+            let (cached, confirmed) = self
+                .quota_usage
+                .cached_within(stream, std::time::Duration::MAX);
             if confirmed {
                 return Ok(cached);
             }
@@ -185,7 +187,10 @@ impl Ledger {
 }
 
 /// The usage stream of `merchant` in the IST month of `at`.
-pub(crate) fn usage_stream(merchant: MerchantId, at: DateTime<Utc>) -> Result<StreamId, ServiceError> {
+pub(crate) fn usage_stream(
+    merchant: MerchantId,
+    at: DateTime<Utc>,
+) -> Result<StreamId, ServiceError> {
     Ok(stream_of::<QuotaUsage>(usage_stream_key(merchant, at))?)
 }
 

@@ -189,11 +189,7 @@ fn the_payment_that_would_pass_the_monthly_volume_is_refused() {
 fn reaching_eighty_and_a_hundred_percent_is_recorded_once_each() {
     let cap = caps(Some(5), None);
     // The fourth payment of five reaches 80 %.
-    let history = vec![
-        used(1, 10, t(0)),
-        used(2, 10, t(1)),
-        used(3, 10, t(2)),
-    ];
+    let history = vec![used(1, 10, t(0)), used(2, 10, t(1)), used(3, 10, t(2))];
     given::<QuotaUsage>(history.clone())
         .when(admit(4, 10, cap, t(3)))
         .then([

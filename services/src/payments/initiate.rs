@@ -367,7 +367,10 @@ impl Ledger {
         }
         let events = self
             .read_stale(
-                [(&wallet_stream, wallet.version, wallet_recent), (&quota_stream, quota.0.version, quota.1)],
+                [
+                    (&wallet_stream, wallet.version, wallet_recent),
+                    (&quota_stream, quota.0.version, quota.1),
+                ],
                 &streams,
                 &gateways,
             )
