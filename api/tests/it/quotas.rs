@@ -243,6 +243,12 @@ async fn a_refused_initiation_is_a_problem_with_the_reset_and_changes_nothing_an
         "Retry-After {retry_after} for a reset {to_reset} s away"
     );
     assert_eq!(app.event_count().await, events_before, "nothing recorded");
+    // A repeated request at the cap, at another API process, still answers its payment.
+    let replica = app.replica().await;
+    let first = payment("DAY1-0", 500);
+    let again = app.initiate_at(&replica.url, &merchant, &first).await;
+    assert_eq!(again.status(), StatusCode::CREATED, "a repeat is answered");
+    assert_eq!(app.event_count().await, events_before, "nothing recorded");
     // The same order id, once the day is over, is a new payment.
     app.clock.set(resets_at);
     let response = app.initiate(&merchant, &payment("DAY1-over", 500)).await;

@@ -222,7 +222,14 @@ impl Ledger {
         let used = match unit.decide(&self.quota_usage, &usage_stream, &usage, &admit) {
             Ok(events) => events,
             Err(_) if reuse => return Ok(None),
-            Err(refusal) => return Err(refusal.into()),
+            Err(refusal) => {
+                // A request repeated (here or at another replica) answers its payment, as it
+                // does under the cap: the order id is looked up in the log, not only in memory.
+                if let Some(answer) = self.earlier_order(&order_stream, request, false).await? {
+                    return answer.map(Some);
+                }
+                return Err(refusal.into());
+            }
         };
         self.queue_quota_notifications(&mut unit, &merchant, &used)?;
         self.commit_initiation(unit, initiation, &order_stream)
