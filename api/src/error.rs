@@ -7,6 +7,7 @@ use lightspeed_domain::merchant::MerchantError;
 use lightspeed_domain::notification::{NotificationError, NotificationStatus};
 use lightspeed_domain::payment::PaymentError;
 use lightspeed_domain::person::PersonError;
+use lightspeed_domain::quota::{QuotaError, UsageError};
 use lightspeed_domain::wallet::WalletError;
 use lightspeed_domain::{Paise, PaymentId};
 use lightspeed_eventstore::ReadError;
@@ -44,6 +45,22 @@ pub struct Problem {
     /// Every field at fault, when several are (`field` names the first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldProblem>>,
+    /// The cap a payment would pass, for `QUOTA_EXCEEDED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaProblem>,
+}
+
+/// The cap a refused payment would pass, and when its period resets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QuotaProblem {
+    /// `daily_count`, `daily_volume`, `monthly_count` or `monthly_volume`.
+    pub name: String,
+    /// The cap: payments, or paise for a volume cap.
+    pub limit: i64,
+    /// Used in the current period, in the same unit.
+    pub used: i64,
+    /// When the period resets (00:00 IST the next day, or the first of the next month).
+    pub resets_at: String,
 }
 
 /// One field at fault and what is wrong with it.
@@ -148,6 +165,20 @@ pub enum ApiError {
     /// No gateway of the merchant can take a payment now.
     #[error("no gateway is available for this payment right now")]
     NoGatewayAvailable,
+    /// The payment would pass one of the merchant's quota caps.
+    #[error("the payment would pass the merchant's {} quota of {limit}; {used} is used and it resets at {}", quota.as_str(), resets_at.to_rfc3339())]
+    QuotaExceeded {
+        /// The cap.
+        quota: lightspeed_domain::quota::QuotaKind,
+        /// Its limit.
+        limit: i64,
+        /// What is used.
+        used: i64,
+        /// When its period resets.
+        resets_at: chrono::DateTime<chrono::Utc>,
+        /// Seconds from now to the reset, for `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// Over the merchant's request rate.
     #[error("rate limit exceeded; retry after {0} s")]
     RateLimited(u64),
@@ -319,6 +350,7 @@ impl ApiError {
             GatewayNotFound => (StatusCode::NOT_FOUND, "GATEWAY_NOT_FOUND"),
             NoGatewayAvailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+            QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED"),
             UnknownWebhookUrl => (StatusCode::NOT_FOUND, "UNKNOWN_WEBHOOK_URL"),
             WebhookNotVerified => (StatusCode::UNAUTHORIZED, "WEBHOOK_NOT_VERIFIED"),
             WebhookSourceNotAllowed => (StatusCode::FORBIDDEN, "WEBHOOK_SOURCE_NOT_ALLOWED"),
@@ -407,6 +439,46 @@ impl ApiError {
                 ApiError::RefundExceedsRemaining { refundable, .. } => Some(refundable.0),
                 _ => None,
             },
+            quota: match self {
+                ApiError::QuotaExceeded {
+                    quota,
+                    limit,
+                    used,
+                    resets_at,
+                    ..
+                } => Some(QuotaProblem {
+                    name: quota.as_str().to_owned(),
+                    limit: *limit,
+                    used: *used,
+                    resets_at: resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl ApiError {
+    /// The answer to a payment past a quota cap, `now` being the server's clock (for
+    /// `Retry-After`: whole seconds to the reset, rounded up, at least one).
+    pub fn quota_exceeded(refusal: UsageError, now: chrono::DateTime<chrono::Utc>) -> ApiError {
+        match refusal {
+            UsageError::Exceeded {
+                quota,
+                limit,
+                used,
+                resets_at,
+            } => {
+                let millis = (resets_at - now).num_milliseconds().max(1);
+                ApiError::QuotaExceeded {
+                    quota,
+                    limit,
+                    used,
+                    resets_at,
+                    retry_after_secs: u64::try_from(millis).unwrap_or(1).div_ceil(1000),
+                }
+            }
+            other @ UsageError::WrongMonth { .. } => ApiError::Internal(other.to_string()),
         }
     }
 }
@@ -449,7 +521,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::RateLimited(seconds) = self {
+        if let ApiError::RateLimited(seconds)
+        | ApiError::QuotaExceeded {
+            retry_after_secs: seconds,
+            ..
+        } = self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED && problem.code.starts_with("ADMIN_") {
@@ -532,6 +609,13 @@ impl From<ServiceError> for ApiError {
                 detail: field.problem.to_string(),
             },
             ServiceError::BootstrapAdmin => ApiError::BootstrapAdmin,
+            ServiceError::QuotaExceeded(refusal) => {
+                ApiError::quota_exceeded(refusal, chrono::Utc::now())
+            }
+            ServiceError::Quota(QuotaError::Invalid(field)) => ApiError::InvalidField {
+                field: field.field.into(),
+                detail: field.problem.to_string(),
+            },
             ServiceError::DuplicateGateway(id) => ApiError::InvalidField {
                 field: "priorities".into(),
                 detail: format!("gateway {id} is named twice"),

@@ -12,7 +12,7 @@ use futures::Stream;
 use lightspeed_domain::payment::{Payment, PaymentDetails, PaymentStatus};
 use lightspeed_domain::{Paise, PaymentId};
 use lightspeed_eventstore::{CommandContext, Metadata};
-use lightspeed_services::{Initiated, PaymentRequest, StatusCursor};
+use lightspeed_services::{Initiated, PaymentRequest, ServiceError, StatusCursor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -246,7 +246,8 @@ fn request_digest(body: &[u8]) -> String {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the merchant's rate (its own, else the API's default); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the merchant's rate (its own, else the API's default), code `RATE_LIMITED`; or the payment would pass one of the merchant's quota caps, code `QUOTA_EXCEEDED`, with `quota` naming the cap, what is used and when its period resets (00:00 IST); see Retry-After", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "about:blank", "title": "Too Many Requests", "status": 429, "code": "QUOTA_EXCEEDED", "detail": "the payment would pass the merchant's daily_count quota of 500; 500 is used and it resets at 2026-12-07T18:30:00+00:00", "quota": {"name": "daily_count", "limit": 500, "used": 500, "resets_at": "2026-12-07T18:30:00Z"}})),
         (status = 503, description = "No gateway can take the payment now", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -290,7 +291,13 @@ pub async fn initiate(
     let initiated = state
         .ledger
         .initiate_payment(&request.merchant, &payment, &context)
-        .await?;
+        .await
+        .map_err(|error| match error {
+            ServiceError::QuotaExceeded(refusal) => {
+                ApiError::quota_exceeded(refusal, state.ledger.now())
+            }
+            other => other.into(),
+        })?;
     let payment_id = initiated.payment_id();
     if let Initiated::Created(_) = initiated {
         tracing::info!(%payment_id, merchant_id = %merchant.id(), amount = body.amount, "payment initiated");

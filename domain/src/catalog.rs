@@ -17,6 +17,7 @@ use crate::payment::{Payment, PaymentEvent};
 use crate::person::{Person, PersonEvent};
 use crate::psp_outcome::{PspOutcomeEvent, PspOutcomeRecord};
 use crate::queue::{Queue, QueueEvent};
+use crate::quota::{MerchantQuota, QuotaEvent, QuotaUsage, UsageEvent};
 use crate::wallet::{Wallet, WalletEvent};
 use crate::webhook_delivery::{WebhookDelivery, WebhookDeliveryEvent};
 
@@ -90,6 +91,14 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: <Person as Decider>::CATEGORY,
         event_types: PersonEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <MerchantQuota as Decider>::CATEGORY,
+        event_types: QuotaEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <QuotaUsage as Decider>::CATEGORY,
+        event_types: UsageEvent::EVENT_TYPES,
     },
 ];
 

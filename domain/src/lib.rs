@@ -51,6 +51,8 @@
 //! | `queue` | [`queue::Queue`] | queue name | ops' pause and resume, and the retries and drains ops ran |
 //! | `ops_alert` | [`ops_alert::OpsAlert`] | condition key | ops alerts: raised once while they hold, resolved after |
 //! | `person` | [`person::Person`] | email ([`person::PersonEmail::stream_key`]) | the people who run the business: invitation, role, removal, revoked tokens and sessions |
+//! | `quota` | [`quota::MerchantQuota`] | [`MerchantId`] | a merchant's quota caps (payments and paise a day and a month, IST) |
+//! | `quota_usage` | [`quota::QuotaUsage`] | `<MerchantId>.<YYYY-MM>` | what a merchant used of its caps in one IST month, and the 80 % / 100 % thresholds reached |
 //!
 //! Some commands span streams; the event store appends their events atomically:
 //!
@@ -65,6 +67,7 @@
 //! | request a refund | `merchant_refund`: `MerchantRefundClaimed` + `payment`: `RefundRequested` (at the version decided on) |
 //! | a refund succeeds | `payment`: `PaymentRefunded` (+ `wallet`: `CommissionReversed` under `reverse_proportional`) |
 //! | low balance | `merchant_alerts`: `LowBalanceAlertRaised` + `notification`: `NotificationQueued` |
+//! | initiate a payment with quota caps | the above + `quota_usage`: `QuotaUsed` (+ `QuotaThresholdReached` + `notification`: `NotificationQueued`) |
 //!
 //! # Rules chosen
 //!
@@ -115,6 +118,7 @@ pub mod person;
 pub mod provider;
 pub mod psp_outcome;
 pub mod queue;
+pub mod quota;
 pub mod retry;
 pub mod routing;
 pub mod sealed;

@@ -72,6 +72,12 @@ pub enum ServiceError {
     /// The notification rules refused.
     #[error(transparent)]
     Notification(#[from] NotificationError),
+    /// The quota caps an admin asked for are refused.
+    #[error(transparent)]
+    Quota(#[from] lightspeed_domain::quota::QuotaError),
+    /// The payment would pass one of the merchant's quota caps.
+    #[error(transparent)]
+    QuotaExceeded(#[from] lightspeed_domain::quota::UsageError),
     /// The person rules refused.
     #[error(transparent)]
     Person(#[from] lightspeed_domain::person::PersonError),

@@ -13,6 +13,7 @@ use lightspeed_domain::payment::Payment;
 use lightspeed_domain::person::{Person, PersonEmail};
 use lightspeed_domain::psp_outcome::PspOutcomeRecord;
 use lightspeed_domain::queue::Queue;
+use lightspeed_domain::quota::{MerchantQuota, QuotaUsage};
 use lightspeed_domain::routing::SuccessRate;
 use lightspeed_domain::wallet::Wallet;
 use lightspeed_domain::{Clock, GatewayId};
@@ -43,6 +44,13 @@ pub struct Ledger {
     pub(crate) notifications: CommandHandler<Notification, PgEventStore>,
     pub(crate) merchant_alerts: CommandHandler<MerchantAlerts, PgEventStore>,
     pub(crate) people: CommandHandler<Person, PgEventStore>,
+    pub(crate) quotas: CommandHandler<MerchantQuota, PgEventStore>,
+    pub(crate) quota_usage: CommandHandler<QuotaUsage, PgEventStore>,
+    /// One initiation at a time decides on a usage stream (by the stream's slot), so this
+    /// process's initiations of a capped merchant queue instead of conflicting on its version.
+    pub(crate) quota_turns: Arc<[tokio::sync::Mutex<()>]>,
+    /// The WhatsApp template of quota notifications.
+    pub(crate) quota_template: Arc<str>,
     /// The emails of `ADMIN_EMAILS`: admins whatever the registry says.
     pub(crate) bootstrap_admins: Arc<std::collections::BTreeSet<PersonEmail>>,
     pub(crate) success_rates: Option<Arc<dyn SuccessRates>>,
@@ -82,6 +90,12 @@ impl Ledger {
             notifications: CommandHandler::new(store.clone()),
             merchant_alerts: CommandHandler::new(store.clone()),
             people: CommandHandler::new(store.clone()),
+            quotas: CommandHandler::new(store.clone()),
+            quota_usage: CommandHandler::new(store.clone()),
+            quota_turns: (0..FUNDS_REFRESH_SLOTS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            quota_template: Arc::from(crate::quotas::DEFAULT_QUOTA_TEMPLATE),
             bootstrap_admins: Arc::default(),
             success_rates: None,
             funds_refreshes: (0..FUNDS_REFRESH_SLOTS)

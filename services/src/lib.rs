@@ -20,6 +20,7 @@ mod payouts;
 mod pending;
 mod people;
 mod queues;
+mod quotas;
 mod refunds;
 mod statements;
 mod unit_of_work;
@@ -38,6 +39,7 @@ pub use payouts::{
 };
 pub use pending::AwaitingOutcome;
 pub use people::PersonAccess;
+pub use quotas::{DEFAULT_QUOTA_TEMPLATE, QuotaStatus, QuotaUse};
 pub use refunds::{OpenRefund, RefundOutcome, RefundRequest, RequestedRefund};
 pub use statements::{Statement, StatementEntry, StatementEntryKind, StatementMonth, ist};
 pub use unit_of_work::UnitOfWork;

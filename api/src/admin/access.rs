@@ -36,6 +36,11 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Action)] = &[
         Action::ManageKeys,
     ),
     (
+        "PUT",
+        "/admin/merchants/{id}/quota",
+        Action::ManageMerchants,
+    ),
+    (
         "POST",
         "/admin/merchants/{id}/webhook-endpoints",
         Action::ManageWebhookEndpoints,

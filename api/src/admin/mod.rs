@@ -12,6 +12,7 @@ pub mod notifications;
 pub mod payouts;
 pub mod people;
 pub mod queues;
+pub mod quotas;
 pub mod reads;
 pub mod refunds;
 pub mod statements;
@@ -36,6 +37,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(merchants::get, merchants::update))
         .routes(routes!(merchants::regenerate_keys))
         .routes(routes!(merchants::rotate_webhook_secret))
+        .routes(routes!(quotas::get, quotas::set))
         .routes(routes!(gateways::create, gateways::list))
         .routes(routes!(gateways::health))
         .routes(routes!(gateways::update, gateways::retire))

@@ -21,6 +21,7 @@ mod payouts;
 mod protection;
 mod psp_webhook_keys;
 mod psp_webhooks;
+mod quotas;
 mod readiness;
 mod refund_callbacks;
 mod refund_flow;

@@ -1,5 +1,5 @@
-//! Payment initiation: the merchant's standing, routing, and the order-id claim, the payment
-//! and the gateway booking appended together.
+//! Payment initiation: the merchant's standing, routing, and the order-id claim, the payment,
+//! the gateway booking and (for a merchant with quota caps) the quota usage appended together.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use lightspeed_domain::claims::{
 use lightspeed_domain::gateway::{BookingRequest, CAPACITY_EVENT_TYPES, Gateway, GatewayCommand};
 use lightspeed_domain::merchant::Merchant;
 use lightspeed_domain::payment::{InitiatePayment, Payment, PaymentCommand};
+use lightspeed_domain::quota::{MerchantQuota, UsageCommand};
 use lightspeed_domain::wallet::Wallet;
 use lightspeed_domain::{Decider, GatewayId, MerchantId, Paise, PaymentId};
 use lightspeed_eventstore::{
@@ -21,11 +22,14 @@ use super::{Initiated, PaymentRequest};
 use crate::error::ServiceError;
 use crate::ledger::{Ledger, MAX_ATTEMPTS, STATE_REUSE};
 use crate::merchants::AuthenticatedMerchant;
+use crate::quotas::usage_stream;
 use crate::unit_of_work::UnitOfWork;
 
-/// What initiation reads besides the merchant: its wallet and its active gateways.
+/// What initiation reads besides the merchant: its wallet, its quota caps and its active
+/// gateways.
 struct MerchantFunds {
     wallet: Loaded<Wallet>,
+    quota: Loaded<MerchantQuota>,
     gateway_ids: Vec<GatewayId>,
     gateway_streams: Vec<StreamId>,
     gateways: Vec<Loaded<Option<Gateway>>>,
@@ -158,6 +162,7 @@ impl Ledger {
         }
         let MerchantFunds {
             wallet,
+            quota,
             gateway_ids,
             gateway_streams,
             gateways,
@@ -194,6 +199,39 @@ impl Ledger {
         // Not needed past the decision: a state nobody else holds is folded in place when
         // the cache learns of this booking (a hot gateway's booking window is not copied).
         drop(gateways);
+        let caps = quota.state.caps();
+        if caps.is_empty() {
+            return self
+                .commit_initiation(unit, initiation, &order_stream)
+                .await;
+        }
+        // The merchant's usage this month, decided on and appended at the same version, in
+        // this process one initiation at a time.
+        let usage_stream = usage_stream(initiation.merchant_id, at)?;
+        let _turn = self.quota_turns[usage_stream.slot(self.quota_turns.len())]
+            .lock()
+            .await;
+        let usage = self.usage_at(&usage_stream, reuse).await?;
+        let admit = UsageCommand::Admit {
+            merchant_id: initiation.merchant_id,
+            payment_id: initiation.payment_id,
+            amount: request.amount,
+            caps,
+            at,
+        };
+        let used = match unit.decide(&self.quota_usage, &usage_stream, &usage, &admit) {
+            Ok(events) => events,
+            Err(_) if reuse => return Ok(None),
+            Err(refusal) => {
+                // A request repeated (here or at another replica) answers its payment, as it
+                // does under the cap: the order id is looked up in the log, not only in memory.
+                if let Some(answer) = self.earlier_order(&order_stream, request, false).await? {
+                    return answer.map(Some);
+                }
+                return Err(refusal.into());
+            }
+        };
+        self.queue_quota_notifications(&mut unit, &merchant, &used)?;
         self.commit_initiation(unit, initiation, &order_stream)
             .await
     }
@@ -302,6 +340,7 @@ impl Ledger {
         reuse: bool,
     ) -> Result<MerchantFunds, ServiceError> {
         let wallet_stream = stream_of::<Wallet>(merchant.id())?;
+        let quota_stream = stream_of::<MerchantQuota>(merchant.id())?;
         let ids: Vec<GatewayId> = merchant.active_gateways().iter().copied().collect();
         let streams = ids
             .iter()
@@ -317,23 +356,31 @@ impl Ledger {
         let cached = || {
             (
                 self.wallets.cached_within(&wallet_stream, within),
+                self.quotas.cached_within(&quota_stream, within),
                 streams
                     .iter()
                     .map(|s| self.gateways.cached_within(s, within))
                     .collect::<Vec<_>>(),
             )
         };
-        let ((mut wallet, mut wallet_recent), mut gateways) = cached();
+        let ((mut wallet, mut wallet_recent), mut quota, mut gateways) = cached();
         let _refreshing;
-        if reuse && !(wallet_recent && gateways.iter().all(|(_, recent)| *recent)) {
+        if reuse && !(wallet_recent && quota.1 && gateways.iter().all(|(_, recent)| *recent)) {
             // Concurrent requests of one merchant would all read the same events; the first
             // reads, the others wait for it and use what it read.
             let slot = wallet_stream.slot(self.funds_refreshes.len());
             _refreshing = self.funds_refreshes[slot].lock().await;
-            ((wallet, wallet_recent), gateways) = cached();
+            ((wallet, wallet_recent), quota, gateways) = cached();
         }
         let events = self
-            .read_stale(&wallet_stream, &wallet, wallet_recent, &streams, &gateways)
+            .read_stale(
+                [
+                    (&wallet_stream, wallet.version, wallet_recent),
+                    (&quota_stream, quota.0.version, quota.1),
+                ],
+                &streams,
+                &gateways,
+            )
             .await?;
         let wallet = up_to_date(
             &self.wallets,
@@ -341,6 +388,7 @@ impl Ledger {
             (wallet, wallet_recent),
             &events,
         )?;
+        let quota = up_to_date(&self.quotas, &quota_stream, quota, &events)?;
         let states = streams
             .iter()
             .zip(gateways)
@@ -348,25 +396,27 @@ impl Ledger {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MerchantFunds {
             wallet,
+            quota,
             gateway_ids: ids,
             gateway_streams: streams,
             gateways: states,
         })
     }
 
-    /// In one read, the events of the wallet and gateway streams whose cached states are not
-    /// recent, after the versions the caches hold.
+    /// In one read, the events of the merchant's own streams (wallet, quota caps: stream,
+    /// cached version, whether recent) and gateway streams whose cached states are not recent,
+    /// after the versions the caches hold.
     async fn read_stale(
         &self,
-        wallet_stream: &StreamId,
-        wallet: &Loaded<Wallet>,
-        wallet_recent: bool,
+        own: [(&StreamId, u64, bool); 2],
         gateway_streams: &[StreamId],
         gateways: &[Cached<Option<Gateway>>],
     ) -> Result<Vec<RecordedEvent>, ServiceError> {
-        let mut after = Vec::with_capacity(gateway_streams.len() + 1);
-        if !wallet_recent {
-            after.push((wallet_stream.clone(), wallet.version));
+        let mut after = Vec::with_capacity(gateway_streams.len() + own.len());
+        for (stream, version, recent) in own {
+            if !recent {
+                after.push((stream.clone(), version));
+            }
         }
         for (stream, (cached, recent)) in gateway_streams.iter().zip(gateways) {
             if !recent {
