@@ -15,6 +15,7 @@ use lightspeed_live::Hub;
 use crate::i18n::{Lang, Msg};
 use crate::layout;
 use crate::live::Renderers;
+use crate::rebuilds::Rebuilds;
 use crate::session::{SessionFailure, SessionSettings, Sessions, SignedIn};
 
 /// The session cookie: `<session id>.<secret>`.
@@ -76,6 +77,8 @@ pub struct Inner {
     pub hub: Hub,
     /// How the live pages show the hub's items, made once.
     pub renderers: Renderers,
+    /// Projection rebuilds started from the console in this process.
+    pub rebuilds: Rebuilds,
 }
 
 impl std::ops::Deref for Console {
@@ -89,12 +92,14 @@ impl Console {
     /// The console over the API's state, its live pages following `hub`.
     pub fn new(app: AppState, config: ConsoleConfig, hub: Hub) -> Self {
         let sessions = Sessions::new(app.ledger.store().clone(), config.sessions);
+        let rebuilds = Rebuilds::new(app.ledger.store().clone());
         Console(Arc::new(Inner {
             app,
             sessions,
             config,
             hub,
             renderers: Renderers::new(),
+            rebuilds,
         }))
     }
 }
