@@ -453,6 +453,10 @@ messages! {
     NotSaved => ("Not saved", "सहेजा नहीं गया"),
     /// Checkout settings form.
     RoutingMode => ("Routing", "रूटिंग"),
+    /// Routing mode.
+    RoutingSmart => ("Smart: priority, then success rate", "स्मार्ट: प्राथमिकता, फिर सफलता दर"),
+    /// Routing mode.
+    RoutingRoundRobin => ("Round robin", "बारी-बारी से"),
     /// Checkout settings form.
     SkipResting => ("Skip resting gateways", "विराम वाले गेटवे छोड़ें"),
     /// Checkout settings form.

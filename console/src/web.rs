@@ -129,15 +129,21 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The security headers every console answer carries.
+/// The console's content security policy: no inline script or style.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; \
+                   frame-ancestors 'none'";
+
+/// The security headers every console answer carries. An answer that sets its own, stricter
+/// content security policy keeps it (a printable statement: no script at all).
 pub fn security_headers(headers: &mut HeaderMap, secure: bool) {
-    let fixed = [
-        (
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; \
-             frame-ancestors 'none'",
-        ),
+            HeaderValue::from_static(CSP),
+        );
+    }
+    let fixed = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         // Sign-in links carry a secret in their path: never send it to another site.
         (header::REFERRER_POLICY, "same-origin"),

@@ -530,3 +530,50 @@ pub async fn add(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_form_becomes_the_admin_apis_registration_body_with_the_chosen_providers_fields_only() {
+        let body = registration_body(&form(&[
+            ("merchant_id", "01a24ecb-aaed-75cb-b003-e41630cb1000"),
+            ("provider", "phonepe"),
+            ("cred-phonepe-merchant_id", "M1"),
+            ("cred-phonepe-salt_key", "k"),
+            ("cred-phonepe-salt_index", "2"),
+            ("cred-sandbox-webhook_secret", "ignored"),
+            ("monthly_limit_rupees", "1500"),
+            ("priority", "4"),
+            ("label", " "),
+        ]))
+        .unwrap_or_else(|e| panic!("a body: {e}"));
+        assert_eq!(body.credentials.provider().to_string(), "phonepe");
+        assert_eq!(body.monthly_limit_paise, Some(150_000));
+        assert_eq!(body.priority, 4);
+        assert_eq!(body.label, None, "a blank label takes the default");
+    }
+
+    #[test]
+    fn a_wrong_form_is_refused_by_field_without_its_values() {
+        let unknown = registration_body(&form(&[("provider", "stripe")]))
+            .err()
+            .expect("refused");
+        assert!(unknown.starts_with("provider"), "{unknown}");
+        let limit = registration_body(&form(&[
+            ("provider", "sandbox"),
+            ("monthly_limit_rupees", "lots"),
+        ]))
+        .err()
+        .expect("refused");
+        assert!(limit.contains("monthly_limit_rupees"), "{limit}");
+    }
+}

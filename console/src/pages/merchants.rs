@@ -6,6 +6,7 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use lightspeed_adapters::secrets::{generate_client_key, generate_client_salt};
 use lightspeed_api::admin::statements::{Format, StatementView, render as render_statement};
@@ -200,8 +201,8 @@ fn checkout_form(viewer: &Viewer, merchant_id: Uuid, settings: &CheckoutSettings
             fieldset.fields disabled[!edit] {
                 label { (lang.t(Msg::RoutingMode))
                     select name="routing_mode" {
-                        option value="smart" selected[!round_robin] { "smart" }
-                        option value="round_robin" selected[round_robin] { "round robin" }
+                        option value="smart" selected[!round_robin] { (lang.t(Msg::RoutingSmart)) }
+                        option value="round_robin" selected[round_robin] { (lang.t(Msg::RoutingRoundRobin)) }
                     }
                 }
                 label.check { input type="checkbox" name="skip_temporarily_failed" value="true" checked[settings.skip_temporarily_failed]; (lang.t(Msg::SkipResting)) }
@@ -365,8 +366,18 @@ pub async fn statement(
         .await
         .map_err(|e| service_refusal(lang, e))?;
     let view = StatementView::new(statement, merchant.company_name().to_owned());
-    Ok(render_statement(view, format))
+    let mut answer = render_statement(view, format);
+    // The printable page styles itself inline and runs no script: allow exactly that.
+    answer.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(STATEMENT_CSP),
+    );
+    Ok(answer)
 }
+
+/// The printable statement's policy: its own inline style, nothing else.
+const STATEMENT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
+                             form-action 'none'; frame-ancestors 'none'";
 
 /// `POST /console/merchants/{id}/keys`: new client key and salt, the salt shown once.
 pub async fn regenerate_keys(

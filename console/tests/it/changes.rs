@@ -311,6 +311,17 @@ async fn a_merchants_page_changes_checkout_settings_regenerates_keys_and_serves_
     browser.screenshot("merchant-statement").await;
     let admin = HttpSession::sign_in(&console, ADMIN_EMAIL).await;
     let month = lightspeed_domain::calendar::IstMonth::of(console.app.ledger.now());
+    let html = admin
+        .get(&console.page(&format!("{path}/statements/{month}.html")))
+        .await;
+    let csp = html.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "no script on the printable statement: {csp}"
+    );
     let csv_path = format!("{path}/statements/{month}.csv");
     let csv = admin.get(&console.page(&csv_path)).await;
     assert_eq!(csv.status(), 200);
