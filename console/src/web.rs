@@ -304,6 +304,16 @@ pub fn unavailable<E: std::fmt::Display>(lang: Lang) -> impl Fn(E) -> Refusal {
     move |error| Refusal::Unavailable(lang, error.to_string())
 }
 
+/// A page answered to a change, shown at `path`: htmx (which submits the console's forms)
+/// replaces the address with it, so a reload reads that page instead of repeating the change.
+pub fn answered_at(path: &str, page: maud::Markup) -> Response {
+    let mut response = page.into_response();
+    if let Ok(value) = HeaderValue::from_str(path) {
+        response.headers_mut().insert("hx-replace-url", value);
+    }
+    response
+}
+
 /// `path?` with each given filter as a query parameter, in order, then `last` (the page or the
 /// cursor of the next step), so a list's links keep its filters.
 pub fn filtered_link(path: &str, fields: &[(&str, Option<String>)], last: (&str, &str)) -> String {

@@ -27,7 +27,7 @@ use crate::i18n::{Lang, Msg};
 use crate::layout::page;
 use crate::live::{LivePage, live_reset};
 use crate::pages::sign_in::CsrfOnly;
-use crate::web::{Console, Refusal, Viewer, unavailable};
+use crate::web::{Console, Refusal, Viewer, answered_at, unavailable};
 
 const PATH: &str = "/console/gateways";
 /// The form field prefix of a gateway's priority: `priority-<gateway id>`.
@@ -477,11 +477,15 @@ pub async fn add(
     State(console): State<Console>,
     viewer: Viewer,
     Form(form): Form<HashMap<String, String>>,
-) -> Result<Markup, Refusal> {
+) -> Result<Response, Refusal> {
     let lang = viewer.lang;
     let csrf = form.get("csrf").map(String::as_str).unwrap_or_default();
     viewer.authorize(Action::ManageGateways, csrf)?;
-    let merchant = form.get("merchant_id").and_then(|m| m.trim().parse().ok());
+    let merchant: Option<Uuid> = form.get("merchant_id").and_then(|m| m.trim().parse().ok());
+    let list = match merchant {
+        Some(m) => format!("{PATH}?merchant={m}"),
+        None => PATH.to_owned(),
+    };
     let refused = |problem: String| {
         html! { p.notice.bad role="alert" { (lang.t(Msg::NotSaved)) ": " (problem) } }
     };
@@ -491,14 +495,9 @@ pub async fn add(
     let command = match command {
         Ok(command) => command,
         Err(problem) => {
-            return render(
-                &console,
-                &viewer,
-                merchant,
-                Some(refused(problem)),
-                Some(&form),
-            )
-            .await;
+            let notice = Some(refused(problem));
+            let page = render(&console, &viewer, merchant, notice, Some(&form)).await?;
+            return Ok(answered_at(&list, page));
         }
     };
     match console
@@ -511,7 +510,8 @@ pub async fn add(
             tracing::info!(gateway_id = %gateway.id(), admin = %viewer.session.email, "gateway registered from the console");
             listed(&console, gateway.id(), gateway.merchant_id().0).await;
             let notice = html! { p.notice role="status" { (lang.t(Msg::GatewayAdded)) " " code { (gateway.id()) } } };
-            render(&console, &viewer, merchant, Some(notice), None).await
+            let page = render(&console, &viewer, merchant, Some(notice), None).await?;
+            Ok(answered_at(&list, page))
         }
         Err(
             e @ (lightspeed_services::ServiceError::Store(_)
@@ -519,14 +519,9 @@ pub async fn add(
             | lightspeed_services::ServiceError::Contended),
         ) => Err(Refusal::Unavailable(lang, e.to_string())),
         Err(other) => {
-            render(
-                &console,
-                &viewer,
-                merchant,
-                Some(refused(other.to_string())),
-                Some(&form),
-            )
-            .await
+            let notice = Some(refused(other.to_string()));
+            let page = render(&console, &viewer, merchant, notice, Some(&form)).await?;
+            Ok(answered_at(&list, page))
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::format::{percent_bps, rupees, time};
 use crate::i18n::{Lang, Msg};
 use crate::layout::page;
 use crate::pages::sign_in::CsrfOnly;
-use crate::web::{Console, Refusal, Viewer, unavailable};
+use crate::web::{Console, Refusal, Viewer, answered_at, unavailable};
 
 const PATH: &str = "/console/merchants";
 
@@ -136,7 +136,8 @@ async fn show(
         }
         section.card.wide aria-labelledby="statements-title" {
             h2 #statements-title { (lang.t(Msg::Statements)) }
-            ul #statements { @for m in last_months(month, STATEMENT_MONTHS) {
+            // Full navigations: a statement is its own page (or a download), not a console page.
+            ul #statements hx-boost="false" { @for m in last_months(month, STATEMENT_MONTHS) {
                 li {
                     (m) ": "
                     a href=(statement_link(merchant_id, m, "html")) { (lang.t(Msg::PrintableStatement)) }
@@ -307,7 +308,7 @@ pub async fn change_checkout(
     viewer: Viewer,
     Path(id): Path<String>,
     Form(form): Form<CheckoutForm>,
-) -> Result<Markup, Refusal> {
+) -> Result<Response, Refusal> {
     let lang = viewer.lang;
     viewer.authorize(Action::ManageMerchants, &form.csrf)?;
     let merchant_id: MerchantId = id.parse().map_err(|_| Refusal::NotFound(lang))?;
@@ -316,7 +317,10 @@ pub async fn change_checkout(
     };
     let settings = match form.settings() {
         Ok(settings) => settings,
-        Err(problem) => return show(&console, &viewer, &id, Some(refused(problem))).await,
+        Err(problem) => {
+            let page = show(&console, &viewer, &id, Some(refused(problem))).await?;
+            return Ok(answered_at(&format!("{PATH}/{id}"), page));
+        }
     };
     let command = MerchantCommand::ChangeCheckoutSettings {
         settings,
@@ -335,7 +339,8 @@ pub async fn change_checkout(
         Err(lightspeed_services::ServiceError::Merchant(refusal)) => refused(refusal.to_string()),
         Err(other) => return Err(Refusal::Unavailable(lang, other.to_string())),
     };
-    show(&console, &viewer, &id, Some(notice)).await
+    let page = show(&console, &viewer, &id, Some(notice)).await?;
+    Ok(answered_at(&format!("{PATH}/{id}"), page))
 }
 
 /// `GET /console/merchants/{id}/statements/{yyyy-mm}.{html|csv}`: the merchant's statement for
@@ -385,7 +390,7 @@ pub async fn regenerate_keys(
     viewer: Viewer,
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
-) -> Result<Markup, Refusal> {
+) -> Result<Response, Refusal> {
     let lang = viewer.lang;
     viewer.authorize(Action::ManageKeys, &form.csrf)?;
     let merchant_id: MerchantId = id.parse().map_err(|_| Refusal::NotFound(lang))?;
@@ -410,5 +415,7 @@ pub async fn regenerate_keys(
             p { (lang.t(Msg::ClientSalt)) ": " code { (salt_text) } }
         }
     };
-    show(&console, &viewer, &id, Some(notice)).await
+    // A reload reads the merchant's page, without the salt: it is shown this once.
+    let page = show(&console, &viewer, &id, Some(notice)).await?;
+    Ok(answered_at(&format!("{PATH}/{id}"), page))
 }

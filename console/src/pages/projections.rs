@@ -21,7 +21,7 @@ use crate::layout::page;
 use crate::live::{SIGNED_OUT_EVENT, live_reset, watched};
 use crate::pages::sign_in::CsrfOnly;
 use crate::rebuilds::{RunOutcome, RunView, StartError};
-use crate::web::{Console, Refusal, Viewer, unavailable};
+use crate::web::{Console, Refusal, Viewer, answered_at, unavailable};
 
 const PATH: &str = "/console/projections";
 /// The live stream of the rebuilds started here.
@@ -168,7 +168,7 @@ pub async fn start(
     viewer: Viewer,
     Path(name): Path<String>,
     Form(form): Form<CsrfOnly>,
-) -> Result<Markup, Refusal> {
+) -> Result<Response, Refusal> {
     let lang = viewer.lang;
     viewer.authorize(Action::RebuildProjections, &form.csrf)?;
     let notice = match console.rebuilds.start(&name, &viewer.actor()).await {
@@ -179,7 +179,8 @@ pub async fn start(
         }
         Err(StartError::Store(reason)) => return Err(Refusal::Unavailable(lang, reason)),
     };
-    render(&console, &viewer, Some(notice)).await
+    let page = render(&console, &viewer, Some(notice)).await?;
+    Ok(answered_at(PATH, page))
 }
 
 /// One SSE frame carrying the rebuilds' rows.

@@ -138,6 +138,20 @@ async fn a_gateway_is_added_with_sealed_credentials_never_shown_back() {
         !registered.payload.to_string().contains("c2VhbGVk"),
         "the log holds the credentials sealed"
     );
+    assert!(
+        browser
+            .client
+            .find(Locator::Css(&format!("tr[data-gateway='{}']", gateways[0])))
+            .await
+            .is_ok(),
+        "the answered list shows the new gateway"
+    );
+    let address = browser.client.current_url().await.expect("url");
+    assert_eq!(
+        address.path(),
+        "/console/gateways",
+        "a reload reads the list"
+    );
     let audit = audit_lists(&browser, &console, "GatewayRegistered").await;
     assert!(audit.contains(ADMIN_EMAIL), "{audit}");
     assert!(!page_source(&browser).await.contains(SECRET));
@@ -280,6 +294,8 @@ async fn a_merchants_page_changes_checkout_settings_regenerates_keys_and_serves_
         .expect("text");
     assert!(shown.contains("Client salt"), "{shown}");
     browser.screenshot("merchant-keys-regenerated").await;
+    let address = browser.client.current_url().await.expect("url");
+    assert_eq!(address.path(), path, "a reload reads the page, not the change");
     let rotated = console
         .app
         .ledger
