@@ -409,6 +409,7 @@ mod tests {
     #[test]
     fn a_page_shows_only_its_own_items_and_says_when_it_missed_some() {
         let failed = payment(PaymentChange::Failed { code: "X".into() });
+        assert_eq!(render(LivePage::Overview, Lang::En, &failed), None);
         assert_eq!(render(LivePage::Overview, Lang::En, &initiated()), None);
         assert_eq!(render(LivePage::Gateways, Lang::En, &initiated()), None);
         let reset = render(LivePage::Overview, Lang::Hi, &LiveItem::Reset).unwrap();

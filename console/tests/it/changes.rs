@@ -295,7 +295,11 @@ async fn a_merchants_page_changes_checkout_settings_regenerates_keys_and_serves_
     assert!(shown.contains("Client salt"), "{shown}");
     browser.screenshot("merchant-keys-regenerated").await;
     let address = browser.client.current_url().await.expect("url");
-    assert_eq!(address.path(), path, "a reload reads the page, not the change");
+    assert_eq!(
+        address.path(),
+        path,
+        "a reload reads the page, not the change"
+    );
     let rotated = console
         .app
         .ledger
@@ -318,6 +322,36 @@ async fn a_merchants_page_changes_checkout_settings_regenerates_keys_and_serves_
             .is_err(),
         "the salt is shown once"
     );
+
+    // In Hindi.
+    browser.click("a[href^='/console/prefs?lang=hi']").await;
+    browser.wait_for("html[lang=hi]").await;
+    browser
+        .client
+        .goto(&console.page(&path))
+        .await
+        .expect("open in Hindi");
+    browser.wait_for("form#checkout").await;
+    let hindi = browser.text().await;
+    assert!(hindi.contains("चेकआउट सेटिंग्स सहेजें"), "{hindi}");
+    assert!(hindi.contains("वेबहुक एंडपॉइंट"), "{hindi}");
+    browser
+        .client
+        .execute(
+            "document.getElementById('checkout').scrollIntoView(); return null;",
+            vec![],
+        )
+        .await
+        .expect("scroll");
+    browser.screenshot("merchant-detail-hindi").await;
+    browser.click("a[href^='/console/prefs?lang=en']").await;
+    browser.wait_for("html[lang=en]").await;
+    browser
+        .client
+        .goto(&console.page(&path))
+        .await
+        .expect("open");
+    browser.wait_for("form#checkout").await;
 
     // Statements, from the session.
     browser.click("ul#statements a[href$='.html']").await;
