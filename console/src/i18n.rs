@@ -269,8 +269,6 @@ messages! {
     Checkpoint => ("Checkpoint", "चेकपॉइंट"),
     /// Lag never measured.
     NotMeasured => ("not measured", "मापा नहीं गया"),
-    /// Explanation.
-    RebuildHint => ("A rebuild replays the whole log into a new version beside the active one; it runs with `lightspeed projections rebuild`, and its version shows here as building until it switches.", "रीबिल्ड पूरे लॉग को सक्रिय संस्करण के साथ एक नए संस्करण में दोहराता है; यह `lightspeed projections rebuild` से चलता है, और स्विच होने तक इसका संस्करण यहाँ building दिखता है।"),
     /// Product name.
     Console => ("LightSpeed console", "लाइटस्पीड कंसोल"),
     /// Navigation landmark.
@@ -436,9 +434,75 @@ messages! {
     /// Gateway test result.
     Unreachable => ("Unreachable", "पहुँच से बाहर"),
     /// Add gateway form.
-    AddGateway => ("Add a sandbox gateway", "सैंडबॉक्स गेटवे जोड़ें"),
+    AddGateway => ("Add a gateway", "गेटवे जोड़ें"),
     /// Button.
     Add => ("Add", "जोड़ें"),
+    /// Add gateway form.
+    Environment => ("Environment", "परिवेश"),
+    /// Add gateway form.
+    BaseUrl => ("API host (optional)", "एपीआई होस्ट (वैकल्पिक)"),
+    /// Add gateway form.
+    MonthlyLimitRupees => ("Monthly limit in ₹ (optional)", "मासिक सीमा ₹ में (वैकल्पिक)"),
+    /// Add gateway form.
+    Credentials => ("Credentials: sealed at once and never shown again. Fill in the chosen provider's fields only.", "क्रेडेंशियल: तुरंत सील किए जाते हैं और फिर कभी नहीं दिखाए जाते। केवल चुने गए प्रदाता के फ़ील्ड भरें।"),
+    /// Add gateway form.
+    MerchantId => ("Merchant id", "व्यापारी आईडी"),
+    /// Result.
+    GatewayAdded => ("Gateway added; its credentials are sealed.", "गेटवे जोड़ा गया; इसके क्रेडेंशियल सील हैं।"),
+    /// Result of a refused form.
+    NotSaved => ("Not saved", "सहेजा नहीं गया"),
+    /// Checkout settings form.
+    RoutingMode => ("Routing", "रूटिंग"),
+    /// Routing mode.
+    RoutingSmart => ("Smart: priority, then success rate", "स्मार्ट: प्राथमिकता, फिर सफलता दर"),
+    /// Routing mode.
+    RoutingRoundRobin => ("Round robin", "बारी-बारी से"),
+    /// Checkout settings form.
+    SkipResting => ("Skip resting gateways", "विराम वाले गेटवे छोड़ें"),
+    /// Checkout settings form.
+    RestSeconds => ("Rest after a failure, in seconds", "विफलता के बाद विराम, सेकंड में"),
+    /// Checkout settings form.
+    DefaultRpmCap => ("Default cap, requests per minute (optional)", "डिफ़ॉल्ट सीमा, प्रति मिनट अनुरोध (वैकल्पिक)"),
+    /// Button.
+    SaveCheckoutSettings => ("Save checkout settings", "चेकआउट सेटिंग्स सहेजें"),
+    /// Result.
+    CheckoutSaved => ("Checkout settings saved.", "चेकआउट सेटिंग्स सहेजी गईं।"),
+    /// Column.
+    Url => ("URL", "यूआरएल"),
+    /// Column.
+    Description => ("Description", "विवरण"),
+    /// Column.
+    EventTypes => ("Events", "इवेंट"),
+    /// Endpoint state.
+    DisabledForFailing => ("disabled for failing", "विफलता के कारण निष्क्रिय"),
+    /// Link.
+    PrintableStatement => ("printable", "छापने योग्य"),
+    /// Key regeneration result.
+    KeysShownOnce => ("New API keys. The salt is shown only now: copy it before leaving this page.", "नई एपीआई कुंजियाँ। सॉल्ट केवल अभी दिखाया गया है: यह पेज छोड़ने से पहले इसे कॉपी करें।"),
+    /// Key regeneration result.
+    ClientKey => ("Client key", "क्लाइंट कुंजी"),
+    /// Key regeneration result.
+    ClientSalt => ("Client salt", "क्लाइंट सॉल्ट"),
+    /// Confirmation.
+    RegenerateKeysExplained => ("The merchant's current key and salt stop working at once; their systems need the new ones.", "व्यापारी की मौजूदा कुंजी और सॉल्ट तुरंत काम करना बंद कर देते हैं; उनके सिस्टम को नई चाहिए।"),
+    /// Button.
+    Rebuild => ("Rebuild", "पुनर्निर्माण"),
+    /// Confirmation.
+    RebuildExplained => ("A new version is built from the whole log beside the one readers see, then swapped in; the current version keeps serving meanwhile. A large log takes a while and loads the database.", "पूरे लॉग से एक नया संस्करण पढ़ने वालों वाले संस्करण के बगल में बनता है, फिर बदल दिया जाता है; तब तक मौजूदा संस्करण सेवा देता रहता है। बड़ा लॉग समय लेता है और डेटाबेस पर भार डालता है।"),
+    /// Section.
+    RebuildProgress => ("Rebuilds started here", "यहाँ शुरू किए गए पुनर्निर्माण"),
+    /// Result.
+    RebuildStarted => ("Rebuild started.", "पुनर्निर्माण शुरू हुआ।"),
+    /// Refusal.
+    RebuildRunning => ("A rebuild of this projection is already running.", "इस प्रोजेक्शन का पुनर्निर्माण पहले से चल रहा है।"),
+    /// Rebuild state.
+    RebuildFinished => ("finished", "पूरा हुआ"),
+    /// Rebuild state.
+    RebuildFailed => ("failed", "विफल"),
+    /// Rebuild state.
+    RebuildRunningState => ("running", "चल रहा है"),
+    /// Live pages.
+    SignedOutLive => ("You are signed out; this page no longer updates. Sign in again.", "आप साइन आउट हो गए हैं; यह पेज अब अपडेट नहीं होता। फिर से साइन इन करें।"),
     /// Skip link.
     SkipToContent => ("Skip to content", "सामग्री पर जाएँ"),
 }

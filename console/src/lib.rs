@@ -21,6 +21,7 @@ pub mod live;
 pub mod mail;
 pub mod pages;
 pub mod people;
+pub mod rebuilds;
 pub mod session;
 pub mod web;
 
@@ -40,6 +41,10 @@ pub fn router(app: AppState, config: ConsoleConfig, hub: Hub) -> Router {
     let secure = config.secure();
     let console = Console::new(app, config, hub);
     pages::routes()
+        .route(
+            "/console/live/rebuilds",
+            get(pages::projections::rebuild_stream),
+        )
         .route("/console/live/{page}", get(live::stream))
         .route("/console/assets/{name}", get(assets::serve))
         .route(

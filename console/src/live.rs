@@ -5,9 +5,14 @@
 //! `?after=`, so nothing published between its render and its stream's start is lost; a
 //! reconnecting browser resumes with `Last-Event-ID`.
 
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
 use lightspeed_live::{
     GatewayChange, GatewayItem, Hub, LiveItem, Renderer, SseEvent, SseOptions, Topic, resume_point,
     sse_response,
@@ -19,7 +24,8 @@ use crate::format::time;
 use crate::i18n::{Lang, Msg};
 use crate::pages::overview::{QueueRow, alert_item, lag_rows, queue_rows};
 use crate::pages::transactions::live_row;
-use crate::web::{Console, Refusal, Viewer};
+use crate::session::SessionFailure;
+use crate::web::{Console, Refusal, SESSION_COOKIE, Viewer, cookie};
 
 /// A page that follows the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +106,10 @@ impl Default for Renderers {
 fn render(page: LivePage, lang: Lang, item: &LiveItem) -> Option<SseEvent> {
     let (name, fragment) = match (page, item) {
         (_, LiveItem::Reset) => ("reset", missed(lang)),
-        (LivePage::Transactions, LiveItem::Payment(payment)) => ("payment", live_row(payment)?),
+        (LivePage::Transactions, LiveItem::Payment(payment)) => {
+            let (name, fragment) = live_row(payment)?;
+            return Some(SseEvent::new(name, fragment.into_string()));
+        }
         (LivePage::Overview, LiveItem::QueueStats(stats)) => {
             let rows: Vec<QueueRow> = stats
                 .queues
@@ -136,9 +145,13 @@ fn missed(lang: Lang) -> Markup {
     html! { p.notice.bad role="alert" { a href="" { (lang.t(Msg::LiveMissed)) } } }
 }
 
-/// Where a live page shows that it missed items; inside its `sse-connect` element.
+/// Where a live page shows that it missed items or that its session ended; inside its
+/// `sse-connect` element, which carries `sse-close=` [`SIGNED_OUT_EVENT`].
 pub fn live_reset() -> Markup {
-    html! { div.live-reset role="status" sse-swap="reset" hx-swap="innerHTML" {} }
+    html! {
+        div.live-reset role="status" sse-swap="reset" hx-swap="innerHTML" {}
+        div.live-signed-out role="alert" sse-swap=(SIGNED_OUT_EVENT) hx-swap="innerHTML" {}
+    }
 }
 
 /// A gateway's health change, as the Gateways page lists it.
@@ -166,7 +179,95 @@ pub struct Resume {
     after: Option<String>,
 }
 
-/// `GET /console/live/{page}`: the page's stream, for any signed-in person.
+/// Longest time an open stream goes without rechecking its session.
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+/// Shortest time between two rechecks when items keep coming.
+const SESSION_RECHECK_ON_ITEMS: Duration = Duration::from_secs(1);
+
+/// The event a live page gets when its session ended (signed out elsewhere, revoked, idle or
+/// too old, or the person's access changed); its `sse-close` closes the page's stream.
+pub const SIGNED_OUT_EVENT: &str = "signed_out";
+
+/// What a live page shows when its session ended: the stream's last frame.
+fn signed_out_frame(lang: Lang) -> Bytes {
+    let notice = html! {
+        p.notice.bad { a href="/console/sign-in" { (lang.t(Msg::SignedOutLive)) } }
+    };
+    Bytes::from(format!(
+        "event: {SIGNED_OUT_EVENT}\ndata: {}\n\n",
+        notice.into_string()
+    ))
+}
+
+/// A page's stream, rechecking its session every [`SESSION_RECHECK`] and, while items keep
+/// coming, at most every [`SESSION_RECHECK_ON_ITEMS`]; once the session no longer holds, the
+/// stream sends [`SIGNED_OUT_EVENT`] and ends.
+struct Watched {
+    frames: BodyDataStream,
+    console: Console,
+    cookie: String,
+    lang: Lang,
+    checked_at: Instant,
+    ended: bool,
+}
+
+impl Watched {
+    async fn next_frame(&mut self) -> Option<Result<Bytes, axum::Error>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let wait = SESSION_RECHECK.saturating_sub(self.checked_at.elapsed());
+            let frame = tokio::time::timeout(wait, self.frames.next()).await;
+            let due = match frame {
+                Err(_) => true,
+                Ok(_) => self.checked_at.elapsed() >= SESSION_RECHECK_ON_ITEMS,
+            };
+            if due {
+                self.checked_at = Instant::now();
+                if !still_signed_in(&self.console, &self.cookie).await {
+                    self.ended = true;
+                    return Some(Ok(signed_out_frame(self.lang)));
+                }
+            }
+            match frame {
+                Err(_) => continue,
+                Ok(None) => return None,
+                Ok(Some(frame)) => return Some(frame),
+            }
+        }
+    }
+}
+
+/// Whether the session of `cookie` and the person's access still hold; a failed read keeps
+/// the stream (the next page request decides).
+async fn still_signed_in(console: &Console, cookie: &str) -> bool {
+    let session = match console.sessions.recheck(cookie).await {
+        Ok(session) => session,
+        Err(SessionFailure::Store(reason)) => {
+            tracing::warn!(%reason, "live stream could not recheck its session");
+            return true;
+        }
+        Err(_) => return false,
+    };
+    match crate::people::session_role(
+        &console.app.ledger,
+        &session.email,
+        &session.session_id.to_string(),
+        session.started_at,
+    )
+    .await
+    {
+        Ok(role) => role.is_some(),
+        Err(reason) => {
+            tracing::warn!(%reason, "live stream could not recheck the person's access");
+            true
+        }
+    }
+}
+
+/// `GET /console/live/{page}`: the page's stream, for any signed-in person, as long as they
+/// stay signed in.
 pub async fn stream(
     State(console): State<Console>,
     viewer: Result<Viewer, Refusal>,
@@ -187,7 +288,34 @@ pub async fn stream(
     let after = resume_point(&headers, resume.after.as_deref());
     let items = console.hub.subscribe(page.topics(), after.as_deref());
     let renderer = console.renderers.of(page, viewer.lang);
-    sse_response(items, renderer, SseOptions::default())
+    let response = sse_response(items, renderer, SseOptions::default());
+    watched(&console, &headers, viewer.lang, response)
+}
+
+/// `response`, a live stream, ended with [`SIGNED_OUT_EVENT`] once the session of the request
+/// (its `headers`' cookie) no longer holds.
+pub(crate) fn watched(
+    console: &Console,
+    headers: &HeaderMap,
+    lang: Lang,
+    response: Response,
+) -> Response {
+    let Some(cookie) = cookie(headers, SESSION_COOKIE) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let (parts, body) = response.into_parts();
+    let watched = Watched {
+        frames: body.into_data_stream(),
+        console: console.clone(),
+        cookie,
+        lang,
+        checked_at: Instant::now(),
+        ended: false,
+    };
+    let frames = futures::stream::unfold(watched, |mut watched| async move {
+        watched.next_frame().await.map(|frame| (frame, watched))
+    });
+    Response::from_parts(parts, Body::from_stream(frames))
 }
 
 #[cfg(test)]
@@ -220,7 +348,16 @@ mod tests {
     fn a_new_payment_is_a_row_written_as_the_page_writes_it() {
         let event = render(LivePage::Transactions, Lang::En, &initiated()).unwrap();
         assert_eq!(event.name, "payment");
-        assert!(event.data.starts_with("<tr>"), "{}", event.data);
+        assert!(
+            event.data.starts_with("<tr data-payment=\"0190-pay\">"),
+            "{}",
+            event.data
+        );
+        assert!(
+            event.data.contains("sse-swap=\"status-0190-pay\""),
+            "{}",
+            event.data
+        );
         assert!(event.data.contains("₹1,23,456.78"), "{}", event.data);
         assert!(event.data.contains("15:30:00 IST"), "{}", event.data);
         assert!(
@@ -236,9 +373,43 @@ mod tests {
     }
 
     #[test]
+    fn a_status_change_replaces_the_status_of_its_row_only() {
+        let failed = payment(PaymentChange::Failed { code: "X".into() });
+        let event = render(LivePage::Transactions, Lang::En, &failed).unwrap();
+        assert_eq!(event.name, "status-0190-pay");
+        assert!(event.data.contains("failed"), "{}", event.data);
+        let paid = payment(PaymentChange::Succeeded {
+            amount: Paise(10_000),
+            commission: Paise(350),
+        });
+        let event = render(LivePage::Transactions, Lang::En, &paid).unwrap();
+        assert_eq!(event.name, "status-0190-pay");
+        assert!(event.data.contains("succeeded"), "{}", event.data);
+        assert!(
+            event
+                .data
+                .contains("id=\"commission-0190-pay\" hx-swap-oob=\"true\""),
+            "{}",
+            event.data
+        );
+        assert!(event.data.contains("₹3.50"), "{}", event.data);
+        let refund = payment(PaymentChange::RefundRequested { amount: Paise(100) });
+        assert_eq!(render(LivePage::Transactions, Lang::En, &refund), None);
+    }
+
+    #[test]
+    fn signed_out_is_one_closing_event_in_the_persons_language() {
+        let frame = String::from_utf8(signed_out_frame(Lang::Hi).to_vec()).unwrap();
+        assert!(frame.starts_with("event: signed_out\ndata: "), "{frame}");
+        assert!(frame.ends_with("\n\n"), "{frame}");
+        assert_eq!(frame.matches('\n').count(), 3, "one data line: {frame}");
+        assert!(frame.contains(Lang::Hi.t(Msg::SignedOutLive)), "{frame}");
+    }
+
+    #[test]
     fn a_page_shows_only_its_own_items_and_says_when_it_missed_some() {
         let failed = payment(PaymentChange::Failed { code: "X".into() });
-        assert_eq!(render(LivePage::Transactions, Lang::En, &failed), None);
+        assert_eq!(render(LivePage::Overview, Lang::En, &failed), None);
         assert_eq!(render(LivePage::Overview, Lang::En, &initiated()), None);
         assert_eq!(render(LivePage::Gateways, Lang::En, &initiated()), None);
         let reset = render(LivePage::Overview, Lang::Hi, &LiveItem::Reset).unwrap();

@@ -15,6 +15,7 @@ use lightspeed_live::Hub;
 use crate::i18n::{Lang, Msg};
 use crate::layout;
 use crate::live::Renderers;
+use crate::rebuilds::Rebuilds;
 use crate::session::{SessionFailure, SessionSettings, Sessions, SignedIn};
 
 /// The session cookie: `<session id>.<secret>`.
@@ -76,6 +77,8 @@ pub struct Inner {
     pub hub: Hub,
     /// How the live pages show the hub's items, made once.
     pub renderers: Renderers,
+    /// Projection rebuilds started from the console in this process.
+    pub rebuilds: Rebuilds,
 }
 
 impl std::ops::Deref for Console {
@@ -89,12 +92,14 @@ impl Console {
     /// The console over the API's state, its live pages following `hub`.
     pub fn new(app: AppState, config: ConsoleConfig, hub: Hub) -> Self {
         let sessions = Sessions::new(app.ledger.store().clone(), config.sessions);
+        let rebuilds = Rebuilds::new(app.ledger.store().clone());
         Console(Arc::new(Inner {
             app,
             sessions,
             config,
             hub,
             renderers: Renderers::new(),
+            rebuilds,
         }))
     }
 }
@@ -124,15 +129,21 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The security headers every console answer carries.
+/// The console's content security policy: no inline script or style.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; \
+                   frame-ancestors 'none'";
+
+/// The security headers every console answer carries. An answer that sets its own, stricter
+/// content security policy keeps it (a printable statement: no script at all).
 pub fn security_headers(headers: &mut HeaderMap, secure: bool) {
-    let fixed = [
-        (
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; \
-             frame-ancestors 'none'",
-        ),
+            HeaderValue::from_static(CSP),
+        );
+    }
+    let fixed = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         // Sign-in links carry a secret in their path: never send it to another site.
         (header::REFERRER_POLICY, "same-origin"),
@@ -291,6 +302,16 @@ impl IntoResponse for Refusal {
 /// Turns a failed read or change into a refusal that logs its reason.
 pub fn unavailable<E: std::fmt::Display>(lang: Lang) -> impl Fn(E) -> Refusal {
     move |error| Refusal::Unavailable(lang, error.to_string())
+}
+
+/// A page answered to a change, shown at `path`: htmx (which submits the console's forms)
+/// replaces the address with it, so a reload reads that page instead of repeating the change.
+pub fn answered_at(path: &str, page: maud::Markup) -> Response {
+    let mut response = page.into_response();
+    if let Ok(value) = HeaderValue::from_str(path) {
+        response.headers_mut().insert("hx-replace-url", value);
+    }
+    response
 }
 
 /// `path?` with each given filter as a query parameter, in order, then `last` (the page or the

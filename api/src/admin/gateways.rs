@@ -263,6 +263,35 @@ fn seal(
         })
 }
 
+/// The registration `body` asks for, its credentials checked field by field and sealed at
+/// once (the account is dropped here); the console's form registers through this too.
+pub fn registration(
+    state: &AppState,
+    body: CreateGatewayBody,
+) -> Result<RegisterGateway, ApiError> {
+    check_account(Some(&body.credentials), body.base_url.as_deref())?;
+    let provider = body.credentials.provider();
+    let account = PspAccount {
+        credentials: body.credentials,
+        environment: body.environment,
+        base_url: account_base_url(state, provider, body.base_url),
+    };
+    Ok(RegisterGateway {
+        gateway_id: GatewayId::new(),
+        merchant_id: MerchantId(body.merchant_id),
+        provider,
+        label: body.label.unwrap_or_else(|| format!("{provider} gateway")),
+        credentials: seal(state, &account)?,
+        settings: GatewaySettings {
+            priority: body.priority,
+            monthly_limit: body.monthly_limit_paise.map(Paise),
+            rpm_cap: body.rpm_cap,
+        },
+        enabled: body.enabled,
+        at: state.ledger.now(),
+    })
+}
+
 /// Registers a gateway for a merchant, with its credentials sealed.
 #[utoipa::path(
     post,
@@ -283,27 +312,8 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateGatewayBody>,
 ) -> Result<(StatusCode, Json<GatewayDetail>), ApiError> {
-    check_account(Some(&body.credentials), body.base_url.as_deref())?;
-    let provider = body.credentials.provider();
-    let account = PspAccount {
-        credentials: body.credentials,
-        environment: body.environment,
-        base_url: account_base_url(&state, provider, body.base_url),
-    };
-    let command = RegisterGateway {
-        gateway_id: GatewayId::new(),
-        merchant_id: MerchantId(body.merchant_id),
-        provider,
-        label: body.label.unwrap_or_else(|| format!("{provider} gateway")),
-        credentials: seal(&state, &account)?,
-        settings: GatewaySettings {
-            priority: body.priority,
-            monthly_limit: body.monthly_limit_paise.map(Paise),
-            rpm_cap: body.rpm_cap,
-        },
-        enabled: body.enabled,
-        at: state.ledger.now(),
-    };
+    let command = registration(&state, body)?;
+    let provider = command.provider;
     let gateway = state
         .ledger
         .register_gateway(command, &admin.context(&headers))

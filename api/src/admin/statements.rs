@@ -71,7 +71,7 @@ pub struct StatementView {
 
 impl StatementView {
     /// The view of `statement`, for the merchant named `company_name`.
-    pub(crate) fn new(statement: Statement, company_name: String) -> Self {
+    pub fn new(statement: Statement, company_name: String) -> Self {
         Self {
             merchant_id: statement.merchant_id.0,
             company_name,
@@ -111,9 +111,12 @@ fn kind_name(kind: StatementEntryKind) -> &'static str {
 
 /// How the statement is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
+    /// `application/json`.
     Json,
+    /// `text/csv`, amounts in paise, as an attachment.
     Csv,
+    /// A printable page in rupees.
     Html,
 }
 
@@ -198,7 +201,7 @@ pub async fn statement(
 }
 
 /// The statement answered in `format` (the merchant's own route answers the same).
-pub(crate) fn render(view: StatementView, format: Format) -> Response {
+pub fn render(view: StatementView, format: Format) -> Response {
     let file = format!("statement-{}-{}", view.merchant_id, view.month);
     match format {
         Format::Json => Json(view).into_response(),

@@ -31,11 +31,20 @@ pub(crate) fn routes() -> Router<Console> {
             "/console/merchants/{id}/keys",
             post(merchants::regenerate_keys),
         )
+        .route(
+            "/console/merchants/{id}/checkout",
+            post(merchants::change_checkout),
+        )
+        .route(
+            "/console/merchants/{id}/statements/{file}",
+            get(merchants::statement),
+        )
         .route("/console/gateways", get(gateways::list))
         .route(
             "/console/gateways/priorities",
             post(gateways::set_priorities),
         )
+        .route("/console/gateways/new", post(gateways::add))
         .route("/console/gateways/{id}/toggle", post(gateways::toggle))
         .route("/console/gateways/{id}/recover", post(gateways::recover))
         .route("/console/gateways/{id}/test", post(gateways::test))
@@ -59,6 +68,10 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/console/alerts", get(alerts::list))
         .route("/console/audit", get(audit::list))
         .route("/console/projections", get(projections::list))
+        .route(
+            "/console/projections/{name}/rebuild",
+            get(projections::confirm).post(projections::start),
+        )
         .route("/console/sessions", get(sessions::list))
         .route("/console/sessions/{id}/revoke", post(sessions::revoke))
 }

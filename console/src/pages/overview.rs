@@ -37,7 +37,7 @@ pub async fn page(State(console): State<Console>, viewer: Viewer) -> Result<Mark
     // update landing while they are read is shown again rather than lost.
     let live = LivePage::Overview.stream_url(&console.hub);
     let body = html! {
-        div.cards hx-ext="sse" sse-connect=(live) {
+        div.cards hx-ext="sse" sse-connect=(live) sse-close=(crate::live::SIGNED_OUT_EVENT) {
             (live_reset())
             (payments_card(&console, lang, now).await?)
             (success_card(&console, lang).await?)

@@ -75,7 +75,7 @@ pub async fn list(
         .map(|cursor| older_link(&query, cursor));
     let body = html! {
         (filters(lang, &query))
-        div.table-wrap hx-ext=[live.as_ref().map(|_| "sse")] sse-connect=[live] {
+        div.table-wrap hx-ext=[live.as_ref().map(|_| "sse")] sse-connect=[live.as_ref()] sse-close=[live.as_ref().map(|_| crate::live::SIGNED_OUT_EVENT)] {
         (live_reset())
         table {
             thead { tr {
@@ -160,37 +160,67 @@ struct PaymentRow<'a> {
     commission_paise: Option<i64>,
 }
 
-fn payment_row(row: &PaymentRow<'_>) -> Markup {
+/// The event name a row's status cell follows on the live stream: `status-<payment id>`.
+fn status_event(payment_id: &str) -> String {
+    format!("status-{payment_id}")
+}
+
+/// The id of a row's commission figure, which a live status change replaces out of band.
+fn commission_id(payment_id: &str) -> String {
+    format!("commission-{payment_id}")
+}
+
+fn commission(payment_id: &str, paise: Option<i64>, out_of_band: bool) -> Markup {
     html! {
-        tr {
-            td { (time(row.initiated_at)) }
-            td { a href={ (PATH) "/" (row.payment_id) } { (row.merchant_order_id) } }
-            td.num { (rupees(row.amount_paise)) }
-            td { (status_badge(row.status)) }
-            td.num { @if let Some(c) = row.commission_paise { (rupees(c)) } @else { "—" } }
+        span id=(commission_id(payment_id)) hx-swap-oob=[out_of_band.then_some("true")] {
+            @if let Some(c) = paise { (rupees(c)) } @else { "—" }
         }
     }
 }
 
-/// The row the live stream adds to the top of the table for a payment just initiated; other
-/// changes are not shown (the row's status is as of the page's last load).
-pub(crate) fn live_row(payment: &PaymentItem) -> Option<Markup> {
-    let PaymentChange::Initiated {
-        amount,
-        merchant_order_id,
-        ..
-    } = &payment.change
-    else {
-        return None;
+fn payment_row(row: &PaymentRow<'_>) -> Markup {
+    html! {
+        tr data-payment=(row.payment_id) {
+            td { (time(row.initiated_at)) }
+            td { a href={ (PATH) "/" (row.payment_id) } { (row.merchant_order_id) } }
+            td.num { (rupees(row.amount_paise)) }
+            td.status sse-swap=(status_event(row.payment_id)) hx-swap="innerHTML" { (status_badge(row.status)) }
+            td.num { (commission(row.payment_id, row.commission_paise, false)) }
+        }
+    }
+}
+
+/// What the live stream sends for a payment: a new row for the top of the table when it is
+/// initiated (event `payment`), and its new status for its row's status cell when the PSP
+/// order exists, it succeeds (with its commission, replaced out of band) or it fails (event
+/// `status-<payment id>`, which only that row follows). Refunds are not shown live.
+pub(crate) fn live_row(payment: &PaymentItem) -> Option<(String, Markup)> {
+    let id = payment.payment_id.as_str();
+    let status = match &payment.change {
+        PaymentChange::Initiated {
+            amount,
+            merchant_order_id,
+            ..
+        } => {
+            let row = payment_row(&PaymentRow {
+                payment_id: id,
+                initiated_at: payment.at,
+                merchant_order_id,
+                amount_paise: amount.0,
+                status: PaymentStatus::Created.as_str(),
+                commission_paise: None,
+            });
+            return Some(("payment".to_owned(), row));
+        }
+        PaymentChange::PspOrderCreated { .. } => status_badge(PaymentStatus::Pending.as_str()),
+        PaymentChange::Succeeded { commission: c, .. } => html! {
+            (status_badge(PaymentStatus::Succeeded.as_str()))
+            (commission(id, Some(c.0), true))
+        },
+        PaymentChange::Failed { .. } => status_badge(PaymentStatus::Failed.as_str()),
+        _ => return None,
     };
-    Some(payment_row(&PaymentRow {
-        payment_id: &payment.payment_id,
-        initiated_at: payment.at,
-        merchant_order_id,
-        amount_paise: amount.0,
-        status: PaymentStatus::Created.as_str(),
-        commission_paise: None,
-    }))
+    Some((status_event(id), status))
 }
 
 /// `GET /console/transactions/{id}`: the payment and every event of its stream.

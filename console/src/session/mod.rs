@@ -136,6 +136,17 @@ impl Sessions {
     /// Checks a session cookie: the session must be active in the log, its secret must match,
     /// and neither its idle nor its absolute time may be up. Marks it seen.
     pub async fn authenticate(&self, cookie: &str) -> Result<SignedIn, SessionFailure> {
+        self.verify(cookie, true).await
+    }
+
+    /// Checks a session cookie as [`Sessions::authenticate`] does without marking it seen: an
+    /// open live stream rechecks its session this way, so a page left open does not keep an
+    /// idle session alive.
+    pub async fn recheck(&self, cookie: &str) -> Result<SignedIn, SessionFailure> {
+        self.verify(cookie, false).await
+    }
+
+    async fn verify(&self, cookie: &str, mark_seen: bool) -> Result<SignedIn, SessionFailure> {
         let (session_id, secret) = split_token(cookie)?;
         let stream =
             stream_of::<ConsoleSession>(session_id).map_err(|_| SessionFailure::Invalid)?;
@@ -153,9 +164,11 @@ impl Sessions {
         }
         let now = self.now();
         self.check_times(session_id, started_at, now).await?;
-        activity::seen(self.pool(), session_id, now)
-            .await
-            .map_err(store_failure)?;
+        if mark_seen {
+            activity::seen(self.pool(), session_id, now)
+                .await
+                .map_err(store_failure)?;
+        }
         Ok(SignedIn {
             session_id,
             email,
