@@ -333,6 +333,7 @@ impl ApiError {
             PersonExists(_) => (StatusCode::CONFLICT, "PERSON_EXISTS"),
             BootstrapAdmin => (StatusCode::CONFLICT, "BOOTSTRAP_ADMIN"),
             MerchantNotFound => (StatusCode::NOT_FOUND, "MERCHANT_NOT_FOUND"),
+            InvoiceNotFound => (StatusCode::NOT_FOUND, "INVOICE_NOT_FOUND"),
             MerchantClosed => (StatusCode::CONFLICT, "MERCHANT_CLOSED"),
             TooManyGateways(_) => (StatusCode::CONFLICT, "TOO_MANY_GATEWAYS"),
             GatewayRetired => (StatusCode::CONFLICT, "GATEWAY_RETIRED"),
