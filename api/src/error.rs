@@ -266,6 +266,9 @@ pub enum ApiError {
     /// No route here.
     #[error("no such route")]
     NotFound,
+    /// No invoice with this number (for this merchant).
+    #[error("no such invoice")]
+    InvoiceNotFound,
     /// No webhook endpoint with this id for this merchant.
     #[error("no such webhook endpoint")]
     WebhookEndpointNotFound,

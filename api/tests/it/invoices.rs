@@ -220,9 +220,9 @@ async fn the_books_roles_read_invoices_and_only_a_merchant_manager_sets_the_addr
     let pdf_path = format!("/admin/invoices/{number}.pdf");
 
     let admin = app.admin_token();
-    let finance = invite(&app, "finance@example.com", Role::Finance).await;
-    let auditor = invite(&app, "auditor@example.com", Role::Auditor).await;
-    let ops = invite(&app, "ops@example.com", Role::Ops).await;
+    let finance = invite(&app, "meera-finance@example.com", Role::Finance).await;
+    let auditor = invite(&app, "kiran-auditor@example.com", Role::Auditor).await;
+    let ops = invite(&app, "dev-ops-person@example.com", Role::Ops).await;
     for token in [&admin, &finance, &auditor] {
         let list: Value = as_role(&app, token, Method::GET, &list_path, None)
             .await
