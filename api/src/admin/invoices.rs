@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lightspeed_domain::MerchantId;
@@ -166,11 +166,22 @@ fn books_reader(admin: &AdminUser) -> Result<(), ApiError> {
     }
 }
 
-/// A path segment naming an invoice: `LS-2627-000042` (JSON) or `LS-2627-000042.pdf` (PDF).
-pub(crate) fn number_and_pdf(segment: &str) -> Result<(InvoiceNumber, bool), ApiError> {
+/// A path segment naming an invoice: `LS-2627-000042` (JSON, or the PDF with
+/// `Accept: application/pdf`) or `LS-2627-000042.pdf` (PDF).
+pub(crate) fn number_and_pdf(
+    segment: &str,
+    headers: &HeaderMap,
+) -> Result<(InvoiceNumber, bool), ApiError> {
     let (text, pdf) = match segment.strip_suffix(".pdf") {
         Some(number) => (number, true),
-        None => (segment, false),
+        None => {
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            (segment, accept.contains("application/pdf"))
+        }
     };
     let number = InvoiceNumber::parse(text).ok_or(ApiError::InvoiceNotFound)?;
     Ok((number, pdf))
@@ -235,7 +246,7 @@ pub async fn list(
     get,
     path = "/admin/invoices/{number}",
     tag = "admin-payouts",
-    params(("number" = String, Path, description = "`LS-2627-000042` for JSON, `LS-2627-000042.pdf` for the PDF")),
+    params(("number" = String, Path, description = "`LS-2627-000042` for JSON (the PDF with `Accept: application/pdf`), `LS-2627-000042.pdf` for the PDF")),
     security(("admin_jwt" = [])),
     responses(
         (status = 200, description = "The invoice", content(
@@ -249,10 +260,11 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     admin: AdminUser,
+    headers: HeaderMap,
     Path(segment): Path<String>,
 ) -> Result<Response, ApiError> {
     books_reader(&admin)?;
-    let (number, pdf) = number_and_pdf(&segment)?;
+    let (number, pdf) = number_and_pdf(&segment, &headers)?;
     let invoicing = invoicing(&state);
     let invoice = invoicing
         .by_number(number)

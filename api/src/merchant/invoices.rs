@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use crate::admin::invoices::{
@@ -45,7 +46,7 @@ pub async fn list(
     get,
     path = "/invoices/{number}",
     tag = "payments",
-    params(("number" = String, Path, description = "`LS-2627-000042` for JSON, `LS-2627-000042.pdf` for the PDF")),
+    params(("number" = String, Path, description = "`LS-2627-000042` for JSON (the PDF with `Accept: application/pdf`), `LS-2627-000042.pdf` for the PDF")),
     security(("merchant_signature" = [])),
     responses(
         (status = 200, description = "The invoice", content(
@@ -58,11 +59,12 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(segment): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
     let merchant_id = request.merchant.merchant.id();
-    let (number, pdf) = number_and_pdf(&segment)?;
+    let (number, pdf) = number_and_pdf(&segment, &headers)?;
     let books = invoicing(&state)
         .of_merchant(merchant_id)
         .await

@@ -151,6 +151,13 @@ async fn a_merchant_reads_and_downloads_its_own_invoices_and_no_one_elses() {
     assert_eq!(invoices[0]["total_paise"], 50_988);
     assert_eq!(invoices[0]["pdf"], format!("/invoices/{mine}.pdf"));
 
+    let by_accept = app
+        .signed(&asha, Method::GET, &format!("/invoices/{mine}"), b"")
+        .header("accept", "application/pdf")
+        .send()
+        .await
+        .expect("request");
+    assert!(pdf_of(by_accept).await.contains(&format!("Invoice {mine}")));
     let one: Value = signed_get(&app, &asha, &format!("/invoices/{mine}"))
         .await
         .json()
