@@ -94,6 +94,18 @@ pub struct Infra {
     /// Email (sign-in links, alerts, invoices).
     #[command(flatten)]
     pub mail: Mail,
+    /// Tax lines on monthly commission invoices: `NAME:BASIS_POINTS[,…]`, e.g. `IGST:1800` or
+    /// `CGST:900,SGST:900`; none by default. Each line is rounded half-up to the paisa.
+    #[arg(long, env = "INVOICE_TAXES", default_value = "", value_parser = parse_invoice_taxes)]
+    pub invoice_taxes: InvoiceTaxes,
+}
+
+/// The tax lines of `INVOICE_TAXES`.
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceTaxes(pub Vec<lightspeed_domain::invoice::TaxRate>);
+
+fn parse_invoice_taxes(text: &str) -> Result<InvoiceTaxes, String> {
+    lightspeed_domain::invoice::TaxRate::parse_list(text).map(InvoiceTaxes)
 }
 
 /// The SMTP server the product sends email through.

@@ -229,6 +229,7 @@ impl Roles {
                 payouts.reconcile_interval(),
                 signal(stopped.clone()),
             ),
+            self.invoice_run(signal(stopped.clone())),
             async {
                 // Alerts nobody would send are not raised: the watcher needs WhatsApp.
                 if self.infra.whatsapp.wa_api_key.is_some() {
@@ -242,6 +243,37 @@ impl Roles {
                 }
             },
         );
+    }
+
+    /// The monthly invoice run (1st, 02:00 IST), mailing invoices when SMTP is configured.
+    async fn invoice_run(&self, shutdown: impl Future<Output = ()>) {
+        let invoicing = lightspeed_services::Invoicing::new(
+            self.ledger.clone(),
+            self.infra.invoice_taxes.0.clone(),
+        );
+        let mail = match self
+            .infra
+            .mail
+            .config()
+            .map(|c| lightspeed_adapters::mailer::Mailer::new(&c))
+        {
+            Some(Ok(mailer)) => Some(lightspeed_workers::invoice_schedule::InvoiceMail {
+                mailer,
+                seller: lightspeed_invoice::Seller::default(),
+            }),
+            Some(Err(error)) => {
+                tracing::warn!(%error, "invoices are issued but not mailed");
+                None
+            }
+            None => None,
+        };
+        lightspeed_workers::invoice_schedule::run(
+            invoicing,
+            mail,
+            lightspeed_workers::invoice_schedule::InvoiceSchedule::default(),
+            shutdown,
+        )
+        .await;
     }
 
     /// `lightspeed keys rotate`: reseals every secret in the ledger under the keyring's current

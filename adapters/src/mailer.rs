@@ -70,6 +70,30 @@ pub struct Mail {
     pub text: String,
 }
 
+/// A file sent with a message (an invoice's PDF).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The name it is saved as, e.g. `LS-2627-000042.pdf`: letters, digits, `.`, `-`, `_`.
+    pub file_name: String,
+    /// Its media type, e.g. `application/pdf`.
+    pub content_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("file_name", &self.file_name)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// The largest attachment accepted, in bytes.
+pub const MAX_ATTACHMENT_BYTES: usize = 5 * 1024 * 1024;
+
 /// Sends mail through the configured SMTP server; cheap to clone (connections are pooled).
 #[derive(Clone)]
 pub struct Mailer {
@@ -124,7 +148,61 @@ impl Mailer {
         Ok(())
     }
 
-    fn message(&self, mail: &Mail) -> Result<Message, MailerError> {
+    /// Sends `mail` with `attachments` (a `multipart/mixed` message: the text, then each file in
+    /// base64); answers once the server accepted it.
+    pub async fn send_with_attachments(
+        &self,
+        mail: &Mail,
+        attachments: &[Attachment],
+    ) -> Result<(), MailerError> {
+        let message = self.message_with_attachments(mail, attachments)?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(|e| MailerError::Smtp(e.to_string()))?;
+        Ok(())
+    }
+
+    fn message_with_attachments(
+        &self,
+        mail: &Mail,
+        attachments: &[Attachment],
+    ) -> Result<Message, MailerError> {
+        use lettre::message::{MultiPart, SinglePart};
+        let builder = self.headers(mail)?;
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(mail.text.clone()));
+        for attachment in attachments {
+            let named = !attachment.file_name.is_empty()
+                && attachment.file_name.len() <= 100
+                && attachment
+                    .file_name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+            if !named {
+                return Err(MailerError::Message(
+                    "an attachment's name is 1 to 100 letters, digits, dots, hyphens or underscores"
+                        .into(),
+                ));
+            }
+            if attachment.bytes.len() > MAX_ATTACHMENT_BYTES {
+                return Err(MailerError::Message(format!(
+                    "an attachment must be at most {MAX_ATTACHMENT_BYTES} bytes"
+                )));
+            }
+            let content_type = ContentType::parse(&attachment.content_type)
+                .map_err(|e| MailerError::Message(format!("attachment type: {e}")))?;
+            parts = parts.singlepart(
+                lettre::message::Attachment::new(attachment.file_name.clone())
+                    .body(attachment.bytes.clone(), content_type),
+            );
+        }
+        builder
+            .multipart(parts)
+            .map_err(|e| MailerError::Message(e.to_string()))
+    }
+
+    /// The sender, recipient and subject of `mail`, checked, and its body's size.
+    fn headers(&self, mail: &Mail) -> Result<lettre::message::MessageBuilder, MailerError> {
         let to: Mailbox = mail
             .to
             .parse()
@@ -140,10 +218,14 @@ impl Mailer {
                 "the body must be at most {MAX_BODY_BYTES} bytes"
             )));
         }
-        Message::builder()
+        Ok(Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(mail.subject.clone())
+            .subject(mail.subject.clone()))
+    }
+
+    fn message(&self, mail: &Mail) -> Result<Message, MailerError> {
+        self.headers(mail)?
             .header(ContentType::TEXT_PLAIN)
             .body(mail.text.clone())
             .map_err(|e| MailerError::Message(e.to_string()))
@@ -206,6 +288,61 @@ mod tests {
             Some("mailer"),
             "signed in as the user"
         );
+    }
+
+    #[tokio::test]
+    async fn an_attachment_arrives_as_a_named_base64_part_beside_the_text() {
+        use base64::Engine;
+        let mut server = LoopbackSmtp::start().await;
+        let mailer = Mailer::new(&config(server.port())).expect("mailer");
+        let mail = Mail {
+            to: "billing@asha.example".into(),
+            subject: "Invoice LS-2627-000001".into(),
+            text: "Your invoice is attached.".into(),
+        };
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(3_000).collect();
+        let attachment = Attachment {
+            file_name: "LS-2627-000001.pdf".into(),
+            content_type: "application/pdf".into(),
+            bytes: bytes.clone(),
+        };
+        mailer
+            .send_with_attachments(&mail, std::slice::from_ref(&attachment))
+            .await
+            .expect("sent");
+        let received = server.next().await;
+        assert_eq!(received.to, ["billing@asha.example"]);
+        let data = &received.data;
+        assert!(data.contains("multipart/mixed"), "{data}");
+        assert!(data.contains("Your invoice is attached."), "{data}");
+        let (_, part) = data
+            .split_once("filename=\"LS-2627-000001.pdf\"")
+            .expect("the attachment's part");
+        assert!(data.contains("Content-Type: application/pdf"), "{data}");
+        let body: String = part
+            .split("\r\n\r\n")
+            .nth(1)
+            .expect("part body")
+            .lines()
+            .take_while(|line| !line.starts_with("--"))
+            .collect();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .expect("base64");
+        assert_eq!(decoded, bytes);
+        for bad in ["../etc/passwd", "", "a b.pdf", "x\r\n.pdf"] {
+            let named = Attachment {
+                file_name: bad.into(),
+                ..attachment.clone()
+            };
+            assert!(
+                matches!(
+                    mailer.message_with_attachments(&mail, &[named]),
+                    Err(MailerError::Message(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[tokio::test]

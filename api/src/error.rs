@@ -297,6 +297,9 @@ pub enum ApiError {
     /// No route here.
     #[error("no such route")]
     NotFound,
+    /// No invoice with this number (for this merchant).
+    #[error("no such invoice")]
+    InvoiceNotFound,
     /// No webhook endpoint with this id for this merchant.
     #[error("no such webhook endpoint")]
     WebhookEndpointNotFound,
@@ -365,6 +368,7 @@ impl ApiError {
             PersonExists(_) => (StatusCode::CONFLICT, "PERSON_EXISTS"),
             BootstrapAdmin => (StatusCode::CONFLICT, "BOOTSTRAP_ADMIN"),
             MerchantNotFound => (StatusCode::NOT_FOUND, "MERCHANT_NOT_FOUND"),
+            InvoiceNotFound => (StatusCode::NOT_FOUND, "INVOICE_NOT_FOUND"),
             MerchantClosed => (StatusCode::CONFLICT, "MERCHANT_CLOSED"),
             TooManyGateways(_) => (StatusCode::CONFLICT, "TOO_MANY_GATEWAYS"),
             GatewayRetired => (StatusCode::CONFLICT, "GATEWAY_RETIRED"),

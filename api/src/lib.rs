@@ -151,6 +151,8 @@ fn routes(admin_origins: &[HeaderValue]) -> OpenApiRouter<AppState> {
         .routes(routes!(merchant::wallet::wallet))
         .routes(routes!(merchant::wallet::entries))
         .routes(routes!(merchant::wallet::statement))
+        .routes(routes!(merchant::invoices::list))
+        .routes(routes!(merchant::invoices::get))
         .routes(routes!(merchant::usage::usage))
         .merge(webhook_endpoints::routes())
         .routes(routes!(checkout::checkout_page))

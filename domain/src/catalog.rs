@@ -9,6 +9,7 @@ use crate::claims::{
 };
 use crate::decider::Decider;
 use crate::gateway::{Gateway, GatewayEvent};
+use crate::invoice::{InvoiceSeries, InvoiceSeriesEvent, MerchantInvoices, MerchantInvoicesEvent};
 use crate::merchant::{Merchant, MerchantEvent};
 use crate::merchant_alerts::{MerchantAlerts, MerchantAlertsEvent};
 use crate::notification::{Notification, NotificationEvent};
@@ -99,6 +100,14 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: <QuotaUsage as Decider>::CATEGORY,
         event_types: UsageEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <InvoiceSeries as Decider>::CATEGORY,
+        event_types: InvoiceSeriesEvent::EVENT_TYPES,
+    },
+    Category {
+        name: <MerchantInvoices as Decider>::CATEGORY,
+        event_types: MerchantInvoicesEvent::EVENT_TYPES,
     },
 ];
 

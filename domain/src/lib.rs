@@ -108,6 +108,7 @@ pub mod clock;
 pub mod decider;
 pub mod gateway;
 pub mod ids;
+pub mod invoice;
 pub mod merchant;
 pub mod merchant_alerts;
 pub mod money;

@@ -12,7 +12,8 @@
 //! | `payouts` | `wallet.PayoutRequested` | creates the RazorpayX payout, idempotently ([`payouts`]); the daily run requests them ([`payout_schedule`]) |
 //! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed,PaymentRefunded,RefundFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
 //!
-//! Besides the queues, [`low_balance::run`] sweeps for merchants owed a `LOW_BALANCE` alert.
+//! Besides the queues, [`low_balance::run`] sweeps for merchants owed a `LOW_BALANCE` alert,
+//! and [`invoice_schedule::run`] issues and mails the monthly commission invoices.
 //!
 //! Log subjects are `<prefix>.<category>.<EventType>` on the log's JetStream stream (the relay
 //! publishes them); each subject is one durable consumer named `<queue>--<subject>` (see
@@ -24,6 +25,7 @@ pub mod control;
 mod endpoint_health;
 pub mod failed;
 mod ids;
+pub mod invoice_schedule;
 pub mod jobs;
 pub mod low_balance;
 pub mod merchant_webhooks;

@@ -26,6 +26,11 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Action)] = &[
     ("POST", "/admin/merchants", Action::ManageMerchants),
     ("PATCH", "/admin/merchants/{id}", Action::ManageMerchants),
     (
+        "PUT",
+        "/admin/merchants/{id}/invoice-email",
+        Action::ManageMerchants,
+    ),
+    (
         "POST",
         "/admin/merchants/{id}/keys/regenerate",
         Action::ManageKeys,

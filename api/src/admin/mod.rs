@@ -7,6 +7,7 @@
 pub mod access;
 pub mod alerts;
 pub mod gateways;
+pub mod invoices;
 pub mod merchants;
 pub mod notifications;
 pub mod payouts;
@@ -64,6 +65,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payouts::record_settlement))
         .routes(routes!(payouts::run_reconciliation))
         .routes(routes!(statements::statement))
+        .routes(routes!(invoices::list))
+        .routes(routes!(invoices::get))
+        .routes(routes!(invoices::set_email))
         .routes(routes!(people::list, people::invite))
         .routes(routes!(people::change_role, people::remove))
         .routes(routes!(people::revoke_tokens))

@@ -6,6 +6,7 @@
 //! `422 INVALID_FIELD` naming it, and an unknown one too (a misspelt filter never silently
 //! widens an answer).
 
+pub mod invoices;
 pub mod transactions;
 mod transactions_csv;
 pub mod usage;

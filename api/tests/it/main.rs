@@ -13,6 +13,7 @@ mod clients;
 mod common;
 mod contract;
 mod gateway_setup;
+mod invoices;
 mod merchant_api;
 mod merchant_self_service;
 mod openapi;

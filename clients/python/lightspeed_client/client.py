@@ -194,6 +194,18 @@ class Client:
         """The statement of `month` as CSV or HTML (`media_type`)."""
         return self.request("GET", f"/statements/{_segment(month)}", accept=media_type)[2].decode()
 
+    def invoices(self) -> dict:
+        """Your monthly commission invoices, newest first (amounts in paise)."""
+        return self._json("GET", "/invoices")
+
+    def invoice(self, number: str) -> dict:
+        """One of your invoices, e.g. `LS-2627-000042`, as JSON."""
+        return self._json("GET", f"/invoices/{_segment(number)}")
+
+    def invoice_pdf(self, number: str) -> bytes:
+        """One of your invoices as its PDF."""
+        return self.request("GET", f"/invoices/{_segment(number)}", accept="application/pdf")[2]
+
     def usage(self) -> m.Usage:
         """Payments by day, status and gateway, and WhatsApp usage, over 30 days."""
         return self._typed(m.Usage, "GET", "/usage")

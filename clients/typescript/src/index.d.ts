@@ -181,6 +181,9 @@ export declare class Client {
   walletEntries(params?: { limit?: number; cursor?: string }): Promise<Page<LedgerEntry>>;
   statement(month: string): Promise<Statement>;
   statementText(month: string, mediaType?: "text/csv" | "text/html"): Promise<string>;
+  invoices(): Promise<Record<string, unknown>>;
+  invoice(number: string): Promise<Record<string, unknown>>;
+  invoicePdf(number: string): Promise<Uint8Array>;
   usage(): Promise<Usage>;
   whatsappUsage(): Promise<WhatsappUsage[]>;
   webhookEndpoints(): Promise<WebhookEndpoint[]>;

@@ -228,6 +228,22 @@ export class Client {
     return this.text(`/statements/${segment(month)}`, mediaType);
   }
 
+  /** Your monthly commission invoices, newest first (amounts in paise). */
+  invoices() {
+    return this.json("GET", "/invoices");
+  }
+
+  /** One of your invoices, e.g. `LS-2627-000042`, as JSON. */
+  invoice(number) {
+    return this.json("GET", `/invoices/${segment(number)}`);
+  }
+
+  /** One of your invoices as its PDF bytes. */
+  async invoicePdf(number) {
+    const response = await this.request("GET", `/invoices/${segment(number)}`, undefined, "application/pdf");
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
   /** Payments by day, status and gateway, and WhatsApp usage, over 30 days. */
   usage() {
     return this.json("GET", "/usage");

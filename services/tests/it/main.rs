@@ -2,5 +2,6 @@
 //! One test binary, so the workspace links it once.
 
 mod admin;
+mod invoices;
 mod payments;
 mod races;

@@ -3,6 +3,7 @@
 //! workspace links it once.
 
 mod common;
+mod invoices;
 mod merchant_webhooks;
 mod outcomes;
 mod payouts;
