@@ -259,6 +259,13 @@ async fn apply_one(
     events: &[RecordedEvent],
 ) -> Result<usize, ProjectionError> {
     let mut tx = pool.begin().await?;
+    // A build's batch need not wait for its commit to reach the disk: its rows and its
+    // checkpoint commit together, so a crash loses whole batches, and the build resumes from the
+    // checkpoint that was lost with them. The switch commits durably, which also makes every
+    // batch before it durable (the WAL is flushed in order).
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let record = versions::lock(&mut tx, projection.name(), version).await?;
     if record.state != VersionState::Building {
         return Err(ProjectionError::WrongState {
