@@ -181,10 +181,14 @@ async fn next_merged(
 ) -> Result<Vec<RecordedEvent>, ReadError> {
     let horizon = horizon(store.pool()).await?;
     for source in sources.iter_mut() {
-        // A category with events in hand and a full last read is known up to its last event;
-        // one whose short read was below an older horizon may have more below this one.
-        let stale = source.exhausted_below.is_some_and(|below| below < horizon);
-        if !source.buffered.is_empty() && !stale {
+        // A category whose last read was full is topped up to at least a batch in hand, so the
+        // batch handed out is a full one (each category holds at most two batches); one whose
+        // short read was below an older horizon may have more below this one.
+        let wanted = match source.exhausted_below {
+            None => source.buffered.len() < limit,
+            Some(below) => below < horizon || source.buffered.is_empty(),
+        };
+        if !wanted {
             continue;
         }
         let rows = read_category(
