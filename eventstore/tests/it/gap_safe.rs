@@ -245,7 +245,11 @@ async fn a_reader_of_some_categories_sees_each_of_their_committed_events_once_in
                 assert!(batch.len() <= 7, "a batch holds at most the limit");
                 for event in batch {
                     assert!(event.log_position > after, "read order goes forward");
-                    assert_ne!(event.stream_id.category(), "gapc", "only the categories read");
+                    assert_ne!(
+                        event.stream_id.category(),
+                        "gapc",
+                        "only the categories read"
+                    );
                     after = event.log_position;
                     seen.push(event.event_id);
                 }
