@@ -15,6 +15,7 @@
 pub mod audit_reads;
 pub mod backlog;
 pub mod cache;
+pub mod category_reads;
 pub mod error;
 mod group_commit;
 pub mod handler;
@@ -41,6 +42,7 @@ pub mod subscription;
 pub mod testing;
 pub mod verify;
 
+pub use category_reads::LogReader;
 pub use error::{AppendError, InvalidInput, ReadError};
 pub use handler::{CommandContext, CommandError, CommandHandler, Executed, Loaded, stream_of};
 pub use model::{

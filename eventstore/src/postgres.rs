@@ -358,19 +358,28 @@ impl EventStore for PgEventStore {
                   ORDER BY transaction_id, position
                   LIMIT $3"
             ),
-            // Each category's next events in read order through `events_category_read_order`,
-            // merged: the cost follows the batch, not what lies beyond it, whether a category
-            // is rare or most of the log (one scan with `category = ANY` sorted every later
-            // event of the categories on each batch).
+            Some([category]) => {
+                let rows = crate::category_reads::read_category(
+                    &self.pool,
+                    category,
+                    after,
+                    None,
+                    read_limit(limit),
+                )
+                .await?;
+                return rows.iter().map(decode_row).collect();
+            }
+            // Each category's next events in read order through `events_category_read_order`
+            // (see `category_reads` for why the bounds are written this way), merged.
             Some(_) => concat!(
                 "SELECT e.* FROM (SELECT DISTINCT unnest($4::text[])) AS c(category), LATERAL (
                      SELECT ",
                 event_columns!(),
                 ", transaction_id AS read_transaction_id FROM ledger.events
-                      WHERE category = c.category
-                        AND (transaction_id, position) > ($1::text::xid8, $2)
+                      WHERE (category, transaction_id, position) > (c.category, $1::text::xid8, $2)
+                        AND category <= c.category
                         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                      ORDER BY transaction_id, position
+                      ORDER BY category, transaction_id, position
                       LIMIT $3) AS e
                   ORDER BY e.read_transaction_id, e.position
                   LIMIT $3"
@@ -419,6 +428,6 @@ impl EventStore for PgEventStore {
     }
 }
 
-fn read_limit(limit: usize) -> i64 {
+pub(crate) fn read_limit(limit: usize) -> i64 {
     to_i64(limit.clamp(1, MAX_READ_BATCH) as u64)
 }

@@ -1,8 +1,9 @@
 //! What a read model is to the runtime: a name, a table layout, the categories it reads, and a
 //! batch `apply` that writes its rows on the runtime's transaction.
 //!
-//! Rows are moved between Rust and PostgreSQL as JSON arrays (`jsonb_populate_recordset` to
-//! write, `to_jsonb` to read): one statement per table per batch whatever the batch size, and
+//! Rows are moved between Rust and PostgreSQL as JSON arrays (`json_populate_recordset` to
+//! write, sent as text so the server parses it once without building `jsonb`; `to_jsonb` to
+//! read): one statement per table per batch whatever the batch size, and
 //! the row structs double as the typed answers of the read functions.
 
 use std::collections::HashMap;
@@ -189,9 +190,16 @@ pub(crate) async fn load_rows<T: DeserializeOwned + Send + Unpin + 'static>(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    // One index probe per key, whatever the statistics say: a version being built is never
+    // analyzed, and with `key = ANY($1)` the planner filtered a scan of the whole table through
+    // a hash of the keys on every batch, so a rebuild's cost grew with the square of the table.
+    // `OFFSET 0` keeps the planner from folding the probe back into a join.
     let sql = format!(
-        "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]'::jsonb) FROM {schema}.{table} t
-          WHERE {key} = ANY($1)"
+        "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]'::jsonb)
+           FROM unnest($1::uuid[]) AS wanted(key)
+          CROSS JOIN LATERAL (
+              SELECT * FROM {schema}.{table} WHERE {key} = wanted.key OFFSET 0
+          ) AS t"
     );
     let Json(rows): Json<Vec<T>> = sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(keys)
@@ -231,12 +239,12 @@ pub(crate) async fn upsert_rows<T: Serialize>(
         .collect();
     let sql = format!(
         "INSERT INTO {schema}.{table} ({list})
-         SELECT {list} FROM jsonb_populate_recordset(NULL::{schema}.{table}, $1)
+         SELECT {list} FROM json_populate_recordset(NULL::{schema}.{table}, $1::text::json)
          ON CONFLICT ({key}) DO UPDATE SET {}",
         updates.join(", ")
     );
     sqlx::query(AssertSqlSafe(sql))
-        .bind(Json(rows))
+        .bind(serde_json::to_string(rows)?)
         .execute(conn)
         .await?;
     Ok(())
@@ -255,10 +263,10 @@ pub(crate) async fn insert_rows<T: Serialize>(
     let list = columns(first)?.join(", ");
     let insert = format!(
         "INSERT INTO {schema}.{table} ({list})
-         SELECT {list} FROM jsonb_populate_recordset(NULL::{schema}.{table}, $1)"
+         SELECT {list} FROM json_populate_recordset(NULL::{schema}.{table}, $1::text::json)"
     );
     sqlx::query(AssertSqlSafe(insert))
-        .bind(Json(rows))
+        .bind(serde_json::to_string(rows)?)
         .execute(conn)
         .await?;
     Ok(())

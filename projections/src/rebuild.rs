@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lightspeed_eventstore::log_counts::events_after;
-use lightspeed_eventstore::{EventStore, LogPosition, PgEventStore, RecordedEvent};
+use lightspeed_eventstore::{EventStore, LogReader, RecordedEvent};
 
 use crate::catalog;
 use crate::error::ProjectionError;
@@ -144,37 +144,27 @@ async fn build(
     let mut update = ProgressUpdate::new(projection.name(), version.version, total);
     progress.report(&update);
     let mut applied = 0u64;
-    let mut checkpoint = version.checkpoint;
-    let mut batch = read(
+    let mut reader = LogReader::new(
         deps.store.clone(),
-        checkpoint,
-        categories.clone(),
-        batch_size,
-    )
-    .await?;
-    while let Some(last) = batch.last().map(|e| e.log_position) {
-        let caught_up = batch.len() < batch_size;
-        let next = (!caught_up).then(|| {
-            tokio::spawn(read(
-                deps.store.clone(),
-                last,
-                categories.clone(),
-                batch_size,
-            ))
+        version.checkpoint,
+        categories.as_deref(),
+    );
+    let mut batch = reader.next_batch(batch_size).await?;
+    while !batch.is_empty() {
+        let next = tokio::spawn(async move {
+            let next = reader.next_batch(batch_size).await;
+            (reader, next)
         });
         applied += apply_one(deps.pool(), projection, version.version, &batch).await? as u64;
-        checkpoint = last;
         update.advance(applied, started.elapsed());
         progress.report(&update);
-        match next {
-            Some(next) => {
-                batch = next
-                    .await
-                    .map_err(|e| ProjectionError::InvalidQuery(e.to_string()))??
-            }
-            None => break,
-        }
+        let (returned, next) = next
+            .await
+            .map_err(|e| ProjectionError::InvalidQuery(e.to_string()))?;
+        reader = returned;
+        batch = next?;
     }
+    let checkpoint = reader.position();
     tracing::debug!(%checkpoint, "rebuild read up to");
     Ok((applied, update))
 }
@@ -269,6 +259,13 @@ async fn apply_one(
     events: &[RecordedEvent],
 ) -> Result<usize, ProjectionError> {
     let mut tx = pool.begin().await?;
+    // A build's batch need not wait for its commit to reach the disk: its rows and its
+    // checkpoint commit together, so a crash loses whole batches, and the build resumes from the
+    // checkpoint that was lost with them. The switch commits durably, which also makes every
+    // batch before it durable (the WAL is flushed in order).
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let record = versions::lock(&mut tx, projection.name(), version).await?;
     if record.state != VersionState::Building {
         return Err(ProjectionError::WrongState {
@@ -281,13 +278,4 @@ async fn apply_one(
     let applied = apply_locked(&mut tx, projection, &record, events).await?;
     tx.commit().await?;
     Ok(applied)
-}
-
-async fn read(
-    store: PgEventStore,
-    after: LogPosition,
-    categories: Option<Vec<String>>,
-    limit: usize,
-) -> Result<Vec<RecordedEvent>, ProjectionError> {
-    Ok(store.read_log(after, categories.as_deref(), limit).await?)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::store;
 use lightspeed_eventstore::testing::{TestDatabase, settled};
-use lightspeed_eventstore::{EventStore, LogPosition};
+use lightspeed_eventstore::{EventStore, LogPosition, LogReader};
 use uuid::Uuid;
 
 /// Inserts one row inside an open transaction; the hash is irrelevant to reading.
@@ -176,6 +176,113 @@ async fn a_follower_sees_every_committed_event_exactly_once_under_concurrent_del
     assert!(
         committed.len() > 500,
         "the writers committed {} events",
+        committed.len()
+    );
+}
+
+#[tokio::test]
+async fn a_reader_of_some_categories_sees_each_of_their_committed_events_once_in_read_order() {
+    const WRITERS: usize = 12;
+    const TRANSACTIONS: usize = 25;
+    const CATEGORIES: [&str; 3] = ["gapa", "gapb", "gapc"];
+    let db = TestDatabase::new().await;
+    let store = store(&db);
+    let writer_pool = db.another_pool(WRITERS as u32).await;
+
+    // Each writer appends to one stream of its category; transactions of the three categories
+    // interleave and commit out of order.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let pool = writer_pool.clone();
+            tokio::spawn(async move {
+                let stream = format!("{}-w{w}", CATEGORIES[w % CATEGORIES.len()]);
+                let mut committed = Vec::new();
+                let mut version = 0;
+                for t in 0..TRANSACTIONS {
+                    let mut tx = pool.begin().await.expect("begin");
+                    let mut ids = Vec::new();
+                    for _ in 0..(1 + (w + t) % 3) {
+                        version += 1;
+                        ids.push(insert_row(&mut tx, &stream, version).await.0);
+                    }
+                    let delay = ((w * 7 + t * 13) % 20) as u64;
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    if (w + t) % 10 == 9 {
+                        tx.rollback().await.expect("rollback");
+                        version -= ids.len() as i64;
+                    } else {
+                        tx.commit().await.expect("commit");
+                        committed.extend(ids);
+                    }
+                }
+                (w % CATEGORIES.len(), committed)
+            })
+        })
+        .collect();
+
+    let read = vec!["gapb".to_owned(), "gapa".to_owned()];
+    let (committed_count, mut expected) = tokio::sync::watch::channel(None::<usize>);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut reader = LogReader::new(store, LogPosition::START, Some(&read));
+            let mut seen = Vec::new();
+            let mut after = LogPosition::START;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if expected
+                    .borrow_and_update()
+                    .is_some_and(|n| seen.len() >= n)
+                    || tokio::time::Instant::now() > deadline
+                {
+                    break;
+                }
+                let batch = reader.next_batch(7).await.expect("read");
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                assert!(batch.len() <= 7, "a batch holds at most the limit");
+                for event in batch {
+                    assert!(event.log_position > after, "read order goes forward");
+                    assert_ne!(
+                        event.stream_id.category(),
+                        "gapc",
+                        "only the categories read"
+                    );
+                    after = event.log_position;
+                    seen.push(event.event_id);
+                }
+                assert_eq!(reader.position(), after);
+            }
+            seen
+        })
+    };
+
+    let mut committed = HashSet::new();
+    let mut all = 0;
+    for writer in writers {
+        let (category, ids) = writer.await.expect("writer");
+        all += ids.len();
+        if category != 2 {
+            committed.extend(ids);
+        }
+    }
+    committed_count.send_replace(Some(committed.len()));
+    let seen = reader.await.expect("reader");
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "no event delivered twice");
+    let missed = committed.difference(&unique).count();
+    let extra = unique.difference(&committed).count();
+    assert_eq!(
+        (missed, extra),
+        (0, 0),
+        "every committed event of the categories delivered, nothing else"
+    );
+    assert!(
+        committed.len() > 300 && all > committed.len(),
+        "the writers committed {} events, {} of them read",
+        all,
         committed.len()
     );
 }

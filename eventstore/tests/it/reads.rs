@@ -4,7 +4,9 @@ use crate::common;
 
 use common::{event, store};
 use lightspeed_eventstore::testing::{TestDatabase, settled};
-use lightspeed_eventstore::{EventStore, ExpectedVersion, LogPosition, StreamAppend, StreamId};
+use lightspeed_eventstore::{
+    EventStore, ExpectedVersion, LogPosition, LogReader, StreamAppend, StreamId,
+};
 
 #[tokio::test]
 async fn reading_categories_in_small_batches_equals_the_whole_log_filtered() {
@@ -41,6 +43,7 @@ async fn reading_categories_in_small_batches_equals_the_whole_log_filtered() {
 
     for categories in [
         vec!["wallet".to_owned()],
+        vec!["payment".to_owned()],
         vec!["merchant".to_owned(), "wallet".to_owned()],
         vec![
             "payment".to_owned(),
@@ -66,5 +69,20 @@ async fn reading_categories_in_small_batches_equals_the_whole_log_filtered() {
         }
         assert!(!expected.is_empty());
         assert_eq!(read, expected, "{categories:?}");
+
+        // The reader of rebuilds: the same events in the same order, whatever the batch size.
+        for limit in [1, 3, 1_000] {
+            let mut reader = LogReader::new(store.clone(), LogPosition::START, Some(&categories));
+            let mut read = Vec::new();
+            loop {
+                let batch = reader.next_batch(limit).await.expect("read");
+                if batch.is_empty() {
+                    break;
+                }
+                assert!(batch.len() <= limit);
+                read.extend(batch.iter().map(|e| e.event_id));
+            }
+            assert_eq!(read, expected, "{categories:?} by {limit}");
+        }
     }
 }
