@@ -182,13 +182,17 @@ pub(super) async fn success_rates(
     Ok(observed)
 }
 
+/// A queue's samples in the retention: its latest waiting count, its last sample with none
+/// waiting, its first sample.
+type SampleSpan = (String, i64, Option<DateTime<Utc>>, DateTime<Utc>);
+
 /// How long each queue has had jobs waiting in every depth sample, from the sampler's
 /// `ops.queue_depth_samples` (zero when its latest sample shows none waiting).
 async fn unemptied_for(
     evaluator: &AlertEvaluator,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, TimeDelta)>, AlertError> {
-    let rows: Vec<(String, i64, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<SampleSpan> = sqlx::query_as(
         "SELECT queue, (array_agg(waiting ORDER BY sampled_at DESC))[1],
                 max(sampled_at) FILTER (WHERE waiting = 0), min(sampled_at)
            FROM ops.queue_depth_samples
