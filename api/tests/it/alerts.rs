@@ -338,3 +338,95 @@ async fn limit_alerts_are_raised_once_across_two_replicas_resolved_raised_again_
         (StatusCode::NOT_FOUND, Some("ALERT_NOT_FOUND"))
     );
 }
+
+/// Rests `gateway` for an hour, as a reroute after a PSP failure does.
+async fn rest(app: &TestApp, gateway: lightspeed_domain::GatewayId) {
+    use lightspeed_domain::Gateway;
+    use lightspeed_domain::gateway::GatewayCommand;
+    use lightspeed_eventstore::{CommandContext, CommandHandler, stream_of};
+    let handler: CommandHandler<Gateway, _> = CommandHandler::new(app.ledger.store().clone());
+    let command = GatewayCommand::MarkTemporarilyFailed {
+        reason: "PSP answered 503".into(),
+        rest_secs: 3_600,
+        at: app.ledger.now(),
+    };
+    let executed = handler
+        .execute(
+            &stream_of::<Gateway>(gateway).expect("stream"),
+            &command,
+            &CommandContext::default(),
+        )
+        .await
+        .expect("rest");
+    assert_eq!(executed.events.len(), 1);
+}
+
+#[tokio::test]
+async fn a_resting_gateway_is_raised_once_across_two_replicas_resolved_on_recovery_and_raised_again()
+ {
+    let app = spawn_app().await;
+    let merchant = app.merchant().await;
+    let (resting, _) = app.sandbox_gateway(&merchant, 2, None).await;
+    app.sandbox_gateway(&merchant, 1, None).await;
+    let key = AlertKind::GatewayTemporarilyFailed.key(Some(&resting.to_string()));
+    let mut smtp = LoopbackSmtp::start().await;
+    let (hook_url, deliveries) = receiver().await;
+    let mut settings = config(&smtp, &hook_url);
+    settings.channels.routes =
+        AlertRoutes::parse("gateway_temporarily_failed=email,webhook;*=slack").expect("routes");
+    let a = AlertEvaluator::new(app.ledger.clone(), settings.clone()).expect("a");
+    let b = AlertEvaluator::new(app.replica_ledger(), settings).expect("b");
+    app.project().await;
+    assert_eq!(tick_both(&a, &b).await, Evaluation::default());
+
+    rest(&app, resting).await;
+    app.project().await;
+    let raised = tick_both(&a, &b).await;
+    // The merchant keeps a gateway: only the rest is an alert.
+    assert_eq!(
+        (raised.raised, raised.resolved),
+        (vec![key.clone()], vec![])
+    );
+    assert_eq!(tick_both(&a, &b).await, Evaluation::default());
+    let mail = smtp.next().await;
+    assert!(
+        readable(&mail.data).contains("PSP answered 503"),
+        "{}",
+        mail.data
+    );
+
+    let recovered = app
+        .admin(Method::POST, &format!("/admin/gateways/{resting}/recover"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(recovered.status(), StatusCode::OK);
+    app.project().await;
+    let cleared = tick_both(&a, &b).await;
+    assert_eq!(
+        (cleared.raised, cleared.resolved),
+        (vec![], vec![key.clone()])
+    );
+    assert_eq!(tick_both(&a, &b).await, Evaluation::default());
+
+    rest(&app, resting).await;
+    app.project().await;
+    let again = tick_both(&a, &b).await;
+    assert_eq!(again.raised, vec![key.clone()]);
+    let alert = app.ledger.alert(&key).await.expect("read").expect("alert");
+    assert_eq!((alert.times_raised(), alert.is_firing()), (2, true));
+    // One mail per change per address, one signed post per change.
+    let rest_of_mail = mails(&mut smtp, 3 * OPS.len() - 1).await;
+    assert!(drain(&mut smtp).is_empty());
+    let resolved = rest_of_mail
+        .iter()
+        .filter(|m| m.data.contains("gateway_temporarily_failed resolved"))
+        .count();
+    assert_eq!(resolved, OPS.len());
+    let posted = deliveries.lock().expect("lock").clone();
+    assert_eq!(posted.len(), 3);
+    let verifier = standardwebhooks::Webhook::new(HOOK_SECRET).expect("secret");
+    for (headers, body) in &posted {
+        verifier.verify(body, headers).expect("signature verifies");
+    }
+}
