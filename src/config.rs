@@ -504,6 +504,9 @@ pub struct Server {
     /// Slack incoming-webhook URL ops alerts are posted to; alerts are only recorded without it.
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<String>,
+    /// Ops alerts: bounds, channels, routes.
+    #[command(flatten)]
+    pub alerts: crate::alert_settings::AlertSettings,
     /// Who may use the admin API.
     #[command(flatten)]
     pub admin: AdminAuth,

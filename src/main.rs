@@ -1,6 +1,7 @@
 //! The `lightspeed` binary: configuration and subcommands; wiring only.
 
 mod admin_cli;
+mod alert_settings;
 mod config;
 mod console;
 mod demo;

@@ -18,7 +18,7 @@ use lightspeed_eventstore::PgEventStore;
 use lightspeed_eventstore::relay::{Relay, RelayConfig};
 use lightspeed_eventstore::seal::{Sealer, SealerConfig};
 use lightspeed_live::{Hub, HubConfig, Sampler};
-use lightspeed_monitoring::alerts::{AlertConfig, AlertEvaluator};
+use lightspeed_monitoring::alerts::AlertEvaluator;
 use lightspeed_monitoring::gauges::MetricsRefresher;
 use lightspeed_monitoring::queues::{QueueControl, QueueSampler};
 use lightspeed_projections::ProjectorDeps;
@@ -111,7 +111,7 @@ impl Roles {
         let hub = self.live_hub(Arc::clone(&queues)).await;
         let mut state = AppState::builder(self.ledger.clone(), Arc::clone(&self.keyring), config)
             .status_checks(Arc::new(checks))
-            .queue_control(queues)
+            .queue_control(Arc::clone(&queues))
             .reconciliation(Arc::new(self.reconciler()))
             .readiness_check(Arc::new(NatsConnection(self.nats.clone())))
             .psp_client(PspClient::new(&HttpConfig::default())?);
@@ -124,14 +124,22 @@ impl Roles {
             );
             tokio::spawn(refresher.run());
         }
-        let alert_config = AlertConfig {
-            slack_webhook_url: server
-                .slack_webhook_url
-                .clone()
-                .filter(|url| !url.trim().is_empty()),
-            ..AlertConfig::default()
+        let mailer = match self.infra.mail.config() {
+            Some(config) => Some(lightspeed_adapters::mailer::Mailer::new(&config)?),
+            None => None,
         };
-        let alerts = AlertEvaluator::new(self.ledger.clone(), alert_config)?;
+        let alert_config = server.alerts.config(crate::alert_settings::AlertPlumbing {
+            slack_webhook_url: server.slack_webhook_url.clone(),
+            mailer,
+            whatsapp: self
+                .infra
+                .whatsapp
+                .provider(&self.keyring, Arc::clone(self.store.clock()))?,
+            whatsapp_language: self.infra.whatsapp.wa_language.clone(),
+            relay_stream: self.infra.nats_stream.clone(),
+        })?;
+        let alerts = AlertEvaluator::new(self.ledger.clone(), alert_config)?
+            .with_queues(Arc::clone(&queues));
         tokio::spawn(alerts.run());
         let state = state.build();
         let extra = axum::Router::new()

@@ -288,6 +288,9 @@ pub enum ApiError {
     /// No WhatsApp notification with this id.
     #[error("notification not found")]
     NotificationNotFound,
+    /// No ops alert was raised under this key.
+    #[error("alert not found")]
+    AlertNotFound,
     /// Only a failed notification can be resent.
     #[error("notification is {0}; only a failed one can be resent")]
     NotificationNotResendable(&'static str),
@@ -390,6 +393,7 @@ impl ApiError {
             ),
             ReconciliationFailed(_) => (StatusCode::BAD_GATEWAY, "RECONCILIATION_FAILED"),
             NotificationNotFound => (StatusCode::NOT_FOUND, "NOTIFICATION_NOT_FOUND"),
+            AlertNotFound => (StatusCode::NOT_FOUND, "ALERT_NOT_FOUND"),
             NotificationNotResendable(_) => (StatusCode::CONFLICT, "NOTIFICATION_NOT_RESENDABLE"),
             MetricsDisabled => (StatusCode::SERVICE_UNAVAILABLE, "METRICS_DISABLED"),
             NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),

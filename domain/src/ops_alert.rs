@@ -1,10 +1,14 @@
-//! Ops alert: one condition ops should know about (a failed payment, a WhatsApp failure rate
-//! over its bound), raised once while it holds and resolved when it stops.
+//! Ops alert: one condition ops should know about (a failed payment, a gateway near its monthly
+//! limit, a queue falling behind, ...), raised once while it holds, resolved when it stops, and
+//! acknowledged by a person.
 //!
-//! Stream `ops_alert-<key>`, where the key names the condition: `payment_failed.<payment id>`
-//! for one failed payment, `whatsapp_failure_rate` for the rate. Raising an alert that is firing
-//! decides nothing, so evaluators on several replicas, or one that looks again, raise it once;
-//! optimistic concurrency on the stream lets exactly one of two racing raises append.
+//! Stream `ops_alert-<key>`, where the key names the condition: `<kind>` for a condition of the
+//! whole system (`whatsapp_failure_rate`, `relay_lag`), `<kind>.<subject>` for one of a gateway,
+//! merchant, queue, projection, payment or payout (`gateway_limit_near.<gateway id>`). Raising an
+//! alert that is firing decides nothing, so evaluators on several replicas, or one that looks
+//! again, raise it once; optimistic concurrency on the stream lets exactly one of two racing
+//! raises append. A raise after a resolve starts the alert over: its acknowledgement is cleared,
+//! so the person on call acknowledges each time the condition returns.
 
 use crate::decider::Decider;
 use crate::validation;
@@ -14,6 +18,9 @@ use serde::{Deserialize, Serialize};
 /// Longest alert summary kept, in characters.
 pub const MAX_SUMMARY_CHARS: usize = 1_000;
 
+/// Longest email of the person acknowledging, in characters.
+pub const MAX_ACKNOWLEDGER_CHARS: usize = 320;
+
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -22,7 +29,43 @@ pub enum AlertKind {
     PaymentFailed,
     /// The share of WhatsApp messages that failed is over its bound.
     WhatsappFailureRate,
+    /// A gateway's volume this month reached the near share (80 % by default) of its limit.
+    GatewayLimitNear,
+    /// A gateway's volume this month reached its limit.
+    GatewayLimitReached,
+    /// An active merchant has no gateway that could take a payment (initiation answers 503).
+    NoGatewayAvailable,
+    /// A gateway is resting after failures (temporarily failed).
+    GatewayTemporarilyFailed,
+    /// A gateway's success rate over the window is under its bound.
+    GatewaySuccessRate,
+    /// A work queue's depth or its oldest job's age is over its bound.
+    QueueBacklog,
+    /// A projection is further behind the log than its bound.
+    ProjectionLag,
+    /// The relay is further behind the log than its bound.
+    RelayLag,
+    /// A merchant webhook endpoint was disabled after failing deliveries.
+    WebhookEndpointDisabled,
+    /// A payout was reversed (failed).
+    PayoutFailed,
 }
+
+/// Every kind, in declaration order.
+pub const ALERT_KINDS: [AlertKind; 12] = [
+    AlertKind::PaymentFailed,
+    AlertKind::WhatsappFailureRate,
+    AlertKind::GatewayLimitNear,
+    AlertKind::GatewayLimitReached,
+    AlertKind::NoGatewayAvailable,
+    AlertKind::GatewayTemporarilyFailed,
+    AlertKind::GatewaySuccessRate,
+    AlertKind::QueueBacklog,
+    AlertKind::ProjectionLag,
+    AlertKind::RelayLag,
+    AlertKind::WebhookEndpointDisabled,
+    AlertKind::PayoutFailed,
+];
 
 impl AlertKind {
     /// The snake_case name used in keys, APIs and messages.
@@ -30,7 +73,36 @@ impl AlertKind {
         match self {
             AlertKind::PaymentFailed => "payment_failed",
             AlertKind::WhatsappFailureRate => "whatsapp_failure_rate",
+            AlertKind::GatewayLimitNear => "gateway_limit_near",
+            AlertKind::GatewayLimitReached => "gateway_limit_reached",
+            AlertKind::NoGatewayAvailable => "no_gateway_available",
+            AlertKind::GatewayTemporarilyFailed => "gateway_temporarily_failed",
+            AlertKind::GatewaySuccessRate => "gateway_success_rate",
+            AlertKind::QueueBacklog => "queue_backlog",
+            AlertKind::ProjectionLag => "projection_lag",
+            AlertKind::RelayLag => "relay_lag",
+            AlertKind::WebhookEndpointDisabled => "webhook_endpoint_disabled",
+            AlertKind::PayoutFailed => "payout_failed",
         }
+    }
+
+    /// The kind named `name` (its [`AlertKind::as_str`]).
+    pub fn parse(name: &str) -> Option<AlertKind> {
+        ALERT_KINDS.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// The key of this kind's alert about `subject` (`None`: the whole system).
+    pub fn key(self, subject: Option<&str>) -> String {
+        match subject {
+            Some(subject) => format!("{}.{subject}", self.as_str()),
+            None => self.as_str().to_owned(),
+        }
+    }
+
+    /// Whether the alert marks a one-off fact (a payment or payout that failed) rather than a
+    /// condition that holds and stops: such alerts are acknowledged, never resolved.
+    pub fn is_one_off(self) -> bool {
+        matches!(self, AlertKind::PaymentFailed | AlertKind::PayoutFailed)
     }
 }
 
@@ -43,6 +115,12 @@ pub struct OpsAlert {
     raised_at: DateTime<Utc>,
     resolved_at: Option<DateTime<Utc>>,
     times_raised: u32,
+    /// Who acknowledged it since its last raise.
+    #[serde(default)]
+    acknowledged_by: Option<String>,
+    /// When.
+    #[serde(default)]
+    acknowledged_at: Option<DateTime<Utc>>,
 }
 
 impl OpsAlert {
@@ -75,6 +153,26 @@ impl OpsAlert {
     pub fn times_raised(&self) -> u32 {
         self.times_raised
     }
+
+    /// The email of the person who acknowledged it since its last raise.
+    pub fn acknowledged_by(&self) -> Option<&str> {
+        self.acknowledged_by.as_deref()
+    }
+
+    /// When it was acknowledged since its last raise.
+    pub fn acknowledged_at(&self) -> Option<DateTime<Utc>> {
+        self.acknowledged_at
+    }
+
+    /// `firing`, `acknowledged` (firing, and a person has seen it) or `resolved`; a one-off
+    /// alert (a failed payment) is never resolved, so it is `firing` until acknowledged.
+    pub fn state_name(&self) -> &'static str {
+        match (self.firing, self.acknowledged_by.is_some()) {
+            (false, _) => "resolved",
+            (true, true) => "acknowledged",
+            (true, false) => "firing",
+        }
+    }
 }
 
 /// What an evaluator can ask of an alert.
@@ -93,6 +191,13 @@ pub enum OpsAlertCommand {
     Resolve {
         /// For people (cut to [`MAX_SUMMARY_CHARS`]).
         summary: String,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// A person saw the alert: acknowledge it unless it is acknowledged since its last raise.
+    Acknowledge {
+        /// The person's email.
+        by: String,
         /// When it is decided.
         at: DateTime<Utc>,
     },
@@ -117,6 +222,13 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
+        /// A person acknowledged the alert.
+        OpsAlertAcknowledged {
+            /// The person's email.
+            by: String,
+            /// When.
+            at: DateTime<Utc>,
+        },
     }
 }
 
@@ -129,6 +241,12 @@ pub enum OpsAlertError {
         /// The kind the stream holds.
         existing: AlertKind,
     },
+    /// No alert was ever raised under this key.
+    #[error("no such alert")]
+    NotRaised,
+    /// The acknowledging person's email is empty or too long.
+    #[error("the acknowledging person is not named")]
+    NoAcknowledger,
 }
 
 impl Decider for OpsAlert {
@@ -163,6 +281,23 @@ impl Decider for OpsAlert {
                 }])
             }
             (_, OpsAlertCommand::Resolve { .. }) => Ok(vec![]),
+            (None, OpsAlertCommand::Acknowledge { .. }) => Err(OpsAlertError::NotRaised),
+            (Some(_), OpsAlertCommand::Acknowledge { by, .. })
+                if by.trim().is_empty() || by.chars().count() > MAX_ACKNOWLEDGER_CHARS =>
+            {
+                Err(OpsAlertError::NoAcknowledger)
+            }
+            (Some(alert), OpsAlertCommand::Acknowledge { .. })
+                if alert.acknowledged_by.is_some() =>
+            {
+                Ok(vec![])
+            }
+            (Some(_), OpsAlertCommand::Acknowledge { by, at }) => {
+                Ok(vec![OpsAlertEvent::OpsAlertAcknowledged {
+                    by: by.trim().to_lowercase(),
+                    at: *at,
+                }])
+            }
         }
     }
 
@@ -177,6 +312,8 @@ impl Decider for OpsAlert {
                 times_raised: state
                     .map_or(0, |alert| alert.times_raised)
                     .saturating_add(1),
+                acknowledged_by: None,
+                acknowledged_at: None,
             }),
             (Some(mut alert), OpsAlertEvent::OpsAlertResolved { summary, at }) => {
                 alert.firing = false;
@@ -184,7 +321,15 @@ impl Decider for OpsAlert {
                 alert.resolved_at = Some(*at);
                 Some(alert)
             }
-            (None, OpsAlertEvent::OpsAlertResolved { .. }) => None,
+            (Some(mut alert), OpsAlertEvent::OpsAlertAcknowledged { by, at }) => {
+                alert.acknowledged_by = Some(by.clone());
+                alert.acknowledged_at = Some(*at);
+                Some(alert)
+            }
+            (
+                None,
+                OpsAlertEvent::OpsAlertResolved { .. } | OpsAlertEvent::OpsAlertAcknowledged { .. },
+            ) => None,
         }
     }
 }
@@ -251,6 +396,90 @@ mod tests {
             .then_error(OpsAlertError::KindMismatch {
                 existing: AlertKind::WhatsappFailureRate,
             });
+    }
+
+    fn acknowledged(by: &str, at: DateTime<Utc>) -> OpsAlertEvent {
+        OpsAlertEvent::OpsAlertAcknowledged {
+            by: by.to_owned(),
+            at,
+        }
+    }
+
+    fn acknowledge(by: &str, at: DateTime<Utc>) -> OpsAlertCommand {
+        OpsAlertCommand::Acknowledge {
+            by: by.to_owned(),
+            at,
+        }
+    }
+
+    #[test]
+    fn a_person_acknowledges_a_raised_alert_once_and_the_log_names_them() {
+        let alert = given::<OpsAlert>([raised(t(0))])
+            .when(acknowledge(" Asha@Example.com ", t(30)))
+            .then([acknowledged("asha@example.com", t(30))])
+            .expect("an alert");
+        assert_eq!(
+            (
+                alert.acknowledged_by(),
+                alert.acknowledged_at(),
+                alert.is_firing()
+            ),
+            (Some("asha@example.com"), Some(t(30)), true)
+        );
+        assert_eq!(alert.state_name(), "acknowledged");
+        given::<OpsAlert>([raised(t(0)), acknowledged("asha@example.com", t(30))])
+            .when(acknowledge("ravi@example.com", t(40)))
+            .then_nothing();
+    }
+
+    #[test]
+    fn an_alert_never_raised_cannot_be_acknowledged_and_someone_must_be_named() {
+        given::<OpsAlert>([])
+            .when(acknowledge("asha@example.com", t(0)))
+            .then_error(OpsAlertError::NotRaised);
+        given::<OpsAlert>([raised(t(0))])
+            .when(acknowledge("  ", t(1)))
+            .then_error(OpsAlertError::NoAcknowledger);
+        given::<OpsAlert>([raised(t(0))])
+            .when(acknowledge(&"a".repeat(MAX_ACKNOWLEDGER_CHARS + 1), t(1)))
+            .then_error(OpsAlertError::NoAcknowledger);
+    }
+
+    #[test]
+    fn a_resolved_alert_raised_again_needs_a_new_acknowledgement() {
+        let resolved = OpsAlertEvent::OpsAlertResolved {
+            summary: "1 of 100 failed".to_owned(),
+            at: t(120),
+        };
+        let history = [
+            raised(t(0)),
+            acknowledged("asha@example.com", t(30)),
+            resolved.clone(),
+        ];
+        let after_resolve = given::<OpsAlert>(history.clone())
+            .when(raise(t(60)))
+            .then([raised(t(60))])
+            .expect("an alert");
+        assert_eq!(
+            (after_resolve.acknowledged_by(), after_resolve.state_name()),
+            (None, "firing")
+        );
+        let mut again = history.to_vec();
+        again.push(raised(t(300)));
+        given::<OpsAlert>(again)
+            .when(acknowledge("ravi@example.com", t(310)))
+            .then([acknowledged("ravi@example.com", t(310))]);
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names_and_keys_start_with_them() {
+        for kind in ALERT_KINDS {
+            assert_eq!(AlertKind::parse(kind.as_str()), Some(kind));
+            let key = kind.key(Some("x"));
+            assert_eq!(key.split_once('.').map(|(k, _)| k), Some(kind.as_str()));
+        }
+        assert_eq!(AlertKind::parse("nope"), None);
+        assert_eq!(AlertKind::RelayLag.key(None), "relay_lag");
     }
 
     #[test]

@@ -140,6 +140,8 @@ fn alert(key: String, event: OpsAlertEvent) -> Option<LiveItem> {
             summary,
             at,
         },
+        // An acknowledgement changes no alert's firing.
+        OpsAlertEvent::OpsAlertAcknowledged { .. } => return None,
     };
     Some(LiveItem::Alert(item))
 }

@@ -1,4 +1,5 @@
-//! Ops alerts in the log (`ops_alert-<key>` streams): raised once while their condition holds.
+//! Ops alerts in the log (`ops_alert-<key>` streams): raised once while their condition holds,
+//! resolved when it stops, acknowledged by a person.
 
 use lightspeed_domain::ops_alert::{AlertKind, OpsAlert, OpsAlertCommand};
 use lightspeed_eventstore::{CommandContext, stream_of};
@@ -41,6 +42,22 @@ impl Ledger {
     ) -> Result<AlertChange, ServiceError> {
         let command = OpsAlertCommand::Resolve {
             summary,
+            at: self.now(),
+        };
+        self.alert_command(key, &command, context).await
+    }
+
+    /// Records that the person `by` (their email) acknowledged the alert `key`; nothing if it is
+    /// acknowledged since its last raise. Refused with `OpsAlertError::NotRaised` for a key no
+    /// alert was raised under.
+    pub async fn acknowledge_alert(
+        &self,
+        key: &str,
+        by: &str,
+        context: &CommandContext,
+    ) -> Result<AlertChange, ServiceError> {
+        let command = OpsAlertCommand::Acknowledge {
+            by: by.to_owned(),
             at: self.now(),
         };
         self.alert_command(key, &command, context).await

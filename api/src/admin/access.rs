@@ -75,6 +75,7 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Action)] = &[
         "/admin/merchants/{id}/webhook-deliveries/{delivery_id}/resend",
         Action::Resend,
     ),
+    ("POST", "/admin/alerts/{id}/ack", Action::AcknowledgeAlerts),
     ("POST", "/admin/gateways", Action::ManageGateways),
     ("PUT", "/admin/gateways/priority", Action::ManageGateways),
     ("PATCH", "/admin/gateways/{id}", Action::ManageGateways),

@@ -1,21 +1,25 @@
-//! `GET /admin/alerts`: the ops alerts the evaluator recorded in the log.
+//! `GET /admin/alerts`: the ops alerts the evaluator recorded in the log, each with its state
+//! now; `POST /admin/alerts/{id}/ack`: a person acknowledges one.
 //!
 //! Read from the log's `ops_alert` category directly ([`newest_events`]) and decoded with the
-//! domain's `OpsAlertEvent`: the category is small (one stream per condition, a few events
-//! each) and no read model holds it yet; an `alerts` projection would be its home once alerts
-//! gain state of their own (acknowledgement, assignment).
+//! domain's `OpsAlertEvent`; each alert's state now is its stream folded by the domain's
+//! `OpsAlert` (through the ledger's bounded cache). The category is small (one stream per
+//! condition, a few events each) and no read model holds it yet.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Decider;
-use lightspeed_domain::ops_alert::{OpsAlert, OpsAlertEvent};
+use lightspeed_domain::ops_alert::{AlertKind, OpsAlert, OpsAlertError, OpsAlertEvent};
 use lightspeed_eventstore::RecordedEvent;
 use lightspeed_eventstore::recent::{NewestEvents, newest_events};
+use lightspeed_services::ServiceError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AdminQuery;
+use super::admin_error;
 use super::views::CursorBody;
 use crate::admin_auth::AdminUser;
 use crate::error::{ApiError, Problem};
@@ -26,14 +30,18 @@ const MAX_LIMIT: u32 = 200;
 
 /// The event that raises an alert: a stream whose latest event it is holds a firing alert.
 const RAISED: &str = "OpsAlertRaised";
+/// The event that acknowledges an alert: a stream whose latest event it is may be firing.
+const ACKNOWLEDGED: &str = "OpsAlertAcknowledged";
+/// Longest alert key accepted in a path.
+const MAX_KEY_CHARS: usize = 200;
 
 /// Which alerts.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
-    /// Only alerts firing now (their latest event is a raise); no cursor then.
+    /// Only alerts firing now (acknowledged or not), the latest event of each; no cursor then.
     pub firing: Option<bool>,
-    /// Only this kind: `payment_failed` or `whatsapp_failure_rate`.
+    /// Only this kind, e.g. `payment_failed`, `gateway_limit_reached`, `queue_backlog`.
     pub kind: Option<String>,
     /// Events per step, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -48,27 +56,71 @@ pub struct AlertsQuery {
 pub struct AlertView {
     /// The event's log position (the order and cursor).
     pub log_position: i64,
-    /// The condition, e.g. `payment_failed.<payment id>` or `whatsapp_failure_rate`.
+    /// The condition, e.g. `payment_failed.<payment id>` or `whatsapp_failure_rate`; the `id`
+    /// of `POST /admin/alerts/{id}/ack`.
     pub key: String,
-    /// `payment_failed` or `whatsapp_failure_rate`.
+    /// E.g. `payment_failed`, `gateway_limit_near`, `relay_lag`.
     pub kind: String,
-    /// `raised` or `resolved`.
+    /// What this event recorded: `raised`, `resolved` or `acknowledged`.
     pub state: String,
-    /// For people.
+    /// For people (for an acknowledgement, who acknowledged).
     pub summary: String,
     /// When it was recorded.
     pub at: DateTime<Utc>,
+    /// The alert as it stands now (after every event of its stream).
+    pub alert: AlertState,
+}
+
+/// An alert as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AlertState {
+    /// `firing`, `acknowledged` (firing, and a person has seen it) or `resolved`.
+    pub state: String,
+    /// Whether its condition holds.
+    pub firing: bool,
+    /// When it was last raised.
+    pub raised_at: DateTime<Utc>,
+    /// When it was last resolved, if after its last raise.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it since its last raise.
+    pub acknowledged_by: Option<String>,
+    /// When.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// How often it was raised.
+    pub times_raised: u32,
+}
+
+impl From<&OpsAlert> for AlertState {
+    fn from(alert: &OpsAlert) -> Self {
+        Self {
+            state: alert.state_name().to_owned(),
+            firing: alert.is_firing(),
+            raised_at: alert.raised_at(),
+            resolved_at: alert.resolved_at(),
+            acknowledged_by: alert.acknowledged_by().map(str::to_owned),
+            acknowledged_at: alert.acknowledged_at(),
+            times_raised: alert.times_raised(),
+        }
+    }
 }
 
 impl AlertView {
-    /// The view of one event of an `ops_alert` stream.
-    fn of(event: &RecordedEvent) -> Result<Self, ApiError> {
+    /// The view of one event of an `ops_alert` stream, with its alert as it stands now.
+    async fn of(state: &AppState, event: &RecordedEvent) -> Result<Self, ApiError> {
         let unreadable =
             |why: String| ApiError::Internal(format!("ops alert event {}: {why}", event.event_id));
-        let (state, summary) = match event.decode().map_err(|e| unreadable(e.to_string()))? {
+        let (recorded, summary) = match event.decode().map_err(|e| unreadable(e.to_string()))? {
             OpsAlertEvent::OpsAlertRaised { summary, .. } => ("raised", summary),
             OpsAlertEvent::OpsAlertResolved { summary, .. } => ("resolved", summary),
+            OpsAlertEvent::OpsAlertAcknowledged { by, .. } => {
+                ("acknowledged", format!("acknowledged by {by}"))
+            }
         };
+        let alert = state
+            .ledger
+            .alert(event.stream_id.id())
+            .await?
+            .ok_or_else(|| unreadable("its stream holds no alert".to_owned()))?;
         let key = event.stream_id.id();
         let kind = key.split_once('.').map_or(key, |(kind, _)| kind);
         Ok(Self {
@@ -76,14 +128,31 @@ impl AlertView {
                 .map_err(|e| unreadable(e.to_string()))?,
             key: key.to_owned(),
             kind: kind.to_owned(),
-            state: state.to_owned(),
+            state: recorded.to_owned(),
             summary,
             at: event.recorded_at,
+            alert: AlertState::from(&alert),
         })
     }
 }
 
-/// Ops alerts, newest first: a failed payment, a WhatsApp failure rate over 5 % for 5 minutes.
+/// What acknowledging answers: the alert as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AcknowledgedAlert {
+    /// The alert's key.
+    pub key: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its latest summary.
+    pub summary: String,
+    /// Its state now.
+    pub alert: AlertState,
+}
+
+/// Ops alert events, newest first, each with its alert's state now: failed payments and
+/// payouts, gateways near or at their monthly limit, resting or failing, merchants with no
+/// gateway, queue backlogs, projection and relay lag, disabled webhook endpoints, the WhatsApp
+/// failure rate.
 #[utoipa::path(
     get,
     path = "/admin/alerts",
@@ -114,18 +183,32 @@ pub async fn list(
                 .map_err(|_| ApiError::InvalidQuery(format!("bad alerts cursor {c:?}")))
         })
         .transpose()?;
-    let page = NewestEvents {
-        category: <OpsAlert as Decider>::CATEGORY,
-        id_first_part: query.kind.as_deref(),
-        before,
-        latest_of_type: query.firing.unwrap_or(false).then_some(RAISED),
-        limit: i64::from(limit) + 1,
+    let firing = query.firing.unwrap_or(false);
+    // Firing alerts are those whose latest event raised them, or acknowledged them while firing.
+    let latest: &[Option<&str>] = if firing {
+        &[Some(RAISED), Some(ACKNOWLEDGED)]
+    } else {
+        &[None]
     };
-    let mut rows = newest_events(state.pool(), &page)
-        .await?
-        .iter()
-        .map(AlertView::of)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::new();
+    for latest_of_type in latest {
+        let page = NewestEvents {
+            category: <OpsAlert as Decider>::CATEGORY,
+            id_first_part: query.kind.as_deref(),
+            before,
+            latest_of_type: *latest_of_type,
+            limit: i64::from(limit) + 1,
+        };
+        events.extend(newest_events(state.pool(), &page).await?);
+    }
+    events.sort_by_key(|event| std::cmp::Reverse(event.log_position.position));
+    let mut rows = Vec::with_capacity(events.len());
+    for event in &events {
+        let view = AlertView::of(&state, event).await?;
+        if !firing || view.alert.firing {
+            rows.push(view);
+        }
+    }
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more
@@ -137,6 +220,53 @@ pub async fn list(
     }))
 }
 
+/// A person acknowledges the alert `id` (its key): recorded in the log with their email (and
+/// so in the audit log); acknowledging it again before it is raised again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/admin/alerts/{id}/ack",
+    tag = "admin-reads",
+    params(("id" = String, Path, description = "The alert's key, e.g. `gateway_limit_reached.<gateway id>`")),
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "Acknowledged (or already acknowledged)", body = AcknowledgedAlert),
+        (status = 404, description = "No such alert", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<AcknowledgedAlert>, ApiError> {
+    let kind = id.split_once('.').map_or(id.as_str(), |(kind, _)| kind);
+    if id.chars().count() > MAX_KEY_CHARS || AlertKind::parse(kind).is_none() {
+        return Err(ApiError::AlertNotFound);
+    }
+    state
+        .ledger
+        .acknowledge_alert(&id, &admin.email, &admin.context(&headers))
+        .await
+        .map_err(|e| match e {
+            ServiceError::Alert(OpsAlertError::NotRaised) => ApiError::AlertNotFound,
+            // The key did not make a stream id: no alert can have it.
+            ServiceError::Invalid(_) => ApiError::AlertNotFound,
+            other => admin_error(other),
+        })?;
+    let alert = state
+        .ledger
+        .alert(&id)
+        .await?
+        .ok_or(ApiError::AlertNotFound)?;
+    tracing::info!(alert = %id, admin = %admin.email, "ops alert acknowledged");
+    Ok(Json(AcknowledgedAlert {
+        key: id.clone(),
+        kind: alert.kind().as_str().to_owned(),
+        summary: alert.summary().to_owned(),
+        alert: AlertState::from(&alert),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +274,6 @@ mod tests {
     #[test]
     fn alerts_are_raised_by_an_ops_alert_event() {
         assert!(OpsAlertEvent::EVENT_TYPES.contains(&RAISED));
+        assert!(OpsAlertEvent::EVENT_TYPES.contains(&ACKNOWLEDGED));
     }
 }

@@ -50,6 +50,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::series))
         .routes(routes!(queues::act))
         .routes(routes!(alerts::list))
+        .routes(routes!(alerts::acknowledge))
         .routes(routes!(reads::whatsapp))
         .routes(routes!(notifications::resend))
         .routes(routes!(reads::commission_ledger))

@@ -37,6 +37,9 @@ impl AlertLine {
         let (raised, summary) = match event.decode().ok()? {
             OpsAlertEvent::OpsAlertRaised { summary, .. } => (true, summary),
             OpsAlertEvent::OpsAlertResolved { summary, .. } => (false, summary),
+            OpsAlertEvent::OpsAlertAcknowledged { by, .. } => {
+                (true, format!("acknowledged by {by}"))
+            }
         };
         Some(Self {
             key: event.stream_id.id().to_owned(),

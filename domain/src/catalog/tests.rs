@@ -474,6 +474,10 @@ fn queue_and_ops_alert_events_round_trip() {
                 summary: "back to normal".to_owned(),
                 at: t(1),
             },
+            OpsAlertEvent::OpsAlertAcknowledged {
+                by: "asha@example.com".to_owned(),
+                at: t(2),
+            },
         ],
     );
 }
