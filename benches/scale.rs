@@ -555,7 +555,11 @@ async fn cold_starts(log: &Log, starts: u64, without_snapshots: bool) -> (f64, f
                 .await
                 .expect("truncate");
         }
-        let order = format!("cold-{without_snapshots}-{}", uuid::Uuid::now_v7().simple());
+        let order = format!(
+            "c{}{}",
+            u8::from(without_snapshots),
+            uuid::Uuid::now_v7().simple()
+        );
         samples.push(cold_start(&store, &log.merchants[0], order).await);
         eprint!("\r  {} cold starts: {} of {starts}", log.label, n + 1);
         // Let the snapshot a cold load may write land before the next start.
@@ -853,7 +857,7 @@ async fn main() {
         cold_start(
             &log.db.store(),
             &log.merchants[0],
-            format!("prime-{}", uuid::Uuid::now_v7().simple()),
+            format!("p{}", uuid::Uuid::now_v7().simple()),
         )
         .await;
     }
