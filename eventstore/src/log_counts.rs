@@ -64,3 +64,21 @@ pub async fn events_after(
     .await?;
     Ok(to_u64(count)?)
 }
+
+/// What autovacuum does to a log that only grows: the planner's statistics and the visibility
+/// map, for a bulk load on a server that runs without autovacuum.
+pub async fn vacuum_analyze(pool: &PgPool) -> Result<(), ReadError> {
+    sqlx::raw_sql("VACUUM (ANALYZE) ledger.events")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The log's size on disk with its indexes and TOAST, in bytes.
+pub async fn log_bytes(pool: &PgPool) -> Result<i64, ReadError> {
+    Ok(
+        sqlx::query_scalar("SELECT pg_total_relation_size('ledger.events')")
+            .fetch_one(pool)
+            .await?,
+    )
+}

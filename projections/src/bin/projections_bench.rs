@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lightspeed_domain::SystemClock;
-use lightspeed_eventstore::log_counts::{events_after, log_counts};
+use lightspeed_eventstore::log_counts::{events_after, log_bytes, log_counts, vacuum_analyze};
 use lightspeed_eventstore::migrate::{ensure_database, migrate};
 use lightspeed_eventstore::{LogPosition, LogReader, PgEventStore};
 use lightspeed_projections::catalog;
@@ -95,17 +95,13 @@ async fn fill_log(
     // What autovacuum does to a table that only grows (this machine's PostgreSQL runs without
     // it): statistics for the planner and the visibility map for index-only counts.
     let started = Instant::now();
-    sqlx::raw_sql("VACUUM (ANALYZE) ledger.events")
-        .execute(pool)
-        .await?;
+    vacuum_analyze(pool).await?;
     println!(
         "vacuumed and analyzed the log in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     let counts = log_counts(pool).await?;
-    let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('ledger.events')")
-        .fetch_one(pool)
-        .await?;
+    let bytes = log_bytes(pool).await?;
     println!(
         "log: {} events, {} MB with its indexes, {:?}",
         counts.events,
