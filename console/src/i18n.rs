@@ -234,7 +234,11 @@ messages! {
     /// Section.
     RecentAlerts => ("Recent raises and resolutions", "हाल में उठाए और सुलझाए गए"),
     /// Explanation.
-    AlertsReadOnly => ("Alerts are raised and resolved by the evaluator as conditions start and stop; there is nothing to acknowledge.", "शर्तें शुरू और बंद होने पर मूल्यांकक अलर्ट उठाता और सुलझाता है; स्वीकार करने को कुछ नहीं है।"),
+    AlertsReadOnly => ("Alerts are raised and resolved by the evaluator as conditions start and stop; acknowledging one tells the others someone is on it.", "शर्तें शुरू और बंद होने पर मूल्यांकक अलर्ट उठाता और सुलझाता है; स्वीकार करने से बाकी लोगों को पता चलता है कि कोई इसे देख रहा है।"),
+    /// Button: acknowledge a firing alert.
+    Acknowledge => ("Acknowledge", "स्वीकार करें"),
+    /// Badge: a firing alert a person has acknowledged.
+    Acknowledged => ("Acknowledged", "स्वीकृत"),
     /// Column and filter.
     Kind => ("Kind", "प्रकार"),
     /// Column.

@@ -1,11 +1,14 @@
-//! Alerts: those firing now and the recent raises and resolutions, read from the log's
-//! `ops_alert` category as `GET /admin/alerts` reads it. The ops-alert model records only
-//! raise and resolve (no acknowledgement), so this page lists and changes nothing.
+//! Alerts: those firing now and the recent raises, acknowledgements and resolutions, read from
+//! the log's `ops_alert` category as `GET /admin/alerts` reads it; a firing alert is
+//! acknowledged as `POST /admin/alerts/{id}/ack` does it.
 
-use axum::extract::{Query, State};
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Decider;
-use lightspeed_domain::ops_alert::{OpsAlert, OpsAlertEvent};
+use lightspeed_domain::access::Action;
+use lightspeed_domain::ops_alert::{OpsAlert, OpsAlertError, OpsAlertEvent};
 use lightspeed_eventstore::RecordedEvent;
 use lightspeed_eventstore::recent::{NewestEvents, newest_events};
 use maud::{Markup, html};
@@ -14,19 +17,43 @@ use serde::Deserialize;
 use crate::format::time;
 use crate::i18n::{Lang, Msg};
 use crate::layout::page;
+use crate::pages::sign_in::CsrfOnly;
 use crate::web::{Console, Refusal, Viewer, unavailable};
+use lightspeed_services::ServiceError;
 
 const PATH: &str = "/console/alerts";
-/// The event that raises an alert: a stream whose latest event it is holds a firing alert.
-const RAISED: &str = "OpsAlertRaised";
+/// The events that leave an alert firing: a stream whose latest event is one of them holds a
+/// firing alert (acknowledged or not).
+const FIRING: [&str; 2] = ["OpsAlertRaised", "OpsAlertAcknowledged"];
 /// Alert events per list.
 const SHOWN: u32 = 50;
-const KINDS: [&str; 2] = ["payment_failed", "whatsapp_failure_rate"];
+const KINDS: [&str; 12] = [
+    "payment_failed",
+    "whatsapp_failure_rate",
+    "gateway_limit_near",
+    "gateway_limit_reached",
+    "no_gateway_available",
+    "gateway_temporarily_failed",
+    "gateway_success_rate",
+    "queue_backlog",
+    "projection_lag",
+    "relay_lag",
+    "webhook_endpoint_disabled",
+    "payout_failed",
+];
+
+/// Where an alert stands after one of its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Raised,
+    Acknowledged,
+    Resolved,
+}
 
 /// One alert event, for people.
 struct AlertLine {
     key: String,
-    raised: bool,
+    standing: Standing,
     summary: String,
     at: DateTime<Utc>,
     position: u64,
@@ -34,16 +61,16 @@ struct AlertLine {
 
 impl AlertLine {
     fn of(event: &RecordedEvent) -> Option<Self> {
-        let (raised, summary) = match event.decode().ok()? {
-            OpsAlertEvent::OpsAlertRaised { summary, .. } => (true, summary),
-            OpsAlertEvent::OpsAlertResolved { summary, .. } => (false, summary),
+        let (standing, summary) = match event.decode().ok()? {
+            OpsAlertEvent::OpsAlertRaised { summary, .. } => (Standing::Raised, summary),
+            OpsAlertEvent::OpsAlertResolved { summary, .. } => (Standing::Resolved, summary),
             OpsAlertEvent::OpsAlertAcknowledged { by, .. } => {
-                (true, format!("acknowledged by {by}"))
+                (Standing::Acknowledged, format!("acknowledged by {by}"))
             }
         };
         Some(Self {
             key: event.stream_id.id().to_owned(),
-            raised,
+            standing,
             summary,
             at: event.recorded_at,
             position: event.log_position.position,
@@ -84,11 +111,11 @@ pub async fn list(
         }
         section.card.wide aria-labelledby="firing-title" {
             h2 #firing-title { (lang.t(Msg::OpenAlerts)) }
-            (table(lang, "firing", &firing))
+            (table(&viewer, "firing", &firing, viewer.may(Action::AcknowledgeAlerts)))
         }
         section.card.wide aria-labelledby="recent-title" {
             h2 #recent-title { (lang.t(Msg::RecentAlerts)) }
-            (table(lang, "recent", &recent))
+            (table(&viewer, "recent", &recent, false))
             @if let Some(before) = older {
                 p { a href={ (PATH) "?before=" (before) @if let Some(k) = kind { "&kind=" (k) } } { (lang.t(Msg::Older)) " →" } }
             }
@@ -104,20 +131,32 @@ async fn lines(
     before: Option<i64>,
     firing: bool,
 ) -> Result<Vec<AlertLine>, Refusal> {
-    let page = NewestEvents {
-        category: <OpsAlert as Decider>::CATEGORY,
-        id_first_part: kind,
-        before,
-        latest_of_type: firing.then_some(RAISED),
-        limit: i64::from(SHOWN),
+    let latest: &[Option<&str>] = if firing {
+        &[Some(FIRING[0]), Some(FIRING[1])]
+    } else {
+        &[None]
     };
-    let events = newest_events(console.app.pool(), &page)
-        .await
-        .map_err(unavailable(lang))?;
+    let mut events = Vec::new();
+    for latest_of_type in latest {
+        let page = NewestEvents {
+            category: <OpsAlert as Decider>::CATEGORY,
+            id_first_part: kind,
+            before,
+            latest_of_type: *latest_of_type,
+            limit: i64::from(SHOWN),
+        };
+        let found = newest_events(console.app.pool(), &page)
+            .await
+            .map_err(unavailable(lang))?;
+        events.extend(found);
+    }
+    events.sort_by_key(|event| std::cmp::Reverse(event.log_position.position));
+    events.truncate(SHOWN as usize);
     Ok(events.iter().filter_map(AlertLine::of).collect())
 }
 
-fn table(lang: Lang, id: &str, lines: &[AlertLine]) -> Markup {
+fn table(viewer: &Viewer, id: &str, lines: &[AlertLine], acknowledge: bool) -> Markup {
+    let lang = viewer.lang;
     html! {
         @if lines.is_empty() { p.muted { (lang.t(Msg::NoneYet)) } }
         @else {
@@ -127,14 +166,62 @@ fn table(lang: Lang, id: &str, lines: &[AlertLine]) -> Markup {
                     th scope="col" { (lang.t(Msg::Status)) }
                     th scope="col" { (lang.t(Msg::Kind)) }
                     th scope="col" { (lang.t(Msg::Summary)) }
+                    @if acknowledge { th scope="col" { (lang.t(Msg::Actions)) } }
                 } }
                 tbody { @for l in lines { tr {
                     td { (time(l.at)) }
-                    td { @if l.raised { span.badge.bad { (lang.t(Msg::Raised)) } } @else { span.badge.ok { (lang.t(Msg::Resolved)) } } }
+                    td { (badge(lang, l.standing)) }
                     td { code { (l.key) } }
                     td { (l.summary) }
+                    @if acknowledge { td { @if l.standing == Standing::Raised { (acknowledge_form(viewer, &l.key)) } } }
                 } } }
             } }
         }
+    }
+}
+
+fn badge(lang: Lang, standing: Standing) -> Markup {
+    html! {
+        @match standing {
+            Standing::Raised => span.badge.bad { (lang.t(Msg::Raised)) },
+            Standing::Acknowledged => span.badge.warn { (lang.t(Msg::Acknowledged)) },
+            Standing::Resolved => span.badge.ok { (lang.t(Msg::Resolved)) },
+        }
+    }
+}
+
+fn acknowledge_form(viewer: &Viewer, key: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ (PATH) "/" (key) "/ack" } {
+            input type="hidden" name="csrf" value=(viewer.session.csrf);
+            button.secondary type="submit" { (viewer.lang.t(Msg::Acknowledge)) }
+        }
+    }
+}
+
+/// `POST /console/alerts/{key}/ack`: the person acknowledges a firing alert, recorded in the
+/// log with their email; acknowledging it again records nothing.
+pub async fn acknowledge(
+    State(console): State<Console>,
+    viewer: Viewer,
+    Path(key): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, Refusal> {
+    let lang = viewer.lang;
+    viewer.authorize(Action::AcknowledgeAlerts, &form.csrf)?;
+    let acknowledged = console
+        .app
+        .ledger
+        .acknowledge_alert(&key, &viewer.session.email, &viewer.context())
+        .await;
+    match acknowledged {
+        Ok(_) => {
+            tracing::info!(alert = %key, person = %viewer.session.email, "ops alert acknowledged");
+            Ok(Redirect::to(PATH).into_response())
+        }
+        Err(ServiceError::Alert(OpsAlertError::NotRaised) | ServiceError::Invalid(_)) => {
+            Err(Refusal::NotFound(lang))
+        }
+        Err(other) => Err(Refusal::Unavailable(lang, other.to_string())),
     }
 }

@@ -66,6 +66,7 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/console/refunds", get(refunds::list))
         .route("/console/refunds/{key}", get(refunds::detail))
         .route("/console/alerts", get(alerts::list))
+        .route("/console/alerts/{key}/ack", post(alerts::acknowledge))
         .route("/console/audit", get(audit::list))
         .route("/console/projections", get(projections::list))
         .route(

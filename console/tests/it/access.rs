@@ -3,8 +3,9 @@
 
 use lightspeed_api::testing::ADMIN_EMAIL;
 use lightspeed_domain::access::Role;
+use lightspeed_domain::ops_alert::{AlertKind, OpsAlert};
 use lightspeed_domain::person::PersonEmail;
-use lightspeed_eventstore::CommandContext;
+use lightspeed_eventstore::{CommandContext, EventStore, stream_of};
 
 use crate::harness::{Browser, ConsoleApp, HttpSession, eventually, spawn_console};
 
@@ -105,4 +106,78 @@ async fn a_role_change_or_removal_applies_at_the_next_request() {
     assert_eq!(session.get(&console.page("/console")).await.status(), 303);
     let admin = HttpSession::sign_in(&console, ADMIN_EMAIL).await;
     assert_eq!(admin.get(&console.page("/console")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_firing_alert_is_acknowledged_by_a_person_and_an_auditor_cannot() {
+    let console = spawn_console().await;
+    invite(&console, AUDITOR, Role::Auditor).await;
+    let key = "gateway_limit_near.console-test";
+    console
+        .app
+        .ledger
+        .raise_alert(
+            key,
+            AlertKind::GatewayLimitNear,
+            "gateway at 85 % of its monthly limit".into(),
+            &CommandContext::default(),
+        )
+        .await
+        .expect("raise");
+    let auditor = HttpSession::sign_in(&console, AUDITOR).await;
+    let page = auditor.get(&console.page("/console/alerts")).await;
+    let html = page.text().await.expect("page");
+    assert!(html.contains(key) && !html.contains("/ack"), "{html}");
+    let csrf = auditor.csrf(&console).await;
+    let forged = auditor
+        .post(
+            &console.page(&format!("/console/alerts/{key}/ack")),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+
+    let browser = Browser::start().await;
+    browser.sign_in(&console, ADMIN_EMAIL).await;
+    browser
+        .client
+        .goto(&console.page("/console/alerts"))
+        .await
+        .expect("open");
+    browser.screenshot("alerts-firing").await;
+    browser
+        .click(&format!(
+            "#firing form[action='/console/alerts/{key}/ack'] button"
+        ))
+        .await;
+    let stream = stream_of::<OpsAlert>(key).expect("stream");
+    let events = eventually("the acknowledgement is in the log", || async {
+        let events = console
+            .app
+            .ledger
+            .store()
+            .read_stream(&stream, 0, 100)
+            .await
+            .ok()?;
+        (events.len() == 2).then_some(events)
+    })
+    .await;
+    let acknowledged = &events[1];
+    assert_eq!(acknowledged.event_type, "OpsAlertAcknowledged");
+    assert_eq!(
+        acknowledged.payload["by"], ADMIN_EMAIL,
+        "{}",
+        acknowledged.payload
+    );
+    assert_eq!(
+        acknowledged.metadata.actor.as_deref(),
+        Some(format!("admin:{ADMIN_EMAIL}").as_str())
+    );
+    browser.wait_for("#recent").await;
+    let text = browser.text().await;
+    assert!(
+        text.contains(&format!("acknowledged by {ADMIN_EMAIL}")),
+        "{text}"
+    );
+    browser.screenshot("alerts-acknowledged").await;
 }
