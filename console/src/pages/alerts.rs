@@ -44,18 +44,18 @@ const KINDS: [&str; 12] = [
 
 /// Where an alert stands after one of its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Standing {
+pub(crate) enum Standing {
     Raised,
     Acknowledged,
     Resolved,
 }
 
 /// One alert event, for people.
-struct AlertLine {
-    key: String,
-    standing: Standing,
-    summary: String,
-    at: DateTime<Utc>,
+pub(crate) struct AlertLine {
+    pub(crate) key: String,
+    pub(crate) standing: Standing,
+    pub(crate) summary: String,
+    pub(crate) at: DateTime<Utc>,
     position: u64,
 }
 
@@ -93,8 +93,8 @@ pub async fn list(
 ) -> Result<Markup, Refusal> {
     let lang = viewer.lang;
     let kind = query.kind.as_deref().filter(|k| KINDS.contains(k));
-    let firing = lines(&console, lang, kind, None, true).await?;
-    let recent = lines(&console, lang, kind, query.before, false).await?;
+    let firing = lines(&console, lang, kind, None, true, SHOWN).await?;
+    let recent = lines(&console, lang, kind, query.before, false, SHOWN).await?;
     let older = (recent.len() == SHOWN as usize)
         .then(|| recent.last().map(|l| l.position))
         .flatten();
@@ -124,12 +124,23 @@ pub async fn list(
     Ok(page(&viewer, PATH, lang.t(Msg::Alerts), body))
 }
 
+/// The alerts open now (raised, or acknowledged and still firing), newest first.
+pub(crate) async fn open(
+    console: &Console,
+    lang: Lang,
+    limit: u32,
+) -> Result<Vec<AlertLine>, Refusal> {
+    lines(console, lang, None, None, true, limit).await
+}
+
+/// The newest alert events, or with `firing` the latest event of each open alert.
 async fn lines(
     console: &Console,
     lang: Lang,
     kind: Option<&str>,
     before: Option<i64>,
     firing: bool,
+    limit: u32,
 ) -> Result<Vec<AlertLine>, Refusal> {
     let latest: &[Option<&str>] = if firing {
         &[Some(FIRING[0]), Some(FIRING[1])]
@@ -143,7 +154,7 @@ async fn lines(
             id_first_part: kind,
             before,
             latest_of_type: *latest_of_type,
-            limit: i64::from(SHOWN),
+            limit: i64::from(limit),
         };
         let found = newest_events(console.app.pool(), &page)
             .await
@@ -151,7 +162,7 @@ async fn lines(
         events.extend(found);
     }
     events.sort_by_key(|event| std::cmp::Reverse(event.log_position.position));
-    events.truncate(SHOWN as usize);
+    events.truncate(limit as usize);
     Ok(events.iter().filter_map(AlertLine::of).collect())
 }
 
@@ -180,7 +191,8 @@ fn table(viewer: &Viewer, id: &str, lines: &[AlertLine], acknowledge: bool) -> M
     }
 }
 
-fn badge(lang: Lang, standing: Standing) -> Markup {
+/// The alert's standing as a badge.
+pub(crate) fn badge(lang: Lang, standing: Standing) -> Markup {
     html! {
         @match standing {
             Standing::Raised => span.badge.bad { (lang.t(Msg::Raised)) },

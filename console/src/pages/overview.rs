@@ -6,9 +6,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use chrono::{DateTime, Duration, FixedOffset, Timelike, Utc};
-use lightspeed_domain::Decider;
-use lightspeed_domain::ops_alert::OpsAlert;
-use lightspeed_eventstore::recent::{NewestEvents, newest_events};
 use lightspeed_live::AlertItem;
 use lightspeed_projections::commission::DailyFilter;
 use lightspeed_projections::transactions::TransactionSearch;
@@ -19,6 +16,7 @@ use crate::format::{percent_bps, rupees, time};
 use crate::i18n::{Lang, Msg};
 use crate::layout::page as shell;
 use crate::live::{LivePage, live_reset};
+use crate::pages::alerts;
 use crate::web::{Console, Refusal, Viewer, unavailable};
 
 const PATH: &str = "/console";
@@ -27,7 +25,7 @@ const CHART_MINUTES: i64 = 30;
 /// Most payments the chart counts (the search's largest step); the chart says when it is full.
 const CHART_PAYMENTS: u32 = 200;
 /// Most open alerts listed.
-const ALERTS: i64 = 20;
+const ALERTS: u32 = 20;
 
 /// `GET /console`.
 pub async fn page(State(console): State<Console>, viewer: Viewer) -> Result<Markup, Refusal> {
@@ -252,28 +250,19 @@ pub(crate) fn lag_rows(lang: Lang, projections: &[LagRow], relay: Option<(i64, i
 }
 
 async fn alerts_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
-    let page = NewestEvents {
-        category: <OpsAlert as Decider>::CATEGORY,
-        id_first_part: None,
-        before: None,
-        latest_of_type: Some("OpsAlertRaised"),
-        limit: ALERTS,
-    };
-    let events = newest_events(console.app.pool(), &page)
-        .await
-        .map_err(unavailable(lang))?;
+    let open = alerts::open(console, lang, ALERTS).await?;
     Ok(html! {
         section.card.half aria-labelledby="alerts-title" {
             h2 #alerts-title { (lang.t(Msg::OpenAlerts)) }
-            ul.live-list #alert-list sse-swap="alert" hx-swap="afterbegin" { @for event in &events {
+            ul.live-list #alert-list sse-swap="alert" hx-swap="afterbegin" { @for alert in &open {
                 li {
-                    span.badge.bad { (event.payload["kind"].as_str().unwrap_or("alert")) }
-                    " " (event.payload["summary"].as_str().unwrap_or_default())
-                    " · " (time(event.recorded_at))
+                    (alerts::badge(lang, alert.standing)) " " code { (alert.key) }
+                    " " (alert.summary)
+                    " · " (time(alert.at))
                 }
             } }
             // Hidden by the stylesheet once the live stream adds an alert to the list.
-            @if events.is_empty() { p.muted.none-yet { (lang.t(Msg::NoneYet)) } }
+            @if open.is_empty() { p.muted.none-yet { (lang.t(Msg::NoneYet)) } }
         }
     })
 }
