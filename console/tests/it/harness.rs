@@ -5,6 +5,7 @@
 //! HTTP ([`HttpSession`]).
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -207,7 +208,8 @@ pub fn csrf_in(page: &str) -> Option<String> {
     Some(page[at..].split('"').next()?.to_owned())
 }
 
-/// A headless Chromium on its own chromedriver; both end when the value is dropped.
+/// A headless Chromium on its own chromedriver, in a process group of their own; the whole
+/// group ends when the value is dropped (killing chromedriver alone leaves Chromium running).
 pub struct Browser {
     /// The WebDriver session.
     pub client: Client,
@@ -216,6 +218,8 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -227,6 +231,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
