@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use lightspeed_adapters::secrets::Keyring;
 use lightspeed_domain::checkout_settings::CheckoutSettings;
 use lightspeed_domain::gateway::{BookingRequest, Gateway, GatewayCommand};
-use lightspeed_domain::payment::PaymentDetails;
 use lightspeed_domain::wallet::{Wallet, WalletCommand};
 use lightspeed_domain::{BasisPoints, Decider, Paise, PaymentId, SystemClock};
 use lightspeed_eventstore::handler::new_events;
@@ -27,7 +26,8 @@ use lightspeed_eventstore::testing::TestDatabase;
 use lightspeed_eventstore::{
     CommandContext, CommandHandler, EventStore, ExpectedVersion, PgEventStore, StreamId, stream_of,
 };
-use lightspeed_services::{Ledger, PaymentRequest};
+use lightspeed_services::Ledger;
+use support::cold::{cold_start, summary};
 use support::{Merchant, onboard};
 
 /// The product's allocator, so the figures are the product's.
@@ -103,40 +103,6 @@ async fn history(store: &PgEventStore, merchant: &Merchant, count: u64) {
         at: at(i),
     })
     .await;
-}
-
-/// One cold start: a new ledger (empty caches) authenticates the merchant and initiates one
-/// payment; the time of both.
-async fn cold_start(store: &PgEventStore, merchant: &Merchant, order: String) -> Duration {
-    let ledger = Ledger::new(store.clone());
-    let started = Instant::now();
-    let authenticated = ledger
-        .merchant_by_client_key(&merchant.key)
-        .await
-        .expect("read")
-        .expect("merchant");
-    let request = PaymentRequest {
-        amount: Paise(49_900),
-        currency: "INR".into(),
-        request_digest: order.clone(),
-        order_id: order,
-        details: PaymentDetails::default(),
-    };
-    ledger
-        .initiate_payment(&authenticated, &request, &CommandContext::default())
-        .await
-        .expect("initiate");
-    started.elapsed()
-}
-
-/// Median and 99th percentile, in milliseconds.
-fn summary(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort_unstable();
-    let at = |q: f64| {
-        let index = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[index].as_secs_f64() * 1e3
-    };
-    (at(0.5), at(0.99))
 }
 
 /// `starts` cold starts of the merchant, emptying the snapshots first when `without_snapshots`.

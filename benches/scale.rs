@@ -62,9 +62,10 @@ use lightspeed_eventstore::{
     StreamId, stream_of,
 };
 use lightspeed_projections::scenario::{Scenario, ScenarioConfig, append_packed};
-use lightspeed_services::{Ledger, PaymentRequest};
+use lightspeed_services::Ledger;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Row};
+use support::cold::{cold_start, summary};
 use support::{Merchant, onboard};
 
 /// The product's allocator, so the figures are the product's.
@@ -509,40 +510,6 @@ async fn scenarios(store: &PgEventStore, events: u64, merchants: usize, writers:
     eprintln!();
 }
 
-/// One cold start: a new ledger (empty caches) authenticates the merchant and initiates one
-/// payment; the time of both.
-async fn cold_start(store: &PgEventStore, merchant: &Merchant, order: String) -> Duration {
-    let ledger = Ledger::new(store.clone());
-    let started = Instant::now();
-    let authenticated = ledger
-        .merchant_by_client_key(&merchant.key)
-        .await
-        .expect("read")
-        .expect("merchant");
-    let request = PaymentRequest {
-        amount: Paise(49_900),
-        currency: "INR".into(),
-        request_digest: order.clone(),
-        order_id: order,
-        details: PaymentDetails::default(),
-    };
-    ledger
-        .initiate_payment(&authenticated, &request, &CommandContext::default())
-        .await
-        .expect("initiate");
-    started.elapsed()
-}
-
-/// Median and 99th percentile, in milliseconds.
-fn summary(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort_unstable();
-    let at = |q: f64| {
-        let index = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[index].as_secs_f64() * 1e3
-    };
-    (at(0.5), at(0.99))
-}
-
 /// `starts` cold starts of the log's big merchant, emptying the snapshots first when
 /// `without_snapshots`.
 async fn cold_starts(log: &Log, starts: u64, without_snapshots: bool) -> (f64, f64) {
@@ -705,6 +672,7 @@ async fn serve_and_load(log: &Log, run: &str) -> Served {
             max_ms: f[3],
             errors: f[4] as u64,
             busy_cores: f[5],
+            process_us_per_request: f[8],
         },
         rss_kib: f[6] as u64,
         hwm_kib: f[7] as u64,
@@ -744,13 +712,9 @@ async fn load_child(url: &str, run: &str) {
     let state = AppState::new(ledger, Arc::new(keyring()), config, None);
     let router = app(state, Router::new());
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-    let signers = merchants
-        .iter()
-        .map(|m| (m.key.clone(), m.salt.expose().to_vec()))
-        .collect();
-    let o = load::load(api, signers, connections, seconds, run).await;
+    let o = load::load(api, &merchants, connections, seconds, run).await;
     println!(
-        "LOAD {} {} {} {} {} {} {} {}",
+        "LOAD {} {} {} {} {} {} {} {} {}",
         o.requests_per_s,
         o.p50_ms,
         o.p99_ms,
@@ -758,7 +722,8 @@ async fn load_child(url: &str, run: &str) {
         o.errors,
         o.busy_cores,
         status_kib("VmRSS:"),
-        status_kib("VmHWM:")
+        status_kib("VmHWM:"),
+        o.process_us_per_request
     );
 }
 

@@ -1,4 +1,4 @@
-//! The initiate bench's load, for benches that drive it on a log of their own: client tasks,
+//! The initiate bench's load, shared by the benches that drive it: client tasks,
 //! each its own HTTP/1.1 connection (hyper's connection API: no pool, redirects or retries),
 //! sending signed `POST /payment/initiate` requests with distinct order ids, round-robin over
 //! the merchants. Included by path (`#[path = "support/load.rs"] mod load;`) by the benches that
@@ -16,6 +16,8 @@ use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use lightspeed_adapters::merchant_auth::sign_request;
 
+use crate::support::Merchant;
+
 /// What one load run measured.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
@@ -29,12 +31,33 @@ pub struct Outcome {
     pub max_ms: f64,
     /// Requests not answered `201 Created` after the warm-up.
     pub errors: u64,
+    /// This process's CPU (API and load generator) per answered request, µs.
+    pub process_us_per_request: f64,
     /// Cores the whole machine kept busy (PostgreSQL included) during the run.
     pub busy_cores: f64,
 }
 
-/// The machine's busy and total jiffies so far (`/proc/stat`, Linux).
-fn machine_ticks() -> (u64, u64) {
+/// CPU time so far: this process's, and the whole machine's busy and total, in clock ticks.
+#[derive(Clone, Copy)]
+struct CpuTicks {
+    process: u64,
+    busy: u64,
+    total: u64,
+}
+
+/// Reads `/proc` (Linux): utime + stime of this process; busy and all jiffies of the machine.
+fn cpu_ticks() -> CpuTicks {
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<u64> = own
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let process = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
     let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let jiffies: Vec<u64> = machine
         .lines()
@@ -47,7 +70,11 @@ fn machine_ticks() -> (u64, u64) {
     let total: u64 = jiffies.iter().take(8).sum();
     // idle and iowait are the 4th and 5th columns.
     let idle = jiffies.get(3).copied().unwrap_or(0) + jiffies.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
+    CpuTicks {
+        process,
+        busy: total.saturating_sub(idle),
+        total,
+    }
 }
 
 /// One HTTP/1.1 connection to the API.
@@ -73,9 +100,9 @@ struct Driver {
 }
 
 impl Driver {
-    /// One connection's requests until the run stops: the latency of each success after the
-    /// warm-up.
-    async fn connection(&self, task: usize) -> Vec<Duration> {
+    /// One connection's requests until the run stops: (offset from start, latency) of each
+    /// success after the warm-up.
+    async fn connection(&self, task: usize) -> Vec<(Duration, Duration)> {
         let mut sender = connect(self.api).await;
         let host = self.api.to_string();
         let mut latencies = Vec::new();
@@ -90,7 +117,7 @@ impl Driver {
             let ok = initiate(&mut sender, &host, key, salt, body).await;
             if sent.duration_since(self.started) >= self.warmup {
                 if ok {
-                    latencies.push(sent.elapsed());
+                    latencies.push((sent.duration_since(self.started), sent.elapsed()));
                 } else {
                     self.errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -139,17 +166,20 @@ async fn initiate(
 }
 
 /// Drives `connections` connections for a 3 s warm-up and then `seconds`, signing for
-/// `merchants` (client key, salt) in turn; answers the run's figures.
+/// `merchants` in turn; answers the run's figures.
 pub async fn load(
     api: SocketAddr,
-    merchants: Vec<(String, Vec<u8>)>,
+    merchants: &[Merchant],
     connections: usize,
     seconds: u64,
     run: &str,
 ) -> Outcome {
     let driver = Arc::new(Driver {
         api,
-        merchants,
+        merchants: merchants
+            .iter()
+            .map(|m| (m.key.clone(), m.salt.expose().to_vec()))
+            .collect(),
         run: run.to_owned(),
         started: Instant::now(),
         warmup: Duration::from_secs(3),
@@ -163,14 +193,20 @@ pub async fn load(
         })
         .collect();
     tokio::time::sleep(driver.warmup).await;
-    let before = machine_ticks();
+    let before = cpu_ticks();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let after = machine_ticks();
+    let after = cpu_ticks();
     driver.stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
+    let mut timed = Vec::new();
     for task in tasks {
-        latencies.extend(task.await.expect("task"));
+        timed.extend(task.await.expect("task"));
     }
+    if std::env::var_os("BENCH_TIMELINE").is_some() {
+        let wall = chrono::Utc::now() - driver.started.elapsed();
+        eprintln!("{run} started at {wall}");
+        print_timeline(run, &mut timed);
+    }
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
     latencies.sort();
     Outcome {
         requests_per_s: latencies.len() as f64 / seconds as f64,
@@ -178,10 +214,30 @@ pub async fn load(
         p99_ms: quantile_ms(&latencies, 0.99),
         max_ms: quantile_ms(&latencies, 1.0),
         errors: driver.errors.load(Ordering::Relaxed),
+        // Clock ticks are 1/100 s on Linux.
+        process_us_per_request: after.process.saturating_sub(before.process) as f64 * 10_000.0
+            / latencies.len().max(1) as f64,
         // Saturating: the kernel's iowait count can step back, and busy with it.
-        busy_cores: after.0.saturating_sub(before.0) as f64
-            / after.1.saturating_sub(before.1).max(1) as f64
+        busy_cores: after.busy.saturating_sub(before.busy) as f64
+            / after.total.saturating_sub(before.total).max(1) as f64
             * std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+    }
+}
+
+/// Per second of the run: requests answered, p50, p99 and max latency (ms), to stderr.
+fn print_timeline(run: &str, timed: &mut [(Duration, Duration)]) {
+    timed.sort();
+    for second in timed.chunk_by(|a, b| a.0.as_secs() == b.0.as_secs()) {
+        let mut latencies: Vec<Duration> = second.iter().map(|(_, latency)| *latency).collect();
+        latencies.sort();
+        eprintln!(
+            "{run} {:>3} s {:>5} {:>6.1} {:>6.1} {:>6.1}",
+            second[0].0.as_secs(),
+            latencies.len(),
+            quantile_ms(&latencies, 0.5),
+            quantile_ms(&latencies, 0.99),
+            quantile_ms(&latencies, 1.0)
+        );
     }
 }
 

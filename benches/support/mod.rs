@@ -2,6 +2,8 @@
 
 #![allow(dead_code, reason = "each bench uses the part it needs")]
 
+pub mod cold;
+
 use lightspeed_adapters::psp::{PspAccount, PspCredentials};
 use lightspeed_adapters::secrets::{
     Keyring, Secret, generate_client_key, generate_client_salt, generate_webhook_secret,
