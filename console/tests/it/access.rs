@@ -4,30 +4,18 @@
 use lightspeed_api::testing::ADMIN_EMAIL;
 use lightspeed_domain::access::Role;
 use lightspeed_domain::ops_alert::{AlertKind, OpsAlert};
-use lightspeed_domain::person::PersonEmail;
 use lightspeed_eventstore::{CommandContext, EventStore, stream_of};
 
-use crate::harness::{Browser, ConsoleApp, HttpSession, eventually, spawn_console};
+use crate::harness::{Browser, HttpSession, eventually, spawn_console};
 
 const AUDITOR: &str = "auditor@example.com";
-
-async fn invite(console: &ConsoleApp, email: &str, role: Role) -> PersonEmail {
-    let email = PersonEmail::parse(email).expect("email");
-    console
-        .app
-        .ledger
-        .invite_person(&email, role, &CommandContext::default())
-        .await
-        .expect("invite");
-    email
-}
 
 #[tokio::test]
 async fn an_auditor_sees_no_change_buttons_and_a_forged_change_is_refused() {
     let console = spawn_console().await;
     let merchant = console.app.merchant().await;
     let (gateway, _) = console.app.sandbox_gateway(&merchant, 10, None).await;
-    invite(&console, AUDITOR, Role::Auditor).await;
+    console.invite(AUDITOR, Role::Auditor).await;
 
     let browser = Browser::start().await;
     browser.sign_in(&console, AUDITOR).await;
@@ -77,7 +65,7 @@ async fn a_role_change_or_removal_applies_at_the_next_request() {
     let console = spawn_console().await;
     let merchant = console.app.merchant().await;
     let (gateway, _) = console.app.sandbox_gateway(&merchant, 10, None).await;
-    let ops = invite(&console, "ops2@example.com", Role::Ops).await;
+    let ops = console.invite("ops2@example.com", Role::Ops).await;
     let session = HttpSession::sign_in(&console, ops.as_str()).await;
     let csrf = session.csrf(&console).await;
     let toggle = console.page(&format!("/console/gateways/{gateway}/toggle"));
@@ -111,7 +99,7 @@ async fn a_role_change_or_removal_applies_at_the_next_request() {
 #[tokio::test]
 async fn a_firing_alert_is_acknowledged_by_a_person_and_an_auditor_cannot() {
     let console = spawn_console().await;
-    invite(&console, AUDITOR, Role::Auditor).await;
+    console.invite(AUDITOR, Role::Auditor).await;
     let key = "gateway_limit_near.console-test";
     console
         .app

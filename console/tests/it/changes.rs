@@ -7,24 +7,13 @@ use fantoccini::Locator;
 use lightspeed_api::testing::{ADMIN_EMAIL, MerchantSettings};
 use lightspeed_domain::access::Role;
 use lightspeed_domain::checkout_settings::RoutingMode;
-use lightspeed_domain::person::PersonEmail;
-use lightspeed_eventstore::{CommandContext, EventStore, RecordedEvent, StreamId};
+use lightspeed_eventstore::{EventStore, RecordedEvent, StreamId};
 
 use crate::harness::{Browser, ConsoleApp, HttpSession, eventually, spawn_console};
 
 const AUDITOR: &str = "auditor@example.com";
 /// A sandbox webhook secret, which must never come back to a page.
 const SECRET: &str = "whsec_c2VhbGVkLWluLXRoZS1jb25zb2xlLXRlc3Q=";
-
-async fn invite(console: &ConsoleApp, email: &str, role: Role) {
-    let email = PersonEmail::parse(email).expect("email");
-    console
-        .app
-        .ledger
-        .invite_person(&email, role, &CommandContext::default())
-        .await
-        .expect("invite");
-}
 
 async fn stream_events(console: &ConsoleApp, category: &str, id: &str) -> Vec<RecordedEvent> {
     let stream = StreamId::of(category, id).expect("stream");
@@ -157,7 +146,7 @@ async fn a_gateway_is_added_with_sealed_credentials_never_shown_back() {
     assert!(!page_source(&browser).await.contains(SECRET));
 
     // An auditor has no form, and a forged one is refused; so is one without the CSRF token.
-    invite(&console, AUDITOR, Role::Auditor).await;
+    console.invite(AUDITOR, Role::Auditor).await;
     let auditor = HttpSession::sign_in(&console, AUDITOR).await;
     let page = auditor
         .get(&console.page("/console/gateways"))
@@ -392,7 +381,7 @@ async fn a_merchants_page_changes_checkout_settings_regenerates_keys_and_serves_
     assert_eq!(anonymous.status(), 303, "a statement needs a session");
 
     // An auditor reads, but has no buttons, and forged changes are refused.
-    invite(&console, AUDITOR, Role::Auditor).await;
+    console.invite(AUDITOR, Role::Auditor).await;
     let auditor = HttpSession::sign_in(&console, AUDITOR).await;
     let page = auditor
         .get(&console.page(&path))
@@ -544,7 +533,7 @@ async fn a_projection_rebuild_starts_after_a_confirmation_and_its_progress_shows
     assert!(audit.contains(ADMIN_EMAIL), "{audit}");
 
     // An auditor sees no rebuild, and a forged one is refused; so is one without CSRF.
-    invite(&console, AUDITOR, Role::Auditor).await;
+    console.invite(AUDITOR, Role::Auditor).await;
     let auditor = HttpSession::sign_in(&console, AUDITOR).await;
     let page = auditor
         .get(&console.page("/console/projections"))

@@ -16,6 +16,9 @@ use lightspeed_adapters::mailer::{Mailer, MailerConfig};
 use lightspeed_api::admin_auth::AdminAuthConfig;
 use lightspeed_api::testing::{ADMIN_EMAIL, ADMIN_SECRET, TestApp};
 use lightspeed_console::{ConsoleConfig, SessionSettings};
+use lightspeed_domain::access::Role;
+use lightspeed_domain::person::PersonEmail;
+use lightspeed_eventstore::CommandContext;
 use lightspeed_live::{Hub, HubConfig, Sampler};
 use lightspeed_projections::{ProjectorDeps, run_all};
 use lightspeed_workers::control::WorkQueues;
@@ -108,6 +111,17 @@ fn config_for(public_url: &str, mail: Option<&MailerConfig>) -> ConsoleConfig {
 }
 
 impl ConsoleApp {
+    /// Invites `email` with `role` into the people registry, as an admin would.
+    pub async fn invite(&self, email: &str, role: Role) -> PersonEmail {
+        let email = PersonEmail::parse(email).expect("email");
+        self.app
+            .ledger
+            .invite_person(&email, role, &CommandContext::default())
+            .await
+            .expect("invite");
+        email
+    }
+
     /// A one-time sign-in link for `email`, as `lightspeed admin login-link` prints it.
     pub async fn login_link(&self, email: &str) -> String {
         let admins = AdminAuthConfig::new(ADMIN_SECRET, [ADMIN_EMAIL]).expect("admins");
