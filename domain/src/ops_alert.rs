@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 /// Longest alert summary kept, in characters.
 pub const MAX_SUMMARY_CHARS: usize = 1_000;
 
+/// The events that leave an alert firing: an alert whose latest event is one of these is
+/// firing (acknowledged or not).
+pub const FIRING_EVENT_TYPES: [&str; 2] = ["OpsAlertRaised", "OpsAlertAcknowledged"];
+
 /// Longest email of the person acknowledging, in characters.
 pub const MAX_ACKNOWLEDGER_CHARS: usize = 320;
 

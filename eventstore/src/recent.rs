@@ -18,8 +18,8 @@ pub struct NewestEvents<'a> {
     pub id_first_part: Option<&'a str>,
     /// Only events before this log position (a cursor).
     pub before: Option<i64>,
-    /// Only events that are the latest of their stream, and of this type.
-    pub latest_of_type: Option<&'a str>,
+    /// Only events that are the latest of their stream, and of one of these types.
+    pub latest_of_types: Option<&'a [&'a str]>,
     /// Most events answered.
     pub limit: i64,
 }
@@ -43,8 +43,8 @@ pub async fn newest_events(
         " FROM events
           WHERE ($2::text IS NULL OR split_part(id, '.', 1) = $2)
             AND ($3::bigint IS NULL OR position < $3)
-            AND ($4::text IS NULL
-                 OR (event_type = $4 AND position IN (SELECT position FROM latest)))
+            AND ($4::text[] IS NULL
+                 OR (event_type = ANY($4) AND position IN (SELECT position FROM latest)))
           ORDER BY position DESC
           LIMIT $5"
     ))
@@ -52,7 +52,7 @@ pub async fn newest_events(
     .bind(page.category)
     .bind(page.id_first_part)
     .bind(page.before)
-    .bind(page.latest_of_type)
+    .bind(page.latest_of_types)
     .bind(page.limit)
     .fetch_all(pool)
     .await?;

@@ -11,7 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Decider;
-use lightspeed_domain::ops_alert::{AlertKind, OpsAlert, OpsAlertError, OpsAlertEvent};
+use lightspeed_domain::ops_alert::{
+    AlertKind, FIRING_EVENT_TYPES, OpsAlert, OpsAlertError, OpsAlertEvent,
+};
 use lightspeed_eventstore::RecordedEvent;
 use lightspeed_eventstore::recent::{NewestEvents, newest_events};
 use lightspeed_services::ServiceError;
@@ -28,10 +30,6 @@ use crate::state::AppState;
 /// Most alert events one step answers.
 const MAX_LIMIT: u32 = 200;
 
-/// The event that raises an alert: a stream whose latest event it is holds a firing alert.
-const RAISED: &str = "OpsAlertRaised";
-/// The event that acknowledges an alert: a stream whose latest event it is may be firing.
-const ACKNOWLEDGED: &str = "OpsAlertAcknowledged";
 /// Longest alert key accepted in a path.
 const MAX_KEY_CHARS: usize = 200;
 
@@ -184,24 +182,14 @@ pub async fn list(
         })
         .transpose()?;
     let firing = query.firing.unwrap_or(false);
-    // Firing alerts are those whose latest event raised them, or acknowledged them while firing.
-    let latest: &[Option<&str>] = if firing {
-        &[Some(RAISED), Some(ACKNOWLEDGED)]
-    } else {
-        &[None]
+    let page = NewestEvents {
+        category: <OpsAlert as Decider>::CATEGORY,
+        id_first_part: query.kind.as_deref(),
+        before,
+        latest_of_types: firing.then_some(&FIRING_EVENT_TYPES[..]),
+        limit: i64::from(limit) + 1,
     };
-    let mut events = Vec::new();
-    for latest_of_type in latest {
-        let page = NewestEvents {
-            category: <OpsAlert as Decider>::CATEGORY,
-            id_first_part: query.kind.as_deref(),
-            before,
-            latest_of_type: *latest_of_type,
-            limit: i64::from(limit) + 1,
-        };
-        events.extend(newest_events(state.pool(), &page).await?);
-    }
-    events.sort_by_key(|event| std::cmp::Reverse(event.log_position.position));
+    let events = newest_events(state.pool(), &page).await?;
     let mut rows = Vec::with_capacity(events.len());
     for event in &events {
         let view = AlertView::of(&state, event).await?;
@@ -272,8 +260,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alerts_are_raised_by_an_ops_alert_event() {
-        assert!(OpsAlertEvent::EVENT_TYPES.contains(&RAISED));
-        assert!(OpsAlertEvent::EVENT_TYPES.contains(&ACKNOWLEDGED));
+    fn firing_alerts_are_found_by_ops_alert_events() {
+        for event_type in FIRING_EVENT_TYPES {
+            assert!(OpsAlertEvent::EVENT_TYPES.contains(&event_type));
+        }
     }
 }

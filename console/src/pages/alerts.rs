@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Decider;
 use lightspeed_domain::access::Action;
-use lightspeed_domain::ops_alert::{OpsAlert, OpsAlertError, OpsAlertEvent};
+use lightspeed_domain::ops_alert::{FIRING_EVENT_TYPES, OpsAlert, OpsAlertError, OpsAlertEvent};
 use lightspeed_eventstore::RecordedEvent;
 use lightspeed_eventstore::recent::{NewestEvents, newest_events};
 use maud::{Markup, html};
@@ -22,9 +22,6 @@ use crate::web::{Console, Refusal, Viewer, unavailable};
 use lightspeed_services::ServiceError;
 
 const PATH: &str = "/console/alerts";
-/// The events that leave an alert firing: a stream whose latest event is one of them holds a
-/// firing alert (acknowledged or not).
-const FIRING: [&str; 2] = ["OpsAlertRaised", "OpsAlertAcknowledged"];
 /// Alert events per list.
 const SHOWN: u32 = 50;
 const KINDS: [&str; 12] = [
@@ -142,27 +139,16 @@ async fn lines(
     firing: bool,
     limit: u32,
 ) -> Result<Vec<AlertLine>, Refusal> {
-    let latest: &[Option<&str>] = if firing {
-        &[Some(FIRING[0]), Some(FIRING[1])]
-    } else {
-        &[None]
+    let page = NewestEvents {
+        category: <OpsAlert as Decider>::CATEGORY,
+        id_first_part: kind,
+        before,
+        latest_of_types: firing.then_some(&FIRING_EVENT_TYPES[..]),
+        limit: i64::from(limit),
     };
-    let mut events = Vec::new();
-    for latest_of_type in latest {
-        let page = NewestEvents {
-            category: <OpsAlert as Decider>::CATEGORY,
-            id_first_part: kind,
-            before,
-            latest_of_type: *latest_of_type,
-            limit: i64::from(limit),
-        };
-        let found = newest_events(console.app.pool(), &page)
-            .await
-            .map_err(unavailable(lang))?;
-        events.extend(found);
-    }
-    events.sort_by_key(|event| std::cmp::Reverse(event.log_position.position));
-    events.truncate(limit as usize);
+    let events = newest_events(console.app.pool(), &page)
+        .await
+        .map_err(unavailable(lang))?;
     Ok(events.iter().filter_map(AlertLine::of).collect())
 }
 

@@ -43,7 +43,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use lightspeed_adapters::http::{HttpConfig, build_client};
 use lightspeed_domain::Decider;
-use lightspeed_domain::ops_alert::{AlertKind, OpsAlert};
+use lightspeed_domain::ops_alert::{AlertKind, FIRING_EVENT_TYPES, OpsAlert};
 use lightspeed_eventstore::recent::{NewestEvents, newest_events};
 use lightspeed_eventstore::{CommandContext, Metadata, ReadError};
 use lightspeed_projections::ProjectionError;
@@ -394,19 +394,18 @@ impl AlertEvaluator {
         if let Some(known) = self.firing.lock().await.as_ref().and_then(|m| m.get(&kind)) {
             return Ok(known.clone());
         }
-        let mut keys = BTreeSet::new();
-        for event_type in ["OpsAlertRaised", "OpsAlertAcknowledged"] {
-            let page = NewestEvents {
-                category: <OpsAlert as Decider>::CATEGORY,
-                id_first_part: Some(kind.as_str()),
-                before: None,
-                latest_of_type: Some(event_type),
-                limit: MAX_FIRING_PER_KIND,
-            };
-            for event in newest_events(self.pool(), &page).await? {
-                keys.insert(event.stream_id.id().to_owned());
-            }
-        }
+        let page = NewestEvents {
+            category: <OpsAlert as Decider>::CATEGORY,
+            id_first_part: Some(kind.as_str()),
+            before: None,
+            latest_of_types: Some(&FIRING_EVENT_TYPES),
+            limit: MAX_FIRING_PER_KIND,
+        };
+        let keys: BTreeSet<String> = newest_events(self.pool(), &page)
+            .await?
+            .into_iter()
+            .map(|event| event.stream_id.id().to_owned())
+            .collect();
         let mut firing = BTreeSet::new();
         for key in keys {
             if self
