@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, RowChange, facts_of, serde_name};
+use crate::projection::{BatchRows, Projection, RowChange, row_changes_of, serde_name};
 
 /// The merchants projection (`merchants`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -157,18 +157,19 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let facts = facts_of::<MerchantEvent>(events, <Merchant as Decider>::CATEGORY)?;
+    let changes =
+        row_changes_of::<MerchantEvent, _>(events, <Merchant as Decider>::CATEGORY, MerchantRow::of)?;
     let mut merchants = BatchRows::load(
         conn,
         schema,
         "merchants",
         "merchant_id",
-        facts.iter().map(|(merchant_id, _, _)| *merchant_id),
+        changes.iter().map(|(merchant_id, _, change)| (*merchant_id, change.creates())),
         |row: &MerchantRow| row.merchant_id,
     )
     .await?;
-    for (merchant_id, recorded, event) in facts {
-        match MerchantRow::of(event) {
+    for (merchant_id, recorded, change) in changes {
+        match change {
             RowChange::Created(row) => merchants.insert(row.merchant_id, row),
             RowChange::Changed(event) => merchants.existing(merchant_id, recorded)?.apply(event),
         }

@@ -6,7 +6,7 @@
 //! read): one statement per table per batch whatever the batch size, and
 //! the row structs double as the typed answers of the read functions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
@@ -112,29 +112,64 @@ pub(crate) enum RowChange<R, E> {
     Changed(E),
 }
 
-/// One table's rows a batch touches, by key: loaded in one statement, changed in memory, written
-/// back in one.
+impl<R, E> RowChange<R, E> {
+    /// Whether this change makes its row (so nothing stored before it needs loading).
+    pub(crate) fn creates(&self) -> bool {
+        matches!(self, RowChange::Created(_))
+    }
+}
+
+/// The events of `category` in a batch, each with the aggregate id its stream names, made into
+/// what they do to their row by `of`.
+pub(crate) fn row_changes_of<'e, E: DomainEvent, R>(
+    events: &'e [RecordedEvent],
+    category: &str,
+    of: impl Fn(E) -> RowChange<R, E>,
+) -> Result<Vec<(Uuid, &'e RecordedEvent, RowChange<R, E>)>, ProjectionError> {
+    Ok(facts_of::<E>(events, category)?
+        .into_iter()
+        .map(|(id, recorded, event)| (id, recorded, of(event)))
+        .collect())
+}
+
+/// The keys a batch touches whose rows must be loaded: those whose first fact in the batch does
+/// not create the row. A row made by the batch replaces whatever a load would have found, so
+/// loading it is wasted (and in a rebuild most rows are made by the batch that changes them).
+pub(crate) fn keys_to_load(touched: impl IntoIterator<Item = (Uuid, bool)>) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    let mut load = Vec::new();
+    for (key, creates) in touched {
+        if seen.insert(key) && !creates {
+            load.push(key);
+        }
+    }
+    load.sort_unstable();
+    load
+}
+
+/// One table's rows a batch touches, by key: those stored loaded in one statement, changed in
+/// memory, the changed ones written back in one.
 pub(crate) struct BatchRows<T> {
     table: &'static str,
     key: &'static str,
-    /// The distinct keys the batch touches, sorted: the order rows are written in.
-    keys: Vec<Uuid>,
+    /// The keys whose rows the batch made or changed: the rows written back, in key order.
+    changed: BTreeSet<Uuid>,
     rows: HashMap<Uuid, T>,
 }
 
 impl<T: Serialize + DeserializeOwned + Send + Unpin + 'static> BatchRows<T> {
-    /// Loads the rows of `table` whose column `key` is one of `keys`; `key_of` reads it back.
+    /// Loads the rows of `table` whose column `key` is one of the `touched` keys, unless the
+    /// key's first fact in the batch creates its row (the flag beside it, see
+    /// [`keys_to_load`]); `key_of` reads a row's key back.
     pub(crate) async fn load(
         conn: &mut PgConnection,
         schema: &str,
         table: &'static str,
         key: &'static str,
-        keys: impl IntoIterator<Item = Uuid>,
+        touched: impl IntoIterator<Item = (Uuid, bool)>,
         key_of: impl Fn(&T) -> Uuid,
     ) -> Result<Self, ProjectionError> {
-        let mut keys: Vec<Uuid> = keys.into_iter().collect();
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = keys_to_load(touched);
         let rows = load_rows::<T>(conn, schema, table, key, &keys)
             .await?
             .into_iter()
@@ -143,38 +178,52 @@ impl<T: Serialize + DeserializeOwned + Send + Unpin + 'static> BatchRows<T> {
         Ok(Self {
             table,
             key,
-            keys,
+            changed: BTreeSet::new(),
             rows,
         })
     }
 
     /// Puts a new row in (replacing any of the same key).
     pub(crate) fn insert(&mut self, key: Uuid, row: T) {
+        self.changed.insert(key);
         self.rows.insert(key, row);
     }
 
-    /// The row of `key`, which an earlier event created; `event`, about `key`, is an orphan if
-    /// there is none.
+    /// The row of `key`, which an earlier event created, to change; `event`, about `key`, is an
+    /// orphan if there is none.
     pub(crate) fn existing(
         &mut self,
         key: Uuid,
         event: &RecordedEvent,
     ) -> Result<&mut T, ProjectionError> {
-        self.rows.get_mut(&key).ok_or_else(|| orphan(event, key))
+        let row = self.rows.get_mut(&key).ok_or_else(|| orphan(event, key))?;
+        self.changed.insert(key);
+        Ok(row)
     }
 
-    /// The row of `key`, made with `new` if there is none yet.
+    /// The row of `key`, which an earlier event created, only to read; `event`, about `key`, is
+    /// an orphan if there is none.
+    pub(crate) fn stored(&self, key: Uuid, event: &RecordedEvent) -> Result<&T, ProjectionError> {
+        self.rows.get(&key).ok_or_else(|| orphan(event, key))
+    }
+
+    /// The row of `key` to change, made with `new` if there is none yet.
     pub(crate) fn get_or_insert_with(&mut self, key: Uuid, new: impl FnOnce() -> T) -> &mut T {
+        self.changed.insert(key);
         self.rows.entry(key).or_insert_with(new)
     }
 
-    /// Writes the rows of the batch's keys back, replacing those stored.
+    /// Writes the rows the batch made or changed back, replacing those stored.
     pub(crate) async fn upsert(
         &self,
         conn: &mut PgConnection,
         schema: &str,
     ) -> Result<(), ProjectionError> {
-        let changed: Vec<&T> = self.keys.iter().filter_map(|k| self.rows.get(k)).collect();
+        let changed: Vec<&T> = self
+            .changed
+            .iter()
+            .filter_map(|k| self.rows.get(k))
+            .collect();
         upsert_rows(conn, schema, self.table, self.key, &changed).await
     }
 }

@@ -140,16 +140,24 @@ async fn build(
     started: Instant,
 ) -> Result<(u64, ProgressUpdate), ProjectionError> {
     let categories = read_categories(projection);
-    let total = events_after(deps.store.pool(), version.checkpoint, categories.as_deref()).await?;
-    let mut update = ProgressUpdate::new(projection.name(), version.version, total);
-    progress.report(&update);
-    let mut applied = 0u64;
     let mut reader = LogReader::new(
         deps.store.clone(),
         version.checkpoint,
         categories.as_deref(),
     );
-    let mut batch = reader.next_batch(batch_size).await?;
+    // Counting what is left (for the progress report) and reading the first batch are two
+    // queries on two connections: neither waits for the other.
+    let (total, mut batch) = tokio::try_join!(
+        async {
+            events_after(deps.store.pool(), version.checkpoint, categories.as_deref())
+                .await
+                .map_err(ProjectionError::from)
+        },
+        async { reader.next_batch(batch_size).await.map_err(ProjectionError::from) },
+    )?;
+    let mut update = ProgressUpdate::new(projection.name(), version.version, total);
+    progress.report(&update);
+    let mut applied = 0u64;
     while !batch.is_empty() {
         let next = tokio::spawn(async move {
             let next = reader.next_batch(batch_size).await;

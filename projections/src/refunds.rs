@@ -6,7 +6,7 @@
 //! the PSP's refund id. `read.refund_payments` keeps each payment's merchant, amount and
 //! capturing gateway, which the refund events do not repeat.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{BatchRows, Projection, facts_of, load_rows, upsert_rows};
+use crate::projection::{
+    BatchRows, Projection, decode, keys_to_load, load_rows, stream_uuid, upsert_rows,
+};
 
 /// The refunds projection (`refunds`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -172,26 +174,65 @@ impl BatchRefunds {
     }
 }
 
+/// Payment events that change neither a refund nor what its rows take from the payment: left
+/// undecoded.
+const IGNORED: [&str; 2] = ["PspOrderCreated", "PaymentFailed"];
+
+/// The batch's payment events this projection reads, decoded, each with its payment.
+fn facts(events: &[RecordedEvent]) -> Result<Vec<(Uuid, &RecordedEvent, PaymentEvent)>, ProjectionError> {
+    let category = <Payment as Decider>::CATEGORY;
+    let mut facts = Vec::with_capacity(events.len());
+    for event in events {
+        if event.stream_id.category() == category && !IGNORED.contains(&event.event_type.as_str())
+        {
+            facts.push((stream_uuid(event)?, event, decode::<PaymentEvent>(event)?));
+        }
+    }
+    Ok(facts)
+}
+
+/// Whether `event` changes a refund row already made.
+fn changes_a_refund(event: &PaymentEvent) -> bool {
+    matches!(
+        event,
+        PaymentEvent::RefundSubmitted { .. }
+            | PaymentEvent::RefundFailed { .. }
+            | PaymentEvent::PaymentRefunded { .. }
+    )
+}
+
 async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let facts = facts_of::<PaymentEvent>(events, <Payment as Decider>::CATEGORY)?;
-    let touched: Vec<Uuid> = facts.iter().map(|(payment_id, _, _)| *payment_id).collect();
+    let facts = facts(events)?;
+    let touched = || {
+        facts.iter().map(|(payment_id, _, event)| {
+            (
+                *payment_id,
+                matches!(event, PaymentEvent::PaymentInitiated { .. }),
+            )
+        })
+    };
     let mut payments = BatchRows::load(
         conn,
         schema,
         "refund_payments",
         "payment_id",
-        touched.iter().copied(),
+        touched(),
         |row: &RefundPayment| row.payment_id,
     )
     .await?;
-    let mut sorted = touched;
-    sorted.sort_unstable();
-    sorted.dedup();
-    let stored: Vec<RefundRow> = load_rows(conn, schema, "refunds", "payment_id", &sorted).await?;
+    // Refund rows are loaded only for the payments whose stored refunds the batch changes.
+    let refunded: HashSet<Uuid> = facts
+        .iter()
+        .filter(|(_, _, event)| changes_a_refund(event))
+        .map(|(payment_id, _, _)| *payment_id)
+        .collect();
+    let mut to_load = keys_to_load(touched());
+    to_load.retain(|payment_id| refunded.contains(payment_id));
+    let stored: Vec<RefundRow> = load_rows(conn, schema, "refunds", "payment_id", &to_load).await?;
     let mut refunds = BatchRefunds {
         rows: stored
             .into_iter()
@@ -200,24 +241,33 @@ async fn apply(
         changed: Vec::new(),
     };
     for (payment_id, recorded, event) in facts {
-        if let PaymentEvent::PaymentInitiated {
-            merchant_id,
-            gateway_id,
-            amount,
-            ..
-        } = &event
-        {
-            let row = RefundPayment {
+        match event {
+            PaymentEvent::PaymentInitiated {
+                merchant_id,
+                gateway_id,
+                amount,
+                ..
+            } => payments.insert(
                 payment_id,
-                merchant_id: merchant_id.0,
-                gateway_id: gateway_id.0,
-                amount_paise: amount.0,
-            };
-            payments.insert(payment_id, row);
-            continue;
+                RefundPayment {
+                    payment_id,
+                    merchant_id: merchant_id.0,
+                    gateway_id: gateway_id.0,
+                    amount_paise: amount.0,
+                },
+            ),
+            PaymentEvent::PaymentRerouted { to_gateway, .. } => {
+                route(&mut payments, payment_id, recorded, to_gateway.0)?;
+            }
+            PaymentEvent::PaymentSucceeded { gateway_id, .. } => {
+                route(&mut payments, payment_id, recorded, gateway_id.0)?;
+            }
+            refund_event => apply_refund_event(
+                payments.stored(payment_id, recorded)?,
+                &mut refunds,
+                refund_event,
+            ),
         }
-        let payment = payments.existing(payment_id, recorded)?;
-        apply_event(payment, &mut refunds, event);
     }
     payments.upsert(conn, schema).await?;
     upsert_rows(
@@ -230,11 +280,23 @@ async fn apply(
     .await
 }
 
-/// Applies one event of an initiated payment to its gateway or its refunds.
-fn apply_event(payment: &mut RefundPayment, refunds: &mut BatchRefunds, event: PaymentEvent) {
+/// Records the gateway a payment is routed to (or captured at), writing its row only if that
+/// changed it.
+fn route(
+    payments: &mut BatchRows<RefundPayment>,
+    payment_id: Uuid,
+    recorded: &RecordedEvent,
+    gateway_id: Uuid,
+) -> Result<(), ProjectionError> {
+    if payments.stored(payment_id, recorded)?.gateway_id != gateway_id {
+        payments.existing(payment_id, recorded)?.gateway_id = gateway_id;
+    }
+    Ok(())
+}
+
+/// Applies one refund event of an initiated payment to its refunds.
+fn apply_refund_event(payment: &RefundPayment, refunds: &mut BatchRefunds, event: PaymentEvent) {
     match event {
-        PaymentEvent::PaymentRerouted { to_gateway, .. } => payment.gateway_id = to_gateway.0,
-        PaymentEvent::PaymentSucceeded { gateway_id, .. } => payment.gateway_id = gateway_id.0,
         PaymentEvent::RefundRequested {
             refund_id,
             merchant_refund_id,
@@ -290,6 +352,8 @@ fn apply_event(payment: &mut RefundPayment, refunds: &mut BatchRefunds, event: P
         }
         PaymentEvent::PaymentInitiated { .. }
         | PaymentEvent::PspOrderCreated { .. }
+        | PaymentEvent::PaymentRerouted { .. }
+        | PaymentEvent::PaymentSucceeded { .. }
         | PaymentEvent::PaymentFailed { .. } => {}
     }
 }
@@ -488,5 +552,12 @@ mod tests {
         assert_eq!(key, "rfnd_A_b");
         assert!(parse_cursor("12_not-a-uuid_x").is_err());
         assert!(parse_cursor("12").is_err());
+    }
+
+    #[test]
+    fn the_payment_events_left_undecoded_are_payment_event_types() {
+        for ignored in IGNORED {
+            assert!(PaymentEvent::EVENT_TYPES.contains(&ignored), "{ignored}");
+        }
     }
 }

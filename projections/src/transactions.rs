@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{BatchRows, Projection, RowChange, facts_of};
+use crate::projection::{BatchRows, Projection, RowChange, row_changes_of};
 
 /// The transactions projection (`transactions`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -139,18 +139,19 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let facts = facts_of::<PaymentEvent>(events, <Payment as Decider>::CATEGORY)?;
+    let changes =
+        row_changes_of::<PaymentEvent, _>(events, <Payment as Decider>::CATEGORY, TransactionRow::of)?;
     let mut payments = BatchRows::load(
         conn,
         schema,
         "transactions",
         "payment_id",
-        facts.iter().map(|(payment_id, _, _)| *payment_id),
+        changes.iter().map(|(payment_id, _, change)| (*payment_id, change.creates())),
         |row: &TransactionRow| row.payment_id,
     )
     .await?;
-    for (payment_id, recorded, event) in facts {
-        match TransactionRow::of(event) {
+    for (payment_id, recorded, change) in changes {
+        match change {
             RowChange::Created(row) => payments.insert(row.payment_id, row),
             RowChange::Changed(event) => payments.existing(payment_id, recorded)?.apply(event),
         }

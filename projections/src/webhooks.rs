@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, into_page};
-use crate::projection::{BatchRows, Projection, RowChange, facts_of, insert_rows, position_i64};
+use crate::projection::{
+    BatchRows, Projection, RowChange, insert_rows, position_i64, row_changes_of,
+};
 
 /// The webhook deliveries projection (`webhook_deliveries`, `webhook_delivery_attempts`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -158,19 +160,23 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let facts = facts_of::<WebhookDeliveryEvent>(events, <WebhookDelivery as Decider>::CATEGORY)?;
+    let changes = row_changes_of::<WebhookDeliveryEvent, _>(
+        events,
+        <WebhookDelivery as Decider>::CATEGORY,
+        DeliveryRow::of,
+    )?;
     let mut deliveries = BatchRows::load(
         conn,
         schema,
         "webhook_deliveries",
         "delivery_id",
-        facts.iter().map(|(delivery_id, _, _)| *delivery_id),
+        changes.iter().map(|(delivery_id, _, change)| (*delivery_id, change.creates())),
         |row: &DeliveryRow| row.delivery_id,
     )
     .await?;
     let mut attempts = Vec::new();
-    for (delivery_id, recorded, event) in facts {
-        match DeliveryRow::of(event) {
+    for (delivery_id, recorded, change) in changes {
+        match change {
             RowChange::Created(row) => deliveries.insert(row.delivery_id, row),
             RowChange::Changed(event) => {
                 let row = deliveries.existing(delivery_id, recorded)?;

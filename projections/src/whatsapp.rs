@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, RowChange, facts_of, ist_day, serde_name};
+use crate::projection::{BatchRows, Projection, RowChange, ist_day, row_changes_of, serde_name};
 
 /// Longest usage report, in days.
 pub const MAX_USAGE_DAYS: u32 = 366;
@@ -162,19 +162,23 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let facts = facts_of::<NotificationEvent>(events, <Notification as Decider>::CATEGORY)?;
+    let changes = row_changes_of::<NotificationEvent, _>(
+        events,
+        <Notification as Decider>::CATEGORY,
+        WhatsappMessage::of,
+    )?;
     let mut messages = BatchRows::load(
         conn,
         schema,
         "whatsapp_log",
         "notification_id",
-        facts.iter().map(|(notification_id, _, _)| *notification_id),
+        changes.iter().map(|(notification_id, _, change)| (*notification_id, change.creates())),
         |row: &WhatsappMessage| row.notification_id,
     )
     .await?;
     let mut usage = UsageDays::new();
-    for (notification_id, recorded, event) in facts {
-        match WhatsappMessage::of(event) {
+    for (notification_id, recorded, change) in changes {
+        match change {
             RowChange::Created(row) => {
                 tally(&mut usage, &row, row.queued_at).queued += 1;
                 messages.insert(row.notification_id, row);
