@@ -182,9 +182,9 @@ async fn apply(
         schema,
         "gateways",
         "gateway_id",
-        facts.iter().map(|(gateway_id, _, fact)| {
-            (*gateway_id, matches!(fact, Fact::Registered(_)))
-        }),
+        facts
+            .iter()
+            .map(|(gateway_id, _, fact)| (*gateway_id, matches!(fact, Fact::Registered(_)))),
         |row: &GatewayRow| row.gateway_id,
     )
     .await?;

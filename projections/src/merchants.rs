@@ -157,14 +157,19 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let changes =
-        row_changes_of::<MerchantEvent, _>(events, <Merchant as Decider>::CATEGORY, MerchantRow::of)?;
+    let changes = row_changes_of::<MerchantEvent, _>(
+        events,
+        <Merchant as Decider>::CATEGORY,
+        MerchantRow::of,
+    )?;
     let mut merchants = BatchRows::load(
         conn,
         schema,
         "merchants",
         "merchant_id",
-        changes.iter().map(|(merchant_id, _, change)| (*merchant_id, change.creates())),
+        changes
+            .iter()
+            .map(|(merchant_id, _, change)| (*merchant_id, change.creates())),
         |row: &MerchantRow| row.merchant_id,
     )
     .await?;

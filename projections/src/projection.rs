@@ -119,13 +119,16 @@ impl<R, E> RowChange<R, E> {
     }
 }
 
+/// What one event does to the row of the aggregate its stream names (that id first).
+pub(crate) type KeyedChange<'e, R, E> = (Uuid, &'e RecordedEvent, RowChange<R, E>);
+
 /// The events of `category` in a batch, each with the aggregate id its stream names, made into
 /// what they do to their row by `of`.
 pub(crate) fn row_changes_of<'e, E: DomainEvent, R>(
     events: &'e [RecordedEvent],
     category: &str,
     of: impl Fn(E) -> RowChange<R, E>,
-) -> Result<Vec<(Uuid, &'e RecordedEvent, RowChange<R, E>)>, ProjectionError> {
+) -> Result<Vec<KeyedChange<'e, R, E>>, ProjectionError> {
     Ok(facts_of::<E>(events, category)?
         .into_iter()
         .map(|(id, recorded, event)| (id, recorded, of(event)))

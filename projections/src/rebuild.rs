@@ -153,7 +153,12 @@ async fn build(
                 .await
                 .map_err(ProjectionError::from)
         },
-        async { reader.next_batch(batch_size).await.map_err(ProjectionError::from) },
+        async {
+            reader
+                .next_batch(batch_size)
+                .await
+                .map_err(ProjectionError::from)
+        },
     )?;
     let mut update = ProgressUpdate::new(projection.name(), version.version, total);
     progress.report(&update);

@@ -179,12 +179,13 @@ impl BatchRefunds {
 const IGNORED: [&str; 2] = ["PspOrderCreated", "PaymentFailed"];
 
 /// The batch's payment events this projection reads, decoded, each with its payment.
-fn facts(events: &[RecordedEvent]) -> Result<Vec<(Uuid, &RecordedEvent, PaymentEvent)>, ProjectionError> {
+fn facts(
+    events: &[RecordedEvent],
+) -> Result<Vec<(Uuid, &RecordedEvent, PaymentEvent)>, ProjectionError> {
     let category = <Payment as Decider>::CATEGORY;
     let mut facts = Vec::with_capacity(events.len());
     for event in events {
-        if event.stream_id.category() == category && !IGNORED.contains(&event.event_type.as_str())
-        {
+        if event.stream_id.category() == category && !IGNORED.contains(&event.event_type.as_str()) {
             facts.push((stream_uuid(event)?, event, decode::<PaymentEvent>(event)?));
         }
     }

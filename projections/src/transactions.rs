@@ -139,14 +139,19 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let changes =
-        row_changes_of::<PaymentEvent, _>(events, <Payment as Decider>::CATEGORY, TransactionRow::of)?;
+    let changes = row_changes_of::<PaymentEvent, _>(
+        events,
+        <Payment as Decider>::CATEGORY,
+        TransactionRow::of,
+    )?;
     let mut payments = BatchRows::load(
         conn,
         schema,
         "transactions",
         "payment_id",
-        changes.iter().map(|(payment_id, _, change)| (*payment_id, change.creates())),
+        changes
+            .iter()
+            .map(|(payment_id, _, change)| (*payment_id, change.creates())),
         |row: &TransactionRow| row.payment_id,
     )
     .await?;

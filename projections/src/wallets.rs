@@ -221,7 +221,9 @@ async fn apply(
         "wallet_balances",
         "merchant_id",
         // A balance is made by whichever fact comes first, on top of any stored one.
-        facts.iter().map(|(merchant_id, _, _)| (*merchant_id, false)),
+        facts
+            .iter()
+            .map(|(merchant_id, _, _)| (*merchant_id, false)),
         |row: &WalletBalance| row.merchant_id,
     )
     .await?;

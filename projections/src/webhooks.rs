@@ -170,7 +170,9 @@ async fn apply(
         schema,
         "webhook_deliveries",
         "delivery_id",
-        changes.iter().map(|(delivery_id, _, change)| (*delivery_id, change.creates())),
+        changes
+            .iter()
+            .map(|(delivery_id, _, change)| (*delivery_id, change.creates())),
         |row: &DeliveryRow| row.delivery_id,
     )
     .await?;

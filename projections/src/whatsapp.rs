@@ -172,7 +172,9 @@ async fn apply(
         schema,
         "whatsapp_log",
         "notification_id",
-        changes.iter().map(|(notification_id, _, change)| (*notification_id, change.creates())),
+        changes
+            .iter()
+            .map(|(notification_id, _, change)| (*notification_id, change.creates())),
         |row: &WhatsappMessage| row.notification_id,
     )
     .await?;
