@@ -5,9 +5,8 @@
 //! the signed webhook with its figures, resolved when its condition clears, and not raised
 //! again until the condition returns.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use chrono::TimeDelta;
 use lightspeed_adapters::mailer::loopback::LoopbackSmtp;
 use lightspeed_domain::ops_alert::AlertKind;
@@ -18,7 +17,7 @@ use lightspeed_workers::control::WorkQueues;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::alerts::{HOOK_SECRET, OPS, config, mails, readable, receiver, tick_both};
+use crate::alerts::{Deliveries, HOOK_SECRET, OPS, config, mails, readable, receiver, tick_both};
 use crate::common::*;
 
 /// Two evaluator replicas that tell some kinds of alert by email and the signed webhook.
@@ -27,7 +26,7 @@ struct Replicas {
     a: AlertEvaluator,
     b: AlertEvaluator,
     smtp: LoopbackSmtp,
-    posted: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    posted: Deliveries,
     /// Changes told so far.
     told: usize,
 }

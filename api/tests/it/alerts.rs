@@ -23,8 +23,11 @@ use crate::common::{TestApp, payment, problem, spawn_app};
 pub(crate) const OPS: [&str; 2] = ["oncall@example.com", "lead@example.com"];
 pub(crate) const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// The alert webhook's deliveries as received: each one's headers and body.
+pub(crate) type Deliveries = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
 /// A receiver of the alert webhook that keeps each delivery's headers and body.
-pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
+pub(crate) async fn receiver() -> (String, Deliveries) {
     let kept = Arc::new(Mutex::new(Vec::new()));
     let store = Arc::clone(&kept);
     let router = axum::Router::new().route(
