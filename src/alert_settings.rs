@@ -23,6 +23,11 @@ pub struct AlertSettings {
     #[arg(long, env = "ALERT_GATEWAY_LIMIT_NEAR_BPS", default_value_t = 8_000,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub alert_gateway_limit_near_bps: u32,
+    /// Share of a merchant's quota cap at which ops are told it is near it, in basis points
+    /// (from 8 000, the share at which the merchant is told).
+    #[arg(long, env = "ALERT_QUOTA_NEAR_BPS", default_value_t = 8_000,
+          value_parser = clap::value_parser!(u32).range(8_000..=10_000))]
+    pub alert_quota_near_bps: u32,
     /// Minutes of the gateway success-rate window.
     #[arg(long, env = "ALERT_SUCCESS_RATE_WINDOW_MINUTES", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -37,9 +42,9 @@ pub struct AlertSettings {
     /// Jobs waiting in a queue over which its alert fires.
     #[arg(long, env = "ALERT_QUEUE_MAX_WAITING", default_value_t = 1_000)]
     pub alert_queue_max_waiting: u64,
-    /// Seconds a queue may have jobs waiting in every depth sample before its alert fires.
-    #[arg(long, env = "ALERT_QUEUE_MAX_UNEMPTIED_SECS", default_value_t = 600)]
-    pub alert_queue_max_unemptied_secs: u64,
+    /// Seconds a queue's oldest waiting job may have waited before its alert fires.
+    #[arg(long, env = "ALERT_QUEUE_MAX_AGE_SECS", default_value_t = 600)]
+    pub alert_queue_max_age_secs: u64,
     /// Seconds a projection may lag the log.
     #[arg(long, env = "ALERT_PROJECTION_MAX_LAG_SECS", default_value_t = 60)]
     pub alert_projection_max_lag_secs: u64,
@@ -141,11 +146,12 @@ impl AlertSettings {
             interval: secs(self.alert_interval_secs),
             whatsapp_max_failure_bps: self.alert_whatsapp_max_failure_bps,
             gateway_limit_near_bps: self.alert_gateway_limit_near_bps,
+            quota_near_bps: self.alert_quota_near_bps,
             success_rate_window: secs(self.alert_success_rate_window_minutes * 60),
             success_rate_min_bps: self.alert_success_rate_min_bps,
             success_rate_min_payments: i64::from(self.alert_success_rate_min_payments),
             queue_max_waiting: self.alert_queue_max_waiting,
-            queue_max_unemptied: secs(self.alert_queue_max_unemptied_secs),
+            queue_max_age: secs(self.alert_queue_max_age_secs),
             projection_max_lag: secs(self.alert_projection_max_lag_secs),
             relay_max_lag: secs(self.alert_relay_max_lag_secs),
             relay_stream: Some(plumbing.relay_stream),

@@ -16,6 +16,9 @@ use lightspeed_services::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Seconds a request refused for contention is told to wait before it is sent again.
+pub const CONTENDED_RETRY_AFTER_SECS: u64 = 1;
+
 /// The body of every error answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
@@ -182,6 +185,14 @@ pub enum ApiError {
     /// Over the merchant's request rate.
     #[error("rate limit exceeded; retry after {0} s")]
     RateLimited(u64),
+    /// Concurrent requests on the same streams (a capped merchant's crowd of initiations) kept
+    /// winning the race; nothing was recorded for this one, and the same request may be sent
+    /// again after [`CONTENDED_RETRY_AFTER_SECS`].
+    #[error(
+        "too many concurrent requests on the same merchant; nothing was recorded, retry after {} s",
+        CONTENDED_RETRY_AFTER_SECS
+    )]
+    Contended,
     /// A PSP webhook URL naming no merchant or gateway of ours.
     #[error("no merchant or gateway at this webhook URL")]
     UnknownWebhookUrl,
@@ -356,6 +367,7 @@ impl ApiError {
             GatewayNotFound => (StatusCode::NOT_FOUND, "GATEWAY_NOT_FOUND"),
             NoGatewayAvailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+            Contended => (StatusCode::TOO_MANY_REQUESTS, "CONTENDED"),
             QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED"),
             UnknownWebhookUrl => (StatusCode::NOT_FOUND, "UNKNOWN_WEBHOOK_URL"),
             WebhookNotVerified => (StatusCode::UNAUTHORIZED, "WEBHOOK_NOT_VERIFIED"),
@@ -537,6 +549,12 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let ApiError::Contended = self {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(CONTENDED_RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED && problem.code.starts_with("ADMIN_") {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -617,6 +635,7 @@ impl From<ServiceError> for ApiError {
                 detail: field.problem.to_string(),
             },
             ServiceError::BootstrapAdmin => ApiError::BootstrapAdmin,
+            ServiceError::Contended => ApiError::Contended,
             ServiceError::QuotaExceeded(refusal) => {
                 ApiError::quota_exceeded(refusal, chrono::Utc::now())
             }

@@ -4,7 +4,8 @@
 //!
 //! Stream `ops_alert-<key>`, where the key names the condition: `<kind>` for a condition of the
 //! whole system (`whatsapp_failure_rate`, `relay_lag`), `<kind>.<subject>` for one of a gateway,
-//! merchant, queue, projection, payment or payout (`gateway_limit_near.<gateway id>`). Raising an
+//! merchant, queue, projection, payment or payout (`gateway_limit_near.<gateway id>`, or
+//! `quota_reached.<merchant id>.<cap>` for a merchant's quota cap). Raising an
 //! alert that is firing decides nothing, so evaluators on several replicas, or one that looks
 //! again, raise it once; optimistic concurrency on the stream lets exactly one of two racing
 //! raises append. A raise after a resolve starts the alert over: its acknowledgement is cleared,
@@ -53,10 +54,14 @@ pub enum AlertKind {
     WebhookEndpointDisabled,
     /// A payout was reversed (failed).
     PayoutFailed,
+    /// A merchant's use of a quota cap reached the near share (80 % by default) this period.
+    QuotaNear,
+    /// A merchant's use of a quota cap reached the cap this period.
+    QuotaReached,
 }
 
 /// Every kind, in declaration order.
-pub const ALERT_KINDS: [AlertKind; 12] = [
+pub const ALERT_KINDS: [AlertKind; 14] = [
     AlertKind::PaymentFailed,
     AlertKind::WhatsappFailureRate,
     AlertKind::GatewayLimitNear,
@@ -69,6 +74,8 @@ pub const ALERT_KINDS: [AlertKind; 12] = [
     AlertKind::RelayLag,
     AlertKind::WebhookEndpointDisabled,
     AlertKind::PayoutFailed,
+    AlertKind::QuotaNear,
+    AlertKind::QuotaReached,
 ];
 
 impl AlertKind {
@@ -87,6 +94,8 @@ impl AlertKind {
             AlertKind::RelayLag => "relay_lag",
             AlertKind::WebhookEndpointDisabled => "webhook_endpoint_disabled",
             AlertKind::PayoutFailed => "payout_failed",
+            AlertKind::QuotaNear => "quota_near",
+            AlertKind::QuotaReached => "quota_reached",
         }
     }
 

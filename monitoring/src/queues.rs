@@ -53,6 +53,12 @@ pub trait QueueControl: Send + Sync {
     /// How many jobs of `queue` wait, run and failed.
     fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, QueueControlError>>;
 
+    /// When the oldest job waiting in `queue` reached the broker (`None`: none waits).
+    fn oldest_waiting<'a>(
+        &'a self,
+        queue: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DateTime<Utc>>, QueueControlError>>;
+
     /// Puts the failed jobs of `queue` back into it; answers how many.
     fn retry_failed<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, QueueControlError>>;
 

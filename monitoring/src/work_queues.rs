@@ -1,6 +1,7 @@
 //! [`QueueControl`] over the workers' queues on JetStream ([`WorkQueues`]): what the admin API
 //! and the queue sampler act through in production.
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use lightspeed_workers::QueueName;
 use lightspeed_workers::control::WorkQueues;
@@ -35,6 +36,17 @@ impl QueueControl for WorkQueues {
                 active: depth.active,
                 failed: depth.failed,
             })
+        })
+    }
+
+    fn oldest_waiting<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DateTime<Utc>>, QueueControlError>> {
+        Box::pin(async move {
+            WorkQueues::oldest_waiting(self, queue(name)?)
+                .await
+                .map_err(broker_error)
         })
     }
 

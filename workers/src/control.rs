@@ -82,6 +82,14 @@ impl WorkQueues {
         queue::depth(&self.jetstream, &self.spec(queue)).await
     }
 
+    /// When the oldest job waiting in `queue` reached the broker (`None`: none waits).
+    pub async fn oldest_waiting(
+        &self,
+        queue: QueueName,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, QueueError> {
+        queue::oldest_waiting(&self.jetstream, &self.spec(queue)).await
+    }
+
     /// Puts the failed jobs of `queue` back into it; answers how many.
     pub async fn retry_failed(&self, queue: QueueName) -> Result<u64, QueueError> {
         let spec = self.spec(queue);

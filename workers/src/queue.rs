@@ -366,6 +366,34 @@ pub async fn depth(
     Ok(depth)
 }
 
+/// When the queue's oldest waiting job reached the broker: per consumer, the first message past
+/// its delivered position that its filter takes; `None` when nothing waits.
+pub async fn oldest_waiting(
+    jetstream: &jetstream::Context,
+    spec: &QueueSpec,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, QueueError> {
+    let mut oldest: Option<chrono::DateTime<chrono::Utc>> = None;
+    for (stream, name, filter) in spec.consumers() {
+        let Some(stream) = existing_stream(jetstream, spec, &stream).await? else {
+            continue;
+        };
+        let delivered = match stream.consumer_info(&name).await {
+            Ok(info) if info.num_pending > 0 => info.delivered.stream_sequence,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => continue,
+            Err(e) => return Err(spec.broker_error("read consumer info", &e)),
+        };
+        let first = stream
+            .get_first_raw_message_by_subject(&filter, delivered.saturating_add(1))
+            .await
+            .map_err(|e| spec.broker_error("read the oldest waiting job", &e))?;
+        let nanos = i64::try_from(first.time.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        let at = chrono::DateTime::from_timestamp_nanos(nanos);
+        oldest = Some(oldest.map_or(at, |known| known.min(at)));
+    }
+    Ok(oldest)
+}
+
 /// Discards the queue's jobs that wait to be fetched, on every consumer (running jobs and jobs
 /// waiting out a retry delay stay); answers how many.
 pub async fn drain(jetstream: &jetstream::Context, spec: &QueueSpec) -> Result<u64, QueueError> {

@@ -23,11 +23,11 @@ use crate::common::{
 };
 
 const QUEUE: QueueName = QueueName::SettlementProcessing;
-const CHECKS: &str = "settlement-processing";
+pub(crate) const CHECKS: &str = "settlement-processing";
 
 /// The workers' `settlement-processing` queue running for the app with its real handler and
 /// pause gate; the gate's "paused" answers are counted, so a test knows the queue asked.
-struct Checks {
+pub(crate) struct Checks {
     paused_answers: Arc<Counting>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -50,7 +50,8 @@ impl PauseGate for Counting {
 }
 
 impl Checks {
-    async fn start(app: &TestApp) -> Self {
+    /// Starts the queue for `app` (its consumer made, so jobs count as waiting).
+    pub(crate) async fn start(app: &TestApp) -> Self {
         let (jetstream, log_stream) = (&app.nats.jetstream, &app.nats.config);
         // The streams the relay and the first status check would have made.
         log_stream
@@ -82,7 +83,7 @@ impl Checks {
     }
 
     /// Waits until the queue has asked the gate `times` more times and been told to wait.
-    async fn told_to_wait(&self, times: u64) {
+    pub(crate) async fn told_to_wait(&self, times: u64) {
         let asked = self.paused_answers.paused.load(Ordering::SeqCst);
         wait_for("the queue asked its gate while paused", || async {
             (self.paused_answers.paused.load(Ordering::SeqCst) >= asked + times).then_some(())
@@ -90,14 +91,15 @@ impl Checks {
         .await;
     }
 
-    async fn stop(self) {
+    /// Stops the queue.
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         self.task.await.expect("queue task");
     }
 }
 
 /// A status check the worker gives up on: nobody knows the payment.
-async fn hopeless_check(app: &TestApp) {
+pub(crate) async fn hopeless_check(app: &TestApp) {
     let check = StatusCheck {
         gateway_id: GatewayId::new(),
         payment_id: PaymentId::new(),

@@ -20,11 +20,14 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, payment, problem, spawn_app};
 
-const OPS: [&str; 2] = ["oncall@example.com", "lead@example.com"];
-const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const OPS: [&str; 2] = ["oncall@example.com", "lead@example.com"];
+pub(crate) const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The alert webhook's deliveries as received: each one's headers and body.
+pub(crate) type Deliveries = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
 /// A receiver of the alert webhook that keeps each delivery's headers and body.
-async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
+pub(crate) async fn receiver() -> (String, Deliveries) {
     let kept = Arc::new(Mutex::new(Vec::new()));
     let store = Arc::clone(&kept);
     let router = axum::Router::new().route(
@@ -45,7 +48,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
     (url, kept)
 }
 
-fn config(smtp: &LoopbackSmtp, hook_url: &str) -> AlertConfig {
+pub(crate) fn config(smtp: &LoopbackSmtp, hook_url: &str) -> AlertConfig {
     let mailer = Mailer::new(&MailerConfig {
         host: "127.0.0.1".into(),
         port: smtp.port(),
@@ -79,7 +82,7 @@ fn config(smtp: &LoopbackSmtp, hook_url: &str) -> AlertConfig {
 }
 
 /// Both replicas tick at once; answers the one evaluation made (the other does not lead).
-async fn tick_both(a: &AlertEvaluator, b: &AlertEvaluator) -> Evaluation {
+pub(crate) async fn tick_both(a: &AlertEvaluator, b: &AlertEvaluator) -> Evaluation {
     let (first, second) = tokio::join!(a.tick(), b.tick());
     let (first, second) = (first.expect("tick"), second.expect("tick"));
     assert!(
@@ -108,7 +111,7 @@ async fn set_limit(app: &TestApp, gateway: &str, limit_paise: i64) {
 }
 
 /// A message as people read it: quoted-printable soft breaks joined and `=XX` bytes decoded.
-fn readable(data: &str) -> String {
+pub(crate) fn readable(data: &str) -> String {
     let joined = data.replace("=\r\n", "");
     let bytes = joined.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -137,7 +140,7 @@ fn drain(smtp: &mut LoopbackSmtp) -> Vec<ReceivedMail> {
     std::iter::from_fn(|| smtp.try_next()).collect()
 }
 
-async fn mails(smtp: &mut LoopbackSmtp, count: usize) -> Vec<ReceivedMail> {
+pub(crate) async fn mails(smtp: &mut LoopbackSmtp, count: usize) -> Vec<ReceivedMail> {
     let mut received = Vec::with_capacity(count);
     for _ in 0..count {
         received.push(smtp.next().await);

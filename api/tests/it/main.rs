@@ -9,6 +9,7 @@ mod admin_queues;
 mod admin_reads;
 mod admin_refunds;
 mod admin_roles;
+mod alert_rules;
 mod alerts;
 mod clients;
 mod common;

@@ -206,7 +206,8 @@ async fn slack() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, posts)
 }
 
-async fn fail_payment(app: &TestApp, merchant: &TestMerchant, order: &str) -> PaymentId {
+/// A payment of the merchant initiated and declined by the payer's bank.
+pub(crate) async fn fail_payment(app: &TestApp, merchant: &TestMerchant, order: &str) -> PaymentId {
     let created: Value = app
         .initiate(merchant, &payment(order, 25_000))
         .await

@@ -1,7 +1,8 @@
 //! Merchant quotas over HTTP: admins set the caps, initiations past a cap are refused with
 //! `429 QUOTA_EXCEEDED` and change nothing, concurrent initiations from two API processes at a
 //! cap's boundary admit exactly the cap, the next period admits again, and 80 % and 100 % are
-//! recorded once each (with the merchant's WhatsApp notification when it opted in).
+//! recorded once each (with the merchant's WhatsApp notification when it opted in); a crowd of
+//! initiations at a cap is never answered with a server error.
 
 use std::sync::Arc;
 
@@ -88,8 +89,24 @@ async fn race(
     prefix: &str,
     amount: i64,
 ) -> Vec<(StatusCode, Value)> {
+    crowd(app, merchant, prefix, amount, RACERS)
+        .await
+        .into_iter()
+        .map(|(status, body, _)| (status, body))
+        .collect()
+}
+
+/// `racers` initiations at once, alternately to the app and to a second API process over the
+/// same database; answers the statuses, bodies and `Retry-After` headers.
+async fn crowd(
+    app: &TestApp,
+    merchant: &TestMerchant,
+    prefix: &str,
+    amount: i64,
+    racers: usize,
+) -> Vec<(StatusCode, Value, Option<String>)> {
     let replica = Arc::new(app.replica().await);
-    let requests = (0..RACERS).map(|n| {
+    let requests = (0..racers).map(|n| {
         let replica = Arc::clone(&replica);
         let body = payment(&format!("{prefix}-{n}"), amount);
         async move {
@@ -98,7 +115,13 @@ async fn race(
             } else {
                 app.initiate_at(&replica.url, merchant, &body).await
             };
-            problem(response).await
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let (status, body) = problem(response).await;
+            (status, body, retry_after)
         }
     });
     join_all(requests).await
@@ -376,4 +399,60 @@ async fn admins_set_caps_in_range_and_the_change_is_theirs_in_the_log() {
         recorded[0].decode::<QuotaEvent>().expect("decode"),
         QuotaEvent::QuotaCapsSet { .. }
     ));
+}
+
+/// Initiations racing in a crowd at the cap.
+const CROWD: usize = 80;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crowd_of_initiations_at_a_cap_from_two_processes_is_never_a_server_error() {
+    let app = spawn_app().await;
+    let merchant = app.merchant().await;
+    app.sandbox_gateway(&merchant, 0, None).await;
+    set_caps(&app, &merchant, json!({ "daily_count": 60 })).await;
+
+    let answers = crowd(&app, &merchant, "CROWD", 1_000, CROWD).await;
+
+    // Every answer is a payment, the cap's refusal, or contention's refusal to retry later.
+    let mut contended = Vec::new();
+    for (n, (status, body, retry_after)) in answers.iter().enumerate() {
+        assert!(!status.is_server_error(), "server error: {body}");
+        if *status == StatusCode::CREATED {
+            continue;
+        }
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        match body["code"].as_str() {
+            Some("QUOTA_EXCEEDED") => {}
+            Some("CONTENDED") => {
+                let seconds: u64 = retry_after
+                    .as_deref()
+                    .and_then(|s| s.parse().ok())
+                    .expect("Retry-After in seconds");
+                assert!(seconds >= 1, "{body}");
+                contended.push(n);
+            }
+            other => panic!("unexpected refusal {other:?}: {body}"),
+        }
+    }
+    // A merchant retries a contended request with the same body; it is then decided.
+    for n in contended {
+        let body = payment(&format!("CROWD-{n}"), 1_000);
+        let answer = loop {
+            let (status, body) = problem(app.initiate(&merchant, &body).await).await;
+            if body["code"] != "CONTENDED" {
+                break (status, body);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        };
+        assert!(
+            answer.0 == StatusCode::CREATED || answer.1["code"] == "QUOTA_EXCEEDED",
+            "{answer:?}"
+        );
+    }
+    let events = usage_events(&app, &merchant).await;
+    assert_eq!(admitted(&events), 60, "exactly the cap admitted");
+    let payments = app
+        .count("SELECT count(*) FROM ledger.events WHERE event_type = 'PaymentInitiated'")
+        .await;
+    assert_eq!(payments, 60, "payments created");
 }

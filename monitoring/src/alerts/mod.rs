@@ -13,14 +13,18 @@
 //!   such messages (key `whatsapp_failure_rate`).
 //! - **Gateway near / at its monthly limit**: this IST month's volume is at least 80 % / 100 %
 //!   of the limit (keys `gateway_limit_near.<gateway>`, `gateway_limit_reached.<gateway>`).
+//! - **Merchant near / at a quota cap**: a merchant's use of one of its quota caps this period
+//!   (IST day or month) is at least 80 % of the cap / the cap; resolved when the period resets
+//!   or the cap is raised or lifted (keys `quota_near.<merchant>.<cap>`,
+//!   `quota_reached.<merchant>.<cap>`, the cap being e.g. `daily_count`).
 //! - **No gateway available**: an active merchant with gateways, none of which could take a
 //!   payment (key `no_gateway_available.<merchant>`).
 //! - **Gateway temporarily failed**: an enabled gateway resting after failures
 //!   (`gateway_temporarily_failed.<gateway>`).
 //! - **Gateway success rate**: under 80 % of the payments decided in the window (15 minutes),
 //!   with at least 20 of them (`gateway_success_rate.<gateway>`).
-//! - **Queue backlog**: more than 1 000 jobs waiting, or jobs waiting in every sample for over
-//!   10 minutes (`queue_backlog.<queue>`).
+//! - **Queue backlog**: more than 1 000 jobs waiting, or the oldest waiting job (its time in
+//!   the broker) waiting for over 10 minutes (`queue_backlog.<queue>`).
 //! - **Projection lag**, **relay lag**: over a minute behind the log
 //!   (`projection_lag.<projection>`, `relay_lag`).
 //! - **Webhook endpoint disabled**: a merchant endpoint disabled after failing deliveries
@@ -92,6 +96,9 @@ pub struct AlertConfig {
     pub payout_lookback: Duration,
     /// Share of its monthly limit at which a gateway is near it, in basis points (default 8 000).
     pub gateway_limit_near_bps: u32,
+    /// Share of a quota cap at which a merchant is near it, in basis points (default 8 000; at
+    /// least that, the share the domain records first).
+    pub quota_near_bps: u32,
     /// The gateway success-rate window (default 15 minutes).
     pub success_rate_window: Duration,
     /// Success share under which a gateway's alert fires, in basis points (default 8 000).
@@ -100,9 +107,9 @@ pub struct AlertConfig {
     pub success_rate_min_payments: i64,
     /// Jobs waiting in a queue over which its alert fires (default 1 000).
     pub queue_max_waiting: u64,
-    /// How long a queue may have jobs waiting in every sample before its alert fires
-    /// (default 10 minutes).
-    pub queue_max_unemptied: Duration,
+    /// How long a queue's oldest waiting job may have waited before its alert fires (default
+    /// 10 minutes).
+    pub queue_max_age: Duration,
     /// How far a projection may lag the log (default 1 minute).
     pub projection_max_lag: Duration,
     /// How far the relay may lag the log (default 1 minute).
@@ -135,11 +142,12 @@ impl Default for AlertConfig {
             payment_lookback: Duration::from_secs(3600),
             payout_lookback: Duration::from_secs(24 * 3600),
             gateway_limit_near_bps: 8_000,
+            quota_near_bps: 8_000,
             success_rate_window: Duration::from_secs(15 * 60),
             success_rate_min_bps: 8_000,
             success_rate_min_payments: 20,
             queue_max_waiting: 1_000,
-            queue_max_unemptied: Duration::from_secs(10 * 60),
+            queue_max_age: Duration::from_secs(10 * 60),
             projection_max_lag: Duration::from_secs(60),
             relay_max_lag: Duration::from_secs(60),
             relay_stream: None,
@@ -290,6 +298,11 @@ impl AlertEvaluator {
         self.settle(AlertKind::GatewayLimitNear, near, &mut evaluation)
             .await?;
         self.settle(AlertKind::GatewayLimitReached, reached, &mut evaluation)
+            .await?;
+        let (quota_near, quota_reached) = rules::quota_use(self, now).await?;
+        self.settle(AlertKind::QuotaNear, quota_near, &mut evaluation)
+            .await?;
+        self.settle(AlertKind::QuotaReached, quota_reached, &mut evaluation)
             .await?;
         let stranded = rules::no_gateway_available(self, now).await?;
         self.settle(AlertKind::NoGatewayAvailable, stranded, &mut evaluation)

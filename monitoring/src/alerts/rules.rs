@@ -6,16 +6,18 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lightspeed_domain::Decider;
-use lightspeed_domain::calendar::IstMonth;
+use lightspeed_domain::calendar::{IST, IstMonth};
 use lightspeed_domain::ids::MerchantId;
 use lightspeed_domain::merchant::Merchant;
-use lightspeed_eventstore::lookups::streams_recording;
+use lightspeed_domain::ops_alert::AlertKind;
+use lightspeed_domain::quota::{QuotaKind, QuotaUsage};
+use lightspeed_eventstore::lookups::{Awaiting, streams_awaiting, streams_recording};
 use lightspeed_eventstore::relay_lag::relay_lag;
 use lightspeed_projections::alert_inputs::{
     failed_payouts as reversed_payouts, gateway_outcomes, gateways_over_share,
     merchants_without_gateway, resting_gateways as resting,
 };
-use lightspeed_services::ServiceError;
+use lightspeed_services::{QuotaUse, ServiceError};
 use uuid::Uuid;
 
 use super::{AlertError, AlertEvaluator, Finding, Observed, rupees};
@@ -27,6 +29,11 @@ const PAYOUT_BATCH: i64 = 500;
 const OUTCOME_HORIZON: TimeDelta = TimeDelta::days(2);
 /// Merchants whose endpoints are looked at, the ones that disabled one most recently.
 const MAX_ENDPOINT_MERCHANTS: usize = 1_000;
+/// Quota thresholds recorded this month looked at per evaluation (a merchant records at most
+/// two per cap and period).
+const MAX_QUOTA_THRESHOLDS: usize = 100_000;
+/// Longest IST month: thresholds recorded longer ago than this are of an earlier month.
+const LONGEST_MONTH: TimeDelta = TimeDelta::days(31);
 
 fn span(duration: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
@@ -85,10 +92,8 @@ pub(super) async fn gateway_limits(
         if used >= limit {
             reached.findings.push(finding("at"));
             // The near alert stays as it is while the limit is reached.
-            near.undecided.insert(
-                lightspeed_domain::ops_alert::AlertKind::GatewayLimitNear
-                    .key(Some(&gateway.gateway_id.to_string())),
-            );
+            near.undecided
+                .insert(AlertKind::GatewayLimitNear.key(Some(&gateway.gateway_id.to_string())));
         } else {
             near.findings.push(finding("near"));
         }
@@ -174,81 +179,47 @@ pub(super) async fn success_rates(
             });
         } else if under {
             // Too few payments to judge: the alert stays as it is.
-            observed.undecided.insert(
-                lightspeed_domain::ops_alert::AlertKind::GatewaySuccessRate.key(Some(&subject)),
-            );
+            observed
+                .undecided
+                .insert(AlertKind::GatewaySuccessRate.key(Some(&subject)));
         }
     }
     Ok(observed)
 }
 
-/// A queue's samples in the retention: its latest waiting count, its last sample with none
-/// waiting, its first sample.
-type SampleSpan = (String, i64, Option<DateTime<Utc>>, DateTime<Utc>);
-
-/// How long each queue has had jobs waiting in every depth sample, from the sampler's
-/// `ops.queue_depth_samples` (zero when its latest sample shows none waiting).
-async fn unemptied_for(
-    evaluator: &AlertEvaluator,
-    now: DateTime<Utc>,
-) -> Result<Vec<(String, TimeDelta)>, AlertError> {
-    let rows: Vec<SampleSpan> = sqlx::query_as(
-        "SELECT queue, (array_agg(waiting ORDER BY sampled_at DESC))[1],
-                max(sampled_at) FILTER (WHERE waiting = 0), min(sampled_at)
-           FROM ops.queue_depth_samples
-          WHERE sampled_at >= $1
-          GROUP BY queue",
-    )
-    .bind(now - span(crate::queues::SAMPLE_RETENTION))
-    .fetch_all(evaluator.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(queue, latest, last_empty, first)| {
-            let since = last_empty.unwrap_or(first);
-            let age = if latest == 0 {
-                TimeDelta::zero()
-            } else {
-                now - since
-            };
-            (queue, age)
-        })
-        .collect())
-}
-
-/// Queues with too many jobs waiting, or jobs waiting for too long without the queue emptying.
+/// Queues with too many jobs waiting, or whose oldest waiting job waited too long.
 pub(super) async fn queue_backlog(
     evaluator: &AlertEvaluator,
     queues: &dyn QueueControl,
     now: DateTime<Utc>,
 ) -> Result<Observed, AlertError> {
     let config = &evaluator.config;
-    let unemptied = unemptied_for(evaluator, now).await?;
     let mut observed = Observed::default();
     for queue in queues.queues() {
-        let key = lightspeed_domain::ops_alert::AlertKind::QueueBacklog.key(Some(&queue));
-        let Ok(depth) = queues.depth(&queue).await else {
+        let key = AlertKind::QueueBacklog.key(Some(&queue));
+        let (Ok(depth), Ok(oldest)) = (
+            queues.depth(&queue).await,
+            queues.oldest_waiting(&queue).await,
+        ) else {
             // The broker did not answer: nothing is known about this queue now.
             observed.undecided.insert(key);
             continue;
         };
-        let waited = unemptied
-            .iter()
-            .find(|(name, _)| *name == queue)
-            .map_or(TimeDelta::zero(), |(_, age)| *age);
+        // Broker and evaluator clocks differ a little: a job is never younger than nothing.
+        let waited = oldest.map_or(TimeDelta::zero(), |at| (now - at).max(TimeDelta::zero()));
         let too_deep = depth.waiting > config.queue_max_waiting;
-        let too_long = waited > span(config.queue_max_unemptied);
-        if too_deep || too_long {
+        let too_old = waited > span(config.queue_max_age);
+        if too_deep || too_old {
             observed.findings.push(Finding {
                 subject: Some(queue.clone()),
                 summary: format!(
-                    "Queue {queue}: {} jobs waiting (bound {}), {} running, {} failed; jobs waiting for {} s without the queue emptying (bound {} s)",
+                    "Queue {queue}: {} jobs waiting (bound {}), {} running, {} failed; the oldest waiting for {} s (bound {} s)",
                     depth.waiting,
                     config.queue_max_waiting,
                     depth.active,
                     depth.failed,
                     waited.num_seconds(),
-                    config.queue_max_unemptied.as_secs(),
+                    config.queue_max_age.as_secs(),
                 ),
             });
         }
@@ -338,4 +309,94 @@ pub(super) async fn disabled_endpoints(evaluator: &AlertEvaluator) -> Result<Obs
         }
     }
     Ok(observed)
+}
+
+/// The merchants that recorded a quota threshold this IST month (their usage streams are
+/// `<merchant>.<YYYY-MM>`): the only ones whose use of a cap can be at 80 % or more, since the
+/// domain records 80 % with the admission that reaches it.
+async fn merchants_near_a_cap(
+    evaluator: &AlertEvaluator,
+    now: DateTime<Utc>,
+) -> Result<Vec<MerchantId>, AlertError> {
+    let suffix = format!(".{}", IstMonth::of(now));
+    let awaiting = Awaiting {
+        category: <QuotaUsage as Decider>::CATEGORY,
+        recorded: "QuotaThresholdReached",
+        recorded_from: now - LONGEST_MONTH,
+        // Another replica's clock may be a little ahead of this one.
+        recorded_before: now + TimeDelta::days(1),
+        awaited: &[],
+        limit: MAX_QUOTA_THRESHOLDS,
+    };
+    let streams = streams_awaiting(evaluator.pool(), &awaiting).await?;
+    let merchants: BTreeSet<Uuid> = streams
+        .iter()
+        .filter_map(|stream| stream.id().strip_suffix(&suffix))
+        .filter_map(|merchant| merchant.parse().ok())
+        .collect();
+    Ok(merchants.into_iter().map(MerchantId).collect())
+}
+
+/// Merchants whose use of a quota cap this period is at the configured near share (at least the
+/// 80 % the domain records) or at the cap: resolved when the period resets (a new IST day or
+/// month uses nothing yet) or an admin raises or lifts the cap.
+pub(super) async fn quota_use(
+    evaluator: &AlertEvaluator,
+    now: DateTime<Utc>,
+) -> Result<(Observed, Observed), AlertError> {
+    let near_bps = evaluator.config.quota_near_bps;
+    let (mut near, mut reached) = (Observed::default(), Observed::default());
+    for merchant_id in merchants_near_a_cap(evaluator, now).await? {
+        let status = match evaluator.ledger.quota_status(merchant_id).await {
+            Ok(status) => status,
+            Err(ServiceError::UnknownMerchant) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let company = evaluator.ledger.merchant(merchant_id).await?;
+        for cap in status.usage {
+            let Some(limit) = cap.limit else {
+                continue;
+            };
+            let subject = format!("{merchant_id}.{}", cap.quota.as_str());
+            let finding = |what: &str| Finding {
+                subject: Some(subject.clone()),
+                summary: quota_summary(company.company_name(), merchant_id, &cap, limit, what),
+            };
+            if cap.used >= limit {
+                reached.findings.push(finding("at"));
+                // The near alert stays as it is while the cap is reached.
+                near.undecided
+                    .insert(AlertKind::QuotaNear.key(Some(&subject)));
+            } else if i128::from(cap.used) * 10_000 >= i128::from(limit) * i128::from(near_bps) {
+                near.findings.push(finding("near"));
+            }
+        }
+    }
+    Ok((near, reached))
+}
+
+/// E.g. `Acme (…) is near its daily payment quota: 8 of 10 used; resets 08 Dec 2026 00:00 IST`.
+fn quota_summary(
+    company: &str,
+    merchant_id: MerchantId,
+    cap: &QuotaUse,
+    limit: i64,
+    what: &str,
+) -> String {
+    let (label, used) = match cap.quota {
+        QuotaKind::DailyCount => ("daily payment", format!("{} of {limit}", cap.used)),
+        QuotaKind::MonthlyCount => ("monthly payment", format!("{} of {limit}", cap.used)),
+        QuotaKind::DailyVolume => ("daily volume", volume(cap.used, limit)),
+        QuotaKind::MonthlyVolume => ("monthly volume", volume(cap.used, limit)),
+    };
+    format!(
+        "{company} ({merchant_id}) is {what} its {label} quota: {used} used; the period resets {}",
+        cap.resets_at
+            .with_timezone(&IST)
+            .format("%d %b %Y %H:%M IST")
+    )
+}
+
+fn volume(used: i64, limit: i64) -> String {
+    format!("{} of {}", rupees(used), rupees(limit))
 }

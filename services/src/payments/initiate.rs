@@ -20,10 +20,28 @@ use lightspeed_eventstore::{
 
 use super::{Initiated, PaymentRequest};
 use crate::error::ServiceError;
-use crate::ledger::{Ledger, MAX_ATTEMPTS, STATE_REUSE};
+use crate::ledger::{Ledger, STATE_REUSE};
 use crate::merchants::AuthenticatedMerchant;
 use crate::quotas::usage_stream;
 use crate::unit_of_work::UnitOfWork;
+
+/// How many times an initiation is decided again after another writer got there first. A
+/// capped merchant's initiations all append to its usage stream, so under a crowd (several API
+/// processes at once) one can lose that race many times in a row; past this it is refused with
+/// [`ServiceError::Contended`], which the API answers with 429 and `Retry-After`.
+const MAX_INITIATION_ATTEMPTS: u32 = 16;
+
+/// The longest pause before deciding again after a lost race.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(64);
+
+/// A random pause before attempt `attempt` (from 2, the second decided on what the log holds):
+/// up to 1 ms doubled per lost race, at most [`MAX_RETRY_PAUSE`], so the racing processes spread
+/// out instead of colliding again at once.
+fn retry_pause(attempt: u32) -> Duration {
+    let ceiling =
+        Duration::from_millis(1u64 << attempt.saturating_sub(2).min(6)).min(MAX_RETRY_PAUSE);
+    rand::random_range(Duration::ZERO..=ceiling)
+}
 
 /// What initiation reads besides the merchant: its wallet, its quota caps and its active
 /// gateways.
@@ -133,9 +151,12 @@ impl Ledger {
         };
         // The first attempt decides on the merchant as authenticated and on wallet and gateway
         // states the log confirmed within `STATE_REUSE`; a refusal or a lost race decides again
-        // on what the log holds now, up to `MAX_ATTEMPTS` times.
-        for attempt in 0..=MAX_ATTEMPTS {
+        // on what the log holds now, after a random pause once a decision on it lost too.
+        for attempt in 0..MAX_INITIATION_ATTEMPTS {
             let reuse = attempt == 0;
+            if attempt >= 2 {
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
             if !reuse {
                 known = self.merchants.load(&initiation.merchant_stream).await?;
             }
