@@ -1355,7 +1355,10 @@ fn change_email_contact(
     if contact == merchant.email {
         return Ok(vec![]);
     }
-    Ok(vec![MerchantEvent::MerchantEmailContactChanged { contact, at }])
+    Ok(vec![MerchantEvent::MerchantEmailContactChanged {
+        contact,
+        at,
+    }])
 }
 
 fn rotate_keys(

@@ -633,7 +633,8 @@ fn record_sent(
         "provider_message_id",
         provider_message_id,
         200,
-        |c| c.is_ascii_graphic(),
+        // An SMTP server's acceptance line has spaces: `250 2.0.0 Ok: queued as 4F2A1`.
+        |c| c == ' ' || c.is_ascii_graphic(),
         "printable ASCII",
     )?;
     Ok(vec![NotificationEvent::NotificationSent {

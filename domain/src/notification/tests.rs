@@ -163,7 +163,35 @@ fn an_email_notification_is_queued_to_a_trimmed_address_and_retried_like_any_oth
                 ..email
             },
         ))
-        .then_error(NotificationError::Invalid(Problem::NotAnEmail.at("recipient")));
+        .then_error(NotificationError::Invalid(
+            Problem::NotAnEmail.at("recipient"),
+        ));
+}
+
+#[test]
+fn an_smtp_servers_acceptance_line_is_kept_as_the_receipt() {
+    given::<Notification>([queued()])
+        .when(NotificationCommand::RecordSent {
+            provider_message_id: "250 2.0.0 Ok: queued as 4F2A1".to_owned(),
+            at: t(5),
+        })
+        .then([NotificationEvent::NotificationSent {
+            channel: Channel::Whatsapp,
+            attempt: 1,
+            provider_message_id: "250 2.0.0 Ok: queued as 4F2A1".to_owned(),
+            at: t(5),
+        }]);
+    given::<Notification>([queued()])
+        .when(NotificationCommand::RecordSent {
+            provider_message_id: "line\nbreak".to_owned(),
+            at: t(5),
+        })
+        .then_error(NotificationError::Invalid(
+            Problem::BadCharacters {
+                allowed: "printable ASCII",
+            }
+            .at("provider_message_id"),
+        ));
 }
 
 #[test]
