@@ -1,6 +1,7 @@
-//! The WhatsApp log and usage.
+//! The WhatsApp log and usage. Email notifications share the `notification` streams and are
+//! left out: every event names its channel.
 //!
-//! - `read.whatsapp_log`: every notification: merchant, type, template, recipient, template
+//! - `read.whatsapp_log`: every WhatsApp notification: merchant, type, template, recipient, template
 //!   parameters (`payload`), status, attempts, last error, provider message id, timestamps.
 //! - `read.whatsapp_usage`: per merchant, IST day and template: notifications queued (and
 //!   requeued), sent and given up, each counted on the IST day it happened.
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use futures::future::BoxFuture;
-use lightspeed_domain::notification::NotificationEvent;
+use lightspeed_domain::notification::{Channel, NotificationEvent};
 use lightspeed_domain::{Decider, Notification};
 use lightspeed_eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -162,7 +163,10 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let facts = facts_of::<NotificationEvent>(events, <Notification as Decider>::CATEGORY)?;
+    let facts: Vec<_> = facts_of::<NotificationEvent>(events, <Notification as Decider>::CATEGORY)?
+        .into_iter()
+        .filter(|(_, _, event)| event.channel() == Channel::Whatsapp)
+        .collect();
     let mut messages = BatchRows::load(
         conn,
         schema,
@@ -201,6 +205,7 @@ impl WhatsappMessage {
             params,
             attempt_limit,
             at,
+            ..
         } = event
         else {
             return RowChange::Changed(event);
