@@ -14,6 +14,7 @@ use lightspeed_domain::notification::{Channel, NotificationStatus};
 use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::wallet::{PayoutReversalReason, WalletCommand};
 use lightspeed_domain::{BasisPoints, MerchantId, Notification, Paise, PaymentId, Wallet};
+use lightspeed_eventstore::testing::settled;
 use lightspeed_eventstore::{CommandContext, EventStore, RecordedEvent, stream_of};
 use lightspeed_services::{Invoicing, IssueOutcome, PayoutSettlement};
 use lightspeed_workers::QueueName;
@@ -444,6 +445,8 @@ async fn a_low_balance_alert_goes_by_email_too() {
     )
     .await;
     accrue(&world, merchant, 5_000).await;
+    // The watcher reads the log gap-safely: sweep once the commission is below the mark.
+    settled(world.ledger.store().pool()).await;
     let mut watchlist = Watchlist::new();
     let sweep = sweep_once(&world.ledger, "low_balance_v1", &mut watchlist)
         .await
