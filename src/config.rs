@@ -182,6 +182,37 @@ pub struct WhatsApp {
     /// Template of `TXN_UPDATE` messages (Gupshup: its id).
     #[arg(long, env = "WA_TEMPLATE_TXN_UPDATE", default_value = "txn_update")]
     pub wa_template_txn_update: String,
+    /// Template of the suspension message (Gupshup: its id).
+    #[arg(
+        long,
+        env = "WA_TEMPLATE_ACCOUNT_SUSPENDED",
+        default_value = "account_suspended"
+    )]
+    pub wa_template_account_suspended: String,
+    /// Template of the reinstatement message (Gupshup: its id).
+    #[arg(
+        long,
+        env = "WA_TEMPLATE_ACCOUNT_REINSTATED",
+        default_value = "account_reinstated"
+    )]
+    pub wa_template_account_reinstated: String,
+    /// Template of the payout-sent message (Gupshup: its id).
+    #[arg(long, env = "WA_TEMPLATE_PAYOUT_SENT", default_value = "payout_sent")]
+    pub wa_template_payout_sent: String,
+    /// Template of the payout-failed message (Gupshup: its id).
+    #[arg(
+        long,
+        env = "WA_TEMPLATE_PAYOUT_FAILED",
+        default_value = "payout_failed"
+    )]
+    pub wa_template_payout_failed: String,
+    /// Template of the invoice-issued message (Gupshup: its id).
+    #[arg(
+        long,
+        env = "WA_TEMPLATE_INVOICE_ISSUED",
+        default_value = "invoice_issued"
+    )]
+    pub wa_template_invoice_issued: String,
     /// Template language (Meta).
     #[arg(long, env = "WA_LANGUAGE", default_value = "en")]
     pub wa_language: String,
@@ -251,6 +282,17 @@ impl WhatsApp {
         settings.language = self.wa_language.clone();
         settings.concurrency = self.wa_concurrency;
         settings
+    }
+
+    /// The templates of account-status, payout and invoice messages.
+    pub fn message_templates(&self) -> lightspeed_workers::MessageTemplates {
+        lightspeed_workers::MessageTemplates {
+            account_suspended: self.wa_template_account_suspended.clone(),
+            account_reinstated: self.wa_template_account_reinstated.clone(),
+            payout_sent: self.wa_template_payout_sent.clone(),
+            payout_failed: self.wa_template_payout_failed.clone(),
+            invoice_issued: self.wa_template_invoice_issued.clone(),
+        }
     }
 
     /// How often the low-balance watcher sweeps.

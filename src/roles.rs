@@ -199,6 +199,11 @@ impl Roles {
         if let Some(provider) = whatsapp.provider(&self.keyring, Arc::clone(self.store.clock()))? {
             deps = deps.with_whatsapp(provider, whatsapp.settings());
         }
+        deps.message_templates = whatsapp.message_templates();
+        deps.mailer = match self.infra.mail.config() {
+            Some(config) => Some(lightspeed_adapters::mailer::Mailer::new(&config)?),
+            None => None,
+        };
         Ok(deps)
     }
 
@@ -239,8 +244,8 @@ impl Roles {
             ),
             self.invoice_run(signal(stopped.clone())),
             async {
-                // Alerts nobody would send are not raised: the watcher needs WhatsApp.
-                if self.infra.whatsapp.wa_api_key.is_some() {
+                // Alerts nobody would send are not raised: the watcher needs WhatsApp or mail.
+                if self.infra.whatsapp.wa_api_key.is_some() || self.infra.mail.config().is_some() {
                     lightspeed_workers::low_balance::run(
                         self.ledger.clone(),
                         self.infra.whatsapp.wa_template_low_balance.clone(),

@@ -91,6 +91,9 @@ impl std::fmt::Debug for Attachment {
     }
 }
 
+/// The longest receipt [`Mailer::send_for_receipt`] answers, in characters.
+pub const MAX_RECEIPT_CHARS: usize = 200;
+
 /// The largest attachment accepted, in bytes.
 pub const MAX_ATTACHMENT_BYTES: usize = 5 * 1024 * 1024;
 
@@ -140,12 +143,20 @@ impl Mailer {
 
     /// Sends `mail`; answers once the server accepted it.
     pub async fn send(&self, mail: &Mail) -> Result<(), MailerError> {
+        self.send_for_receipt(mail).await.map(drop)
+    }
+
+    /// Sends `mail`; answers the server's acceptance, e.g. `250 2.0.0 Ok: queued as 4F2A1`
+    /// (printable ASCII, at most [`MAX_RECEIPT_CHARS`] characters), to keep as its receipt.
+    pub async fn send_for_receipt(&self, mail: &Mail) -> Result<String, MailerError> {
         let message = self.message(mail)?;
-        self.transport
+        let response = self
+            .transport
             .send(message)
             .await
             .map_err(|e| MailerError::Smtp(e.to_string()))?;
-        Ok(())
+        let text: Vec<&str> = response.message().collect();
+        Ok(receipt(&response.code().to_string(), &text.join(" ")))
     }
 
     /// Sends `mail` with `attachments` (a `multipart/mixed` message: the text, then each file in
@@ -232,6 +243,20 @@ impl Mailer {
     }
 }
 
+/// The server's code and words, cut to printable ASCII of at most [`MAX_RECEIPT_CHARS`].
+fn receipt(code: &str, text: &str) -> String {
+    format!("{code} {text}")
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(MAX_RECEIPT_CHARS)
+        .collect()
+}
+
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -262,7 +287,8 @@ mod tests {
             subject: "Your sign-in link".into(),
             text: "Open https://console.example/sign-in/abc to sign in.\n.leading dot".into(),
         };
-        mailer.send(&mail).await.expect("sent");
+        let receipt = mailer.send_for_receipt(&mail).await.expect("sent");
+        assert_eq!(receipt, "250 2.0.0 queued", "the server's acceptance");
         let received = server.next().await;
         assert_eq!(received.from, "ops@lightspeed.example");
         assert_eq!(received.to, ["Asha@Example.com"]);

@@ -33,14 +33,13 @@ use crate::calendar::{IST, IstMonth};
 use crate::decider::Decider;
 use crate::ids::MerchantId;
 use crate::money::{BasisPoints, Paise};
+use crate::validation::valid_email;
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Prefix of every invoice number.
 pub const NUMBER_PREFIX: &str = "LS";
-/// Longest invoice-mail address accepted, in bytes.
-pub const MAX_EMAIL_LEN: usize = 254;
 /// Most tax lines an invoice carries.
 pub const MAX_TAX_LINES: usize = 4;
 /// Longest tax line name, in characters.
@@ -512,23 +511,6 @@ impl InvoiceError {
     pub fn is_already_recorded(&self) -> bool {
         matches!(self, InvoiceError::AlreadyIssued { .. })
     }
-}
-
-/// Whether `email` looks like one address: one `@`, something on each side, no space or
-/// control character, at most [`MAX_EMAIL_LEN`] bytes. The mailer checks it fully when sending.
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    email.len() <= MAX_EMAIL_LEN
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !email.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
-        })
 }
 
 impl Decider for MerchantInvoices {

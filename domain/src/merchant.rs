@@ -2,7 +2,7 @@
 //!
 //! Stream `merchant-<MerchantId>`. Holds the merchant's public key (`client_key`) and sealed
 //! salt, company name, webhook URL and sealed webhook secret, fee, thresholds, checkout settings,
-//! WhatsApp contact and opt-ins, status, whether the webhook endpoint is disabled, and which
+//! WhatsApp contact and opt-ins, email contact and opt-ins, status, whether the webhook endpoint is disabled, and which
 //! gateways are active (attached and not retired), at most [`MAX_ACTIVE_GATEWAYS`].
 //!
 //! Rules:
@@ -33,7 +33,7 @@ use crate::checkout_settings::CheckoutSettings;
 use crate::decider::Decider;
 use crate::ids::{GatewayId, MerchantId};
 use crate::money::{BasisPoints, Paise};
-use crate::notification::NotificationType;
+use crate::notification::{Channel, NotificationType};
 use crate::payment::MerchantSnapshot;
 use crate::payment::refunds::RefundCommission;
 use crate::sealed::SealedSecret;
@@ -126,8 +126,11 @@ pub struct WhatsappOptIns {
     pub transaction_updates: bool,
     /// `PAYOUT_UPDATE` messages.
     pub payout_updates: bool,
-    /// `ACCOUNT_STATUS` messages (suspension, reactivation, endpoint disabled).
+    /// `ACCOUNT_STATUS` messages (suspension, reinstatement, quota thresholds).
     pub account_status: bool,
+    /// `INVOICE` messages (the month's invoice was issued; the PDF goes by email).
+    #[serde(default)]
+    pub invoices: bool,
 }
 
 impl WhatsappOptIns {
@@ -138,7 +141,50 @@ impl WhatsappOptIns {
             NotificationType::TxnUpdate => self.transaction_updates,
             NotificationType::PayoutUpdate => self.payout_updates,
             NotificationType::AccountStatus => self.account_status,
+            NotificationType::Invoice => self.invoices,
         }
+    }
+}
+
+/// Which email messages a merchant agreed to receive. Consent is explicit: all off by default.
+/// Invoices are mailed to the invoice address instead ([`crate::invoice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EmailOptIns {
+    /// `LOW_BALANCE` alerts.
+    pub low_balance: bool,
+    /// `PAYOUT_UPDATE` messages (payout sent, payout failed).
+    pub payout_updates: bool,
+    /// `ACCOUNT_STATUS` messages (suspension, reinstatement, quota thresholds).
+    pub account_status: bool,
+}
+
+impl EmailOptIns {
+    /// Whether the merchant agreed to this kind of email.
+    pub fn allows(&self, kind: NotificationType) -> bool {
+        match kind {
+            NotificationType::LowBalance => self.low_balance,
+            NotificationType::PayoutUpdate => self.payout_updates,
+            NotificationType::AccountStatus => self.account_status,
+            NotificationType::TxnUpdate | NotificationType::Invoice => false,
+        }
+    }
+}
+
+/// Where and what a merchant receives by email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailContact {
+    /// One address, e.g. `ops@acme.example` (trimmed).
+    pub address: String,
+    /// What they agreed to receive.
+    pub opt_ins: EmailOptIns,
+}
+
+impl EmailContact {
+    fn normalised(&self) -> Result<EmailContact, FieldError> {
+        Ok(EmailContact {
+            address: validation::email("email", &self.address)?,
+            opt_ins: self.opt_ins,
+        })
     }
 }
 
@@ -176,6 +222,8 @@ pub struct Merchant {
     company_name: String,
     webhook_url: Option<String>,
     whatsapp: Option<WhatsappContact>,
+    #[serde(default)]
+    email: Option<EmailContact>,
     status: MerchantStatus,
     client_key: ClientKey,
     client_salt: SealedSecret,
@@ -197,6 +245,30 @@ impl Merchant {
     /// The merchant's id.
     pub fn id(&self) -> MerchantId {
         self.id
+    }
+
+    /// The email contact and opt-ins, if any.
+    pub fn email(&self) -> Option<&EmailContact> {
+        self.email.as_ref()
+    }
+
+    /// The address to email a notification of `kind` to, if the merchant opted in to it.
+    pub fn email_recipient_for(&self, kind: NotificationType) -> Option<&str> {
+        self.email
+            .as_ref()
+            .filter(|contact| contact.opt_ins.allows(kind))
+            .map(|contact| contact.address.as_str())
+    }
+
+    /// Every channel and recipient a notification of `kind` goes to: WhatsApp first, then email.
+    pub fn recipients_for(&self, kind: NotificationType) -> Vec<(Channel, &str)> {
+        let whatsapp = self
+            .whatsapp_recipient_for(kind)
+            .map(|number| (Channel::Whatsapp, number));
+        let email = self
+            .email_recipient_for(kind)
+            .map(|address| (Channel::Email, address));
+        whatsapp.into_iter().chain(email).collect()
     }
 
     /// Registered company name.
@@ -401,6 +473,13 @@ pub enum MerchantCommand {
     ChangeWhatsappContact {
         /// The contact, or `None` to stop all WhatsApp messages.
         contact: Option<WhatsappContact>,
+        /// When it is decided.
+        at: DateTime<Utc>,
+    },
+    /// Sets or removes the email contact and opt-ins.
+    ChangeEmailContact {
+        /// The contact, or `None` to stop all email messages.
+        contact: Option<EmailContact>,
         /// When it is decided.
         at: DateTime<Utc>,
     },
@@ -806,6 +885,13 @@ event_enum! {
             /// When.
             at: DateTime<Utc>,
         },
+        /// The email contact or opt-ins changed.
+        MerchantEmailContactChanged {
+            /// The new contact, or none.
+            contact: Option<EmailContact>,
+            /// When.
+            at: DateTime<Utc>,
+        },
     }
 }
 
@@ -925,6 +1011,7 @@ impl Merchant {
                 company_name: company_name.clone(),
                 webhook_url: webhook_url.clone(),
                 whatsapp: whatsapp.clone(),
+                email: None,
                 status: MerchantStatus::Active,
                 client_key: client_key.clone(),
                 client_salt: client_salt.clone(),
@@ -956,6 +1043,9 @@ impl Merchant {
             } => self.update_profile(company_name, webhook_url.as_deref(), *at),
             MerchantEvent::MerchantWhatsappContactChanged { contact, .. } => {
                 self.whatsapp = contact.clone()
+            }
+            MerchantEvent::MerchantEmailContactChanged { contact, .. } => {
+                self.email = contact.clone()
             }
             MerchantEvent::MerchantKeysRotated {
                 client_key,
@@ -1146,6 +1236,9 @@ fn decide_for(
         MerchantCommand::ChangeWhatsappContact { contact, at } => {
             change_whatsapp_contact(merchant, contact.as_ref(), *at)
         }
+        MerchantCommand::ChangeEmailContact { contact, at } => {
+            change_email_contact(merchant, contact.as_ref(), *at)
+        }
         MerchantCommand::RotateKeys {
             client_key,
             client_salt,
@@ -1248,6 +1341,21 @@ fn change_whatsapp_contact(
         return Ok(vec![]);
     }
     Ok(vec![MerchantEvent::MerchantWhatsappContactChanged {
+        contact,
+        at,
+    }])
+}
+
+fn change_email_contact(
+    merchant: &Merchant,
+    contact: Option<&EmailContact>,
+    at: DateTime<Utc>,
+) -> Result<Vec<MerchantEvent>, MerchantError> {
+    let contact = contact.map(EmailContact::normalised).transpose()?;
+    if contact == merchant.email {
+        return Ok(vec![]);
+    }
+    Ok(vec![MerchantEvent::MerchantEmailContactChanged {
         contact,
         at,
     }])

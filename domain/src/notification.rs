@@ -1,11 +1,13 @@
-//! Notification: one WhatsApp message to a merchant, through its attempts.
+//! Notification: one message to a merchant, by WhatsApp or by email, through its attempts.
 //!
-//! Stream `notification-<NotificationId>`. Lifecycle: queued (merchant, type, template,
-//! recipient, parameters, attempt limit 4) → each failed attempt is recorded with its error and,
-//! if another attempt is allowed, when to make it ([`next_wait`]: rate limits back off longer,
-//! and a provider's `Retry-After` is honoured) → sent (provider message id) or failed for good (attempts exhausted or
-//! a permanent error). Ops may resend a failed notification, which queues it again with a fresh
-//! attempt budget.
+//! Stream `notification-<NotificationId>`. Lifecycle: queued (merchant, type, channel,
+//! template, recipient, parameters, attempt limit 4) → each failed attempt is recorded with its
+//! error and, if another attempt is allowed, when to make it ([`next_wait`]: rate limits back
+//! off longer, and a provider's `Retry-After` is honoured) → sent (provider message id) or
+//! failed for good (attempts exhausted or a permanent error). Ops may resend a failed
+//! notification, which queues it again with a fresh attempt budget. Every event names the
+//! channel, so a reader of one channel's messages (the WhatsApp log) tells them apart by the
+//! event alone.
 //!
 //! Whether a `LOW_BALANCE` notification may be queued at all is decided on the merchant's
 //! alerts stream ([`crate::merchant_alerts`]), which enforces the 6-hour cool-down.
@@ -41,8 +43,39 @@ pub enum NotificationType {
     TxnUpdate,
     /// A payout changed status.
     PayoutUpdate,
-    /// The merchant's account changed (suspended, reactivated, webhook endpoint disabled).
+    /// The merchant's account changed (suspended, reinstated, a quota threshold reached).
     AccountStatus,
+    /// The month's commission invoice was issued.
+    Invoice,
+}
+
+/// How a notification reaches the merchant. Notifications queued before email existed are
+/// WhatsApp ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A WhatsApp template message to a number; the template is the provider's.
+    #[default]
+    Whatsapp,
+    /// A plain-text email to an address; the template names the message the sender writes.
+    Email,
+}
+
+/// The names of the email messages merchants receive: an email notification's template, which
+/// the email sender writes out with the notification's parameters.
+pub mod email_messages {
+    /// A quota cap reached 80 % or 100 % (parameters as the WhatsApp quota template's).
+    pub const QUOTA_ALERT: &str = "quota_alert";
+    /// The balance due reached the warn threshold (company name, balance due).
+    pub const LOW_BALANCE: &str = "low_balance";
+    /// Ops suspended the account (company name, reason).
+    pub const ACCOUNT_SUSPENDED: &str = "account_suspended";
+    /// A suspension was lifted (company name).
+    pub const ACCOUNT_REINSTATED: &str = "account_reinstated";
+    /// A commission payout was sent (company name, amount, reference).
+    pub const PAYOUT_SENT: &str = "payout_sent";
+    /// A commission payout failed or was reversed (company name, amount, reason).
+    pub const PAYOUT_FAILED: &str = "payout_failed";
 }
 
 /// Where a notification stands.
@@ -72,6 +105,7 @@ pub struct Notification {
     id: NotificationId,
     merchant_id: MerchantId,
     kind: NotificationType,
+    channel: Channel,
     template: String,
     recipient: String,
     params: Vec<String>,
@@ -100,12 +134,17 @@ impl Notification {
         self.kind
     }
 
-    /// The WhatsApp template name.
+    /// WhatsApp or email.
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    /// The WhatsApp template name, or the email message's name.
     pub fn template(&self) -> &str {
         &self.template
     }
 
-    /// The recipient's number (international format, digits only).
+    /// The recipient's number (international format, digits only) or email address.
     pub fn recipient(&self) -> &str {
         &self.recipient
     }
@@ -165,9 +204,9 @@ pub struct QueueNotification {
     pub merchant_id: MerchantId,
     /// What it is about.
     pub kind: NotificationType,
-    /// WhatsApp template name (lowercase letters, digits and `_`).
+    /// WhatsApp template name or email message name (lowercase letters, digits and `_`).
     pub template: String,
-    /// Recipient's number (international format; a leading `+` is dropped).
+    /// Recipient's number (international format; a leading `+` is dropped) or email address.
     pub recipient: String,
     /// Template parameters.
     pub params: Vec<String>,
@@ -178,8 +217,11 @@ pub struct QueueNotification {
 /// What can be asked of a notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NotificationCommand {
-    /// Queues a notification for immediate sending.
+    /// Queues a WhatsApp notification for immediate sending.
     Queue(QueueNotification),
+    /// Queues an email notification for immediate sending: the recipient is an address and
+    /// the template names one of the [`email_messages`].
+    QueueEmail(QueueNotification),
     /// Records a failed attempt.
     RecordAttemptFailed {
         /// Provider error code.
@@ -223,9 +265,12 @@ event_enum! {
             merchant_id: MerchantId,
             /// What it is about.
             kind: NotificationType,
+            /// WhatsApp or email (absent in events from before email: WhatsApp).
+            #[serde(default)]
+            channel: Channel,
             /// Template name.
             template: String,
-            /// Recipient's number.
+            /// Recipient's number or email address.
             recipient: String,
             /// Template parameters.
             params: Vec<String>,
@@ -236,6 +281,9 @@ event_enum! {
         },
         /// An attempt failed.
         NotificationAttemptFailed {
+            /// The notification's channel (absent before email: WhatsApp).
+            #[serde(default)]
+            channel: Channel,
             /// Which attempt (1-based).
             attempt: u32,
             /// Provider error code.
@@ -251,6 +299,9 @@ event_enum! {
         },
         /// The provider accepted the message.
         NotificationSent {
+            /// The notification's channel (absent before email: WhatsApp).
+            #[serde(default)]
+            channel: Channel,
             /// Which attempt succeeded.
             attempt: u32,
             /// The provider's message id.
@@ -260,6 +311,9 @@ event_enum! {
         },
         /// The notification was given up on.
         NotificationFailed {
+            /// The notification's channel (absent before email: WhatsApp).
+            #[serde(default)]
+            channel: Channel,
             /// Attempts made.
             attempts: u32,
             /// The last error code.
@@ -269,6 +323,9 @@ event_enum! {
         },
         /// A failed notification was queued again.
         NotificationRequeued {
+            /// The notification's channel (absent before email: WhatsApp).
+            #[serde(default)]
+            channel: Channel,
             /// Attempts allowed from now.
             attempt_limit: u32,
             /// When.
@@ -301,6 +358,29 @@ pub enum NotificationError {
         /// Its status.
         status: NotificationStatus,
     },
+}
+
+impl NotificationEvent {
+    /// The channel of the notification the event is about.
+    pub fn channel(&self) -> Channel {
+        match self {
+            NotificationEvent::NotificationQueued { channel, .. }
+            | NotificationEvent::NotificationAttemptFailed { channel, .. }
+            | NotificationEvent::NotificationSent { channel, .. }
+            | NotificationEvent::NotificationFailed { channel, .. }
+            | NotificationEvent::NotificationRequeued { channel, .. } => *channel,
+        }
+    }
+}
+
+impl NotificationCommand {
+    /// The command queueing `queue` on `channel`.
+    pub fn queue_on(channel: Channel, queue: QueueNotification) -> Self {
+        match channel {
+            Channel::Whatsapp => NotificationCommand::Queue(queue),
+            Channel::Email => NotificationCommand::QueueEmail(queue),
+        }
+    }
 }
 
 impl NotificationError {
@@ -345,15 +425,22 @@ impl Decider for Notification {
         command: &NotificationCommand,
     ) -> Result<Vec<NotificationEvent>, NotificationError> {
         let notification = match (state, command) {
-            (None, NotificationCommand::Queue(queue)) => return queue_notification(queue),
-            (Some(_), NotificationCommand::Queue(_)) => {
+            (None, NotificationCommand::Queue(queue)) => {
+                return queue_notification(queue, Channel::Whatsapp);
+            }
+            (None, NotificationCommand::QueueEmail(queue)) => {
+                return queue_notification(queue, Channel::Email);
+            }
+            (Some(_), NotificationCommand::Queue(_) | NotificationCommand::QueueEmail(_)) => {
                 return Err(NotificationError::AlreadyQueued);
             }
             (None, _) => return Err(NotificationError::NotQueued),
             (Some(notification), _) => notification,
         };
         match command {
-            NotificationCommand::Queue(_) => Err(NotificationError::AlreadyQueued),
+            NotificationCommand::Queue(_) | NotificationCommand::QueueEmail(_) => {
+                Err(NotificationError::AlreadyQueued)
+            }
             NotificationCommand::RecordAttemptFailed {
                 error_code,
                 error_message,
@@ -379,6 +466,7 @@ impl Decider for Notification {
                     None
                 };
                 Ok(FailedAttempt {
+                    channel: notification.channel,
                     attempt,
                     error_code: validation::excerpt(error_code, MAX_ERROR_CHARS),
                     error_message: validation::excerpt(error_message, MAX_ERROR_CHARS),
@@ -412,6 +500,7 @@ impl Notification {
             notification_id,
             merchant_id,
             kind,
+            channel,
             template,
             recipient,
             params,
@@ -425,6 +514,7 @@ impl Notification {
             id: *notification_id,
             merchant_id: *merchant_id,
             kind: *kind,
+            channel: *channel,
             template: template.clone(),
             recipient: recipient.clone(),
             params: params.clone(),
@@ -470,7 +560,9 @@ impl Notification {
                 self.status = NotificationStatus::Failed;
                 self.next_attempt_at = None;
             }
-            NotificationEvent::NotificationRequeued { attempt_limit, at } => {
+            NotificationEvent::NotificationRequeued {
+                attempt_limit, at, ..
+            } => {
                 self.status = NotificationStatus::Queued;
                 self.attempt_limit = *attempt_limit;
                 self.attempts = 0;
@@ -498,6 +590,7 @@ impl Notification {
 
 /// A failed attempt as recorded: the notification fails with it when no attempt follows.
 struct FailedAttempt {
+    channel: Channel,
     attempt: u32,
     error_code: String,
     error_message: String,
@@ -510,6 +603,7 @@ impl FailedAttempt {
     fn events(self) -> Vec<NotificationEvent> {
         let gives_up = self.next_attempt_at.is_none();
         let mut events = vec![NotificationEvent::NotificationAttemptFailed {
+            channel: self.channel,
             attempt: self.attempt,
             error_code: self.error_code.clone(),
             error_message: self.error_message,
@@ -519,6 +613,7 @@ impl FailedAttempt {
         }];
         if gives_up {
             events.push(NotificationEvent::NotificationFailed {
+                channel: self.channel,
                 attempts: self.attempt,
                 error_code: self.error_code,
                 at: self.at,
@@ -538,10 +633,12 @@ fn record_sent(
         "provider_message_id",
         provider_message_id,
         200,
-        |c| c.is_ascii_graphic(),
+        // An SMTP server's acceptance line has spaces: `250 2.0.0 Ok: queued as 4F2A1`.
+        |c| c == ' ' || c.is_ascii_graphic(),
         "printable ASCII",
     )?;
     Ok(vec![NotificationEvent::NotificationSent {
+        channel: notification.channel,
         attempt: notification.attempts.saturating_add(1),
         provider_message_id: provider_message_id.to_owned(),
         at,
@@ -559,6 +656,7 @@ fn resend(
         });
     }
     Ok(vec![NotificationEvent::NotificationRequeued {
+        channel: notification.channel,
         attempt_limit: WHATSAPP.max_attempts,
         at,
     }])
@@ -566,6 +664,7 @@ fn resend(
 
 fn queue_notification(
     queue: &QueueNotification,
+    channel: Channel,
 ) -> Result<Vec<NotificationEvent>, NotificationError> {
     validation::token(
         "template",
@@ -574,7 +673,10 @@ fn queue_notification(
         is_template_char,
         "lowercase letters, digits and '_'",
     )?;
-    let recipient = validation::phone("recipient", &queue.recipient)?;
+    let recipient = match channel {
+        Channel::Whatsapp => validation::phone("recipient", &queue.recipient)?,
+        Channel::Email => validation::email("recipient", &queue.recipient)?,
+    };
     if queue.params.len() > MAX_PARAMS {
         return Err(Problem::OutOfRange {
             min: 0,
@@ -598,6 +700,7 @@ fn queue_notification(
         notification_id: queue.notification_id,
         merchant_id: queue.merchant_id,
         kind: queue.kind,
+        channel,
         template: queue.template.clone(),
         recipient,
         params: queue.params.clone(),

@@ -51,6 +51,9 @@ pub enum Problem {
     /// Not a phone number in international format (country code and number, digits only).
     #[error("must be 10 to 15 digits in international format, e.g. 919867800451")]
     NotAPhoneNumber,
+    /// Not one email address.
+    #[error("must be one email address, e.g. billing@example.com")]
+    NotAnEmail,
     /// Larger than another field it must not exceed.
     #[error("must not exceed {other}")]
     Exceeds {
@@ -162,6 +165,36 @@ pub(crate) fn phone(field: &'static str, value: &str) -> Result<String, FieldErr
         Ok(digits.to_owned())
     } else {
         Err(Problem::NotAPhoneNumber.at(field))
+    }
+}
+
+/// Longest email address accepted, in bytes.
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// Whether `email` looks like one address: one `@`, something on each side, no space or
+/// control character, at most [`MAX_EMAIL_LEN`] bytes. The mailer checks it fully when sending.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= MAX_EMAIL_LEN
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        })
+}
+
+/// An email address, trimmed, if it looks like one address ([`valid_email`]).
+pub(crate) fn email(field: &'static str, value: &str) -> Result<String, FieldError> {
+    let trimmed = value.trim();
+    if valid_email(trimmed) {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(Problem::NotAnEmail.at(field))
     }
 }
 

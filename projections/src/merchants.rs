@@ -280,8 +280,9 @@ impl MerchantRow {
             }
             MerchantEvent::MerchantReactivated { .. } => self.set_status("active", None),
             MerchantEvent::MerchantClosed { reason, .. } => self.set_status("closed", Some(reason)),
-            // Neither the rate nor sealed blobs are shown by this read model.
+            // Neither the rate, the email contact nor sealed blobs are shown by this read model.
             MerchantEvent::MerchantApiRateLimitChanged { .. }
+            | MerchantEvent::MerchantEmailContactChanged { .. }
             | MerchantEvent::MerchantSecretsResealed { .. } => {}
             // The row shows the first endpoint (the onboarding `webhook_url`); the others are
             // read from the merchant's stream (`Merchant::webhook_endpoints`).

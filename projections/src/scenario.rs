@@ -257,6 +257,7 @@ impl Scenario {
                     transaction_updates: m.is_multiple_of(2),
                     payout_updates: true,
                     account_status: true,
+                    invoices: false,
                 },
             }),
             client_key: ClientKey::parse(&format!("ck_{:016x}{n:08}", self.rng.next()))

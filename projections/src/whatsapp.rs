@@ -1,6 +1,7 @@
-//! The WhatsApp log and usage.
+//! The WhatsApp log and usage. Email notifications share the `notification` streams and are
+//! left out: every event names its channel.
 //!
-//! - `read.whatsapp_log`: every notification: merchant, type, template, recipient, template
+//! - `read.whatsapp_log`: every WhatsApp notification: merchant, type, template, recipient, template
 //!   parameters (`payload`), status, attempts, last error, provider message id, timestamps.
 //! - `read.whatsapp_usage`: per merchant, IST day and template: notifications queued (and
 //!   requeued), sent and given up, each counted on the IST day it happened.
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use futures::future::BoxFuture;
-use lightspeed_domain::notification::NotificationEvent;
+use lightspeed_domain::notification::{Channel, NotificationEvent};
 use lightspeed_domain::{Decider, Notification};
 use lightspeed_eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, RowChange, ist_day, row_changes_of, serde_name};
+use crate::projection::{BatchRows, Projection, RowChange, ist_day, facts_of, serde_name};
 
 /// Longest usage report, in days.
 pub const MAX_USAGE_DAYS: u32 = 366;
@@ -162,11 +163,13 @@ async fn apply(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    let changes = row_changes_of::<NotificationEvent, _>(
-        events,
-        <Notification as Decider>::CATEGORY,
-        WhatsappMessage::of,
-    )?;
+    // Email notifications share the stream category; this read model is WhatsApp's log.
+    let changes: Vec<_> =
+        facts_of::<NotificationEvent>(events, <Notification as Decider>::CATEGORY)?
+            .into_iter()
+            .filter(|(_, _, event)| event.channel() == Channel::Whatsapp)
+            .map(|(id, recorded, event)| (id, recorded, WhatsappMessage::of(event)))
+            .collect();
     let mut messages = BatchRows::load(
         conn,
         schema,
@@ -207,6 +210,7 @@ impl WhatsappMessage {
             params,
             attempt_limit,
             at,
+            ..
         } = event
         else {
             return RowChange::Changed(event);

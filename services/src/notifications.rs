@@ -1,9 +1,10 @@
-//! WhatsApp notifications in the log: queueing one, the low-balance alert with its cool-down,
-//! and the resend ops ask for. Sending is the workers' business; this is only the log.
+//! Merchant notifications (WhatsApp and email) in the log: queueing one, the low-balance alert
+//! with its cool-down, and the resend ops ask for. Sending is the workers' business; this is only the log.
 
 use lightspeed_domain::merchant_alerts::{MerchantAlertsCommand, MerchantAlertsError};
 use lightspeed_domain::notification::{
-    NotificationCommand, NotificationError, NotificationType, QueueNotification,
+    Channel, NotificationCommand, NotificationError, NotificationType, QueueNotification,
+    email_messages,
 };
 use lightspeed_domain::{MerchantAlerts, MerchantId, Notification, NotificationId, Wallet};
 use lightspeed_eventstore::{AppendError, CommandContext, CommandError, Loaded, stream_of};
@@ -21,24 +22,32 @@ pub enum LowBalanceAlert {
     BelowThreshold,
     /// An alert was raised less than 6 hours ago (here or by another replica).
     CoolingDown,
-    /// The merchant has no WhatsApp number or did not opt in to `LOW_BALANCE`.
+    /// The merchant opted in to `LOW_BALANCE` on no channel (WhatsApp or email).
     NotOptedIn,
 }
 
 impl Ledger {
-    /// Queues a notification; with a `command_id` in `context`, queueing it again (a redelivered
-    /// job) stores nothing new. `false` when it was already queued.
+    /// Queues a WhatsApp notification; with a `command_id` in `context`, queueing it again (a
+    /// redelivered job) stores nothing new. `false` when it was already queued.
     pub async fn queue_notification(
         &self,
         queue: QueueNotification,
         context: &CommandContext,
     ) -> Result<bool, ServiceError> {
-        let stream = stream_of::<Notification>(queue.notification_id)?;
-        match self
-            .notifications
-            .execute(&stream, &NotificationCommand::Queue(queue), context)
+        self.queue_notification_on(Channel::Whatsapp, queue, context)
             .await
-        {
+    }
+
+    /// Queues a notification on `channel`; `false` when it was already queued (the same id).
+    pub async fn queue_notification_on(
+        &self,
+        channel: Channel,
+        queue: QueueNotification,
+        context: &CommandContext,
+    ) -> Result<bool, ServiceError> {
+        let stream = stream_of::<Notification>(queue.notification_id)?;
+        let command = NotificationCommand::queue_on(channel, queue);
+        match self.notifications.execute(&stream, &command, context).await {
             Ok(executed) => Ok(!executed.idempotent_replay),
             Err(CommandError::Rejected(NotificationError::AlreadyQueued)) => Ok(false),
             Err(other) => Err(other.into()),
@@ -75,8 +84,9 @@ impl Ledger {
 
     /// Raises a `LOW_BALANCE` alert for the merchant if its balance due (folded from its wallet
     /// stream, whatever any read model says) is at or above its warn threshold, it opted in, and
-    /// no alert was raised in the last 6 hours; the alert and its notification (`template`,
-    /// parameters: company name and balance due in rupees) are appended atomically.
+    /// no alert was raised in the last 6 hours; the alert and its notifications (WhatsApp with
+    /// `template`, email with the low-balance message; parameters: company name and balance
+    /// due in rupees) are appended atomically. The alert names the first notification.
     ///
     /// The alerts stream is appended at the version it was decided on, so of several watchers
     /// deciding at once exactly one appends; the others decide again and find the cool-down.
@@ -90,14 +100,17 @@ impl Ledger {
         let wallet_stream = stream_of::<Wallet>(merchant_id)?;
         for _ in 0..MAX_ATTEMPTS {
             let merchant = self.merchant(merchant_id).await?;
-            let Some(recipient) = merchant.whatsapp_recipient_for(NotificationType::LowBalance)
-            else {
+            let recipients: Vec<(Channel, &str, NotificationId)> = merchant
+                .recipients_for(NotificationType::LowBalance)
+                .into_iter()
+                .map(|(channel, recipient)| (channel, recipient, NotificationId::new()))
+                .collect();
+            let Some(&(_, _, notification_id)) = recipients.first() else {
                 return Ok(LowBalanceAlert::NotOptedIn);
             };
             let balance_due = self.wallets.load(&wallet_stream).await?.state.balance_due();
             let alerts = self.merchant_alerts.load(&alerts_stream).await?;
             let at = self.now();
-            let notification_id = NotificationId::new();
             let mut unit = UnitOfWork::new(context.clone());
             let raise = MerchantAlertsCommand::RaiseLowBalanceAlert {
                 notification_id,
@@ -114,24 +127,33 @@ impl Ledger {
                     return Ok(LowBalanceAlert::CoolingDown);
                 }
             }
-            let queue = NotificationCommand::Queue(QueueNotification {
-                notification_id,
-                merchant_id,
-                kind: NotificationType::LowBalance,
-                template: template.to_owned(),
-                recipient: recipient.to_owned(),
-                params: vec![
-                    merchant.company_name().to_owned(),
-                    format!("₹{balance_due}"),
-                ],
-                at,
-            });
-            unit.decide(
-                &self.notifications,
-                &stream_of::<Notification>(notification_id)?,
-                &Loaded::default(),
-                &queue,
-            )?;
+            let params = vec![
+                merchant.company_name().to_owned(),
+                format!("₹{balance_due}"),
+            ];
+            for &(channel, recipient, id) in &recipients {
+                let queue = NotificationCommand::queue_on(
+                    channel,
+                    QueueNotification {
+                        notification_id: id,
+                        merchant_id,
+                        kind: NotificationType::LowBalance,
+                        template: match channel {
+                            Channel::Whatsapp => template.to_owned(),
+                            Channel::Email => email_messages::LOW_BALANCE.to_owned(),
+                        },
+                        recipient: recipient.to_owned(),
+                        params: params.clone(),
+                        at,
+                    },
+                );
+                unit.decide(
+                    &self.notifications,
+                    &stream_of::<Notification>(id)?,
+                    &Loaded::default(),
+                    &queue,
+                )?;
+            }
             match unit.commit(&self.store).await {
                 Ok(_) => return Ok(LowBalanceAlert::Queued(notification_id)),
                 Err(AppendError::WrongExpectedVersion { .. }) => continue,

@@ -1,5 +1,5 @@
 //! Merchant quotas in the log: the caps admins set, what a merchant used of them, and the
-//! notification queued when a cap reaches 80 % or 100 %. Admission itself is part of the
+//! notifications (WhatsApp, email) queued when a cap reaches 80 % or 100 %. Admission itself is part of the
 //! initiation's append (`payments/initiate.rs`).
 
 use std::sync::Arc;
@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lightspeed_domain::calendar::IST;
 use lightspeed_domain::merchant::Merchant;
-use lightspeed_domain::notification::{NotificationCommand, NotificationType, QueueNotification};
+use lightspeed_domain::notification::{
+    Channel, NotificationCommand, NotificationType, QueueNotification, email_messages,
+};
 use lightspeed_domain::quota::{
     MerchantQuota, QuotaCaps, QuotaCommand, QuotaKind, QuotaUsage, UsageEvent, resets_at,
     usage_stream_key,
@@ -131,18 +133,18 @@ impl Ledger {
         Ok(self.quota_usage.load(stream).await?)
     }
 
-    /// Queues, in `unit`, a WhatsApp notification for each threshold `events` record, to a
-    /// merchant who opted in to account-status messages.
+    /// Queues, in `unit`, a notification for each threshold `events` record, by WhatsApp and by
+    /// email to a merchant who opted in to account-status messages on each.
     pub(crate) fn queue_quota_notifications(
         &self,
         unit: &mut UnitOfWork,
         merchant: &Merchant,
         events: &[UsageEvent],
     ) -> Result<(), ServiceError> {
-        let Some(recipient) = merchant.whatsapp_recipient_for(NotificationType::AccountStatus)
-        else {
+        let recipients = merchant.recipients_for(NotificationType::AccountStatus);
+        if recipients.is_empty() {
             return Ok(());
-        };
+        }
         for event in events {
             let UsageEvent::QuotaThresholdReached {
                 quota,
@@ -156,31 +158,41 @@ impl Ledger {
             else {
                 continue;
             };
-            let notification_id = NotificationId::new();
-            let queue = NotificationCommand::Queue(QueueNotification {
-                notification_id,
-                merchant_id: merchant.id(),
-                kind: NotificationType::AccountStatus,
-                template: self.quota_template.to_string(),
-                recipient: recipient.to_owned(),
-                params: vec![
-                    merchant.company_name().to_owned(),
-                    quota_label(*quota).to_owned(),
-                    format!("{percent}%"),
-                    amount_text(*quota, *used, *limit),
-                    resets_at
-                        .with_timezone(&IST)
-                        .format("%d %b %Y %H:%M IST")
-                        .to_string(),
-                ],
-                at: *at,
-            });
-            unit.decide(
-                &self.notifications,
-                &stream_of::<Notification>(notification_id)?,
-                &Loaded::default(),
-                &queue,
-            )?;
+            let params = vec![
+                merchant.company_name().to_owned(),
+                quota_label(*quota).to_owned(),
+                format!("{percent}%"),
+                amount_text(*quota, *used, *limit),
+                resets_at
+                    .with_timezone(&IST)
+                    .format("%d %b %Y %H:%M IST")
+                    .to_string(),
+            ];
+            for &(channel, recipient) in &recipients {
+                let template = match channel {
+                    Channel::Whatsapp => self.quota_template.to_string(),
+                    Channel::Email => email_messages::QUOTA_ALERT.to_owned(),
+                };
+                let notification_id = NotificationId::new();
+                let queue = NotificationCommand::queue_on(
+                    channel,
+                    QueueNotification {
+                        notification_id,
+                        merchant_id: merchant.id(),
+                        kind: NotificationType::AccountStatus,
+                        template,
+                        recipient: recipient.to_owned(),
+                        params: params.clone(),
+                        at: *at,
+                    },
+                );
+                unit.decide(
+                    &self.notifications,
+                    &stream_of::<Notification>(notification_id)?,
+                    &Loaded::default(),
+                    &queue,
+                )?;
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Ids derived from what a job is about, so a redelivered job issues the same commands (and the
 //! log stores their effects once).
 
+use lightspeed_domain::notification::Channel;
 use lightspeed_domain::{
     GatewayId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId, WebhookEndpointId,
 };
@@ -87,6 +88,28 @@ pub fn txn_update_id(payment: PaymentId, event_type: &str) -> NotificationId {
     ))
 }
 
+/// The notification carrying the message a business event (`event_id`) owes the merchant on
+/// `channel`: one per event and channel, however often the event's job is delivered.
+pub fn merchant_message_id(event_id: Uuid, channel: Channel) -> NotificationId {
+    let channel = match channel {
+        Channel::Whatsapp => "whatsapp",
+        Channel::Email => "email",
+    };
+    NotificationId(command_id(
+        "merchant-message",
+        &[event_id.as_bytes(), channel.as_bytes()],
+    ))
+}
+
+/// The command that records the email attempt owed after the notification stream's
+/// `version`-th event.
+pub(crate) fn record_email_attempt_command(notification: NotificationId, version: u64) -> Uuid {
+    command_id(
+        "record-email-attempt",
+        &[notification.as_uuid().as_bytes(), &version.to_be_bytes()],
+    )
+}
+
 /// The webhook delivery of a payment event: a UUID v7 whose time is the event's and whose other
 /// bits come from its id, so the same event always maps to the same delivery (and deliveries
 /// still sort by time).
@@ -171,6 +194,19 @@ mod tests {
             .expect("v7 timestamp")
             .to_unix();
         assert_eq!((secs, nanos / 1_000_000), (1_795_000_000, 123));
+    }
+
+    #[test]
+    fn a_merchant_message_id_is_a_function_of_event_and_channel() {
+        let (event, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let id = merchant_message_id(event, Channel::Whatsapp);
+        assert_eq!(id, merchant_message_id(event, Channel::Whatsapp));
+        assert_ne!(id, merchant_message_id(event, Channel::Email));
+        assert_ne!(id, merchant_message_id(other, Channel::Whatsapp));
+        assert_ne!(
+            record_email_attempt_command(id, 1),
+            record_notification_attempt_command(id, 1)
+        );
     }
 
     #[test]

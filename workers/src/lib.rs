@@ -10,7 +10,8 @@
 //! | `settlement-processing` | `<prefix>_jobs.{status_check,refund_check}` on the jobs stream | asks the PSP for a payment's or a refund's status and records the answer ([`status`], [`refunds`]); reconciliation queues these ([`reconciliation`]) |
 //! | `refund-processing` | `payment.RefundRequested` | creates the refund at the PSP of the gateway that captured the payment, idempotently, and records its answer ([`refunds`]) |
 //! | `payouts` | `wallet.PayoutRequested` | creates the RazorpayX payout, idempotently ([`payouts`]); the daily run requests them ([`payout_schedule`]) |
-//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed,PaymentRefunded,RefundFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every notification through the WhatsApp provider ([`whatsapp`]) |
+//! | `whatsapp-notifications` | `payment.{PaymentSucceeded,PaymentFailed,PaymentRefunded,RefundFailed}`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues `TXN_UPDATE` messages for merchants who opted in and sends every WhatsApp notification through the provider ([`whatsapp`]) |
+//! | `merchant-messages` | `merchant.{MerchantSuspended,MerchantReactivated}`, `wallet.{CommissionPaidOut,PayoutReversed}`, `merchant_invoices.InvoiceIssued`, `notification.{NotificationQueued,NotificationAttemptFailed,NotificationRequeued}` | queues account-status, payout and invoice messages on the channels merchants opted in to, and sends every email notification through the SMTP mailer ([`merchant_messages`], [`merchant_email`]) |
 //!
 //! Besides the queues, [`low_balance::run`] sweeps for merchants owed a `LOW_BALANCE` alert,
 //! and [`invoice_schedule::run`] issues and mails the monthly commission invoices.
@@ -28,6 +29,8 @@ mod ids;
 pub mod invoice_schedule;
 pub mod jobs;
 pub mod low_balance;
+pub mod merchant_email;
+pub mod merchant_messages;
 pub mod merchant_webhooks;
 pub mod outcomes;
 pub mod payout_schedule;
@@ -45,6 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use lightspeed_adapters::mailer::Mailer;
 use lightspeed_adapters::psp::PspClient;
 use lightspeed_adapters::secrets::Keyring;
 use lightspeed_adapters::webhook_target::TargetPolicy;
@@ -59,6 +63,7 @@ pub use jobs::{
     JobStreamConfig, RefundCheck, StatusCheck, publish_refund_check, publish_status_check,
     publish_status_check_as,
 };
+pub use merchant_messages::MessageTemplates;
 pub use merchant_webhooks::resend_delivery;
 pub use payout_schedule::PayoutSchedule;
 pub use payouts::PayoutSettings;
@@ -92,11 +97,13 @@ pub enum QueueName {
     WhatsappNotifications,
     /// Creates refunds at PSPs (`refund-processing`).
     RefundProcessing,
+    /// Queues merchant messages and sends email notifications (`merchant-messages`).
+    MerchantMessages,
 }
 
 impl QueueName {
     /// Every queue, in a stable order.
-    pub const ALL: [QueueName; 7] = [
+    pub const ALL: [QueueName; 8] = [
         QueueName::TransactionProcessing,
         QueueName::WebhookProcessing,
         QueueName::MerchantWebhooks,
@@ -104,6 +111,7 @@ impl QueueName {
         QueueName::Payouts,
         QueueName::WhatsappNotifications,
         QueueName::RefundProcessing,
+        QueueName::MerchantMessages,
     ];
 
     /// The queue's name, as used on the command line, in consumer names and in metrics.
@@ -116,6 +124,7 @@ impl QueueName {
             QueueName::Payouts => payouts::QUEUE,
             QueueName::WhatsappNotifications => whatsapp::QUEUE,
             QueueName::RefundProcessing => refunds::QUEUE,
+            QueueName::MerchantMessages => merchant_messages::QUEUE,
         }
     }
 
@@ -184,6 +193,10 @@ impl QueueName {
                 log_stream.stream_name.clone(),
                 on_log(vec![("payment", refunds::EVENT_TYPE)]),
             ),
+            QueueName::MerchantMessages => (
+                log_stream.stream_name.clone(),
+                on_log(merchant_messages::subjects()),
+            ),
         };
         queue::QueueSpec {
             name: self.as_str().to_owned(),
@@ -214,7 +227,7 @@ impl std::str::FromStr for QueueName {
 /// A queue name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing, payouts, whatsapp-notifications or refund-processing"
+    "unknown queue {0:?}; expected transaction-processing, webhook-processing, merchant-webhooks, settlement-processing, payouts, whatsapp-notifications, refund-processing or merchant-messages"
 )]
 pub struct UnknownQueue(pub String);
 
@@ -249,6 +262,11 @@ pub struct Deps {
     /// The WhatsApp provider and templates; without them the `whatsapp-notifications` queue
     /// does not run (see [`Deps::with_whatsapp`]).
     pub whatsapp: Option<WhatsApp>,
+    /// The WhatsApp templates of account-status, payout and invoice messages.
+    pub message_templates: MessageTemplates,
+    /// The SMTP mailer of merchant email; without it, email notifications fail their attempts
+    /// as `mail_not_configured` (ops may resend them once mail is configured).
+    pub mailer: Option<Mailer>,
     /// Which merchant endpoint addresses webhooks may reach (public `https` only by default).
     pub webhook_targets: TargetPolicy,
 }
@@ -262,6 +280,8 @@ impl std::fmt::Debug for Deps {
             .field("due_recheck", &self.due_recheck)
             .field("payouts", &self.payouts)
             .field("whatsapp", &self.whatsapp)
+            .field("message_templates", &self.message_templates)
+            .field("mailer", &self.mailer)
             .field("webhook_targets", &self.webhook_targets)
             .finish_non_exhaustive()
     }
@@ -291,6 +311,8 @@ impl Deps {
             due_recheck: DEFAULT_DUE_RECHECK,
             payouts: None,
             whatsapp: None,
+            message_templates: MessageTemplates::default(),
+            mailer: None,
             webhook_targets: TargetPolicy::default(),
         }
     }
@@ -455,6 +477,10 @@ async fn run_queue(
             };
             queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
         }
+        QueueName::MerchantMessages => {
+            let handler = deps.merchant_messages();
+            queue::run(js, &spec, Arc::new(handler), gate, stopped).await?;
+        }
     }
     Ok(())
 }
@@ -508,6 +534,19 @@ impl Deps {
             client: settings.client(self.http_client.clone()),
             settings,
         })
+    }
+
+    /// The `merchant-messages` handler.
+    fn merchant_messages(&self) -> merchant_messages::MerchantMessages {
+        merchant_messages::MerchantMessages {
+            ledger: self.ledger.clone(),
+            templates: self.message_templates.clone(),
+            email: merchant_email::MerchantEmail {
+                ledger: self.ledger.clone(),
+                mailer: self.mailer.clone(),
+                due_recheck: self.bounded_due_recheck(),
+            },
+        }
     }
 
     /// The `whatsapp-notifications` handler; an error without a WhatsApp provider.
@@ -576,6 +615,20 @@ mod tests {
                 "ledger.payment.PaymentFailed",
                 "ledger.payment.PaymentRefunded",
                 "ledger.payment.RefundFailed",
+                "ledger.notification.NotificationQueued",
+                "ledger.notification.NotificationAttemptFailed",
+                "ledger.notification.NotificationRequeued"
+            ]
+        );
+        let messages = QueueName::MerchantMessages.spec(&log, 25);
+        assert_eq!(
+            messages.filters,
+            [
+                "ledger.merchant.MerchantSuspended",
+                "ledger.merchant.MerchantReactivated",
+                "ledger.wallet.CommissionPaidOut",
+                "ledger.wallet.PayoutReversed",
+                "ledger.merchant_invoices.InvoiceIssued",
                 "ledger.notification.NotificationQueued",
                 "ledger.notification.NotificationAttemptFailed",
                 "ledger.notification.NotificationRequeued"

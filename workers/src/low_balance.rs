@@ -1,6 +1,7 @@
 //! The low-balance watcher: every [`DEFAULT_INTERVAL`], merchants whose balance due is at or
-//! above their warn threshold, who opted in to `LOW_BALANCE` and got none in the last 6 hours,
-//! get exactly one, however many replicas watch and however often they restart.
+//! above their warn threshold, who opted in to `LOW_BALANCE` (by WhatsApp, email or both) and
+//! got none in the last 6 hours, get exactly one alert (one message on each channel they chose),
+//! however many replicas watch and however often they restart.
 //!
 //! Which merchants to look at: the watcher folds the `wallet`, `merchant` and `merchant_alerts`
 //! events itself, incrementally from where its last sweep stopped ([`Watchlist`]), rather than
@@ -107,9 +108,9 @@ impl Watchlist {
             .iter()
             .filter(|(_, watched)| {
                 watched.merchant.as_ref().is_some_and(|merchant| {
-                    merchant
-                        .whatsapp_recipient_for(NotificationType::LowBalance)
-                        .is_some()
+                    !merchant
+                        .recipients_for(NotificationType::LowBalance)
+                        .is_empty()
                         && watched.wallet.balance_due() >= merchant.thresholds().warn_at
                 }) && watched
                     .alerts

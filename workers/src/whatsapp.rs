@@ -10,7 +10,8 @@
 //!   carries the refund's amount and `refunded`, `partially refunded` or `refund failed`.
 //! - **Sending**, on `NotificationQueued`, `NotificationAttemptFailed` and `NotificationRequeued`:
 //!   such an event owes one attempt while it is still the notification's latest event and the
-//!   notification is queued (a redelivered job for a sent notification does nothing). The job
+//!   notification is a queued WhatsApp one (a redelivered job for a sent notification does
+//!   nothing; email notifications are sent by `merchant-messages`). The job
 //!   waits (a delayed `nak`, re-checked at least every `due_recheck`) until the attempt is due on
 //!   the ledger's clock, sends, and records the attempt as a command on the notification's
 //!   stream; the domain decides when to try again (4 attempts, exponential backoff, longer after
@@ -22,7 +23,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lightspeed_adapters::whatsapp::{TemplateMessage, WhatsAppError, WhatsAppProvider};
 use lightspeed_domain::notification::{
-    NotificationCommand, NotificationError, NotificationStatus, NotificationType, QueueNotification,
+    Channel, NotificationCommand, NotificationError, NotificationStatus, NotificationType,
+    QueueNotification,
 };
 use lightspeed_domain::payment::PaymentEvent;
 use lightspeed_domain::retry::Jitter;
@@ -251,8 +253,10 @@ impl DeliveryAttempts for WhatsAppSender {
         self.due_recheck
     }
 
+    /// Email notifications are the `merchant-messages` queue's to send.
     fn is_pending(notification: &Notification) -> bool {
-        notification.status() == NotificationStatus::Queued
+        notification.channel() == Channel::Whatsapp
+            && notification.status() == NotificationStatus::Queued
     }
 
     fn next_attempt_at(notification: &Notification) -> Option<DateTime<Utc>> {

@@ -1,5 +1,6 @@
 //! Merchant administration: onboarding (the only answer that shows secrets, once), edits of
-//! fee, thresholds, webhook URL, status, checkout settings and API rate, key regeneration and
+//! fee, thresholds, webhook URL, status, WhatsApp and email contacts, checkout settings and API
+//! rate, key regeneration and
 //! webhook secret rotation.
 
 use axum::Json;
@@ -11,8 +12,8 @@ use lightspeed_adapters::secrets::{
 };
 use lightspeed_domain::checkout_settings::{CheckoutSettings, RoutingMode};
 use lightspeed_domain::merchant::{
-    ClientKey, DEFAULT_WEBHOOK_SECRET_GRACE_SECS, Merchant, MerchantCommand, OnboardMerchant,
-    WhatsappContact, WhatsappOptIns,
+    ClientKey, DEFAULT_WEBHOOK_SECRET_GRACE_SECS, EmailContact, EmailOptIns, Merchant,
+    MerchantCommand, OnboardMerchant, WhatsappContact, WhatsappOptIns,
 };
 use lightspeed_domain::standing::{MerchantStatus, Thresholds};
 use lightspeed_domain::{BasisPoints, MerchantId, Paise};
@@ -86,9 +87,12 @@ pub struct WhatsappBody {
     /// `PAYOUT_UPDATE` messages.
     #[serde(default)]
     pub payout_updates: bool,
-    /// `ACCOUNT_STATUS` messages.
+    /// `ACCOUNT_STATUS` messages (suspension, reinstatement, quota thresholds).
     #[serde(default)]
     pub account_status: bool,
+    /// `INVOICE` messages (the month's invoice was issued).
+    #[serde(default)]
+    pub invoices: bool,
 }
 
 impl From<WhatsappBody> for WhatsappContact {
@@ -100,6 +104,7 @@ impl From<WhatsappBody> for WhatsappContact {
                 transaction_updates: body.transaction_updates,
                 payout_updates: body.payout_updates,
                 account_status: body.account_status,
+                invoices: body.invoices,
             },
         }
     }
@@ -111,6 +116,50 @@ impl From<&WhatsappContact> for WhatsappBody {
             number: contact.number.clone(),
             low_balance: contact.opt_ins.low_balance,
             transaction_updates: contact.opt_ins.transaction_updates,
+            payout_updates: contact.opt_ins.payout_updates,
+            account_status: contact.opt_ins.account_status,
+            invoices: contact.opt_ins.invoices,
+        }
+    }
+}
+
+/// The email contact and what the merchant agreed to receive by email (all off unless said).
+/// Invoices are mailed to the invoice address (`PUT /admin/merchants/{id}/invoice-email`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailBody {
+    /// One address, e.g. `ops@acme.example`.
+    #[schema(min_length = 3, max_length = 254, example = "ops@acme.example")]
+    pub address: String,
+    /// `LOW_BALANCE` alerts.
+    #[serde(default)]
+    pub low_balance: bool,
+    /// `PAYOUT_UPDATE` messages (payout sent, payout failed).
+    #[serde(default)]
+    pub payout_updates: bool,
+    /// `ACCOUNT_STATUS` messages (suspension, reinstatement, quota thresholds).
+    #[serde(default)]
+    pub account_status: bool,
+}
+
+impl From<EmailBody> for EmailContact {
+    fn from(body: EmailBody) -> Self {
+        EmailContact {
+            address: body.address,
+            opt_ins: EmailOptIns {
+                low_balance: body.low_balance,
+                payout_updates: body.payout_updates,
+                account_status: body.account_status,
+            },
+        }
+    }
+}
+
+impl From<&EmailContact> for EmailBody {
+    fn from(contact: &EmailContact) -> Self {
+        EmailBody {
+            address: contact.address.clone(),
+            low_balance: contact.opt_ins.low_balance,
             payout_updates: contact.opt_ins.payout_updates,
             account_status: contact.opt_ins.account_status,
         }
@@ -178,6 +227,8 @@ pub struct MerchantDetail {
     pub webhook_endpoint_enabled: bool,
     /// WhatsApp contact and opt-ins.
     pub whatsapp: Option<WhatsappBody>,
+    /// Email contact and opt-ins.
+    pub email: Option<EmailBody>,
     /// `active`, `suspended` or `closed`.
     pub status: String,
     /// Fee for new payments, in basis points.
@@ -216,6 +267,7 @@ impl From<&Merchant> for MerchantDetail {
             webhook_url: merchant.webhook_url().map(str::to_owned),
             webhook_endpoint_enabled: merchant.webhook_endpoint_enabled(),
             whatsapp: merchant.whatsapp().map(WhatsappBody::from),
+            email: merchant.email().map(EmailBody::from),
             status: status_name(merchant.status()).to_owned(),
             fee_bps: merchant.fee().bps(),
             thresholds: merchant.thresholds().into(),
@@ -465,6 +517,11 @@ pub struct UpdateMerchantBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<WhatsappBody>, nullable)]
     pub whatsapp: Option<Option<WhatsappBody>>,
+    /// Email contact and opt-ins; `null` stops all email messages (invoices still go to the
+    /// invoice address).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<EmailBody>, nullable)]
+    pub email: Option<Option<EmailBody>>,
     /// Checkout settings (rotation mode, default RPM cap, skipping temporarily failed gateways).
     pub checkout: Option<CheckoutBody>,
     /// Its own `POST /payment/initiate` rate per minute; `null` for the API's default.
@@ -512,6 +569,12 @@ impl UpdateMerchantBody {
         if let Some(contact) = self.whatsapp {
             commands.push(MerchantCommand::ChangeWhatsappContact {
                 contact: contact.map(WhatsappContact::from),
+                at,
+            });
+        }
+        if let Some(contact) = self.email {
+            commands.push(MerchantCommand::ChangeEmailContact {
+                contact: contact.map(EmailContact::from),
                 at,
             });
         }

@@ -222,6 +222,58 @@ async fn regenerated_keys_refuse_the_old_pair_from_the_next_request_on_every_rep
 }
 
 #[tokio::test]
+async fn contacts_and_their_consent_are_set_by_an_edit_and_a_bad_address_is_refused() {
+    let app = spawn_app().await;
+    let (merchant, body) = onboarded(&app).await;
+    assert_eq!(body["merchant"]["email"], Value::Null, "no email until set");
+    assert_eq!(
+        body["merchant"]["whatsapp"]["invoices"], false,
+        "off unless said"
+    );
+    let path = format!("/admin/merchants/{}", merchant.id);
+    let patch = |body: Value| app.admin_json(Method::PATCH, &path, &body).send();
+    let before = app.event_count().await;
+    for address in ["ops@acme", "two@acme.example, three@acme.example", ""] {
+        let (status, problem) = problem(
+            patch(json!({ "email": { "address": address, "account_status": true } }))
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(
+            (status, problem["code"].as_str(), problem["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("INVALID_FIELD"),
+                Some("email")
+            ),
+            "{address:?}: {problem}"
+        );
+    }
+    assert_eq!(app.event_count().await, before, "nothing recorded");
+
+    let (status, body) = problem(
+        patch(json!({
+            "email": { "address": " ops@acme.example ", "account_status": true, "payout_updates": true },
+            "whatsapp": { "number": "+919867800451", "invoices": true },
+        }))
+        .await
+        .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["email"],
+        json!({ "address": "ops@acme.example", "account_status": true, "payout_updates": true, "low_balance": false })
+    );
+    assert_eq!(body["whatsapp"]["invoices"], true);
+    assert_eq!(body["whatsapp"]["low_balance"], false, "replaced whole");
+
+    let (status, body) = problem(patch(json!({ "email": null })).await.expect("request")).await;
+    assert_eq!((status, &body["email"]), (StatusCode::OK, &Value::Null));
+}
+
+#[tokio::test]
 async fn an_edit_is_all_or_nothing() {
     let app = spawn_app().await;
     let (merchant, _) = onboarded(&app).await;

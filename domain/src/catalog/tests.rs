@@ -3,9 +3,9 @@ use crate::access::Role;
 use crate::checkout_settings::CheckoutSettings;
 use crate::decider::{DomainEvent, decode, encode};
 use crate::gateway::GatewaySettings;
-use crate::merchant::{ClientKey, WhatsappContact, WhatsappOptIns};
+use crate::merchant::{ClientKey, EmailContact, EmailOptIns, WhatsappContact, WhatsappOptIns};
 use crate::money::{BasisPoints, Currency, Paise};
-use crate::notification::NotificationType;
+use crate::notification::{Channel, NotificationType};
 use crate::ops_alert::AlertKind;
 use crate::payment::refunds::RefundCommission;
 use crate::provider::Provider;
@@ -118,6 +118,16 @@ fn merchant_events_round_trip() {
             },
             MerchantEvent::MerchantApiRateLimitChanged {
                 per_minute: Some(500),
+                at: t(1),
+            },
+            MerchantEvent::MerchantEmailContactChanged {
+                contact: Some(EmailContact {
+                    address: "ops@acme.example".to_owned(),
+                    opt_ins: EmailOptIns {
+                        account_status: true,
+                        ..EmailOptIns::default()
+                    },
+                }),
                 at: t(1),
             },
             MerchantEvent::MerchantRefundCommissionChanged {
@@ -381,13 +391,15 @@ fn alert_notification_and_webhook_events_round_trip() {
                 notification_id: notification_id(1),
                 merchant_id: merchant_id(),
                 kind: NotificationType::LowBalance,
+                channel: Channel::Email,
                 template: "low_balance".to_owned(),
-                recipient: "919867800451".to_owned(),
+                recipient: "billing@acme.example".to_owned(),
                 params: vec!["₹6,000".to_owned()],
                 attempt_limit: 4,
                 at: t(0),
             },
             NotificationEvent::NotificationAttemptFailed {
+                channel: Channel::Whatsapp,
                 attempt: 1,
                 error_code: "130429".to_owned(),
                 error_message: "Rate limit hit".to_owned(),
@@ -396,16 +408,19 @@ fn alert_notification_and_webhook_events_round_trip() {
                 at: t(1),
             },
             NotificationEvent::NotificationSent {
+                channel: Channel::Whatsapp,
                 attempt: 2,
                 provider_message_id: "wamid.1".to_owned(),
                 at: t(2),
             },
             NotificationEvent::NotificationFailed {
+                channel: Channel::Whatsapp,
                 attempts: 4,
                 error_code: "131000".to_owned(),
                 at: t(3),
             },
             NotificationEvent::NotificationRequeued {
+                channel: Channel::Whatsapp,
                 attempt_limit: 4,
                 at: t(4),
             },

@@ -456,6 +456,100 @@ fn whatsapp_contact_changes_and_opt_ins_decide_the_recipient() {
 }
 
 #[test]
+fn an_email_contact_is_explicit_consent_per_type_and_off_by_default() {
+    let merchant = Merchant::fold(&[onboarded()]).expect("onboarded");
+    assert_eq!(merchant.email(), None);
+    assert_eq!(
+        merchant.recipients_for(NotificationType::LowBalance),
+        [(Channel::Whatsapp, "919867800451")]
+    );
+    let contact = EmailContact {
+        address: " ops@acme.example ".to_owned(),
+        opt_ins: EmailOptIns {
+            account_status: true,
+            low_balance: true,
+            ..EmailOptIns::default()
+        },
+    };
+    let changed = MerchantEvent::MerchantEmailContactChanged {
+        contact: Some(EmailContact {
+            address: "ops@acme.example".to_owned(),
+            ..contact.clone()
+        }),
+        at: t(1),
+    };
+    let merchant = given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ChangeEmailContact {
+            contact: Some(contact.clone()),
+            at: t(1),
+        })
+        .then([changed.clone()])
+        .expect("onboarded");
+    assert_eq!(
+        merchant.recipients_for(NotificationType::LowBalance),
+        [
+            (Channel::Whatsapp, "919867800451"),
+            (Channel::Email, "ops@acme.example")
+        ]
+    );
+    assert_eq!(
+        merchant.email_recipient_for(NotificationType::AccountStatus),
+        Some("ops@acme.example")
+    );
+    assert_eq!(
+        merchant.email_recipient_for(NotificationType::PayoutUpdate),
+        None
+    );
+    // The same contact again changes nothing; none stops every email.
+    given::<Merchant>([onboarded(), changed.clone()])
+        .when(MerchantCommand::ChangeEmailContact {
+            contact: Some(contact),
+            at: t(2),
+        })
+        .then([]);
+    let merchant = given::<Merchant>([onboarded(), changed.clone()])
+        .when(MerchantCommand::ChangeEmailContact {
+            contact: None,
+            at: t(2),
+        })
+        .then([MerchantEvent::MerchantEmailContactChanged {
+            contact: None,
+            at: t(2),
+        }])
+        .expect("onboarded");
+    assert_eq!(
+        merchant.email_recipient_for(NotificationType::AccountStatus),
+        None
+    );
+}
+
+#[test]
+fn an_email_contact_needs_one_address() {
+    given::<Merchant>([onboarded()])
+        .when(MerchantCommand::ChangeEmailContact {
+            contact: Some(EmailContact {
+                address: "ops@acme".to_owned(),
+                opt_ins: EmailOptIns::default(),
+            }),
+            at: t(1),
+        })
+        .then_error(MerchantError::Invalid(Problem::NotAnEmail.at("email")));
+}
+
+#[test]
+fn opt_ins_stored_before_invoice_messages_existed_leave_them_off() {
+    let stored = serde_json::json!({
+        "low_balance": true,
+        "transaction_updates": false,
+        "payout_updates": true,
+        "account_status": true
+    });
+    let opt_ins: WhatsappOptIns = serde_json::from_value(stored).expect("decodes");
+    assert!(opt_ins.allows(NotificationType::PayoutUpdate));
+    assert!(!opt_ins.allows(NotificationType::Invoice));
+}
+
+#[test]
 fn a_merchant_has_at_most_fifty_active_gateways() {
     let fifty: Vec<MerchantEvent> = std::iter::once(onboarded())
         .chain((1..=50).map(attached))

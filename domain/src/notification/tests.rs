@@ -19,6 +19,7 @@ fn queued() -> NotificationEvent {
         notification_id: notification_id(1),
         merchant_id: merchant_id(),
         kind: NotificationType::LowBalance,
+        channel: Channel::Whatsapp,
         template: "low_balance_v2".to_owned(),
         recipient: "919867800451".to_owned(),
         params: vec!["Acme".to_owned(), "₹5,210.00".to_owned()],
@@ -45,6 +46,7 @@ fn failed_attempt(
     at: DateTime<Utc>,
 ) -> NotificationEvent {
     NotificationEvent::NotificationAttemptFailed {
+        channel: Channel::Whatsapp,
         attempt,
         error_code: "131000".to_owned(),
         error_message: "provider said no".to_owned(),
@@ -56,6 +58,7 @@ fn failed_attempt(
 
 fn sent(attempt: u32) -> NotificationEvent {
     NotificationEvent::NotificationSent {
+        channel: Channel::Whatsapp,
         attempt,
         provider_message_id: "wamid.HBgM".to_owned(),
         at: t(5),
@@ -117,6 +120,90 @@ fn queueing_refuses_bad_fields() {
 }
 
 #[test]
+fn an_email_notification_is_queued_to_a_trimmed_address_and_retried_like_any_other() {
+    let email = QueueNotification {
+        kind: NotificationType::AccountStatus,
+        template: "merchant_suspended".to_owned(),
+        recipient: " billing@acme.example ".to_owned(),
+        params: vec!["Acme".to_owned(), "unpaid commission".to_owned()],
+        ..queue()
+    };
+    let queued_email = NotificationEvent::NotificationQueued {
+        notification_id: notification_id(1),
+        merchant_id: merchant_id(),
+        kind: NotificationType::AccountStatus,
+        channel: Channel::Email,
+        template: "merchant_suspended".to_owned(),
+        recipient: "billing@acme.example".to_owned(),
+        params: vec!["Acme".to_owned(), "unpaid commission".to_owned()],
+        attempt_limit: 4,
+        at: t(0),
+    };
+    let notification = given::<Notification>([])
+        .when(NotificationCommand::QueueEmail(email.clone()))
+        .then([queued_email.clone()])
+        .expect("queued");
+    assert_eq!(notification.channel(), Channel::Email);
+    given::<Notification>([queued_email])
+        .when(attempt_failed(true, false, t(0)))
+        .then([NotificationEvent::NotificationAttemptFailed {
+            channel: Channel::Email,
+            attempt: 1,
+            error_code: "131000".to_owned(),
+            error_message: "provider said no".to_owned(),
+            retryable: true,
+            next_attempt_at: Some(crate::calendar::plus_secs(t(0), 30)),
+            at: t(0),
+        }]);
+    given::<Notification>([])
+        .when(NotificationCommand::queue_on(
+            Channel::Email,
+            QueueNotification {
+                recipient: "919867800451".to_owned(),
+                ..email
+            },
+        ))
+        .then_error(NotificationError::Invalid(
+            Problem::NotAnEmail.at("recipient"),
+        ));
+}
+
+#[test]
+fn an_smtp_servers_acceptance_line_is_kept_as_the_receipt() {
+    given::<Notification>([queued()])
+        .when(NotificationCommand::RecordSent {
+            provider_message_id: "250 2.0.0 Ok: queued as 4F2A1".to_owned(),
+            at: t(5),
+        })
+        .then([NotificationEvent::NotificationSent {
+            channel: Channel::Whatsapp,
+            attempt: 1,
+            provider_message_id: "250 2.0.0 Ok: queued as 4F2A1".to_owned(),
+            at: t(5),
+        }]);
+    given::<Notification>([queued()])
+        .when(NotificationCommand::RecordSent {
+            provider_message_id: "line\nbreak".to_owned(),
+            at: t(5),
+        })
+        .then_error(NotificationError::Invalid(
+            Problem::BadCharacters {
+                allowed: "printable ASCII",
+            }
+            .at("provider_message_id"),
+        ));
+}
+
+#[test]
+fn a_notification_stored_before_channels_existed_is_a_whatsapp_one() {
+    let mut stored = serde_json::to_value(queued()).expect("encodes");
+    let data = stored["data"].as_object_mut().expect("an object");
+    assert!(data.remove("channel").is_some());
+    let decoded: NotificationEvent = serde_json::from_value(stored).expect("decodes");
+    assert_eq!(decoded, queued());
+}
+
+#[test]
 fn failed_attempts_back_off_exponentially_then_give_up_after_four() {
     let mut history = vec![queued()];
     let expected_waits = [30, 60, 120];
@@ -136,6 +223,7 @@ fn failed_attempts_back_off_exponentially_then_give_up_after_four() {
         .then([
             failed_attempt(4, None, at),
             NotificationEvent::NotificationFailed {
+                channel: Channel::Whatsapp,
                 attempts: 4,
                 error_code: "131000".to_owned(),
                 at,
@@ -151,6 +239,7 @@ fn rate_limited_attempts_back_off_longer() {
     given::<Notification>([queued()])
         .when(attempt_failed(false, true, t(0)))
         .then([NotificationEvent::NotificationAttemptFailed {
+            channel: Channel::Whatsapp,
             attempt: 1,
             error_code: "130429".to_owned(),
             error_message: "provider said no".to_owned(),
@@ -166,6 +255,7 @@ fn a_permanent_error_fails_the_notification_at_once() {
         .when(attempt_failed(false, false, t(0)))
         .then([
             NotificationEvent::NotificationAttemptFailed {
+                channel: Channel::Whatsapp,
                 attempt: 1,
                 error_code: "131000".to_owned(),
                 error_message: "provider said no".to_owned(),
@@ -174,6 +264,7 @@ fn a_permanent_error_fails_the_notification_at_once() {
                 at: t(0),
             },
             NotificationEvent::NotificationFailed {
+                channel: Channel::Whatsapp,
                 attempts: 1,
                 error_code: "131000".to_owned(),
                 at: t(0),
@@ -210,6 +301,7 @@ fn a_failed_notification_can_be_resent_with_a_fresh_budget() {
         queued(),
         failed_attempt(1, None, t(0)),
         NotificationEvent::NotificationFailed {
+            channel: Channel::Whatsapp,
             attempts: 1,
             error_code: "131000".to_owned(),
             at: t(0),
@@ -221,6 +313,7 @@ fn a_failed_notification_can_be_resent_with_a_fresh_budget() {
     let notification = given::<Notification>(history)
         .when(NotificationCommand::Resend { at: t(100) })
         .then([NotificationEvent::NotificationRequeued {
+            channel: Channel::Whatsapp,
             attempt_limit: 4,
             at: t(100),
         }])

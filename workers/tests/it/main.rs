@@ -4,6 +4,7 @@
 
 mod common;
 mod invoices;
+mod merchant_messages;
 mod merchant_webhooks;
 mod outcomes;
 mod payouts;

@@ -48,7 +48,7 @@ fn http() -> reqwest::Client {
 }
 
 /// The World's workers, sending through Meta's Cloud API at `server`.
-fn with_meta(world: &mut World, server: &MockServer) {
+pub(crate) fn with_meta(world: &mut World, server: &MockServer) {
     let client = MetaCloudClient::new(
         http(),
         Some(server.uri()),
@@ -61,12 +61,12 @@ fn with_meta(world: &mut World, server: &MockServer) {
         .with_whatsapp(Arc::new(client), settings());
 }
 
-fn meta_messages() -> wiremock::MockBuilder {
+pub(crate) fn meta_messages() -> wiremock::MockBuilder {
     Mock::given(method("POST")).and(path(format!("/{PHONE_NUMBER_ID}/messages")))
 }
 
 /// Meta's answer to an accepted template send, with a message id of its own.
-struct MetaAccepts(AtomicUsize);
+pub(crate) struct MetaAccepts(pub(crate) AtomicUsize);
 
 impl Respond for MetaAccepts {
     fn respond(&self, request: &Request) -> ResponseTemplate {
