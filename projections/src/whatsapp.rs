@@ -530,12 +530,14 @@ async fn usage_by_template_and_merchant(
     top: u32,
 ) -> Result<WhatsappUsageSummary, ProjectionError> {
     // One pass over the period's rows gives the totals, each template's and each merchant's
-    // sums; only the top merchants are kept and named.
+    // sums; only the top merchants are kept and named. The totals' row is there even when no
+    // row is (its sums then NULL, hence the coalesce).
     let rows: Vec<UsageRollup> = sqlx::query_as(
         "WITH rollup AS (
              SELECT template, merchant_id, GROUPING(template, merchant_id) AS level,
-                    sum(queued)::bigint AS queued, sum(sent)::bigint AS sent,
-                    sum(failed)::bigint AS failed
+                    coalesce(sum(queued), 0)::bigint AS queued,
+                    coalesce(sum(sent), 0)::bigint AS sent,
+                    coalesce(sum(failed), 0)::bigint AS failed
                FROM read.whatsapp_usage
               WHERE day BETWEEN $1 AND $2
               GROUP BY GROUPING SETS ((template), (merchant_id), ())

@@ -239,7 +239,11 @@ async fn text_of(browser: &Browser, css: &str) -> String {
         .client
         .find(fantoccini::Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+        .ok();
+    let Some(element) = element else {
+        let source = browser.client.source().await.unwrap_or_default();
+        panic!("{css}: not on the page:\n{source}");
+    };
     element.text().await.expect("text")
 }
 
@@ -327,6 +331,11 @@ async fn whatsapp_usage_across_merchants_adds_up_the_messages_of_the_period() {
         types,
         ["TXN_UPDATE 0 3 1 25.00%", "LOW_BALANCE 1 1 0 0.00%"]
     );
+    browser
+        .client
+        .goto(&console.page("/console/whatsapp#usage-across"))
+        .await
+        .expect("open");
     browser.screenshot("whatsapp-usage").await;
 
     browser
