@@ -166,7 +166,33 @@ messages! {
     /// Page.
     Whatsapp => ("WhatsApp", "व्हाट्सऐप"),
     /// Section.
-    WhatsappUsage => ("Usage, last 30 days", "उपयोग, पिछले 30 दिन"),
+    WhatsappUsage => ("This merchant's usage, last 30 days", "इस व्यापारी का उपयोग, पिछले 30 दिन"),
+    /// Section.
+    UsageAcrossMerchants => ("Usage across merchants", "सभी व्यापारियों का उपयोग"),
+    /// Period.
+    Today => ("Today", "आज"),
+    /// Period.
+    ThisMonth => ("This month", "इस महीने"),
+    /// Period.
+    ChosenDays => ("Chosen days", "चुने हुए दिन"),
+    /// Field.
+    Period => ("Period", "अवधि"),
+    /// Button.
+    Show => ("Show", "दिखाएँ"),
+    /// Figure: given up among sent or given up.
+    FailureRate => ("Failure rate", "विफलता दर"),
+    /// Row.
+    Total => ("Total", "कुल"),
+    /// Section: counts are events on their IST day.
+    UsageByTemplate => ("By template (each queueing, sending and giving up on its IST day)", "टेम्पलेट के अनुसार (हर कतार, भेजना और छोड़ना अपने IST दिन पर)"),
+    /// Section.
+    TopMerchants => ("Merchants that queued most", "सबसे अधिक कतार में डालने वाले व्यापारी"),
+    /// Section.
+    UsageByType => ("By type: messages first queued in the period, where they stand now", "प्रकार के अनुसार: इस अवधि में पहली बार कतार में डाले गए संदेश, अभी की स्थिति"),
+    /// Column.
+    NotificationType => ("Type", "प्रकार"),
+    /// Refusal.
+    UsageDaysInvalid => ("Choose a first and a last IST day, at most 366 days apart.", "पहला और अंतिम IST दिन चुनें, अधिकतम 366 दिन के अंतर पर।"),
     /// Hint.
     ChooseMerchantForUsage => ("Filter by a merchant to see its usage.", "उपयोग देखने के लिए किसी व्यापारी से फ़िल्टर करें।"),
     /// Column and filter.
@@ -191,8 +217,6 @@ messages! {
     Resent => ("Queued again.", "फिर से कतार में लगा दिया।"),
     /// Refusal.
     NotResendable => ("Only a message or delivery that was given up on can be sent again.", "केवल छोड़ा गया संदेश या डिलीवरी ही फिर भेजी जा सकती है।"),
-    /// Count.
-    Messages => ("Messages", "संदेश"),
     /// Pagination.
     Newer => ("Newer", "नए"),
     /// Page.
@@ -327,6 +351,10 @@ messages! {
     PaymentsPerMinute => ("Payments per minute (last 30 min)", "प्रति मिनट भुगतान (पिछले 30 मिनट)"),
     /// Overview card.
     SuccessRate => ("Success rate", "सफलता दर"),
+    /// Figure: the gateways' last outcomes.
+    RecentOutcomes => ("Each gateway's recent outcomes", "हर गेटवे के हाल के परिणाम"),
+    /// Figure: every outcome.
+    EverOutcomes => ("Ever", "अब तक"),
     /// Overview card.
     CommissionToday => ("Commission today", "आज का कमीशन"),
     /// Overview card.

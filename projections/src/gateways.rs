@@ -509,3 +509,37 @@ pub async fn health(
         .map(|Json(row)| GatewayHealth::at(row, now))
         .collect())
 }
+
+/// Payment outcomes added up over every gateway, retired ones included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeTotals {
+    /// Payments that succeeded, ever.
+    pub succeeded: i64,
+    /// Payments that failed, ever.
+    pub failed: i64,
+    /// Of each gateway's last [`RECENT_OUTCOMES`] outcomes, those that succeeded.
+    pub recent_succeeded: i64,
+    /// Each gateway's last outcomes (at most [`RECENT_OUTCOMES`] each).
+    pub recent_attempted: i64,
+}
+
+/// Payment outcomes over every gateway: one row per gateway, whatever the payments' count.
+pub async fn outcome_totals(pool: &PgPool) -> Result<OutcomeTotals, ProjectionError> {
+    let (succeeded, failed, recent_succeeded, recent_attempted): (i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT coalesce(sum(payments_succeeded), 0)::bigint,
+                    coalesce(sum(payments_failed), 0)::bigint,
+                    coalesce(sum(recent_succeeded), 0)::bigint,
+                    coalesce(sum(recent_attempted), 0)::bigint
+               FROM read.gateways",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(|e| ProjectionError::from_read("gateways", e))?;
+    Ok(OutcomeTotals {
+        succeeded,
+        failed,
+        recent_succeeded,
+        recent_attempted,
+    })
+}

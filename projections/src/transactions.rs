@@ -287,6 +287,35 @@ pub struct TransactionSearch {
     pub limit: u32,
 }
 
+/// The admin search's filters after the merchant, parameters `$2` to `$7`. A macro, so each
+/// statement is one static text.
+macro_rules! admin_filters {
+    () => {
+        "($2::text IS NULL OR status = $2)
+            AND ($3::text IS NULL OR merchant_order_id = $3)
+            AND ($4::timestamptz IS NULL OR initiated_at >= $4)
+            AND ($5::timestamptz IS NULL OR initiated_at < $5)
+            AND ($6::timestamptz IS NULL OR (initiated_at, payment_id) < ($6, $7::uuid))"
+    };
+}
+
+/// Every merchant's rows, newest first: the `(initiated_at, payment_id)` index gives the order.
+const ALL_MERCHANTS_SEARCH: &str = concat!(
+    "SELECT to_jsonb(t) FROM read.transactions t WHERE $1::uuid[] IS NULL AND ",
+    admin_filters!(),
+    " ORDER BY initiated_at DESC, payment_id DESC LIMIT $8"
+);
+
+/// One merchant's rows, newest first. As in [`merchant_search`], the merchant is matched as
+/// `= ANY($1)` and leads the order, so only the `(merchant_id, initiated_at, payment_id)` index
+/// yields the order: with a plain `=` the planner may walk every merchant's newest-first index
+/// and filter out other merchants' newer rows one by one.
+const ONE_MERCHANT_SEARCH: &str = concat!(
+    "SELECT to_jsonb(t) FROM read.transactions t WHERE merchant_id = ANY($1) AND ",
+    admin_filters!(),
+    " ORDER BY merchant_id, initiated_at DESC, payment_id DESC LIMIT $8"
+);
+
 /// Transactions matching `search`, newest first; `cursor` is a previous step's `next_cursor`.
 pub async fn search(
     pool: &PgPool,
@@ -308,29 +337,23 @@ pub async fn search(
         }
         None => (None, None),
     };
-    let rows: Vec<Json<TransactionRow>> = sqlx::query_scalar(
-        "SELECT to_jsonb(t) FROM read.transactions t
-          WHERE ($1::uuid IS NULL OR merchant_id = $1)
-            AND ($2::text IS NULL OR status = $2)
-            AND ($3::text IS NULL OR merchant_order_id = $3)
-            AND ($4::timestamptz IS NULL OR initiated_at >= $4)
-            AND ($5::timestamptz IS NULL OR initiated_at < $5)
-            AND ($6::timestamptz IS NULL OR (initiated_at, payment_id) < ($6, $7::uuid))
-          ORDER BY initiated_at DESC, payment_id DESC
-          LIMIT $8",
-    )
-    .persistent(false)
-    .bind(search.merchant_id)
-    .bind(&search.status)
-    .bind(&search.merchant_order_id)
-    .bind(search.from)
-    .bind(search.to)
-    .bind(before_at)
-    .bind(before_id)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| ProjectionError::from_read("transactions", e))?;
+    let sql = match search.merchant_id {
+        Some(_) => ONE_MERCHANT_SEARCH,
+        None => ALL_MERCHANTS_SEARCH,
+    };
+    let rows: Vec<Json<TransactionRow>> = sqlx::query_scalar(sql)
+        .persistent(false)
+        .bind(search.merchant_id.map(|m| [m]))
+        .bind(&search.status)
+        .bind(&search.merchant_order_id)
+        .bind(search.from)
+        .bind(search.to)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| ProjectionError::from_read("transactions", e))?;
     let rows = rows.into_iter().map(|Json(row)| row).collect();
     Ok(CursorPage::from_fetch(
         rows,

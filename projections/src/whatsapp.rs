@@ -339,32 +339,45 @@ pub struct WhatsappFilter {
     pub q: Option<String>,
 }
 
-/// Notifications matching `filter`, newest first.
-pub async fn log(
-    pool: &PgPool,
-    filter: &WhatsappFilter,
-    page: PageRequest,
-) -> Result<Page<WhatsappMessage>, ProjectionError> {
-    let (limit, offset) = page.limit_offset()?;
-    if let Some(status) = &filter.status
-        && !["queued", "sent", "failed"].contains(&status.as_str())
-    {
-        return Err(ProjectionError::InvalidQuery(format!(
-            "status must be queued, sent or failed, not {status:?}"
-        )));
-    }
-    let rows: Vec<(Json<WhatsappMessage>, i64)> = sqlx::query_as(
-        "SELECT to_jsonb(w), count(*) OVER () FROM read.whatsapp_log w
-          WHERE ($1::uuid IS NULL OR merchant_id = $1)
+/// The log's filter, parameters `$1` to `$4` in [`WhatsappFilter`]'s order, and its order. A
+/// macro, so each statement is one static text.
+macro_rules! log_rows {
+    () => {
+        "($1::uuid IS NULL OR merchant_id = $1)
             AND ($2::text IS NULL OR status = $2)
             AND ($3::text IS NULL OR template = $3)
             AND ($4::text IS NULL OR recipient ILIKE '%' || $4 || '%'
                                   OR template ILIKE '%' || $4 || '%'
                                   OR payload::text ILIKE '%' || $4 || '%'
                                   OR coalesce(last_error_message, '') ILIKE '%' || $4 || '%')
-          ORDER BY queued_at DESC, notification_id DESC
-          LIMIT $5 OFFSET $6",
-    )
+          ORDER BY queued_at DESC, notification_id DESC"
+    };
+}
+
+fn checked_status(filter: &WhatsappFilter) -> Result<(), ProjectionError> {
+    match &filter.status {
+        Some(status) if !["queued", "sent", "failed"].contains(&status.as_str()) => {
+            Err(ProjectionError::InvalidQuery(format!(
+                "status must be queued, sent or failed, not {status:?}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Notifications matching `filter`, newest first, with how many match in all.
+pub async fn log(
+    pool: &PgPool,
+    filter: &WhatsappFilter,
+    page: PageRequest,
+) -> Result<Page<WhatsappMessage>, ProjectionError> {
+    let (limit, offset) = page.limit_offset()?;
+    checked_status(filter)?;
+    let rows: Vec<(Json<WhatsappMessage>, i64)> = sqlx::query_as(concat!(
+        "SELECT to_jsonb(w), count(*) OVER () FROM read.whatsapp_log w WHERE ",
+        log_rows!(),
+        " LIMIT $5 OFFSET $6"
+    ))
     .persistent(false)
     .bind(filter.merchant_id)
     .bind(&filter.status)
@@ -376,6 +389,46 @@ pub async fn log(
     .await
     .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
     Ok(into_page(rows, page))
+}
+
+/// One page of the log and whether more follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStep {
+    /// The page's notifications, newest first.
+    pub items: Vec<WhatsappMessage>,
+    /// Whether a later page has notifications.
+    pub more: bool,
+}
+
+/// Notifications matching `filter`, newest first, without counting them all: a page reads its
+/// own rows (and one more) by an index in the log's order, however long the log is; [`log`]'s
+/// count reads every matching row.
+pub async fn log_step(
+    pool: &PgPool,
+    filter: &WhatsappFilter,
+    page: PageRequest,
+) -> Result<LogStep, ProjectionError> {
+    let (limit, offset) = page.limit_offset()?;
+    checked_status(filter)?;
+    let rows: Vec<Json<WhatsappMessage>> = sqlx::query_scalar(concat!(
+        "SELECT to_jsonb(w) FROM read.whatsapp_log w WHERE ",
+        log_rows!(),
+        " LIMIT $5 OFFSET $6"
+    ))
+    .persistent(false)
+    .bind(filter.merchant_id)
+    .bind(&filter.status)
+    .bind(&filter.template)
+    .bind(filter.q.as_deref().map(escape_like))
+    .bind(limit + 1)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
+    let mut items: Vec<WhatsappMessage> = rows.into_iter().map(|Json(row)| row).collect();
+    let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(LogStep { items, more })
 }
 
 /// A merchant's usage over the `days` IST days ending with `today`, newest day first.
@@ -403,4 +456,179 @@ pub async fn usage(
     .await
     .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
     Ok(rows.into_iter().map(|Json(row)| row).collect())
+}
+
+/// Notifications queued (and requeued), sent and given up on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatsappCounts {
+    /// Notifications queued or requeued.
+    pub queued: i64,
+    /// Notifications sent.
+    pub sent: i64,
+    /// Notifications given up on.
+    pub failed: i64,
+}
+
+impl WhatsappCounts {
+    /// The share of finished (sent or given up) notifications that were given up on, in
+    /// hundredths of a percent, rounded down (none when nothing finished).
+    pub fn failure_basis_points(&self) -> Option<i64> {
+        let finished = self.sent + self.failed;
+        (finished > 0).then(|| self.failed * 10_000 / finished)
+    }
+}
+
+/// One merchant's usage over a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantWhatsappUsage {
+    /// The merchant.
+    pub merchant_id: Uuid,
+    /// Its company name, when the merchants read model knows it.
+    pub company_name: Option<String>,
+    /// Its counts.
+    pub counts: WhatsappCounts,
+}
+
+/// The notifications of one type first queued in a period, by where they stand now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatsappTypeStanding {
+    /// `LOW_BALANCE`, `TXN_UPDATE`, `PAYOUT_UPDATE` or `ACCOUNT_STATUS`.
+    pub notification_type: String,
+    /// Still queued, sent and given up on.
+    pub counts: WhatsappCounts,
+}
+
+/// Usage across every merchant over IST days `from..=to`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WhatsappUsageSummary {
+    /// Every merchant's counts added up (from `whatsapp_usage`: each event on its IST day).
+    pub totals: WhatsappCounts,
+    /// Per template, most queued first.
+    pub by_template: Vec<(String, WhatsappCounts)>,
+    /// The merchants that queued most, most first.
+    pub top_merchants: Vec<MerchantWhatsappUsage>,
+    /// The notifications first queued in the period (from `whatsapp_log`), per type.
+    pub by_type: Vec<WhatsappTypeStanding>,
+}
+
+/// Usage across every merchant over IST days `from..=to`, with the `top` merchants that
+/// queued most.
+pub async fn usage_summary(
+    pool: &PgPool,
+    from: NaiveDate,
+    to: NaiveDate,
+    top: u32,
+) -> Result<WhatsappUsageSummary, ProjectionError> {
+    let days = (to - from).num_days() + 1;
+    if days < 1 || days > i64::from(MAX_USAGE_DAYS) {
+        return Err(ProjectionError::InvalidQuery(format!(
+            "the period must be between 1 and {MAX_USAGE_DAYS} days, from its first to its last"
+        )));
+    }
+    let mut summary = usage_by_template_and_merchant(pool, from, to, top).await?;
+    summary.by_type = standing_by_type(pool, from, to).await?;
+    Ok(summary)
+}
+
+/// One row of the usage roll-up: a template's, a merchant's, or (neither) the totals.
+type UsageRollup = (Option<String>, Option<Uuid>, Option<String>, i64, i64, i64);
+
+async fn usage_by_template_and_merchant(
+    pool: &PgPool,
+    from: NaiveDate,
+    to: NaiveDate,
+    top: u32,
+) -> Result<WhatsappUsageSummary, ProjectionError> {
+    // One pass over the period's rows gives the totals, each template's and each merchant's
+    // sums; only the top merchants are kept and named. The totals' row is there even when no
+    // row is (its sums then NULL, hence the coalesce).
+    let rows: Vec<UsageRollup> = sqlx::query_as(
+        "WITH rollup AS (
+             SELECT template, merchant_id, GROUPING(template, merchant_id) AS level,
+                    coalesce(sum(queued), 0)::bigint AS queued,
+                    coalesce(sum(sent), 0)::bigint AS sent,
+                    coalesce(sum(failed), 0)::bigint AS failed
+               FROM read.whatsapp_usage
+              WHERE day BETWEEN $1 AND $2
+              GROUP BY GROUPING SETS ((template), (merchant_id), ())
+         ), ranked AS (
+             SELECT r.*, row_number() OVER (PARTITION BY level
+                                            ORDER BY queued DESC, failed DESC, merchant_id) AS rank
+               FROM rollup r
+         )
+         SELECT r.template, r.merchant_id, m.company_name, r.queued, r.sent, r.failed
+           FROM ranked r LEFT JOIN read.merchants m ON m.merchant_id = r.merchant_id
+          WHERE r.merchant_id IS NULL OR r.rank <= $3
+          ORDER BY r.level, r.queued DESC, r.failed DESC, r.template, r.merchant_id",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(i64::from(top))
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
+    let mut summary = WhatsappUsageSummary::default();
+    for (template, merchant_id, company_name, queued, sent, failed) in rows {
+        let counts = WhatsappCounts {
+            queued,
+            sent,
+            failed,
+        };
+        match (template, merchant_id) {
+            (Some(template), _) => summary.by_template.push((template, counts)),
+            (None, Some(merchant_id)) => summary.top_merchants.push(MerchantWhatsappUsage {
+                merchant_id,
+                company_name,
+                counts,
+            }),
+            (None, None) => summary.totals = counts,
+        }
+    }
+    Ok(summary)
+}
+
+async fn standing_by_type(
+    pool: &PgPool,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<WhatsappTypeStanding>, ProjectionError> {
+    let start = ist_midnight(from);
+    let end = ist_midnight(to + TimeDelta::days(1));
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT notification_type,
+                count(*) FILTER (WHERE status = 'queued'),
+                count(*) FILTER (WHERE status = 'sent'),
+                count(*) FILTER (WHERE status = 'failed')
+           FROM read.whatsapp_log
+          WHERE queued_at >= $1 AND queued_at < $2
+          GROUP BY notification_type
+          ORDER BY count(*) DESC, notification_type",
+    )
+    .bind(start)
+    .bind(end)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(notification_type, queued, sent, failed)| WhatsappTypeStanding {
+                notification_type,
+                counts: WhatsappCounts {
+                    queued,
+                    sent,
+                    failed,
+                },
+            },
+        )
+        .collect())
+}
+
+/// The instant an IST day starts.
+fn ist_midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN)
+        .and_local_timezone(lightspeed_domain::calendar::IST)
+        .single()
+        .expect("IST is a fixed offset")
+        .with_timezone(&Utc)
 }

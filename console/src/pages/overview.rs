@@ -100,24 +100,24 @@ fn per_minute(
         .collect()
 }
 
+/// The success rate of the gateways' recent outcomes, and of every outcome ever, read from the
+/// gateways read model (one row per gateway): counting the payments themselves would read
+/// every row of the transactions read model on each view.
 async fn success_card(console: &Console, lang: Lang) -> Result<Markup, Refusal> {
-    let counts = lightspeed_projections::gauges::payment_counts(console.app.pool())
+    let totals = lightspeed_projections::gateways::outcome_totals(console.app.pool())
         .await
         .map_err(unavailable(lang))?;
-    let count = |status: &str| -> i64 {
-        counts
-            .iter()
-            .filter(|c| c.status == status)
-            .map(|c| c.count)
-            .sum()
-    };
-    let (succeeded, failed) = (count("succeeded") + count("refunded"), count("failed"));
-    let rate = (succeeded + failed > 0).then(|| succeeded * 10_000 / (succeeded + failed));
+    let rate = |succeeded: i64, of: i64| (of > 0).then(|| succeeded * 10_000 / of);
+    let recent = rate(totals.recent_succeeded, totals.recent_attempted);
+    let finished = totals.succeeded + totals.failed;
+    let ever = rate(totals.succeeded, finished);
+    let shown = |bps: Option<i64>| bps.map_or_else(|| "—".to_owned(), percent_bps);
     Ok(html! {
         section.card aria-labelledby="success-title" {
             h2 #success-title { (lang.t(Msg::SuccessRate)) }
-            p.figure { @match rate { Some(bps) => (percent_bps(bps)), None => "—" } }
-            p.muted { (succeeded) " / " (succeeded + failed) }
+            p.figure { (shown(recent)) }
+            p.muted { (lang.t(Msg::RecentOutcomes)) ": " (totals.recent_succeeded) " / " (totals.recent_attempted) }
+            p.muted { (lang.t(Msg::EverOutcomes)) ": " (shown(ever)) " (" (totals.succeeded) " / " (finished) ")" }
         }
     })
 }

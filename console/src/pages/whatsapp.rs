@@ -1,22 +1,26 @@
 //! WhatsApp: the log of notifications with filters and search, resending one the sender gave
-//! up on (as `POST /admin/whatsapp/{id}/resend`), and a merchant's usage over the last 30 IST
-//! days (as `GET /merchant/whatsapp/usage` reads it).
+//! up on (as `POST /admin/whatsapp/{id}/resend`), usage across every merchant over today, this
+//! IST month or chosen IST days, and a merchant's usage over the last 30 IST days (as
+//! `GET /merchant/whatsapp/usage` reads it).
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Datelike, NaiveDate};
 use lightspeed_domain::NotificationId;
 use lightspeed_domain::access::Action;
 use lightspeed_domain::calendar::IST;
 use lightspeed_projections::pagination::PageRequest;
-use lightspeed_projections::whatsapp::{WhatsappFilter, WhatsappMessage, WhatsappUsageDay};
+use lightspeed_projections::whatsapp::{
+    WhatsappCounts, WhatsappFilter, WhatsappMessage, WhatsappUsageDay, WhatsappUsageSummary,
+};
 use lightspeed_services::ServiceError;
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::format::time;
+use crate::format::{indian_grouping, percent_bps, time};
 use crate::i18n::{Lang, Msg};
 use crate::layout::{message_page, page};
 use crate::pages::sign_in::CsrfOnly;
@@ -28,6 +32,8 @@ const PER_PAGE: u32 = 50;
 /// IST days of usage shown.
 const USAGE_DAYS: u32 = lightspeed_api::merchant_reads::USAGE_DAYS;
 const STATUSES: [&str; 3] = ["queued", "sent", "failed"];
+/// Merchants listed in the usage across merchants.
+const TOP_MERCHANTS: u32 = 10;
 
 /// The log's filters and page.
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +44,38 @@ pub struct WhatsappQuery {
     q: Option<String>,
     page: Option<u32>,
     resent: Option<Uuid>,
+    /// `today`, `month` or `days` (then `from` and `to`, IST days).
+    usage: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The period of the usage across merchants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UsagePeriod {
+    Today,
+    Month,
+    Days,
+}
+
+impl UsagePeriod {
+    const ALL: [UsagePeriod; 3] = [UsagePeriod::Today, UsagePeriod::Month, UsagePeriod::Days];
+
+    fn code(self) -> &'static str {
+        match self {
+            UsagePeriod::Today => "today",
+            UsagePeriod::Month => "month",
+            UsagePeriod::Days => "days",
+        }
+    }
+
+    fn label(self) -> Msg {
+        match self {
+            UsagePeriod::Today => Msg::Today,
+            UsagePeriod::Month => Msg::ThisMonth,
+            UsagePeriod::Days => Msg::ChosenDays,
+        }
+    }
 }
 
 fn given(field: &Option<String>) -> Option<String> {
@@ -55,6 +93,34 @@ impl WhatsappQuery {
             status: given(&self.status).filter(|s| STATUSES.contains(&s.as_str())),
             template: given(&self.template),
             q: given(&self.q),
+        }
+    }
+
+    fn usage_period(&self) -> UsagePeriod {
+        let code = given(&self.usage);
+        UsagePeriod::ALL
+            .into_iter()
+            .find(|p| Some(p.code()) == code.as_deref())
+            .unwrap_or(UsagePeriod::Today)
+    }
+
+    fn day(field: &Option<String>) -> Option<NaiveDate> {
+        given(field).and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+    }
+
+    /// The IST days the usage covers, first and last; none for chosen days missing or out of
+    /// order.
+    fn usage_days(&self, today: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+        match self.usage_period() {
+            UsagePeriod::Today => Some((today, today)),
+            UsagePeriod::Month => Some((today.with_day(1)?, today)),
+            UsagePeriod::Days => {
+                let (from, to) = (Self::day(&self.from)?, Self::day(&self.to)?);
+                let days = (to - from).num_days() + 1;
+                (1..=i64::from(lightspeed_projections::whatsapp::MAX_USAGE_DAYS))
+                    .contains(&days)
+                    .then_some((from, to))
+            }
         }
     }
 
@@ -85,22 +151,43 @@ pub async fn list(
         page: query.page.unwrap_or(1).max(1),
         per_page: PER_PAGE,
     };
-    let log = lightspeed_projections::whatsapp::log(console.app.pool(), &query.filter(), request)
-        .await
-        .map_err(unavailable(lang))?;
+    let log =
+        lightspeed_projections::whatsapp::log_step(console.app.pool(), &query.filter(), request)
+            .await
+            .map_err(unavailable(lang))?;
+    let today = console.app.ledger.now().with_timezone(&IST).date_naive();
     let usage = match query.merchant_id() {
-        Some(merchant) => Some(usage(&console, lang, merchant).await?),
+        Some(merchant) => Some(usage(&console, lang, merchant, today).await?),
         None => None,
     };
-    let shown = i64::from(log.page) * i64::from(log.per_page);
+    let across = match query.usage_days(today) {
+        Some((from, to)) => Some(
+            lightspeed_projections::whatsapp::usage_summary(
+                console.app.pool(),
+                from,
+                to,
+                TOP_MERCHANTS,
+            )
+            .await
+            .map_err(unavailable(lang))?,
+        ),
+        None => None,
+    };
     let body = html! {
         @if query.resent.is_some() { p.notice role="status" { (lang.t(Msg::Resent)) } }
         (filters(lang, &query))
-        p.muted { (lang.t(Msg::Messages)) ": " (log.total) }
         (log_table(&viewer, &log.items))
         p {
-            @if log.page > 1 { a href=(query.page_link(log.page - 1)) { "← " (lang.t(Msg::Newer)) } " " }
-            @if shown < log.total { a href=(query.page_link(log.page + 1)) { (lang.t(Msg::Older)) " →" } }
+            @if request.page > 1 { a href=(query.page_link(request.page - 1)) { "← " (lang.t(Msg::Newer)) } " " }
+            @if log.more { a href=(query.page_link(request.page + 1)) { (lang.t(Msg::Older)) " →" } }
+        }
+        section.card.wide #usage-across aria-labelledby="usage-across-title" {
+            h2 #usage-across-title { (lang.t(Msg::UsageAcrossMerchants)) }
+            (usage_period_form(lang, &query, today))
+            @match &across {
+                Some(summary) => (usage_across(lang, summary)),
+                None => p.notice role="alert" { (lang.t(Msg::UsageDaysInvalid)) },
+            }
         }
         section.card.wide aria-labelledby="usage-title" {
             h2 #usage-title { (lang.t(Msg::WhatsappUsage)) }
@@ -117,8 +204,8 @@ async fn usage(
     console: &Console,
     lang: Lang,
     merchant: Uuid,
+    today: NaiveDate,
 ) -> Result<Vec<WhatsappUsageDay>, Refusal> {
-    let today = console.app.ledger.now().with_timezone(&IST).date_naive();
     lightspeed_projections::whatsapp::usage(console.app.pool(), merchant, USAGE_DAYS, today)
         .await
         .map_err(unavailable(lang))
@@ -138,6 +225,96 @@ fn filters(lang: Lang, query: &WhatsappQuery) -> Markup {
             label { (lang.t(Msg::Template)) input name="template" value=[filter.template]; }
             label { (lang.t(Msg::Contains)) input type="search" name="q" value=[filter.q]; }
             button type="submit" { (lang.t(Msg::Search)) }
+        }
+    }
+}
+
+fn usage_period_form(lang: Lang, query: &WhatsappQuery, today: NaiveDate) -> Markup {
+    let period = query.usage_period();
+    let from = WhatsappQuery::day(&query.from).unwrap_or(today);
+    let to = WhatsappQuery::day(&query.to).unwrap_or(today);
+    html! {
+        form.filters #usage-period method="get" action=(PATH) {
+            @if let Some(merchant) = query.merchant_id() { input type="hidden" name="merchant" value=(merchant); }
+            label { (lang.t(Msg::Period))
+                select name="usage" {
+                    @for p in UsagePeriod::ALL { option value=(p.code()) selected[p == period] { (lang.t(p.label())) } }
+                }
+            }
+            label { (lang.t(Msg::FromDay)) input type="date" name="from" value=(from); }
+            label { (lang.t(Msg::ToDay)) input type="date" name="to" value=(to); }
+            button type="submit" { (lang.t(Msg::Show)) }
+        }
+    }
+}
+
+fn usage_across(lang: Lang, summary: &WhatsappUsageSummary) -> Markup {
+    let templates = summary
+        .by_template
+        .iter()
+        .map(|(t, c)| (html! { code { (t) } }, c));
+    let merchants = summary.top_merchants.iter().map(|m| {
+        let name = html! {
+            a href={ "/console/merchants/" (m.merchant_id) } {
+                @match &m.company_name { Some(name) => (name), None => code { (short(m.merchant_id)) } }
+            }
+        };
+        (name, &m.counts)
+    });
+    let types = summary
+        .by_type
+        .iter()
+        .map(|t| (html! { code { (t.notification_type) } }, &t.counts));
+    html! {
+        dl.figures #usage-totals {
+            div { dt { (lang.t(Msg::Queued)) } dd data-figure="queued" { (count(summary.totals.queued)) } }
+            div { dt { (lang.t(Msg::Sent)) } dd data-figure="sent" { (count(summary.totals.sent)) } }
+            div { dt { (lang.t(Msg::Failed)) } dd data-figure="failed" { (count(summary.totals.failed)) } }
+            div { dt { (lang.t(Msg::FailureRate)) } dd data-figure="failure-rate" { (failure_rate(&summary.totals)) } }
+        }
+        h3 { (lang.t(Msg::UsageByTemplate)) }
+        (counts_table(lang, "usage-by-template", Msg::Template, templates))
+        h3 { (lang.t(Msg::TopMerchants)) }
+        (counts_table(lang, "usage-by-merchant", Msg::Merchant, merchants))
+        h3 { (lang.t(Msg::UsageByType)) }
+        (counts_table(lang, "usage-by-type", Msg::NotificationType, types))
+    }
+}
+
+fn count(n: i64) -> String {
+    indian_grouping(n.unsigned_abs())
+}
+
+fn failure_rate(counts: &WhatsappCounts) -> String {
+    counts
+        .failure_basis_points()
+        .map_or_else(|| "—".to_owned(), percent_bps)
+}
+
+fn counts_table<'a>(
+    lang: Lang,
+    id: &str,
+    first: Msg,
+    rows: impl Iterator<Item = (Markup, &'a WhatsappCounts)>,
+) -> Markup {
+    let rows: Vec<_> = rows.collect();
+    html! {
+        @if rows.is_empty() { p.muted { (lang.t(Msg::NoneYet)) } }
+        @else {
+            div.table-wrap { table id=(id) {
+                thead { tr {
+                    th scope="col" { (lang.t(first)) }
+                    th.num scope="col" { (lang.t(Msg::Queued)) }
+                    th.num scope="col" { (lang.t(Msg::Sent)) }
+                    th.num scope="col" { (lang.t(Msg::Failed)) }
+                    th.num scope="col" { (lang.t(Msg::FailureRate)) }
+                } }
+                tbody { @for (name, c) in rows { tr {
+                    th scope="row" { (name) }
+                    td.num { (count(c.queued)) } td.num { (count(c.sent)) } td.num { (count(c.failed)) }
+                    td.num { (failure_rate(c)) }
+                } } }
+            } }
         }
     }
 }

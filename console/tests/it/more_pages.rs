@@ -1,10 +1,11 @@
 //! Queues, commission, WhatsApp and the other operating pages in a real browser: pausing and
-//! resuming a queue through its confirmations, resending a WhatsApp message, the commission
-//! CSV, and forged changes refused.
+//! resuming a queue through its confirmations, resending a WhatsApp message, WhatsApp usage
+//! across merchants, the commission CSV, and forged changes refused.
 
 use std::sync::Arc;
 
 use lightspeed_api::testing::{ADMIN_EMAIL, TestApp, TestMerchant};
+use lightspeed_domain::calendar::IST;
 use lightspeed_domain::notification::{NotificationCommand, NotificationType, QueueNotification};
 use lightspeed_domain::psp_outcome::{OutcomeSource, PspOutcome, ReportOutcome};
 use lightspeed_domain::queue::Queue;
@@ -161,14 +162,31 @@ async fn a_drain_needs_the_queue_name_typed_and_the_csrf_token() {
     );
 }
 
-/// A `TXN_UPDATE` the provider refused for good, so it failed on its first attempt.
-async fn failed_notification(app: &TestApp, merchant: &TestMerchant) -> NotificationId {
+/// What became of a notification the tests queue.
+#[derive(Clone, Copy)]
+enum Outcome {
+    /// Still waiting for its first attempt.
+    Queued,
+    /// The provider accepted it.
+    Sent,
+    /// The provider refused it for good on its first attempt.
+    Failed,
+}
+
+/// A notification of `kind` with `template` for `merchant`, queued and then taken to `outcome`.
+async fn notification(
+    app: &TestApp,
+    merchant: &TestMerchant,
+    kind: NotificationType,
+    template: &str,
+    outcome: Outcome,
+) -> NotificationId {
     let id = NotificationId::new();
     let queue = QueueNotification {
         notification_id: id,
         merchant_id: merchant.id,
-        kind: NotificationType::TxnUpdate,
-        template: "txn_update".into(),
+        kind,
+        template: template.into(),
         recipient: "919867800451".into(),
         params: vec!["ORD-1".into()],
         at: app.ledger.now(),
@@ -177,22 +195,183 @@ async fn failed_notification(app: &TestApp, merchant: &TestMerchant) -> Notifica
         .queue_notification(queue, &CommandContext::default())
         .await
         .expect("queue");
-    let failed = NotificationCommand::RecordAttemptFailed {
-        error_code: "131026".into(),
-        error_message: "Message undeliverable".into(),
-        retryable: false,
-        rate_limited: false,
-        retry_after_secs: None,
-        jitter: Jitter::NONE,
-        at: app.ledger.now(),
+    let at = app.ledger.now();
+    let next = match outcome {
+        Outcome::Queued => return id,
+        Outcome::Sent => NotificationCommand::RecordSent {
+            provider_message_id: format!("wamid.{id}"),
+            at,
+        },
+        Outcome::Failed => NotificationCommand::RecordAttemptFailed {
+            error_code: "131026".into(),
+            error_message: "Message undeliverable".into(),
+            retryable: false,
+            rate_limited: false,
+            retry_after_secs: None,
+            jitter: Jitter::NONE,
+            at,
+        },
     };
     let stream = stream_of::<Notification>(id).expect("stream");
     app.ledger
         .notifications()
-        .execute(&stream, &failed, &CommandContext::default())
+        .execute(&stream, &next, &CommandContext::default())
         .await
         .expect("record");
     id
+}
+
+/// A `TXN_UPDATE` the provider refused for good, so it failed on its first attempt.
+async fn failed_notification(app: &TestApp, merchant: &TestMerchant) -> NotificationId {
+    notification(
+        app,
+        merchant,
+        NotificationType::TxnUpdate,
+        "txn_update",
+        Outcome::Failed,
+    )
+    .await
+}
+
+/// The text of the element `css` names on the open page.
+async fn text_of(browser: &Browser, css: &str) -> String {
+    let element = browser
+        .client
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .ok();
+    let Some(element) = element else {
+        let source = browser.client.source().await.unwrap_or_default();
+        panic!("{css}: not on the page:\n{source}");
+    };
+    element.text().await.expect("text")
+}
+
+/// The rows of the table body `css` names, each row's cells joined by one space.
+async fn rows_of(browser: &Browser, css: &str) -> Vec<String> {
+    text_of(browser, css)
+        .await
+        .lines()
+        .map(|row| row.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[tokio::test]
+async fn whatsapp_usage_across_merchants_adds_up_the_messages_of_the_period() {
+    let console = spawn_console().await;
+    let (busy, quiet) = (console.app.merchant().await, console.app.merchant().await);
+    let txn = NotificationType::TxnUpdate;
+    for outcome in [Outcome::Sent, Outcome::Sent, Outcome::Sent, Outcome::Failed] {
+        notification(&console.app, &busy, txn, "txn_update", outcome).await;
+    }
+    let low = NotificationType::LowBalance;
+    for outcome in [Outcome::Queued, Outcome::Sent] {
+        notification(&console.app, &quiet, low, "low_balance", outcome).await;
+    }
+    let browser = Browser::start().await;
+    browser.sign_in(&console, ADMIN_EMAIL).await;
+    let busy_name = console
+        .app
+        .ledger
+        .current_merchant(busy.id)
+        .await
+        .expect("merchant")
+        .merchant
+        .company_name()
+        .to_owned();
+    let queued = "#usage-totals dd[data-figure=queued]";
+    let top = "#usage-by-merchant tbody tr:first-child th a";
+    // The projectors apply the messages and merchants in the background: look until all six
+    // messages are counted and the busiest merchant is named.
+    eventually("the six messages are counted", || async {
+        browser
+            .client
+            .goto(&console.page("/console/whatsapp"))
+            .await
+            .ok()?;
+        let counted = browser
+            .client
+            .find(fantoccini::Locator::Css(queued))
+            .await
+            .ok()?;
+        let named = browser
+            .client
+            .find(fantoccini::Locator::Css(top))
+            .await
+            .ok()?;
+        let both = (counted.text().await.ok()?, named.text().await.ok()?);
+        (both == ("6".to_owned(), busy_name.clone())).then_some(())
+    })
+    .await;
+    let figure = |name: &'static str| {
+        let browser = &browser;
+        async move { text_of(browser, &format!("#usage-totals dd[data-figure={name}]")).await }
+    };
+    assert_eq!(figure("sent").await, "4");
+    assert_eq!(figure("failed").await, "1");
+    assert_eq!(
+        figure("failure-rate").await,
+        "20.00%",
+        "1 given up of 5 finished"
+    );
+    let templates = rows_of(&browser, "#usage-by-template tbody").await;
+    assert_eq!(
+        templates,
+        ["txn_update 4 3 1 25.00%", "low_balance 2 1 0 0.00%"]
+    );
+    let merchants = rows_of(&browser, "#usage-by-merchant tbody").await;
+    assert_eq!(merchants.len(), 2, "{merchants:?}");
+    assert!(
+        merchants[0].ends_with(" 4 3 1 25.00%"),
+        "busiest first: {merchants:?}"
+    );
+    assert!(merchants[1].ends_with(" 2 1 0 0.00%"), "{merchants:?}");
+    let types = rows_of(&browser, "#usage-by-type tbody").await;
+    assert_eq!(
+        types,
+        ["TXN_UPDATE 0 3 1 25.00%", "LOW_BALANCE 1 1 0 0.00%"]
+    );
+    browser
+        .client
+        .goto(&console.page("/console/whatsapp#usage-across"))
+        .await
+        .expect("open");
+    browser.screenshot("whatsapp-usage").await;
+
+    browser
+        .client
+        .goto(&console.page("/console/whatsapp?usage=month"))
+        .await
+        .expect("open");
+    assert_eq!(
+        text_of(&browser, queued).await,
+        "6",
+        "today is in this month"
+    );
+    let yesterday =
+        (console.app.ledger.now().with_timezone(&IST) - chrono::Duration::days(1)).date_naive();
+    browser
+        .client
+        .goto(&console.page(&format!(
+            "/console/whatsapp?usage=days&from={yesterday}&to={yesterday}"
+        )))
+        .await
+        .expect("open");
+    assert_eq!(text_of(&browser, queued).await, "0", "nothing yesterday");
+    assert_eq!(
+        text_of(&browser, "#usage-totals dd[data-figure=failure-rate]").await,
+        "—"
+    );
+    let today = console.app.ledger.now().with_timezone(&IST).date_naive();
+    browser
+        .client
+        .goto(&console.page(&format!(
+            "/console/whatsapp?usage=days&from={today}&to={yesterday}"
+        )))
+        .await
+        .expect("open");
+    let refused = text_of(&browser, "#usage-across p.notice").await;
+    assert!(refused.contains("at most 366 days"), "{refused}");
 }
 
 #[tokio::test]
