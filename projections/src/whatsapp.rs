@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, RowChange, ist_day, facts_of, serde_name};
+use crate::projection::{BatchRows, Projection, RowChange, facts_of, ist_day, serde_name};
 
 /// Longest usage report, in days.
 pub const MAX_USAGE_DAYS: u32 = 366;

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use lightspeed_domain::Decider;
 use lightspeed_domain::access::Action;
-use lightspeed_domain::ops_alert::{FIRING_EVENT_TYPES, OpsAlert, OpsAlertError, OpsAlertEvent};
+use lightspeed_domain::ops_alert::{
+    ALERT_KINDS, AlertKind, FIRING_EVENT_TYPES, OpsAlert, OpsAlertError, OpsAlertEvent,
+};
 use lightspeed_eventstore::RecordedEvent;
 use lightspeed_eventstore::recent::{NewestEvents, newest_events};
 use maud::{Markup, html};
@@ -24,20 +26,6 @@ use lightspeed_services::ServiceError;
 const PATH: &str = "/console/alerts";
 /// Alert events per list.
 const SHOWN: u32 = 50;
-const KINDS: [&str; 12] = [
-    "payment_failed",
-    "whatsapp_failure_rate",
-    "gateway_limit_near",
-    "gateway_limit_reached",
-    "no_gateway_available",
-    "gateway_temporarily_failed",
-    "gateway_success_rate",
-    "queue_backlog",
-    "projection_lag",
-    "relay_lag",
-    "webhook_endpoint_disabled",
-    "payout_failed",
-];
 
 /// Where an alert stands after one of its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +77,10 @@ pub async fn list(
     Query(query): Query<AlertQuery>,
 ) -> Result<Markup, Refusal> {
     let lang = viewer.lang;
-    let kind = query.kind.as_deref().filter(|k| KINDS.contains(k));
+    let kind = query
+        .kind
+        .as_deref()
+        .filter(|k| AlertKind::parse(k).is_some());
     let firing = lines(&console, lang, kind, None, true, SHOWN).await?;
     let recent = lines(&console, lang, kind, query.before, false, SHOWN).await?;
     let older = (recent.len() == SHOWN as usize)
@@ -101,7 +92,7 @@ pub async fn list(
             label { (lang.t(Msg::Kind))
                 select name="kind" {
                     option value="" { (lang.t(Msg::AnyType)) }
-                    @for k in KINDS { option value=(k) selected[kind == Some(k)] { (k) } }
+                    @for k in ALERT_KINDS.map(AlertKind::as_str) { option value=(k) selected[kind == Some(k)] { (k) } }
                 }
             }
             button type="submit" { (lang.t(Msg::Search)) }
