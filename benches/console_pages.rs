@@ -32,7 +32,7 @@ use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::{Decider, GatewayId, MerchantId, Notification, NotificationId, Paise};
 use lightspeed_eventstore::handler::new_events;
 use lightspeed_eventstore::{CommandContext, LogPosition, RecordedEvent, stream_of};
-use lightspeed_projections::{BatchOutcome, Projection, apply_batch, catalog, versions};
+use lightspeed_projections::{BatchOutcome, apply_batch, catalog, versions};
 use support::served_api::ServedApi;
 use support::transactions_fill::{PaymentRun, fill};
 use support::{World, bare_world};
