@@ -8,7 +8,7 @@ use lightspeed_domain::payment::Payment;
 use lightspeed_domain::wallet::Wallet;
 use lightspeed_domain::{Decider, MerchantId};
 use lightspeed_eventstore::LogPosition;
-use lightspeed_eventstore::audit_reads::{ReplaySelection, selected_events};
+use lightspeed_eventstore::audit_reads::{ReplaySelection, SelectedEvents};
 use lightspeed_projections::wallet_audit::{WalletFigures, wallets_for_audit};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -22,8 +22,8 @@ use crate::replay::{
 };
 use crate::verify::{read_header, read_trailer};
 
-/// Events read from PostgreSQL per query.
-const DB_BATCH: i64 = lightspeed_eventstore::limits::MAX_READ_BATCH as i64;
+/// Events read from PostgreSQL per batch.
+const DB_BATCH: usize = lightspeed_eventstore::limits::MAX_READ_BATCH;
 
 /// The events the replay folds, as the log selects them: every wallet event, and the payment
 /// events that match successes with their merchants.
@@ -294,13 +294,12 @@ pub async fn replay_database(
     let mut replay = CommissionReplay::new(filter);
     let mut at_checkpoint = None;
     let mut events_read = 0u64;
-    let mut after = LogPosition::START;
+    let mut selected = SelectedEvents::new(&REPLAYED);
     loop {
-        let events = selected_events(&mut tx, &REPLAYED, after, DB_BATCH).await?;
-        let Some(last) = events.last() else {
+        let events = selected.next_batch(&mut tx, DB_BATCH).await?;
+        if events.is_empty() {
             break;
-        };
-        after = last.log_position;
+        }
         for event in &events {
             if let Some(checkpoint) = checkpoint
                 && at_checkpoint.is_none()

@@ -5,11 +5,16 @@
 //! tampered row faithfully instead of refusing it; only what cannot be represented at all (a
 //! negative version, a row hash of the wrong length) is a [`ReadError::Corrupt`].
 
+use std::collections::VecDeque;
+
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::category_reads::in_read_order;
+use crate::limits::MAX_READ_BATCH;
+use crate::postgres::read_limit;
 use crate::rows::{to_i64, to_u64};
 use crate::{LogPosition, ReadError};
 
@@ -124,33 +129,134 @@ pub async fn events_between(
     rows.iter().map(stored_event).collect()
 }
 
-/// At most `limit` events after `after` that `selection` names, below the gap-safe watermark,
-/// in read order, on `conn` (so a caller can read them in the snapshot of its own
-/// transaction).
-pub async fn selected_events(
-    conn: &mut PgConnection,
-    selection: &ReplaySelection<'_>,
-    after: LogPosition,
-    limit: i64,
-) -> Result<Vec<EventText>, ReadError> {
-    let rows = sqlx::query(
-        "SELECT transaction_id::text AS tx, position, stream_id, event_type, schema_version,
-                payload::text AS payload, recorded_at
-           FROM ledger.events
-          WHERE (category = $1 OR (category = $2 AND event_type = ANY($3)))
-            AND (transaction_id, position) > ($4::text::xid8, $5)
-            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id, position LIMIT $6",
-    )
-    .bind(selection.every_event_of)
-    .bind(selection.some_events_of)
-    .bind(selection.event_types)
-    .bind(after.transaction_id.to_string())
-    .bind(to_i64(after.position))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(event_text).collect()
+/// The events `selection` names, in read order, batch after batch, as one transaction's
+/// snapshot sees them (below its oldest running transaction, so only committed events): one walk
+/// of `events_category_read_order` per category, merged here.
+///
+/// Each walk is [`crate::category_reads`]'s read of a category (its bound written so that only
+/// the category index answers, whatever the planner knows of the table); the types a category
+/// is read for are picked out of its walk rather than in its `WHERE`, which would let the
+/// planner judge the walk short and sort the category's every later event instead. Merging in
+/// SQL would sort each batch's rows, payloads included, on the server.
+#[derive(Debug)]
+pub struct SelectedEvents<'a> {
+    walks: [Walk<'a>; 2],
+}
+
+impl<'a> SelectedEvents<'a> {
+    /// A reader of `selection`'s events from the start of the log.
+    pub fn new(selection: &ReplaySelection<'a>) -> Self {
+        Self {
+            walks: [
+                Walk::new(selection.every_event_of, None),
+                Walk::new(selection.some_events_of, Some(selection.event_types)),
+            ],
+        }
+    }
+
+    /// The next events, at most `limit` (clamped to the log's read limit), on `conn` (so a
+    /// caller reads them all in the snapshot of its own transaction); none when every one has
+    /// been handed out.
+    pub async fn next_batch(
+        &mut self,
+        conn: &mut PgConnection,
+        limit: usize,
+    ) -> Result<Vec<EventText>, ReadError> {
+        let limit = limit.clamp(1, MAX_READ_BATCH);
+        loop {
+            for walk in &mut self.walks {
+                if !walk.exhausted && walk.buffered.len() < limit {
+                    walk.read(conn, limit).await?;
+                }
+            }
+            let known_up_to = self
+                .walks
+                .iter()
+                .map(Walk::known_up_to)
+                .min()
+                .unwrap_or(LogPosition::START);
+            let mut buffers = self.walks.each_mut().map(|walk| &mut walk.buffered);
+            let batch = in_read_order(&mut buffers, |e| e.log_position, known_up_to, limit);
+            // A batch comes back empty while a walk went through types it does not select
+            // only: the walk behind is read further.
+            let done = self
+                .walks
+                .iter()
+                .all(|walk| walk.exhausted && walk.buffered.is_empty());
+            if !batch.is_empty() || done {
+                return Ok(batch);
+            }
+        }
+    }
+}
+
+/// One category's events read ahead and not yet handed out.
+#[derive(Debug)]
+struct Walk<'a> {
+    category: &'a str,
+    /// The types handed out; every type when `None`.
+    event_types: Option<&'a [&'a str]>,
+    buffered: VecDeque<EventText>,
+    /// The last event read, handed out or not.
+    read_up_to: LogPosition,
+    /// Whether a read came back short: in one snapshot, no more events follow.
+    exhausted: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn new(category: &'a str, event_types: Option<&'a [&'a str]>) -> Self {
+        Self {
+            category,
+            event_types,
+            buffered: VecDeque::new(),
+            read_up_to: LogPosition::START,
+            exhausted: false,
+        }
+    }
+
+    /// The last position up to which the category is known.
+    fn known_up_to(&self) -> LogPosition {
+        if self.exhausted {
+            LogPosition {
+                transaction_id: u64::MAX,
+                position: u64::MAX,
+            }
+        } else {
+            self.read_up_to
+        }
+    }
+
+    /// Reads the category's next `limit` events, keeping those of the types handed out (the
+    /// others come without their payload).
+    async fn read(&mut self, conn: &mut PgConnection, limit: usize) -> Result<(), ReadError> {
+        let rows = sqlx::query(
+            "SELECT transaction_id::text AS tx, position, stream_id, event_type, schema_version,
+                    CASE WHEN $4::text[] IS NULL OR event_type = ANY($4)
+                         THEN payload::text END AS payload,
+                    recorded_at
+               FROM ledger.events
+              WHERE (category, transaction_id, position) > ($1, $2::text::xid8, $3)
+                AND category <= $1
+                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY category, transaction_id, position
+              LIMIT $5",
+        )
+        .bind(self.category)
+        .bind(self.read_up_to.transaction_id.to_string())
+        .bind(to_i64(self.read_up_to.position))
+        .bind(self.event_types)
+        .bind(read_limit(limit))
+        .fetch_all(conn)
+        .await?;
+        self.exhausted = rows.len() < limit;
+        for row in &rows {
+            self.read_up_to = log_position(row)?;
+            if let Some(payload) = row.try_get::<Option<String>, _>("payload")? {
+                self.buffered.push_back(event_text(row, payload)?);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn stored_event(row: &PgRow) -> Result<StoredEvent, ReadError> {
@@ -178,7 +284,7 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent, ReadError> {
     })
 }
 
-fn event_text(row: &PgRow) -> Result<EventText, ReadError> {
+fn event_text(row: &PgRow, payload: String) -> Result<EventText, ReadError> {
     let log_position = log_position(row)?;
     Ok(EventText {
         log_position,
@@ -190,7 +296,7 @@ fn event_text(row: &PgRow) -> Result<EventText, ReadError> {
                 why: e.to_string(),
             }
         })?,
-        payload: row.try_get("payload")?,
+        payload,
         recorded_at: row.try_get("recorded_at")?,
     })
 }

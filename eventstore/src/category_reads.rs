@@ -212,18 +212,33 @@ async fn next_merged(
         .map(Source::known_up_to)
         .min()
         .unwrap_or(LogPosition::START);
+    let mut buffers: Vec<_> = sources.iter_mut().map(|s| &mut s.buffered).collect();
+    Ok(in_read_order(
+        &mut buffers,
+        |event| event.log_position,
+        known_up_to,
+        limit,
+    ))
+}
+
+/// Hands out, in read order, at most `limit` of the events buffered (each buffer in read
+/// order) that are at or before `known_up_to`.
+pub(crate) fn in_read_order<T>(
+    buffers: &mut [&mut VecDeque<T>],
+    position: impl Fn(&T) -> LogPosition,
+    known_up_to: LogPosition,
+    limit: usize,
+) -> Vec<T> {
     let mut batch = Vec::with_capacity(limit);
     while batch.len() < limit {
-        let next = sources
+        let next = buffers
             .iter_mut()
-            .filter_map(|s| s.buffered.front().map(|e| e.log_position).zip(Some(s)))
-            .min_by_key(|(position, _)| *position);
+            .filter_map(|buffer| buffer.front().map(&position).zip(Some(buffer)))
+            .min_by_key(|(at, _)| *at);
         match next {
-            Some((position, source)) if position <= known_up_to => {
-                batch.extend(source.buffered.pop_front());
-            }
+            Some((at, buffer)) if at <= known_up_to => batch.extend(buffer.pop_front()),
             _ => break,
         }
     }
-    Ok(batch)
+    batch
 }

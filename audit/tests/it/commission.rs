@@ -14,7 +14,8 @@ use lightspeed_audit::{
 };
 use lightspeed_domain::payment::PaymentEvent;
 use lightspeed_domain::wallet::WalletEvent;
-use lightspeed_domain::{Clock, MerchantId, Paise, Wallet};
+use lightspeed_domain::{Clock, Decider, MerchantId, Paise, Payment, Wallet};
+use lightspeed_eventstore::audit_reads::{ReplaySelection, SelectedEvents};
 use lightspeed_eventstore::testing::settled;
 use lightspeed_eventstore::{
     EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent, stream_of,
@@ -541,4 +542,61 @@ async fn a_reversal_beyond_its_payment_commission_or_without_one_is_listed() {
     assert_eq!(status, ExitStatus::Mismatch, "{out}");
     assert!(out.contains("more than the"), "{out}");
     assert!(out.contains("which it never accrued"), "{out}");
+}
+
+#[tokio::test]
+async fn the_replayed_events_are_read_in_read_order_whatever_the_batch() {
+    let mut log = Log::new(37).await;
+    log.more(600).await;
+    log.settle().await;
+    let types = ["PaymentInitiated", "PaymentSucceeded"];
+    let selection = ReplaySelection {
+        every_event_of: <Wallet as Decider>::CATEGORY,
+        some_events_of: <Payment as Decider>::CATEGORY,
+        event_types: &types,
+    };
+    let expected: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT stream_id, event_type, payload::text FROM ledger.events
+          WHERE category = $1 OR (category = $2 AND event_type = ANY($3))
+          ORDER BY transaction_id, position",
+    )
+    .bind(selection.every_event_of)
+    .bind(selection.some_events_of)
+    .bind(&types[..])
+    .fetch_all(log.pool())
+    .await
+    .expect("the selection in one query");
+    // Both categories are read, and the payment events not selected lie among those that are.
+    let (left_out,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM ledger.events WHERE category = $1 AND NOT event_type = ANY($2)",
+    )
+    .bind(selection.some_events_of)
+    .bind(&types[..])
+    .fetch_one(log.pool())
+    .await
+    .expect("count");
+    assert!(left_out > 0);
+    for category in [selection.every_event_of, selection.some_events_of] {
+        assert!(expected.iter().any(|(s, _, _)| s.starts_with(category)));
+    }
+
+    for limit in [1, 3, 10, 10_000] {
+        let mut tx = log.pool().begin().await.expect("begin");
+        let mut selected = SelectedEvents::new(&selection);
+        let mut read = Vec::new();
+        let mut positions = Vec::new();
+        loop {
+            let batch = selected.next_batch(&mut tx, limit).await.expect("read");
+            if batch.is_empty() {
+                break;
+            }
+            assert!(batch.len() <= limit, "a batch of {limit} or fewer");
+            for event in batch {
+                positions.push(event.log_position);
+                read.push((event.stream_id, event.event_type, event.payload));
+            }
+        }
+        assert!(positions.is_sorted(), "read order in batches of {limit}");
+        assert_eq!(read, expected, "in batches of {limit}");
+    }
 }
