@@ -1,4 +1,4 @@
-//! Merchant messages: suspension, reinstatement, payouts, invoices and low balance reach the merchant by
+//! Merchant messages: suspension, reinstatement, payouts, invoices, quotas and low balance reach the merchant by
 //! WhatsApp (a fake Meta Cloud API on loopback) and by email (an SMTP server on loopback), on
 //! the channels they opted in to, once each however many replicas run.
 
@@ -11,6 +11,7 @@ use lightspeed_domain::merchant::{
     EmailContact, EmailOptIns, Merchant, MerchantCommand, WhatsappContact, WhatsappOptIns,
 };
 use lightspeed_domain::notification::{Channel, NotificationStatus};
+use lightspeed_domain::quota::QuotaCaps;
 use lightspeed_domain::standing::Thresholds;
 use lightspeed_domain::wallet::{PayoutReversalReason, WalletCommand};
 use lightspeed_domain::{BasisPoints, MerchantId, Notification, Paise, PaymentId, Wallet};
@@ -458,6 +459,49 @@ async fn a_low_balance_alert_goes_by_email_too() {
     assert_eq!(mail.to, [ADDRESS]);
     let text = readable(&mail);
     assert!(text.contains("reached ₹50.00"), "{text}");
+    let queued = notifications_of(&world, merchant).await;
+    assert_eq!(queued.len(), 1, "email only: no WhatsApp consent");
+    assert_eq!(queued[0].channel(), Channel::Email);
+}
+
+#[tokio::test]
+async fn a_quota_at_80_percent_reaches_the_merchant_by_email_once() {
+    let (world, _meta, mut smtp) = world_with_channels().await;
+    let merchant = merchant(
+        &world,
+        WhatsappOptIns::default(),
+        EmailOptIns {
+            account_status: true,
+            ..EmailOptIns::default()
+        },
+        Thresholds::default(),
+    )
+    .await;
+    world.gateway(merchant, 1, "http://127.0.0.1:9").await;
+    let caps = QuotaCaps {
+        daily_count: Some(5),
+        ..QuotaCaps::NONE
+    };
+    world
+        .ledger
+        .set_quota(merchant, caps, &CommandContext::default())
+        .await
+        .expect("set quota");
+    for order in 1..=4 {
+        world
+            .initiate(merchant, &format!("quota-{order}"), 10_000)
+            .await;
+    }
+    let worker = world.start(QueueName::MerchantMessages);
+    let mail = smtp.next().await;
+    worker.stop().await;
+    assert_eq!(mail.to, [ADDRESS]);
+    let text = readable(&mail);
+    assert!(
+        text.contains("You used 80% of your daily payments cap (4 of 5)"),
+        "{text}"
+    );
+    assert_eq!(smtp.try_next(), None, "one threshold, one email");
     let queued = notifications_of(&world, merchant).await;
     assert_eq!(queued.len(), 1, "email only: no WhatsApp consent");
     assert_eq!(queued[0].channel(), Channel::Email);
