@@ -23,7 +23,8 @@ use crate::item::{LiveItem, Topic};
 pub struct HubConfig {
     /// Items kept per topic for pages that reconnect (default 1 024).
     pub replay: usize,
-    /// Items a subscriber may have waiting before it is dropped (default 256).
+    /// Items a subscriber may have waiting before it is dropped (default 1 024: a page is
+    /// written once per batch window, so it holds what arrives within one).
     pub subscriber_buffer: usize,
 }
 
@@ -31,7 +32,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             replay: 1_024,
-            subscriber_buffer: 256,
+            subscriber_buffer: 1_024,
         }
     }
 }
@@ -356,6 +357,31 @@ pub struct LiveStream {
     receiver: mpsc::Receiver<Arc<Envelope>>,
     hub: Weak<Inner>,
     id: u64,
+}
+
+/// What a [`LiveStream`] holds now, without waiting for it.
+#[derive(Debug)]
+pub(crate) enum Waiting {
+    /// The next item.
+    Item(Arc<Envelope>),
+    /// Nothing yet.
+    Nothing,
+    /// The stream ended.
+    Ended,
+}
+
+impl LiveStream {
+    /// The next item if it is here already; never waits, so it never asks to be woken.
+    pub(crate) fn waiting(&mut self) -> Waiting {
+        if let Some(envelope) = self.replay.pop_front() {
+            return Waiting::Item(envelope);
+        }
+        match self.receiver.try_recv() {
+            Ok(envelope) => Waiting::Item(envelope),
+            Err(mpsc::error::TryRecvError::Empty) => Waiting::Nothing,
+            Err(mpsc::error::TryRecvError::Disconnected) => Waiting::Ended,
+        }
+    }
 }
 
 impl Stream for LiveStream {

@@ -5,7 +5,8 @@
 //! Not axum's `Sse`: that formats every event again for every connection and writes each as its
 //! own chunk. Here a renderer renders an item once for every page that shows it (the frame is
 //! shared bytes), and the frames that arrive within [`SseOptions::batch_window`] go out in one
-//! write, so many open pages cost little more than one.
+//! write. A page's task sleeps through the window instead of waking for each item, so a page
+//! costs one wake-up and one write per window however many items arrive.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -18,9 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::time::Instant;
 
-use crate::hub::{Envelope, EventId, LiveStream};
+use crate::hub::{Envelope, EventId, LiveStream, Waiting};
 use crate::item::LiveItem;
 
 /// One SSE event as a page receives it: its name (what htmx's `sse-swap` listens for) and data.
@@ -134,6 +134,7 @@ pub fn sse_response(stream: LiveStream, renderer: Renderer, options: SseOptions)
             renderer,
             options,
             ended: false,
+            behind: false,
         },
         |mut writer| async move { writer.next_write().await.map(|write| (write, writer)) },
     );
@@ -158,11 +159,14 @@ struct Writer {
     renderer: Renderer,
     options: SseOptions,
     ended: bool,
+    /// The last write stopped at [`MAX_WRITE`] with items still waiting.
+    behind: bool,
 }
 
 impl Writer {
-    /// The next write: the frames of the items arriving within a batch window of the first, or
-    /// a keep-alive; `None` once the stream ended and everything was written.
+    /// The next write: the frames of the items arriving within a batch window of the first (at
+    /// once when the last write left items waiting), or a keep-alive; `None` once the stream
+    /// ended and everything was written.
     async fn next_write(&mut self) -> Option<Bytes> {
         if self.ended {
             return None;
@@ -172,17 +176,24 @@ impl Writer {
             Ok(None) => return None,
             Ok(Some(first)) => first,
         };
-        let deadline = Instant::now() + self.options.batch_window;
+        if !self.behind {
+            tokio::time::sleep(self.options.batch_window).await;
+        }
         let mut write = Write::default();
         write.add(&first, &self.renderer);
-        while write.frames.len() < MAX_WRITE {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Ok(Some(envelope)) => write.add(&envelope, &self.renderer),
-                Ok(None) => {
+        self.behind = false;
+        loop {
+            if write.frames.len() >= MAX_WRITE {
+                self.behind = true;
+                break;
+            }
+            match self.stream.waiting() {
+                Waiting::Item(envelope) => write.add(&envelope, &self.renderer),
+                Waiting::Nothing => break,
+                Waiting::Ended => {
                     self.ended = true;
                     break;
                 }
-                Err(_) => break,
             }
         }
         Some(write.finish())
