@@ -14,7 +14,7 @@
 //! | `transactions` | `transactions` | [`transactions::search`], [`transactions::get`] |
 //! | `refunds` | `refunds`, `refund_payments` | [`refunds::search`], [`refunds::get`] |
 //! | `merchants` | `merchants` | [`merchants::list`], [`merchants::get`] |
-//! | `whatsapp` | `whatsapp_log`, `whatsapp_usage` | [`whatsapp::log`], [`whatsapp::usage`] |
+//! | `whatsapp` | `whatsapp_log`, `whatsapp_usage`, `whatsapp_standing` | [`whatsapp::log`], [`whatsapp::usage`] |
 //! | `webhook_deliveries` | `webhook_deliveries`, `webhook_delivery_attempts` | [`webhooks::deliveries`], [`webhooks::attempts`] |
 //! | `audit_log` | `audit_log` | [`audit_log::list`] |
 //! | (runtime) | `projections.versions` | [`status::all`] |

@@ -5,6 +5,8 @@
 //!   parameters (`payload`), status, attempts, last error, provider message id, timestamps.
 //! - `read.whatsapp_usage`: per merchant, IST day and template: notifications queued (and
 //!   requeued), sent and given up, each counted on the IST day it happened.
+//! - `read.whatsapp_standing`: per IST day of first queueing and notification type: how many of
+//!   those notifications are queued, sent and given up on now (each moves as its status does).
 
 use std::collections::BTreeMap;
 
@@ -25,7 +27,7 @@ use crate::projection::{BatchRows, Projection, RowChange, facts_of, ist_day, ser
 /// Longest usage report, in days.
 pub const MAX_USAGE_DAYS: u32 = 366;
 
-/// The WhatsApp projection (`whatsapp_log`, `whatsapp_usage`).
+/// The WhatsApp projection (`whatsapp_log`, `whatsapp_usage`, `whatsapp_standing`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Whatsapp;
 
@@ -117,6 +119,14 @@ CREATE TABLE {s}.whatsapp_usage (
     failed       bigint NOT NULL,
     PRIMARY KEY (merchant_id, day, template)
 );
+CREATE TABLE {s}.whatsapp_standing (
+    day                date NOT NULL,
+    notification_type  text NOT NULL,
+    queued             bigint NOT NULL,
+    sent               bigint NOT NULL,
+    failed             bigint NOT NULL,
+    PRIMARY KEY (day, notification_type)
+);
 ";
 
 impl Projection for Whatsapp {
@@ -125,7 +135,7 @@ impl Projection for Whatsapp {
     }
 
     fn layout(&self) -> i32 {
-        1
+        2
     }
 
     fn categories(&self) -> Option<&'static [&'static str]> {
@@ -133,7 +143,7 @@ impl Projection for Whatsapp {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["whatsapp_log", "whatsapp_usage"]
+        &["whatsapp_log", "whatsapp_usage", "whatsapp_standing"]
     }
 
     fn create_tables(&self, schema: &str) -> String {
@@ -182,19 +192,74 @@ async fn apply(
     )
     .await?;
     let mut usage = UsageDays::new();
+    let mut standing = Standing::new();
     for (notification_id, recorded, change) in changes {
         match change {
             RowChange::Created(row) => {
                 tally(&mut usage, &row, row.queued_at).queued += 1;
+                stand(&mut standing, &row, 1);
                 messages.insert(row.notification_id, row);
             }
-            RowChange::Changed(event) => messages
-                .existing(notification_id, recorded)?
-                .apply(event, &mut usage),
+            RowChange::Changed(event) => {
+                let row = messages.existing(notification_id, recorded)?;
+                stand(&mut standing, row, -1);
+                row.apply(event, &mut usage);
+                stand(&mut standing, row, 1);
+            }
         }
     }
     messages.upsert(conn, schema).await?;
-    add_usage(conn, schema, &usage).await
+    add_usage(conn, schema, &usage).await?;
+    add_standing(conn, schema, &standing).await
+}
+
+/// How a batch moved notifications between statuses, per IST day of first queueing and type.
+type Standing = BTreeMap<(NaiveDate, String), WhatsappCounts>;
+
+/// Counts `row` (`by` 1) or uncounts it (`by` -1) under its status.
+fn stand(standing: &mut Standing, row: &WhatsappMessage, by: i64) {
+    let counts = standing
+        .entry((ist_day(row.queued_at), row.notification_type.clone()))
+        .or_default();
+    match row.status.as_str() {
+        "sent" => counts.sent += by,
+        "failed" => counts.failed += by,
+        _ => counts.queued += by,
+    }
+}
+
+/// Adds a batch's moves to the stored standing, in one statement.
+async fn add_standing(
+    conn: &mut PgConnection,
+    schema: &str,
+    standing: &Standing,
+) -> Result<(), ProjectionError> {
+    let rows: Vec<serde_json::Value> = standing
+        .iter()
+        .filter(|(_, c)| **c != WhatsappCounts::default())
+        .map(|((day, notification_type), c)| {
+            serde_json::json!({
+                "day": day, "notification_type": notification_type,
+                "queued": c.queued, "sent": c.sent, "failed": c.failed,
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO {schema}.whatsapp_standing AS t
+         SELECT * FROM jsonb_populate_recordset(NULL::{schema}.whatsapp_standing, $1)
+         ON CONFLICT (day, notification_type) DO UPDATE SET
+             queued = t.queued + EXCLUDED.queued,
+             sent = t.sent + EXCLUDED.sent,
+             failed = t.failed + EXCLUDED.failed"
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(Json(&rows))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 impl WhatsappMessage {
@@ -507,7 +572,7 @@ pub struct WhatsappUsageSummary {
     pub by_template: Vec<(String, WhatsappCounts)>,
     /// The merchants that queued most, most first.
     pub top_merchants: Vec<MerchantWhatsappUsage>,
-    /// The notifications first queued in the period (from `whatsapp_log`), per type.
+    /// The notifications first queued in the period (from `whatsapp_standing`), per type.
     pub by_type: Vec<WhatsappTypeStanding>,
 }
 
@@ -525,8 +590,11 @@ pub async fn usage_summary(
             "the period must be between 1 and {MAX_USAGE_DAYS} days, from its first to its last"
         )));
     }
-    let mut summary = usage_by_template_and_merchant(pool, from, to, top).await?;
-    summary.by_type = standing_by_type(pool, from, to).await?;
+    let (mut summary, by_type) = futures::try_join!(
+        usage_by_template_and_merchant(pool, from, to, top),
+        standing_by_type(pool, from, to),
+    )?;
+    summary.by_type = by_type;
     Ok(summary)
 }
 
@@ -592,20 +660,16 @@ async fn standing_by_type(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<WhatsappTypeStanding>, ProjectionError> {
-    let start = ist_midnight(from);
-    let end = ist_midnight(to + TimeDelta::days(1));
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT notification_type,
-                count(*) FILTER (WHERE status = 'queued'),
-                count(*) FILTER (WHERE status = 'sent'),
-                count(*) FILTER (WHERE status = 'failed')
-           FROM read.whatsapp_log
-          WHERE queued_at >= $1 AND queued_at < $2
+        "SELECT notification_type, sum(queued)::bigint, sum(sent)::bigint, sum(failed)::bigint
+           FROM read.whatsapp_standing
+          WHERE day BETWEEN $1 AND $2
           GROUP BY notification_type
-          ORDER BY count(*) DESC, notification_type",
+         HAVING sum(queued + sent + failed) > 0
+          ORDER BY sum(queued + sent + failed) DESC, notification_type",
     )
-    .bind(start)
-    .bind(end)
+    .bind(from)
+    .bind(to)
     .fetch_all(pool)
     .await
     .map_err(|e| ProjectionError::from_read("whatsapp", e))?;
@@ -622,13 +686,4 @@ async fn standing_by_type(
             },
         )
         .collect())
-}
-
-/// The instant an IST day starts.
-fn ist_midnight(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(chrono::NaiveTime::MIN)
-        .and_local_timezone(lightspeed_domain::calendar::IST)
-        .single()
-        .expect("IST is a fixed offset")
-        .with_timezone(&Utc)
 }

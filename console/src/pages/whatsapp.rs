@@ -151,28 +151,36 @@ pub async fn list(
         page: query.page.unwrap_or(1).max(1),
         per_page: PER_PAGE,
     };
-    let log =
-        lightspeed_projections::whatsapp::log_step(console.app.pool(), &query.filter(), request)
-            .await
-            .map_err(unavailable(lang))?;
     let today = console.app.ledger.now().with_timezone(&IST).date_naive();
-    let usage = match query.merchant_id() {
-        Some(merchant) => Some(usage(&console, lang, merchant, today).await?),
-        None => None,
-    };
-    let across = match query.usage_days(today) {
-        Some((from, to)) => Some(
-            lightspeed_projections::whatsapp::usage_summary(
-                console.app.pool(),
-                from,
-                to,
-                TOP_MERCHANTS,
-            )
-            .await
-            .map_err(unavailable(lang))?,
-        ),
-        None => None,
-    };
+    let filter = query.filter();
+    // Three independent reads, read at once.
+    let (log, usage, across) = tokio::try_join!(
+        async {
+            lightspeed_projections::whatsapp::log_step(console.app.pool(), &filter, request)
+                .await
+                .map_err(unavailable(lang))
+        },
+        async {
+            match query.merchant_id() {
+                Some(merchant) => Ok(Some(usage(&console, lang, merchant, today).await?)),
+                None => Ok(None),
+            }
+        },
+        async {
+            match query.usage_days(today) {
+                Some((from, to)) => lightspeed_projections::whatsapp::usage_summary(
+                    console.app.pool(),
+                    from,
+                    to,
+                    TOP_MERCHANTS,
+                )
+                .await
+                .map(Some)
+                .map_err(unavailable(lang)),
+                None => Ok(None),
+            }
+        },
+    )?;
     let body = html! {
         @if query.resent.is_some() { p.notice role="status" { (lang.t(Msg::Resent)) } }
         (filters(lang, &query))

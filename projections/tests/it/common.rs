@@ -83,6 +83,7 @@ pub fn order_of(table: &str) -> &'static str {
         "refunds" => "payment_id, refund_key",
         "whatsapp_log" => "notification_id",
         "whatsapp_usage" => "merchant_id, day, template",
+        "whatsapp_standing" => "day, notification_type",
         "webhook_deliveries" => "delivery_id",
         other => panic!("no order for {other}"),
     }

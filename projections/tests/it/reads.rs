@@ -371,6 +371,34 @@ async fn read_functions_filter_and_paginate() {
         .await
         .expect("usage");
     assert!(usage.iter().map(|u| u.queued).sum::<i64>() > 0);
+    // The standing by type, moved as each message's status moves (requeues and give-ups
+    // included), equals counting the log's rows as they stand now.
+    let by_rows = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (chrono::NaiveDate, String, i64, i64, i64)>(sql)
+                .fetch_all(&pool)
+                .await
+                .expect("standing")
+        }
+    };
+    let kept = by_rows(
+        "SELECT day, notification_type, queued, sent, failed FROM read.whatsapp_standing
+          ORDER BY 1, 2",
+    )
+    .await;
+    let counted = by_rows(
+        "SELECT (queued_at AT TIME ZONE 'Asia/Kolkata')::date, notification_type,
+                count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'sent'),
+                count(*) FILTER (WHERE status = 'failed')
+           FROM read.whatsapp_log GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .await;
+    assert!(
+        counted.iter().any(|(.., failed)| *failed > 0),
+        "{counted:?}"
+    );
+    assert_eq!(kept, counted);
     // Ids differ from run to run, so which deliveries the first page holds does too: look
     // through every page for one that was attempted.
     let mut attempted = None;
