@@ -163,10 +163,14 @@ pub async fn list(
     _admin: AdminUser,
 ) -> Result<Json<Vec<QueueView>>, ApiError> {
     let control = control(&state)?;
-    let mut views = Vec::new();
-    for name in control.queues() {
-        views.push(view(&state, control.as_ref(), &name).await?);
-    }
+    // Each queue's view is a few broker and database round trips: read them at once.
+    let names = control.queues();
+    let views = futures::future::try_join_all(
+        names
+            .iter()
+            .map(|name| view(&state, control.as_ref(), name)),
+    )
+    .await?;
     Ok(Json(views))
 }
 

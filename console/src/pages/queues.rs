@@ -109,10 +109,14 @@ pub async fn list(
 ) -> Result<Markup, Refusal> {
     let lang = viewer.lang;
     let control = control(&console, lang)?;
-    let mut sections = Vec::new();
-    for name in control.queues() {
-        sections.push(queue_section(&console, &viewer, control.as_ref(), &name).await?);
-    }
+    // Each queue's section is a few broker and database round trips: read them at once.
+    let names = control.queues();
+    let sections = futures::future::try_join_all(
+        names
+            .iter()
+            .map(|name| queue_section(&console, &viewer, control.as_ref(), name)),
+    )
+    .await?;
     let body = html! {
         (done_notice(lang, &done))
         @for section in sections { (section) }
