@@ -116,7 +116,7 @@ impl Db {
         ensure_database(&url).await.expect("create the database");
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .connect(&url)
+            .connect_with(lightspeed_eventstore::migrate::connect_options(&url).expect("url"))
             .await
             .expect("connect");
         let db = Self {
@@ -698,7 +698,7 @@ async fn load_child(url: &str, run: &str) {
     let connections = setting("BENCH_CONNECTIONS", 64) as usize;
     let pool = PgPoolOptions::new()
         .max_connections(32)
-        .connect(url)
+        .connect_with(lightspeed_eventstore::migrate::connect_options(url).expect("url"))
         .await
         .expect("connect");
     let merchants = stored_merchants(&pool).await.expect("the log's merchants");

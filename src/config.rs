@@ -451,7 +451,9 @@ impl Infra {
         PgPoolOptions::new()
             .max_connections(self.database_max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(&self.database_url)
+            .connect_with(lightspeed_eventstore::migrate::connect_options(
+                &self.database_url,
+            )?)
             .await
             .with_context(|| {
                 format!(
