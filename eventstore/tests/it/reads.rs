@@ -86,3 +86,23 @@ async fn reading_categories_in_small_batches_equals_the_whole_log_filtered() {
         }
     }
 }
+
+/// The product's connections never JIT-compile a read, whatever the server's setting: on a
+/// large unanalysed log the planner's estimates would otherwise have every stream read compiled.
+#[tokio::test]
+async fn the_product_s_connections_have_jit_off() {
+    let db = TestDatabase::new().await;
+    let options =
+        lightspeed_eventstore::migrate::connect_options(&db.url).expect("the test database's url");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connect");
+    let jit: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(&pool)
+        .await
+        .expect("show jit");
+    assert_eq!(jit, "off");
+    pool.close().await;
+}
