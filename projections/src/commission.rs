@@ -15,12 +15,12 @@ use lightspeed_domain::{Decider, Wallet};
 use lightspeed_eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{Projection, decode, ist_day, stream_uuid};
+use crate::projection::{Projection, add_counts, decode, ist_day, stream_uuid};
 use crate::wallets::WalletEntry;
 
 /// The commission projection (`commission_daily`).
@@ -165,28 +165,8 @@ async fn add_days(
     schema: &str,
     days: &BTreeMap<(NaiveDate, Uuid), CommissionDay>,
 ) -> Result<(), ProjectionError> {
-    if days.is_empty() {
-        return Ok(());
-    }
     let rows: Vec<&CommissionDay> = days.values().collect();
-    let sql = format!(
-        "INSERT INTO {schema}.commission_daily AS t
-         SELECT * FROM jsonb_populate_recordset(NULL::{schema}.commission_daily, $1)
-         ON CONFLICT (day, merchant_id) DO UPDATE SET
-             payments = t.payments + EXCLUDED.payments,
-             volume_paise = t.volume_paise + EXCLUDED.volume_paise,
-             commission_paise = t.commission_paise + EXCLUDED.commission_paise,
-             commission_reversed_paise = t.commission_reversed_paise + EXCLUDED.commission_reversed_paise,
-             payouts = t.payouts + EXCLUDED.payouts,
-             payouts_paise = t.payouts_paise + EXCLUDED.payouts_paise,
-             payouts_reversed_paise = t.payouts_reversed_paise + EXCLUDED.payouts_reversed_paise,
-             settled_paise = t.settled_paise + EXCLUDED.settled_paise"
-    );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(Json(&rows))
-        .execute(conn)
-        .await?;
-    Ok(())
+    add_counts(conn, schema, "commission_daily", "day, merchant_id", &rows).await
 }
 
 /// Which days to report.

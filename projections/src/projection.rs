@@ -302,6 +302,40 @@ pub(crate) async fn upsert_rows<T: Serialize>(
     Ok(())
 }
 
+/// Adds `rows` to the rows of `table` with the same `key` (its columns, comma-separated), in one
+/// statement: every other column of a row is a count, added to the stored one; a row not yet
+/// stored is inserted as it is.
+pub(crate) async fn add_counts<T: Serialize>(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    key: &str,
+    rows: &[T],
+) -> Result<(), ProjectionError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let columns = columns(first)?;
+    let keys: Vec<&str> = key.split(',').map(str::trim).collect();
+    let sums: Vec<String> = columns
+        .iter()
+        .filter(|c| !keys.contains(&c.as_str()))
+        .map(|c| format!("{c} = t.{c} + EXCLUDED.{c}"))
+        .collect();
+    let list = columns.join(", ");
+    let sql = format!(
+        "INSERT INTO {schema}.{table} AS t ({list})
+         SELECT {list} FROM json_populate_recordset(NULL::{schema}.{table}, $1::text::json)
+         ON CONFLICT ({key}) DO UPDATE SET {}",
+        sums.join(", ")
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(serde_json::to_string(rows)?)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Inserts `rows` into `table`; a row that is already there is an error (a fact twice).
 pub(crate) async fn insert_rows<T: Serialize>(
     conn: &mut PgConnection,

@@ -17,12 +17,14 @@ use lightspeed_domain::{Decider, Notification};
 use lightspeed_eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, RowChange, facts_of, ist_day, serde_name};
+use crate::projection::{
+    BatchRows, Projection, RowChange, add_counts, facts_of, ist_day, serde_name,
+};
 
 /// Longest usage report, in days.
 pub const MAX_USAGE_DAYS: u32 = 366;
@@ -228,38 +230,38 @@ fn stand(standing: &mut Standing, row: &WhatsappMessage, by: i64) {
     }
 }
 
+/// One IST day's and type's counts, as `read.whatsapp_standing` holds them.
+#[derive(Serialize)]
+struct StandingRow<'a> {
+    day: NaiveDate,
+    notification_type: &'a str,
+    #[serde(flatten)]
+    counts: WhatsappCounts,
+}
+
 /// Adds a batch's moves to the stored standing, in one statement.
 async fn add_standing(
     conn: &mut PgConnection,
     schema: &str,
     standing: &Standing,
 ) -> Result<(), ProjectionError> {
-    let rows: Vec<serde_json::Value> = standing
+    let rows: Vec<StandingRow<'_>> = standing
         .iter()
-        .filter(|(_, c)| **c != WhatsappCounts::default())
-        .map(|((day, notification_type), c)| {
-            serde_json::json!({
-                "day": day, "notification_type": notification_type,
-                "queued": c.queued, "sent": c.sent, "failed": c.failed,
-            })
+        .filter(|(_, counts)| **counts != WhatsappCounts::default())
+        .map(|((day, notification_type), counts)| StandingRow {
+            day: *day,
+            notification_type,
+            counts: *counts,
         })
         .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO {schema}.whatsapp_standing AS t
-         SELECT * FROM jsonb_populate_recordset(NULL::{schema}.whatsapp_standing, $1)
-         ON CONFLICT (day, notification_type) DO UPDATE SET
-             queued = t.queued + EXCLUDED.queued,
-             sent = t.sent + EXCLUDED.sent,
-             failed = t.failed + EXCLUDED.failed"
-    );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(Json(&rows))
-        .execute(conn)
-        .await?;
-    Ok(())
+    add_counts(
+        conn,
+        schema,
+        "whatsapp_standing",
+        "day, notification_type",
+        &rows,
+    )
+    .await
 }
 
 impl WhatsappMessage {
@@ -356,23 +358,15 @@ async fn add_usage(
     schema: &str,
     usage: &UsageDays,
 ) -> Result<(), ProjectionError> {
-    if usage.is_empty() {
-        return Ok(());
-    }
     let usage: Vec<&WhatsappUsageDay> = usage.values().collect();
-    let sql = format!(
-        "INSERT INTO {schema}.whatsapp_usage AS t
-         SELECT * FROM jsonb_populate_recordset(NULL::{schema}.whatsapp_usage, $1)
-         ON CONFLICT (merchant_id, day, template) DO UPDATE SET
-             queued = t.queued + EXCLUDED.queued,
-             sent = t.sent + EXCLUDED.sent,
-             failed = t.failed + EXCLUDED.failed"
-    );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(Json(&usage))
-        .execute(conn)
-        .await?;
-    Ok(())
+    add_counts(
+        conn,
+        schema,
+        "whatsapp_usage",
+        "merchant_id, day, template",
+        &usage,
+    )
+    .await
 }
 
 fn tally<'a>(
