@@ -23,6 +23,7 @@
 
 use std::collections::VecDeque;
 
+use futures::{Stream, TryStreamExt};
 use sqlx::postgres::{PgPool, PgRow};
 
 use crate::error::ReadError;
@@ -41,7 +42,7 @@ pub(crate) async fn read_category(
     after: LogPosition,
     horizon: Option<u64>,
     limit: i64,
-) -> Result<Vec<PgRow>, sqlx::Error> {
+) -> Result<Vec<RecordedEvent>, ReadError> {
     let sql = match horizon {
         Some(_) => concat!(
             "SELECT ",
@@ -72,7 +73,18 @@ pub(crate) async fn read_category(
     if let Some(horizon) = horizon {
         query = query.bind(horizon.to_string());
     }
-    query.fetch_all(pool).await
+    decode_as_read(query.fetch(pool)).await
+}
+
+/// Decodes rows as they arrive, so decoding runs while the server still sends the rest.
+pub(crate) async fn decode_as_read(
+    mut rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Unpin,
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    let mut events = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        events.push(decode_row(&row)?);
+    }
+    Ok(events)
 }
 
 /// The oldest transaction running now: every event below it is committed (or never will be).
@@ -111,6 +123,16 @@ impl Source {
                 position: u64::MAX,
             },
             None => self.read_up_to,
+        }
+    }
+
+    /// Whether to read this category now: one whose last read was full is topped up to at least
+    /// a batch in hand, so the batch handed out is a full one (each category holds at most two
+    /// batches); one whose short read was below an older horizon may have more below this one.
+    fn wants_more(&self, horizon: u64, limit: usize) -> bool {
+        match self.exhausted_below {
+            None => self.buffered.len() < limit,
+            Some(below) => below < horizon || self.buffered.is_empty(),
         }
     }
 }
@@ -180,33 +202,27 @@ async fn next_merged(
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, ReadError> {
     let horizon = horizon(store.pool()).await?;
-    for source in sources.iter_mut() {
-        // A category whose last read was full is topped up to at least a batch in hand, so the
-        // batch handed out is a full one (each category holds at most two batches); one whose
-        // short read was below an older horizon may have more below this one.
-        let wanted = match source.exhausted_below {
-            None => source.buffered.len() < limit,
-            Some(below) => below < horizon || source.buffered.is_empty(),
-        };
-        if !wanted {
-            continue;
-        }
-        let rows = read_category(
-            store.pool(),
-            &source.category,
-            source.read_up_to,
-            Some(horizon),
-            read_limit(limit),
-        )
-        .await?;
-        let full = rows.len() >= limit;
-        for row in &rows {
-            let event = decode_row(row)?;
-            source.read_up_to = event.log_position;
-            source.buffered.push_back(event);
-        }
-        source.exhausted_below = (!full).then_some(horizon);
-    }
+    // The categories are read at once, each on a connection of its own.
+    let reads = sources
+        .iter_mut()
+        .filter(|source| source.wants_more(horizon, limit))
+        .map(|source| async move {
+            let events = read_category(
+                store.pool(),
+                &source.category,
+                source.read_up_to,
+                Some(horizon),
+                read_limit(limit),
+            )
+            .await?;
+            source.exhausted_below = (events.len() < limit).then_some(horizon);
+            if let Some(last) = events.last() {
+                source.read_up_to = last.log_position;
+            }
+            source.buffered.extend(events);
+            Ok::<_, ReadError>(())
+        });
+    futures::future::try_join_all(reads).await?;
     let known_up_to = sources
         .iter()
         .map(Source::known_up_to)

@@ -359,15 +359,14 @@ impl EventStore for PgEventStore {
                   LIMIT $3"
             ),
             Some([category]) => {
-                let rows = crate::category_reads::read_category(
+                return crate::category_reads::read_category(
                     &self.pool,
                     category,
                     after,
                     None,
                     read_limit(limit),
                 )
-                .await?;
-                return rows.iter().map(decode_row).collect();
+                .await;
             }
             // Each category's next events in read order through `events_category_read_order`
             // (see `category_reads` for why the bounds are written this way), merged.
@@ -392,8 +391,7 @@ impl EventStore for PgEventStore {
         if let Some(categories) = categories {
             query = query.bind(categories);
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(decode_row).collect()
+        crate::category_reads::decode_as_read(query.fetch(&self.pool)).await
     }
 
     async fn head(&self) -> Result<LogPosition, ReadError> {

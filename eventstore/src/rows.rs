@@ -4,9 +4,10 @@
 
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
+use sqlx::types::Json;
 
 use crate::error::ReadError;
-use crate::model::{LogPosition, RecordedEvent, StreamId};
+use crate::model::{LogPosition, Metadata, RecordedEvent, StreamId};
 
 /// The columns [`decode_row`] reads, as one SQL fragment.
 macro_rules! event_columns {
@@ -55,7 +56,10 @@ pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
     };
     let stream_id: String = row.try_get("stream_id")?;
     let hash: Vec<u8> = row.try_get("row_hash")?;
-    let metadata: serde_json::Value = row.try_get("metadata")?;
+    // Straight into its type: through a `serde_json::Value` first cost a second pass.
+    let Json(metadata): Json<Metadata> = row
+        .try_get("metadata")
+        .map_err(|e| corrupt(e.to_string()))?;
     Ok(RecordedEvent {
         log_position,
         event_id: row.try_get("event_id")?,
@@ -66,7 +70,7 @@ pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
         schema_version: u16::try_from(row.try_get::<i16, _>("schema_version")?)
             .map_err(|e| corrupt(e.to_string()))?,
         payload: row.try_get("payload")?,
-        metadata: serde_json::from_value(metadata).map_err(|e| corrupt(e.to_string()))?,
+        metadata,
         recorded_at: row.try_get("recorded_at")?,
         row_hash: hash
             .try_into()
