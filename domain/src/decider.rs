@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::de::value::MapDeserializer;
 
 /// A past-tense fact recorded by an aggregate.
 ///
@@ -121,8 +122,12 @@ pub fn decode<E: DomainEvent>(
     payload: serde_json::Value,
 ) -> Result<E, UpcastError> {
     let payload = E::upcast(event_type, schema_version, payload)?;
-    let tagged = serde_json::json!({ "type": event_type, "data": payload });
-    serde_json::from_value(tagged).map_err(|source| UpcastError::Malformed {
+    // The tag handed over before the payload, so serde reads the payload straight into its
+    // variant; a `{"type", "data"}` object yields "data" first (its keys are sorted), which serde
+    // must buffer whole before it knows the variant.
+    let tag = serde_json::Value::String(event_type.to_owned());
+    let tagged = MapDeserializer::new([("type", tag), ("data", payload)].into_iter());
+    E::deserialize(tagged).map_err(|source| UpcastError::Malformed {
         event_type: event_type.to_owned(),
         source,
     })
