@@ -186,6 +186,9 @@ struct RebuildArgs {
     /// After switching, drop the version readers used before (irreversible).
     #[arg(long)]
     drop_previous: bool,
+    /// Rows per table kept in memory between writes (0: write and commit every batch).
+    #[arg(long, default_value_t = lightspeed_projections::rebuild::KEPT_ROWS)]
+    rows_kept: usize,
 }
 
 async fn ctrl_c() {
@@ -299,6 +302,7 @@ async fn rebuild(infra: &Infra, args: &RebuildArgs, metrics: Metrics) -> anyhow:
         restart: args.restart,
         switch: !args.no_switch,
         drop_previous: args.drop_previous,
+        rows_kept: args.rows_kept,
     };
     let progress = lightspeed_projections::progress::for_stderr();
     let report =

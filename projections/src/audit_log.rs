@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{Projection, insert_rows, position_i64};
+use crate::projection::{Projection, RowCache, insert_rows, position_i64};
 
 /// The prefix of an admin actor in event metadata.
 pub const ADMIN_ACTOR_PREFIX: &str = "admin:";
@@ -98,6 +98,7 @@ impl Projection for AuditLog {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        _rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             let entries: Vec<AuditEntry> = events.iter().filter_map(entry).collect();

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{Projection, add_counts, decode, ist_day, stream_uuid};
+use crate::projection::{Projection, RowCache, add_counts, decode, ist_day, stream_uuid};
 use crate::wallets::WalletEntry;
 
 /// The commission projection (`commission_daily`).
@@ -95,6 +95,7 @@ impl Projection for Commission {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        _rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, schema, events))
     }

@@ -21,7 +21,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
-use crate::projection::{BatchRows, Projection, RowChange, decode, stream_uuid};
+use crate::projection::{Projection, RowCache, RowChange, decode, stream_uuid};
 
 /// How many recent payment outcomes the success rate is computed over.
 pub const RECENT_OUTCOMES: u32 = 50;
@@ -154,8 +154,9 @@ impl Projection for Gateways {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, schema, events))
+        Box::pin(apply(conn, schema, events, rows))
     }
 }
 
@@ -175,19 +176,21 @@ async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<(), ProjectionError> {
     let facts = facts(events)?;
-    let mut gateways = BatchRows::load(
-        conn,
-        schema,
-        "gateways",
-        "gateway_id",
-        facts
-            .iter()
-            .map(|(gateway_id, _, fact)| (*gateway_id, matches!(fact, Fact::Registered(_)))),
-        |row: &GatewayRow| row.gateway_id,
-    )
-    .await?;
+    let gateways = rows
+        .load(
+            conn,
+            schema,
+            "gateways",
+            "gateway_id",
+            facts
+                .iter()
+                .map(|(gateway_id, _, fact)| (*gateway_id, matches!(fact, Fact::Registered(_)))),
+            |row: &GatewayRow| row.gateway_id,
+        )
+        .await?;
     for (gateway_id, recorded, fact) in facts {
         match fact {
             Fact::Registered(row) => gateways.insert(row.gateway_id, *row),
@@ -201,7 +204,7 @@ async fn apply(
                 .record_outcome(succeeded, code, at),
         }
     }
-    gateways.upsert(conn, schema).await
+    Ok(())
 }
 
 /// The batch's facts about gateways, each with the gateway it is about.

@@ -69,6 +69,7 @@ pub mod projection;
 pub mod projector;
 pub mod rebuild;
 pub mod refunds;
+mod row_cache;
 pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod scenario;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
-use crate::projection::{BatchRows, Projection, RowChange, row_changes_of, serde_name};
+use crate::projection::{Projection, RowCache, RowChange, row_changes_of, serde_name};
 
 /// The merchants projection (`merchants`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -135,8 +135,9 @@ impl Projection for Merchants {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, schema, events))
+        Box::pin(apply(conn, schema, events, rows))
     }
 }
 
@@ -156,30 +157,32 @@ async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<(), ProjectionError> {
     let changes = row_changes_of::<MerchantEvent, _>(
         events,
         <Merchant as Decider>::CATEGORY,
         MerchantRow::of,
     )?;
-    let mut merchants = BatchRows::load(
-        conn,
-        schema,
-        "merchants",
-        "merchant_id",
-        changes
-            .iter()
-            .map(|(merchant_id, _, change)| (*merchant_id, change.creates())),
-        |row: &MerchantRow| row.merchant_id,
-    )
-    .await?;
+    let merchants = rows
+        .load(
+            conn,
+            schema,
+            "merchants",
+            "merchant_id",
+            changes
+                .iter()
+                .map(|(merchant_id, _, change)| (*merchant_id, change.creates())),
+            |row: &MerchantRow| row.merchant_id,
+        )
+        .await?;
     for (merchant_id, recorded, change) in changes {
         match change {
             RowChange::Created(row) => merchants.insert(row.merchant_id, row),
             RowChange::Changed(event) => merchants.existing(merchant_id, recorded)?.apply(event),
         }
     }
-    merchants.upsert(conn, schema).await
+    Ok(())
 }
 
 impl MerchantRow {

@@ -9,7 +9,7 @@ use lightspeed_eventstore::{LogPosition, PgEventStore, RecordedEvent};
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::ProjectionError;
-use crate::projection::Projection;
+use crate::projection::{Projection, RowCache};
 use crate::versions::{self, VersionRecord, VersionState};
 
 /// What a projector needs from the outside.
@@ -63,12 +63,27 @@ pub async fn apply_batch(
 }
 
 /// Applies what in `events` lies after the checkpoint of a version locked by the caller's
-/// transaction, and moves the checkpoint; answers how many events were applied.
+/// transaction, writes its rows and moves the checkpoint; answers how many events were applied.
 pub(crate) async fn apply_locked(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     record: &VersionRecord,
     events: &[RecordedEvent],
+) -> Result<usize, ProjectionError> {
+    let mut rows = RowCache::for_batch();
+    let applied = apply_keeping(conn, projection, record, events, &mut rows).await?;
+    rows.write(conn, &record.schema_name).await?;
+    Ok(applied)
+}
+
+/// Like [`apply_locked`], but leaves the rows kept by key in `rows`, which the caller writes
+/// before its transaction commits.
+pub(crate) async fn apply_keeping(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    record: &VersionRecord,
+    events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<usize, ProjectionError> {
     if events
         .windows(2)
@@ -82,8 +97,9 @@ pub(crate) async fn apply_locked(
     if fresh.is_empty() {
         return Ok(0);
     }
+    rows.next_batch();
     projection
-        .apply(&mut *conn, &record.schema_name, fresh)
+        .apply(&mut *conn, &record.schema_name, fresh, rows)
         .await?;
     versions::advance(conn, projection.name(), record.version, fresh).await?;
     metrics::counter!("projection_events_applied_total", "projection" => projection.name())

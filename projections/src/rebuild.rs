@@ -14,12 +14,20 @@ use lightspeed_eventstore::{EventStore, LogReader, RecordedEvent};
 use crate::catalog;
 use crate::error::ProjectionError;
 use crate::progress::{Progress, ProgressUpdate};
-use crate::projection::Projection;
-use crate::projector::{ProjectorDeps, apply_locked, read_categories};
+use crate::projection::{Projection, RowCache};
+use crate::projector::{ProjectorDeps, apply_keeping, apply_locked, read_categories};
 use crate::versions::{self, VersionRecord, VersionState};
 
 /// Most events read (and applied in one transaction) per rebuild batch: the log's read limit.
 pub const MAX_REBUILD_BATCH: usize = lightspeed_eventstore::limits::MAX_READ_BATCH;
+
+/// Rows per table a rebuild keeps in memory between its writes by default (see
+/// [`RebuildOptions::rows_kept`]).
+pub const KEPT_ROWS: usize = 250_000;
+
+/// A build that keeps rows commits at the latest once its transaction has applied this many
+/// events (a crash loses at most that much work).
+const COMMIT_AFTER_EVENTS: usize = 500_000;
 
 /// Most batches applied inside the switch transaction before giving up on catching up (the log
 /// grows faster than the rebuild applies it); the build is kept and can be switched later.
@@ -36,16 +44,23 @@ pub struct RebuildOptions {
     pub switch: bool,
     /// After switching, drop the version that was active before (its tables are gone for good).
     pub drop_previous: bool,
+    /// Rows per table kept in memory between writes; the changed ones are written, and the
+    /// build commits, once four in five of that are changed. A build that keeps rows holds one
+    /// transaction open across batches, so 0 (every batch written and committed on its own) is
+    /// for builds that share a pool with others: a projector's first build.
+    pub rows_kept: usize,
 }
 
 impl Default for RebuildOptions {
-    /// Batches of 10 000, resume a build in progress, switch, keep the previous version.
+    /// Batches of 10 000, resume a build in progress, switch, keep the previous version, keep
+    /// [`KEPT_ROWS`] rows.
     fn default() -> Self {
         Self {
             batch_size: MAX_REBUILD_BATCH,
             restart: false,
             switch: true,
             drop_previous: false,
+            rows_kept: KEPT_ROWS,
         }
     }
 }
@@ -97,7 +112,7 @@ pub async fn rebuild_projection(
         projection.as_ref(),
         deps,
         &version,
-        batch_size,
+        (batch_size, options.rows_kept),
         progress,
         started,
     )
@@ -130,12 +145,13 @@ pub async fn rebuild_projection(
 }
 
 /// Applies the log after the version's checkpoint, batch by batch, reading the next batch
-/// while one is written; answers how many events were applied and the last progress report.
+/// while one is applied and keeping up to `rows_kept` rows per table between writes; answers
+/// how many events were applied and the last progress report.
 async fn build(
     projection: &dyn Projection,
     deps: &ProjectorDeps,
     version: &VersionRecord,
-    batch_size: usize,
+    (batch_size, rows_kept): (usize, usize),
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<(u64, ProgressUpdate), ProjectionError> {
@@ -163,12 +179,24 @@ async fn build(
     let mut update = ProgressUpdate::new(projection.name(), version.version, total);
     progress.report(&update);
     let mut applied = 0u64;
+    let mut rows = RowCache::keeping(rows_kept);
+    let write_after = rows_kept / 5 * 4;
+    let mut open: Option<OpenBuild> = None;
     while !batch.is_empty() {
         let next = tokio::spawn(async move {
             let next = reader.next_batch(batch_size).await;
             (reader, next)
         });
-        applied += apply_one(deps.pool(), projection, version.version, &batch).await? as u64;
+        let build = match open.as_mut() {
+            Some(build) => build,
+            None => open.insert(OpenBuild::begin(deps.pool(), projection, version.version).await?),
+        };
+        applied += build.apply(projection, &batch, &mut rows).await? as u64;
+        if (rows.changed() >= write_after || build.applied >= COMMIT_AFTER_EVENTS)
+            && let Some(build) = open.take()
+        {
+            build.commit(&mut rows).await?;
+        }
         update.advance(applied, started.elapsed());
         progress.report(&update);
         let (returned, next) = next
@@ -176,6 +204,9 @@ async fn build(
             .map_err(|e| ProjectionError::InvalidQuery(e.to_string()))?;
         reader = returned;
         batch = next?;
+    }
+    if let Some(build) = open {
+        build.commit(&mut rows).await?;
     }
     let checkpoint = reader.position();
     tracing::debug!(%checkpoint, "rebuild read up to");
@@ -265,30 +296,63 @@ async fn switch(
     Ok((previous, drained))
 }
 
-async fn apply_one(
-    pool: &sqlx::PgPool,
-    projection: &dyn Projection,
-    version: i32,
-    events: &[RecordedEvent],
-) -> Result<usize, ProjectionError> {
-    let mut tx = pool.begin().await?;
-    // A build's batch need not wait for its commit to reach the disk: its rows and its
-    // checkpoint commit together, so a crash loses whole batches, and the build resumes from the
-    // checkpoint that was lost with them. The switch commits durably, which also makes every
-    // batch before it durable (the WAL is flushed in order).
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    let record = versions::lock(&mut tx, projection.name(), version).await?;
-    if record.state != VersionState::Building {
-        return Err(ProjectionError::WrongState {
-            projection: projection.name().into(),
-            version,
-            state: record.state.as_str().into(),
-            why: "a rebuild writes only a version being built",
-        });
+/// A transaction of a build: the version locked, the batches applied since it began.
+struct OpenBuild {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    record: VersionRecord,
+    applied: usize,
+}
+
+impl OpenBuild {
+    /// Begins a transaction on a version being built and locks it.
+    async fn begin(
+        pool: &sqlx::PgPool,
+        projection: &dyn Projection,
+        version: i32,
+    ) -> Result<Self, ProjectionError> {
+        let mut tx = pool.begin().await?;
+        // A build's transaction need not wait for its commit to reach the disk: its rows and its
+        // checkpoint commit together, so a crash loses whole transactions, and the build resumes
+        // from the checkpoint that was lost with them. The switch commits durably, which also
+        // makes everything before it durable (the WAL is flushed in order).
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        let record = versions::lock(&mut tx, projection.name(), version).await?;
+        if record.state != VersionState::Building {
+            return Err(ProjectionError::WrongState {
+                projection: projection.name().into(),
+                version,
+                state: record.state.as_str().into(),
+                why: "a rebuild writes only a version being built",
+            });
+        }
+        Ok(Self {
+            tx,
+            record,
+            applied: 0,
+        })
     }
-    let applied = apply_locked(&mut tx, projection, &record, events).await?;
-    tx.commit().await?;
-    Ok(applied)
+
+    /// Applies a batch, keeping its rows in `rows`, and moves the checkpoint past it.
+    async fn apply(
+        &mut self,
+        projection: &dyn Projection,
+        events: &[RecordedEvent],
+        rows: &mut RowCache,
+    ) -> Result<usize, ProjectionError> {
+        let applied = apply_keeping(&mut self.tx, projection, &self.record, events, rows).await?;
+        if let Some(last) = events.last() {
+            self.record.checkpoint = self.record.checkpoint.max(last.log_position);
+        }
+        self.applied += applied;
+        Ok(applied)
+    }
+
+    /// Writes the rows changed since it began and commits them with the checkpoint.
+    async fn commit(mut self, rows: &mut RowCache) -> Result<(), ProjectionError> {
+        rows.write(&mut self.tx, &self.record.schema_name).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
 }

@@ -22,8 +22,9 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
 use crate::projection::{
-    BatchRows, Projection, decode, keys_to_load, load_rows, stream_uuid, upsert_rows,
+    Projection, RowCache, decode, keys_to_load, load_rows, stream_uuid, upsert_rows,
 };
+use crate::row_cache::BatchRows;
 
 /// The refunds projection (`refunds`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -137,8 +138,9 @@ impl Projection for Refunds {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, schema, events))
+        Box::pin(apply(conn, schema, events, rows))
     }
 }
 
@@ -206,6 +208,7 @@ async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<(), ProjectionError> {
     let facts = facts(events)?;
     let touched = || {
@@ -216,15 +219,16 @@ async fn apply(
             )
         })
     };
-    let mut payments = BatchRows::load(
-        conn,
-        schema,
-        "refund_payments",
-        "payment_id",
-        touched(),
-        |row: &RefundPayment| row.payment_id,
-    )
-    .await?;
+    let payments = rows
+        .load(
+            conn,
+            schema,
+            "refund_payments",
+            "payment_id",
+            touched(),
+            |row: &RefundPayment| row.payment_id,
+        )
+        .await?;
     // Refund rows are loaded only for the payments whose stored refunds the batch changes.
     let refunded: HashSet<Uuid> = facts
         .iter()
@@ -258,10 +262,10 @@ async fn apply(
                 },
             ),
             PaymentEvent::PaymentRerouted { to_gateway, .. } => {
-                route(&mut payments, payment_id, recorded, to_gateway.0)?;
+                route(payments, payment_id, recorded, to_gateway.0)?;
             }
             PaymentEvent::PaymentSucceeded { gateway_id, .. } => {
-                route(&mut payments, payment_id, recorded, gateway_id.0)?;
+                route(payments, payment_id, recorded, gateway_id.0)?;
             }
             refund_event => apply_refund_event(
                 payments.stored(payment_id, recorded)?,
@@ -270,7 +274,6 @@ async fn apply(
             ),
         }
     }
-    payments.upsert(conn, schema).await?;
     upsert_rows(
         conn,
         schema,

@@ -100,13 +100,14 @@ pub async fn run_projection(
                     projection = name,
                     "no active version; building the first one"
                 );
-                match rebuild_projection(
-                    projection.clone(),
-                    &deps,
-                    &RebuildOptions::default(),
-                    &LogLines::default(),
-                )
-                .await
+                // Every projector may build at once on one pool: none holds a connection
+                // across batches.
+                let options = RebuildOptions {
+                    rows_kept: 0,
+                    ..RebuildOptions::default()
+                };
+                match rebuild_projection(projection.clone(), &deps, &options, &LogLines::default())
+                    .await
                 {
                     // Another replica finished the same first build and switched first.
                     Ok(_) | Err(ProjectionError::WrongState { .. }) => {}

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{BatchRows, Projection, RowChange, row_changes_of};
+use crate::projection::{Projection, RowCache, RowChange, row_changes_of};
 
 /// The transactions projection (`transactions`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,8 +129,9 @@ impl Projection for Transactions {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, schema, events))
+        Box::pin(apply(conn, schema, events, rows))
     }
 }
 
@@ -138,30 +139,32 @@ async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<(), ProjectionError> {
     let changes = row_changes_of::<PaymentEvent, _>(
         events,
         <Payment as Decider>::CATEGORY,
         TransactionRow::of,
     )?;
-    let mut payments = BatchRows::load(
-        conn,
-        schema,
-        "transactions",
-        "payment_id",
-        changes
-            .iter()
-            .map(|(payment_id, _, change)| (*payment_id, change.creates())),
-        |row: &TransactionRow| row.payment_id,
-    )
-    .await?;
+    let payments = rows
+        .load(
+            conn,
+            schema,
+            "transactions",
+            "payment_id",
+            changes
+                .iter()
+                .map(|(payment_id, _, change)| (*payment_id, change.creates())),
+            |row: &TransactionRow| row.payment_id,
+        )
+        .await?;
     for (payment_id, recorded, change) in changes {
         match change {
             RowChange::Created(row) => payments.insert(row.payment_id, row),
             RowChange::Changed(event) => payments.existing(payment_id, recorded)?.apply(event),
         }
     }
-    payments.upsert(conn, schema).await
+    Ok(())
 }
 
 impl TransactionRow {

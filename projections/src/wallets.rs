@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
 use crate::projection::{
-    BatchRows, Projection, decode, insert_rows, position_i64, serde_name, stream_uuid,
+    Projection, RowCache, decode, insert_rows, position_i64, serde_name, stream_uuid,
 };
 
 /// The wallets projection (`wallet_balances`, `wallet_entries`).
@@ -188,8 +188,9 @@ impl Projection for Wallets {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, schema, events))
+        Box::pin(apply(conn, schema, events, rows))
     }
 }
 
@@ -203,6 +204,7 @@ async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<(), ProjectionError> {
     let mut facts = Vec::with_capacity(events.len());
     for event in events {
@@ -215,18 +217,19 @@ async fn apply(
         };
         facts.push((stream_uuid(event)?, event, fact));
     }
-    let mut balances = BatchRows::load(
-        conn,
-        schema,
-        "wallet_balances",
-        "merchant_id",
-        // A balance is made by whichever fact comes first, on top of any stored one.
-        facts
-            .iter()
-            .map(|(merchant_id, _, _)| (*merchant_id, false)),
-        |row: &WalletBalance| row.merchant_id,
-    )
-    .await?;
+    let balances = rows
+        .load(
+            conn,
+            schema,
+            "wallet_balances",
+            "merchant_id",
+            // A balance is made by whichever fact comes first, on top of any stored one.
+            facts
+                .iter()
+                .map(|(merchant_id, _, _)| (*merchant_id, false)),
+            |row: &WalletBalance| row.merchant_id,
+        )
+        .await?;
     let mut entries = Vec::new();
     for (merchant_id, event, fact) in &facts {
         let balance = balances.get_or_insert_with(*merchant_id, || {
@@ -240,7 +243,6 @@ async fn apply(
             }
         }
     }
-    balances.upsert(conn, schema).await?;
     insert_rows(conn, schema, "wallet_entries", &entries).await
 }
 

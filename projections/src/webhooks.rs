@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, into_page};
 use crate::projection::{
-    BatchRows, Projection, RowChange, insert_rows, position_i64, row_changes_of,
+    Projection, RowCache, RowChange, insert_rows, position_i64, row_changes_of,
 };
 
 /// The webhook deliveries projection (`webhook_deliveries`, `webhook_delivery_attempts`).
@@ -150,8 +150,9 @@ impl Projection for WebhookDeliveries {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, schema, events))
+        Box::pin(apply(conn, schema, events, rows))
     }
 }
 
@@ -159,23 +160,25 @@ async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<(), ProjectionError> {
     let changes = row_changes_of::<WebhookDeliveryEvent, _>(
         events,
         <WebhookDelivery as Decider>::CATEGORY,
         DeliveryRow::of,
     )?;
-    let mut deliveries = BatchRows::load(
-        conn,
-        schema,
-        "webhook_deliveries",
-        "delivery_id",
-        changes
-            .iter()
-            .map(|(delivery_id, _, change)| (*delivery_id, change.creates())),
-        |row: &DeliveryRow| row.delivery_id,
-    )
-    .await?;
+    let deliveries = rows
+        .load(
+            conn,
+            schema,
+            "webhook_deliveries",
+            "delivery_id",
+            changes
+                .iter()
+                .map(|(delivery_id, _, change)| (*delivery_id, change.creates())),
+            |row: &DeliveryRow| row.delivery_id,
+        )
+        .await?;
     let mut attempts = Vec::new();
     for (delivery_id, recorded, change) in changes {
         match change {
@@ -186,7 +189,6 @@ async fn apply(
             }
         }
     }
-    deliveries.upsert(conn, schema).await?;
     insert_rows(conn, schema, "webhook_delivery_attempts", &attempts).await
 }
 

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::pagination::{Page, PageRequest, escape_like, into_page};
 use crate::projection::{
-    BatchRows, Projection, RowChange, add_counts, facts_of, ist_day, serde_name,
+    Projection, RowCache, RowChange, add_counts, facts_of, ist_day, serde_name,
 };
 
 /// Longest usage report, in days.
@@ -157,8 +157,9 @@ impl Projection for Whatsapp {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, schema, events))
+        Box::pin(apply(conn, schema, events, rows))
     }
 }
 
@@ -174,6 +175,7 @@ async fn apply(
     conn: &mut PgConnection,
     schema: &str,
     events: &[RecordedEvent],
+    rows: &mut RowCache,
 ) -> Result<(), ProjectionError> {
     // Email notifications share the stream category; this read model is WhatsApp's log.
     let changes: Vec<_> =
@@ -182,17 +184,18 @@ async fn apply(
             .filter(|(_, _, event)| event.channel() == Channel::Whatsapp)
             .map(|(id, recorded, event)| (id, recorded, WhatsappMessage::of(event)))
             .collect();
-    let mut messages = BatchRows::load(
-        conn,
-        schema,
-        "whatsapp_log",
-        "notification_id",
-        changes
-            .iter()
-            .map(|(notification_id, _, change)| (*notification_id, change.creates())),
-        |row: &WhatsappMessage| row.notification_id,
-    )
-    .await?;
+    let messages = rows
+        .load(
+            conn,
+            schema,
+            "whatsapp_log",
+            "notification_id",
+            changes
+                .iter()
+                .map(|(notification_id, _, change)| (*notification_id, change.creates())),
+            |row: &WhatsappMessage| row.notification_id,
+        )
+        .await?;
     let mut usage = UsageDays::new();
     let mut standing = Standing::new();
     for (notification_id, recorded, change) in changes {
@@ -210,7 +213,6 @@ async fn apply(
             }
         }
     }
-    messages.upsert(conn, schema).await?;
     add_usage(conn, schema, &usage).await?;
     add_standing(conn, schema, &standing).await
 }

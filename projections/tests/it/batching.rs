@@ -8,17 +8,19 @@ use crate::common;
 use common::{assert_same_rows, deps, rows, scenario_with, store};
 use lightspeed_eventstore::testing::{TestDatabase, settled};
 use lightspeed_projections::progress::Silent;
-use lightspeed_projections::rebuild::MAX_REBUILD_BATCH;
+use lightspeed_projections::rebuild::{KEPT_ROWS, MAX_REBUILD_BATCH};
 use lightspeed_projections::versions::{self, VersionRecord};
 use lightspeed_projections::{Projection, ProjectorDeps, RebuildOptions, catalog};
 use lightspeed_projections::{compare::differences, rebuild_projection};
 use std::sync::Arc;
 
-/// Builds a new version of `projection` in batches of `batch_size`, without switching to it.
+/// Builds a new version of `projection` in batches of `batch_size`, keeping `rows_kept` rows
+/// per table between writes, without switching to it.
 async fn build_in_batches(
     deps: &ProjectorDeps,
     projection: Arc<dyn Projection>,
     batch_size: usize,
+    rows_kept: usize,
 ) -> VersionRecord {
     let report = rebuild_projection(
         projection.clone(),
@@ -28,6 +30,7 @@ async fn build_in_batches(
             restart: true,
             switch: false,
             drop_previous: false,
+            rows_kept,
         },
         &Silent,
     )
@@ -64,11 +67,13 @@ async fn every_projection_built_in_large_batches_equals_it_built_event_by_event(
     scenario_with(&store, 1_500, 23).await;
     settled(store.pool()).await;
     for projection in catalog::all() {
-        let one_by_one = build_in_batches(&deps, projection.clone(), 1).await;
+        let one_by_one = build_in_batches(&deps, projection.clone(), 1, 0).await;
         assert_filled(&deps, projection.as_ref(), &one_by_one).await;
         set_aside(&deps, &one_by_one).await;
-        for batch_size in [7, MAX_REBUILD_BATCH] {
-            let batched = build_in_batches(&deps, projection.clone(), batch_size).await;
+        // Five rows kept: most rows are forgotten after a write and loaded again; the default:
+        // every row kept and written once, in one transaction.
+        for (batch_size, rows_kept) in [(7, 5), (MAX_REBUILD_BATCH, KEPT_ROWS)] {
+            let batched = build_in_batches(&deps, projection.clone(), batch_size, rows_kept).await;
             assert_same_rows(
                 deps.pool(),
                 projection.as_ref(),
@@ -113,7 +118,7 @@ async fn a_switched_rebuild_has_every_index_its_layout_declares_once() {
     settled(store.pool()).await;
     let projection: Arc<dyn Projection> = Arc::new(lightspeed_projections::wallets::Wallets);
     // Built without switching, then resumed and switched: the indexes are made exactly once.
-    let building = build_in_batches(&deps, projection.clone(), 50).await;
+    let building = build_in_batches(&deps, projection.clone(), 50, KEPT_ROWS).await;
     assert_eq!(plain_indexes(&deps, &building.schema_name).await, 0);
     let report = rebuild_projection(projection, &deps, &RebuildOptions::default(), &Silent)
         .await

@@ -13,6 +13,7 @@ use lightspeed_eventstore::RecordedEvent;
 use lightspeed_eventstore::testing::{TestDatabase, TestNats};
 use lightspeed_projections::compare::differences;
 use lightspeed_projections::progress::Silent;
+use lightspeed_projections::projection::RowCache;
 use lightspeed_projections::versions::{self, VersionState};
 use lightspeed_projections::wallets::Wallets;
 use lightspeed_projections::{
@@ -158,9 +159,14 @@ impl Projection for WalletsWithLargestPayment {
         conn: &'a mut PgConnection,
         schema: &'a str,
         events: &'a [RecordedEvent],
+        rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            Wallets.apply(&mut *conn, schema, events).await?;
+            Wallets
+                .apply(&mut *conn, schema, events, &mut *rows)
+                .await?;
+            // The statements below change the balances, so those kept by key go in first.
+            rows.write(&mut *conn, schema).await?;
             for event in events
                 .iter()
                 .filter(|e| e.event_type == "CommissionAccrued")
