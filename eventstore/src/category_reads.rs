@@ -23,14 +23,13 @@
 
 use std::collections::VecDeque;
 
-use futures::{Stream, TryStreamExt};
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 
 use crate::error::ReadError;
 use crate::limits::MAX_READ_BATCH;
 use crate::model::{LogPosition, RecordedEvent};
 use crate::postgres::{PgEventStore, read_limit};
-use crate::rows::{decode_row, event_columns, to_i64};
+use crate::rows::{decode_as_read, event_columns, to_i64};
 use crate::store::EventStore;
 
 /// Up to `limit` events of `category` after `after` in read order, below `horizon` (a
@@ -74,17 +73,6 @@ pub(crate) async fn read_category(
         query = query.bind(horizon.to_string());
     }
     decode_as_read(query.fetch(pool)).await
-}
-
-/// Decodes rows as they arrive, so decoding runs while the server still sends the rest.
-pub(crate) async fn decode_as_read(
-    mut rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Unpin,
-) -> Result<Vec<RecordedEvent>, ReadError> {
-    let mut events = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        events.push(decode_row(&row)?);
-    }
-    Ok(events)
 }
 
 /// The oldest transaction running now: every event below it is committed (or never will be).

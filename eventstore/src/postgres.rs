@@ -17,7 +17,7 @@ use crate::model::{
     AppendResult, ExpectedVersion, LogPosition, RecordedEvent, StreamAppend, StreamId,
 };
 use crate::prepare::{PreparedEvent, PreparedStream, prepare, recorded_at};
-use crate::rows::{decode_row, event_columns, read_position, to_i64, to_u64};
+use crate::rows::{decode_as_read, decode_row, event_columns, read_position, to_i64, to_u64};
 use crate::snapshots::{self, Snapshot};
 use crate::store::EventStore;
 
@@ -391,7 +391,7 @@ impl EventStore for PgEventStore {
         if let Some(categories) = categories {
             query = query.bind(categories);
         }
-        crate::category_reads::decode_as_read(query.fetch(&self.pool)).await
+        decode_as_read(query.fetch(&self.pool)).await
     }
 
     async fn head(&self) -> Result<LogPosition, ReadError> {

@@ -2,6 +2,7 @@
 //! integer conversions between the log's `u64` and PostgreSQL's `bigint`, and a stream's
 //! version (which both the store and its group commit look up).
 
+use futures::{Stream, TryStreamExt};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::types::Json;
@@ -76,6 +77,17 @@ pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
             .try_into()
             .map_err(|_| corrupt("row hash is not 32 bytes".into()))?,
     })
+}
+
+/// Decodes rows as they arrive, so decoding runs while the server still sends the rest.
+pub(crate) async fn decode_as_read(
+    mut rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Unpin,
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    let mut events = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        events.push(decode_row(&row)?);
+    }
+    Ok(events)
 }
 
 /// A version, position or count as a `bigint`. Saturates: one past `i64::MAX` (only a caller's
