@@ -202,47 +202,110 @@ pub(crate) async fn upsert_rows<T: Serialize>(
     key: &str,
     rows: &[T],
 ) -> Result<(), ProjectionError> {
+    merge_rows(conn, schema, table, key, rows, |c| {
+        format!("{c} = EXCLUDED.{c}")
+    })
+    .await
+}
+
+/// Adds `rows` to the rows of `table` with the same `key` (its columns, comma-separated), in one
+/// statement: every other column of a row is a count, added to the stored one; a row not yet
+/// stored is inserted as it is.
+pub(crate) async fn add_counts<T: Serialize>(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    key: &str,
+    rows: &[T],
+) -> Result<(), ProjectionError> {
+    merge_rows(conn, schema, table, key, rows, |c| {
+        format!("{c} = t.{c} + EXCLUDED.{c}")
+    })
+    .await
+}
+
+/// Inserts `rows` into `table`; a row that is already there is an error (a fact twice).
+pub(crate) async fn insert_rows<T: Serialize>(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    rows: &[T],
+) -> Result<(), ProjectionError> {
     let Some(first) = rows.first() else {
         return Ok(());
     };
     let columns = columns(first)?;
+    if rows.len() >= COPY_FROM_ROWS {
+        return copy_in(conn, &format!("{schema}.{table}"), &columns, rows).await;
+    }
     let list = columns.join(", ");
-    let updates: Vec<String> = columns
+    let insert = format!(
+        "INSERT INTO {schema}.{table} ({list}) SELECT {list} FROM {}",
+        json_rows(schema, table)
+    );
+    sqlx::query(AssertSqlSafe(insert))
+        .bind(serde_json::to_string(rows)?)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts `rows` into `table` (stored as `t`); a row whose `key` (its columns, comma-separated)
+/// is stored already sets every other column to `assign(column)` instead.
+async fn merge_rows<T: Serialize>(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    key: &str,
+    rows: &[T],
+    assign: impl Fn(&str) -> String,
+) -> Result<(), ProjectionError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let columns = columns(first)?;
+    let keys: Vec<&str> = key.split(',').map(str::trim).collect();
+    let assignments: Vec<String> = columns
         .iter()
-        .filter(|c| c.as_str() != key)
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .filter(|c| !keys.contains(&c.as_str()))
+        .map(|c| assign(c))
         .collect();
-    let upsert = |source: &str| {
+    let list = columns.join(", ");
+    let merge = |source: &str| {
         format!(
-            "INSERT INTO {schema}.{table} ({list}) SELECT {list} FROM {source}
+            "INSERT INTO {schema}.{table} AS t ({list}) SELECT {list} FROM {source}
              ON CONFLICT ({key}) DO UPDATE SET {}",
-            updates.join(", ")
+            assignments.join(", ")
         )
     };
     if rows.len() < COPY_FROM_ROWS {
-        let source = format!("json_populate_recordset(NULL::{schema}.{table}, $1::text::json)");
-        sqlx::query(AssertSqlSafe(upsert(&source)))
+        sqlx::query(AssertSqlSafe(merge(&json_rows(schema, table))))
             .bind(serde_json::to_string(rows)?)
             .execute(conn)
             .await?;
         return Ok(());
     }
-    // COPY cannot resolve conflicts, so the rows go to a temporary table first.
+    // COPY cannot resolve conflicts, so the rows go to a temporary table first (dropped at once:
+    // a transaction may write the same table again).
     let staged = format!("pg_temp.staged_{table}");
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE TEMPORARY TABLE staged_{table} (LIKE {schema}.{table} INCLUDING DEFAULTS)
-         ON COMMIT DROP"
+        "CREATE TEMPORARY TABLE staged_{table} (LIKE {schema}.{table} INCLUDING DEFAULTS)"
     )))
     .execute(&mut *conn)
     .await?;
     copy_in(conn, &staged, &columns, rows).await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "{}; DROP TABLE {staged}",
-        upsert(&staged)
+        merge(&staged)
     )))
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The rows of `table` sent as one JSON text in `$1`, as a row source.
+fn json_rows(schema: &str, table: &str) -> String {
+    format!("json_populate_recordset(NULL::{schema}.{table}, $1::text::json)")
 }
 
 /// Batches of at least this many rows are written with `COPY`, smaller ones as one JSON
@@ -310,66 +373,6 @@ fn copy_field(
             other => data.push(other),
         }
     }
-    Ok(())
-}
-
-/// Adds `rows` to the rows of `table` with the same `key` (its columns, comma-separated), in one
-/// statement: every other column of a row is a count, added to the stored one; a row not yet
-/// stored is inserted as it is.
-pub(crate) async fn add_counts<T: Serialize>(
-    conn: &mut PgConnection,
-    schema: &str,
-    table: &str,
-    key: &str,
-    rows: &[T],
-) -> Result<(), ProjectionError> {
-    let Some(first) = rows.first() else {
-        return Ok(());
-    };
-    let columns = columns(first)?;
-    let keys: Vec<&str> = key.split(',').map(str::trim).collect();
-    let sums: Vec<String> = columns
-        .iter()
-        .filter(|c| !keys.contains(&c.as_str()))
-        .map(|c| format!("{c} = t.{c} + EXCLUDED.{c}"))
-        .collect();
-    let list = columns.join(", ");
-    let sql = format!(
-        "INSERT INTO {schema}.{table} AS t ({list})
-         SELECT {list} FROM json_populate_recordset(NULL::{schema}.{table}, $1::text::json)
-         ON CONFLICT ({key}) DO UPDATE SET {}",
-        sums.join(", ")
-    );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(serde_json::to_string(rows)?)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Inserts `rows` into `table`; a row that is already there is an error (a fact twice).
-pub(crate) async fn insert_rows<T: Serialize>(
-    conn: &mut PgConnection,
-    schema: &str,
-    table: &str,
-    rows: &[T],
-) -> Result<(), ProjectionError> {
-    let Some(first) = rows.first() else {
-        return Ok(());
-    };
-    let columns = columns(first)?;
-    if rows.len() >= COPY_FROM_ROWS {
-        return copy_in(conn, &format!("{schema}.{table}"), &columns, rows).await;
-    }
-    let list = columns.join(", ");
-    let insert = format!(
-        "INSERT INTO {schema}.{table} ({list})
-         SELECT {list} FROM json_populate_recordset(NULL::{schema}.{table}, $1::text::json)"
-    );
-    sqlx::query(AssertSqlSafe(insert))
-        .bind(serde_json::to_string(rows)?)
-        .execute(conn)
-        .await?;
     Ok(())
 }
 

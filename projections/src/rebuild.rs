@@ -65,6 +65,13 @@ impl Default for RebuildOptions {
     }
 }
 
+impl RebuildOptions {
+    /// Events per batch, within what the log reads at once.
+    fn batch(&self) -> usize {
+        self.batch_size.clamp(1, MAX_REBUILD_BATCH)
+    }
+}
+
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RebuildReport {
@@ -105,14 +112,13 @@ pub async fn rebuild_projection(
     progress: &dyn Progress,
 ) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
-    let batch_size = options.batch_size.clamp(1, MAX_REBUILD_BATCH);
     let version =
         versions::building_version(deps.pool(), projection.as_ref(), options.restart).await?;
     let (applied, mut update) = build(
         projection.as_ref(),
         deps,
         &version,
-        (batch_size, options.rows_kept),
+        options,
         progress,
         started,
     )
@@ -128,15 +134,7 @@ pub async fn rebuild_projection(
     };
     if options.switch {
         versions::create_indexes(deps.pool(), projection.as_ref(), &version).await?;
-        switch_readers(
-            projection.as_ref(),
-            deps,
-            &version,
-            batch_size,
-            options,
-            &mut report,
-        )
-        .await?;
+        switch_readers(projection.as_ref(), deps, &version, options, &mut report).await?;
     }
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     update.finish(report.events_applied, started.elapsed());
@@ -145,16 +143,17 @@ pub async fn rebuild_projection(
 }
 
 /// Applies the log after the version's checkpoint, batch by batch, reading the next batch
-/// while one is applied and keeping up to `rows_kept` rows per table between writes; answers
+/// while one is applied and keeping up to `options.rows_kept` rows per table between writes; answers
 /// how many events were applied and the last progress report.
 async fn build(
     projection: &dyn Projection,
     deps: &ProjectorDeps,
     version: &VersionRecord,
-    (batch_size, rows_kept): (usize, usize),
+    options: &RebuildOptions,
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<(u64, ProgressUpdate), ProjectionError> {
+    let (batch_size, rows_kept) = (options.batch(), options.rows_kept);
     let categories = read_categories(projection);
     let mut reader = LogReader::new(
         deps.store.clone(),
@@ -219,11 +218,10 @@ async fn switch_readers(
     projection: &dyn Projection,
     deps: &ProjectorDeps,
     version: &VersionRecord,
-    batch_size: usize,
     options: &RebuildOptions,
     report: &mut RebuildReport,
 ) -> Result<(), ProjectionError> {
-    let (previous, drained) = switch(projection, deps, version, batch_size).await?;
+    let (previous, drained) = switch(projection, deps, version, options.batch()).await?;
     report.switched = true;
     report.previous_version = previous;
     report.events_applied += drained;

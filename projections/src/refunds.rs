@@ -24,7 +24,7 @@ use crate::pagination::{CursorPage, checked_limit};
 use crate::projection::{
     Projection, RowCache, decode, keys_to_load, load_rows, stream_uuid, upsert_rows,
 };
-use crate::row_cache::BatchRows;
+use crate::row_cache::TableRows;
 
 /// The refunds projection (`refunds`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -287,7 +287,7 @@ async fn apply(
 /// Records the gateway a payment is routed to (or captured at), writing its row only if that
 /// changed it.
 fn route(
-    payments: &mut BatchRows<RefundPayment>,
+    payments: &mut TableRows<RefundPayment>,
     payment_id: Uuid,
     recorded: &RecordedEvent,
     gateway_id: Uuid,

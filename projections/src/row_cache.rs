@@ -80,14 +80,14 @@ impl RowCache {
         key: &'static str,
         touched: impl IntoIterator<Item = (Uuid, bool)>,
         key_of: impl Fn(&T) -> Uuid,
-    ) -> Result<&mut BatchRows<T>, ProjectionError> {
+    ) -> Result<&mut TableRows<T>, ProjectionError> {
         let batch = self.batch;
         let rows = self
             .tables
             .entry(table)
-            .or_insert_with(|| Box::new(BatchRows::<T>::new(table, key)))
+            .or_insert_with(|| Box::new(TableRows::<T>::new(table, key)))
             .as_any()
-            .downcast_mut::<BatchRows<T>>()
+            .downcast_mut::<TableRows<T>>()
             .expect("a table's rows are always of one type");
         rows.load(conn, schema, touched, key_of, batch).await?;
         Ok(rows)
@@ -121,7 +121,7 @@ struct Kept<T> {
 }
 
 /// One table's kept rows, by key.
-pub(crate) struct BatchRows<T> {
+pub(crate) struct TableRows<T> {
     table: &'static str,
     key: &'static str,
     /// The keys of the rows changed since the last write, in key order (the order written).
@@ -131,7 +131,7 @@ pub(crate) struct BatchRows<T> {
     batch: u64,
 }
 
-impl<T: KeptRow> BatchRows<T> {
+impl<T: KeptRow> TableRows<T> {
     fn new(table: &'static str, key: &'static str) -> Self {
         Self {
             table,
@@ -208,7 +208,7 @@ impl<T: KeptRow> BatchRows<T> {
     }
 }
 
-impl<T: KeptRow> KeptTable for BatchRows<T> {
+impl<T: KeptRow> KeptTable for TableRows<T> {
     fn as_any(&mut self) -> &mut dyn Any {
         self
     }
@@ -236,7 +236,8 @@ impl<T: KeptRow> KeptTable for BatchRows<T> {
     }
 
     /// Forgets the least recently used rows until at most `capacity` remain (rows last used by
-    /// the same batch go together, so a few more may go); rows not yet written stay.
+    /// the same batch go together, so a few more may go). Called after a write, when every row
+    /// is stored.
     fn forget_beyond(&mut self, capacity: usize) {
         let Some(excess) = self.rows.len().checked_sub(capacity).filter(|n| *n > 0) else {
             return;
@@ -244,8 +245,6 @@ impl<T: KeptRow> KeptTable for BatchRows<T> {
         let mut used: Vec<u64> = self.rows.values().map(|kept| kept.used).collect();
         let (_, oldest_kept, _) = used.select_nth_unstable(excess - 1);
         let cutoff = *oldest_kept;
-        let changed = &self.changed;
-        self.rows
-            .retain(|key, kept| kept.used > cutoff || changed.contains(key));
+        self.rows.retain(|_, kept| kept.used > cutoff);
     }
 }
