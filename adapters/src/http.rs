@@ -1,9 +1,11 @@
 //! The HTTP client every adapter shares, and the classification of upstream failures.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
+use rustls_platform_verifier::ConfigVerifierExt;
 
 /// Largest response body an adapter reads; providers answer with a few KiB at most.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -46,14 +48,37 @@ pub fn install_crypto_provider() {
 /// Builds a client with the given timeouts, no redirects followed (a PSP redirecting an API
 /// call is a protocol error, not something to chase) and a recognisable user agent.
 pub fn build_client(config: &HttpConfig) -> Result<reqwest::Client, ClientBuildError> {
-    install_crypto_provider();
-    reqwest::Client::builder()
+    client_builder()
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("lightspeed-adapters/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(ClientBuildError)
+}
+
+/// A client builder over the process's one TLS configuration (the crypto provider installed).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    let builder = reqwest::Client::builder();
+    match shared_tls() {
+        Some(tls) => builder.tls_backend_preconfigured(tls),
+        // reqwest builds its own and reports why that fails.
+        None => builder,
+    }
+}
+
+/// The TLS configuration reqwest would build (the system's roots through the platform verifier,
+/// HTTP/1.1), built once. Building it reads and parses every root certificate on the system,
+/// which a client per webhook delivery would otherwise repeat each time.
+fn shared_tls() -> Option<rustls::ClientConfig> {
+    static TLS: OnceLock<Option<rustls::ClientConfig>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let mut tls = rustls::ClientConfig::with_platform_verifier().ok()?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Some(tls)
+    })
+    .clone()
 }
 
 /// An upstream answer: status, headers and a bounded body.

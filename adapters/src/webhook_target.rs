@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::http::install_crypto_provider;
+use crate::http::client_builder;
 
 /// What the deployment allows besides public `https` endpoints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -180,8 +180,7 @@ pub fn pinned_client(
     target: &VettedTarget,
     timeout: Duration,
 ) -> Result<reqwest::Client, reqwest::Error> {
-    install_crypto_provider();
-    reqwest::Client::builder()
+    client_builder()
         .resolve(&target.host, target.address)
         .no_proxy()
         .connect_timeout(timeout)

@@ -236,7 +236,9 @@ impl<C: Clock + Clone + 'static> TestAppBuilder<C> {
             clock,
             ledger,
             keyring,
-            http: reqwest::Client::new(),
+            http: lightspeed_adapters::http::client_builder()
+                .build()
+                .expect("HTTP client"),
             nats,
             server: serve(listener, app(state, extra)),
         }

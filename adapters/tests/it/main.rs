@@ -5,4 +5,5 @@ mod doc_examples;
 mod psp_adapters;
 mod razorpay_refunds;
 mod refunds_payu_cashfree_phonepe;
+mod tls;
 mod whatsapp_payouts;
