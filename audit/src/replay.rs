@@ -730,7 +730,7 @@ fn decode_event<E: DomainEvent>(
         Ok(event) if event.schema_version() == schema_version => Ok(event),
         _ => {
             let payload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
-            lightspeed_domain::decode(event_type, schema_version, payload)
+            lightspeed_domain::decode(event_type, schema_version, &payload)
                 .map_err(|e| e.to_string())
         }
     }
@@ -762,7 +762,7 @@ mod tests {
         // Another schema version goes through the domain's own (upcasting) decoder.
         assert_eq!(
             decode_event::<WalletEvent>(event_type, 9, &text).ok(),
-            lightspeed_domain::decode::<WalletEvent>(event_type, 9, payload.clone()).ok()
+            lightspeed_domain::decode::<WalletEvent>(event_type, 9, &payload).ok()
         );
 
         let mut replay = CommissionReplay::new(ReplayFilter::default());

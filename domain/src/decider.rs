@@ -3,6 +3,8 @@
 //! Storage calls these and nothing else; a decider never performs I/O, so the same code runs in
 //! the request path, in replays and in audits.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde::de::value::MapDeserializer;
@@ -23,14 +25,15 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'sta
     /// Rewrites a stored payload of an older `schema_version` into the current shape.
     ///
     /// Stored events are never rewritten; old shapes are upcast on read. The default accepts
-    /// every payload as it is.
-    fn upcast(
+    /// every payload as it is, borrowed: the current shape, by far the most read, then decodes
+    /// without a copy.
+    fn upcast<'p>(
         event_type: &str,
         schema_version: u16,
-        payload: serde_json::Value,
-    ) -> Result<serde_json::Value, UpcastError> {
+        payload: &'p serde_json::Value,
+    ) -> Result<Cow<'p, serde_json::Value>, UpcastError> {
         let _ = (event_type, schema_version);
-        Ok(payload)
+        Ok(Cow::Borrowed(payload))
     }
 }
 
@@ -119,14 +122,14 @@ pub fn encode<E: DomainEvent>(
 pub fn decode<E: DomainEvent>(
     event_type: &str,
     schema_version: u16,
-    payload: serde_json::Value,
+    payload: &serde_json::Value,
 ) -> Result<E, UpcastError> {
     let payload = E::upcast(event_type, schema_version, payload)?;
     // The tag handed over before the payload, so serde reads the payload straight into its
     // variant; a `{"type", "data"}` object yields "data" first (its keys are sorted), which serde
     // must buffer whole before it knows the variant.
     let tag = serde_json::Value::String(event_type.to_owned());
-    let tagged = MapDeserializer::new([("type", tag), ("data", payload)].into_iter());
+    let tagged = MapDeserializer::new([("type", &tag), ("data", payload.as_ref())].into_iter());
     E::deserialize(tagged).map_err(|source| UpcastError::Malformed {
         event_type: event_type.to_owned(),
         source,

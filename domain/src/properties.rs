@@ -67,7 +67,7 @@ where
         let (event_type, version, payload) =
             encode(event).map_err(|e| TestCaseError::fail(e.to_string()))?;
         stored.push(
-            decode::<D::Event>(event_type, version, payload)
+            decode::<D::Event>(event_type, version, &payload)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?,
         );
     }

@@ -266,7 +266,7 @@ impl RecordedEvent {
     pub fn decode<E: lightspeed_domain::DomainEvent>(
         &self,
     ) -> Result<E, lightspeed_domain::UpcastError> {
-        lightspeed_domain::decode(&self.event_type, self.schema_version, self.payload.clone())
+        lightspeed_domain::decode(&self.event_type, self.schema_version, &self.payload)
     }
 }
 

@@ -145,7 +145,7 @@ impl Ledger {
                 ServiceError::Store(format!("schema version {}", row.schema_version))
             })?;
             let event: MerchantEvent =
-                lightspeed_domain::decode(&row.event_type, schema_version, row.payload)
+                lightspeed_domain::decode(&row.event_type, schema_version, &row.payload)
                     .map_err(|e| ServiceError::Store(e.to_string()))?;
             match event {
                 MerchantEvent::MerchantOnboarded { merchant_id, .. } => merchants.push(merchant_id),

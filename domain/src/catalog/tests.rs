@@ -35,7 +35,7 @@ fn round_trips<E: DomainEvent + PartialEq + Debug>(event_types: &[&str], samples
             tagged["type"], event_type,
             "the serde tag is the stored type name"
         );
-        let decoded: E = decode(event_type, schema_version, payload).expect("decodes");
+        let decoded: E = decode(event_type, schema_version, &payload).expect("decodes");
         assert_eq!(&decoded, event);
     }
 }
@@ -559,9 +559,9 @@ fn event_type_names_are_unique_across_the_crate_and_subject_safe() {
 
 #[test]
 fn an_unknown_type_or_malformed_payload_is_a_typed_decode_error() {
-    let unknown = decode::<PaymentEvent>("PaymentTeleported", 1, serde_json::json!({}));
+    let unknown = decode::<PaymentEvent>("PaymentTeleported", 1, &serde_json::json!({}));
     assert!(matches!(unknown, Err(crate::UpcastError::Malformed { .. })));
-    let malformed = decode::<PaymentEvent>("PaymentFailed", 1, serde_json::json!({ "code": 7 }));
+    let malformed = decode::<PaymentEvent>("PaymentFailed", 1, &serde_json::json!({ "code": 7 }));
     assert!(matches!(
         malformed,
         Err(crate::UpcastError::Malformed { .. })
