@@ -59,6 +59,7 @@ pub mod audit_log;
 pub mod catalog;
 pub mod commission;
 pub mod compare;
+mod copy_text;
 pub mod error;
 pub mod gateways;
 pub mod gauges;

@@ -3,8 +3,9 @@
 //!
 //! Rows are moved between Rust and PostgreSQL as JSON arrays (`json_populate_recordset` to
 //! write, sent as text so the server parses it once without building `jsonb`; `to_jsonb` to
-//! read): one statement per table per batch whatever the batch size, and
-//! the row structs double as the typed answers of the read functions.
+//! read), or, for writes of [`COPY_FROM_ROWS`] rows or more, in `COPY`'s text format: one
+//! statement per table per batch whatever the batch size, and the row structs double as the
+//! typed answers of the read functions.
 
 use std::collections::HashSet;
 
@@ -19,6 +20,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
+use crate::copy_text;
 use crate::error::ProjectionError;
 pub use crate::row_cache::RowCache;
 
@@ -183,14 +185,11 @@ pub(crate) async fn load_rows<T: DeserializeOwned + Send + Unpin + 'static>(
     Ok(rows)
 }
 
-/// The columns a row struct writes: its serde field names.
+/// The columns a row struct writes: its serde field names, in the order serde gives them.
 fn columns<T: Serialize>(row: &T) -> Result<Vec<String>, ProjectionError> {
-    match serde_json::to_value(row)? {
-        serde_json::Value::Object(fields) => Ok(fields.keys().cloned().collect()),
-        other => Err(ProjectionError::Row(serde::ser::Error::custom(format!(
-            "a row must serialise to an object of columns, not {other}"
-        )))),
-    }
+    let mut columns = Vec::new();
+    copy_text::write_row(&mut Vec::new(), row, Some(&mut columns))?;
+    Ok(columns)
 }
 
 /// Writes `rows` into `table`, replacing the rows with the same `key`. Only the struct's columns
@@ -314,6 +313,9 @@ fn json_rows(schema: &str, table: &str) -> String {
 /// rows. Below this, creating the temporary table costs more than parsing the JSON.
 const COPY_FROM_ROWS: usize = 1_000;
 
+/// Bytes of `COPY` text sent at a time: large writes stream instead of building one buffer.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
 /// Sends `rows` to `target`'s `columns` with `COPY … FROM STDIN` (text format).
 async fn copy_in<T: Serialize>(
     conn: &mut PgConnection,
@@ -321,58 +323,26 @@ async fn copy_in<T: Serialize>(
     columns: &[String],
     rows: &[T],
 ) -> Result<(), ProjectionError> {
-    let mut data = Vec::with_capacity(rows.len() * 256);
-    for row in rows {
-        let serde_json::Value::Object(fields) = serde_json::to_value(row)? else {
-            return Err(ProjectionError::Row(serde::ser::Error::custom(
-                "a row must serialise to an object of columns",
-            )));
-        };
-        for (i, column) in columns.iter().enumerate() {
-            if i > 0 {
-                data.push(b'\t');
-            }
-            copy_field(&mut data, fields.get(column))?;
-        }
-        data.push(b'\n');
-    }
     let mut copy = conn
         .copy_in_raw(&format!(
             "COPY {target} ({}) FROM STDIN",
             columns.join(", ")
         ))
         .await?;
-    copy.send(data).await?;
-    copy.finish().await?;
-    Ok(())
-}
-
-/// One field in `COPY`'s text format: `\N` for null, JSON for objects and arrays (the `jsonb`
-/// columns), the value's text otherwise, with the format's special characters escaped.
-fn copy_field(
-    data: &mut Vec<u8>,
-    value: Option<&serde_json::Value>,
-) -> Result<(), ProjectionError> {
-    use serde_json::Value;
-    let text = match value {
-        None | Some(Value::Null) => {
-            data.extend_from_slice(b"\\N");
-            return Ok(());
+    let mut data = Vec::with_capacity(COPY_CHUNK_BYTES + COPY_CHUNK_BYTES / 4);
+    for row in rows {
+        if copy_text::write_row(&mut data, row, None)? != columns.len() {
+            return Err(ProjectionError::Row(serde::ser::Error::custom(
+                "every row of a write must have the same columns",
+            )));
         }
-        Some(Value::Bool(b)) => if *b { "t" } else { "f" }.to_owned(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => serde_json::to_string(other)?,
-    };
-    for byte in text.bytes() {
-        match byte {
-            b'\\' => data.extend_from_slice(b"\\\\"),
-            b'\n' => data.extend_from_slice(b"\\n"),
-            b'\r' => data.extend_from_slice(b"\\r"),
-            b'\t' => data.extend_from_slice(b"\\t"),
-            other => data.push(other),
+        if data.len() >= COPY_CHUNK_BYTES {
+            copy.send(data.as_slice()).await?;
+            data.clear();
         }
     }
+    copy.send(data.as_slice()).await?;
+    copy.finish().await?;
     Ok(())
 }
 
@@ -383,31 +353,5 @@ pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
         other => panic!("serde_name takes a unit enum variant, which names itself; got {other:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::copy_field;
-    use serde_json::json;
-
-    fn field(value: Option<serde_json::Value>) -> String {
-        let mut data = Vec::new();
-        copy_field(&mut data, value.as_ref()).expect("a field");
-        String::from_utf8(data).expect("utf-8")
-    }
-
-    #[test]
-    fn copy_fields_escape_what_the_text_format_reads_as_structure() {
-        assert_eq!(field(None), "\\N");
-        assert_eq!(field(Some(json!(null))), "\\N");
-        assert_eq!(field(Some(json!(true))), "t");
-        assert_eq!(field(Some(json!(-42))), "-42");
-        assert_eq!(field(Some(json!("a\tb\nc\rd\\N"))), "a\\tb\\nc\\rd\\\\N");
-        assert_eq!(field(Some(json!("₹ 1,00,000"))), "₹ 1,00,000");
-        assert_eq!(
-            field(Some(json!([{"note": "x\ty"}]))),
-            "[{\"note\":\"x\\\\ty\"}]"
-        );
     }
 }
