@@ -72,7 +72,7 @@ pub(crate) async fn read_category(
     if let Some(horizon) = horizon {
         query = query.bind(horizon.to_string());
     }
-    decode_as_read(query.fetch(pool)).await
+    decode_as_read(query.fetch(pool), limit).await
 }
 
 /// The oldest transaction running now: every event below it is committed (or never will be).

@@ -384,14 +384,15 @@ impl EventStore for PgEventStore {
                   LIMIT $3"
             ),
         };
+        let limit = read_limit(limit);
         let mut query = sqlx::query(sql)
             .bind(after.transaction_id.to_string())
             .bind(to_i64(after.position))
-            .bind(read_limit(limit));
+            .bind(limit);
         if let Some(categories) = categories {
             query = query.bind(categories);
         }
-        decode_as_read(query.fetch(&self.pool)).await
+        decode_as_read(query.fetch(&self.pool), limit).await
     }
 
     async fn head(&self) -> Result<LogPosition, ReadError> {

@@ -79,11 +79,14 @@ pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
     })
 }
 
-/// Decodes rows as they arrive, so decoding runs while the server still sends the rest.
+/// Decodes rows as they arrive, so decoding runs while the server still sends the rest; `limit`
+/// is the most the query returns (at most [`crate::limits::MAX_READ_BATCH`]), room made for at
+/// once rather than by copying a large batch each time it outgrows its buffer.
 pub(crate) async fn decode_as_read(
     mut rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Unpin,
+    limit: i64,
 ) -> Result<Vec<RecordedEvent>, ReadError> {
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
     while let Some(row) = rows.try_next().await? {
         events.push(decode_row(&row)?);
     }

@@ -135,10 +135,13 @@ pub(crate) fn row_changes_of<'e, E: DomainEvent, R>(
     category: &str,
     of: impl Fn(E) -> RowChange<R, E>,
 ) -> Result<Vec<KeyedChange<'e, R, E>>, ProjectionError> {
-    Ok(facts_of::<E>(events, category)?
-        .into_iter()
-        .map(|(id, recorded, event)| (id, recorded, of(event)))
-        .collect())
+    let mut changes = Vec::with_capacity(events.len());
+    for event in events {
+        if event.stream_id.category() == category {
+            changes.push((stream_uuid(event)?, event, of(decode::<E>(event)?)));
+        }
+    }
+    Ok(changes)
 }
 
 /// The keys a batch touches whose rows must be loaded: those whose first fact in the batch does
