@@ -90,10 +90,20 @@ pub(crate) fn facts_of<'e, E: DomainEvent>(
     events: &'e [RecordedEvent],
     category: &str,
 ) -> Result<Vec<(Uuid, &'e RecordedEvent, E)>, ProjectionError> {
+    facts_made_into(events, category, |event| event)
+}
+
+/// The events of `category` in a batch, decoded and made into what `of` makes of them, each
+/// with the aggregate id its stream names; one pass, no intermediate list.
+fn facts_made_into<'e, E: DomainEvent, T>(
+    events: &'e [RecordedEvent],
+    category: &str,
+    of: impl Fn(E) -> T,
+) -> Result<Vec<(Uuid, &'e RecordedEvent, T)>, ProjectionError> {
     let mut facts = Vec::with_capacity(events.len());
     for event in events {
         if event.stream_id.category() == category {
-            facts.push((stream_uuid(event)?, event, decode::<E>(event)?));
+            facts.push((stream_uuid(event)?, event, of(decode::<E>(event)?)));
         }
     }
     Ok(facts)
@@ -135,13 +145,7 @@ pub(crate) fn row_changes_of<'e, E: DomainEvent, R>(
     category: &str,
     of: impl Fn(E) -> RowChange<R, E>,
 ) -> Result<Vec<KeyedChange<'e, R, E>>, ProjectionError> {
-    let mut changes = Vec::with_capacity(events.len());
-    for event in events {
-        if event.stream_id.category() == category {
-            changes.push((stream_uuid(event)?, event, of(decode::<E>(event)?)));
-        }
-    }
-    Ok(changes)
+    facts_made_into(events, category, of)
 }
 
 /// The keys a batch touches whose rows must be loaded: those whose first fact in the batch does
