@@ -703,37 +703,15 @@ fn misplaced(event_type: &str, stream_id: &str) -> String {
     format!("{event_type} on stream {stream_id:?}, not a merchant's wallet or a payment")
 }
 
-/// Decodes a stored event straight from its payload text; a payload of another schema version
-/// goes through the domain's upcasting decoder.
+/// Decodes a stored event from its payload text (see [`lightspeed_domain::decode_raw`]).
 fn decode_event<E: DomainEvent>(
     event_type: &str,
     schema_version: u16,
     payload: &str,
 ) -> Result<E, String> {
-    // The domain's events are adjacently tagged: {"type": <event type>, "data": <payload>}.
-    let mut tagged = String::with_capacity(payload.len() + event_type.len() + 20);
-    tagged.push_str(r#"{"type":"#);
-    if event_type
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        tagged.push('"');
-        tagged.push_str(event_type);
-        tagged.push('"');
-    } else {
-        tagged.push_str(&serde_json::Value::from(event_type).to_string());
-    }
-    tagged.push_str(r#","data":"#);
-    tagged.push_str(payload);
-    tagged.push('}');
-    match serde_json::from_str::<E>(&tagged) {
-        Ok(event) if event.schema_version() == schema_version => Ok(event),
-        _ => {
-            let payload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
-            lightspeed_domain::decode(event_type, schema_version, &payload)
-                .map_err(|e| e.to_string())
-        }
-    }
+    let payload: &serde_json::value::RawValue =
+        serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    lightspeed_domain::decode_raw(event_type, schema_version, payload).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde::de::value::MapDeserializer;
+use serde_json::value::RawValue;
 
 /// A past-tense fact recorded by an aggregate.
 ///
@@ -134,4 +135,89 @@ pub fn decode<E: DomainEvent>(
         event_type: event_type.to_owned(),
         source,
     })
+}
+
+/// [`decode`] from the payload's JSON text: a payload of the current shape is read straight
+/// into the event, with no JSON tree built first; an older shape (the decoded event names
+/// another schema version) or a payload that does not read goes through [`decode`].
+pub fn decode_raw<E: DomainEvent>(
+    event_type: &str,
+    schema_version: u16,
+    payload: &RawValue,
+) -> Result<E, UpcastError> {
+    let direct = serde_json::to_string(event_type)
+        .and_then(RawValue::from_string)
+        .and_then(|tag| {
+            let tagged = MapDeserializer::<_, serde_json::Error>::new(
+                [("type", &*tag), ("data", payload)].into_iter(),
+            );
+            E::deserialize(tagged)
+        });
+    match direct {
+        Ok(event) if event.schema_version() == schema_version => Ok(event),
+        _ => {
+            let payload =
+                serde_json::from_str(payload.get()).map_err(|source| UpcastError::Malformed {
+                    event_type: event_type.to_owned(),
+                    source,
+                })?;
+            decode(event_type, schema_version, &payload)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event whose payload shape changed: version 1 stored `rupees`, version 2 stores `paise`.
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    #[serde(tag = "type", content = "data")]
+    enum Reshaped {
+        Charged { paise: i64 },
+    }
+
+    impl DomainEvent for Reshaped {
+        fn event_type(&self) -> &'static str {
+            "Charged"
+        }
+
+        fn schema_version(&self) -> u16 {
+            2
+        }
+
+        fn upcast<'p>(
+            event_type: &str,
+            schema_version: u16,
+            payload: &'p serde_json::Value,
+        ) -> Result<Cow<'p, serde_json::Value>, UpcastError> {
+            match schema_version {
+                2 => Ok(Cow::Borrowed(payload)),
+                1 => Ok(Cow::Owned(serde_json::json!({
+                    "paise": payload["rupees"].as_i64().unwrap_or_default() * 100
+                }))),
+                _ => Err(UpcastError::UnknownVersion {
+                    event_type: event_type.to_owned(),
+                    schema_version,
+                }),
+            }
+        }
+    }
+
+    fn text(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).expect("JSON")
+    }
+
+    #[test]
+    fn raw_payloads_of_an_older_shape_are_upcast() {
+        let current = decode_raw::<Reshaped>("Charged", 2, &text(r#"{"paise": 250}"#));
+        assert_eq!(current.ok(), Some(Reshaped::Charged { paise: 250 }));
+        let older = decode_raw::<Reshaped>("Charged", 1, &text(r#"{"rupees": 3}"#));
+        assert_eq!(older.ok(), Some(Reshaped::Charged { paise: 300 }));
+        // A version 1 payload that happens to read as version 2 is still upcast.
+        let lookalike = decode_raw::<Reshaped>("Charged", 1, &text(r#"{"paise": 9, "rupees": 3}"#));
+        assert_eq!(lookalike.ok(), Some(Reshaped::Charged { paise: 300 }));
+        let unknown = decode_raw::<Reshaped>("Charged", 7, &text(r#"{"paise": 1}"#));
+        assert!(matches!(unknown, Err(UpcastError::UnknownVersion { .. })));
+    }
 }

@@ -134,7 +134,7 @@ mod properties;
 mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decider::{Decider, DomainEvent, UpcastError, decode, encode};
+pub use decider::{Decider, DomainEvent, UpcastError, decode, decode_raw, encode};
 pub use gateway::Gateway;
 pub use ids::{
     GatewayId, MerchantId, NotificationId, PaymentId, PayoutId, RefundId, WebhookDeliveryId,

@@ -1,7 +1,7 @@
 use super::*;
 use crate::access::Role;
 use crate::checkout_settings::CheckoutSettings;
-use crate::decider::{DomainEvent, decode, encode};
+use crate::decider::{DomainEvent, decode, decode_raw, encode};
 use crate::gateway::GatewaySettings;
 use crate::merchant::{ClientKey, EmailContact, EmailOptIns, WhatsappContact, WhatsappOptIns};
 use crate::money::{BasisPoints, Currency, Paise};
@@ -37,6 +37,9 @@ fn round_trips<E: DomainEvent + PartialEq + Debug>(event_types: &[&str], samples
         );
         let decoded: E = decode(event_type, schema_version, &payload).expect("decodes");
         assert_eq!(&decoded, event);
+        let text = serde_json::value::to_raw_value(&payload).expect("payload text");
+        let decoded: E = decode_raw(event_type, schema_version, &text).expect("decodes its text");
+        assert_eq!(&decoded, event, "{event_type} decodes from its text alike");
     }
 }
 
@@ -562,6 +565,15 @@ fn an_unknown_type_or_malformed_payload_is_a_typed_decode_error() {
     let unknown = decode::<PaymentEvent>("PaymentTeleported", 1, &serde_json::json!({}));
     assert!(matches!(unknown, Err(crate::UpcastError::Malformed { .. })));
     let malformed = decode::<PaymentEvent>("PaymentFailed", 1, &serde_json::json!({ "code": 7 }));
+    assert!(matches!(
+        malformed,
+        Err(crate::UpcastError::Malformed { .. })
+    ));
+    let text =
+        |json: &str| serde_json::value::RawValue::from_string(json.to_owned()).expect("JSON");
+    let unknown = decode_raw::<PaymentEvent>("PaymentTeleported", 1, &text("{}"));
+    assert!(matches!(unknown, Err(crate::UpcastError::Malformed { .. })));
+    let malformed = decode_raw::<PaymentEvent>("PaymentFailed", 1, &text(r#"{"code": 7}"#));
     assert!(matches!(
         malformed,
         Err(crate::UpcastError::Malformed { .. })
