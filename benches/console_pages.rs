@@ -31,7 +31,7 @@ use lightspeed_domain::person::PersonEmail;
 use lightspeed_domain::retry::Jitter;
 use lightspeed_domain::{Decider, GatewayId, MerchantId, Notification, NotificationId, Paise};
 use lightspeed_eventstore::handler::new_events;
-use lightspeed_eventstore::{CommandContext, LogPosition, RecordedEvent, stream_of};
+use lightspeed_eventstore::{CommandContext, LogPosition, Payload, RecordedEvent, stream_of};
 use lightspeed_projections::{BatchOutcome, apply_batch, catalog, versions};
 use support::served_api::ServedApi;
 use support::transactions_fill::{PaymentRun, fill};
@@ -239,7 +239,7 @@ fn recorded(events: Vec<NotificationEvent>, position: &mut LogPosition) -> Vec<R
                 stream_version: index as u64 + 1,
                 event_type: event.event_type,
                 schema_version: event.schema_version,
-                payload: event.payload,
+                payload: Payload::of(&event.payload).expect("payload"),
                 metadata: event.metadata,
                 recorded_at: decided.at(),
                 row_hash: [0; 32],

@@ -46,8 +46,8 @@ pub use category_reads::LogReader;
 pub use error::{AppendError, InvalidInput, ReadError};
 pub use handler::{CommandContext, CommandError, CommandHandler, Executed, Loaded, stream_of};
 pub use model::{
-    AppendResult, ExpectedVersion, LogPosition, Metadata, NewEvent, RecordedEvent, StreamAppend,
-    StreamId,
+    AppendResult, ExpectedVersion, LogPosition, Metadata, NewEvent, Payload, RecordedEvent,
+    StreamAppend, StreamId,
 };
 pub use postgres::PgEventStore;
 pub use store::EventStore;

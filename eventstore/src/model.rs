@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::input::InvalidInput;
@@ -251,7 +252,7 @@ pub struct RecordedEvent {
     /// Version of the payload shape.
     pub schema_version: u16,
     /// The facts.
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     /// Correlation, causation, actor, request id.
     pub metadata: Metadata,
     /// When it was appended.
@@ -266,7 +267,45 @@ impl RecordedEvent {
     pub fn decode<E: lightspeed_domain::DomainEvent>(
         &self,
     ) -> Result<E, lightspeed_domain::UpcastError> {
-        lightspeed_domain::decode(&self.event_type, self.schema_version, &self.payload)
+        lightspeed_domain::decode_raw(&self.event_type, self.schema_version, &self.payload.0)
+    }
+}
+
+/// A recorded event's payload as JSON text, as the log holds it: a reader decodes it straight
+/// into the type it wants ([`RecordedEvent::decode`]), and the relay passes it on unread.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// `value` as a payload's JSON text.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload as a JSON value, for readers that inspect it rather than decode it.
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+}
+
+/// The JSON text.
+impl std::fmt::Display for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The same facts, however the text is spaced or its keys ordered.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+            || matches!((self.to_value(), other.to_value()), (Ok(a), Ok(b)) if a == b)
     }
 }
 

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::types::Json;
 
 use crate::error::ReadError;
-use crate::model::{LogPosition, Metadata, RecordedEvent, StreamId};
+use crate::model::{LogPosition, Metadata, Payload, RecordedEvent, StreamId};
 
 /// The columns [`decode_row`] reads, as one SQL fragment.
 macro_rules! event_columns {
@@ -70,7 +70,10 @@ pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, ReadError> {
         event_type: row.try_get("event_type")?,
         schema_version: u16::try_from(row.try_get::<i16, _>("schema_version")?)
             .map_err(|e| corrupt(e.to_string()))?,
-        payload: row.try_get("payload")?,
+        payload: row
+            .try_get::<Json<Payload>, _>("payload")
+            .map_err(|e| corrupt(e.to_string()))?
+            .0,
         metadata,
         recorded_at: row.try_get("recorded_at")?,
         row_hash: hash

@@ -101,22 +101,32 @@ impl Projection for AuditLog {
         _rows: &'a mut RowCache,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            let entries: Vec<AuditEntry> = events.iter().filter_map(entry).collect();
+            let entries: Vec<AuditEntry> = events
+                .iter()
+                .filter_map(|event| entry(event).transpose())
+                .collect::<Result<_, _>>()?;
             insert_rows(conn, schema, "audit_log", &entries).await
         })
     }
 }
 
 /// The audit entry of an event, if an admin caused it.
-fn entry(event: &RecordedEvent) -> Option<AuditEntry> {
-    let actor = event
-        .metadata
-        .actor
-        .as_deref()?
-        .strip_prefix(ADMIN_ACTOR_PREFIX)?;
-    let payload = seal_secrets(event.payload.clone());
-    let (before, after) = before_after(&event.event_type, payload);
-    Some(AuditEntry {
+fn entry(event: &RecordedEvent) -> Result<Option<AuditEntry>, ProjectionError> {
+    let Some(actor) =
+        (event.metadata.actor.as_deref()).and_then(|actor| actor.strip_prefix(ADMIN_ACTOR_PREFIX))
+    else {
+        return Ok(None);
+    };
+    let payload = event
+        .payload
+        .to_value()
+        .map_err(|e| ProjectionError::Decode {
+            event_id: event.event_id,
+            position: event.log_position,
+            why: e.to_string(),
+        })?;
+    let (before, after) = before_after(&event.event_type, seal_secrets(payload));
+    Ok(Some(AuditEntry {
         event_id: event.event_id,
         log_position: position_i64(event),
         actor: actor.to_owned(),
@@ -128,7 +138,7 @@ fn entry(event: &RecordedEvent) -> Option<AuditEntry> {
         request_id: event.metadata.request_id.clone(),
         correlation_id: event.metadata.correlation_id,
         at: event.recorded_at,
-    })
+    }))
 }
 
 /// Before and after from the event's own fields where it states both.

@@ -10,7 +10,7 @@ use lightspeed_domain::payment::{
 };
 use lightspeed_domain::{Decider, GatewayId, Paise, Payment, PaymentId};
 use lightspeed_eventstore::handler::new_events;
-use lightspeed_eventstore::{CommandContext, LogPosition, RecordedEvent, stream_of};
+use lightspeed_eventstore::{CommandContext, LogPosition, Payload, RecordedEvent, stream_of};
 use lightspeed_projections::progress::Silent;
 use lightspeed_projections::{
     BatchOutcome, ProjectorDeps, apply_batch, catalog, rebuild, versions,
@@ -176,7 +176,7 @@ fn recorded(
                 stream_version: index as u64 + 1,
                 event_type: event.event_type,
                 schema_version: event.schema_version,
-                payload: event.payload,
+                payload: Payload::of(&event.payload).expect("payload"),
                 metadata: event.metadata,
                 recorded_at: decided.at(),
                 row_hash: [0; 32],

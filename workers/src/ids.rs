@@ -171,7 +171,7 @@ mod tests {
             stream_version: 1,
             event_type: "PaymentInitiated".into(),
             schema_version: 1,
-            payload: serde_json::json!({}),
+            payload: lightspeed_eventstore::Payload::of(&serde_json::json!({})).expect("payload"),
             metadata: Metadata::default(),
             recorded_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_123)
                 .expect("instant"),

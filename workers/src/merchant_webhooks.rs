@@ -862,7 +862,7 @@ mod tests {
             stream_version: 3,
             event_type: "PaymentRefunded".to_owned(),
             schema_version: 1,
-            payload: serde_json::to_value(event).expect("payload"),
+            payload: lightspeed_eventstore::Payload::of(event).expect("payload"),
             metadata: Default::default(),
             recorded_at: event.at(),
             row_hash: [0; 32],

@@ -212,8 +212,14 @@ async fn a_reversed_payout_restores_the_balance_due_and_is_final() {
         .iter()
         .find(|e| e.event_type == "PayoutReversed")
         .expect("reversal");
-    assert_eq!(reversal.payload["reason"], "reversed");
-    assert_eq!(reversal.payload["detail"], "Beneficiary bank is offline");
+    assert_eq!(
+        reversal.payload.to_value().expect("payload")["reason"],
+        "reversed"
+    );
+    assert_eq!(
+        reversal.payload.to_value().expect("payload")["detail"],
+        "Beneficiary bank is offline"
+    );
     assert_eq!(reversal.metadata.actor.as_deref(), Some("psp:razorpayx"));
 }
 

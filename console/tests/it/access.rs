@@ -153,7 +153,8 @@ async fn a_firing_alert_is_acknowledged_by_a_person_and_an_auditor_cannot() {
     let acknowledged = &events[1];
     assert_eq!(acknowledged.event_type, "OpsAlertAcknowledged");
     assert_eq!(
-        acknowledged.payload["by"], ADMIN_EMAIL,
+        acknowledged.payload.to_value().expect("payload")["by"],
+        ADMIN_EMAIL,
         "{}",
         acknowledged.payload
     );

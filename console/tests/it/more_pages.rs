@@ -590,7 +590,12 @@ async fn a_manual_settlement_is_recorded_with_the_person_and_a_forged_one_is_ref
         settled.metadata.actor.as_deref(),
         Some(format!("admin:{ADMIN_EMAIL}").as_str())
     );
-    assert_eq!(settled.payload["amount"], 100_050, "{}", settled.payload);
+    assert_eq!(
+        settled.payload.to_value().expect("payload")["amount"],
+        100_050,
+        "{}",
+        settled.payload
+    );
 }
 
 #[tokio::test]

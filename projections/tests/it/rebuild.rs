@@ -171,7 +171,7 @@ impl Projection for WalletsWithLargestPayment {
                 .iter()
                 .filter(|e| e.event_type == "CommissionAccrued")
             {
-                let amount = event.payload["amount"].as_i64().unwrap_or(0);
+                let amount = event.payload.to_value()?["amount"].as_i64().unwrap_or(0);
                 let sql = format!(
                     "UPDATE {schema}.wallet_balances
                         SET largest_payment_paise = greatest(largest_payment_paise, $1)
