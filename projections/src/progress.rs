@@ -21,8 +21,9 @@ pub struct ProgressUpdate {
     pub version: i32,
     /// Events applied so far.
     pub done: u64,
-    /// Events the log held to apply when the rebuild started (it may grow meanwhile).
-    pub total: u64,
+    /// Events the log held to apply when the rebuild started (it may grow meanwhile), once
+    /// counted: the count runs beside the first batches rather than before them.
+    pub total: Option<u64>,
     /// Events applied per second so far.
     pub rate_per_s: u64,
     /// Seconds left at that rate, once a rate is known.
@@ -33,7 +34,7 @@ pub struct ProgressUpdate {
 
 impl ProgressUpdate {
     /// The first update of a rebuild.
-    pub fn new(projection: &'static str, version: i32, total: u64) -> Self {
+    pub fn new(projection: &'static str, version: i32, total: Option<u64>) -> Self {
         Self {
             projection,
             version,
@@ -52,35 +53,42 @@ impl ProgressUpdate {
             .unwrap_or(u64::MAX)
             .max(1);
         self.rate_per_s = done.saturating_mul(1_000) / elapsed_ms;
-        self.eta_secs =
-            (self.rate_per_s > 0).then(|| self.total.saturating_sub(done) / self.rate_per_s);
+        self.eta_secs = self
+            .total
+            .filter(|_| self.rate_per_s > 0)
+            .map(|total| total.saturating_sub(done) / self.rate_per_s);
     }
 
     /// Records the end.
     pub fn finish(&mut self, done: u64, elapsed: Duration) {
         self.advance(done, elapsed);
-        self.total = self.total.max(done);
+        self.total = Some(self.total.unwrap_or(0).max(done));
         self.eta_secs = Some(0);
         self.finished = true;
     }
 
-    /// Per cent done, 0 to 100.
+    /// Per cent done, 0 to 100 (0 until the total is counted).
     pub fn percent(&self) -> u64 {
-        (self.done.min(self.total) * 100)
-            .checked_div(self.total)
-            .unwrap_or(100)
+        match self.total {
+            Some(total) => (self.done.min(total) * 100)
+                .checked_div(total)
+                .unwrap_or(100),
+            None => 0,
+        }
     }
 
     fn line(&self) -> String {
         let eta = self
             .eta_secs
             .map_or_else(|| "?".to_owned(), |secs| format!("{secs}s"));
+        let total = self
+            .total
+            .map_or_else(|| "?".to_owned(), |total| total.to_string());
         format!(
-            "{} v{}: {}/{} events ({}%), {} events/s, ETA {eta}",
+            "{} v{}: {}/{total} events ({}%), {} events/s, ETA {eta}",
             self.projection,
             self.version,
             self.done,
-            self.total,
             self.percent(),
             self.rate_per_s
         )
@@ -156,5 +164,36 @@ pub fn for_stderr() -> Box<dyn Progress> {
         Box::new(TerminalBar::default())
     } else {
         Box::new(LogLines::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuild_not_yet_counted_shows_no_share_and_no_eta() {
+        let mut update = ProgressUpdate::new("wallets", 2, None);
+        update.advance(5_000, Duration::from_secs(1));
+        assert_eq!((update.percent(), update.eta_secs), (0, None));
+        assert!(
+            update.line().contains("5000/? events (0%)"),
+            "{}",
+            update.line()
+        );
+
+        update.total = Some(20_000);
+        update.advance(10_000, Duration::from_secs(2));
+        assert_eq!((update.percent(), update.eta_secs), (50, Some(2)));
+
+        update.finish(21_000, Duration::from_secs(4));
+        assert_eq!((update.total, update.percent()), (Some(21_000), 100));
+    }
+
+    #[test]
+    fn a_rebuild_that_ends_before_its_count_reports_what_it_applied() {
+        let mut update = ProgressUpdate::new("merchants", 1, None);
+        update.finish(7_000, Duration::from_millis(300));
+        assert_eq!((update.total, update.percent()), (Some(7_000), 100));
     }
 }

@@ -160,22 +160,18 @@ async fn build(
         version.checkpoint,
         categories.as_deref(),
     );
-    // Counting what is left (for the progress report) and reading the first batch are two
-    // queries on two connections: neither waits for the other.
-    let (total, mut batch) = tokio::try_join!(
-        async {
-            events_after(deps.store.pool(), version.checkpoint, categories.as_deref())
-                .await
-                .map_err(ProjectionError::from)
-        },
-        async {
-            reader
-                .next_batch(batch_size)
-                .await
-                .map_err(ProjectionError::from)
-        },
-    )?;
-    let mut update = ProgressUpdate::new(projection.name(), version.version, total);
+    // What is left is counted for the progress report on a connection of its own, beside the
+    // batches: on a large log the count of a rare category takes longer than its first batches.
+    let mut count = Some(tokio::spawn({
+        let (pool, after, categories) = (
+            deps.store.pool().clone(),
+            version.checkpoint,
+            categories.clone(),
+        );
+        async move { events_after(&pool, after, categories.as_deref()).await }
+    }));
+    let mut batch = reader.next_batch(batch_size).await?;
+    let mut update = ProgressUpdate::new(projection.name(), version.version, None);
     progress.report(&update);
     let mut applied = 0u64;
     let mut rows = RowCache::keeping(rows_kept);
@@ -196,6 +192,9 @@ async fn build(
         {
             build.commit(&mut rows).await?;
         }
+        if let Some(counted) = count.take_if(|count| count.is_finished()) {
+            update.total = counted_total(counted.await);
+        }
         update.advance(applied, started.elapsed());
         progress.report(&update);
         let (returned, next) = next
@@ -207,9 +206,30 @@ async fn build(
     if let Some(build) = open {
         build.commit(&mut rows).await?;
     }
+    if let Some(count) = count {
+        count.abort();
+    }
     let checkpoint = reader.position();
     tracing::debug!(%checkpoint, "rebuild read up to");
     Ok((applied, update))
+}
+
+/// The count of what a rebuild has to apply, if it could be made: a progress report without a
+/// total is no reason to fail the rebuild.
+fn counted_total(
+    counted: Result<Result<u64, lightspeed_eventstore::ReadError>, tokio::task::JoinError>,
+) -> Option<u64> {
+    match counted {
+        Ok(Ok(total)) => Some(total),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not count the events left to rebuild");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the count of the events left to rebuild stopped");
+            None
+        }
+    }
 }
 
 /// Switches readers to the built version and, with `options.drop_previous`, drops the one they

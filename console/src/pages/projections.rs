@@ -129,7 +129,7 @@ fn run_rows(lang: Lang, runs: &[RunView]) -> Markup {
                 td.num { @match &run.progress {
                     Some(p) => {
                         progress max="100" value=(p.percent()) aria-label={ (run.projection) " %" } { (p.percent()) "%" }
-                        " " (p.done) " / " (p.total) " (" (p.percent()) "%)"
+                        " " (p.done) " / " @if let Some(total) = p.total { (total) } @else { "?" } " (" (p.percent()) "%)"
                     },
                     None => "—",
                 } }
