@@ -1,5 +1,6 @@
 //! Rows kept by key (a payment's transaction row, a gateway's row, a merchant's wallet balance):
-//! loaded when a batch needs them, changed in memory, written back in one statement per table.
+//! loaded when a batch needs them, changed in memory, written back (those new to the table
+//! inserted, those it holds replaced).
 //!
 //! A live projector writes them at the end of every batch and forgets them. A rebuild keeps them
 //! across batches and writes the changed ones only every so often, in the transaction that moves
@@ -19,7 +20,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
-use crate::projection::{keys_to_load, load_rows, orphan, upsert_rows};
+use crate::projection::{insert_rows, keys_to_load, load_rows, orphan, upsert_rows};
 
 /// The rows a projection keeps by key, per table, between writes.
 pub struct RowCache {
@@ -114,10 +115,12 @@ trait KeptTable: Send {
     fn forget_beyond(&mut self, capacity: usize);
 }
 
-/// A row and the last batch that used it.
+/// A row, the last batch that used it, and whether its table holds a row of its key (loaded,
+/// or written since): a row it does not hold is inserted, one it does is replaced.
 struct Kept<T> {
     row: T,
     used: u64,
+    stored: bool,
 }
 
 /// One table's kept rows, by key.
@@ -162,7 +165,15 @@ impl<T: KeptRow> TableRows<T> {
             None => true,
         });
         for row in load_rows::<T>(conn, schema, self.table, self.key, &missing).await? {
-            self.rows.insert(key_of(&row), Kept { row, used: batch });
+            let stored = true;
+            self.rows.insert(
+                key_of(&row),
+                Kept {
+                    row,
+                    used: batch,
+                    stored,
+                },
+            );
         }
         Ok(())
     }
@@ -171,7 +182,8 @@ impl<T: KeptRow> TableRows<T> {
     pub(crate) fn insert(&mut self, key: Uuid, row: T) {
         self.changed.insert(key);
         let used = self.batch;
-        self.rows.insert(key, Kept { row, used });
+        let stored = self.rows.get(&key).is_some_and(|kept| kept.stored);
+        self.rows.insert(key, Kept { row, used, stored });
     }
 
     /// The row of `key`, which an earlier event created, to change; `event`, about `key`, is an
@@ -199,10 +211,11 @@ impl<T: KeptRow> TableRows<T> {
     pub(crate) fn get_or_insert_with(&mut self, key: Uuid, new: impl FnOnce() -> T) -> &mut T {
         self.changed.insert(key);
         let used = self.batch;
-        let kept = self
-            .rows
-            .entry(key)
-            .or_insert_with(|| Kept { row: new(), used });
+        let kept = self.rows.entry(key).or_insert_with(|| Kept {
+            row: new(),
+            used,
+            stored: false,
+        });
         kept.used = used;
         &mut kept.row
     }
@@ -217,20 +230,26 @@ impl<T: KeptRow> KeptTable for TableRows<T> {
         self.changed.len()
     }
 
-    /// Writes the changed rows back in one statement, replacing those stored.
+    /// Writes the changed rows back: those the table does not hold yet inserted (in a rebuild,
+    /// most rows are new when first written, and a plain `COPY` skips staging them for an
+    /// upsert), those it holds replaced, one statement each.
     fn write<'a>(
         &'a mut self,
         conn: &'a mut PgConnection,
         schema: &'a str,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            let changed: Vec<&T> = self
-                .changed
-                .iter()
-                .filter_map(|key| self.rows.get(key).map(|kept| &kept.row))
-                .collect();
-            upsert_rows(conn, schema, self.table, self.key, &changed).await?;
-            self.changed.clear();
+            let (mut new, mut stored) = (Vec::new(), Vec::new());
+            for kept in self.changed.iter().filter_map(|key| self.rows.get(key)) {
+                if kept.stored { &mut stored } else { &mut new }.push(&kept.row);
+            }
+            insert_rows(conn, schema, self.table, &new).await?;
+            upsert_rows(conn, schema, self.table, self.key, &stored).await?;
+            for key in std::mem::take(&mut self.changed) {
+                if let Some(kept) = self.rows.get_mut(&key) {
+                    kept.stored = true;
+                }
+            }
             Ok(())
         })
     }
