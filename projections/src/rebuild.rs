@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lightspeed_eventstore::log_counts::events_after;
-use lightspeed_eventstore::{EventStore, LogReader, RecordedEvent};
+use lightspeed_eventstore::{EventStore, LogReader, ReadError, RecordedEvent};
 
 use crate::catalog;
 use crate::error::ProjectionError;
@@ -216,9 +216,7 @@ async fn build(
 
 /// The count of what a rebuild has to apply, if it could be made: a progress report without a
 /// total is no reason to fail the rebuild.
-fn counted_total(
-    counted: Result<Result<u64, lightspeed_eventstore::ReadError>, tokio::task::JoinError>,
-) -> Option<u64> {
+fn counted_total(counted: Result<Result<u64, ReadError>, tokio::task::JoinError>) -> Option<u64> {
     match counted {
         Ok(Ok(total)) => Some(total),
         Ok(Err(e)) => {

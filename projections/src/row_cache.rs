@@ -165,15 +165,12 @@ impl<T: KeptRow> TableRows<T> {
             None => true,
         });
         for row in load_rows::<T>(conn, schema, self.table, self.key, &missing).await? {
-            let stored = true;
-            self.rows.insert(
-                key_of(&row),
-                Kept {
-                    row,
-                    used: batch,
-                    stored,
-                },
-            );
+            let kept = Kept {
+                row,
+                used: batch,
+                stored: true,
+            };
+            self.rows.insert(key_of(&kept.row), kept);
         }
         Ok(())
     }
