@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::pagination::{CursorPage, checked_limit};
-use crate::projection::{Projection, RowCache, insert_rows, position_i64};
+use crate::projection::{Projection, RowCache, insert_rows, position_i64, undecodable};
 
 /// The prefix of an admin actor in event metadata.
 pub const ADMIN_ACTOR_PREFIX: &str = "admin:";
@@ -120,11 +120,7 @@ fn entry(event: &RecordedEvent) -> Result<Option<AuditEntry>, ProjectionError> {
     let payload = event
         .payload
         .to_value()
-        .map_err(|e| ProjectionError::Decode {
-            event_id: event.event_id,
-            position: event.log_position,
-            why: e.to_string(),
-        })?;
+        .map_err(|e| undecodable(event, e))?;
     let (before, after) = before_after(&event.event_type, seal_secrets(payload));
     Ok(Some(AuditEntry {
         event_id: event.event_id,

@@ -21,7 +21,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectionError;
-use crate::projection::{Projection, RowCache, RowChange, decode, stream_uuid};
+use crate::projection::{Projection, RowCache, RowChange, decode, stream_uuid, undecodable};
 
 /// How many recent payment outcomes the success rate is computed over.
 pub const RECENT_OUTCOMES: u32 = 50;
@@ -253,11 +253,10 @@ fn outcome(event: &RecordedEvent) -> Result<(Uuid, Fact), ProjectionError> {
                 at,
             },
         )),
-        _ => Err(ProjectionError::Decode {
-            event_id: event.event_id,
-            position: event.log_position,
-            why: format!("a {} decoded to another payment event", event.event_type),
-        }),
+        _ => Err(undecodable(
+            event,
+            format!("a {} decoded to another payment event", event.event_type),
+        )),
     }
 }
 

@@ -22,7 +22,7 @@ pub struct ProgressUpdate {
     /// Events applied so far.
     pub done: u64,
     /// Events the log held to apply when the rebuild started (it may grow meanwhile), once
-    /// counted: the count runs beside the first batches rather than before them.
+    /// counted: the count runs beside the first batches.
     pub total: Option<u64>,
     /// Events applied per second so far.
     pub rate_per_s: u64,

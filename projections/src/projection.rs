@@ -57,21 +57,27 @@ pub trait Projection: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 }
 
-/// Decodes an event into its domain type, upcasting older shapes.
-pub(crate) fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, ProjectionError> {
-    event.decode::<E>().map_err(|e| ProjectionError::Decode {
+/// The error for an event the projection cannot read, and why.
+pub(crate) fn undecodable(event: &RecordedEvent, why: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Decode {
         event_id: event.event_id,
         position: event.log_position,
-        why: e.to_string(),
-    })
+        why: why.to_string(),
+    }
+}
+
+/// Decodes an event into its domain type, upcasting older shapes.
+pub(crate) fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, ProjectionError> {
+    event.decode::<E>().map_err(|e| undecodable(event, e))
 }
 
 /// The aggregate id in an event's stream name (`wallet-<merchant id>` gives the merchant id).
 pub(crate) fn stream_uuid(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(event.stream_id.id()).map_err(|e| ProjectionError::Decode {
-        event_id: event.event_id,
-        position: event.log_position,
-        why: format!("stream {} does not name a uuid: {e}", event.stream_id),
+    Uuid::parse_str(event.stream_id.id()).map_err(|e| {
+        undecodable(
+            event,
+            format!("stream {} does not name a uuid: {e}", event.stream_id),
+        )
     })
 }
 
